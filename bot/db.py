@@ -1,0 +1,83 @@
+"""The database: Tortoise configuration, start-up and schema migrations (aerich).
+
+The schema is created and changed only by the migrations in ``migrations/``; production code
+never calls ``generate_schemas``. Migration files hold the SQL for both dialects we run on
+(SQLite and PostgreSQL), chosen at upgrade time.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+from tortoise import Tortoise, connections
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from bot.settings import Settings
+
+APP = "models"
+MODEL_MODULES = [
+    "models.directory",
+    "aerich.models",
+]
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def tortoise_config(database_url: str, tz: str = "Asia/Shanghai") -> dict:
+    url = database_url
+    if url.startswith("postgresql://"):
+        url = "postgres://" + url[len("postgresql://") :]
+    return {
+        "connections": {"default": url},
+        "apps": {APP: {"models": MODEL_MODULES, "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init(settings: Settings) -> None:
+    """Connect Tortoise (the context is global, so tasks started later see it too)."""
+    if settings.dialect == "sqlite":
+        path = settings.database_url.removeprefix("sqlite://")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # Tortoise caches each model's SQL per connection *name*, not per dialect; a process that
+    # opens SQLite and then PostgreSQL (the test suite, the benchmarks) would reuse "?"
+    # placeholders on PostgreSQL. Start every init from an empty cache.
+    EXECUTOR_CACHE.clear()
+    await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
+
+
+async def close() -> None:
+    await Tortoise.close_connections()
+
+
+@asynccontextmanager
+async def opened(settings: Settings, *, migrate: bool = True) -> AsyncIterator[None]:
+    await init(settings)
+    try:
+        if migrate:
+            await upgrade(settings)
+        yield
+    finally:
+        await close()
+
+
+async def upgrade(settings: Settings) -> list[str]:
+    """Apply every migration not yet applied; return their names."""
+    from aerich import Command
+
+    command = Command(tortoise_config(settings.database_url), app=APP, location=str(MIGRATIONS))
+    command._init_when_aenter = False  # Tortoise is already initialised by us
+    await command.init()
+    return await command.upgrade(run_in_transaction=True)
+
+
+def conn():
+    """The default connection (or the transaction bound to the current task)."""
+    return connections.get("default")
+
+
+def dialect() -> str:
+    return conn().schema_generator.DIALECT

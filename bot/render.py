@@ -1,0 +1,57 @@
+"""Rendering of every user-facing text: messages, pages, CLI reports.
+
+Templates live in ``templates/<locale>/`` (zh-CN is the default, en the second locale).
+Short texts (error reasons, button labels, one-line replies) are jinja2 macros in
+``templates/<locale>/_texts.j2``, called by name with :func:`text`; longer messages and pages
+are whole templates rendered with :func:`render`. No user-facing string lives in Python.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from bot.settings import LOCALES
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_LOCALE = "zh-CN"
+
+
+@lru_cache(maxsize=None)
+def environment(locale: str) -> Environment:
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}")
+    env = Environment(
+        loader=FileSystemLoader([TEMPLATES / locale, TEMPLATES / "common"]),
+        autoescape=select_autoescape(["html", "htm", "xml"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.globals["text"] = lambda code, **kw: text(code, locale=locale, **kw)
+    return env
+
+
+def render(name: str, locale: str = DEFAULT_LOCALE, **context) -> str:
+    return environment(locale).get_template(name).render(locale=locale, **context)
+
+
+@lru_cache(maxsize=None)
+def _texts(locale: str):
+    return environment(locale).get_template("_texts.j2").module
+
+
+def text(code: str, locale: str = DEFAULT_LOCALE, **params) -> str:
+    """One short text by its code, e.g. ``text("uscc_bad_check", value="…")``."""
+    macro = getattr(_texts(locale), code, None)
+    if macro is None:
+        raise KeyError(f"no text {code!r} in templates/{locale}/_texts.j2")
+    return str(macro(**params)).strip()
+
+
+def text_codes(locale: str) -> set[str]:
+    module = _texts(locale)
+    return {name for name in dir(module) if not name.startswith("_")}

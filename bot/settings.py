@@ -1,0 +1,84 @@
+"""Settings: built once from the environment (and an optional ``.env``), then frozen.
+
+Every knob the service has is here, with its default. Nothing else in the code reads
+``os.environ``; pass a :class:`Settings` instead, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+LOCALES = ("zh-CN", "en")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    tz: str = "Asia/Shanghai"
+    locale: str = "zh-CN"
+    # Secrets: never logged, never rendered (see __repr__).
+    telegram_token: str = field(default="", repr=False)
+    telegram_api_url: str = ""  # empty = the real Bot API
+    telegram_webhook_secret: str = field(default="", repr=False)
+    sms_account_sid: str = ""
+    sms_auth_token: str = field(default="", repr=False)
+    sms_api_url: str = ""
+    public_url: str = "http://127.0.0.1:8080"
+
+    def __post_init__(self) -> None:
+        if self.locale not in LOCALES:
+            raise SettingsError(f"INSPECTBOT_LOCALE must be one of {', '.join(LOCALES)}, not {self.locale!r}")
+        try:
+            ZoneInfo(self.tz)
+        except Exception as exc:  # ZoneInfoNotFoundError, ValueError
+            raise SettingsError(f"INSPECTBOT_TZ {self.tz!r} is not a known time zone") from exc
+        if not self.database_url:
+            object.__setattr__(self, "database_url", default_database_url(self.data_dir))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def dialect(self) -> str:
+        return "postgres" if self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://")) else "sqlite"
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, dotenv: bool = True) -> "Settings":
+        if env is None:
+            if dotenv:
+                from dotenv import dotenv_values
+
+                values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+                env = {**values, **os.environ}
+            else:
+                env = dict(os.environ)
+        data_dir = Path(env.get("INSPECTBOT_DATA_DIR", "data"))
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("DATABASE_URL", ""),
+            tz=env.get("INSPECTBOT_TZ", "Asia/Shanghai"),
+            locale=env.get("INSPECTBOT_LOCALE", "zh-CN"),
+            telegram_token=env.get("TELEGRAM_TOKEN", ""),
+            telegram_api_url=env.get("TELEGRAM_API_URL", ""),
+            telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
+            sms_account_sid=env.get("SMS_ACCOUNT_SID", ""),
+            sms_auth_token=env.get("SMS_AUTH_TOKEN", ""),
+            sms_api_url=env.get("SMS_API_URL", ""),
+            public_url=env.get("INSPECTBOT_PUBLIC_URL", "http://127.0.0.1:8080"),
+        )
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite://{(data_dir / 'inspectbot.sqlite3').as_posix()}"

@@ -1,0 +1,140 @@
+"""Shared fixtures: a real database per test, on SQLite and on PostgreSQL.
+
+``db`` is parametrised over both dialects. The schema comes from our migrations, never from
+``generate_schemas``. PostgreSQL tests use a private database created for this test session
+from the server named by ``INSPECTBOT_TEST_PG`` (default: the local trust-auth server's
+``test`` database); when ``CI=true`` they must run, elsewhere they skip with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bot import db as dbmod
+from bot.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("INSPECTBOT_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
+_pg_state: dict = {}
+
+
+def _pg_base(url: str) -> tuple[str, str]:
+    head, _, name = url.rpartition("/")
+    return head, name
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgres://", "postgresql://", 1), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _run(coro):
+    """Run a coroutine to completion on a private loop, even from inside a running loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _pg_database() -> str:
+    """Create (once per session) a private PostgreSQL database and migrate it."""
+    if "url" in _pg_state or "error" in _pg_state:
+        if "error" in _pg_state:
+            raise _pg_state["error"]
+        return _pg_state["url"]
+    name = f"ib_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    head, _ = _pg_base(PG_ADMIN_URL)
+    url = f"{head}/{name}"
+    try:
+        _run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # connection refused, auth, …
+        _pg_state["error"] = exc
+        raise
+
+    async def migrate():
+        async with dbmod.opened(Settings(database_url=url)):
+            pass
+
+    _run(migrate())
+    _pg_state.update(url=url, name=name)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tpl") / "template.sqlite3"
+
+    async def migrate():
+        async with dbmod.opened(Settings(database_url=f"sqlite://{path}")):
+            pass
+
+    asyncio.run(migrate())
+    return path
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "name" in _pg_state:
+        try:
+            _run(_pg_admin(f'DROP DATABASE IF EXISTS "{_pg_state["name"]}" WITH (FORCE)'))
+        except Exception:
+            pass
+
+
+def postgres_url_or_skip() -> str:
+    try:
+        return _pg_database()
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_ADMIN_URL}: {exc!r}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc!r}")
+
+
+async def _truncate_all() -> None:
+    conn = dbmod.conn()
+    rows = await conn.execute_query_dict(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'aerich'"
+    )
+    if rows:
+        names = ", ".join(f'"{r["tablename"]}"' for r in rows)
+        await conn.execute_script(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request, tmp_path, sqlite_template) -> Settings:
+    """A migrated, empty database of each dialect, with Tortoise initialised on it."""
+    if request.param == "sqlite":
+        path = tmp_path / "inspectbot.sqlite3"
+        shutil.copy(sqlite_template, path)
+        settings = Settings(data_dir=tmp_path, database_url=f"sqlite://{path}")
+        await dbmod.init(settings)
+    else:
+        settings = Settings(data_dir=tmp_path, database_url=postgres_url_or_skip())
+        await dbmod.init(settings)
+        await _truncate_all()
+    try:
+        yield settings
+    finally:
+        await dbmod.close()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path, sqlite_template) -> Settings:
+    """Only SQLite, for tests about behaviour that does not depend on the dialect."""
+    path = tmp_path / "inspectbot.sqlite3"
+    shutil.copy(sqlite_template, path)
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite://{path}")
+    await dbmod.init(settings)
+    try:
+        yield settings
+    finally:
+        await dbmod.close()
