@@ -7,9 +7,11 @@ never calls ``generate_schemas``. Migration files hold the SQL for both dialects
 
 from __future__ import annotations
 
+import json
 from contextlib import asynccontextmanager
+from enum import Enum
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterable, Sequence
 
 from tortoise import Tortoise, connections
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -19,6 +21,7 @@ from bot.settings import Settings
 APP = "models"
 MODEL_MODULES = [
     "models.directory",
+    "models.messaging",
     "aerich.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -81,3 +84,48 @@ def conn():
 
 def dialect() -> str:
     return conn().schema_generator.DIALECT
+
+
+def placeholders(n: int, start: int = 1) -> str:
+    """``?, ?, ?`` on SQLite, ``$1, $2, $3`` on PostgreSQL."""
+    if dialect() == "postgres":
+        return ", ".join(f"${i}" for i in range(start, start + n))
+    return ", ".join("?" * n)
+
+
+def encode(value):
+    """A Python value as our raw-SQL writes pass it (JSON as text; both drivers take the rest)."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+async def bulk_insert(
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence],
+    *,
+    ignore_conflicts: bool = False,
+    batch: int = 5000,
+    connection=None,
+) -> None:
+    """Insert plain tuples with ``executemany``: the path for city-scale writes.
+
+    Building a Tortoise object per row costs far more than the write itself at a million rows;
+    callers pass tuples in ``columns`` order. Runs on ``connection`` (a transaction) if given.
+    """
+    client = connection or conn()
+    cols = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders(len(columns))})'
+    if ignore_conflicts:
+        sql += " ON CONFLICT DO NOTHING"
+    chunk: list[list] = []
+    for row in rows:
+        chunk.append([encode(v) for v in row])
+        if len(chunk) >= batch:
+            await client.execute_many(sql, chunk)
+            chunk = []
+    if chunk:
+        await client.execute_many(sql, chunk)

@@ -1,0 +1,125 @@
+"""The messaging spine's tables: the outbox, inbound events, chat identities and invite codes."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Channel(str, Enum):
+    TELEGRAM = "telegram"
+    SMS = "sms"
+
+
+class RecipientKind(str, Enum):
+    INSPECTOR = "inspector"
+    ENTITY = "entity"
+    COORDINATOR = "coordinator"
+    PERSON = "person"  # any bound chat identity (admins, coordinators without a directory row)
+
+
+class OutboxStatus(str, Enum):
+    PENDING = "pending"  # due at next_attempt_at
+    SENDING = "sending"  # claimed by a dispatcher (claimed_until guards a crashed claimer)
+    SENT = "sent"  # the channel accepted it (provider id recorded)
+    DELIVERED = "delivered"  # a delivery receipt came back (SMS)
+    DEAD = "dead"  # permanent error or attempts exhausted; the recipient was marked unreachable
+    NO_ADDRESS = "no_address"  # the recipient has no usable address on this channel yet
+
+
+class Role(str, Enum):
+    INSPECTOR = "inspector"
+    COORDINATOR = "coordinator"
+    ADMIN = "admin"
+    ENTITY = "entity"
+
+
+class Outbox(Model):
+    """One outgoing message, written in the same transaction as the change that caused it.
+
+    The text is rendered at dispatch time from ``template`` + ``context`` in ``locale``, so a
+    write of 100,000 assignments stays a bulk insert. ``dedupe_key`` makes enqueueing the same
+    logical message twice a no-op (a unique key, not a check-then-insert).
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    dedupe_key = fields.CharField(max_length=200, unique=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    recipient_kind = fields.CharEnumField(RecipientKind, max_length=16)
+    recipient_id = fields.IntField()
+    template = fields.CharField(max_length=100)
+    context = fields.JSONField(default=dict)
+    locale = fields.CharField(max_length=8, default="zh-CN")
+    status = fields.CharEnumField(OutboxStatus, max_length=16, default=OutboxStatus.PENDING)
+    priority = fields.SmallIntField(default=0)  # lower first
+    attempts = fields.SmallIntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    claimed_until = fields.DatetimeField(null=True)
+    provider_id = fields.CharField(max_length=100, null=True)
+    last_error = fields.CharField(max_length=255, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+    delivered_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "outbox"
+        indexes = (("status", "next_attempt_at"),)
+
+
+class InboundEvent(Model):
+    """Every inbound event, keyed by the provider's id: a duplicate delivery changes nothing."""
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    external_id = fields.CharField(max_length=100)  # Telegram update_id, SMS MessageSid
+    sender = fields.CharField(max_length=64)  # chat id / E.164 number
+    kind = fields.CharField(max_length=32)
+    payload = fields.JSONField(default=dict)
+    received_at = fields.DatetimeField(auto_now_add=True)
+    processed_at = fields.DatetimeField(null=True)
+    outcome = fields.CharField(max_length=64, default="")
+
+    class Meta:
+        table = "inbound_event"
+        unique_together = (("channel", "external_id"),)
+
+
+class ChatBinding(Model):
+    """A chat (Telegram) or phone (SMS) bound to a person of the directory, with a role."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    address = fields.CharField(max_length=64)  # Telegram chat id or E.164 number
+    role = fields.CharEnumField(Role, max_length=16)
+    inspector = fields.ForeignKeyField("models.Inspector", null=True, related_name="bindings", on_delete=fields.CASCADE)
+    entity = fields.ForeignKeyField("models.Entity", null=True, related_name="bindings", on_delete=fields.CASCADE)
+    departments = fields.JSONField(default=list)  # department codes a coordinator is scoped to
+    display_name = fields.CharField(max_length=64, default="")
+    locale = fields.CharField(max_length=8, default="zh-CN")
+    reachable = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "chat_binding"
+        unique_together = (("channel", "address", "role"),)
+
+
+class InviteCode(Model):
+    """A one-time code that binds a chat to a person (``/start <code>``). Only its hash is stored."""
+
+    id = fields.IntField(primary_key=True)
+    code_hash = fields.CharField(max_length=64, unique=True)
+    role = fields.CharEnumField(Role, max_length=16)
+    inspector = fields.ForeignKeyField("models.Inspector", null=True, related_name="invites", on_delete=fields.CASCADE)
+    entity = fields.ForeignKeyField("models.Entity", null=True, related_name="invites", on_delete=fields.CASCADE)
+    departments = fields.JSONField(default=list)
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    used_by = fields.CharField(max_length=64, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "invite_code"

@@ -1,0 +1,45 @@
+"""Enqueue outgoing messages: rows of the outbox, written inside the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot import db
+from models.messaging import Channel, RecipientKind
+
+COLUMNS = (
+    "dedupe_key", "channel", "recipient_kind", "recipient_id", "template", "context", "locale",
+    "status", "priority", "attempts", "next_attempt_at", "last_error", "created_at",
+)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One logical message. ``dedupe_key`` names it for ever (e.g. ``asg:123:sent``)."""
+
+    dedupe_key: str
+    recipient_kind: RecipientKind
+    recipient_id: int
+    template: str  # a template under templates/<locale>/messages/
+    context: dict = field(default_factory=dict)
+    channel: Channel = Channel.TELEGRAM
+    locale: str = "zh-CN"
+    priority: int = 0
+    not_before: datetime | None = None
+
+
+async def enqueue(messages: list[Message] | tuple[Message, ...], now: datetime, connection=None) -> None:
+    """Write the messages as outbox rows; a ``dedupe_key`` already present is left alone.
+
+    Call it with the transaction's connection, so the rows commit (or roll back) together with
+    the state change that caused them.
+    """
+    rows = (
+        (
+            m.dedupe_key, m.channel.value, m.recipient_kind.value, m.recipient_id, m.template,
+            m.context, m.locale, "pending", m.priority, 0, m.not_before or now, "", now,
+        )
+        for m in messages
+    )
+    await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=connection)
