@@ -1,9 +1,10 @@
 """Rendering of every user-facing text: messages, pages, CLI reports.
 
 Templates live in ``templates/<locale>/`` (zh-CN is the default, en the second locale).
-Short texts (error reasons, button labels, one-line replies) are jinja2 macros in
-``templates/<locale>/_texts.j2``, called by name with :func:`text`; longer messages and pages
-are whole templates rendered with :func:`render`. No user-facing string lives in Python.
+Short texts (error reasons, button labels, one-line replies) are jinja2 macros in the files
+``templates/<locale>/texts/*.j2`` (one file per area), called by name with :func:`text`;
+longer messages and pages are whole templates rendered with :func:`render`. No user-facing
+string lives in Python. A macro name must be unique across a locale's text files.
 """
 
 from __future__ import annotations
@@ -40,18 +41,27 @@ def render(name: str, locale: str = DEFAULT_LOCALE, **context) -> str:
 
 
 @lru_cache(maxsize=None)
-def _texts(locale: str):
-    return environment(locale).get_template("_texts.j2").module
+def _texts(locale: str) -> dict:
+    env = environment(locale)
+    macros: dict = {}
+    for path in sorted((TEMPLATES / locale / "texts").glob("*.j2")):
+        module = env.get_template(f"texts/{path.name}").module
+        for name in dir(module):
+            if name.startswith("_"):
+                continue
+            if name in macros:
+                raise ValueError(f"text {name!r} defined twice in templates/{locale}/texts/")
+            macros[name] = getattr(module, name)
+    return macros
 
 
 def text(code: str, locale: str = DEFAULT_LOCALE, **params) -> str:
     """One short text by its code, e.g. ``text("uscc_bad_check", value="…")``."""
-    macro = getattr(_texts(locale), code, None)
+    macro = _texts(locale).get(code)
     if macro is None:
-        raise KeyError(f"no text {code!r} in templates/{locale}/_texts.j2")
+        raise KeyError(f"no text {code!r} in templates/{locale}/texts/")
     return str(macro(**params)).strip()
 
 
 def text_codes(locale: str) -> set[str]:
-    module = _texts(locale)
-    return {name for name in dir(module) if not name.startswith("_")}
+    return set(_texts(locale))
