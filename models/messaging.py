@@ -49,6 +49,7 @@ class Outbox(Model):
     channel = fields.CharEnumField(Channel, max_length=16)
     recipient_kind = fields.CharEnumField(RecipientKind, max_length=16)
     recipient_id = fields.IntField()
+    address = fields.CharField(max_length=64, null=True)  # set = send here (replies to a chat/number)
     template = fields.CharField(max_length=100)
     context = fields.JSONField(default=dict)
     locale = fields.CharField(max_length=8, default="zh-CN")
@@ -123,3 +124,19 @@ class InviteCode(Model):
 
     class Meta:
         table = "invite_code"
+
+
+class Unreachable(Model):
+    """An address a channel refused permanently (blocked the bot, no such chat, invalid number).
+
+    Messages to it are dead-lettered at once until a new binding or import clears the row."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    address = fields.CharField(max_length=64)
+    reason = fields.CharField(max_length=64)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "unreachable"
+        unique_together = (("channel", "address"),)

@@ -9,7 +9,7 @@ from bot import db
 from models.messaging import Channel, RecipientKind
 
 COLUMNS = (
-    "dedupe_key", "channel", "recipient_kind", "recipient_id", "template", "context", "locale",
+    "dedupe_key", "channel", "recipient_kind", "recipient_id", "address", "template", "context", "locale",
     "status", "priority", "attempts", "next_attempt_at", "last_error", "created_at",
 )
 
@@ -27,6 +27,7 @@ class Message:
     locale: str = "zh-CN"
     priority: int = 0
     not_before: datetime | None = None
+    address: str | None = None  # a reply to this chat/number, whoever it belongs to
 
 
 async def enqueue(messages: list[Message] | tuple[Message, ...], now: datetime, connection=None) -> None:
@@ -37,9 +38,28 @@ async def enqueue(messages: list[Message] | tuple[Message, ...], now: datetime, 
     """
     rows = (
         (
-            m.dedupe_key, m.channel.value, m.recipient_kind.value, m.recipient_id, m.template,
+            m.dedupe_key, m.channel.value, m.recipient_kind.value, m.recipient_id, m.address, m.template,
             m.context, m.locale, "pending", m.priority, 0, m.not_before or now, "", now,
         )
         for m in messages
     )
     await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=connection)
+
+
+async def reply(event, template: str, context: dict | None = None, *, locale: str, now: datetime,
+                connection=None, seq: int = 0, binding_id: int = 0) -> None:
+    """Answer the sender of an inbound event (``event``: bot.channels.base.InboundEvent) on its channel.
+
+    Keyed by the event's own id, so processing the same event twice cannot answer twice."""
+    await enqueue(
+        [
+            Message(
+                dedupe_key=f"reply:{event.channel}:{event.external_id}:{seq}",
+                recipient_kind=RecipientKind.PERSON, recipient_id=binding_id, template=template,
+                context=context or {}, channel=Channel(event.channel), locale=locale, priority=-2,
+                address=event.sender,
+            )
+        ],
+        now,
+        connection=connection,
+    )

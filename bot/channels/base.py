@@ -88,6 +88,7 @@ class InboundEvent:
     status: str = ""  # delivery status: queued, sent, delivered, undelivered, failed
     error_code: str = ""
     sender_name: str = ""
+    edited: bool = False  # an edit of an earlier message (never re-applied as a new answer)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
 

@@ -1,0 +1,238 @@
+"""The Telegram channel: the real python-telegram-bot behind our channel interface.
+
+Sending goes through PTB's ``Bot``; receiving either through PTB's long-polling ``Updater`` or
+through our own aiohttp webhook route (``webhook_handler``), which checks the secret token and
+stores the event before it answers 2xx (so a failure answers 503 and Telegram retries).
+Either way each ``Update`` is normalised to an :class:`~bot.channels.base.InboundEvent`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from datetime import timedelta
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
+from telegram import error as tg_error
+from telegram.ext import Application, ApplicationBuilder, TypeHandler
+
+from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "poll_answer"]
+MAX_BODY = 1 << 20  # a Telegram update is far smaller; anything larger is refused
+
+
+class TelegramChannel:
+    name = "telegram"
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        api_url: str = "",
+        mode: str = "polling",  # "polling" | "webhook" | "send-only"
+        webhook_url: str = "",
+        webhook_secret: str = "",
+        on_event: EventCallback | None = None,
+        timeout: float = 10.0,
+        pool_size: int = 64,
+    ) -> None:
+        if mode not in ("polling", "webhook", "send-only"):
+            raise ValueError(f"unknown Telegram mode {mode!r}")
+        if mode == "webhook" and not webhook_secret:
+            raise ValueError("webhook mode needs a secret token")
+        self.mode = mode
+        self.webhook_url = webhook_url
+        self._secret = webhook_secret
+        self.on_event = on_event
+        builder = (
+            ApplicationBuilder()
+            .token(token)
+            .connection_pool_size(pool_size)
+            .pool_timeout(timeout)
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .write_timeout(timeout)
+            .get_updates_read_timeout(timeout + 30)
+        )
+        if api_url:
+            base = api_url.rstrip("/")
+            builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
+        if mode != "polling":
+            builder = builder.updater(None)
+        self.app: Application = builder.build()
+        self.app.add_handler(TypeHandler(Update, self._on_polled_update))
+        self.username = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.app.initialize()
+        self.username = self.app.bot.username or ""
+        if self.mode == "webhook":
+            await self.app.bot.set_webhook(
+                self.webhook_url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES
+            )
+        elif self.mode == "polling":
+            await self.app.bot.delete_webhook()
+            await self.app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, poll_interval=0.0, timeout=10)
+            await self.app.start()
+
+    async def stop(self) -> None:
+        if self.mode == "polling":
+            if self.app.updater and self.app.updater.running:
+                await self.app.updater.stop()
+            if self.app.running:
+                await self.app.stop()
+        await self.app.shutdown()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(self, message: Outgoing) -> str:
+        bot = self.app.bot
+        markup = _markup(message)
+        try:
+            if message.edit_message_id:
+                result = await bot.edit_message_text(
+                    message.text, chat_id=message.address, message_id=int(message.edit_message_id),
+                    reply_markup=markup,
+                )
+                return str(getattr(result, "message_id", message.edit_message_id))
+            if message.poll is not None:
+                sent = await bot.send_poll(
+                    message.address, message.poll.question, list(message.poll.options), is_anonymous=False
+                )
+            elif message.photo is not None:
+                sent = await bot.send_photo(
+                    message.address, InputFile(message.photo, filename=message.photo_name),
+                    caption=message.text or None, reply_markup=markup,
+                )
+            elif message.document is not None:
+                sent = await bot.send_document(
+                    message.address, InputFile(message.document, filename=message.document_name),
+                    caption=message.text or None, reply_markup=markup,
+                )
+            else:
+                sent = await bot.send_message(message.address, message.text, reply_markup=markup)
+        except tg_error.TelegramError as exc:
+            raise send_error(exc) from None
+        return str(sent.message_id)
+
+    async def answer_button(self, callback_id: str, text: str = "") -> None:
+        """Stop the client's spinner. Best effort: a late answer is harmless."""
+        try:
+            await self.app.bot.answer_callback_query(callback_id, text=text or None)
+        except tg_error.TelegramError as exc:
+            log.info("answerCallbackQuery failed: %s", exc.__class__.__name__)
+
+    async def fetch_file(self, file_id: str) -> bytes:
+        try:
+            file = await self.app.bot.get_file(file_id)
+            return bytes(await file.download_as_bytearray())
+        except tg_error.TelegramError as exc:
+            raise send_error(exc) from None
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def _on_polled_update(self, update: Update, context) -> None:
+        event = normalise(update)
+        if event is None or self.on_event is None:
+            return
+        # Polling confirms an update by asking for the next ones: keep trying to store this one
+        # (e.g. while the database restarts) rather than lose it.
+        delay = 0.5
+        while True:
+            try:
+                await self.on_event(event)
+                return
+            except Exception:
+                log.exception("inbound Telegram update %s not stored; retrying", event.external_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    def secret_ok(self, header: str | None) -> bool:
+        return bool(header) and secrets.compare_digest(header.encode(), self._secret.encode())
+
+    def parse_webhook(self, data: dict) -> InboundEvent | None:
+        return normalise(Update.de_json(data, self.app.bot))
+
+
+def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
+    if not message.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in message.buttons]
+    )
+
+
+def send_error(exc: tg_error.TelegramError) -> SendError:
+    """Map PTB's exceptions onto retryable / permanent send errors."""
+    text = str(exc)
+    if isinstance(exc, tg_error.RetryAfter):
+        ra = exc.retry_after
+        seconds = ra.total_seconds() if isinstance(ra, timedelta) else float(ra)
+        return SendError("throttled", retryable=True, retry_after=seconds, detail=text)
+    if isinstance(exc, tg_error.TimedOut):
+        return SendError("timeout", retryable=True, detail=text)
+    if isinstance(exc, tg_error.Forbidden):
+        return SendError("blocked", retryable=False, detail=text)
+    if isinstance(exc, tg_error.InvalidToken):
+        # Our configuration, not the recipient: retry later, never mark anyone unreachable.
+        return SendError("auth", retryable=True, retry_after=60, detail="invalid token")
+    if isinstance(exc, tg_error.BadRequest):
+        lowered = text.lower()
+        if "chat not found" in lowered or "user not found" in lowered:
+            return SendError("chat_not_found", retryable=False, detail=text)
+        if "message is not modified" in lowered:
+            return SendError("not_modified", retryable=False, detail=text)
+        return SendError("bad_request", retryable=False, detail=text)
+    if isinstance(exc, tg_error.NetworkError):
+        return SendError("server", retryable=True, detail=text)
+    return SendError("unknown", retryable=True, detail=text)
+
+
+def normalise(update: Update) -> InboundEvent | None:
+    """One Telegram update as our channel-neutral event (None for kinds we do not handle)."""
+    uid = str(update.update_id)
+    raw = update.to_dict()
+    if update.callback_query is not None:
+        q = update.callback_query
+        chat = q.message.chat.id if q.message is not None else q.from_user.id
+        return InboundEvent(
+            channel="telegram", external_id=uid, sender=str(chat), kind=EventKind.BUTTON,
+            data=q.data or "", callback_id=q.id,
+            message_id=str(q.message.message_id) if q.message is not None else "",
+            sender_name=q.from_user.full_name, raw=raw,
+        )
+    if update.poll_answer is not None:
+        a = update.poll_answer
+        user = a.user.id if a.user is not None else 0
+        return InboundEvent(
+            channel="telegram", external_id=uid, sender=str(user), kind=EventKind.POLL_ANSWER,
+            poll_id=a.poll_id, option_ids=tuple(a.option_ids), raw=raw,
+        )
+    msg = update.message or update.edited_message
+    if msg is None or msg.chat is None:
+        return None
+    edited = update.edited_message is not None
+    common = dict(
+        channel="telegram", external_id=uid, sender=str(msg.chat.id), message_id=str(msg.message_id),
+        sender_name=msg.from_user.full_name if msg.from_user else "", edited=edited, raw=raw,
+    )
+    if msg.location is not None:
+        return InboundEvent(kind=EventKind.LOCATION, latitude=msg.location.latitude,
+                            longitude=msg.location.longitude, **common)
+    if msg.photo:
+        largest = max(msg.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
+        return InboundEvent(kind=EventKind.PHOTO, file_id=largest.file_id, text=msg.caption or "", **common)
+    text = msg.text or ""
+    if text.startswith("/") and not edited:
+        head, _, arg = text.partition(" ")
+        command = head[1:].split("@", 1)[0].lower()
+        return InboundEvent(kind=EventKind.COMMAND, command=command, argument=arg.strip(), text=text, **common)
+    if text:
+        return InboundEvent(kind=EventKind.TEXT, text=text, **common)
+    return None

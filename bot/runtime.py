@@ -1,0 +1,40 @@
+"""The running service's parts, wired once: settings, clock, channels, dispatcher.
+
+``Runtime.on_event`` is the single entry of every inbound event, whatever channel or mode
+(Telegram polling, Telegram webhook, SMS webhooks) brought it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from bot.channels.base import EventKind, InboundEvent
+from bot.clock import SYSTEM, Clock
+from bot.dispatcher import Dispatcher
+from bot.settings import Settings
+from handlers.router import route
+from services.inbound import Received, receive
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock = SYSTEM
+    channels: dict = field(default_factory=dict)
+    dispatcher: Dispatcher | None = None
+
+    async def on_event(self, event: InboundEvent) -> Received:
+        """Store and handle one event (one transaction); then answer a button and wake the sender."""
+        result = await receive(event, route, self.clock, self.settings.locale)
+        if event.kind == EventKind.BUTTON and event.callback_id:
+            channel = self.channels.get(event.channel)
+            if channel is not None and hasattr(channel, "answer_button"):
+                await channel.answer_button(event.callback_id)
+        if self.dispatcher is not None and not result.duplicate:
+            self.dispatcher.wake()
+        log.info("inbound %s/%s %s -> %s", event.channel, event.kind.value, event.external_id,
+                 "duplicate" if result.duplicate else result.outcome)
+        return result

@@ -1,0 +1,67 @@
+"""The aiohttp application: webhooks in, health out (public pages join it later).
+
+A webhook answers 2xx only after the event is stored; if the database cannot take it, 503,
+so the sender retries. Forged requests get 403 and are logged (without their content).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RUNTIME = web.AppKey("runtime", Runtime)
+MAX_BODY = 1 << 20
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    channel = rt.channels.get("telegram")
+    if channel is None or channel.mode != "webhook":
+        raise web.HTTPNotFound()
+    if not channel.secret_ok(request.headers.get("X-Telegram-Bot-Api-Secret-Token")):
+        log.warning("telegram webhook: missing or wrong secret token from %s", request.remote)
+        raise web.HTTPForbidden()
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+    try:
+        data = json.loads(await request.read())
+        event = channel.parse_webhook(data) if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.warning("telegram webhook: malformed update from %s", request.remote)
+        raise web.HTTPBadRequest()
+    if event is None:
+        return web.Response(status=200)
+    try:
+        await rt.on_event(event)
+    except Exception:
+        log.exception("telegram webhook: update %s not stored", event.external_id)
+        raise web.HTTPServiceUnavailable()
+    return web.Response(status=200)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    from bot import db
+
+    try:
+        await db.conn().execute_query("SELECT 1")
+    except Exception:
+        return web.json_response({"ok": False, "database": "unavailable"}, status=503)
+    return web.json_response({"ok": True})
+
+
+def make_app(rt: Runtime) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app[RUNTIME] = rt
+    app.router.add_post("/telegram/webhook", telegram_webhook)
+    app.router.add_get("/healthz", healthz)
+    return app

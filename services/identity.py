@@ -1,0 +1,121 @@
+"""Who is talking: one-time invite codes bind a chat to a person with a role.
+
+Only a code's SHA-256 is stored, so a database dump cannot be used to bind a chat. A code is
+redeemed with one conditional UPDATE (unused and unexpired), so two chats racing for one code
+cannot both win.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from tortoise.transactions import in_transaction
+
+from bot import db
+from bot.clock import Clock
+from models.directory import Department, Entity, Inspector
+from models.messaging import ChatBinding, Channel, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
+
+INVITE_TTL = timedelta(days=7)
+
+
+class IdentityError(Exception):
+    """A refused binding; ``reason`` is a text code: invite_forged, invite_used, invite_expired, …"""
+
+    def __init__(self, reason: str, **params) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.params = params
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+async def create_invite(role: Role, clock: Clock, *, cert_no: str | None = None, uscc: str | None = None,
+                        departments: tuple[str, ...] = (), ttl: timedelta = INVITE_TTL) -> str:
+    """A new one-time code (URL-safe, fits Telegram's 64-character start parameter)."""
+    inspector = entity = None
+    if role == Role.INSPECTOR:
+        inspector = await Inspector.get_or_none(cert_no=cert_no)
+        if inspector is None:
+            raise IdentityError("unknown_inspector", cert_no=cert_no)
+    elif role == Role.ENTITY:
+        entity = await Entity.get_or_none(uscc=uscc)
+        if entity is None:
+            raise IdentityError("unknown_entity", uscc=uscc)
+    elif role == Role.COORDINATOR:
+        if not departments:
+            raise IdentityError("coordinator_needs_department")
+        known = set(await Department.filter(code__in=list(departments)).values_list("code", flat=True))
+        missing = [d for d in departments if d not in known]
+        if missing:
+            raise IdentityError("unknown_department", codes=missing)
+    code = secrets.token_urlsafe(18)
+    await InviteCode.create(code_hash=code_hash(code), role=role, inspector=inspector, entity=entity,
+                            departments=list(departments), expires_at=clock.now() + ttl)
+    return code
+
+
+@dataclass(frozen=True)
+class Bound:
+    binding: ChatBinding
+    name: str
+
+
+async def redeem(code: str, channel: Channel, address: str, display_name: str, clock: Clock) -> Bound:
+    """Bind ``address`` with the invite's role. Raises IdentityError (forged / used / expired)."""
+    now = clock.now()
+    h = code_hash(code)
+    async with in_transaction() as conn:
+        p = db.placeholders(4).split(", ")
+        n, _ = await conn.execute_query(
+            f"UPDATE invite_code SET used_at={p[0]}, used_by={p[1]} "
+            f"WHERE code_hash={p[2]} AND used_at IS NULL AND expires_at > {p[3]}",
+            [now, address, h, now],
+        )
+        invite = await InviteCode.get_or_none(code_hash=h).using_db(conn)
+        if not n:
+            if invite is None:
+                raise IdentityError("invite_forged")
+            if invite.used_at is not None and invite.used_by != address:
+                raise IdentityError("invite_used")
+            if invite.used_at is not None:
+                raise IdentityError("invite_used")
+            raise IdentityError("invite_expired")
+        binding = await ChatBinding.get_or_none(channel=channel, address=address, role=invite.role).using_db(conn)
+        fields = dict(inspector_id=invite.inspector_id, entity_id=invite.entity_id, departments=invite.departments,
+                      display_name=display_name[:64], reachable=True, revoked_at=None)
+        if binding is None:
+            binding = await ChatBinding.create(channel=channel, address=address, role=invite.role,
+                                               using_db=conn, **fields)
+        else:
+            await ChatBinding.filter(id=binding.id).using_db(conn).update(**fields)
+            binding = await ChatBinding.get(id=binding.id).using_db(conn)
+        await requeue_waiting(binding, conn)
+        name = display_name
+        if invite.inspector_id:
+            name = (await Inspector.get(id=invite.inspector_id).using_db(conn)).name
+        elif invite.entity_id:
+            name = (await Entity.get(id=invite.entity_id).using_db(conn)).name
+    return Bound(binding, name)
+
+
+async def requeue_waiting(binding: ChatBinding, conn) -> None:
+    """Messages that waited for this person to have an address are due now."""
+    if binding.inspector_id:
+        kind, rid = RecipientKind.INSPECTOR, binding.inspector_id
+    elif binding.entity_id:
+        kind, rid = RecipientKind.ENTITY, binding.entity_id
+    else:
+        kind, rid = RecipientKind.PERSON, binding.id
+    await Outbox.filter(status=OutboxStatus.NO_ADDRESS, channel=binding.channel, recipient_kind=kind,
+                        recipient_id=rid).using_db(conn).update(status=OutboxStatus.PENDING)
+
+
+async def bindings_of(channel: str, address: str) -> list[ChatBinding]:
+    """Every live role of a chat (one chat may be an inspector and a coordinator)."""
+    return await ChatBinding.filter(channel=channel, address=address, revoked_at=None).order_by("id")

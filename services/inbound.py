@@ -1,0 +1,86 @@
+"""Inbound events: stored once, then handed to the handler router, in one transaction.
+
+The provider's id (Telegram ``update_id``, SMS ``MessageSid``) is a unique key of
+``inbound_event``; a duplicate delivery inserts nothing and changes nothing. The event row and
+everything its handler writes (state changes, reply rows in the outbox) commit together, and
+only then does the webhook answer 2xx — so a crash or a database outage loses nothing: the
+provider delivers again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from tortoise.transactions import in_transaction
+
+from bot import db
+from bot.channels.base import InboundEvent
+from bot.clock import Clock
+from models.messaging import ChatBinding
+from services.identity import bindings_of, code_hash
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Received:
+    duplicate: bool
+    outcome: str = ""
+    replies: int = 0
+
+
+@dataclass
+class Context:
+    """What a handler gets besides the event: who is talking and what time it is."""
+
+    event: InboundEvent
+    bindings: list[ChatBinding]
+    clock: Clock
+    conn: object
+    locale: str = "zh-CN"
+    outcome: str = "handled"
+    notes: dict = field(default_factory=dict)
+
+
+Handler = Callable[[Context], Awaitable[None]]
+
+
+async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
+                  locale: str = "zh-CN") -> Received:
+    now = clock.now()
+    async with in_transaction() as conn:
+        p = db.placeholders(7)
+        rows = await conn.execute_query_dict(
+            "INSERT INTO inbound_event (channel, external_id, sender, kind, payload, received_at, outcome) "
+            f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
+            [event.channel, event.external_id, event.sender, event.kind.value,
+             db.encode(_payload(event)), now, ""],
+        )
+        if not rows:
+            return Received(duplicate=True)
+        bindings = await bindings_of(event.channel, event.sender)
+        ctx = Context(event=event, bindings=bindings, clock=clock, conn=conn,
+                      locale=bindings[0].locale if bindings else locale)
+        outcome = await route(ctx)
+        q = db.placeholders(3).split(", ")
+        await conn.execute_query(
+            f"UPDATE inbound_event SET processed_at={q[0]}, outcome={q[1]} WHERE id={q[2]}",
+            [now, outcome[:64], rows[0]["id"]],
+        )
+    return Received(duplicate=False, outcome=outcome)
+
+
+def _payload(event: InboundEvent) -> dict:
+    """What we keep of an event: the normalised fields (never a token or a signature)."""
+    argument = event.argument
+    if event.command == "start" and argument:
+        argument = "sha256:" + code_hash(argument)  # an invite code is stored only as its hash
+    return {
+        "text": "" if event.command == "start" else event.text, "command": event.command,
+        "argument": argument, "data": event.data,
+        "message_id": event.message_id, "latitude": event.latitude, "longitude": event.longitude,
+        "file_id": event.file_id, "poll_id": event.poll_id, "option_ids": list(event.option_ids),
+        "status": event.status, "error_code": event.error_code, "edited": event.edited,
+    }
