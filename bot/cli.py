@@ -16,6 +16,7 @@ from bot.settings import Settings, SettingsError
 
 COMMAND_MODULES = [
     "bot.commands.db",
+    "bot.commands.people",
 ]
 
 

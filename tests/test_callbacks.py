@@ -1,0 +1,31 @@
+from hypothesis import given, strategies as st
+
+from bot.callbacks import MAX_BYTES, Callback
+
+part = st.from_regex(r"[A-Za-z0-9_\-]{1,12}", fullmatch=True)
+
+
+@given(part, part, st.integers(min_value=0, max_value=10**15), st.one_of(st.just(""), part))
+def test_pack_parse_round_trip(prefix, action, id_, arg):
+    cb = Callback(prefix, action, id_, arg)
+    data = cb.pack()
+    assert len(data.encode()) <= MAX_BYTES
+    assert Callback.parse(data) == cb
+
+
+@given(st.text(max_size=80))
+def test_arbitrary_data_never_raises(data):
+    parsed = Callback.parse(data)
+    assert parsed is None or parsed.pack() == data
+
+
+def test_malformed_data_is_refused():
+    for bad in ["", "asg", "asg:accept", "asg:accept:x", "asg:accept:-1", "a:b:1:c:d", "asg:accept:１２", "x" * 65]:
+        assert Callback.parse(bad) is None, bad
+
+
+def test_too_long_data_cannot_be_packed():
+    import pytest
+
+    with pytest.raises(ValueError):
+        Callback("a" * 24, "b" * 24, 10**17, "c" * 24).pack()
