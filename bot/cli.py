@@ -17,6 +17,7 @@ from bot.settings import Settings, SettingsError
 COMMAND_MODULES = [
     "bot.commands.db",
     "bot.commands.people",
+    "bot.commands.audit",
 ]
 
 

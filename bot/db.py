@@ -22,6 +22,7 @@ APP = "models"
 MODEL_MODULES = [
     "models.directory",
     "models.messaging",
+    "models.audit",
     "aerich.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

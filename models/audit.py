@@ -1,0 +1,21 @@
+"""The append-only audit log; see domain/audit.py for the chain."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class AuditRecord(Model):
+    id = fields.BigIntField(primary_key=True)
+    seq = fields.BigIntField(unique=True)
+    at = fields.CharField(max_length=40)  # ISO 8601 UTC, exactly as hashed
+    actor = fields.CharField(max_length=64)
+    action = fields.CharField(max_length=64, db_index=True)
+    subject = fields.CharField(max_length=64, db_index=True)
+    data = fields.JSONField(default=dict)
+    prev_hash = fields.CharField(max_length=64, unique=True)  # a fork cannot be written
+    hash = fields.CharField(max_length=64, unique=True)
+
+    class Meta:
+        table = "audit_record"
