@@ -23,6 +23,7 @@ MODEL_MODULES = [
     "models.directory",
     "models.messaging",
     "models.audit",
+    "models.alerts",
     "aerich.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

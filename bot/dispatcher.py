@@ -24,13 +24,14 @@ from bot.compose import compose
 from bot.ratelimit import RateLimiter
 from models.directory import Entity, Inspector
 from models.messaging import ChatBinding, Channel, Outbox, OutboxStatus, RecipientKind, Role, Unreachable
-from services.outbox import Message, enqueue
+from services.alerts import raise_alert
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=120)
 MAX_ATTEMPTS = 12
-MAX_HOLD = 1.0  # a worker waits at most this long for a rate-limit slot before postponing
+MAX_HOLD = 1.0
+OUR_FAULT = frozenset({"auth", "config", "too_long", "bad_request", "bad_response", "unsupported", "not_modified"})  # a worker waits at most this long for a rate-limit slot before postponing
 
 
 def backoff(attempts: int) -> float:
@@ -212,7 +213,9 @@ class Dispatcher:
                 return
             await self._retry(row, exc.kind, max(exc.retry_after or 0.0, backoff(row.attempts)))
             return
-        await self._dead(row, address, exc.kind, alert=True)
+        # A permanent error that is our fault (credentials, sender, a malformed request) says
+        # nothing about the recipient: dead-letter and alert, but do not mark them unreachable.
+        await self._dead(row, address, exc.kind, alert=True, mark=exc.kind not in OUR_FAULT)
 
     async def _retry(self, row: Claimed, kind: str, delay: float) -> None:
         await Outbox.filter(id=row.id).update(
@@ -263,25 +266,10 @@ async def alert_undeliverable(row: Claimed, kind: str, now: datetime) -> None:
     """Tell the coordinators responsible for the recipient (or, failing that, the admins)."""
     departments = set(row.context.get("departments", ()))
     if row.recipient_kind == RecipientKind.INSPECTOR.value:
-        code = await Inspector.filter(id=row.recipient_id).values_list("department__code", flat=True)
-        departments.update(code)
-    bindings = await ChatBinding.filter(revoked_at=None, role__in=[Role.COORDINATOR, Role.ADMIN]).all()
-    targets = [b for b in bindings if b.role == Role.COORDINATOR and departments & set(b.departments)]
-    if not targets:
-        targets = [b for b in bindings if b.role == Role.ADMIN]
+        departments.update(await Inspector.filter(id=row.recipient_id).values_list("department__code", flat=True))
     recipient = await recipient_label(row.recipient_kind, row.recipient_id)
-    await enqueue(
-        [
-            Message(
-                dedupe_key=f"alert:undeliverable:{row.id}:{b.id}",
-                recipient_kind=RecipientKind.PERSON, recipient_id=b.id, template=ALERT_TEMPLATE,
-                context={"recipient": recipient, "reason": kind, "original": row.template},
-                channel=Channel(b.channel), locale=b.locale, priority=-1,
-            )
-            for b in targets
-        ],
-        now,
-    )
+    await raise_alert(f"undeliverable:{row.id}", ALERT_TEMPLATE,
+                      {"recipient": recipient, "reason": kind, "original": row.template}, departments, now)
 
 
 async def recipient_label(kind: str, rid: int) -> str:

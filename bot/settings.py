@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 LOCALES = ("zh-CN", "en")
+SMS_PROVIDERS = ("twilio", "aliyun")
 
 
 class SettingsError(ValueError):
@@ -30,8 +31,18 @@ class Settings:
     telegram_webhook_secret: str = field(default="", repr=False)
     sms_account_sid: str = ""
     sms_auth_token: str = field(default="", repr=False)
-    sms_api_url: str = ""
+    sms_api_url: str = ""  # empty = the provider's real endpoint
+    sms_provider: str = "twilio"  # "twilio" (any Twilio-compatible gateway) or "aliyun"
+    sms_from: str = ""  # Twilio: our sender number (E.164), unless a Messaging Service is used
+    sms_messaging_service_sid: str = ""  # Twilio: MG…; sent instead of From when set
+    sms_sign_name: str = ""  # Aliyun: the approved signature (签名)
+    sms_template_code: str = ""  # Aliyun: the approved template carrying our rendered text
+    sms_template_param: str = "content"  # Aliyun: that template's variable name
+    sms_push_token: str = field(default="", repr=False)  # Aliyun: secret path segment of the push URLs
     public_url: str = "http://127.0.0.1:8080"
+    telegram_mode: str = "polling"  # "polling" or "webhook" (served at {public_url}/telegram/webhook)
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
 
     def __post_init__(self) -> None:
         if self.locale not in LOCALES:
@@ -40,6 +51,10 @@ class Settings:
             ZoneInfo(self.tz)
         except Exception as exc:  # ZoneInfoNotFoundError, ValueError
             raise SettingsError(f"INSPECTBOT_TZ {self.tz!r} is not a known time zone") from exc
+        if self.sms_provider not in SMS_PROVIDERS:
+            raise SettingsError(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, not {self.sms_provider!r}")
+        if self.telegram_mode not in ("polling", "webhook"):
+            raise SettingsError(f"TELEGRAM_MODE must be polling or webhook, not {self.telegram_mode!r}")
         if not self.database_url:
             object.__setattr__(self, "database_url", default_database_url(self.data_dir))
 
@@ -76,7 +91,17 @@ class Settings:
             sms_account_sid=env.get("SMS_ACCOUNT_SID", ""),
             sms_auth_token=env.get("SMS_AUTH_TOKEN", ""),
             sms_api_url=env.get("SMS_API_URL", ""),
+            sms_provider=env.get("SMS_PROVIDER", "twilio"),
+            sms_from=env.get("SMS_FROM", ""),
+            sms_messaging_service_sid=env.get("SMS_MESSAGING_SERVICE_SID", ""),
+            sms_sign_name=env.get("SMS_SIGN_NAME", ""),
+            sms_template_code=env.get("SMS_TEMPLATE_CODE", ""),
+            sms_template_param=env.get("SMS_TEMPLATE_PARAM", "content"),
+            sms_push_token=env.get("SMS_PUSH_TOKEN", ""),
             public_url=env.get("INSPECTBOT_PUBLIC_URL", "http://127.0.0.1:8080"),
+            telegram_mode=env.get("TELEGRAM_MODE", "polling"),
+            web_host=env.get("INSPECTBOT_WEB_HOST", "127.0.0.1"),
+            web_port=int(env.get("INSPECTBOT_WEB_PORT", "8080")),
         )
 
 

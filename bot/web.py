@@ -63,5 +63,9 @@ def make_app(rt: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[RUNTIME] = rt
     app.router.add_post("/telegram/webhook", telegram_webhook)
+    if "sms" in rt.channels:
+        from bot.channels.sms import sms_routes
+
+        app.add_routes(sms_routes(rt.settings, rt.on_event))
     app.router.add_get("/healthz", healthz)
     return app

@@ -1,0 +1,1 @@
+"""Loopback stand-ins for the services no machine here can reach (Telegram Bot API, SMS gateways)."""
