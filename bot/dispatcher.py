@@ -132,15 +132,15 @@ class Dispatcher:
         now = self.clock.now()
         conn = db.conn()
         lock = " FOR UPDATE SKIP LOCKED" if db.dialect() == "postgres" else ""
-        p = db.placeholders(3).split(", ")
+        p = db.placeholders(4).split(", ")
         sql = (
             f"UPDATE outbox SET status='sending', claimed_until={p[0]}, attempts=attempts+1 "
             f"WHERE id IN (SELECT id FROM outbox WHERE (status='pending' AND next_attempt_at <= {p[1]}) "
-            f"OR (status='sending' AND claimed_until < {p[1]}) "
-            f"ORDER BY priority, next_attempt_at, id LIMIT {p[2]}{lock}) "
+            f"OR (status='sending' AND claimed_until < {p[2]}) "
+            f"ORDER BY priority, next_attempt_at, id LIMIT {p[3]}{lock}) "
             "RETURNING id, dedupe_key, channel, recipient_kind, recipient_id, template, context, locale, attempts, address"
         )
-        rows = await conn.execute_query_dict(sql, [now + LEASE, now, limit])
+        rows = await conn.execute_query_dict(sql, [now + LEASE, now, now, limit])
         out = []
         for r in rows:
             ctx = r["context"]

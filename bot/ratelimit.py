@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 
 @dataclass
 class RateLimiter:
     rate: float | None = 30.0  # sends per second over the channel; None = unlimited
     per_address: float | None = 1.0  # seconds between two sends to one address; None = no limit
+    now: Callable[[], float] = time.monotonic  # tests may tie it to a fake clock
     _next_global: float = 0.0
     _next_address: dict[str, float] = field(default_factory=dict)
     _paused_until: float = 0.0
@@ -25,7 +27,7 @@ class RateLimiter:
     def reserve(self, address: str, max_wait: float) -> float | None:
         """Reserve a slot; return the seconds to wait for it, or None (nothing reserved) when
         the slot is further away than ``max_wait`` — the caller should postpone the message."""
-        now = time.monotonic()
+        now = self.now()
         at = max(now, self._paused_until)
         if self.rate:
             at = max(at, self._next_global)
@@ -43,13 +45,13 @@ class RateLimiter:
 
     def wait_hint(self, address: str) -> float:
         """Seconds until ``address`` could next be sent to (for postponing)."""
-        now = time.monotonic()
+        now = self.now()
         at = max(now, self._paused_until, self._next_address.get(address, 0.0) if self.per_address else 0.0)
         return at - now
 
     def pause(self, seconds: float) -> None:
         """The provider said 'too many requests': hold the whole channel back."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self._paused_until = max(self._paused_until, self.now() + seconds)
 
     async def acquire(self, address: str, max_wait: float) -> bool:
         wait = self.reserve(address, max_wait)

@@ -36,8 +36,8 @@ def environment(locale: str) -> Environment:
     return env
 
 
-def render(name: str, locale: str = DEFAULT_LOCALE, **context) -> str:
-    return environment(locale).get_template(name).render(locale=locale, **context)
+def render(template: str, /, locale: str = DEFAULT_LOCALE, **context) -> str:
+    return environment(locale).get_template(template).render(locale=locale, **context)
 
 
 @lru_cache(maxsize=None)
@@ -55,7 +55,7 @@ def _texts(locale: str) -> dict:
     return macros
 
 
-def text(code: str, locale: str = DEFAULT_LOCALE, **params) -> str:
+def text(code: str, /, locale: str = DEFAULT_LOCALE, **params) -> str:
     """One short text by its code, e.g. ``text("uscc_bad_check", value="…")``."""
     macro = _texts(locale).get(code)
     if macro is None:

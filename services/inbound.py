@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
+from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
@@ -40,6 +41,7 @@ class Context:
     clock: Clock
     conn: object
     locale: str = "zh-CN"
+    zone: ZoneInfo = ZoneInfo("Asia/Shanghai")
     outcome: str = "handled"
     notes: dict = field(default_factory=dict)
 
@@ -48,7 +50,7 @@ Handler = Callable[[Context], Awaitable[None]]
 
 
 async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
-                  locale: str = "zh-CN") -> Received:
+                  locale: str = "zh-CN", zone: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> Received:
     now = clock.now()
     async with in_transaction() as conn:
         p = db.placeholders(7)
@@ -62,7 +64,7 @@ async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]
             return Received(duplicate=True)
         bindings = await bindings_of(event.channel, event.sender)
         ctx = Context(event=event, bindings=bindings, clock=clock, conn=conn,
-                      locale=bindings[0].locale if bindings else locale)
+                      locale=bindings[0].locale if bindings else locale, zone=zone)
         outcome = await route(ctx)
         q = db.placeholders(3).split(", ")
         await conn.execute_query(

@@ -47,7 +47,7 @@ async def enqueue(messages: list[Message] | tuple[Message, ...], now: datetime, 
 
 
 async def reply(event, template: str, context: dict | None = None, *, locale: str, now: datetime,
-                connection=None, seq: int = 0, binding_id: int = 0) -> None:
+                connection=None, seq: int = 0, binding_id: int = 0, edit_of: str | None = None) -> None:
     """Answer the sender of an inbound event (``event``: bot.channels.base.InboundEvent) on its channel.
 
     Keyed by the event's own id, so processing the same event twice cannot answer twice."""
@@ -56,7 +56,8 @@ async def reply(event, template: str, context: dict | None = None, *, locale: st
             Message(
                 dedupe_key=f"reply:{event.channel}:{event.external_id}:{seq}",
                 recipient_kind=RecipientKind.PERSON, recipient_id=binding_id, template=template,
-                context=context or {}, channel=Channel(event.channel), locale=locale, priority=-2,
+                context={**(context or {}), **({"edit_of": edit_of} if edit_of else {})},
+                channel=Channel(event.channel), locale=locale, priority=-2,
                 address=event.sender,
             )
         ],

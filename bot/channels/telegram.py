@@ -20,6 +20,9 @@ from telegram.ext import Application, ApplicationBuilder, TypeHandler
 from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
 
 log = logging.getLogger(__name__)
+# httpx logs every request URL at INFO, and Bot API URLs carry the bot token: never let it out.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "poll_answer"]
 MAX_BODY = 1 << 20  # a Telegram update is far smaller; anything larger is refused

@@ -1,0 +1,89 @@
+"""The whole service in one event loop: database, channels, dispatcher, web app, scheduler.
+
+``inspectbot serve`` runs it against real Telegram and SMS providers; the demo runs it
+against the local simulators. Both go through :class:`Service`, so there is one way to start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from bot import db
+from bot.clock import SYSTEM, Clock
+from bot.dispatcher import Dispatcher
+from bot.runtime import Runtime
+from bot.settings import Settings
+
+log = logging.getLogger("inspectbot")
+
+
+class Service:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM, *, web_enabled: bool = True,
+                 scheduler_enabled: bool = True, dispatcher_options: dict | None = None) -> None:
+        self.settings = settings
+        self.rt = Runtime(settings=settings, clock=clock)
+        self.web_enabled = web_enabled
+        self.scheduler_enabled = scheduler_enabled
+        self.dispatcher_options = dispatcher_options or {}
+        self.scheduler = None
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    def channels_from_settings(self) -> dict:
+        channels = {}
+        s = self.settings
+        if s.telegram_token:
+            from bot.channels.telegram import TelegramChannel
+
+            channels["telegram"] = TelegramChannel(
+                s.telegram_token, api_url=s.telegram_api_url, mode=s.telegram_mode,
+                webhook_url=f"{s.public_url.rstrip('/')}/telegram/webhook",
+                webhook_secret=s.telegram_webhook_secret, on_event=self.rt.on_event,
+            )
+        if s.sms_account_sid or s.sms_provider == "aliyun" and s.sms_api_url:
+            from bot.channels.sms import sms_channel
+
+            channels["sms"] = sms_channel(s)
+        return channels
+
+    async def start(self, channels: dict | None = None) -> None:
+        await db.init(self.settings)
+        await db.upgrade(self.settings)
+        self.rt.channels = channels if channels is not None else self.channels_from_settings()
+        self.rt.dispatcher = Dispatcher(self.rt.channels, clock=self.rt.clock, data_dir=self.settings.data_dir,
+                                        **self.dispatcher_options)
+        if self.web_enabled:
+            from bot.web import make_app
+
+            self._runner = web.AppRunner(make_app(self.rt), access_log=None)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port).start()
+        for name, channel in self.rt.channels.items():
+            await channel.start()
+            log.info("channel %s started", name)
+        self._tasks.append(asyncio.create_task(self.rt.dispatcher.run(), name="dispatcher"))
+        if self.scheduler_enabled:
+            from scheduler import Scheduler
+
+            self.scheduler = Scheduler(self.rt)
+            await self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+        if self.rt.dispatcher is not None:
+            self.rt.dispatcher.stop()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for channel in self.rt.channels.values():
+            with contextlib.suppress(Exception):
+                await channel.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await db.close()
