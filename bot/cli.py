@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "bot.commands.db",
     "bot.commands.people",
     "bot.commands.audit",
+    "bot.commands.verify",
 ]
 
 

@@ -1,0 +1,539 @@
+"""The published draw bundle (protocol §6, docs/draw-protocol.md §9–§11): build it, verify it.
+
+Pure: stdlib only, bytes in and bytes out; reading and writing the files is the caller's job.
+``verify`` re-derives every part of a bundle from the bundle alone and returns one
+:class:`CheckLine` per check; the CLI (``inspectbot verify``) renders them through templates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import Any, Mapping, Sequence
+
+from domain import teams
+from domain.draw import (
+    PROTOCOL,
+    DrawInputError,
+    DrawInputs,
+    DrawOutcome,
+    Inspection,
+    PoolColumns,
+    Replacement,
+    TeamSpec,
+    TsvFormatError,
+    UnitInfo,
+    derive_seed,
+    gc_paused,
+    inspectors_tsv,
+    note_fields,
+    parse_inspectors_tsv,
+    parse_pool_tsv,
+    parse_ratio,
+    pool_tsv,
+    rank,
+    select,
+)
+
+DRAW_FILE = "draw.json"
+POOL_FILE = "pool.tsv"
+INSPECTORS_FILE = "inspectors.tsv"
+RECUSALS_FILE = "recusals.tsv"
+REQUIRED_FILES = (DRAW_FILE, POOL_FILE, INSPECTORS_FILE)
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte form of a JSON value we publish (docs §9.1): UTF-8, keys sorted by code
+    point, no insignificant white space, non-ASCII characters as themselves."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- building
+
+
+def inspection_entry(ins: Inspection) -> dict:
+    """One element of draw.json "inspections"."""
+    return {
+        "no": ins.no,
+        "entity": ins.entity,
+        "stratum": ins.stratum,
+        "rank": f"{ins.rank:016x}",
+        "division": ins.division,
+        "team": list(ins.team),
+        "unstaffable": ins.unstaffable,
+    }
+
+
+def inspections_digest(inspections: Sequence[Inspection]) -> str:
+    """What a flight plan publishes at draw time (docs §9.3): hex H(canonical inspections list)."""
+    return _entries_digest([inspection_entry(i) for i in inspections])
+
+
+def _entries_digest(entries: list) -> str:
+    return sha256(canonical_json(entries)).hexdigest()
+
+
+def team_entry(spec: TeamSpec) -> dict:
+    return {
+        "size": spec.size,
+        "slots": list(spec.slots),
+        "required_quals": sorted(set(spec.required_quals)),
+        "slot_quals": [sorted(set(q)) for q in spec.slot_quals],
+    }
+
+
+def draw_document(inputs: DrawInputs, outcome: DrawOutcome, *, flight: bool = False) -> dict:
+    """draw.json as a value (docs §9.2)."""
+    entries = [inspection_entry(i) for i in outcome.inspections]
+    named_units = {ins.unit for ins in inputs.inspectors}
+    return {
+        "protocol": PROTOCOL,
+        "draw_ref": inputs.draw_ref,
+        "commitment": sha256(inputs.secret).hexdigest(),
+        "secret": inputs.secret.hex(),
+        "beacon": inputs.beacon,
+        "pool_digest": outcome.pool_digest.hex(),
+        "inspectors_digest": outcome.inspectors_digest.hex(),
+        "seed": outcome.seed.hex(),
+        "strata": {
+            label: {"pool": c.pool, "ratio": c.ratio, "drawn": c.drawn} for label, c in outcome.strata.items()
+        },
+        "team": team_entry(inputs.team),
+        "units": {
+            key: {"department": inputs.units[key].department, "jurisdiction": inputs.units[key].jurisdiction}
+            for key in sorted(named_units)
+        },
+        "excluded_pairs": sorted(outcome.excluded_pairs),
+        "notes": [note_fields(n) for n in outcome.notes],
+        "flight": flight,
+        "inspections": entries,
+        "inspections_digest": _entries_digest(entries),
+    }
+
+
+@dataclass(frozen=True)
+class RecusalRecord:
+    """One line of recusals.tsv (docs §10): who left which seat, who the draw put there."""
+
+    no: int
+    seat: int  # 1-based
+    recusing: str
+    replacement: str | None
+    ordinal: int  # earlier lines for the same inspection
+    exclusions: tuple[str, ...] = ()  # hex pair hashes consulted and found
+
+
+def recusal_record(inspection: Inspection, ordinal: int, recusing: str, result: Replacement) -> RecusalRecord:
+    """The log line for a replacement made by :func:`domain.draw.replacement`."""
+    return RecusalRecord(
+        no=inspection.no,
+        seat=result.seat,
+        recusing=recusing,
+        replacement=result.inspector,
+        ordinal=ordinal,
+        exclusions=tuple(sorted(result.exclusions)),
+    )
+
+
+def recusals_tsv(records: Sequence[RecusalRecord]) -> bytes:
+    """recusals.tsv bytes, lines sorted by (inspection no, ordinal) (docs §10)."""
+    out = []
+    for r in sorted(records, key=lambda r: (r.no, r.ordinal)):
+        out.append(f"{r.no}\t{r.seat}\t{r.recusing}\t{r.replacement or ''}\t{r.ordinal}\t{','.join(r.exclusions)}\n")
+    return "".join(out).encode("utf-8")
+
+
+def parse_recusals_tsv(data: bytes) -> list[RecusalRecord]:
+    """recusals.tsv bytes → records; a malformed line raises :class:`TsvFormatError`."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TsvFormatError("tsv_not_utf8", file=RECUSALS_FILE, line=0, field="") from None
+    if not text:
+        return []
+    if not text.endswith("\n"):
+        raise TsvFormatError("tsv_no_final_newline", file=RECUSALS_FILE, line=text.count("\n") + 1)
+    out = []
+    for i, line in enumerate(text[:-1].split("\n"), 1):
+        fields = line.split("\t")
+        if len(fields) != 6:
+            raise TsvFormatError("tsv_field_count", file=RECUSALS_FILE, line=i, expected=6, found=len(fields))
+        no, seat, recusing, replacement, ordinal, exclusions = fields
+        hashes = tuple(exclusions.split(",")) if exclusions else ()
+        if not (_is_count(no) and _is_count(seat) and _is_count(ordinal, zero=True) and recusing) or not all(
+            _HEX64.fullmatch(h) for h in hashes
+        ):
+            raise TsvFormatError("tsv_bad_field", file=RECUSALS_FILE, line=i, field="", value=line)
+        out.append(RecusalRecord(int(no), int(seat), recusing, replacement or None, int(ordinal), hashes))
+    return out
+
+
+def _is_count(text: str, zero: bool = False) -> bool:
+    return bool(re.fullmatch(r"0|[1-9][0-9]*", text)) and (zero or text != "0")
+
+
+def build_bundle(
+    inputs: DrawInputs,
+    outcome: DrawOutcome,
+    recusals: Sequence[RecusalRecord] = (),
+    *,
+    flight: bool = False,
+) -> dict[str, bytes]:
+    """Every file of the bundle, as bytes: identical inputs give identical bytes."""
+    with gc_paused():
+        files = {
+            DRAW_FILE: canonical_json(draw_document(inputs, outcome, flight=flight)) + b"\n",
+            POOL_FILE: pool_tsv(inputs.pool),
+            INSPECTORS_FILE: inspectors_tsv(inputs.inspectors),
+        }
+    if recusals:
+        files[RECUSALS_FILE] = recusals_tsv(recusals)
+    return files
+
+
+# --------------------------------------------------------------------------- verifying
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    """One line of a verification: ``what`` was checked (a text code, ``verify_<what>``), whether
+    it holds, and when not, ``detail`` (a text code, ``verify_detail_<detail>``); ``params``
+    carries the values both texts show."""
+
+    ok: bool
+    what: str
+    detail: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class BundleError(ValueError):
+    """The bundle cannot be read at all (a file missing, draw.json not JSON or missing a field)."""
+
+    def __init__(self, code: str, **params) -> None:
+        self.code = code
+        self.params = params
+        super().__init__(f"{code}: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+
+
+@dataclass
+class _Doc:
+    """draw.json, its types checked."""
+
+    raw: dict
+    secret: bytes
+    strata: dict[str, dict]
+    team: TeamSpec
+    units: dict[str, UnitInfo]
+    entries: list[dict]
+    excluded_pairs: list[str]
+    notes: list[dict]
+
+
+def verify(files: Mapping[str, bytes]) -> list[CheckLine]:
+    """Re-derive everything in a bundle; one CheckLine per check, in the order of docs §11."""
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise BundleError("bundle_missing_file", file=name)
+    with gc_paused():
+        return _verify(_read_doc(files[DRAW_FILE]), files)
+
+
+def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
+    raw = doc.raw
+    out: list[CheckLine] = []
+    derived_commitment = sha256(doc.secret).hexdigest()
+    out.append(_line(derived_commitment == raw["commitment"], "commitment", found=raw["commitment"], derived=derived_commitment))
+
+    pool_bytes, ins_bytes = files[POOL_FILE], files[INSPECTORS_FILE]
+    pool_digest = sha256(pool_bytes).digest()
+    ins_digest = sha256(ins_bytes).digest()
+    pool = inspectors = None
+    try:
+        pool = parse_pool_tsv(pool_bytes)
+    except TsvFormatError as exc:
+        out.append(CheckLine(False, "pool_format", exc.code, dict(exc.params)))
+    out.append(_line(pool_digest.hex() == raw["pool_digest"], "pool_digest", found=raw["pool_digest"], derived=pool_digest.hex()))
+    try:
+        inspectors = parse_inspectors_tsv(ins_bytes)
+    except TsvFormatError as exc:
+        out.append(CheckLine(False, "inspectors_format", exc.code, dict(exc.params)))
+    out.append(
+        _line(
+            ins_digest.hex() == raw["inspectors_digest"],
+            "inspectors_digest",
+            found=raw["inspectors_digest"],
+            derived=ins_digest.hex(),
+        )
+    )
+    seed = derive_seed(doc.secret, raw["beacon"], pool_digest, ins_digest, raw["draw_ref"])
+    out.append(_line(seed.hex() == raw["seed"], "seed", found=raw["seed"], derived=seed.hex()))
+    if pool is None or inspectors is None:
+        out.append(CheckLine(False, "skipped", "malformed_input", {}))
+        return out
+
+    selection, ratio_lines = _derive_selection(doc, seed, pool)
+    out.extend(ratio_lines)
+    if selection is None:
+        out.append(CheckLine(False, "skipped", "bad_ratio", {}))
+        return out
+    out.extend(_check_strata(doc, selection))
+    out.append(_check_selection(doc, selection))
+    out.append(_check_ranks(doc, seed, selection))
+
+    division_of = {e["entity"]: e["division"] for e in doc.entries}
+    targets = [(no, key, division_of.get(key, "")) for no, (_, key, _) in enumerate(selection.drawn, 1)]
+    excluded = teams.HashedExclusions(seed, doc.excluded_pairs)
+    try:
+        formed = teams.form_teams(seed, inspectors, doc.units, doc.team, targets, excluded.check)
+    except DrawInputError as exc:
+        out.append(CheckLine(False, "teams", exc.code, dict(exc.params)))
+        out.append(CheckLine(False, "skipped", "teams_not_derivable", {}))
+        return out
+    out.append(_check_teams(doc, targets, formed))
+    unused = len(set(doc.excluded_pairs) - excluded.hits)
+    out.append(_line(unused == 0, "exclusions", "unused", count=len(doc.excluded_pairs), unused=unused))
+    derived_notes = [note_fields(n) for n in selection.notes + formed.notes]
+    out.append(_line(derived_notes == doc.notes, "notes", count=len(doc.notes), derived=len(derived_notes)))
+    digest = _entries_digest(doc.entries)
+    out.append(_line(digest == raw["inspections_digest"], "inspections_digest", found=raw["inspections_digest"], derived=digest))
+    if RECUSALS_FILE in files:
+        out.append(_check_recusals(files[RECUSALS_FILE], seed, inspectors, doc, targets, formed))
+    return out
+
+
+def _line(ok: bool, what: str, detail: str = "mismatch", **params) -> CheckLine:
+    return CheckLine(ok, what, "" if ok else detail, params)
+
+
+def _derive_selection(doc: _Doc, seed: bytes, pool: PoolColumns):
+    """Re-run protocol §4 with the published ratios."""
+    lines = []
+    unratioed = {n.get("stratum") for n in doc.notes if n.get("code") == "stratum_without_ratio"}
+    ratios = {}
+    for label, entry in doc.strata.items():
+        try:
+            parse_ratio(entry["ratio"])
+        except DrawInputError:
+            lines.append(CheckLine(False, "stratum", "bad_ratio", {"stratum": label, "ratio": str(entry["ratio"])}))
+            continue
+        if label not in unratioed:
+            ratios[label] = entry["ratio"]
+    if lines:
+        return None, lines
+    return select(seed, pool, ratios), lines
+
+
+def _check_strata(doc: _Doc, selection) -> list[CheckLine]:
+    published = Counter(e["stratum"] for e in doc.entries)
+    out = []
+    for label in sorted(set(doc.strata) | set(selection.strata)):
+        mine = selection.strata.get(label)
+        theirs = doc.strata.get(label)
+        if theirs is None or mine is None:
+            out.append(CheckLine(False, "stratum", "stratum_missing", {"stratum": label}))
+            continue
+        ok = theirs["pool"] == mine.pool and theirs["drawn"] == mine.drawn and published[label] == mine.drawn
+        out.append(
+            _line(
+                ok,
+                "stratum",
+                "stratum_counts",
+                stratum=label,
+                ratio=mine.ratio,
+                pool=mine.pool,
+                drawn=mine.drawn,
+                found_pool=theirs["pool"],
+                found_drawn=theirs["drawn"],
+                listed=published[label],
+            )
+        )
+    return out
+
+
+def _check_selection(doc: _Doc, selection) -> CheckLine:
+    derived = selection.drawn
+    for i, (entry, (_, key, label)) in enumerate(zip(doc.entries, derived)):
+        if entry["no"] != i + 1 or entry["entity"] != key or entry["stratum"] != label:
+            return CheckLine(
+                False, "selection", "entity_differs", {"no": i + 1, "derived": key, "found": entry["entity"]}
+            )
+    if len(doc.entries) != len(derived):
+        return CheckLine(False, "selection", "count_differs", {"derived": len(derived), "found": len(doc.entries)})
+    return CheckLine(True, "selection", "", {"count": len(derived)})
+
+
+def _check_ranks(doc: _Doc, seed: bytes, selection) -> CheckLine:
+    """Each listed rank is r(entity); the selection already ranked the drawn entities, so only a
+    listed entity that the seed did not draw is hashed again."""
+    derived = {key: r for r, key, _ in selection.drawn}
+    for entry in doc.entries:
+        r = derived.get(entry["entity"])
+        if r is None:
+            r = rank(seed, entry["entity"])
+        if entry["rank"] != f"{r:016x}":
+            return CheckLine(False, "ranks", "rank_differs", {"no": entry["no"], "derived": f"{r:016x}", "found": entry["rank"]})
+    return CheckLine(True, "ranks", "", {"count": len(doc.entries)})
+
+
+def _check_teams(doc: _Doc, targets, formed) -> CheckLine:
+    by_no = {e["no"]: e for e in doc.entries}
+    staffed = 0
+    for (no, _, _), (team, reason) in zip(targets, formed.teams):
+        entry = by_no.get(no)
+        if entry is None or entry["team"] != list(team) or entry["unstaffable"] != reason:
+            return CheckLine(
+                False,
+                "teams",
+                "team_differs",
+                {
+                    "no": no,
+                    "derived": ", ".join(team) or (reason or ""),
+                    "found": ", ".join(entry["team"]) or (entry["unstaffable"] or "") if entry else "",
+                },
+            )
+        staffed += reason is None
+    return CheckLine(True, "teams", "", {"count": len(targets), "staffed": staffed})
+
+
+def _check_recusals(data: bytes, seed: bytes, inspectors, doc: _Doc, targets, formed) -> CheckLine:
+    """Replay recusals.tsv in order (docs §10) against the derived teams."""
+    try:
+        records = parse_recusals_tsv(data)
+    except TsvFormatError as exc:
+        return CheckLine(False, "recusals", exc.code, dict(exc.params))
+    pools = teams.Pools(seed, inspectors, doc.units, doc.team)
+    current = {no: list(team) for (no, _, _), (team, _) in zip(targets, formed.teams)}
+    where = {no: (entity, division) for no, entity, division in targets}
+    ordinals: Counter = Counter()
+    previous = 0
+    for line, rec in enumerate(records, 1):
+        team = current.get(rec.no)
+        problem = None
+        if rec.no < previous:
+            problem = "unsorted"
+        elif team is None:
+            problem = "unknown_inspection"
+        elif rec.ordinal != ordinals[rec.no]:
+            problem = "wrong_ordinal"
+        elif not 1 <= rec.seat <= len(team) or team[rec.seat - 1] != rec.recusing:
+            problem = "not_on_seat"
+        if problem:
+            return CheckLine(False, "recusals", problem, {"line": line, "no": rec.no})
+        entity, division = where[rec.no]
+        excluded = teams.HashedExclusions(seed, rec.exclusions)
+        who, _reason = pools.replace(rec.no, entity, division, rec.ordinal, team, rec.recusing, excluded.check)
+        if who != rec.replacement:
+            return CheckLine(
+                False,
+                "recusals",
+                "replacement_differs",
+                {"line": line, "no": rec.no, "derived": who or "", "found": rec.replacement or ""},
+            )
+        if excluded.hits != set(rec.exclusions):
+            return CheckLine(False, "recusals", "unused_exclusions", {"line": line, "no": rec.no})
+        team[rec.seat - 1] = who or ""
+        ordinals[rec.no] += 1
+        previous = rec.no
+    return CheckLine(True, "recusals", "", {"count": len(records)})
+
+
+# --------------------------------------------------------------------------- reading draw.json
+
+
+def _read_doc(data: bytes) -> _Doc:
+    """Parse draw.json and check every field's type; BundleError names the first bad field."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BundleError("draw_json_unreadable", file=DRAW_FILE) from None
+    if not isinstance(raw, dict):
+        raise BundleError("draw_json_field", field="(top)")
+    if raw.get("protocol") != PROTOCOL:
+        raise BundleError("draw_json_protocol", found=str(raw.get("protocol")))
+    for name in ("draw_ref", "beacon"):
+        _want(raw, name, str)
+    _want(raw, "flight", bool)
+    for name in ("commitment", "secret", "pool_digest", "inspectors_digest", "seed", "inspections_digest"):
+        if not _HEX64.fullmatch(_want(raw, name, str)):
+            raise BundleError("draw_json_field", field=name)
+    strata = _want(raw, "strata", dict)
+    for label, entry in strata.items():
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), t) and not isinstance(entry.get(k), bool)
+            for k, t in (("pool", int), ("ratio", str), ("drawn", int))
+        ):
+            raise BundleError("draw_json_field", field=f"strata.{label}")
+    team = _read_team(_want(raw, "team", dict))
+    units = {}
+    for key, entry in _want(raw, "units", dict).items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("department", "jurisdiction")):
+            raise BundleError("draw_json_field", field=f"units.{key}")
+        units[key] = UnitInfo(entry["department"], entry["jurisdiction"])
+    entries = _want(raw, "inspections", list)
+    for i, entry in enumerate(entries):
+        if not _entry_ok(entry):
+            raise BundleError("draw_json_field", field=f"inspections[{i}]")
+    excluded = _want(raw, "excluded_pairs", list)
+    if not all(isinstance(h, str) and _HEX64.fullmatch(h) for h in excluded):
+        raise BundleError("draw_json_field", field="excluded_pairs")
+    notes = _want(raw, "notes", list)
+    if not all(isinstance(n, dict) for n in notes):
+        raise BundleError("draw_json_field", field="notes")
+    return _Doc(raw, bytes.fromhex(raw["secret"]), strata, team, units, entries, excluded, notes)
+
+
+def _want(raw: dict, name: str, kind: type):
+    value = raw.get(name)
+    if not isinstance(value, kind):
+        raise BundleError("draw_json_field", field=name)
+    return value
+
+
+def _read_team(entry: dict) -> TeamSpec:
+    size = entry.get("size")
+    slots = entry.get("slots")
+    required = entry.get("required_quals")
+    slot_quals = entry.get("slot_quals")
+    ok = (
+        isinstance(size, int)
+        and not isinstance(size, bool)
+        and isinstance(slots, list)
+        and all(s is None or isinstance(s, str) for s in slots)
+        and isinstance(required, list)
+        and all(isinstance(q, str) for q in required)
+        and isinstance(slot_quals, list)
+        and all(isinstance(qs, list) and all(isinstance(q, str) for q in qs) for qs in slot_quals)
+    )
+    if not ok:
+        raise BundleError("draw_json_field", field="team")
+    return TeamSpec(size=size, slots=tuple(slots), required_quals=tuple(required), slot_quals=tuple(tuple(q) for q in slot_quals))
+
+
+def _entry_ok(entry) -> bool:
+    """One inspection of draw.json has every field, of the right type (a hundred thousand of them:
+    plain type tests, no generator per entry)."""
+    if type(entry) is not dict:
+        return False
+    team = entry.get("team")
+    unstaffable = entry.get("unstaffable")
+    rank_hex = entry.get("rank")
+    if not (
+        type(entry.get("no")) is int
+        and type(entry.get("entity")) is str
+        and type(entry.get("stratum")) is str
+        and type(entry.get("division")) is str
+        and type(rank_hex) is str
+        and type(team) is list
+        and (unstaffable is None or type(unstaffable) is str)
+    ):
+        return False
+    for member in team:
+        if type(member) is not str:
+            return False
+    return _HEX16.fullmatch(rank_hex) is not None
