@@ -19,6 +19,9 @@ COMMAND_MODULES = [
     "bot.commands.people",
     "bot.commands.audit",
     "bot.commands.verify",
+    "bot.commands.imports",
+    "bot.commands.city",
+    "bot.commands.demo",
 ]
 
 

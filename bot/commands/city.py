@@ -1,0 +1,31 @@
+"""``inspectbot generate-city OUT_DIR --entities N --inspectors M --seed S [--scale qingdao]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.render import render
+from importers import city
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("generate-city", help="write a generated city's directory files (CSV, import format)")
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--entities", type=int, default=2000)
+    parser.add_argument("--inspectors", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--scale", choices=["qingdao"],
+        help=f"qingdao = {city.QINGDAO_ENTITIES:,} entities and {city.QINGDAO_INSPECTORS:,} inspectors",
+    )
+    parser.set_defaults(func=run)
+
+
+async def run(args, settings) -> int:
+    entities, inspectors = args.entities, args.inspectors
+    if args.scale == "qingdao":
+        entities, inspectors = city.QINGDAO_ENTITIES, city.QINGDAO_INSPECTORS
+    files = city.generate(args.out_dir, entities=entities, inspectors=inspectors, seed=args.seed)
+    print(render("cli/city_generated.txt", locale=settings.locale, files=files, entities=entities,
+                 inspectors=inspectors, seed=args.seed))
+    return 0

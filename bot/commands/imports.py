@@ -1,0 +1,54 @@
+"""``inspectbot import entities|inspectors|items|departments FILE [--partial]``."""
+
+from __future__ import annotations
+
+import sys
+
+from bot import db
+from bot.clock import SystemClock
+from bot.render import render, text
+from importers.columns import KINDS
+from importers.run import ImportResult, import_file
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "import",
+        help="import a directory file (CSV or XLSX): all of it, or nothing",
+        description="Import order: departments, items, entities, inspectors.",
+    )
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("file")
+    parser.add_argument(
+        "--partial", action="store_true",
+        help="the file is a partial export: rows missing from it are left alone",
+    )
+    parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is no terminal")
+    parser.set_defaults(func=run)
+
+
+def progress_bars(locale: str, force: bool = False):
+    """A factory of tqdm bars on stderr, or None when nobody would see them."""
+    if not (force or sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    def bar(phase: str, total: int | None):
+        return tqdm(total=total, desc=text("import_progress", locale=locale, phase=phase), unit="row",
+                    unit_scale=True, file=sys.stderr, leave=False)
+
+    return bar
+
+
+def report(result: ImportResult, locale: str) -> str:
+    return render("cli/import_report.txt", locale=locale, r=result)
+
+
+async def run(args, settings) -> int:
+    async with db.opened(settings):
+        result = await import_file(
+            args.kind, args.file, now=SystemClock().now(), partial=args.partial,
+            progress=progress_bars(settings.locale, args.progress),
+        )
+    print(report(result, settings.locale), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
