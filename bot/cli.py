@@ -18,6 +18,8 @@ COMMAND_MODULES = [
     "bot.commands.db",
     "bot.commands.people",
     "bot.commands.audit",
+    "bot.commands.plans",
+    "bot.commands.draws",
     "bot.commands.verify",
     "bot.commands.imports",
     "bot.commands.city",

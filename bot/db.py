@@ -22,8 +22,13 @@ APP = "models"
 MODEL_MODULES = [
     "models.directory",
     "models.messaging",
+    "models.plans",
+    "models.draws",
     "models.audit",
     "models.alerts",
+    "models.chat",
+    "models.scheduling",
+    "models.surveys",
     "aerich.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

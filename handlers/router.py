@@ -2,8 +2,11 @@
 
 Commands register with ``@command("tasks", roles={Role.INSPECTOR})``, buttons with
 ``@button("asg")`` (the callback codec's prefix), other kinds with ``@on(EventKind.LOCATION)``.
-A sender with no binding reaches only ``/start``; everything else gets the refusal template
-and is otherwise ignored (recorded as ``unknown``).
+Several handlers may take one kind, told apart by channel and role (an SMS reply from an
+entity's mobile, a Telegram text from an inspector): the first registered one whose channel
+and roles fit the sender runs. A sender with no binding reaches only ``/start`` and the
+handlers registered with ``roles=None``; everything else gets the refusal template and is
+otherwise ignored (recorded as ``unknown``).
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ Handler = Callable[[Context], Awaitable[str | None]]
 class Route:
     handler: Handler
     roles: frozenset[Role] | None  # None = anyone, bound or not
+    channel: str | None = None  # None = any channel
+
+    def allows(self, roles: set[Role]) -> bool:
+        return self.roles is None or bool(roles & self.roles)
 
 
 COMMANDS: dict[str, Route] = {}
 BUTTONS: dict[str, Route] = {}
-KINDS: dict[EventKind, Route] = {}
+KINDS: dict[EventKind, list[Route]] = {}
 
 
 def command(name: str, roles: set[Role] | None = frozenset(Role)):
@@ -46,30 +53,33 @@ def button(prefix: str, roles: set[Role] | None = frozenset(Role)):
     return deco
 
 
-def on(kind: EventKind, roles: set[Role] | None = frozenset(Role)):
+def on(kind: EventKind, roles: set[Role] | None = frozenset(Role), channel: str | None = None):
     def deco(fn: Handler) -> Handler:
-        KINDS[kind] = Route(fn, frozenset(roles) if roles is not None else None)
+        same = (fn.__module__, fn.__qualname__)  # registering again (a reload) replaces, never doubles
+        others = [r for r in KINDS.get(kind, []) if (r.handler.__module__, r.handler.__qualname__) != same]
+        KINDS[kind] = others + [Route(fn, frozenset(roles) if roles is not None else None, channel)]
         return fn
 
     return deco
 
 
-def _find(ctx: Context) -> Route | None:
+def _find(ctx: Context, roles: set[Role]) -> Route | None:
     ev = ctx.event
     if ev.kind == EventKind.COMMAND:
         return COMMANDS.get(ev.command) or COMMANDS.get("_unknown_command")
     if ev.kind == EventKind.BUTTON:
         return BUTTONS.get(ev.data.split(":", 1)[0])
-    return KINDS.get(ev.kind)
+    fitting = [r for r in KINDS.get(ev.kind, ()) if r.channel in (None, ev.channel)]
+    return next((r for r in fitting if r.allows(roles)), fitting[0] if fitting else None)
 
 
 async def route(ctx: Context) -> str:
     """Run the matching handler; return the outcome recorded on the inbound event."""
     import handlers.features  # noqa: F401  (registers every handler module)
 
-    found = _find(ctx)
     roles = {b.role for b in ctx.bindings}
-    if found is not None and (found.roles is None or roles & found.roles):
+    found = _find(ctx, roles)
+    if found is not None and found.allows(roles):
         return (await found.handler(ctx)) or "handled"
     if not ctx.bindings:
         if ctx.event.kind in (EventKind.DELIVERY, EventKind.POLL_ANSWER):

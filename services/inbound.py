@@ -9,11 +9,13 @@ provider delivers again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
+from tortoise.exceptions import DBConnectionError, OperationalError
 from tortoise.transactions import in_transaction
 
 from bot import db
@@ -51,6 +53,49 @@ Handler = Callable[[Context], Awaitable[None]]
 
 async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
                   locale: str = "zh-CN", zone: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> Received:
+    """Store and handle ``event``. A database failure propagates (the caller answers 503 or
+    retries); a failure of the handler itself rolls its work back, and the event is then kept
+    with outcome ``failed:<error>`` and the sender told — a bug never loses an event, nor blocks
+    the ones behind it."""
+    try:
+        return await _receive(event, route, clock, locale, zone)
+    except Exception as exc:
+        if transient(exc):
+            raise
+        log.exception("handler failed on %s event %s", event.channel, event.external_id)
+        return await _record_failure(event, clock, locale, exc)
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure of the database or the network (worth retrying), not of our code."""
+    if isinstance(exc, (DBConnectionError, OSError, ConnectionError, asyncio.TimeoutError)):
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc).lower()
+        return any(w in text for w in ("connect", "closed", "locked", "terminat", "shutdown", "timeout", "refused"))
+    return False
+
+
+async def _record_failure(event: InboundEvent, clock: Clock, locale: str, exc: Exception) -> Received:
+    now = clock.now()
+    outcome = f"failed:{exc.__class__.__name__}"[:64]
+    async with in_transaction() as conn:
+        p = db.placeholders(7)
+        rows = await conn.execute_query_dict(
+            "INSERT INTO inbound_event (channel, external_id, sender, kind, payload, received_at, outcome) "
+            f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
+            [event.channel, event.external_id, event.sender, event.kind.value,
+             db.encode(_payload(event)), now, outcome],
+        )
+        if rows:
+            from services.outbox import reply
+
+            await reply(event, "internal_error.j2", locale=locale, now=now, connection=conn)
+    return Received(duplicate=not rows, outcome=outcome)
+
+
+async def _receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
+                   locale: str, zone: ZoneInfo) -> Received:
     now = clock.now()
     async with in_transaction() as conn:
         p = db.placeholders(7)

@@ -12,6 +12,7 @@ from handlers.router import route
 from models.messaging import ChatBinding, Channel, InboundEvent as InboundRow, InviteCode, Outbox, Role
 from services.identity import IdentityError, create_invite, redeem
 from services.inbound import receive
+from services.outbox import reply
 from tests import builders
 
 _ids = iter(range(1000, 10_000))
@@ -94,17 +95,32 @@ async def test_duplicate_delivery_changes_nothing(db):
     assert len(await replies("999")) == 1
 
 
-async def test_handler_failure_rolls_back_the_event(db):
+async def test_handler_failure_rolls_back_its_work_but_keeps_the_event(db):
     clock = FakeClock()
 
     async def broken(ctx):
+        await reply(ctx.event, "help.j2", {"roles": []}, locale="zh-CN", now=clock.now(), connection=ctx.conn)
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError):
-        await receive(ev("999", text="x", external_id="88"), broken, clock)
-    assert await InboundRow.all().count() == 0  # the provider's retry will be processed afresh
-    ok = await receive(ev("999", text="x", external_id="88"), route, clock)
-    assert not ok.duplicate
+    result = await receive(ev("999", text="x", external_id="88"), broken, clock)
+    assert result.outcome == "failed:RuntimeError"
+    [row] = await InboundRow.all()
+    assert row.outcome == "failed:RuntimeError" and row.processed_at is None
+    [apology] = await replies("999")  # the handler's reply rolled back; the apology went out
+    assert apology.template == "internal_error.j2"
+    again = await receive(ev("999", text="x", external_id="88"), route, clock)
+    assert again.duplicate
+
+
+async def test_database_failure_propagates_so_the_sender_retries(db):
+    from tortoise.exceptions import DBConnectionError
+
+    async def unreachable(ctx):
+        raise DBConnectionError("connection refused")
+
+    with pytest.raises(DBConnectionError):
+        await receive(ev("999", text="x", external_id="89"), unreachable, FakeClock())
+    assert await InboundRow.all().count() == 0
 
 
 async def test_bound_inspector_gets_help(db):

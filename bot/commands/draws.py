@@ -1,0 +1,99 @@
+"""``inspectbot announce PLAN [--at DATETIME]``, ``inspectbot draw PLAN [--beacon V] [--dry-run]``,
+``inspectbot draw export DRAW_REF DIR [--force]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from bot import db
+from bot.clock import SYSTEM
+from bot.render import text
+from domain.draw import note_fields
+from services import draws
+
+
+def register(sub) -> None:
+    ann = sub.add_parser("announce", help="announce a firing of a plan: publish the commitment to its secret")
+    ann.add_argument("plan")
+    ann.add_argument("--at", metavar="DATETIME", help="fire time, local (YYYY-MM-DD HH:MM); default now")
+    ann.set_defaults(func=announce)
+    drw = sub.add_parser(
+        "draw", help="draw a plan once and for all, or export a draw's bundle",
+        usage="inspectbot draw PLAN [--beacon VALUE] [--dry-run]\n       inspectbot draw export DRAW_REF DIR [--force]",
+    )
+    drw.add_argument("plan", metavar="PLAN|export")
+    drw.add_argument("rest", nargs="*", metavar="DRAW_REF DIR", help=argparse.SUPPRESS)
+    drw.add_argument("--beacon", default="", help="public randomness unknown when the commitment was published")
+    drw.add_argument("--dry-run", action="store_true", help="show the counts per stratum; write nothing")
+    drw.add_argument("--force", action="store_true",
+                     help="(administrators) export a flight draw in full before its reveal")
+    drw.set_defaults(func=draw_or_export)
+
+
+def _error(exc: draws.DrawError, locale: str) -> str:
+    return text("draw_error", locale, error=exc.code, **exc.params)
+
+
+def _parse_at(value: str, settings) -> datetime:
+    when = datetime.fromisoformat(value)
+    return when if when.tzinfo else when.replace(tzinfo=settings.zone)
+
+
+async def announce(args, settings) -> int:
+    at = None
+    if args.at:
+        try:
+            at = _parse_at(args.at, settings)
+        except ValueError:
+            print(text("draw_bad_datetime", settings.locale, value=args.at), file=sys.stderr)
+            return 2
+    async with db.opened(settings):
+        try:
+            done = await draws.announce(args.plan, at, clock=SYSTEM, zone=settings.zone)
+        except draws.DrawError as exc:
+            print(_error(exc, settings.locale), file=sys.stderr)
+            return 1
+    print(text("draw_announced", settings.locale, draw_ref=done.draw_ref, plan=done.plan_code,
+               fire_at=done.fire_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M"),
+               commitment=done.commitment))
+    return 0
+
+
+async def draw_or_export(args, settings) -> int:
+    if args.plan == "export":
+        if len(args.rest) != 2:
+            print(text("draw_export_usage", settings.locale), file=sys.stderr)
+            return 2
+        return await export(args.rest[0], Path(args.rest[1]), args.force, settings)
+    if args.rest:
+        print(text("draw_usage", settings.locale), file=sys.stderr)
+        return 2
+    async with db.opened(settings):
+        try:
+            result = await draws.draw_plan(args.plan, args.beacon, dry_run=args.dry_run, clock=SYSTEM,
+                                           zone=settings.zone, locale=settings.locale)
+        except draws.DrawError as exc:
+            print(_error(exc, settings.locale), file=sys.stderr)
+            return 1
+    if isinstance(result, draws.Preview):
+        print(text("draw_preview", settings.locale, p=result))
+        return 0
+    print(result.draw_ref)
+    reveal = result.reveal_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M") if result.reveal_at else ""
+    notes = [note_fields(n) for n in result.notes]
+    print(text("draw_done", settings.locale, r=result, reveal_at=reveal, notes=notes))
+    return 0
+
+
+async def export(draw_ref: str, directory: Path, force: bool, settings) -> int:
+    async with db.opened(settings):
+        try:
+            done = await draws.export(draw_ref, directory, clock=SYSTEM, force=force)
+        except draws.DrawError as exc:
+            print(_error(exc, settings.locale), file=sys.stderr)
+            return 1
+    print(text("draw_exported", settings.locale, e=done))
+    return 0

@@ -1,0 +1,422 @@
+"""Inspection plans (抽查计划): parse and validate a plan written as a dict. Pure, stdlib only.
+
+A plan file (TOML or YAML, read by ``services.plans``) becomes a dict; :func:`parse_plan` turns
+it into a frozen :class:`PlanSpec` or raises :class:`PlanError` naming the offending field by
+its path (``ratios.F``, ``items[2]``, ``team.seats[1]``). The error carries a code and
+parameters, not a sentence: the words live in the templates (``texts/plans.j2``).
+
+Ratios are decimal *strings* (``"0.05"``) because the draw protocol computes quotas in exact
+decimal arithmetic; a float from the file (``0.1``) is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+RISK_CLASSES = ("A", "B", "C", "D", "E")
+ENTITY_KINDS = ("enterprise", "institution", "social_org", "legal_service")
+RESERVED_CODES = frozenset({"export"})  # `inspectbot draw export …` is a subcommand, not a plan
+
+_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+_DECIMAL = re.compile(r"\d+(\.\d+)?")
+_DIVISION = re.compile(r"\d{2,12}")
+_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
+
+
+class PlanError(ValueError):
+    """A plan field is wrong. ``path`` names the field, ``code`` the reason (a text in plans.j2)."""
+
+    def __init__(self, path: str, code: str, **params: Any) -> None:
+        self.path = path
+        self.code = code
+        self.params = params
+        detail = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        super().__init__(f"{path or '(file)'}: {code}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Which entities the plan covers; an empty tuple means "no restriction"."""
+
+    kinds: tuple[str, ...] = ()
+    divisions: tuple[str, ...] = ()  # division-code prefixes, e.g. "3702", "370202"
+    industries: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Team:
+    """Team size and, per seat, the department it must come from (None = any of the plan's)."""
+
+    size: int
+    seats: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Skip entities a plan department inspected in the last ``entity_days`` (unless exempt);
+    never send an inspector to an entity they inspected in the last ``inspector_days``."""
+
+    entity_days: int = 0
+    exempt_classes: tuple[str, ...] = ("D", "E")
+    inspector_days: int = 0
+
+
+@dataclass(frozen=True)
+class Response:
+    """An assignment must be answered by ``time`` on the ``working_days``-th working day."""
+
+    working_days: int = 3
+    time: str = "18:00"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Inspections run from ``start_after_days`` after the draw (at ``start_time``) for ``days``.
+    A flight plan reveals its targets to the teams at the window's start."""
+
+    start_after_days: int = 1
+    days: int = 30
+    start_time: str = "09:00"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the plan fires: a cron expression, or explicit local dates/times (one of the two).
+    The firing is announced (its commitment published) ``announce_days`` ahead."""
+
+    cron: str | None = None
+    dates: tuple[str, ...] = ()  # "YYYY-MM-DDTHH:MM", local time in the configured zone
+    at: str = "09:00"  # time of day for date-only entries
+    announce_days: int = 1
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    code: str
+    name: str
+    departments: tuple[str, ...]
+    items: tuple[str, ...]
+    ratios: tuple[tuple[str, str], ...]  # (risk class, decimal string) for every class A–E
+    team: Team
+    targets: Targets = field(default_factory=Targets)
+    rotation: Rotation = field(default_factory=Rotation)
+    flight: bool = False
+    response: Response = field(default_factory=Response)
+    window: Window = field(default_factory=Window)
+    schedule: Schedule = field(default_factory=Schedule)
+    description: str = ""
+
+    @property
+    def ratio_map(self) -> dict[str, str]:
+        return dict(self.ratios)
+
+    @property
+    def joint(self) -> bool:
+        return len(self.departments) > 1
+
+    def to_dict(self) -> dict:
+        """The normalised plan as plain JSON-able data; ``parse_plan(spec.to_dict()) == spec``."""
+        return {
+            "code": self.code,
+            "name": self.name,
+            "description": self.description,
+            "departments": list(self.departments),
+            "items": list(self.items),
+            "flight": self.flight,
+            "targets": {
+                "kinds": list(self.targets.kinds),
+                "divisions": list(self.targets.divisions),
+                "industries": list(self.targets.industries),
+            },
+            "ratios": dict(self.ratios),
+            "team": {"size": self.team.size, "seats": [s if s is not None else "*" for s in self.team.seats]},
+            "rotation": {
+                "entity_days": self.rotation.entity_days,
+                "exempt_classes": list(self.rotation.exempt_classes),
+                "inspector_days": self.rotation.inspector_days,
+            },
+            "response": {"working_days": self.response.working_days, "time": self.response.time},
+            "window": {
+                "start_after_days": self.window.start_after_days,
+                "days": self.window.days,
+                "start_time": self.window.start_time,
+            },
+            "schedule": {
+                **({"cron": self.schedule.cron} if self.schedule.cron is not None else {}),
+                **({"dates": list(self.schedule.dates)} if self.schedule.dates else {}),
+                "at": self.schedule.at,
+                "announce_days": self.schedule.announce_days,
+            },
+        }
+
+
+# --- field readers: each checks one value and names it by its path on failure ---------------
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _table(value: Any, path: str, allowed: set[str]) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise PlanError(path, "not_table")
+    for key in value:
+        if not isinstance(key, str) or key not in allowed:
+            raise PlanError(_join(path, str(key)), "unknown_field")
+    return value
+
+
+def _string(value: Any, path: str, *, empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise PlanError(path, "not_string", value=_show(value))
+    if not empty and not value.strip():
+        raise PlanError(path, "empty")
+    return value
+
+
+def _int(value: Any, path: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PlanError(path, "not_int", value=_show(value))
+    if value < minimum:
+        raise PlanError(path, "too_small", value=value, minimum=minimum)
+    return value
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise PlanError(path, "not_bool", value=_show(value))
+    return value
+
+
+def _list(value: Any, path: str, *, nonempty: bool = False) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise PlanError(path, "not_list")
+    if nonempty and not value:
+        raise PlanError(path, "empty")
+    return list(value)
+
+
+def _unique_strings(value: Any, path: str, *, nonempty: bool = False, check=None) -> tuple[str, ...]:
+    out: list[str] = []
+    for i, item in enumerate(_list(value, path, nonempty=nonempty)):
+        text = _string(item, _join(path, i))
+        if check is not None:
+            check(text, _join(path, i))
+        if text in out:
+            raise PlanError(_join(path, i), "duplicate", value=text)
+        out.append(text)
+    return tuple(out)
+
+
+def _time(value: Any, path: str) -> str:
+    text = _string(value, path)
+    if not _TIME.fullmatch(text):
+        raise PlanError(path, "bad_time", value=text)
+    return text
+
+
+def _show(value: Any) -> str:
+    return repr(value) if not isinstance(value, str) else value
+
+
+def _code(text: str, path: str) -> None:
+    if not _CODE.fullmatch(text):
+        raise PlanError(path, "bad_code", value=text)
+
+
+def _risk_class(text: str, path: str) -> None:
+    if text not in RISK_CLASSES:
+        raise PlanError(path, "unknown_risk_class", value=text)
+
+
+def _kind(text: str, path: str) -> None:
+    if text not in ENTITY_KINDS:
+        raise PlanError(path, "unknown_kind", value=text, allowed=", ".join(ENTITY_KINDS))
+
+
+def _division(text: str, path: str) -> None:
+    if not _DIVISION.fullmatch(text):
+        raise PlanError(path, "bad_division", value=text)
+
+
+# --- sections --------------------------------------------------------------------------------
+
+
+def parse_ratio(value: Any, path: str) -> str:
+    """A sampling ratio as the exact decimal string the protocol publishes (0 ≤ p ≤ 1)."""
+    if isinstance(value, float):
+        raise PlanError(path, "float_ratio", value=repr(value))
+    if isinstance(value, bool):
+        raise PlanError(path, "bad_ratio", value=repr(value))
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+        raise PlanError(path, "bad_ratio", value=_show(value))
+    if Decimal(value) > 1:
+        raise PlanError(path, "ratio_range", value=value)
+    return value
+
+
+def _ratios(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, Mapping):
+        raise PlanError("ratios", "not_table")
+    table = value
+    if not table:
+        raise PlanError("ratios", "empty")
+    given = {}
+    for key, ratio in table.items():
+        _risk_class(str(key), _join("ratios", str(key)))
+        given[key] = parse_ratio(ratio, _join("ratios", key))
+    return tuple((c, given.get(c, "0")) for c in RISK_CLASSES)
+
+
+def _targets(value: Any) -> Targets:
+    table = _table(value, "targets", {"kinds", "divisions", "industries"})
+    return Targets(
+        kinds=_unique_strings(table.get("kinds", []), "targets.kinds", check=_kind),
+        divisions=_unique_strings(table.get("divisions", []), "targets.divisions", check=_division),
+        industries=_unique_strings(table.get("industries", []), "targets.industries"),
+    )
+
+
+def _team(value: Any, departments: tuple[str, ...]) -> Team:
+    table = _table(value, "team", {"size", "seats"})
+    if "size" not in table:
+        raise PlanError("team.size", "missing")
+    size = _int(table["size"], "team.size", 2)
+    if "seats" in table:
+        raw = _list(table["seats"], "team.seats")
+        if len(raw) != size:
+            raise PlanError("team.seats", "seats_count", count=len(raw), size=size)
+        seats: list[str | None] = []
+        for i, seat in enumerate(raw):
+            text = _string(seat, _join("team.seats", i))
+            if text != "*" and text not in departments:
+                raise PlanError(_join("team.seats", i), "seat_department", value=text)
+            seats.append(None if text == "*" else text)
+    elif len(departments) > 1:
+        if size < len(departments):
+            raise PlanError("team.size", "joint_too_small", size=size, departments=len(departments))
+        seats = [*departments, *([None] * (size - len(departments)))]
+    else:
+        seats = [None] * size
+    if len(departments) > 1:
+        for dept in departments:
+            if dept not in seats:
+                raise PlanError("team.seats", "joint_needs_seat", value=dept)
+    return Team(size=size, seats=tuple(seats))
+
+
+def _rotation(value: Any) -> Rotation:
+    table = _table(value, "rotation", {"entity_days", "exempt_classes", "inspector_days"})
+    exempt = table.get("exempt_classes", list(Rotation.exempt_classes))
+    return Rotation(
+        entity_days=_int(table.get("entity_days", 0), "rotation.entity_days", 0),
+        exempt_classes=_unique_strings(exempt, "rotation.exempt_classes", check=_risk_class),
+        inspector_days=_int(table.get("inspector_days", 0), "rotation.inspector_days", 0),
+    )
+
+
+def _response(value: Any) -> Response:
+    table = _table(value, "response", {"working_days", "time"})
+    return Response(
+        working_days=_int(table.get("working_days", Response.working_days), "response.working_days", 1),
+        time=_time(table.get("time", Response.time), "response.time"),
+    )
+
+
+def _window(value: Any) -> Window:
+    table = _table(value, "window", {"start_after_days", "days", "start_time"})
+    return Window(
+        start_after_days=_int(table.get("start_after_days", Window.start_after_days), "window.start_after_days", 0),
+        days=_int(table.get("days", Window.days), "window.days", 1),
+        start_time=_time(table.get("start_time", Window.start_time), "window.start_time"),
+    )
+
+
+def parse_when(value: Any, path: str, at: str) -> str:
+    """A schedule entry as ``YYYY-MM-DDTHH:MM`` local time (a date alone fires at ``at``)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise PlanError(path, "date_offset", value=value.isoformat())
+        return value.strftime("%Y-%m-%dT%H:%M")
+    if isinstance(value, date):
+        return f"{value.isoformat()}T{at}"
+    text = _string(value, path)
+    if not _DATE_TEXT.fullmatch(text):
+        raise PlanError(path, "bad_date", value=text)
+    try:
+        parsed = datetime.fromisoformat(text.replace(" ", "T")) if len(text) > 10 else date.fromisoformat(text)
+    except ValueError:
+        raise PlanError(path, "bad_date", value=text) from None
+    return parse_when(parsed, path, at)
+
+
+def _schedule(value: Any) -> Schedule:
+    table = _table(value, "schedule", {"cron", "dates", "at", "announce_days"})
+    at = _time(table.get("at", Schedule.at), "schedule.at")
+    if ("cron" in table) == ("dates" in table):
+        raise PlanError("schedule", "schedule_one_of")
+    cron = None
+    dates: tuple[str, ...] = ()
+    if "cron" in table:
+        cron = " ".join(_string(table["cron"], "schedule.cron").split())
+        if len(cron.split()) not in (5, 6):
+            raise PlanError("schedule.cron", "bad_cron", value=cron)
+    else:
+        raw = _list(table["dates"], "schedule.dates", nonempty=True)
+        found: list[str] = []
+        for i, item in enumerate(raw):
+            when = parse_when(item, _join("schedule.dates", i), at)
+            if when in found:
+                raise PlanError(_join("schedule.dates", i), "duplicate", value=when)
+            found.append(when)
+        dates = tuple(sorted(found))
+    return Schedule(
+        cron=cron,
+        dates=dates,
+        at=at,
+        announce_days=_int(table.get("announce_days", Schedule.announce_days), "schedule.announce_days", 0),
+    )
+
+
+TOP_LEVEL = {
+    "code", "name", "description", "departments", "items", "flight", "targets", "ratios", "team",
+    "rotation", "response", "window", "schedule",
+}
+REQUIRED = ("code", "name", "departments", "items", "ratios", "team", "schedule")
+
+
+def parse_plan(data: Any) -> PlanSpec:
+    """Validate a plan given as a dict (from TOML, YAML or :meth:`PlanSpec.to_dict`)."""
+    table = _table(data, "", TOP_LEVEL)
+    for key in REQUIRED:
+        if key not in table:
+            raise PlanError(key, "missing")
+    code = _string(table["code"], "code")
+    _code(code, "code")
+    if code.lower() in RESERVED_CODES:
+        raise PlanError("code", "reserved_code", value=code)
+    departments = _unique_strings(table["departments"], "departments", nonempty=True, check=_code)
+    return PlanSpec(
+        code=code,
+        name=_string(table["name"], "name"),
+        description=_string(table.get("description", ""), "description", empty=True),
+        departments=departments,
+        items=_unique_strings(table["items"], "items", nonempty=True, check=_code),
+        flight=_bool(table.get("flight", False), "flight"),
+        targets=_targets(table.get("targets", {})),
+        ratios=_ratios(table["ratios"]),
+        team=_team(table["team"], departments),
+        rotation=_rotation(table.get("rotation", {})),
+        response=_response(table.get("response", {})),
+        window=_window(table.get("window", {})),
+        schedule=_schedule(table["schedule"]),
+    )

@@ -1,0 +1,86 @@
+"""The integrity survey's inbound side: entity replies (SMS and Telegram), poll answers,
+SMS delivery receipts, and ``/integrity`` for coordinators.
+
+An SMS sender is an entity's mobile number, not a chat binding, so the SMS text handler takes
+every sender (``roles=None``) on the ``sms`` channel only; Telegram text from an entity's linked
+chat comes here too, while an inspector's Telegram text stays with handlers/inspector.py.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.channels.base import EventKind
+from handlers.common import Replier, binding_of
+from handlers.router import command, on
+from models.messaging import Role
+from services import surveys
+from services.inbound import Context
+from services.outbox import reply
+
+MAX_DAYS = 366
+
+
+def _ref(ctx: Context) -> str:
+    return f"{ctx.event.channel}:{ctx.event.external_id}"
+
+
+@on(EventKind.TEXT, roles=None, channel="sms")
+async def sms_reply(ctx: Context) -> str:
+    """A text from a phone: the survey of the entity behind that mobile."""
+    ev = ctx.event
+    return await surveys.handle_reply(ev.sender, ev.text, ctx.clock.now(), channel="sms", zone=ctx.zone,
+                                      ref=_ref(ctx), connection=ctx.conn)
+
+
+@on(EventKind.TEXT, roles={Role.ENTITY}, channel="telegram")
+async def telegram_reply(ctx: Context) -> str:
+    """A text in an entity's linked chat: answers typed instead of tapped, a comment, or TD."""
+    ev = ctx.event
+    if ev.edited:  # an edit is never applied as a new answer
+        return "edit_ignored"
+    return await surveys.handle_reply(ev.sender, ev.text, ctx.clock.now(), channel="telegram", zone=ctx.zone,
+                                      ref=_ref(ctx), connection=ctx.conn)
+
+
+@on(EventKind.POLL_ANSWER, roles={Role.ENTITY})
+async def poll_answer(ctx: Context) -> str:
+    ev = ctx.event
+    return await surveys.handle_poll_answer(ev.sender, ev.poll_id, ev.option_ids, ctx.clock.now(), zone=ctx.zone,
+                                            ref=_ref(ctx), connection=ctx.conn)
+
+
+@on(EventKind.DELIVERY, roles=None)
+async def delivery(ctx: Context) -> str:
+    """A delivery receipt (its sender is the recipient's number, not a person talking to us)."""
+    ev = ctx.event
+    return await surveys.delivery_status(ev.message_id, ev.status, ev.error_code, ctx.clock.now(),
+                                         channel=ev.channel, zone=ctx.zone, connection=ctx.conn)
+
+
+def _days(argument: str) -> int | None:
+    arg = argument.strip()
+    if not arg:
+        return surveys.DEFAULT_WINDOW.days
+    if arg.isdigit() and 1 <= int(arg) <= MAX_DAYS:
+        return int(arg)
+    return None
+
+
+@command("integrity", roles=None)
+async def integrity_command(ctx: Context) -> str:
+    """/integrity [days]: the scores of the coordinator's departments' inspectors; anyone else is refused."""
+    coordinator = binding_of(ctx, Role.COORDINATOR)
+    if coordinator is None:
+        if not ctx.bindings:
+            await reply(ctx.event, "unknown_sender.j2", locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
+            return "unknown"
+        await Replier(ctx)("integrity_refused.j2", {"reason": "not_coordinator"})
+        return "integrity_refused"
+    days = _days(ctx.event.argument)
+    if days is None:
+        await Replier(ctx)("integrity_refused.j2", {"reason": "bad_days", "max": MAX_DAYS})
+        return "usage"
+    report = await surveys.integrity(coordinator.departments, timedelta(days=days), ctx.clock.now(), coordinator=True)
+    await Replier(ctx)("integrity.j2", surveys.report_context(report))
+    return "integrity"

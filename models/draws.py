@@ -1,0 +1,196 @@
+"""Firings, draws and what they produce: inspections, assignments and the recusal log.
+
+A *firing* is one announced run of a plan (its ``draw_ref``), with the commitment published
+ahead. Its 32-byte secret lives in its own table, :class:`FiringSecret`, which only the draw
+service reads: no page, list, serializer or log that shows firings or draws can reach it by
+accident. A *draw* is the one and only execution of a firing: ``draw_ref`` is unique, so a
+second draw of the same firing is refused by the database itself.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from models.directory import ConflictType
+
+
+class FiringStatus(str, Enum):
+    ANNOUNCED = "announced"  # commitment published, not drawn yet
+    DRAWN = "drawn"
+    CANCELLED = "cancelled"
+
+
+class InspectionStatus(str, Enum):
+    STAFFED = "staffed"  # a full team has been sent
+    UNSTAFFABLE = "unstaffable"  # no complete team could be formed (reason recorded)
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class AssignmentStatus(str, Enum):
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    RECUSED = "recused"
+    REPLACED = "replaced"  # taken off the team by a coordinator (e.g. no response)
+    NO_RESPONSE = "no_response"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+# An assignment in one of these states holds its seat on the team.
+HOLDING_SEAT = (AssignmentStatus.SENT, AssignmentStatus.ACCEPTED, AssignmentStatus.DONE)
+
+
+class Firing(Model):
+    """One announced run of a plan. ``params`` is the plan spec as it was when announced."""
+
+    id = fields.IntField(primary_key=True)
+    draw_ref = fields.CharField(max_length=64, unique=True)
+    plan = fields.ForeignKeyField("models.Plan", related_name="firings", on_delete=fields.RESTRICT)
+    fire_at = fields.DatetimeField()
+    commitment = fields.CharField(max_length=64)  # hex(SHA-256(secret)), public
+    params = fields.JSONField(default=dict)
+    status = fields.CharEnumField(FiringStatus, max_length=16, default=FiringStatus.ANNOUNCED)
+    announced_at = fields.DatetimeField()
+
+    class Meta:
+        table = "firing"
+        indexes = (("plan", "status"),)
+
+
+class FiringSecret(Model):
+    """The firing's secret (and, once drawn, the seed derived from it). Private until reveal.
+
+    Read only by ``services.draws``; never rendered, listed, logged or serialised.
+    """
+
+    id = fields.IntField(primary_key=True)
+    firing = fields.OneToOneField("models.Firing", related_name="secret_row", on_delete=fields.CASCADE)
+    secret = fields.BinaryField()
+    seed = fields.BinaryField(null=True)
+
+    class Meta:
+        table = "firing_secret"
+
+    class PydanticMeta:
+        exclude = ("secret", "seed")
+
+    def __repr__(self) -> str:
+        return f"<FiringSecret firing={self.firing_id} (hidden)>"  # type: ignore[attr-defined]
+
+    __str__ = __repr__
+
+
+class Draw(Model):
+    """The single execution of a firing. Public digests only; the secret stays in FiringSecret."""
+
+    id = fields.IntField(primary_key=True)
+    draw_ref = fields.CharField(max_length=64, unique=True)
+    firing = fields.OneToOneField("models.Firing", related_name="draw", on_delete=fields.RESTRICT)
+    plan = fields.ForeignKeyField("models.Plan", related_name="draws", on_delete=fields.RESTRICT)
+    drawn_at = fields.DatetimeField(db_index=True)
+    beacon = fields.CharField(max_length=255, default="")
+    pool_digest = fields.CharField(max_length=64)
+    inspectors_digest = fields.CharField(max_length=64)
+    inspections_digest = fields.CharField(max_length=64)  # H(canonical inspections list)
+    strata = fields.JSONField(default=dict)  # {"A": {"pool": n, "ratio": "0.03", "drawn": k}, …}
+    notes = fields.JSONField(default=list)
+    flight = fields.BooleanField(default=False)
+    window_start = fields.DatetimeField()
+    window_end = fields.DatetimeField()
+    reveal_at = fields.DatetimeField(null=True)  # flight: when targets and bundle are revealed
+    revealed_at = fields.DatetimeField(null=True)
+    pool_size = fields.IntField()
+    inspector_count = fields.IntField()
+    inspection_count = fields.IntField()
+    unstaffable_count = fields.IntField(default=0)
+
+    class Meta:
+        table = "draw"
+
+
+class DrawInput(Model):
+    """The draw's inputs as they were at draw time (zlib-compressed), so the bundle can be
+    exported and replacements drawn later whatever happens to the directories since."""
+
+    id = fields.IntField(primary_key=True)
+    draw = fields.ForeignKeyField("models.Draw", related_name="inputs", on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=32)  # "pool.tsv", "inspectors.tsv", "params.json"
+    data = fields.BinaryField()
+
+    class Meta:
+        table = "draw_input"
+        unique_together = (("draw", "name"),)
+
+
+class Inspection(Model):
+    """One drawn entity of a draw, numbered as the protocol numbers it."""
+
+    id = fields.IntField(primary_key=True)
+    draw = fields.ForeignKeyField("models.Draw", related_name="inspections", on_delete=fields.RESTRICT)
+    no = fields.IntField()
+    entity = fields.ForeignKeyField("models.Entity", related_name="inspections", on_delete=fields.RESTRICT)
+    entity_key = fields.CharField(max_length=32)  # the public key as drawn (USCC)
+    division = fields.CharField(max_length=12, default="")  # as it was at draw time
+    stratum = fields.CharField(max_length=8)
+    rank = fields.CharField(max_length=16)  # u64 rank, hex
+    status = fields.CharEnumField(InspectionStatus, max_length=16, default=InspectionStatus.STAFFED)
+    unstaffable_reason = fields.CharField(max_length=64, default="")
+
+    class Meta:
+        table = "inspection"
+        # (entity, draw) is unique (no entity twice in a draw) and serves "inspections of an entity"
+        unique_together = (("draw", "no"), ("entity", "draw"))
+
+
+class Assignment(Model):
+    """One inspector on one seat of an inspection's team. ``ordinal`` 0 = drawn with the draw,
+    k = placed by the k-th recusal on this inspection (whose log ordinal is k − 1)."""
+
+    id = fields.IntField(primary_key=True)
+    draw = fields.ForeignKeyField("models.Draw", related_name="assignments", on_delete=fields.RESTRICT)
+    inspection = fields.ForeignKeyField("models.Inspection", related_name="assignments", on_delete=fields.RESTRICT)
+    inspector = fields.ForeignKeyField("models.Inspector", related_name="assignments", on_delete=fields.RESTRICT)
+    seat = fields.SmallIntField()
+    ordinal = fields.SmallIntField(default=0)
+    status = fields.CharEnumField(AssignmentStatus, max_length=16, default=AssignmentStatus.SENT)
+    deadline = fields.DatetimeField()
+    created_at = fields.DatetimeField()
+    responded_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "assignment"
+        unique_together = (("inspection", "inspector"),)
+        indexes = (("inspector", "status"), ("draw", "status"))
+
+
+class Recusal(Model):
+    """The recusal log (回避记录): published with the bundle so replacements can be re-derived."""
+
+    id = fields.IntField(primary_key=True)
+    inspection = fields.ForeignKeyField("models.Inspection", related_name="recusals", on_delete=fields.RESTRICT)
+    assignment = fields.OneToOneField("models.Assignment", related_name="recusal", on_delete=fields.RESTRICT)
+    seat = fields.SmallIntField()
+    ordinal = fields.SmallIntField()  # earlier recusals on this inspection (0 for the first), as published
+    recusing = fields.ForeignKeyField("models.Inspector", related_name="recusals", on_delete=fields.RESTRICT)
+    replacement = fields.ForeignKeyField(
+        "models.Inspector", related_name="replacements", null=True, on_delete=fields.RESTRICT
+    )
+    # A plain foreign key: Tortoise orders a model's one-to-one columns nondeterministically, which
+    # would make the generated migration differ from run to run; one o2o per model keeps it stable.
+    replacement_assignment = fields.ForeignKeyField(
+        "models.Assignment", related_name="replaces", null=True, on_delete=fields.RESTRICT
+    )
+    reason_type = fields.CharEnumField(ConflictType, max_length=32)  # private: never published
+    # hex pair hashes of the exclusions the replacement consulted and found (published, so an
+    # auditor can re-derive the replacement without learning the conflicts)
+    exclusions = fields.JSONField(default=list)
+    unstaffable_reason = fields.CharField(max_length=64, default="")
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "recusal"
+        unique_together = (("inspection", "ordinal"),)

@@ -1,0 +1,260 @@
+"""The scheduler: jobs built from plan rows, each fire run once, missed fires handled.
+
+One place turns a plan into jobs: :func:`plan_fires`. For every active plan it yields the
+next *announce* fires (the commitment is published ``announce_days`` before the draw, at
+least one day) and *draw* fires (at the plan's fire time). Besides those, periodic *sweeps*
+(assignment deadlines and reminders, flight reveals, survey dispatch, reminders and expiry,
+photo fetching, the monthly report) are registered by the features that own them with
+:func:`sweep`.
+
+Exactly once across instances: a fire's key (``draw:P0042:2026-12-01T09:00:00+08:00``) is
+inserted into ``scheduler_fire`` **in the same transaction** as the fire's work. A second
+instance sharing the PostgreSQL database blocks on the unique index until the first commits,
+then finds the key taken and skips; if the first fails and rolls back, the key is free again.
+(A unique row rather than an advisory lock: it also leaves a record of every fire.)
+
+After downtime (:meth:`Scheduler.catch_up`): for each plan and kind, the latest missed fire
+within the grace period runs once (coalesced); older missed fires are recorded as ``missed``
+and reported to the plan's coordinators, never run late.
+
+APScheduler (in the service's event loop) only decides *when* to call :meth:`Scheduler.run_due`;
+tests and the demo's fast clock call it directly with their own clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Awaitable, Callable
+
+from tortoise.transactions import in_transaction
+
+from bot import db
+from bot.clock import Clock
+
+log = logging.getLogger("inspectbot.scheduler")
+
+INSTANCE = f"{socket.gethostname()}:{os.getpid()}"
+DEFAULT_GRACE = timedelta(hours=6)
+LOOKBACK = timedelta(days=35)
+
+
+@dataclass(frozen=True)
+class PlannedFire:
+    key: str
+    kind: str  # "announce" | "draw"
+    plan: str
+    at: datetime  # when this fire is due
+    fire_at: datetime  # the draw time it belongs to
+
+
+def plan_fires(spec, zone, after: datetime, until: datetime) -> list[PlannedFire]:
+    """Every announce and draw fire of ``spec`` due in (after, until] — the one place that
+    turns a plan into jobs."""
+    from services.plans import fire_times
+
+    lead = timedelta(days=max(spec.schedule.announce_days, 1))
+    out: list[PlannedFire] = []
+    # draw times up to `until + lead`, so announces due before `until` are included
+    cursor = after - lead
+    while True:
+        batch = fire_times(spec, cursor, zone, limit=50)
+        if not batch:
+            break
+        for fire_at in batch:
+            stamp = fire_at.isoformat()
+            announce_at = fire_at - lead
+            if after < announce_at <= until:
+                out.append(PlannedFire(f"announce:{spec.code}:{stamp}", "announce", spec.code, announce_at, fire_at))
+            if after < fire_at <= until:
+                out.append(PlannedFire(f"draw:{spec.code}:{stamp}", "draw", spec.code, fire_at, fire_at))
+        cursor = batch[-1]
+        if cursor > until + lead or len(batch) < 50:
+            break
+    return sorted(out, key=lambda f: (f.at, f.kind != "announce", f.plan))
+
+
+async def firing_at(plan_code: str, fire_at: datetime):
+    """The firing announced for this plan's draw at ``fire_at``, if any."""
+    from models.draws import Firing
+
+    return await Firing.filter(plan__code=plan_code, fire_at=fire_at.astimezone(timezone.utc)).first()
+
+
+Sweep = Callable[["Scheduler", datetime], Awaitable[None]]
+SWEEPS: dict[str, Sweep] = {}
+
+
+def sweep(name: str):
+    """Register a periodic sweep (idempotent by the state it reads)."""
+
+    def deco(fn: Sweep) -> Sweep:
+        SWEEPS[name] = fn
+        return fn
+
+    return deco
+
+
+class Scheduler:
+    def __init__(self, runtime, *, grace: timedelta = DEFAULT_GRACE, sweep_every: float = 30.0) -> None:
+        self.rt = runtime
+        self.grace = grace
+        self.sweep_every = sweep_every
+        self._aps = None
+        self.ran: list[str] = []
+
+    @property
+    def clock(self) -> Clock:
+        return self.rt.clock
+
+    @property
+    def zone(self):
+        return self.rt.settings.zone
+
+    # -- claim + run -------------------------------------------------------------------------
+
+    async def run_once(self, key: str, kind: str, scheduled_for: datetime,
+                       work: Callable[[], Awaitable[str]]) -> str | None:
+        """Run ``work`` under fire ``key`` unless another instance (or an earlier run) has it.
+        Returns the outcome, or None if the key was taken."""
+        now = self.clock.now()
+        async with in_transaction() as conn:
+            p = db.placeholders(7)
+            rows = await conn.execute_query_dict(
+                "INSERT INTO scheduler_fire (key, kind, scheduled_for, fired_at, outcome, detail, instance) "
+                f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
+                [key, kind, scheduled_for, now, "", "", INSTANCE],
+            )
+            if not rows:
+                return None
+            outcome = await work()
+            q = db.placeholders(2).split(", ")
+            await conn.execute_query(f"UPDATE scheduler_fire SET outcome={q[0]} WHERE id={q[1]}",
+                                     [outcome[:64], rows[0]["id"]])
+        self.ran.append(key)
+        log.info("fire %s -> %s", key, outcome)
+        return outcome
+
+    async def record_missed(self, fire: PlannedFire) -> bool:
+        now = self.clock.now()
+        p = db.placeholders(7)
+        rows = await db.conn().execute_query_dict(
+            "INSERT INTO scheduler_fire (key, kind, scheduled_for, fired_at, outcome, detail, instance) "
+            f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
+            [fire.key, fire.kind, fire.at, now, "missed", "older than the grace period", INSTANCE],
+        )
+        if rows:
+            log.warning("fire %s missed (due %s) and not run: older than the grace period", fire.key, fire.at)
+            await self._report_missed(fire)
+        return bool(rows)
+
+    async def _report_missed(self, fire: PlannedFire) -> None:
+        from services.alerts import alert_plan_coordinators
+
+        await alert_plan_coordinators(fire.plan, "scheduler_missed.j2",
+                                      {"plan": fire.plan, "kind": fire.kind, "due": fire.at.astimezone(self.zone).isoformat(" ", "minutes")},
+                                      dedupe=f"missed:{fire.key}", now=self.clock.now())
+
+    # -- what is due -------------------------------------------------------------------------
+
+    async def plan_specs(self) -> list:
+        from models.plans import Plan
+        from services.plans import spec_of
+
+        return [(p, spec_of(p)) for p in await Plan.filter(active=True).order_by("code")]
+
+    async def run_due(self, now: datetime | None = None) -> list[str]:
+        """Run every plan fire due by ``now`` (within grace; older ones are reported) and every
+        sweep. Returns the fire keys this call ran."""
+        now = now or self.clock.now()
+        before = len(self.ran)
+        await self.catch_up(now)
+        for name, fn in list(SWEEPS.items()):
+            try:
+                await fn(self, now)
+            except Exception:
+                log.exception("sweep %s failed", name)
+        return self.ran[before:]
+
+    async def catch_up(self, now: datetime) -> None:
+        from models.scheduling import Fire
+
+        for plan, spec in await self.plan_specs():
+            start = max(plan.created_at, now - LOOKBACK)
+            fires = plan_fires(spec, self.zone, start, now)
+            if not fires:
+                continue
+            done = set(await Fire.filter(key__in=[f.key for f in fires]).values_list("key", flat=True))
+            pending = [f for f in fires if f.key not in done]
+            latest: dict[str, PlannedFire] = {}
+            for f in pending:
+                if now - f.at <= self.grace:
+                    latest[f.kind] = f  # sorted by time: keeps the latest of each kind
+            for f in pending:
+                if latest.get(f.kind) is f:
+                    continue
+                await self.record_missed(f)
+            for kind in ("announce", "draw"):
+                if kind in latest:
+                    await self.fire_plan(latest[kind])
+
+    async def fire_plan(self, fire: PlannedFire) -> str | None:
+        from services import draws
+
+        if fire.kind == "announce":
+            async def work() -> str:
+                existing = await firing_at(fire.plan, fire.fire_at)
+                if existing is not None:
+                    return "already_announced"
+                await draws.announce(fire.plan, fire.fire_at.astimezone(timezone.utc), clock=self.clock,
+                                     zone=self.zone)
+                return "announced"
+        else:
+            async def work() -> str:
+                firing = await firing_at(fire.plan, fire.fire_at)
+                if firing is None:
+                    # Never draw without a commitment published in advance.
+                    await self._report_missed(fire)
+                    return "not_announced"
+                await draws.draw(firing.draw_ref, clock=self.clock, zone=self.zone, locale=self.rt.settings.locale)
+                return "drawn"
+
+        try:
+            return await self.run_once(fire.key, fire.kind, fire.at, work)
+        except Exception as exc:
+            log.exception("fire %s failed; it will be tried again", fire.key)
+            return f"failed:{exc.__class__.__name__}"
+
+    # -- APScheduler -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the jobs from plan rows and start APScheduler in the running loop."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self._aps = AsyncIOScheduler(timezone=self.zone)
+        self._aps.add_job(self.run_due, "interval", seconds=self.sweep_every, id="sweep", coalesce=True,
+                          max_instances=1, next_run_time=datetime.now(self.zone))
+        await self.rebuild()
+        self._aps.start()
+
+    async def rebuild(self) -> None:
+        """(Re)build the date jobs of every active plan's upcoming fires. Called at start and
+        whenever a plan is added or changed."""
+        if self._aps is None:
+            return
+        for job in self._aps.get_jobs():
+            if job.id != "sweep":
+                job.remove()
+        now = self.clock.now()
+        for _plan, spec in await self.plan_specs():
+            for fire in plan_fires(spec, self.zone, now, now + timedelta(days=60))[:20]:
+                self._aps.add_job(self.fire_plan, "date", run_date=fire.at, args=[fire], id=fire.key,
+                                  misfire_grace_time=int(self.grace.total_seconds()), coalesce=True,
+                                  replace_existing=True)
+
+    def shutdown(self) -> None:
+        if self._aps is not None and self._aps.running:
+            self._aps.shutdown(wait=False)

@@ -1,0 +1,219 @@
+"""The integrity survey end to end: the real Twilio adapter and its signed webhooks served by our
+aiohttp app, against the SMS gateway simulator; and the Telegram poll path through the Bot API
+simulator and the real python-telegram-bot."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import aiohttp
+from aiohttp import web
+
+from bot.channels.sms_twilio import INBOUND_PATH, TwilioSmsChannel
+from bot.clock import FakeClock
+from bot.dispatcher import Dispatcher
+from bot.ratelimit import RateLimiter
+from bot.runtime import Runtime
+from bot.settings import Settings
+from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
+from bot.web import make_app
+from domain.signatures import twilio_signature
+from models.alerts import Alert
+from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role
+from models.surveys import Survey, SurveyStatus
+from services import surveys
+from services.identity import create_invite
+from tests.e2e.harness import eventually, spine
+from tests.services import survey_world
+from tests.services.survey_world import EVENING, MOBILES, MORNING
+
+PHONE = MOBILES[0]
+
+
+@dataclass
+class Gateway:
+    sim: SmsSimulator
+    rt: Runtime
+    dispatcher: Dispatcher
+    clock: FakeClock
+    settings: Settings
+
+    async def deliver(self) -> int:
+        """Send what is due, then let the simulator's status callbacks arrive."""
+        n = await self.dispatcher.drain()
+        await self.sim.drain()
+        return n
+
+    def texts(self, phone: str = PHONE) -> list[str]:
+        return self.sim.phone(phone).texts()
+
+
+@contextlib.asynccontextmanager
+async def gateway(db: Settings, start: datetime = MORNING):
+    """Our web app (Twilio webhooks) on a real port, the Twilio adapter pointed at the simulator."""
+    clock = FakeClock(start)
+    sim = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
+    await sim.start()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    public = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = db.with_(sms_account_sid=DEV_ACCOUNT_SID, sms_auth_token=DEV_AUTH_TOKEN, sms_api_url=sim.url,
+                        sms_from=DEV_NUMBER, public_url=public)
+    sim.inbound_url = public + INBOUND_PATH
+    rt = Runtime(settings=settings, clock=clock)
+    channel = TwilioSmsChannel(settings, clock=clock)
+    rt.channels = {"sms": channel}
+    rt.dispatcher = Dispatcher(rt.channels, clock=clock,
+                               limits={"sms": RateLimiter(None, None, now=lambda: clock.now().timestamp())})
+    runner = web.AppRunner(make_app(rt))
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    try:
+        yield Gateway(sim, rt, rt.dispatcher, clock, settings)
+    finally:
+        await runner.cleanup()
+        await channel.stop()
+        await sim.stop()
+
+
+async def survey_sent(g: Gateway, w, i: int = 0) -> Survey:
+    await surveys.enter_pool(w.inspections[i].id, g.clock.now())
+    await g.deliver()
+    return await Survey.get(inspection_id=w.inspections[i].id)
+
+
+async def test_survey_sms_and_a_full_answer_over_signed_webhooks(db):
+    async with gateway(db) as g:
+        w = await survey_world.build("D")
+        s = await survey_sent(g, w)
+        [text] = g.texts()
+        assert text.startswith("【青岛市市场监督管理局】") and text.endswith("回复TD退订") and "张伟、李娜" in text
+        invite = await Outbox.get(dedupe_key=f"survey:{s.id}:invite")
+        assert invite.status == OutboxStatus.DELIVERED and invite.delivered_at == MORNING  # status callbacks
+        reply = await g.sim.reply(PHONE, "是，否，５　很规范")
+        assert reply.status == 200
+        await g.deliver()
+        assert "感谢您的回复" in g.texts()[-1]
+        s = await Survey.get(id=s.id)
+        assert s.status == SurveyStatus.ANSWERED and s.answers["fairness"] == 5 and s.comment == "很规范"
+        assert all(h.status == 200 for h in g.sim.webhooks)
+
+
+async def test_a_forged_or_replayed_webhook_is_refused_and_stores_nothing_a_genuine_one_alerts(db):
+    async with gateway(db) as g:
+        w = await survey_world.build("D")
+        await survey_sent(g, w)
+        events = await InboundEvent.all().count()
+        url = g.settings.public_url + INBOUND_PATH
+        form = {"MessageSid": "SM" + "a" * 32, "AccountSid": DEV_ACCOUNT_SID, "From": PHONE, "To": DEV_NUMBER,
+                "Body": "1 1 1"}
+        async with aiohttp.ClientSession() as http:
+            async def post(signature: str | None) -> int:
+                headers = {"X-Twilio-Signature": signature} if signature else {}
+                async with http.post(url, data=form, headers=headers) as resp:
+                    return resp.status
+
+            forged = twilio_signature(url, form, "not-the-token")
+            assert await post(None) == 403 and await post(forged) == 403
+            assert await InboundEvent.all().count() == events and not await Alert.all().exists()
+            good = twilio_signature(url, form, DEV_AUTH_TOKEN)
+            assert await post(good) == 200
+            assert await post(good) == 403  # the same signed request again
+        assert await InboundEvent.all().count() == events + 1
+        assert await Outbox.filter(template="survey_thanks.j2").count() == 1
+        # the genuine reply said "improper = yes" and fairness 1: the coordinator hears, no inspector
+        [alert] = await Alert.filter(kind="survey_alert")
+        assert alert.context["reasons"] == ["improper", "unfair"]
+        assert await Outbox.filter(template="survey_alert.j2", recipient_id=w.coordinator.id).count() == 1
+        assert not await Outbox.filter(recipient_kind=RecipientKind.INSPECTOR).exists()
+        assert not await Outbox.filter(recipient_id__in=[c.id for c in w.inspector_chats],
+                                       recipient_kind=RecipientKind.PERSON).exists()
+
+
+async def test_one_answer_per_sms_then_garbled_replies_end_incomplete(db):
+    async with gateway(db) as g:
+        w = await survey_world.build("D")
+        await survey_sent(g, w)
+        for body in ("1", "好的", "嗯嗯", "？"):
+            assert (await g.sim.reply(PHONE, body)).status == 200
+            await g.deliver()
+        texts = g.texts()[1:]
+        assert "第2题" in texts[0] and "第2题" in texts[1] and "请回复“是”或“否”" in texts[1]
+        assert "最后一次提示" in texts[2] and "本次回访到此结束" in texts[3] and len(texts) == 4
+        s = await Survey.get()
+        assert s.status == SurveyStatus.INCOMPLETE and s.answers == {"credentials": True}
+
+
+async def test_opt_out_by_sms_is_confirmed_once_and_never_surveyed_again(db):
+    async with gateway(db) as g:
+        w = await survey_world.build("D")
+        await survey_sent(g, w)
+        for body in ("TD", "退订"):
+            await g.sim.reply(PHONE, body)
+            await g.deliver()
+        assert len(g.texts()) == 2 and "您已退订" in g.texts()[1]
+        later = await survey_world.build("D", draw_ref="P1/2027-01-01", entities=w.entities)
+        assert await surveys.enter_pool(later.inspections[0].id, g.clock.now()) == "opted_out"
+        await g.deliver()
+        assert len(g.texts()) == 2
+
+
+async def test_a_survey_due_at_nine_in_the_evening_goes_out_at_eight(db):
+    async with gateway(db, start=EVENING) as g:
+        w = await survey_world.build("D")
+        await survey_sent(g, w)
+        assert g.texts() == []
+        g.clock.set(datetime(2026, 12, 3, 23, 59, tzinfo=timezone.utc))  # 07:59
+        await g.deliver()
+        assert g.texts() == []
+        g.clock.set(datetime(2026, 12, 4, 0, 0, tzinfo=timezone.utc))  # 08:00
+        await g.deliver()
+        assert len(g.texts()) == 1 and g.sim.phone(PHONE).received[0]["status"] == "delivered"
+
+
+async def test_an_undelivered_sms_falls_back_to_telegram_or_leaves_the_survey_undeliverable(db):
+    async with gateway(db) as g:
+        w = await survey_world.build("DD")
+        for phone in MOBILES[:2]:
+            g.sim.set_state(phone, "unreachable")
+        for insp in w.inspections:
+            assert await surveys.enter_pool(insp.id, g.clock.now()) == "survey_sent"
+        await survey_world.link_chat(w.entities[0], "700")  # linked after its survey went by SMS
+        await g.deliver()
+        linked, lone = [await Survey.get(inspection_id=insp.id) for insp in w.inspections]
+        assert (linked.channel.value, linked.address, linked.poll_question) == ("telegram", "700", "credentials")
+        assert await Outbox.filter(address="700", channel="telegram").count() == 1  # the first poll, queued
+        assert lone.status == SurveyStatus.UNDELIVERABLE
+        row = await Outbox.get(dedupe_key=f"survey:{lone.id}:invite")
+        assert row.status == OutboxStatus.DEAD and row.last_error == "undelivered:30003"
+
+
+async def test_telegram_poll_survey_end_to_end(db):
+    async with spine(db, clock=FakeClock(MORNING)) as s:
+        w = await survey_world.build("D")
+        user = s.sim.create_user("王老板")
+        code = await create_invite(Role.ENTITY, s.clock, uscc=w.entities[0].uscc)
+        s.sim.send_command(user, "start", code)
+        await eventually(lambda: ChatBinding.filter(address=str(user.id), role=Role.ENTITY).exists())
+        await s.deliver()
+        assert "检查对象联系人" in (await s.sim.wait_for_message(user)).text
+        assert await surveys.enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
+        for option, question in ((0, "improper"), (1, "fairness"), (4, None)):
+            await s.deliver()
+            poll = await s.sim.wait_for_message(user)
+            assert "poll" in poll.data
+            if question is None:
+                assert len(poll.data["poll"]["options"]) == 5
+            s.sim.answer_poll(user, poll.message_id, [option])
+            await eventually(lambda: Survey.filter(poll_question=question).exists()
+                             if question else Survey.filter(status=SurveyStatus.ANSWERED).exists())
+        first = s.sim.messages(user)[1].data["poll"]
+        assert first["question"].startswith("【检查回访】") and [o["text"] for o in first["options"]] == ["是", "否"]
+        await s.deliver()
+        assert "感谢您的回复" in (await s.sim.wait_for_message(user)).text
+        survey = await Survey.get()
+        assert survey.answers == {"credentials": True, "improper": False, "fairness": 5}
+        assert len(survey.polls["ids"]) == 3 and not await Alert.all().exists()

@@ -1,0 +1,130 @@
+"""The console: `inspectbot plan add|list|show`, `announce`, `draw`, `draw export` (SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from bot import db
+from bot.cli import main
+from bot.settings import Settings
+from domain import bundle
+from models.draws import FiringSecret
+from tests.services import draw_world as world
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """A data directory with a small directory imported; the CLI speaks English."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INSPECTBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTBOT_LOCALE", "en")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    settings = Settings.from_env()
+
+    async def seed():
+        async with db.opened(settings):
+            await world.build(n_entities=30)
+
+    asyncio.run(seed())
+    return settings
+
+
+def secrets_of(settings) -> list[str]:
+    async def read():
+        async with db.opened(settings):
+            return [bytes(r.secret).hex() for r in await FiringSecret.all()]
+
+    return asyncio.run(read())
+
+
+def test_plan_add_list_show(cli, tmp_path, capsys):
+    assert main(["plan", "add", str(world.plan_file(tmp_path, "P1"))]) == 0
+    assert 'Added plan P1 "测试计划"' in capsys.readouterr().out
+    assert main(["plan", "add", str(world.plan_file(tmp_path, "P1", name="新名称"))]) == 0
+    assert "Updated plan P1" in capsys.readouterr().out
+    assert main(["plan", "list"]) == 0
+    assert "P1  新名称  [SCJG]" in capsys.readouterr().out
+    assert main(["plan", "show", "P1"]) == 0
+    out = capsys.readouterr().out
+    assert "Ratios: A 0.25, B 0.25, C 0.5, D 1, E 1" in out and "Team: 2 seats" in out
+    assert main(["plan", "show", "NOPE"]) == 1
+    assert 'No plan with code "NOPE"' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda t: t.replace('C = "0.5"', "C = 0.1"), 'ratios.C: 0.1 is a floating-point number'),
+        (lambda t: t.replace('C = "0.5"', 'F = "0.5"'), 'ratios.F: unknown risk class "F"'),
+        (lambda t: t.replace("size = 2", "size = 1"), "team.size: must be at least 2, not 1"),
+        (lambda t: t.replace('items = ["SCJG-SP-01"]', 'items = ["NOPE"]'), 'items[0]: no inspection item "NOPE"'),
+        (lambda t: t + "\n[extra\n", "P1.toml: syntax error"),
+    ],
+)
+def test_bad_plan_file_exits_2_naming_the_field(cli, tmp_path, capsys, edit, expected):
+    path = world.plan_file(tmp_path, "P1")
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    assert main(["plan", "add", str(path)]) == 2
+    assert expected in capsys.readouterr().err
+    assert main(["plan", "list"]) == 0
+    assert "No plans yet" in capsys.readouterr().out
+
+
+def test_announce_dry_run_draw_export(cli, tmp_path, capsys):
+    assert main(["plan", "add", str(world.plan_file(tmp_path, "P1"))]) == 0
+    capsys.readouterr()
+    assert main(["draw", "P1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Dry run of plan P1: nothing was drawn or written." in out and "C: 3 of 6 (ratio 0.5)" in out
+
+    assert main(["announce", "P1", "--at", "2099-01-01 09:00"]) == 0
+    out = capsys.readouterr().out
+    assert "Announced P1/2099-01-01" in out and "Commitment" in out
+    assert main(["draw", "P1"]) == 1
+    assert "cannot be drawn before then" in capsys.readouterr().err
+
+    assert main(["plan", "add", str(world.plan_file(tmp_path, "P2"))]) == 0
+    capsys.readouterr()
+    assert main(["draw", "P2", "--beacon", "drand:99"]) == 0
+    out = capsys.readouterr().out
+    draw_ref = out.splitlines()[0]
+    assert draw_ref.startswith("P2/") and "announced just now" in out and "inspections from a pool of 30" in out
+
+    assert main(["draw", "export", draw_ref, str(tmp_path / "bundle")]) == 0
+    assert "Wrote the bundle" in capsys.readouterr().out
+    files = {p.name: p.read_bytes() for p in (tmp_path / "bundle").iterdir()}
+    assert all(line.ok for line in bundle.verify(files))
+    assert json.loads(files["draw.json"])["beacon"] == "drand:99"
+
+
+def test_flight_draw_prints_only_the_seal(cli, tmp_path, capsys):
+    assert main(["plan", "add", str(world.plan_file(tmp_path, "F1", flight=True))]) == 0
+    capsys.readouterr()
+    assert main(["draw", "F1"]) == 0
+    out = capsys.readouterr().out
+    draw_ref = out.splitlines()[0]
+    assert "Flight inspection" in out and "sealed" in out
+    assert main(["draw", "export", draw_ref, str(tmp_path / "sealed")]) == 0
+    out += capsys.readouterr().out
+    assert "--force" in out and [p.name for p in (tmp_path / "sealed").iterdir()] == ["sealed.json"]
+    secret = secrets_of(cli)[0]
+    sealed = (tmp_path / "sealed" / "sealed.json").read_text()
+    assert secret not in out and secret not in sealed
+    assert main(["draw", "export", draw_ref, str(tmp_path / "full"), "--force"]) == 0
+    assert "BEFORE its reveal" in capsys.readouterr().out
+    assert json.loads((tmp_path / "full" / "draw.json").read_text())["secret"] == secret
+
+
+def test_draw_usage_errors(cli, capsys):
+    assert main(["draw", "export", "P1/2026-12-01"]) == 2
+    assert "usage: inspectbot draw export" in capsys.readouterr().err
+    assert main(["draw", "P1", "extra"]) == 2
+    assert main(["draw", "NOPE"]) == 1
+    assert 'No plan with code "NOPE"' in capsys.readouterr().err
+    assert main(["announce", "NOPE", "--at", "tomorrow"]) == 2
+    assert "is not a date-time" in capsys.readouterr().err
+    assert main(["draw", "export", "P9/2026-01-01", "out"]) == 1
+    assert 'No firing "P9/2026-01-01"' in capsys.readouterr().err
