@@ -86,6 +86,16 @@ async def firing_at(plan_code: str, fire_at: datetime):
 
 Sweep = Callable[["Scheduler", datetime], Awaitable[None]]
 SWEEPS: dict[str, Sweep] = {}
+# The modules whose sweeps the scheduler runs (each registers itself with @sweep on import).
+SWEEP_MODULES = ["services.deadlines", "services.surveys"]
+
+
+def load_sweeps() -> dict[str, Sweep]:
+    import importlib
+
+    for name in SWEEP_MODULES:
+        importlib.import_module(name)
+    return SWEEPS
 
 
 def sweep(name: str):
@@ -105,6 +115,7 @@ class Scheduler:
         self.sweep_every = sweep_every
         self._aps = None
         self.ran: list[str] = []
+        load_sweeps()
 
     @property
     def clock(self) -> Clock:

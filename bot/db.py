@@ -8,6 +8,7 @@ never calls ``generate_schemas``. Migration files hold the SQL for both dialects
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from contextlib import asynccontextmanager
 from enum import Enum
 from pathlib import Path
@@ -106,6 +107,9 @@ def encode(value):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset():
+        # Always UTC, as Tortoise writes them: SQLite compares datetimes as text.
+        return value.astimezone(timezone.utc)
     return value
 
 

@@ -68,10 +68,15 @@ class Rotation:
 
 @dataclass(frozen=True)
 class Response:
-    """An assignment must be answered by ``time`` on the ``working_days``-th working day."""
+    """An assignment must be answered by ``time`` on the ``working_days``-th working day.
+
+    No answer by then: a reminder. Still none after a second period as long as the first: the
+    coordinators are alerted, and with ``on_silence = "replace"`` the assignment is treated
+    as a recusal of type "no response" and a replacement is drawn."""
 
     working_days: int = 3
     time: str = "18:00"
+    on_silence: str = "alert"  # "alert" | "replace"
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,8 @@ class PlanSpec:
                 "exempt_classes": list(self.rotation.exempt_classes),
                 "inspector_days": self.rotation.inspector_days,
             },
-            "response": {"working_days": self.response.working_days, "time": self.response.time},
+            "response": {"working_days": self.response.working_days, "time": self.response.time,
+                         "on_silence": self.response.on_silence},
             "window": {
                 "start_after_days": self.window.start_after_days,
                 "days": self.window.days,
@@ -325,10 +331,14 @@ def _rotation(value: Any) -> Rotation:
 
 
 def _response(value: Any) -> Response:
-    table = _table(value, "response", {"working_days", "time"})
+    table = _table(value, "response", {"working_days", "time", "on_silence"})
+    on_silence = table.get("on_silence", Response.on_silence)
+    if on_silence not in ("alert", "replace"):
+        raise PlanError("response.on_silence", "bad_choice", value=_show(on_silence), allowed="alert, replace")
     return Response(
         working_days=_int(table.get("working_days", Response.working_days), "response.working_days", 1),
         time=_time(table.get("time", Response.time), "response.time"),
+        on_silence=on_silence,
     )
 
 

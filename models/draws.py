@@ -160,6 +160,8 @@ class Assignment(Model):
     deadline = fields.DatetimeField()
     created_at = fields.DatetimeField()
     responded_at = fields.DatetimeField(null=True)
+    reminded_at = fields.DatetimeField(null=True)  # the deadline passed unanswered: reminded
+    escalated_at = fields.DatetimeField(null=True)  # still silent after the second period
 
     class Meta:
         table = "assignment"

@@ -1,0 +1,141 @@
+"""Assignment deadlines and flight reveals, run by the scheduler's sweeps.
+
+Deadlines: an assignment still ``sent`` at its deadline gets one reminder; still silent
+after a second period as long as the first (deadline − sent), the plan's coordinators are
+alerted and, when the plan says ``on_silence = "replace"``, the assignment is treated as a
+recusal of type "no response" and a replacement is drawn. Each step is guarded by a
+conditional UPDATE on ``reminded_at``/``escalated_at``, so two instances never do it twice.
+
+Flight reveals: at the window's start every team member gets the same message naming the
+entity, and the draw is marked revealed (its full bundle becomes public).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from bot.clock import Clock
+from domain.plans import parse_plan
+from models.directory import ConflictType
+from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Firing
+from models.messaging import RecipientKind
+from scheduler import sweep
+from services import audit
+from services.alerts import raise_alert
+from services.outbox import Message, enqueue
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+def _local(when: datetime, zone) -> str:
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+async def remind_due(now: datetime, zone, locale: str) -> int:
+    """Remind every assignment whose deadline passed unanswered (once each)."""
+    due = await (Assignment.filter(status=AssignmentStatus.SENT, deadline__lte=now, reminded_at=None)
+                 .order_by("id").limit(BATCH).prefetch_related("inspection", "draw__plan"))
+    done = 0
+    for asg in due:
+        async with in_transaction() as conn:
+            n = await Assignment.filter(id=asg.id, status=AssignmentStatus.SENT, reminded_at=None).using_db(conn).update(
+                reminded_at=now)
+            if not n:
+                continue
+            second = asg.deadline + (asg.deadline - asg.created_at)
+            context = {"assignment": asg.id, "no": asg.inspection.no, "draw_ref": asg.draw.draw_ref,
+                       "plan": asg.draw.plan.name, "deadline": _local(second, zone),
+                       "buttons": [[{"label": "draw_btn_accept", "data": f"asg:accept:{asg.id}"},
+                                    {"label": "draw_btn_recuse", "data": f"asg:recuse:{asg.id}"}]]}
+            await enqueue([Message(dedupe_key=f"asg:{asg.id}:reminder", recipient_kind=RecipientKind.INSPECTOR,
+                                   recipient_id=asg.inspector_id, template="deadline_reminder.j2", context=context,
+                                   locale=locale)], now, connection=conn)
+            await audit.append("system", "assignment.reminded", f"assignment:{asg.id}",
+                               {"draw": asg.draw.draw_ref, "no": asg.inspection.no}, now, connection=conn)
+            done += 1
+    return done
+
+
+async def escalate_due(clock: Clock, zone, locale: str) -> int:
+    """Alert (and, if the plan says so, replace) assignments silent after the second period."""
+    from services import assignments
+
+    now = clock.now()
+    candidates = await (Assignment.filter(status=AssignmentStatus.SENT, reminded_at__not_isnull=True,
+                                          escalated_at=None, deadline__lte=now)
+                        .order_by("id").limit(BATCH).prefetch_related("inspection", "inspector", "draw__plan"))
+    done = 0
+    for asg in candidates:
+        second = asg.deadline + (asg.deadline - asg.created_at)
+        if now < second:
+            continue
+        firing = await Firing.get(id=asg.draw.firing_id)
+        spec = parse_plan(firing.params)
+        async with in_transaction() as conn:
+            n = await Assignment.filter(id=asg.id, status=AssignmentStatus.SENT, escalated_at=None).using_db(conn).update(
+                escalated_at=now)
+            if not n:
+                continue
+            context = {"no": asg.inspection.no, "draw_ref": asg.draw.draw_ref, "plan": asg.draw.plan.name,
+                       "name": asg.inspector.name, "cert_no": asg.inspector.cert_no,
+                       "replace": spec.response.on_silence == "replace"}
+            await raise_alert(f"no_response:{asg.id}", "no_response.j2", context, set(asg.draw.plan.departments),
+                              now, connection=conn)
+            await audit.append("system", "assignment.escalated", f"assignment:{asg.id}",
+                               {"draw": asg.draw.draw_ref, "no": asg.inspection.no,
+                                "action": spec.response.on_silence}, now, connection=conn)
+            if spec.response.on_silence == "replace":
+                await assignments.recuse(asg.inspector_id, asg.id, ConflictType.NO_RESPONSE, "", clock=clock,
+                                         zone=zone, locale=locale, actor="system")
+        done += 1
+    return done
+
+
+async def reveal_due(now: datetime, zone, locale: str) -> int:
+    """Reveal flight draws whose window has started: one message, the same for every member."""
+    from models.draws import Inspection
+
+    draws = await Draw.filter(flight=True, revealed_at=None, reveal_at__lte=now).prefetch_related("plan")
+    for draw in draws:
+        async with in_transaction() as conn:
+            n = await Draw.filter(id=draw.id, revealed_at=None).using_db(conn).update(revealed_at=now)
+            if not n:
+                continue
+            rows = await (Assignment.filter(draw_id=draw.id, status__in=list(HOLDING_SEAT)).using_db(conn)
+                          .values("id", "inspector_id", "inspection__no", "inspection__entity__name",
+                                  "inspection__entity__address", "inspection__entity_key"))
+            teams: dict[int, list[str]] = {}
+            for r in await (Assignment.filter(draw_id=draw.id, status__in=list(HOLDING_SEAT)).using_db(conn)
+                            .order_by("seat").values("inspection__no", "inspector__name")):
+                teams.setdefault(r["inspection__no"], []).append(r["inspector__name"])
+            await enqueue([
+                Message(dedupe_key=f"reveal:{draw.id}:{r['id']}", recipient_kind=RecipientKind.INSPECTOR,
+                        recipient_id=r["inspector_id"], template="flight_reveal.j2", locale=locale, priority=-1,
+                        context={"draw_ref": draw.draw_ref, "plan": draw.plan.name, "no": r["inspection__no"],
+                                 "entity": {"name": r["inspection__entity__name"],
+                                            "address": r["inspection__entity__address"],
+                                            "uscc": r["inspection__entity_key"]},
+                                 "team": teams.get(r["inspection__no"], []),
+                                 "window": {"start": _local(draw.window_start, zone),
+                                            "end": _local(draw.window_end, zone)}})
+                for r in rows
+            ], now, connection=conn)
+            await audit.append("system", "draw.revealed", f"draw:{draw.id}", {"draw": draw.draw_ref,
+                               "inspections": draw.inspection_count}, now, connection=conn)
+    return len(draws)
+
+
+@sweep("deadlines")
+async def deadlines_sweep(scheduler, now: datetime) -> None:
+    settings = scheduler.rt.settings
+    await remind_due(now, settings.zone, settings.locale)
+    await escalate_due(scheduler.clock, settings.zone, settings.locale)
+
+
+@sweep("flight_reveals")
+async def reveals_sweep(scheduler, now: datetime) -> None:
+    await reveal_due(now, scheduler.rt.settings.zone, scheduler.rt.settings.locale)

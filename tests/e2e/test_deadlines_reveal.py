@@ -1,0 +1,88 @@
+"""Deadlines (reminder, then escalation or replacement) and flight reveals, driven by the
+scheduler's sweeps with a controllable clock, seen through the real PTB and the simulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.runtime import Runtime
+from models.alerts import Alert
+from models.draws import Assignment, AssignmentStatus, Draw, Recusal
+from models.directory import ConflictType
+from scheduler import Scheduler
+from services import audit, draws, plans
+from tests.e2e.harness import spine
+from tests.e2e.test_inspector_chat import inspector_chat
+from tests.services import draw_world as world
+
+ZONE = world.ZONE
+
+
+async def _draw(s, tmp_path, **plan_kw):
+    await world.build(n_entities=12, n_scjg=6, n_wsj=0)
+    path = world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5", **{k: v for k, v in plan_kw.items() if k != "on_silence"})
+    if plan_kw.get("on_silence"):
+        path.write_text(path.read_text().replace("[response]\n", f'[response]\non_silence = "{plan_kw["on_silence"]}"\n'))
+    await plans.add_plan(path, s.clock)
+    return await draws.draw_plan("P1", clock=s.clock, zone=ZONE)
+
+
+async def test_silence_gets_a_reminder_then_an_alert(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await _draw(s, tmp_path)
+        asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector").first()
+        chat = await inspector_chat(s, asg.inspector.cert_no)
+        chat.new()
+        sched = Scheduler(s.rt)
+        await sched.run_due()
+        assert (await Assignment.get(id=asg.id)).reminded_at is None  # not yet due
+        s.clock.set(asg.deadline + timedelta(minutes=1))
+        await sched.run_due()
+        await sched.run_due()  # a second sweep reminds nobody twice
+        await s.deliver()
+        reminders = [m for m in chat.new() if "提醒" in m.text and f"#{asg.id}（" in m.text]
+        assert len(reminders) == 1 and f"asg:accept:{asg.id}" in reminders[0].callback_data
+        s.clock.set(asg.deadline + (asg.deadline - asg.created_at) + timedelta(minutes=1))
+        await sched.run_due()
+        alert = await Alert.get(key=f"no_response:{asg.id}")
+        assert alert.context["cert_no"] == asg.inspector.cert_no and alert.context["replace"] is False
+        assert (await Assignment.get(id=asg.id)).status == AssignmentStatus.SENT  # only alerted
+        actions = await audit.verify()
+        assert actions[1] is None
+
+
+async def test_silence_replaced_when_the_plan_says_so(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await _draw(s, tmp_path, on_silence="replace")
+        asg = await Assignment.filter(seat=1).order_by("id").first()
+        sched = Scheduler(s.rt)
+        s.clock.set(asg.deadline + timedelta(minutes=1))
+        await sched.run_due()
+        s.clock.set(asg.deadline + (asg.deadline - asg.created_at) + timedelta(minutes=1))
+        await sched.run_due()
+        recusal = await Recusal.get(assignment_id=asg.id)
+        assert recusal.reason_type == ConflictType.NO_RESPONSE
+        assert (await Assignment.get(id=asg.id)).status == AssignmentStatus.RECUSED
+
+
+async def test_flight_targets_revealed_at_the_start_in_one_message_for_all(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await _draw(s, tmp_path, flight=True)
+        draw = await Draw.get()
+        team = await Assignment.filter(draw_id=draw.id, inspection__no=1).order_by("seat").prefetch_related(
+            "inspector", "inspection__entity")
+        chats = [await inspector_chat(s, a.inspector.cert_no) for a in team]
+        entity = team[0].inspection.entity.name
+        before = [m.text for c in chats for m in c.new()]
+        assert before and not any(entity in t for t in before)  # the card names no target
+        sched = Scheduler(s.rt)
+        s.clock.set(draw.reveal_at - timedelta(minutes=1))
+        await sched.run_due()
+        await s.deliver()
+        assert not any(entity in m.text for c in chats for m in c.new())
+        s.clock.set(draw.reveal_at + timedelta(minutes=1))
+        await sched.run_due()
+        await s.deliver()
+        reveals = [[m.text for m in c.new() if entity in m.text] for c in chats]
+        assert all(len(r) == 1 for r in reveals) and reveals[0] == reveals[1]
+        assert (await Draw.get(id=draw.id)).revealed_at is not None
