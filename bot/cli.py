@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "bot.commands.imports",
     "bot.commands.city",
     "bot.commands.demo",
+    "bot.commands.serve",
 ]
 
 

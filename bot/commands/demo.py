@@ -12,13 +12,13 @@ from pathlib import Path
 from bot import db
 from bot.clock import SYSTEM, Clock
 from bot.commands.imports import report
-from bot.render import render
+from bot.render import render, text
 from importers import city
 from importers.run import ImportResult, import_file
 from services.directory import DirectorySummary, summary
 
 DEMO_ENTITIES = 2_000
-DEMO_INSPECTORS = 120
+DEMO_INSPECTORS = 400
 DEMO_SEED = 2026
 
 
@@ -34,7 +34,10 @@ class DemoOutcome:
 
 
 def register(sub) -> None:
-    sub.add_parser("demo", help="generate a small city, import it and show what the database holds").set_defaults(func=run)
+    p = sub.add_parser("demo", help="the whole cycle on SQLite with simulated Telegram and SMS: draw, chat, surveys")
+    p.add_argument("--headless", action="store_true", help="run to the end, print the summary and exit")
+    p.add_argument("--directory-only", action="store_true", help="only generate and import the city, then exit")
+    p.set_defaults(func=run)
 
 
 def generate_city(data_dir: Path) -> city.CityFiles:
@@ -66,6 +69,30 @@ def render_outcome(outcome: DemoOutcome, locale: str) -> str:
 
 
 async def run(args, settings) -> int:
-    outcome = await run_demo(settings)
-    print(render_outcome(outcome, settings.locale))
-    return 0 if outcome.ok else 1
+    if args.directory_only:
+        outcome = await run_demo(settings)
+        print(render_outcome(outcome, settings.locale))
+        return 0 if outcome.ok else 1
+    import asyncio
+    import logging
+    import signal
+
+    from bot.demo import Demo
+
+    if not args.verbose:  # the story is the output; logs only when asked for (-v)
+        logging.getLogger().setLevel(logging.WARNING)
+
+    demo = Demo(settings, headless=args.headless)
+    code = await demo.run()
+    if args.headless or code != 0:
+        return code
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(text("demo_keep_running", settings.locale))
+    try:
+        await stop.wait()
+    finally:
+        await demo.stop()
+    return 0

@@ -1,0 +1,305 @@
+"""The whole cycle on the embedded default, in one command (``inspectbot demo``).
+
+SQLite, a generated city, the Telegram Bot API and SMS gateway simulators, the real service
+(python-telegram-bot polling the simulator, the Twilio adapter sending to the SMS simulator,
+our aiohttp app receiving its signed webhooks, the dispatcher, the scheduler's sweeps), and
+scripted people: a coordinator, inspectors who accept, recuse, check in and submit results,
+entities who answer the integrity survey (one complains). The clock is a fast, scripted one:
+the script moves it and runs the scheduler, so a month passes in seconds.
+
+Without ``--headless`` the public page, the simulators and their web page stay up afterwards,
+so a person can be an inspector or an entity; ``--headless`` runs to the end and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time as _time
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from bot.app import Service
+from bot.clock import FakeClock
+from bot.render import text
+from bot.settings import Settings
+
+log = logging.getLogger("inspectbot.demo")
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_PLAN = ROOT / "examples" / "plans" / "food-safety.toml"
+# Tuesday 1 December 2026, 09:00 in Shanghai: a working day the holiday calendar knows.
+DEMO_START = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+ACTED_INSPECTIONS = 3
+
+
+@dataclass
+class Summary:
+    lines: list[str] = field(default_factory=list)
+    figures: dict = field(default_factory=dict)
+
+
+class Demo:
+    def __init__(self, settings: Settings, *, headless: bool, out=print) -> None:
+        self.settings = settings
+        self.headless = headless
+        self.out = out
+        self.clock = FakeClock(DEMO_START)
+        self.summary = Summary()
+        self.tg = self.sms = None
+        self.service: Service | None = None
+        self.scheduler = None
+        self.users: dict[str, object] = {}  # cert_no / "coordinator" -> simulator user
+
+    def say(self, code: str, **params) -> None:
+        line = text(code, self.settings.locale, **params)
+        self.summary.lines.append(line)
+        self.out(line)
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from bot.channels.sms_twilio import INBOUND_PATH, STATUS_PATH
+        from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
+        from bot.simulators.telegram import TelegramSimulator
+        from bot.simulators.telegram.flood import FloodLimits
+
+        self.tg = await TelegramSimulator(flood=FloodLimits(), clock=self.clock).start(
+            "127.0.0.1", 0 if self.headless else 8081)
+        self.sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
+        await self.sms.start("127.0.0.1", 0 if self.headless else 8082)
+        web_port = self.settings.web_port if not self.headless else _free_port()
+        public = f"http://127.0.0.1:{web_port}"
+        self.settings = self.settings.with_(
+            telegram_token=self.tg.token, telegram_api_url=self.tg.url, telegram_mode="polling",
+            sms_account_sid=DEV_ACCOUNT_SID, sms_auth_token=DEV_AUTH_TOKEN, sms_api_url=self.sms.url,
+            sms_from=DEV_NUMBER, public_url=public, web_port=web_port,
+        )
+        self.sms.inbound_url = public + INBOUND_PATH
+        self.service = Service(self.settings, self.clock, scheduler_enabled=False)
+        await self.service.start()
+        self._mount_sim_page()
+        from scheduler import Scheduler
+
+        self.scheduler = Scheduler(self.service.rt)
+        self.say("demo_started", web=public, telegram=self.tg.url, sms=self.sms.url)
+
+    def _mount_sim_page(self) -> None:
+        try:
+            from bot.simulators.web import sim_page_app  # the "be an inspector" page, when present
+        except ImportError:
+            return
+        self._sim_page = sim_page_app(self.tg, self.sms)
+
+    async def stop(self) -> None:
+        if self.service is not None:
+            await self.service.stop()
+        for sim in (self.tg, self.sms):
+            if sim is not None:
+                await sim.stop()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def settle(self, rounds: int = 3) -> None:
+        """Let inbound updates be handled and the outbox drain (the dispatcher runs as in prod)."""
+        from models.messaging import InboundEvent, Outbox, OutboxStatus
+
+        deadline = _time.monotonic() + 30
+        while _time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            busy = await InboundEvent.filter(outcome="").exists()
+            due = await Outbox.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING],
+                                      next_attempt_at__lte=self.clock.now()).exists()
+            if not busy and not due:
+                rounds -= 1
+                if rounds <= 0:
+                    break
+            else:
+                self.service.rt.dispatcher.wake()
+        await self.sms.drain()
+
+    async def advance(self, delta: timedelta) -> list[str]:
+        self.clock.advance(delta)
+        ran = await self.scheduler.run_due()
+        await self.settle()
+        return ran
+
+    async def bind(self, role, key: str, name: str, **invite):
+        from services.identity import create_invite
+
+        user = self.tg.create_user(name)
+        code = await create_invite(role, self.clock, **invite)
+        self.tg.send_command(user, "start", code)
+        self.users[key] = user
+        return user
+
+    def last(self, user):
+        msgs = self.tg.messages(user)
+        return msgs[-1] if msgs else None
+
+    async def press(self, user, message, data: str) -> None:
+        self.tg.press_button(user, message.message_id, data=data)
+        await self.settle()
+
+    # -- the story ---------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        from bot.commands.demo import generate_city, import_city
+
+        files = generate_city(self.settings.data_dir)
+        from bot import db
+
+        await db.init(self.settings)
+        await db.upgrade(self.settings)
+        results = await import_city(files, self.clock)
+        await db.close()
+        if not all(r.ok for r in results):
+            self.say("demo_import_failed")
+            return 1
+        rows = {r.kind: r.rows for r in results}
+        self.say("demo_city", entities=rows.get("entities", 0), inspectors=rows.get("inspectors", 0))
+        await self.start()
+        try:
+            await self.story()
+        finally:
+            if self.headless:
+                await self.stop()
+        return 0
+
+    async def story(self) -> None:
+        from models.messaging import Role
+
+        plan = await self.add_plan()
+        coordinator = await self.bind(Role.COORDINATOR, "coordinator", "王芳（协调员）",
+                                      departments=tuple(plan.departments))
+        await self.settle()
+        # the commitment is published the day before, the draw fires on time
+        await self.advance(timedelta(hours=1))
+        firing = await self.firing(plan.code)
+        self.say("demo_announced", plan=plan.code, draw_ref=firing.draw_ref, commitment=firing.commitment,
+                 fire_at=firing.fire_at.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M"))
+        await self.advance(timedelta(days=1))
+        draw = await self.the_draw(firing.draw_ref)
+        self.say("demo_drawn", draw_ref=draw.draw_ref, pool=draw.pool_size, inspections=draw.inspection_count,
+                 unstaffable=draw.unstaffable_count, strata=", ".join(
+                     f"{k} {v['drawn']}/{v['pool']}" for k, v in sorted(draw.strata.items())))
+        await self.inspectors_act(draw)
+        await self.report()
+
+    async def add_plan(self):
+        from services import plans
+
+        spec = tomllib.loads(EXAMPLE_PLAN.read_text(encoding="utf-8"))
+        # announced an hour from now (one day ahead of the draw), drawn the next day
+        fire = (DEMO_START + timedelta(days=1, hours=1)).astimezone(self.settings.zone)
+        spec["schedule"] = {"dates": [fire.strftime("%Y-%m-%d %H:%M")], "announce_days": 1}
+        spec["window"] = {"start_after_days": 0, "days": 14, "start_time": "10:00"}
+        path = self.settings.data_dir / "demo-plan.toml"
+        path.write_text(_toml(spec), encoding="utf-8")
+        added = await plans.add_plan(path, self.clock)
+        self.say("demo_plan", plan=added.plan.code, name=added.plan.name)
+        return added.plan
+
+    async def firing(self, plan_code: str):
+        from models.draws import Firing
+
+        return await Firing.filter(plan__code=plan_code).order_by("-id").first()
+
+    async def the_draw(self, draw_ref: str):
+        from models.draws import Draw
+
+        return await Draw.get(draw_ref=draw_ref)
+
+    async def inspectors_act(self, draw) -> None:
+        from models.draws import Assignment, AssignmentStatus, Inspection
+        from models.messaging import Role
+
+        inspections = await (Inspection.filter(draw_id=draw.id, status="staffed").order_by("no")
+                             .limit(ACTED_INSPECTIONS))
+        team_of: dict[int, list] = {}
+        for insp in inspections:
+            team_of[insp.id] = await (Assignment.filter(inspection_id=insp.id).order_by("seat")
+                                      .prefetch_related("inspector"))
+            for asg in team_of[insp.id]:
+                if asg.inspector.cert_no not in self.users:
+                    await self.bind(Role.INSPECTOR, asg.inspector.cert_no, asg.inspector.name,
+                                    cert_no=asg.inspector.cert_no)
+        await self.settle()
+        self.say("demo_bound", count=len(self.users) - 1)
+        # the first member of the second inspection recuses: a replacement is drawn
+        recusing = team_of[inspections[1].id][0] if len(inspections) > 1 else None
+        for insp in inspections:
+            for asg in team_of[insp.id]:
+                user = self.users[asg.inspector.cert_no]
+                card = next((m for m in self.tg.messages(user) if f"asg:accept:{asg.id}" in m.callback_data), None)
+                if card is None:
+                    continue
+                if recusing is not None and asg.id == recusing.id:
+                    await self.recuse(user, card, asg)
+                else:
+                    await self.press(user, card, f"asg:accept:{asg.id}")
+        if recusing is not None:
+            await self.replacement_accepts(recusing)
+        accepted = await Assignment.filter(draw_id=draw.id, status=AssignmentStatus.ACCEPTED).count()
+        self.say("demo_answered", accepted=accepted)
+
+    async def recuse(self, user, card, asg) -> None:
+        await self.press(user, card, f"asg:recuse:{asg.id}")
+        await self.press(user, self.last(user), f"rcs:type:{asg.id}:former_employment")
+        await self.press(user, self.last(user), f"rcs:skip:{asg.id}")
+        await self.press(user, self.last(user), f"rcs:confirm:{asg.id}")
+        self.say("demo_recused", name=asg.inspector.name, reply=self.last(user).text.splitlines()[0])
+
+    async def replacement_accepts(self, recused) -> None:
+        from models.draws import Recusal
+        from models.messaging import Role
+
+        rec = await Recusal.get(assignment_id=recused.id).prefetch_related("replacement")
+        if rec.replacement is None:
+            self.say("demo_no_replacement")
+            return
+        cert = rec.replacement.cert_no
+        if cert not in self.users:
+            await self.bind(Role.INSPECTOR, cert, rec.replacement.name, cert_no=cert)
+            await self.settle()
+        user = self.users[cert]
+        card = next((m for m in self.tg.messages(user) if m.callback_data and "asg:accept" in m.callback_data[0]), None)
+        if card is not None:
+            await self.press(user, card, card.callback_data[0])
+        self.say("demo_replacement", name=rec.replacement.name)
+
+    async def report(self) -> None:
+        from models.alerts import Alert
+        from models.messaging import Outbox, OutboxStatus
+
+        sent = await Outbox.filter(status=OutboxStatus.SENT).count()
+        waiting = await Outbox.filter(status=OutboxStatus.NO_ADDRESS).count()
+        alerts = await Alert.all().count()
+        self.say("demo_done", sent=sent, waiting=waiting, alerts=alerts, web=self.settings.public_url)
+
+
+def _toml(data: dict) -> str:
+    """A plan dict back to TOML (strings, ints, bools, lists, one level of tables)."""
+    def value(v) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    top = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
+              for k, v in data.items() if isinstance(v, dict)]
+    return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
