@@ -87,7 +87,7 @@ async def firing_at(plan_code: str, fire_at: datetime):
 Sweep = Callable[["Scheduler", datetime], Awaitable[None]]
 SWEEPS: dict[str, Sweep] = {}
 # The modules whose sweeps the scheduler runs (each registers itself with @sweep on import).
-SWEEP_MODULES = ["services.deadlines", "services.surveys"]
+SWEEP_MODULES = ["services.deadlines", "services.surveys", "services.onsite", "services.reports"]
 
 
 def load_sweeps() -> dict[str, Sweep]:

@@ -20,11 +20,12 @@ COMMAND_MODULES = [
     "bot.commands.audit",
     "bot.commands.plans",
     "bot.commands.draws",
-    "bot.commands.verify",
     "bot.commands.imports",
     "bot.commands.city",
     "bot.commands.demo",
     "bot.commands.serve",
+    "bot.commands.verify",
+    "bot.commands.reports",
 ]
 
 

@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timezone
 from contextlib import asynccontextmanager
 from enum import Enum
+from itertools import islice
 from pathlib import Path
 from typing import AsyncIterator, Iterable, Sequence
 
@@ -30,15 +31,25 @@ MODEL_MODULES = [
     "models.chat",
     "models.scheduling",
     "models.surveys",
+    "models.onsite",
     "aerich.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+#: SQLite's ``synchronous`` pragma unless the URL names one (``sqlite://…?synchronous=FULL``).
+#: In WAL mode NORMAL keeps every commit across a crash of the application; it gives up only the
+#: last transactions before a power loss or an OS crash (never consistency). docs/benchmarks.md,
+#: "Inbound SMS survey replies", says why: FULL fsyncs every commit (2.3 ms here), one at a time.
+SQLITE_SYNCHRONOUS = "NORMAL"
 
 
 def tortoise_config(database_url: str, tz: str = "Asia/Shanghai") -> dict:
     url = database_url
     if url.startswith("postgresql://"):
         url = "postgres://" + url[len("postgresql://") :]
+    if url.startswith("sqlite://") and "synchronous=" not in url:
+        url += ("&" if "?" in url else "?") + f"synchronous={SQLITE_SYNCHRONOUS}"
     return {
         "connections": {"default": url},
         "apps": {APP: {"models": MODEL_MODULES, "default_connection": "default"}},
@@ -101,16 +112,27 @@ def placeholders(n: int, start: int = 1) -> str:
     return ", ".join("?" * n)
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # what json.dumps would build per call
+
+
 def encode(value):
     """A Python value as our raw-SQL writes pass it (JSON as text; both drivers take the rest)."""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return _JSON.encode(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset():
         # Always UTC, as Tortoise writes them: SQLite compares datetimes as text.
         return value.astimezone(timezone.utc)
     return value
+
+
+def timestamp(value: datetime):
+    """``value`` as the driver takes it, worked out once for the many rows of an ``encoded``
+    bulk insert: in UTC as :func:`encode` keeps it; on SQLite the very text the sqlite3 adapter
+    Tortoise registers would make for each row (``isoformat(" ")``); asyncpg takes the datetime."""
+    value = encode(value)
+    return value if dialect() == "postgres" else value.isoformat(" ")
 
 
 async def bulk_insert(
@@ -121,17 +143,26 @@ async def bulk_insert(
     ignore_conflicts: bool = False,
     batch: int = 5000,
     connection=None,
+    encoded: bool = False,
 ) -> None:
     """Insert plain tuples with ``executemany``: the path for city-scale writes.
 
     Building a Tortoise object per row costs far more than the write itself at a million rows;
     callers pass tuples in ``columns`` order. Runs on ``connection`` (a transaction) if given.
+    With ``encoded`` the rows are already as the driver takes them (JSON as text, enums as their
+    values, timestamps from :func:`timestamp`) and go to the driver untouched: no look at each
+    value, which at 300,000 rows of 14 columns costs more than SQLite's own work.
     """
     client = connection or conn()
     cols = ", ".join(f'"{c}"' for c in columns)
     sql = f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders(len(columns))})'
     if ignore_conflicts:
         sql += " ON CONFLICT DO NOTHING"
+    if encoded:
+        rows = iter(rows)
+        while chunk := list(islice(rows, batch)):
+            await client.execute_many(sql, chunk)
+        return
     chunk: list[list] = []
     for row in rows:
         chunk.append([encode(v) for v in row])

@@ -80,20 +80,24 @@ class Demo:
         self.sms.inbound_url = public + INBOUND_PATH
         self.service = Service(self.settings, self.clock, scheduler_enabled=False)
         await self.service.start()
-        self._mount_sim_page()
+        self._sim_runner = None
+        if not self.headless:
+            await self._serve_sim_page()
         from scheduler import Scheduler
 
         self.scheduler = Scheduler(self.service.rt)
         self.say("demo_started", web=public, telegram=self.tg.url, sms=self.sms.url)
 
-    def _mount_sim_page(self) -> None:
-        try:
-            from bot.simulators.web import sim_page_app  # the "be an inspector" page, when present
-        except ImportError:
-            return
-        self._sim_page = sim_page_app(self.tg, self.sms)
+    async def _serve_sim_page(self) -> None:
+        """The simulators' page, where a person can be an inspector or an entity (not headless)."""
+        from bot.simulators.web import start_sim_page
+
+        self._sim_runner, url = await start_sim_page(self.tg, self.sms, "127.0.0.1", 8090)
+        self.say("demo_sim_page", url=url)
 
     async def stop(self) -> None:
+        if getattr(self, "_sim_runner", None) is not None:
+            await self._sim_runner.cleanup()
         if self.service is not None:
             await self.service.stop()
         for sim in (self.tg, self.sms):
@@ -185,7 +189,9 @@ class Demo:
         self.say("demo_drawn", draw_ref=draw.draw_ref, pool=draw.pool_size, inspections=draw.inspection_count,
                  unstaffable=draw.unstaffable_count, strata=", ".join(
                      f"{k} {v['drawn']}/{v['pool']}" for k, v in sorted(draw.strata.items())))
-        await self.inspectors_act(draw)
+        inspections = await self.inspectors_act(draw)
+        await self.on_site(inspections)
+        await self.surveys_answered()
         await self.report()
 
     async def add_plan(self):
@@ -244,19 +250,29 @@ class Demo:
             await self.replacement_accepts(recusing)
         accepted = await Assignment.filter(draw_id=draw.id, status=AssignmentStatus.ACCEPTED).count()
         self.say("demo_answered", accepted=accepted)
+        return inspections
+
+    def with_button(self, user, data: str):
+        """The newest message of this chat carrying the button ``data``."""
+        return next((m for m in reversed(self.tg.messages(user)) if data in m.callback_data), None)
 
     async def recuse(self, user, card, asg) -> None:
         await self.press(user, card, f"asg:recuse:{asg.id}")
-        await self.press(user, self.last(user), f"rcs:type:{asg.id}:former_employment")
-        await self.press(user, self.last(user), f"rcs:skip:{asg.id}")
-        await self.press(user, self.last(user), f"rcs:confirm:{asg.id}")
+        for data in (f"rcs:type:{asg.id}:former_employment", f"rcs:skip:{asg.id}", f"rcs:confirm:{asg.id}"):
+            message = self.with_button(user, data)
+            if message is None:
+                self.say("demo_step_missing", step=data)
+                return
+            await self.press(user, message, data)
         self.say("demo_recused", name=asg.inspector.name, reply=self.last(user).text.splitlines()[0])
 
     async def replacement_accepts(self, recused) -> None:
         from models.draws import Recusal
         from models.messaging import Role
 
-        rec = await Recusal.get(assignment_id=recused.id).prefetch_related("replacement")
+        rec = await Recusal.get_or_none(assignment_id=recused.id).prefetch_related("replacement")
+        if rec is None:
+            return
         if rec.replacement is None:
             self.say("demo_no_replacement")
             return
@@ -264,15 +280,91 @@ class Demo:
         if cert not in self.users:
             await self.bind(Role.INSPECTOR, cert, rec.replacement.name, cert_no=cert)
             await self.settle()
+        from models.draws import Assignment
+
         user = self.users[cert]
-        card = next((m for m in self.tg.messages(user) if m.callback_data and "asg:accept" in m.callback_data[0]), None)
+        new = await Assignment.get(inspection_id=recused.inspection_id, inspector_id=rec.replacement_id)
+        card = next((m for m in self.tg.messages(user) if f"asg:accept:{new.id}" in m.callback_data), None)
         if card is not None:
-            await self.press(user, card, card.callback_data[0])
+            await self.press(user, card, f"asg:accept:{new.id}")
         self.say("demo_replacement", name=rec.replacement.name)
+
+    async def on_site(self, inspections) -> None:
+        """Each team's lead checks in at the entity, records the findings and submits; the other
+        member confirms. One finding is 不合格 with a note."""
+        from models.draws import Assignment, AssignmentStatus
+
+        for k, insp in enumerate(inspections):
+            team = await (Assignment.filter(inspection_id=insp.id, status=AssignmentStatus.ACCEPTED).order_by("seat")
+                          .prefetch_related("inspector", "inspection__entity"))
+            if len(team) < 2:
+                continue
+            lead, member = (self.users[a.inspector.cert_no] for a in team[:2])
+            entity = team[0].inspection.entity
+            self.tg.send_command(lead, "checkin")
+            await self.settle()
+            if entity.lat is not None:
+                self.tg.share_location(lead, entity.lat + 0.0003, entity.lon + 0.0002)
+                await self.settle()
+            self.tg.send_command(lead, "result", str(team[0].id))
+            await self.settle()
+            failed = False
+            for _ in range(20):  # one verdict, then skip the note, per item; then submit
+                msg = self.last(lead)
+                data = msg.callback_data if msg else []
+                submit = next((d for d in data if d.startswith("fnd:submit:")), None)
+                if submit:
+                    await self.press(lead, msg, submit)
+                    break
+                verdict = next((d for d in data if d.startswith("fnd:" + ("pass" if failed or k else "fail"))), None)
+                skip = next((d for d in data if d.startswith("fnd:skip:")), None)
+                if verdict:
+                    failed = failed or verdict.startswith("fnd:fail")
+                    await self.press(lead, msg, verdict)
+                elif skip and failed and k == 0 and not getattr(self, "_noted", False):
+                    self._noted = True
+                    self.tg.send_text(lead, "后厨冷藏温度记录缺失，已责令整改")
+                    await self.settle()
+                elif skip:
+                    await self.press(lead, msg, skip)
+                else:
+                    break
+            confirm = next((m for m in reversed(self.tg.messages(member))
+                            if any(d.startswith("fnd:confirm:") for d in m.callback_data)), None)
+            if confirm is not None:
+                await self.press(member, confirm, next(d for d in confirm.callback_data if d.startswith("fnd:confirm:")))
+            self.say("demo_result", no=insp.no, entity=entity.name, lead=team[0].inspector.name)
+
+    async def surveys_answered(self) -> None:
+        """Entities surveyed by SMS answer; the first complains (asked for a meal, fairness 1)."""
+        from models.surveys import Survey
+
+        await self.settle()
+        rows = await Survey.all().order_by("id").prefetch_related("entity")
+        for k, survey in enumerate(rows):
+            number = survey.entity.mobile
+            if not number or not self.sms.phone(number).texts():
+                continue
+            reply = "是 是 1 检查人员暗示请吃饭" if k == 0 else "是 否 5"
+            await self.sms.reply(number, reply)
+            await self.settle()
+            self.say("demo_survey", entity=survey.entity.name, reply=reply)
+        if not rows:
+            self.say("demo_no_survey")
 
     async def report(self) -> None:
         from models.alerts import Alert
         from models.messaging import Outbox, OutboxStatus
+        from services import reports
+
+        month = self.clock.now().astimezone(self.settings.zone).strftime("%Y-%m")
+        monthly = await reports.monthly_report(month, None, self.clock.now(), data_dir=self.settings.data_dir,
+                                               zone=self.settings.zone, locale=self.settings.locale)
+        sent_to = await reports.send_monthly_report(month, self.clock.now(), data_dir=self.settings.data_dir,
+                                                    zone=self.settings.zone)
+        await self.settle()
+        self.say("demo_report", month=month, drawn=monthly.inspections.drawn, done=monthly.inspections.done,
+                 coordinators=sent_to, url=f"{self.settings.public_url}/reports/{month}")
 
         sent = await Outbox.filter(status=OutboxStatus.SENT).count()
         waiting = await Outbox.filter(status=OutboxStatus.NO_ADDRESS).count()

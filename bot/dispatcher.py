@@ -6,13 +6,19 @@ Guarantee (docs/messaging.md): at-least-once. A row is *claimed* with a lease
 marked ``sent``. A dispatcher that dies between the send and the mark leaves the row
 ``sending``; when its lease expires another claim sends it again. Duplicates are therefore
 limited to rows in flight at a crash (at most ``concurrency`` rows), and only then.
+
+Database work is batched (docs/messaging.md): one statement claims a batch; one query each
+finds the batch's addresses, the unreachable ones among them and the messages it edits; and
+outcomes are written by group commit (:class:`OutcomeWriter`). A worker still waits until its
+row's outcome is stored before it takes another row, so the duplicate bound above is unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,20 +29,38 @@ from bot.clock import SYSTEM, Clock
 from bot.compose import compose
 from bot.ratelimit import RateLimiter
 from models.directory import Entity, Inspector
-from models.messaging import ChatBinding, Channel, Outbox, OutboxStatus, RecipientKind, Role, Unreachable
+from models.messaging import ChatBinding, Channel, Outbox, RecipientKind, Role, Unreachable
 from services.alerts import raise_alert
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=120)
 MAX_ATTEMPTS = 12
-MAX_HOLD = 1.0
-OUR_FAULT = frozenset({"auth", "config", "too_long", "bad_request", "bad_response", "unsupported", "not_modified"})  # a worker waits at most this long for a rate-limit slot before postponing
+MAX_HOLD = 1.0  # a worker waits at most this long for a busy recipient before postponing the row
+# A permanent error that is our fault (credentials, sender, a malformed request) says nothing
+# about the recipient.
+OUR_FAULT = frozenset({"auth", "config", "too_long", "bad_request", "bad_response", "unsupported", "not_modified"})
+
+# The outcomes, one UPDATE each (``?`` placeholders; see :func:`sql`).
+SENT = "UPDATE outbox SET status='sent', provider_id=?, sent_at=?, claimed_until=NULL, last_error='' WHERE id=?"
+UNCHANGED = "UPDATE outbox SET status='sent', sent_at=?, claimed_until=NULL WHERE id=?"
+RETRY = "UPDATE outbox SET status='pending', claimed_until=NULL, last_error=?, next_attempt_at=? WHERE id=?"
+POSTPONE = "UPDATE outbox SET status='pending', claimed_until=NULL, attempts=?, next_attempt_at=? WHERE id=?"
+NO_ADDRESS = "UPDATE outbox SET status='no_address', claimed_until=NULL, attempts=? WHERE id=?"
+DEAD = "UPDATE outbox SET status='dead', claimed_until=NULL, last_error=? WHERE id=?"
 
 
 def backoff(attempts: int) -> float:
     """Seconds before the next try: 2, 4, 8, … capped at one hour."""
     return float(min(2 ** max(attempts, 1), 3600))
+
+
+def sql(statement: str) -> str:
+    """A statement written with ``?`` placeholders, in the current dialect (``$1, $2`` on PostgreSQL)."""
+    if db.dialect() != "postgres":
+        return statement
+    parts = statement.split("?")
+    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
 
 
 @dataclass
@@ -51,6 +75,50 @@ class Claimed:
     locale: str
     attempts: int
     address: str | None = None
+
+
+@dataclass
+class Batch:
+    """What one claimed batch needs from the database, looked up with one query per kind."""
+
+    addresses: dict[int, str | None]  # outbox id -> where to send it (None: no address yet)
+    unreachable: set[tuple[str, str]]  # (channel, address) refused for good, incl. those found now
+    edits: dict[str, str | None] = field(default_factory=dict)  # dedupe key -> its provider message id
+
+
+class OutcomeWriter:
+    """Group commit of outcomes: :meth:`write` returns once the row's UPDATE is stored, but all
+    the outcomes that arrive while one write is under way go together in the next one — one
+    ``executemany`` (one transaction) per statement — instead of one commit per row."""
+
+    def __init__(self) -> None:
+        self._queued: dict[str, list[tuple[list, asyncio.Future]]] = {}
+        self._writer: asyncio.Task | None = None
+
+    async def write(self, statement: str, params: list) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._queued.setdefault(statement, []).append((params, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._queued:
+            queued, self._queued = self._queued, {}
+            for statement, items in queued.items():
+                try:
+                    await db.conn().execute_many(sql(statement), [params for params, _ in items])
+                except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
+                    outcome = exc
+                else:
+                    outcome = None
+                for _, done in items:
+                    if done.done():
+                        continue
+                    if outcome is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(outcome)
 
 
 class Dispatcher:
@@ -74,6 +142,7 @@ class Dispatcher:
         self.idle = idle
         self._wake = asyncio.Event()
         self._stopping = False
+        self._outcomes = OutcomeWriter()
         self.sent = 0
         self.failed = 0
 
@@ -114,16 +183,22 @@ class Dispatcher:
         return total
 
     async def run_once(self) -> int:
+        """Claim one batch, look up what it needs, send it with bounded concurrency."""
         rows = await self.claim(self.batch)
         if not rows:
             return 0
+        batch = await self.prepare(rows)
         sem = asyncio.Semaphore(self.concurrency)
 
         async def one(row: Claimed) -> None:
             async with sem:
-                await self.process(row)
+                await self.process(row, batch)
 
-        await asyncio.gather(*(one(r) for r in rows))
+        # Every row finishes (or fails) before the cycle ends; the first failure is raised then.
+        results = await asyncio.gather(*(one(r) for r in rows), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
         return len(rows)
 
     # -- claim -------------------------------------------------------------------------------
@@ -133,101 +208,112 @@ class Dispatcher:
         conn = db.conn()
         lock = " FOR UPDATE SKIP LOCKED" if db.dialect() == "postgres" else ""
         p = db.placeholders(4).split(", ")
-        sql = (
+        statement = (
             f"UPDATE outbox SET status='sending', claimed_until={p[0]}, attempts=attempts+1 "
             f"WHERE id IN (SELECT id FROM outbox WHERE (status='pending' AND next_attempt_at <= {p[1]}) "
             f"OR (status='sending' AND claimed_until < {p[2]}) "
             f"ORDER BY priority, next_attempt_at, id LIMIT {p[3]}{lock}) "
             "RETURNING id, dedupe_key, channel, recipient_kind, recipient_id, template, context, locale, attempts, address"
         )
-        rows = await conn.execute_query_dict(sql, [now + LEASE, now, now, limit])
+        rows = await conn.execute_query_dict(statement, [now + LEASE, now, now, limit])
         out = []
         for r in rows:
             ctx = r["context"]
             if isinstance(ctx, str):
-                import json
-
                 ctx = json.loads(ctx)
             out.append(Claimed(r["id"], r["dedupe_key"], r["channel"], r["recipient_kind"], r["recipient_id"],
                                r["template"], ctx, r["locale"], r["attempts"], r["address"]))
         out.sort(key=lambda c: c.id)
         return out
 
+    async def prepare(self, rows: list[Claimed]) -> Batch:
+        """Addresses, unreachable addresses and edited messages of a batch: one query per kind."""
+        addresses = await resolve_addresses(rows)
+        wanted = {a for a in addresses.values() if a}
+        unreachable = set()
+        if wanted:
+            found = await Unreachable.filter(address__in=sorted(wanted)).values_list("channel", "address")
+            unreachable = {(getattr(c, "value", c), a) for c, a in found}  # the enum as its plain value
+        keys = sorted({r.context["edit_of"] for r in rows if r.context.get("edit_of")})
+        edits = dict(await Outbox.filter(dedupe_key__in=keys).values_list("dedupe_key", "provider_id")) if keys else {}
+        return Batch(addresses, unreachable, edits)
+
     # -- one row -----------------------------------------------------------------------------
 
-    async def process(self, row: Claimed) -> None:
+    async def process(self, row: Claimed, batch: Batch | None = None) -> None:
+        """Send one claimed row and store its outcome (``batch``: what :meth:`prepare` found)."""
+        if batch is None:
+            batch = await self.prepare([row])
         channel = self.channels.get(row.channel)
         if channel is None:
             await self._retry(row, "no_channel", backoff(row.attempts))
             return
-        address = row.address or await resolve_address(row.channel, row.recipient_kind, row.recipient_id)
+        address = batch.addresses.get(row.id)
         if address is None:
-            await Outbox.filter(id=row.id).update(status=OutboxStatus.NO_ADDRESS, claimed_until=None,
-                                                  attempts=row.attempts - 1)
+            await self._outcomes.write(NO_ADDRESS, [row.attempts - 1, row.id])
             return
-        if await Unreachable.exists(channel=row.channel, address=address):
-            await self._dead(row, address, "unreachable", alert=False)
+        if (row.channel, address) in batch.unreachable:
+            await self._dead(row, address, "unreachable", batch, alert=False)
             return
         limiter = self.limits.get(row.channel)
-        if limiter is not None and not await limiter.acquire(address, MAX_HOLD):
-            # The recipient is busy (1 message/s per chat): come back later, no attempt used.
-            await Outbox.filter(id=row.id).update(
-                status=OutboxStatus.PENDING, claimed_until=None, attempts=row.attempts - 1,
-                next_attempt_at=self.clock.now() + timedelta(seconds=max(limiter.wait_hint(address), 0.05)),
-            )
-            return
-        edit_id = None
-        if row.context.get("edit_of"):
-            edit_id = await Outbox.filter(dedupe_key=row.context["edit_of"]).values_list("provider_id", flat=True)
-            edit_id = edit_id[0] if edit_id else None
+        slot = None
+        if limiter is not None:
+            slot = await limiter.acquire(address, MAX_HOLD)
+            if slot is None:
+                # The recipient is busy (1 message/s per chat): come back later, no attempt used.
+                delay = max(limiter.wait_hint(address), 0.05)
+                await self._outcomes.write(POSTPONE, [row.attempts - 1, self.clock.now() + timedelta(seconds=delay),
+                                                      row.id])
+                return
+        edit_id = batch.edits.get(row.context["edit_of"]) if row.context.get("edit_of") else None
         try:
-            outgoing = compose(row.template, row.context, row.locale, address, edit_message_id=edit_id,
-                               data_dir=self.data_dir)
-            provider_id = await channel.send(outgoing)
+            try:
+                outgoing = compose(row.template, row.context, row.locale, address, edit_message_id=edit_id,
+                                   data_dir=self.data_dir)
+                provider_id = await channel.send(outgoing)
+            finally:
+                if slot is not None:
+                    limiter.release(slot)  # the limits count from the answer
         except SendError as exc:
-            await self._failed(row, address, exc, limiter)
+            await self._failed(row, address, exc, limiter, batch)
             return
         except Exception as exc:  # a template or programming error: keep the row, say why
             log.exception("outbox %s could not be composed or sent", row.id)
             await self._retry(row, f"error:{exc.__class__.__name__}", backoff(row.attempts))
             return
         self.sent += 1
-        await Outbox.filter(id=row.id).update(
-            status=OutboxStatus.SENT, provider_id=provider_id, sent_at=self.clock.now(), claimed_until=None,
-            last_error="",
-        )
+        await self._outcomes.write(SENT, [provider_id, self.clock.now(), row.id])
 
-    async def _failed(self, row: Claimed, address: str, exc: SendError, limiter: RateLimiter | None) -> None:
+    async def _failed(self, row: Claimed, address: str, exc: SendError, limiter: RateLimiter | None,
+                      batch: Batch) -> None:
         self.failed += 1
         log.info("outbox %s to %s/%s failed: %s (retryable=%s)", row.id, row.channel, row.recipient_kind,
                  exc.kind, exc.retryable)
         if exc.kind == "not_modified":  # an edit that changed nothing is done
-            await Outbox.filter(id=row.id).update(status=OutboxStatus.SENT, sent_at=self.clock.now(),
-                                                  claimed_until=None)
+            await self._outcomes.write(UNCHANGED, [self.clock.now(), row.id])
             return
         if exc.retryable:
             if exc.kind == "throttled" and limiter is not None and exc.retry_after:
                 limiter.pause(exc.retry_after)
             if row.attempts >= MAX_ATTEMPTS:
-                await self._dead(row, address, f"gave_up:{exc.kind}", alert=True, mark=False)
+                await self._dead(row, address, f"gave_up:{exc.kind}", batch, alert=True, mark=False)
                 return
             await self._retry(row, exc.kind, max(exc.retry_after or 0.0, backoff(row.attempts)))
             return
-        # A permanent error that is our fault (credentials, sender, a malformed request) says
-        # nothing about the recipient: dead-letter and alert, but do not mark them unreachable.
-        await self._dead(row, address, exc.kind, alert=True, mark=exc.kind not in OUR_FAULT)
+        # A permanent error that is our fault says nothing about the recipient: dead-letter and
+        # alert, but do not mark them unreachable.
+        await self._dead(row, address, exc.kind, batch, alert=True, mark=exc.kind not in OUR_FAULT)
 
     async def _retry(self, row: Claimed, kind: str, delay: float) -> None:
-        await Outbox.filter(id=row.id).update(
-            status=OutboxStatus.PENDING, claimed_until=None, last_error=kind[:255],
-            next_attempt_at=self.clock.now() + timedelta(seconds=delay),
-        )
+        await self._outcomes.write(RETRY, [kind[:255], self.clock.now() + timedelta(seconds=delay), row.id])
 
-    async def _dead(self, row: Claimed, address: str, kind: str, *, alert: bool, mark: bool = True) -> None:
+    async def _dead(self, row: Claimed, address: str, kind: str, batch: Batch, *, alert: bool,
+                    mark: bool = True) -> None:
         now = self.clock.now()
-        await Outbox.filter(id=row.id).update(status=OutboxStatus.DEAD, claimed_until=None, last_error=kind[:255])
+        await self._outcomes.write(DEAD, [kind[:255], row.id])
         if mark:
             await mark_unreachable(row.channel, address, kind, now)
+            batch.unreachable.add((row.channel, address))  # the rest of the batch skips it
         if alert and row.template != ALERT_TEMPLATE:
             await alert_undeliverable(row, kind, now)
 
@@ -235,25 +321,39 @@ class Dispatcher:
 ALERT_TEMPLATE = "alert_undeliverable.j2"
 
 
+async def resolve_addresses(rows: list[Claimed]) -> dict[int, str | None]:
+    """Where each row goes: its own address (a reply), else its recipient's, one query per
+    (channel, recipient kind) in the batch. None where the recipient has no address yet."""
+    wanted: dict[tuple[str, str], set[int]] = {}
+    for r in rows:
+        if not r.address:
+            wanted.setdefault((r.channel, r.recipient_kind), set()).add(r.recipient_id)
+    found = {key: await addresses_of(*key, sorted(ids)) for key, ids in wanted.items()}
+    return {r.id: r.address or found[(r.channel, r.recipient_kind)].get(r.recipient_id) for r in rows}
+
+
 async def resolve_address(channel: str, kind: str, recipient_id: int) -> str | None:
-    """Where a recipient is reached on a channel, or None if nowhere yet."""
+    """Where one recipient is reached on a channel, or None if nowhere yet."""
+    return (await addresses_of(channel, kind, [recipient_id])).get(recipient_id)
+
+
+async def addresses_of(channel: str, kind: str, ids: list[int]) -> dict[int, str]:
+    """Recipient id -> address on ``channel``: the mobile number (SMS) or the newest live chat
+    binding (Telegram). Recipients without one are left out."""
     if channel == Channel.SMS.value:
-        if kind == RecipientKind.ENTITY.value:
-            mobile = await Entity.filter(id=recipient_id).values_list("mobile", flat=True)
-            return mobile[0] if mobile and mobile[0] else None
-        if kind == RecipientKind.INSPECTOR.value:
-            mobile = await Inspector.filter(id=recipient_id).values_list("mobile", flat=True)
-            return mobile[0] if mobile and mobile[0] else None
-        return None
+        model = {RecipientKind.ENTITY.value: Entity, RecipientKind.INSPECTOR.value: Inspector}.get(kind)
+        if model is None:
+            return {}
+        return {rid: mobile for rid, mobile in await model.filter(id__in=ids).values_list("id", "mobile") if mobile}
     q = ChatBinding.filter(channel=channel, revoked_at=None)
     if kind == RecipientKind.INSPECTOR.value:
-        q = q.filter(inspector_id=recipient_id, role=Role.INSPECTOR)
+        q, key = q.filter(inspector_id__in=ids, role=Role.INSPECTOR), "inspector_id"
     elif kind == RecipientKind.ENTITY.value:
-        q = q.filter(entity_id=recipient_id, role=Role.ENTITY)
+        q, key = q.filter(entity_id__in=ids, role=Role.ENTITY), "entity_id"
     else:  # coordinator / person: the binding's own id
-        q = q.filter(id=recipient_id)
-    found = await q.order_by("-id").values_list("address", flat=True)
-    return found[0] if found else None
+        q, key = q.filter(id__in=ids), "id"
+    # Ascending ids: a later binding of the same person overwrites an earlier one (the newest wins).
+    return {rid: address for rid, address in await q.order_by("id").values_list(key, "address")}
 
 
 async def mark_unreachable(channel: str, address: str, reason: str, now: datetime) -> None:

@@ -28,7 +28,8 @@ class Runtime:
 
     async def on_event(self, event: InboundEvent) -> Received:
         """Store and handle one event (one transaction); then answer a button and wake the sender."""
-        result = await receive(event, route, self.clock, self.settings.locale, self.settings.zone)
+        result = await receive(event, route, self.clock, self.settings.locale, self.settings.zone,
+                               settings=self.settings)
         if event.kind == EventKind.BUTTON and event.callback_id:
             channel = self.channels.get(event.channel)
             if channel is not None and hasattr(channel, "answer_button"):

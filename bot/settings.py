@@ -43,6 +43,7 @@ class Settings:
     telegram_mode: str = "polling"  # "polling" or "webhook" (served at {public_url}/telegram/webhook)
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    checkin_radius_m: int = 500  # a check-in farther than this from the entity is flagged (never refused)
 
     def __post_init__(self) -> None:
         if self.locale not in LOCALES:
@@ -55,6 +56,8 @@ class Settings:
             raise SettingsError(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, not {self.sms_provider!r}")
         if self.telegram_mode not in ("polling", "webhook"):
             raise SettingsError(f"TELEGRAM_MODE must be polling or webhook, not {self.telegram_mode!r}")
+        if self.checkin_radius_m <= 0:
+            raise SettingsError(f"INSPECTBOT_CHECKIN_RADIUS_M must be a positive number of metres, not {self.checkin_radius_m}")
         if not self.database_url:
             object.__setattr__(self, "database_url", default_database_url(self.data_dir))
 
@@ -102,7 +105,18 @@ class Settings:
             telegram_mode=env.get("TELEGRAM_MODE", "polling"),
             web_host=env.get("INSPECTBOT_WEB_HOST", "127.0.0.1"),
             web_port=int(env.get("INSPECTBOT_WEB_PORT", "8080")),
+            checkin_radius_m=_int(env, "INSPECTBOT_CHECKIN_RADIUS_M", 500),
         )
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
 
 
 def default_database_url(data_dir: Path) -> str:

@@ -1,4 +1,4 @@
-"""The aiohttp application: webhooks in, health out (public pages join it later).
+"""The aiohttp application: webhooks in; health, metrics and the public pages out.
 
 A webhook answers 2xx only after the event is stored; if the database cannot take it, 503,
 so the sender retries. Forged requests get 403 and are logged (without their content).
@@ -68,4 +68,8 @@ def make_app(rt: Runtime) -> web.Application:
 
         app.add_routes(sms_routes(rt.settings, rt.on_event))
     app.router.add_get("/healthz", healthz)
+    from bot import metrics, pages
+
+    metrics.setup_routes(app)
+    pages.setup_routes(app)
     return app

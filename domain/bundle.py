@@ -509,6 +509,10 @@ def _read_team(entry: dict) -> TeamSpec:
         and all(isinstance(q, str) for q in required)
         and isinstance(slot_quals, list)
         and all(isinstance(qs, list) and all(isinstance(q, str) for q in qs) for qs in slot_quals)
+        # docs §7.1: k ≥ 2, len(slots) ≤ k, len(slot_quals) ≤ k
+        and size >= 2
+        and len(slots) <= size
+        and len(slot_quals) <= size
     )
     if not ok:
         raise BundleError("draw_json_field", field="team")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bot.callbacks import Callback
 from bot.channels.base import EventKind
+from handlers import onsite
 from handlers.common import Replier, inspector_id
 from handlers.router import button, command, on
 from models.directory import ConflictType
@@ -57,7 +58,10 @@ def action_buttons(view: dict) -> list:
         return [[{"label": "draw_btn_accept", "data": f"asg:accept:{aid}"},
                  {"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"}]]
     if view["status"] == "accepted":
-        return [[{"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"}]]
+        return [[{"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"}],
+                [{"label": "btn_record_result", "data": f"fnd:open:{aid}"}]]
+    if view["status"] == "done":
+        return [[{"label": "btn_view_result", "data": f"fnd:open:{aid}"}]]
     return []
 
 
@@ -80,8 +84,7 @@ async def assignment_button(ctx: Context) -> str:
             return outcome
         if cb.action == "recuse":
             asg = await assignments.owned(me, cb.id, ctx.conn)
-            if asg.status not in assignments.OPEN:
-                raise AssignmentError("asg_not_open", id=cb.id, status=asg.status.value)
+            await assignments.ensure_recusable(asg, ctx.conn)
             await chatstate.put(ctx.event.channel, ctx.event.sender, "recusal", "type", {"assignment": cb.id},
                                 ctx.clock.now(), ctx.conn)
             await say("recusal_type.j2", {"no": asg.inspection.no, "buttons": recusal_type_buttons(cb.id)})
@@ -150,6 +153,8 @@ async def text(ctx: Context) -> str:
     """Free text belongs to the open conversation, if any."""
     ev = ctx.event
     state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
+    if state is not None and state.flow in onsite.TEXT_FLOWS:  # a findings note, a correction's reason
+        return await onsite.flow_text(ctx, state)
     if state is not None and state.flow == "recusal" and state.step == "note" and not ev.edited:
         return await _confirm_step(ctx, state.data, ev.text.strip()[:NOTE_LIMIT])
     if ev.edited:

@@ -73,10 +73,21 @@ def _find(ctx: Context, roles: set[Role]) -> Route | None:
     return next((r for r in fitting if r.allows(roles)), fitting[0] if fitting else None)
 
 
+_registered = False
+
+
+def _register() -> None:
+    """Import every handler module once, so their routes exist (not at import time: they import us)."""
+    global _registered
+    import handlers.features  # noqa: F401
+
+    _registered = True
+
+
 async def route(ctx: Context) -> str:
     """Run the matching handler; return the outcome recorded on the inbound event."""
-    import handlers.features  # noqa: F401  (registers every handler module)
-
+    if not _registered:
+        _register()
     roles = {b.role for b in ctx.bindings}
     found = _find(ctx, roles)
     if found is not None and found.allows(roles):

@@ -192,6 +192,12 @@ class Recusal(Model):
     exclusions = fields.JSONField(default=list)
     unstaffable_reason = fields.CharField(max_length=64, default="")
     at = fields.DatetimeField()
+    # A coordinator may reject the recusal (services.coordination.reject_recusal): the inspector
+    # is reinstated and the replacement's assignment cancelled. The line stays in the published
+    # log (the replacement was drawn); the rejection is recorded here and on the audit chain.
+    rejected_at = fields.DatetimeField(null=True)
+    rejected_by = fields.CharField(max_length=64, default="")  # "coordinator:<binding id>" (private)
+    rejection_note = fields.TextField(default="")  # private: told to the inspector, never published
 
     class Meta:
         table = "recusal"

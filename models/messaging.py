@@ -66,7 +66,8 @@ class Outbox(Model):
 
     class Meta:
         table = "outbox"
-        indexes = (("status", "next_attempt_at"),)
+        # (channel, provider_id): a delivery receipt finds its row by the provider's message id
+        indexes = (("status", "next_attempt_at"), ("channel", "provider_id"))
 
 
 class InboundEvent(Model):

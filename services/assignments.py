@@ -96,6 +96,15 @@ async def accept(inspector_id: int, assignment_id: int, clock: Clock, zone: Zone
     return "accepted", await view(asg, now, zone, conn)
 
 
+async def ensure_recusable(asg: Assignment, conn) -> None:
+    """Refuse a recusal on a team where a coordinator rejected one: from then on the published
+    recusal log no longer replays to the team as it stands, so changes go through the coordinator."""
+    if asg.status not in OPEN:
+        raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
+    if await Recusal.filter(inspection_id=asg.inspection_id, rejected_at__not_isnull=True).using_db(conn).exists():
+        raise AssignmentError("asg_recusal_locked", id=asg.id)
+
+
 @dataclass(frozen=True)
 class Recused:
     replacement_name: str | None
@@ -113,6 +122,7 @@ async def recuse(inspector_id: int, assignment_id: int, reason_type: ConflictTyp
         asg = await owned(inspector_id, assignment_id, conn)
         if asg.status not in OPEN:
             raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
+        await ensure_recusable(asg, conn)
         result = await draws.recuse(asg.id, reason_type, note, clock=clock, zone=zone, locale=locale)
         recusing = await Inspector.get(id=inspector_id).using_db(conn)
         replacement = (await Inspector.get(id=result.replacement_inspector_id).using_db(conn)

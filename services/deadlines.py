@@ -89,8 +89,11 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
                                {"draw": asg.draw.draw_ref, "no": asg.inspection.no,
                                 "action": spec.response.on_silence}, now, connection=conn)
             if spec.response.on_silence == "replace":
-                await assignments.recuse(asg.inspector_id, asg.id, ConflictType.NO_RESPONSE, "", clock=clock,
-                                         zone=zone, locale=locale, actor="system")
+                try:
+                    await assignments.recuse(asg.inspector_id, asg.id, ConflictType.NO_RESPONSE, "", clock=clock,
+                                             zone=zone, locale=locale, actor="system")
+                except assignments.AssignmentError as exc:  # e.g. the team is locked: the alert stands
+                    log.info("assignment %s not replaced: %s", asg.id, exc.code)
         done += 1
     return done
 

@@ -25,12 +25,13 @@ import re
 import secrets
 import time
 import zlib
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import islice
 from operator import lt
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import AsyncIterator, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
@@ -57,7 +58,7 @@ from models.draws import (
     Recusal,
 )
 from models.messaging import RecipientKind
-from services.outbox import Message, enqueue
+from services.outbox import Message, enqueue, enqueue_many
 from services.plans import PlanNotFound, get_plan, inspection_window, response_deadline, spec_of
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ ASSIGNMENT_TEMPLATE = "assignment.j2"
 COUNTED_STATUSES = tuple(s.value for s in HOLDING_SEAT)  # an assignment that "inspected" its entity
 MAX_BEACON = 255
 IN_CHUNK = 1000
-OUTBOX_CHUNK = 10_000
+WRITE_CACHE_KIB = 65_536  # SQLite's page cache while a draw writes (sqlite3's default: 2,000 KiB)
 
 
 class _Phases:
@@ -109,6 +110,42 @@ def _marks(n: int) -> str:
 async def _rows(sql: str, params: Sequence = (), connection=None) -> list:
     client = connection or db.conn()
     return list((await client.execute_query(_sql(sql), list(params)))[1])
+
+
+async def _tuples(sql: str, params: Sequence = (), connection=None) -> list:
+    """Like :func:`_rows` for reads of a million rows: on SQLite plain tuples, not the
+    ``sqlite3.Row`` Tortoise's connection makes of each row (asyncpg's records index alike)."""
+    client = connection or db.conn()
+    if db.dialect() == "postgres":
+        return await _rows(sql, params, connection)
+    async with client.acquire_connection() as raw:
+        cursor = await raw.cursor()
+        cursor.row_factory = None
+        try:
+            await cursor.execute(sql, list(params))
+            return await cursor.fetchall()
+        finally:
+            await cursor.close()
+
+
+@asynccontextmanager
+async def _write_cache() -> AsyncIterator[None]:
+    """A larger SQLite page cache while a draw writes, the connection's own restored after.
+
+    The indexes on inspections by entity and on assignments by inspector take their 160,000 and
+    320,000 keys in random order; in the default 2 MiB cache SQLite writes their pages out to
+    the WAL and reads them back many times over before the commit.
+    """
+    if db.dialect() != "sqlite":
+        yield
+        return
+    client = db.conn()
+    before = (await _tuples("PRAGMA cache_size"))[0][0]
+    await client.execute_query(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        await client.execute_query(f"PRAGMA cache_size={int(before)}")
 
 
 def _chunks(seq: Sequence, size: int = IN_CHUNK) -> Iterator[Sequence]:
@@ -203,6 +240,14 @@ class SortedLookup(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         return self._values[self.index(key)]
+
+    def get(self, key: str, default=None):
+        """As ``Mapping.get``, without its detour through ``__getitem__`` and ``KeyError``
+        (``run_draw`` asks once per drawn entity)."""
+        i = bisect.bisect_left(self._keys, key)
+        if i != len(self._keys) and self._keys[i] == key:
+            return self._values[i]
+        return default
 
     def __iter__(self):
         return iter(self._keys)
@@ -303,13 +348,10 @@ async def _pool(spec: PlanSpec, dept_ids: Sequence[int], now: datetime) -> tuple
             where.append(skip)
             params += skip_params
     order = 'uscc COLLATE "C"' if db.dialect() == "postgres" else "uscc"
-    rows = await _rows(
+    rows = await _tuples(
         f"SELECT uscc, risk_class, id, division_code FROM entity WHERE {' AND '.join(where)} ORDER BY {order}", params
     )
-    keys = [r[0] for r in rows]
-    strata = [r[1] for r in rows]
-    ids = [r[2] for r in rows]
-    divisions = [r[3] for r in rows]
+    keys, strata, ids, divisions = (list(column) for column in zip(*rows)) if rows else ([], [], [], [])
     del rows
     if not all(map(lt, keys, islice(keys, 1, None))):  # the database's order must be byte order
         order_ix = sorted(range(len(keys)), key=keys.__getitem__)
@@ -515,18 +557,55 @@ async def _entity_details(ids: Sequence[int], connection) -> dict[int, tuple[str
     return out
 
 
+def _buttons(assignment_id: int | str) -> list[list[dict]]:
+    return [[
+        {"label": "draw_btn_accept", "data": f"asg:accept:{assignment_id}"},
+        {"label": "draw_btn_recuse", "data": f"asg:recuse:{assignment_id}"},
+    ]]
+
+
+def _assignment_key(assignment_id: int) -> str:
+    return f"asg:{assignment_id}:sent"
+
+
 def assignment_message(assignment_id: int, inspector_id: int, context: dict, locale: str) -> Message:
     """The outbox row for one assignment; adds its id and its buttons (accept / recuse) to
     ``context``, a dict made for this message."""
     context["assignment"] = assignment_id
-    context["buttons"] = [[
-        {"label": "draw_btn_accept", "data": f"asg:accept:{assignment_id}"},
-        {"label": "draw_btn_recuse", "data": f"asg:recuse:{assignment_id}"},
-    ]]
+    context["buttons"] = _buttons(assignment_id)
     return Message(
-        dedupe_key=f"asg:{assignment_id}:sent", recipient_kind=RecipientKind.INSPECTOR, recipient_id=inspector_id,
+        dedupe_key=_assignment_key(assignment_id), recipient_kind=RecipientKind.INSPECTOR, recipient_id=inspector_id,
         template=ASSIGNMENT_TEMPLATE, context=context, locale=locale,
     )
+
+
+class AssignmentContexts:
+    """The JSON text of a draw's assignment contexts, put together from pieces encoded once.
+
+    Every message of a draw shares the base context, and the seats of one inspection share its
+    team and entity; encoding each message's dict whole (≈ 570 bytes, 300,000 times) was most
+    of a city draw's outbox write. :meth:`message` gives, character for character, the text
+    ``bot.db.encode`` makes of the dict :func:`assignment_message` fills in the same order
+    (``{**base, "no", "seat", "team"[, "entity"], "assignment", "buttons"}``), so the stored
+    rows and what the dispatcher renders from them do not change
+    (tests/services/test_draws_bulk_writes.py).
+    """
+
+    _MARK = 9_876_543_210_123_456_789  # stands for the assignment id in the encoded tail
+
+    def __init__(self, base: dict) -> None:
+        self._head = db.encode(base)[:-1] + ("," if base else "")
+        tail = db.encode({"assignment": self._MARK, "buttons": _buttons(self._MARK)})[1:]
+        self._tail = tail.split(str(self._MARK))
+
+    @staticmethod
+    def inspection(team: list[str], entity: dict | None) -> str:
+        """The part shared by an inspection's seats: its team and (unless a flight) its entity."""
+        part = {"team": team} if entity is None else {"team": team, "entity": entity}
+        return db.encode(part)[1:-1]
+
+    def message(self, no: int, seat: int, inspection: str, assignment_id: int) -> str:
+        return f'{self._head}"no":{no},"seat":{seat},{inspection},{str(assignment_id).join(self._tail)}'
 
 
 async def _load_firing(draw_ref: str) -> Firing:
@@ -579,7 +658,7 @@ async def draw_plan(plan_code: str, beacon: str = "", *, dry_run: bool = False, 
 
 
 def _prepare_rows(g: Gathered, outcome: core.DrawOutcome) -> list[tuple]:
-    """The inspection rows (without draw id), in inspection order."""
+    """The inspection rows (without draw id), in inspection order, as the driver takes them."""
     ids = g.entity_ids([i.entity for i in outcome.inspections])
     staffed, unstaffable = InspectionStatus.STAFFED.value, InspectionStatus.UNSTAFFABLE.value
     return [
@@ -615,7 +694,7 @@ async def _write_draw(firing: Firing, spec: PlanSpec, g: Gathered, outcome: core
     strata = {s: {"pool": c.pool, "ratio": c.ratio, "drawn": c.drawn} for s, c in outcome.strata.items()}
     phase("rows, digest and stored inputs prepared")
     try:
-        async with in_transaction() as conn:
+        async with _write_cache(), in_transaction() as conn:
             draw_row = await Draw.create(
                 draw_ref=firing.draw_ref, firing_id=firing.id, plan_id=firing.plan_id, drawn_at=now, beacon=beacon,
                 pool_digest=outcome.pool_digest.hex(), inspectors_digest=outcome.inspectors_digest.hex(),
@@ -635,12 +714,13 @@ async def _write_draw(firing: Firing, spec: PlanSpec, g: Gathered, outcome: core
                 "inspection",
                 ("draw_id", "no", "entity_id", "entity_key", "division", "stratum", "rank", "status",
                  "unstaffable_reason"),
-                ((draw_row.id, *row) for row in inspection_rows), connection=conn,
+                ((draw_row.id, *row) for row in inspection_rows), connection=conn, encoded=True,
             )
             phase("inspections written")
             written = await _write_assignments(draw_row.id, outcome, g, deadline, now, conn)
             phase("assignments written")
-            await _enqueue_assignments(draw_row, spec, g, outcome, written, deadline, zone, locale, now, conn)
+            await _enqueue_assignments(draw_row, spec, g, outcome, inspection_rows, written, deadline, zone, locale,
+                                       now, conn)
             phase("outbox written")
     except IntegrityError as exc:
         if await Draw.filter(draw_ref=firing.draw_ref).exists():
@@ -657,25 +737,39 @@ async def _write_draw(firing: Firing, spec: PlanSpec, g: Gathered, outcome: core
     )
 
 
+async def _written_ids(table: str, draw_id: int, n: int, conn) -> list[int]:
+    """The ids of the ``n`` rows of ``table`` just written for the draw, in the order written.
+
+    Ids only grow (SQLite's AUTOINCREMENT, a PostgreSQL sequence) and nothing else writes rows
+    of a draw not yet committed, so id order is write order; usually they are one unbroken run
+    and need not be read at all.
+    """
+    low, high, count = (await _tuples(f'SELECT MIN(id), MAX(id), COUNT(*) FROM "{table}" WHERE draw_id = ?',
+                                      [draw_id], conn))[0]
+    if count != n:
+        raise RuntimeError(f"{table}: {count} rows of draw {draw_id}, {n} written")
+    if n and high - low + 1 == n:
+        return list(range(low, high + 1))
+    return [r[0] for r in await _tuples(f'SELECT id FROM "{table}" WHERE draw_id = ? ORDER BY id', [draw_id], conn)]
+
+
 async def _write_assignments(draw_id: int, outcome: core.DrawOutcome, g: Gathered, deadline: datetime,
-                             now: datetime, conn) -> list[tuple[int, int, int, int]]:
-    """Write the assignments; return ``(id, inspector id, inspection no, seat)`` of each."""
-    ids_by_no = dict(await _rows("SELECT no, id FROM inspection WHERE draw_id = ?", [draw_id], conn))
-    sent = AssignmentStatus.SENT.value
+                             now: datetime, conn) -> list[int]:
+    """Write the assignments, inspection by inspection and seat by seat; return their ids in
+    that order."""
+    inspection_ids = await _written_ids("inspection", draw_id, len(outcome.inspections), conn)
+    sent, due, at, eligible = AssignmentStatus.SENT.value, db.timestamp(deadline), db.timestamp(now), g.eligible
     rows = [
-        (draw_id, ids_by_no[insp.no], g.eligible[key].id, seat, 0, sent, deadline, now)
-        for insp in outcome.inspections
+        (draw_id, inspection_id, eligible[key].id, seat, 0, sent, due, at)
+        for insp, inspection_id in zip(outcome.inspections, inspection_ids)
         for seat, key in enumerate(insp.team, start=1)
     ]
     await db.bulk_insert(
         "assignment",
         ("draw_id", "inspection_id", "inspector_id", "seat", "ordinal", "status", "deadline", "created_at"),
-        rows, connection=conn,
+        rows, connection=conn, encoded=True,
     )
-    no_by_id = {v: k for k, v in ids_by_no.items()}
-    written = await _rows("SELECT id, inspector_id, inspection_id, seat FROM assignment WHERE draw_id = ?",
-                          [draw_id], conn)
-    return [(a, p, no_by_id[i], seat) for a, p, i, seat in written]
+    return await _written_ids("assignment", draw_id, len(rows), conn)
 
 
 def _base_context(draw_row: Draw, spec: PlanSpec, items: list[str], deadline: datetime, zone: ZoneInfo) -> dict:
@@ -690,29 +784,39 @@ def _base_context(draw_row: Draw, spec: PlanSpec, items: list[str], deadline: da
 
 
 async def _enqueue_assignments(draw_row: Draw, spec: PlanSpec, g: Gathered, outcome: core.DrawOutcome,
-                               written: list[tuple[int, int, int, int]], deadline: datetime, zone: ZoneInfo,
-                               locale: str, now: datetime, conn) -> None:
-    """One outbox row per assignment. A flight message names no entity: the team learns the
-    target only at the reveal."""
+                               inspection_rows: list[tuple], assignment_ids: list[int], deadline: datetime,
+                               zone: ZoneInfo, locale: str, now: datetime, conn) -> None:
+    """One outbox row per assignment (``assignment_ids`` in inspection and seat order). A flight
+    message names no entity: the team learns the target only at the reveal."""
     base = _base_context(draw_row, spec, g.item_names, deadline, zone)
-    teams = {i.no: [g.eligible[k].name for k in i.team] for i in outcome.inspections if i.team}
-    entities: dict[int, dict] = {}
-    if not spec.flight:
-        staffed = [i for i in outcome.inspections if i.team]
-        ids = dict(zip(g.entity_ids([i.entity for i in staffed]), staffed))
-        details = await _entity_details(list(ids), conn)
-        entities = {i.no: {"name": details[eid][0], "address": details[eid][1], "uscc": i.entity}
-                    for eid, i in ids.items()}
-    else:
+    staffed = [(i, row[1]) for i, row in zip(outcome.inspections, inspection_rows) if i.team]
+    details = None
+    if spec.flight:
         base["reveal_at"] = base["window"]["start"]
-    for chunk in _chunks(written, OUTBOX_CHUNK):  # a chunk at a time: 300,000 contexts need not coexist
-        messages = []
-        for asg_id, inspector_id, no, seat in chunk:
-            context = {**base, "no": no, "seat": seat, "team": teams[no]}
-            if not spec.flight:
-                context["entity"] = entities[no]
-            messages.append(assignment_message(asg_id, inspector_id, context, locale))
-        await enqueue(messages, now, connection=conn)
+    else:
+        details = await _entity_details([entity_id for _, entity_id in staffed], conn)
+    messages = _assignment_messages(AssignmentContexts(base), staffed, g.eligible, details, assignment_ids)
+    await enqueue_many(messages, now, recipient_kind=RecipientKind.INSPECTOR, template=ASSIGNMENT_TEMPLATE,
+                       locale=locale, connection=conn)
+
+
+def _assignment_messages(contexts: AssignmentContexts, staffed: list[tuple[core.Inspection, int]],
+                         eligible: Mapping[str, Eligible], details: Mapping[int, tuple[str, str]] | None,
+                         assignment_ids: list[int]) -> Iterator[tuple[str, int, str]]:
+    """``(dedupe key, inspector id, context JSON)`` of each assignment message, made as the
+    outbox write takes them: 300,000 contexts need not coexist."""
+    ids = iter(assignment_ids)
+    for inspection, entity_id in staffed:
+        members = [eligible[key] for key in inspection.team]
+        entity = None
+        if details is not None:
+            name, address = details[entity_id]
+            entity = {"name": name, "address": address, "uscc": inspection.entity}
+        shared = contexts.inspection([m.name for m in members], entity)
+        for seat, member in enumerate(members, start=1):
+            assignment_id = next(ids)
+            yield _assignment_key(assignment_id), member.id, contexts.message(inspection.no, seat, shared,
+                                                                              assignment_id)
 
 
 # --- stored inputs ------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ The provider's id (Telegram ``update_id``, SMS ``MessageSid``) is a unique key o
 everything its handler writes (state changes, reply rows in the outbox) commit together, and
 only then does the webhook answer 2xx — so a crash or a database outage loses nothing: the
 provider delivers again.
+
+Chat bindings belong to chats that redeemed an invite (``/start CODE``, a Telegram command). An
+SMS sender is identified by its number itself (an entity's mobile), never by a binding, so the
+binding lookup is skipped on the channels in :data:`UNBOUND_CHANNELS` (their handlers see none).
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ from tortoise.transactions import in_transaction
 from bot import db
 from bot.channels.base import InboundEvent
 from bot.clock import Clock
+from bot.settings import Settings
 from models.messaging import ChatBinding
 from services.identity import bindings_of, code_hash
 
 log = logging.getLogger(__name__)
+
+#: Channels on which no chat binding can exist (no ``/start``): their senders' bindings are not looked up.
+UNBOUND_CHANNELS = frozenset({"sms"})
 
 
 @dataclass
@@ -46,19 +54,21 @@ class Context:
     zone: ZoneInfo = ZoneInfo("Asia/Shanghai")
     outcome: str = "handled"
     notes: dict = field(default_factory=dict)
+    settings: Settings | None = None  # the service's settings (None in tests that need none)
 
 
 Handler = Callable[[Context], Awaitable[None]]
 
 
 async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
-                  locale: str = "zh-CN", zone: ZoneInfo = ZoneInfo("Asia/Shanghai")) -> Received:
+                  locale: str = "zh-CN", zone: ZoneInfo = ZoneInfo("Asia/Shanghai"),
+                  settings: Settings | None = None) -> Received:
     """Store and handle ``event``. A database failure propagates (the caller answers 503 or
     retries); a failure of the handler itself rolls its work back, and the event is then kept
     with outcome ``failed:<error>`` and the sender told — a bug never loses an event, nor blocks
     the ones behind it."""
     try:
-        return await _receive(event, route, clock, locale, zone)
+        return await _receive(event, route, clock, locale, zone, settings)
     except Exception as exc:
         if transient(exc):
             raise
@@ -95,21 +105,22 @@ async def _record_failure(event: InboundEvent, clock: Clock, locale: str, exc: E
 
 
 async def _receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
-                   locale: str, zone: ZoneInfo) -> Received:
+                   locale: str, zone: ZoneInfo, settings: Settings | None = None) -> Received:
     now = clock.now()
+    # prepared before the transaction: on SQLite it holds the one connection until it commits
+    row = [event.channel, event.external_id, event.sender, event.kind.value, db.encode(_payload(event)), now, ""]
     async with in_transaction() as conn:
         p = db.placeholders(7)
         rows = await conn.execute_query_dict(
             "INSERT INTO inbound_event (channel, external_id, sender, kind, payload, received_at, outcome) "
             f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
-            [event.channel, event.external_id, event.sender, event.kind.value,
-             db.encode(_payload(event)), now, ""],
+            row,
         )
         if not rows:
             return Received(duplicate=True)
-        bindings = await bindings_of(event.channel, event.sender)
+        bindings = [] if event.channel in UNBOUND_CHANNELS else await bindings_of(event.channel, event.sender)
         ctx = Context(event=event, bindings=bindings, clock=clock, conn=conn,
-                      locale=bindings[0].locale if bindings else locale, zone=zone)
+                      locale=bindings[0].locale if bindings else locale, zone=zone, settings=settings)
         outcome = await route(ctx)
         q = db.placeholders(3).split(", ")
         await conn.execute_query(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Iterable
 
 from bot import db
 from models.messaging import Channel, RecipientKind
@@ -44,6 +45,25 @@ async def enqueue(messages: list[Message] | tuple[Message, ...], now: datetime, 
         for m in messages
     )
     await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=connection)
+
+
+async def enqueue_many(messages: Iterable[tuple[str, int, str]], now: datetime, *, recipient_kind: RecipientKind,
+                       template: str, channel: Channel = Channel.TELEGRAM, locale: str = "zh-CN", priority: int = 0,
+                       connection=None) -> None:
+    """:func:`enqueue` for city-scale fan-outs (a draw's 300,000 assignment messages): many
+    messages of one template to one kind of recipient, each ``(dedupe_key, recipient id,
+    context as JSON text)``.
+
+    The same rows as :func:`enqueue` writes and the same dedupe (a key already present is left
+    alone), without a ``Message`` per row or a look at each value: the caller encodes each
+    context once (``bot.db.encode`` gives the text :func:`enqueue` would store).
+    """
+    at, ch, kind = db.timestamp(now), channel.value, recipient_kind.value
+    rows = (
+        (key, ch, kind, recipient_id, None, template, context, locale, "pending", priority, 0, at, "", at)
+        for key, recipient_id, context in messages
+    )
+    await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=connection, encoded=True)
 
 
 async def reply(event, template: str, context: dict | None = None, *, locale: str, now: datetime,

@@ -27,10 +27,11 @@ chat waits (``pending``) until the first one stops polling.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import AsyncIterator, Iterable, Mapping
 
@@ -132,7 +133,94 @@ async def _transaction(connection=None) -> AsyncIterator[object]:
 # --- the survey row <-> the pure state -------------------------------------------------------
 
 
-def state_of(row: Survey) -> SurveyState:
+@dataclass
+class SurveyRow:
+    """A survey as the reply path reads it: the ``Survey`` columns it uses, under the model's
+    attribute names (so the message and state helpers take either), read with one raw query."""
+
+    id: int
+    entity_id: int
+    code: str
+    channel: Channel
+    address: str
+    status: SurveyStatus
+    locale: str
+    context: dict = field(default_factory=dict)
+    answers: dict = field(default_factory=dict)
+    comment: str | None = None
+    clarifications: dict = field(default_factory=dict)
+    alerted: list = field(default_factory=list)
+    poll_question: str | None = None
+    polls: dict = field(default_factory=dict)
+    created_at: datetime | None = None
+    sent_at: datetime | None = None
+    reminded_at: datetime | None = None
+    completed_at: datetime | None = None
+    late: bool = False
+    answered_at: datetime | None = None
+
+
+def _listed(statuses: Iterable[SurveyStatus]) -> str:
+    return ", ".join(f"'{s.value}'" for s in statuses)
+
+
+_LIVE_SQL = (
+    "SELECT id, entity_id, code, channel, address, status, locale, context, answers, comment, clarifications, "
+    "alerted, poll_question, polls, created_at, sent_at, reminded_at, completed_at, late, answered_at "
+    f"FROM survey WHERE channel = ? AND address = ? AND (status IN ({_listed(OPEN)}) "
+    f"OR (status IN ({_listed(RECENT)}) AND sent_at >= ?)) ORDER BY id DESC"
+)
+_SAVE_SQL = (
+    "UPDATE survey SET answers = ?, comment = ?, status = ?, clarifications = ?, alerted = ?, reminded_at = ?, "
+    "completed_at = ?, late = ?, answered_at = ?, poll_question = ?, polls = ? WHERE id = ?"
+)
+_DIALECT_SQL: dict[tuple[str, str], str] = {}
+
+
+def _sql(conn, text: str) -> str:
+    """``text`` written with ``?`` for this connection's dialect (PostgreSQL wants ``$1, $2, …``)."""
+    dialect = conn.capabilities.dialect
+    key = (dialect, text)
+    found = _DIALECT_SQL.get(key)
+    if found is None:
+        if dialect == "postgres":
+            counter = iter(range(1, 10_000))
+            found = re.sub(r"\?", lambda _: f"${next(counter)}", text)
+        else:
+            found = text
+        _DIALECT_SQL[key] = found
+    return found
+
+
+def _json(value, empty):
+    """A JSON column as raw SQL returns it (text on SQLite, and on asyncpg without codecs)."""
+    if value is None:
+        return empty
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _moment(value) -> datetime | None:
+    """A timestamp column as raw SQL returns it (ISO text on SQLite), aware and in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def _survey_row(r) -> SurveyRow:
+    return SurveyRow(
+        id=r[0], entity_id=r[1], code=r[2], channel=Channel(r[3]), address=r[4], status=SurveyStatus(r[5]),
+        locale=r[6], context=_json(r[7], {}), answers=_json(r[8], {}), comment=r[9],
+        clarifications=_json(r[10], {}), alerted=_json(r[11], []), poll_question=r[12], polls=_json(r[13], {}),
+        created_at=_moment(r[14]), sent_at=_moment(r[15]), reminded_at=_moment(r[16]),
+        completed_at=_moment(r[17]), late=bool(r[18]), answered_at=_moment(r[19]),
+    )
+
+
+def state_of(row: Survey | SurveyRow) -> SurveyState:
     """What ``step`` and ``tick`` need, read from the row."""
     a = row.answers or {}
     answers = Answers(credentials=a.get("credentials"), improper=a.get("improper"), fairness=a.get("fairness"),
@@ -149,7 +237,7 @@ def state_of(row: Survey) -> SurveyState:
     )
 
 
-def _store(row: Survey, state: SurveyState, now: datetime) -> None:
+def _store(row: Survey | SurveyRow, state: SurveyState, now: datetime) -> None:
     """Write the new state onto the row (the caller saves it)."""
     answers = {q.value: state.answers.get(q) for q in REQUIRED if state.answers.get(q) is not None}
     if answers != (row.answers or {}) or state.answers.comment != row.comment:
@@ -167,7 +255,7 @@ def _store(row: Survey, state: SurveyState, now: datetime) -> None:
 # --- messages --------------------------------------------------------------------------------
 
 
-def _shown(row: Survey) -> dict:
+def _shown(row: Survey | SurveyRow) -> dict:
     """What the entity's messages may show: never anything about other surveys or answers."""
     c = row.context or {}
     return {"sign": c.get("sign", "") if row.channel == Channel.SMS else "", "channel": row.channel.value,
@@ -175,7 +263,7 @@ def _shown(row: Survey) -> dict:
             "team": c.get("team", []), "code": row.code, "show_code": bool(c.get("show_code"))}
 
 
-def _message(row: Survey, key: str, template: str, extra: dict, *, not_before: datetime,
+def _message(row: Survey | SurveyRow, key: str, template: str, extra: dict, *, not_before: datetime,
              priority: int = 0, context: dict | None = None) -> Message:
     return Message(
         dedupe_key=f"survey:{row.id}:{key}", recipient_kind=RecipientKind.ENTITY, recipient_id=row.entity_id,
@@ -185,12 +273,12 @@ def _message(row: Survey, key: str, template: str, extra: dict, *, not_before: d
     )
 
 
-def _reply_time(row: Survey, now: datetime, zone: tzinfo) -> datetime:
+def _reply_time(row: Survey | SurveyRow, now: datetime, zone: tzinfo) -> datetime:
     """Replies by SMS respect quiet hours; a Telegram reply to someone answering goes at once."""
     return _allowed(now, zone) if row.channel == Channel.SMS else now
 
 
-def _poll(row: Survey, question: Question, *, intro: bool, not_before: datetime) -> Message:
+def _poll(row: Survey | SurveyRow, question: Question, *, intro: bool, not_before: datetime) -> Message:
     """One Telegram poll for one question (the first one carries the introduction)."""
     if question.kind is Kind.YES_NO:
         options = ["survey_opt_yes", "survey_opt_no"]
@@ -212,7 +300,7 @@ def _poll_value(question: Question, option: int) -> bool | int | None:
     return None
 
 
-async def _alert(row: Survey, action: RaiseAlert, now: datetime, conn) -> None:
+async def _alert(row: Survey | SurveyRow, action: RaiseAlert, now: datetime, conn) -> None:
     """To the plan's coordinators (never the inspectors), with the inspection and the answers."""
     c = row.context or {}
     a = action.answers
@@ -227,7 +315,7 @@ async def _alert(row: Survey, action: RaiseAlert, now: datetime, conn) -> None:
                       c.get("dept_codes", []), now, connection=conn)
 
 
-async def _apply(row: Survey, state: SurveyState, actions: Iterable, now: datetime, zone: tzinfo, conn,
+async def _apply(row: Survey | SurveyRow, state: SurveyState, actions: Iterable, now: datetime, zone: tzinfo, conn,
                  ref: str) -> None:
     """Store the new state and turn the actions into outbox rows and alerts."""
     _store(row, state, now)
@@ -261,8 +349,9 @@ async def _apply(row: Survey, state: SurveyState, actions: Iterable, now: dateti
         # OptOutEntity and ConfirmOptOut only come from an opt-out, which _opt_out handles whole.
     if row.status not in OPEN or not state.open_questions:
         row.poll_question = None
-    await row.save(using_db=conn)
-    await enqueue(messages, now, connection=conn)
+    await _save_state(row, conn)
+    if messages:
+        await enqueue(messages, now, connection=conn)
     if row.channel == Channel.TELEGRAM and row.poll_question is None:
         await _start_waiting(row.address, now, zone, conn)
 
@@ -436,14 +525,25 @@ async def _start_waiting(address: str, now: datetime, zone: tzinfo, conn) -> str
 # --- replies -----------------------------------------------------------------------------------
 
 
-async def _live(channel: Channel, address: str, now: datetime, conn) -> list[Survey]:
-    """The surveys a message from this address may be about, newest first, locked."""
-    q = Q(status__in=list(OPEN)) | Q(status__in=list(RECENT), sent_at__gte=now - LATE_WINDOW)
-    return await (Survey.filter(q, channel=channel, address=address).using_db(conn)
-                  .select_for_update().order_by("-id"))
+async def _live(channel: Channel, address: str, now: datetime, conn) -> list[SurveyRow]:
+    """The surveys a message from this address may be about, newest first, locked (PostgreSQL;
+    SQLite has one writer). One raw query: this runs for every reply."""
+    sql = _LIVE_SQL + (" FOR UPDATE" if conn.capabilities.dialect == "postgres" else "")
+    _, rows = await conn.execute_query(_sql(conn, sql), [channel.value, address, now - LATE_WINDOW])
+    return [_survey_row(r) for r in rows]
 
 
-def _choose(code: str | None, live: list[Survey]) -> tuple[Survey | None, str]:
+async def _save_state(row: Survey | SurveyRow, conn) -> None:
+    """Write what a reply, a poll answer or time changes on a survey (``_store``, the polls)."""
+    status = row.status.value if isinstance(row.status, SurveyStatus) else row.status
+    await conn.execute_query(_sql(conn, _SAVE_SQL), [
+        db.encode(row.answers or {}), row.comment, status, db.encode(row.clarifications or {}),
+        db.encode(list(row.alerted or [])), row.reminded_at, row.completed_at, bool(row.late), row.answered_at,
+        row.poll_question, db.encode(row.polls or {}), row.id,
+    ])
+
+
+def _choose(code: str | None, live: list[SurveyRow]) -> tuple[SurveyRow | None, str]:
     """The survey a reply is about, or why none: ``which_inspection`` / ``unknown_code`` /
     ``none_open``. A code may name any live survey; without one, the open surveys count
     (else the recently closed ones, for late answers and comments)."""
@@ -475,12 +575,14 @@ async def handle_reply(sender: str, text: str, now: datetime, *, channel: str = 
         if target is None:
             return await _unrouted(ch, sender, reason, head.code, live, now, zone, conn, ref)
         state = state_of(target)
-        new, actions = step(state, parse_reply(text, state.open_questions), now)
+        # read against the questions still open; with all of them open that is the first reading
+        reading = head if state.open_questions == REQUIRED else parse_reply(text, state.open_questions)
+        new, actions = step(state, reading, now)
         await _apply(target, new, actions, now, zone, conn, ref)
         return f"survey_{target.status.value}"
 
 
-async def _unrouted(ch: Channel, sender: str, reason: str, code: str | None, live: list[Survey], now: datetime,
+async def _unrouted(ch: Channel, sender: str, reason: str, code: str | None, live: list[SurveyRow], now: datetime,
                     zone: tzinfo, conn, ref: str) -> str:
     """Ask which inspection, or refuse a code that is not the sender's, once per situation
     (an auto-responder cannot start a loop). Nothing about anyone else's survey is said."""
@@ -504,7 +606,7 @@ async def _unrouted(ch: Channel, sender: str, reason: str, code: str | None, liv
     return f"survey_{reason}"
 
 
-async def _opt_out(ch: Channel, sender: str, text: str, live: list[Survey], now: datetime, zone: tzinfo,
+async def _opt_out(ch: Channel, sender: str, text: str, live: list[SurveyRow], now: datetime, zone: tzinfo,
                    conn) -> str:
     """Record the opt-out (the entities reached here, and the mobile itself), close every open
     survey of those entities, and confirm once — ever — to this address."""
@@ -560,7 +662,7 @@ async def handle_poll_answer(chat: str, poll_id: str, option_ids: Iterable[int],
         if target is None:
             return problem
         if len(options) != 1:
-            await target.save(using_db=conn)  # the poll id learnt; a retracted vote changes nothing
+            await _save_state(target, conn)  # the poll id learnt; a retracted vote changes nothing
             return "survey_poll_retracted"
         value = _poll_value(question, options[0])
         if value is None:
@@ -571,20 +673,20 @@ async def handle_poll_answer(chat: str, poll_id: str, option_ids: Iterable[int],
         return f"survey_{target.status.value}"
 
 
-def _polls(row: Survey) -> dict:
+def _polls(row: Survey | SurveyRow) -> dict:
     """``{"sent": [question codes whose poll went out], "ids": {poll id: question code}}``."""
     p = row.polls or {}
     return {"sent": list(p.get("sent", [])), "ids": dict(p.get("ids", {}))}
 
 
-def _poll_sent(row: Survey, question: Question) -> None:
+def _poll_sent(row: Survey | SurveyRow, question: Question) -> None:
     p = _polls(row)
     if question.value not in p["sent"]:
         p["sent"].append(question.value)
     row.polls = p
 
 
-def _poll_target(live: list[Survey], poll_id: str) -> tuple[Survey | None, Question | None, str]:
+def _poll_target(live: list[SurveyRow], poll_id: str) -> tuple[SurveyRow | None, Question | None, str]:
     """The survey and question a poll answer is about. A known poll id names its question; an
     unknown one is the only poll whose id is still unknown, and is learnt. If two polls in this
     chat have unknown ids (a question was answered by text while its poll was out), the answer

@@ -7,6 +7,7 @@ import signal
 import sys
 
 from bot.app import Service
+from bot.logs import setup_logging
 from bot.render import text
 
 
@@ -22,6 +23,7 @@ async def serve(args, settings) -> int:
     if settings.telegram_mode == "webhook" and not settings.telegram_webhook_secret:
         print(text("serve_needs_secret", settings.locale), file=sys.stderr)
         return 2
+    setup_logging(settings, fmt="json", verbose=getattr(args, "verbose", False))  # JSON lines, no secrets
     service = Service(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

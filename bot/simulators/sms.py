@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -281,6 +282,7 @@ class SmsSimulator:
         self.messages: dict[str, dict] = {}
         self.webhooks: list[Webhook] = []
         self.requests = 0  # create-message requests seen (any outcome)
+        self._seq = itertools.count(1)  # orders a phone's received and sent texts into one thread
         self._faults: deque[tuple[str, float | None]] = deque()
         self._tasks: set[asyncio.Task] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -325,8 +327,11 @@ class SmsSimulator:
         to = to or (phone.received[-1]["from"] if phone.received else self._default_number)
         sid = new_sid()
         params = self._inbound_params(sid, number, to, body)
-        status = await self._post_signed("inbound", self.inbound_url, params)
-        phone.sent.append({"sid": sid, "to": to, "body": body, "at": rfc2822(_now()), "webhook_status": status})
+        # Kept before the POST, so the bot's answer (sent while it handles the webhook) comes after it.
+        item = {"sid": sid, "to": to, "body": body, "at": rfc2822(_now()), "webhook_status": None,
+                "seq": next(self._seq)}
+        phone.sent.append(item)
+        item["webhook_status"] = status = await self._post_signed("inbound", self.inbound_url, params)
         return Reply(sid, status)
 
     def _inbound_params(self, sid: str, sender: str, to: str, body: str) -> dict[str, str]:
@@ -473,7 +478,8 @@ class SmsSimulator:
         }
         self.messages[sid] = message
         self.phone(fields["To"]).received.append(
-            {"sid": sid, "from": sender, "body": body, "at": rfc2822(now), "status": message["status"]}
+            {"sid": sid, "from": sender, "body": body, "at": rfc2822(now), "status": message["status"],
+             "seq": next(self._seq)}
         )
         return message
 

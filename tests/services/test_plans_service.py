@@ -139,3 +139,16 @@ def test_deadline_and_window_in_local_time(tmp_path):
     assert plans.response_deadline(drawn, spec, world.ZONE).isoformat() == "2026-12-09T18:00:00+08:00"
     start, end = plans.inspection_window(drawn, spec, world.ZONE)
     assert start.isoformat() == "2026-12-05T09:00:00+08:00" and (end - start).days == 30
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_every_example_renders_in_every_locale(locale):
+    from bot.render import text
+    from tests.services.test_plans_examples import EXAMPLES
+
+    for path in EXAMPLES:
+        spec = plans.load_plan_file(path)
+        shown = text("plan_detail", locale, plan=spec.to_dict(), upcoming=["2027-01-01 09:00"])
+        assert spec.code in shown and spec.name in shown and spec.departments[0] in shown
+        listed = text("plan_list", locale, plans=[{**spec.to_dict(), "next": ""}])
+        assert spec.code in listed

@@ -1,0 +1,311 @@
+"""A coordinator's chat: /plans, /plan, /draw (preview, then confirm), /status, /pending,
+/recusals (review, reject), /alerts (acknowledge), /report, /verify.
+
+Every command and button is open to any sender at the router and checks here who is asking:
+a coordinator sees their departments' plans, an admin everything, anyone else gets a
+refusal (an unknown chat learns nothing). Something outside the coordinator's departments is
+answered exactly like something missing. Rejecting a recusal is a conversation kept in
+``chat_state``: Reject → (optional reason as a message) → Confirm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+
+from bot.callbacks import Callback
+from bot.channels.base import EventKind
+from handlers.common import Replier
+from handlers.paging import nav, page_context, pageable
+from handlers.router import button, command, on
+from models.messaging import Role
+from services import chatstate, coordination
+from services.coordination import CoordinationError, Scope
+from services.inbound import Context
+
+COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
+NOTE_LIMIT = 500
+
+
+def coordinators_only(fn: Callable[..., Awaitable[str]]) -> Callable[..., Awaitable[str]]:
+    """Run ``fn(ctx, scope, say, *args)`` for a coordinator or admin; refuse anyone else, and
+    answer a refused use case (missing, outside the scope, stale) with its reason."""
+
+    @wraps(fn)
+    async def wrapped(ctx: Context, *args) -> str:
+        say = Replier(ctx)
+        scope = Scope.of(ctx.bindings)
+        if scope is None:
+            if not ctx.bindings:
+                await say("unknown_sender.j2")
+                return "unknown"
+            await say("coord_refused.j2")
+            return "coord_refused"
+        try:
+            return await fn(ctx, scope, say, *args)
+        except CoordinationError as exc:
+            await say("coord_error.j2", {"code": exc.code, "params": exc.params})
+            return exc.code
+
+    return wrapped
+
+
+def _argument(ctx: Context) -> str:
+    return ctx.event.argument.strip()
+
+
+async def _usage(say: Replier, usage: str) -> str:
+    await say("coord_error.j2", {"code": "usage", "params": {"usage": usage}})
+    return "usage"
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+
+@command("plans", roles=None)
+async def plans_command(ctx: Context) -> str:
+    return await show_plans(ctx, 1, None)
+
+
+@pageable("plans")
+@coordinators_only
+async def show_plans(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
+    shown = await coordination.plans_page(scope, page, ctx.clock.now(), ctx.zone)
+    rows = [[{"label": "btn_plan_show", "params": {"code": p["code"]}, "data": f"pln:show:{p['id']}"}]
+            for p in shown.items]
+    await say("coord_plans.j2", {**page_context(shown), "buttons": rows + nav("plans", shown)}, edit_of=edit_of)
+    return "plans"
+
+
+@command("plan", roles=None)
+@coordinators_only
+async def plan_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    code = _argument(ctx)
+    if not code:
+        return await _usage(say, "plan")
+    return await _show_plan(ctx, scope, say, code)
+
+
+async def _show_plan(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
+    plan = await coordination.plan_detail(scope, code, ctx.clock.now(), ctx.zone)
+    buttons = [[{"label": "btn_draw_preview", "data": f"drw:preview:{plan['id']}"}]]
+    await say("coord_plan.j2", {"plan": plan, "buttons": buttons})
+    return "plan"
+
+
+@button("pln", roles=None)
+@coordinators_only
+async def plan_button(ctx: Context, scope: Scope, say: Replier) -> str:
+    cb = Callback.parse(ctx.event.data)
+    if cb is None or cb.action != "show":
+        raise CoordinationError("stale_button")
+    return await _show_plan(ctx, scope, say, await coordination.plan_code(scope, cb.id))
+
+
+# --- draw: preview, then confirm ------------------------------------------------------------------
+
+
+@command("draw", roles=None)
+@coordinators_only
+async def draw_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    code = _argument(ctx)
+    if not code:
+        return await _usage(say, "draw")
+    return await _preview(ctx, scope, say, code)
+
+
+async def _preview(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
+    p = await coordination.draw_preview(scope, code, clock=ctx.clock, zone=ctx.zone)
+    if p.firing_id is not None and not p.due:
+        buttons = []  # announced for later: the scheduler draws it at its time
+    else:
+        confirm = f"drw:go:{p.firing_id}" if p.firing_id is not None else f"drw:now:{p.plan_id}:{p.firings}"
+        buttons = [[{"label": "btn_draw_confirm", "data": confirm},
+                    {"label": "btn_cancel", "data": f"drw:cancel:{p.plan_id}"}]]
+    await say("coord_draw_preview.j2", {**p.context(), "buttons": buttons})
+    return "draw_preview"
+
+
+@button("drw", roles=None)
+@coordinators_only
+async def draw_button(ctx: Context, scope: Scope, say: Replier) -> str:
+    cb = Callback.parse(ctx.event.data)
+    if cb is None:
+        raise CoordinationError("stale_button")
+    if cb.action == "preview":
+        return await _preview(ctx, scope, say, await coordination.plan_code(scope, cb.id))
+    if cb.action == "cancel":
+        await say("coord_info.j2", {"code": "draw_cancelled"})
+        return "draw_cancelled"
+    if cb.action == "go":
+        drawn = await coordination.draw_firing(scope, cb.id, clock=ctx.clock, zone=ctx.zone)
+    elif cb.action == "now" and cb.arg.isdigit():
+        drawn = await coordination.draw_now(scope, cb.id, int(cb.arg), clock=ctx.clock, zone=ctx.zone)
+    else:
+        raise CoordinationError("stale_button")
+    await say("coord_drawn.j2", drawn.context(ctx.zone))
+    return "drawn"
+
+
+# --- a draw's state -----------------------------------------------------------------------------
+
+
+@command("status", roles=None)
+@coordinators_only
+async def status_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    ref = _argument(ctx)
+    if not ref:
+        return await _usage(say, "status")
+    await say("coord_status.j2", {"s": await coordination.draw_status(scope, ref, ctx.clock.now(), ctx.zone)})
+    return "status"
+
+
+@command("pending", roles=None)
+async def pending_command(ctx: Context) -> str:
+    return await show_pending(ctx, 1, None)
+
+
+@pageable("pending")
+@coordinators_only
+async def show_pending(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
+    shown = await coordination.pending_page(scope, page, ctx.clock.now(), ctx.zone)
+    await say("coord_pending.j2", {**page_context(shown), "buttons": nav("pending", shown)}, edit_of=edit_of)
+    return "pending"
+
+
+@command("verify", roles=None)
+@coordinators_only
+async def verify_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    ref = _argument(ctx)
+    if not ref:
+        return await _usage(say, "verify")
+    v = await coordination.verify_draw(scope, ref, clock=ctx.clock)
+    await say("coord_verify.j2", v.context())
+    return "verified" if v.lines and not v.failed else "verify_failed" if v.lines else "verify_not_run"
+
+
+# --- recusals -----------------------------------------------------------------------------------
+
+
+@command("recusals", roles=None)
+async def recusals_command(ctx: Context) -> str:
+    return await show_recusals(ctx, 1, None)
+
+
+@pageable("recusals")
+@coordinators_only
+async def show_recusals(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
+    shown = await coordination.recusals_page(scope, page, ctx.zone)
+    rows = [[{"label": "btn_reject", "params": {"id": r["id"]}, "data": f"rjt:ask:{r['id']}"}]
+            for r in shown.items if r["rejectable"]]
+    await say("coord_recusals.j2", {**page_context(shown), "buttons": rows + nav("recusals", shown)},
+              edit_of=edit_of)
+    return "recusals"
+
+
+@button("rjt", roles=None)
+@coordinators_only
+async def reject_button(ctx: Context, scope: Scope, say: Replier) -> str:
+    cb = Callback.parse(ctx.event.data)
+    ev, now = ctx.event, ctx.clock.now()
+    if cb is None:
+        raise CoordinationError("stale_button")
+    if cb.action == "ask":
+        item = await coordination.recusal_for_review(scope, cb.id, ctx.zone)
+        await chatstate.put(ev.channel, ev.sender, "reject", "note", {"recusal": cb.id}, now, ctx.conn)
+        await say("coord_reject_confirm.j2", {"r": item, "note": "", "limit": NOTE_LIMIT,
+                                              "buttons": _reject_buttons(cb.id)})
+        return "reject_asked"
+    state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
+    ours = state is not None and state.flow == "reject" and state.data.get("recusal") == cb.id
+    if cb.action == "cancel":
+        if ours:
+            await chatstate.clear(ev.channel, ev.sender, ctx.conn)
+        await say("coord_info.j2", {"code": "reject_cancelled"})
+        return "reject_cancelled"
+    if cb.action == "confirm":
+        note = state.data.get("note", "") if ours else ""
+        if ours:
+            await chatstate.clear(ev.channel, ev.sender, ctx.conn)
+        done = await coordination.reject_recusal(scope, cb.id, note, clock=ctx.clock, zone=ctx.zone)
+        await say("coord_rejected.j2", {"r": done.__dict__, "note": note})
+        return "recusal_rejected"
+    raise CoordinationError("stale_button")
+
+
+def _reject_buttons(recusal_id: int) -> list:
+    return [[{"label": "btn_reject_confirm", "data": f"rjt:confirm:{recusal_id}"},
+             {"label": "btn_cancel", "data": f"rjt:cancel:{recusal_id}"}]]
+
+
+@on(EventKind.TEXT, roles=COORDINATORS, channel="telegram")
+async def text(ctx: Context) -> str:
+    """A message while a rejection waits for its reason is the reason; anything else is not understood."""
+    ev = ctx.event
+    state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
+    if state is None or state.flow != "reject" or ev.edited:
+        if any(b.role == Role.INSPECTOR for b in ctx.bindings):  # a coordinator who also inspects
+            from handlers import inspector
+
+            return await inspector.text(ctx)
+        await Replier(ctx)("not_understood.j2", {"roles": sorted(b.role.value for b in ctx.bindings)})
+        return "not_understood"
+    return await _with_note(ctx, state.data["recusal"], ev.text.strip()[:NOTE_LIMIT])
+
+
+@coordinators_only
+async def _with_note(ctx: Context, scope: Scope, say: Replier, recusal_id: int, note: str) -> str:
+    item = await coordination.recusal_for_review(scope, recusal_id, ctx.zone)
+    await chatstate.put(ctx.event.channel, ctx.event.sender, "reject", "confirm",
+                        {"recusal": recusal_id, "note": note}, ctx.clock.now(), ctx.conn)
+    await say("coord_reject_confirm.j2", {"r": item, "note": note, "limit": NOTE_LIMIT,
+                                          "buttons": _reject_buttons(recusal_id)})
+    return "reject_note"
+
+
+# --- the monthly report ------------------------------------------------------------------------------
+
+
+@command("report", roles=None)
+@coordinators_only
+async def report_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    """/report [YYYY-MM]: the month's report for the coordinator's departments (this month so
+    far by default), as the monthly message and its chart."""
+    month = _argument(ctx) or ctx.clock.now().astimezone(ctx.zone).strftime("%Y-%m")
+    data_dir = ctx.settings.data_dir if ctx.settings is not None else Path("data")
+    report = await coordination.monthly_report(scope, month, ctx.clock.now(), data_dir=data_dir, zone=ctx.zone,
+                                               locale=ctx.locale)
+    await say("report.j2", {"r": report.context()})
+    if report.chart_path and ctx.event.channel == "telegram":
+        await say("report_chart.j2", {"month": report.month, "photo_path": report.chart_path})
+    return "report"
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+@command("alerts", roles=None)
+async def alerts_command(ctx: Context) -> str:
+    return await show_alerts(ctx, 1, None)
+
+
+@pageable("alerts")
+@coordinators_only
+async def show_alerts(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
+    shown = await coordination.alerts_page(scope, page, ctx.zone)
+    rows = [[{"label": "btn_ack", "params": {"id": a["id"]}, "data": f"alr:ack:{a['id']}"}]
+            for a in shown.items if not a["acknowledged"]]
+    await say("coord_alerts.j2", {**page_context(shown), "buttons": rows + nav("alerts", shown)}, edit_of=edit_of)
+    return "alerts"
+
+
+@button("alr", roles=None)
+@coordinators_only
+async def alert_button(ctx: Context, scope: Scope, say: Replier) -> str:
+    cb = Callback.parse(ctx.event.data)
+    if cb is None or cb.action != "ack":
+        raise CoordinationError("stale_button")
+    outcome = await coordination.acknowledge_alert(scope, cb.id, ctx.clock.now())
+    await say("coord_info.j2", {"code": outcome, "id": cb.id})
+    return outcome

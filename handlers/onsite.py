@@ -1,0 +1,323 @@
+"""On site, in the inspector's chat: /checkin and a shared location, photos, /result and the
+findings buttons, corrections; and the coordinator's approve/reject buttons for corrections.
+
+Buttons (callback codec): ``fnd:<pass|fail|na>:<result>:<item>``, ``fnd:skip|edit:<result>:<item>``,
+``fnd:submit|confirm|fix|nofix:<result>``, ``fnd:open:<assignment>``, ``chk:at:<assignment>``,
+``pho:at:<assignment>``, ``cor:<ok|no>:<correction>``. Every press is re-checked by the service
+against the presser and the current state, so stale and double taps are answered, not applied.
+Free text reaches :func:`flow_text` through handlers/inspector.py's text handler when the chat
+is in a findings note or a correction reason (``chat_state.flow`` in :data:`TEXT_FLOWS`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.callbacks import Callback
+from bot.channels.base import EventKind
+from bot.settings import Settings
+from handlers.common import Replier, binding_of, inspector_id
+from handlers.router import button, command, on
+from models.messaging import Role
+from services import chatstate, onsite
+from services.inbound import Context
+from services.onsite import Choice, OnsiteError
+
+INSPECTOR = {Role.INSPECTOR}
+COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
+TEXT_FLOWS = ("findings", "correction")
+LOCATION_TTL = timedelta(minutes=10)  # a shared location waiting for "which inspection?"
+MAX_CHOICES = 10
+MAX_STASHED_PHOTOS = 20
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+async def _refuse(ctx: Context, exc: OnsiteError) -> str:
+    await Replier(ctx)("onsite_refused.j2", {"code": exc.code, "params": exc.params})
+    return exc.code
+
+
+async def _stale(ctx: Context, code: str = "stale_button") -> str:
+    await Replier(ctx)("onsite_refused.j2", {"code": code, "params": {}})
+    return "stale"
+
+
+def _radius(ctx: Context) -> int:
+    return ctx.settings.checkin_radius_m if ctx.settings is not None else Settings.checkin_radius_m
+
+
+def _sign(ctx: Context) -> str | None:
+    if ctx.settings is None:
+        return None
+    from services.surveys import sign_for
+
+    return sign_for(ctx.settings)
+
+
+def _choice_buttons(prefix: str, choice: Choice) -> list:
+    return [[{"label": "btn_pick_inspection", "params": {"no": c["no"], "entity": c["entity"][:20]},
+              "data": f"{prefix}:{c['assignment']}"}] for c in choice.choices[:MAX_CHOICES]]
+
+
+async def _put(ctx: Context, flow: str, step: str, data: dict) -> None:
+    await chatstate.put(ctx.event.channel, ctx.event.sender, flow, step, data, ctx.clock.now(), ctx.conn)
+
+
+async def _clear(ctx: Context) -> None:
+    await chatstate.clear(ctx.event.channel, ctx.event.sender, ctx.conn)
+
+
+# --- check-in -----------------------------------------------------------------------------------
+
+
+@command("checkin", roles=INSPECTOR)
+async def checkin_command(ctx: Context) -> str:
+    await Replier(ctx)("checkin_ask.j2", {})
+    return "checkin_asked"
+
+
+@on(EventKind.LOCATION, roles=INSPECTOR)
+async def location(ctx: Context) -> str:
+    """A shared location is a check-in. A live location's later positions arrive as edits:
+    never re-applied, and not answered (they come every few seconds)."""
+    if ctx.event.edited:
+        return "location_update_ignored"
+    return await _checkin(ctx, ctx.event.latitude, ctx.event.longitude, None)
+
+
+async def _checkin(ctx: Context, lat: float, lon: float, assignment_id: int | None) -> str:
+    say, now = Replier(ctx), ctx.clock.now()
+    try:
+        done = await onsite.checkin(inspector_id(ctx), lat, lon, now=now, radius_m=_radius(ctx),
+                                    assignment_id=assignment_id, conn=ctx.conn)
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    if isinstance(done, Choice):
+        await _put(ctx, "checkin", "which", {"lat": lat, "lon": lon, "at": now.isoformat()})
+        await say("onsite_which.j2", {"purpose": "checkin", "choices": done.choices,
+                                      "buttons": _choice_buttons("chk:at", done)})
+        return "checkin_choose"
+    await say("checkin_done.j2", done)
+    return "checkin_flagged" if done["flagged"] else "checked_in"
+
+
+@button("chk", roles=INSPECTOR)
+async def checkin_button(ctx: Context) -> str:
+    cb = Callback.parse(ctx.event.data)
+    state = await chatstate.get(ctx.event.channel, ctx.event.sender, ctx.conn)
+    if cb is None or cb.action != "at" or state is None or state.flow != "checkin":
+        return await _stale(ctx)
+    await _clear(ctx)
+    if ctx.clock.now() - datetime.fromisoformat(state.data["at"]) > LOCATION_TTL:
+        return await _stale(ctx, "location_expired")
+    return await _checkin(ctx, state.data["lat"], state.data["lon"], cb.id)
+
+
+# --- photos -------------------------------------------------------------------------------------
+
+
+@on(EventKind.PHOTO, roles=INSPECTOR)
+async def photo(ctx: Context) -> str:
+    ev, say = ctx.event, Replier(ctx)
+    if ev.edited:
+        await say("edit_ignored.j2", {})
+        return "edit_ignored"
+    state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
+    hint = state.data.get("inspection") if state is not None and state.flow == "findings" else None
+    try:
+        done = await onsite.photo(inspector_id(ctx), ev.file_id, now=ctx.clock.now(), caption=ev.text,
+                                  inspection_id=hint, conn=ctx.conn)
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    if isinstance(done, Choice):
+        stashed = state.data.get("files", []) if state is not None and state.flow == "photo" else []
+        files = (stashed + [{"file_id": ev.file_id, "caption": ev.text}])[-MAX_STASHED_PHOTOS:]
+        await _put(ctx, "photo", "which", {"files": files})
+        await say("onsite_which.j2", {"purpose": "photo", "choices": done.choices, "waiting": len(files),
+                                      "buttons": _choice_buttons("pho:at", done)})
+        return "photo_choose"
+    await say("photo_received.j2", done)
+    return "photo_recorded"
+
+
+@button("pho", roles=INSPECTOR)
+async def photo_button(ctx: Context) -> str:
+    cb = Callback.parse(ctx.event.data)
+    state = await chatstate.get(ctx.event.channel, ctx.event.sender, ctx.conn)
+    if cb is None or cb.action != "at" or state is None or state.flow != "photo":
+        return await _stale(ctx)
+    await _clear(ctx)
+    done = None
+    try:
+        for f in state.data.get("files", []):
+            done = await onsite.photo(inspector_id(ctx), f["file_id"], now=ctx.clock.now(), caption=f["caption"],
+                                      assignment_id=cb.id, conn=ctx.conn)
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    if done is None:
+        return await _stale(ctx)
+    await Replier(ctx)("photo_received.j2", done)
+    return "photo_recorded"
+
+
+# --- findings -----------------------------------------------------------------------------------
+
+
+@command("result", roles=INSPECTOR)
+async def result_command(ctx: Context) -> str:
+    arg = ctx.event.argument.strip().lstrip("#")
+    if arg and not arg.isdigit():
+        await Replier(ctx)("usage.j2", {"usage": "result"})
+        return "usage"
+    return await _open(ctx, int(arg) if arg else None)
+
+
+async def _open(ctx: Context, assignment_id: int | None) -> str:
+    try:
+        got = await onsite.open_findings(inspector_id(ctx), assignment_id, now=ctx.clock.now(), conn=ctx.conn)
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    if isinstance(got, Choice):
+        await Replier(ctx)("onsite_which.j2", {"purpose": "findings", "choices": got.choices,
+                                              "buttons": _choice_buttons("fnd:open", got)})
+        return "findings_choose"
+    outcome, view = got
+    await _show(ctx, view)
+    return outcome
+
+
+def _item_buttons(view: dict) -> list:
+    rid, pos = view["result"], view["current"]["pos"]
+    return [[{"label": f"btn_verdict_{v}", "data": f"fnd:{v}:{rid}:{pos}"} for v in ("pass", "fail", "na")]]
+
+
+def _summary_buttons(view: dict) -> list:
+    rid = view["result"]
+    edits = [{"label": "btn_edit_item", "params": {"no": i["no"]}, "data": f"fnd:edit:{rid}:{i['pos']}"}
+             for i in view["items"]]
+    rows = [edits[k:k + 4] for k in range(0, len(edits), 4)]
+    submit = "btn_submit_correction" if view["supersedes"] else "btn_submit_result"
+    return rows + [[{"label": submit, "data": f"fnd:submit:{rid}"}]]
+
+
+def _result_buttons(view: dict) -> list:
+    rid = view["result"]
+    if view["is_lead"] and view["status"] in ("submitted", "confirmed") and not view["open_correction"]:
+        return [[{"label": "btn_request_correction", "data": f"fnd:fix:{rid}"}]]
+    if not view["is_lead"] and view["status"] == "submitted":
+        return [[{"label": "btn_confirm_result", "data": f"fnd:confirm:{rid}"}]]
+    return []
+
+
+async def _show(ctx: Context, view: dict, notice: str = "", index: int | None = None) -> None:
+    """Where the findings stand now, with the buttons that fit (and what just happened)."""
+    item = view["items"][index] if index is not None and 0 <= index < len(view["items"]) else None
+    context = {"result": view, "notice": notice, "notice_no": item["no"] if item else 0,
+               "notice_verdict": (item["verdict"] or "") if item else ""}
+    say = Replier(ctx)
+    if view["status"] != "draft" or not view["is_lead"]:
+        if view["status"] != "draft":
+            await _clear_if(ctx, "findings", view["result"])
+        await say("result_view.j2", {**context, "buttons": _result_buttons(view)})
+        return
+    await _put(ctx, "findings", view["step"], {"result": view["result"], "inspection": view["inspection"]})
+    if view["step"] == "verdict":
+        await say("findings_item.j2", {**context, "buttons": _item_buttons(view)})
+    elif view["step"] == "note":
+        await say("findings_note.j2", {**context, "limit": onsite.NOTE_LIMIT, "buttons": [[
+            {"label": "btn_skip", "data": f"fnd:skip:{view['result']}:{view['current']['pos']}"}]]})
+    else:
+        await say("findings_summary.j2", {**context, "buttons": _summary_buttons(view)})
+
+
+async def _clear_if(ctx: Context, flow: str, result_id: int) -> None:
+    state = await chatstate.get(ctx.event.channel, ctx.event.sender, ctx.conn)
+    if state is not None and state.flow == flow and state.data.get("result") == result_id:
+        await _clear(ctx)
+
+
+@button("fnd", roles=INSPECTOR)
+async def findings_button(ctx: Context) -> str:
+    cb = Callback.parse(ctx.event.data)
+    if cb is None:
+        return await _stale(ctx)
+    if cb.action == "open":
+        return await _open(ctx, cb.id)
+    if cb.action == "fix":
+        return await _begin_fix(ctx, cb.id)
+    if cb.action == "nofix":
+        await _clear_if(ctx, "correction", cb.id)
+        await Replier(ctx)("correction_cancelled.j2", {})
+        return "correction_cancelled"
+    index = int(cb.arg) if cb.arg.isdigit() else None
+    return await _act(ctx, cb.id, cb.action, index=index)
+
+
+async def _act(ctx: Context, result_id: int, kind: str, *, index: int | None = None, text: str = "") -> str:
+    try:
+        done = await onsite.act(inspector_id(ctx), result_id, kind, index=index, text=text, now=ctx.clock.now(),
+                                zone=ctx.zone, locale=ctx.locale, sign=_sign(ctx), conn=ctx.conn)
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    view = done.view
+    if done.code == "submitted":
+        await _clear_if(ctx, "findings", result_id)
+        await Replier(ctx)("findings_submitted.j2", {"result": view})
+    elif done.code == "sent_for_approval":
+        await _clear_if(ctx, "findings", result_id)
+        await Replier(ctx)("correction_sent.j2", {"result": view})
+    else:
+        await _show(ctx, view, done.code, done.index)
+    return f"findings_{done.code}"
+
+
+# --- corrections --------------------------------------------------------------------------------
+
+
+async def _begin_fix(ctx: Context, result_id: int) -> str:
+    try:
+        view = await onsite.begin_correction(inspector_id(ctx), result_id, now=ctx.clock.now(), conn=ctx.conn)
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    await _put(ctx, "correction", "reason", {"result": result_id})
+    await Replier(ctx)("correction_reason.j2", {"result": view, "limit": onsite.REASON_LIMIT, "buttons": [[
+        {"label": "btn_cancel", "data": f"fnd:nofix:{result_id}"}]]})
+    return "correction_reason_asked"
+
+
+async def flow_text(ctx: Context, state) -> str:
+    """Free text in a findings note step or a correction's reason step. An edit of an earlier
+    message is never applied: the inspector is told and the state stays as it was."""
+    ev = ctx.event
+    if ev.edited:
+        await Replier(ctx)("edit_ignored.j2", {})
+        return "edit_ignored"
+    if state.flow == "findings":
+        return await _act(ctx, state.data["result"], "note", text=ev.text)
+    try:
+        view = await onsite.request_correction(inspector_id(ctx), state.data["result"], ev.text,
+                                               now=ctx.clock.now(), conn=ctx.conn)
+    except OnsiteError as exc:
+        if exc.code not in ("reason_empty", "reason_too_long"):
+            await _clear(ctx)
+        return await _refuse(ctx, exc)
+    await _show(ctx, view, "correction_opened")
+    return "correction_opened"
+
+
+@button("cor", roles=COORDINATORS)
+async def correction_button(ctx: Context) -> str:
+    """A coordinator of the plan's departments (or an admin) approves or rejects a correction."""
+    cb = Callback.parse(ctx.event.data)
+    binding = binding_of(ctx, Role.COORDINATOR) or binding_of(ctx, Role.ADMIN)
+    if cb is None or cb.action not in ("ok", "no") or binding is None:
+        return await _stale(ctx)
+    try:
+        code, shown = await onsite.decide_correction(binding, cb.id, cb.action == "ok", now=ctx.clock.now(),
+                                                     locale=ctx.locale, conn=ctx.conn)
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    await Replier(ctx)("correction_decision.j2", {"code": code, **shown})
+    return f"correction_{code}"

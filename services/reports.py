@@ -1,0 +1,566 @@
+"""The monthly report: what the draws, the inspections and the surveys of one month add up to.
+
+:func:`monthly_report` returns plain data (and writes a chart PNG under the data directory);
+:func:`send_monthly_report` queues it to every coordinator (scoped to their departments) as a
+message plus the chart; the ``monthly_report`` sweep sends last month's report once, on the
+1st of the month from 09:00 local time (a fire key in ``scheduler_fire``, so once across
+instances). Definitions of every figure: docs/public-pages.md, "The report".
+
+Two audiences. ``personal=True`` (coordinators) adds the per-inspector integrity scores and the
+recusal reasons. ``personal=False`` (the public page) shows nothing about a person: no reasons
+(the published recusal log names who recused, so even a count per reason could be read back),
+and survey figures and the integrity aggregate only when they rest on at least five responses
+(``domain.surveys.publishable``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, time, timedelta, timezone, tzinfo
+from hashlib import sha256
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from bot import db
+from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
+from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from services.outbox import Message, enqueue
+
+RISKS = ("A", "B", "C", "D", "E")
+SEND_HOUR = 9  # the monthly report goes out on the 1st from 09:00 local time
+SEND_DAYS = 3  # … and, if every instance was down then, up to the 3rd
+TOP_INSPECTORS = 10  # per-inspector rows in the coordinators' message
+CHART_DIR = "reports"
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+
+
+class ReportError(Exception):
+    """A report that cannot be made; ``code`` names the reason (texts/reports.j2)."""
+
+    def __init__(self, code: str, **params) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+# --- the data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InspectionCounts:
+    drawn: int = 0
+    done: int = 0
+    open: int = 0  # staffed, not done yet
+    unstaffable: int = 0
+    cancelled: int = 0
+    done_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    entities: int = 0  # distinct entities drawn this month
+    year_entities: int = 0  # … from 1 January to the month's end
+    pool: int = 0  # active entities in the directory
+    rate: float | None = None
+    year_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class RiskRow:
+    risk: str
+    drawn: int = 0
+    done: int = 0
+    results: int = 0  # inspections with a submitted result
+    problems: int = 0  # … that found a problem on at least one item
+    rate: float | None = None  # problems / results
+
+
+@dataclass(frozen=True)
+class Recusals:
+    assignments: int = 0  # sent this month
+    recused: int = 0  # recusals recorded this month
+    rate: float | None = None
+    reasons: dict = field(default_factory=dict)  # type -> count; coordinators only
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    due: int = 0  # response deadlines that fell in the month (and have passed)
+    missed: int = 0  # … answered late or not at all
+    rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Surveys:
+    sent: int = 0
+    responded: int = 0
+    opted_out: int = 0
+    complaints: int = 0
+    response_rate: float | None = None
+    opt_out_rate: float | None = None
+    complaint_rate: float | None = None
+    shown: bool = True  # False on the public page when fewer than 5 surveys / responses
+
+
+@dataclass(frozen=True)
+class Integrity:
+    responses: int = 0
+    score: float | None = None
+    improper: int = 0
+    no_credentials: int = 0
+    unfair: int = 0
+    fairness_mean: float | None = None
+    shown: bool = False  # the aggregate rests on >= 5 responses (or the reader is a coordinator)
+    inspectors: list = field(default_factory=list)  # coordinators only: worst first
+    more: int = 0  # inspectors beyond the list
+
+
+@dataclass(frozen=True)
+class MonthlyReport:
+    month: str  # "2026-12"
+    departments: tuple[str, ...] | None  # None: every department
+    generated_at: str  # local "YYYY-MM-DD HH:MM"
+    partial: bool  # the month is not over yet
+    personal: bool
+    draws: int
+    inspections: InspectionCounts
+    coverage: Coverage
+    risk: list[RiskRow]
+    recusals: Recusals
+    deadlines: Deadlines
+    surveys: Surveys
+    integrity: Integrity
+    chart_path: str  # relative to the data directory
+
+    def context(self) -> dict:
+        """Plain JSON-able values (an outbox row's context)."""
+        data = asdict(self)
+        data["departments"] = list(self.departments) if self.departments is not None else None
+        return data
+
+
+# --- months -----------------------------------------------------------------------------------
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    m = _MONTH.fullmatch((text or "").strip())
+    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
+        raise ReportError("bad_month", value=text)
+    return int(m.group(1)), int(m.group(2))
+
+
+def month_bounds(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) of the month in local time, as UTC instants."""
+    year, mon = parse_month(month)
+    start = datetime(year, mon, 1, tzinfo=zone)
+    end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def last_month(now: datetime, zone: tzinfo) -> str:
+    first = now.astimezone(zone).date().replace(day=1)
+    prev = first - timedelta(days=1)
+    return f"{prev.year:04d}-{prev.month:02d}"
+
+
+def shift_month(month: str, delta: int) -> str:
+    """The month ``delta`` months after ``month`` ("2026-12", 1 → "2027-01")."""
+    year, mon = parse_month(month)
+    index = year * 12 + mon - 1 + delta
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def _sql(text: str) -> str:
+    if db.dialect() != "postgres":
+        return text
+    counter = iter(range(1, 10_000))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", text)
+
+
+async def _fetch(sql: str, params: Sequence = ()) -> list[dict]:
+    return await db.conn().execute_query_dict(_sql(sql), list(params))
+
+
+async def _scope(departments: Iterable[str] | None) -> tuple[str, list]:
+    """SQL restricting a draw ``d`` to the plans of ``departments`` (a joint plan counts for
+    each of its departments); no restriction for None."""
+    if departments is None:
+        return "", []
+    wanted = set(departments)
+    rows = await _fetch("SELECT id, departments FROM plan")
+    ids = [r["id"] for r in rows if wanted & set(_json(r["departments"], []))]
+    if not ids:
+        return " AND 1 = 0", []
+    return f" AND d.plan_id IN ({', '.join('?' * len(ids))})", ids
+
+
+def _json(value, default):
+    if value is None:
+        return default
+    if isinstance(value, (dict, list)):
+        return value
+    return json.loads(value)
+
+
+def _dt(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+async def _inspections(start: datetime, end: datetime, scope: tuple[str, list]) -> tuple[InspectionCounts, dict]:
+    rows = await _fetch(
+        "SELECT i.stratum, i.status, COUNT(*) AS n FROM inspection i JOIN draw d ON d.id = i.draw_id "
+        f"WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]} GROUP BY i.stratum, i.status",
+        [start, end, *scope[1]],
+    )
+    by_status: dict[str, int] = {}
+    by_risk: dict[str, dict[str, int]] = {}
+    for r in rows:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
+        risk = by_risk.setdefault(r["stratum"], {})
+        risk[r["status"]] = risk.get(r["status"], 0) + r["n"]
+    drawn = sum(by_status.values())
+    done = by_status.get("done", 0)
+    counts = InspectionCounts(drawn, done, by_status.get("staffed", 0), by_status.get("unstaffable", 0),
+                              by_status.get("cancelled", 0), _rate(done, drawn))
+    return counts, by_risk
+
+
+async def _draw_count(start: datetime, end: datetime, scope: tuple[str, list]) -> int:
+    rows = await _fetch(f"SELECT COUNT(*) AS n FROM draw d WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]}",
+                        [start, end, *scope[1]])
+    return rows[0]["n"]
+
+
+async def _coverage(start: datetime, end: datetime, year_start: datetime, scope: tuple[str, list]) -> Coverage:
+    distinct = ("SELECT COUNT(DISTINCT i.entity_id) AS n FROM inspection i JOIN draw d ON d.id = i.draw_id "
+                f"WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]}")
+    month = (await _fetch(distinct, [start, end, *scope[1]]))[0]["n"]
+    year = (await _fetch(distinct, [year_start, end, *scope[1]]))[0]["n"]
+    pool = (await _fetch("SELECT COUNT(*) AS n FROM entity WHERE status = 'active'"))[0]["n"]
+    return Coverage(month, year, pool, _rate(month, pool), _rate(year, pool))
+
+
+async def _risk_rows(by_risk: dict, start: datetime, end: datetime, scope: tuple[str, list]) -> list[RiskRow]:
+    results = await result_counts(start, end, scope)
+    out = []
+    for risk in sorted(set(RISKS) | set(by_risk)):
+        statuses = by_risk.get(risk, {})
+        n_results, problems = results.get(risk, (0, 0))
+        out.append(RiskRow(risk, sum(statuses.values()), statuses.get("done", 0), n_results, problems,
+                           _rate(problems, n_results)))
+    return out
+
+
+async def result_counts(start: datetime, end: datetime, scope: tuple[str, list]) -> dict[str, tuple[int, int]]:
+    """Per risk class: (inspections drawn in the month with a result of record, those with at
+    least one item 不合格). Results are the on-site workflow's (``models.onsite``)."""
+    rows = await _fetch(
+        "SELECT i.stratum, COUNT(DISTINCT r.id) AS n, "
+        "COUNT(DISTINCT CASE WHEN f.verdict = 'fail' THEN r.id END) AS problems "
+        "FROM inspection i JOIN draw d ON d.id = i.draw_id "
+        "JOIN result r ON r.inspection_id = i.id AND r.status IN ('submitted', 'confirmed') "
+        "LEFT JOIN finding f ON f.result_id = r.id "
+        f"WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]} GROUP BY i.stratum",
+        [start, end, *scope[1]],
+    )
+    return {r["stratum"]: (r["n"], int(r["problems"] or 0)) for r in rows}
+
+
+async def _recusals(start: datetime, end: datetime, scope: tuple[str, list], personal: bool) -> Recusals:
+    sent = (await _fetch(
+        "SELECT COUNT(*) AS n FROM assignment a JOIN draw d ON d.id = a.draw_id "
+        f"WHERE a.created_at >= ? AND a.created_at < ?{scope[0]}", [start, end, *scope[1]]))[0]["n"]
+    rows = await _fetch(
+        "SELECT r.reason_type, COUNT(*) AS n FROM recusal r JOIN inspection i ON i.id = r.inspection_id "
+        f"JOIN draw d ON d.id = i.draw_id WHERE r.at >= ? AND r.at < ?{scope[0]} GROUP BY r.reason_type",
+        [start, end, *scope[1]],
+    )
+    recused = sum(r["n"] for r in rows)
+    reasons = {r["reason_type"]: r["n"] for r in sorted(rows, key=lambda r: (-r["n"], r["reason_type"]))}
+    return Recusals(sent, recused, _rate(recused, sent), reasons if personal else {})
+
+
+async def _deadlines(start: datetime, end: datetime, now: datetime, scope: tuple[str, list]) -> Deadlines:
+    until = min(end, now)
+    rows = await _fetch(
+        "SELECT COUNT(*) AS due, SUM(CASE WHEN a.responded_at IS NULL OR a.responded_at > a.deadline "
+        "THEN 1 ELSE 0 END) AS missed FROM assignment a JOIN draw d ON d.id = a.draw_id "
+        f"WHERE a.deadline >= ? AND a.deadline < ? AND a.status <> 'cancelled'{scope[0]}",
+        [start, until, *scope[1]],
+    ) if until > start else [{"due": 0, "missed": 0}]
+    due, missed = rows[0]["due"], int(rows[0]["missed"] or 0)
+    return Deadlines(due, missed, _rate(missed, due))
+
+
+async def _survey_rows(start: datetime, end: datetime, scope: tuple[str, list]) -> list[dict]:
+    """Surveys sent in the month (first message out), with their status and answers."""
+    return await _fetch(
+        "SELECT s.id, s.status, s.answers, s.answered_at, s.late, s.inspection_id FROM survey s "
+        "JOIN inspection i ON i.id = s.inspection_id JOIN draw d ON d.id = i.draw_id "
+        f"WHERE s.sent_at >= ? AND s.sent_at < ? AND s.status NOT IN ('pending', 'undeliverable'){scope[0]}",
+        [start, end, *scope[1]],
+    )
+
+
+def _answers(raw) -> Answers:
+    data = _json(raw, {}) or {}
+    return Answers(**{q.value: data.get(q.value) for q in REQUIRED})
+
+
+def _surveys(rows: list[dict], personal: bool) -> Surveys:
+    responded = [r for r in rows if r["answered_at"] is not None]
+    complaints = sum(1 for r in responded if alert_reasons(_answers(r["answers"])))
+    opted = sum(1 for r in rows if r["status"] == "opted_out")
+    sent = len(rows)
+    shown = personal or (sent >= 5 and len(responded) >= 5)
+    if not shown:
+        return Surveys(shown=False)
+    return Surveys(sent, len(responded), opted, complaints, _rate(len(responded), sent), _rate(opted, sent),
+                   _rate(complaints, len(responded)))
+
+
+async def _integrity(rows: list[dict], departments: Sequence[str] | None, start: datetime, end: datetime,
+                     now: datetime, personal: bool) -> Integrity:
+    """The month's responses as one aggregate (every response counts once, as if for one
+    inspector); for coordinators, also each inspector's score over the month."""
+    at_end = min(end, now)
+    responses = [Response(survey=str(r["id"]), inspectors=("*",), at=_dt(r["answered_at"]), late=bool(r["late"]),
+                          answers=_answers(r["answers"]))
+                 for r in rows if r["answered_at"] is not None]
+    window = at_end - start
+    score = integrity_scores(responses, window, at_end).get("*")
+    if score is None:
+        return Integrity()
+    shown = personal or publishable(score)
+    if not shown:
+        return Integrity(responses=score.n, shown=False)
+    inspectors, more = [], 0
+    if personal:
+        inspectors, more = await _inspector_scores(departments, window, at_end)
+    return Integrity(score.n, score.score, score.improper, score.no_credentials, score.unfair, score.fairness_mean,
+                     True, inspectors, more)
+
+
+async def _inspector_scores(departments: Sequence[str] | None, window: timedelta, at: datetime) -> tuple[list, int]:
+    from services.surveys import integrity, report_context
+
+    if departments is None:
+        departments = [r["code"] for r in await _fetch("SELECT code FROM department")]
+    report = await integrity(departments, window, at, coordinator=True)
+    ctx = report_context(report, TOP_INSPECTORS)
+    return ctx["rows"], ctx["more"]
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+async def monthly_report(month: str, departments: Iterable[str] | None, now: datetime, *, data_dir: Path,
+                         zone: tzinfo, locale: str = "zh-CN", personal: bool = True,
+                         chart: bool = True) -> MonthlyReport:
+    """The report of ``month`` ("YYYY-MM") for the plans of ``departments`` (None: all), as
+    of ``now`` (a month not over yet is reported so far; a future month is refused). With
+    ``chart`` its chart is written (or found) under ``data_dir`` and named in ``chart_path``."""
+    start, end = month_bounds(month, zone)
+    if start > now:
+        raise ReportError("month_in_future", month=month)
+    depts = tuple(sorted(set(departments))) if departments is not None else None
+    scope = await _scope(depts)
+    year_start = datetime(start.astimezone(zone).year, 1, 1, tzinfo=zone).astimezone(timezone.utc)
+    counts, by_risk = await _inspections(start, end, scope)
+    surveys = await _survey_rows(start, end, scope)
+    report = MonthlyReport(
+        month=month, departments=depts, generated_at=now.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        partial=now < end, personal=personal, draws=await _draw_count(start, end, scope), inspections=counts,
+        coverage=await _coverage(start, end, year_start, scope), risk=await _risk_rows(by_risk, start, end, scope),
+        recusals=await _recusals(start, end, scope, personal), deadlines=await _deadlines(start, end, now, scope),
+        surveys=_surveys(surveys, personal),
+        integrity=await _integrity(surveys, depts, start, end, now, personal), chart_path="",
+    )
+    if not chart:
+        return report
+    path = await asyncio.to_thread(write_chart, report, Path(data_dir), locale)
+    return MonthlyReport(**{**report.__dict__, "chart_path": path})
+
+
+# --- the chart --------------------------------------------------------------------------------
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei",
+             "WenQuanYi Zen Hei", "Droid Sans Fallback", "AR PL UMing CN", "SimHei", "Microsoft YaHei", "PingFang SC")
+
+
+def _cjk_font() -> str | None:
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def chart_locale(locale: str) -> tuple[str, str | None]:
+    """The chart's labels are in ``locale`` if a font can draw it; without a CJK font
+    installed, a zh-CN chart falls back to English labels rather than empty boxes."""
+    if locale == "en":
+        return "en", None
+    font = _cjk_font()
+    return (locale, font) if font else ("en", None)
+
+
+def write_chart(report: MonthlyReport, data_dir: Path, locale: str) -> str:
+    """The report's chart (inspections per risk class, and the problem-discovery rate) as a PNG
+    under ``<data dir>/reports``; the file name carries a digest of what it plots, so an
+    unchanged report reuses its file. Returns the path relative to ``data_dir``."""
+    from bot.render import text
+
+    label_locale, font = chart_locale(locale)
+    plotted = [(r.risk, r.drawn, r.done, r.problems, r.rate) for r in report.risk]
+    scope = "all" if report.departments is None else "-".join(report.departments)
+    digest = sha256(json.dumps([plotted, label_locale, scope, report.month]).encode()).hexdigest()[:12]
+    prefix = f"{report.month}-{sha256(scope.encode()).hexdigest()[:8]}-{locale}-"
+    relative = Path(CHART_DIR) / f"{prefix}{digest}.png"
+    path = data_dir / relative
+    if path.is_file():
+        return relative.as_posix()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels = {code: text(f"report_chart_{code}", label_locale) for code in ("drawn", "done", "problems", "rate",
+                                                                           "risk", "count")}
+    labels["title"] = text("report_chart_title", label_locale, month=report.month)
+    png = _render_chart(plotted, labels, font)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(png)
+    tmp.replace(path)
+    for old in path.parent.glob(f"{prefix}*.png"):  # earlier versions of this report's chart
+        if old != path:
+            old.unlink(missing_ok=True)
+    return relative.as_posix()
+
+
+def _render_chart(rows: list[tuple], labels: dict[str, str], font: str | None) -> bytes:
+    """Two panels, drawn with matplotlib's object API on the Agg canvas (no pyplot state)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rc = {"font.family": [font, "DejaVu Sans"]} if font else {}
+    import matplotlib
+
+    with matplotlib.rc_context(rc):
+        fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
+        FigureCanvasAgg(fig)
+        left, right = fig.subplots(1, 2, width_ratios=[3, 2])
+        risks = [r[0] for r in rows]
+        xs = range(len(rows))
+        width = 0.27
+        for offset, index, key, color in ((-width, 1, "drawn", "#9bb7d4"), (0, 2, "done", "#3a6ea5"),
+                                          (width, 3, "problems", "#d1495b")):
+            left.bar([x + offset for x in xs], [r[index] for r in rows], width, label=labels[key], color=color)
+        left.set_xticks(list(xs), risks)
+        left.set_xlabel(labels["risk"])
+        left.set_ylabel(labels["count"])
+        left.legend(frameon=False, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        left.set_title(labels["title"], fontsize=10)
+        rates = [(r[4] or 0) * 100 for r in rows]
+        bars = right.bar(list(xs), rates, 0.6, color="#d1495b")
+        right.bar_label(bars, labels=[f"{v:.0f}%" if r[4] is not None else "–" for v, r in zip(rates, rows)],
+                        fontsize=8)
+        right.set_xticks(list(xs), risks)
+        right.set_ylim(0, 110)
+        right.set_ylabel("%")
+        right.set_xlabel(labels["risk"])
+        right.set_title(labels["rate"], fontsize=10)
+        for ax in (left, right):
+            ax.spines[["top", "right"]].set_visible(False)
+        out = io.BytesIO()
+        fig.savefig(out, format="png")
+    return out.getvalue()
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+async def send_monthly_report(month: str, now: datetime, *, data_dir: Path, zone: tzinfo,
+                              connection=None) -> int:
+    """Queue the month's report to every coordinator (their departments' plans) and admin (all
+    plans): the report as a message and the chart as a photo (Telegram). Returns the number of
+    recipients; queuing again for the same month queues nothing new (dedupe keys)."""
+    messages, recipients = await report_outbox(month, now, data_dir=data_dir, zone=zone)
+    await enqueue(messages, now, connection=connection)
+    return recipients
+
+
+async def report_outbox(month: str, now: datetime, *, data_dir: Path, zone: tzinfo) -> tuple[list[Message], int]:
+    """The outbox messages of the month's report for every coordinator and admin, each report
+    made once per (departments, locale)."""
+    bindings = await (ChatBinding.filter(revoked_at=None, role__in=[Role.COORDINATOR, Role.ADMIN])
+                      .order_by("id"))
+    made: dict[tuple, MonthlyReport] = {}
+    messages: list[Message] = []
+    for b in bindings:
+        scope = None if b.role == Role.ADMIN else tuple(sorted(b.departments))
+        key = (scope, b.locale)
+        if key not in made:
+            made[key] = await monthly_report(month, scope, now, data_dir=data_dir, zone=zone, locale=b.locale)
+        messages += report_messages(made[key], b)
+    return messages, len(bindings)
+
+
+def report_messages(report: MonthlyReport, binding: ChatBinding) -> list[Message]:
+    """The report for one coordinator's chat: the text, then (Telegram) the chart."""
+    base = dict(recipient_kind=RecipientKind.PERSON, recipient_id=binding.id, channel=Channel(binding.channel),
+                locale=binding.locale)
+    out = [Message(dedupe_key=f"report:{report.month}:{binding.id}", template="report.j2",
+                   context={"r": report.context()}, **base)]
+    if binding.channel == Channel.TELEGRAM.value and report.chart_path:
+        out.append(Message(dedupe_key=f"report:{report.month}:{binding.id}:chart", template="report_chart.j2",
+                           context={"month": report.month, "photo_path": report.chart_path}, priority=1, **base))
+    return out
+
+
+def _send_time(now: datetime, zone: tzinfo) -> datetime | None:
+    """When this month's send of last month's report is due, if ``now`` is in its window."""
+    local = now.astimezone(zone)
+    due = datetime.combine(local.date().replace(day=1), time(SEND_HOUR), tzinfo=zone)
+    return due if due <= local < due + timedelta(days=SEND_DAYS) else None
+
+
+def _register_sweep() -> None:
+    from scheduler import sweep
+
+    @sweep("monthly_report")
+    async def monthly_report_sweep(scheduler, now: datetime) -> None:
+        """On the 1st (from 09:00; up to the 3rd after downtime): last month's report, once
+        across instances (fire key ``report:YYYY-MM``). The reports are made before the fire's
+        transaction opens, so that transaction only claims the key and writes the outbox rows."""
+        from models.scheduling import Fire
+
+        zone = scheduler.zone
+        due = _send_time(now, zone)
+        if due is None:
+            return
+        month = last_month(now, zone)
+        key = f"report:{month}"
+        if await Fire.filter(key=key).exists():
+            return
+        messages, recipients = await report_outbox(month, now, data_dir=Path(scheduler.rt.settings.data_dir),
+                                                   zone=zone)
+
+        async def work() -> str:
+            await enqueue(messages, now)
+            return f"sent:{recipients}"
+
+        await scheduler.run_once(key, "report", due.astimezone(timezone.utc), work)
+
+
+_register_sweep()

@@ -1,0 +1,289 @@
+"""A coordinator's chat, through the real python-telegram-bot and the Bot API simulator: every
+command once; a draw previewed then confirmed exactly once (double taps included); a recusal
+rejected (the right people told, the bundle still verifying); scoping refusals that leak
+nothing; paging."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.channels.base import EventKind, InboundEvent
+from models.alerts import Alert
+from models.directory import Conflict, ConflictSource, ConflictType
+from models.draws import Assignment, AssignmentStatus, Draw, Firing, Recusal
+from models.messaging import ChatBinding, Role
+from models.messaging import InboundEvent as InboundRow
+from services import assignments, audit, draws, plans
+from services.alerts import raise_alert
+from services.identity import create_invite
+from tests.e2e.harness import eventually, spine
+from tests.e2e.test_inspector_chat import Chat, inspector_chat
+from tests.services import draw_world as world
+
+ZONE = world.ZONE
+OTHER_PLAN = "卫健专项计划"  # WSJ's plan: a SCJG coordinator must never see its name
+
+
+async def two_plans(s, tmp_path):
+    """SCJG's plan P1 and WSJ's plan P2 (their inspectors are S01… and W01…)."""
+    w = await world.build(n_entities=12, n_scjg=6, n_wsj=4)
+    await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5"), s.clock)
+    await plans.add_plan(world.plan_file(tmp_path, "P2", departments=("WSJ",), items=("WSJ-YL-01",), a="0.5",
+                                         b="0.5", c="0.5", name=OTHER_PLAN), s.clock)
+    return w
+
+
+class Slow(Chat):
+    """A chat that waits longer for the bot (a draw or a report's chart on a loaded machine);
+    the wait ends as soon as the bot has answered."""
+
+    async def settle(self, before: int | None = None):
+        await eventually(lambda: _handled(self, before or 0), timeout=30)
+        await self.s.deliver()
+
+
+async def _handled(chat: Chat, before: int) -> bool:
+    sender = str(chat.user.id)
+    n = await InboundRow.filter(sender=sender).count()
+    return n > before and not await InboundRow.filter(sender=sender, outcome="").exists()
+
+
+async def person(s, role: Role, departments=(), name="协调员") -> Chat:
+    user = s.sim.create_user(name)
+    code = await create_invite(role, s.clock, departments=tuple(departments))
+    s.sim.send_command(user, "start", code)
+    await eventually(lambda: ChatBinding.filter(address=str(user.id)).exists())
+    chat = Slow(s, user)
+    await chat.settle()
+    chat.new()
+    return chat
+
+
+async def double_tap(chat: Chat, message, data: str) -> list:
+    """Two presses of one button before the bot has answered either."""
+    before = await InboundRow.filter(sender=str(chat.user.id)).count()
+    chat.s.sim.press_button(chat.user, message.message_id, data=data)
+    chat.s.sim.press_button(chat.user, message.message_id, data=data)
+    await eventually(lambda: _count(chat, before + 2), timeout=30)
+    await chat.settle(before + 1)
+    return chat.new()
+
+
+async def _count(chat: Chat, n: int) -> bool:
+    return await InboundRow.filter(sender=str(chat.user.id)).count() >= n
+
+
+def last(messages) -> str:
+    return messages[-1].text
+
+
+async def test_every_command_once(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await two_plans(s, tmp_path)
+        c = await person(s, Role.COORDINATOR, ["SCJG"])
+        listed = last(await c.command("plans"))
+        assert "P1 测试计划" in listed and "下次执行 2027-01-01 09:00" in listed and OTHER_PLAN not in listed
+        shown = last(await c.command("plan", "P1"))
+        assert "食品经营许可情况检查" in shown and "A类 0.5" in shown and "暂无已公告的批次" in shown
+        await draws.announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
+        firing = await Firing.get(draw_ref="P1/2026-12-01")
+        shown = last(await c.command("plan", "P1"))
+        assert firing.commitment in shown and "P1/2026-12-01" in shown
+        preview = (await c.command("draw", "P1"))[-1]
+        assert "尚未抽取" in preview.text and "A类" in preview.text and "承诺值已在公告时公布" in preview.text
+        assert preview.callback_data == [f"drw:go:{firing.id}", f"drw:cancel:{(await firing.plan).id}"]
+        drawn = last(await c.press(preview, f"drw:go:{firing.id}"))
+        assert "已抽取 P1/2026-12-01" in drawn and "未能在抽取前提前公布" not in drawn
+        status = last(await c.command("status", "P1/2026-12-01"))
+        sent = await Assignment.filter(draw__draw_ref="P1/2026-12-01").count()
+        assert f"已发出任务：{sent} 项" in status and f"待答复 {sent}" in status
+        assert "没有逾期" in last(await c.command("pending"))
+        s.clock.advance(timedelta(days=6))  # past the response deadline (3 working days)
+        pending = last(await c.command("pending"))
+        assert "已逾期" in pending and "检查员S0" in pending
+        verified = last(await c.command("verify", "P1/2026-12-01"))
+        assert "✓" in verified and "✗" not in verified
+        assert "没有预警" in last(await c.command("alerts"))
+        assert "暂无" in last(await c.command("recusals")) or "没有回避记录" in last(await c.command("recusals"))
+        await plans.add_plan(world.plan_file(tmp_path, "F1", flight=True, name="飞行计划"), s.clock)
+        flight = await draws.draw_plan("F1", clock=s.clock, zone=ZONE)
+        assert "公布前保密" in last(await c.command("verify", flight.draw_ref))
+        assert "尚未公布" in last(await c.command("status", flight.draw_ref))
+        assert "不是有效的月份" in last(await c.command("report", "2026-13"))
+        report = await c.command("report")
+        assert "【2026-12 月度报告】SCJG" in report[0].text and "抽取 2 次" in report[0].text
+        assert "各风险等级" in report[-1].text  # the chart's message (the harness's dispatcher attaches no file)
+        assert list((db.data_dir / "reports").glob("2026-12-*.png"))
+        chain = await audit.verify()
+        assert chain[1] is None
+
+
+async def test_confirm_draws_exactly_once_even_on_a_double_tap(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await two_plans(s, tmp_path)
+        c = await person(s, Role.COORDINATOR, ["SCJG"])
+        # no firing announced: confirming announces one now and says the commitment was not ahead
+        preview = (await c.command("draw", "P1"))[-1]
+        assert "未能在抽取前提前公布" in preview.text
+        plan_id = (await plans.get_plan("P1")).id
+        confirm = f"drw:now:{plan_id}:0"
+        assert confirm in preview.callback_data
+        replies = await double_tap(c, preview, confirm)
+        assert await Draw.filter(plan_id=plan_id).count() == 1
+        assert await Firing.filter(plan_id=plan_id).count() == 1
+        texts = [m.text for m in replies]
+        assert sum("已抽取 P1/2026-12-01" in t for t in texts) == 1
+        assert any("承诺值未能在抽取前提前公布" in t for t in texts)
+        assert any("本次未抽取" in t for t in texts)
+        # an announced firing: a double tap on its Confirm draws it once, the second says so
+        await draws.announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
+        firing = await Firing.get(draw_ref="P1/2026-12-01.2")
+        preview = (await c.command("draw", "P1"))[-1]
+        replies = await double_tap(c, preview, f"drw:go:{firing.id}")
+        assert await Draw.filter(plan_id=plan_id).count() == 2
+        texts = [m.text for m in replies]
+        assert sum("已抽取 P1/2026-12-01.2" in t for t in texts) == 1
+        assert any("已经抽取" in t or "已抽取过" in t or "不能再次抽取" in t for t in texts), texts
+        # a firing announced for later offers no Confirm at all
+        await draws.announce("P1", s.clock.now() + timedelta(days=2), clock=s.clock, zone=ZONE)
+        preview = (await c.command("draw", "P1"))[-1]
+        assert "此前不能抽取" in preview.text and not preview.callback_data
+        assert await Assignment.filter(draw__plan_id=plan_id).count() > 0
+
+
+async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await two_plans(s, tmp_path)
+        result = await draws.draw_plan("P1", clock=s.clock, zone=ZONE)
+        asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector", "inspection").first()
+        mate = await Assignment.filter(inspection_id=asg.inspection_id, seat=2).prefetch_related("inspector").first()
+        recusing = await inspector_chat(s, asg.inspector.cert_no)
+        mate_chat = await inspector_chat(s, mate.inspector.cert_no)
+        c = await person(s, Role.COORDINATOR, ["SCJG"])
+        done = await assignments.recuse(asg.inspector_id, asg.id, ConflictType.CLOSE_RELATIVE, "配偶在该公司任职",
+                                        clock=s.clock, zone=ZONE, locale="zh-CN")
+        recusal = await Recusal.get(assignment_id=asg.id).prefetch_related("replacement")
+        replacement = await inspector_chat(s, recusal.replacement.cert_no)
+        await s.deliver()
+        for chat in (recusing, mate_chat, replacement, c):
+            chat.new()
+        listed = (await c.command("recusals"))[-1]
+        assert "配偶在该公司任职" in listed.text and done.replacement_name in listed.text
+        ask = (await c.press(listed, f"rjt:ask:{recusal.id}"))[-1]
+        assert "确认驳回回避" in ask.text and f"rjt:confirm:{recusal.id}" in ask.callback_data
+        with_note = (await c.say("经核实，亲属已于去年离职"))[-1]
+        assert "经核实，亲属已于去年离职" in with_note.text
+        replies = await double_tap(c, with_note, f"rjt:confirm:{recusal.id}")
+        texts = [m.text for m in replies]
+        assert sum("已驳回" in t and asg.inspector.name in t for t in texts) == 1
+        assert any("已被驳回" in t for t in texts)  # the second tap changed nothing
+        await s.deliver()
+        # the database: rejected, reinstated, cancelled, conflict withdrawn
+        row = await Recusal.get(id=recusal.id)
+        assert row.rejected_at is not None and row.rejection_note == "经核实，亲属已于去年离职"
+        assert row.rejected_by.startswith("coordinator:")
+        assert (await Assignment.get(id=asg.id)).status == AssignmentStatus.SENT
+        assert (await Assignment.get(id=recusal.replacement_assignment_id)).status == AssignmentStatus.CANCELLED
+        conflict = await Conflict.get(inspector_id=asg.inspector_id, source=ConflictSource.RECUSAL)
+        assert conflict.withdrawn_at is not None
+        # the people: the recusing inspector (with buttons again), the replacement, the team
+        back = recusing.new()
+        assert any("驳回了您" in m.text and "经核实" in m.text and f"asg:accept:{asg.id}" in m.callback_data
+                   for m in back)
+        assert any("已取消" in m.text and asg.inspector.name in m.text for m in replacement.new())
+        told = mate_chat.new()
+        assert any("重新加入" in m.text and recusal.replacement.name in m.text for m in told)
+        assert not any("配偶" in m.text or "经核实" in m.text for m in told)  # reasons stay private
+        # the reinstated inspector can accept with one tap
+        card = next(m for m in back if f"asg:accept:{asg.id}" in m.callback_data)
+        await recusing.press(card, f"asg:accept:{asg.id}")
+        assert (await Assignment.get(id=asg.id)).status == AssignmentStatus.ACCEPTED
+        # on the audit chain, and the published bundle (recusal line kept) still verifies
+        chain = await audit.verify()
+        assert chain[1] is None
+        from models.audit import AuditRecord
+
+        assert await AuditRecord.filter(action="recusal.rejected", subject=f"recusal:{recusal.id}").exists()
+        verified = last(await c.command("verify", result.draw_ref))
+        assert "✗" not in verified and "1" in verified and "回避" in verified
+        listed = last(await c.command("recusals"))
+        assert "已驳回" in listed
+
+
+async def test_scoping_refusals_leak_nothing(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await two_plans(s, tmp_path)
+        other = await draws.draw_plan("P2", clock=s.clock, zone=ZONE)
+        w_asg = await Assignment.filter(draw__draw_ref=other.draw_ref, seat=1).order_by("id").first()
+        await assignments.recuse(w_asg.inspector_id, w_asg.id, ConflictType.OTHER, "卫健内部说明", clock=s.clock,
+                                 zone=ZONE, locale="zh-CN")
+        w_recusal = await Recusal.get(assignment_id=w_asg.id)
+        w_alert = await Alert.filter(kind="recusal_recorded").first()
+        s.clock.advance(timedelta(days=6))
+        c = await person(s, Role.COORDINATOR, ["SCJG"])
+
+        def leaks(text: str) -> bool:
+            return OTHER_PLAN in text or "检查员W" in text or "卫健内部说明" in text
+
+        for command, args in (("plan", "P2"), ("draw", "P2"), ("status", other.draw_ref),
+                              ("verify", other.draw_ref)):
+            outside = last(await c.command(command, args))
+            missing = last(await c.command(command, args.replace("P2", "NOPE")))
+            assert outside.replace("P2", "X") == missing.replace("NOPE", "X"), (command, outside, missing)
+            assert not leaks(outside)
+        for command in ("plans", "pending", "recusals", "alerts"):
+            shown = last(await c.command(command))
+            assert not leaks(shown) and "P2" not in shown, command
+        # forged buttons for the other department's things (never shown to this coordinator)
+        firing = await Firing.get(draw_ref=other.draw_ref)
+        for n, data in enumerate((f"rjt:confirm:{w_recusal.id}", f"rjt:ask:{w_recusal.id}", f"alr:ack:{w_alert.id}",
+                                  f"drw:go:{firing.id}", f"pln:show:{(await plans.get_plan('P2')).id}")):
+            await s.rt.on_event(InboundEvent(channel="telegram", external_id=f"forged-{n}", sender=str(c.user.id),
+                                             kind=EventKind.BUTTON, data=data))
+        await s.deliver()
+        answers = c.new()
+        assert len(answers) == 5 and not any(leaks(m.text) for m in answers)
+        assert all("没有找到" in m.text or "不属于" in m.text for m in answers), [m.text for m in answers]
+        assert (await Recusal.get(id=w_recusal.id)).rejected_at is None
+        assert (await Alert.get(id=w_alert.id)).acknowledged_at is None
+        # an inspector and an unknown chat are refused; an admin sees everything
+        insp = await inspector_chat(s, "S01")
+        insp.new()
+        assert "只有协调员" in last(await insp.command("plans"))
+        assert "只有协调员" in last(await insp.command("recusals"))
+        stranger = Chat(s, s.sim.create_user("路人"))
+        refused = last(await stranger.command("plans"))
+        assert "仅供已登记" in refused and not leaks(refused) and "P1" not in refused
+        admin = await person(s, Role.ADMIN, name="管理员")
+        everything = last(await admin.command("plans"))
+        assert "P1" in everything and OTHER_PLAN in everything
+        assert "卫健内部说明" in last(await admin.command("recusals"))
+
+
+async def test_long_lists_page_with_buttons(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await two_plans(s, tmp_path)
+        for n in range(23):
+            await raise_alert(f"test:{n}", "unstaffable.j2", {"plan": "测试计划", "draw_ref": "P1/x", "no": n + 1,
+                                                              "reason": "none_eligible"}, {"SCJG"}, s.clock.now())
+        await raise_alert("test:wsj", "unstaffable.j2", {"plan": OTHER_PLAN, "draw_ref": "P2/x", "no": 99,
+                                                         "reason": "none_eligible"}, {"WSJ"}, s.clock.now())
+        c = await person(s, Role.COORDINATOR, ["SCJG"])
+        await s.deliver()
+        c.new()
+        first = (await c.command("alerts"))[-1]
+        assert "共 23 条" in first.text and "第 1/3 页" in first.text and "第 23 号" in first.text
+        assert "第 13 号" not in first.text and "P2/x" not in first.text
+        assert first.callback_data[-1] == "pg:alerts:2" and len(first.callback_data) == 11
+        await c.press(first, "pg:alerts:2")
+        second = s.sim.message(c.user, first.message_id)  # the same message, edited in place
+        assert "第 2/3 页" in second.text and "第 13 号" in second.text and "第 23 号" not in second.text
+        assert second.callback_data[-2:] == ["pg:alerts:1", "pg:alerts:3"]
+        await c.press(second, "pg:alerts:3")
+        third = s.sim.message(c.user, first.message_id)
+        assert "第 3/3 页" in third.text and "第 1 号" in third.text and third.callback_data[-1] == "pg:alerts:2"
+        alert = await Alert.get(key="test:0")
+        acked = last(await c.press(third, f"alr:ack:{alert.id}"))
+        assert f"#{alert.id}" in acked and (await Alert.get(id=alert.id)).acknowledged_at is not None
+        again = last(await c.press(third, f"alr:ack:{alert.id}"))
+        assert "此前已标记" in again
