@@ -167,8 +167,7 @@ def expectations(conversations: list[Conversation], sent_at: datetime, now: date
     """What the database must hold afterwards: each conversation replayed through ``parse_reply``
     and ``step`` (the service routes as ``_choose`` does: a code names its survey; otherwise the
     only open one, else the sender is asked which)."""
-    from domain.surveys import (AskQuestion, Clarify, RaiseAlert, Status, Thank, new_survey, parse_reply,
-                                step)
+    from domain.surveys import AskQuestion, Clarify, RaiseAlert, Status, Thank, new_survey, parse_reply, step
 
     stored = {Status.OPEN: "sent", Status.COMPLETE: "answered", Status.INCOMPLETE: "incomplete",
               Status.OPTED_OUT: "opted_out"}
@@ -234,7 +233,7 @@ async def fill(path: Path, conversations: list[Conversation], sent_at: datetime)
     from domain.surveys import expires_at, reminder_at
     from models.directory import Department, Inspector, Unit
     from models.draws import Draw, Firing
-    from models.messaging import ChatBinding, Channel, Role
+    from models.messaging import Channel, ChatBinding, Role
     from models.plans import Plan
 
     t0 = time.perf_counter()
@@ -300,7 +299,7 @@ async def _next_id(table: str) -> int:
     return rows[0]["n"]
 
 
-def check(path: Path, sent: list[Conversation], expected: Expected, requests: int) -> dict:
+def check(path: Path, expected: Expected, requests: int) -> dict:
     """The database after the run, against the expectations; raises AssertionError on a difference."""
     con = sqlite3.connect(path)
     try:
@@ -341,9 +340,8 @@ def signed(url: str, conversations: list[Conversation]) -> list[list[tuple[bytes
     """Each conversation's requests: the url-encoded Twilio form and its X-Twilio-Signature."""
     from urllib.parse import urlencode
 
-    from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_NUMBER, new_sid, segments
+    from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, new_sid, segments
     from domain.signatures import twilio_signature
-    from bot.simulators.sms import DEV_AUTH_TOKEN
 
     out = []
     for c in conversations:
@@ -600,7 +598,7 @@ def orchestrate(args) -> int:
     emit("hello_again", hello[1])
 
     expected = expectations(warm + timed, sent_at, now)
-    emit("check", check(path, warm + timed, expected, n_warm + n_timed))
+    emit("check", check(path, expected, n_warm + n_timed))
     best_hello = max(h["rps"] for h in hello)
     ratio = replies["rps"] / best_hello
     summary = {"requests": n_timed, "connections": args.connections, "replies_rps": replies["rps"],

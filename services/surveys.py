@@ -538,8 +538,8 @@ async def _save_state(row: Survey | SurveyRow, conn) -> None:
     status = row.status.value if isinstance(row.status, SurveyStatus) else row.status
     await conn.execute_query(_sql(conn, _SAVE_SQL), [
         db.encode(row.answers or {}), row.comment, status, db.encode(row.clarifications or {}),
-        db.encode(list(row.alerted or [])), row.reminded_at, row.completed_at, bool(row.late), row.answered_at,
-        row.poll_question, db.encode(row.polls or {}), row.id,
+        db.encode(list(row.alerted or [])), db.encode(row.reminded_at), db.encode(row.completed_at),
+        bool(row.late), db.encode(row.answered_at), row.poll_question, db.encode(row.polls or {}), row.id,
     ])
 
 
