@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from bot import logs
 from bot.app import Service
 from bot.clock import FakeClock
 from bot.render import text
@@ -78,6 +79,7 @@ class Demo:
             sms_from=DEV_NUMBER, public_url=public, web_port=web_port,
         )
         self.sms.inbound_url = public + INBOUND_PATH
+        logs.protect(self.settings)  # now that the tokens are known
         self.service = Service(self.settings, self.clock, scheduler_enabled=False)
         await self.service.start()
         self._sim_runner = None
@@ -135,23 +137,43 @@ class Demo:
 
         user = self.tg.create_user(name)
         code = await create_invite(role, self.clock, **invite)
+        before = await self.events()
         self.tg.send_command(user, "start", code)
         self.users[key] = user
+        await self.handled(before)
         return user
 
     def last(self, user):
         msgs = self.tg.messages(user)
         return msgs[-1] if msgs else None
 
-    async def press(self, user, message, data: str) -> None:
-        self.tg.press_button(user, message.message_id, data=data)
+    async def handled(self, before: int) -> None:
+        """Wait until the bot has stored and handled one more inbound event than ``before``."""
+        from models.messaging import InboundEvent
+
+        deadline = _time.monotonic() + 30
+        while _time.monotonic() < deadline:
+            if await InboundEvent.filter(outcome__not="").count() > before:
+                break
+            await asyncio.sleep(0.05)
         await self.settle()
+
+    async def events(self) -> int:
+        from models.messaging import InboundEvent
+
+        return await InboundEvent.filter(outcome__not="").count()
+
+    async def press(self, user, message, data: str) -> None:
+        before = await self.events()
+        self.tg.press_button(user, message.message_id, data=data)
+        await self.handled(before)
 
     # -- the story ---------------------------------------------------------------------------
 
     async def run(self) -> int:
         from bot.commands.demo import generate_city, import_city
 
+        logs.protect(self.settings)
         files = generate_city(self.settings.data_dir)
         from bot import db
 
@@ -301,13 +323,16 @@ class Demo:
                 continue
             lead, member = (self.users[a.inspector.cert_no] for a in team[:2])
             entity = team[0].inspection.entity
+            before = await self.events()
             self.tg.send_command(lead, "checkin")
-            await self.settle()
+            await self.handled(before)
             if entity.lat is not None:
+                before = await self.events()
                 self.tg.share_location(lead, entity.lat + 0.0003, entity.lon + 0.0002)
-                await self.settle()
+                await self.handled(before)
+            before = await self.events()
             self.tg.send_command(lead, "result", str(team[0].id))
-            await self.settle()
+            await self.handled(before)
             failed = False
             for _ in range(20):  # one verdict, then skip the note, per item; then submit
                 msg = self.last(lead)
@@ -323,8 +348,9 @@ class Demo:
                     await self.press(lead, msg, verdict)
                 elif skip and failed and k == 0 and not getattr(self, "_noted", False):
                     self._noted = True
+                    before = await self.events()
                     self.tg.send_text(lead, "后厨冷藏温度记录缺失，已责令整改")
-                    await self.settle()
+                    await self.handled(before)
                 elif skip:
                     await self.press(lead, msg, skip)
                 else:

@@ -108,8 +108,32 @@ def setup_logging(settings=None, *, fmt: str = "json", verbose: bool = False, st
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet_libraries(verbose=verbose)
+    return handler
+
+
+def quiet_libraries(*, verbose: bool = False) -> None:
+    """Keep the libraries whose debug output carries data we must not log at WARNING/INFO.
+
+    Tortoise's ``tortoise.db_client`` and aiosqlite/asyncpg log every statement with its values
+    (a firing secret, a hashed invite, personal data); python-telegram-bot's DEBUG logs its Bot API
+    URL (with the token) and every update in full (``/start CODE`` carries an invite code); httpx
+    logs each request URL at INFO. None of these is a configured secret the filter could know."""
     for noisy in ("tortoise", "aiosqlite", "asyncpg", "httpcore", "apscheduler.executors.default"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    # httpx logs each request's URL at INFO: a Bot API URL carries the token (redacted anyway).
+    logging.getLogger("telegram").setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING if not verbose else logging.INFO)
-    return handler
+
+
+def protect(settings) -> None:
+    """Without replacing anyone's handlers: quiet the leaky libraries and make every handler of
+    the root logger redact ``settings``' secrets (replacing the filter an earlier call added).
+
+    For programs that configure logging themselves or are run inside another (the demo, tests);
+    call it again when the secrets change (the demo learns its simulators' tokens at start)."""
+    quiet_libraries()
+    secrets = settings_secrets(settings)
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(RedactingFilter(secrets))

@@ -31,9 +31,9 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
     try:
         data = json.loads(await request.read())
-        event = channel.parse_webhook(data) if isinstance(data, dict) else None
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
+        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+            raise ValueError("not an update")  # its update_id is the idempotency key: never store a made-up one
+        event = channel.parse_webhook(data)
     except web.HTTPException:
         raise
     except Exception:
