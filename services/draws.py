@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import islice
+from json.encoder import encode_basestring
 from operator import lt
 from pathlib import Path
 from typing import AsyncIterator, Iterator, Mapping, Sequence
@@ -351,7 +352,7 @@ async def _pool(spec: PlanSpec, dept_ids: Sequence[int], now: datetime) -> tuple
     rows = await _tuples(
         f"SELECT uscc, risk_class, id, division_code FROM entity WHERE {' AND '.join(where)} ORDER BY {order}", params
     )
-    keys, strata, ids, divisions = (list(column) for column in zip(*rows)) if rows else ([], [], [], [])
+    keys, strata, ids, divisions = ([r[i] for r in rows] for i in range(4))
     del rows
     if not all(map(lt, keys, islice(keys, 1, None))):  # the database's order must be byte order
         order_ix = sorted(range(len(keys)), key=keys.__getitem__)
@@ -598,14 +599,20 @@ class AssignmentContexts:
         tail = db.encode({"assignment": self._MARK, "buttons": _buttons(self._MARK)})[1:]
         self._tail = tail.split(str(self._MARK))
 
-    @staticmethod
-    def inspection(team: list[str], entity: dict | None) -> str:
-        """The part shared by an inspection's seats: its team and (unless a flight) its entity."""
-        part = {"team": team} if entity is None else {"team": team, "entity": entity}
-        return db.encode(part)[1:-1]
+    def inspection(self, no: int, team: Sequence[str], entity: tuple[str, str, str] | None) -> tuple[str, str]:
+        """What an inspection's seats share: the text before the seat number, and after it the
+        team and (unless a flight) the entity ``(name, address, uscc)``. Strings go through
+        json's own ``encode_basestring``, as ``bot.db.encode`` writes them."""
+        string = encode_basestring
+        after = f',"team":[{",".join(map(string, team))}]'
+        if entity is not None:
+            name, address, uscc = entity
+            after += f',"entity":{{"name":{string(name)},"address":{string(address)},"uscc":{string(uscc)}}}'
+        return f'{self._head}"no":{no},"seat":', after + ","
 
-    def message(self, no: int, seat: int, inspection: str, assignment_id: int) -> str:
-        return f'{self._head}"no":{no},"seat":{seat},{inspection},{str(assignment_id).join(self._tail)}'
+    def message(self, inspection: tuple[str, str], seat: int, assignment_id: int) -> str:
+        before, after = inspection
+        return f"{before}{seat}{after}{str(assignment_id).join(self._tail)}"
 
 
 async def _load_firing(draw_ref: str) -> Firing:
@@ -808,15 +815,11 @@ def _assignment_messages(contexts: AssignmentContexts, staffed: list[tuple[core.
     ids = iter(assignment_ids)
     for inspection, entity_id in staffed:
         members = [eligible[key] for key in inspection.team]
-        entity = None
-        if details is not None:
-            name, address = details[entity_id]
-            entity = {"name": name, "address": address, "uscc": inspection.entity}
-        shared = contexts.inspection([m.name for m in members], entity)
+        entity = None if details is None else (*details[entity_id], inspection.entity)
+        shared = contexts.inspection(inspection.no, [m.name for m in members], entity)
         for seat, member in enumerate(members, start=1):
             assignment_id = next(ids)
-            yield _assignment_key(assignment_id), member.id, contexts.message(inspection.no, seat, shared,
-                                                                              assignment_id)
+            yield _assignment_key(assignment_id), member.id, contexts.message(shared, seat, assignment_id)
 
 
 # --- stored inputs ------------------------------------------------------------------------------

@@ -28,21 +28,21 @@ base_contexts = st.fixed_dictionaries({
     "draw_ref": text, "plan": st.fixed_dictionaries({"code": text, "name": text}), "items": st.lists(text, max_size=3),
     "flight": st.booleans(), "window": st.fixed_dictionaries({"start": text, "end": text}), "deadline": text,
 }, optional={"reveal_at": text})
-entities = st.none() | st.fixed_dictionaries({"name": text, "address": text, "uscc": text})
+entities = st.none() | st.tuples(text, text, text)
 
 
-def reference(base: dict, no: int, seat: int, team: list[str], entity: dict | None, assignment_id: int) -> dict:
+def reference(base: dict, no: int, seat: int, team: list[str], entity: tuple | None, assignment_id: int) -> dict:
     """The context as the draw built it before: a dict per message, filled by assignment_message."""
     context = {**base, "no": no, "seat": seat, "team": team}
     if entity is not None:
-        context["entity"] = entity
+        context["entity"] = dict(zip(("name", "address", "uscc"), entity))
     return draws.assignment_message(assignment_id, 7, context, "zh-CN").context
 
 
 @given(base_contexts, ids, st.integers(1, 9), st.lists(text, max_size=4), entities, ids)
 def test_pieces_make_the_text_of_the_whole_dict(base, no, seat, team, entity, assignment_id):
     contexts = draws.AssignmentContexts(base)
-    made = contexts.message(no, seat, contexts.inspection(team, entity), assignment_id)
+    made = contexts.message(contexts.inspection(no, team, entity), seat, assignment_id)
     assert made == dbmod.encode(reference(base, no, seat, team, entity, assignment_id))
     assert json.loads(made) == reference(base, no, seat, team, entity, assignment_id)
 
@@ -61,8 +61,7 @@ async def expected_contexts(draw_ref: str) -> dict[int, dict]:
             base = draws._base_context(row, spec, [names[c] for c in spec.items], a.deadline, ZONE)
             if spec.flight:
                 base["reveal_at"] = base["window"]["start"]
-            shown = None if spec.flight else {"name": entity.name, "address": entity.address,
-                                              "uscc": inspection.entity_key}
+            shown = None if spec.flight else (entity.name, entity.address, inspection.entity_key)
             out[a.id] = reference(base, inspection.no, a.seat, [m.name for m in members], shown, a.id)
     return out
 
