@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
+from bot.channels.http import HttpSession
 from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
 from bot.channels.sms_twilio import read_limited
 from bot.clock import SYSTEM, Clock
@@ -130,7 +131,7 @@ def parse_send_reply(status: int, body: bytes) -> str:
     raise SendError(kind, retryable=retryable, retry_after=wait, detail=detail)
 
 
-class AliyunSmsChannel:
+class AliyunSmsChannel(HttpSession):
     """The SMS :class:`~bot.channels.base.Channel` over Alibaba Cloud SendSms."""
 
     name = "sms"
@@ -149,22 +150,11 @@ class AliyunSmsChannel:
         self._template = settings.sms_template_code
         self._param = settings.sms_template_param
         self.endpoint = (settings.sms_api_url or DEFAULT_API_URL).rstrip("/") + "/"
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session = session
-        self._own_session = session is None
+        self._use_session(session, timeout)
         self._clock = clock
 
     def __repr__(self) -> str:  # never the secret
         return f"AliyunSmsChannel({self.endpoint!r})"
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-
-    async def stop(self) -> None:
-        if self._session is not None and self._own_session:
-            await self._session.close()
-            self._session = None
 
     def request_params(self, message: Outgoing, now: datetime, nonce: str) -> dict[str, str]:
         """The signed SendSms parameters (POST form) for one message; SendError for what SMS cannot carry."""

@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, quote
 import aiohttp
 from aiohttp import web
 
+from bot.channels.http import HttpSession
 from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
 from bot.clock import SYSTEM, Clock
 from bot.settings import Settings, SettingsError
@@ -126,7 +127,7 @@ def classify_error(status: int, body: bytes, retry_after: str | None, now: datet
     return SendError(kind, retryable=retryable, retry_after=wait if retryable else None, detail=detail)
 
 
-class TwilioSmsChannel:
+class TwilioSmsChannel(HttpSession):
     """The SMS :class:`~bot.channels.base.Channel` over Twilio's Messages API."""
 
     name = "sms"
@@ -148,22 +149,11 @@ class TwilioSmsChannel:
         base = (settings.sms_api_url or DEFAULT_API_URL).rstrip("/")
         self.messages_url = f"{base}/{API_VERSION}/Accounts/{quote(self._sid, safe='')}/Messages.json"
         self.status_callback_url = settings.public_url.rstrip("/") + STATUS_PATH
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session = session
-        self._own_session = session is None
+        self._use_session(session, timeout)
         self._clock = clock
 
     def __repr__(self) -> str:  # never the token
         return f"TwilioSmsChannel({self.messages_url!r})"
-
-    async def start(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-
-    async def stop(self) -> None:
-        if self._session is not None and self._own_session:
-            await self._session.close()
-            self._session = None
 
     def form_for(self, message: Outgoing) -> dict[str, str]:
         """The Messages.json form for one message; SendError for what SMS cannot carry."""
