@@ -25,6 +25,12 @@ _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _DECIMAL = re.compile(r"\d+(\.\d+)?")
 _DIVISION = re.compile(r"\d{2,12}")
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+MAX_NAME = 255  # the plan table's name column
+MAX_TEAM = 50
+MAX_DAYS = 3660  # ten years: every day count of a plan (window, rotation, announcement)
+MAX_WORKING_DAYS = 250  # a working year
+
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
 
 
@@ -175,23 +181,32 @@ def _table(value: Any, path: str, allowed: set[str]) -> Mapping:
         raise PlanError(path, "not_table")
     for key in value:
         if not isinstance(key, str) or key not in allowed:
-            raise PlanError(_join(path, str(key)), "unknown_field")
+            shown = str(key)
+            if not shown.isprintable() or shown.strip() != shown or not shown:
+                shown = repr(shown)  # a key of blanks or control characters, made visible in the message
+            raise PlanError(_join(path, shown), "unknown_field")
     return value
 
 
-def _string(value: Any, path: str, *, empty: bool = False) -> str:
+def _string(value: Any, path: str, *, empty: bool = False, max_len: int | None = None) -> str:
     if not isinstance(value, str):
         raise PlanError(path, "not_string", value=_show(value))
     if not empty and not value.strip():
         raise PlanError(path, "empty")
+    if _CONTROL.search(value):  # a NUL, an escape sequence, a lone surrogate: no database text holds them all
+        raise PlanError(path, "control_chars")
+    if max_len is not None and len(value) > max_len:
+        raise PlanError(path, "too_long", length=len(value), maximum=max_len)
     return value
 
 
-def _int(value: Any, path: str, minimum: int) -> int:
+def _int(value: Any, path: str, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise PlanError(path, "not_int", value=_show(value))
     if value < minimum:
         raise PlanError(path, "too_small", value=value, minimum=minimum)
+    if value > maximum:  # a team of 10¹² people, a window of a billion days: refused now, not at the draw
+        raise PlanError(path, "too_large", value=value, maximum=maximum)
     return value
 
 
@@ -296,7 +311,7 @@ def _team(value: Any, departments: tuple[str, ...]) -> Team:
     table = _table(value, "team", {"size", "seats"})
     if "size" not in table:
         raise PlanError("team.size", "missing")
-    size = _int(table["size"], "team.size", 2)
+    size = _int(table["size"], "team.size", 2, MAX_TEAM)
     if "seats" in table:
         raw = _list(table["seats"], "team.seats")
         if len(raw) != size:
@@ -324,9 +339,9 @@ def _rotation(value: Any) -> Rotation:
     table = _table(value, "rotation", {"entity_days", "exempt_classes", "inspector_days"})
     exempt = table.get("exempt_classes", list(Rotation.exempt_classes))
     return Rotation(
-        entity_days=_int(table.get("entity_days", 0), "rotation.entity_days", 0),
+        entity_days=_int(table.get("entity_days", 0), "rotation.entity_days", 0, MAX_DAYS),
         exempt_classes=_unique_strings(exempt, "rotation.exempt_classes", check=_risk_class),
-        inspector_days=_int(table.get("inspector_days", 0), "rotation.inspector_days", 0),
+        inspector_days=_int(table.get("inspector_days", 0), "rotation.inspector_days", 0, MAX_DAYS),
     )
 
 
@@ -336,7 +351,8 @@ def _response(value: Any) -> Response:
     if on_silence not in ("alert", "replace"):
         raise PlanError("response.on_silence", "bad_choice", value=_show(on_silence), allowed="alert, replace")
     return Response(
-        working_days=_int(table.get("working_days", Response.working_days), "response.working_days", 1),
+        working_days=_int(table.get("working_days", Response.working_days), "response.working_days", 1,
+                          MAX_WORKING_DAYS),
         time=_time(table.get("time", Response.time), "response.time"),
         on_silence=on_silence,
     )
@@ -345,8 +361,9 @@ def _response(value: Any) -> Response:
 def _window(value: Any) -> Window:
     table = _table(value, "window", {"start_after_days", "days", "start_time"})
     return Window(
-        start_after_days=_int(table.get("start_after_days", Window.start_after_days), "window.start_after_days", 0),
-        days=_int(table.get("days", Window.days), "window.days", 1),
+        start_after_days=_int(table.get("start_after_days", Window.start_after_days), "window.start_after_days", 0,
+                              MAX_DAYS),
+        days=_int(table.get("days", Window.days), "window.days", 1, MAX_DAYS),
         start_time=_time(table.get("start_time", Window.start_time), "window.start_time"),
     )
 
@@ -393,7 +410,8 @@ def _schedule(value: Any) -> Schedule:
         cron=cron,
         dates=dates,
         at=at,
-        announce_days=_int(table.get("announce_days", Schedule.announce_days), "schedule.announce_days", 0),
+        announce_days=_int(table.get("announce_days", Schedule.announce_days), "schedule.announce_days", 0,
+                           MAX_DAYS),
     )
 
 
@@ -417,7 +435,7 @@ def parse_plan(data: Any) -> PlanSpec:
     departments = _unique_strings(table["departments"], "departments", nonempty=True, check=_code)
     return PlanSpec(
         code=code,
-        name=_string(table["name"], "name"),
+        name=_string(table["name"], "name", max_len=MAX_NAME),
         description=_string(table.get("description", ""), "description", empty=True),
         departments=departments,
         items=_unique_strings(table["items"], "items", nonempty=True, check=_code),

@@ -18,6 +18,15 @@ def column_letter(index: int) -> str:
     return letters
 
 
+_PICTURES = {c: 0x2400 + c for c in range(0x20)} | {0x7F: 0x2421}
+
+
+def visible(value: str) -> str:
+    """A bad value as a report may print it: control characters as their symbols (NUL → ␀,
+    ESC → ␛), so a value from a file can never drive the terminal it is reported on."""
+    return value.translate(_PICTURES)
+
+
 class FileProblem(Exception):
     """The file as a whole cannot be imported (unreadable, empty, wrong header, …)."""
 

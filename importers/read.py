@@ -14,7 +14,6 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,6 +25,10 @@ CHUNK = 1 << 20
 # UTF-8, while almost any byte string decodes as *something* in a legacy code page.
 FALLBACK_ENCODINGS = ("utf-8", "gb18030")
 DELIMITERS = (",", "\t", ";")
+# A cell longer than this is refused as unreadable; anything shorter reaches the validators, which
+# name its row and column (a 200,000-character name is "too long", not a CSV error).
+MAX_CSV_FIELD = 1 << 24
+csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_FIELD))
 XLSX_MAGIC = b"PK\x03\x04"
 
 Row = tuple[int, list[str]]
@@ -118,6 +121,9 @@ def _open_csv(path: Path) -> Table:
         fh.seek(0)
         reader = csv.reader(fh, delimiter=sniff_delimiter(first), strict=False)
         header = next(reader)
+    except csv.Error as exc:
+        fh.close()
+        raise FileProblem("import_csv_unreadable", row=1, reason=str(exc)) from None
     except BaseException:
         fh.close()
         raise
@@ -147,14 +153,21 @@ def cell_text(value) -> str:
 def _open_xlsx(path: Path) -> Table:
     from openpyxl import load_workbook
 
+    # A damaged workbook fails in many ways inside zipfile, zlib and the XML parsers (BadZipFile,
+    # zlib.error, EOFError, ParseError, KeyError, …), on opening or on any later row: each is
+    # "unreadable", never a crash.
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except Exception as exc:
         raise FileProblem("import_xlsx_unreadable", reason=type(exc).__name__) from exc
-    sheet = book.worksheets[0]
-    values = sheet.iter_rows(min_row=1, values_only=True)
-    first = next(values, None)
-    header = [cell_text(v) for v in first] if first is not None else []
+    try:
+        sheet = book.worksheets[0]
+        values = sheet.iter_rows(min_row=1, values_only=True)
+        first = next(values, None)
+        header = [cell_text(v) for v in first] if first is not None else []
+    except Exception as exc:
+        book.close()
+        raise FileProblem("import_xlsx_unreadable", reason=type(exc).__name__) from exc
     while header and not header[-1].strip():
         header.pop()  # trailing formatted-but-empty columns
     if not any(h.strip() for h in header):
@@ -162,8 +175,11 @@ def _open_xlsx(path: Path) -> Table:
         raise FileProblem("import_file_empty")
 
     def rows() -> Iterator[Row]:
-        for number, cells in enumerate(values, start=2):
-            yield number, [cell_text(v) for v in cells]
+        try:
+            for number, cells in enumerate(values, start=2):
+                yield number, [cell_text(v) for v in cells]
+        except Exception as exc:
+            raise FileProblem("import_xlsx_unreadable", reason=type(exc).__name__) from exc
 
     hint = (sheet.max_row - 1) if sheet.max_row else None
     return Table(header=header, rows=rows(), encoding="xlsx", rows_hint=hint, close=book.close)

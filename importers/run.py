@@ -14,6 +14,7 @@ units are created from the inspectors file.
 from __future__ import annotations
 
 import asyncio
+import csv
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from tortoise.transactions import in_transaction
 
 from importers import write
 from importers.columns import HeaderInvalid, map_header
-from importers.errors import CellError, FileProblem, Invalid, RowInvalid
+from importers.errors import CellError, FileProblem, Invalid, RowInvalid, visible
 from importers.read import Table, open_table
 from importers.spool import INSERT, UPDATE, Spool
 from importers.validate import RECORDS, VALIDATORS, Departments, key, uscc
@@ -118,6 +119,7 @@ class _Checker:
         header_width = len(self.table.header)
         unlabelled = [i for i in range(header_width) if i not in self.mapping.values()]  # empty header cells
         pending = 0
+        number = 1
         try:
             for number, cells in self.table.rows:
                 pending += 1
@@ -134,6 +136,8 @@ class _Checker:
                 self.row(number, values, [(i, cells[i]) for i in stray])
         except UnicodeDecodeError:  # detection read the whole file, so this cannot happen
             raise FileProblem("import_undecodable", row=0) from None
+        except csv.Error as exc:  # a cell over the reader's limit: the row after the last one read
+            raise FileProblem("import_csv_unreadable", row=number + 1, reason=str(exc)) from None
         finally:
             if bar:
                 bar.update(pending)
@@ -197,14 +201,14 @@ class _Checker:
             column = self.mapping.get(name, -1)
             header = self.table.header[column] if column >= 0 else ""
             result.errors.append(CellError(
-                row=number, column=column, header=header, value=values.get(name, ""),
+                row=number, column=column, header=visible(header), value=visible(values.get(name, "")),
                 code=problem.code, params=problem.params,
             ))
         for column, value in stray:
             if len(result.errors) >= MAX_REPORTED:
                 break
             header = self.table.header[column] if column < len(self.table.header) else ""
-            result.errors.append(CellError(row=number, column=column, header=header, value=value,
+            result.errors.append(CellError(row=number, column=column, header=visible(header), value=visible(value),
                                            code="import_value_without_header"))
 
 

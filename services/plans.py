@@ -60,7 +60,7 @@ def read_plan_file(path: Path) -> object:
     if suffix in TOML_SUFFIXES:
         try:
             return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise PlanError("", "bad_syntax", file=path.name, detail=str(exc)) from None
     try:
         return yaml.safe_load(text)
@@ -69,6 +69,8 @@ def read_plan_file(path: Path) -> object:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         detail = " ".join(filter(None, [getattr(exc, "problem", None) or str(exc), where]))
         raise PlanError("", "bad_syntax", file=path.name, detail=detail) from None
+    except (RecursionError, ValueError, OverflowError) as exc:  # nested too deeply; a date like 2027-02-30
+        raise PlanError("", "bad_syntax", file=path.name, detail=str(exc)) from None
 
 
 def check_schedule(spec: PlanSpec) -> None:

@@ -36,6 +36,7 @@ from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, 
 from bot.channels.sms_twilio import read_limited
 from bot.clock import SYSTEM, Clock
 from bot.settings import Settings, SettingsError
+from bot.logs import not_stored
 from domain.signatures import aliyun_signature
 
 log = logging.getLogger(__name__)
@@ -199,10 +200,30 @@ class AliyunSmsChannel(HttpSession):
 
 def parse_push(body: bytes) -> list[dict]:
     """A push body: a JSON array of objects (ValueError otherwise)."""
-    data = json.loads(body)
+    try:
+        data = json.loads(body)
+    except RecursionError:  # nested deeper than the parser goes: not a push either
+        raise ValueError("a push body nested too deeply") from None
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise ValueError("a push body must be a JSON array of objects")
     return data
+
+
+# Field limits: the event's key and sender must fit ``inbound_event`` (external_id 100, sender 64).
+MAX_BIZ_ID, MAX_PHONE, MAX_SEQUENCE = 64, 32, 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _scalar(item: Mapping[str, Any], key: str, limit: int) -> str:
+    """A pushed identifier as text: a string or an integer, 1..``limit`` characters, no control
+    characters (ValueError otherwise, so the push is refused whole rather than stored mangled)."""
+    value = item.get(key)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{key} missing or not a string")
+    text = str(value).strip()
+    if not text or len(text) > limit or _CONTROL.search(text):
+        raise ValueError(f"{key} empty, too long or with control characters")
+    return text
 
 
 def _truthy(value: Any) -> bool:
@@ -211,9 +232,7 @@ def _truthy(value: Any) -> bool:
 
 def report_event(item: Mapping[str, Any]) -> InboundEvent:
     """An SmsReport item as a DELIVERY event keyed by ``biz_id:phone_number``."""
-    biz_id, phone = item.get("biz_id"), item.get("phone_number")
-    if not biz_id or not phone:
-        raise ValueError("SmsReport item without biz_id or phone_number")
+    biz_id, phone = _scalar(item, "biz_id", MAX_BIZ_ID), _scalar(item, "phone_number", MAX_PHONE)
     delivered = _truthy(item.get("success"))
     return InboundEvent(channel="sms", external_id=f"{biz_id}:{phone}", sender=e164_from_aliyun(phone),
                         kind=EventKind.DELIVERY, message_id=str(biz_id),
@@ -223,11 +242,14 @@ def report_event(item: Mapping[str, Any]) -> InboundEvent:
 
 def up_event(item: Mapping[str, Any]) -> InboundEvent:
     """An SmsUp item (a reply) as a TEXT event keyed by ``up:sequence_id`` (String or Number)."""
-    phone, content = item.get("phone_number"), item.get("content")
-    if not phone or content is None:
-        raise ValueError("SmsUp item without phone_number or content")
+    phone, content = _scalar(item, "phone_number", MAX_PHONE), item.get("content")
+    if isinstance(content, bool) or not isinstance(content, (str, int)):
+        raise ValueError("SmsUp item without a text content")
+    content = str(content).replace("\x00", "")  # no database text holds a NUL (a GSM "@" mis-decoded)
     sequence = item.get("sequence_id")
-    if sequence is None or sequence == "":
+    if sequence is not None and sequence != "":
+        sequence = _scalar(item, "sequence_id", MAX_SEQUENCE)
+    else:
         digest = hashlib.sha256(f"{phone}|{item.get('send_time', '')}|{content}".encode("utf-8")).hexdigest()
         sequence = "h" + digest[:32]
     return InboundEvent(channel="sms", external_id=f"up:{sequence}", sender=e164_from_aliyun(phone),
@@ -257,8 +279,8 @@ def push_handler(label: str, token: str, parse: Callable[[Mapping[str, Any]], In
         for event in events:
             try:
                 await on_event(event)
-            except Exception:
-                log.exception("aliyun %s push: event %s not stored", label, event.external_id)
+            except Exception as exc:
+                not_stored(log, exc, "aliyun %s push: event %s not stored, answered 503", label, event.external_id)
                 raise web.HTTPServiceUnavailable()
         return web.json_response(PUSH_ACK)
 

@@ -102,7 +102,7 @@ async def test_lookup_by_code_and_by_name_and_pagination(site):
     other = await get(client, f"/entities/{w.markup.uscc}".replace("03X", "05X"))
     assert "待公示" in other  # drawn, no result yet: pending
     assert "请至少输入名称中的 2 个字" in await get(client, "/entities?q=海")
-    assert "没有找到名称包含“不存在的公司”的主体" in await get(client, "/entities?q=不存在的公司")
+    assert "没有找到名称包含“<bdi>不存在的公司</bdi>”的主体" in await get(client, "/entities?q=不存在的公司")
     assert "查询内容不能超过" in await get(client, "/entities?q=" + "长" * 51)
     await get(client, "/entities/91370200999999999X", status=404)
     # LIKE wildcards are matched literally
