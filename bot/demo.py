@@ -62,7 +62,7 @@ class Demo:
     # -- set-up ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        from bot.channels.sms_twilio import INBOUND_PATH, STATUS_PATH
+        from bot.channels.sms_twilio import INBOUND_PATH
         from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
         from bot.simulators.telegram import TelegramSimulator
         from bot.simulators.telegram.flood import FloodLimits

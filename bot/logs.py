@@ -137,3 +137,15 @@ def protect(settings) -> None:
         for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
             handler.removeFilter(old)
         handler.addFilter(RedactingFilter(secrets))
+
+
+def not_stored(logger: logging.Logger, exc: BaseException, message: str, *args) -> None:
+    """Log an inbound event that could not be stored (the caller answers 503 or retries). While
+    the database is away every webhook fails this way, and a traceback each would bury the log:
+    a transient failure is one WARNING line with its cause; anything else keeps its traceback."""
+    from bot.db import transient
+
+    if transient(exc):
+        logger.warning(message + " (database unavailable: %s: %s)", *args, type(exc).__name__, exc)
+    else:
+        logger.error(message, *args, exc_info=exc)

@@ -12,6 +12,7 @@ import logging
 from aiohttp import web
 
 from bot.runtime import Runtime
+from bot.logs import not_stored
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return web.Response(status=200)
     try:
         await rt.on_event(event)
-    except Exception:
-        log.exception("telegram webhook: update %s not stored", event.external_id)
+    except Exception as exc:
+        not_stored(log, exc, "telegram webhook: update %s not stored, answered 503", event.external_id)
         raise web.HTTPServiceUnavailable()
     return web.Response(status=200)
 

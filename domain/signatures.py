@@ -34,31 +34,38 @@ class SignatureError(ValueError):
 # --- Twilio -------------------------------------------------------------------------------------
 
 
-def _grouped(params: Params) -> dict[str, set[str]]:
-    """Parameters as name -> set of values, from a mapping or from (name, value) pairs."""
-    grouped: dict[str, set[str]] = {}
-    items = params.items() if isinstance(params, Mapping) else params
-    for name, value in items:
-        values = [value] if isinstance(value, str) else list(value)
-        grouped.setdefault(name, set()).update(values)
-    return grouped
+def _signed_params(params: Params) -> str:
+    """``name + value`` of every parameter, sorted by name then value, exact duplicates dropped."""
+    pairs: set[tuple[str, str]] = set()
+    for name, value in params.items() if isinstance(params, Mapping) else params:
+        if isinstance(value, str):
+            pairs.add((name, value))
+        else:  # several values of one name
+            pairs.update((name, v) for v in value)
+    # sorting the (name, value) pairs sorts by name, then a name's values: Twilio's order
+    return "".join([name + value for name, value in sorted(pairs)])
 
 
 def twilio_signing_string(url: str, params: Params = ()) -> str:
     """The string Twilio signs: the URL, then ``name + value`` for each parameter, sorted."""
-    parts = [url]
-    for name, values in sorted(_grouped(params).items()):
-        parts.extend(name + value for value in sorted(values))
-    return "".join(parts)
+    return url + _signed_params(params)
+
+
+def _digest(algorithm: str):
+    digest = _DIGESTS.get(algorithm)
+    if digest is None:
+        raise SignatureError(f"unknown signature algorithm {algorithm!r}")
+    return digest
+
+
+def _b64(mac: hmac.HMAC) -> str:
+    return base64.b64encode(mac.digest()).decode("ascii")
 
 
 def twilio_signature(url: str, params: Params, token: str, algorithm: str = HMAC_SHA1) -> str:
     """The ``X-Twilio-Signature`` value for a request to ``url`` with form ``params``."""
-    digest = _DIGESTS.get(algorithm)
-    if digest is None:
-        raise SignatureError(f"unknown signature algorithm {algorithm!r}")
-    mac = hmac.new(token.encode("utf-8"), twilio_signing_string(url, params).encode("utf-8"), digest)
-    return base64.b64encode(mac.digest()).decode("ascii")
+    return _b64(hmac.new(token.encode("utf-8"), twilio_signing_string(url, params).encode("utf-8"),
+                         _digest(algorithm)))
 
 
 def body_sha256(raw_body: bytes) -> str:
@@ -116,9 +123,15 @@ def verify_twilio_signature(
         if not hashes or not _same(body_sha256(raw_body), hashes[0]):
             return False
         params = ()
+    # the parameters' part is built once; the MAC is keyed once and copied for each URL form
+    keyed = hmac.new(token.encode("utf-8"), digestmod=_DIGESTS[algorithm])
+    tail = _signed_params(params).encode("utf-8")
     ok = False
     for candidate in variants:  # both computed: the time taken does not say which one matched
-        ok |= _same(twilio_signature(candidate, params, token, algorithm), signature)
+        mac = keyed.copy()
+        mac.update(candidate.encode("utf-8"))
+        mac.update(tail)
+        ok |= _same(_b64(mac), signature)
     return ok
 
 

@@ -118,7 +118,7 @@ class Entity(Model):
     address = fields.CharField(max_length=255, default="")
     industry = fields.CharField(max_length=64, default="", db_index=True)
     risk_class = fields.CharEnumField(RiskClass, max_length=1, db_index=True)
-    mobile = fields.CharField(max_length=20, null=True)  # E.164
+    mobile = fields.CharField(max_length=20, null=True, db_index=True)  # E.164; an SMS sender is looked up by it
     lat = fields.FloatField(null=True)
     lon = fields.FloatField(null=True)
     status = fields.CharEnumField(EntityStatus, max_length=16, default=EntityStatus.ACTIVE, db_index=True)

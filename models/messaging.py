@@ -107,6 +107,7 @@ class ChatBinding(Model):
     class Meta:
         table = "chat_binding"
         unique_together = (("channel", "address", "role"),)
+        indexes = (("inspector",),)  # an inspector's bindings (and their cascade on delete)
 
 
 class InviteCode(Model):

@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from bot.clock import Clock
 from models.directory import ConflictType, Inspector
-from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Inspection, InspectionStatus, Recusal
+from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Recusal
 from models.messaging import RecipientKind
 from services import audit
 from services.alerts import raise_alert

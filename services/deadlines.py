@@ -100,7 +100,6 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
 
 async def reveal_due(now: datetime, zone, locale: str) -> int:
     """Reveal flight draws whose window has started: one message, the same for every member."""
-    from models.draws import Inspection
 
     draws = await Draw.filter(flight=True, revealed_at=None, reveal_at__lte=now).prefetch_related("plan")
     for draw in draws:

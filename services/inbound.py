@@ -4,7 +4,9 @@ The provider's id (Telegram ``update_id``, SMS ``MessageSid``) is a unique key o
 ``inbound_event``; a duplicate delivery inserts nothing and changes nothing. The event row and
 everything its handler writes (state changes, reply rows in the outbox) commit together, and
 only then does the webhook answer 2xx — so a crash or a database outage loses nothing: the
-provider delivers again.
+provider delivers again. Events arriving together are committed together (group commit, see
+:data:`GROUPED_KINDS`): one transaction, each event in a savepoint of its own, each answered
+only after that transaction's COMMIT.
 
 Chat bindings belong to chats that redeemed an invite (``/start CODE``, a Telegram command). An
 SMS sender is identified by its number itself (an entity's mobile), never by a binding, so the
@@ -13,17 +15,17 @@ binding lookup is skipped on the channels in :data:`UNBOUND_CHANNELS` (their han
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
-from tortoise.exceptions import DBConnectionError, OperationalError
 from tortoise.transactions import in_transaction
 
 from bot import db
-from bot.channels.base import InboundEvent
+from bot.db import transient  # noqa: F401  (re-exported: a database failure worth retrying)
+from bot.channels.base import EventKind, InboundEvent
 from bot.clock import Clock
 from bot.settings import Settings
 from models.messaging import ChatBinding
@@ -33,6 +35,15 @@ log = logging.getLogger(__name__)
 
 #: Channels on which no chat binding can exist (no ``/start``): their senders' bindings are not looked up.
 UNBOUND_CHANNELS = frozenset({"sms"})
+
+
+#: The kinds of event committed by group commit (:class:`bot.db.GroupCommit`; on SQLite their
+#: statements run on the event loop's thread): the high-volume ones, whose handlers are short —
+#: a survey reply, a poll answer, a delivery receipt, a check-in, a photo's row. A command or a
+#: button may start long work (a draw, a monthly report, a verification), which must neither hold
+#: up the events batched with it nor run on the loop: each gets a transaction of its own.
+GROUPED_KINDS = frozenset({EventKind.TEXT, EventKind.POLL_ANSWER, EventKind.DELIVERY, EventKind.LOCATION,
+                           EventKind.PHOTO})
 
 
 @dataclass
@@ -63,71 +74,76 @@ Handler = Callable[[Context], Awaitable[None]]
 async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
                   locale: str = "zh-CN", zone: ZoneInfo = ZoneInfo("Asia/Shanghai"),
                   settings: Settings | None = None) -> Received:
-    """Store and handle ``event``. A database failure propagates (the caller answers 503 or
-    retries); a failure of the handler itself rolls its work back, and the event is then kept
-    with outcome ``failed:<error>`` and the sender told — a bug never loses an event, nor blocks
-    the ones behind it."""
+    """Store and handle ``event``; return once that is committed. A database failure propagates
+    (the caller answers 503 or retries); a failure of the handler itself rolls its work back,
+    and the event is then kept with outcome ``failed:<error>`` and the sender told — a bug never
+    loses an event, nor blocks the ones behind it.
+
+    The event and its handler's writes are one unit. For the kinds in :data:`GROUPED_KINDS` it is
+    committed by group commit (:class:`bot.db.GroupCommit`): the events arriving together share
+    one transaction, each in its own savepoint, so a failing handler rolls back its own event
+    alone; other kinds get a transaction of their own."""
+    now = clock.now()
+    event = without_nul(event)
+    # prepared before the transaction: on SQLite it holds the one connection until it commits
+    row = [event.channel, event.external_id, event.sender, event.kind.value, db.encode(_payload(event)), now, ""]
     try:
-        return await _receive(event, route, clock, locale, zone, settings)
+        return await _committed(event, partial(_receive, event, row, route, clock, locale, zone, settings))
     except Exception as exc:
         if transient(exc):
             raise
         log.exception("handler failed on %s event %s", event.channel, event.external_id)
-        return await _record_failure(event, clock, locale, exc)
+        return await _committed(event, partial(_record_failure, event, row, locale, exc))
 
 
-def transient(exc: BaseException) -> bool:
-    """A failure of the database or the network (worth retrying), not of our code."""
-    if isinstance(exc, (DBConnectionError, OSError, ConnectionError, asyncio.TimeoutError)):
-        return True
-    if isinstance(exc, OperationalError):
-        text = str(exc).lower()
-        return any(w in text for w in ("connect", "closed", "locked", "terminat", "shutdown", "timeout", "refused"))
-    return False
-
-
-async def _record_failure(event: InboundEvent, clock: Clock, locale: str, exc: Exception) -> Received:
-    now = clock.now()
-    outcome = f"failed:{exc.__class__.__name__}"[:64]
+async def _committed(event: InboundEvent, work: Callable[[object], Awaitable[Received]]) -> Received:
+    """``work(conn)`` committed: by group commit for the kinds in :data:`GROUPED_KINDS`, else in a
+    transaction of its own."""
+    if event.kind in GROUPED_KINDS:
+        return await db.group_commit(work)
     async with in_transaction() as conn:
-        p = db.placeholders(7)
-        rows = await conn.execute_query_dict(
-            "INSERT INTO inbound_event (channel, external_id, sender, kind, payload, received_at, outcome) "
-            f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
-            [event.channel, event.external_id, event.sender, event.kind.value,
-             db.encode(_payload(event)), now, outcome],
-        )
-        if rows:
-            from services.outbox import reply
+        return await work(conn)
 
-            await reply(event, "internal_error.j2", locale=locale, now=now, connection=conn)
+
+_INSERT = ("INSERT INTO inbound_event (channel, external_id, sender, kind, payload, received_at, outcome) "
+           "VALUES ({}) ON CONFLICT DO NOTHING RETURNING id")
+
+
+async def _record_failure(event: InboundEvent, row: list, locale: str, exc: Exception, conn) -> Received:
+    outcome = f"failed:{exc.__class__.__name__}"[:64]
+    rows = await conn.execute_query_dict(_INSERT.format(db.placeholders(7, connection=conn)), [*row[:-1], outcome])
+    if rows:
+        from services.outbox import reply
+
+        await reply(event, "internal_error.j2", locale=locale, now=row[5], connection=conn)
     return Received(duplicate=not rows, outcome=outcome)
 
 
-async def _receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
-                   locale: str, zone: ZoneInfo, settings: Settings | None = None) -> Received:
-    now = clock.now()
-    # prepared before the transaction: on SQLite it holds the one connection until it commits
-    row = [event.channel, event.external_id, event.sender, event.kind.value, db.encode(_payload(event)), now, ""]
-    async with in_transaction() as conn:
-        p = db.placeholders(7)
-        rows = await conn.execute_query_dict(
-            "INSERT INTO inbound_event (channel, external_id, sender, kind, payload, received_at, outcome) "
-            f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
-            row,
-        )
-        if not rows:
-            return Received(duplicate=True)
-        bindings = [] if event.channel in UNBOUND_CHANNELS else await bindings_of(event.channel, event.sender)
-        ctx = Context(event=event, bindings=bindings, clock=clock, conn=conn,
-                      locale=bindings[0].locale if bindings else locale, zone=zone, settings=settings)
-        outcome = await route(ctx)
-        q = db.placeholders(3).split(", ")
-        await conn.execute_query(
-            f"UPDATE inbound_event SET processed_at={q[0]}, outcome={q[1]} WHERE id={q[2]}",
-            [now, outcome[:64], rows[0]["id"]],
-        )
+async def _receive(event: InboundEvent, row: list, route: Callable[[Context], Awaitable[str]], clock: Clock,
+                   locale: str, zone: ZoneInfo, settings: Settings | None, conn) -> Received:
+    rows = await conn.execute_query_dict(_INSERT.format(db.placeholders(7, connection=conn)), row)
+    if not rows:
+        return Received(duplicate=True)
+    bindings = [] if event.channel in UNBOUND_CHANNELS else await bindings_of(event.channel, event.sender)
+    ctx = Context(event=event, bindings=bindings, clock=clock, conn=conn,
+                  locale=bindings[0].locale if bindings else locale, zone=zone, settings=settings)
+    outcome = await route(ctx)
+    q = db.placeholders(3, connection=conn).split(", ")
+    await conn.execute_query(
+        f"UPDATE inbound_event SET processed_at={q[0]}, outcome={q[1]} WHERE id={q[2]}",
+        [row[5], outcome[:64], rows[0]["id"]],
+    )
     return Received(duplicate=False, outcome=outcome)
+
+
+def without_nul(event: InboundEvent) -> InboundEvent:
+    """``event`` with U+0000 dropped from its text fields. PostgreSQL holds no NUL in ``text`` or
+    ``jsonb``: kept, it would make the event unstorable on every delivery (a poison message the
+    provider retries for ever, holding Telegram's later updates behind it). No person types a
+    NUL; dropping it loses nothing they meant."""
+    changes = {f.name: value.replace("\x00", "") for f in fields(event)
+               if isinstance(value := getattr(event, f.name), str) and "\x00" in value}
+    return replace(event, **changes) if changes else event
 
 
 def _payload(event: InboundEvent) -> dict:

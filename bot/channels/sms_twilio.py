@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Awaitable, Callable
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import web
@@ -39,6 +39,7 @@ from bot.channels.http import HttpSession
 from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
 from bot.clock import SYSTEM, Clock
 from bot.settings import Settings, SettingsError
+from bot.logs import not_stored
 from domain.signatures import HMAC_SHA1, signature_algorithm, verify_twilio_signature
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,26 @@ class VerifiedWebhook:
         return out
 
 
+def form_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """An url-encoded form's ``(name, value)`` pairs, in order: ``parse_qsl(text,
+    keep_blank_values=True)``, in half its time (it runs for every webhook)."""
+    pairs = []
+    for field in text.split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name)
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value)
+        pairs.append((name, value))
+    return tuple(pairs)
+
+
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The body, or 413 as soon as it passes ``limit`` bytes (whatever Content-Length claimed)."""
     if request.content_length is not None and request.content_length > limit:
@@ -305,7 +326,7 @@ class TwilioWebhookGuard:
                 if is_json:
                     ok = verify_twilio_signature(url, (), self._token, signature, raw_body=raw)
                 else:
-                    params = tuple(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+                    params = form_pairs(raw.decode("utf-8"))
                     ok = verify_twilio_signature(url, params, self._token, signature)
             except (UnicodeDecodeError, ValueError):
                 ok = False
@@ -346,8 +367,8 @@ def webhook_handler(guard: TwilioWebhookGuard, parse: Callable[[Mapping[str, str
             raise web.HTTPForbidden()
         try:
             await on_event(event)
-        except Exception:
-            log.exception("sms webhook %s: event %s not stored", request.path, event.external_id)
+        except Exception as exc:
+            not_stored(log, exc, "sms webhook %s: event %s not stored, answered 503", request.path, event.external_id)
             raise web.HTTPServiceUnavailable()
         guard.remember(event.external_id)
         return web.Response(text=TWIML_EMPTY, content_type="text/xml")

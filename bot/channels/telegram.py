@@ -18,6 +18,7 @@ from telegram import error as tg_error
 from telegram.ext import Application, ApplicationBuilder, TypeHandler
 
 from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
+from bot.logs import not_stored
 
 log = logging.getLogger(__name__)
 # httpx logs every request URL at INFO, and Bot API URLs carry the bot token: never let it out.
@@ -151,8 +152,8 @@ class TelegramChannel:
             try:
                 await self.on_event(event)
                 return
-            except Exception:
-                log.exception("inbound Telegram update %s not stored; retrying", event.external_id)
+            except Exception as exc:
+                not_stored(log, exc, "inbound Telegram update %s not stored; retrying", event.external_id)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
 

@@ -39,6 +39,7 @@ import hashlib
 import unicodedata
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 from domain.surveys.questions import COMMENT_MAX_CHARS, REQUIRED, SCORE_MAX, SCORE_MIN, Answers, Kind, Question
@@ -159,6 +160,7 @@ OPT_OUT_KEYWORDS = frozenset(
 _LETTER, _DIGIT, _OTHER, _SEP = "L", "D", "O", "S"
 
 
+@lru_cache(maxsize=4096)  # pure, and called for every character of every reply
 def _char_class(c: str) -> str:
     """L: ASCII letter, D: ASCII digit, S: separator, O: anything else (CJK, other scripts)."""
     if "a" <= c <= "z":
@@ -174,6 +176,8 @@ def _char_class(c: str) -> str:
 def _normalise(text: str) -> tuple[str, list[int]]:
     """NFKC + casefold, character by character, with each output character's source index
     (so the comment can be cut from the original text)."""
+    if text.isascii():  # NFKC leaves ASCII alone, and casefolds it to its lower case
+        return text.lower(), list(range(len(text)))
     out: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
