@@ -46,14 +46,11 @@ import json
 import logging
 import os
 import pickle
-import platform
 import random
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +61,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import Child, cpu_seconds, emit, free_port, machine, measure_hello, run_load  # noqa: E402
 
 HOST = "127.0.0.1"
 DEPT = "SCJG"
@@ -361,11 +360,6 @@ def signed(url: str, conversations: list[Conversation]) -> list[list[tuple[bytes
 # --- the servers (child processes) ---------------------------------------------------------------
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def inline_sqlite() -> None:
     """What-if only (``--what-if-inline-sqlite``), never how the service runs: aiosqlite runs each
     statement on its worker thread, so every statement is a hand-off between threads (a wake-up
@@ -497,62 +491,6 @@ async def load(args) -> None:
 
 
 # --- orchestration -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-class Child:
-    """A child process of this script (``serve`` or ``load``) speaking JSON lines on stdout."""
-
-    def __init__(self, *argv: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, *argv], stdout=subprocess.PIPE, text=True,
-                                     cwd=ROOT)
-
-    def line(self) -> dict:
-        text = self.proc.stdout.readline()
-        if not text:
-            raise RuntimeError(f"child {self.proc.args[2:]} ended: exit {self.proc.wait()}")
-        return json.loads(text)
-
-    def stop(self) -> dict:
-        self.proc.send_signal(signal.SIGTERM)
-        out = self.line()
-        self.proc.wait(timeout=30)
-        return out
-
-
-def run_load(plan: Path, part: str, port: int, connections: int) -> dict:
-    client = Child("_load", "--plan", str(plan), "--part", part, "--port", str(port),
-                   "--connections", str(connections))
-    out = client.line()
-    client.proc.wait(timeout=30)
-    return out
-
-
-def measure_hello(plan: Path, port: int, connections: int) -> dict:
-    server = Child("_serve", "hello", "--port", str(port))
-    server.line()
-    run_load(plan, "warmup", port, connections)
-    figures = run_load(plan, "timed", port, connections)
-    figures.update(server.stop())
-    return figures
-
-
-def emit(phase: str, figures: dict) -> None:
-    print(json.dumps({"phase": phase, **figures}, ensure_ascii=False), flush=True)
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem / 2**20, 1),
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-            "load": [round(x, 2) for x in os.getloadavg()]}
 
 
 def orchestrate(args) -> int:

@@ -1,0 +1,117 @@
+"""Helpers the benchmark scripts share: child processes speaking JSON lines, free ports, the
+machine's description, CPU time, resident memory and percentiles.
+
+The scripts run as ``python benchmarks/<script>.py``, so this directory is on ``sys.path`` and
+they import it as ``_common``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Child:
+    """A child process of the running benchmark script (its ``_serve``, ``_load``, … roles),
+    speaking JSON lines on stdout. ``script`` defaults to the script being run."""
+
+    def __init__(self, *argv: str, script: str | None = None, env: dict | None = None, cwd=None) -> None:
+        script = script or sys.modules["__main__"].__file__
+        self.proc = subprocess.Popen([sys.executable, script, *argv], stdout=subprocess.PIPE, text=True,
+                                     cwd=cwd or ROOT, env=env)
+
+    def line(self) -> dict:
+        text = self.proc.stdout.readline()
+        if not text:
+            raise RuntimeError(f"child {self.proc.args[2:]} ended: exit {self.proc.wait()}")
+        return json.loads(text)
+
+    def stop(self) -> dict:
+        import signal
+
+        self.proc.send_signal(signal.SIGTERM)
+        out = self.line()
+        self.proc.wait(timeout=30)
+        return out
+
+
+def run_role(args, roles: dict, orchestrate) -> int:
+    """The script's entry: a child role (``args.role``, an async function of ``args``) or the orchestrator."""
+    import asyncio
+
+    if args.role in roles:
+        asyncio.run(roles[args.role](args))
+        return 0
+    return orchestrate(args)
+
+
+def run_load(plan, part: str, port: int, connections: int) -> dict:
+    """One closed-loop run of the script's ``_load`` role over part ``part`` of the requests in ``plan``."""
+    client = Child("_load", "--plan", str(plan), "--part", part, "--port", str(port),
+                   "--connections", str(connections))
+    out = client.line()
+    client.proc.wait(timeout=30)
+    return out
+
+
+def measure_hello(plan, port: int, connections: int) -> dict:
+    """The hello-world peer (the script's ``_serve hello``): warm-up, then the timed part."""
+    server = Child("_serve", "hello", "--port", str(port))
+    server.line()
+    run_load(plan, "warmup", port, connections)
+    figures = run_load(plan, "timed", port, connections)
+    figures.update(server.stop())
+    return figures
+
+
+def emit(phase: str, figures: dict) -> None:
+    print(json.dumps({"phase": phase, **figures}, ensure_ascii=False), flush=True)
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem / 2**20, 1),
+            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "load": [round(x, 2) for x in os.getloadavg()]}
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of process ``pid`` now (``VmRSS``), in MB; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def pct(ordered: list[float], p: float) -> float:
+    """The ``p`` quantile of sorted seconds, in milliseconds (0 when there are none)."""
+    if not ordered:
+        return 0.0
+    return round(1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
