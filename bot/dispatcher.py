@@ -132,6 +132,7 @@ class Dispatcher:
         batch: int = 256,
         data_dir: Path | None = None,
         idle: float = 1.0,
+        lease: timedelta = LEASE,
     ) -> None:
         self.channels = channels
         self.clock = clock
@@ -140,6 +141,7 @@ class Dispatcher:
         self.batch = batch
         self.data_dir = data_dir
         self.idle = idle
+        self.lease = lease  # how long a claimed row is ours; a dead dispatcher's rows wait this long
         self._wake = asyncio.Event()
         self._stopping = False
         self._outcomes = OutcomeWriter()
@@ -215,7 +217,7 @@ class Dispatcher:
             f"ORDER BY priority, next_attempt_at, id LIMIT {p[3]}{lock}) "
             "RETURNING id, dedupe_key, channel, recipient_kind, recipient_id, template, context, locale, attempts, address"
         )
-        rows = await conn.execute_query_dict(statement, [now + LEASE, now, now, limit])
+        rows = await conn.execute_query_dict(statement, [now + self.lease, now, now, limit])
         out = []
         for r in rows:
             ctx = r["context"]
