@@ -27,6 +27,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for a benchmark's child processes: killed when the script dies, however it
+    dies (``PR_SET_PDEATHSIG``), so an interrupted run leaves no server holding a port or a core."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except Exception:  # not Linux: the script's own clean-up is all there is
+        pass
+
+
 class Child:
     """A child process of the running benchmark script (its ``_serve``, ``_load``, … roles),
     speaking JSON lines on stdout. ``script`` defaults to the script being run."""
@@ -34,7 +46,7 @@ class Child:
     def __init__(self, *argv: str, script: str | None = None, env: dict | None = None, cwd=None) -> None:
         script = script or sys.modules["__main__"].__file__
         self.proc = subprocess.Popen([sys.executable, script, *argv], stdout=subprocess.PIPE, text=True,
-                                     cwd=cwd or ROOT, env=env)
+                                     cwd=cwd or ROOT, env=env, preexec_fn=die_with_parent)
 
     def line(self) -> dict:
         text = self.proc.stdout.readline()

@@ -73,7 +73,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import HOST, Child, emit, free_port, machine, pct, rss_mb, run_role  # noqa: E402
+from _common import HOST, Child, die_with_parent, emit, free_port, machine, pct, rss_mb, run_role  # noqa: E402
 
 # The busiest day, from the Qingdao-scale plan (docs/benchmarks.md, "Draw" and "Soak").
 YEAR_ASSIGNMENTS = 321_896
@@ -577,13 +577,14 @@ def orchestrate(args) -> int:
         logs.append(sms_log)
         sms_sim = subprocess.Popen([sys.executable, "-m", "bot.simulators.sms", "--port", str(sms_port),
                                     "--inbound-url", f"http://{HOST}:{port}/sms/inbound", "--callback-delay", "0.5"],
-                                   cwd=work, env=env, stdout=sms_log, stderr=subprocess.STDOUT)
+                                   cwd=work, env=env, stdout=sms_log, stderr=subprocess.STDOUT,
+                                   preexec_fn=die_with_parent)
         children.append(sms_sim)
         wait_http(f"http://{HOST}:{sms_port}/", sms_sim)
         service_log = open(work / "service.log", "w")
         logs.append(service_log)
         service = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=work, env=env,
-                                   stdout=service_log, stderr=subprocess.STDOUT)
+                                   stdout=service_log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         children.append(service)
         wait_http(f"http://{HOST}:{port}/healthz", service)
         emit("started", {"service_pid": service.pid, "rss_mb": rss_mb(service.pid)})
