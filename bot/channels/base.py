@@ -8,6 +8,8 @@ A channel sends an :class:`Outgoing` and returns the provider's message id, or r
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Awaitable, Callable, Protocol
@@ -107,3 +109,18 @@ class Channel(Protocol):
 
     async def fetch_file(self, file_id: str) -> bytes:
         """Download an inbound file (Telegram photos); channels without files raise SendError."""
+
+
+#: Provider identifiers go into ``inbound_event`` (``external_id`` 100 characters, ``sender`` 64).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def identifier(text: str, name: str, limit: int) -> str:
+    """A provider's identifier (a message id, a phone number, a status) as sent: 1..``limit``
+    characters without control characters, else ValueError — so a malformed webhook is refused
+    whole (400) instead of stored mangled, or, on PostgreSQL, refused by the database (503) on
+    every retry."""
+    text = text.strip()
+    if not text or len(text) > limit or _CONTROL.search(text):
+        raise ValueError(f"{name} empty, longer than {limit} characters or with control characters")
+    return text

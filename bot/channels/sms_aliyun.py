@@ -32,7 +32,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.http import HttpSession
-from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
+from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
 from bot.channels.sms_twilio import read_limited
 from bot.clock import SYSTEM, Clock
 from bot.settings import Settings, SettingsError
@@ -211,7 +211,6 @@ def parse_push(body: bytes) -> list[dict]:
 
 # Field limits: the event's key and sender must fit ``inbound_event`` (external_id 100, sender 64).
 MAX_BIZ_ID, MAX_PHONE, MAX_SEQUENCE = 64, 32, 64
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _scalar(item: Mapping[str, Any], key: str, limit: int) -> str:
@@ -220,10 +219,7 @@ def _scalar(item: Mapping[str, Any], key: str, limit: int) -> str:
     value = item.get(key)
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"{key} missing or not a string")
-    text = str(value).strip()
-    if not text or len(text) > limit or _CONTROL.search(text):
-        raise ValueError(f"{key} empty, too long or with control characters")
-    return text
+    return identifier(str(value), key, limit)
 
 
 def _truthy(value: Any) -> bool:

@@ -36,7 +36,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.http import HttpSession
-from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
+from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
 from bot.clock import SYSTEM, Clock
 from bot.settings import Settings, SettingsError
 from bot.logs import not_stored
@@ -213,12 +213,17 @@ def _sid_of(body: bytes) -> str:
 # --- inbound: pure parsing ----------------------------------------------------------------------
 
 
+#: Identifier limits (a Twilio SID is 34 characters, an E.164 number at most 16): what fits ``inbound_event``.
+MAX_SID, MAX_ADDRESS, MAX_STATUS = 64, 32, 32
+
+
 def inbound_event(form: Mapping[str, str]) -> InboundEvent:
     """A reply from a phone (Twilio's inbound-SMS webhook form) as a TEXT event keyed by MessageSid."""
     sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid") or ""
     sender = form.get("From") or ""
     if not sid or not sender:
         raise ValueError("inbound SMS webhook without MessageSid or From")
+    sid, sender = identifier(sid, "MessageSid", MAX_SID), identifier(sender, "From", MAX_ADDRESS)
     return InboundEvent(channel="sms", external_id=sid, sender=sender, kind=EventKind.TEXT,
                         text=form.get("Body", ""), raw=dict(form))
 
@@ -231,7 +236,9 @@ def status_event(form: Mapping[str, str]) -> InboundEvent:
     status = form.get("MessageStatus") or form.get("SmsStatus") or ""
     if not sid or not status:
         raise ValueError("status callback without MessageSid or MessageStatus")
-    return InboundEvent(channel="sms", external_id=f"{sid}:{status}", sender=form.get("To", ""),
+    sid, status = identifier(sid, "MessageSid", MAX_SID), identifier(status, "MessageStatus", MAX_STATUS)
+    to = identifier(form["To"], "To", MAX_ADDRESS) if form.get("To") else ""
+    return InboundEvent(channel="sms", external_id=f"{sid}:{status}", sender=to,
                         kind=EventKind.DELIVERY, message_id=sid, status=status,
                         error_code=form.get("ErrorCode", ""), raw=dict(form))
 

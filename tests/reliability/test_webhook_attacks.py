@@ -138,6 +138,11 @@ def twilio_attacks(base: str) -> list[tuple[str, str, bytes | dict, dict, int]]:
          signed(inbound, {k: v for k, v in form.items() if k != "From"}), 400),
         ("inbound: signed, empty form", INBOUND_PATH, b"", signed(inbound, {}), 400),
         ("inbound: signed, not a form", INBOUND_PATH, b"garbage", signed(inbound, {"garbage": ""}), 400),
+        *[(f"inbound: signed, {what}", INBOUND_PATH, bad, signed(inbound, bad), 400) for what, bad in (
+            ("MessageSid of 200 characters", reply_form(sid="SM" + "d" * 198)),
+            ("From of 100 characters", reply_form(From="+86" + "1" * 97)),
+            ("From with a control character", reply_form(From="+8613\x1b900000000")),
+        )],
         ("status: no signature", STATUS_PATH, status_form(), {}, 403),
         ("status: wrong token", STATUS_PATH, status_form(), signed(status, status_form(), "nope"), 403),
         ("status: signed for the inbound URL", STATUS_PATH, status_form(), signed(inbound, status_form()), 403),
@@ -145,6 +150,11 @@ def twilio_attacks(base: str) -> list[tuple[str, str, bytes | dict, dict, int]]:
          signed(status, {**status_form(), "MessageStatus": ""}), 400),
         ("status: signed, no MessageSid", STATUS_PATH, {"MessageStatus": "delivered"},
          signed(status, {"MessageStatus": "delivered"}), 400),
+        *[(f"status: signed, {what}", STATUS_PATH, bad, signed(status, bad), 400) for what, bad in (
+            ("MessageSid of 200 characters", status_form(sid="SM" + "e" * 198)),
+            ("MessageStatus of 100 characters", status_form(MessageStatus="d" * 100)),
+            ("To with a NUL", status_form(To="+86139\x000000000")),
+        )],
         ("status: oversized", STATUS_PATH, {**status_form(), "Pad": "x" * MAX_WEBHOOK_BODY},
          signed(status, {**status_form(), "Pad": "x" * MAX_WEBHOOK_BODY}), 413),
     ]
