@@ -12,15 +12,17 @@ Processes (the machine's cores are shared by them, as in production):
   update in advance: complete Bot API ``Update`` objects as Telegram POSTs them.
 * the **Bot API simulator** (``bench_fanout.py --serve-sim 0``), which the app's
   python-telegram-bot talks to: ``getMe`` and ``setWebhook`` at start, ``answerCallbackQuery``
-  for every button press. The presses are not made in the simulator, so it answers those
-  ``query is too old`` (a 400 the channel logs and shrugs off): the round trip is still paid.
+  for every button press (after the commit, in the background: the 200 does not wait for it).
+  The presses are not made in the simulator, so it answers those ``query is too old`` (a 400
+  the channel logs and shrugs off): the round trip is still paid, in the server's CPU.
 * the **server**: our real aiohttp app (``bot.web.make_app``) around the ``Runtime``, with the
   Telegram channel built by ``Service.channels_from_settings`` in webhook mode exactly as
   ``inspectbot serve`` builds it (secret token, the simulator as Bot API) and started (setWebhook),
   logging as ``inspectbot serve`` sets it (``bot.logs.setup_logging``, JSON lines, to a file).
   Each update goes through the secret check, ``Update.de_json``, ``Runtime.on_event`` →
-  ``services.inbound.receive`` (the event stored and handled in one transaction, committed before
-  the 200) → the inspector handlers. No dispatcher and no scheduler run: replies stay queued.
+  ``services.inbound.receive`` (the event stored and handled, committed before the 200 — by group
+  commit: buttons and ``/tasks`` are short, see ``handlers.router.long_work``) → the inspector
+  handlers. No dispatcher and no scheduler run: replies stay queued.
 * the **hello-world server**: a one-route aiohttp app answering ``Hello, world`` to the same POSTs.
 * the **load generator**: an aiohttp client with ``--connections`` keep-alive connections and as
   many workers. A chat's next update is sent only after the answer to its previous one.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sqlite3
 import weakref
 from contextlib import asynccontextmanager, contextmanager
@@ -138,6 +139,30 @@ def _placeholders(dialect_name: str, n: int, start: int) -> str:
     if dialect_name == "postgres":
         return ", ".join(f"${i}" for i in range(start, start + n))
     return ", ".join("?" * n)
+
+
+def sql(text: str, *, connection=None) -> str:
+    """``text``, written with ``?`` placeholders, for the dialect of ``connection`` (else the
+    default's): PostgreSQL wants ``$1, $2, …``. Cached: hot-path queries are a few constant texts."""
+    return _sql((connection or conn()).capabilities.dialect, text)
+
+
+@lru_cache(maxsize=1024)
+def _sql(dialect_name: str, text: str) -> str:
+    if dialect_name != "postgres":
+        return text
+    counter = iter(range(1, 100_000))
+    return re.sub(r"\?", lambda _: f"${next(counter)}", text)
+
+
+def moment(value) -> datetime | None:
+    """A timestamp column as raw SQL returns it (ISO text on SQLite, a datetime on asyncpg),
+    aware and in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # what json.dumps would build per call

@@ -13,7 +13,7 @@ from bot.channels.base import EventKind, InboundEvent
 from bot.clock import SYSTEM, Clock
 from bot.dispatcher import Dispatcher
 from bot.settings import Settings
-from handlers.router import route
+from handlers.router import long_work, route
 from services.inbound import Received, receive
 
 log = logging.getLogger(__name__)
@@ -27,13 +27,15 @@ class Runtime:
     dispatcher: Dispatcher | None = None
 
     async def on_event(self, event: InboundEvent) -> Received:
-        """Store and handle one event (one transaction); then answer a button and wake the sender."""
+        """Store and handle one event (committed when this returns: by group commit unless the
+        router says it may start long work); then answer a button's press in the background (it
+        only stops the client's spinner — the replies are in the outbox) and wake the sender."""
         result = await receive(event, route, self.clock, self.settings.locale, self.settings.zone,
-                               settings=self.settings)
+                               settings=self.settings, long_work=long_work)
         if event.kind == EventKind.BUTTON and event.callback_id:
             channel = self.channels.get(event.channel)
-            if channel is not None and hasattr(channel, "answer_button"):
-                await channel.answer_button(event.callback_id)
+            if channel is not None and hasattr(channel, "answer_button_soon"):
+                channel.answer_button_soon(event.callback_id)
         if self.dispatcher is not None and not result.duplicate:
             self.dispatcher.wake()
         log.info("inbound %s/%s %s -> %s", event.channel, event.kind.value, event.external_id,

@@ -24,7 +24,7 @@ NOTE_LIMIT = 500
 
 @command("tasks", roles=INSPECTOR)
 async def tasks(ctx: Context) -> str:
-    rows = await assignments.open_for(inspector_id(ctx), ctx.clock.now(), ctx.zone)
+    rows = await assignments.open_for(inspector_id(ctx), ctx.clock.now(), ctx.zone, ctx.conn)
     buttons = [[{"label": "btn_show_task", "params": {"no": r["assignment"]}, "data": f"asg:show:{r['assignment']}"}]
                for r in rows[:10]]
     await Replier(ctx)("tasks.j2", {"tasks": rows, "buttons": buttons})

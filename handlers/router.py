@@ -7,6 +7,11 @@ entity's mobile, a Telegram text from an inspector): the first registered one wh
 and roles fit the sender runs. A sender with no binding reaches only ``/start`` and the
 handlers registered with ``roles=None``; everything else gets the refusal template and is
 otherwise ignored (recorded as ``unknown``).
+
+The router also says which commands and buttons may start long work (:func:`long_work`, from
+:data:`LONG_COMMANDS` and :data:`LONG_BUTTONS`): only those get a database transaction of their
+own; every other event is committed by group commit with the events arriving with it
+(``services.inbound.GROUPED_KINDS``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
-from bot.channels.base import EventKind
+from bot.channels.base import EventKind, InboundEvent
 from models.messaging import Role
 from services.inbound import Context
 from services.outbox import reply
@@ -61,6 +66,27 @@ def on(kind: EventKind, roles: set[Role] | None = frozenset(Role), channel: str 
         return fn
 
     return deco
+
+
+#: Commands that may start long work: a draw is previewed or run (``/draw``), one is verified
+#: (``/verify``), a whole draw's assignments are counted (``/status``), a monthly report and its
+#: chart are built (``/report``), a survey chain is checked (``/integrity``). Each runs in a
+#: transaction of its own, never batched with other events.
+LONG_COMMANDS = frozenset({"draw", "verify", "status", "report", "integrity"})
+#: Buttons (callback prefixes) that may start long work: a draw confirmed (``drw``), a recusal
+#: confirmed with its replacement draw (``rcs``), a recusal's rejection with its restoration (``rjt``).
+LONG_BUTTONS = frozenset({"drw", "rcs", "rjt"})
+
+
+def long_work(event: InboundEvent) -> bool:
+    """Whether ``event`` may start long work, so needs a transaction of its own (never a group
+    commit: it would hold up the events batched with it, and on SQLite run on the event loop).
+    Commands and buttons not declared in :data:`LONG_COMMANDS` / :data:`LONG_BUTTONS` are short."""
+    if event.kind == EventKind.COMMAND:
+        return event.command in LONG_COMMANDS
+    if event.kind == EventKind.BUTTON:
+        return event.data.split(":", 1)[0] in LONG_BUTTONS
+    return False
 
 
 def _find(ctx: Context, roles: set[Role]) -> Route | None:

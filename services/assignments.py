@@ -7,15 +7,17 @@ written to the audit chain and its messages to the outbox, in one transaction.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
+from bot import db
 from bot.clock import Clock
 from models.directory import ConflictType, Inspector
-from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Recusal
+from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, InspectionStatus, Recusal
 from models.messaging import RecipientKind
 from services import audit
 from services.alerts import raise_alert
@@ -39,33 +41,110 @@ def _local(when: datetime, zone: ZoneInfo) -> str:
     return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-def _revealed(draw: Draw, now: datetime) -> bool:
+def _revealed(draw: "DrawRow", now: datetime) -> bool:
     return not draw.flight or draw.revealed_at is not None or (draw.reveal_at is not None and now >= draw.reveal_at)
 
 
-async def owned(inspector_id: int, assignment_id: int, conn=None) -> Assignment:
-    q = Assignment.filter(id=assignment_id, inspector_id=inspector_id)
-    if conn is not None:
-        q = q.using_db(conn)
-    asg = await q.prefetch_related("inspection__entity", "draw__plan").first()
-    if asg is None:
+# --- an assignment as its inspector sees it: plain rows from raw SQL (this runs for every button) --
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    code: str
+    name: str
+    departments: list
+
+
+@dataclass(frozen=True)
+class DrawRow:
+    id: int
+    draw_ref: str
+    flight: bool
+    window_start: datetime
+    window_end: datetime
+    reveal_at: datetime | None
+    revealed_at: datetime | None
+    plan: PlanRow
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    name: str
+    address: str
+    uscc: str
+
+
+@dataclass(frozen=True)
+class InspectionRow:
+    id: int
+    no: int
+    status: InspectionStatus
+    entity: EntityRow
+
+
+@dataclass
+class Owned:
+    """An assignment with its inspection, entity, draw and plan, read in one query (:func:`owned`)."""
+
+    id: int
+    status: AssignmentStatus
+    deadline: datetime
+    inspection_id: int
+    inspection: InspectionRow
+    draw: DrawRow
+
+
+_OWNED_SQL = (
+    "SELECT a.id, a.status, a.deadline, a.inspection_id, i.no, i.status, e.name, e.address, e.uscc, "
+    "d.id, d.draw_ref, d.flight, d.window_start, d.window_end, d.reveal_at, d.revealed_at, "
+    "p.code, p.name, p.departments "
+    'FROM "assignment" a JOIN "inspection" i ON i.id = a.inspection_id JOIN "entity" e ON e.id = i.entity_id '
+    'JOIN "draw" d ON d.id = a.draw_id JOIN "plan" p ON p.id = d.plan_id ')
+_ONE_SQL = _OWNED_SQL + "WHERE a.id = ? AND a.inspector_id = ?"
+_OPEN_SQL = _OWNED_SQL + "WHERE a.inspector_id = ? AND a.status IN (?, ?) ORDER BY a.deadline, a.id"
+_TEAM_SQL = ('SELECT a.inspection_id, ins.name FROM "assignment" a JOIN "inspector" ins ON ins.id = a.inspector_id '
+             "WHERE a.status IN ({}) AND a.inspection_id IN ({}) ORDER BY a.inspection_id, a.seat")
+def _owned_row(r) -> Owned:
+    departments = json.loads(r[18]) if isinstance(r[18], (str, bytes)) else (r[18] or [])
+    plan = PlanRow(code=r[16], name=r[17], departments=departments)
+    draw = DrawRow(id=r[9], draw_ref=r[10], flight=bool(r[11]), window_start=db.moment(r[12]),
+                   window_end=db.moment(r[13]), reveal_at=db.moment(r[14]), revealed_at=db.moment(r[15]),
+                   plan=plan)
+    insp = InspectionRow(id=r[3], no=r[4], status=InspectionStatus(r[5]),
+                         entity=EntityRow(name=r[6], address=r[7], uscc=r[8]))
+    return Owned(id=r[0], status=AssignmentStatus(r[1]), deadline=db.moment(r[2]), inspection_id=r[3],
+                 inspection=insp, draw=draw)
+
+
+async def owned(inspector_id: int, assignment_id: int, conn=None) -> Owned:
+    conn = conn or db.conn()
+    _, rows = await conn.execute_query(db.sql(_ONE_SQL, connection=conn), [assignment_id, inspector_id])
+    if not rows:
         raise AssignmentError("asg_not_found", id=assignment_id)
-    return asg
+    return _owned_row(rows[0])
 
 
-async def view(asg: Assignment, now: datetime, zone: ZoneInfo, conn=None) -> dict:
-    """The assignment as its own inspector may see it (a flight target only once revealed)."""
+async def _teams(inspection_ids: list[int], conn) -> dict[int, list[str]]:
+    """Each inspection's team (the names holding a seat, by seat), in one query."""
+    teams: dict[int, list[str]] = {i: [] for i in inspection_ids}
+    if not inspection_ids:
+        return teams
+    held = [s.value for s in HOLDING_SEAT]
+    sql = db.sql(_TEAM_SQL.format(", ".join("?" * len(held)), ", ".join("?" * len(inspection_ids))), connection=conn)
+    _, rows = await conn.execute_query(sql, [*held, *inspection_ids])
+    for inspection_id, name in rows:
+        teams[inspection_id].append(name)
+    return teams
+
+
+def _view(asg: Owned, team: list[str], now: datetime, zone: ZoneInfo) -> dict:
     insp, draw = asg.inspection, asg.draw
-    q = Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT))
-    if conn is not None:
-        q = q.using_db(conn)
-    team = await q.order_by("seat").values_list("inspector__name", flat=True)
     out = {
         "assignment": asg.id, "no": insp.no, "draw_ref": draw.draw_ref,
         "plan": {"code": draw.plan.code, "name": draw.plan.name},
         "status": asg.status.value, "inspection_status": insp.status.value,
         "window": {"start": _local(draw.window_start, zone), "end": _local(draw.window_end, zone)},
-        "deadline": _local(asg.deadline, zone), "team": list(team), "flight": draw.flight,
+        "deadline": _local(asg.deadline, zone), "team": team, "flight": draw.flight,
     }
     if _revealed(draw, now):
         e = insp.entity
@@ -73,10 +152,24 @@ async def view(asg: Assignment, now: datetime, zone: ZoneInfo, conn=None) -> dic
     return out
 
 
-async def open_for(inspector_id: int, now: datetime, zone: ZoneInfo) -> list[dict]:
-    rows = await (Assignment.filter(inspector_id=inspector_id, status__in=list(OPEN))
-                  .order_by("deadline", "id").prefetch_related("inspection__entity", "draw__plan"))
-    return [await view(a, now, zone) for a in rows]
+async def view(asg: Owned, now: datetime, zone: ZoneInfo, conn=None) -> dict:
+    """The assignment as its own inspector may see it (a flight target only once revealed)."""
+    conn = conn or db.conn()
+    team = (await _teams([asg.inspection_id], conn))[asg.inspection_id]
+    return _view(asg, team, now, zone)
+
+
+async def open_for(inspector_id: int, now: datetime, zone: ZoneInfo, conn=None) -> list[dict]:
+    """The inspector's open assignments (soonest deadline first) as :func:`view` shows each: two
+    queries, whatever their number."""
+    conn = conn or db.conn()
+    _, rows = await conn.execute_query(db.sql(_OPEN_SQL, connection=conn), [inspector_id, *(s.value for s in OPEN)])
+    mine = [_owned_row(r) for r in rows]
+    teams = await _teams(sorted({a.inspection_id for a in mine}), conn)
+    return [_view(a, teams[a.inspection_id], now, zone) for a in mine]
+
+
+_ACCEPT_SQL = 'UPDATE "assignment" SET status = ?, responded_at = ? WHERE id = ? AND status = ?'
 
 
 async def accept(inspector_id: int, assignment_id: int, clock: Clock, zone: ZoneInfo, conn) -> tuple[str, dict]:
@@ -84,8 +177,8 @@ async def accept(inspector_id: int, assignment_id: int, clock: Clock, zone: Zone
     no longer open (recused, replaced, cancelled: a stale button)."""
     now = clock.now()
     asg = await owned(inspector_id, assignment_id, conn)
-    n = await Assignment.filter(id=asg.id, status=AssignmentStatus.SENT).using_db(conn).update(
-        status=AssignmentStatus.ACCEPTED, responded_at=now)
+    n, _ = await conn.execute_query(db.sql(_ACCEPT_SQL, connection=conn), [
+        AssignmentStatus.ACCEPTED.value, db.encode(now), asg.id, AssignmentStatus.SENT.value])
     if n == 0:
         if asg.status == AssignmentStatus.ACCEPTED:
             return "already_accepted", await view(asg, now, zone, conn)
@@ -96,7 +189,7 @@ async def accept(inspector_id: int, assignment_id: int, clock: Clock, zone: Zone
     return "accepted", await view(asg, now, zone, conn)
 
 
-async def ensure_recusable(asg: Assignment, conn) -> None:
+async def ensure_recusable(asg: Owned, conn) -> None:
     """Refuse a recusal on a team where a coordinator rejected one: from then on the published
     recusal log no longer replays to the team as it stands, so changes go through the coordinator."""
     if asg.status not in OPEN:

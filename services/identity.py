@@ -116,6 +116,12 @@ async def requeue_waiting(binding: ChatBinding, conn) -> None:
                         recipient_id=rid).using_db(conn).update(status=OutboxStatus.PENDING)
 
 
-async def bindings_of(channel: str, address: str) -> list[ChatBinding]:
-    """Every live role of a chat (one chat may be an inspector and a coordinator)."""
-    return await ChatBinding.filter(channel=channel, address=address, revoked_at=None).order_by("id")
+_BINDINGS_SQL = 'SELECT * FROM "chat_binding" WHERE channel = {} AND address = {} AND revoked_at IS NULL ORDER BY id'
+
+
+async def bindings_of(channel: str, address: str, conn=None) -> list[ChatBinding]:
+    """Every live role of a chat (one chat may be an inspector and a coordinator). It runs for
+    every inbound event: one raw query, its rows made models exactly as Tortoise's select does."""
+    conn = conn or db.conn()
+    sql = _BINDINGS_SQL.format(*db.placeholders(2, connection=conn).split(", "))
+    return [ChatBinding._init_from_db(**row) for row in await conn.execute_query_dict(sql, [channel, address])]

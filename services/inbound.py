@@ -37,13 +37,18 @@ log = logging.getLogger(__name__)
 UNBOUND_CHANNELS = frozenset({"sms"})
 
 
-#: The kinds of event committed by group commit (:class:`bot.db.GroupCommit`; on SQLite their
-#: statements run on the event loop's thread): the high-volume ones, whose handlers are short —
-#: a survey reply, a poll answer, a delivery receipt, a check-in, a photo's row. A command or a
-#: button may start long work (a draw, a monthly report, a verification), which must neither hold
-#: up the events batched with it nor run on the loop: each gets a transaction of its own.
+#: The kinds of event always committed by group commit (:class:`bot.db.GroupCommit`; on SQLite
+#: their statements run on the event loop's thread): the high-volume ones, whose handlers are
+#: short — a survey reply, a poll answer, a delivery receipt, a check-in, a photo's row. Commands
+#: and buttons are grouped too, except those that may start long work (a draw, a monthly report,
+#: a verification), which must neither hold up the events batched with them nor run on the loop:
+#: the caller of :func:`receive` says which (``long_work``; the service passes the router's
+#: ``handlers.router.long_work``, which declares them), and each of those gets a transaction of its
+#: own. Without ``long_work`` every command and button gets its own (the safe default).
 GROUPED_KINDS = frozenset({EventKind.TEXT, EventKind.POLL_ANSWER, EventKind.DELIVERY, EventKind.LOCATION,
                            EventKind.PHOTO})
+#: The kinds grouped unless ``long_work`` says otherwise (or is not given).
+_CLASSIFIED_KINDS = frozenset({EventKind.COMMAND, EventKind.BUTTON})
 
 
 @dataclass
@@ -73,33 +78,36 @@ Handler = Callable[[Context], Awaitable[None]]
 
 async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
                   locale: str = "zh-CN", zone: ZoneInfo = ZoneInfo("Asia/Shanghai"),
-                  settings: Settings | None = None) -> Received:
+                  settings: Settings | None = None,
+                  long_work: Callable[[InboundEvent], bool] | None = None) -> Received:
     """Store and handle ``event``; return once that is committed. A database failure propagates
     (the caller answers 503 or retries); a failure of the handler itself rolls its work back,
     and the event is then kept with outcome ``failed:<error>`` and the sender told — a bug never
     loses an event, nor blocks the ones behind it.
 
-    The event and its handler's writes are one unit. For the kinds in :data:`GROUPED_KINDS` it is
-    committed by group commit (:class:`bot.db.GroupCommit`): the events arriving together share
-    one transaction, each in its own savepoint, so a failing handler rolls back its own event
-    alone; other kinds get a transaction of their own."""
+    The event and its handler's writes are one unit. It is committed by group commit
+    (:class:`bot.db.GroupCommit`) — the events arriving together share one transaction, each in
+    its own savepoint, so a failing handler rolls back its own event alone — unless it is a
+    command or button that may start long work (``long_work(event)``, see :data:`GROUPED_KINDS`),
+    which gets a transaction of its own."""
     now = clock.now()
     event = without_nul(event)
     # prepared before the transaction: on SQLite it holds the one connection until it commits
     row = [event.channel, event.external_id, event.sender, event.kind.value, db.encode(_payload(event)), now, ""]
+    grouped = event.kind in GROUPED_KINDS or (
+        event.kind in _CLASSIFIED_KINDS and long_work is not None and not long_work(event))
     try:
-        return await _committed(event, partial(_receive, event, row, route, clock, locale, zone, settings))
+        return await _committed(grouped, partial(_receive, event, row, route, clock, locale, zone, settings))
     except Exception as exc:
         if transient(exc):
             raise
         log.exception("handler failed on %s event %s", event.channel, event.external_id)
-        return await _committed(event, partial(_record_failure, event, row, locale, exc))
+        return await _committed(grouped, partial(_record_failure, event, row, locale, exc))
 
 
-async def _committed(event: InboundEvent, work: Callable[[object], Awaitable[Received]]) -> Received:
-    """``work(conn)`` committed: by group commit for the kinds in :data:`GROUPED_KINDS`, else in a
-    transaction of its own."""
-    if event.kind in GROUPED_KINDS:
+async def _committed(grouped: bool, work: Callable[[object], Awaitable[Received]]) -> Received:
+    """``work(conn)`` committed: by group commit if ``grouped``, else in a transaction of its own."""
+    if grouped:
         return await db.group_commit(work)
     async with in_transaction() as conn:
         return await work(conn)
@@ -124,7 +132,7 @@ async def _receive(event: InboundEvent, row: list, route: Callable[[Context], Aw
     rows = await conn.execute_query_dict(_INSERT.format(db.placeholders(7, connection=conn)), row)
     if not rows:
         return Received(duplicate=True)
-    bindings = [] if event.channel in UNBOUND_CHANNELS else await bindings_of(event.channel, event.sender)
+    bindings = [] if event.channel in UNBOUND_CHANNELS else await bindings_of(event.channel, event.sender, conn)
     ctx = Context(event=event, bindings=bindings, clock=clock, conn=conn,
                   locale=bindings[0].locale if bindings else locale, zone=zone, settings=settings)
     outcome = await route(ctx)

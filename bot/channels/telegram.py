@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
+#: answerCallbackQuery calls waiting or under way at most (:meth:`TelegramChannel.answer_button_soon`)…
+MAX_PENDING_ANSWERS = 256
+#: … of which at most this many are on the wire at once: the rest wait here, not in httpx's
+#: connection pool (whose scan of waiting requests grows with their square) and not taking the
+#: pool's connections from the dispatcher's sends.
+ANSWER_CONCURRENCY = 16
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "poll_answer"]
 MAX_BODY = 1 << 20  # a Telegram update is far smaller; anything larger is refused
 
@@ -70,6 +76,8 @@ class TelegramChannel:
         self.app: Application = builder.build()
         self.app.add_handler(TypeHandler(Update, self._on_polled_update))
         self.username = ""
+        self._answers: set[asyncio.Task] = set()  # answerCallbackQuery calls under way (answer_button_soon)
+        self._answer_slots = asyncio.Semaphore(ANSWER_CONCURRENCY)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -86,6 +94,10 @@ class TelegramChannel:
             await self.app.start()
 
     async def stop(self) -> None:
+        if self._answers:  # a moment for the spinners' answers under way, then they are dropped
+            _, late = await asyncio.wait(list(self._answers), timeout=2)
+            for task in late:
+                task.cancel()
         if self.mode == "polling":
             if self.app.updater and self.app.updater.running:
                 await self.app.updater.stop()
@@ -132,6 +144,21 @@ class TelegramChannel:
         except tg_error.TelegramError as exc:
             log.info("answerCallbackQuery failed: %s", exc.__class__.__name__)
 
+    def answer_button_soon(self, callback_id: str) -> None:
+        """:meth:`answer_button` in the background: the caller (a webhook's 200, the next polled
+        update) does not wait for the Bot API's round trip. At most :data:`MAX_PENDING_ANSWERS`
+        at a time; past that one is dropped (logged) — the client's spinner then stops by itself."""
+        if len(self._answers) >= MAX_PENDING_ANSWERS:
+            log.info("answerCallbackQuery skipped: %d answers under way", len(self._answers))
+            return
+        task = asyncio.get_running_loop().create_task(self._answer_in_turn(callback_id))
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+
+    async def _answer_in_turn(self, callback_id: str) -> None:
+        async with self._answer_slots:
+            await self.answer_button(callback_id)
+
     async def fetch_file(self, file_id: str) -> bytes:
         try:
             file = await self.app.bot.get_file(file_id)
@@ -161,7 +188,7 @@ class TelegramChannel:
         return bool(header) and secrets.compare_digest(header.encode(), self._secret.encode())
 
     def parse_webhook(self, data: dict) -> InboundEvent | None:
-        return normalise(Update.de_json(data, self.app.bot))
+        return normalise(Update.de_json(data, self.app.bot), raw=data)  # the posted dict: no to_dict() again
 
 
 def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
@@ -198,10 +225,11 @@ def send_error(exc: tg_error.TelegramError) -> SendError:
     return SendError("unknown", retryable=True, detail=text)
 
 
-def normalise(update: Update) -> InboundEvent | None:
-    """One Telegram update as our channel-neutral event (None for kinds we do not handle)."""
+def normalise(update: Update, raw: dict | None = None) -> InboundEvent | None:
+    """One Telegram update as our channel-neutral event (None for kinds we do not handle);
+    ``raw``, the update as received, is rebuilt from ``update`` when not given."""
     uid = str(update.update_id)
-    raw = update.to_dict()
+    raw = update.to_dict() if raw is None else raw
     if update.callback_query is not None:
         q = update.callback_query
         chat = q.message.chat.id if q.message is not None else q.from_user.id
