@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import signal
 import sys
 
+from bot import db
 from bot.app import Service
 from bot.logs import setup_logging
 from bot.render import text
+
+
+log = logging.getLogger("inspectbot")
+RETRY_MAX = 30.0  # seconds between attempts to reach the database at start, at most
 
 
 def register(sub) -> None:
@@ -29,7 +36,8 @@ async def serve(args, settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
+    if not await start_when_reachable(service, stop):
+        return 0  # stopped while waiting for the database
     print(text("serve_started", settings.locale, url=settings.public_url, mode=settings.telegram_mode,
                channels=sorted(service.rt.channels)))
     try:
@@ -37,3 +45,26 @@ async def serve(args, settings) -> int:
     finally:
         await service.stop()
     return 0
+
+
+async def start_when_reachable(service: Service, stop: asyncio.Event) -> bool:
+    """Start the service; while the database cannot be reached (a server still booting, a
+    network away), say so once per attempt and try again with backoff (1, 2, 4 … 30 s) rather
+    than exit and leave it to a supervisor. False if told to stop meanwhile. Any other failure
+    (bad settings, a wrong password, a broken migration) is raised at once."""
+    delay = 1.0
+    while True:
+        try:
+            await service.start()
+            return True
+        except Exception as exc:
+            if not db.transient(exc):
+                raise
+            with contextlib.suppress(Exception):
+                await service.stop()  # whatever had started before the database was needed
+            log.warning("database unavailable at start (%s: %s); retrying in %.0f s", type(exc).__name__, exc, delay)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+            return False
+        except asyncio.TimeoutError:
+            delay = min(delay * 2, RETRY_MAX)

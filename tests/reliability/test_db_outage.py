@@ -155,3 +155,31 @@ async def test_the_service_survives_a_database_outage_and_recovers_by_itself(clu
         await service.stop()
         await tg.stop()
         await sms.stop()
+
+
+async def test_serve_started_while_the_database_is_down_waits_for_it(cluster, tmp_path):
+    """A service (re)started before its database — after a power cut both come back, the database
+    last — keeps trying, with a warning, instead of exiting; it is up as soon as the database is."""
+    url = await cluster.create_database("late")
+    async with dbmod.opened(Settings(database_url=url, data_dir=tmp_path)):
+        pass
+    sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
+    await sms.start()
+    service = ServiceProcess("late", {
+        "DATABASE_URL": url, "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID, "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN,
+        "SMS_FROM": DEV_NUMBER, "SMS_API_URL": sms.url,
+    }, tmp_path)
+    cluster.stop("fast")
+    starting = asyncio.create_task(service.start(timeout=60))
+    try:
+        await wait_for(lambda: service.log().count("database unavailable at start") >= 2, 20,
+                       "the service to report the database down twice")
+        assert service.alive and await service.health() == 0 and not starting.done()
+        cluster.start()
+        await starting  # /healthz answers 200: it started by itself
+        assert service.alive
+        assert "Traceback" not in service.log()
+    finally:
+        starting.cancel()
+        await service.stop()
+        await sms.stop()
