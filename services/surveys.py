@@ -14,15 +14,15 @@ changes, its messages are outbox rows, its alerts are alert rows, and they commi
 * :func:`delivery_status` — an SMS delivery receipt: update the outbox row; an undelivered
   survey falls back to Telegram if the entity linked a chat, else it is undeliverable.
 * :func:`run_sweep` (registered as the ``surveys`` sweep) — reminders after 48 h in allowed
-  hours, expiry after 7 days (``tick``), queued Telegram surveys, dead first messages.
+  hours, expiry after 7 days (``tick``), dead first messages.
 * :func:`integrity` — per-inspector scores for coordinators; for anyone else only the
   aggregates resting on at least five responses.
 
-Telegram polls are sent one at a time per chat, because a poll answer names only the poll's id
-and the channel reports the message id: the survey records which question's poll is out
-(``poll_question``) and learns the poll id from the first answer to it (an answer is applied
-only when exactly one poll in the chat has an id not yet learnt). A second survey for the same
-chat waits (``pending``) until the first one stops polling.
+A poll answer names only the poll's id, so the Telegram channel reports a sent poll's id (not
+its message id) and the dispatcher stores it as the outbox row's ``provider_id``; the row's
+dedupe key (``survey:<id>:poll:<question>``) names the survey and the question. An answer is
+matched by that stored id, in the answering chat, so several surveys for one chat poll at once
+and their answers may come in any order. An answer to a poll id we did not send there is ignored.
 """
 
 from __future__ import annotations
@@ -352,8 +352,6 @@ async def _apply(row: Survey | SurveyRow, state: SurveyState, actions: Iterable,
     await _save_state(row, conn)
     if messages:
         await enqueue(messages, now, connection=conn)
-    if row.channel == Channel.TELEGRAM and row.poll_question is None:
-        await _start_waiting(row.address, now, zone, conn)
 
 
 # --- entering the pool: sampling and sending ---------------------------------------------------
@@ -441,8 +439,7 @@ async def enter_pool(inspection_id: int, now: datetime, *, zone: tzinfo = SHANGH
                      sign: str | None = None, connection=None) -> str:
     """An inspection's result was submitted: survey it if the draw's sample selected it.
 
-    Returns the outcome: ``survey_sent`` / ``survey_scheduled`` (quiet hours) / ``survey_queued``
-    (a Telegram chat still answering another survey) / ``not_sampled`` / ``opted_out`` /
+    Returns the outcome: ``survey_sent`` / ``survey_scheduled`` (quiet hours) / ``not_sampled`` / ``opted_out`` /
     ``undeliverable`` / ``already``. ``sign`` is the SMS signature (``【…】``); None = the plan's
     first department, "" = none (a provider such as Alibaba Cloud adds its own)."""
     now = _utc(now)
@@ -484,18 +481,8 @@ async def _create(insp: Inspection, smp: SurveySample, now: datetime, zone: tzin
     return await _start(row, now, zone, conn)
 
 
-async def _polling_elsewhere(address: str, survey_id: int, conn) -> bool:
-    """Whether another survey's poll is out in this Telegram chat."""
-    return await (Survey.filter(channel=Channel.TELEGRAM, address=address, status__in=list(OPEN),
-                                poll_question__not_isnull=True).using_db(conn).exclude(id=survey_id).exists())
-
-
 async def _start(row: Survey, now: datetime, zone: tzinfo, conn) -> str:
     """Queue the survey's first message at the first allowed moment (its ``sent_at``)."""
-    if row.channel == Channel.TELEGRAM and await _polling_elsewhere(row.address, row.id, conn):
-        row.status, row.sent_at, row.poll_question = SurveyStatus.PENDING, None, None
-        await row.save(using_db=conn)
-        return "survey_queued"
     sent = _allowed(now, zone)
     others = await (Survey.filter(channel=row.channel, address=row.address, status__in=list(OPEN))
                     .using_db(conn).exclude(id=row.id).exists())
@@ -511,15 +498,6 @@ async def _start(row: Survey, now: datetime, zone: tzinfo, conn) -> str:
     await row.save(using_db=conn)
     await enqueue([first], now, connection=conn)
     return "survey_sent" if row.status == SurveyStatus.SENT else "survey_scheduled"
-
-
-async def _start_waiting(address: str, now: datetime, zone: tzinfo, conn) -> str | None:
-    """Start the oldest Telegram survey waiting for this chat, if no poll is out there."""
-    waiting = await (Survey.filter(channel=Channel.TELEGRAM, address=address, status=SurveyStatus.PENDING,
-                                   sent_at=None).using_db(conn).order_by("id").first())
-    if waiting is None:
-        return None
-    return await _start(waiting, now, zone, conn)
 
 
 # --- replies -----------------------------------------------------------------------------------
@@ -657,12 +635,15 @@ async def handle_poll_answer(chat: str, poll_id: str, option_ids: Iterable[int],
     options = list(option_ids)
     ref = ref or secrets.token_hex(8)
     async with _transaction(connection) as conn:
-        live = await _live(Channel.TELEGRAM, chat, now, conn)
-        target, question, problem = _poll_target(live, poll_id)
+        sent = await _sent_poll(chat, poll_id, conn)
+        live = await _live(Channel.TELEGRAM, chat, now, conn) if sent is not None else []
+        target = next((s for s in live if sent is not None and s.id == sent[0]), None)
         if target is None:
-            return problem
+            return "survey_poll_unknown"
+        question = sent[1]
+        _poll_answered(target, poll_id, question)
         if len(options) != 1:
-            await _save_state(target, conn)  # the poll id learnt; a retracted vote changes nothing
+            await _save_state(target, conn)  # the poll id recorded; a retracted vote changes nothing
             return "survey_poll_retracted"
         value = _poll_value(question, options[0])
         if value is None:
@@ -674,7 +655,7 @@ async def handle_poll_answer(chat: str, poll_id: str, option_ids: Iterable[int],
 
 
 def _polls(row: Survey | SurveyRow) -> dict:
-    """``{"sent": [question codes whose poll went out], "ids": {poll id: question code}}``."""
+    """``{"sent": [question codes whose poll went out], "ids": {answered poll id: question code}}``."""
     p = row.polls or {}
     return {"sent": list(p.get("sent", [])), "ids": dict(p.get("ids", {}))}
 
@@ -686,23 +667,29 @@ def _poll_sent(row: Survey | SurveyRow, question: Question) -> None:
     row.polls = p
 
 
-def _poll_target(live: list[SurveyRow], poll_id: str) -> tuple[SurveyRow | None, Question | None, str]:
-    """The survey and question a poll answer is about. A known poll id names its question; an
-    unknown one is the only poll whose id is still unknown, and is learnt. If two polls in this
-    chat have unknown ids (a question was answered by text while its poll was out), the answer
-    is ambiguous and ignored: never a guess."""
-    for s in live:
-        ids = _polls(s)["ids"]
-        if poll_id in ids:
-            return s, Question(ids[poll_id]), ""
-    unknown = [(s, q) for s in live for q in _polls(s)["sent"] if q not in _polls(s)["ids"].values()]
-    if len(unknown) != 1:
-        return None, None, "survey_poll_ambiguous" if unknown else "survey_poll_unknown"
-    s, q = unknown[0]
-    p = _polls(s)
-    p["ids"][poll_id] = q
-    s.polls = p
-    return s, Question(q), ""
+def _poll_answered(row: Survey | SurveyRow, poll_id: str, question: Question) -> None:
+    """Record which poll answered which question (for the record; routing reads the outbox)."""
+    p = _polls(row)
+    p["ids"][poll_id] = question.value
+    row.polls = p
+
+
+_POLL_KEY = re.compile(r"survey:(\d+):poll:([a-z]+)")
+
+
+async def _sent_poll(chat: str, poll_id: str, conn) -> tuple[int, Question] | None:
+    """The survey and question of the poll ``poll_id`` sent to this chat: the dispatcher stored
+    the poll's id as its outbox row's ``provider_id`` (index on channel, provider_id) and the
+    row's key names both. None for a poll we did not send to this chat."""
+    if not poll_id:
+        return None
+    keys = await (Outbox.filter(channel=Channel.TELEGRAM, provider_id=poll_id, address=chat)
+                  .using_db(conn).values_list("dedupe_key", flat=True))
+    for key in keys:
+        m = _POLL_KEY.fullmatch(key)
+        if m is not None and m.group(2) in {q.value for q in REQUIRED}:
+            return int(m.group(1)), Question(m.group(2))
+    return None
 
 
 # --- delivery receipts -------------------------------------------------------------------------
@@ -781,11 +768,16 @@ async def run_sweep(now: datetime, *, zone: tzinfo = SHANGHAI, batch: int = SWEE
     for sid in await _dead_invites(batch):
         async with in_transaction() as conn:
             done["fallback"] += (await _undelivered(sid, now, zone, conn)) != "undelivered"
+    # Telegram surveys an older version left waiting for another survey's polls: start them
     waiting = await (Survey.filter(channel=Channel.TELEGRAM, status=SurveyStatus.PENDING, sent_at=None)
-                     .distinct().limit(batch).values_list("address", flat=True))
-    for address in waiting:
+                     .order_by("id").limit(batch).values_list("id", flat=True))
+    for sid in waiting:
         async with in_transaction() as conn:
-            done["started"] += (await _start_waiting(address, now, zone, conn)) not in (None, "survey_queued")
+            row = await (Survey.filter(id=sid, status=SurveyStatus.PENDING, sent_at=None).using_db(conn)
+                         .select_for_update().first())
+            if row is not None:
+                await _start(row, now, zone, conn)
+                done["started"] += 1
     due = Q(expires_at__lte=now)
     if not is_quiet(now, zone):
         due |= Q(reminded_at=None, reminder_at__lte=now)

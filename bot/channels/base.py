@@ -105,7 +105,7 @@ class Channel(Protocol):
     async def stop(self) -> None: ...
 
     async def send(self, message: Outgoing) -> str:
-        """Send; return the provider's message id, or raise SendError."""
+        """Send; return the provider's message id (for a Telegram poll, the poll's id), or raise SendError."""
 
     async def fetch_file(self, file_id: str) -> bytes:
         """Download an inbound file (Telegram photos); channels without files raise SendError."""

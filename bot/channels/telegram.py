@@ -121,6 +121,8 @@ class TelegramChannel:
                 sent = await bot.send_poll(
                     message.address, message.poll.question, list(message.poll.options), is_anonymous=False
                 )
+                # a poll answer names only the poll's id: that is the id to record for a poll
+                return str(sent.poll.id)
             elif message.photo is not None:
                 sent = await bot.send_photo(
                     message.address, InputFile(message.photo, filename=message.photo_name),

@@ -217,3 +217,60 @@ async def test_telegram_poll_survey_end_to_end(db):
         survey = await Survey.get()
         assert survey.answers == {"credentials": True, "improper": False, "fairness": 5}
         assert len(survey.polls["ids"]) == 3 and not await Alert.all().exists()
+
+
+async def test_two_surveys_poll_one_chat_at_once_and_interleaved_answers_reach_their_own(db):
+    """Each sent poll's id (sendPoll's result) is stored on its outbox row; a poll_answer carrying
+    that id is applied to that survey's question, whatever the order the polls are answered in."""
+    async with spine(db, clock=FakeClock(MORNING)) as s:
+        w = await survey_world.build("D")
+        again = await survey_world.build("D", draw_ref="P1/2026-12-02", entities=w.entities)  # a second visit
+        user = s.sim.create_user("王老板")
+        code = await create_invite(Role.ENTITY, s.clock, uscc=w.entities[0].uscc)
+        s.sim.send_command(user, "start", code)
+        await eventually(lambda: ChatBinding.filter(address=str(user.id), role=Role.ENTITY).exists())
+        await s.deliver()
+        await s.sim.wait_for_message(user)  # the welcome
+        assert await surveys.enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
+        assert await surveys.enter_pool(again.inspections[0].id, s.clock.now()) == "survey_sent"  # no waiting
+        first = await Survey.get(inspection_id=w.inspections[0].id)
+        second = await Survey.get(inspection_id=again.inspections[0].id)
+
+        async def polls_out(n: int) -> dict[tuple[int, str], int]:
+            """Deliver, then ``(survey id, question) → message id`` of the ``n`` new polls, checked
+            against what the dispatcher stored: the poll's id, not the message's."""
+            await s.deliver()
+            out = {}
+            for _ in range(n):
+                msg = await s.sim.wait_for_message(user)
+                row = await Outbox.get(channel="telegram", provider_id=msg.data["poll"]["id"])
+                assert row.status == OutboxStatus.SENT and row.provider_id != str(msg.message_id)
+                _, sid, _, question = row.dedupe_key.split(":")
+                out[(int(sid), question)] = msg.message_id
+            return out
+
+        async def vote(message_id: int, option: int, answered: dict) -> None:
+            s.sim.answer_poll(user, message_id, [option])
+            await eventually(lambda: Survey.filter(id__in=[first.id, second.id], answers=answered).exists())
+
+        polls = await polls_out(2)
+        assert set(polls) == {(first.id, "credentials"), (second.id, "credentials")}
+        await vote(polls[(second.id, "credentials")], 1, {"credentials": False})  # second's first
+        await vote(polls[(first.id, "credentials")], 0, {"credentials": True})
+        polls = await polls_out(2)
+        assert set(polls) == {(first.id, "improper"), (second.id, "improper")}
+        await vote(polls[(first.id, "improper")], 1, {"credentials": True, "improper": False})
+        await vote(polls[(second.id, "improper")], 0, {"credentials": False, "improper": True})
+        polls = await polls_out(2)
+        assert set(polls) == {(first.id, "fairness"), (second.id, "fairness")}
+        await vote(polls[(second.id, "fairness")], 2, {"credentials": False, "improper": True, "fairness": 3})
+        await vote(polls[(first.id, "fairness")], 4, {"credentials": True, "improper": False, "fairness": 5})
+        one, two = await Survey.get(id=first.id), await Survey.get(id=second.id)
+        assert one.status == two.status == SurveyStatus.ANSWERED
+        assert one.answers == {"credentials": True, "improper": False, "fairness": 5}
+        assert two.answers == {"credentials": False, "improper": True, "fairness": 3}
+        assert set(one.polls["ids"].values()) == set(two.polls["ids"].values()) == {"credentials", "improper",
+                                                                                   "fairness"}
+        assert not set(one.polls["ids"]) & set(two.polls["ids"])
+        # only the survey that reported something improper raised an alert
+        assert [a.key for a in await Alert.filter(kind="survey_alert")] == [f"survey:{second.id}:improper"]

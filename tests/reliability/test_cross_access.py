@@ -230,6 +230,8 @@ async def build(db, tmp_path, clock) -> tuple[Bot, Victims]:
     )
     assert v.correction.status == CorrectionStatus.REQUESTED
     assert v.sms_survey.channel.value == "sms" and v.poll_survey.channel.value == "telegram"
+    # the poll went out: the dispatcher stores the poll's id, which a poll answer names
+    await Outbox.filter(dedupe_key=f"survey:{v.poll_survey.id}:poll:credentials").update(provider_id="poll-1")
     w_people = await Inspector.filter(cert_no__startswith="W").values_list("name", "cert_no")
     v.scjg = [
         "受害者VICTIM餐饮有限公司", "青岛市受害路99号", victim_entity.uscc, VICTIM_MOBILE, VICTIM_MOBILE[3:],

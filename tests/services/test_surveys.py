@@ -297,46 +297,107 @@ async def test_a_code_that_is_not_the_senders_is_refused_without_leaking_anythin
 # --- Telegram polls --------------------------------------------------------------------------------
 
 
-async def answer(clock, chat: str, poll_id: str, option: int) -> str:
-    event = tg(chat, EventKind.POLL_ANSWER, poll_id=poll_id, option_ids=(option,))
+async def answer(clock, chat: str, poll_id: str, option: int | tuple = 0) -> str:
+    options = option if isinstance(option, tuple) else (option,)
+    event = tg(chat, EventKind.POLL_ANSWER, poll_id=poll_id, option_ids=options)
     return (await receive(event, route, clock)).outcome
 
 
-async def test_telegram_polls_one_at_a_time_and_a_second_survey_waits_its_turn(db):
+async def answer_poll(clock, chat: str, survey: Survey, question: str, poll_id: str, option: int) -> str:
+    """Record ``poll_id`` as the sent poll's id (what the dispatcher stores), then vote on it."""
+    await _sent(f"survey:{survey.id}:poll:{question}", poll_id)
+    return await answer(clock, chat, poll_id, option)
+
+
+async def test_two_surveys_poll_one_chat_at_once_and_each_answer_goes_to_its_own_poll(db):
     clock = FakeClock(MORNING)
     w = await survey_world.build("D")
     await survey_world.link_chat(w.entities[0], "700")
     first = await surveyed(w, clock, 0)
     assert first.channel.value == "telegram" and first.poll_question == "credentials"
     again = await survey_world.build("D", draw_ref="P1/2026-12-02", entities=w.entities)  # a second visit
-    assert await surveys.enter_pool(again.inspections[0].id, clock.now()) == "survey_queued"
-    [poll] = await to("700")
-    assert poll.context["poll"]["options"] == ["survey_opt_yes", "survey_opt_no"] and poll.context["params"]["intro"]
-    assert await answer(clock, "700", "poll-a", 0) == "survey_sent"
-    assert (await to("700"))[-1].context["params"]["question"] == "improper"
-    assert await answer(clock, "700", "poll-a", 1) == "survey_sent"  # a second vote on poll 1 changes nothing
-    assert await answer(clock, "700", "poll-b", 1) == "survey_sent"
-    assert (await to("700"))[-1].context["poll"]["options"] == [f"survey_opt_{n}" for n in range(1, 6)]
-    assert await answer(clock, "700", "poll-c", 1) == "survey_answered"  # option 2 of 5 → fairness 2
-    done = await Survey.get(id=first.id)
-    assert done.answers == {"credentials": True, "improper": False, "fairness": 2}
-    assert done.polls == {"sent": ["credentials", "improper", "fairness"],
-                          "ids": {"poll-a": "credentials", "poll-b": "improper", "poll-c": "fairness"}}
-    assert await Alert.filter(kind="survey_alert").count() == 1  # fairness 2
-    # the first survey stopped polling: the waiting one starts now
+    assert await surveys.enter_pool(again.inspections[0].id, clock.now()) == "survey_sent"  # no waiting
     second = await Survey.get(inspection_id=again.inspections[0].id)
     assert second.status == SurveyStatus.SENT and second.poll_question == "credentials"
-    templates = [(o.template, o.context.get("params", {}).get("intro")) for o in await to("700")]
-    assert templates[-2:] == [("survey_thanks.j2", None), ("", True)]
-    # typed answers work in the chat too; a vote then cannot be told from one on the poll
-    # answered by text, so it is ignored rather than guessed at
+    polls = await to("700")
+    assert [p.dedupe_key for p in polls] == [f"survey:{first.id}:poll:credentials",
+                                             f"survey:{second.id}:poll:credentials"]
+    assert all(p.context["poll"]["options"] == ["survey_opt_yes", "survey_opt_no"] for p in polls)
+    # interleaved: the second survey's poll first, then the first's, question by question
+    assert await answer_poll(clock, "700", second, "credentials", "poll-b1", 0) == "survey_sent"
+    assert await answer_poll(clock, "700", first, "credentials", "poll-a1", 0) == "survey_sent"
+    assert await answer(clock, "700", "poll-a1", 1) == "survey_sent"  # a second vote on a poll changes nothing
+    assert await answer_poll(clock, "700", first, "improper", "poll-a2", 1) == "survey_sent"
+    assert await answer_poll(clock, "700", second, "improper", "poll-b2", 1) == "survey_sent"
+    assert await answer(clock, "700", "poll-b2", ()) == "survey_poll_retracted"
+    assert (await Outbox.get(dedupe_key=f"survey:{first.id}:poll:fairness")).context["poll"]["options"] == [
+        f"survey_opt_{n}" for n in range(1, 6)]
+    assert await answer_poll(clock, "700", second, "fairness", "poll-b3", 4) == "survey_answered"  # 5 of 5
+    assert await answer_poll(clock, "700", first, "fairness", "poll-a3", 1) == "survey_answered"  # 2 of 5
+    done, other = await Survey.get(id=first.id), await Survey.get(id=second.id)
+    assert done.answers == {"credentials": True, "improper": False, "fairness": 2}
+    assert other.answers == {"credentials": True, "improper": False, "fairness": 5}
+    assert done.polls == {"sent": ["credentials", "improper", "fairness"],
+                          "ids": {"poll-a1": "credentials", "poll-a2": "improper", "poll-a3": "fairness"}}
+    assert other.polls["ids"] == {"poll-b1": "credentials", "poll-b2": "improper", "poll-b3": "fairness"}
+    assert [a.key for a in await Alert.filter(kind="survey_alert")] == [f"survey:{first.id}:unfair"]
+    thanks = [o.dedupe_key for o in await to("700") if o.template == "survey_thanks.j2"]
+    assert len(thanks) == 2 and {k.split(":")[1] for k in thanks} == {str(first.id), str(second.id)}
+
+
+async def test_a_poll_answer_that_names_no_poll_we_sent_to_that_chat_is_ignored(db):
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("DD")
+    await survey_world.link_chat(w.entities[0], "700")
+    await survey_world.link_chat(w.entities[1], "701")
+    mine, theirs = await surveyed(w, clock, 0), await surveyed(w, clock, 1)
+    await _sent(f"survey:{mine.id}:poll:credentials", "poll-1")
+    await _sent(f"survey:{theirs.id}:poll:credentials", "poll-2")
+    # a survey message to the chat that is not a poll, with its message id
+    await Outbox.create(dedupe_key=f"survey:{theirs.id}:r:x:0", channel="telegram", recipient_kind="entity",
+                        recipient_id=theirs.entity_id, address="701", template="survey_thanks.j2", context={},
+                        next_attempt_at=MORNING, status=OutboxStatus.SENT, provider_id="17")
+    before = await Outbox.all().count()
+    # an id never sent; one sent to another chat; an empty one; a message id: nothing answered, nothing sent
+    for chat, poll_id in (("700", "poll-404"), ("700", "poll-2"), ("701", "poll-1"), ("700", ""), ("701", "17")):
+        assert await surveys.handle_poll_answer(chat, poll_id, [0], clock.now()) == "survey_poll_unknown"
+    assert await Outbox.all().count() == before
+    assert (await Survey.get(id=mine.id)).answers == {} and (await Survey.get(id=theirs.id)).answers == {}
+    assert (await Survey.get(id=mine.id)).polls["ids"] == {}
+    # the genuine answers still work afterwards
+    assert await surveys.handle_poll_answer("700", "poll-1", [0], clock.now()) == "survey_sent"
+    assert (await Survey.get(id=mine.id)).answers == {"credentials": True}
+
+
+async def test_typed_answers_and_an_opt_out_work_in_a_polled_chat(db):
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("D")
+    await survey_world.link_chat(w.entities[0], "700")
+    s = await surveyed(w, clock, 0)
+    await _sent(f"survey:{s.id}:poll:credentials", "poll-a")
     assert (await receive(tg("700", text="是"), route, clock)).outcome == "survey_sent"
     assert (await to("700"))[-1].context["params"]["question"] == "improper"
-    assert await answer(clock, "700", "poll-x", 0) == "survey_poll_ambiguous"
+    # a vote on the poll whose question was answered by text is known, and changes nothing
+    assert await answer(clock, "700", "poll-a", 1) == "survey_sent"
     assert (await receive(tg("700", text="否 5"), route, clock)).outcome == "survey_answered"
-    assert (await Survey.get(id=second.id)).answers == {"credentials": True, "improper": False, "fairness": 5}
+    assert (await Survey.get(id=s.id)).answers == {"credentials": True, "improper": False, "fairness": 5}
     assert (await receive(tg("700", text="TD"), route, clock)).outcome == "survey_opted_out"
     assert (await to("700"))[-1].template == "survey_optout.j2"
+
+
+async def test_the_sweep_starts_a_telegram_survey_an_older_version_left_waiting(db):
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("D")
+    await survey_world.link_chat(w.entities[0], "700")
+    s = await surveyed(w, clock, 0)
+    # what the one-poll-at-a-time version stored for a survey waiting its turn
+    await Survey.filter(id=s.id).update(status=SurveyStatus.PENDING, sent_at=None, poll_question=None, polls={})
+    await Outbox.filter(address="700").delete()
+    assert (await surveys.run_sweep(clock.now()))["started"] == 1
+    started = await Survey.get(id=s.id)
+    assert started.status == SurveyStatus.SENT and started.poll_question == "credentials"
+    assert [o.dedupe_key for o in await to("700")] == [f"survey:{s.id}:poll:credentials"]
+    assert (await surveys.run_sweep(clock.now()))["started"] == 0
 
 
 def test_each_text_goes_to_the_handler_of_its_channel_and_role():

@@ -102,7 +102,10 @@ async def test_bot_calls_reach_the_virtual_user(sim, bot):
 
     poll = await bot.send_poll(alice.id, "Did the inspectors show credentials?", ["Yes", "No"], is_anonymous=False)
     assert (await sim.wait_for_message(alice)).poll["question"] == "Did the inspectors show credentials?"
-    sim.answer_poll(alice, poll.message_id, [0])
+    # sendPoll's result carries the poll's id, and the poll_answer names that same id
+    assert poll.poll.id and poll.poll.id != str(poll.message_id)
+    answered = sim.answer_poll(alice, poll.message_id, [0])
+    assert [u["poll_answer"]["poll_id"] for u in answered if "poll_answer" in u] == [poll.poll.id]
     stopped = await bot.stop_poll(alice.id, poll.message_id)
     assert stopped.is_closed and stopped.options[0].voter_count == 1
     with pytest.raises(SimulatorError, match="closed"):
