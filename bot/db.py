@@ -143,15 +143,16 @@ def _placeholders(dialect_name: str, n: int, start: int) -> str:
 
 def sql(text: str, *, connection=None) -> str:
     """``text``, written with ``?`` placeholders, for the dialect of ``connection`` (else the
-    default's): PostgreSQL wants ``$1, $2, …``. Cached: hot-path queries are a few constant texts."""
-    return _sql((connection or conn()).capabilities.dialect, text)
+    default's): PostgreSQL wants ``$1, $2, …``. The one place queries are translated; short
+    texts (the hot paths' few constant queries) are cached, long generated ones are not."""
+    if (connection or conn()).capabilities.dialect != "postgres":
+        return text
+    return _numbered(text) if len(text) <= 4096 else _numbered.__wrapped__(text)
 
 
 @lru_cache(maxsize=1024)
-def _sql(dialect_name: str, text: str) -> str:
-    if dialect_name != "postgres":
-        return text
-    counter = iter(range(1, 100_000))
+def _numbered(text: str) -> str:
+    counter = iter(range(1, 10_000_000))
     return re.sub(r"\?", lambda _: f"${next(counter)}", text)
 
 

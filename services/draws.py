@@ -21,7 +21,6 @@ import asyncio
 import bisect
 import json
 import logging
-import re
 import secrets
 import time
 import zlib
@@ -96,13 +95,6 @@ class DrawError(Exception):
 # --- small SQL helpers ---------------------------------------------------------------------------
 
 
-def _sql(text: str) -> str:
-    """Our queries are written with ``?``; PostgreSQL wants ``$1, $2, …``."""
-    if db.dialect() != "postgres":
-        return text
-    counter = iter(range(1, 1_000_000))
-    return re.sub(r"\?", lambda _: f"${next(counter)}", text)
-
 
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
@@ -110,7 +102,7 @@ def _marks(n: int) -> str:
 
 async def _rows(sql: str, params: Sequence = (), connection=None) -> list:
     client = connection or db.conn()
-    return list((await client.execute_query(_sql(sql), list(params)))[1])
+    return list((await client.execute_query(db.sql(sql, connection=client), list(params)))[1])
 
 
 async def _tuples(sql: str, params: Sequence = (), connection=None) -> list:

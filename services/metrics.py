@@ -39,15 +39,9 @@ class Snapshot:
     surveys: list[tuple[str, int]] = field(default_factory=list)  # status, rows
 
 
-def _sql(text: str) -> str:
-    if db.dialect() != "postgres":
-        return text
-    counter = iter(range(1, 100))
-    return re.sub(r"\?", lambda _: f"${next(counter)}", text)
-
 
 async def _rows(sql: str, params: Sequence = ()) -> list[tuple]:
-    return [tuple(r) for r in (await db.conn().execute_query(_sql(sql), list(params)))[1]]
+    return [tuple(r) for r in (await db.conn().execute_query(db.sql(sql), list(params)))[1]]
 
 
 def _dt(value) -> datetime:

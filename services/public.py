@@ -58,16 +58,9 @@ class PublicError(Exception):
 # --- small helpers ---------------------------------------------------------------------------
 
 
-def _sql(text: str) -> str:
-    """Queries are written with ``?``; PostgreSQL wants ``$1, $2, …``."""
-    if db.dialect() != "postgres":
-        return text
-    counter = iter(range(1, 10_000))
-    return re.sub(r"\?", lambda _: f"${next(counter)}", text)
-
 
 async def _fetch(sql: str, params: Sequence = ()) -> list[dict]:
-    return await db.conn().execute_query_dict(_sql(sql), list(params))
+    return await db.conn().execute_query_dict(db.sql(sql), list(params))
 
 
 def _utc(moment: datetime) -> datetime:

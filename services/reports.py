@@ -180,15 +180,9 @@ def _rate(part: int, whole: int) -> float | None:
 # --- queries ----------------------------------------------------------------------------------
 
 
-def _sql(text: str) -> str:
-    if db.dialect() != "postgres":
-        return text
-    counter = iter(range(1, 10_000))
-    return re.sub(r"\?", lambda _: f"${next(counter)}", text)
-
 
 async def _fetch(sql: str, params: Sequence = ()) -> list[dict]:
-    return await db.conn().execute_query_dict(_sql(sql), list(params))
+    return await db.conn().execute_query_dict(db.sql(sql), list(params))
 
 
 async def _scope(departments: Iterable[str] | None) -> tuple[str, list]:

@@ -174,22 +174,7 @@ _SAVE_SQL = (
     "UPDATE survey SET answers = ?, comment = ?, status = ?, clarifications = ?, alerted = ?, reminded_at = ?, "
     "completed_at = ?, late = ?, answered_at = ?, poll_question = ?, polls = ? WHERE id = ?"
 )
-_DIALECT_SQL: dict[tuple[str, str], str] = {}
 
-
-def _sql(conn, text: str) -> str:
-    """``text`` written with ``?`` for this connection's dialect (PostgreSQL wants ``$1, $2, …``)."""
-    dialect = conn.capabilities.dialect
-    key = (dialect, text)
-    found = _DIALECT_SQL.get(key)
-    if found is None:
-        if dialect == "postgres":
-            counter = iter(range(1, 10_000))
-            found = re.sub(r"\?", lambda _: f"${next(counter)}", text)
-        else:
-            found = text
-        _DIALECT_SQL[key] = found
-    return found
 
 
 def _json(value, empty):
@@ -199,24 +184,14 @@ def _json(value, empty):
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-def _moment(value) -> datetime | None:
-    """A timestamp column as raw SQL returns it (ISO text on SQLite), aware and in UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
 
 def _survey_row(r) -> SurveyRow:
     return SurveyRow(
         id=r[0], entity_id=r[1], code=r[2], channel=Channel(r[3]), address=r[4], status=SurveyStatus(r[5]),
         locale=r[6], context=_json(r[7], {}), answers=_json(r[8], {}), comment=r[9],
         clarifications=_json(r[10], {}), alerted=_json(r[11], []), poll_question=r[12], polls=_json(r[13], {}),
-        created_at=_moment(r[14]), sent_at=_moment(r[15]), reminded_at=_moment(r[16]),
-        completed_at=_moment(r[17]), late=bool(r[18]), answered_at=_moment(r[19]),
+        created_at=db.moment(r[14]), sent_at=db.moment(r[15]), reminded_at=db.moment(r[16]),
+        completed_at=db.moment(r[17]), late=bool(r[18]), answered_at=db.moment(r[19]),
     )
 
 
@@ -507,14 +482,14 @@ async def _live(channel: Channel, address: str, now: datetime, conn) -> list[Sur
     """The surveys a message from this address may be about, newest first, locked (PostgreSQL;
     SQLite has one writer). One raw query: this runs for every reply."""
     sql = _LIVE_SQL + (" FOR UPDATE" if conn.capabilities.dialect == "postgres" else "")
-    _, rows = await conn.execute_query(_sql(conn, sql), [channel.value, address, now - LATE_WINDOW])
+    _, rows = await conn.execute_query(db.sql(sql, connection=conn), [channel.value, address, now - LATE_WINDOW])
     return [_survey_row(r) for r in rows]
 
 
 async def _save_state(row: Survey | SurveyRow, conn) -> None:
     """Write what a reply, a poll answer or time changes on a survey (``_store``, the polls)."""
     status = row.status.value if isinstance(row.status, SurveyStatus) else row.status
-    await conn.execute_query(_sql(conn, _SAVE_SQL), [
+    await conn.execute_query(db.sql(_SAVE_SQL, connection=conn), [
         db.encode(row.answers or {}), row.comment, status, db.encode(row.clarifications or {}),
         db.encode(list(row.alerted or [])), db.encode(row.reminded_at), db.encode(row.completed_at),
         bool(row.late), db.encode(row.answered_at), row.poll_question, db.encode(row.polls or {}), row.id,
