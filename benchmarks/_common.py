@@ -127,3 +127,34 @@ def pct(ordered: list[float], p: float) -> float:
     if not ordered:
         return 0.0
     return round(1000 * ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+
+async def serve_measured(app, port: int, stop, profile: str | None = None) -> dict:
+    """Serve ``app`` on ``port`` until ``stop`` is set: print ``{"ready": true}`` once listening,
+    optionally cProfile the serving (dumped to ``profile``), and return the CPU the process spent
+    meanwhile — user + system, system alone, context switches — and its peak memory."""
+    import resource
+
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, port).start()
+    print(json.dumps({"ready": True}), flush=True)
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    await stop.wait()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    await runner.cleanup()
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    return {"server_cpu_s": round(user + system, 2), "server_sys_s": round(system, 2),
+            "server_switches": after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw,
+            "server_peak_mb": round(after.ru_maxrss / 1024)}

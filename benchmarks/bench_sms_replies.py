@@ -47,7 +47,6 @@ import logging
 import os
 import pickle
 import random
-import resource
 import shutil
 import signal
 import sqlite3
@@ -62,7 +61,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import Child, cpu_seconds, emit, free_port, machine, measure_hello, run_load  # noqa: E402
+from _common import Child, cpu_seconds, emit, free_port, machine, measure_hello, run_load, serve_measured  # noqa: E402
 
 HOST = "127.0.0.1"
 DEPT = "SCJG"
@@ -410,29 +409,10 @@ async def serve(args) -> None:
         rt = Runtime(settings=settings, clock=SYSTEM, channels={"sms": channel})
         app = make_app(rt)
         cleanup = db.close
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, HOST, args.port).start()
-    print(json.dumps({"ready": True}), flush=True)
-    profile = None
-    if args.profile:
-        import cProfile
-
-        profile = cProfile.Profile()
-        profile.enable()
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    await stop.wait()
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    if profile is not None:
-        profile.disable()
-        profile.dump_stats(args.profile)
-    await runner.cleanup()
+    figures = await serve_measured(app, args.port, stop, args.profile)
     if cleanup:
         await cleanup()
-    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-    print(json.dumps({"server_cpu_s": round(user + system, 2), "server_sys_s": round(system, 2),
-                      "server_switches": after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw}),
-          flush=True)
+    print(json.dumps(figures), flush=True)
 
 
 async def load(args) -> None:

@@ -45,7 +45,6 @@ import asyncio
 import json
 import pickle
 import random
-import resource
 import shutil
 import signal
 import sqlite3
@@ -60,7 +59,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import HOST, Child, cpu_seconds, emit, free_port, machine, measure_hello, pct, run_load, run_role  # noqa: E402
+from _common import HOST, Child, cpu_seconds, emit, free_port, machine, measure_hello, pct, run_load, run_role, serve_measured  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789"
 FIRST_USER = 300_000_001  # chat ids of the inspectors (as bench_fanout's simulator users)
@@ -327,33 +326,14 @@ async def serve(args) -> None:
         for channel in channels.values():
             await channel.start()
         app = make_app(service.rt)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, HOST, args.port).start()
-    print(json.dumps({"ready": True}), flush=True)
-    profile = None
-    if args.profile:
-        import cProfile
-
-        profile = cProfile.Profile()
-        profile.enable()
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    await stop.wait()
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    if profile is not None:
-        profile.disable()
-        profile.dump_stats(args.profile)
-    await runner.cleanup()
+    figures = await serve_measured(app, args.port, stop, args.profile)
     if args.app == "app":
         from bot import db
 
         for channel in channels.values():
             await channel.stop()
         await db.close()
-    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-    print(json.dumps({"server_cpu_s": round(user + system, 2), "server_sys_s": round(system, 2),
-                      "server_switches": after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw,
-                      "server_peak_mb": round(after.ru_maxrss / 1024)}), flush=True)
+    print(json.dumps(figures), flush=True)
 
 
 async def load(args) -> None:
