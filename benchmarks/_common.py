@@ -158,3 +158,52 @@ async def serve_measured(app, port: int, stop, profile: str | None = None) -> di
     return {"server_cpu_s": round(user + system, 2), "server_sys_s": round(system, 2),
             "server_switches": after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw,
             "server_peak_mb": round(after.ru_maxrss / 1024)}
+
+
+async def converse(url: str, conversations: list[list], connections: int, request) -> dict:
+    """POST every conversation's messages to ``url`` over ``connections`` keep-alive connections,
+    a conversation's next message only after the answer to its previous one (a person answers the
+    question they were asked). ``request(message)`` gives ``(body, headers)``. Returns the figures:
+    requests, seconds, rate, latency quantiles, statuses and the client's CPU."""
+    import asyncio
+    import time
+    from collections import Counter
+
+    import aiohttp
+
+    queue: asyncio.Queue = asyncio.Queue()
+    for i in range(len(conversations)):
+        queue.put_nowait((i, 0))
+    remaining = sum(len(c) for c in conversations)
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    done = asyncio.Event()
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal remaining
+        while (item := await queue.get()) is not None:
+            i, k = item
+            body, headers = request(conversations[i][k])
+            t = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+                statuses[resp.status] += 1
+            latencies.append(time.perf_counter() - t)
+            if k + 1 < len(conversations[i]):
+                queue.put_nowait((i, k + 1))
+            remaining -= 1
+            if remaining == 0:
+                done.set()
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        workers = [asyncio.create_task(worker(session)) for _ in range(connections)]
+        await done.wait()
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        for _ in workers:
+            queue.put_nowait(None)
+        await asyncio.gather(*workers)
+    latencies.sort()
+    return {"requests": len(latencies), "seconds": round(wall, 3), "rps": round(len(latencies) / wall, 1),
+            "p50_ms": pct(latencies, 0.50), "p90_ms": pct(latencies, 0.90), "p99_ms": pct(latencies, 0.99),
+            "max_ms": round(1000 * latencies[-1], 2), "statuses": dict(statuses), "client_cpu_s": round(cpu, 2)}

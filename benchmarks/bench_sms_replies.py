@@ -61,7 +61,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import Child, cpu_seconds, emit, free_port, machine, measure_hello, run_load, serve_measured  # noqa: E402
+from _common import Child, emit, free_port, machine, measure_hello, converse, run_load, serve_measured  # noqa: E402
 
 HOST = "127.0.0.1"
 DEPT = "SCJG"
@@ -417,57 +417,15 @@ async def serve(args) -> None:
 
 async def load(args) -> None:
     """Fire the conversations' requests over ``args.connections`` connections; print the figures."""
-    import aiohttp
-
     with open(args.plan, "rb") as f:
         conversations = pickle.load(f)[args.part]
-    url = f"http://{HOST}:{args.port}/sms/inbound"
-    queue: asyncio.Queue = asyncio.Queue()
-    for i in range(len(conversations)):
-        queue.put_nowait((i, 0))
-    remaining = sum(len(c) for c in conversations)
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    done = asyncio.Event()
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal remaining
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            i, k = item
-            body, signature = conversations[i][k]
-            headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
-            t = time.perf_counter()
-            async with session.post(url, data=body, headers=headers) as resp:
-                await resp.read()
-                statuses[resp.status] += 1
-            latencies.append(time.perf_counter() - t)
-            if k + 1 < len(conversations[i]):
-                queue.put_nowait((i, k + 1))
-            remaining -= 1
-            if remaining == 0:
-                done.set()
+    def request(message):
+        body, signature = message
+        return body, {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
 
-    connector = aiohttp.TCPConnector(limit=args.connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        workers = [asyncio.create_task(worker(session)) for _ in range(args.connections)]
-        await done.wait()
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-        for _ in workers:
-            queue.put_nowait(None)
-        await asyncio.gather(*workers)
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2)
-
-    print(json.dumps({"requests": len(latencies), "seconds": round(wall, 3), "rps": round(len(latencies) / wall, 1),
-                      "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
-                      "max_ms": round(1000 * latencies[-1], 2), "statuses": dict(statuses),
-                      "client_cpu_s": round(cpu, 2)}), flush=True)
+    figures = await converse(f"http://{HOST}:{args.port}/sms/inbound", conversations, args.connections, request)
+    print(json.dumps(figures), flush=True)
 
 
 # --- orchestration -------------------------------------------------------------------------------

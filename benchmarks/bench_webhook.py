@@ -59,7 +59,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import HOST, Child, cpu_seconds, emit, free_port, machine, measure_hello, pct, run_load, run_role, serve_measured  # noqa: E402
+from _common import HOST, Child, emit, free_port, machine, measure_hello, converse, run_load, run_role, serve_measured  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789"
 FIRST_USER = 300_000_001  # chat ids of the inspectors (as bench_fanout's simulator users)
@@ -338,47 +338,11 @@ async def serve(args) -> None:
 
 async def load(args) -> None:
     """Send the conversations' updates over ``args.connections`` connections; print the figures."""
-    import aiohttp
-
     with open(args.plan, "rb") as f:
         conversations = pickle.load(f)[args.part]
-    url = f"http://{HOST}:{args.port}{WEBHOOK_PATH}"
-    queue: asyncio.Queue = asyncio.Queue()
-    for i in range(len(conversations)):
-        queue.put_nowait((i, 0))
-    remaining = sum(len(c) for c in conversations)
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    done = asyncio.Event()
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal remaining
-        while (item := await queue.get()) is not None:
-            i, k = item
-            t = time.perf_counter()
-            async with session.post(url, data=conversations[i][k], headers=HEADERS) as resp:
-                await resp.read()
-                statuses[resp.status] += 1
-            latencies.append(time.perf_counter() - t)
-            if k + 1 < len(conversations[i]):
-                queue.put_nowait((i, k + 1))
-            remaining -= 1
-            if remaining == 0:
-                done.set()
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.connections)) as session:
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        workers = [asyncio.create_task(worker(session)) for _ in range(args.connections)]
-        await done.wait()
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-        for _ in workers:
-            queue.put_nowait(None)
-        await asyncio.gather(*workers)
-    latencies.sort()
-    print(json.dumps({"requests": len(latencies), "seconds": round(wall, 3), "rps": round(len(latencies) / wall, 1),
-                      "p50_ms": pct(latencies, 0.50), "p90_ms": pct(latencies, 0.90), "p99_ms": pct(latencies, 0.99),
-                      "max_ms": round(1000 * latencies[-1], 2), "statuses": dict(statuses),
-                      "client_cpu_s": round(cpu, 2)}), flush=True)
+    figures = await converse(f"http://{HOST}:{args.port}{WEBHOOK_PATH}", conversations, args.connections,
+                             lambda body: (body, HEADERS))
+    print(json.dumps(figures), flush=True)
 
 
 # --- orchestration -------------------------------------------------------------------------------
