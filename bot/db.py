@@ -172,6 +172,14 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # what json
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})  # passed as they are (most values)
 
 
+def decoded(value, empty):
+    """A JSON column as a raw read returns it (text on SQLite, and on asyncpg without codecs),
+    as Python; ``empty`` for NULL. The reverse of :func:`encode` for JSON."""
+    if value is None:
+        return empty
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
 def encode(value):
     """A Python value as our raw-SQL writes pass it (JSON as text; both drivers take the rest)."""
     if type(value) in _PLAIN:

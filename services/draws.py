@@ -146,15 +146,6 @@ def _chunks(seq: Sequence, size: int = IN_CHUNK) -> Iterator[Sequence]:
         yield seq[i : i + size]
 
 
-def _json_list(value) -> list:
-    """A JSON column as our raw reads get it: text on SQLite (and asyncpg without codecs)."""
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return json.loads(value)
-
-
 # --- announce -----------------------------------------------------------------------------------
 
 
@@ -306,7 +297,7 @@ async def _required_qualifications(spec: PlanSpec,
             raise DrawError("unknown_item", item=code)
         _, name, dept_id, quals = by_code[code]
         names.append(name)
-        required.setdefault(dept_id, set()).update(_json_list(quals))
+        required.setdefault(dept_id, set()).update(db.decoded(quals, []))
     return required, names
 
 
@@ -368,7 +359,7 @@ async def _inspectors(spec: PlanSpec, dept_ids: Mapping[str, int], required: Map
     units: dict[str, core.UnitInfo] = {}
     eligible: dict[str, Eligible] = {}
     for pid, key, name, unit_id, quals, dept_id, jurisdiction, dept_code in rows:
-        held = set(_json_list(quals))
+        held = set(db.decoded(quals, []))
         if not required.get(dept_id, set()) <= held:
             continue
         unit = str(unit_id)
@@ -1071,6 +1062,6 @@ async def recusal_log(draw_id: int) -> list[bundle.RecusalRecord]:
     )
     return [
         bundle.RecusalRecord(no=no, seat=seat, recusing=recusing, replacement=repl, ordinal=ordinal,
-                             exclusions=tuple(sorted(_json_list(exclusions))))
+                             exclusions=tuple(sorted(db.decoded(exclusions, []))))
         for no, seat, recusing, repl, ordinal, exclusions in rows
     ]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import re
 import shutil
@@ -73,14 +72,6 @@ def _dt(value) -> datetime | None:
         return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _json(value, default):
-    if value is None:
-        return default
-    if isinstance(value, (dict, list)):
-        return value
-    return json.loads(value)
 
 
 def _sealed(flight, reveal_at, revealed_at, now: datetime) -> bool:
@@ -174,8 +165,8 @@ async def plans(number: int = 1, size: int = PAGE) -> Page:
     )
     out = []
     for r in rows:
-        spec = _json(r["spec"], {})
-        out.append(PlanRow(r["code"], r["name"], _json(r["departments"], []), bool(r["flight"]),
+        spec = db.decoded(r["spec"], {})
+        out.append(PlanRow(r["code"], r["name"], db.decoded(r["departments"], []), bool(r["flight"]),
                            list(spec.get("items", [])), dict(spec.get("ratios", {})),
                            int(spec.get("team", {}).get("size", 0)), dict(spec.get("schedule", {}))))
     return _page(out, number, size)
@@ -264,7 +255,7 @@ async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = D
         raise PublicError("draw_not_found", draw_ref=draw_ref)
     r = rows[0]
     summary = _draw_summary(r, now)
-    strata = [Stratum(k, v["pool"], v["ratio"], v["drawn"]) for k, v in sorted(_json(r["strata"], {}).items())]
+    strata = [Stratum(k, v["pool"], v["ratio"], v["drawn"]) for k, v in sorted(db.decoded(r["strata"], {}).items())]
     page = Page([])
     if not summary.sealed:
         page = await drawn_entities(r["id"], number, size)

@@ -192,18 +192,10 @@ async def _scope(departments: Iterable[str] | None) -> tuple[str, list]:
         return "", []
     wanted = set(departments)
     rows = await _fetch("SELECT id, departments FROM plan")
-    ids = [r["id"] for r in rows if wanted & set(_json(r["departments"], []))]
+    ids = [r["id"] for r in rows if wanted & set(db.decoded(r["departments"], []))]
     if not ids:
         return " AND 1 = 0", []
     return f" AND d.plan_id IN ({', '.join('?' * len(ids))})", ids
-
-
-def _json(value, default):
-    if value is None:
-        return default
-    if isinstance(value, (dict, list)):
-        return value
-    return json.loads(value)
 
 
 def _dt(value) -> datetime | None:
@@ -310,7 +302,7 @@ async def _survey_rows(start: datetime, end: datetime, scope: tuple[str, list]) 
 
 
 def _answers(raw) -> Answers:
-    data = _json(raw, {}) or {}
+    data = db.decoded(raw, {}) or {}
     return Answers(**{q.value: data.get(q.value) for q in REQUIRED})
 
 

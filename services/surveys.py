@@ -27,7 +27,6 @@ and their answers may come in any order. An answer to a poll id we did not send 
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from contextlib import asynccontextmanager
@@ -177,19 +176,11 @@ _SAVE_SQL = (
 
 
 
-def _json(value, empty):
-    """A JSON column as raw SQL returns it (text on SQLite, and on asyncpg without codecs)."""
-    if value is None:
-        return empty
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
-
-
-
 def _survey_row(r) -> SurveyRow:
     return SurveyRow(
         id=r[0], entity_id=r[1], code=r[2], channel=Channel(r[3]), address=r[4], status=SurveyStatus(r[5]),
-        locale=r[6], context=_json(r[7], {}), answers=_json(r[8], {}), comment=r[9],
-        clarifications=_json(r[10], {}), alerted=_json(r[11], []), poll_question=r[12], polls=_json(r[13], {}),
+        locale=r[6], context=db.decoded(r[7], {}), answers=db.decoded(r[8], {}), comment=r[9],
+        clarifications=db.decoded(r[10], {}), alerted=db.decoded(r[11], []), poll_question=r[12], polls=db.decoded(r[13], {}),
         created_at=db.moment(r[14]), sent_at=db.moment(r[15]), reminded_at=db.moment(r[16]),
         completed_at=db.moment(r[17]), late=bool(r[18]), answered_at=db.moment(r[19]),
     )
