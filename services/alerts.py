@@ -5,18 +5,42 @@ caller's transaction; ``key`` makes raising the same alert twice a no-op."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot import db
-from models.messaging import ChatBinding, Channel, RecipientKind, Role
+from models.messaging import Channel, RecipientKind, Role
 from services.outbox import Message, enqueue
 
 
-async def coordinators_for(departments: set[str]) -> list[ChatBinding]:
-    """Coordinators scoped to any of ``departments``; the admins when there are none."""
-    bindings = await ChatBinding.filter(revoked_at=None, role__in=[Role.COORDINATOR, Role.ADMIN]).order_by("id")
-    targets = [b for b in bindings if b.role == Role.COORDINATOR and departments & set(b.departments)]
-    return targets or [b for b in bindings if b.role == Role.ADMIN]
+@dataclass(frozen=True)
+class Recipient:
+    """A coordinator's (or admin's) chat an alert goes to."""
+
+    id: int
+    channel: str
+    locale: str
+
+
+_RECIPIENTS = ("SELECT id, role, departments, channel, locale FROM chat_binding "
+               "WHERE revoked_at IS NULL AND role IN (?, ?) ORDER BY id")
+
+
+async def coordinators_for(departments: set[str], connection=None) -> list[Recipient]:
+    """Coordinators scoped to any of ``departments``; the admins when there are none. One raw
+    query in the caller's transaction: alerts are raised on the reply paths."""
+    conn = connection or db.conn()
+    _, rows = await conn.execute_query(db.sql(_RECIPIENTS, connection=conn),
+                                       [Role.COORDINATOR.value, Role.ADMIN.value])
+    coordinators, admins = [], []
+    for r in rows:
+        recipient = Recipient(r[0], r[3], r[4])
+        if r[1] == Role.COORDINATOR.value:
+            if departments & set(db.decoded(r[2], [])):
+                coordinators.append(recipient)
+        else:
+            admins.append(recipient)
+    return coordinators or admins
 
 
 async def raise_alert(key: str, template: str, context: dict, departments: set[str] | list[str], now: datetime,
@@ -32,7 +56,7 @@ async def raise_alert(key: str, template: str, context: dict, departments: set[s
     )
     if not rows:
         return False
-    targets = await coordinators_for(set(departments))
+    targets = await coordinators_for(set(departments), connection=conn)
     await enqueue(
         [
             Message(dedupe_key=f"alert:{rows[0]['id']}:{b.id}", recipient_kind=RecipientKind.PERSON,

@@ -163,10 +163,12 @@ def _listed(statuses: Iterable[SurveyStatus]) -> str:
     return ", ".join(f"'{s.value}'" for s in statuses)
 
 
-_LIVE_SQL = (
+_SELECT_SQL = (
     "SELECT id, entity_id, code, channel, address, status, locale, context, answers, comment, clarifications, "
-    "alerted, poll_question, polls, created_at, sent_at, reminded_at, completed_at, late, answered_at "
-    f"FROM survey WHERE channel = ? AND address = ? AND (status IN ({_listed(OPEN)}) "
+    "alerted, poll_question, polls, created_at, sent_at, reminded_at, completed_at, late, answered_at FROM survey "
+)
+_LIVE_SQL = (
+    _SELECT_SQL + f"WHERE channel = ? AND address = ? AND (status IN ({_listed(OPEN)}) "
     f"OR (status IN ({_listed(RECENT)}) AND sent_at >= ?)) ORDER BY id DESC"
 )
 _SAVE_SQL = (
@@ -550,37 +552,59 @@ async def _unrouted(ch: Channel, sender: str, reason: str, code: str | None, liv
     return f"survey_{reason}"
 
 
+_OPTED_SQL = "SELECT COUNT(*) FROM survey_opt_out WHERE entity_id IN ({}) OR mobile = ?"
+
+
+async def _opted_count(entity_ids: list[int], mobile: str | None, conn) -> int:
+    """How many opt-out rows name these entities or this mobile."""
+    marks = ", ".join("?" * len(entity_ids)) or "NULL"
+    _, rows = await conn.execute_query(db.sql(_OPTED_SQL.format(marks), connection=conn), [*entity_ids, mobile])
+    return rows[0][0]
+
+
+async def _open_of(entity_ids: list[int], conn) -> list[SurveyRow]:
+    """The open surveys of these entities, locked (PostgreSQL; SQLite has one writer)."""
+    if not entity_ids:
+        return []
+    sql = _SELECT_SQL + (f"WHERE entity_id IN ({', '.join('?' * len(entity_ids))}) AND status IN ({_listed(OPEN)}) "
+                         "ORDER BY id")
+    sql += " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
+    _, rows = await conn.execute_query(db.sql(sql, connection=conn), entity_ids)
+    return [_survey_row(r) for r in rows]
+
+
 async def _opt_out(ch: Channel, sender: str, text: str, live: list[SurveyRow], now: datetime, zone: tzinfo,
                    conn) -> str:
     """Record the opt-out (the entities reached here, and the mobile itself), close every open
-    survey of those entities, and confirm once — ever — to this address."""
+    survey of those entities, and confirm once — ever — to this address. Raw SQL, as the reply
+    path is: an opt-out is one reply among many."""
     entity_ids = {s.entity_id for s in live}
     if ch == Channel.SMS:
-        entity_ids |= set(await Entity.filter(mobile=sender).using_db(conn).values_list("id", flat=True))
+        _, found = await conn.execute_query(db.sql("SELECT id FROM entity WHERE mobile = ?", connection=conn),
+                                            [sender])
     else:
-        entity_ids |= set(await ChatBinding.filter(channel=ch, address=sender, role=Role.ENTITY, revoked_at=None)
-                          .using_db(conn).values_list("entity_id", flat=True))
+        _, found = await conn.execute_query(db.sql(
+            "SELECT entity_id FROM chat_binding WHERE channel = ? AND address = ? AND role = ? "
+            "AND revoked_at IS NULL", connection=conn), [ch.value, sender, Role.ENTITY.value])
+    entity_ids |= {r[0] for r in found}
     entity_ids.discard(None)
+    ids = sorted(entity_ids)
     mobile = sender if ch == Channel.SMS else None
-    known = Q(entity_id__in=sorted(entity_ids)) if entity_ids else Q(id=-1)
-    if mobile:
-        known |= Q(mobile=mobile)
-    before = await SurveyOptOut.filter(known).using_db(conn).count()
+    before = await _opted_count(ids, mobile, conn)
     keyword = " ".join(text.split())[:64]
-    rows = [(eid, None, ch.value, keyword, now) for eid in sorted(entity_ids)]
+    rows = [(eid, None, ch.value, keyword, now) for eid in ids]
     if mobile:
         rows.append((None, mobile, ch.value, keyword, now))
     await db.bulk_insert("survey_opt_out", ("entity_id", "mobile", "channel", "keyword", "at"), rows,
                          ignore_conflicts=True, connection=conn)
     closed = 0
-    for s in await (Survey.filter(entity_id__in=sorted(entity_ids) or [-1], status__in=list(OPEN))
-                    .using_db(conn).select_for_update()):
+    for s in await _open_of(ids, conn):
         new, _ = step(state_of(s), ParseResult(opt_out=True), now)
         _store(s, new, now)
         s.poll_question = None
-        await s.save(using_db=conn)
+        await _save_state(s, conn)
         closed += 1
-    after = await SurveyOptOut.filter(known).using_db(conn).count()
+    after = await _opted_count(ids, mobile, conn)
     if not closed and after == before:
         return "survey_opt_out_again"
     sign = next(((s.context or {}).get("sign", "") for s in live), "")
