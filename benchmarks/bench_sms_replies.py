@@ -1,7 +1,7 @@
 """Benchmark: inbound SMS survey replies over the signed Twilio webhook, beside hello world.
 
     uv run python benchmarks/bench_sms_replies.py [--requests 20000] [--connections 64] [--warmup 1000]
-        [--seed 1] [--keep DIR] [--profile FILE] [--what-if-inline-sqlite]
+        [--seed 1] [--keep DIR] [--profile FILE] [--what-if-no-database]
 
 Processes (the machine's cores are shared by them, as in production):
 
@@ -27,9 +27,9 @@ time, garbled replies (clarified, then answered, or closed as incomplete after t
 raising an alert, comments after completion, a shared number naming its surveys by code (or
 first being asked which), opt-outs, and texts from numbers with no survey.
 
-``--what-if-inline-sqlite`` is an experiment, not the service: the reply server runs SQLite's
-statements on its event-loop thread instead of aiosqlite's worker thread (see ``inline_sqlite``),
-to measure what the thread hand-offs cost.
+``--what-if-no-database`` is an experiment, not the service: the reply server answers each
+request without storing or handling it (see ``without_database``), to measure the floor our HTTP
+side puts under the reply path (aiohttp, the webhook guard, the log line).
 
 Order: hello world, the reply path (``--warmup`` requests, then ``--requests`` timed), hello world
 again (the higher hello rate is the one compared against). Afterwards the database is checked:
@@ -359,23 +359,21 @@ def signed(url: str, conversations: list[Conversation]) -> list[list[tuple[bytes
 # --- the servers (child processes) ---------------------------------------------------------------
 
 
-def inline_sqlite() -> None:
-    """What-if only (``--what-if-inline-sqlite``), never how the service runs: aiosqlite runs each
-    statement on its worker thread, so every statement is a hand-off between threads (a wake-up
-    each way, the GIL changing hands). This runs them on the event loop's thread instead, to
-    measure what those hand-offs cost. It patches aiosqlite in this server process only."""
-    import aiosqlite.core
+def without_database(rt) -> None:
+    """What-if only (``--what-if-no-database``), never how the service runs: the floor under the
+    reply path. ``Runtime.on_event`` is replaced by one that logs the line the service logs for
+    each event and returns at once, so a request costs what our HTTP side costs — aiohttp, the
+    webhook guard (size, signature, form), the event parsed, the replay check, the log line —
+    and no statement, transaction or survey logic."""
+    from services.inbound import Received
 
-    async def execute_here(self, fn, *args, **kwargs):
-        return fn(*args, **kwargs)
+    runtime_log = logging.getLogger("bot.runtime")
 
-    async def connect_here(self):
-        if self._connection is None:
-            self._connection = self._connector()
-        return self
+    async def on_event(event):
+        runtime_log.info("inbound %s/%s %s -> %s", event.channel, event.kind.value, event.external_id, "not_stored")
+        return Received(duplicate=False, outcome="not_stored")
 
-    aiosqlite.core.Connection._execute = execute_here
-    aiosqlite.core.Connection._connect = connect_here
+    rt.on_event = on_event
 
 
 async def serve(args) -> None:
@@ -384,8 +382,6 @@ async def serve(args) -> None:
 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    if args.inline_sqlite:
-        inline_sqlite()
     if args.app == "hello":
         async def hello(request: web.Request) -> web.Response:
             return web.Response(text="Hello, world")
@@ -407,6 +403,8 @@ async def serve(args) -> None:
         await db.init(settings)
         channel = TwilioSmsChannel(settings, clock=SYSTEM)
         rt = Runtime(settings=settings, clock=SYSTEM, channels={"sms": channel})
+        if args.no_database:
+            without_database(rt)
         app = make_app(rt)
         cleanup = db.close
     figures = await serve_measured(app, args.port, stop, args.profile)
@@ -461,8 +459,8 @@ def orchestrate(args) -> int:
     server_args = ["_serve", "app", "--port", str(port), "--db", str(path), "--log", str(work / "server.log")]
     if args.profile:
         server_args += ["--profile", args.profile]
-    if args.what_if_inline_sqlite:
-        server_args.append("--inline-sqlite")
+    if args.what_if_no_database:
+        server_args.append("--no-database")
     server = Child(*server_args)
     server.line()
     warm_figures = run_load(plan, "warmup", port, args.connections)
@@ -473,8 +471,9 @@ def orchestrate(args) -> int:
     hello.append(measure_hello(plan, port, args.connections))
     emit("hello_again", hello[1])
 
-    expected = expectations(warm + timed, sent_at, now)
-    emit("check", check(path, expected, n_warm + n_timed))
+    if not args.what_if_no_database:  # nothing was stored to check
+        expected = expectations(warm + timed, sent_at, now)
+        emit("check", check(path, expected, n_warm + n_timed))
     best_hello = max(h["rps"] for h in hello)
     ratio = replies["rps"] / best_hello
     summary = {"requests": n_timed, "connections": args.connections, "replies_rps": replies["rps"],
@@ -483,7 +482,10 @@ def orchestrate(args) -> int:
                "server_cpu_ms_per_request": round(1000 * replies["server_cpu_s"] / n_timed, 3),
                "server_sys_ms_per_request": round(1000 * replies["server_sys_s"] / n_timed, 3),
                "server_switches_per_request": round(replies["server_switches"] / n_timed, 1),
-               "what_if_inline_sqlite": args.what_if_inline_sqlite,
+               "client_cpu_ms_per_request": round(1000 * replies["client_cpu_s"] / n_timed, 3),
+               "hello_server_cpu_ms_per_request": round(min(1000 * h["server_cpu_s"] / h["requests"] for h in hello), 3),
+               "hello_client_cpu_ms_per_request": round(min(1000 * h["client_cpu_s"] / h["requests"] for h in hello), 3),
+               "what_if_no_database": args.what_if_no_database,
                "load_after": [round(x, 2) for x in os.getloadavg()]}
     emit("summary", summary)
     if not args.keep:
@@ -500,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_p.add_argument("--db")
     serve_p.add_argument("--log", default=os.devnull)
     serve_p.add_argument("--profile")
-    serve_p.add_argument("--inline-sqlite", action="store_true")
+    serve_p.add_argument("--no-database", action="store_true")
     load_p = sub.add_parser("_load")
     load_p.add_argument("--plan", required=True)
     load_p.add_argument("--part", required=True)
@@ -512,8 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="work in this directory and keep it (database, server log, requests)")
     parser.add_argument("--profile", help="cProfile the reply server's event loop into this file")
-    parser.add_argument("--what-if-inline-sqlite", action="store_true",
-                        help="experiment: run SQLite statements on the server's event-loop thread (see inline_sqlite)")
+    parser.add_argument("--what-if-no-database", action="store_true",
+                        help="experiment: the reply path's floor, no database work (see without_database)")
     args = parser.parse_args(argv)
     if args.role == "_serve":
         asyncio.run(serve(args))
