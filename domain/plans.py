@@ -17,12 +17,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Mapping
 
+from domain.surveys.sampling import OTHERS, share
+
 RISK_CLASSES = ("A", "B", "C", "D", "E")
 ENTITY_KINDS = ("enterprise", "institution", "social_org", "legal_service")
 RESERVED_CODES = frozenset({"export"})  # `inspectbot draw export …` is a subcommand, not a plan
 
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _DECIMAL = re.compile(r"\d+(\.\d+)?")
+_SHARE = re.compile(r"\d+(\.\d+)?|\d+/\d+")
 _DIVISION = re.compile(r"\d{2,12}")
 _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -121,6 +124,9 @@ class PlanSpec:
     window: Window = field(default_factory=Window)
     schedule: Schedule = field(default_factory=Schedule)
     description: str = ""
+    #: The integrity survey's shares per risk class, then ``"*"`` for the classes not named
+    #: (exact strings, ``"1/3"``, ``"0.5"``); () = the default, all of D and E and a third of the rest.
+    survey_shares: tuple[tuple[str, str], ...] = ()
 
     @property
     def ratio_map(self) -> dict[str, str]:
@@ -164,6 +170,7 @@ class PlanSpec:
                 "at": self.schedule.at,
                 "announce_days": self.schedule.announce_days,
             },
+            **({"survey": {"shares": dict(self.survey_shares)}} if self.survey_shares else {}),
         }
 
 
@@ -283,6 +290,48 @@ def parse_ratio(value: Any, path: str) -> str:
     if Decimal(value) > 1:
         raise PlanError(path, "ratio_range", value=value)
     return value
+
+
+def parse_share(value: Any, path: str) -> str:
+    """A survey share as an exact string: a decimal (``"0.05"``) or a fraction (``"1/3"``) in
+    [0, 1]. A float from the file is refused, as for ratios."""
+    if isinstance(value, float):
+        raise PlanError(path, "float_share", value=repr(value))
+    if isinstance(value, bool):
+        raise PlanError(path, "bad_share", value=repr(value))
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str) or not _SHARE.fullmatch(value.strip()):
+        raise PlanError(path, "bad_share", value=_show(value))
+    text = value.strip()
+    if text.partition("/")[2].strip("0") == "" and "/" in text:  # a zero denominator
+        raise PlanError(path, "bad_share", value=text)
+    try:
+        share(text)
+    except ValueError:  # more than 1
+        raise PlanError(path, "share_range", value=text) from None
+    return text
+
+
+def _survey(value: Any) -> tuple[tuple[str, str], ...]:
+    """``[survey] shares = {D = "1", "*" = "1/3"}``: the share of each named class, ``"*"`` for the
+    others; without ``"*"`` the classes not named are not surveyed (as a class left out of
+    ``ratios`` is not drawn). Normalised: the named classes A–E in order, then ``"*"``."""
+    table = _table(value, "survey", {"shares"})
+    if "shares" not in table:
+        return ()
+    shares = table["shares"]
+    if not isinstance(shares, Mapping):
+        raise PlanError("survey.shares", "not_table")
+    if not shares:
+        raise PlanError("survey.shares", "empty")
+    given = {}
+    for key, value in shares.items():
+        path = _join("survey.shares", str(key))
+        if key != OTHERS:
+            _risk_class(str(key), path)
+        given[str(key)] = parse_share(value, path)
+    return tuple((c, given[c]) for c in RISK_CLASSES if c in given) + ((OTHERS, given.get(OTHERS, "0")),)
 
 
 def _ratios(value: Any) -> tuple[tuple[str, str], ...]:
@@ -417,7 +466,7 @@ def _schedule(value: Any) -> Schedule:
 
 TOP_LEVEL = {
     "code", "name", "description", "departments", "items", "flight", "targets", "ratios", "team",
-    "rotation", "response", "window", "schedule",
+    "rotation", "response", "window", "schedule", "survey",
 }
 REQUIRED = ("code", "name", "departments", "items", "ratios", "team", "schedule")
 
@@ -447,4 +496,5 @@ def parse_plan(data: Any) -> PlanSpec:
         response=_response(table.get("response", {})),
         window=_window(table.get("window", {})),
         schedule=_schedule(table["schedule"]),
+        survey_shares=_survey(table.get("survey", {})),
     )

@@ -43,6 +43,7 @@ from bot import db
 from bot.clock import Clock
 from domain import bundle
 from domain.plans import parse_plan
+from domain.surveys.sampling import DEFAULT_SHARES
 from models.alerts import Alert
 from models.directory import Conflict, ConflictSource
 from models.draws import (
@@ -203,8 +204,8 @@ async def plan_code(scope: Scope, plan_id: int) -> str:
 
 
 async def plan_detail(scope: Scope, code: str, now: datetime, zone: ZoneInfo) -> dict:
-    """/plan CODE: items, ratios, team, schedule, next fires, the pending firing's commitment
-    and the latest draws."""
+    """/plan CODE: items, ratios, the integrity survey's shares, team, schedule, next fires, the
+    pending firing's commitment and the latest draws."""
     plan = await _plan(scope, code)
     spec = spec_of(plan)
     names = dict(await _item_names(spec.items))
@@ -216,6 +217,7 @@ async def plan_detail(scope: Scope, code: str, now: datetime, zone: ZoneInfo) ->
         "active": plan.active,
         "items": [{"code": c, "name": names.get(c, "")} for c in spec.items],
         "ratios": [{"stratum": s, "ratio": r} for s, r in spec.ratios],
+        "survey_shares": [{"stratum": s, "share": v} for s, v in (spec.survey_shares or DEFAULT_SHARES.items())],
         "team": {"size": spec.team.size, "seats": [s or "*" for s in spec.team.seats]},
         "response": {"working_days": spec.response.working_days, "time": spec.response.time},
         "schedule": {"cron": spec.schedule.cron or "", "dates": list(spec.schedule.dates),

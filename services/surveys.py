@@ -335,9 +335,9 @@ def sign_for(settings: Settings) -> str | None:
 
 
 def shares_of(spec: Mapping | None) -> dict[str, str]:
-    """The plan's survey shares (``[survey] shares = {D = "1", "*" = "1/3"}``) if it has them,
-    else the default: all of class D and E, a third of the rest. Plans cannot say it yet
-    (``domain/plans.py`` has no ``survey`` section), so today this is always the default."""
+    """The plan's survey shares (``[survey] shares = {D = "1", "*" = "1/3"}``, normalised by
+    ``domain.plans``: the named classes, then ``"*"``) if it has them, else the default: all of
+    class D and E, a third of the rest. ``spec`` is the plan's spec as the firing recorded it."""
     shares = ((spec or {}).get("survey") or {}).get("shares") if isinstance(spec, Mapping) else None
     if not isinstance(shares, Mapping) or not shares:
         return dict(DEFAULT_SHARES)

@@ -125,6 +125,18 @@ def test_schedule_dates_are_normalised_and_sorted():
         ({"schedule": {"dates": ["2026-12-01", "2026-12-01T09:00"]}}, "schedule.dates[1]", "duplicate"),
         ({"schedule": {"dates": []}}, "schedule.dates", "empty"),
         ({"ratio": {"A": "0.1"}}, "ratio", "unknown_field"),
+        ({"survey__shares__C": 0.5}, "survey.shares.C", "float_share"),
+        ({"survey__shares__C": "half"}, "survey.shares.C", "bad_share"),
+        ({"survey__shares__C": "1/0"}, "survey.shares.C", "bad_share"),
+        ({"survey__shares__C": "-1/3"}, "survey.shares.C", "bad_share"),
+        ({"survey__shares__C": "4/3"}, "survey.shares.C", "share_range"),
+        ({"survey__shares__C": "1.5"}, "survey.shares.C", "share_range"),
+        ({"survey__shares__C": False}, "survey.shares.C", "bad_share"),
+        ({"survey__shares__F": "1"}, "survey.shares.F", "unknown_risk_class"),
+        ({"survey__shares": {}}, "survey.shares", "empty"),
+        ({"survey__shares": ["1/3"]}, "survey.shares", "not_table"),
+        ({"survey__share": {"D": "1"}}, "survey.share", "unknown_field"),
+        ({"survey": "all"}, "survey", "not_table"),
     ],
 )
 def test_each_bad_field_is_named(changes, path, code):
@@ -143,6 +155,16 @@ def test_joint_plan_team_too_small_and_missing_seat():
 def test_float_ratio_error_carries_the_value_to_quote():
     err = error_of(with_(ratios__C=0.1))
     assert err.params["value"] == "0.1"
+
+
+def test_survey_shares_name_classes_then_the_others_and_default_to_none():
+    assert parse_plan(GOOD).survey_shares == ()  # no [survey]: the default applies (services.surveys)
+    spec = parse_plan(with_(survey={"shares": {"*": " 1/3 ", "E": 1, "C": "0.5"}}))
+    assert spec.survey_shares == (("C", "0.5"), ("E", "1"), ("*", "1/3"))
+    assert spec.to_dict()["survey"] == {"shares": {"C": "0.5", "E": "1", "*": "1/3"}}
+    # without "*" the classes not named are not surveyed, as a class left out of ratios is not drawn
+    assert parse_plan(with_(survey={"shares": {"D": "1"}})).survey_shares == (("D", "1"), ("*", "0"))
+    assert "survey" not in parse_plan(GOOD).to_dict()  # plans without it keep their stored form
 
 
 def test_root_must_be_a_table():
@@ -175,7 +197,9 @@ plan_dicts = st.fixed_dictionaries(
             {"entity_days": st.integers(0, 1000), "inspector_days": st.integers(0, 1000),
              "exempt_classes": st.lists(st.sampled_from(RISK_CLASSES), unique=True)}
         ),
-    }
+    },
+    optional={"survey": st.fixed_dictionaries({"shares": st.dictionaries(
+        st.sampled_from([*RISK_CLASSES, "*"]), st.sampled_from(["0", "1", "1/3", "2/3", "0.25", "0.125"]), min_size=1)})},
 )
 
 

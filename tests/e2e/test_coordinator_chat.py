@@ -85,6 +85,7 @@ async def test_every_command_once(db, tmp_path):
         assert "P1 测试计划" in listed and "下次执行 2027-01-01 09:00" in listed and OTHER_PLAN not in listed
         shown = last(await c.command("plan", "P1"))
         assert "食品经营许可情况检查" in shown and "A类 0.5" in shown and "暂无已公告的批次" in shown
+        assert "回访比例：D类 1，E类 1，其他 1/3" in shown  # the plan names none: the default
         await draws.announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
         firing = await Firing.get(draw_ref="P1/2026-12-01")
         shown = last(await c.command("plan", "P1"))

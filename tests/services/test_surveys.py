@@ -6,6 +6,7 @@ tests/e2e/test_surveys_sms.py)."""
 from __future__ import annotations
 
 import itertools
+import tomllib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from bot.channels.base import EventKind, InboundEvent
 from bot.clock import FakeClock
 from bot.render import render
+from domain.plans import parse_plan
 from domain.surveys import Candidate, sample
 from handlers.router import route
 from models.alerts import Alert
@@ -72,6 +74,31 @@ async def test_sample_is_drawn_once_per_draw_with_a_recorded_seed_anyone_can_red
     assert await surveys.enter_pool(w.inspections[7].id, clock.now()) == "already"
     assert await Survey.all().count() == 4 and await SurveySample.all().count() == 1
     assert "seed hidden" in repr(smp) and smp.seed.hex() not in repr(smp)
+
+
+PLAN_WITH_SHARES = """
+code = "P1"
+name = "餐饮服务食品安全抽查"
+departments = ["SCJG"]
+items = ["SCJG-SP-01"]
+ratios = { C = "0.1", D = "1", E = "1" }
+team = { size = 2 }
+schedule = { cron = "0 9 1 * *" }
+
+[survey]
+shares = { C = "1/2", "*" = "0" }   # half of class C, nobody else
+"""
+
+
+async def test_the_plan_file_says_what_share_is_surveyed(db):
+    spec = parse_plan(tomllib.loads(PLAN_WITH_SHARES)).to_dict()
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("CCCCDE", spec=spec)
+    outcomes = [await surveys.enter_pool(i.id, clock.now()) for i in w.inspections]
+    smp = await SurveySample.get(draw_id=w.draw.id)
+    assert smp.shares == {"C": "1/2", "*": "0"}
+    assert outcomes.count("survey_sent") == 2 and outcomes.count("not_sampled") == 4
+    assert set(smp.selected) <= {1, 2, 3, 4}  # the two of class C; D and E are not surveyed by this plan
 
 
 async def test_unknown_input_is_refused_clearly_or_quietly(db):
