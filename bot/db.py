@@ -194,12 +194,13 @@ def encode(value):
     return value
 
 
-def timestamp(value: datetime):
+def timestamp(value: datetime, *, connection=None):
     """``value`` as the driver takes it, worked out once for the many rows of an ``encoded``
     bulk insert: in UTC as :func:`encode` keeps it; on SQLite the very text the sqlite3 adapter
-    Tortoise registers would make for each row (``isoformat(" ")``); asyncpg takes the datetime."""
+    Tortoise registers would make for each row (``isoformat(" ")``); asyncpg takes the datetime.
+    For ``connection``'s dialect (else the default connection's)."""
     value = encode(value)
-    return value if dialect() == "postgres" else value.isoformat(" ")
+    return value if (connection or conn()).capabilities.dialect == "postgres" else value.isoformat(" ")
 
 
 async def bulk_insert(
@@ -221,10 +222,7 @@ async def bulk_insert(
     value, which at 300,000 rows of 14 columns costs more than SQLite's own work.
     """
     client = connection or conn()
-    cols = ", ".join(f'"{c}"' for c in columns)
-    sql = f'INSERT INTO "{table}" ({cols}) VALUES ({placeholders(len(columns), connection=client)})'
-    if ignore_conflicts:
-        sql += " ON CONFLICT DO NOTHING"
+    sql = _insert_sql(table, tuple(columns), client.capabilities.dialect, ignore_conflicts)
     if encoded:
         rows = iter(rows)
         while chunk := list(islice(rows, batch)):
@@ -238,6 +236,13 @@ async def bulk_insert(
             chunk = []
     if chunk:
         await client.execute_many(sql, chunk)
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(table: str, columns: tuple[str, ...], dialect_name: str, ignore_conflicts: bool) -> str:
+    cols = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table}" ({cols}) VALUES ({_placeholders(dialect_name, len(columns), 1)})'
+    return sql + " ON CONFLICT DO NOTHING" if ignore_conflicts else sql
 
 
 # --- group commit -------------------------------------------------------------------------------

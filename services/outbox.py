@@ -35,16 +35,20 @@ async def enqueue(messages: list[Message] | tuple[Message, ...], now: datetime, 
     """Write the messages as outbox rows; a ``dedupe_key`` already present is left alone.
 
     Call it with the transaction's connection, so the rows commit (or roll back) together with
-    the state change that caused them.
+    the state change that caused them. (The rows are encoded here, as :func:`enqueue_many`'s
+    are: a reply's one row is on every webhook's path.)
     """
-    rows = (
+    client = connection or db.conn()
+    at = db.timestamp(now, connection=client)
+    rows = [
         (
             m.dedupe_key, m.channel.value, m.recipient_kind.value, m.recipient_id, m.address, m.template,
-            m.context, m.locale, "pending", m.priority, 0, m.not_before or now, "", now,
+            db.encode(m.context), m.locale, "pending", m.priority, 0,
+            db.timestamp(m.not_before, connection=client) if m.not_before is not None else at, "", at,
         )
         for m in messages
-    )
-    await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=connection)
+    ]
+    await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=client, encoded=True)
 
 
 async def enqueue_many(messages: Iterable[tuple[str, int, str]], now: datetime, *, recipient_kind: RecipientKind,
@@ -58,7 +62,7 @@ async def enqueue_many(messages: Iterable[tuple[str, int, str]], now: datetime, 
     alone), without a ``Message`` per row or a look at each value: the caller encodes each
     context once (``bot.db.encode`` gives the text :func:`enqueue` would store).
     """
-    at, ch, kind = db.timestamp(now), channel.value, recipient_kind.value
+    at, ch, kind = db.timestamp(now, connection=connection), channel.value, recipient_kind.value
     rows = (
         (key, ch, kind, recipient_id, None, template, context, locale, "pending", priority, 0, at, "", at)
         for key, recipient_id, context in messages
