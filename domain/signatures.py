@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
 HMAC_SHA1 = "HMAC-SHA1"
@@ -73,6 +74,7 @@ def body_sha256(raw_body: bytes) -> str:
     return hashlib.sha256(raw_body).hexdigest()
 
 
+@lru_cache(maxsize=256)  # one webhook URL or a few: worked out once, not per request
 def twilio_url_variants(url: str) -> tuple[str, str]:
     """The URL without an explicit port and with the default port, the two forms Twilio may have signed.
 

@@ -149,9 +149,12 @@ def without_nul(event: InboundEvent) -> InboundEvent:
     ``jsonb``: kept, it would make the event unstorable on every delivery (a poison message the
     provider retries for ever, holding Telegram's later updates behind it). No person types a
     NUL; dropping it loses nothing they meant."""
-    changes = {f.name: value.replace("\x00", "") for f in fields(event)
-               if isinstance(value := getattr(event, f.name), str) and "\x00" in value}
+    changes = {name: value.replace("\x00", "") for name in _FIELDS
+               if isinstance(value := getattr(event, name), str) and "\x00" in value}
     return replace(event, **changes) if changes else event
+
+
+_FIELDS = tuple(f.name for f in fields(InboundEvent))
 
 
 def _payload(event: InboundEvent) -> dict:
