@@ -28,10 +28,24 @@ MIN_SECRET = 6  # shorter configured "secrets" are not redacted (they would matc
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """``text`` with every secret, bot token and Bot API URL token replaced."""
-    for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    return _redact(text, _longest_first(secrets))
+
+
+def _longest_first(secrets: Iterable[str]) -> tuple[str, ...]:
+    """The secrets worth redacting, longest first (a secret containing another goes whole)."""
+    return tuple(sorted({s for s in secrets if s and len(s) >= MIN_SECRET}, key=len, reverse=True))
+
+
+def _redact(text: str, ordered: tuple[str, ...]) -> str:
+    for secret in ordered:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
     text = BOT_TOKEN.sub(REDACTED, text)
-    return BOT_URL.sub(lambda m: m.group(1) + REDACTED, text)
+    return BOT_URL.sub(_keep_prefix, text) if "bot" in text else text
+
+
+def _keep_prefix(m: re.Match) -> str:
+    return m.group(1) + REDACTED
 
 
 class RedactingFilter(logging.Filter):
@@ -40,19 +54,20 @@ class RedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.secrets = tuple(s for s in secrets if s)
+        self._ordered = _longest_first(self.secrets)  # worked out once, not per record
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a bad format string: keep what there is
             message = f"{record.msg} {record.args}"
-        record.msg, record.args = redact(message, self.secrets), ()
+        record.msg, record.args = _redact(message, self._ordered), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_text = _redact(record.exc_text, self._ordered)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info, self.secrets)
+            record.stack_info = _redact(record.stack_info, self._ordered)
         return True
 
 
