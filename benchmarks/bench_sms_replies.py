@@ -15,7 +15,8 @@ Processes (the machine's cores are shared by them, as in production):
   real Twilio SMS channel, so each request goes through the webhook guard (signature, size,
   replay), ``Runtime.on_event``, ``services.inbound.receive`` (the event stored and handled in
   one transaction, committed before the 2xx) and the survey handler. Logging as ``inspectbot
-  serve`` sets it (INFO, one line per event, to a file). No dispatcher runs: replies stay queued.
+  serve`` sets it (``bot.logs.setup_logging``: JSON lines, redacted, INFO, one line per event,
+  to a file). No dispatcher runs: replies stay queued.
 * the **hello-world server**: a one-route aiohttp app answering ``Hello, world`` to the same POSTs.
 * the **load generator**: an aiohttp client with ``--connections`` keep-alive connections and as
   many workers. A conversation's next message is sent only after the answer to its previous one
@@ -396,10 +397,11 @@ async def serve(args) -> None:
         from bot.runtime import Runtime
         from bot.web import make_app
 
-        logging.basicConfig(level=logging.INFO, filename=args.log,
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        logging.getLogger("tortoise").setLevel(logging.WARNING)
+        from bot.logs import setup_logging
+
         settings = settings_for(Path(args.db), args.port)
+        # as `inspectbot serve` logs: JSON lines through the redacting filter, INFO, one per event
+        setup_logging(settings, fmt="json", stream=open(args.log, "a", encoding="utf-8"))
         await db.init(settings)
         channel = TwilioSmsChannel(settings, clock=SYSTEM)
         rt = Runtime(settings=settings, clock=SYSTEM, channels={"sms": channel})
