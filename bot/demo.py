@@ -399,7 +399,11 @@ class Demo:
 
 
 def _toml(data: dict) -> str:
-    """A plan dict back to TOML (strings, ints, bools, lists, one level of tables)."""
+    """A plan dict back to TOML (strings, ints, bools, lists, one level of tables, and inline
+    tables inside those: ``[survey] shares = {"D" = "1", "*" = "1/3"}``)."""
+    def text(v) -> str:
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
     def value(v) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
@@ -407,7 +411,9 @@ def _toml(data: dict) -> str:
             return str(v)
         if isinstance(v, list):
             return "[" + ", ".join(value(x) for x in v) + "]"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{text(k)} = {value(x)}" for k, x in v.items()) + "}"
+        return text(v)
 
     top = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict)]
     tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
