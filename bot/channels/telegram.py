@@ -1,9 +1,17 @@
 """The Telegram channel: the real python-telegram-bot behind our channel interface.
 
-Sending goes through PTB's ``Bot``; receiving either through PTB's long-polling ``Updater`` or
-through our own aiohttp webhook route (``webhook_handler``), which checks the secret token and
-stores the event before it answers 2xx (so a failure answers 503 and Telegram retries).
-Either way each ``Update`` is normalised to an :class:`~bot.channels.base.InboundEvent`.
+Sending goes through PTB's ``Bot``; receiving either by long polling (our loop over PTB's
+``Bot.get_updates``, :meth:`TelegramChannel._poll`) or through our own aiohttp webhook route
+(``webhook_handler``), which checks the secret token and stores the event before it answers
+2xx (so a failure answers 503 and Telegram retries). Either way each ``Update`` is normalised
+to an :class:`~bot.channels.base.InboundEvent`.
+
+Why not PTB's ``Updater``: it confirms a batch of updates (the next ``getUpdates`` offset) as
+soon as it has fetched it and queued it in memory, before any of it is handled — a crash, or a
+restart while the database is down, loses every update fetched but not yet stored. Our loop
+asks for the next updates only once each update of the batch is stored (committed), so
+Telegram keeps what we have not stored and delivers it again; a redelivered update we did store
+is a duplicate the inbound log ignores (its ``update_id`` is its key).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from datetime import timedelta
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram import error as tg_error
-from telegram.ext import Application, ApplicationBuilder, TypeHandler
+from telegram.ext import Application, ApplicationBuilder
 
 from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
 from bot.logs import not_stored
@@ -32,6 +40,8 @@ MAX_PENDING_ANSWERS = 256
 #: pool's connections from the dispatcher's sends.
 ANSWER_CONCURRENCY = 16
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "poll_answer"]
+POLL_TIMEOUT = 10  # seconds a getUpdates call waits for updates (long polling)
+RETRY_MAX = 30.0  # the longest wait between tries (getUpdates failing, or storing an update)
 MAX_BODY = 1 << 20  # a Telegram update is far smaller; anything larger is refused
 
 
@@ -71,11 +81,12 @@ class TelegramChannel:
         if api_url:
             base = api_url.rstrip("/")
             builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
-        if mode != "polling":
-            builder = builder.updater(None)
+        builder = builder.updater(None)  # polling is our own loop (_poll), see the module's docstring
         self.app: Application = builder.build()
-        self.app.add_handler(TypeHandler(Update, self._on_polled_update))
         self.username = ""
+        self._polling: asyncio.Task | None = None
+        self._offset: int | None = None  # the next getUpdates offset: every update before it is stored
+        self._confirmed: int | None = None  # the offset Telegram was last told
         self._answers: set[asyncio.Task] = set()  # answerCallbackQuery calls under way (answer_button_soon)
         self._answer_slots = asyncio.Semaphore(ANSWER_CONCURRENCY)
 
@@ -90,19 +101,18 @@ class TelegramChannel:
             )
         elif self.mode == "polling":
             await self.app.bot.delete_webhook()
-            await self.app.updater.start_polling(allowed_updates=ALLOWED_UPDATES, poll_interval=0.0, timeout=10)
-            await self.app.start()
+            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
 
     async def stop(self) -> None:
         if self._answers:  # a moment for the spinners' answers under way, then they are dropped
             _, late = await asyncio.wait(list(self._answers), timeout=2)
             for task in late:
                 task.cancel()
-        if self.mode == "polling":
-            if self.app.updater and self.app.updater.running:
-                await self.app.updater.stop()
-            if self.app.running:
-                await self.app.stop()
+        if self._polling is not None:
+            self._polling.cancel()
+            await asyncio.gather(self._polling, return_exceptions=True)
+            self._polling = None
+            await self._confirm()
         await self.app.shutdown()
 
     # -- sending -----------------------------------------------------------------------------
@@ -170,12 +180,36 @@ class TelegramChannel:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    async def _on_polled_update(self, update: Update, context) -> None:
+    async def _poll(self) -> None:
+        """Long polling: fetch a batch, store each of its updates in order, then ask for the next
+        batch — whose offset is what confirms the stored ones to Telegram. A failing getUpdates
+        (the network, Telegram's 5xx, 409 while another instance polls) is tried again with
+        backoff; an update that cannot be stored (the database is down) is tried again, with
+        backoff, before anything after it, and stays unconfirmed meanwhile."""
+        delay = 0.5
+        while True:
+            try:
+                updates = await self.app.bot.get_updates(
+                    offset=self._offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # PTB's TelegramError, or anything the HTTP layer raised
+                log.warning("getUpdates failed (%s), trying again in %.1f s", exc.__class__.__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            delay = 0.5
+            self._confirmed = self._offset
+            for update in updates:
+                await self._store(update)
+                self._offset = update.update_id + 1
+
+    async def _store(self, update: Update) -> None:
+        """Hand one polled update to ``on_event`` (which returns once it is committed), trying
+        again until it is stored: it is not confirmed until then, so nothing is lost."""
         event = normalise(update)
         if event is None or self.on_event is None:
             return
-        # Polling confirms an update by asking for the next ones: keep trying to store this one
-        # (e.g. while the database restarts) rather than lose it.
         delay = 0.5
         while True:
             try:
@@ -184,7 +218,19 @@ class TelegramChannel:
             except Exception as exc:
                 not_stored(log, exc, "inbound Telegram update %s not stored; retrying", event.external_id)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
+                delay = min(delay * 2, RETRY_MAX)
+
+    async def _confirm(self) -> None:
+        """At shutdown, tell Telegram which updates are stored (else it sends them again at the
+        next start, where they are duplicates: harmless, but needless)."""
+        if self._offset is None or self._offset == self._confirmed:
+            return
+        try:
+            await self.app.bot.get_updates(offset=self._offset, timeout=0, limit=1,
+                                           allowed_updates=ALLOWED_UPDATES)
+            self._confirmed = self._offset
+        except Exception as exc:
+            log.warning("could not confirm the stored updates at shutdown (%s)", exc.__class__.__name__)
 
     def secret_ok(self, header: str | None) -> bool:
         return bool(header) and secrets.compare_digest(header.encode(), self._secret.encode())

@@ -31,27 +31,11 @@ from bot.simulators.telegram.simulator import TelegramSimulator
 from domain.signatures import twilio_signature
 from models.messaging import Channel, InboundEvent, Outbox, OutboxStatus, RecipientKind
 from services.outbox import Message, enqueue
-from tests.reliability.procs import PrivateCluster, ServiceProcess, free_port, private_cluster_missing, wait_for
+from tests.reliability.procs import ServiceProcess, free_port, wait_for
 
 OUTAGE = float(os.environ.get("INSPECTBOT_OUTAGE_SECONDS", "3"))
 SECRET = "outage-webhook-secret"
 PHONE = "+8613800138001"
-
-
-@pytest.fixture
-def cluster():
-    missing = private_cluster_missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"a private PostgreSQL server is required in CI: {missing}")
-        pytest.skip(f"no private PostgreSQL server can be run here: {missing}")
-    cluster = PrivateCluster()
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 def signed_sms(public: str, sid: str, body: str) -> tuple[dict, dict]:
