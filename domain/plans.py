@@ -277,15 +277,20 @@ def _division(text: str, path: str) -> None:
 # --- sections --------------------------------------------------------------------------------
 
 
+def _exact_text(value: Any, path: str, kind: str) -> str:
+    """A ratio or share as the file gives it: quoted text or a whole number. A float is refused
+    (``float_<kind>``: 0.1 is not one tenth in binary), as is a bool (``bad_<kind>``)."""
+    if isinstance(value, float):
+        raise PlanError(path, f"float_{kind}", value=repr(value))
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise PlanError(path, f"bad_{kind}", value=repr(value) if isinstance(value, bool) else _show(value))
+    return str(value)
+
+
 def parse_ratio(value: Any, path: str) -> str:
     """A sampling ratio as the exact decimal string the protocol publishes (0 ≤ p ≤ 1)."""
-    if isinstance(value, float):
-        raise PlanError(path, "float_ratio", value=repr(value))
-    if isinstance(value, bool):
-        raise PlanError(path, "bad_ratio", value=repr(value))
-    if isinstance(value, int):
-        value = str(value)
-    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+    value = _exact_text(value, path, "ratio")
+    if not _DECIMAL.fullmatch(value):
         raise PlanError(path, "bad_ratio", value=_show(value))
     if Decimal(value) > 1:
         raise PlanError(path, "ratio_range", value=value)
@@ -295,15 +300,9 @@ def parse_ratio(value: Any, path: str) -> str:
 def parse_share(value: Any, path: str) -> str:
     """A survey share as an exact string: a decimal (``"0.05"``) or a fraction (``"1/3"``) in
     [0, 1]. A float from the file is refused, as for ratios."""
-    if isinstance(value, float):
-        raise PlanError(path, "float_share", value=repr(value))
-    if isinstance(value, bool):
-        raise PlanError(path, "bad_share", value=repr(value))
-    if isinstance(value, int):
-        value = str(value)
-    if not isinstance(value, str) or not _SHARE.fullmatch(value.strip()):
+    text = _exact_text(value, path, "share").strip()
+    if not _SHARE.fullmatch(text):
         raise PlanError(path, "bad_share", value=_show(value))
-    text = value.strip()
     if text.partition("/")[2].strip("0") == "" and "/" in text:  # a zero denominator
         raise PlanError(path, "bad_share", value=text)
     try:
