@@ -207,7 +207,11 @@ class TelegramChannel:
     async def _store(self, update: Update) -> None:
         """Hand one polled update to ``on_event`` (which returns once it is committed), trying
         again until it is stored: it is not confirmed until then, so nothing is lost."""
-        event = normalise(update)
+        try:
+            event = normalise(update)
+        except Exception:  # an update we cannot read is not retried for ever (it would hold up the rest)
+            log.exception("Telegram update %s could not be read; skipped", update.update_id)
+            return
         if event is None or self.on_event is None:
             return
         delay = 0.5
