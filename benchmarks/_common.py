@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +91,17 @@ def measure_hello(plan, port: int, connections: int) -> dict:
     figures = run_load(plan, "timed", port, connections)
     figures.update(server.stop())
     return figures
+
+
+def workspace(keep: str | None, prefix: str) -> tuple[Path, Path]:
+    """The run's directory (``--keep DIR``, else a fresh temporary one) and its SQLite file,
+    which starts empty (a kept directory's database, WAL and shared memory are removed)."""
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "inspectbot.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return work, path
 
 
 def emit(phase: str, figures: dict) -> None:

@@ -52,7 +52,6 @@ import shutil
 import signal
 import sqlite3
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import Child, emit, free_port, machine, measure_hello, converse, run_load, serve_measured  # noqa: E402
+from _common import Child, emit, free_port, machine, measure_hello, converse, run_load, serve_measured, workspace  # noqa: E402
 
 HOST = "127.0.0.1"
 DEPT = "SCJG"
@@ -433,12 +432,7 @@ async def load(args) -> None:
 
 def orchestrate(args) -> int:
     rng = random.Random(args.seed)
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_sms_"))
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "inspectbot.sqlite3"
-    if path.exists():
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    work, path = workspace(args.keep, "bench_sms_")
     emit("machine", machine())
     mobiles, codes = mobile_numbers(), survey_codes(rng)
     warm = make_conversations(args.warmup, rng, mobiles, codes)

@@ -49,7 +49,6 @@ import shutil
 import signal
 import sqlite3
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -59,7 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import HOST, Child, emit, free_port, machine, measure_hello, converse, run_load, run_role, serve_measured  # noqa: E402
+from _common import HOST, Child, emit, free_port, machine, measure_hello, converse, run_load, run_role, serve_measured, workspace  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789"
 FIRST_USER = 300_000_001  # chat ids of the inspectors (as bench_fanout's simulator users)
@@ -352,11 +351,7 @@ def orchestrate(args) -> int:
     import os
 
     rng = random.Random(args.seed)
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_webhook_"))
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "inspectbot.sqlite3"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    work, path = workspace(args.keep, "bench_webhook_")
     emit("machine", machine())
     # Enough open assignments for every Accept: at most 0.6 of the updates, plus slack.
     inspections = (args.requests + args.warmup) // 3 + args.inspectors

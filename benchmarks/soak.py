@@ -64,7 +64,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
@@ -73,7 +72,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import HOST, Child, die_with_parent, emit, free_port, machine, pct, rss_mb, run_role  # noqa: E402
+from _common import HOST, Child, die_with_parent, emit, free_port, machine, pct, rss_mb, run_role, workspace  # noqa: E402
 
 # The busiest day, from the Qingdao-scale plan (docs/benchmarks.md, "Draw" and "Soak").
 YEAR_ASSIGNMENTS = 321_896
@@ -533,11 +532,7 @@ def verdict(samples: list[dict], drain: list[dict], load: dict, db_check: dict, 
 
 def orchestrate(args) -> int:
     rng = random.Random(args.seed)
-    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="soak_"))
-    work.mkdir(parents=True, exist_ok=True)
-    path = work / "inspectbot.sqlite3"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    work, path = workspace(args.keep, "soak_")
     emit("machine", machine())
     r = rates(args.scale)
     seconds = args.minutes * 60
