@@ -26,14 +26,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
 
-from bot import db
-from bot.clock import Clock
+from core import db
+from core.clock import Clock
 
 log = logging.getLogger("inspectbot.scheduler")
 
@@ -81,7 +81,7 @@ async def firing_at(plan_code: str, fire_at: datetime):
     """The firing announced for this plan's draw at ``fire_at``, if any."""
     from models.draws import Firing
 
-    return await Firing.filter(plan__code=plan_code, fire_at=fire_at.astimezone(timezone.utc)).first()
+    return await Firing.filter(plan__code=plan_code, fire_at=fire_at.astimezone(UTC)).first()
 
 
 Sweep = Callable[["Scheduler", datetime], Awaitable[None]]
@@ -127,8 +127,9 @@ class Scheduler:
 
     # -- claim + run -------------------------------------------------------------------------
 
-    async def run_once(self, key: str, kind: str, scheduled_for: datetime,
-                       work: Callable[[], Awaitable[str]]) -> str | None:
+    async def run_once(
+        self, key: str, kind: str, scheduled_for: datetime, work: Callable[[], Awaitable[str]]
+    ) -> str | None:
         """Run ``work`` under fire ``key`` unless another instance (or an earlier run) has it.
         Returns the outcome, or None if the key was taken."""
         now = self.clock.now()
@@ -143,8 +144,9 @@ class Scheduler:
                 return None
             outcome = await work()
             q = db.placeholders(2).split(", ")
-            await conn.execute_query(f"UPDATE scheduler_fire SET outcome={q[0]} WHERE id={q[1]}",
-                                     [outcome[:64], rows[0]["id"]])
+            await conn.execute_query(
+                f"UPDATE scheduler_fire SET outcome={q[0]} WHERE id={q[1]}", [outcome[:64], rows[0]["id"]]
+            )
         self.ran.append(key)
         log.info("fire %s -> %s", key, outcome)
         return outcome
@@ -165,9 +167,13 @@ class Scheduler:
     async def _report_missed(self, fire: PlannedFire) -> None:
         from services.alerts import alert_plan_coordinators
 
-        await alert_plan_coordinators(fire.plan, "scheduler_missed.j2",
-                                      {"plan": fire.plan, "kind": fire.kind, "due": fire.at.astimezone(self.zone).isoformat(" ", "minutes")},
-                                      dedupe=f"missed:{fire.key}", now=self.clock.now())
+        await alert_plan_coordinators(
+            fire.plan,
+            "scheduler_missed.j2",
+            {"plan": fire.plan, "kind": fire.kind, "due": fire.at.astimezone(self.zone).isoformat(" ", "minutes")},
+            dedupe=f"missed:{fire.key}",
+            now=self.clock.now(),
+        )
 
     # -- what is due -------------------------------------------------------------------------
 
@@ -216,14 +222,15 @@ class Scheduler:
         from services import draws
 
         if fire.kind == "announce":
+
             async def work() -> str:
                 existing = await firing_at(fire.plan, fire.fire_at)
                 if existing is not None:
                     return "already_announced"
-                await draws.announce(fire.plan, fire.fire_at.astimezone(timezone.utc), clock=self.clock,
-                                     zone=self.zone)
+                await draws.announce(fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone)
                 return "announced"
         else:
+
             async def work() -> str:
                 firing = await firing_at(fire.plan, fire.fire_at)
                 if firing is None:
@@ -246,8 +253,15 @@ class Scheduler:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         self._aps = AsyncIOScheduler(timezone=self.zone)
-        self._aps.add_job(self.run_due, "interval", seconds=self.sweep_every, id="sweep", coalesce=True,
-                          max_instances=1, next_run_time=datetime.now(self.zone))
+        self._aps.add_job(
+            self.run_due,
+            "interval",
+            seconds=self.sweep_every,
+            id="sweep",
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(self.zone),
+        )
         await self.rebuild()
         self._aps.start()
 
@@ -262,9 +276,16 @@ class Scheduler:
         now = self.clock.now()
         for _plan, spec in await self.plan_specs():
             for fire in plan_fires(spec, self.zone, now, now + timedelta(days=60))[:20]:
-                self._aps.add_job(self.fire_plan, "date", run_date=fire.at, args=[fire], id=fire.key,
-                                  misfire_grace_time=int(self.grace.total_seconds()), coalesce=True,
-                                  replace_existing=True)
+                self._aps.add_job(
+                    self.fire_plan,
+                    "date",
+                    run_date=fire.at,
+                    args=[fire],
+                    id=fire.key,
+                    misfire_grace_time=int(self.grace.total_seconds()),
+                    coalesce=True,
+                    replace_existing=True,
+                )
 
     def shutdown(self) -> None:
         if self._aps is not None and self._aps.running:

@@ -46,8 +46,14 @@ class Child:
 
     def __init__(self, *argv: str, script: str | None = None, env: dict | None = None, cwd=None) -> None:
         script = script or sys.modules["__main__"].__file__
-        self.proc = subprocess.Popen([sys.executable, script, *argv], stdout=subprocess.PIPE, text=True,
-                                     cwd=cwd or ROOT, env=env, preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            [sys.executable, script, *argv],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=cwd or ROOT,
+            env=env,
+            preexec_fn=die_with_parent,
+        )
 
     def line(self) -> dict:
         text = self.proc.stdout.readline()
@@ -76,8 +82,7 @@ def run_role(args, roles: dict, orchestrate) -> int:
 
 def run_load(plan, part: str, port: int, connections: int) -> dict:
     """One closed-loop run of the script's ``_load`` role over part ``part`` of the requests in ``plan``."""
-    client = Child("_load", "--plan", str(plan), "--part", part, "--port", str(port),
-                   "--connections", str(connections))
+    client = Child("_load", "--plan", str(plan), "--part", part, "--port", str(port), "--connections", str(connections))
     out = client.line()
     client.proc.wait(timeout=30)
     return out
@@ -109,12 +114,19 @@ def emit(phase: str, figures: dict) -> None:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
     mem = next((int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal")), 0)
-    return {"nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem / 2**20, 1),
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-            "load": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gib": round(mem / 2**20, 1),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "load": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def cpu_seconds() -> float:
@@ -167,9 +179,12 @@ async def serve_measured(app, port: int, stop, profile: str | None = None) -> di
         profiler.dump_stats(profile)
     await runner.cleanup()
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-    return {"server_cpu_s": round(user + system, 2), "server_sys_s": round(system, 2),
-            "server_switches": after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw,
-            "server_peak_mb": round(after.ru_maxrss / 1024)}
+    return {
+        "server_cpu_s": round(user + system, 2),
+        "server_sys_s": round(system, 2),
+        "server_switches": after.ru_nvcsw - before.ru_nvcsw + after.ru_nivcsw - before.ru_nivcsw,
+        "server_peak_mb": round(after.ru_maxrss / 1024),
+    }
 
 
 async def converse(url: str, conversations: list[list], connections: int, request) -> dict:
@@ -216,6 +231,14 @@ async def converse(url: str, conversations: list[list], connections: int, reques
             queue.put_nowait(None)
         await asyncio.gather(*workers)
     latencies.sort()
-    return {"requests": len(latencies), "seconds": round(wall, 3), "rps": round(len(latencies) / wall, 1),
-            "p50_ms": pct(latencies, 0.50), "p90_ms": pct(latencies, 0.90), "p99_ms": pct(latencies, 0.99),
-            "max_ms": round(1000 * latencies[-1], 2), "statuses": dict(statuses), "client_cpu_s": round(cpu, 2)}
+    return {
+        "requests": len(latencies),
+        "seconds": round(wall, 3),
+        "rps": round(len(latencies) / wall, 1),
+        "p50_ms": pct(latencies, 0.50),
+        "p90_ms": pct(latencies, 0.90),
+        "p99_ms": pct(latencies, 0.99),
+        "max_ms": round(1000 * latencies[-1], 2),
+        "statuses": dict(statuses),
+        "client_cpu_s": round(cpu, 2),
+    }

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 ZONE = ZoneInfo("Asia/Shanghai")
-NOW = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 DISTRICTS = ["370202", "370203", "370211", "370212", "370213", "370214", "370215", "370281", "370283", "370285"]
 RISK_MIX = "A" * 30 + "B" * 40 + "C" * 20 + "D" * 7 + "E" * 3
 PLAN = """\
@@ -99,7 +99,7 @@ class Clock:
 
 
 def settings_for(path: Path):
-    from bot.settings import Settings
+    from core.settings import Settings
 
     return Settings(data_dir=path.parent, database_url=f"sqlite://{path}")
 
@@ -112,14 +112,14 @@ def towns() -> list[str]:
 
 
 async def migrate(path: Path) -> None:
-    from bot import db
+    from core import db
 
     async with db.opened(settings_for(path)):
         pass
 
 
 async def add_plan(path: Path, plan_file: Path) -> None:
-    from bot import db
+    from core import db
     from services import plans
 
     async with db.opened(settings_for(path), migrate=False):
@@ -133,8 +133,10 @@ def fill(path: Path, n_entities: int, n_inspectors: int, seed: int = 20261201) -
     con.execute("PRAGMA journal_mode=WAL")
     now = NOW.isoformat(" ")
     with con:
-        con.execute("INSERT INTO department (id, code, name, level, division_code) "
-                    "VALUES (1, 'SCJG', '市场监督管理局', 'city', '370200')")
+        con.execute(
+            "INSERT INTO department (id, code, name, level, division_code) "
+            "VALUES (1, 'SCJG', '市场监督管理局', 'city', '370200')"
+        )
         units = [(1, 1, "青岛市市场监管执法支队", "3702")]
         units += [(2 + i, 1, f"{d}市场监管局", d) for i, d in enumerate(DISTRICTS)]
         units += [(12 + i, 1, f"{t}市场监管所", t) for i, t in enumerate(towns())]
@@ -148,8 +150,21 @@ def fill(path: Path, n_entities: int, n_inspectors: int, seed: int = 20261201) -
         def entities():
             for i in range(n_entities):
                 town = all_towns[i % len(all_towns)]
-                yield (f"9137{i:013d}X", f"青岛市测试{i}号有限公司", "enterprise", town, f"青岛市测试路{i}号", "餐饮",
-                       RISK_MIX[rnd.randrange(100)], None, None, None, "active", "", now)
+                yield (
+                    f"9137{i:013d}X",
+                    f"青岛市测试{i}号有限公司",
+                    "enterprise",
+                    town,
+                    f"青岛市测试路{i}号",
+                    "餐饮",
+                    RISK_MIX[rnd.randrange(100)],
+                    None,
+                    None,
+                    None,
+                    "active",
+                    "",
+                    now,
+                )
 
         con.executemany(
             "INSERT INTO entity (uscc, name, kind, division_code, address, industry, risk_class, mobile, lat, lon, "
@@ -193,7 +208,7 @@ class Phases(logging.Handler):
 
 
 async def run_draw_phase(path: Path, dump: Path) -> None:
-    from bot import db
+    from core import db
     from services import draws
 
     phases = Phases()
@@ -204,9 +219,18 @@ async def run_draw_phase(path: Path, dump: Path) -> None:
         t0, c0 = time.perf_counter(), cpu_seconds()
         result = await draws.draw_plan("QD-BENCH", "bench-beacon", clock=Clock(), zone=ZONE)
         elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
-    emit("draw", seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3), draw_ref=result.draw_ref, pool=result.pool,
-         inspectors=result.inspectors, inspections=result.inspections, assignments=result.assignments,
-         unstaffable=result.unstaffable, phases=phases.phases)
+    emit(
+        "draw",
+        seconds=round(elapsed, 3),
+        cpu_seconds=round(cpu, 3),
+        draw_ref=result.draw_ref,
+        pool=result.pool,
+        inspectors=result.inspectors,
+        inspections=result.inspections,
+        assignments=result.assignments,
+        unstaffable=result.unstaffable,
+        phases=phases.phases,
+    )
     # the rows it wrote, for the floor (untimed)
     con = sqlite3.connect(path)
     rows = {}
@@ -223,7 +247,7 @@ async def run_draw_phase(path: Path, dump: Path) -> None:
 
 async def our_pragmas(path: Path) -> dict:
     """The pragmas of our own connection as Tortoise opens it (the database URL's included)."""
-    from bot import db
+    from core import db
 
     async with db.opened(settings_for(path), migrate=False):
         return dict(db.conn().pragmas)
@@ -251,16 +275,23 @@ def run_floor_phase(path: Path, dump: Path, same: bool) -> None:
     con.execute("COMMIT")
     elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     con.close()
-    emit("floor_same" if same else "floor", seconds=round(elapsed, 3), cpu_seconds=round(cpu, 3),
-         read_and_hash=round(t_read, 3), pool=len(pool), hashed=len(hashed), rows={t: len(rows[t][1]) for t in rows},
-         pragmas=pragmas)
+    emit(
+        "floor_same" if same else "floor",
+        seconds=round(elapsed, 3),
+        cpu_seconds=round(cpu, 3),
+        read_and_hash=round(t_read, 3),
+        pool=len(pool),
+        hashed=len(hashed),
+        rows={t: len(rows[t][1]) for t in rows},
+        pragmas=pragmas,
+    )
 
 
 # --- verify ---------------------------------------------------------------------------------------
 
 
 async def run_verify_phase(path: Path, out: Path) -> None:
-    from bot import db
+    from core import db
     from domain import bundle
     from domain import draw as core
     from models.draws import Draw, FiringSecret
@@ -276,8 +307,13 @@ async def run_verify_phase(path: Path, out: Path) -> None:
         t0 = time.perf_counter()  # the entity selection alone: pool bytes, digests, seed, ranks, quotas
         with core.gc_paused():
             pool_bytes = core.pool_tsv(inputs.pool)
-            seed = core.derive_seed(secret, inputs.beacon, core.H(pool_bytes),
-                                    core.H(core.inspectors_tsv(inputs.inspectors)), inputs.draw_ref)
+            seed = core.derive_seed(
+                secret,
+                inputs.beacon,
+                core.H(pool_bytes),
+                core.H(core.inspectors_tsv(inputs.inspectors)),
+                inputs.draw_ref,
+            )
             core.select(seed, core.parse_pool_tsv(pool_bytes), inputs.ratios)
         selection = time.perf_counter() - t0
         del inputs, pool_bytes
@@ -288,18 +324,26 @@ async def run_verify_phase(path: Path, out: Path) -> None:
     files = {p.name: p.read_bytes() for p in out.iterdir()}
     lines = bundle.verify(files)
     verified = time.perf_counter() - t0
-    emit("verify", run_draw_seconds=round(drawn, 3), selection_seconds=round(selection, 3),
-         export_seconds=round(exported, 3), verify_seconds=round(verified, 3), ok=all(line.ok for line in lines),
-         checks=len(lines), ratio_to_run_draw=round(verified / drawn, 2),
-         ratio_to_selection=round(verified / selection, 2))
+    emit(
+        "verify",
+        run_draw_seconds=round(drawn, 3),
+        selection_seconds=round(selection, 3),
+        export_seconds=round(exported, 3),
+        verify_seconds=round(verified, 3),
+        ok=all(line.ok for line in lines),
+        checks=len(lines),
+        ratio_to_run_draw=round(verified / drawn, 2),
+        ratio_to_selection=round(verified / selection, 2),
+    )
 
 
 # --- driver ---------------------------------------------------------------------------------------
 
 
 def child(phase: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", phase, *args], check=True, capture_output=True,
-                         text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, *args], check=True, capture_output=True, text=True, cwd=ROOT
+    )
     sys.stderr.write(out.stderr)
     line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
     print(line, flush=True)
@@ -309,8 +353,13 @@ def child(phase: str, *args: str) -> dict:
 def machine() -> dict:
     mem_kb = next(int(x.split()[1]) for x in open("/proc/meminfo") if x.startswith("MemTotal"))
     cpu = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
-    return {"nproc": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "cpu": cpu,
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
 
 
 def main() -> int:
@@ -341,8 +390,17 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     base, ours, floor_db = work / "base.sqlite3", work / "draw.sqlite3", work / "floor.sqlite3"
     dump = work / "rows.pickle"
-    print(json.dumps({"machine": machine(), "entities": args.entities, "inspectors": args.inspectors,
-                      "load_before": os.getloadavg()[0]}), flush=True)
+    print(
+        json.dumps(
+            {
+                "machine": machine(),
+                "entities": args.entities,
+                "inspectors": args.inspectors,
+                "load_before": os.getloadavg()[0],
+            }
+        ),
+        flush=True,
+    )
     fresh(base)
     child("fill", str(base), "--entities", str(args.entities), "--inspectors", str(args.inspectors))
     draws_, floors, same = [], [], []
@@ -360,7 +418,8 @@ def main() -> int:
         return min(r[key] for r in runs)
 
     summary = {
-        "draw_seconds": [d["seconds"] for d in draws_], "floor_seconds": [f["seconds"] for f in floors],
+        "draw_seconds": [d["seconds"] for d in draws_],
+        "floor_seconds": [f["seconds"] for f in floors],
         "floor_same_seconds": [f["seconds"] for f in same],
         "ratio": round(best(draws_) / best(floors), 2),  # the issue's: against stdlib sqlite3's defaults
         "ratio_same": round(best(draws_) / best(same), 2),
@@ -368,9 +427,12 @@ def main() -> int:
         "cpu_ratio_same": round(best(draws_, "cpu_seconds") / best(same, "cpu_seconds"), 2),
         "best_draw_phases": min(draws_, key=lambda d: d["seconds"])["phases"],
         "draw_peak_mb": max(d["peak_mb"] for d in draws_),
-        "run_draw_seconds": checked["run_draw_seconds"], "selection_seconds": checked["selection_seconds"],
-        "verify_seconds": checked["verify_seconds"], "verify_to_run_draw": checked["ratio_to_run_draw"],
-        "verify_to_selection": checked["ratio_to_selection"], "verify_ok": checked["ok"],
+        "run_draw_seconds": checked["run_draw_seconds"],
+        "selection_seconds": checked["selection_seconds"],
+        "verify_seconds": checked["verify_seconds"],
+        "verify_to_run_draw": checked["ratio_to_run_draw"],
+        "verify_to_selection": checked["ratio_to_selection"],
+        "verify_ok": checked["ok"],
         "load_after": os.getloadavg()[0],
     }
     print(json.dumps({"summary": summary}), flush=True)

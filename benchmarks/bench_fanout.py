@@ -5,7 +5,7 @@
         [--throttled-order grouped|round-robin] [--skip-unthrottled] [--skip-throttled]
         [--sim process|inline] [--profile FILE]
 
-Two measurements in one run, against one Telegram Bot API simulator (``bot/simulators/telegram``):
+Two measurements in one run, against one Telegram Bot API simulator (``simulators/telegram``):
 
 1. **Unthrottled** (simulator flood limits off, dispatcher limiter unlimited). ``--chats``
    inspectors with a Telegram chat binding are written with bulk inserts, and ``--messages``
@@ -45,15 +45,15 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import db  # noqa: E402
-from bot.clock import SYSTEM  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from core import db  # noqa: E402
+from core.clock import SYSTEM  # noqa: E402
+from core.settings import Settings  # noqa: E402
 
 PG_ADMIN = os.environ.get("INSPECTBOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 TEMPLATE = "team_changed.j2"
@@ -62,7 +62,13 @@ FIRST_USER = 300_000_001  # virtual user ids (= chat ids) of the simulator's use
 
 def context_for(i: int) -> dict:
     """The template context of message ``i`` (a recusal notice, about 60 characters)."""
-    return {"no": i, "draw_ref": "QD-BENCH/2026-12-01", "plan": "青岛市双随机抽查（基准）", "old": "甲某", "new": "乙某"}
+    return {
+        "no": i,
+        "draw_ref": "QD-BENCH/2026-12-01",
+        "plan": "青岛市双随机抽查（基准）",
+        "old": "甲某",
+        "new": "乙某",
+    }
 
 
 def emit(kind: str, **figures) -> None:
@@ -77,14 +83,26 @@ def machine(pg_version: str | None) -> dict:
     import httpx
     import telegram
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown")
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown",
+    )
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     return {
-        "nproc": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1), "cpu": cpu,
-        "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "postgresql": pg_version,
-        "python_telegram_bot": telegram.__version__, "httpx": httpx.__version__,
+        "nproc": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": pg_version,
+        "python_telegram_bot": telegram.__version__,
+        "httpx": httpx.__version__,
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -94,8 +112,8 @@ def machine(pg_version: str | None) -> dict:
 
 def serve_simulator(users: int) -> None:
     """Child-process mode: a simulator with ``users`` users who pressed Start; prints its URL."""
-    from bot.simulators.telegram.flood import FloodLimits
-    from bot.simulators.telegram.simulator import TelegramSimulator
+    from simulators.telegram.flood import FloodLimits
+    from simulators.telegram.simulator import TelegramSimulator
 
     async def main() -> None:
         sim = TelegramSimulator(flood=FloodLimits.off())
@@ -127,15 +145,17 @@ class Simulator:
         if self.mode == "process":
             self._proc = subprocess.Popen(
                 [sys.executable, str(Path(__file__).resolve()), "--serve-sim", str(self.users)],
-                stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
             )
             line = await asyncio.to_thread(self._proc.stdout.readline)
             if not line:
                 raise RuntimeError("the simulator process did not start")
             info = json.loads(line)
         else:
-            from bot.simulators.telegram.flood import FloodLimits
-            from bot.simulators.telegram.simulator import TelegramSimulator
+            from simulators.telegram.flood import FloodLimits
+            from simulators.telegram.simulator import TelegramSimulator
 
             self._sim = TelegramSimulator(flood=FloodLimits.off())
             for n in range(self.users):
@@ -213,27 +233,52 @@ async def open_database(kind: str, workdir: Path) -> tuple[Settings, str | None,
 
 async def add_inspectors(chats: int) -> list[tuple[int, int]]:
     """``chats`` inspectors, each bound to simulator chat FIRST_USER + n; returns (inspector id, chat id)."""
-    now = datetime.now(timezone.utc)
-    await db.bulk_insert("department", ("code", "name", "level", "division_code"),
-                         [("SCJG", "市场监督管理局", "city", "3702")])
+    now = datetime.now(UTC)
+    await db.bulk_insert(
+        "department", ("code", "name", "level", "division_code"), [("SCJG", "市场监督管理局", "city", "3702")]
+    )
     dept = (await db.conn().execute_query_dict("SELECT id FROM department WHERE code='SCJG'"))[0]["id"]
     await db.bulk_insert("unit", ("department_id", "name", "jurisdiction"), [(dept, "执法支队", "3702")])
     unit = (await db.conn().execute_query_dict("SELECT id FROM unit"))[0]["id"]
     await db.bulk_insert(
         "inspector",
-        ("cert_no", "name", "department_id", "unit_id", "qualifications", "expertise", "mobile", "cert_expiry",
-         "status", "content_hash", "updated_at"),
-        [(f"B{n:07d}", f"检查员{n}", dept, unit, ["SP"], "", None, date(2030, 1, 1), "active", "", now)
-         for n in range(chats)],
+        (
+            "cert_no",
+            "name",
+            "department_id",
+            "unit_id",
+            "qualifications",
+            "expertise",
+            "mobile",
+            "cert_expiry",
+            "status",
+            "content_hash",
+            "updated_at",
+        ),
+        [
+            (f"B{n:07d}", f"检查员{n}", dept, unit, ["SP"], "", None, date(2030, 1, 1), "active", "", now)
+            for n in range(chats)
+        ],
     )
     rows = await db.conn().execute_query_dict("SELECT id, cert_no FROM inspector ORDER BY cert_no")
     pairs = [(r["id"], FIRST_USER + int(r["cert_no"][1:])) for r in rows]
     await db.bulk_insert(
         "chat_binding",
-        ("channel", "address", "role", "inspector_id", "departments", "display_name", "locale", "reachable",
-         "created_at"),
-        [("telegram", str(chat), "inspector", iid, [], f"检查员{n}", "zh-CN", True, now)
-         for n, (iid, chat) in enumerate(pairs)],
+        (
+            "channel",
+            "address",
+            "role",
+            "inspector_id",
+            "departments",
+            "display_name",
+            "locale",
+            "reachable",
+            "created_at",
+        ),
+        [
+            ("telegram", str(chat), "inspector", iid, [], f"检查员{n}", "zh-CN", True, now)
+            for n, (iid, chat) in enumerate(pairs)
+        ],
     )
     return pairs
 
@@ -244,16 +289,27 @@ async def enqueue_round(tag: str, targets: list[tuple[int, int]], n: int) -> lis
     from services.outbox import Message, enqueue
 
     chosen = [targets[i % len(targets)] for i in range(n)]
-    await enqueue([Message(dedupe_key=f"bench:{tag}:{i}", recipient_kind=RecipientKind.INSPECTOR,
-                           recipient_id=iid, template=TEMPLATE, context=context_for(i))
-                   for i, (iid, _) in enumerate(chosen)], SYSTEM.now())
+    await enqueue(
+        [
+            Message(
+                dedupe_key=f"bench:{tag}:{i}",
+                recipient_kind=RecipientKind.INSPECTOR,
+                recipient_id=iid,
+                template=TEMPLATE,
+                context=context_for(i),
+            )
+            for i, (iid, _) in enumerate(chosen)
+        ],
+        SYSTEM.now(),
+    )
     return chosen
 
 
 async def outbox_status(tag: str) -> dict[str, int]:
     p = db.placeholders(1)
     rows = await db.conn().execute_query_dict(
-        f"SELECT status, COUNT(*) AS n FROM outbox WHERE dedupe_key LIKE {p} GROUP BY status", [f"bench:{tag}:%"])
+        f"SELECT status, COUNT(*) AS n FROM outbox WHERE dedupe_key LIKE {p} GROUP BY status", [f"bench:{tag}:%"]
+    )
     return {r["status"]: r["n"] for r in rows}
 
 
@@ -267,8 +323,9 @@ class RawSender:
         from telegram import Bot
         from telegram.request import HTTPXRequest
 
-        request = HTTPXRequest(connection_pool_size=pool, read_timeout=10, write_timeout=10, connect_timeout=10,
-                               pool_timeout=10)
+        request = HTTPXRequest(
+            connection_pool_size=pool, read_timeout=10, write_timeout=10, connect_timeout=10, pool_timeout=10
+        )
         self.bot = Bot(sim.token, base_url=f"{sim.url}/bot", base_file_url=f"{sim.url}/file/bot", request=request)
         self.concurrency = concurrency
         self.errors = 0
@@ -297,11 +354,12 @@ class DispatcherSender:
     def __init__(self, sim: Simulator, concurrency: int, pool: int) -> None:
         from bot.channels.telegram import TelegramChannel
         from bot.dispatcher import Dispatcher
-        from bot.ratelimit import RateLimiter
+        from core.ratelimit import RateLimiter
 
         self.channel = TelegramChannel(sim.token, api_url=sim.url, mode="send-only", pool_size=pool)
-        self.dispatcher = Dispatcher({"telegram": self.channel}, limits={"telegram": RateLimiter(None, None)},
-                                     concurrency=concurrency)
+        self.dispatcher = Dispatcher(
+            {"telegram": self.channel}, limits={"telegram": RateLimiter(None, None)}, concurrency=concurrency
+        )
 
     async def send(self, at_least: int) -> int:
         """Run dispatcher cycles until ``at_least`` rows were handled (or none is due)."""
@@ -335,7 +393,7 @@ async def unthrottled(sim: Simulator, pairs: list[tuple[int, int]], args, profil
     The outbox holds all the rows from the start; the dispatcher takes its next segment's worth
     of cycles while the raw loop sends the same number of messages, so load from other
     processes on a shared machine falls on both alike."""
-    from bot.render import render
+    from core.render import render
 
     await sim.flood(enabled=False, reset_stats=True)
     started = time.perf_counter()
@@ -355,7 +413,7 @@ async def unthrottled(sim: Simulator, pairs: list[tuple[int, int]], args, profil
             if who == "dispatcher":
                 n, wall, cpu = await timed(disp.send(args.segment), profile)
             else:
-                want = texts[done_raw: done_raw + args.segment]
+                want = texts[done_raw : done_raw + args.segment]
                 n, wall, cpu = await timed(raw.send(want))
                 done_raw += n
             if n:
@@ -373,8 +431,12 @@ async def unthrottled(sim: Simulator, pairs: list[tuple[int, int]], args, profil
         expected[chat] = expected.get(chat, 0) + 2
     received = await sim.received(sorted(expected))
     figures = {
-        name: {"messages": n, "seconds": round(wall, 2), "rate": round(n / wall, 1),
-               "cpu_ms_per_msg": round(1000 * cpu / n, 2)}
+        name: {
+            "messages": n,
+            "seconds": round(wall, 2),
+            "rate": round(n / wall, 1),
+            "cpu_ms_per_msg": round(1000 * cpu / n, 2),
+        }
         for name, (n, wall, cpu) in totals.items()
     }
     ratios = [s["ratio"] for s in segments if "ratio" in s]
@@ -384,11 +446,16 @@ async def unthrottled(sim: Simulator, pairs: list[tuple[int, int]], args, profil
         "simulator_accepted": stats["accepted"],
         "simulator_accepted_all": stats["accepted"] == 2 * args.messages,
         "chats_with_wrong_count": sum(1 for chat, want in expected.items() if received.get(chat) != want),
-        "raw_errors": raw.errors, "dispatcher_failed": disp.dispatcher.failed,
+        "raw_errors": raw.errors,
+        "dispatcher_failed": disp.dispatcher.failed,
     }
     summary = {
-        "messages": args.messages, "chats": len(pairs), "concurrency": args.concurrency,
-        "segment": args.segment, "enqueue_seconds": round(enqueue_seconds, 2), **figures,
+        "messages": args.messages,
+        "chats": len(pairs),
+        "concurrency": args.concurrency,
+        "segment": args.segment,
+        "enqueue_seconds": round(enqueue_seconds, 2),
+        **figures,
         "ratio": round(figures["dispatcher"]["rate"] / figures["raw"]["rate"], 3),
         "segment_ratios_median": round(statistics.median(ratios), 3) if ratios else None,
         "cpu_ratio": round(figures["raw"]["cpu_ms_per_msg"] / figures["dispatcher"]["cpu_ms_per_msg"], 3),
@@ -427,15 +494,24 @@ async def throttled(sim: Simulator, pairs: list[tuple[int, int]], args) -> dict:
     stats = await sim.stats()
     await sim.flood(enabled=False)
     p = db.placeholders(1)
-    retried = (await db.conn().execute_query_dict(
-        f"SELECT COUNT(*) AS n FROM outbox WHERE dedupe_key LIKE {p} AND last_error <> ''", [f"bench:{tag}:%"]))[0]["n"]
+    retried = (
+        await db.conn().execute_query_dict(
+            f"SELECT COUNT(*) AS n FROM outbox WHERE dedupe_key LIKE {p} AND last_error <> ''", [f"bench:{tag}:%"]
+        )
+    )[0]["n"]
     summary = {
-        "messages": n, "chats": args.throttled_chats, "order": args.throttled_order,
-        "seconds": round(seconds, 1), "rate": round(n / seconds, 1),
+        "messages": n,
+        "chats": args.throttled_chats,
+        "order": args.throttled_order,
+        "seconds": round(seconds, 1),
+        "rate": round(n / seconds, 1),
         "floor_seconds": round(n / 30, 1),
-        "simulator_429s": stats["refused_429"], "accepted": stats["accepted"],
-        "busiest_second_overall": stats["max_per_second"], "busiest_second_one_chat": stats["max_per_chat_second"],
-        "rows_with_an_error": retried, "dispatcher_failed": dispatcher.failed,
+        "simulator_429s": stats["refused_429"],
+        "accepted": stats["accepted"],
+        "busiest_second_overall": stats["max_per_second"],
+        "busiest_second_one_chat": stats["max_per_chat_second"],
+        "rows_with_an_error": retried,
+        "dispatcher_failed": dispatcher.failed,
     }
     emit("throttled", **summary)
     return summary
@@ -449,8 +525,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--messages", type=int, default=10_000, help="unthrottled messages per round (default 10000)")
     p.add_argument("--chats", type=int, default=2_000, help="bound inspector chats (default 2000)")
     p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    p.add_argument("--segment", type=int, default=2_000,
-                   help="unthrottled messages per alternating segment (default 2000)")
+    p.add_argument(
+        "--segment", type=int, default=2_000, help="unthrottled messages per alternating segment (default 2000)"
+    )
     p.add_argument("--concurrency", type=int, default=32, help="sends in flight, both senders (default 32)")
     p.add_argument("--pool", type=int, default=64, help="HTTP connection pool of both senders (default 64)")
     p.add_argument("--throttled-messages", type=int, default=2_000)
@@ -458,8 +535,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--throttled-order", choices=("grouped", "round-robin"), default="grouped")
     p.add_argument("--skip-unthrottled", action="store_true")
     p.add_argument("--skip-throttled", action="store_true")
-    p.add_argument("--sim", choices=("process", "inline"), default="process",
-                   help="run the simulator in a child process (default) or in this one")
+    p.add_argument(
+        "--sim",
+        choices=("process", "inline"),
+        default="process",
+        help="run the simulator in a child process (default) or in this one",
+    )
     p.add_argument("--profile", type=Path, help="cProfile the dispatcher's unthrottled runs into this file")
     p.add_argument("--serve-sim", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

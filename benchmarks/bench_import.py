@@ -29,14 +29,14 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import db  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from core import db  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from importers import city  # noqa: E402
 from importers.write import TARGETS  # noqa: E402
 
@@ -76,13 +76,19 @@ async def measure_import(csv_path: Path, db_path: Path, fresh: bool) -> dict:
     settings = Settings(database_url=f"sqlite://{db_path}")
     async with db.opened(settings):
         start, cpu = time.perf_counter(), time.process_time()
-        result = await import_file("entities", csv_path, now=datetime.now(timezone.utc), progress=PhaseTimer)
+        result = await import_file("entities", csv_path, now=datetime.now(UTC), progress=PhaseTimer)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert result.ok, (result.problems, result.errors[:5])
     return {
-        "seconds": seconds, "cpu": cpu, "load": os.getloadavg()[0], "peak_mb": peak_mb(),
-        "phases": PhaseTimer.phases, "rows": result.rows,
-        "inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
+        "seconds": seconds,
+        "cpu": cpu,
+        "load": os.getloadavg()[0],
+        "peak_mb": peak_mb(),
+        "phases": PhaseTimer.phases,
+        "rows": result.rows,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
     }
 
 
@@ -110,7 +116,9 @@ async def measure_floor(source: Path, db_path: Path) -> dict:
 
 def run_measurement(*args: str) -> dict:
     """Run one measurement in a fresh interpreter; it prints one JSON line."""
-    out = subprocess.run([sys.executable, __file__, "--measure", *args], check=True, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", *args], check=True, capture_output=True, text=True, cwd=ROOT
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -130,8 +138,13 @@ def machine() -> dict:
         free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.splitlines()[1].split()[1]
     except (OSError, IndexError):
         free = "unknown"
-    return {"nproc": os.cpu_count(), "memory": free, "cpu": cpu, "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version}
+    return {
+        "nproc": os.cpu_count(),
+        "memory": free,
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
 
 
 def main() -> int:
@@ -165,10 +178,13 @@ def main() -> int:
         imports.append(run_measurement("import", str(csv_path), str(imported)))
         floors.append(run_measurement("floor", str(imported), str(floor_db)))
         i, f = imports[-1], floors[-1]
-        print(f"round {round_no}: import {i['seconds']:.1f} s (cpu {i['cpu']:.1f} s; validate "
-              f"{i['phases'].get('validate', 0):.1f} s, write {i['phases'].get('write', 0):.1f} s), floor {f['seconds']:.1f} s "
-              f"(cpu {f['cpu']:.1f} s), ratio {i['seconds'] / f['seconds']:.2f}, import peak {i['peak_mb']:.0f} MB, "
-              f"load {i['load']:.1f}/{f['load']:.1f}", flush=True)
+        print(
+            f"round {round_no}: import {i['seconds']:.1f} s (cpu {i['cpu']:.1f} s; validate "
+            f"{i['phases'].get('validate', 0):.1f} s, write {i['phases'].get('write', 0):.1f} s), floor {f['seconds']:.1f} s "
+            f"(cpu {f['cpu']:.1f} s), ratio {i['seconds'] / f['seconds']:.2f}, import peak {i['peak_mb']:.0f} MB, "
+            f"load {i['load']:.1f}/{f['load']:.1f}",
+            flush=True,
+        )
     again = run_measurement("reimport", str(csv_path), str(imported))
 
     best_import = min(imports, key=lambda m: m["seconds"])
@@ -177,18 +193,27 @@ def main() -> int:
     peak = max(m["peak_mb"] for m in imports + [again])
     assert best_import["inserted"] == args.entities and again["unchanged"] == args.entities
     report = {
-        "entities": args.entities, "file_mb": round(csv_path.stat().st_size / 2**20, 1), "repeat": args.repeat,
+        "entities": args.entities,
+        "file_mb": round(csv_path.stat().st_size / 2**20, 1),
+        "repeat": args.repeat,
         "import_s": round(best_import["seconds"], 1),
         "import_validate_s": round(best_import["phases"].get("validate", 0), 1),
         "import_write_s": round(best_import["phases"].get("write", 0), 1),
-        "floor_s": round(best_floor["seconds"], 1), "ratio": round(ratio, 2),
-        "import_cpu_s": round(min(m["cpu"] for m in imports), 1), "floor_cpu_s": round(min(m["cpu"] for m in floors), 1),
+        "floor_s": round(best_floor["seconds"], 1),
+        "ratio": round(ratio, 2),
+        "import_cpu_s": round(min(m["cpu"] for m in imports), 1),
+        "floor_cpu_s": round(min(m["cpu"] for m in floors), 1),
         "cpu_ratio": round(min(m["cpu"] for m in imports) / min(m["cpu"] for m in floors), 2),
         "round_ratios": [round(i["seconds"] / f["seconds"], 2) for i, f in zip(imports, floors)],
-        "reimport_s": round(again["seconds"], 1), "reimport_peak_mb": round(again["peak_mb"]),
-        "import_peak_mb": round(max(m["peak_mb"] for m in imports)), "peak_mb": round(peak),
-        "all_import_s": [round(m["seconds"], 1) for m in imports], "all_floor_s": [round(m["seconds"], 1) for m in floors],
-        "goal_ratio_met": ratio <= 3, "goal_memory_met": peak <= 1024, "machine": machine(),
+        "reimport_s": round(again["seconds"], 1),
+        "reimport_peak_mb": round(again["peak_mb"]),
+        "import_peak_mb": round(max(m["peak_mb"] for m in imports)),
+        "peak_mb": round(peak),
+        "all_import_s": [round(m["seconds"], 1) for m in imports],
+        "all_floor_s": [round(m["seconds"], 1) for m in floors],
+        "goal_ratio_met": ratio <= 3,
+        "goal_memory_met": peak <= 1024,
+        "machine": machine(),
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0

@@ -55,13 +55,13 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import Child, emit, free_port, machine, measure_hello, converse, run_load, serve_measured, workspace  # noqa: E402
+from _common import Child, converse, emit, free_port, machine, measure_hello, run_load, serve_measured, workspace  # noqa: E402
 
 HOST = "127.0.0.1"
 DEPT = "SCJG"
@@ -71,8 +71,20 @@ ENTITY_NO = 1_000_000  # first number of the generated entities' USCC-like keys
 
 # --- conversations ----------------------------------------------------------------------------
 
-FULL = ["1 2 5", "1,2,5", "125", "１２５", "是，否，5", "是 否 5分", "对 没有 五分", "Y N 4", "yes no 4", "y/n/4",
-        "1 2 4", "是 否 3"]
+FULL = [
+    "1 2 5",
+    "1,2,5",
+    "125",
+    "１２５",
+    "是，否，5",
+    "是 否 5分",
+    "对 没有 五分",
+    "Y N 4",
+    "yes no 4",
+    "y/n/4",
+    "1 2 4",
+    "是 否 3",
+]
 WITH_COMMENT = ["是 否 5 态度很好", "1 2 5 10点来的，半小时就走了", "是，否，５　很规范", "1 2 4 检查很仔细"]
 ALERTING = ["1 1 2", "是 是 1 他们要了两条烟", "1 2 1", "Y Y 3"]
 GARBLED = ["好的", "嗯嗯", "？", "收到", "好", "知道了谢谢"]
@@ -93,8 +105,19 @@ class Conversation:
 
 def make_conversations(n_messages: int, rng: random.Random, mobiles, codes) -> list[Conversation]:
     """Conversations until ``n_messages`` messages: the mix described in the module docstring."""
-    kinds = [("full", 34), ("comment", 8), ("alert", 4), ("partial", 14), ("garbled", 10), ("incomplete", 3),
-             ("after", 6), ("shared", 7), ("which", 3), ("optout", 2), ("stranger", 1)]
+    kinds = [
+        ("full", 34),
+        ("comment", 8),
+        ("alert", 4),
+        ("partial", 14),
+        ("garbled", 10),
+        ("incomplete", 3),
+        ("after", 6),
+        ("shared", 7),
+        ("which", 3),
+        ("optout", 2),
+        ("stranger", 1),
+    ]
     names, weights = zip(*kinds)
     out: list[Conversation] = []
     total = 0
@@ -167,8 +190,12 @@ def expectations(conversations: list[Conversation], sent_at: datetime, now: date
     only open one, else the sender is asked which)."""
     from domain.surveys import AskQuestion, Clarify, RaiseAlert, Status, Thank, new_survey, parse_reply, step
 
-    stored = {Status.OPEN: "sent", Status.COMPLETE: "answered", Status.INCOMPLETE: "incomplete",
-              Status.OPTED_OUT: "opted_out"}
+    stored = {
+        Status.OPEN: "sent",
+        Status.COMPLETE: "answered",
+        Status.INCOMPLETE: "incomplete",
+        Status.OPTED_OUT: "opted_out",
+    }
     statuses, answers, outbox, alerts = {}, {}, Counter(), 0
     for c in conversations:
         states = {code: new_survey(sent_at) for code in c.codes}
@@ -207,9 +234,15 @@ def expectations(conversations: list[Conversation], sent_at: datetime, now: date
                     outbox["survey_alert.j2"] += 1  # one coordinator
         for code, s in states.items():
             statuses[code] = stored[s.status]
-            answers[code] = {q: v for q, v in (("credentials", s.answers.credentials),
-                                               ("improper", s.answers.improper),
-                                               ("fairness", s.answers.fairness)) if v is not None}
+            answers[code] = {
+                q: v
+                for q, v in (
+                    ("credentials", s.answers.credentials),
+                    ("improper", s.answers.improper),
+                    ("fairness", s.answers.fairness),
+                )
+                if v is not None
+            }
     return Expected(statuses, answers, outbox, alerts)
 
 
@@ -217,17 +250,23 @@ def expectations(conversations: list[Conversation], sent_at: datetime, now: date
 
 
 def settings_for(path: Path, port: int = 0):
-    from bot.settings import Settings
-    from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
+    from core.settings import Settings
+    from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
 
-    return Settings(data_dir=path.parent, database_url=f"sqlite://{path}", sms_account_sid=DEV_ACCOUNT_SID,
-                    sms_auth_token=DEV_AUTH_TOKEN, sms_from=DEV_NUMBER, sms_api_url=f"http://{HOST}:9",
-                    public_url=f"http://{HOST}:{port}")
+    return Settings(
+        data_dir=path.parent,
+        database_url=f"sqlite://{path}",
+        sms_account_sid=DEV_ACCOUNT_SID,
+        sms_auth_token=DEV_AUTH_TOKEN,
+        sms_from=DEV_NUMBER,
+        sms_api_url=f"http://{HOST}:9",
+        public_url=f"http://{HOST}:{port}",
+    )
 
 
 async def fill(path: Path, conversations: list[Conversation], sent_at: datetime) -> dict:
     """Migrate and fill the database: the plan, its draw, and one open survey per conversation code."""
-    from bot import db
+    from core import db
     from domain.surveys import expires_at, reminder_at
     from models.directory import Department, Inspector, Unit
     from models.draws import Draw, Firing
@@ -238,60 +277,184 @@ async def fill(path: Path, conversations: list[Conversation], sent_at: datetime)
     async with db.opened(settings_for(path)):
         dept = await Department.create(code=DEPT, name="青岛市市场监督管理局")
         unit = await Unit.create(department=dept, name="执法支队", jurisdiction="3702")
-        inspectors = [await Inspector.create(cert_no=f"3702000{i}", name=name, department=dept, unit=unit,
-                                             qualifications=["SP"]) for i, name in enumerate(TEAM)]
+        inspectors = [
+            await Inspector.create(cert_no=f"3702000{i}", name=name, department=dept, unit=unit, qualifications=["SP"])
+            for i, name in enumerate(TEAM)
+        ]
         day = sent_at - timedelta(days=2)
-        plan = await Plan.create(code="BENCH", name="餐饮服务食品安全抽查", departments=[DEPT], spec={},
-                                 created_at=day, updated_at=day, active=False)
-        firing = await Firing.create(draw_ref=DRAW_REF, plan=plan, fire_at=day, commitment="0" * 64, params={},
-                                     announced_at=day)
-        draw = await Draw.create(draw_ref=DRAW_REF, firing=firing, plan=plan, drawn_at=day, pool_digest="0" * 64,
-                                 inspectors_digest="0" * 64, inspections_digest="0" * 64, window_start=day,
-                                 window_end=day + timedelta(days=30), pool_size=0, inspector_count=2,
-                                 inspection_count=0)
-        await ChatBinding.create(channel=Channel.TELEGRAM, address="900", role=Role.COORDINATOR,
-                                 departments=[DEPT], display_name="协调员")
+        plan = await Plan.create(
+            code="BENCH",
+            name="餐饮服务食品安全抽查",
+            departments=[DEPT],
+            spec={},
+            created_at=day,
+            updated_at=day,
+            active=False,
+        )
+        firing = await Firing.create(
+            draw_ref=DRAW_REF, plan=plan, fire_at=day, commitment="0" * 64, params={}, announced_at=day
+        )
+        draw = await Draw.create(
+            draw_ref=DRAW_REF,
+            firing=firing,
+            plan=plan,
+            drawn_at=day,
+            pool_digest="0" * 64,
+            inspectors_digest="0" * 64,
+            inspections_digest="0" * 64,
+            window_start=day,
+            window_end=day + timedelta(days=30),
+            pool_size=0,
+            inspector_count=2,
+            inspection_count=0,
+        )
+        await ChatBinding.create(
+            channel=Channel.TELEGRAM, address="900", role=Role.COORDINATOR, departments=[DEPT], display_name="协调员"
+        )
         surveys = [(c.mobile, code) for c in conversations for code in c.codes]
         n = len(surveys)
         first_entity = await _next_id("entity")
         await db.bulk_insert(
-            "entity", ("uscc", "name", "kind", "division_code", "address", "industry", "risk_class", "mobile",
-                       "status", "content_hash", "updated_at"),
-            ((f"9137020{ENTITY_NO + i:010d}X", f"青岛测试{i}号餐饮有限公司", "enterprise", "370202", "",
-              "餐饮", "D", mobile, "active", "", day) for i, (mobile, _) in enumerate(surveys)))
+            "entity",
+            (
+                "uscc",
+                "name",
+                "kind",
+                "division_code",
+                "address",
+                "industry",
+                "risk_class",
+                "mobile",
+                "status",
+                "content_hash",
+                "updated_at",
+            ),
+            (
+                (
+                    f"9137020{ENTITY_NO + i:010d}X",
+                    f"青岛测试{i}号餐饮有限公司",
+                    "enterprise",
+                    "370202",
+                    "",
+                    "餐饮",
+                    "D",
+                    mobile,
+                    "active",
+                    "",
+                    day,
+                )
+                for i, (mobile, _) in enumerate(surveys)
+            ),
+        )
         first_insp = await _next_id("inspection")
         await db.bulk_insert(
-            "inspection", ("draw_id", "no", "entity_id", "entity_key", "division", "stratum", "rank", "status",
-                           "unstaffable_reason"),
-            ((draw.id, i + 1, first_entity + i, f"9137020{ENTITY_NO + i:010d}X", "370202", "D", f"{i:016x}",
-              "staffed", "") for i in range(n)))
+            "inspection",
+            ("draw_id", "no", "entity_id", "entity_key", "division", "stratum", "rank", "status", "unstaffable_reason"),
+            (
+                (
+                    draw.id,
+                    i + 1,
+                    first_entity + i,
+                    f"9137020{ENTITY_NO + i:010d}X",
+                    "370202",
+                    "D",
+                    f"{i:016x}",
+                    "staffed",
+                    "",
+                )
+                for i in range(n)
+            ),
+        )
         await db.bulk_insert(
-            "assignment", ("draw_id", "inspection_id", "inspector_id", "seat", "ordinal", "status", "deadline",
-                           "created_at"),
-            ((draw.id, first_insp + i, p.id, seat, 0, "accepted", day + timedelta(days=3), day)
-             for i in range(n) for seat, p in enumerate(inspectors)))
-        await db.bulk_insert("survey_sample", ("draw_id", "seed", "shares", "pool", "selected", "created_at"),
-                             [(draw.id, os.urandom(32), {"*": "1"}, n, list(range(1, n + 1)), day)])
+            "assignment",
+            ("draw_id", "inspection_id", "inspector_id", "seat", "ordinal", "status", "deadline", "created_at"),
+            (
+                (draw.id, first_insp + i, p.id, seat, 0, "accepted", day + timedelta(days=3), day)
+                for i in range(n)
+                for seat, p in enumerate(inspectors)
+            ),
+        )
+        await db.bulk_insert(
+            "survey_sample",
+            ("draw_id", "seed", "shares", "pool", "selected", "created_at"),
+            [(draw.id, os.urandom(32), {"*": "1"}, n, list(range(1, n + 1)), day)],
+        )
         sample_id = (await db.conn().execute_query_dict("SELECT id FROM survey_sample"))[0]["id"]
         local = sent_at.astimezone(settings_for(path).zone).date().isoformat()
         shared = Counter(mobile for mobile, _ in surveys)
         await db.bulk_insert(
-            "survey", ("inspection_id", "entity_id", "sample_id", "code", "channel", "address", "status", "locale",
-                       "context", "answers", "comment", "clarifications", "alerted", "poll_question", "polls",
-                       "created_at", "sent_at", "reminder_at", "reminded_at", "expires_at", "answered_at",
-                       "completed_at", "late"),
-            ((first_insp + i, first_entity + i, sample_id, code, "sms", mobile, "sent", "zh-CN",
-              {"date": local, "departments": ["青岛市市场监督管理局"], "dept_codes": [DEPT], "team": TEAM,
-               "entity": f"青岛测试{i}号餐饮有限公司", "plan": plan.name, "plan_code": plan.code, "draw_ref": DRAW_REF,
-               "no": i + 1, "sign": "青岛市市场监督管理局", "show_code": shared[mobile] > 1},
-              {}, None, {}, [], None, {}, sent_at, sent_at, reminder_at(sent_at), None, expires_at(sent_at),
-              None, None, False)
-             for i, (mobile, code) in enumerate(surveys)))
+            "survey",
+            (
+                "inspection_id",
+                "entity_id",
+                "sample_id",
+                "code",
+                "channel",
+                "address",
+                "status",
+                "locale",
+                "context",
+                "answers",
+                "comment",
+                "clarifications",
+                "alerted",
+                "poll_question",
+                "polls",
+                "created_at",
+                "sent_at",
+                "reminder_at",
+                "reminded_at",
+                "expires_at",
+                "answered_at",
+                "completed_at",
+                "late",
+            ),
+            (
+                (
+                    first_insp + i,
+                    first_entity + i,
+                    sample_id,
+                    code,
+                    "sms",
+                    mobile,
+                    "sent",
+                    "zh-CN",
+                    {
+                        "date": local,
+                        "departments": ["青岛市市场监督管理局"],
+                        "dept_codes": [DEPT],
+                        "team": TEAM,
+                        "entity": f"青岛测试{i}号餐饮有限公司",
+                        "plan": plan.name,
+                        "plan_code": plan.code,
+                        "draw_ref": DRAW_REF,
+                        "no": i + 1,
+                        "sign": "青岛市市场监督管理局",
+                        "show_code": shared[mobile] > 1,
+                    },
+                    {},
+                    None,
+                    {},
+                    [],
+                    None,
+                    {},
+                    sent_at,
+                    sent_at,
+                    reminder_at(sent_at),
+                    None,
+                    expires_at(sent_at),
+                    None,
+                    None,
+                    False,
+                )
+                for i, (mobile, code) in enumerate(surveys)
+            ),
+        )
     return {"surveys": n, "seconds": round(time.perf_counter() - t0, 2)}
 
 
 async def _next_id(table: str) -> int:
-    from bot import db
+    from core import db
 
     rows = await db.conn().execute_query_dict(f'SELECT COALESCE(MAX(id), 0) + 1 AS n FROM "{table}"')
     return rows[0]["n"]
@@ -301,34 +464,43 @@ def check(path: Path, expected: Expected, requests: int) -> dict:
     """The database after the run, against the expectations; raises AssertionError on a difference."""
     con = sqlite3.connect(path)
     try:
-        events = con.execute("SELECT COUNT(*), COUNT(processed_at), "
-                             "SUM(outcome LIKE 'failed:%' OR outcome = '') FROM inbound_event").fetchone()
+        events = con.execute(
+            "SELECT COUNT(*), COUNT(processed_at), SUM(outcome LIKE 'failed:%' OR outcome = '') FROM inbound_event"
+        ).fetchone()
         outcomes = dict(con.execute("SELECT outcome, COUNT(*) FROM inbound_event GROUP BY outcome").fetchall())
-        rows = {code: (status, json.loads(answers)) for code, status, answers in
-                con.execute("SELECT code, status, answers FROM survey").fetchall()}
+        rows = {
+            code: (status, json.loads(answers))
+            for code, status, answers in con.execute("SELECT code, status, answers FROM survey").fetchall()
+        }
         outbox = Counter(dict(con.execute("SELECT template, COUNT(*) FROM outbox GROUP BY template").fetchall()))
         alerts = con.execute("SELECT COUNT(*) FROM alert").fetchone()[0]
     finally:
         con.close()
     problems = []
     if events[0] != requests or events[1] != requests or events[2]:
-        problems.append(f"inbound events: {events[0]} stored, {events[1]} processed, {events[2]} failed; "
-                        f"{requests} sent")
-    wrong = [code for code, status in expected.statuses.items()
-             if rows.get(code) != (status, expected.answers[code])]
+        problems.append(
+            f"inbound events: {events[0]} stored, {events[1]} processed, {events[2]} failed; {requests} sent"
+        )
+    wrong = [code for code, status in expected.statuses.items() if rows.get(code) != (status, expected.answers[code])]
     if wrong:
         code = wrong[0]
-        problems.append(f"{len(wrong)} surveys differ, e.g. {code}: stored {rows.get(code)}, expected "
-                        f"{(expected.statuses[code], expected.answers[code])}")
+        problems.append(
+            f"{len(wrong)} surveys differ, e.g. {code}: stored {rows.get(code)}, expected "
+            f"{(expected.statuses[code], expected.answers[code])}"
+        )
     if outbox != expected.outbox:
         problems.append(f"outbox {dict(outbox)} != expected {dict(expected.outbox)}")
     if alerts != expected.alerts:
         problems.append(f"alerts {alerts} != expected {expected.alerts}")
     if problems:
         raise AssertionError("; ".join(problems))
-    return {"inbound_events": events[0], "outcomes": outcomes,
-            "surveys": dict(Counter(status for status, _ in rows.values())), "outbox": dict(outbox),
-            "alerts": alerts}
+    return {
+        "inbound_events": events[0],
+        "outcomes": outcomes,
+        "surveys": dict(Counter(status for status, _ in rows.values())),
+        "outbox": dict(outbox),
+        "alerts": alerts,
+    }
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -338,19 +510,35 @@ def signed(url: str, conversations: list[Conversation]) -> list[list[tuple[bytes
     """Each conversation's requests: the url-encoded Twilio form and its X-Twilio-Signature."""
     from urllib.parse import urlencode
 
-    from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, new_sid, segments
     from domain.signatures import twilio_signature
+    from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, new_sid, segments
 
     out = []
     for c in conversations:
         reqs = []
         for text in c.texts:
             sid = new_sid()
-            form = {"ToCountry": "US", "ToState": "", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "",
-                    "FromZip": "", "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "",
-                    "Body": text, "FromCountry": "CN", "To": DEV_NUMBER, "ToZip": "",
-                    "NumSegments": str(segments(text)), "MessageSid": sid, "AccountSid": DEV_ACCOUNT_SID,
-                    "From": c.mobile, "ApiVersion": "2010-04-01"}
+            form = {
+                "ToCountry": "US",
+                "ToState": "",
+                "SmsMessageSid": sid,
+                "NumMedia": "0",
+                "ToCity": "",
+                "FromZip": "",
+                "SmsSid": sid,
+                "FromState": "",
+                "SmsStatus": "received",
+                "FromCity": "",
+                "Body": text,
+                "FromCountry": "CN",
+                "To": DEV_NUMBER,
+                "ToZip": "",
+                "NumSegments": str(segments(text)),
+                "MessageSid": sid,
+                "AccountSid": DEV_ACCOUNT_SID,
+                "From": c.mobile,
+                "ApiVersion": "2010-04-01",
+            }
             reqs.append((urlencode(form).encode(), twilio_signature(url, form, DEV_AUTH_TOKEN)))
         out.append(reqs)
     return out
@@ -383,6 +571,7 @@ async def serve(args) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     if args.app == "hello":
+
         async def hello(request: web.Request) -> web.Response:
             return web.Response(text="Hello, world")
 
@@ -390,13 +579,12 @@ async def serve(args) -> None:
         app.router.add_post("/sms/inbound", hello)
         cleanup = None
     else:
-        from bot import db
         from bot.channels.sms_twilio import TwilioSmsChannel
-        from bot.clock import SYSTEM
         from bot.runtime import Runtime
         from bot.web import make_app
-
-        from bot.logs import setup_logging
+        from core import db
+        from core.clock import SYSTEM
+        from core.logs import setup_logging
 
         settings = settings_for(Path(args.db), args.port)
         # as `inspectbot serve` logs: JSON lines through the redacting filter, INFO, one per event
@@ -439,7 +627,7 @@ def orchestrate(args) -> int:
     timed = make_conversations(args.requests, rng, mobiles, codes)
     rng.shuffle(warm)
     rng.shuffle(timed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sent_at = now - timedelta(hours=2)
     emit("fill", asyncio.run(fill(path, warm + timed, sent_at)))
     port = free_port()
@@ -472,17 +660,26 @@ def orchestrate(args) -> int:
         emit("check", check(path, expected, n_warm + n_timed))
     best_hello = max(h["rps"] for h in hello)
     ratio = replies["rps"] / best_hello
-    summary = {"requests": n_timed, "connections": args.connections, "replies_rps": replies["rps"],
-               "hello_rps": best_hello, "hello_runs_rps": [h["rps"] for h in hello], "ratio": round(ratio, 3),
-               "ratio_goal": 0.25, "p50_ms": replies["p50_ms"], "p99_ms": replies["p99_ms"], "p99_goal_ms": 100,
-               "server_cpu_ms_per_request": round(1000 * replies["server_cpu_s"] / n_timed, 3),
-               "server_sys_ms_per_request": round(1000 * replies["server_sys_s"] / n_timed, 3),
-               "server_switches_per_request": round(replies["server_switches"] / n_timed, 1),
-               "client_cpu_ms_per_request": round(1000 * replies["client_cpu_s"] / n_timed, 3),
-               "hello_server_cpu_ms_per_request": round(min(1000 * h["server_cpu_s"] / h["requests"] for h in hello), 3),
-               "hello_client_cpu_ms_per_request": round(min(1000 * h["client_cpu_s"] / h["requests"] for h in hello), 3),
-               "what_if_no_database": args.what_if_no_database,
-               "load_after": [round(x, 2) for x in os.getloadavg()]}
+    summary = {
+        "requests": n_timed,
+        "connections": args.connections,
+        "replies_rps": replies["rps"],
+        "hello_rps": best_hello,
+        "hello_runs_rps": [h["rps"] for h in hello],
+        "ratio": round(ratio, 3),
+        "ratio_goal": 0.25,
+        "p50_ms": replies["p50_ms"],
+        "p99_ms": replies["p99_ms"],
+        "p99_goal_ms": 100,
+        "server_cpu_ms_per_request": round(1000 * replies["server_cpu_s"] / n_timed, 3),
+        "server_sys_ms_per_request": round(1000 * replies["server_sys_s"] / n_timed, 3),
+        "server_switches_per_request": round(replies["server_switches"] / n_timed, 1),
+        "client_cpu_ms_per_request": round(1000 * replies["client_cpu_s"] / n_timed, 3),
+        "hello_server_cpu_ms_per_request": round(min(1000 * h["server_cpu_s"] / h["requests"] for h in hello), 3),
+        "hello_client_cpu_ms_per_request": round(min(1000 * h["client_cpu_s"] / h["requests"] for h in hello), 3),
+        "what_if_no_database": args.what_if_no_database,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
     emit("summary", summary)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
@@ -510,8 +707,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="work in this directory and keep it (database, server log, requests)")
     parser.add_argument("--profile", help="cProfile the reply server's event loop into this file")
-    parser.add_argument("--what-if-no-database", action="store_true",
-                        help="experiment: the reply path's floor, no database work (see without_database)")
+    parser.add_argument(
+        "--what-if-no-database",
+        action="store_true",
+        help="experiment: the reply path's floor, no database work (see without_database)",
+    )
     args = parser.parse_args(argv)
     if args.role == "_serve":
         asyncio.run(serve(args))

@@ -52,13 +52,25 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import HOST, Child, emit, free_port, machine, measure_hello, converse, run_load, run_role, serve_measured, workspace  # noqa: E402
+from _common import (  # noqa: E402
+    HOST,
+    Child,
+    converse,
+    emit,
+    free_port,
+    machine,
+    measure_hello,
+    run_load,
+    run_role,
+    serve_measured,
+    workspace,
+)
 
 SECRET = "bench-webhook-secret-0123456789"
 FIRST_USER = 300_000_001  # chat ids of the inspectors (as bench_fanout's simulator users)
@@ -81,8 +93,7 @@ def _chat(chat: int) -> dict:
 
 def message_update(update_id: int, chat: int, text: str, message_id: int) -> bytes:
     """A private text message (a ``/command`` gets its bot_command entity, as Telegram sends it)."""
-    msg = {"message_id": message_id, "from": _user(chat), "chat": _chat(chat), "date": int(time.time()),
-           "text": text}
+    msg = {"message_id": message_id, "from": _user(chat), "chat": _chat(chat), "date": int(time.time()), "text": text}
     if text.startswith("/"):
         msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split(" ", 1)[0])}]
     return json.dumps({"update_id": update_id, "message": msg}, ensure_ascii=False).encode()
@@ -90,10 +101,19 @@ def message_update(update_id: int, chat: int, text: str, message_id: int) -> byt
 
 def press_update(update_id: int, chat: int, data: str, message_id: int) -> bytes:
     """A press of an inline button with ``data`` on the bot's message ``message_id``."""
-    query = {"id": f"{chat}{update_id}", "from": _user(chat), "chat_instance": str(chat * 7),
-             "data": data,
-             "message": {"message_id": message_id, "from": BOT, "chat": _chat(chat), "date": int(time.time()) - 60,
-                         "text": "抽查任务"}}
+    query = {
+        "id": f"{chat}{update_id}",
+        "from": _user(chat),
+        "chat_instance": str(chat * 7),
+        "data": data,
+        "message": {
+            "message_id": message_id,
+            "from": BOT,
+            "chat": _chat(chat),
+            "date": int(time.time()) - 60,
+            "text": "抽查任务",
+        },
+    }
     return json.dumps({"update_id": update_id, "callback_query": query}, ensure_ascii=False).encode()
 
 
@@ -103,15 +123,27 @@ def press_update(update_id: int, chat: int, data: str, message_id: int) -> bytes
 def settings_for(path: Path, port: int = 0, telegram: dict | None = None, sms_url: str = ""):
     """The service's settings: Telegram in webhook mode against the simulator ``telegram``
     (``{"url", "token"}``); SMS (the Twilio simulator's dev account) when ``sms_url`` is given."""
-    from bot.settings import Settings
-    from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
+    from core.settings import Settings
+    from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
 
     tg = telegram or {}
-    sms = dict(sms_account_sid=DEV_ACCOUNT_SID, sms_auth_token=DEV_AUTH_TOKEN, sms_from=DEV_NUMBER,
-               sms_api_url=sms_url) if sms_url else {}
-    return Settings(data_dir=path.parent, database_url=f"sqlite://{path}", telegram_token=tg.get("token", ""),
-                    telegram_api_url=tg.get("url", ""), telegram_mode="webhook", telegram_webhook_secret=SECRET,
-                    public_url=f"http://{HOST}:{port}", web_host=HOST, web_port=port, **sms)
+    sms = (
+        dict(sms_account_sid=DEV_ACCOUNT_SID, sms_auth_token=DEV_AUTH_TOKEN, sms_from=DEV_NUMBER, sms_api_url=sms_url)
+        if sms_url
+        else {}
+    )
+    return Settings(
+        data_dir=path.parent,
+        database_url=f"sqlite://{path}",
+        telegram_token=tg.get("token", ""),
+        telegram_api_url=tg.get("url", ""),
+        telegram_mode="webhook",
+        telegram_webhook_secret=SECRET,
+        public_url=f"http://{HOST}:{port}",
+        web_host=HOST,
+        web_port=port,
+        **sms,
+    )
 
 
 async def add_telegram_inspectors(n: int, dept_code: str) -> list[tuple[int, int]]:
@@ -119,61 +151,133 @@ async def add_telegram_inspectors(n: int, dept_code: str) -> list[tuple[int, int
     returns (inspector id, chat id)."""
     from datetime import date
 
-    from bot import db
+    from core import db
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     c = db.conn()
     dept = (await c.execute_query_dict("SELECT id FROM department WHERE code = ?", [dept_code]))[0]["id"]
     unit = (await c.execute_query_dict("SELECT id FROM unit WHERE department_id = ? ORDER BY id", [dept]))[0]["id"]
     await db.bulk_insert(
-        "inspector", ("cert_no", "name", "department_id", "unit_id", "qualifications", "expertise", "mobile",
-                      "cert_expiry", "status", "content_hash", "updated_at"),
-        [(f"W{i:07d}", f"检查员{i}", dept, unit, ["SP"], "", None, date(2030, 1, 1), "active", "", now)
-         for i in range(n)])
+        "inspector",
+        (
+            "cert_no",
+            "name",
+            "department_id",
+            "unit_id",
+            "qualifications",
+            "expertise",
+            "mobile",
+            "cert_expiry",
+            "status",
+            "content_hash",
+            "updated_at",
+        ),
+        [
+            (f"W{i:07d}", f"检查员{i}", dept, unit, ["SP"], "", None, date(2030, 1, 1), "active", "", now)
+            for i in range(n)
+        ],
+    )
     rows = await c.execute_query_dict("SELECT id, cert_no FROM inspector WHERE cert_no LIKE 'W%' ORDER BY cert_no")
     pairs = [(r["id"], FIRST_USER + int(r["cert_no"][1:])) for r in rows]
     await db.bulk_insert(
-        "chat_binding", ("channel", "address", "role", "inspector_id", "departments", "display_name", "locale",
-                         "reachable", "created_at"),
-        [("telegram", str(chat), "inspector", iid, [], f"检查员{chat - FIRST_USER}", "zh-CN", True, now)
-         for iid, chat in pairs])
+        "chat_binding",
+        (
+            "channel",
+            "address",
+            "role",
+            "inspector_id",
+            "departments",
+            "display_name",
+            "locale",
+            "reachable",
+            "created_at",
+        ),
+        [
+            ("telegram", str(chat), "inspector", iid, [], f"检查员{chat - FIRST_USER}", "zh-CN", True, now)
+            for iid, chat in pairs
+        ],
+    )
     return pairs
 
 
 async def draw_id(draw_ref: str) -> int:
-    from bot import db
+    from core import db
 
     return (await db.conn().execute_query_dict("SELECT id FROM draw WHERE draw_ref = ?", [draw_ref]))[0]["id"]
 
 
-async def add_open_assignments(draw: int, pairs: list[tuple[int, int]], n_inspections: int,
-                               first_no: int) -> list[tuple[int, int]]:
+async def add_open_assignments(
+    draw: int, pairs: list[tuple[int, int]], n_inspections: int, first_no: int
+) -> list[tuple[int, int]]:
     """``n_inspections`` inspections of ``draw`` (new entities), each with two assignments still
     ``sent`` to consecutive inspectors of ``pairs``; returns (assignment id, chat id) in order."""
-    from bot import db
+    from core import db
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     c = db.conn()
     first_entity = (await c.execute_query_dict("SELECT COALESCE(MAX(id), 0) + 1 AS n FROM entity"))[0]["n"]
     await db.bulk_insert(
-        "entity", ("uscc", "name", "kind", "division_code", "address", "industry", "risk_class", "mobile", "status",
-                   "content_hash", "updated_at"),
-        ((f"9137021{first_no + i:010d}Y", f"青岛市南区{first_no + i}号海鲜餐馆", "enterprise", "370202",
-          f"青岛市市南区香港中路{i % 300}号", "餐饮", "C", None, "active", "", now) for i in range(n_inspections)))
+        "entity",
+        (
+            "uscc",
+            "name",
+            "kind",
+            "division_code",
+            "address",
+            "industry",
+            "risk_class",
+            "mobile",
+            "status",
+            "content_hash",
+            "updated_at",
+        ),
+        (
+            (
+                f"9137021{first_no + i:010d}Y",
+                f"青岛市南区{first_no + i}号海鲜餐馆",
+                "enterprise",
+                "370202",
+                f"青岛市市南区香港中路{i % 300}号",
+                "餐饮",
+                "C",
+                None,
+                "active",
+                "",
+                now,
+            )
+            for i in range(n_inspections)
+        ),
+    )
     first_insp = (await c.execute_query_dict("SELECT COALESCE(MAX(id), 0) + 1 AS n FROM inspection"))[0]["n"]
     await db.bulk_insert(
-        "inspection", ("draw_id", "no", "entity_id", "entity_key", "division", "stratum", "rank", "status",
-                       "unstaffable_reason"),
-        ((draw, first_no + i, first_entity + i, f"9137021{first_no + i:010d}Y", "370202", "C", f"{i:016x}",
-          "staffed", "") for i in range(n_inspections)))
-    seats = [(first_insp + i, seat, pairs[(2 * i + seat - 1) % len(pairs)]) for i in range(n_inspections)
-             for seat in (1, 2)]
+        "inspection",
+        ("draw_id", "no", "entity_id", "entity_key", "division", "stratum", "rank", "status", "unstaffable_reason"),
+        (
+            (
+                draw,
+                first_no + i,
+                first_entity + i,
+                f"9137021{first_no + i:010d}Y",
+                "370202",
+                "C",
+                f"{i:016x}",
+                "staffed",
+                "",
+            )
+            for i in range(n_inspections)
+        ),
+    )
+    seats = [
+        (first_insp + i, seat, pairs[(2 * i + seat - 1) % len(pairs)]) for i in range(n_inspections) for seat in (1, 2)
+    ]
     await db.bulk_insert(
-        "assignment", ("draw_id", "inspection_id", "inspector_id", "seat", "ordinal", "status", "deadline",
-                       "created_at"),
-        ((draw, insp, iid, seat, 0, "sent", now + timedelta(days=3), now) for insp, seat, (iid, _) in seats))
-    ids = await c.execute_query_dict("SELECT id FROM assignment WHERE inspection_id >= ? ORDER BY inspection_id, seat",
-                                     [first_insp])
+        "assignment",
+        ("draw_id", "inspection_id", "inspector_id", "seat", "ordinal", "status", "deadline", "created_at"),
+        ((draw, insp, iid, seat, 0, "sent", now + timedelta(days=3), now) for insp, seat, (iid, _) in seats),
+    )
+    ids = await c.execute_query_dict(
+        "SELECT id FROM assignment WHERE inspection_id >= ? ORDER BY inspection_id, seat", [first_insp]
+    )
     return [(r["id"], chat) for r, (_, _, (_, chat)) in zip(ids, seats)]
 
 
@@ -202,8 +306,13 @@ def parse_mix(text: str) -> list[tuple[str, float]]:
     return kinds
 
 
-def make_conversations(n_updates: int, rng: random.Random, open_by_chat: dict[int, list[int]],
-                       update_ids, kinds: list[tuple[str, float]] | None = None) -> list[Conversation]:
+def make_conversations(
+    n_updates: int,
+    rng: random.Random,
+    open_by_chat: dict[int, list[int]],
+    update_ids,
+    kinds: list[tuple[str, float]] | None = None,
+) -> list[Conversation]:
     names, weights = zip(*(kinds or parse_mix(MIX)))
     chats = list(open_by_chat)
     out, total = [], 0
@@ -244,16 +353,17 @@ def expectations(conversations: list[Conversation]) -> dict:
         if c.kind == "double":
             outcomes["already_accepted"] += 1
             outbox["accepted.j2"] += 1
-    return {"outcomes": outcomes, "outbox": outbox,
-            "accepted": sorted(a for c in conversations for a in c.accepts)}
+    return {"outcomes": outcomes, "outbox": outbox, "accepted": sorted(a for c in conversations for a in c.accepts)}
 
 
 def check(path: Path, expected: dict, requests: int) -> dict:
     """The database after the run, against the expectations; raises AssertionError on a difference."""
     con = sqlite3.connect(path)
     try:
-        events = con.execute("SELECT COUNT(*), COUNT(processed_at), SUM(outcome LIKE 'failed:%' OR outcome = ''), "
-                             "COUNT(DISTINCT external_id) FROM inbound_event WHERE channel = 'telegram'").fetchone()
+        events = con.execute(
+            "SELECT COUNT(*), COUNT(processed_at), SUM(outcome LIKE 'failed:%' OR outcome = ''), "
+            "COUNT(DISTINCT external_id) FROM inbound_event WHERE channel = 'telegram'"
+        ).fetchone()
         outcomes = Counter(dict(con.execute("SELECT outcome, COUNT(*) FROM inbound_event GROUP BY outcome")))
         outbox = Counter(dict(con.execute("SELECT template, COUNT(*) FROM outbox GROUP BY template")))
         accepted = [r[0] for r in con.execute("SELECT id FROM assignment WHERE status = 'accepted' ORDER BY id")]
@@ -262,8 +372,10 @@ def check(path: Path, expected: dict, requests: int) -> dict:
         con.close()
     problems = []
     if events[0] != requests or events[1] != requests or events[2] or events[3] != requests:
-        problems.append(f"inbound events: {events[0]} stored ({events[3]} distinct), {events[1]} processed, "
-                        f"{events[2]} failed; {requests} sent")
+        problems.append(
+            f"inbound events: {events[0]} stored ({events[3]} distinct), {events[1]} processed, "
+            f"{events[2]} failed; {requests} sent"
+        )
     if outcomes != expected["outcomes"]:
         problems.append(f"outcomes {dict(outcomes)} != expected {dict(expected['outcomes'])}")
     if outbox != expected["outbox"]:
@@ -274,18 +386,23 @@ def check(path: Path, expected: dict, requests: int) -> dict:
         problems.append(f"{audits} acceptance audit rows, {len(expected['accepted'])} expected")
     if problems:
         raise AssertionError("; ".join(problems))
-    return {"inbound_events": events[0], "outcomes": dict(outcomes), "outbox": dict(outbox),
-            "accepted": len(accepted), "audit_rows": audits}
+    return {
+        "inbound_events": events[0],
+        "outcomes": dict(outcomes),
+        "outbox": dict(outbox),
+        "accepted": len(accepted),
+        "audit_rows": audits,
+    }
 
 
 async def fill(path: Path, inspectors: int, inspections: int) -> dict:
     from bench_sms_replies import DEPT, DRAW_REF
     from bench_sms_replies import fill as fill_base
 
-    from bot import db
+    from core import db
 
     t0 = time.perf_counter()
-    await fill_base(path, [], datetime.now(timezone.utc) - timedelta(hours=2))
+    await fill_base(path, [], datetime.now(UTC) - timedelta(hours=2))
     async with db.opened(settings_for(path), migrate=False):
         pairs = await add_telegram_inspectors(inspectors, DEPT)
         opened = await add_open_assignments(await draw_id(DRAW_REF), pairs, inspections, first_no=1)
@@ -306,16 +423,17 @@ async def serve(args) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     channels: dict = {}
     if args.app == "hello":
+
         async def hello(request: web.Request) -> web.Response:
             return web.Response(text="Hello, world")
 
         app = web.Application()
         app.router.add_post(WEBHOOK_PATH, hello)
     else:
-        from bot import db
         from bot.app import Service
-        from bot.logs import setup_logging
         from bot.web import make_app
+        from core import db
+        from core.logs import setup_logging
 
         settings = settings_for(Path(args.db), args.port, {"url": args.tg_url, "token": args.tg_token})
         setup_logging(settings, fmt="json", stream=open(args.log, "a", encoding="utf-8"))
@@ -327,7 +445,7 @@ async def serve(args) -> None:
         app = make_app(service.rt)
     figures = await serve_measured(app, args.port, stop, args.profile)
     if args.app == "app":
-        from bot import db
+        from core import db
 
         for channel in channels.values():
             await channel.stop()
@@ -339,8 +457,9 @@ async def load(args) -> None:
     """Send the conversations' updates over ``args.connections`` connections; print the figures."""
     with open(args.plan, "rb") as f:
         conversations = pickle.load(f)[args.part]
-    figures = await converse(f"http://{HOST}:{args.port}{WEBHOOK_PATH}", conversations, args.connections,
-                             lambda body: (body, HEADERS))
+    figures = await converse(
+        f"http://{HOST}:{args.port}{WEBHOOK_PATH}", conversations, args.connections, lambda body: (body, HEADERS)
+    )
     print(json.dumps(figures), flush=True)
 
 
@@ -373,9 +492,21 @@ def orchestrate(args) -> int:
     try:
         hello = [measure_hello(plan, port, args.connections)]
         emit("hello", hello[0])
-        server = Child("_serve", "app", "--port", str(port), "--db", str(path), "--log", str(work / "server.log"),
-                       "--tg-url", tg["url"], "--tg-token", tg["token"], *(["--profile", args.profile]
-                                                                            if args.profile else []))
+        server = Child(
+            "_serve",
+            "app",
+            "--port",
+            str(port),
+            "--db",
+            str(path),
+            "--log",
+            str(work / "server.log"),
+            "--tg-url",
+            tg["url"],
+            "--tg-token",
+            tg["token"],
+            *(["--profile", args.profile] if args.profile else []),
+        )
         server.line()
         emit("updates_warmup", run_load(plan, "warmup", port, args.connections))
         updates = run_load(plan, "timed", port, args.connections)
@@ -389,14 +520,23 @@ def orchestrate(args) -> int:
 
     emit("check", check(path, expectations(warm + timed), n_warm + n_timed))
     best_hello = max(h["rps"] for h in hello)
-    summary = {"requests": n_timed, "connections": args.connections, "updates_rps": updates["rps"],
-               "hello_rps": best_hello, "hello_runs_rps": [h["rps"] for h in hello],
-               "ratio": round(updates["rps"] / best_hello, 3), "ratio_goal": 0.25,
-               "p50_ms": updates["p50_ms"], "p99_ms": updates["p99_ms"], "p99_goal_ms": 100,
-               "statuses": updates["statuses"], "server_peak_mb": updates["server_peak_mb"],
-               "server_cpu_ms_per_request": round(1000 * updates["server_cpu_s"] / n_timed, 3),
-               "server_switches_per_request": round(updates["server_switches"] / n_timed, 1),
-               "load_after": [round(x, 2) for x in os.getloadavg()]}
+    summary = {
+        "requests": n_timed,
+        "connections": args.connections,
+        "updates_rps": updates["rps"],
+        "hello_rps": best_hello,
+        "hello_runs_rps": [h["rps"] for h in hello],
+        "ratio": round(updates["rps"] / best_hello, 3),
+        "ratio_goal": 0.25,
+        "p50_ms": updates["p50_ms"],
+        "p99_ms": updates["p99_ms"],
+        "p99_goal_ms": 100,
+        "statuses": updates["statuses"],
+        "server_peak_mb": updates["server_peak_mb"],
+        "server_cpu_ms_per_request": round(1000 * updates["server_cpu_s"] / n_timed, 3),
+        "server_switches_per_request": round(updates["server_switches"] / n_timed, 1),
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
     emit("summary", summary)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
@@ -423,8 +563,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64, help="concurrent connections (default 64)")
     parser.add_argument("--warmup", type=int, default=1000, help="untimed updates first (default 1000)")
     parser.add_argument("--inspectors", type=int, default=2000, help="inspectors with a Telegram chat (default 2000)")
-    parser.add_argument("--mix", type=parse_mix, default=parse_mix(MIX),
-                        help=f"conversation kinds and weights (default {MIX})")
+    parser.add_argument(
+        "--mix", type=parse_mix, default=parse_mix(MIX), help=f"conversation kinds and weights (default {MIX})"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", help="work in this directory and keep it (database, server log, updates)")
     parser.add_argument("--profile", help="cProfile the app server's event loop into this file")

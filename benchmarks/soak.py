@@ -22,7 +22,7 @@ Processes:
   simulator.
 * the **Telegram Bot API simulator** (this script's ``_tgsim``): the inspectors and the
   coordinator as users who pressed Start, flood limits on (30/s, 1/s per chat, as Telegram).
-* the **SMS simulator** (``python -m bot.simulators.sms``): takes the survey messages and sends
+* the **SMS simulator** (``python -m simulators.sms``): takes the survey messages and sends
   signed delivery receipts back to the service's ``/sms/status``.
 * the **load generator and sampler** (``_load``): the city's draws — every 5 s it commits the
   assignments due (inspections, two seats each, and their assignment cards through
@@ -66,7 +66,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +90,13 @@ def working_zone(minutes: float) -> str:
     at night quiet hours would rightly hold the survey SMS until 08:00 (``domain.surveys.timing``)."""
     from zoneinfo import ZoneInfo
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     local = now.astimezone(ZoneInfo("Asia/Shanghai"))
-    if 9 <= local.hour and (local + timedelta(minutes=minutes + 5)).hour < 18 and \
-            (local + timedelta(minutes=minutes + 5)).date() == local.date():
+    if (
+        9 <= local.hour
+        and (local + timedelta(minutes=minutes + 5)).hour < 18
+        and (local + timedelta(minutes=minutes + 5)).date() == local.date()
+    ):
         return "Asia/Shanghai"
     offset = (10 - now.hour) % 24
     offset = offset - 24 if offset > 14 else offset
@@ -116,7 +119,7 @@ def rates(scale: float) -> dict[str, float]:
 async def tgsim(args) -> None:
     from bench_webhook import FIRST_USER
 
-    from bot.simulators.telegram.simulator import TelegramSimulator
+    from simulators.telegram.simulator import TelegramSimulator
 
     sim = TelegramSimulator()  # flood limits on, as Telegram's
     for n in range(args.users):
@@ -219,7 +222,7 @@ class Load:
     async def draw(self, n: int) -> list[tuple[int, int]]:
         from tortoise.transactions import in_transaction
 
-        from bot.clock import SYSTEM
+        from core.clock import SYSTEM
         from services.draws import assignment_message
         from services.outbox import enqueue
 
@@ -235,26 +238,44 @@ class Load:
                 entity = await conn.execute_insert(
                     'INSERT INTO "entity" ("uscc", "name", "kind", "division_code", "address", "industry", '
                     '"risk_class", "mobile", "status", "content_hash", "updated_at") VALUES (?,?,?,?,?,?,?,?,?,?,?)',
-                    [key, name, "enterprise", "370212", address, "食品", "B", None, "active", "", now.isoformat(" ")])
+                    [key, name, "enterprise", "370212", address, "食品", "B", None, "active", "", now.isoformat(" ")],
+                )
                 insp = await conn.execute_insert(
                     'INSERT INTO "inspection" ("draw_id", "no", "entity_id", "entity_key", "division", "stratum", '
                     '"rank", "status", "unstaffable_reason") VALUES (?,?,?,?,?,?,?,?,?)',
-                    [self.plan["draw_id"], no, entity, key, "370212", "B", f"{no:016x}", "staffed", ""])
+                    [self.plan["draw_id"], no, entity, key, "370212", "B", f"{no:016x}", "staffed", ""],
+                )
                 team = self.rng.sample(self.plan["inspectors"], 2)
                 for seat, (iid, chat) in enumerate(team, start=1):
                     aid = await conn.execute_insert(
                         'INSERT INTO "assignment" ("draw_id", "inspection_id", "inspector_id", "seat", "ordinal", '
                         '"status", "deadline", "created_at") VALUES (?,?,?,?,?,?,?,?)',
-                        [self.plan["draw_id"], insp, iid, seat, 0, "sent", (now + timedelta(days=3)).isoformat(" "),
-                         now.isoformat(" ")])
-                    context = {"draw_ref": self.plan["draw_ref"],
-                               "plan": {"code": "BENCH", "name": "餐饮服务食品安全抽查"},
-                               "items": ["食品经营许可情况检查"], "flight": False,
-                               "window": {"start": local.strftime("%Y-%m-%d %H:%M"),
-                                          "end": (local + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")},
-                               "deadline": (local + timedelta(days=3)).strftime("%Y-%m-%d %H:%M"),
-                               "no": no, "seat": seat, "team": ["检查员甲", "检查员乙"],
-                               "entity": {"name": name, "address": address, "uscc": key}}
+                        [
+                            self.plan["draw_id"],
+                            insp,
+                            iid,
+                            seat,
+                            0,
+                            "sent",
+                            (now + timedelta(days=3)).isoformat(" "),
+                            now.isoformat(" "),
+                        ],
+                    )
+                    context = {
+                        "draw_ref": self.plan["draw_ref"],
+                        "plan": {"code": "BENCH", "name": "餐饮服务食品安全抽查"},
+                        "items": ["食品经营许可情况检查"],
+                        "flight": False,
+                        "window": {
+                            "start": local.strftime("%Y-%m-%d %H:%M"),
+                            "end": (local + timedelta(days=30)).strftime("%Y-%m-%d %H:%M"),
+                        },
+                        "deadline": (local + timedelta(days=3)).strftime("%Y-%m-%d %H:%M"),
+                        "no": no,
+                        "seat": seat,
+                        "team": ["检查员甲", "检查员乙"],
+                        "entity": {"name": name, "address": address, "uscc": key},
+                    }
                     messages.append(assignment_message(aid, iid, context, "zh-CN"))
                     made.append((aid, chat))
             await enqueue(messages, now, connection=conn)
@@ -297,8 +318,9 @@ class Load:
 
         _, chat = self.rng.choice(self.plan["inspectors"])
         uid = next(self.update_id)
-        await self.telegram("text", message_update(uid, chat, self.rng.choice(TEXTS), self.rng.randrange(1, 10**6)),
-                            uid)
+        await self.telegram(
+            "text", message_update(uid, chat, self.rng.choice(TEXTS), self.rng.randrange(1, 10**6)), uid
+        )
 
     async def survey_reply(self) -> None:
         if not self.ready:
@@ -307,9 +329,13 @@ class Load:
         i, k = self.ready.popleft()
         body, signature = self.plan["surveys"][i][k]
         self.sms_sent += 1
-        await self.request("survey", "POST", "/sms/inbound", data=body,
-                           headers={"X-Twilio-Signature": signature,
-                                    "Content-Type": "application/x-www-form-urlencoded"})
+        await self.request(
+            "survey",
+            "POST",
+            "/sms/inbound",
+            data=body,
+            headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
+        )
         if k + 1 < len(self.plan["surveys"][i]):
             await asyncio.sleep(self.rng.uniform(5, 20))
             self.ready.append((i, k + 1))
@@ -342,11 +368,18 @@ class Load:
             lat.sort()
             window[kind] = {"n": len(lat), "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
         self.latency = defaultdict(list)
-        return {"phase": phase, "t": round(time.monotonic() - t0, 1), "rss_mb": rss_mb(self.args.server_pid),
-                "outbox_depth": outbox.get("pending", 0) + outbox.get("sending", 0),
-                "outbox_dead": outbox.get("dead", 0), "outbox_sent": outbox.get("sent", 0),
-                "inbound_unprocessed": backlog, "inflight": self.inflight, "window": window,
-                "load": round(os.getloadavg()[0], 2)}
+        return {
+            "phase": phase,
+            "t": round(time.monotonic() - t0, 1),
+            "rss_mb": rss_mb(self.args.server_pid),
+            "outbox_depth": outbox.get("pending", 0) + outbox.get("sending", 0),
+            "outbox_dead": outbox.get("dead", 0),
+            "outbox_sent": outbox.get("sent", 0),
+            "inbound_unprocessed": backlog,
+            "inflight": self.inflight,
+            "window": window,
+            "load": round(os.getloadavg()[0], 2),
+        }
 
     async def run(self) -> None:
         from collections import deque
@@ -354,7 +387,7 @@ class Load:
         import aiohttp
         from bench_webhook import settings_for
 
-        from bot import db
+        from core import db
 
         settings = settings_for(Path(self.args.db))
         self.zone = settings.zone
@@ -364,9 +397,16 @@ class Load:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         t0 = time.monotonic()
         end = t0 + self.args.seconds
-        generators = [asyncio.create_task(g) for g in (
-            self.draws(), self.poisson("tasks", self.tasks_command), self.poisson("text", self.text),
-            self.poisson("survey", self.survey_reply), self.poisson("page", self.page))]
+        generators = [
+            asyncio.create_task(g)
+            for g in (
+                self.draws(),
+                self.poisson("tasks", self.tasks_command),
+                self.poisson("text", self.text),
+                self.poisson("survey", self.survey_reply),
+                self.poisson("page", self.page),
+            )
+        ]
         while time.monotonic() < end:
             await asyncio.sleep(min(self.args.sample, max(0.0, end - time.monotonic())))
             print(json.dumps(await self.sample(t0, "sample"), ensure_ascii=False), flush=True)
@@ -390,14 +430,32 @@ class Load:
         figures = {}
         for kind, lat in self.all_latency.items():
             lat.sort()
-            figures[kind] = {"n": len(lat), "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
-                             "max_ms": round(1000 * lat[-1], 1) if lat else 0, "statuses": dict(self.statuses[kind])}
-        print(json.dumps({"phase": "load", "rates_per_s": {k: round(v, 3) for k, v in self.rates.items()},
-                          "kinds": figures, "telegram_updates": len(self.sent_updates),
-                          "distinct_updates": len(set(self.sent_updates)), "sms_replies": self.sms_sent,
-                          "assignments": len(self.assignments), "pressed": len(self.pressed),
-                          "press_waits": self.press_waits, "pressed_ids": self.pressed,
-                          "assignment_ids": [a for a, _ in self.assignments]}, ensure_ascii=False), flush=True)
+            figures[kind] = {
+                "n": len(lat),
+                "p50_ms": pct(lat, 0.5),
+                "p99_ms": pct(lat, 0.99),
+                "max_ms": round(1000 * lat[-1], 1) if lat else 0,
+                "statuses": dict(self.statuses[kind]),
+            }
+        print(
+            json.dumps(
+                {
+                    "phase": "load",
+                    "rates_per_s": {k: round(v, 3) for k, v in self.rates.items()},
+                    "kinds": figures,
+                    "telegram_updates": len(self.sent_updates),
+                    "distinct_updates": len(set(self.sent_updates)),
+                    "sms_replies": self.sms_sent,
+                    "assignments": len(self.assignments),
+                    "pressed": len(self.pressed),
+                    "press_waits": self.press_waits,
+                    "pressed_ids": self.pressed,
+                    "assignment_ids": [a for a, _ in self.assignments],
+                },
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
 
 
 async def load(args) -> None:
@@ -414,18 +472,24 @@ async def fill(path: Path, port: int, inspectors: int, survey_messages: int, rng
     import bench_sms_replies as sms
     from bench_webhook import add_telegram_inspectors, draw_id, settings_for
 
-    from bot import db
+    from core import db
 
     conversations = sms.make_conversations(survey_messages, rng, sms.mobile_numbers(), sms.survey_codes(rng))
-    sent_at = datetime.now(timezone.utc) - timedelta(hours=2)
+    sent_at = datetime.now(UTC) - timedelta(hours=2)
     await sms.fill(path, conversations, sent_at)
     async with db.opened(settings_for(path), migrate=False):
         pairs = await add_telegram_inspectors(inspectors, sms.DEPT)
         draw = await draw_id(sms.DRAW_REF)
         usccs = [r["uscc"] for r in await db.conn().execute_query_dict("SELECT uscc FROM entity LIMIT 500")]
     url = f"http://{HOST}:{port}/sms/inbound"
-    return {"draw_id": draw, "draw_ref": sms.DRAW_REF, "inspectors": pairs, "usccs": usccs,
-            "surveys": sms.signed(url, conversations), "survey_conversations": len(conversations)}
+    return {
+        "draw_id": draw,
+        "draw_ref": sms.DRAW_REF,
+        "inspectors": pairs,
+        "usccs": usccs,
+        "surveys": sms.signed(url, conversations),
+        "survey_conversations": len(conversations),
+    }
 
 
 def wait_http(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
@@ -460,26 +524,35 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
 def check_database(path: Path, load: dict) -> dict:
     con = sqlite3.connect(path)
     try:
-        tg = con.execute("SELECT COUNT(*), COUNT(processed_at), SUM(outcome LIKE 'failed:%' OR outcome = ''), "
-                         "COUNT(DISTINCT external_id) FROM inbound_event WHERE channel = 'telegram'").fetchone()
+        tg = con.execute(
+            "SELECT COUNT(*), COUNT(processed_at), SUM(outcome LIKE 'failed:%' OR outcome = ''), "
+            "COUNT(DISTINCT external_id) FROM inbound_event WHERE channel = 'telegram'"
+        ).fetchone()
         sms_kinds = dict(con.execute("SELECT kind, COUNT(*) FROM inbound_event WHERE channel = 'sms' GROUP BY kind"))
         unprocessed = con.execute("SELECT COUNT(*) FROM inbound_event WHERE processed_at IS NULL").fetchone()[0]
         outcomes = dict(con.execute("SELECT outcome, COUNT(*) FROM inbound_event GROUP BY outcome"))
         outbox = dict(con.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"))
-        by_channel = dict(con.execute("SELECT channel, COUNT(*) FROM outbox WHERE status IN ('sent', 'delivered') "
-                                      "GROUP BY channel"))
+        by_channel = dict(
+            con.execute("SELECT channel, COUNT(*) FROM outbox WHERE status IN ('sent', 'delivered') GROUP BY channel")
+        )
         ids = load["assignment_ids"]
-        status = dict(con.execute(f"SELECT id, status FROM assignment WHERE id IN ({','.join('?' * len(ids))})", ids)
-                      ) if ids else {}
-        cards = dict(con.execute("SELECT status, COUNT(*) FROM outbox WHERE template = 'assignment.j2' "
-                                 "GROUP BY status"))
+        status = (
+            dict(con.execute(f"SELECT id, status FROM assignment WHERE id IN ({','.join('?' * len(ids))})", ids))
+            if ids
+            else {}
+        )
+        cards = dict(
+            con.execute("SELECT status, COUNT(*) FROM outbox WHERE template = 'assignment.j2' GROUP BY status")
+        )
     finally:
         con.close()
     not_accepted = [a for a in load["pressed_ids"] if status.get(a) != "accepted"]
     problems = []
     if tg[0] != load["telegram_updates"] or tg[1] != tg[0] or tg[2] or tg[3] != tg[0]:
-        problems.append(f"telegram events: {tg[0]} stored ({tg[3]} distinct), {tg[1]} processed, {tg[2]} failed; "
-                        f"{load['telegram_updates']} sent")
+        problems.append(
+            f"telegram events: {tg[0]} stored ({tg[3]} distinct), {tg[1]} processed, {tg[2]} failed; "
+            f"{load['telegram_updates']} sent"
+        )
     replies = sum(n for kind, n in sms_kinds.items() if kind != "delivery")
     if replies != load["sms_replies"]:
         problems.append(f"{replies} SMS reply events stored, {load['sms_replies']} sent")
@@ -491,9 +564,17 @@ def check_database(path: Path, load: dict) -> dict:
         problems.append(f"cards {cards} for {len(ids)} assignments")
     if set(outbox) - {"sent", "delivered"}:  # delivered: an SMS whose receipt came back
         problems.append(f"outbox rows not sent: {outbox}")
-    return {"ok": not problems, "problems": problems, "telegram_events": tg[0], "sms_events": sms_kinds,
-            "outcomes": outcomes, "outbox": outbox, "sent_by_channel": by_channel, "cards": cards,
-            "pressed_accepted": len(load["pressed_ids"]) - len(not_accepted)}
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "telegram_events": tg[0],
+        "sms_events": sms_kinds,
+        "outcomes": outcomes,
+        "outbox": outbox,
+        "sent_by_channel": by_channel,
+        "cards": cards,
+        "pressed_accepted": len(load["pressed_ids"]) - len(not_accepted),
+    }
 
 
 def verdict(samples: list[dict], drain: list[dict], load: dict, db_check: dict, args, out_rate: float) -> dict:
@@ -501,33 +582,52 @@ def verdict(samples: list[dict], drain: list[dict], load: dict, db_check: dict, 
     tail = [(s["t"], s["rss_mb"]) for s in samples if s["t"] >= traffic_s / 3]
     slope = slope_per_minute(tail)
     judged = args.minutes >= 5
-    memory = {"ok": (slope <= args.max_slope) if judged else True, "judged": judged,
-              "slope_mb_per_min": round(slope, 3), "limit_mb_per_min": args.max_slope,
-              "first_mb": samples[0]["rss_mb"] if samples else 0, "last_mb": samples[-1]["rss_mb"] if samples else 0,
-              "peak_mb": max((s["rss_mb"] for s in samples + drain), default=0),
-              "tail_min_mb": min((v for _, v in tail), default=0), "tail_max_mb": max((v for _, v in tail), default=0)}
+    memory = {
+        "ok": (slope <= args.max_slope) if judged else True,
+        "judged": judged,
+        "slope_mb_per_min": round(slope, 3),
+        "limit_mb_per_min": args.max_slope,
+        "first_mb": samples[0]["rss_mb"] if samples else 0,
+        "last_mb": samples[-1]["rss_mb"] if samples else 0,
+        "peak_mb": max((s["rss_mb"] for s in samples + drain), default=0),
+        "tail_min_mb": min((v for _, v in tail), default=0),
+        "tail_max_mb": max((v for _, v in tail), default=0),
+    }
     bound = max(50, round(60 * out_rate))
     depths = [s["outbox_depth"] for s in samples]
-    last_third = depths[-max(1, len(depths) // 3):]
+    last_third = depths[-max(1, len(depths) // 3) :]
     final = (drain or samples)[-1]
-    outbox = {"ok": max(depths, default=0) <= bound and final["outbox_depth"] == 0 and final["outbox_dead"] == 0,
-              "max_depth": max(depths, default=0), "bound": bound,
-              "mean_depth_last_third": round(sum(last_third) / max(1, len(last_third)), 1),
-              "depth_slope_per_min": round(slope_per_minute([(s["t"], s["outbox_depth"]) for s in samples
-                                                             if s["t"] >= traffic_s / 3]), 2),
-              "after_drain": final["outbox_depth"], "dead": final["outbox_dead"],
-              "drain_seconds": round(final["t"] - traffic_s, 1) if drain else 0}
+    outbox = {
+        "ok": max(depths, default=0) <= bound and final["outbox_depth"] == 0 and final["outbox_dead"] == 0,
+        "max_depth": max(depths, default=0),
+        "bound": bound,
+        "mean_depth_last_third": round(sum(last_third) / max(1, len(last_third)), 1),
+        "depth_slope_per_min": round(
+            slope_per_minute([(s["t"], s["outbox_depth"]) for s in samples if s["t"] >= traffic_s / 3]), 2
+        ),
+        "after_drain": final["outbox_depth"],
+        "dead": final["outbox_dead"],
+        "drain_seconds": round(final["t"] - traffic_s, 1) if drain else 0,
+    }
     kinds = load["kinds"]
-    webhook_bad = {k: {s: n for s, n in kinds.get(k, {}).get("statuses", {}).items() if s != "200"}
-                   for k in ("press", "tasks", "text", "survey")}
+    webhook_bad = {
+        k: {s: n for s, n in kinds.get(k, {}).get("statuses", {}).items() if s != "200"}
+        for k in ("press", "tasks", "text", "survey")
+    }
     page_bad = {s: n for s, n in kinds.get("page", {}).get("statuses", {}).items() if not s.isdigit() or int(s) >= 500}
-    answers = {"ok": not any(webhook_bad.values()) and not page_bad, "webhooks_not_200": webhook_bad,
-               "pages_5xx_or_failed": page_bad,
-               "max_inbound_unprocessed": max((s["inbound_unprocessed"] for s in samples), default=0),
-               "max_inflight": max((s["inflight"] for s in samples), default=0)}
+    answers = {
+        "ok": not any(webhook_bad.values()) and not page_bad,
+        "webhooks_not_200": webhook_bad,
+        "pages_5xx_or_failed": page_bad,
+        "max_inbound_unprocessed": max((s["inbound_unprocessed"] for s in samples), default=0),
+        "max_inflight": max((s["inflight"] for s in samples), default=0),
+    }
     checks = {"memory": memory, "outbox": outbox, "answers": answers, "database": db_check}
-    return {"ok": all(c["ok"] for c in checks.values()), **checks,
-            "latency": {k: {x: v[x] for x in ("n", "p50_ms", "p99_ms", "max_ms")} for k, v in kinds.items()}}
+    return {
+        "ok": all(c["ok"] for c in checks.values()),
+        **checks,
+        "latency": {k: {x: v[x] for x in ("n", "p50_ms", "p99_ms", "max_ms")} for k, v in kinds.items()},
+    }
 
 
 def orchestrate(args) -> int:
@@ -537,22 +637,36 @@ def orchestrate(args) -> int:
     r = rates(args.scale)
     seconds = args.minutes * 60
     out_rate = r["assign"] + 2 * r["press"] + r["tasks"] + r["text"] + r["survey"]
-    emit("rates", {"busiest_day_assignments": round(busiest_day()), "scale": args.scale,
-                   "per_second": {k: round(v, 3) for k, v in r.items()}, "outgoing_per_second": round(out_rate, 2),
-                   "minutes": args.minutes, "service_zone": working_zone(args.minutes)})
+    emit(
+        "rates",
+        {
+            "busiest_day_assignments": round(busiest_day()),
+            "scale": args.scale,
+            "per_second": {k: round(v, 3) for k, v in r.items()},
+            "outgoing_per_second": round(out_rate, 2),
+            "minutes": args.minutes,
+            "service_zone": working_zone(args.minutes),
+        },
+    )
     zone = working_zone(args.minutes)
     port, tg_port, sms_port = free_port(), free_port(), free_port()
     t = time.perf_counter()
     plan = asyncio.run(fill(path, port, args.inspectors, int(r["survey"] * seconds * 1.5) + 20, rng))
-    emit("fill", {"inspectors": args.inspectors, "survey_conversations": plan["survey_conversations"],
-                  "seconds": round(time.perf_counter() - t, 1)})
+    emit(
+        "fill",
+        {
+            "inspectors": args.inspectors,
+            "survey_conversations": plan["survey_conversations"],
+            "seconds": round(time.perf_counter() - t, 1),
+        },
+    )
     plan_file = work / "plan.pickle"
     with open(plan_file, "wb") as f:
         pickle.dump(plan, f)
 
     from bench_webhook import SECRET
 
-    from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
+    from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
 
     children: list[subprocess.Popen] = []
     logs = []
@@ -560,33 +674,87 @@ def orchestrate(args) -> int:
         tgsim_child = Child("_tgsim", "--users", str(args.inspectors), "--port", str(tg_port))
         children.append(tgsim_child.proc)
         tg = tgsim_child.line()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SMS_", "INSPECTBOT_"))
-               and k != "DATABASE_URL"}
-        env.update({"PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite://{path}", "INSPECTBOT_DATA_DIR": str(work),
-                    "TELEGRAM_TOKEN": tg["token"], "TELEGRAM_API_URL": tg["url"], "TELEGRAM_MODE": "webhook",
-                    "TELEGRAM_WEBHOOK_SECRET": SECRET, "INSPECTBOT_PUBLIC_URL": f"http://{HOST}:{port}",
-                    "INSPECTBOT_WEB_HOST": HOST, "INSPECTBOT_WEB_PORT": str(port),
-                    "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID, "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN, "SMS_FROM": DEV_NUMBER,
-                    "SMS_API_URL": f"http://{HOST}:{sms_port}", "INSPECTBOT_TZ": zone})
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TELEGRAM_", "SMS_", "INSPECTBOT_")) and k != "DATABASE_URL"
+        }
+        env.update(
+            {
+                "PYTHONPATH": str(ROOT),
+                "DATABASE_URL": f"sqlite://{path}",
+                "INSPECTBOT_DATA_DIR": str(work),
+                "TELEGRAM_TOKEN": tg["token"],
+                "TELEGRAM_API_URL": tg["url"],
+                "TELEGRAM_MODE": "webhook",
+                "TELEGRAM_WEBHOOK_SECRET": SECRET,
+                "INSPECTBOT_PUBLIC_URL": f"http://{HOST}:{port}",
+                "INSPECTBOT_WEB_HOST": HOST,
+                "INSPECTBOT_WEB_PORT": str(port),
+                "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID,
+                "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN,
+                "SMS_FROM": DEV_NUMBER,
+                "SMS_API_URL": f"http://{HOST}:{sms_port}",
+                "INSPECTBOT_TZ": zone,
+            }
+        )
         sms_log = open(work / "sms_simulator.log", "w")
         logs.append(sms_log)
-        sms_sim = subprocess.Popen([sys.executable, "-m", "bot.simulators.sms", "--port", str(sms_port),
-                                    "--inbound-url", f"http://{HOST}:{port}/sms/inbound", "--callback-delay", "0.5"],
-                                   cwd=work, env=env, stdout=sms_log, stderr=subprocess.STDOUT,
-                                   preexec_fn=die_with_parent)
+        sms_sim = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simulators.sms",
+                "--port",
+                str(sms_port),
+                "--inbound-url",
+                f"http://{HOST}:{port}/sms/inbound",
+                "--callback-delay",
+                "0.5",
+            ],
+            cwd=work,
+            env=env,
+            stdout=sms_log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
         children.append(sms_sim)
         wait_http(f"http://{HOST}:{sms_port}/", sms_sim)
         service_log = open(work / "service.log", "w")
         logs.append(service_log)
-        service = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], cwd=work, env=env,
-                                   stdout=service_log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        service = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve"],
+            cwd=work,
+            env=env,
+            stdout=service_log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
         children.append(service)
         wait_http(f"http://{HOST}:{port}/healthz", service)
         emit("started", {"service_pid": service.pid, "rss_mb": rss_mb(service.pid)})
 
-        gen = Child("_load", "--plan", str(plan_file), "--db", str(path), "--port", str(port),
-                    "--server-pid", str(service.pid), "--seconds", str(seconds), "--scale", str(args.scale),
-                    "--sample", str(args.sample), "--drain", str(args.drain), "--seed", str(args.seed))
+        gen = Child(
+            "_load",
+            "--plan",
+            str(plan_file),
+            "--db",
+            str(path),
+            "--port",
+            str(port),
+            "--server-pid",
+            str(service.pid),
+            "--seconds",
+            str(seconds),
+            "--scale",
+            str(args.scale),
+            "--sample",
+            str(args.sample),
+            "--drain",
+            str(args.drain),
+            "--seed",
+            str(args.seed),
+        )
         children.append(gen.proc)
         samples, drain = [], []
         while True:
@@ -646,8 +814,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30, help="minutes of traffic (default 30)")
     parser.add_argument("--scale", type=float, default=10, help="multiple of the busiest day (default 10)")
     parser.add_argument("--sample", type=float, default=5, help="seconds between samples (default 5)")
-    parser.add_argument("--drain", type=float, default=120,
-                        help="seconds to wait for the outbox to empty (default 120)")
+    parser.add_argument(
+        "--drain", type=float, default=120, help="seconds to wait for the outbox to empty (default 120)"
+    )
     parser.add_argument("--inspectors", type=int, default=400, help="inspectors with a Telegram chat (default 400)")
     parser.add_argument("--max-slope", type=float, default=0.5, help="largest RSS slope allowed, MB/min (default 0.5)")
     parser.add_argument("--seed", type=int, default=1)

@@ -12,18 +12,25 @@ import logging
 
 from aiohttp import web
 
-from bot import db
-from bot.clock import SYSTEM, Clock
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
-from bot.settings import Settings
+from core import db
+from core.clock import SYSTEM, Clock
+from core.settings import Settings
 
 log = logging.getLogger("inspectbot")
 
 
 class Service:
-    def __init__(self, settings: Settings, clock: Clock = SYSTEM, *, web_enabled: bool = True,
-                 scheduler_enabled: bool = True, dispatcher_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock = SYSTEM,
+        *,
+        web_enabled: bool = True,
+        scheduler_enabled: bool = True,
+        dispatcher_options: dict | None = None,
+    ) -> None:
         self.settings = settings
         self.rt = Runtime(settings=settings, clock=clock)
         self.web_enabled = web_enabled
@@ -40,9 +47,12 @@ class Service:
             from bot.channels.telegram import TelegramChannel
 
             channels["telegram"] = TelegramChannel(
-                s.telegram_token, api_url=s.telegram_api_url, mode=s.telegram_mode,
+                s.telegram_token,
+                api_url=s.telegram_api_url,
+                mode=s.telegram_mode,
                 webhook_url=f"{s.public_url.rstrip('/')}/telegram/webhook",
-                webhook_secret=s.telegram_webhook_secret, on_event=self.rt.on_event,
+                webhook_secret=s.telegram_webhook_secret,
+                on_event=self.rt.on_event,
             )
         if s.sms_account_sid or s.sms_provider == "aliyun" and s.sms_api_url:
             from bot.channels.sms import sms_channel
@@ -54,8 +64,9 @@ class Service:
         await db.init(self.settings)
         await db.upgrade(self.settings)
         self.rt.channels = channels if channels is not None else self.channels_from_settings()
-        self.rt.dispatcher = Dispatcher(self.rt.channels, clock=self.rt.clock, data_dir=self.settings.data_dir,
-                                        **self.dispatcher_options)
+        self.rt.dispatcher = Dispatcher(
+            self.rt.channels, clock=self.rt.clock, data_dir=self.settings.data_dir, **self.dispatcher_options
+        )
         if self.web_enabled:
             from bot.web import make_app
 

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from bot.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
 
 COMMAND_MODULES = [
     "bot.commands.db",

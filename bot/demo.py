@@ -18,21 +18,21 @@ import logging
 import time as _time
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot import logs
 from bot.app import Service
-from bot.clock import FakeClock
-from bot.render import text
-from bot.settings import Settings
+from core import logs
+from core.clock import FakeClock
+from core.render import text
+from core.settings import Settings
 
 log = logging.getLogger("inspectbot.demo")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLAN = ROOT / "examples" / "plans" / "food-safety.toml"
 # Tuesday 1 December 2026, 09:00 in Shanghai: a working day the holiday calendar knows.
-DEMO_START = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+DEMO_START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 ACTED_INSPECTIONS = 3
 
 
@@ -63,20 +63,27 @@ class Demo:
 
     async def start(self) -> None:
         from bot.channels.sms_twilio import INBOUND_PATH
-        from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
-        from bot.simulators.telegram import TelegramSimulator
-        from bot.simulators.telegram.flood import FloodLimits
+        from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
+        from simulators.telegram import TelegramSimulator
+        from simulators.telegram.flood import FloodLimits
 
         self.tg = await TelegramSimulator(flood=FloodLimits(), clock=self.clock).start(
-            "127.0.0.1", 0 if self.headless else 8081)
+            "127.0.0.1", 0 if self.headless else 8081
+        )
         self.sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
         await self.sms.start("127.0.0.1", 0 if self.headless else 8082)
         web_port = self.settings.web_port if not self.headless else _free_port()
         public = f"http://127.0.0.1:{web_port}"
         self.settings = self.settings.with_(
-            telegram_token=self.tg.token, telegram_api_url=self.tg.url, telegram_mode="polling",
-            sms_account_sid=DEV_ACCOUNT_SID, sms_auth_token=DEV_AUTH_TOKEN, sms_api_url=self.sms.url,
-            sms_from=DEV_NUMBER, public_url=public, web_port=web_port,
+            telegram_token=self.tg.token,
+            telegram_api_url=self.tg.url,
+            telegram_mode="polling",
+            sms_account_sid=DEV_ACCOUNT_SID,
+            sms_auth_token=DEV_AUTH_TOKEN,
+            sms_api_url=self.sms.url,
+            sms_from=DEV_NUMBER,
+            public_url=public,
+            web_port=web_port,
         )
         self.sms.inbound_url = public + INBOUND_PATH
         logs.protect(self.settings)  # now that the tokens are known
@@ -92,7 +99,7 @@ class Demo:
 
     async def _serve_sim_page(self) -> None:
         """The simulators' page, where a person can be an inspector or an entity (not headless)."""
-        from bot.simulators.web import start_sim_page
+        from simulators.web import start_sim_page
 
         self._sim_runner, url = await start_sim_page(self.tg, self.sms, "127.0.0.1", 8090)
         self.say("demo_sim_page", url=url)
@@ -116,8 +123,9 @@ class Demo:
         while _time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             busy = await InboundEvent.filter(outcome="").exists()
-            due = await Outbox.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING],
-                                      next_attempt_at__lte=self.clock.now()).exists()
+            due = await Outbox.filter(
+                status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING], next_attempt_at__lte=self.clock.now()
+            ).exists()
             if not busy and not due:
                 rounds -= 1
                 if rounds <= 0:
@@ -175,7 +183,7 @@ class Demo:
 
         logs.protect(self.settings)
         files = generate_city(self.settings.data_dir)
-        from bot import db
+        from core import db
 
         await db.init(self.settings)
         await db.upgrade(self.settings)
@@ -198,19 +206,28 @@ class Demo:
         from models.messaging import Role
 
         plan = await self.add_plan()
-        coordinator = await self.bind(Role.COORDINATOR, "coordinator", "王芳（协调员）",
-                                      departments=tuple(plan.departments))
+        await self.bind(Role.COORDINATOR, "coordinator", "王芳（协调员）", departments=tuple(plan.departments))
         await self.settle()
         # the commitment is published the day before, the draw fires on time
         await self.advance(timedelta(hours=1))
         firing = await self.firing(plan.code)
-        self.say("demo_announced", plan=plan.code, draw_ref=firing.draw_ref, commitment=firing.commitment,
-                 fire_at=firing.fire_at.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M"))
+        self.say(
+            "demo_announced",
+            plan=plan.code,
+            draw_ref=firing.draw_ref,
+            commitment=firing.commitment,
+            fire_at=firing.fire_at.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M"),
+        )
         await self.advance(timedelta(days=1))
         draw = await self.the_draw(firing.draw_ref)
-        self.say("demo_drawn", draw_ref=draw.draw_ref, pool=draw.pool_size, inspections=draw.inspection_count,
-                 unstaffable=draw.unstaffable_count, strata=", ".join(
-                     f"{k} {v['drawn']}/{v['pool']}" for k, v in sorted(draw.strata.items())))
+        self.say(
+            "demo_drawn",
+            draw_ref=draw.draw_ref,
+            pool=draw.pool_size,
+            inspections=draw.inspection_count,
+            unstaffable=draw.unstaffable_count,
+            strata=", ".join(f"{k} {v['drawn']}/{v['pool']}" for k, v in sorted(draw.strata.items())),
+        )
         inspections = await self.inspectors_act(draw)
         await self.on_site(inspections)
         await self.surveys_answered()
@@ -244,16 +261,17 @@ class Demo:
         from models.draws import Assignment, AssignmentStatus, Inspection
         from models.messaging import Role
 
-        inspections = await (Inspection.filter(draw_id=draw.id, status="staffed").order_by("no")
-                             .limit(ACTED_INSPECTIONS))
+        inspections = await Inspection.filter(draw_id=draw.id, status="staffed").order_by("no").limit(ACTED_INSPECTIONS)
         team_of: dict[int, list] = {}
         for insp in inspections:
-            team_of[insp.id] = await (Assignment.filter(inspection_id=insp.id).order_by("seat")
-                                      .prefetch_related("inspector"))
+            team_of[insp.id] = await (
+                Assignment.filter(inspection_id=insp.id).order_by("seat").prefetch_related("inspector")
+            )
             for asg in team_of[insp.id]:
                 if asg.inspector.cert_no not in self.users:
-                    await self.bind(Role.INSPECTOR, asg.inspector.cert_no, asg.inspector.name,
-                                    cert_no=asg.inspector.cert_no)
+                    await self.bind(
+                        Role.INSPECTOR, asg.inspector.cert_no, asg.inspector.name, cert_no=asg.inspector.cert_no
+                    )
         await self.settle()
         self.say("demo_bound", count=len(self.users) - 1)
         # the first member of the second inspection recuses: a replacement is drawn
@@ -317,8 +335,11 @@ class Demo:
         from models.draws import Assignment, AssignmentStatus
 
         for k, insp in enumerate(inspections):
-            team = await (Assignment.filter(inspection_id=insp.id, status=AssignmentStatus.ACCEPTED).order_by("seat")
-                          .prefetch_related("inspector", "inspection__entity"))
+            team = await (
+                Assignment.filter(inspection_id=insp.id, status=AssignmentStatus.ACCEPTED)
+                .order_by("seat")
+                .prefetch_related("inspector", "inspection__entity")
+            )
             if len(team) < 2:
                 continue
             lead, member = (self.users[a.inspector.cert_no] for a in team[:2])
@@ -355,10 +376,18 @@ class Demo:
                     await self.press(lead, msg, skip)
                 else:
                     break
-            confirm = next((m for m in reversed(self.tg.messages(member))
-                            if any(d.startswith("fnd:confirm:") for d in m.callback_data)), None)
+            confirm = next(
+                (
+                    m
+                    for m in reversed(self.tg.messages(member))
+                    if any(d.startswith("fnd:confirm:") for d in m.callback_data)
+                ),
+                None,
+            )
             if confirm is not None:
-                await self.press(member, confirm, next(d for d in confirm.callback_data if d.startswith("fnd:confirm:")))
+                await self.press(
+                    member, confirm, next(d for d in confirm.callback_data if d.startswith("fnd:confirm:"))
+                )
             self.say("demo_result", no=insp.no, entity=entity.name, lead=team[0].inspector.name)
 
     async def surveys_answered(self) -> None:
@@ -384,13 +413,26 @@ class Demo:
         from services import reports
 
         month = self.clock.now().astimezone(self.settings.zone).strftime("%Y-%m")
-        monthly = await reports.monthly_report(month, None, self.clock.now(), data_dir=self.settings.data_dir,
-                                               zone=self.settings.zone, locale=self.settings.locale)
-        sent_to = await reports.send_monthly_report(month, self.clock.now(), data_dir=self.settings.data_dir,
-                                                    zone=self.settings.zone)
+        monthly = await reports.monthly_report(
+            month,
+            None,
+            self.clock.now(),
+            data_dir=self.settings.data_dir,
+            zone=self.settings.zone,
+            locale=self.settings.locale,
+        )
+        sent_to = await reports.send_monthly_report(
+            month, self.clock.now(), data_dir=self.settings.data_dir, zone=self.settings.zone
+        )
         await self.settle()
-        self.say("demo_report", month=month, drawn=monthly.inspections.drawn, done=monthly.inspections.done,
-                 coordinators=sent_to, url=f"{self.settings.public_url}/reports/{month}")
+        self.say(
+            "demo_report",
+            month=month,
+            drawn=monthly.inspections.drawn,
+            done=monthly.inspections.done,
+            coordinators=sent_to,
+            url=f"{self.settings.public_url}/reports/{month}",
+        )
 
         sent = await Outbox.filter(status=OutboxStatus.SENT).count()
         waiting = await Outbox.filter(status=OutboxStatus.NO_ADDRESS).count()
@@ -401,6 +443,7 @@ class Demo:
 def _toml(data: dict) -> str:
     """A plan dict back to TOML (strings, ints, bools, lists, one level of tables, and inline
     tables inside those: ``[survey] shares = {"D" = "1", "*" = "1/3"}``)."""
+
     def text(v) -> str:
         return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -416,8 +459,11 @@ def _toml(data: dict) -> str:
         return text(v)
 
     top = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    tables = [f"\n[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
-              for k, v in data.items() if isinstance(v, dict)]
+    tables = [
+        f"\n[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
+        for k, v in data.items()
+        if isinstance(v, dict)
+    ]
     return "\n".join(top) + "\n" + "\n".join(tables) + "\n"
 
 

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bot import db
-from bot.channels.base import Channel as ChannelImpl
-from bot.channels.base import SendError
-from bot.clock import SYSTEM, Clock
-from bot.compose import compose
-from bot.ratelimit import RateLimiter
+from core import db
+from core.channel import Channel as ChannelImpl
+from core.channel import SendError
+from core.clock import SYSTEM, Clock
+from core.compose import compose
+from core.ratelimit import RateLimiter
 from models.directory import Entity, Inspector
-from models.messaging import ChatBinding, Channel, Outbox, RecipientKind, Role, Unreachable
+from models.messaging import Channel, ChatBinding, Outbox, RecipientKind, Role, Unreachable
 from services.alerts import raise_alert
 
 log = logging.getLogger(__name__)
@@ -53,14 +53,6 @@ DEAD = "UPDATE outbox SET status='dead', claimed_until=NULL, last_error=? WHERE 
 def backoff(attempts: int) -> float:
     """Seconds before the next try: 2, 4, 8, … capped at one hour."""
     return float(min(2 ** max(attempts, 1), 3600))
-
-
-def sql(statement: str) -> str:
-    """A statement written with ``?`` placeholders, in the current dialect (``$1, $2`` on PostgreSQL)."""
-    if db.dialect() != "postgres":
-        return statement
-    parts = statement.split("?")
-    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
 
 
 @dataclass
@@ -107,7 +99,7 @@ class OutcomeWriter:
             queued, self._queued = self._queued, {}
             for statement, items in queued.items():
                 try:
-                    await db.conn().execute_many(sql(statement), [params for params, _ in items])
+                    await db.conn().execute_many(db.sql(statement), [params for params, _ in items])
                 except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
                     outcome = exc
                 else:
@@ -165,7 +157,7 @@ class Dispatcher:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.idle)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     def stop(self) -> None:
@@ -223,8 +215,20 @@ class Dispatcher:
             ctx = r["context"]
             if isinstance(ctx, str):
                 ctx = json.loads(ctx)
-            out.append(Claimed(r["id"], r["dedupe_key"], r["channel"], r["recipient_kind"], r["recipient_id"],
-                               r["template"], ctx, r["locale"], r["attempts"], r["address"]))
+            out.append(
+                Claimed(
+                    r["id"],
+                    r["dedupe_key"],
+                    r["channel"],
+                    r["recipient_kind"],
+                    r["recipient_id"],
+                    r["template"],
+                    ctx,
+                    r["locale"],
+                    r["attempts"],
+                    r["address"],
+                )
+            )
         out.sort(key=lambda c: c.id)
         return out
 
@@ -264,14 +268,16 @@ class Dispatcher:
             if slot is None:
                 # The recipient is busy (1 message/s per chat): come back later, no attempt used.
                 delay = max(limiter.wait_hint(address), 0.05)
-                await self._outcomes.write(POSTPONE, [row.attempts - 1, self.clock.now() + timedelta(seconds=delay),
-                                                      row.id])
+                await self._outcomes.write(
+                    POSTPONE, [row.attempts - 1, self.clock.now() + timedelta(seconds=delay), row.id]
+                )
                 return
         edit_id = batch.edits.get(row.context["edit_of"]) if row.context.get("edit_of") else None
         try:
             try:
-                outgoing = compose(row.template, row.context, row.locale, address, edit_message_id=edit_id,
-                                   data_dir=self.data_dir)
+                outgoing = compose(
+                    row.template, row.context, row.locale, address, edit_message_id=edit_id, data_dir=self.data_dir
+                )
                 provider_id = await channel.send(outgoing)
             finally:
                 if slot is not None:
@@ -286,11 +292,18 @@ class Dispatcher:
         self.sent += 1
         await self._outcomes.write(SENT, [provider_id, self.clock.now(), row.id])
 
-    async def _failed(self, row: Claimed, address: str, exc: SendError, limiter: RateLimiter | None,
-                      batch: Batch) -> None:
+    async def _failed(
+        self, row: Claimed, address: str, exc: SendError, limiter: RateLimiter | None, batch: Batch
+    ) -> None:
         self.failed += 1
-        log.info("outbox %s to %s/%s failed: %s (retryable=%s)", row.id, row.channel, row.recipient_kind,
-                 exc.kind, exc.retryable)
+        log.info(
+            "outbox %s to %s/%s failed: %s (retryable=%s)",
+            row.id,
+            row.channel,
+            row.recipient_kind,
+            exc.kind,
+            exc.retryable,
+        )
         if exc.kind == "not_modified":  # an edit that changed nothing is done
             await self._outcomes.write(UNCHANGED, [self.clock.now(), row.id])
             return
@@ -309,8 +322,9 @@ class Dispatcher:
     async def _retry(self, row: Claimed, kind: str, delay: float) -> None:
         await self._outcomes.write(RETRY, [kind[:255], self.clock.now() + timedelta(seconds=delay), row.id])
 
-    async def _dead(self, row: Claimed, address: str, kind: str, batch: Batch, *, alert: bool,
-                    mark: bool = True) -> None:
+    async def _dead(
+        self, row: Claimed, address: str, kind: str, batch: Batch, *, alert: bool, mark: bool = True
+    ) -> None:
         now = self.clock.now()
         await self._outcomes.write(DEAD, [kind[:255], row.id])
         if mark:
@@ -359,8 +373,9 @@ async def addresses_of(channel: str, kind: str, ids: list[int]) -> dict[int, str
 
 
 async def mark_unreachable(channel: str, address: str, reason: str, now: datetime) -> None:
-    await db.bulk_insert("unreachable", ("channel", "address", "reason", "at"), [(channel, address, reason, now)],
-                         ignore_conflicts=True)
+    await db.bulk_insert(
+        "unreachable", ("channel", "address", "reason", "at"), [(channel, address, reason, now)], ignore_conflicts=True
+    )
     await ChatBinding.filter(channel=channel, address=address).update(reachable=False)
 
 
@@ -370,8 +385,13 @@ async def alert_undeliverable(row: Claimed, kind: str, now: datetime) -> None:
     if row.recipient_kind == RecipientKind.INSPECTOR.value:
         departments.update(await Inspector.filter(id=row.recipient_id).values_list("department__code", flat=True))
     recipient = await recipient_label(row.recipient_kind, row.recipient_id)
-    await raise_alert(f"undeliverable:{row.id}", ALERT_TEMPLATE,
-                      {"recipient": recipient, "reason": kind, "original": row.template}, departments, now)
+    await raise_alert(
+        f"undeliverable:{row.id}",
+        ALERT_TEMPLATE,
+        {"recipient": recipient, "reason": kind, "original": row.template},
+        departments,
+        now,
+    )
 
 
 async def recipient_label(kind: str, rid: int) -> str:

@@ -37,30 +37,69 @@ def families(s: Snapshot) -> list:
     delivered = sum(n for status, n in s.outbox_status if status == "delivered")
     return [
         _family(GaugeMetricFamily, "inspectbot_outbox_depth", "Outbox rows by status", ["status"], s.outbox_status),
-        _family(GaugeMetricFamily, "inspectbot_outbox_messages",
-                "Outbox rows not (yet) sent, by channel and status", ["channel", "status"], s.outbox),
-        _family(CounterMetricFamily, "inspectbot_outbox_sent", "Messages a channel accepted (all channels)",
-                [], [(sent,)]),
-        _family(CounterMetricFamily, "inspectbot_outbox_delivered", "Messages with a delivery receipt (SMS)",
-                [], [(delivered,)]),
-        _family(GaugeMetricFamily, "inspectbot_outbox_errors",
-                "Rows retrying (pending/sending) or dead, by the kind of their last send error",
-                ["channel", "status", "kind"], s.outbox_errors),
-        _family(GaugeMetricFamily, "inspectbot_outbox_oldest_due_seconds",
-                "How long the oldest due pending row has been waiting", ["channel"], s.outbox_due_age),
-        _family(CounterMetricFamily, "inspectbot_inbound_events", "Inbound events by channel and outcome",
-                ["channel", "outcome"], s.inbound),
+        _family(
+            GaugeMetricFamily,
+            "inspectbot_outbox_messages",
+            "Outbox rows not (yet) sent, by channel and status",
+            ["channel", "status"],
+            s.outbox,
+        ),
+        _family(
+            CounterMetricFamily, "inspectbot_outbox_sent", "Messages a channel accepted (all channels)", [], [(sent,)]
+        ),
+        _family(
+            CounterMetricFamily,
+            "inspectbot_outbox_delivered",
+            "Messages with a delivery receipt (SMS)",
+            [],
+            [(delivered,)],
+        ),
+        _family(
+            GaugeMetricFamily,
+            "inspectbot_outbox_errors",
+            "Rows retrying (pending/sending) or dead, by the kind of their last send error",
+            ["channel", "status", "kind"],
+            s.outbox_errors,
+        ),
+        _family(
+            GaugeMetricFamily,
+            "inspectbot_outbox_oldest_due_seconds",
+            "How long the oldest due pending row has been waiting",
+            ["channel"],
+            s.outbox_due_age,
+        ),
+        _family(
+            CounterMetricFamily,
+            "inspectbot_inbound_events",
+            "Inbound events by channel and outcome",
+            ["channel", "outcome"],
+            s.inbound,
+        ),
         _family(CounterMetricFamily, "inspectbot_draws", "Draws made", ["flight"], s.draws),
         _family(GaugeMetricFamily, "inspectbot_inspections", "Inspections by status", ["status"], s.inspections),
         _family(GaugeMetricFamily, "inspectbot_firings", "Announced runs of plans by status", ["status"], s.firings),
-        _family(CounterMetricFamily, "inspectbot_scheduler_fires", "Scheduler fires by kind and outcome",
-                ["kind", "outcome"], s.fires),
-        _family(GaugeMetricFamily, "inspectbot_scheduler_lag_seconds",
-                "Worst delay between a fire's due time and its run, over the last day", ["kind"], s.fire_lag),
-        _family(GaugeMetricFamily, "inspectbot_scheduler_last_fire_timestamp_seconds",
-                "When the latest fire of each kind ran", ["kind"], s.last_fire),
-        _family(GaugeMetricFamily, "inspectbot_alerts_open", "Unacknowledged alerts by kind", ["kind"],
-                s.alerts_open),
+        _family(
+            CounterMetricFamily,
+            "inspectbot_scheduler_fires",
+            "Scheduler fires by kind and outcome",
+            ["kind", "outcome"],
+            s.fires,
+        ),
+        _family(
+            GaugeMetricFamily,
+            "inspectbot_scheduler_lag_seconds",
+            "Worst delay between a fire's due time and its run, over the last day",
+            ["kind"],
+            s.fire_lag,
+        ),
+        _family(
+            GaugeMetricFamily,
+            "inspectbot_scheduler_last_fire_timestamp_seconds",
+            "When the latest fire of each kind ran",
+            ["kind"],
+            s.last_fire,
+        ),
+        _family(GaugeMetricFamily, "inspectbot_alerts_open", "Unacknowledged alerts by kind", ["kind"], s.alerts_open),
         _family(GaugeMetricFamily, "inspectbot_surveys", "Integrity surveys by status", ["status"], s.surveys),
     ]
 
@@ -91,7 +130,7 @@ async def metrics(request: web.Request) -> web.Response:
             try:
                 snap = await snapshot(request.app[RUNTIME].clock.now())
             except Exception:
-                raise web.HTTPServiceUnavailable(text="database unavailable")
+                raise web.HTTPServiceUnavailable(text="database unavailable") from None
             cache.update(body=exposition(snap), until=time.monotonic() + TTL)
     return web.Response(body=cache["body"], headers={"Content-Type": CONTENT_TYPE_LATEST})
 

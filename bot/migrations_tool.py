@@ -17,7 +17,7 @@ from pathlib import Path
 from tortoise import Tortoise, connections
 from tortoise.utils import get_schema_sql
 
-from bot.db import APP, MIGRATIONS, tortoise_config
+from core.db import APP, MIGRATIONS, tortoise_config
 
 INITIAL = "0_20261123000000_init.py"
 

@@ -16,23 +16,28 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from bot.render import DEFAULT_LOCALE, render
-from bot.settings import LOCALES
+from core.render import DEFAULT_LOCALE, render
+from core.settings import LOCALES
 from services import public, reports
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PUBLISHED_DOCS = ("draw-protocol.md", "public-pages.md")
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
-                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
 NOT_FOUND = {"draw_not_found", "entity_not_found", "file_not_found", "month_not_found"}
 REPORT_TTL = 60.0
 _REPORTS = web.AppKey("public_reports", dict)
-MIME = {".json": "application/json", ".tsv": "text/tab-separated-values", ".zip": "application/zip",
-        ".png": "image/png", ".md": "text/markdown"}
+MIME = {
+    ".json": "application/json",
+    ".tsv": "text/tab-separated-values",
+    ".zip": "application/zip",
+    ".png": "image/png",
+    ".md": "text/markdown",
+}
 
 
 def _runtime(request: web.Request):
@@ -101,8 +106,9 @@ def page(request: web.Request, template: str, *, status: int = 200, **context) -
     def when(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return moment.astimezone(zone).strftime(fmt) if moment else ""
 
-    body = render(f"pages/{template}", locale, link=Links(request, locale, explicit), when=when,
-                  path=request.path, **context)
+    body = render(
+        f"pages/{template}", locale, link=Links(request, locale, explicit), when=when, path=request.path, **context
+    )
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
@@ -114,8 +120,12 @@ def _int(request: web.Request, name: str, default: int = 1) -> int:
 
 
 def _file(path: Path, filename: str) -> web.FileResponse:
-    headers = {**HEADERS, "Content-Disposition": f'attachment; filename="{filename}"',
-               "Content-Type": MIME.get(path.suffix, "application/octet-stream"), "Cache-Control": "max-age=60"}
+    headers = {
+        **HEADERS,
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Content-Type": MIME.get(path.suffix, "application/octet-stream"),
+        "Cache-Control": "max-age=60",
+    }
     return web.FileResponse(path, headers=headers)
 
 
@@ -177,8 +187,14 @@ async def report(request: web.Request) -> web.Response:
     month = request.match_info.get("month") or latest
     data = await _public_report(request, month, chart=False)
     following = reports.shift_month(month, 1)
-    return page(request, "report.html", r=data, month=month, prev_month=reports.shift_month(month, -1),
-                next_month=following if following <= reports.shift_month(latest, 1) else None)
+    return page(
+        request,
+        "report.html",
+        r=data,
+        month=month,
+        prev_month=reports.shift_month(month, -1),
+        next_month=following if following <= reports.shift_month(latest, 1) else None,
+    )
 
 
 async def report_chart(request: web.Request) -> web.FileResponse:
@@ -196,8 +212,16 @@ async def _public_report(request: web.Request, month: str, chart: bool = True) -
     hit = cache.get(key)
     if hit and hit[0] > time.monotonic():
         return hit[1]
-    made = await reports.monthly_report(month, None, _now(request), data_dir=rt.settings.data_dir,
-                                        zone=rt.settings.zone, locale=locale, personal=False, chart=chart)
+    made = await reports.monthly_report(
+        month,
+        None,
+        _now(request),
+        data_dir=rt.settings.data_dir,
+        zone=rt.settings.zone,
+        locale=locale,
+        personal=False,
+        chart=chart,
+    )
     cache[key] = (time.monotonic() + REPORT_TTL, made)
     return made
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from bot.channels.base import EventKind, InboundEvent
-from bot.clock import SYSTEM, Clock
 from bot.dispatcher import Dispatcher
-from bot.settings import Settings
+from core.channel import EventKind, InboundEvent
+from core.clock import SYSTEM, Clock
+from core.settings import Settings
 from handlers.router import long_work, route
 from services.inbound import Received, receive
 
@@ -30,14 +30,26 @@ class Runtime:
         """Store and handle one event (committed when this returns: by group commit unless the
         router says it may start long work); then answer a button's press in the background (it
         only stops the client's spinner — the replies are in the outbox) and wake the sender."""
-        result = await receive(event, route, self.clock, self.settings.locale, self.settings.zone,
-                               settings=self.settings, long_work=long_work)
+        result = await receive(
+            event,
+            route,
+            self.clock,
+            self.settings.locale,
+            self.settings.zone,
+            settings=self.settings,
+            long_work=long_work,
+        )
         if event.kind == EventKind.BUTTON and event.callback_id:
             channel = self.channels.get(event.channel)
             if channel is not None and hasattr(channel, "answer_button_soon"):
                 channel.answer_button_soon(event.callback_id)
         if self.dispatcher is not None and not result.duplicate:
             self.dispatcher.wake()
-        log.info("inbound %s/%s %s -> %s", event.channel, event.kind.value, event.external_id,
-                 "duplicate" if result.duplicate else result.outcome)
+        log.info(
+            "inbound %s/%s %s -> %s",
+            event.channel,
+            event.kind.value,
+            event.external_id,
+            "duplicate" if result.duplicate else result.outcome,
+        )
         return result

@@ -12,7 +12,7 @@ import logging
 from aiohttp import web
 
 from bot.runtime import Runtime
-from bot.logs import not_stored
+from core.logs import not_stored
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +39,19 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         raise
     except Exception:
         log.warning("telegram webhook: malformed update from %s", request.remote)
-        raise web.HTTPBadRequest()
+        raise web.HTTPBadRequest() from None
     if event is None:
         return web.Response(status=200)
     try:
         await rt.on_event(event)
     except Exception as exc:
         not_stored(log, exc, "telegram webhook: update %s not stored, answered 503", event.external_id)
-        raise web.HTTPServiceUnavailable()
+        raise web.HTTPServiceUnavailable() from None
     return web.Response(status=200)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    from bot import db
+    from core import db
 
     try:
         await db.conn().execute_query("SELECT 1")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from domain import teams
 from domain.draw import (
@@ -101,9 +102,7 @@ def draw_document(inputs: DrawInputs, outcome: DrawOutcome, *, flight: bool = Fa
         "pool_digest": outcome.pool_digest.hex(),
         "inspectors_digest": outcome.inspectors_digest.hex(),
         "seed": outcome.seed.hex(),
-        "strata": {
-            label: {"pool": c.pool, "ratio": c.ratio, "drawn": c.drawn} for label, c in outcome.strata.items()
-        },
+        "strata": {label: {"pool": c.pool, "ratio": c.ratio, "drawn": c.drawn} for label, c in outcome.strata.items()},
         "team": team_entry(inputs.team),
         "units": {
             key: {"department": inputs.units[key].department, "jurisdiction": inputs.units[key].jurisdiction}
@@ -248,7 +247,11 @@ def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
     raw = doc.raw
     out: list[CheckLine] = []
     derived_commitment = sha256(doc.secret).hexdigest()
-    out.append(_line(derived_commitment == raw["commitment"], "commitment", found=raw["commitment"], derived=derived_commitment))
+    out.append(
+        _line(
+            derived_commitment == raw["commitment"], "commitment", found=raw["commitment"], derived=derived_commitment
+        )
+    )
 
     pool_bytes, ins_bytes = files[POOL_FILE], files[INSPECTORS_FILE]
     pool_digest = sha256(pool_bytes).digest()
@@ -258,7 +261,11 @@ def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
         pool = parse_pool_tsv(pool_bytes)
     except TsvFormatError as exc:
         out.append(CheckLine(False, "pool_format", exc.code, dict(exc.params)))
-    out.append(_line(pool_digest.hex() == raw["pool_digest"], "pool_digest", found=raw["pool_digest"], derived=pool_digest.hex()))
+    out.append(
+        _line(
+            pool_digest.hex() == raw["pool_digest"], "pool_digest", found=raw["pool_digest"], derived=pool_digest.hex()
+        )
+    )
     try:
         inspectors = parse_inspectors_tsv(ins_bytes)
     except TsvFormatError as exc:
@@ -301,7 +308,11 @@ def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
     derived_notes = [note_fields(n) for n in selection.notes + formed.notes]
     out.append(_line(derived_notes == doc.notes, "notes", count=len(doc.notes), derived=len(derived_notes)))
     digest = _entries_digest(doc.entries)
-    out.append(_line(digest == raw["inspections_digest"], "inspections_digest", found=raw["inspections_digest"], derived=digest))
+    out.append(
+        _line(
+            digest == raw["inspections_digest"], "inspections_digest", found=raw["inspections_digest"], derived=digest
+        )
+    )
     if RECUSALS_FILE in files:
         out.append(_check_recusals(files[RECUSALS_FILE], seed, inspectors, doc, targets, formed))
     return out
@@ -377,7 +388,9 @@ def _check_ranks(doc: _Doc, seed: bytes, selection) -> CheckLine:
         if r is None:
             r = rank(seed, entry["entity"])
         if entry["rank"] != f"{r:016x}":
-            return CheckLine(False, "ranks", "rank_differs", {"no": entry["no"], "derived": f"{r:016x}", "found": entry["rank"]})
+            return CheckLine(
+                False, "ranks", "rank_differs", {"no": entry["no"], "derived": f"{r:016x}", "found": entry["rank"]}
+            )
     return CheckLine(True, "ranks", "", {"count": len(doc.entries)})
 
 
@@ -472,7 +485,9 @@ def _read_doc(data: bytes) -> _Doc:
     team = _read_team(_want(raw, "team", dict))
     units = {}
     for key, entry in _want(raw, "units", dict).items():
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("department", "jurisdiction")):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("department", "jurisdiction")
+        ):
             raise BundleError("draw_json_field", field=f"units.{key}")
         units[key] = UnitInfo(entry["department"], entry["jurisdiction"])
     entries = _want(raw, "inspections", list)
@@ -516,7 +531,9 @@ def _read_team(entry: dict) -> TeamSpec:
     )
     if not ok:
         raise BundleError("draw_json_field", field="team")
-    return TeamSpec(size=size, slots=tuple(slots), required_quals=tuple(required), slot_quals=tuple(tuple(q) for q in slot_quals))
+    return TeamSpec(
+        size=size, slots=tuple(slots), required_quals=tuple(required), slot_quals=tuple(tuple(q) for q in slot_quals)
+    )
 
 
 def _entry_ok(entry) -> bool:

@@ -16,14 +16,15 @@ import heapq
 import json
 import operator
 import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from hashlib import sha256
-from collections import Counter
 from itertools import islice
 from math import isqrt
-from typing import Iterator, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 PROTOCOL = "inspectbot/draw/v1"
 SECRET_BYTES = 32
@@ -175,11 +176,16 @@ def derive_seed(secret: bytes, beacon: str, pool_digest: bytes, inspectors_diges
     _check_secret(secret)
     return H(
         PROTOCOL.encode()
-        + b"\x00" + secret
-        + b"\x00" + beacon.encode()
-        + b"\x00" + pool_digest
-        + b"\x00" + inspectors_digest
-        + b"\x00" + draw_ref.encode()
+        + b"\x00"
+        + secret
+        + b"\x00"
+        + beacon.encode()
+        + b"\x00"
+        + pool_digest
+        + b"\x00"
+        + inspectors_digest
+        + b"\x00"
+        + draw_ref.encode()
     )
 
 
@@ -262,14 +268,18 @@ def parse_pool_tsv(data: bytes) -> PoolColumns:
             if len(fields) != 2:
                 raise TsvFormatError("tsv_field_count", file=POOL_FILE, line=i, expected=2, found=len(fields))
             if not fields[0] or not fields[1]:
-                raise TsvFormatError("tsv_bad_field", file=POOL_FILE, line=i, field="key" if not fields[0] else "stratum", value="")
+                raise TsvFormatError(
+                    "tsv_bad_field", file=POOL_FILE, line=i, field="key" if not fields[0] else "stratum", value=""
+                )
     keys_b = parts[0 : 2 * n : 2]
     if not all(map(operator.lt, keys_b, islice(keys_b, 1, None))):
         _raise_order(POOL_FILE, keys_b)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TsvFormatError("tsv_not_utf8", file=POOL_FILE, line=data.count(b"\n", 0, exc.start) + 1, field="") from None
+        raise TsvFormatError(
+            "tsv_not_utf8", file=POOL_FILE, line=data.count(b"\n", 0, exc.start) + 1, field=""
+        ) from None
     sparts = text.replace("\t", "\n").split("\n")
     return PoolColumns(keys=sparts[0 : 2 * n : 2], keys_b=keys_b, strata=sparts[1 : 2 * n : 2])
 
@@ -284,7 +294,10 @@ def inspectors_tsv(inspectors: Sequence[InspectorLine]) -> bytes:
         _check_quals(INSPECTORS_FILE, i, ins.quals)
         if previous is not None and not previous < ins.key:
             raise TsvFormatError(
-                "tsv_duplicate_key" if previous == ins.key else "tsv_unsorted", file=INSPECTORS_FILE, line=i, key=ins.key
+                "tsv_duplicate_key" if previous == ins.key else "tsv_unsorted",
+                file=INSPECTORS_FILE,
+                line=i,
+                key=ins.key,
             )
         previous = ins.key
         out.append(f"{ins.key}\t{ins.unit}\t{','.join(ins.quals)}\n")
@@ -306,7 +319,9 @@ def parse_inspectors_tsv(data: bytes) -> list[InspectorLine]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TsvFormatError("tsv_not_utf8", file=INSPECTORS_FILE, line=data.count(b"\n", 0, exc.start) + 1, field="") from None
+        raise TsvFormatError(
+            "tsv_not_utf8", file=INSPECTORS_FILE, line=data.count(b"\n", 0, exc.start) + 1, field=""
+        ) from None
     if not text:
         return []
     if not text.endswith("\n"):

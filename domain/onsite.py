@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Union
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), metres
 NOTE_LIMIT = 500
@@ -35,8 +34,13 @@ REASON_LIMIT = 500
 
 
 def valid_position(lat: float | None, lon: float | None) -> bool:
-    return (lat is not None and lon is not None and all(map(math.isfinite, (lat, lon)))
-            and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0)
+    return (
+        lat is not None
+        and lon is not None
+        and all(map(math.isfinite, (lat, lon)))
+        and -90.0 <= lat <= 90.0
+        and -180.0 <= lon <= 180.0
+    )
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -116,7 +120,7 @@ class Findings:
     correction: bool = False  # this result would supersede an earlier one
 
     @classmethod
-    def new(cls, items, *, prefill: "Findings | None" = None) -> "Findings":
+    def new(cls, items, *, prefill: Findings | None = None) -> Findings:
         """A fresh draft over ``items``; a correction starts from the result it corrects, at its
         summary (the lead changes only what was wrong)."""
         items = tuple(items)
@@ -179,7 +183,7 @@ class Supersede:
     pass
 
 
-Event = Union[Pick, Note, Skip, Edit, Submit, Confirm, Approve, Reject, Supersede]
+Event = Pick | Note | Skip | Edit | Submit | Confirm | Approve | Reject | Supersede
 DRAFTING = (Pick, Note, Skip, Edit, Submit)
 
 
@@ -192,8 +196,21 @@ class Outcome:
 
 
 # Codes of applied events; every other code is a refusal and leaves the state as it was.
-APPLIED = frozenset({"recorded", "changed", "noted", "skipped", "editing", "submitted", "sent_for_approval",
-                     "confirmed", "approved", "rejected", "superseded"})
+APPLIED = frozenset(
+    {
+        "recorded",
+        "changed",
+        "noted",
+        "skipped",
+        "editing",
+        "submitted",
+        "sent_for_approval",
+        "confirmed",
+        "approved",
+        "rejected",
+        "superseded",
+    }
+)
 
 
 def _refuse(state: Findings, code: str, index: int | None = None) -> Outcome:
@@ -210,12 +227,15 @@ def _advance(state: Findings, **changes) -> Findings:
 
 
 def _set(values: tuple, index: int, value) -> tuple:
-    return values[:index] + (value,) + values[index + 1:]
+    return values[:index] + (value,) + values[index + 1 :]
 
 
 def _closed_code(status: ResultStatus) -> str:
-    return {ResultStatus.PENDING: "pending_approval", ResultStatus.SUBMITTED: "already_submitted",
-            ResultStatus.CONFIRMED: "already_submitted"}.get(status, "closed")
+    return {
+        ResultStatus.PENDING: "pending_approval",
+        ResultStatus.SUBMITTED: "already_submitted",
+        ResultStatus.CONFIRMED: "already_submitted",
+    }.get(status, "closed")
 
 
 def apply(state: Findings, event: Event) -> Outcome:
@@ -286,8 +306,9 @@ def _confirm(s: Findings, e: Confirm) -> Outcome:
     if s.status == ResultStatus.CONFIRMED:
         return _refuse(s, "already_confirmed")
     if s.status != ResultStatus.SUBMITTED:
-        return _refuse(s, "closed" if s.status in (ResultStatus.SUPERSEDED, ResultStatus.WITHDRAWN)
-                       else "not_submitted")
+        return _refuse(
+            s, "closed" if s.status in (ResultStatus.SUPERSEDED, ResultStatus.WITHDRAWN) else "not_submitted"
+        )
     if e.by_lead:
         return _refuse(s, "lead_cannot_confirm")
     return Outcome(replace(s, status=ResultStatus.CONFIRMED), "confirmed", True)
@@ -311,8 +332,17 @@ def _supersede(s: Findings, e: Supersede) -> Outcome:
     return Outcome(replace(s, status=ResultStatus.SUPERSEDED), "superseded", True)
 
 
-_HANDLERS = {Pick: _pick, Note: _note, Skip: _skip, Edit: _edit, Submit: _submit, Confirm: _confirm,
-             Approve: _approve, Reject: _reject, Supersede: _supersede}
+_HANDLERS = {
+    Pick: _pick,
+    Note: _note,
+    Skip: _skip,
+    Edit: _edit,
+    Submit: _submit,
+    Confirm: _confirm,
+    Approve: _approve,
+    Reject: _reject,
+    Supersede: _supersede,
+}
 
 
 def consistent(s: Findings) -> bool:

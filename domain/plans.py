@@ -12,10 +12,11 @@ decimal arithmetic; a float from the file (``0.1``) is refused rather than guess
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from domain.surveys.sampling import OTHERS, share
 
@@ -157,8 +158,11 @@ class PlanSpec:
                 "exempt_classes": list(self.rotation.exempt_classes),
                 "inspector_days": self.rotation.inspector_days,
             },
-            "response": {"working_days": self.response.working_days, "time": self.response.time,
-                         "on_silence": self.response.on_silence},
+            "response": {
+                "working_days": self.response.working_days,
+                "time": self.response.time,
+                "on_silence": self.response.on_silence,
+            },
             "window": {
                 "start_after_days": self.window.start_after_days,
                 "days": self.window.days,
@@ -399,8 +403,9 @@ def _response(value: Any) -> Response:
     if on_silence not in ("alert", "replace"):
         raise PlanError("response.on_silence", "bad_choice", value=_show(on_silence), allowed="alert, replace")
     return Response(
-        working_days=_int(table.get("working_days", Response.working_days), "response.working_days", 1,
-                          MAX_WORKING_DAYS),
+        working_days=_int(
+            table.get("working_days", Response.working_days), "response.working_days", 1, MAX_WORKING_DAYS
+        ),
         time=_time(table.get("time", Response.time), "response.time"),
         on_silence=on_silence,
     )
@@ -409,8 +414,9 @@ def _response(value: Any) -> Response:
 def _window(value: Any) -> Window:
     table = _table(value, "window", {"start_after_days", "days", "start_time"})
     return Window(
-        start_after_days=_int(table.get("start_after_days", Window.start_after_days), "window.start_after_days", 0,
-                              MAX_DAYS),
+        start_after_days=_int(
+            table.get("start_after_days", Window.start_after_days), "window.start_after_days", 0, MAX_DAYS
+        ),
         days=_int(table.get("days", Window.days), "window.days", 1, MAX_DAYS),
         start_time=_time(table.get("start_time", Window.start_time), "window.start_time"),
     )
@@ -458,14 +464,25 @@ def _schedule(value: Any) -> Schedule:
         cron=cron,
         dates=dates,
         at=at,
-        announce_days=_int(table.get("announce_days", Schedule.announce_days), "schedule.announce_days", 0,
-                           MAX_DAYS),
+        announce_days=_int(table.get("announce_days", Schedule.announce_days), "schedule.announce_days", 0, MAX_DAYS),
     )
 
 
 TOP_LEVEL = {
-    "code", "name", "description", "departments", "items", "flight", "targets", "ratios", "team",
-    "rotation", "response", "window", "schedule", "survey",
+    "code",
+    "name",
+    "description",
+    "departments",
+    "items",
+    "flight",
+    "targets",
+    "ratios",
+    "team",
+    "rotation",
+    "response",
+    "window",
+    "schedule",
+    "survey",
 }
 REQUIRED = ("code", "name", "departments", "items", "ratios", "team", "schedule")
 

@@ -65,8 +65,7 @@ def _b64(mac: hmac.HMAC) -> str:
 
 def twilio_signature(url: str, params: Params, token: str, algorithm: str = HMAC_SHA1) -> str:
     """The ``X-Twilio-Signature`` value for a request to ``url`` with form ``params``."""
-    return _b64(hmac.new(token.encode("utf-8"), twilio_signing_string(url, params).encode("utf-8"),
-                         _digest(algorithm)))
+    return _b64(hmac.new(token.encode("utf-8"), twilio_signing_string(url, params).encode("utf-8"), _digest(algorithm)))
 
 
 def body_sha256(raw_body: bytes) -> str:

@@ -18,10 +18,11 @@ The cost is linear in inspections plus inspectors: no step scans all inspectors 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from operator import itemgetter
-from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 from domain.draw import InspectorLine, TeamSpec, TeamSpecError, UnitInfo, note, pair_hash
 

@@ -25,6 +25,15 @@ class Replier:
 
     async def __call__(self, template: str, context: dict | None = None, **kw) -> None:
         binding = self.ctx.bindings[0].id if self.ctx.bindings else 0
-        await reply(self.ctx.event, template, context or {}, locale=self.ctx.locale, now=self.ctx.clock.now(),
-                    connection=self.ctx.conn, seq=self.seq, binding_id=binding, **kw)
+        await reply(
+            self.ctx.event,
+            template,
+            context or {},
+            locale=self.ctx.locale,
+            now=self.ctx.clock.now(),
+            connection=self.ctx.conn,
+            seq=self.seq,
+            binding_id=binding,
+            **kw,
+        )
         self.seq += 1

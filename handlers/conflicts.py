@@ -3,7 +3,7 @@ standing conflicts of interest."""
 
 from __future__ import annotations
 
-from bot.callbacks import Callback
+from core.callbacks import Callback
 from handlers.common import Replier, inspector_id
 from handlers.router import button, command
 from models.directory import ConflictType
@@ -23,8 +23,11 @@ async def conflicts_command(ctx: Context) -> str:
     query = ctx.event.argument.strip()
     if not query:
         rows = await conflicts.listing(me, now)
-        buttons = [[{"label": "btn_withdraw", "params": {"entity": r["entity"][:20]}, "data": f"cfl:del:{r['id']}"}]
-                   for r in rows if r["withdrawable"]][:10]
+        buttons = [
+            [{"label": "btn_withdraw", "params": {"entity": r["entity"][:20]}, "data": f"cfl:del:{r['id']}"}]
+            for r in rows
+            if r["withdrawable"]
+        ][:10]
         await say("conflicts.j2", {"conflicts": rows, "buttons": buttons})
         return "conflicts_listed"
     try:
@@ -32,8 +35,9 @@ async def conflicts_command(ctx: Context) -> str:
     except ConflictError as exc:
         await say("conflict_refused.j2", {"code": exc.code, "params": exc.params})
         return exc.code
-    buttons = [[{"label": "btn_pick_entity", "params": {"name": e["name"][:24]}, "data": f"cfl:pick:{e['id']}"}]
-               for e in found]
+    buttons = [
+        [{"label": "btn_pick_entity", "params": {"name": e["name"][:24]}, "data": f"cfl:pick:{e['id']}"}] for e in found
+    ]
     await say("conflict_search.j2", {"query": query, "found": found, "buttons": buttons})
     return "conflict_search"
 

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
 
-from bot.callbacks import Callback
-from bot.channels.base import EventKind
+from core.callbacks import Callback
+from core.channel import EventKind
 from handlers.common import Replier
 from handlers.paging import nav, page_context, pageable
 from handlers.router import button, command, on
@@ -72,8 +72,9 @@ async def plans_command(ctx: Context) -> str:
 @coordinators_only
 async def show_plans(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
     shown = await coordination.plans_page(scope, page, ctx.clock.now(), ctx.zone)
-    rows = [[{"label": "btn_plan_show", "params": {"code": p["code"]}, "data": f"pln:show:{p['id']}"}]
-            for p in shown.items]
+    rows = [
+        [{"label": "btn_plan_show", "params": {"code": p["code"]}, "data": f"pln:show:{p['id']}"}] for p in shown.items
+    ]
     await say("coord_plans.j2", {**page_context(shown), "buttons": rows + nav("plans", shown)}, edit_of=edit_of)
     return "plans"
 
@@ -121,8 +122,9 @@ async def _preview(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
         buttons = []  # announced for later: the scheduler draws it at its time
     else:
         confirm = f"drw:go:{p.firing_id}" if p.firing_id is not None else f"drw:now:{p.plan_id}:{p.firings}"
-        buttons = [[{"label": "btn_draw_confirm", "data": confirm},
-                    {"label": "btn_cancel", "data": f"drw:cancel:{p.plan_id}"}]]
+        buttons = [
+            [{"label": "btn_draw_confirm", "data": confirm}, {"label": "btn_cancel", "data": f"drw:cancel:{p.plan_id}"}]
+        ]
     await say("coord_draw_preview.j2", {**p.context(), "buttons": buttons})
     return "draw_preview"
 
@@ -197,10 +199,12 @@ async def recusals_command(ctx: Context) -> str:
 @coordinators_only
 async def show_recusals(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
     shown = await coordination.recusals_page(scope, page, ctx.zone)
-    rows = [[{"label": "btn_reject", "params": {"id": r["id"]}, "data": f"rjt:ask:{r['id']}"}]
-            for r in shown.items if r["rejectable"]]
-    await say("coord_recusals.j2", {**page_context(shown), "buttons": rows + nav("recusals", shown)},
-              edit_of=edit_of)
+    rows = [
+        [{"label": "btn_reject", "params": {"id": r["id"]}, "data": f"rjt:ask:{r['id']}"}]
+        for r in shown.items
+        if r["rejectable"]
+    ]
+    await say("coord_recusals.j2", {**page_context(shown), "buttons": rows + nav("recusals", shown)}, edit_of=edit_of)
     return "recusals"
 
 
@@ -214,8 +218,9 @@ async def reject_button(ctx: Context, scope: Scope, say: Replier) -> str:
     if cb.action == "ask":
         item = await coordination.recusal_for_review(scope, cb.id, ctx.zone)
         await chatstate.put(ev.channel, ev.sender, "reject", "note", {"recusal": cb.id}, now, ctx.conn)
-        await say("coord_reject_confirm.j2", {"r": item, "note": "", "limit": NOTE_LIMIT,
-                                              "buttons": _reject_buttons(cb.id)})
+        await say(
+            "coord_reject_confirm.j2", {"r": item, "note": "", "limit": NOTE_LIMIT, "buttons": _reject_buttons(cb.id)}
+        )
         return "reject_asked"
     state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
     ours = state is not None and state.flow == "reject" and state.data.get("recusal") == cb.id
@@ -235,8 +240,12 @@ async def reject_button(ctx: Context, scope: Scope, say: Replier) -> str:
 
 
 def _reject_buttons(recusal_id: int) -> list:
-    return [[{"label": "btn_reject_confirm", "data": f"rjt:confirm:{recusal_id}"},
-             {"label": "btn_cancel", "data": f"rjt:cancel:{recusal_id}"}]]
+    return [
+        [
+            {"label": "btn_reject_confirm", "data": f"rjt:confirm:{recusal_id}"},
+            {"label": "btn_cancel", "data": f"rjt:cancel:{recusal_id}"},
+        ]
+    ]
 
 
 @on(EventKind.TEXT, roles=COORDINATORS, channel="telegram")
@@ -257,10 +266,19 @@ async def text(ctx: Context) -> str:
 @coordinators_only
 async def _with_note(ctx: Context, scope: Scope, say: Replier, recusal_id: int, note: str) -> str:
     item = await coordination.recusal_for_review(scope, recusal_id, ctx.zone)
-    await chatstate.put(ctx.event.channel, ctx.event.sender, "reject", "confirm",
-                        {"recusal": recusal_id, "note": note}, ctx.clock.now(), ctx.conn)
-    await say("coord_reject_confirm.j2", {"r": item, "note": note, "limit": NOTE_LIMIT,
-                                          "buttons": _reject_buttons(recusal_id)})
+    await chatstate.put(
+        ctx.event.channel,
+        ctx.event.sender,
+        "reject",
+        "confirm",
+        {"recusal": recusal_id, "note": note},
+        ctx.clock.now(),
+        ctx.conn,
+    )
+    await say(
+        "coord_reject_confirm.j2",
+        {"r": item, "note": note, "limit": NOTE_LIMIT, "buttons": _reject_buttons(recusal_id)},
+    )
     return "reject_note"
 
 
@@ -274,8 +292,9 @@ async def report_command(ctx: Context, scope: Scope, say: Replier) -> str:
     far by default), as the monthly message and its chart."""
     month = _argument(ctx) or ctx.clock.now().astimezone(ctx.zone).strftime("%Y-%m")
     data_dir = ctx.settings.data_dir if ctx.settings is not None else Path("data")
-    report = await coordination.monthly_report(scope, month, ctx.clock.now(), data_dir=data_dir, zone=ctx.zone,
-                                               locale=ctx.locale)
+    report = await coordination.monthly_report(
+        scope, month, ctx.clock.now(), data_dir=data_dir, zone=ctx.zone, locale=ctx.locale
+    )
     await say("report.j2", {"r": report.context()})
     if report.chart_path and ctx.event.channel == "telegram":
         await say("report_chart.j2", {"month": report.month, "photo_path": report.chart_path})
@@ -294,8 +313,11 @@ async def alerts_command(ctx: Context) -> str:
 @coordinators_only
 async def show_alerts(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
     shown = await coordination.alerts_page(scope, page, ctx.zone)
-    rows = [[{"label": "btn_ack", "params": {"id": a["id"]}, "data": f"alr:ack:{a['id']}"}]
-            for a in shown.items if not a["acknowledged"]]
+    rows = [
+        [{"label": "btn_ack", "params": {"id": a["id"]}, "data": f"alr:ack:{a['id']}"}]
+        for a in shown.items
+        if not a["acknowledged"]
+    ]
     await say("coord_alerts.j2", {**page_context(shown), "buttons": rows + nav("alerts", shown)}, edit_of=edit_of)
     return "alerts"
 

@@ -7,8 +7,8 @@ the assignment and that it is still open, so stale and double taps are answered,
 
 from __future__ import annotations
 
-from bot.callbacks import Callback
-from bot.channels.base import EventKind
+from core.callbacks import Callback
+from core.channel import EventKind
 from handlers import onsite
 from handlers.common import Replier, inspector_id
 from handlers.router import button, command, on
@@ -25,8 +25,10 @@ NOTE_LIMIT = 500
 @command("tasks", roles=INSPECTOR)
 async def tasks(ctx: Context) -> str:
     rows = await assignments.open_for(inspector_id(ctx), ctx.clock.now(), ctx.zone, ctx.conn)
-    buttons = [[{"label": "btn_show_task", "params": {"no": r["assignment"]}, "data": f"asg:show:{r['assignment']}"}]
-               for r in rows[:10]]
+    buttons = [
+        [{"label": "btn_show_task", "params": {"no": r["assignment"]}, "data": f"asg:show:{r['assignment']}"}]
+        for r in rows[:10]
+    ]
     await Replier(ctx)("tasks.j2", {"tasks": rows, "buttons": buttons})
     return "tasks"
 
@@ -55,11 +57,17 @@ async def _show(ctx: Context, aid: int) -> str:
 def action_buttons(view: dict) -> list:
     aid = view["assignment"]
     if view["status"] == "sent":
-        return [[{"label": "draw_btn_accept", "data": f"asg:accept:{aid}"},
-                 {"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"}]]
+        return [
+            [
+                {"label": "draw_btn_accept", "data": f"asg:accept:{aid}"},
+                {"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"},
+            ]
+        ]
     if view["status"] == "accepted":
-        return [[{"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"}],
-                [{"label": "btn_record_result", "data": f"fnd:open:{aid}"}]]
+        return [
+            [{"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"}],
+            [{"label": "btn_record_result", "data": f"fnd:open:{aid}"}],
+        ]
     if view["status"] == "done":
         return [[{"label": "btn_view_result", "data": f"fnd:open:{aid}"}]]
     return []
@@ -85,8 +93,9 @@ async def assignment_button(ctx: Context) -> str:
         if cb.action == "recuse":
             asg = await assignments.owned(me, cb.id, ctx.conn)
             await assignments.ensure_recusable(asg, ctx.conn)
-            await chatstate.put(ctx.event.channel, ctx.event.sender, "recusal", "type", {"assignment": cb.id},
-                                ctx.clock.now(), ctx.conn)
+            await chatstate.put(
+                ctx.event.channel, ctx.event.sender, "recusal", "type", {"assignment": cb.id}, ctx.clock.now(), ctx.conn
+            )
             await say("recusal_type.j2", {"no": asg.inspection.no, "buttons": recusal_type_buttons(cb.id)})
             return "recusal_started"
     except AssignmentError as exc:
@@ -116,19 +125,37 @@ async def recusal_button(ctx: Context) -> str:
         await say("recusal_cancelled.j2", {})
         return "recusal_cancelled"
     if cb.action == "type" and cb.arg in {t.value for t in RECUSAL_TYPES}:
-        await chatstate.put(ev.channel, ev.sender, "recusal", "note", {"assignment": cb.id, "type": cb.arg}, now,
-                            ctx.conn)
-        await say("recusal_note.j2", {"type": cb.arg, "limit": NOTE_LIMIT, "buttons": [[
-            {"label": "btn_skip", "data": f"rcs:skip:{cb.id}"}, {"label": "btn_cancel", "data": f"rcs:cancel:{cb.id}"}]]})
+        await chatstate.put(
+            ev.channel, ev.sender, "recusal", "note", {"assignment": cb.id, "type": cb.arg}, now, ctx.conn
+        )
+        await say(
+            "recusal_note.j2",
+            {
+                "type": cb.arg,
+                "limit": NOTE_LIMIT,
+                "buttons": [
+                    [
+                        {"label": "btn_skip", "data": f"rcs:skip:{cb.id}"},
+                        {"label": "btn_cancel", "data": f"rcs:cancel:{cb.id}"},
+                    ]
+                ],
+            },
+        )
         return "recusal_type"
     if cb.action == "skip" and state.step == "note":
         return await _confirm_step(ctx, state.data, "")
     if cb.action == "confirm" and state.step == "confirm":
         await chatstate.clear(ev.channel, ev.sender, ctx.conn)
         try:
-            done = await assignments.recuse(inspector_id(ctx), cb.id, ConflictType(state.data["type"]),
-                                            state.data.get("note", ""), clock=ctx.clock, zone=ctx.zone,
-                                            locale=ctx.locale)
+            done = await assignments.recuse(
+                inspector_id(ctx),
+                cb.id,
+                ConflictType(state.data["type"]),
+                state.data.get("note", ""),
+                clock=ctx.clock,
+                zone=ctx.zone,
+                locale=ctx.locale,
+            )
         except AssignmentError as exc:
             await say("refused.j2", {"code": exc.code, "params": exc.params})
             return exc.code
@@ -140,11 +167,22 @@ async def recusal_button(ctx: Context) -> str:
 
 async def _confirm_step(ctx: Context, data: dict, note: str) -> str:
     aid = data["assignment"]
-    await chatstate.put(ctx.event.channel, ctx.event.sender, "recusal", "confirm", {**data, "note": note},
-                        ctx.clock.now(), ctx.conn)
-    await Replier(ctx)("recusal_confirm.j2", {"type": data["type"], "note": note, "buttons": [[
-        {"label": "btn_confirm_recusal", "data": f"rcs:confirm:{aid}"},
-        {"label": "btn_cancel", "data": f"rcs:cancel:{aid}"}]]})
+    await chatstate.put(
+        ctx.event.channel, ctx.event.sender, "recusal", "confirm", {**data, "note": note}, ctx.clock.now(), ctx.conn
+    )
+    await Replier(ctx)(
+        "recusal_confirm.j2",
+        {
+            "type": data["type"],
+            "note": note,
+            "buttons": [
+                [
+                    {"label": "btn_confirm_recusal", "data": f"rcs:confirm:{aid}"},
+                    {"label": "btn_cancel", "data": f"rcs:cancel:{aid}"},
+                ]
+            ],
+        },
+    )
     return "recusal_note"
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.callbacks import Callback
-from bot.channels.base import EventKind
-from bot.settings import Settings
+from core.callbacks import Callback
+from core.channel import EventKind
+from core.settings import Settings
+from domain.onsite import NOTE_LIMIT
 from handlers.common import Replier, binding_of, inspector_id
 from handlers.router import button, command, on
 from models.messaging import Role
@@ -57,8 +58,16 @@ def _sign(ctx: Context) -> str | None:
 
 
 def _choice_buttons(prefix: str, choice: Choice) -> list:
-    return [[{"label": "btn_pick_inspection", "params": {"no": c["no"], "entity": c["entity"][:20]},
-              "data": f"{prefix}:{c['assignment']}"}] for c in choice.choices[:MAX_CHOICES]]
+    return [
+        [
+            {
+                "label": "btn_pick_inspection",
+                "params": {"no": c["no"], "entity": c["entity"][:20]},
+                "data": f"{prefix}:{c['assignment']}",
+            }
+        ]
+        for c in choice.choices[:MAX_CHOICES]
+    ]
 
 
 async def _put(ctx: Context, flow: str, step: str, data: dict) -> None:
@@ -90,14 +99,17 @@ async def location(ctx: Context) -> str:
 async def _checkin(ctx: Context, lat: float, lon: float, assignment_id: int | None) -> str:
     say, now = Replier(ctx), ctx.clock.now()
     try:
-        done = await onsite.checkin(inspector_id(ctx), lat, lon, now=now, radius_m=_radius(ctx),
-                                    assignment_id=assignment_id, conn=ctx.conn)
+        done = await onsite.checkin(
+            inspector_id(ctx), lat, lon, now=now, radius_m=_radius(ctx), assignment_id=assignment_id, conn=ctx.conn
+        )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     if isinstance(done, Choice):
         await _put(ctx, "checkin", "which", {"lat": lat, "lon": lon, "at": now.isoformat()})
-        await say("onsite_which.j2", {"purpose": "checkin", "choices": done.choices,
-                                      "buttons": _choice_buttons("chk:at", done)})
+        await say(
+            "onsite_which.j2",
+            {"purpose": "checkin", "choices": done.choices, "buttons": _choice_buttons("chk:at", done)},
+        )
         return "checkin_choose"
     await say("checkin_done.j2", done)
     return "checkin_flagged" if done["flagged"] else "checked_in"
@@ -127,16 +139,24 @@ async def photo(ctx: Context) -> str:
     state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
     hint = state.data.get("inspection") if state is not None and state.flow == "findings" else None
     try:
-        done = await onsite.photo(inspector_id(ctx), ev.file_id, now=ctx.clock.now(), caption=ev.text,
-                                  inspection_id=hint, conn=ctx.conn)
+        done = await onsite.photo(
+            inspector_id(ctx), ev.file_id, now=ctx.clock.now(), caption=ev.text, inspection_id=hint, conn=ctx.conn
+        )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     if isinstance(done, Choice):
         stashed = state.data.get("files", []) if state is not None and state.flow == "photo" else []
         files = (stashed + [{"file_id": ev.file_id, "caption": ev.text}])[-MAX_STASHED_PHOTOS:]
         await _put(ctx, "photo", "which", {"files": files})
-        await say("onsite_which.j2", {"purpose": "photo", "choices": done.choices, "waiting": len(files),
-                                      "buttons": _choice_buttons("pho:at", done)})
+        await say(
+            "onsite_which.j2",
+            {
+                "purpose": "photo",
+                "choices": done.choices,
+                "waiting": len(files),
+                "buttons": _choice_buttons("pho:at", done),
+            },
+        )
         return "photo_choose"
     await say("photo_received.j2", done)
     return "photo_recorded"
@@ -152,8 +172,14 @@ async def photo_button(ctx: Context) -> str:
     done = None
     try:
         for f in state.data.get("files", []):
-            done = await onsite.photo(inspector_id(ctx), f["file_id"], now=ctx.clock.now(), caption=f["caption"],
-                                      assignment_id=cb.id, conn=ctx.conn)
+            done = await onsite.photo(
+                inspector_id(ctx),
+                f["file_id"],
+                now=ctx.clock.now(),
+                caption=f["caption"],
+                assignment_id=cb.id,
+                conn=ctx.conn,
+            )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     if done is None:
@@ -180,8 +206,10 @@ async def _open(ctx: Context, assignment_id: int | None) -> str:
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     if isinstance(got, Choice):
-        await Replier(ctx)("onsite_which.j2", {"purpose": "findings", "choices": got.choices,
-                                              "buttons": _choice_buttons("fnd:open", got)})
+        await Replier(ctx)(
+            "onsite_which.j2",
+            {"purpose": "findings", "choices": got.choices, "buttons": _choice_buttons("fnd:open", got)},
+        )
         return "findings_choose"
     outcome, view = got
     await _show(ctx, view)
@@ -195,9 +223,11 @@ def _item_buttons(view: dict) -> list:
 
 def _summary_buttons(view: dict) -> list:
     rid = view["result"]
-    edits = [{"label": "btn_edit_item", "params": {"no": i["no"]}, "data": f"fnd:edit:{rid}:{i['pos']}"}
-             for i in view["items"]]
-    rows = [edits[k:k + 4] for k in range(0, len(edits), 4)]
+    edits = [
+        {"label": "btn_edit_item", "params": {"no": i["no"]}, "data": f"fnd:edit:{rid}:{i['pos']}"}
+        for i in view["items"]
+    ]
+    rows = [edits[k : k + 4] for k in range(0, len(edits), 4)]
     submit = "btn_submit_correction" if view["supersedes"] else "btn_submit_result"
     return rows + [[{"label": submit, "data": f"fnd:submit:{rid}"}]]
 
@@ -214,8 +244,12 @@ def _result_buttons(view: dict) -> list:
 async def _show(ctx: Context, view: dict, notice: str = "", index: int | None = None) -> None:
     """Where the findings stand now, with the buttons that fit (and what just happened)."""
     item = view["items"][index] if index is not None and 0 <= index < len(view["items"]) else None
-    context = {"result": view, "notice": notice, "notice_no": item["no"] if item else 0,
-               "notice_verdict": (item["verdict"] or "") if item else ""}
+    context = {
+        "result": view,
+        "notice": notice,
+        "notice_no": item["no"] if item else 0,
+        "notice_verdict": (item["verdict"] or "") if item else "",
+    }
     say = Replier(ctx)
     if view["status"] != "draft" or not view["is_lead"]:
         if view["status"] != "draft":
@@ -226,8 +260,14 @@ async def _show(ctx: Context, view: dict, notice: str = "", index: int | None = 
     if view["step"] == "verdict":
         await say("findings_item.j2", {**context, "buttons": _item_buttons(view)})
     elif view["step"] == "note":
-        await say("findings_note.j2", {**context, "limit": onsite.NOTE_LIMIT, "buttons": [[
-            {"label": "btn_skip", "data": f"fnd:skip:{view['result']}:{view['current']['pos']}"}]]})
+        await say(
+            "findings_note.j2",
+            {
+                **context,
+                "limit": NOTE_LIMIT,
+                "buttons": [[{"label": "btn_skip", "data": f"fnd:skip:{view['result']}:{view['current']['pos']}"}]],
+            },
+        )
     else:
         await say("findings_summary.j2", {**context, "buttons": _summary_buttons(view)})
 
@@ -257,8 +297,18 @@ async def findings_button(ctx: Context) -> str:
 
 async def _act(ctx: Context, result_id: int, kind: str, *, index: int | None = None, text: str = "") -> str:
     try:
-        done = await onsite.act(inspector_id(ctx), result_id, kind, index=index, text=text, now=ctx.clock.now(),
-                                zone=ctx.zone, locale=ctx.locale, sign=_sign(ctx), conn=ctx.conn)
+        done = await onsite.act(
+            inspector_id(ctx),
+            result_id,
+            kind,
+            index=index,
+            text=text,
+            now=ctx.clock.now(),
+            zone=ctx.zone,
+            locale=ctx.locale,
+            sign=_sign(ctx),
+            conn=ctx.conn,
+        )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     view = done.view
@@ -282,8 +332,14 @@ async def _begin_fix(ctx: Context, result_id: int) -> str:
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     await _put(ctx, "correction", "reason", {"result": result_id})
-    await Replier(ctx)("correction_reason.j2", {"result": view, "limit": onsite.REASON_LIMIT, "buttons": [[
-        {"label": "btn_cancel", "data": f"fnd:nofix:{result_id}"}]]})
+    await Replier(ctx)(
+        "correction_reason.j2",
+        {
+            "result": view,
+            "limit": onsite.REASON_LIMIT,
+            "buttons": [[{"label": "btn_cancel", "data": f"fnd:nofix:{result_id}"}]],
+        },
+    )
     return "correction_reason_asked"
 
 
@@ -297,8 +353,9 @@ async def flow_text(ctx: Context, state) -> str:
     if state.flow == "findings":
         return await _act(ctx, state.data["result"], "note", text=ev.text)
     try:
-        view = await onsite.request_correction(inspector_id(ctx), state.data["result"], ev.text,
-                                               now=ctx.clock.now(), conn=ctx.conn)
+        view = await onsite.request_correction(
+            inspector_id(ctx), state.data["result"], ev.text, now=ctx.clock.now(), conn=ctx.conn
+        )
     except OnsiteError as exc:
         if exc.code not in ("reason_empty", "reason_too_long"):
             await _clear(ctx)
@@ -315,8 +372,9 @@ async def correction_button(ctx: Context) -> str:
     if cb is None or cb.action not in ("ok", "no") or binding is None:
         return await _stale(ctx)
     try:
-        code, shown = await onsite.decide_correction(binding, cb.id, cb.action == "ok", now=ctx.clock.now(),
-                                                     locale=ctx.locale, conn=ctx.conn)
+        code, shown = await onsite.decide_correction(
+            binding, cb.id, cb.action == "ok", now=ctx.clock.now(), locale=ctx.locale, conn=ctx.conn
+        )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     await Replier(ctx)("correction_decision.j2", {"code": code, **shown})

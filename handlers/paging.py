@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.callbacks import Callback
+from core.callbacks import Callback
 from handlers.common import Replier
 from handlers.router import button
 from services.coordination import Page, sent_message_key
@@ -38,11 +38,21 @@ def nav(name: str, page: Page) -> list[list[dict]]:
         return []
     row = []
     if page.page > 1:
-        row.append({"label": "btn_page_prev", "params": {"page": page.page - 1},
-                    "data": Callback("pg", name, page.page - 1).pack()})
+        row.append(
+            {
+                "label": "btn_page_prev",
+                "params": {"page": page.page - 1},
+                "data": Callback("pg", name, page.page - 1).pack(),
+            }
+        )
     if page.page < page.pages:
-        row.append({"label": "btn_page_next", "params": {"page": page.page + 1},
-                    "data": Callback("pg", name, page.page + 1).pack()})
+        row.append(
+            {
+                "label": "btn_page_next",
+                "params": {"page": page.page + 1},
+                "data": Callback("pg", name, page.page + 1).pack(),
+            }
+        )
     return [row]
 
 

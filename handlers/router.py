@@ -16,10 +16,10 @@ own; every other event is committed by group commit with the events arriving wit
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
-from bot.channels.base import EventKind, InboundEvent
+from core.channel import EventKind, InboundEvent
 from models.messaging import Role
 from services.inbound import Context
 from services.outbox import reply
@@ -123,6 +123,12 @@ async def route(ctx: Context) -> str:
             return "unknown"  # nothing to answer
         await reply(ctx.event, "unknown_sender.j2", locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
         return "unknown"
-    await reply(ctx.event, "not_understood.j2", {"roles": sorted(r.value for r in roles)}, locale=ctx.locale,
-                now=ctx.clock.now(), connection=ctx.conn)
+    await reply(
+        ctx.event,
+        "not_understood.j2",
+        {"roles": sorted(r.value for r in roles)},
+        locale=ctx.locale,
+        now=ctx.clock.now(),
+        connection=ctx.conn,
+    )
     return "not_understood"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.channels.base import EventKind
+from core.channel import EventKind
 from handlers.common import Replier, binding_of
 from handlers.router import command, on
 from models.messaging import Role
@@ -29,8 +29,9 @@ def _ref(ctx: Context) -> str:
 async def sms_reply(ctx: Context) -> str:
     """A text from a phone: the survey of the entity behind that mobile."""
     ev = ctx.event
-    return await surveys.handle_reply(ev.sender, ev.text, ctx.clock.now(), channel="sms", zone=ctx.zone,
-                                      ref=_ref(ctx), connection=ctx.conn)
+    return await surveys.handle_reply(
+        ev.sender, ev.text, ctx.clock.now(), channel="sms", zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
+    )
 
 
 @on(EventKind.TEXT, roles={Role.ENTITY}, channel="telegram")
@@ -39,23 +40,26 @@ async def telegram_reply(ctx: Context) -> str:
     ev = ctx.event
     if ev.edited:  # an edit is never applied as a new answer
         return "edit_ignored"
-    return await surveys.handle_reply(ev.sender, ev.text, ctx.clock.now(), channel="telegram", zone=ctx.zone,
-                                      ref=_ref(ctx), connection=ctx.conn)
+    return await surveys.handle_reply(
+        ev.sender, ev.text, ctx.clock.now(), channel="telegram", zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
+    )
 
 
 @on(EventKind.POLL_ANSWER, roles={Role.ENTITY})
 async def poll_answer(ctx: Context) -> str:
     ev = ctx.event
-    return await surveys.handle_poll_answer(ev.sender, ev.poll_id, ev.option_ids, ctx.clock.now(), zone=ctx.zone,
-                                            ref=_ref(ctx), connection=ctx.conn)
+    return await surveys.handle_poll_answer(
+        ev.sender, ev.poll_id, ev.option_ids, ctx.clock.now(), zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
+    )
 
 
 @on(EventKind.DELIVERY, roles=None)
 async def delivery(ctx: Context) -> str:
     """A delivery receipt (its sender is the recipient's number, not a person talking to us)."""
     ev = ctx.event
-    return await surveys.delivery_status(ev.message_id, ev.status, ev.error_code, ctx.clock.now(),
-                                         channel=ev.channel, zone=ctx.zone, connection=ctx.conn)
+    return await surveys.delivery_status(
+        ev.message_id, ev.status, ev.error_code, ctx.clock.now(), channel=ev.channel, zone=ctx.zone, connection=ctx.conn
+    )
 
 
 def _days(argument: str) -> int | None:

@@ -27,19 +27,34 @@ class Column:
 
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "entities": (
-        Column("uscc", ("统一社会信用代码", "信用代码", "社会信用代码"), ("credit_code", "uscc", "unified_social_credit_code"), True),
+        Column(
+            "uscc",
+            ("统一社会信用代码", "信用代码", "社会信用代码"),
+            ("credit_code", "uscc", "unified_social_credit_code"),
+            True,
+        ),
         Column("name", ("名称", "主体名称", "企业名称", "单位名称"), ("name", "entity_name"), True),
         Column("kind", ("主体类型", "类型", "主体类别"), ("kind", "entity_kind", "entity_type"), True),
         Column("division_code", ("行政区划代码", "区划代码", "所属区划代码"), ("division_code", "division"), True),
         Column("address", ("住所", "地址", "经营场所", "住所（经营场所）"), ("address",)),
         Column("industry", ("行业", "所属行业", "行业门类"), ("industry",)),
-        Column("risk_class", ("信用风险等级", "风险等级", "信用风险分类"), ("risk_class", "credit_risk_class", "risk"), True),
+        Column(
+            "risk_class",
+            ("信用风险等级", "风险等级", "信用风险分类"),
+            ("risk_class", "credit_risk_class", "risk"),
+            True,
+        ),
         Column("phone", ("联系电话", "电话", "手机号"), ("phone", "mobile", "contact_phone")),
         Column("lat", ("纬度",), ("lat", "latitude")),
         Column("lon", ("经度",), ("lon", "lng", "longitude")),
     ),
     "inspectors": (
-        Column("cert_no", ("执法证号", "执法证件号", "执法证件号码"), ("cert_no", "certificate_no", "certificate_number"), True),
+        Column(
+            "cert_no",
+            ("执法证号", "执法证件号", "执法证件号码"),
+            ("cert_no", "certificate_no", "certificate_number"),
+            True,
+        ),
         Column("name", ("姓名",), ("name",), True),
         Column("department", ("部门", "所属部门", "部门名称"), ("department", "department_name")),
         Column("department_code", ("部门编码", "部门代码"), ("department_code",)),
@@ -48,7 +63,11 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("qualifications", ("执法资质", "资质"), ("qualifications", "qualification_codes")),
         Column("expertise", ("业务专长", "专长"), ("expertise",)),
         Column("mobile", ("手机号", "手机号码", "手机"), ("mobile", "mobile_phone")),
-        Column("cert_expiry", ("证件有效期", "执法证有效期", "有效期至"), ("cert_expiry", "certificate_expiry", "valid_until")),
+        Column(
+            "cert_expiry",
+            ("证件有效期", "执法证有效期", "有效期至"),
+            ("cert_expiry", "certificate_expiry", "valid_until"),
+        ),
         Column("status", ("状态", "人员状态", "在岗状态"), ("status",)),
     ),
     "items": (
@@ -114,16 +133,26 @@ def map_header(kind: str, header: list[str]) -> dict[str, int]:
             continue
         column = lookup.get(key)
         if column is None:
-            problems.append(FileProblem(
-                "import_unknown_header", column=column_letter(index), header=raw,
-                allowed_zh=[c.zh[0] for c in COLUMNS[kind]], allowed_en=[c.en[0] for c in COLUMNS[kind]],
-            ))
+            problems.append(
+                FileProblem(
+                    "import_unknown_header",
+                    column=column_letter(index),
+                    header=raw,
+                    allowed_zh=[c.zh[0] for c in COLUMNS[kind]],
+                    allowed_en=[c.en[0] for c in COLUMNS[kind]],
+                )
+            )
         elif column.field in found:
             first = found[column.field]
-            problems.append(FileProblem(
-                "import_duplicate_header", column=column_letter(index), header=raw,
-                first_column=column_letter(first), first_header=header[first],
-            ))
+            problems.append(
+                FileProblem(
+                    "import_duplicate_header",
+                    column=column_letter(index),
+                    header=raw,
+                    first_column=column_letter(first),
+                    first_header=header[first],
+                )
+            )
         else:
             found[column.field] = index
     for column in COLUMNS[kind]:
@@ -132,9 +161,13 @@ def map_header(kind: str, header: list[str]) -> dict[str, int]:
     for group in ONE_OF.get(kind, ()):
         if not any(f in found for f in group):
             columns = [c for c in COLUMNS[kind] if c.field in group]
-            problems.append(FileProblem(
-                "import_missing_one_of", zh=[c.zh[0] for c in columns], en=[c.en[0] for c in columns],
-            ))
+            problems.append(
+                FileProblem(
+                    "import_missing_one_of",
+                    zh=[c.zh[0] for c in columns],
+                    en=[c.en[0] for c in columns],
+                )
+            )
     if problems:
         raise HeaderInvalid(problems)
     return found

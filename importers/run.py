@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from tortoise.transactions import in_transaction
 
@@ -200,16 +201,29 @@ class _Checker:
                 break
             column = self.mapping.get(name, -1)
             header = self.table.header[column] if column >= 0 else ""
-            result.errors.append(CellError(
-                row=number, column=column, header=visible(header), value=visible(values.get(name, "")),
-                code=problem.code, params=problem.params,
-            ))
+            result.errors.append(
+                CellError(
+                    row=number,
+                    column=column,
+                    header=visible(header),
+                    value=visible(values.get(name, "")),
+                    code=problem.code,
+                    params=problem.params,
+                )
+            )
         for column, value in stray:
             if len(result.errors) >= MAX_REPORTED:
                 break
             header = self.table.header[column] if column < len(self.table.header) else ""
-            result.errors.append(CellError(row=number, column=column, header=visible(header), value=visible(value),
-                                           code="import_value_without_header"))
+            result.errors.append(
+                CellError(
+                    row=number,
+                    column=column,
+                    header=visible(header),
+                    value=visible(value),
+                    code="import_value_without_header",
+                )
+            )
 
 
 async def _write(kind, spool: Spool, check: _Checker, existing, now, partial, result, progress) -> None:

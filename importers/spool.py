@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 INSERT = "insert"
 UPDATE = "update"
@@ -47,7 +47,7 @@ class Spool:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "Spool":
+    def __enter__(self) -> Spool:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable, Mapping
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
@@ -29,7 +29,15 @@ from importers.errors import Invalid, RowInvalid
 RECORDS = {
     "entities": ("uscc", "name", "kind", "division_code", "address", "industry", "risk_class", "mobile", "lat", "lon"),
     "inspectors": (
-        "cert_no", "name", "department_id", "unit", "qualifications", "expertise", "mobile", "cert_expiry", "status",
+        "cert_no",
+        "name",
+        "department_id",
+        "unit",
+        "qualifications",
+        "expertise",
+        "mobile",
+        "cert_expiry",
+        "status",
     ),
     "items": ("code", "name", "department_id", "legal_basis", "target_kinds", "method", "qualifications"),
     "departments": ("code", "name", "level", "division_code"),
@@ -39,7 +47,15 @@ ENTITY_KINDS = {
     **dict.fromkeys(("企业", "公司", "个体工商户", "农民专业合作社", "enterprise"), "enterprise"),
     **dict.fromkeys(("事业单位", "institution", "public_institution"), "institution"),
     **dict.fromkeys(
-        ("社会组织", "社会团体", "民办非企业单位", "基金会", "social_org", "social_organisation", "social_organization"),
+        (
+            "社会组织",
+            "社会团体",
+            "民办非企业单位",
+            "基金会",
+            "social_org",
+            "social_organisation",
+            "social_organization",
+        ),
         "social_org",
     ),
     **dict.fromkeys(("法律服务机构", "律师事务所", "公证机构", "司法鉴定机构", "legal_service"), "legal_service"),
@@ -277,7 +293,7 @@ class Departments:
     by_name: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, rows) -> "Departments":
+    def of(cls, rows) -> Departments:
         """From ``(id, code, name)`` tuples."""
         found = cls()
         for id_, code, name in rows:
@@ -382,7 +398,9 @@ def _department(cells: Mapping[str, str], refs: Departments, errors: Errors) -> 
     if not found and not any(f.startswith("department") for f, _ in errors):
         errors.append(("department" if "department" in cells else "department_code", Invalid("import_required")))
     if len(set(found.values())) > 1:
-        errors.append(("department", Invalid("import_department_mismatch", department_code=cells["department_code"].strip())))
+        errors.append(
+            ("department", Invalid("import_department_mismatch", department_code=cells["department_code"].strip()))
+        )
     return found.get("department_code", found.get("department"))
 
 

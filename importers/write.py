@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import AsyncIterator, Callable
 
-from bot import db
+from core import db
 from importers.validate import Departments
 
 PAGE = 50_000
@@ -79,8 +79,19 @@ TARGETS = {
     "entities": Target(
         table="entity",
         columns=(
-            "uscc", "name", "kind", "division_code", "address", "industry", "risk_class", "mobile", "lat", "lon",
-            "status", "content_hash", "updated_at",
+            "uscc",
+            "name",
+            "kind",
+            "division_code",
+            "address",
+            "industry",
+            "risk_class",
+            "mobile",
+            "lat",
+            "lon",
+            "status",
+            "content_hash",
+            "updated_at",
         ),
         existing_sql='SELECT "id", "uscc", "content_hash", "status" FROM "entity"',
         existing_row=_entity_row,
@@ -89,8 +100,17 @@ TARGETS = {
     "inspectors": Target(
         table="inspector",
         columns=(
-            "cert_no", "name", "department_id", "unit_id", "qualifications", "expertise", "mobile", "cert_expiry",
-            "status", "content_hash", "updated_at",
+            "cert_no",
+            "name",
+            "department_id",
+            "unit_id",
+            "qualifications",
+            "expertise",
+            "mobile",
+            "cert_expiry",
+            "status",
+            "content_hash",
+            "updated_at",
         ),
         existing_sql='SELECT "id", "cert_no", "content_hash", "status" FROM "inspector"',
         existing_row=_inspector_row,
@@ -99,7 +119,14 @@ TARGETS = {
     "items": Target(
         table="item",
         columns=(
-            "code", "name", "department_id", "legal_basis", "target_kinds", "method", "qualifications", "content_hash",
+            "code",
+            "name",
+            "department_id",
+            "legal_basis",
+            "target_kinds",
+            "method",
+            "qualifications",
+            "content_hash",
         ),
         existing_sql='SELECT "id", "code", "content_hash" FROM "item"',
         existing_row=_plain_row,

@@ -72,17 +72,20 @@ class Result(Model):
 
     id = fields.IntField(primary_key=True)
     inspection = fields.ForeignKeyField("models.Inspection", related_name="results", on_delete=fields.RESTRICT)
-    supersedes = fields.ForeignKeyField("models.Result", related_name="superseded_by", null=True,
-                                        on_delete=fields.RESTRICT)
+    supersedes = fields.ForeignKeyField(
+        "models.Result", related_name="superseded_by", null=True, on_delete=fields.RESTRICT
+    )
     status = fields.CharEnumField(ResultStatus, max_length=16, default=ResultStatus.DRAFT)
     step = fields.CharField(max_length=16)
     cursor = fields.SmallIntField(default=0)
     created_by = fields.ForeignKeyField("models.Inspector", related_name="drafted_results", on_delete=fields.RESTRICT)
-    submitted_by = fields.ForeignKeyField("models.Inspector", related_name="submitted_results", null=True,
-                                          on_delete=fields.RESTRICT)
+    submitted_by = fields.ForeignKeyField(
+        "models.Inspector", related_name="submitted_results", null=True, on_delete=fields.RESTRICT
+    )
     submitted_at = fields.DatetimeField(null=True)
-    confirmed_by = fields.ForeignKeyField("models.Inspector", related_name="confirmed_results", null=True,
-                                          on_delete=fields.RESTRICT)
+    confirmed_by = fields.ForeignKeyField(
+        "models.Inspector", related_name="confirmed_results", null=True, on_delete=fields.RESTRICT
+    )
     confirmed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
@@ -125,8 +128,9 @@ class Correction(Model):
     requested_by = fields.ForeignKeyField("models.Inspector", related_name="corrections", on_delete=fields.RESTRICT)
     opened_at = fields.DatetimeField()
     requested_at = fields.DatetimeField(null=True)
-    decided_by = fields.ForeignKeyField("models.ChatBinding", related_name="decided_corrections", null=True,
-                                        on_delete=fields.RESTRICT)
+    decided_by = fields.ForeignKeyField(
+        "models.ChatBinding", related_name="decided_corrections", null=True, on_delete=fields.RESTRICT
+    )
     decided_at = fields.DatetimeField(null=True)
 
     class Meta:

@@ -82,16 +82,20 @@ class Survey(Model):
 
     class Meta:
         table = "survey"
-        indexes = (("channel", "address", "status"), ("status", "reminder_at"), ("status", "expires_at"),
-                   ("entity", "status"), ("answered_at",))
+        indexes = (
+            ("channel", "address", "status"),
+            ("status", "reminder_at"),
+            ("status", "expires_at"),
+            ("entity", "status"),
+            ("answered_at",),
+        )
 
 
 class SurveyOptOut(Model):
     """An entity (or a mobile number) that said TD / 退订 / STOP: never surveyed again."""
 
     id = fields.IntField(primary_key=True)
-    entity = fields.OneToOneField("models.Entity", null=True, related_name="survey_opt_out",
-                                  on_delete=fields.CASCADE)
+    entity = fields.OneToOneField("models.Entity", null=True, related_name="survey_opt_out", on_delete=fields.CASCADE)
     mobile = fields.CharField(max_length=64, null=True, unique=True)  # an SMS sender (E.164)
     channel = fields.CharEnumField(Channel, max_length=16)
     keyword = fields.CharField(max_length=64, default="")  # the message that opted out, trimmed

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot import db
+from core import db
 from models.messaging import Channel, RecipientKind, Role
 from services.outbox import Message, enqueue
 
@@ -22,16 +22,17 @@ class Recipient:
     locale: str
 
 
-_RECIPIENTS = ("SELECT id, role, departments, channel, locale FROM chat_binding "
-               "WHERE revoked_at IS NULL AND role IN (?, ?) ORDER BY id")
+_RECIPIENTS = (
+    "SELECT id, role, departments, channel, locale FROM chat_binding "
+    "WHERE revoked_at IS NULL AND role IN (?, ?) ORDER BY id"
+)
 
 
 async def coordinators_for(departments: set[str], connection=None) -> list[Recipient]:
     """Coordinators scoped to any of ``departments``; the admins when there are none. One raw
     query in the caller's transaction: alerts are raised on the reply paths."""
     conn = connection or db.conn()
-    _, rows = await conn.execute_query(db.sql(_RECIPIENTS, connection=conn),
-                                       [Role.COORDINATOR.value, Role.ADMIN.value])
+    _, rows = await conn.execute_query(db.sql(_RECIPIENTS, connection=conn), [Role.COORDINATOR.value, Role.ADMIN.value])
     coordinators, admins = [], []
     for r in rows:
         recipient = Recipient(r[0], r[3], r[4])
@@ -43,8 +44,9 @@ async def coordinators_for(departments: set[str], connection=None) -> list[Recip
     return coordinators or admins
 
 
-async def raise_alert(key: str, template: str, context: dict, departments: set[str] | list[str], now: datetime,
-                      connection=None) -> bool:
+async def raise_alert(
+    key: str, template: str, context: dict, departments: set[str] | list[str], now: datetime, connection=None
+) -> bool:
     """Record the alert and queue one message per responsible coordinator. False if it existed."""
     conn = connection or db.conn()
     kind = template.removesuffix(".j2")
@@ -59,9 +61,16 @@ async def raise_alert(key: str, template: str, context: dict, departments: set[s
     targets = await coordinators_for(set(departments), connection=conn)
     await enqueue(
         [
-            Message(dedupe_key=f"alert:{rows[0]['id']}:{b.id}", recipient_kind=RecipientKind.PERSON,
-                    recipient_id=b.id, template=template, context=context, channel=Channel(b.channel),
-                    locale=b.locale, priority=-1)
+            Message(
+                dedupe_key=f"alert:{rows[0]['id']}:{b.id}",
+                recipient_kind=RecipientKind.PERSON,
+                recipient_id=b.id,
+                template=template,
+                context=context,
+                channel=Channel(b.channel),
+                locale=b.locale,
+                priority=-1,
+            )
             for b in targets
         ],
         now,
@@ -70,8 +79,9 @@ async def raise_alert(key: str, template: str, context: dict, departments: set[s
     return True
 
 
-async def alert_plan_coordinators(plan_code: str, template: str, context: dict, *, dedupe: str, now: datetime,
-                                  connection=None) -> bool:
+async def alert_plan_coordinators(
+    plan_code: str, template: str, context: dict, *, dedupe: str, now: datetime, connection=None
+) -> bool:
     from models.plans import Plan
 
     plan = await Plan.get_or_none(code=plan_code)

@@ -14,8 +14,11 @@ from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
-from bot import db
-from bot.clock import Clock
+from core import db
+from core.clock import Clock
+from core.clock import local_minute as _local
+from domain.errors import ServiceError
+from domain.sealing import draw_is_sealed
 from models.directory import ConflictType, Inspector
 from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, InspectionStatus, Recusal
 from models.messaging import RecipientKind
@@ -28,21 +31,8 @@ RECUSAL_TYPES = tuple(t for t in ConflictType if t != ConflictType.NO_RESPONSE)
 RATE_WINDOW = timedelta(days=365)
 
 
-class AssignmentError(Exception):
+class AssignmentError(ServiceError):
     """Refused; ``code`` names a text in texts/assignments.j2."""
-
-    def __init__(self, code: str, **params) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
-
-
-def _local(when: datetime, zone: ZoneInfo) -> str:
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-
-
-def _revealed(draw: "DrawRow", now: datetime) -> bool:
-    return not draw.flight or draw.revealed_at is not None or (draw.reveal_at is not None and now >= draw.reveal_at)
 
 
 # --- an assignment as its inspector sees it: plain rows from raw SQL (this runs for every button) --
@@ -99,21 +89,35 @@ _OWNED_SQL = (
     "d.id, d.draw_ref, d.flight, d.window_start, d.window_end, d.reveal_at, d.revealed_at, "
     "p.code, p.name, p.departments "
     'FROM "assignment" a JOIN "inspection" i ON i.id = a.inspection_id JOIN "entity" e ON e.id = i.entity_id '
-    'JOIN "draw" d ON d.id = a.draw_id JOIN "plan" p ON p.id = d.plan_id ')
+    'JOIN "draw" d ON d.id = a.draw_id JOIN "plan" p ON p.id = d.plan_id '
+)
 _ONE_SQL = _OWNED_SQL + "WHERE a.id = ? AND a.inspector_id = ?"
 _OPEN_SQL = _OWNED_SQL + "WHERE a.inspector_id = ? AND a.status IN (?, ?) ORDER BY a.deadline, a.id"
-_TEAM_SQL = ('SELECT a.inspection_id, ins.name FROM "assignment" a JOIN "inspector" ins ON ins.id = a.inspector_id '
-             "WHERE a.status IN ({}) AND a.inspection_id IN ({}) ORDER BY a.inspection_id, a.seat")
+_TEAM_SQL = (
+    'SELECT a.inspection_id, ins.name FROM "assignment" a JOIN "inspector" ins ON ins.id = a.inspector_id '
+    "WHERE a.status IN ({}) AND a.inspection_id IN ({}) ORDER BY a.inspection_id, a.seat"
+)
+
+
 def _owned_row(r) -> Owned:
     departments = json.loads(r[18]) if isinstance(r[18], (str, bytes)) else (r[18] or [])
     plan = PlanRow(code=r[16], name=r[17], departments=departments)
-    draw = DrawRow(id=r[9], draw_ref=r[10], flight=bool(r[11]), window_start=db.moment(r[12]),
-                   window_end=db.moment(r[13]), reveal_at=db.moment(r[14]), revealed_at=db.moment(r[15]),
-                   plan=plan)
-    insp = InspectionRow(id=r[3], no=r[4], status=InspectionStatus(r[5]),
-                         entity=EntityRow(name=r[6], address=r[7], uscc=r[8]))
-    return Owned(id=r[0], status=AssignmentStatus(r[1]), deadline=db.moment(r[2]), inspection_id=r[3],
-                 inspection=insp, draw=draw)
+    draw = DrawRow(
+        id=r[9],
+        draw_ref=r[10],
+        flight=bool(r[11]),
+        window_start=db.moment(r[12]),
+        window_end=db.moment(r[13]),
+        reveal_at=db.moment(r[14]),
+        revealed_at=db.moment(r[15]),
+        plan=plan,
+    )
+    insp = InspectionRow(
+        id=r[3], no=r[4], status=InspectionStatus(r[5]), entity=EntityRow(name=r[6], address=r[7], uscc=r[8])
+    )
+    return Owned(
+        id=r[0], status=AssignmentStatus(r[1]), deadline=db.moment(r[2]), inspection_id=r[3], inspection=insp, draw=draw
+    )
 
 
 async def owned(inspector_id: int, assignment_id: int, conn=None) -> Owned:
@@ -140,13 +144,18 @@ async def _teams(inspection_ids: list[int], conn) -> dict[int, list[str]]:
 def _view(asg: Owned, team: list[str], now: datetime, zone: ZoneInfo) -> dict:
     insp, draw = asg.inspection, asg.draw
     out = {
-        "assignment": asg.id, "no": insp.no, "draw_ref": draw.draw_ref,
+        "assignment": asg.id,
+        "no": insp.no,
+        "draw_ref": draw.draw_ref,
         "plan": {"code": draw.plan.code, "name": draw.plan.name},
-        "status": asg.status.value, "inspection_status": insp.status.value,
+        "status": asg.status.value,
+        "inspection_status": insp.status.value,
         "window": {"start": _local(draw.window_start, zone), "end": _local(draw.window_end, zone)},
-        "deadline": _local(asg.deadline, zone), "team": team, "flight": draw.flight,
+        "deadline": _local(asg.deadline, zone),
+        "team": team,
+        "flight": draw.flight,
     }
-    if _revealed(draw, now):
+    if not draw_is_sealed(draw, now):
         e = insp.entity
         out["entity"] = {"name": e.name, "address": e.address, "uscc": e.uscc}
     return out
@@ -177,15 +186,23 @@ async def accept(inspector_id: int, assignment_id: int, clock: Clock, zone: Zone
     no longer open (recused, replaced, cancelled: a stale button)."""
     now = clock.now()
     asg = await owned(inspector_id, assignment_id, conn)
-    n, _ = await conn.execute_query(db.sql(_ACCEPT_SQL, connection=conn), [
-        AssignmentStatus.ACCEPTED.value, db.encode(now), asg.id, AssignmentStatus.SENT.value])
+    n, _ = await conn.execute_query(
+        db.sql(_ACCEPT_SQL, connection=conn),
+        [AssignmentStatus.ACCEPTED.value, db.encode(now), asg.id, AssignmentStatus.SENT.value],
+    )
     if n == 0:
         if asg.status == AssignmentStatus.ACCEPTED:
             return "already_accepted", await view(asg, now, zone, conn)
         raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
     asg.status = AssignmentStatus.ACCEPTED
-    await audit.append(f"inspector:{inspector_id}", "assignment.accepted", f"assignment:{asg.id}",
-                       {"draw": asg.draw.draw_ref, "no": asg.inspection.no}, now, connection=conn)
+    await audit.append(
+        f"inspector:{inspector_id}",
+        "assignment.accepted",
+        f"assignment:{asg.id}",
+        {"draw": asg.draw.draw_ref, "no": asg.inspection.no},
+        now,
+        connection=conn,
+    )
     return "accepted", await view(asg, now, zone, conn)
 
 
@@ -204,8 +221,17 @@ class Recused:
     unstaffable_reason: str | None
 
 
-async def recuse(inspector_id: int, assignment_id: int, reason_type: ConflictType, note: str, *, clock: Clock,
-                 zone: ZoneInfo, locale: str, actor: str | None = None) -> Recused:
+async def recuse(
+    inspector_id: int,
+    assignment_id: int,
+    reason_type: ConflictType,
+    note: str,
+    *,
+    clock: Clock,
+    zone: ZoneInfo,
+    locale: str,
+    actor: str | None = None,
+) -> Recused:
     """Record the recusal and draw the replacement (services.draws.recuse), then tell the rest
     of the team who changed and the coordinators why — all in one transaction."""
     from services import draws
@@ -218,37 +244,91 @@ async def recuse(inspector_id: int, assignment_id: int, reason_type: ConflictTyp
         await ensure_recusable(asg, conn)
         result = await draws.recuse(asg.id, reason_type, note, clock=clock, zone=zone, locale=locale)
         recusing = await Inspector.get(id=inspector_id).using_db(conn)
-        replacement = (await Inspector.get(id=result.replacement_inspector_id).using_db(conn)
-                       if result.replacement_inspector_id else None)
+        replacement = (
+            await Inspector.get(id=result.replacement_inspector_id).using_db(conn)
+            if result.replacement_inspector_id
+            else None
+        )
         insp = asg.inspection
-        await audit.append(actor or f"inspector:{inspector_id}", "assignment.recused", f"assignment:{asg.id}",
-                           {"draw": asg.draw.draw_ref, "no": insp.no, "type": reason_type.value,
-                            "ordinal": result.ordinal}, now, connection=conn)
+        await audit.append(
+            actor or f"inspector:{inspector_id}",
+            "assignment.recused",
+            f"assignment:{asg.id}",
+            {"draw": asg.draw.draw_ref, "no": insp.no, "type": reason_type.value, "ordinal": result.ordinal},
+            now,
+            connection=conn,
+        )
         if replacement is not None:
-            await audit.append("system", "assignment.replaced", f"assignment:{result.replacement_assignment_id}",
-                               {"draw": asg.draw.draw_ref, "no": insp.no, "replaces": asg.id,
-                                "inspector": replacement.cert_no}, now, connection=conn)
+            await audit.append(
+                "system",
+                "assignment.replaced",
+                f"assignment:{result.replacement_assignment_id}",
+                {"draw": asg.draw.draw_ref, "no": insp.no, "replaces": asg.id, "inspector": replacement.cert_no},
+                now,
+                connection=conn,
+            )
         # the rest of the team
-        others = await (Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT))
-                        .exclude(id=result.replacement_assignment_id or 0).using_db(conn).values_list("id", "inspector_id"))
-        context = {"no": insp.no, "draw_ref": asg.draw.draw_ref, "plan": asg.draw.plan.name,
-                   "old": recusing.name, "new": replacement.name if replacement else None}
-        await enqueue([
-            Message(dedupe_key=f"team:{result.recusal_id}:{other_asg}", recipient_kind=RecipientKind.INSPECTOR,
-                    recipient_id=other_inspector, template="team_changed.j2", context=context, locale=locale)
-            for other_asg, other_inspector in others
-        ], now, connection=conn)
+        others = await (
+            Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT))
+            .exclude(id=result.replacement_assignment_id or 0)
+            .using_db(conn)
+            .values_list("id", "inspector_id")
+        )
+        context = {
+            "no": insp.no,
+            "draw_ref": asg.draw.draw_ref,
+            "plan": asg.draw.plan.name,
+            "old": recusing.name,
+            "new": replacement.name if replacement else None,
+        }
+        await enqueue(
+            [
+                Message(
+                    dedupe_key=f"team:{result.recusal_id}:{other_asg}",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=other_inspector,
+                    template="team_changed.j2",
+                    context=context,
+                    locale=locale,
+                )
+                for other_asg, other_inspector in others
+            ],
+            now,
+            connection=conn,
+        )
         # the coordinators: why (the reason stays with them, never on a public page)
         departments = set(asg.draw.plan.departments)
-        await raise_alert(f"recusal:{result.recusal_id}", "recusal_recorded.j2",
-                          {**context, "type": reason_type.value, "note": note, "recusal": result.recusal_id,
-                           "cert_no": recusing.cert_no}, departments, now, connection=conn)
+        await raise_alert(
+            f"recusal:{result.recusal_id}",
+            "recusal_recorded.j2",
+            {
+                **context,
+                "type": reason_type.value,
+                "note": note,
+                "recusal": result.recusal_id,
+                "cert_no": recusing.cert_no,
+            },
+            departments,
+            now,
+            connection=conn,
+        )
         if result.unstaffable_reason:
-            await audit.append("system", "inspection.unstaffable", f"inspection:{insp.id}",
-                               {"draw": asg.draw.draw_ref, "no": insp.no, "reason": result.unstaffable_reason},
-                               now, connection=conn)
-            await raise_alert(f"unstaffable:{insp.id}:{result.ordinal}", "unstaffable.j2",
-                              {**context, "reason": result.unstaffable_reason}, departments, now, connection=conn)
+            await audit.append(
+                "system",
+                "inspection.unstaffable",
+                f"inspection:{insp.id}",
+                {"draw": asg.draw.draw_ref, "no": insp.no, "reason": result.unstaffable_reason},
+                now,
+                connection=conn,
+            )
+            await raise_alert(
+                f"unstaffable:{insp.id}:{result.ordinal}",
+                "unstaffable.j2",
+                {**context, "reason": result.unstaffable_reason},
+                departments,
+                now,
+                connection=conn,
+            )
         await flag_recusal_rate(recusing, departments, now, conn)
     return Recused(replacement.name if replacement else None, result.unstaffable_reason)
 
@@ -260,7 +340,9 @@ async def flag_recusal_rate(inspector: Inspector, departments: set[str], now: da
     since = now - RATE_WINDOW
     mine = await Assignment.filter(inspector_id=inspector.id, created_at__gte=since).using_db(conn).count()
     my_recusals = await Recusal.filter(recusing_id=inspector.id, at__gte=since).using_db(conn).count()
-    unit_asg = await Assignment.filter(inspector__unit_id=inspector.unit_id, created_at__gte=since).using_db(conn).count()
+    unit_asg = (
+        await Assignment.filter(inspector__unit_id=inspector.unit_id, created_at__gte=since).using_db(conn).count()
+    )
     unit_rec = await Recusal.filter(recusing__unit_id=inspector.unit_id, at__gte=since).using_db(conn).count()
     if my_recusals < 3 or mine == 0:
         return False
@@ -270,7 +352,17 @@ async def flag_recusal_rate(inspector: Inspector, departments: set[str], now: da
     if rate <= max(3 * unit_rate, unit_rate + 0.30):
         return False
     return await raise_alert(
-        f"recusal_rate:{inspector.id}:{now:%Y-%m}", "recusal_rate.j2",
-        {"name": inspector.name, "cert_no": inspector.cert_no, "recusals": my_recusals, "assignments": mine,
-         "rate": round(rate * 100), "unit_rate": round(unit_rate * 100)},
-        departments, now, connection=conn)
+        f"recusal_rate:{inspector.id}:{now:%Y-%m}",
+        "recusal_rate.j2",
+        {
+            "name": inspector.name,
+            "cert_no": inspector.cert_no,
+            "recusals": my_recusals,
+            "assignments": mine,
+            "rate": round(rate * 100),
+            "unit_rate": round(unit_rate * 100),
+        },
+        departments,
+        now,
+        connection=conn,
+    )

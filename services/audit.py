@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from bot import db
+from core import db
 from domain.audit import GENESIS, Break, ChainCheck, Entry, entry_hash
 from models.audit import AuditRecord
 
@@ -22,12 +22,14 @@ async def append(actor: str, action: str, subject: str, data: dict, now: datetim
         await conn.execute_query(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
     last = await conn.execute_query_dict("SELECT seq, hash FROM audit_record ORDER BY seq DESC LIMIT 1")
     seq, prev = (last[0]["seq"] + 1, last[0]["hash"]) if last else (1, GENESIS)
-    at = now.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    at = now.astimezone(UTC).isoformat(timespec="microseconds")
     entry = Entry(seq, at, actor, action, subject, _plain(data), prev)
     entry = Entry(**{**entry.__dict__, "hash": entry_hash(entry)})
     await db.bulk_insert(
-        "audit_record", ("seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash"),
-        [(entry.seq, entry.at, actor, action, subject, entry.data, prev, entry.hash)], connection=conn,
+        "audit_record",
+        ("seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash"),
+        [(entry.seq, entry.at, actor, action, subject, entry.data, prev, entry.hash)],
+        connection=conn,
     )
     return entry
 
@@ -41,8 +43,11 @@ async def verify(batch: int = 5000) -> tuple[int, Break | None]:
     """Walk the whole chain in batches; return (records that fit, first break or None)."""
     check, after = ChainCheck(), 0
     while True:
-        rows = await AuditRecord.filter(seq__gt=after).order_by("seq").limit(batch).values(
-            "seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash"
+        rows = (
+            await AuditRecord.filter(seq__gt=after)
+            .order_by("seq")
+            .limit(batch)
+            .values("seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash")
         )
         for r in rows:
             broken = check.feed(Entry(**r))

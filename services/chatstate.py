@@ -20,8 +20,9 @@ async def put(channel: str, address: str, flow: str, step: str, data: dict, now:
         q = q.using_db(conn)
     n = await q.update(flow=flow, step=step, data=data, updated_at=now)
     if not n:
-        await ChatState.create(channel=channel, address=address, flow=flow, step=step, data=data, updated_at=now,
-                               using_db=conn)
+        await ChatState.create(
+            channel=channel, address=address, flow=flow, step=step, data=data, updated_at=now, using_db=conn
+        )
 
 
 async def clear(channel: str, address: str, conn=None) -> None:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from tortoise.expressions import Q
 
+from domain.errors import ServiceError
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, EntityStatus
 from services import audit
 
@@ -17,11 +18,8 @@ SEARCH_LIMIT = 8
 MIN_QUERY = 2
 
 
-class ConflictError(Exception):
-    def __init__(self, code: str, **params) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
+class ConflictError(ServiceError):
+    """Refused; ``code`` names a text of this feature's templates."""
 
 
 def _active(now: datetime):
@@ -29,11 +27,22 @@ def _active(now: datetime):
 
 
 async def listing(inspector_id: int, now: datetime) -> list[dict]:
-    rows = await (Conflict.filter(_active(now), inspector_id=inspector_id).order_by("id")
-                  .values("id", "type", "source", "entity__name", "entity__uscc"))
-    return [{"id": r["id"], "type": _v(r["type"]), "source": _v(r["source"]), "entity": r["entity__name"],
-             "uscc": r["entity__uscc"], "withdrawable": _v(r["source"]) == ConflictSource.DECLARED.value}
-            for r in rows]
+    rows = await (
+        Conflict.filter(_active(now), inspector_id=inspector_id)
+        .order_by("id")
+        .values("id", "type", "source", "entity__name", "entity__uscc")
+    )
+    return [
+        {
+            "id": r["id"],
+            "type": _v(r["type"]),
+            "source": _v(r["source"]),
+            "entity": r["entity__name"],
+            "uscc": r["entity__uscc"],
+            "withdrawable": _v(r["source"]) == ConflictSource.DECLARED.value,
+        }
+        for r in rows
+    ]
 
 
 def _v(x) -> str:
@@ -48,8 +57,12 @@ async def search(query: str) -> list[dict]:
     exact = await Entity.filter(uscc=q.upper()).values("id", "name", "uscc", "address")
     if exact:
         return exact
-    return await (Entity.filter(name__contains=q, status=EntityStatus.ACTIVE).order_by("name")
-                  .limit(SEARCH_LIMIT).values("id", "name", "uscc", "address"))
+    return await (
+        Entity.filter(name__contains=q, status=EntityStatus.ACTIVE)
+        .order_by("name")
+        .limit(SEARCH_LIMIT)
+        .values("id", "name", "uscc", "address")
+    )
 
 
 async def declare(inspector_id: int, entity_id: int, type_: ConflictType, now: datetime, conn=None) -> Conflict:
@@ -59,10 +72,17 @@ async def declare(inspector_id: int, entity_id: int, type_: ConflictType, now: d
     existing = await Conflict.filter(_active(now), inspector_id=inspector_id, entity_id=entity_id).first()
     if existing is not None:
         raise ConflictError("conflict_exists", entity=entity.name)
-    row = await Conflict.create(inspector_id=inspector_id, entity_id=entity_id, type=type_,
-                                source=ConflictSource.DECLARED, using_db=conn)
-    await audit.append(f"inspector:{inspector_id}", "conflict.declared", f"conflict:{row.id}",
-                       {"entity": entity.uscc, "type": type_.value}, now, connection=conn)
+    row = await Conflict.create(
+        inspector_id=inspector_id, entity_id=entity_id, type=type_, source=ConflictSource.DECLARED, using_db=conn
+    )
+    await audit.append(
+        f"inspector:{inspector_id}",
+        "conflict.declared",
+        f"conflict:{row.id}",
+        {"entity": entity.uscc, "type": type_.value},
+        now,
+        connection=conn,
+    )
     return row
 
 
@@ -75,6 +95,12 @@ async def withdraw(inspector_id: int, conflict_id: int, now: datetime, conn=None
     if row.withdrawn_at is not None:
         return "already_withdrawn"
     await Conflict.filter(id=row.id).update(withdrawn_at=now)
-    await audit.append(f"inspector:{inspector_id}", "conflict.withdrawn", f"conflict:{row.id}",
-                       {"entity": row.entity.uscc}, now, connection=conn)
+    await audit.append(
+        f"inspector:{inspector_id}",
+        "conflict.withdrawn",
+        f"conflict:{row.id}",
+        {"entity": row.entity.uscc},
+        now,
+        connection=conn,
+    )
     return "withdrawn"

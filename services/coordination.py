@@ -39,10 +39,13 @@ from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from bot import db
-from bot.clock import Clock
+from core import db
+from core.clock import Clock
+from core.clock import local_minute as _local
 from domain import bundle
+from domain.errors import ServiceError
 from domain.plans import parse_plan
+from domain.sealing import draw_is_sealed
 from domain.surveys.sampling import DEFAULT_SHARES
 from models.alerts import Alert
 from models.directory import Conflict, ConflictSource
@@ -69,13 +72,8 @@ OPEN = (AssignmentStatus.SENT, AssignmentStatus.ACCEPTED)
 DEFAULT_LOCALE = "zh-CN"
 
 
-class CoordinationError(Exception):
+class CoordinationError(ServiceError):
     """Refused; ``code`` names a text (``coord_error`` in texts/coordinator.j2)."""
-
-    def __init__(self, code: str, **params) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 # --- scope and paging ---------------------------------------------------------------------------
@@ -132,10 +130,6 @@ def _page_of(rows: list, page: int) -> Page:
     return Page(rows[offset : offset + PAGE_SIZE], page, pages, len(rows))
 
 
-def _local(when: datetime | None, zone: ZoneInfo) -> str:
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if when else ""
-
-
 async def _plans_in_scope(scope: Scope, conn=None) -> list[Plan]:
     """The plans a scope may see (plans are few: hundreds, not millions), by code."""
     q = Plan.all().order_by("code")
@@ -153,8 +147,12 @@ async def sent_message_key(channel: str, address: str, message_id: str) -> str |
     edit that message in place); None when it is not ours or not known."""
     if not message_id:
         return None
-    keys = await (Outbox.filter(channel=channel, address=address, provider_id=message_id)
-                  .order_by("id").limit(1).values_list("dedupe_key", flat=True))
+    keys = await (
+        Outbox.filter(channel=channel, address=address, provider_id=message_id)
+        .order_by("id")
+        .limit(1)
+        .values_list("dedupe_key", flat=True)
+    )
     return keys[0] if keys else None
 
 
@@ -179,9 +177,18 @@ async def plans_page(scope: Scope, page: int, now: datetime, zone: ZoneInfo) -> 
         spec = spec_of(p)
         nxt = fire_times(spec, now, zone, limit=1)
         firing = pending.get(p.id)
-        items.append({"id": p.id, "code": p.code, "name": p.name, "departments": list(p.departments),
-                      "flight": p.flight, "active": p.active, "next": _local(nxt[0], zone) if nxt else "",
-                      "pending": firing.draw_ref if firing else ""})
+        items.append(
+            {
+                "id": p.id,
+                "code": p.code,
+                "name": p.name,
+                "departments": list(p.departments),
+                "flight": p.flight,
+                "active": p.active,
+                "next": _local(nxt[0], zone) if nxt else "",
+                "pending": firing.draw_ref if firing else "",
+            }
+        )
     return Page(items, shown.page, shown.pages, shown.total)
 
 
@@ -212,7 +219,10 @@ async def plan_detail(scope: Scope, code: str, now: datetime, zone: ZoneInfo) ->
     firing = (await _pending([plan.id])).get(plan.id)
     recent = await Draw.filter(plan_id=plan.id).order_by("-drawn_at", "-id").limit(3).values("draw_ref", "drawn_at")
     return {
-        "id": plan.id, "code": plan.code, "name": plan.name, "departments": list(plan.departments),
+        "id": plan.id,
+        "code": plan.code,
+        "name": plan.name,
+        "departments": list(plan.departments),
         "flight": plan.flight,
         "active": plan.active,
         "items": [{"code": c, "name": names.get(c, "")} for c in spec.items],
@@ -220,11 +230,17 @@ async def plan_detail(scope: Scope, code: str, now: datetime, zone: ZoneInfo) ->
         "survey_shares": [{"stratum": s, "share": v} for s, v in (spec.survey_shares or DEFAULT_SHARES.items())],
         "team": {"size": spec.team.size, "seats": [s or "*" for s in spec.team.seats]},
         "response": {"working_days": spec.response.working_days, "time": spec.response.time},
-        "schedule": {"cron": spec.schedule.cron or "", "dates": list(spec.schedule.dates),
-                     "announce_days": spec.schedule.announce_days},
+        "schedule": {
+            "cron": spec.schedule.cron or "",
+            "dates": list(spec.schedule.dates),
+            "announce_days": spec.schedule.announce_days,
+        },
         "next": [_local(t, zone) for t in fire_times(spec, now, zone, limit=3)],
-        "pending": ({"draw_ref": firing.draw_ref, "fire_at": _local(firing.fire_at, zone),
-                     "commitment": firing.commitment} if firing else None),
+        "pending": (
+            {"draw_ref": firing.draw_ref, "fire_at": _local(firing.fire_at, zone), "commitment": firing.commitment}
+            if firing
+            else None
+        ),
         "draws": [{"draw_ref": d["draw_ref"], "drawn_at": _local(d["drawn_at"], zone)} for d in recent],
     }
 
@@ -251,11 +267,18 @@ class DrawPreview:
 
     def context(self) -> dict:
         p = self.preview
-        return {"plan": {"code": self.plan_code, "name": self.plan_name}, "draw_ref": p.draw_ref,
-                "fire_at": self.fire_at, "due": self.due, "flight": p.flight, "pool": p.pool,
-                "inspectors": p.inspectors, "team_size": p.team_size, "drawn": p.drawn,
-                "strata": [{"stratum": s.stratum, "pool": s.pool, "ratio": s.ratio, "drawn": s.drawn}
-                           for s in p.strata]}
+        return {
+            "plan": {"code": self.plan_code, "name": self.plan_name},
+            "draw_ref": p.draw_ref,
+            "fire_at": self.fire_at,
+            "due": self.due,
+            "flight": p.flight,
+            "pool": p.pool,
+            "inspectors": p.inspectors,
+            "team_size": p.team_size,
+            "drawn": p.drawn,
+            "strata": [{"stratum": s.stratum, "pool": s.pool, "ratio": s.ratio, "drawn": s.drawn} for s in p.strata],
+        }
 
 
 async def draw_preview(scope: Scope, code: str, *, clock: Clock, zone: ZoneInfo) -> DrawPreview:
@@ -267,8 +290,12 @@ async def draw_preview(scope: Scope, code: str, *, clock: Clock, zone: ZoneInfo)
         raise CoordinationError("draw_failed", error=exc.code, **exc.params) from None
     firing = (await _pending([plan.id])).get(plan.id)
     return DrawPreview(
-        plan_id=plan.id, plan_code=plan.code, plan_name=plan.name, preview=preview,
-        firing_id=firing.id if firing else None, fire_at=_local(firing.fire_at, zone) if firing else "",
+        plan_id=plan.id,
+        plan_code=plan.code,
+        plan_name=plan.name,
+        preview=preview,
+        firing_id=firing.id if firing else None,
+        fire_at=_local(firing.fire_at, zone) if firing else "",
         due=firing is None or clock.now() >= firing.fire_at,
         firings=await Firing.filter(plan_id=plan.id).count(),
     )
@@ -280,16 +307,26 @@ class Drawn:
 
     def context(self, zone: ZoneInfo) -> dict:
         r = self.result
-        return {"draw_ref": r.draw_ref, "plan": r.plan_code, "commitment": r.commitment,
-                "announced_now": r.announced_now, "pool": r.pool, "inspectors": r.inspectors,
-                "inspections": r.inspections, "assignments": r.assignments, "unstaffable": r.unstaffable,
-                "flight": r.flight, "reveal_at": _local(r.reveal_at, zone), "digest": r.inspections_digest,
-                "strata": [{"stratum": s, "pool": c.pool, "ratio": c.ratio, "drawn": c.drawn}
-                           for s, c in r.strata.items()]}
+        return {
+            "draw_ref": r.draw_ref,
+            "plan": r.plan_code,
+            "commitment": r.commitment,
+            "announced_now": r.announced_now,
+            "pool": r.pool,
+            "inspectors": r.inspectors,
+            "inspections": r.inspections,
+            "assignments": r.assignments,
+            "unstaffable": r.unstaffable,
+            "flight": r.flight,
+            "reveal_at": _local(r.reveal_at, zone),
+            "digest": r.inspections_digest,
+            "strata": [{"stratum": s, "pool": c.pool, "ratio": c.ratio, "drawn": c.drawn} for s, c in r.strata.items()],
+        }
 
 
-async def draw_firing(scope: Scope, firing_id: int, *, clock: Clock, zone: ZoneInfo,
-                      locale: str = DEFAULT_LOCALE) -> Drawn:
+async def draw_firing(
+    scope: Scope, firing_id: int, *, clock: Clock, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
+) -> Drawn:
     """Confirm: draw the announced firing the preview showed. Drawing it twice is refused by
     the draw service (and by the database: ``draw_ref`` is unique), so a double tap draws once."""
     firing = await Firing.get_or_none(id=firing_id).prefetch_related("plan")
@@ -304,8 +341,9 @@ async def draw_firing(scope: Scope, firing_id: int, *, clock: Clock, zone: ZoneI
     return Drawn(result)
 
 
-async def draw_now(scope: Scope, plan_id: int, firings_seen: int, *, clock: Clock, zone: ZoneInfo,
-                   locale: str = DEFAULT_LOCALE) -> Drawn:
+async def draw_now(
+    scope: Scope, plan_id: int, firings_seen: int, *, clock: Clock, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
+) -> Drawn:
     """Confirm when no firing was pending: announce one now and draw it, as the CLI does (the
     commitment was therefore not published ahead; the reply says so).
 
@@ -317,8 +355,7 @@ async def draw_now(scope: Scope, plan_id: int, firings_seen: int, *, clock: Cloc
             raise CoordinationError("plan_not_found", plan=str(plan_id))
         if await Firing.filter(plan_id=plan.id).using_db(conn).count() != firings_seen:
             latest = await Firing.filter(plan_id=plan.id).using_db(conn).order_by("-id").first()
-            raise CoordinationError("changed_since_preview", plan=plan.code,
-                                    draw_ref=latest.draw_ref if latest else "")
+            raise CoordinationError("changed_since_preview", plan=plan.code, draw_ref=latest.draw_ref if latest else "")
         try:
             result = await draws.draw_plan(plan.code, clock=clock, zone=zone, locale=locale)
         except draws.DrawError as exc:
@@ -328,9 +365,18 @@ async def draw_now(scope: Scope, plan_id: int, firings_seen: int, *, clock: Cloc
 
 
 async def _audit_draw(scope: Scope, result: draws.DrawResult, now: datetime) -> None:
-    await audit.append(scope.actor, "draw.confirmed", f"draw:{result.draw_ref}",
-                       {"plan": result.plan_code, "announced_now": result.announced_now,
-                        "inspections": result.inspections, "assignments": result.assignments}, now)
+    await audit.append(
+        scope.actor,
+        "draw.confirmed",
+        f"draw:{result.draw_ref}",
+        {
+            "plan": result.plan_code,
+            "announced_now": result.announced_now,
+            "inspections": result.inspections,
+            "assignments": result.assignments,
+        },
+        now,
+    )
 
 
 # --- a draw's state -----------------------------------------------------------------------------
@@ -349,35 +395,59 @@ async def _draw(scope: Scope, draw_ref: str) -> Draw:
 async def draw_status(scope: Scope, draw_ref: str, now: datetime, zone: ZoneInfo) -> dict:
     """/status DRAW: assignments by state, inspections unstaffable and done."""
     d = await _draw(scope, draw_ref)
-    by_asg = dict(await Assignment.filter(draw_id=d.id).group_by("status").annotate(n=Count("id"))
-                  .values_list("status", "n"))
-    by_insp = dict(await Inspection.filter(draw_id=d.id).group_by("status").annotate(n=Count("id"))
-                   .values_list("status", "n"))
+    by_asg = dict(
+        await Assignment.filter(draw_id=d.id).group_by("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    by_insp = dict(
+        await Inspection.filter(draw_id=d.id).group_by("status").annotate(n=Count("id")).values_list("status", "n")
+    )
     a = {getattr(k, "value", k): v for k, v in by_asg.items()}
     i = {getattr(k, "value", k): v for k, v in by_insp.items()}
     overdue = await Assignment.filter(draw_id=d.id, status=AssignmentStatus.SENT, deadline__lt=now).count()
     return {
-        "draw_ref": d.draw_ref, "plan": {"code": d.plan.code, "name": d.plan.name},
-        "drawn_at": _local(d.drawn_at, zone), "flight": d.flight, "revealed": not draws.is_sealed(d, now),
-        "inspections": sum(i.values()), "sent": sum(a.values()),
-        "pending": a.get("sent", 0), "overdue": overdue, "accepted": a.get("accepted", 0),
+        "draw_ref": d.draw_ref,
+        "plan": {"code": d.plan.code, "name": d.plan.name},
+        "drawn_at": _local(d.drawn_at, zone),
+        "flight": d.flight,
+        "revealed": not draw_is_sealed(d, now),
+        "inspections": sum(i.values()),
+        "sent": sum(a.values()),
+        "pending": a.get("sent", 0),
+        "overdue": overdue,
+        "accepted": a.get("accepted", 0),
         "recused": a.get("recused", 0) + a.get("no_response", 0) + a.get("replaced", 0),
         "cancelled": a.get("cancelled", 0),
-        "unstaffable": i.get("unstaffable", 0), "done": i.get("done", 0),
+        "unstaffable": i.get("unstaffable", 0),
+        "done": i.get("done", 0),
     }
 
 
 async def pending_page(scope: Scope, page: int, now: datetime, zone: ZoneInfo) -> Page:
     """/pending: unanswered assignments past their deadline or due within a day, soonest first."""
-    q = Assignment.filter(status=AssignmentStatus.SENT, deadline__lte=now + NEAR_DEADLINE,
-                          draw__plan_id__in=await _plan_ids(scope))
+    q = Assignment.filter(
+        status=AssignmentStatus.SENT, deadline__lte=now + NEAR_DEADLINE, draw__plan_id__in=await _plan_ids(scope)
+    )
     page, pages, offset = _clamp(page, total := await q.count())
-    rows = await (q.order_by("deadline", "id").offset(offset).limit(PAGE_SIZE)
-                  .prefetch_related("inspector", "inspection", "draw__plan"))
-    items = [{"assignment": a.id, "name": a.inspector.name, "cert_no": a.inspector.cert_no,
-              "plan": a.draw.plan.name, "draw_ref": a.draw.draw_ref, "no": a.inspection.no,
-              "deadline": _local(a.deadline, zone), "overdue": a.deadline <= now,
-              "reminded": a.reminded_at is not None} for a in rows]
+    rows = await (
+        q.order_by("deadline", "id")
+        .offset(offset)
+        .limit(PAGE_SIZE)
+        .prefetch_related("inspector", "inspection", "draw__plan")
+    )
+    items = [
+        {
+            "assignment": a.id,
+            "name": a.inspector.name,
+            "cert_no": a.inspector.cert_no,
+            "plan": a.draw.plan.name,
+            "draw_ref": a.draw.draw_ref,
+            "no": a.inspection.no,
+            "deadline": _local(a.deadline, zone),
+            "overdue": a.deadline <= now,
+            "reminded": a.reminded_at is not None,
+        }
+        for a in rows
+    ]
     return Page(items, page, pages, total)
 
 
@@ -393,8 +463,9 @@ async def _recusal_conflicts(recusals: list[Recusal], conn=None) -> dict[int, Co
     inspectors = sorted({r.recusing_id for r in recusals})
     entities = sorted({r.inspection.entity_id for r in recusals})
     rq = Recusal.filter(recusing_id__in=inspectors, inspection__entity_id__in=entities).order_by("id")
-    cq = Conflict.filter(inspector_id__in=inspectors, entity_id__in=entities,
-                         source=ConflictSource.RECUSAL).order_by("id")
+    cq = Conflict.filter(inspector_id__in=inspectors, entity_id__in=entities, source=ConflictSource.RECUSAL).order_by(
+        "id"
+    )
     if conn is not None:
         rq, cq = rq.using_db(conn), cq.using_db(conn)
     all_recusals = await rq.values_list("id", "recusing_id", "inspection__entity_id")
@@ -413,7 +484,7 @@ async def _recusal_conflicts(recusals: list[Recusal], conn=None) -> dict[int, Co
 
 
 async def _why_not_rejectable(r: Recusal, conn=None) -> str:
-    """"" when the recusal can be rejected now, else the reason (a text code)."""
+    """ "" when the recusal can be rejected now, else the reason (a text code)."""
     if r.rejected_at is not None:
         return "already_rejected"
     later = Recusal.filter(inspection_id=r.inspection_id, ordinal__gt=r.ordinal)
@@ -438,13 +509,23 @@ async def _why_not_rejectable(r: Recusal, conn=None) -> str:
 
 
 def _recusal_item(r: Recusal, conflict: Conflict | None, zone: ZoneInfo, why_not: str) -> dict:
-    return {"id": r.id, "at": _local(r.at, zone), "name": r.recusing.name, "cert_no": r.recusing.cert_no,
-            "type": r.reason_type.value, "note": conflict.note if conflict else "",
-            "plan": r.inspection.draw.plan.name, "draw_ref": r.inspection.draw.draw_ref, "no": r.inspection.no,
-            "replacement": r.replacement.name if r.replacement else "",
-            "unstaffable": r.unstaffable_reason, "rejected": r.rejected_at is not None,
-            "rejected_at": _local(r.rejected_at, zone), "rejection_note": r.rejection_note,
-            "rejectable": not why_not}
+    return {
+        "id": r.id,
+        "at": _local(r.at, zone),
+        "name": r.recusing.name,
+        "cert_no": r.recusing.cert_no,
+        "type": r.reason_type.value,
+        "note": conflict.note if conflict else "",
+        "plan": r.inspection.draw.plan.name,
+        "draw_ref": r.inspection.draw.draw_ref,
+        "no": r.inspection.no,
+        "replacement": r.replacement.name if r.replacement else "",
+        "unstaffable": r.unstaffable_reason,
+        "rejected": r.rejected_at is not None,
+        "rejected_at": _local(r.rejected_at, zone),
+        "rejection_note": r.rejection_note,
+        "rejectable": not why_not,
+    }
 
 
 async def recusals_page(scope: Scope, page: int, zone: ZoneInfo) -> Page:
@@ -452,8 +533,12 @@ async def recusals_page(scope: Scope, page: int, zone: ZoneInfo) -> Page:
     whether each can still be rejected."""
     q = Recusal.filter(inspection__draw__plan_id__in=await _plan_ids(scope))
     page, pages, offset = _clamp(page, total := await q.count())
-    rows = await (q.order_by("-at", "-id").offset(offset).limit(PAGE_SIZE)
-                  .prefetch_related("recusing", "replacement", "inspection__draw__plan"))
+    rows = await (
+        q.order_by("-at", "-id")
+        .offset(offset)
+        .limit(PAGE_SIZE)
+        .prefetch_related("recusing", "replacement", "inspection__draw__plan")
+    )
     conflicts = await _recusal_conflicts(rows)
     items = [_recusal_item(r, conflicts.get(r.id), zone, await _why_not_rejectable(r)) for r in rows]
     return Page(items, page, pages, total)
@@ -506,34 +591,61 @@ async def reject_recusal(scope: Scope, recusal_id: int, note: str, *, clock: Clo
         why_not = await _why_not_rejectable(r, conn)
         if why_not:
             raise CoordinationError(why_not, recusal=recusal_id)
-        n = await Recusal.filter(id=r.id, rejected_at=None).using_db(conn).update(
-            rejected_at=now, rejected_by=scope.actor[:64], rejection_note=note)
+        n = (
+            await Recusal.filter(id=r.id, rejected_at=None)
+            .using_db(conn)
+            .update(rejected_at=now, rejected_by=scope.actor[:64], rejection_note=note)
+        )
         if n != 1:
             raise CoordinationError("already_rejected", recusal=recusal_id)
         insp, draw_row = r.inspection, r.inspection.draw
         spec = parse_plan((await Firing.get(id=draw_row.firing_id).using_db(conn)).params)
-        await Assignment.filter(id=r.assignment_id, status=AssignmentStatus.RECUSED).using_db(conn).update(
-            status=AssignmentStatus.SENT, responded_at=None, reminded_at=None, escalated_at=None,
-            deadline=response_deadline(now, spec, zone))
+        await (
+            Assignment.filter(id=r.assignment_id, status=AssignmentStatus.RECUSED)
+            .using_db(conn)
+            .update(
+                status=AssignmentStatus.SENT,
+                responded_at=None,
+                reminded_at=None,
+                escalated_at=None,
+                deadline=response_deadline(now, spec, zone),
+            )
+        )
         if r.replacement_assignment_id:
-            await Assignment.filter(id=r.replacement_assignment_id, status__in=list(OPEN)).using_db(conn).update(
-                status=AssignmentStatus.CANCELLED, responded_at=now)
+            await (
+                Assignment.filter(id=r.replacement_assignment_id, status__in=list(OPEN))
+                .using_db(conn)
+                .update(status=AssignmentStatus.CANCELLED, responded_at=now)
+            )
         conflict = (await _recusal_conflicts([r], conn)).get(r.id)
         if conflict is not None and conflict.withdrawn_at is None:
             await Conflict.filter(id=conflict.id).using_db(conn).update(withdrawn_at=now)
         await _restaff(insp, draw_row, spec.team.size, conn)
         where = {"draw": draw_row.draw_ref, "no": insp.no}
-        await audit.append(scope.actor, "recusal.rejected", f"recusal:{r.id}",
-                           {**where, "ordinal": r.ordinal, "conflict_withdrawn": conflict.id if conflict else None},
-                           now, connection=conn)
-        await audit.append(scope.actor, "assignment.reinstated", f"assignment:{r.assignment_id}", where, now,
-                           connection=conn)
+        await audit.append(
+            scope.actor,
+            "recusal.rejected",
+            f"recusal:{r.id}",
+            {**where, "ordinal": r.ordinal, "conflict_withdrawn": conflict.id if conflict else None},
+            now,
+            connection=conn,
+        )
+        await audit.append(
+            scope.actor, "assignment.reinstated", f"assignment:{r.assignment_id}", where, now, connection=conn
+        )
         if r.replacement_assignment_id:
-            await audit.append(scope.actor, "assignment.cancelled", f"assignment:{r.replacement_assignment_id}",
-                               {**where, "reason": "recusal_rejected"}, now, connection=conn)
+            await audit.append(
+                scope.actor,
+                "assignment.cancelled",
+                f"assignment:{r.replacement_assignment_id}",
+                {**where, "reason": "recusal_rejected"},
+                now,
+                connection=conn,
+            )
         told = await _tell_rejection(r, note, now, zone, conn)
-    return Rejected(r.id, r.recusing.name, r.replacement.name if r.replacement else "", draw_row.draw_ref,
-                    insp.no, told)
+    return Rejected(
+        r.id, r.recusing.name, r.replacement.name if r.replacement else "", draw_row.draw_ref, insp.no, told
+    )
 
 
 async def _restaff(insp: Inspection, draw_row: Draw, size: int, conn) -> None:
@@ -543,17 +655,26 @@ async def _restaff(insp: Inspection, draw_row: Draw, size: int, conn) -> None:
     held = await Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT)).using_db(conn).count()
     if held < size:
         return
-    n = await Inspection.filter(id=insp.id, status=InspectionStatus.UNSTAFFABLE).using_db(conn).update(
-        status=InspectionStatus.STAFFED, unstaffable_reason="")
+    n = (
+        await Inspection.filter(id=insp.id, status=InspectionStatus.UNSTAFFABLE)
+        .using_db(conn)
+        .update(status=InspectionStatus.STAFFED, unstaffable_reason="")
+    )
     if n:
-        await Draw.filter(id=draw_row.id, unstaffable_count__gt=0).using_db(conn).update(
-            unstaffable_count=F("unstaffable_count") - 1)
+        await (
+            Draw.filter(id=draw_row.id, unstaffable_count__gt=0)
+            .using_db(conn)
+            .update(unstaffable_count=F("unstaffable_count") - 1)
+        )
 
 
 async def _locales(inspector_ids: Iterable[int], conn) -> dict[int, str]:
     """Each inspector's chat locale (the default where they have no chat yet)."""
-    rows = await (ChatBinding.filter(inspector_id__in=list(inspector_ids), role=Role.INSPECTOR, revoked_at=None)
-                  .using_db(conn).values_list("inspector_id", "locale"))
+    rows = await (
+        ChatBinding.filter(inspector_id__in=list(inspector_ids), role=Role.INSPECTOR, revoked_at=None)
+        .using_db(conn)
+        .values_list("inspector_id", "locale")
+    )
     return dict(rows)
 
 
@@ -563,35 +684,57 @@ async def _tell_rejection(r: Recusal, note: str, now: datetime, zone: ZoneInfo, 
     from services import assignments
 
     insp, draw_row = r.inspection, r.inspection.draw
-    team = await (Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT))
-                  .exclude(id=r.assignment_id).using_db(conn).prefetch_related("inspector"))
+    team = await (
+        Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT))
+        .exclude(id=r.assignment_id)
+        .using_db(conn)
+        .prefetch_related("inspector")
+    )
     people = [r.recusing_id] + ([r.replacement_id] if r.replacement_id else []) + [a.inspector_id for a in team]
     locales = await _locales(people, conn)
     asg = await assignments.owned(r.recusing_id, r.assignment_id, conn)
     view = await assignments.view(asg, now, zone, conn)
     where = {"no": insp.no, "draw_ref": draw_row.draw_ref, "plan": draw_row.plan.name}
-    messages = [Message(
-        dedupe_key=f"rejected:{r.id}:reinstated", recipient_kind=RecipientKind.INSPECTOR,
-        recipient_id=r.recusing_id, template="recusal_rejected.j2", priority=-1,
-        locale=locales.get(r.recusing_id, DEFAULT_LOCALE),
-        # Accept only: the coordinator has just ruled on this conflict claim (and the protocol
-        # has no line for a second recusal after a rejection; see the module's docstring).
-        context={"task": view, "note": note,
-                 "buttons": [[{"label": "draw_btn_accept", "data": f"asg:accept:{asg.id}"}]]},
-    )]
+    messages = [
+        Message(
+            dedupe_key=f"rejected:{r.id}:reinstated",
+            recipient_kind=RecipientKind.INSPECTOR,
+            recipient_id=r.recusing_id,
+            template="recusal_rejected.j2",
+            priority=-1,
+            locale=locales.get(r.recusing_id, DEFAULT_LOCALE),
+            # Accept only: the coordinator has just ruled on this conflict claim (and the protocol
+            # has no line for a second recusal after a rejection; see the module's docstring).
+            context={
+                "task": view,
+                "note": note,
+                "buttons": [[{"label": "draw_btn_accept", "data": f"asg:accept:{asg.id}"}]],
+            },
+        )
+    ]
     if r.replacement_assignment_id:
-        messages.append(Message(
-            dedupe_key=f"rejected:{r.id}:cancelled", recipient_kind=RecipientKind.INSPECTOR,
-            recipient_id=r.replacement_id, template="replacement_cancelled.j2", priority=-1,
-            locale=locales.get(r.replacement_id, DEFAULT_LOCALE),
-            context={**where, "assignment": r.replacement_assignment_id, "back": r.recusing.name},
-        ))
-    messages += [Message(
-        dedupe_key=f"rejected:{r.id}:team:{a.id}", recipient_kind=RecipientKind.INSPECTOR,
-        recipient_id=a.inspector_id, template="team_reinstated.j2",
-        locale=locales.get(a.inspector_id, DEFAULT_LOCALE),
-        context={**where, "back": r.recusing.name, "off": r.replacement.name if r.replacement else ""},
-    ) for a in team]
+        messages.append(
+            Message(
+                dedupe_key=f"rejected:{r.id}:cancelled",
+                recipient_kind=RecipientKind.INSPECTOR,
+                recipient_id=r.replacement_id,
+                template="replacement_cancelled.j2",
+                priority=-1,
+                locale=locales.get(r.replacement_id, DEFAULT_LOCALE),
+                context={**where, "assignment": r.replacement_assignment_id, "back": r.recusing.name},
+            )
+        )
+    messages += [
+        Message(
+            dedupe_key=f"rejected:{r.id}:team:{a.id}",
+            recipient_kind=RecipientKind.INSPECTOR,
+            recipient_id=a.inspector_id,
+            template="team_reinstated.j2",
+            locale=locales.get(a.inspector_id, DEFAULT_LOCALE),
+            context={**where, "back": r.recusing.name, "off": r.replacement.name if r.replacement else ""},
+        )
+        for a in team
+    ]
     await enqueue(messages, now, connection=conn)
     return [a.inspector.name for a in team]
 
@@ -619,12 +762,24 @@ async def alerts_page(scope: Scope, page: int, zone: ZoneInfo) -> Page:
     client = db.conn()
     total = (await client.execute_query_dict(f"SELECT COUNT(*) AS n FROM alert WHERE {where}", params))[0]["n"]
     page, pages, offset = _clamp(page, total)
-    ids = [r["id"] for r in await client.execute_query_dict(
-        f"SELECT id FROM alert WHERE {where} ORDER BY created_at DESC, id DESC LIMIT {PAGE_SIZE} OFFSET {offset}",
-        params)]
+    ids = [
+        r["id"]
+        for r in await client.execute_query_dict(
+            f"SELECT id FROM alert WHERE {where} ORDER BY created_at DESC, id DESC LIMIT {PAGE_SIZE} OFFSET {offset}",
+            params,
+        )
+    ]
     rows = {a.id: a for a in await Alert.filter(id__in=ids)}
-    items = [{"id": a.id, "kind": a.kind, "at": _local(a.created_at, zone), "context": a.context,
-              "acknowledged": a.acknowledged_at is not None} for a in (rows[i] for i in ids)]
+    items = [
+        {
+            "id": a.id,
+            "kind": a.kind,
+            "at": _local(a.created_at, zone),
+            "context": a.context,
+            "acknowledged": a.acknowledged_at is not None,
+        }
+        for a in (rows[i] for i in ids)
+    ]
     return Page(items, page, pages, total)
 
 
@@ -637,8 +792,9 @@ async def acknowledge_alert(scope: Scope, alert_id: int, now: datetime) -> str:
         n = await Alert.filter(id=alert_id, acknowledged_at=None).using_db(conn).update(acknowledged_at=now)
         if n == 0:
             return "already_acknowledged"
-        await audit.append(scope.actor, "alert.acknowledged", f"alert:{alert_id}", {"kind": alert.kind}, now,
-                           connection=conn)
+        await audit.append(
+            scope.actor, "alert.acknowledged", f"alert:{alert_id}", {"kind": alert.kind}, now, connection=conn
+        )
     return "acknowledged"
 
 
@@ -650,8 +806,14 @@ async def monthly_report(scope: Scope, month: str, now: datetime, *, data_dir: P
     from services import reports
 
     try:
-        return await reports.monthly_report(month, None if scope.everything else sorted(scope.departments), now,
-                                            data_dir=data_dir, zone=zone, locale=locale)
+        return await reports.monthly_report(
+            month,
+            None if scope.everything else sorted(scope.departments),
+            now,
+            data_dir=data_dir,
+            zone=zone,
+            locale=locale,
+        )
     except reports.ReportError as exc:
         raise CoordinationError(f"report_{exc.code}", **{"month": month, **exc.params}) from None
 
@@ -673,8 +835,13 @@ class Verified:
     def context(self) -> dict:
         """Plain values for the reply (an outbox row's context is JSON)."""
         lines = [{"ok": x.ok, "what": x.what, "detail": x.detail, "params": dict(x.params)} for x in self.lines]
-        return {"draw_ref": self.draw_ref, "sealed": self.sealed, "lines": lines, "failed": self.failed,
-                "unreadable": self.unreadable}
+        return {
+            "draw_ref": self.draw_ref,
+            "sealed": self.sealed,
+            "lines": lines,
+            "failed": self.failed,
+            "unreadable": self.unreadable,
+        }
 
 
 async def verify_draw(scope: Scope, draw_ref: str, *, clock: Clock) -> Verified:
@@ -694,4 +861,3 @@ async def verify_draw(scope: Scope, draw_ref: str, *, clock: Clock) -> Verified:
     except bundle.BundleError as exc:
         return Verified(draw_ref, False, [], unreadable=exc.code)
     return Verified(draw_ref, False, lines)
-

@@ -17,7 +17,8 @@ from datetime import datetime
 
 from tortoise.transactions import in_transaction
 
-from bot.clock import Clock
+from core.clock import Clock
+from core.clock import local_minute as _local
 from domain.plans import parse_plan
 from models.directory import ConflictType
 from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Firing
@@ -31,31 +32,60 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def _local(when: datetime, zone) -> str:
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-
-
 async def remind_due(now: datetime, zone, locale: str) -> int:
     """Remind every assignment whose deadline passed unanswered (once each)."""
-    due = await (Assignment.filter(status=AssignmentStatus.SENT, deadline__lte=now, reminded_at=None)
-                 .order_by("id").limit(BATCH).prefetch_related("inspection", "draw__plan"))
+    due = await (
+        Assignment.filter(status=AssignmentStatus.SENT, deadline__lte=now, reminded_at=None)
+        .order_by("id")
+        .limit(BATCH)
+        .prefetch_related("inspection", "draw__plan")
+    )
     done = 0
     for asg in due:
         async with in_transaction() as conn:
-            n = await Assignment.filter(id=asg.id, status=AssignmentStatus.SENT, reminded_at=None).using_db(conn).update(
-                reminded_at=now)
+            n = (
+                await Assignment.filter(id=asg.id, status=AssignmentStatus.SENT, reminded_at=None)
+                .using_db(conn)
+                .update(reminded_at=now)
+            )
             if not n:
                 continue
             second = asg.deadline + (asg.deadline - asg.created_at)
-            context = {"assignment": asg.id, "no": asg.inspection.no, "draw_ref": asg.draw.draw_ref,
-                       "plan": asg.draw.plan.name, "deadline": _local(second, zone),
-                       "buttons": [[{"label": "draw_btn_accept", "data": f"asg:accept:{asg.id}"},
-                                    {"label": "draw_btn_recuse", "data": f"asg:recuse:{asg.id}"}]]}
-            await enqueue([Message(dedupe_key=f"asg:{asg.id}:reminder", recipient_kind=RecipientKind.INSPECTOR,
-                                   recipient_id=asg.inspector_id, template="deadline_reminder.j2", context=context,
-                                   locale=locale)], now, connection=conn)
-            await audit.append("system", "assignment.reminded", f"assignment:{asg.id}",
-                               {"draw": asg.draw.draw_ref, "no": asg.inspection.no}, now, connection=conn)
+            context = {
+                "assignment": asg.id,
+                "no": asg.inspection.no,
+                "draw_ref": asg.draw.draw_ref,
+                "plan": asg.draw.plan.name,
+                "deadline": _local(second, zone),
+                "buttons": [
+                    [
+                        {"label": "draw_btn_accept", "data": f"asg:accept:{asg.id}"},
+                        {"label": "draw_btn_recuse", "data": f"asg:recuse:{asg.id}"},
+                    ]
+                ],
+            }
+            await enqueue(
+                [
+                    Message(
+                        dedupe_key=f"asg:{asg.id}:reminder",
+                        recipient_kind=RecipientKind.INSPECTOR,
+                        recipient_id=asg.inspector_id,
+                        template="deadline_reminder.j2",
+                        context=context,
+                        locale=locale,
+                    )
+                ],
+                now,
+                connection=conn,
+            )
+            await audit.append(
+                "system",
+                "assignment.reminded",
+                f"assignment:{asg.id}",
+                {"draw": asg.draw.draw_ref, "no": asg.inspection.no},
+                now,
+                connection=conn,
+            )
             done += 1
     return done
 
@@ -65,9 +95,14 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
     from services import assignments
 
     now = clock.now()
-    candidates = await (Assignment.filter(status=AssignmentStatus.SENT, reminded_at__not_isnull=True,
-                                          escalated_at=None, deadline__lte=now)
-                        .order_by("id").limit(BATCH).prefetch_related("inspection", "inspector", "draw__plan"))
+    candidates = await (
+        Assignment.filter(
+            status=AssignmentStatus.SENT, reminded_at__not_isnull=True, escalated_at=None, deadline__lte=now
+        )
+        .order_by("id")
+        .limit(BATCH)
+        .prefetch_related("inspection", "inspector", "draw__plan")
+    )
     done = 0
     for asg in candidates:
         second = asg.deadline + (asg.deadline - asg.created_at)
@@ -76,22 +111,44 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
         firing = await Firing.get(id=asg.draw.firing_id)
         spec = parse_plan(firing.params)
         async with in_transaction() as conn:
-            n = await Assignment.filter(id=asg.id, status=AssignmentStatus.SENT, escalated_at=None).using_db(conn).update(
-                escalated_at=now)
+            n = (
+                await Assignment.filter(id=asg.id, status=AssignmentStatus.SENT, escalated_at=None)
+                .using_db(conn)
+                .update(escalated_at=now)
+            )
             if not n:
                 continue
-            context = {"no": asg.inspection.no, "draw_ref": asg.draw.draw_ref, "plan": asg.draw.plan.name,
-                       "name": asg.inspector.name, "cert_no": asg.inspector.cert_no,
-                       "replace": spec.response.on_silence == "replace"}
-            await raise_alert(f"no_response:{asg.id}", "no_response.j2", context, set(asg.draw.plan.departments),
-                              now, connection=conn)
-            await audit.append("system", "assignment.escalated", f"assignment:{asg.id}",
-                               {"draw": asg.draw.draw_ref, "no": asg.inspection.no,
-                                "action": spec.response.on_silence}, now, connection=conn)
+            context = {
+                "no": asg.inspection.no,
+                "draw_ref": asg.draw.draw_ref,
+                "plan": asg.draw.plan.name,
+                "name": asg.inspector.name,
+                "cert_no": asg.inspector.cert_no,
+                "replace": spec.response.on_silence == "replace",
+            }
+            await raise_alert(
+                f"no_response:{asg.id}", "no_response.j2", context, set(asg.draw.plan.departments), now, connection=conn
+            )
+            await audit.append(
+                "system",
+                "assignment.escalated",
+                f"assignment:{asg.id}",
+                {"draw": asg.draw.draw_ref, "no": asg.inspection.no, "action": spec.response.on_silence},
+                now,
+                connection=conn,
+            )
             if spec.response.on_silence == "replace":
                 try:
-                    await assignments.recuse(asg.inspector_id, asg.id, ConflictType.NO_RESPONSE, "", clock=clock,
-                                             zone=zone, locale=locale, actor="system")
+                    await assignments.recuse(
+                        asg.inspector_id,
+                        asg.id,
+                        ConflictType.NO_RESPONSE,
+                        "",
+                        clock=clock,
+                        zone=zone,
+                        locale=locale,
+                        actor="system",
+                    )
                 except assignments.AssignmentError as exc:  # e.g. the team is locked: the alert stands
                     log.info("assignment %s not replaced: %s", asg.id, exc.code)
         done += 1
@@ -107,27 +164,61 @@ async def reveal_due(now: datetime, zone, locale: str) -> int:
             n = await Draw.filter(id=draw.id, revealed_at=None).using_db(conn).update(revealed_at=now)
             if not n:
                 continue
-            rows = await (Assignment.filter(draw_id=draw.id, status__in=list(HOLDING_SEAT)).using_db(conn)
-                          .values("id", "inspector_id", "inspection__no", "inspection__entity__name",
-                                  "inspection__entity__address", "inspection__entity_key"))
+            rows = await (
+                Assignment.filter(draw_id=draw.id, status__in=list(HOLDING_SEAT))
+                .using_db(conn)
+                .values(
+                    "id",
+                    "inspector_id",
+                    "inspection__no",
+                    "inspection__entity__name",
+                    "inspection__entity__address",
+                    "inspection__entity_key",
+                )
+            )
             teams: dict[int, list[str]] = {}
-            for r in await (Assignment.filter(draw_id=draw.id, status__in=list(HOLDING_SEAT)).using_db(conn)
-                            .order_by("seat").values("inspection__no", "inspector__name")):
+            for r in await (
+                Assignment.filter(draw_id=draw.id, status__in=list(HOLDING_SEAT))
+                .using_db(conn)
+                .order_by("seat")
+                .values("inspection__no", "inspector__name")
+            ):
                 teams.setdefault(r["inspection__no"], []).append(r["inspector__name"])
-            await enqueue([
-                Message(dedupe_key=f"reveal:{draw.id}:{r['id']}", recipient_kind=RecipientKind.INSPECTOR,
-                        recipient_id=r["inspector_id"], template="flight_reveal.j2", locale=locale, priority=-1,
-                        context={"draw_ref": draw.draw_ref, "plan": draw.plan.name, "no": r["inspection__no"],
-                                 "entity": {"name": r["inspection__entity__name"],
-                                            "address": r["inspection__entity__address"],
-                                            "uscc": r["inspection__entity_key"]},
-                                 "team": teams.get(r["inspection__no"], []),
-                                 "window": {"start": _local(draw.window_start, zone),
-                                            "end": _local(draw.window_end, zone)}})
-                for r in rows
-            ], now, connection=conn)
-            await audit.append("system", "draw.revealed", f"draw:{draw.id}", {"draw": draw.draw_ref,
-                               "inspections": draw.inspection_count}, now, connection=conn)
+            await enqueue(
+                [
+                    Message(
+                        dedupe_key=f"reveal:{draw.id}:{r['id']}",
+                        recipient_kind=RecipientKind.INSPECTOR,
+                        recipient_id=r["inspector_id"],
+                        template="flight_reveal.j2",
+                        locale=locale,
+                        priority=-1,
+                        context={
+                            "draw_ref": draw.draw_ref,
+                            "plan": draw.plan.name,
+                            "no": r["inspection__no"],
+                            "entity": {
+                                "name": r["inspection__entity__name"],
+                                "address": r["inspection__entity__address"],
+                                "uscc": r["inspection__entity_key"],
+                            },
+                            "team": teams.get(r["inspection__no"], []),
+                            "window": {"start": _local(draw.window_start, zone), "end": _local(draw.window_end, zone)},
+                        },
+                    )
+                    for r in rows
+                ],
+                now,
+                connection=conn,
+            )
+            await audit.append(
+                "system",
+                "draw.revealed",
+                f"draw:{draw.id}",
+                {"draw": draw.draw_ref, "inspections": draw.inspection_count},
+                now,
+                connection=conn,
+            )
     return len(draws)
 
 

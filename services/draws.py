@@ -24,6 +24,7 @@ import logging
 import secrets
 import time
 import zlib
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,18 +32,20 @@ from itertools import islice
 from json.encoder import encode_basestring
 from operator import lt
 from pathlib import Path
-from typing import AsyncIterator, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from bot import db
-from bot.clock import Clock
+from core import db
+from core.clock import Clock
+from core.clock import local_minute as _local
 from domain import bundle
 from domain import draw as core
+from domain.errors import ServiceError
 from domain.plans import PlanSpec, parse_plan
+from domain.sealing import draw_is_sealed
 from models.directory import Conflict, ConflictSource, ConflictType, Entity
 from models.draws import (
     HOLDING_SEAT,
@@ -83,17 +86,11 @@ class _Phases:
         self.last = now
 
 
-class DrawError(Exception):
+class DrawError(ServiceError):
     """A use case refused; ``code`` names the reason (``draw_error`` in ``texts/draws.j2``)."""
-
-    def __init__(self, code: str, **params) -> None:
-        self.code = code
-        self.params = params
-        super().__init__(f"{code} {params}" if params else code)
 
 
 # --- small SQL helpers ---------------------------------------------------------------------------
-
 
 
 def _marks(n: int) -> str:
@@ -177,8 +174,14 @@ async def announce(plan_code: str, fire_at: datetime | None, *, clock: Clock, zo
         try:
             async with in_transaction() as conn:
                 firing = await Firing.create(
-                    draw_ref=draw_ref, plan=plan, fire_at=fire_at, commitment=commitment, params=spec.to_dict(),
-                    status=FiringStatus.ANNOUNCED, announced_at=now, using_db=conn,
+                    draw_ref=draw_ref,
+                    plan=plan,
+                    fire_at=fire_at,
+                    commitment=commitment,
+                    params=spec.to_dict(),
+                    status=FiringStatus.ANNOUNCED,
+                    announced_at=now,
+                    using_db=conn,
                 )
                 await FiringSecret.create(firing=firing, secret=secret, using_db=conn)
         except IntegrityError:  # announced concurrently under the same name: take the next
@@ -273,8 +276,9 @@ class Gathered:
 
 
 async def _departments(spec: PlanSpec) -> dict[str, int]:
-    rows = await _rows(f"SELECT code, id FROM department WHERE code IN ({_marks(len(spec.departments))})",
-                       spec.departments)
+    rows = await _rows(
+        f"SELECT code, id FROM department WHERE code IN ({_marks(len(spec.departments))})", spec.departments
+    )
     found = {r[0]: r[1] for r in rows}
     for code in spec.departments:
         if code not in found:
@@ -282,8 +286,9 @@ async def _departments(spec: PlanSpec) -> dict[str, int]:
     return found
 
 
-async def _required_qualifications(spec: PlanSpec,
-                                   dept_ids: Mapping[str, int]) -> tuple[dict[int, set[str]], list[str]]:
+async def _required_qualifications(
+    spec: PlanSpec, dept_ids: Mapping[str, int]
+) -> tuple[dict[int, set[str]], list[str]]:
     """Per department id, the qualification codes its inspectors need for the plan's items."""
     rows = await _rows(
         f"SELECT code, name, department_id, qualifications FROM item WHERE code IN ({_marks(len(spec.items))})",
@@ -343,8 +348,9 @@ async def _pool(spec: PlanSpec, dept_ids: Sequence[int], now: datetime) -> tuple
     return keys, strata, ids, divisions
 
 
-async def _inspectors(spec: PlanSpec, dept_ids: Mapping[str, int], required: Mapping[int, set[str]],
-                      today: date) -> tuple[list[core.InspectorLine], dict[str, core.UnitInfo], dict[str, Eligible]]:
+async def _inspectors(
+    spec: PlanSpec, dept_ids: Mapping[str, int], required: Mapping[int, set[str]], today: date
+) -> tuple[list[core.InspectorLine], dict[str, core.UnitInfo], dict[str, Eligible]]:
     """Active inspectors of the plan's departments, certificate valid on ``today`` (no expiry
     recorded = valid), holding every qualification their department's items require."""
     ids = list(dept_ids.values())
@@ -401,9 +407,16 @@ async def gather(spec: PlanSpec, now: datetime, zone: ZoneInfo) -> Gathered:
     keys, strata, ids, divisions = await _pool(spec, list(dept_ids.values()), now)
     lines, units, eligible = await _inspectors(spec, dept_ids, required, now.astimezone(zone).date())
     return Gathered(
-        pool_keys=keys, pool_strata=strata, pool_ids=ids, pool_divisions=divisions, inspectors=lines,
-        units=units, eligible=eligible, conflicts=await _conflicts(eligible, now),
-        recent=await _recent(spec, eligible, now), item_names=item_names,
+        pool_keys=keys,
+        pool_strata=strata,
+        pool_ids=ids,
+        pool_divisions=divisions,
+        inspectors=lines,
+        units=units,
+        eligible=eligible,
+        conflicts=await _conflicts(eligible, now),
+        recent=await _recent(spec, eligible, now),
+        item_names=item_names,
         quals_by_department={code: tuple(sorted(required.get(i, set()))) for code, i in dept_ids.items()},
     )
 
@@ -421,11 +434,17 @@ def team_spec(spec: PlanSpec, quals_by_department: Mapping[str, Sequence[str]]) 
 
 def draw_inputs(draw_ref: str, secret: bytes, beacon: str, spec: PlanSpec, g: Gathered) -> core.DrawInputs:
     return core.DrawInputs(
-        draw_ref=draw_ref, secret=secret, beacon=beacon,
+        draw_ref=draw_ref,
+        secret=secret,
+        beacon=beacon,
         pool=[core.PoolLine(k, s) for k, s in zip(g.pool_keys, g.pool_strata)],
-        ratios=spec.ratio_map, inspectors=g.inspectors, units=g.units,
-        divisions=SortedLookup(g.pool_keys, g.pool_divisions), team=team_spec(spec, g.quals_by_department),
-        conflicts=g.conflicts, recent=g.recent,
+        ratios=spec.ratio_map,
+        inspectors=g.inspectors,
+        units=g.units,
+        divisions=SortedLookup(g.pool_keys, g.pool_divisions),
+        team=team_spec(spec, g.quals_by_department),
+        conflicts=g.conflicts,
+        recent=g.recent,
     )
 
 
@@ -460,8 +479,7 @@ def _preview(plan_code: str, draw_ref: str | None, spec: PlanSpec, g: Gathered) 
     for s in g.pool_strata:
         counts[s] = counts.get(s, 0) + 1
     strata = tuple(
-        StratumPreview(s, counts.get(s, 0), ratio, core.quota(counts.get(s, 0), ratio))
-        for s, ratio in spec.ratios
+        StratumPreview(s, counts.get(s, 0), ratio, core.quota(counts.get(s, 0), ratio)) for s, ratio in spec.ratios
     )
     return Preview(plan_code, draw_ref, strata, len(g.pool_keys), len(g.inspectors), spec.team.size, spec.flight)
 
@@ -519,16 +537,16 @@ def _params_blob(spec: PlanSpec, g: Gathered, outcome: core.DrawOutcome) -> byte
 
 
 def _team_json(team: core.TeamSpec) -> dict:
-    return {"size": team.size, "slots": list(team.slots), "required_quals": list(team.required_quals),
-            "slot_quals": [list(q) for q in team.slot_quals]}
+    return {
+        "size": team.size,
+        "slots": list(team.slots),
+        "required_quals": list(team.required_quals),
+        "slot_quals": [list(q) for q in team.slot_quals],
+    }
 
 
 def _pack(data: bytes) -> bytes:
     return zlib.compress(data, 1)
-
-
-def _local(when: datetime, zone: ZoneInfo) -> str:
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 async def _entity_details(ids: Sequence[int], connection) -> dict[int, tuple[str, str]]:
@@ -542,10 +560,12 @@ async def _entity_details(ids: Sequence[int], connection) -> dict[int, tuple[str
 
 
 def _buttons(assignment_id: int | str) -> list[list[dict]]:
-    return [[
-        {"label": "draw_btn_accept", "data": f"asg:accept:{assignment_id}"},
-        {"label": "draw_btn_recuse", "data": f"asg:recuse:{assignment_id}"},
-    ]]
+    return [
+        [
+            {"label": "draw_btn_accept", "data": f"asg:accept:{assignment_id}"},
+            {"label": "draw_btn_recuse", "data": f"asg:recuse:{assignment_id}"},
+        ]
+    ]
 
 
 def _assignment_key(assignment_id: int) -> str:
@@ -558,8 +578,12 @@ def assignment_message(assignment_id: int, inspector_id: int, context: dict, loc
     context["assignment"] = assignment_id
     context["buttons"] = _buttons(assignment_id)
     return Message(
-        dedupe_key=_assignment_key(assignment_id), recipient_kind=RecipientKind.INSPECTOR, recipient_id=inspector_id,
-        template=ASSIGNMENT_TEMPLATE, context=context, locale=locale,
+        dedupe_key=_assignment_key(assignment_id),
+        recipient_kind=RecipientKind.INSPECTOR,
+        recipient_id=inspector_id,
+        template=ASSIGNMENT_TEMPLATE,
+        context=context,
+        locale=locale,
     )
 
 
@@ -605,8 +629,9 @@ async def _load_firing(draw_ref: str) -> Firing:
     return firing
 
 
-async def draw(draw_ref: str, beacon: str = "", *, dry_run: bool = False, clock: Clock, zone: ZoneInfo,
-               locale: str = "zh-CN") -> DrawResult | Preview:
+async def draw(
+    draw_ref: str, beacon: str = "", *, dry_run: bool = False, clock: Clock, zone: ZoneInfo, locale: str = "zh-CN"
+) -> DrawResult | Preview:
     """Draw the firing ``draw_ref`` once and for all (or, with ``dry_run``, only count)."""
     firing = await _load_firing(draw_ref)
     if len(beacon) > MAX_BEACON:
@@ -635,8 +660,9 @@ async def draw(draw_ref: str, beacon: str = "", *, dry_run: bool = False, clock:
         return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale)
 
 
-async def draw_plan(plan_code: str, beacon: str = "", *, dry_run: bool = False, clock: Clock, zone: ZoneInfo,
-                    locale: str = "zh-CN") -> DrawResult | Preview:
+async def draw_plan(
+    plan_code: str, beacon: str = "", *, dry_run: bool = False, clock: Clock, zone: ZoneInfo, locale: str = "zh-CN"
+) -> DrawResult | Preview:
     """The CLI's ``draw PLAN``: draw the plan's pending firing, announcing one now if none is."""
     if dry_run:
         return await preview(plan_code, clock=clock, zone=zone)
@@ -652,8 +678,16 @@ def _prepare_rows(g: Gathered, outcome: core.DrawOutcome) -> list[tuple]:
     ids = g.entity_ids([i.entity for i in outcome.inspections])
     staffed, unstaffable = InspectionStatus.STAFFED.value, InspectionStatus.UNSTAFFABLE.value
     return [
-        (i.no, eid, i.entity, i.division, i.stratum, f"{i.rank:016x}",
-         unstaffable if i.unstaffable else staffed, i.unstaffable or "")
+        (
+            i.no,
+            eid,
+            i.entity,
+            i.division,
+            i.stratum,
+            f"{i.rank:016x}",
+            unstaffable if i.unstaffable else staffed,
+            i.unstaffable or "",
+        )
         for i, eid in zip(outcome.inspections, ids)
     ]
 
@@ -672,8 +706,16 @@ def _prepare_blobs(spec: PlanSpec, g: Gathered, outcome: core.DrawOutcome) -> li
     ]
 
 
-async def _write_draw(firing: Firing, spec: PlanSpec, g: Gathered, outcome: core.DrawOutcome, beacon: str,
-                      now: datetime, zone: ZoneInfo, locale: str) -> DrawResult:
+async def _write_draw(
+    firing: Firing,
+    spec: PlanSpec,
+    g: Gathered,
+    outcome: core.DrawOutcome,
+    beacon: str,
+    now: datetime,
+    zone: ZoneInfo,
+    locale: str,
+) -> DrawResult:
     phase = _Phases(firing.draw_ref)
     window_start, window_end = inspection_window(now, spec, zone)
     deadline = response_deadline(now, spec, zone)
@@ -686,44 +728,90 @@ async def _write_draw(firing: Firing, spec: PlanSpec, g: Gathered, outcome: core
     try:
         async with _write_cache(), in_transaction() as conn:
             draw_row = await Draw.create(
-                draw_ref=firing.draw_ref, firing_id=firing.id, plan_id=firing.plan_id, drawn_at=now, beacon=beacon,
-                pool_digest=outcome.pool_digest.hex(), inspectors_digest=outcome.inspectors_digest.hex(),
-                inspections_digest=digest, strata=strata, notes=list(outcome.notes), flight=spec.flight,
-                window_start=window_start, window_end=window_end, reveal_at=window_start if spec.flight else None,
-                pool_size=len(g.pool_keys), inspector_count=len(g.inspectors),
-                inspection_count=len(outcome.inspections), unstaffable_count=unstaffable, using_db=conn,
+                draw_ref=firing.draw_ref,
+                firing_id=firing.id,
+                plan_id=firing.plan_id,
+                drawn_at=now,
+                beacon=beacon,
+                pool_digest=outcome.pool_digest.hex(),
+                inspectors_digest=outcome.inspectors_digest.hex(),
+                inspections_digest=digest,
+                strata=strata,
+                notes=list(outcome.notes),
+                flight=spec.flight,
+                window_start=window_start,
+                window_end=window_end,
+                reveal_at=window_start if spec.flight else None,
+                pool_size=len(g.pool_keys),
+                inspector_count=len(g.inspectors),
+                inspection_count=len(outcome.inspections),
+                unstaffable_count=unstaffable,
+                using_db=conn,
             )
-            n = await Firing.filter(id=firing.id, status=FiringStatus.ANNOUNCED).using_db(conn).update(
-                status=FiringStatus.DRAWN)
+            n = (
+                await Firing.filter(id=firing.id, status=FiringStatus.ANNOUNCED)
+                .using_db(conn)
+                .update(status=FiringStatus.DRAWN)
+            )
             if n != 1:
                 raise DrawError("already_drawn", draw_ref=firing.draw_ref)
             await FiringSecret.filter(firing_id=firing.id).using_db(conn).update(seed=outcome.seed)
-            await db.bulk_insert("draw_input", ("draw_id", "name", "data"),
-                                 [(draw_row.id, name, data) for name, data in blobs], connection=conn)
+            await db.bulk_insert(
+                "draw_input",
+                ("draw_id", "name", "data"),
+                [(draw_row.id, name, data) for name, data in blobs],
+                connection=conn,
+            )
             await db.bulk_insert(
                 "inspection",
-                ("draw_id", "no", "entity_id", "entity_key", "division", "stratum", "rank", "status",
-                 "unstaffable_reason"),
-                ((draw_row.id, *row) for row in inspection_rows), connection=conn, encoded=True,
+                (
+                    "draw_id",
+                    "no",
+                    "entity_id",
+                    "entity_key",
+                    "division",
+                    "stratum",
+                    "rank",
+                    "status",
+                    "unstaffable_reason",
+                ),
+                ((draw_row.id, *row) for row in inspection_rows),
+                connection=conn,
+                encoded=True,
             )
             phase("inspections written")
             written = await _write_assignments(draw_row.id, outcome, g, deadline, now, conn)
             phase("assignments written")
-            await _enqueue_assignments(draw_row, spec, g, outcome, inspection_rows, written, deadline, zone, locale,
-                                       now, conn)
+            await _enqueue_assignments(
+                draw_row, spec, g, outcome, inspection_rows, written, deadline, zone, locale, now, conn
+            )
             phase("outbox written")
     except IntegrityError as exc:
         if await Draw.filter(draw_ref=firing.draw_ref).exists():
             raise DrawError("already_drawn", draw_ref=firing.draw_ref) from None
         raise exc
     phase("committed")
-    log.info("drew %s: %d inspections, %d assignments, %d unstaffable", firing.draw_ref,
-             len(outcome.inspections), len(written), unstaffable)
+    log.info(
+        "drew %s: %d inspections, %d assignments, %d unstaffable",
+        firing.draw_ref,
+        len(outcome.inspections),
+        len(written),
+        unstaffable,
+    )
     return DrawResult(
-        draw_ref=firing.draw_ref, plan_code=firing.plan.code, commitment=firing.commitment, strata=outcome.strata,
-        pool=len(g.pool_keys), inspectors=len(g.inspectors), inspections=len(outcome.inspections),
-        assignments=len(written), unstaffable=unstaffable, notes=tuple(outcome.notes), flight=spec.flight,
-        inspections_digest=digest, reveal_at=window_start if spec.flight else None,
+        draw_ref=firing.draw_ref,
+        plan_code=firing.plan.code,
+        commitment=firing.commitment,
+        strata=outcome.strata,
+        pool=len(g.pool_keys),
+        inspectors=len(g.inspectors),
+        inspections=len(outcome.inspections),
+        assignments=len(written),
+        unstaffable=unstaffable,
+        notes=tuple(outcome.notes),
+        flight=spec.flight,
+        inspections_digest=digest,
+        reveal_at=window_start if spec.flight else None,
     )
 
 
@@ -734,8 +822,9 @@ async def _written_ids(table: str, draw_id: int, n: int, conn) -> list[int]:
     of a draw not yet committed, so id order is write order; usually they are one unbroken run
     and need not be read at all.
     """
-    low, high, count = (await _tuples(f'SELECT MIN(id), MAX(id), COUNT(*) FROM "{table}" WHERE draw_id = ?',
-                                      [draw_id], conn))[0]
+    low, high, count = (
+        await _tuples(f'SELECT MIN(id), MAX(id), COUNT(*) FROM "{table}" WHERE draw_id = ?', [draw_id], conn)
+    )[0]
     if count != n:
         raise RuntimeError(f"{table}: {count} rows of draw {draw_id}, {n} written")
     if n and high - low + 1 == n:
@@ -743,8 +832,9 @@ async def _written_ids(table: str, draw_id: int, n: int, conn) -> list[int]:
     return [r[0] for r in await _tuples(f'SELECT id FROM "{table}" WHERE draw_id = ? ORDER BY id', [draw_id], conn)]
 
 
-async def _write_assignments(draw_id: int, outcome: core.DrawOutcome, g: Gathered, deadline: datetime,
-                             now: datetime, conn) -> list[int]:
+async def _write_assignments(
+    draw_id: int, outcome: core.DrawOutcome, g: Gathered, deadline: datetime, now: datetime, conn
+) -> list[int]:
     """Write the assignments, inspection by inspection and seat by seat; return their ids in
     that order."""
     inspection_ids = await _written_ids("inspection", draw_id, len(outcome.inspections), conn)
@@ -757,7 +847,9 @@ async def _write_assignments(draw_id: int, outcome: core.DrawOutcome, g: Gathere
     await db.bulk_insert(
         "assignment",
         ("draw_id", "inspection_id", "inspector_id", "seat", "ordinal", "status", "deadline", "created_at"),
-        rows, connection=conn, encoded=True,
+        rows,
+        connection=conn,
+        encoded=True,
     )
     return await _written_ids("assignment", draw_id, len(rows), conn)
 
@@ -773,9 +865,19 @@ def _base_context(draw_row: Draw, spec: PlanSpec, items: list[str], deadline: da
     }
 
 
-async def _enqueue_assignments(draw_row: Draw, spec: PlanSpec, g: Gathered, outcome: core.DrawOutcome,
-                               inspection_rows: list[tuple], assignment_ids: list[int], deadline: datetime,
-                               zone: ZoneInfo, locale: str, now: datetime, conn) -> None:
+async def _enqueue_assignments(
+    draw_row: Draw,
+    spec: PlanSpec,
+    g: Gathered,
+    outcome: core.DrawOutcome,
+    inspection_rows: list[tuple],
+    assignment_ids: list[int],
+    deadline: datetime,
+    zone: ZoneInfo,
+    locale: str,
+    now: datetime,
+    conn,
+) -> None:
     """One outbox row per assignment (``assignment_ids`` in inspection and seat order). A flight
     message names no entity: the team learns the target only at the reveal."""
     base = _base_context(draw_row, spec, g.item_names, deadline, zone)
@@ -786,13 +888,23 @@ async def _enqueue_assignments(draw_row: Draw, spec: PlanSpec, g: Gathered, outc
     else:
         details = await _entity_details([entity_id for _, entity_id in staffed], conn)
     messages = _assignment_messages(AssignmentContexts(base), staffed, g.eligible, details, assignment_ids)
-    await enqueue_many(messages, now, recipient_kind=RecipientKind.INSPECTOR, template=ASSIGNMENT_TEMPLATE,
-                       locale=locale, connection=conn)
+    await enqueue_many(
+        messages,
+        now,
+        recipient_kind=RecipientKind.INSPECTOR,
+        template=ASSIGNMENT_TEMPLATE,
+        locale=locale,
+        connection=conn,
+    )
 
 
-def _assignment_messages(contexts: AssignmentContexts, staffed: list[tuple[core.Inspection, int]],
-                         eligible: Mapping[str, Eligible], details: Mapping[int, tuple[str, str]] | None,
-                         assignment_ids: list[int]) -> Iterator[tuple[str, int, str]]:
+def _assignment_messages(
+    contexts: AssignmentContexts,
+    staffed: list[tuple[core.Inspection, int]],
+    eligible: Mapping[str, Eligible],
+    details: Mapping[int, tuple[str, str]] | None,
+    assignment_ids: list[int],
+) -> Iterator[tuple[str, int, str]]:
     """``(dedupe key, inspector id, context JSON)`` of each assignment message, made as the
     outbox write takes them: 300,000 contexts need not coexist."""
     ids = iter(assignment_ids)
@@ -827,13 +939,20 @@ async def stored_inputs(draw_row: Draw, secret: bytes, *, with_pool: bool = True
     params = json.loads(parts["params.json"])
     team = params["team"]
     return core.DrawInputs(
-        draw_ref=draw_row.draw_ref, secret=secret, beacon=draw_row.beacon,
+        draw_ref=draw_row.draw_ref,
+        secret=secret,
+        beacon=draw_row.beacon,
         pool=_pool_lines(parts["pool.tsv"]) if with_pool else [],
-        ratios=params["ratios"], inspectors=core.parse_inspectors_tsv(parts["inspectors.tsv"]),
+        ratios=params["ratios"],
+        inspectors=core.parse_inspectors_tsv(parts["inspectors.tsv"]),
         units={k: core.UnitInfo(department=d, jurisdiction=j) for k, (d, j) in params["units"].items()},
         divisions=dict(await _rows("SELECT entity_key, division FROM inspection WHERE draw_id = ?", [draw_row.id])),
-        team=core.TeamSpec(size=team["size"], slots=tuple(team["slots"]), required_quals=tuple(team["required_quals"]),
-                           slot_quals=tuple(tuple(q) for q in team["slot_quals"])),
+        team=core.TeamSpec(
+            size=team["size"],
+            slots=tuple(team["slots"]),
+            required_quals=tuple(team["required_quals"]),
+            slot_quals=tuple(tuple(q) for q in team["slot_quals"]),
+        ),
         conflicts=frozenset(tuple(p) for p in params["conflicts"]),
         recent=frozenset(tuple(p) for p in params["recent"]),
     )
@@ -852,8 +971,15 @@ class RecusalResult:
     unstaffable_reason: str | None
 
 
-async def recuse(assignment_id: int, reason_type: ConflictType | str, note: str = "", *, clock: Clock,
-                 zone: ZoneInfo, locale: str = "zh-CN") -> RecusalResult:
+async def recuse(
+    assignment_id: int,
+    reason_type: ConflictType | str,
+    note: str = "",
+    *,
+    clock: Clock,
+    zone: ZoneInfo,
+    locale: str = "zh-CN",
+) -> RecusalResult:
     """Record a recusal (回避) and draw its replacement, in one transaction.
 
     The recusal enters the draw's recusal log (published, so the replacement can be
@@ -884,37 +1010,64 @@ async def recuse(assignment_id: int, reason_type: ConflictType | str, note: str 
         # them) and this recusal itself
         excluded = await _entity_conflicts(inspection.entity_id, now, conn)
         excluded.add((recusing.cert_no, inspection.entity_key))
-        drawn = core.Inspection(no=inspection.no, entity=inspection.entity_key, stratum=inspection.stratum,
-                                rank=int(inspection.rank, 16), team=tuple(team), division=inspection.division)
-        choice = core.replacement(inputs, bytes(secret_row.seed), drawn, earlier, team, recusing.cert_no,
-                                  frozenset(excluded))
-        await Assignment.filter(id=assignment_id).using_db(conn).update(status=AssignmentStatus.RECUSED,
-                                                                          responded_at=now)
-        await Conflict.create(inspector_id=recusing.id, entity_id=inspection.entity_id, type=reason_type,
-                              source=ConflictSource.RECUSAL, note=note, using_db=conn)
+        drawn = core.Inspection(
+            no=inspection.no,
+            entity=inspection.entity_key,
+            stratum=inspection.stratum,
+            rank=int(inspection.rank, 16),
+            team=tuple(team),
+            division=inspection.division,
+        )
+        choice = core.replacement(
+            inputs, bytes(secret_row.seed), drawn, earlier, team, recusing.cert_no, frozenset(excluded)
+        )
+        await (
+            Assignment.filter(id=assignment_id).using_db(conn).update(status=AssignmentStatus.RECUSED, responded_at=now)
+        )
+        await Conflict.create(
+            inspector_id=recusing.id,
+            entity_id=inspection.entity_id,
+            type=reason_type,
+            source=ConflictSource.RECUSAL,
+            note=note,
+            using_db=conn,
+        )
         new_asg = None
         if choice.inspector is not None:
             new_asg = await Assignment.create(
-                draw_id=draw_row.id, inspection_id=inspection.id,
-                inspector_id=await _inspector_id(choice.inspector, conn), seat=asg.seat, ordinal=earlier + 1,
-                status=AssignmentStatus.SENT, deadline=response_deadline(now, spec, zone), created_at=now,
+                draw_id=draw_row.id,
+                inspection_id=inspection.id,
+                inspector_id=await _inspector_id(choice.inspector, conn),
+                seat=asg.seat,
+                ordinal=earlier + 1,
+                status=AssignmentStatus.SENT,
+                deadline=response_deadline(now, spec, zone),
+                created_at=now,
                 using_db=conn,
             )
         else:
             await _mark_unstaffable(draw_row.id, inspection.id, choice.reason or "", conn)
         log_row = await Recusal.create(
-            inspection_id=inspection.id, assignment_id=assignment_id, seat=choice.seat or asg.seat, ordinal=earlier,
-            recusing_id=recusing.id, replacement_id=new_asg.inspector_id if new_asg else None,
-            replacement_assignment_id=new_asg.id if new_asg else None, reason_type=reason_type,
-            exclusions=list(choice.exclusions), unstaffable_reason="" if new_asg else (choice.reason or ""),
-            at=now, using_db=conn,
+            inspection_id=inspection.id,
+            assignment_id=assignment_id,
+            seat=choice.seat or asg.seat,
+            ordinal=earlier,
+            recusing_id=recusing.id,
+            replacement_id=new_asg.inspector_id if new_asg else None,
+            replacement_assignment_id=new_asg.id if new_asg else None,
+            reason_type=reason_type,
+            exclusions=list(choice.exclusions),
+            unstaffable_reason="" if new_asg else (choice.reason or ""),
+            at=now,
+            using_db=conn,
         )
         if new_asg is not None:
             context = await _replacement_context(draw_row, spec, inspection, new_asg, zone, now, conn)
-            await enqueue([assignment_message(new_asg.id, new_asg.inspector_id, context, locale)], now,
-                          connection=conn)
+            await enqueue([assignment_message(new_asg.id, new_asg.inspector_id, context, locale)], now, connection=conn)
     return RecusalResult(
-        recusal_id=log_row.id, inspection_id=inspection.id, ordinal=earlier,
+        recusal_id=log_row.id,
+        inspection_id=inspection.id,
+        ordinal=earlier,
         replacement_assignment_id=new_asg.id if new_asg else None,
         replacement_inspector_id=new_asg.inspector_id if new_asg else None,
         unstaffable_reason=None if new_asg else (choice.reason or ""),
@@ -923,8 +1076,12 @@ async def recuse(assignment_id: int, reason_type: ConflictType | str, note: str 
 
 async def _mark_unstaffable(draw_id: int, inspection_id: int, reason: str, conn) -> None:
     """Flag the inspection (once: a second failed replacement on it changes no count)."""
-    changed = await (Inspection.filter(id=inspection_id).exclude(status=InspectionStatus.UNSTAFFABLE)
-                     .using_db(conn).update(status=InspectionStatus.UNSTAFFABLE, unstaffable_reason=reason))
+    changed = await (
+        Inspection.filter(id=inspection_id)
+        .exclude(status=InspectionStatus.UNSTAFFABLE)
+        .using_db(conn)
+        .update(status=InspectionStatus.UNSTAFFABLE, unstaffable_reason=reason)
+    )
     if changed:
         await Draw.filter(id=draw_id).using_db(conn).update(unstaffable_count=F("unstaffable_count") + 1)
 
@@ -934,7 +1091,8 @@ async def _current_team(inspection_id: int, size: int, conn) -> list[str]:
     rows = await _rows(
         "SELECT a.seat, p.cert_no FROM assignment a JOIN inspector p ON p.id = a.inspector_id "
         f"WHERE a.inspection_id = ? AND a.status IN ({_marks(len(COUNTED_STATUSES))})",
-        [inspection_id, *COUNTED_STATUSES], conn,
+        [inspection_id, *COUNTED_STATUSES],
+        conn,
     )
     team = [""] * size
     for seat, key in rows:
@@ -947,7 +1105,8 @@ async def _entity_conflicts(entity_id: int, now: datetime, conn) -> set[tuple[st
         "SELECT p.cert_no, e.uscc FROM conflict c JOIN inspector p ON p.id = c.inspector_id "
         "JOIN entity e ON e.id = c.entity_id WHERE c.entity_id = ? AND c.withdrawn_at IS NULL "
         "AND (c.expires_at IS NULL OR c.expires_at > ?)",
-        [entity_id, now], conn,
+        [entity_id, now],
+        conn,
     )
     return {(k, e) for k, e in rows}
 
@@ -957,17 +1116,23 @@ async def _inspector_id(key: str, conn) -> int:
     return rows[0][0]
 
 
-async def _replacement_context(draw_row: Draw, spec: PlanSpec, inspection: Inspection, new_asg: Assignment,
-                               zone: ZoneInfo, now: datetime, conn) -> dict:
+async def _replacement_context(
+    draw_row: Draw, spec: PlanSpec, inspection: Inspection, new_asg: Assignment, zone: ZoneInfo, now: datetime, conn
+) -> dict:
     """The replacement's assignment message: like the draw's, naming the entity unless the
     flight draw is still sealed."""
-    names = dict(await _rows(f"SELECT code, name FROM item WHERE code IN ({_marks(len(spec.items))})",
-                             spec.items, conn))
-    team = await (Assignment.filter(inspection_id=inspection.id, status__in=list(HOLDING_SEAT))
-                  .using_db(conn).order_by("seat").prefetch_related("inspector"))
+    names = dict(
+        await _rows(f"SELECT code, name FROM item WHERE code IN ({_marks(len(spec.items))})", spec.items, conn)
+    )
+    team = await (
+        Assignment.filter(inspection_id=inspection.id, status__in=list(HOLDING_SEAT))
+        .using_db(conn)
+        .order_by("seat")
+        .prefetch_related("inspector")
+    )
     context = _base_context(draw_row, spec, [names[c] for c in spec.items if c in names], new_asg.deadline, zone)
     context.update(no=inspection.no, seat=new_asg.seat, team=[a.inspector.name for a in team], replacement=True)
-    if is_sealed(draw_row, now):
+    if draw_is_sealed(draw_row, now):
         context["reveal_at"] = context["window"]["start"]
     else:
         entity = await Entity.get(id=inspection.entity_id).using_db(conn)
@@ -987,13 +1152,6 @@ class Exported:
     files: tuple[str, ...]
     sealed: bool  # a flight draw before its reveal: only the sealed record with the digest
     forced: bool = False  # a flight draw exported in full before its reveal (administrator)
-
-
-def is_sealed(draw_row: Draw, now: datetime) -> bool:
-    """A flight draw stays sealed until its reveal time (or an explicit reveal)."""
-    if not draw_row.flight or draw_row.revealed_at is not None:
-        return False
-    return draw_row.reveal_at is None or now < draw_row.reveal_at
 
 
 def sealed_record(draw_row: Draw, commitment: str) -> dict:
@@ -1029,7 +1187,7 @@ async def export(draw_ref: str, directory: Path, *, clock: Clock, force: bool = 
         raise DrawError("draw_ref_not_found", draw_ref=draw_ref)
     firing = await Firing.get(id=draw_row.firing_id)
     directory = Path(directory)
-    sealed = is_sealed(draw_row, clock.now())
+    sealed = draw_is_sealed(draw_row, clock.now())
     if sealed and not force:
         files = {SEALED_FILE: bundle.canonical_json(sealed_record(draw_row, firing.commitment)) + b"\n"}
     else:
@@ -1061,7 +1219,13 @@ async def recusal_log(draw_id: int) -> list[bundle.RecusalRecord]:
         [draw_id],
     )
     return [
-        bundle.RecusalRecord(no=no, seat=seat, recusing=recusing, replacement=repl, ordinal=ordinal,
-                             exclusions=tuple(sorted(db.decoded(exclusions, []))))
+        bundle.RecusalRecord(
+            no=no,
+            seat=seat,
+            recusing=recusing,
+            replacement=repl,
+            ordinal=ordinal,
+            exclusions=tuple(sorted(db.decoded(exclusions, []))),
+        )
         for no, seat, recusing, repl, ordinal, exclusions in rows
     ]

@@ -14,29 +14,32 @@ from datetime import timedelta
 
 from tortoise.transactions import in_transaction
 
-from bot import db
-from bot.clock import Clock
+from core import db
+from core.clock import Clock
+from domain.errors import ServiceError
 from models.directory import Department, Entity, Inspector
-from models.messaging import ChatBinding, Channel, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
+from models.messaging import Channel, ChatBinding, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
 
 INVITE_TTL = timedelta(days=7)
 
 
-class IdentityError(Exception):
+class IdentityError(ServiceError):
     """A refused binding; ``reason`` is a text code: invite_forged, invite_used, invite_expired, …"""
-
-    def __init__(self, reason: str, **params) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.params = params
 
 
 def code_hash(code: str) -> str:
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
 
-async def create_invite(role: Role, clock: Clock, *, cert_no: str | None = None, uscc: str | None = None,
-                        departments: tuple[str, ...] = (), ttl: timedelta = INVITE_TTL) -> str:
+async def create_invite(
+    role: Role,
+    clock: Clock,
+    *,
+    cert_no: str | None = None,
+    uscc: str | None = None,
+    departments: tuple[str, ...] = (),
+    ttl: timedelta = INVITE_TTL,
+) -> str:
     """A new one-time code (URL-safe, fits Telegram's 64-character start parameter)."""
     inspector = entity = None
     if role == Role.INSPECTOR:
@@ -55,8 +58,14 @@ async def create_invite(role: Role, clock: Clock, *, cert_no: str | None = None,
         if missing:
             raise IdentityError("unknown_department", codes=missing)
     code = secrets.token_urlsafe(18)
-    await InviteCode.create(code_hash=code_hash(code), role=role, inspector=inspector, entity=entity,
-                            departments=list(departments), expires_at=clock.now() + ttl)
+    await InviteCode.create(
+        code_hash=code_hash(code),
+        role=role,
+        inspector=inspector,
+        entity=entity,
+        departments=list(departments),
+        expires_at=clock.now() + ttl,
+    )
     return code
 
 
@@ -87,11 +96,18 @@ async def redeem(code: str, channel: Channel, address: str, display_name: str, c
                 raise IdentityError("invite_used")
             raise IdentityError("invite_expired")
         binding = await ChatBinding.get_or_none(channel=channel, address=address, role=invite.role).using_db(conn)
-        fields = dict(inspector_id=invite.inspector_id, entity_id=invite.entity_id, departments=invite.departments,
-                      display_name=display_name[:64], reachable=True, revoked_at=None)
+        fields = dict(
+            inspector_id=invite.inspector_id,
+            entity_id=invite.entity_id,
+            departments=invite.departments,
+            display_name=display_name[:64],
+            reachable=True,
+            revoked_at=None,
+        )
         if binding is None:
-            binding = await ChatBinding.create(channel=channel, address=address, role=invite.role,
-                                               using_db=conn, **fields)
+            binding = await ChatBinding.create(
+                channel=channel, address=address, role=invite.role, using_db=conn, **fields
+            )
         else:
             await ChatBinding.filter(id=binding.id).using_db(conn).update(**fields)
             binding = await ChatBinding.get(id=binding.id).using_db(conn)
@@ -112,8 +128,11 @@ async def requeue_waiting(binding: ChatBinding, conn) -> None:
         kind, rid = RecipientKind.ENTITY, binding.entity_id
     else:
         kind, rid = RecipientKind.PERSON, binding.id
-    await Outbox.filter(status=OutboxStatus.NO_ADDRESS, channel=binding.channel, recipient_kind=kind,
-                        recipient_id=rid).using_db(conn).update(status=OutboxStatus.PENDING)
+    await (
+        Outbox.filter(status=OutboxStatus.NO_ADDRESS, channel=binding.channel, recipient_kind=kind, recipient_id=rid)
+        .using_db(conn)
+        .update(status=OutboxStatus.PENDING)
+    )
 
 
 _BINDINGS_SQL = 'SELECT * FROM "chat_binding" WHERE channel = {} AND address = {} AND revoked_at IS NULL ORDER BY id'

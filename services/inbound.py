@@ -16,18 +16,18 @@ binding lookup is skipped on the channels in :data:`UNBOUND_CHANNELS` (their han
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
-from typing import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
-from bot import db
-from bot.db import transient  # noqa: F401  (re-exported: a database failure worth retrying)
-from bot.channels.base import EventKind, InboundEvent
-from bot.clock import Clock
-from bot.settings import Settings
+from core import db
+from core.channel import EventKind, InboundEvent
+from core.clock import Clock
+from core.db import transient  # noqa: F401  (re-exported: a database failure worth retrying)
+from core.settings import Settings
 from models.messaging import ChatBinding
 from services.identity import bindings_of, code_hash
 
@@ -45,8 +45,9 @@ UNBOUND_CHANNELS = frozenset({"sms"})
 #: the caller of :func:`receive` says which (``long_work``; the service passes the router's
 #: ``handlers.router.long_work``, which declares them), and each of those gets a transaction of its
 #: own. Without ``long_work`` every command and button gets its own (the safe default).
-GROUPED_KINDS = frozenset({EventKind.TEXT, EventKind.POLL_ANSWER, EventKind.DELIVERY, EventKind.LOCATION,
-                           EventKind.PHOTO})
+GROUPED_KINDS = frozenset(
+    {EventKind.TEXT, EventKind.POLL_ANSWER, EventKind.DELIVERY, EventKind.LOCATION, EventKind.PHOTO}
+)
 #: The kinds grouped unless ``long_work`` says otherwise (or is not given).
 _CLASSIFIED_KINDS = frozenset({EventKind.COMMAND, EventKind.BUTTON})
 
@@ -76,10 +77,15 @@ class Context:
 Handler = Callable[[Context], Awaitable[None]]
 
 
-async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]], clock: Clock,
-                  locale: str = "zh-CN", zone: ZoneInfo = ZoneInfo("Asia/Shanghai"),
-                  settings: Settings | None = None,
-                  long_work: Callable[[InboundEvent], bool] | None = None) -> Received:
+async def receive(
+    event: InboundEvent,
+    route: Callable[[Context], Awaitable[str]],
+    clock: Clock,
+    locale: str = "zh-CN",
+    zone: ZoneInfo = ZoneInfo("Asia/Shanghai"),
+    settings: Settings | None = None,
+    long_work: Callable[[InboundEvent], bool] | None = None,
+) -> Received:
     """Store and handle ``event``; return once that is committed. A database failure propagates
     (the caller answers 503 or retries); a failure of the handler itself rolls its work back,
     and the event is then kept with outcome ``failed:<error>`` and the sender told — a bug never
@@ -95,7 +101,8 @@ async def receive(event: InboundEvent, route: Callable[[Context], Awaitable[str]
     # prepared before the transaction: on SQLite it holds the one connection until it commits
     row = [event.channel, event.external_id, event.sender, event.kind.value, db.encode(_payload(event)), now, ""]
     grouped = event.kind in GROUPED_KINDS or (
-        event.kind in _CLASSIFIED_KINDS and long_work is not None and not long_work(event))
+        event.kind in _CLASSIFIED_KINDS and long_work is not None and not long_work(event)
+    )
     try:
         return await _committed(grouped, partial(_receive, event, row, route, clock, locale, zone, settings))
     except Exception as exc:
@@ -113,8 +120,10 @@ async def _committed(grouped: bool, work: Callable[[object], Awaitable[Received]
         return await work(conn)
 
 
-_INSERT = ("INSERT INTO inbound_event (channel, external_id, sender, kind, payload, received_at, outcome) "
-           "VALUES ({}) ON CONFLICT DO NOTHING RETURNING id")
+_INSERT = (
+    "INSERT INTO inbound_event (channel, external_id, sender, kind, payload, received_at, outcome) "
+    "VALUES ({}) ON CONFLICT DO NOTHING RETURNING id"
+)
 
 
 async def _record_failure(event: InboundEvent, row: list, locale: str, exc: Exception, conn) -> Received:
@@ -127,14 +136,29 @@ async def _record_failure(event: InboundEvent, row: list, locale: str, exc: Exce
     return Received(duplicate=not rows, outcome=outcome)
 
 
-async def _receive(event: InboundEvent, row: list, route: Callable[[Context], Awaitable[str]], clock: Clock,
-                   locale: str, zone: ZoneInfo, settings: Settings | None, conn) -> Received:
+async def _receive(
+    event: InboundEvent,
+    row: list,
+    route: Callable[[Context], Awaitable[str]],
+    clock: Clock,
+    locale: str,
+    zone: ZoneInfo,
+    settings: Settings | None,
+    conn,
+) -> Received:
     rows = await conn.execute_query_dict(_INSERT.format(db.placeholders(7, connection=conn)), row)
     if not rows:
         return Received(duplicate=True)
     bindings = [] if event.channel in UNBOUND_CHANNELS else await bindings_of(event.channel, event.sender, conn)
-    ctx = Context(event=event, bindings=bindings, clock=clock, conn=conn,
-                  locale=bindings[0].locale if bindings else locale, zone=zone, settings=settings)
+    ctx = Context(
+        event=event,
+        bindings=bindings,
+        clock=clock,
+        conn=conn,
+        locale=bindings[0].locale if bindings else locale,
+        zone=zone,
+        settings=settings,
+    )
     outcome = await route(ctx)
     q = db.placeholders(3, connection=conn).split(", ")
     await conn.execute_query(
@@ -149,8 +173,11 @@ def without_nul(event: InboundEvent) -> InboundEvent:
     ``jsonb``: kept, it would make the event unstorable on every delivery (a poison message the
     provider retries for ever, holding Telegram's later updates behind it). No person types a
     NUL; dropping it loses nothing they meant."""
-    changes = {name: value.replace("\x00", "") for name in _FIELDS
-               if isinstance(value := getattr(event, name), str) and "\x00" in value}
+    changes = {
+        name: value.replace("\x00", "")
+        for name in _FIELDS
+        if isinstance(value := getattr(event, name), str) and "\x00" in value
+    }
     return replace(event, **changes) if changes else event
 
 
@@ -163,9 +190,17 @@ def _payload(event: InboundEvent) -> dict:
     if event.command == "start" and argument:
         argument = "sha256:" + code_hash(argument)  # an invite code is stored only as its hash
     return {
-        "text": "" if event.command == "start" else event.text, "command": event.command,
-        "argument": argument, "data": event.data,
-        "message_id": event.message_id, "latitude": event.latitude, "longitude": event.longitude,
-        "file_id": event.file_id, "poll_id": event.poll_id, "option_ids": list(event.option_ids),
-        "status": event.status, "error_code": event.error_code, "edited": event.edited,
+        "text": "" if event.command == "start" else event.text,
+        "command": event.command,
+        "argument": argument,
+        "data": event.data,
+        "message_id": event.message_id,
+        "latitude": event.latitude,
+        "longitude": event.longitude,
+        "file_id": event.file_id,
+        "poll_id": event.poll_id,
+        "option_ids": list(event.option_ids),
+        "status": event.status,
+        "error_code": event.error_code,
+        "edited": event.edited,
     }

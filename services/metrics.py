@@ -12,11 +12,12 @@ first ``:`` (``failed:KeyError`` → ``failed``) so a free-form detail never bec
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from datetime import UTC, datetime, timedelta
 
-from bot import db
+from core import db
+from core.db import moment as _dt
 
 LAG_WINDOW = timedelta(days=1)  # scheduler lag: the fires of the last day
 LIVE = ("pending", "sending", "no_address", "dead")  # outbox statuses that are not a success
@@ -39,16 +40,8 @@ class Snapshot:
     surveys: list[tuple[str, int]] = field(default_factory=list)  # status, rows
 
 
-
 async def _rows(sql: str, params: Sequence = ()) -> list[tuple]:
     return [tuple(r) for r in (await db.conn().execute_query(db.sql(sql), list(params)))[1]]
-
-
-def _dt(value) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def kind_of(text: str) -> str:
@@ -67,37 +60,51 @@ def _merge(rows: list[tuple], key_len: int) -> list[tuple]:
 
 async def snapshot(now: datetime) -> Snapshot:
     """Every figure of ``/metrics`` as of ``now``."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     s = Snapshot()
     # all rows by status read the (status, next_attempt_at) index alone; the per-channel split
     # only of the live statuses (few rows), since splitting the sent ones costs a table scan
     s.outbox_status = await _rows("SELECT status, COUNT(*) FROM outbox GROUP BY status")
-    s.outbox = await _rows("SELECT channel, status, COUNT(*) FROM outbox "
-                           f"WHERE status IN ({', '.join('?' * len(LIVE))}) GROUP BY channel, status", LIVE)
-    errors = await _rows("SELECT channel, status, last_error, COUNT(*) FROM outbox "
-                         "WHERE status IN ('pending', 'sending', 'dead') AND last_error <> '' "
-                         "GROUP BY channel, status, last_error")
+    s.outbox = await _rows(
+        "SELECT channel, status, COUNT(*) FROM outbox "
+        f"WHERE status IN ({', '.join('?' * len(LIVE))}) GROUP BY channel, status",
+        LIVE,
+    )
+    errors = await _rows(
+        "SELECT channel, status, last_error, COUNT(*) FROM outbox "
+        "WHERE status IN ('pending', 'sending', 'dead') AND last_error <> '' "
+        "GROUP BY channel, status, last_error"
+    )
     s.outbox_errors = _merge([(c, st, _error_kind(e), n) for c, st, e, n in errors], 3)
-    due = await _rows("SELECT channel, MIN(next_attempt_at) FROM outbox "
-                      "WHERE status = 'pending' AND next_attempt_at <= ? GROUP BY channel", [now])
+    due = await _rows(
+        "SELECT channel, MIN(next_attempt_at) FROM outbox "
+        "WHERE status = 'pending' AND next_attempt_at <= ? GROUP BY channel",
+        [now],
+    )
     s.outbox_due_age = [(c, max((now - _dt(t)).total_seconds(), 0.0)) for c, t in due if t is not None]
     inbound = await _rows("SELECT channel, outcome, COUNT(*) FROM inbound_event GROUP BY channel, outcome")
     s.inbound = _merge([(c, kind_of(o) if o else "unprocessed", n) for c, o, n in inbound], 2)
     flights = dict(await _rows("SELECT flight, COUNT(*) FROM draw GROUP BY flight"))
-    s.draws = [("false", sum(n for f, n in flights.items() if not f)),
-               ("true", sum(n for f, n in flights.items() if f))]
+    s.draws = [
+        ("false", sum(n for f, n in flights.items() if not f)),
+        ("true", sum(n for f, n in flights.items() if f)),
+    ]
     s.inspections = await _rows("SELECT status, COUNT(*) FROM inspection GROUP BY status")
     s.firings = await _rows("SELECT status, COUNT(*) FROM firing GROUP BY status")
     fires = await _rows("SELECT kind, outcome, COUNT(*) FROM scheduler_fire GROUP BY kind, outcome")
     s.fires = _merge([(k, kind_of(o), n) for k, o, n in fires], 2)
-    recent = await _rows("SELECT kind, scheduled_for, fired_at FROM scheduler_fire WHERE fired_at >= ?",
-                         [now - LAG_WINDOW])
+    recent = await _rows(
+        "SELECT kind, scheduled_for, fired_at FROM scheduler_fire WHERE fired_at >= ?", [now - LAG_WINDOW]
+    )
     lag: dict[str, float] = {}
     for kind, scheduled, fired in recent:
         lag[kind] = max(lag.get(kind, 0.0), (_dt(fired) - _dt(scheduled)).total_seconds())
     s.fire_lag = sorted(lag.items())
-    s.last_fire = [(k, _dt(t).timestamp()) for k, t in await _rows(
-        "SELECT kind, MAX(fired_at) FROM scheduler_fire GROUP BY kind") if t is not None]
+    s.last_fire = [
+        (k, _dt(t).timestamp())
+        for k, t in await _rows("SELECT kind, MAX(fired_at) FROM scheduler_fire GROUP BY kind")
+        if t is not None
+    ]
     s.alerts_open = await _rows("SELECT kind, COUNT(*) FROM alert WHERE acknowledged_at IS NULL GROUP BY kind")
     s.surveys = await _rows("SELECT status, COUNT(*) FROM survey GROUP BY status")
     return s

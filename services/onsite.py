@@ -30,18 +30,19 @@ import asyncio
 import hashlib
 import os
 import tempfile
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
-from bot.channels.base import SendError
+from core.channel import SendError
+from core.clock import utc as _utc
+from core.db import transaction as _transaction
+from domain.errors import ServiceError
 from domain.onsite import (
-    NOTE_LIMIT,  # re-exported for the handlers
     REASON_LIMIT,
     Approve,
     Confirm,
@@ -64,6 +65,7 @@ from domain.onsite import (
     photo_path,
     valid_position,
 )
+from domain.sealing import draw_is_sealed
 from models.directory import Inspector, Item
 from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Firing, Inspection, InspectionStatus
 from models.messaging import ChatBinding, RecipientKind, Role
@@ -83,13 +85,8 @@ FETCH_BATCH = 50
 MAX_FETCH_ATTEMPTS = 8
 
 
-class OnsiteError(Exception):
+class OnsiteError(ServiceError):
     """Refused; ``code`` names a case of messages/onsite_refused.j2."""
-
-    def __init__(self, code: str, **params) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 @dataclass(frozen=True)
@@ -107,41 +104,30 @@ class Acted:
     survey: str = ""  # services.surveys.enter_pool's outcome on a first submission (never shown to inspectors)
 
 
-def _utc(moment: datetime) -> datetime:
-    """Every stored time in UTC: SQLite compares the stored text."""
-    return moment.astimezone(timezone.utc)
-
-
-@asynccontextmanager
-async def _transaction(connection=None) -> AsyncIterator[object]:
-    """The caller's transaction if it has one, else a new one: one use case, one transaction."""
-    if connection is not None:
-        yield connection
-        return
-    async with in_transaction() as conn:
-        yield conn
-
-
 # --- which inspection ----------------------------------------------------------------------------
 
 
-def _revealed(draw: Draw, now: datetime) -> bool:
-    return not draw.flight or draw.revealed_at is not None or (draw.reveal_at is not None and now >= draw.reveal_at)
-
-
 def _under_way(draw: Draw, now: datetime) -> bool:
-    return draw.window_start <= now <= draw.window_end and _revealed(draw, now)
+    return draw.window_start <= now <= draw.window_end and not draw_is_sealed(draw, now)
 
 
 def _choice(asg: Assignment) -> dict:
-    return {"assignment": asg.id, "no": asg.inspection.no, "plan": asg.draw.plan.name,
-            "entity": asg.inspection.entity.name}
+    return {
+        "assignment": asg.id,
+        "no": asg.inspection.no,
+        "plan": asg.draw.plan.name,
+        "entity": asg.inspection.entity.name,
+    }
 
 
 async def current(inspector_id: int, now: datetime, conn=None) -> list[Assignment]:
     """The inspector's accepted assignments under way now (window open, flight revealed)."""
-    rows = await (Assignment.filter(inspector_id=inspector_id, status=AssignmentStatus.ACCEPTED).using_db(conn)
-                  .order_by("id").prefetch_related("draw__plan", "inspection__entity"))
+    rows = await (
+        Assignment.filter(inspector_id=inspector_id, status=AssignmentStatus.ACCEPTED)
+        .using_db(conn)
+        .order_by("id")
+        .prefetch_related("draw__plan", "inspection__entity")
+    )
     return [a for a in rows if _under_way(a.draw, now) and a.inspection.status != InspectionStatus.CANCELLED]
 
 
@@ -165,8 +151,16 @@ async def _departments(draw: Draw, conn) -> set[str]:
 # --- check-in ------------------------------------------------------------------------------------
 
 
-async def checkin(inspector_id: int, lat: float, lon: float, *, now: datetime, radius_m: int,
-                  assignment_id: int | None = None, conn=None) -> dict | Choice:
+async def checkin(
+    inspector_id: int,
+    lat: float,
+    lon: float,
+    *,
+    now: datetime,
+    radius_m: int,
+    assignment_id: int | None = None,
+    conn=None,
+) -> dict | Choice:
     """Record a check-in at (lat, lon) for the inspection under way (or ``assignment_id``).
     Returns what the inspector is told, or a :class:`Choice`."""
     if not valid_position(lat, lon):
@@ -179,30 +173,68 @@ async def checkin(inspector_id: int, lat: float, lon: float, *, now: datetime, r
         insp, entity = asg.inspection, asg.inspection.entity
         distance = haversine_m(lat, lon, entity.lat, entity.lon) if valid_position(entity.lat, entity.lon) else None
         flagged = checkin_flagged(distance, radius_m)
-        row = await CheckIn.create(assignment_id=asg.id, inspection_id=insp.id, inspector_id=inspector_id,
-                                   latitude=lat, longitude=lon, distance_m=distance, radius_m=radius_m,
-                                   flagged=flagged, at=now, using_db=c)
-        shown = {**_choice(asg), "checkin": row.id, "distance": None if distance is None else round(distance),
-                 "radius": radius_m, "flagged": flagged,
-                 "count": await CheckIn.filter(assignment_id=asg.id).using_db(c).count()}
-        await audit.append(f"inspector:{inspector_id}", "checkin.recorded", f"inspection:{insp.id}",
-                           {"checkin": row.id, "assignment": asg.id, "lat": lat, "lon": lon,
-                            "distance_m": shown["distance"], "radius_m": radius_m, "flagged": flagged}, now,
-                           connection=c)
+        row = await CheckIn.create(
+            assignment_id=asg.id,
+            inspection_id=insp.id,
+            inspector_id=inspector_id,
+            latitude=lat,
+            longitude=lon,
+            distance_m=distance,
+            radius_m=radius_m,
+            flagged=flagged,
+            at=now,
+            using_db=c,
+        )
+        shown = {
+            **_choice(asg),
+            "checkin": row.id,
+            "distance": None if distance is None else round(distance),
+            "radius": radius_m,
+            "flagged": flagged,
+            "count": await CheckIn.filter(assignment_id=asg.id).using_db(c).count(),
+        }
+        await audit.append(
+            f"inspector:{inspector_id}",
+            "checkin.recorded",
+            f"inspection:{insp.id}",
+            {
+                "checkin": row.id,
+                "assignment": asg.id,
+                "lat": lat,
+                "lon": lon,
+                "distance_m": shown["distance"],
+                "radius_m": radius_m,
+                "flagged": flagged,
+            },
+            now,
+            connection=c,
+        )
         if flagged:
             inspector = await Inspector.get(id=inspector_id).using_db(c)
-            await raise_alert(f"checkin:{row.id}", "checkin_flagged.j2",
-                              {**shown, "inspector": inspector.name, "cert_no": inspector.cert_no,
-                               "draw_ref": asg.draw.draw_ref},
-                              await _departments(asg.draw, c), now, connection=c)
+            await raise_alert(
+                f"checkin:{row.id}",
+                "checkin_flagged.j2",
+                {**shown, "inspector": inspector.name, "cert_no": inspector.cert_no, "draw_ref": asg.draw.draw_ref},
+                await _departments(asg.draw, c),
+                now,
+                connection=c,
+            )
         return shown
 
 
 # --- photos --------------------------------------------------------------------------------------
 
 
-async def photo(inspector_id: int, file_id: str, *, now: datetime, caption: str = "",
-                assignment_id: int | None = None, inspection_id: int | None = None, conn=None) -> dict | Choice:
+async def photo(
+    inspector_id: int,
+    file_id: str,
+    *,
+    now: datetime,
+    caption: str = "",
+    assignment_id: int | None = None,
+    inspection_id: int | None = None,
+    conn=None,
+) -> dict | Choice:
     """Record a photo (fetch pending) on the inspection under way: the one named, else the only
     one, else the one last checked in to; otherwise a :class:`Choice`."""
     if not file_id:
@@ -212,17 +244,34 @@ async def photo(inspector_id: int, file_id: str, *, now: datetime, caption: str 
         asg = await _photo_target(inspector_id, now, assignment_id, inspection_id, c)
         if isinstance(asg, Choice):
             return asg
-        row = await Photo.create(inspection_id=asg.inspection_id, inspector_id=inspector_id, file_id=file_id[:255],
-                                 caption=caption[:1024], status=PhotoStatus.PENDING, next_attempt_at=now,
-                                 received_at=now, using_db=c)
-        await audit.append(f"inspector:{inspector_id}", "photo.received", f"inspection:{asg.inspection_id}",
-                           {"photo": row.id, "assignment": asg.id}, now, connection=c)
-        return {**_choice(asg), "photo": row.id,
-                "count": await Photo.filter(inspection_id=asg.inspection_id).using_db(c).count()}
+        row = await Photo.create(
+            inspection_id=asg.inspection_id,
+            inspector_id=inspector_id,
+            file_id=file_id[:255],
+            caption=caption[:1024],
+            status=PhotoStatus.PENDING,
+            next_attempt_at=now,
+            received_at=now,
+            using_db=c,
+        )
+        await audit.append(
+            f"inspector:{inspector_id}",
+            "photo.received",
+            f"inspection:{asg.inspection_id}",
+            {"photo": row.id, "assignment": asg.id},
+            now,
+            connection=c,
+        )
+        return {
+            **_choice(asg),
+            "photo": row.id,
+            "count": await Photo.filter(inspection_id=asg.inspection_id).using_db(c).count(),
+        }
 
 
-async def _photo_target(inspector_id: int, now: datetime, assignment_id: int | None, inspection_id: int | None,
-                        conn) -> Assignment | Choice:
+async def _photo_target(
+    inspector_id: int, now: datetime, assignment_id: int | None, inspection_id: int | None, conn
+) -> Assignment | Choice:
     rows = await current(inspector_id, now, conn)
     if assignment_id is not None or inspection_id is not None:
         found = next((a for a in rows if a.id == assignment_id or a.inspection_id == inspection_id), None)
@@ -234,8 +283,12 @@ async def _photo_target(inspector_id: int, now: datetime, assignment_id: int | N
         raise OnsiteError("no_current_inspection")
     if len(rows) == 1:
         return rows[0]
-    last = await (CheckIn.filter(inspector_id=inspector_id, assignment_id__in=[a.id for a in rows]).using_db(conn)
-                  .order_by("-at", "-id").first())
+    last = await (
+        CheckIn.filter(inspector_id=inspector_id, assignment_id__in=[a.id for a in rows])
+        .using_db(conn)
+        .order_by("-at", "-id")
+        .first()
+    )
     if last is not None:
         return next(a for a in rows if a.id == last.assignment_id)
     return Choice([_choice(a) for a in rows])
@@ -259,18 +312,28 @@ def _store_file(path: Path, data: bytes) -> None:
 
 
 def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(30 * 2 ** attempts, 3600))
+    return timedelta(seconds=min(30 * 2**attempts, 3600))
 
 
-async def fetch_pending(fetch: Callable[[str], Awaitable[bytes]], data_dir: Path, now: datetime, *,
-                        limit: int = FETCH_BATCH, locale: str = "zh-CN") -> dict[str, int]:
+async def fetch_pending(
+    fetch: Callable[[str], Awaitable[bytes]],
+    data_dir: Path,
+    now: datetime,
+    *,
+    limit: int = FETCH_BATCH,
+    locale: str = "zh-CN",
+) -> dict[str, int]:
     """Download pending photos and store them by SHA-256. The download happens outside any
     transaction; each photo's row is then updated in its own short one, guarded by its status
     (two instances never store one photo twice)."""
     now = _utc(now)
     done = {"stored": 0, "retry": 0, "failed": 0}
-    rows = await (Photo.filter(status=PhotoStatus.PENDING, next_attempt_at__lte=now).order_by("id").limit(limit)
-                  .values("id", "file_id", "attempts", "inspection_id", "inspector_id"))
+    rows = await (
+        Photo.filter(status=PhotoStatus.PENDING, next_attempt_at__lte=now)
+        .order_by("id")
+        .limit(limit)
+        .values("id", "file_id", "attempts", "inspection_id", "inspector_id")
+    )
     for r in rows:
         try:
             data = await fetch(r["file_id"])
@@ -284,13 +347,28 @@ async def fetch_pending(fetch: Callable[[str], Awaitable[bytes]], data_dir: Path
         rel = photo_path(digest, image_extension(data))
         await asyncio.to_thread(_store_file, Path(data_dir) / rel, data)
         async with in_transaction() as conn:
-            n = await Photo.filter(id=r["id"], status=PhotoStatus.PENDING).using_db(conn).update(
-                status=PhotoStatus.STORED, sha256=digest, size=len(data), path=rel, fetched_at=now,
-                attempts=r["attempts"] + 1, last_error="")
+            n = (
+                await Photo.filter(id=r["id"], status=PhotoStatus.PENDING)
+                .using_db(conn)
+                .update(
+                    status=PhotoStatus.STORED,
+                    sha256=digest,
+                    size=len(data),
+                    path=rel,
+                    fetched_at=now,
+                    attempts=r["attempts"] + 1,
+                    last_error="",
+                )
+            )
             if n:
-                await audit.append("system", "photo.stored", f"photo:{r['id']}",
-                                   {"inspection": r["inspection_id"], "sha256": digest, "size": len(data),
-                                    "path": rel}, now, connection=conn)
+                await audit.append(
+                    "system",
+                    "photo.stored",
+                    f"photo:{r['id']}",
+                    {"inspection": r["inspection_id"], "sha256": digest, "size": len(data), "path": rel},
+                    now,
+                    connection=conn,
+                )
                 done["stored"] += 1
     return done
 
@@ -299,19 +377,41 @@ async def _fetch_failed(r: dict, kind: str, retryable: bool, now: datetime, loca
     attempts = r["attempts"] + 1
     give_up = not retryable or attempts >= MAX_FETCH_ATTEMPTS
     async with in_transaction() as conn:
-        n = await Photo.filter(id=r["id"], status=PhotoStatus.PENDING).using_db(conn).update(
-            attempts=attempts, last_error=kind, next_attempt_at=now + _backoff(attempts),
-            **({"status": PhotoStatus.FAILED} if give_up else {}))
+        n = (
+            await Photo.filter(id=r["id"], status=PhotoStatus.PENDING)
+            .using_db(conn)
+            .update(
+                attempts=attempts,
+                last_error=kind,
+                next_attempt_at=now + _backoff(attempts),
+                **({"status": PhotoStatus.FAILED} if give_up else {}),
+            )
+        )
         if not n or not give_up:
             return "retry"
-        await audit.append("system", "photo.failed", f"photo:{r['id']}",
-                           {"inspection": r["inspection_id"], "error": kind, "attempts": attempts}, now,
-                           connection=conn)
+        await audit.append(
+            "system",
+            "photo.failed",
+            f"photo:{r['id']}",
+            {"inspection": r["inspection_id"], "error": kind, "attempts": attempts},
+            now,
+            connection=conn,
+        )
         insp = await Inspection.filter(id=r["inspection_id"]).using_db(conn).first()
-        await enqueue([Message(dedupe_key=f"photo:{r['id']}:failed", recipient_kind=RecipientKind.INSPECTOR,
-                               recipient_id=r["inspector_id"], template="photo_failed.j2",
-                               context={"photo": r["id"], "no": insp.no if insp else 0}, locale=locale)],
-                      now, connection=conn)
+        await enqueue(
+            [
+                Message(
+                    dedupe_key=f"photo:{r['id']}:failed",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=r["inspector_id"],
+                    template="photo_failed.j2",
+                    context={"photo": r["id"], "no": insp.no if insp else 0},
+                    locale=locale,
+                )
+            ],
+            now,
+            connection=conn,
+        )
     return "failed"
 
 
@@ -329,8 +429,12 @@ async def photo_sweep(scheduler, now: datetime) -> None:
 
 async def _team(inspection_id: int, conn) -> list[Assignment]:
     """The team as it stands, lead (lowest seat) first."""
-    return await (Assignment.filter(inspection_id=inspection_id, status__in=list(HOLDING_SEAT)).using_db(conn)
-                  .order_by("seat", "id").prefetch_related("inspector"))
+    return await (
+        Assignment.filter(inspection_id=inspection_id, status__in=list(HOLDING_SEAT))
+        .using_db(conn)
+        .order_by("seat", "id")
+        .prefetch_related("inspector")
+    )
 
 
 def _member(team: list[Assignment], inspector_id: int) -> Assignment | None:
@@ -346,10 +450,15 @@ async def _findings(result_id: int, conn) -> list[Finding]:
 
 
 def _state(result: Result, rows: list[Finding]) -> Findings:
-    return Findings(items=tuple(f.item_code for f in rows),
-                    verdicts=tuple(Verdict(f.verdict) if f.verdict else None for f in rows),
-                    notes=tuple(f.note for f in rows), cursor=result.cursor, step=Step(result.step),
-                    status=ResultStatus(result.status), correction=result.supersedes_id is not None)
+    return Findings(
+        items=tuple(f.item_code for f in rows),
+        verdicts=tuple(Verdict(f.verdict) if f.verdict else None for f in rows),
+        notes=tuple(f.note for f in rows),
+        cursor=result.cursor,
+        step=Step(result.step),
+        status=ResultStatus(result.status),
+        correction=result.supersedes_id is not None,
+    )
 
 
 async def _plan_items(draw: Draw, conn) -> list[str]:
@@ -364,41 +473,74 @@ async def _plan_items(draw: Draw, conn) -> list[str]:
 
 async def _view(result: Result, team: list[Assignment], actor_id: int, conn) -> dict:
     """The result as a member of the team sees it (never a survey, never another inspection)."""
-    insp = await Inspection.filter(id=result.inspection_id).using_db(conn).prefetch_related("entity", "draw__plan").first()
+    insp = (
+        await Inspection.filter(id=result.inspection_id).using_db(conn).prefetch_related("entity", "draw__plan").first()
+    )
     rows = await _findings(result.id, conn)
     names = dict(await Item.filter(code__in=[f.item_code for f in rows]).using_db(conn).values_list("code", "name"))
-    items = [{"pos": f.position, "no": f.position + 1, "code": f.item_code, "name": names.get(f.item_code, f.item_code),
-              "verdict": f.verdict.value if f.verdict else None, "note": f.note} for f in rows]
+    items = [
+        {
+            "pos": f.position,
+            "no": f.position + 1,
+            "code": f.item_code,
+            "name": names.get(f.item_code, f.item_code),
+            "verdict": f.verdict.value if f.verdict else None,
+            "note": f.note,
+        }
+        for f in rows
+    ]
     people = {a.inspector_id: a.inspector.name for a in team}
     me = _member(team, actor_id)
     corr = await Correction.filter(replacement_id=result.id).using_db(conn).first()
-    open_corr = await (Correction.filter(original_id=result.id, status__in=list(OPEN_CORRECTION)).using_db(conn)
-                       .order_by("-id").first())
+    open_corr = await (
+        Correction.filter(original_id=result.id, status__in=list(OPEN_CORRECTION))
+        .using_db(conn)
+        .order_by("-id")
+        .first()
+    )
     return {
-        "result": result.id, "inspection": insp.id, "assignment": me.id if me else None, "no": insp.no, "plan": insp.draw.plan.name,
-        "draw_ref": insp.draw.draw_ref, "entity": insp.entity.name, "status": ResultStatus(result.status).value,
-        "step": result.step, "cursor": result.cursor, "count": len(items), "items": items,
+        "result": result.id,
+        "inspection": insp.id,
+        "assignment": me.id if me else None,
+        "no": insp.no,
+        "plan": insp.draw.plan.name,
+        "draw_ref": insp.draw.draw_ref,
+        "entity": insp.entity.name,
+        "status": ResultStatus(result.status).value,
+        "step": result.step,
+        "cursor": result.cursor,
+        "count": len(items),
+        "items": items,
         "current": items[result.cursor] if result.cursor < len(items) else None,
-        "lead": team[0].inspector.name if team else "", "is_lead": _is_lead(team, actor_id),
+        "lead": team[0].inspector.name if team else "",
+        "is_lead": _is_lead(team, actor_id),
         "submitted_by": people.get(result.submitted_by_id, "") if result.submitted_by_id else "",
         "confirmed_by": people.get(result.confirmed_by_id, "") if result.confirmed_by_id else "",
         "supersedes": result.supersedes_id,
         "correction": ({"id": corr.id, "reason": corr.reason, "status": corr.status.value} if corr else None),
-        "open_correction": ({"id": open_corr.id, "status": open_corr.status.value, "replacement": open_corr.replacement_id}
-                            if open_corr else None),
+        "open_correction": (
+            {"id": open_corr.id, "status": open_corr.status.value, "replacement": open_corr.replacement_id}
+            if open_corr
+            else None
+        ),
     }
 
 
 async def _owned(inspector_id: int, assignment_id: int, conn) -> Assignment:
-    asg = await (Assignment.filter(id=assignment_id, inspector_id=inspector_id).using_db(conn)
-                 .prefetch_related("draw__plan", "inspection__entity").first())
+    asg = await (
+        Assignment.filter(id=assignment_id, inspector_id=inspector_id)
+        .using_db(conn)
+        .prefetch_related("draw__plan", "inspection__entity")
+        .first()
+    )
     if asg is None:
         raise OnsiteError("asg_not_found", id=assignment_id)
     return asg
 
 
-async def open_findings(inspector_id: int, assignment_id: int | None = None, *, now: datetime,
-                        conn=None) -> tuple[str, dict] | Choice:
+async def open_findings(
+    inspector_id: int, assignment_id: int | None = None, *, now: datetime, conn=None
+) -> tuple[str, dict] | Choice:
     """Start or resume the findings of an inspection, or show its result of record.
 
     Returns ``(outcome, view)``: ``findings_started`` / ``findings_resumed`` (a draft, for the
@@ -413,13 +555,12 @@ async def open_findings(inspector_id: int, assignment_id: int | None = None, *, 
             asg = await _owned(inspector_id, assignment_id, c)
             if asg.status not in CAN_WORK:
                 raise OnsiteError("not_accepted", id=asg.id, status=asg.status.value)
-            if not _revealed(asg.draw, now):
+            if draw_is_sealed(asg.draw, now):
                 raise OnsiteError("not_started", id=asg.id)
         # one writer at a time per inspection: two leads' taps cannot make two drafts
         await Inspection.filter(id=asg.inspection_id).using_db(c).select_for_update().first()
         team = await _team(asg.inspection_id, c)
-        live = await (Result.filter(inspection_id=asg.inspection_id, status__in=list(LIVE)).using_db(c)
-                      .order_by("-id"))
+        live = await Result.filter(inspection_id=asg.inspection_id, status__in=list(LIVE)).using_db(c).order_by("-id")
         draft = next((r for r in live if r.status == ResultStatus.DRAFT), None)
         shown = next((r for r in live if r.status != ResultStatus.DRAFT), None)
         if draft is not None and _is_lead(team, inspector_id):
@@ -435,14 +576,27 @@ async def open_findings(inspector_id: int, assignment_id: int | None = None, *, 
         items = await _plan_items(asg.draw, c)
         if not items:
             raise OnsiteError("no_items")
-        result = await Result.create(inspection_id=asg.inspection_id, status=ResultStatus.DRAFT,
-                                     step=Step.VERDICT.value, cursor=0, created_by_id=inspector_id,
-                                     created_at=now, updated_at=now, using_db=c)
-        await Finding.bulk_create([Finding(result_id=result.id, position=i, item_code=code)
-                                   for i, code in enumerate(items)], using_db=c)
-        await audit.append(f"inspector:{inspector_id}", "result.drafted", f"result:{result.id}",
-                           {"inspection": asg.inspection_id, "no": asg.inspection.no, "items": items}, now,
-                           connection=c)
+        result = await Result.create(
+            inspection_id=asg.inspection_id,
+            status=ResultStatus.DRAFT,
+            step=Step.VERDICT.value,
+            cursor=0,
+            created_by_id=inspector_id,
+            created_at=now,
+            updated_at=now,
+            using_db=c,
+        )
+        await Finding.bulk_create(
+            [Finding(result_id=result.id, position=i, item_code=code) for i, code in enumerate(items)], using_db=c
+        )
+        await audit.append(
+            f"inspector:{inspector_id}",
+            "result.drafted",
+            f"result:{result.id}",
+            {"inspection": asg.inspection_id, "no": asg.inspection.no, "items": items},
+            now,
+            connection=c,
+        )
         return "findings_started", await _view(result, team, inspector_id, c)
 
 
@@ -465,9 +619,19 @@ def _event(kind: str, index: int | None, text: str, by_lead: bool):
     raise OnsiteError("stale_button")
 
 
-async def act(inspector_id: int, result_id: int, kind: str, *, index: int | None = None, text: str = "",
-              now: datetime, zone: tzinfo = SHANGHAI, locale: str = "zh-CN", sign: str | None = None,
-              conn=None) -> Acted:
+async def act(
+    inspector_id: int,
+    result_id: int,
+    kind: str,
+    *,
+    index: int | None = None,
+    text: str = "",
+    now: datetime,
+    zone: tzinfo = SHANGHAI,
+    locale: str = "zh-CN",
+    sign: str | None = None,
+    conn=None,
+) -> Acted:
     """One step of the findings: a verdict button (``pass``/``fail``/``na``), ``skip``,
     ``edit``, a ``note`` (free text), ``submit`` or ``confirm``. Refusals come back as codes
     with the state unchanged (the caller re-shows where the conversation stands)."""
@@ -485,8 +649,12 @@ async def act(inspector_id: int, result_id: int, kind: str, *, index: int | None
         event = _event(kind, index, text, lead)
         if not lead and isinstance(event, (Pick, Note, Skip, Edit)) and state.status == ResultStatus.DRAFT:
             return Acted("not_lead", index, await _view(result, team, inspector_id, c))
-        if isinstance(event, Submit) and state.correction and state.status == ResultStatus.DRAFT \
-                and await _unchanged(result, state, c):
+        if (
+            isinstance(event, Submit)
+            and state.correction
+            and state.status == ResultStatus.DRAFT
+            and await _unchanged(result, state, c)
+        ):
             return Acted("no_changes", None, await _view(result, team, inspector_id, c))
         out = apply(state, event)
         survey = ""
@@ -501,17 +669,23 @@ async def act(inspector_id: int, result_id: int, kind: str, *, index: int | None
         return Acted(out.code, out.index, await _view(result, team, inspector_id, c), survey)
 
 
-async def _write(result: Result, rows: list[Finding], old: Findings, out: Outcome, actor: int, now: datetime,
-                 conn) -> None:
+async def _write(
+    result: Result, rows: list[Finding], old: Findings, out: Outcome, actor: int, now: datetime, conn
+) -> None:
     """Store the new state: changed findings (each on the audit chain) and the result row."""
     new = out.state
     for f, (v0, n0, v1, n1) in zip(rows, zip(old.verdicts, old.notes, new.verdicts, new.notes)):
         if (v0, n0) == (v1, n1):
             continue
         await Finding.filter(id=f.id).using_db(conn).update(verdict=v1, note=n1)
-        await audit.append(f"inspector:{actor}", "finding.recorded", f"result:{result.id}",
-                           {"item": f.item_code, "position": f.position, "verdict": v1.value if v1 else None,
-                            "note": n1}, now, connection=conn)
+        await audit.append(
+            f"inspector:{actor}",
+            "finding.recorded",
+            f"result:{result.id}",
+            {"item": f.item_code, "position": f.position, "verdict": v1.value if v1 else None, "note": n1},
+            now,
+            connection=conn,
+        )
     changes: dict = {"status": new.status, "step": new.step.value, "cursor": new.cursor, "updated_at": now}
     if out.code == "submitted":
         changes.update(submitted_by_id=actor, submitted_at=now)
@@ -535,46 +709,102 @@ def _verdict_map(view: dict) -> dict:
     return {i["code"]: i["verdict"] for i in view["items"]}
 
 
-async def _submitted(result: Result, team: list[Assignment], lead_id: int, now: datetime, zone: tzinfo,
-                     locale: str, sign: str | None, conn) -> str:
+async def _submitted(
+    result: Result,
+    team: list[Assignment],
+    lead_id: int,
+    now: datetime,
+    zone: tzinfo,
+    locale: str,
+    sign: str | None,
+    conn,
+) -> str:
     """The lead submitted: the inspection and its assignments are done, the inspection enters
     the survey pool, and the other members are asked to confirm."""
     from services import surveys
 
     insp_id = result.inspection_id
-    await Inspection.filter(id=insp_id).exclude(status=InspectionStatus.CANCELLED).using_db(conn).update(
-        status=InspectionStatus.DONE)
-    await Assignment.filter(inspection_id=insp_id, status__in=[AssignmentStatus.SENT, AssignmentStatus.ACCEPTED]) \
-        .using_db(conn).update(status=AssignmentStatus.DONE)
+    await (
+        Inspection.filter(id=insp_id)
+        .exclude(status=InspectionStatus.CANCELLED)
+        .using_db(conn)
+        .update(status=InspectionStatus.DONE)
+    )
+    await (
+        Assignment.filter(inspection_id=insp_id, status__in=[AssignmentStatus.SENT, AssignmentStatus.ACCEPTED])
+        .using_db(conn)
+        .update(status=AssignmentStatus.DONE)
+    )
     view = await _view(result, team, lead_id, conn)
-    await audit.append(f"inspector:{lead_id}", "result.submitted", f"result:{result.id}",
-                       {"inspection": insp_id, "no": view["no"], "draw": view["draw_ref"],
-                        "findings": _verdict_map(view), "supersedes": result.supersedes_id}, now, connection=conn)
+    await audit.append(
+        f"inspector:{lead_id}",
+        "result.submitted",
+        f"result:{result.id}",
+        {
+            "inspection": insp_id,
+            "no": view["no"],
+            "draw": view["draw_ref"],
+            "findings": _verdict_map(view),
+            "supersedes": result.supersedes_id,
+        },
+        now,
+        connection=conn,
+    )
     await _ask_to_confirm(result, team, lead_id, view, now, locale, conn)
     return await surveys.enter_pool(insp_id, now, zone=zone, locale=locale, sign=sign, connection=conn)
 
 
-async def _ask_to_confirm(result: Result, team: list[Assignment], lead_id: int, view: dict, now: datetime,
-                          locale: str, conn) -> None:
+async def _ask_to_confirm(
+    result: Result, team: list[Assignment], lead_id: int, view: dict, now: datetime, locale: str, conn
+) -> None:
     others = [a for a in team if a.inspector_id != lead_id]
-    context = {**view, "is_lead": False,
-               "buttons": [[{"label": "btn_confirm_result", "data": f"fnd:confirm:{result.id}"}]]}
-    await enqueue([Message(dedupe_key=f"result:{result.id}:confirm:{a.inspector_id}",
-                           recipient_kind=RecipientKind.INSPECTOR, recipient_id=a.inspector_id,
-                           template="result_confirm.j2", context=context, locale=locale) for a in others],
-                  now, connection=conn)
+    context = {
+        **view,
+        "is_lead": False,
+        "buttons": [[{"label": "btn_confirm_result", "data": f"fnd:confirm:{result.id}"}]],
+    }
+    await enqueue(
+        [
+            Message(
+                dedupe_key=f"result:{result.id}:confirm:{a.inspector_id}",
+                recipient_kind=RecipientKind.INSPECTOR,
+                recipient_id=a.inspector_id,
+                template="result_confirm.j2",
+                context=context,
+                locale=locale,
+            )
+            for a in others
+        ],
+        now,
+        connection=conn,
+    )
 
 
-async def _confirmed(result: Result, team: list[Assignment], member_id: int, now: datetime, locale: str,
-                     conn) -> None:
+async def _confirmed(result: Result, team: list[Assignment], member_id: int, now: datetime, locale: str, conn) -> None:
     view = await _view(result, team, member_id, conn)
-    await audit.append(f"inspector:{member_id}", "result.confirmed", f"result:{result.id}",
-                       {"inspection": result.inspection_id, "no": view["no"], "draw": view["draw_ref"]}, now,
-                       connection=conn)
+    await audit.append(
+        f"inspector:{member_id}",
+        "result.confirmed",
+        f"result:{result.id}",
+        {"inspection": result.inspection_id, "no": view["no"], "draw": view["draw_ref"]},
+        now,
+        connection=conn,
+    )
     if result.submitted_by_id:
-        await enqueue([Message(dedupe_key=f"result:{result.id}:confirmed", recipient_kind=RecipientKind.INSPECTOR,
-                               recipient_id=result.submitted_by_id, template="result_confirmed.j2",
-                               context={**view, "is_lead": True}, locale=locale)], now, connection=conn)
+        await enqueue(
+            [
+                Message(
+                    dedupe_key=f"result:{result.id}:confirmed",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=result.submitted_by_id,
+                    template="result_confirmed.j2",
+                    context={**view, "is_lead": True},
+                    locale=locale,
+                )
+            ],
+            now,
+            connection=conn,
+        )
 
 
 # --- corrections --------------------------------------------------------------------------------
@@ -604,8 +834,7 @@ async def begin_correction(inspector_id: int, result_id: int, *, now: datetime, 
         return await _view(result, team, inspector_id, c)
 
 
-async def request_correction(inspector_id: int, result_id: int, reason: str, *, now: datetime,
-                             conn=None) -> dict:
+async def request_correction(inspector_id: int, result_id: int, reason: str, *, now: datetime, conn=None) -> dict:
     """Open a correction: a new draft prefilled from the result of record, at its summary, to
     be changed by the lead and approved by a coordinator. Returns the draft's view."""
     now = _utc(now)
@@ -618,28 +847,64 @@ async def request_correction(inspector_id: int, result_id: int, reason: str, *, 
         original, team = await _record_of(result_id, inspector_id, c)
         rows = await _findings(original.id, c)
         draft = Findings.new([f.item_code for f in rows], prefill=_state(original, rows))
-        replacement = await Result.create(inspection_id=original.inspection_id, supersedes_id=original.id,
-                                          status=ResultStatus.DRAFT, step=draft.step.value, cursor=draft.cursor,
-                                          created_by_id=inspector_id, created_at=now, updated_at=now, using_db=c)
-        await Finding.bulk_create([Finding(result_id=replacement.id, position=f.position, item_code=f.item_code,
-                                           verdict=f.verdict, note=f.note) for f in rows], using_db=c)
-        corr = await Correction.create(original_id=original.id, replacement_id=replacement.id, reason=reason,
-                                       status=CorrectionStatus.DRAFTING, requested_by_id=inspector_id,
-                                       opened_at=now, using_db=c)
-        await audit.append(f"inspector:{inspector_id}", "correction.opened", f"result:{original.id}",
-                           {"correction": corr.id, "replacement": replacement.id, "reason": reason}, now,
-                           connection=c)
+        replacement = await Result.create(
+            inspection_id=original.inspection_id,
+            supersedes_id=original.id,
+            status=ResultStatus.DRAFT,
+            step=draft.step.value,
+            cursor=draft.cursor,
+            created_by_id=inspector_id,
+            created_at=now,
+            updated_at=now,
+            using_db=c,
+        )
+        await Finding.bulk_create(
+            [
+                Finding(
+                    result_id=replacement.id, position=f.position, item_code=f.item_code, verdict=f.verdict, note=f.note
+                )
+                for f in rows
+            ],
+            using_db=c,
+        )
+        corr = await Correction.create(
+            original_id=original.id,
+            replacement_id=replacement.id,
+            reason=reason,
+            status=CorrectionStatus.DRAFTING,
+            requested_by_id=inspector_id,
+            opened_at=now,
+            using_db=c,
+        )
+        await audit.append(
+            f"inspector:{inspector_id}",
+            "correction.opened",
+            f"result:{original.id}",
+            {"correction": corr.id, "replacement": replacement.id, "reason": reason},
+            now,
+            connection=c,
+        )
         return await _view(replacement, team, inspector_id, c)
 
 
 def _changes(before: dict, after: dict) -> list[dict]:
-    return [{"no": b["no"], "name": b["name"], "old": b["verdict"], "new": a["verdict"], "old_note": b["note"],
-             "new_note": a["note"]}
-            for b, a in zip(before["items"], after["items"]) if (b["verdict"], b["note"]) != (a["verdict"], a["note"])]
+    return [
+        {
+            "no": b["no"],
+            "name": b["name"],
+            "old": b["verdict"],
+            "new": a["verdict"],
+            "old_note": b["note"],
+            "new_note": a["note"],
+        }
+        for b, a in zip(before["items"], after["items"])
+        if (b["verdict"], b["note"]) != (a["verdict"], a["note"])
+    ]
 
 
-async def _correction_requested(replacement: Result, state: Findings, team: list[Assignment], now: datetime,
-                                conn) -> None:
+async def _correction_requested(
+    replacement: Result, state: Findings, team: list[Assignment], now: datetime, conn
+) -> None:
     """The lead sent the corrected findings: the plan's coordinators decide."""
     corr = await Correction.filter(replacement_id=replacement.id).using_db(conn).first()
     await Correction.filter(id=corr.id).using_db(conn).update(status=CorrectionStatus.REQUESTED, requested_at=now)
@@ -647,16 +912,39 @@ async def _correction_requested(replacement: Result, state: Findings, team: list
     after = await _view(replacement, team, lead_id, conn)
     before = await _view(await Result.get(id=corr.original_id).using_db(conn), team, lead_id, conn)
     changes = _changes(before, after)
-    await audit.append(f"inspector:{lead_id}", "correction.requested", f"correction:{corr.id}",
-                       {"original": corr.original_id, "replacement": replacement.id, "reason": corr.reason,
-                        "changes": changes}, now, connection=conn)
+    await audit.append(
+        f"inspector:{lead_id}",
+        "correction.requested",
+        f"correction:{corr.id}",
+        {"original": corr.original_id, "replacement": replacement.id, "reason": corr.reason, "changes": changes},
+        now,
+        connection=conn,
+    )
     insp = await Inspection.filter(id=replacement.inspection_id).using_db(conn).prefetch_related("draw").first()
-    context = {"correction": corr.id, "no": after["no"], "plan": after["plan"], "draw_ref": after["draw_ref"],
-               "entity": after["entity"], "lead": after["lead"], "reason": corr.reason, "changes": changes,
-               "buttons": [[{"label": "btn_approve_correction", "data": f"cor:ok:{corr.id}"},
-                            {"label": "btn_reject_correction", "data": f"cor:no:{corr.id}"}]]}
-    await raise_alert(f"correction:{corr.id}", "correction_requested.j2", context,
-                      await _departments(insp.draw, conn), now, connection=conn)
+    context = {
+        "correction": corr.id,
+        "no": after["no"],
+        "plan": after["plan"],
+        "draw_ref": after["draw_ref"],
+        "entity": after["entity"],
+        "lead": after["lead"],
+        "reason": corr.reason,
+        "changes": changes,
+        "buttons": [
+            [
+                {"label": "btn_approve_correction", "data": f"cor:ok:{corr.id}"},
+                {"label": "btn_reject_correction", "data": f"cor:no:{corr.id}"},
+            ]
+        ],
+    }
+    await raise_alert(
+        f"correction:{corr.id}",
+        "correction_requested.j2",
+        context,
+        await _departments(insp.draw, conn),
+        now,
+        connection=conn,
+    )
 
 
 def _may_decide(binding: ChatBinding, departments: set[str]) -> bool:
@@ -665,8 +953,9 @@ def _may_decide(binding: ChatBinding, departments: set[str]) -> bool:
     return binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
 
 
-async def decide_correction(binding: ChatBinding, correction_id: int, approve: bool, *, now: datetime,
-                            locale: str = "zh-CN", conn=None) -> tuple[str, dict]:
+async def decide_correction(
+    binding: ChatBinding, correction_id: int, approve: bool, *, now: datetime, locale: str = "zh-CN", conn=None
+) -> tuple[str, dict]:
     """A coordinator of the plan's departments (or an admin) approves or rejects a requested
     correction. Approved: the new result becomes the result of record (submitted, to be
     confirmed by another member) and the old one is superseded, kept as it was."""
@@ -697,14 +986,29 @@ async def decide_correction(binding: ChatBinding, correction_id: int, approve: b
             await _write(original, old_rows, _state(original, old_rows), superseded, lead_id, now, c)
             await Result.filter(id=replacement.id).using_db(c).update(submitted_by_id=lead_id, submitted_at=now)
             replacement.submitted_by_id = lead_id
-        await audit.append(actor, f"correction.{status.value}", f"correction:{corr.id}",
-                           {"original": original.id, "replacement": replacement.id,
-                            "superseded": original.id if approve else None}, now, connection=c)
+        await audit.append(
+            actor,
+            f"correction.{status.value}",
+            f"correction:{corr.id}",
+            {"original": original.id, "replacement": replacement.id, "superseded": original.id if approve else None},
+            now,
+            connection=c,
+        )
         view = await _view(replacement, team, lead_id, c)
-        await enqueue([Message(dedupe_key=f"correction:{corr.id}:decided", recipient_kind=RecipientKind.INSPECTOR,
-                               recipient_id=lead_id, template="correction_decided.j2",
-                               context={**shown, "approved": approve, "result": view}, locale=locale)],
-                      now, connection=c)
+        await enqueue(
+            [
+                Message(
+                    dedupe_key=f"correction:{corr.id}:decided",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=lead_id,
+                    template="correction_decided.j2",
+                    context={**shown, "approved": approve, "result": view},
+                    locale=locale,
+                )
+            ],
+            now,
+            connection=c,
+        )
         if approve:
             await _ask_to_confirm(replacement, team, lead_id, view, now, locale, c)
         return status.value, {**shown, "status": status.value}

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
 
-from bot import db
+from core import db
 from models.messaging import Channel, RecipientKind
 
 COLUMNS = (
-    "dedupe_key", "channel", "recipient_kind", "recipient_id", "address", "template", "context", "locale",
-    "status", "priority", "attempts", "next_attempt_at", "last_error", "created_at",
+    "dedupe_key",
+    "channel",
+    "recipient_kind",
+    "recipient_id",
+    "address",
+    "template",
+    "context",
+    "locale",
+    "status",
+    "priority",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created_at",
 )
 
 
@@ -42,18 +54,37 @@ async def enqueue(messages: list[Message] | tuple[Message, ...], now: datetime, 
     at = db.timestamp(now, connection=client)
     rows = [
         (
-            m.dedupe_key, m.channel.value, m.recipient_kind.value, m.recipient_id, m.address, m.template,
-            db.encode(m.context), m.locale, "pending", m.priority, 0,
-            db.timestamp(m.not_before, connection=client) if m.not_before is not None else at, "", at,
+            m.dedupe_key,
+            m.channel.value,
+            m.recipient_kind.value,
+            m.recipient_id,
+            m.address,
+            m.template,
+            db.encode(m.context),
+            m.locale,
+            "pending",
+            m.priority,
+            0,
+            db.timestamp(m.not_before, connection=client) if m.not_before is not None else at,
+            "",
+            at,
         )
         for m in messages
     ]
     await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=client, encoded=True)
 
 
-async def enqueue_many(messages: Iterable[tuple[str, int, str]], now: datetime, *, recipient_kind: RecipientKind,
-                       template: str, channel: Channel = Channel.TELEGRAM, locale: str = "zh-CN", priority: int = 0,
-                       connection=None) -> None:
+async def enqueue_many(
+    messages: Iterable[tuple[str, int, str]],
+    now: datetime,
+    *,
+    recipient_kind: RecipientKind,
+    template: str,
+    channel: Channel = Channel.TELEGRAM,
+    locale: str = "zh-CN",
+    priority: int = 0,
+    connection=None,
+) -> None:
     """:func:`enqueue` for city-scale fan-outs (a draw's 300,000 assignment messages): many
     messages of one template to one kind of recipient, each ``(dedupe_key, recipient id,
     context as JSON text)``.
@@ -70,8 +101,18 @@ async def enqueue_many(messages: Iterable[tuple[str, int, str]], now: datetime, 
     await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=connection, encoded=True)
 
 
-async def reply(event, template: str, context: dict | None = None, *, locale: str, now: datetime,
-                connection=None, seq: int = 0, binding_id: int = 0, edit_of: str | None = None) -> None:
+async def reply(
+    event,
+    template: str,
+    context: dict | None = None,
+    *,
+    locale: str,
+    now: datetime,
+    connection=None,
+    seq: int = 0,
+    binding_id: int = 0,
+    edit_of: str | None = None,
+) -> None:
     """Answer the sender of an inbound event (``event``: bot.channels.base.InboundEvent) on its channel.
 
     Keyed by the event's own id, so processing the same event twice cannot answer twice."""
@@ -79,9 +120,13 @@ async def reply(event, template: str, context: dict | None = None, *, locale: st
         [
             Message(
                 dedupe_key=f"reply:{event.channel}:{event.external_id}:{seq}",
-                recipient_kind=RecipientKind.PERSON, recipient_id=binding_id, template=template,
+                recipient_kind=RecipientKind.PERSON,
+                recipient_id=binding_id,
+                template=template,
                 context={**(context or {}), **({"edit_of": edit_of} if edit_of else {})},
-                channel=Channel(event.channel), locale=locale, priority=-2,
+                channel=Channel(event.channel),
+                locale=locale,
+                priority=-2,
                 address=event.sender,
             )
         ],

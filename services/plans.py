@@ -23,7 +23,7 @@ import yaml
 from croniter import croniter
 from tortoise.transactions import in_transaction
 
-from bot.clock import Clock
+from core.clock import Clock
 from domain.plans import PlanError, PlanSpec, parse_plan
 from models.directory import Department, Item
 from models.plans import Plan
@@ -120,8 +120,15 @@ async def add_plan(path: Path, clock: Clock) -> AddedPlan:
     spec = load_plan_file(path)
     await check_against_directory(spec)
     now = clock.now()
-    fields = dict(name=spec.name, departments=list(spec.departments), flight=spec.flight, spec=spec.to_dict(),
-                  active=True, source=Path(path).name[:255], updated_at=now)
+    fields = dict(
+        name=spec.name,
+        departments=list(spec.departments),
+        flight=spec.flight,
+        spec=spec.to_dict(),
+        active=True,
+        source=Path(path).name[:255],
+        updated_at=now,
+    )
     async with in_transaction() as conn:
         plan = await Plan.filter(code=spec.code).using_db(conn).first()
         if plan is None:

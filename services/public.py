@@ -3,7 +3,7 @@
 Everything here is public by construction: the queries select only published columns —
 never an entity's or an inspector's mobile, a survey's answers, a conflict's or a recusal's
 reason, nor anything from ``firing_secret``. A flight draw stays sealed until its reveal
-(``services.draws.is_sealed``): its page shows the sealed record only, and its inspections
+(``domain.sealing``): its page shows the sealed record only, and its inspections
 appear under no entity's name before then.
 
 Speed on a Qingdao-scale database (docs/public-pages.md): every list is one query with
@@ -24,14 +24,18 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from hashlib import sha256
 from pathlib import Path
-from typing import Sequence
 
-from bot import db
-from bot.clock import Clock
+from core import db
+from core.clock import Clock
+from core.clock import utc as _utc
+from core.db import moment as _dt
+from domain.errors import ServiceError
+from domain.sealing import REVEALED_SQL, draw_is_sealed, is_sealed
 from models.draws import Draw
 
 PAGE = 20
@@ -45,44 +49,15 @@ _CODE = re.compile(r"[0-9A-Z]{18}")
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
 
 
-class PublicError(Exception):
+class PublicError(ServiceError):
     """A request the pages refuse; ``code`` is shown through the page templates."""
-
-    def __init__(self, code: str, **params) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 # --- small helpers ---------------------------------------------------------------------------
 
 
-
 async def _fetch(sql: str, params: Sequence = ()) -> list[dict]:
     return await db.conn().execute_query_dict(db.sql(sql), list(params))
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
-
-
-def _dt(value) -> datetime | None:
-    """A datetime column as raw SQL returns it (text on SQLite, aware datetime on PostgreSQL)."""
-    if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _sealed(flight, reveal_at, revealed_at, now: datetime) -> bool:
-    """Same rule as ``services.draws.is_sealed``, on raw columns."""
-    if not flight or revealed_at is not None:
-        return False
-    return reveal_at is None or now < reveal_at
-
-
-# SQL form of "not sealed" for a draw aliased ``d``; takes one parameter (now, UTC).
-REVEALED_SQL = "(d.flight = FALSE OR d.revealed_at IS NOT NULL OR (d.reveal_at IS NOT NULL AND d.reveal_at <= ?))"
 
 
 @dataclass(frozen=True)
@@ -140,8 +115,9 @@ async def announced(number: int = 1, size: int = PAGE) -> Page:
         "JOIN plan p ON p.id = f.plan_id WHERE f.status = 'announced' ORDER BY f.fire_at, f.id LIMIT ? OFFSET ?",
         [size + 1, _offset(number, size)],
     )
-    firings = [Firing(r["draw_ref"], r["code"], r["name"], _dt(r["fire_at"]), r["commitment"], bool(r["flight"]))
-               for r in rows]
+    firings = [
+        Firing(r["draw_ref"], r["code"], r["name"], _dt(r["fire_at"]), r["commitment"], bool(r["flight"])) for r in rows
+    ]
     return _page(firings, number, size)
 
 
@@ -166,21 +142,40 @@ async def plans(number: int = 1, size: int = PAGE) -> Page:
     out = []
     for r in rows:
         spec = db.decoded(r["spec"], {})
-        out.append(PlanRow(r["code"], r["name"], db.decoded(r["departments"], []), bool(r["flight"]),
-                           list(spec.get("items", [])), dict(spec.get("ratios", {})),
-                           int(spec.get("team", {}).get("size", 0)), dict(spec.get("schedule", {}))))
+        out.append(
+            PlanRow(
+                r["code"],
+                r["name"],
+                db.decoded(r["departments"], []),
+                bool(r["flight"]),
+                list(spec.get("items", [])),
+                dict(spec.get("ratios", {})),
+                int(spec.get("team", {}).get("size", 0)),
+                dict(spec.get("schedule", {})),
+            )
+        )
     return _page(out, number, size)
 
 
 def _draw_summary(r: dict, now: datetime) -> DrawSummary:
     reveal_at, revealed_at = _dt(r["reveal_at"]), _dt(r["revealed_at"])
-    return DrawSummary(r["draw_ref"], r["code"], r["name"], _dt(r["drawn_at"]), bool(r["flight"]),
-                       _sealed(bool(r["flight"]), reveal_at, revealed_at, now), r["pool_size"],
-                       r["inspection_count"], r["unstaffable_count"])
+    return DrawSummary(
+        r["draw_ref"],
+        r["code"],
+        r["name"],
+        _dt(r["drawn_at"]),
+        bool(r["flight"]),
+        is_sealed(bool(r["flight"]), reveal_at, revealed_at, now),
+        r["pool_size"],
+        r["inspection_count"],
+        r["unstaffable_count"],
+    )
 
 
-DRAW_COLUMNS = ("d.draw_ref, d.drawn_at, d.flight, d.reveal_at, d.revealed_at, d.pool_size, d.inspection_count, "
-                "d.unstaffable_count, p.code, p.name")
+DRAW_COLUMNS = (
+    "d.draw_ref, d.drawn_at, d.flight, d.reveal_at, d.revealed_at, d.pool_size, d.inspection_count, "
+    "d.unstaffable_count, p.code, p.name"
+)
 
 
 async def draws(now: datetime, number: int = 1, size: int = PAGE) -> Page:
@@ -202,8 +197,11 @@ class Home:
 
 
 async def home(now: datetime) -> Home:
-    counts = (await _fetch(
-        "SELECT (SELECT COUNT(*) FROM plan WHERE active = TRUE) AS plans, (SELECT COUNT(*) FROM draw) AS draws"))[0]
+    counts = (
+        await _fetch(
+            "SELECT (SELECT COUNT(*) FROM plan WHERE active = TRUE) AS plans, (SELECT COUNT(*) FROM draw) AS draws"
+        )
+    )[0]
     latest, upcoming = await draws(now, 1, HOME_ROWS), await announced(1, HOME_ROWS)
     return Home(latest.rows, upcoming.rows, counts["plans"], counts["draws"])
 
@@ -260,14 +258,29 @@ async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = D
     if not summary.sealed:
         page = await drawn_entities(r["id"], number, size)
     files = SEALED_FILES if summary.sealed else await _bundle_files(r["id"])
-    return DrawPage(summary, r["commitment"], r["beacon"], r["pool_digest"], r["inspectors_digest"],
-                    r["inspections_digest"], strata, _dt(r["reveal_at"]), _dt(r["window_start"]),
-                    _dt(r["window_end"]), files, page)
+    return DrawPage(
+        summary,
+        r["commitment"],
+        r["beacon"],
+        r["pool_digest"],
+        r["inspectors_digest"],
+        r["inspections_digest"],
+        strata,
+        _dt(r["reveal_at"]),
+        _dt(r["window_start"]),
+        _dt(r["window_end"]),
+        files,
+        page,
+    )
 
 
 async def _bundle_files(draw_id: int) -> tuple[str, ...]:
-    recusals = (await _fetch("SELECT COUNT(*) AS n FROM recusal r JOIN inspection i ON i.id = r.inspection_id "
-                             "WHERE i.draw_id = ?", [draw_id]))[0]["n"]
+    recusals = (
+        await _fetch(
+            "SELECT COUNT(*) AS n FROM recusal r JOIN inspection i ON i.id = r.inspection_id WHERE i.draw_id = ?",
+            [draw_id],
+        )
+    )[0]["n"]
     return BUNDLE_FILES if recusals else BUNDLE_FILES[:3]
 
 
@@ -280,8 +293,9 @@ async def drawn_entities(draw_id: int, number: int, size: int) -> Page:
         "WHERE i.draw_id = ? AND i.no > ? AND i.no <= ? ORDER BY i.no",
         [draw_id, start, start + size + 1],
     )
-    return _page([DrawnEntity(r["no"], r["entity_key"], r["name"], r["stratum"], r["status"]) for r in rows],
-                 number, size)
+    return _page(
+        [DrawnEntity(r["no"], r["entity_key"], r["name"], r["stratum"], r["status"]) for r in rows], number, size
+    )
 
 
 # --- the bundle, cached on disk ---------------------------------------------------------------
@@ -296,12 +310,14 @@ def _safe(draw_ref: str) -> str:
 
 async def _bundle_version(draw_row: Draw, now: datetime) -> str:
     """What the bundle's content depends on: sealed or not, and how many recusals it logs."""
-    from services.draws import is_sealed
-
-    if is_sealed(draw_row, now):
+    if draw_is_sealed(draw_row, now):
         return "sealed"
-    n = (await _fetch("SELECT COUNT(*) AS n FROM recusal r JOIN inspection i ON i.id = r.inspection_id "
-                      "WHERE i.draw_id = ?", [draw_row.id]))[0]["n"]
+    n = (
+        await _fetch(
+            "SELECT COUNT(*) AS n FROM recusal r JOIN inspection i ON i.id = r.inspection_id WHERE i.draw_id = ?",
+            [draw_row.id],
+        )
+    )[0]["n"]
     return f"full-r{n}"
 
 
@@ -462,8 +478,16 @@ async def entity_page(uscc: str, now: datetime, number: int = 1, size: int = PAG
         insp = found.get(r["id"])
         if insp is None:
             insp = found[r["id"]] = EntityInspection(
-                r["draw_ref"], r["code"], r["name"], _dt(r["drawn_at"]), _dt(r["window_start"]),
-                _dt(r["window_end"]), r["status"], "pending", [])
+                r["draw_ref"],
+                r["code"],
+                r["name"],
+                _dt(r["drawn_at"]),
+                _dt(r["window_start"]),
+                _dt(r["window_end"]),
+                r["status"],
+                "pending",
+                [],
+            )
         if r["item_code"] is not None:
             insp.items.append(ItemResult(r["item_code"], r["item_name"] or r["item_code"], r["verdict"] or ""))
     out = [replace(i, result=result_of(i.items)) for i in found.values()]

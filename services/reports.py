@@ -18,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from hashlib import sha256
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from bot import db
+from core import db
+from core.db import moment as _dt
+from domain.errors import ServiceError
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from services.outbox import Message, enqueue
@@ -37,13 +39,8 @@ CHART_DIR = "reports"
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
-class ReportError(Exception):
+class ReportError(ServiceError):
     """A report that cannot be made; ``code`` names the reason (texts/reports.j2)."""
-
-    def __init__(self, code: str, **params) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
 
 
 # --- the data ---------------------------------------------------------------------------------
@@ -157,7 +154,7 @@ def month_bounds(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
     year, mon = parse_month(month)
     start = datetime(year, mon, 1, tzinfo=zone)
     end = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=zone)
-    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def last_month(now: datetime, zone: tzinfo) -> str:
@@ -180,7 +177,6 @@ def _rate(part: int, whole: int) -> float | None:
 # --- queries ----------------------------------------------------------------------------------
 
 
-
 async def _fetch(sql: str, params: Sequence = ()) -> list[dict]:
     return await db.conn().execute_query_dict(db.sql(sql), list(params))
 
@@ -198,13 +194,6 @@ async def _scope(departments: Iterable[str] | None) -> tuple[str, list]:
     return f" AND d.plan_id IN ({', '.join('?' * len(ids))})", ids
 
 
-def _dt(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 async def _inspections(start: datetime, end: datetime, scope: tuple[str, list]) -> tuple[InspectionCounts, dict]:
     rows = await _fetch(
         "SELECT i.stratum, i.status, COUNT(*) AS n FROM inspection i JOIN draw d ON d.id = i.draw_id "
@@ -219,20 +208,29 @@ async def _inspections(start: datetime, end: datetime, scope: tuple[str, list]) 
         risk[r["status"]] = risk.get(r["status"], 0) + r["n"]
     drawn = sum(by_status.values())
     done = by_status.get("done", 0)
-    counts = InspectionCounts(drawn, done, by_status.get("staffed", 0), by_status.get("unstaffable", 0),
-                              by_status.get("cancelled", 0), _rate(done, drawn))
+    counts = InspectionCounts(
+        drawn,
+        done,
+        by_status.get("staffed", 0),
+        by_status.get("unstaffable", 0),
+        by_status.get("cancelled", 0),
+        _rate(done, drawn),
+    )
     return counts, by_risk
 
 
 async def _draw_count(start: datetime, end: datetime, scope: tuple[str, list]) -> int:
-    rows = await _fetch(f"SELECT COUNT(*) AS n FROM draw d WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]}",
-                        [start, end, *scope[1]])
+    rows = await _fetch(
+        f"SELECT COUNT(*) AS n FROM draw d WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]}", [start, end, *scope[1]]
+    )
     return rows[0]["n"]
 
 
 async def _coverage(start: datetime, end: datetime, year_start: datetime, scope: tuple[str, list]) -> Coverage:
-    distinct = ("SELECT COUNT(DISTINCT i.entity_id) AS n FROM inspection i JOIN draw d ON d.id = i.draw_id "
-                f"WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]}")
+    distinct = (
+        "SELECT COUNT(DISTINCT i.entity_id) AS n FROM inspection i JOIN draw d ON d.id = i.draw_id "
+        f"WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]}"
+    )
     month = (await _fetch(distinct, [start, end, *scope[1]]))[0]["n"]
     year = (await _fetch(distinct, [year_start, end, *scope[1]]))[0]["n"]
     pool = (await _fetch("SELECT COUNT(*) AS n FROM entity WHERE status = 'active'"))[0]["n"]
@@ -245,8 +243,11 @@ async def _risk_rows(by_risk: dict, start: datetime, end: datetime, scope: tuple
     for risk in sorted(set(RISKS) | set(by_risk)):
         statuses = by_risk.get(risk, {})
         n_results, problems = results.get(risk, (0, 0))
-        out.append(RiskRow(risk, sum(statuses.values()), statuses.get("done", 0), n_results, problems,
-                           _rate(problems, n_results)))
+        out.append(
+            RiskRow(
+                risk, sum(statuses.values()), statuses.get("done", 0), n_results, problems, _rate(problems, n_results)
+            )
+        )
     return out
 
 
@@ -266,9 +267,13 @@ async def result_counts(start: datetime, end: datetime, scope: tuple[str, list])
 
 
 async def _recusals(start: datetime, end: datetime, scope: tuple[str, list], personal: bool) -> Recusals:
-    sent = (await _fetch(
-        "SELECT COUNT(*) AS n FROM assignment a JOIN draw d ON d.id = a.draw_id "
-        f"WHERE a.created_at >= ? AND a.created_at < ?{scope[0]}", [start, end, *scope[1]]))[0]["n"]
+    sent = (
+        await _fetch(
+            "SELECT COUNT(*) AS n FROM assignment a JOIN draw d ON d.id = a.draw_id "
+            f"WHERE a.created_at >= ? AND a.created_at < ?{scope[0]}",
+            [start, end, *scope[1]],
+        )
+    )[0]["n"]
     rows = await _fetch(
         "SELECT r.reason_type, COUNT(*) AS n FROM recusal r JOIN inspection i ON i.id = r.inspection_id "
         f"JOIN draw d ON d.id = i.draw_id WHERE r.at >= ? AND r.at < ?{scope[0]} GROUP BY r.reason_type",
@@ -281,12 +286,16 @@ async def _recusals(start: datetime, end: datetime, scope: tuple[str, list], per
 
 async def _deadlines(start: datetime, end: datetime, now: datetime, scope: tuple[str, list]) -> Deadlines:
     until = min(end, now)
-    rows = await _fetch(
-        "SELECT COUNT(*) AS due, SUM(CASE WHEN a.responded_at IS NULL OR a.responded_at > a.deadline "
-        "THEN 1 ELSE 0 END) AS missed FROM assignment a JOIN draw d ON d.id = a.draw_id "
-        f"WHERE a.deadline >= ? AND a.deadline < ? AND a.status <> 'cancelled'{scope[0]}",
-        [start, until, *scope[1]],
-    ) if until > start else [{"due": 0, "missed": 0}]
+    rows = (
+        await _fetch(
+            "SELECT COUNT(*) AS due, SUM(CASE WHEN a.responded_at IS NULL OR a.responded_at > a.deadline "
+            "THEN 1 ELSE 0 END) AS missed FROM assignment a JOIN draw d ON d.id = a.draw_id "
+            f"WHERE a.deadline >= ? AND a.deadline < ? AND a.status <> 'cancelled'{scope[0]}",
+            [start, until, *scope[1]],
+        )
+        if until > start
+        else [{"due": 0, "missed": 0}]
+    )
     due, missed = rows[0]["due"], int(rows[0]["missed"] or 0)
     return Deadlines(due, missed, _rate(missed, due))
 
@@ -314,18 +323,34 @@ def _surveys(rows: list[dict], personal: bool) -> Surveys:
     shown = personal or (sent >= 5 and len(responded) >= 5)
     if not shown:
         return Surveys(shown=False)
-    return Surveys(sent, len(responded), opted, complaints, _rate(len(responded), sent), _rate(opted, sent),
-                   _rate(complaints, len(responded)))
+    return Surveys(
+        sent,
+        len(responded),
+        opted,
+        complaints,
+        _rate(len(responded), sent),
+        _rate(opted, sent),
+        _rate(complaints, len(responded)),
+    )
 
 
-async def _integrity(rows: list[dict], departments: Sequence[str] | None, start: datetime, end: datetime,
-                     now: datetime, personal: bool) -> Integrity:
+async def _integrity(
+    rows: list[dict], departments: Sequence[str] | None, start: datetime, end: datetime, now: datetime, personal: bool
+) -> Integrity:
     """The month's responses as one aggregate (every response counts once, as if for one
     inspector); for coordinators, also each inspector's score over the month."""
     at_end = min(end, now)
-    responses = [Response(survey=str(r["id"]), inspectors=("*",), at=_dt(r["answered_at"]), late=bool(r["late"]),
-                          answers=_answers(r["answers"]))
-                 for r in rows if r["answered_at"] is not None]
+    responses = [
+        Response(
+            survey=str(r["id"]),
+            inspectors=("*",),
+            at=_dt(r["answered_at"]),
+            late=bool(r["late"]),
+            answers=_answers(r["answers"]),
+        )
+        for r in rows
+        if r["answered_at"] is not None
+    ]
     window = at_end - start
     score = integrity_scores(responses, window, at_end).get("*")
     if score is None:
@@ -336,8 +361,17 @@ async def _integrity(rows: list[dict], departments: Sequence[str] | None, start:
     inspectors, more = [], 0
     if personal:
         inspectors, more = await _inspector_scores(departments, window, at_end)
-    return Integrity(score.n, score.score, score.improper, score.no_credentials, score.unfair, score.fairness_mean,
-                     True, inspectors, more)
+    return Integrity(
+        score.n,
+        score.score,
+        score.improper,
+        score.no_credentials,
+        score.unfair,
+        score.fairness_mean,
+        True,
+        inspectors,
+        more,
+    )
 
 
 async def _inspector_scores(departments: Sequence[str] | None, window: timedelta, at: datetime) -> tuple[list, int]:
@@ -353,9 +387,17 @@ async def _inspector_scores(departments: Sequence[str] | None, window: timedelta
 # --- the report -------------------------------------------------------------------------------
 
 
-async def monthly_report(month: str, departments: Iterable[str] | None, now: datetime, *, data_dir: Path,
-                         zone: tzinfo, locale: str = "zh-CN", personal: bool = True,
-                         chart: bool = True) -> MonthlyReport:
+async def monthly_report(
+    month: str,
+    departments: Iterable[str] | None,
+    now: datetime,
+    *,
+    data_dir: Path,
+    zone: tzinfo,
+    locale: str = "zh-CN",
+    personal: bool = True,
+    chart: bool = True,
+) -> MonthlyReport:
     """The report of ``month`` ("YYYY-MM") for the plans of ``departments`` (None: all), as
     of ``now`` (a month not over yet is reported so far; a future month is refused). With
     ``chart`` its chart is written (or found) under ``data_dir`` and named in ``chart_path``."""
@@ -364,16 +406,24 @@ async def monthly_report(month: str, departments: Iterable[str] | None, now: dat
         raise ReportError("month_in_future", month=month)
     depts = tuple(sorted(set(departments))) if departments is not None else None
     scope = await _scope(depts)
-    year_start = datetime(start.astimezone(zone).year, 1, 1, tzinfo=zone).astimezone(timezone.utc)
+    year_start = datetime(start.astimezone(zone).year, 1, 1, tzinfo=zone).astimezone(UTC)
     counts, by_risk = await _inspections(start, end, scope)
     surveys = await _survey_rows(start, end, scope)
     report = MonthlyReport(
-        month=month, departments=depts, generated_at=now.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-        partial=now < end, personal=personal, draws=await _draw_count(start, end, scope), inspections=counts,
-        coverage=await _coverage(start, end, year_start, scope), risk=await _risk_rows(by_risk, start, end, scope),
-        recusals=await _recusals(start, end, scope, personal), deadlines=await _deadlines(start, end, now, scope),
+        month=month,
+        departments=depts,
+        generated_at=now.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        partial=now < end,
+        personal=personal,
+        draws=await _draw_count(start, end, scope),
+        inspections=counts,
+        coverage=await _coverage(start, end, year_start, scope),
+        risk=await _risk_rows(by_risk, start, end, scope),
+        recusals=await _recusals(start, end, scope, personal),
+        deadlines=await _deadlines(start, end, now, scope),
         surveys=_surveys(surveys, personal),
-        integrity=await _integrity(surveys, depts, start, end, now, personal), chart_path="",
+        integrity=await _integrity(surveys, depts, start, end, now, personal),
+        chart_path="",
     )
     if not chart:
         return report
@@ -383,8 +433,19 @@ async def monthly_report(month: str, departments: Iterable[str] | None, now: dat
 
 # --- the chart --------------------------------------------------------------------------------
 
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei",
-             "WenQuanYi Zen Hei", "Droid Sans Fallback", "AR PL UMing CN", "SimHei", "Microsoft YaHei", "PingFang SC")
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+    "AR PL UMing CN",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+)
 
 
 def _cjk_font() -> str | None:
@@ -407,7 +468,7 @@ def write_chart(report: MonthlyReport, data_dir: Path, locale: str) -> str:
     """The report's chart (inspections per risk class, and the problem-discovery rate) as a PNG
     under ``<data dir>/reports``; the file name carries a digest of what it plots, so an
     unchanged report reuses its file. Returns the path relative to ``data_dir``."""
-    from bot.render import text
+    from core.render import text
 
     label_locale, font = chart_locale(locale)
     plotted = [(r.risk, r.drawn, r.done, r.problems, r.rate) for r in report.risk]
@@ -419,8 +480,10 @@ def write_chart(report: MonthlyReport, data_dir: Path, locale: str) -> str:
     if path.is_file():
         return relative.as_posix()
     path.parent.mkdir(parents=True, exist_ok=True)
-    labels = {code: text(f"report_chart_{code}", label_locale) for code in ("drawn", "done", "problems", "rate",
-                                                                           "risk", "count")}
+    labels = {
+        code: text(f"report_chart_{code}", label_locale)
+        for code in ("drawn", "done", "problems", "rate", "risk", "count")
+    }
     labels["title"] = text("report_chart_title", label_locale, month=report.month)
     png = _render_chart(plotted, labels, font)
     tmp = path.with_suffix(".tmp")
@@ -449,8 +512,11 @@ def _render_chart(rows: list[tuple], labels: dict[str, str], font: str | None) -
         risks = [r[0] for r in rows]
         xs = range(len(rows))
         width = 0.27
-        for offset, index, key, color in ((-width, 1, "drawn", "#9bb7d4"), (0, 2, "done", "#3a6ea5"),
-                                          (width, 3, "problems", "#d1495b")):
+        for offset, index, key, color in (
+            (-width, 1, "drawn", "#9bb7d4"),
+            (0, 2, "done", "#3a6ea5"),
+            (width, 3, "problems", "#d1495b"),
+        ):
             left.bar([x + offset for x in xs], [r[index] for r in rows], width, label=labels[key], color=color)
         left.set_xticks(list(xs), risks)
         left.set_xlabel(labels["risk"])
@@ -459,8 +525,9 @@ def _render_chart(rows: list[tuple], labels: dict[str, str], font: str | None) -
         left.set_title(labels["title"], fontsize=10)
         rates = [(r[4] or 0) * 100 for r in rows]
         bars = right.bar(list(xs), rates, 0.6, color="#d1495b")
-        right.bar_label(bars, labels=[f"{v:.0f}%" if r[4] is not None else "–" for v, r in zip(rates, rows)],
-                        fontsize=8)
+        right.bar_label(
+            bars, labels=[f"{v:.0f}%" if r[4] is not None else "–" for v, r in zip(rates, rows)], fontsize=8
+        )
         right.set_xticks(list(xs), risks)
         right.set_ylim(0, 110)
         right.set_ylabel("%")
@@ -476,8 +543,7 @@ def _render_chart(rows: list[tuple], labels: dict[str, str], font: str | None) -
 # --- sending ----------------------------------------------------------------------------------
 
 
-async def send_monthly_report(month: str, now: datetime, *, data_dir: Path, zone: tzinfo,
-                              connection=None) -> int:
+async def send_monthly_report(month: str, now: datetime, *, data_dir: Path, zone: tzinfo, connection=None) -> int:
     """Queue the month's report to every coordinator (their departments' plans) and admin (all
     plans): the report as a message and the chart as a photo (Telegram). Returns the number of
     recipients; queuing again for the same month queues nothing new (dedupe keys)."""
@@ -489,8 +555,7 @@ async def send_monthly_report(month: str, now: datetime, *, data_dir: Path, zone
 async def report_outbox(month: str, now: datetime, *, data_dir: Path, zone: tzinfo) -> tuple[list[Message], int]:
     """The outbox messages of the month's report for every coordinator and admin, each report
     made once per (departments, locale)."""
-    bindings = await (ChatBinding.filter(revoked_at=None, role__in=[Role.COORDINATOR, Role.ADMIN])
-                      .order_by("id"))
+    bindings = await ChatBinding.filter(revoked_at=None, role__in=[Role.COORDINATOR, Role.ADMIN]).order_by("id")
     made: dict[tuple, MonthlyReport] = {}
     messages: list[Message] = []
     for b in bindings:
@@ -504,13 +569,30 @@ async def report_outbox(month: str, now: datetime, *, data_dir: Path, zone: tzin
 
 def report_messages(report: MonthlyReport, binding: ChatBinding) -> list[Message]:
     """The report for one coordinator's chat: the text, then (Telegram) the chart."""
-    base = dict(recipient_kind=RecipientKind.PERSON, recipient_id=binding.id, channel=Channel(binding.channel),
-                locale=binding.locale)
-    out = [Message(dedupe_key=f"report:{report.month}:{binding.id}", template="report.j2",
-                   context={"r": report.context()}, **base)]
+    base = dict(
+        recipient_kind=RecipientKind.PERSON,
+        recipient_id=binding.id,
+        channel=Channel(binding.channel),
+        locale=binding.locale,
+    )
+    out = [
+        Message(
+            dedupe_key=f"report:{report.month}:{binding.id}",
+            template="report.j2",
+            context={"r": report.context()},
+            **base,
+        )
+    ]
     if binding.channel == Channel.TELEGRAM.value and report.chart_path:
-        out.append(Message(dedupe_key=f"report:{report.month}:{binding.id}:chart", template="report_chart.j2",
-                           context={"month": report.month, "photo_path": report.chart_path}, priority=1, **base))
+        out.append(
+            Message(
+                dedupe_key=f"report:{report.month}:{binding.id}:chart",
+                template="report_chart.j2",
+                context={"month": report.month, "photo_path": report.chart_path},
+                priority=1,
+                **base,
+            )
+        )
     return out
 
 
@@ -539,14 +621,13 @@ def _register_sweep() -> None:
         key = f"report:{month}"
         if await Fire.filter(key=key).exists():
             return
-        messages, recipients = await report_outbox(month, now, data_dir=Path(scheduler.rt.settings.data_dir),
-                                                   zone=zone)
+        messages, recipients = await report_outbox(month, now, data_dir=Path(scheduler.rt.settings.data_dir), zone=zone)
 
         async def work() -> str:
             await enqueue(messages, now)
             return f"sent:{recipients}"
 
-        await scheduler.run_once(key, "report", due.astimezone(timezone.utc), work)
+        await scheduler.run_once(key, "report", due.astimezone(UTC), work)
 
 
 _register_sweep()

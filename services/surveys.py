@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import re
 import secrets
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone, tzinfo
-from typing import AsyncIterator, Iterable, Mapping
+from datetime import datetime, timedelta, tzinfo
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from bot import db
-from bot.settings import Settings
+from core import db
+from core.clock import utc as _utc
+from core.db import transaction as _transaction
+from core.settings import Settings
+from domain.errors import ServiceError
 from domain.surveys import (
     DEFAULT_SHARES,
     REQUIRED,
@@ -73,7 +75,7 @@ from domain.surveys import (
 )
 from models.directory import Department, Entity, Inspector
 from models.draws import HOLDING_SEAT, Assignment, Draw, Firing, Inspection
-from models.messaging import ChatBinding, Channel, Outbox, OutboxStatus, RecipientKind, Role
+from models.messaging import Channel, ChatBinding, Outbox, OutboxStatus, RecipientKind, Role
 from models.plans import Plan
 from models.surveys import Survey, SurveyOptOut, SurveySample, SurveyStatus
 from scheduler import sweep
@@ -100,33 +102,13 @@ _PURE = {v: k for k, v in _STATUS.items()}
 _INVITE = re.compile(r"survey:(\d+):invite")
 
 
-class SurveyError(Exception):
+class SurveyError(ServiceError):
     """Refused; ``code`` names a text in texts/surveys.j2."""
-
-    def __init__(self, code: str, **params) -> None:
-        super().__init__(code)
-        self.code = code
-        self.params = params
-
-
-def _utc(moment: datetime) -> datetime:
-    """Every stored time in UTC: SQLite compares the stored text, so one offset everywhere."""
-    return moment.astimezone(timezone.utc)
 
 
 def _allowed(now: datetime, zone: tzinfo) -> datetime:
     """The first moment a survey message may go out (quiet hours), in UTC."""
     return _utc(next_allowed_send(now, zone))
-
-
-@asynccontextmanager
-async def _transaction(connection=None) -> AsyncIterator[object]:
-    """The caller's transaction if it has one, else a new one: one use case, one transaction."""
-    if connection is not None:
-        yield connection
-        return
-    async with in_transaction() as conn:
-        yield conn
 
 
 # --- the survey row <-> the pure state -------------------------------------------------------
@@ -177,22 +159,37 @@ _SAVE_SQL = (
 )
 
 
-
 def _survey_row(r) -> SurveyRow:
     return SurveyRow(
-        id=r[0], entity_id=r[1], code=r[2], channel=Channel(r[3]), address=r[4], status=SurveyStatus(r[5]),
-        locale=r[6], context=db.decoded(r[7], {}), answers=db.decoded(r[8], {}), comment=r[9],
-        clarifications=db.decoded(r[10], {}), alerted=db.decoded(r[11], []), poll_question=r[12], polls=db.decoded(r[13], {}),
-        created_at=db.moment(r[14]), sent_at=db.moment(r[15]), reminded_at=db.moment(r[16]),
-        completed_at=db.moment(r[17]), late=bool(r[18]), answered_at=db.moment(r[19]),
+        id=r[0],
+        entity_id=r[1],
+        code=r[2],
+        channel=Channel(r[3]),
+        address=r[4],
+        status=SurveyStatus(r[5]),
+        locale=r[6],
+        context=db.decoded(r[7], {}),
+        answers=db.decoded(r[8], {}),
+        comment=r[9],
+        clarifications=db.decoded(r[10], {}),
+        alerted=db.decoded(r[11], []),
+        poll_question=r[12],
+        polls=db.decoded(r[13], {}),
+        created_at=db.moment(r[14]),
+        sent_at=db.moment(r[15]),
+        reminded_at=db.moment(r[16]),
+        completed_at=db.moment(r[17]),
+        late=bool(r[18]),
+        answered_at=db.moment(r[19]),
     )
 
 
 def state_of(row: Survey | SurveyRow) -> SurveyState:
     """What ``step`` and ``tick`` need, read from the row."""
     a = row.answers or {}
-    answers = Answers(credentials=a.get("credentials"), improper=a.get("improper"), fairness=a.get("fairness"),
-                      comment=row.comment)
+    answers = Answers(
+        credentials=a.get("credentials"), improper=a.get("improper"), fairness=a.get("fairness"), comment=row.comment
+    )
     return SurveyState(
         sent_at=row.sent_at or row.created_at,
         status=_PURE.get(row.status, Status.OPEN),
@@ -226,17 +223,38 @@ def _store(row: Survey | SurveyRow, state: SurveyState, now: datetime) -> None:
 def _shown(row: Survey | SurveyRow) -> dict:
     """What the entity's messages may show: never anything about other surveys or answers."""
     c = row.context or {}
-    return {"sign": c.get("sign", "") if row.channel == Channel.SMS else "", "channel": row.channel.value,
-            "entity": c.get("entity", ""), "date": c.get("date", ""), "departments": c.get("departments", []),
-            "team": c.get("team", []), "code": row.code, "show_code": bool(c.get("show_code"))}
+    return {
+        "sign": c.get("sign", "") if row.channel == Channel.SMS else "",
+        "channel": row.channel.value,
+        "entity": c.get("entity", ""),
+        "date": c.get("date", ""),
+        "departments": c.get("departments", []),
+        "team": c.get("team", []),
+        "code": row.code,
+        "show_code": bool(c.get("show_code")),
+    }
 
 
-def _message(row: Survey | SurveyRow, key: str, template: str, extra: dict, *, not_before: datetime,
-             priority: int = 0, context: dict | None = None) -> Message:
+def _message(
+    row: Survey | SurveyRow,
+    key: str,
+    template: str,
+    extra: dict,
+    *,
+    not_before: datetime,
+    priority: int = 0,
+    context: dict | None = None,
+) -> Message:
     return Message(
-        dedupe_key=f"survey:{row.id}:{key}", recipient_kind=RecipientKind.ENTITY, recipient_id=row.entity_id,
-        template=template, context=context if context is not None else {**_shown(row), **extra},
-        channel=Channel(row.channel), locale=row.locale, priority=priority, not_before=not_before,
+        dedupe_key=f"survey:{row.id}:{key}",
+        recipient_kind=RecipientKind.ENTITY,
+        recipient_id=row.entity_id,
+        template=template,
+        context=context if context is not None else {**_shown(row), **extra},
+        channel=Channel(row.channel),
+        locale=row.locale,
+        priority=priority,
+        not_before=not_before,
         address=row.address,
     )
 
@@ -253,10 +271,23 @@ def _poll(row: Survey | SurveyRow, question: Question, *, intro: bool, not_befor
     else:
         options = [f"survey_opt_{n}" for n in range(1, 6)]
     shown = _shown(row)
-    params = {"question": question.value, "number": question.number, "intro": intro, "date": shown["date"],
-              "departments": shown["departments"], "team": shown["team"]}
-    return _message(row, f"poll:{question.value}", "", {}, not_before=not_before, priority=-2 if not intro else 0,
-                    context={"poll": {"question": "survey_poll_question", "options": options}, "params": params})
+    params = {
+        "question": question.value,
+        "number": question.number,
+        "intro": intro,
+        "date": shown["date"],
+        "departments": shown["departments"],
+        "team": shown["team"],
+    }
+    return _message(
+        row,
+        f"poll:{question.value}",
+        "",
+        {},
+        not_before=not_before,
+        priority=-2 if not intro else 0,
+        context={"poll": {"question": "survey_poll_question", "options": options}, "params": params},
+    )
 
 
 def _poll_value(question: Question, option: int) -> bool | int | None:
@@ -273,18 +304,33 @@ async def _alert(row: Survey | SurveyRow, action: RaiseAlert, now: datetime, con
     c = row.context or {}
     a = action.answers
     context = {
-        "plan": c.get("plan", ""), "plan_code": c.get("plan_code", ""), "draw_ref": c.get("draw_ref", ""),
-        "no": c.get("no"), "entity": c.get("entity", ""), "date": c.get("date", ""), "team": c.get("team", []),
-        "reasons": list(action.reasons), "late": row.late, "code": row.code,
+        "plan": c.get("plan", ""),
+        "plan_code": c.get("plan_code", ""),
+        "draw_ref": c.get("draw_ref", ""),
+        "no": c.get("no"),
+        "entity": c.get("entity", ""),
+        "date": c.get("date", ""),
+        "team": c.get("team", []),
+        "reasons": list(action.reasons),
+        "late": row.late,
+        "code": row.code,
         "answers": {"credentials": a.credentials, "improper": a.improper, "fairness": a.fairness},
-        "comment": a.comment or "", "departments": c.get("dept_codes", []),
+        "comment": a.comment or "",
+        "departments": c.get("dept_codes", []),
     }
-    await raise_alert(f"survey:{row.id}:{'+'.join(action.reasons)}", "survey_alert.j2", context,
-                      c.get("dept_codes", []), now, connection=conn)
+    await raise_alert(
+        f"survey:{row.id}:{'+'.join(action.reasons)}",
+        "survey_alert.j2",
+        context,
+        c.get("dept_codes", []),
+        now,
+        connection=conn,
+    )
 
 
-async def _apply(row: Survey | SurveyRow, state: SurveyState, actions: Iterable, now: datetime, zone: tzinfo, conn,
-                 ref: str) -> None:
+async def _apply(
+    row: Survey | SurveyRow, state: SurveyState, actions: Iterable, now: datetime, zone: tzinfo, conn, ref: str
+) -> None:
     """Store the new state and turn the actions into outbox rows and alerts."""
     _store(row, state, now)
     messages: list[Message] = []
@@ -297,21 +343,51 @@ async def _apply(row: Survey | SurveyRow, state: SurveyState, actions: Iterable,
                 _poll_sent(row, action.question)
                 messages.append(_poll(row, action.question, intro=False, not_before=when))
             else:
-                messages.append(_message(row, key, "survey_next.j2", {
-                    "question": action.question.value, "number": action.question.number,
-                    "kind": action.question.kind.value}, not_before=when, priority=-2))
+                messages.append(
+                    _message(
+                        row,
+                        key,
+                        "survey_next.j2",
+                        {
+                            "question": action.question.value,
+                            "number": action.question.number,
+                            "kind": action.question.kind.value,
+                        },
+                        not_before=when,
+                        priority=-2,
+                    )
+                )
         elif isinstance(action, Clarify):
-            messages.append(_message(row, key, "survey_clarify.j2", {
-                "question": action.question.value, "number": action.question.number,
-                "reason": action.reason.value, "attempt": action.attempt,
-                "open": [q.number for q in state.open_questions]}, not_before=when, priority=-2))
+            messages.append(
+                _message(
+                    row,
+                    key,
+                    "survey_clarify.j2",
+                    {
+                        "question": action.question.value,
+                        "number": action.question.number,
+                        "reason": action.reason.value,
+                        "attempt": action.attempt,
+                        "open": [q.number for q in state.open_questions],
+                    },
+                    not_before=when,
+                    priority=-2,
+                )
+            )
         elif isinstance(action, Thank):
-            messages.append(_message(row, key, "survey_thanks.j2", {"kind": action.kind.value},
-                                     not_before=when, priority=-2))
+            messages.append(
+                _message(row, key, "survey_thanks.j2", {"kind": action.kind.value}, not_before=when, priority=-2)
+            )
         elif isinstance(action, SendReminder):
-            messages.append(_message(row, "reminder", "survey_reminder.j2", {
-                "questions": [{"code": q.value, "number": q.number} for q in action.questions]},
-                not_before=_allowed(now, zone)))
+            messages.append(
+                _message(
+                    row,
+                    "reminder",
+                    "survey_reminder.j2",
+                    {"questions": [{"code": q.value, "number": q.number} for q in action.questions]},
+                    not_before=_allowed(now, zone),
+                )
+            )
         elif isinstance(action, RaiseAlert):
             await _alert(row, action, now, conn)
         # OptOutEntity and ConfirmOptOut only come from an opt-out, which _opt_out handles whole.
@@ -358,15 +434,25 @@ async def _sample_for(draw: Draw, now: datetime, conn) -> SurveySample:
     seed = secrets.token_bytes(32)
     chosen = sample([Candidate(f"{draw.draw_ref}/{no}", stratum) for no, stratum in pool], shares, seed)
     selected = sorted(int(c.key.rsplit("/", 1)[1]) for c in chosen)
-    await db.bulk_insert("survey_sample", ("draw_id", "seed", "shares", "pool", "selected", "created_at"),
-                         [(draw.id, seed, shares, len(pool), selected, now)], ignore_conflicts=True,
-                         connection=conn)
+    await db.bulk_insert(
+        "survey_sample",
+        ("draw_id", "seed", "shares", "pool", "selected", "created_at"),
+        [(draw.id, seed, shares, len(pool), selected, now)],
+        ignore_conflicts=True,
+        connection=conn,
+    )
     return await SurveySample.get(draw_id=draw.id).using_db(conn)
 
 
 async def _telegram_binding(entity_id: int, conn) -> ChatBinding | None:
-    return await (ChatBinding.filter(channel=Channel.TELEGRAM, role=Role.ENTITY, entity_id=entity_id,
-                                     revoked_at=None, reachable=True).using_db(conn).order_by("-id").first())
+    return await (
+        ChatBinding.filter(
+            channel=Channel.TELEGRAM, role=Role.ENTITY, entity_id=entity_id, revoked_at=None, reachable=True
+        )
+        .using_db(conn)
+        .order_by("-id")
+        .first()
+    )
 
 
 async def _opted_out(entity: Entity, conn) -> bool:
@@ -393,18 +479,35 @@ async def _context(insp: Inspection, now: datetime, zone: tzinfo, sign: str | No
     plan = await Plan.get(id=draw.plan_id).using_db(conn)
     names = dict(await Department.filter(code__in=list(plan.departments)).using_db(conn).values_list("code", "name"))
     departments = [names.get(code, code) for code in plan.departments]
-    team = await (Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT)).using_db(conn)
-                  .order_by("seat").values_list("inspector__name", flat=True))
+    team = await (
+        Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT))
+        .using_db(conn)
+        .order_by("seat")
+        .values_list("inspector__name", flat=True)
+    )
     return {
-        "date": now.astimezone(zone).date().isoformat(), "departments": departments,
-        "dept_codes": list(plan.departments), "team": list(team), "entity": insp.entity.name,
-        "plan": plan.name, "plan_code": plan.code, "draw_ref": draw.draw_ref, "no": insp.no,
+        "date": now.astimezone(zone).date().isoformat(),
+        "departments": departments,
+        "dept_codes": list(plan.departments),
+        "team": list(team),
+        "entity": insp.entity.name,
+        "plan": plan.name,
+        "plan_code": plan.code,
+        "draw_ref": draw.draw_ref,
+        "no": insp.no,
         "sign": sign if sign is not None else (departments[0] if departments else ""),
     }
 
 
-async def enter_pool(inspection_id: int, now: datetime, *, zone: tzinfo = SHANGHAI, locale: str = "zh-CN",
-                     sign: str | None = None, connection=None) -> str:
+async def enter_pool(
+    inspection_id: int,
+    now: datetime,
+    *,
+    zone: tzinfo = SHANGHAI,
+    locale: str = "zh-CN",
+    sign: str | None = None,
+    connection=None,
+) -> str:
     """An inspection's result was submitted: survey it if the draw's sample selected it.
 
     Returns the outcome: ``survey_sent`` / ``survey_scheduled`` (quiet hours) / ``not_sampled`` / ``opted_out`` /
@@ -413,8 +516,13 @@ async def enter_pool(inspection_id: int, now: datetime, *, zone: tzinfo = SHANGH
     now = _utc(now)
     async with _transaction(connection) as conn:
         # locked: a result submitted twice at once still makes one survey
-        insp = await (Inspection.filter(id=inspection_id).using_db(conn).select_for_update()
-                      .prefetch_related("draw", "entity").first())
+        insp = await (
+            Inspection.filter(id=inspection_id)
+            .using_db(conn)
+            .select_for_update()
+            .prefetch_related("draw", "entity")
+            .first()
+        )
         if insp is None:
             raise SurveyError("survey_unknown_inspection", id=inspection_id)
         if await Survey.filter(inspection_id=insp.id).using_db(conn).exists():
@@ -425,8 +533,9 @@ async def enter_pool(inspection_id: int, now: datetime, *, zone: tzinfo = SHANGH
         return await _create(insp, smp, now, zone, locale, sign, conn)
 
 
-async def _create(insp: Inspection, smp: SurveySample, now: datetime, zone: tzinfo, locale: str,
-                  sign: str | None, conn) -> str:
+async def _create(
+    insp: Inspection, smp: SurveySample, now: datetime, zone: tzinfo, locale: str, sign: str | None, conn
+) -> str:
     entity = insp.entity
     binding = await _telegram_binding(entity.id, conn)
     if binding is not None:
@@ -439,10 +548,18 @@ async def _create(insp: Inspection, smp: SurveySample, now: datetime, zone: tzin
     elif not address:
         status = SurveyStatus.UNDELIVERABLE
     row = await Survey.create(
-        inspection_id=insp.id, entity_id=entity.id, sample_id=smp.id,
-        code=await _fresh_code(entity.id, address, now, conn), channel=channel, address=address, status=status,
-        locale=locale, context=await _context(insp, now, zone, sign, conn), created_at=now,
-        completed_at=None if status == SurveyStatus.PENDING else now, using_db=conn,
+        inspection_id=insp.id,
+        entity_id=entity.id,
+        sample_id=smp.id,
+        code=await _fresh_code(entity.id, address, now, conn),
+        channel=channel,
+        address=address,
+        status=status,
+        locale=locale,
+        context=await _context(insp, now, zone, sign, conn),
+        created_at=now,
+        completed_at=None if status == SurveyStatus.PENDING else now,
+        using_db=conn,
     )
     if status != SurveyStatus.PENDING:
         return status.value
@@ -452,8 +569,12 @@ async def _create(insp: Inspection, smp: SurveySample, now: datetime, zone: tzin
 async def _start(row: Survey, now: datetime, zone: tzinfo, conn) -> str:
     """Queue the survey's first message at the first allowed moment (its ``sent_at``)."""
     sent = _allowed(now, zone)
-    others = await (Survey.filter(channel=row.channel, address=row.address, status__in=list(OPEN))
-                    .using_db(conn).exclude(id=row.id).exists())
+    others = await (
+        Survey.filter(channel=row.channel, address=row.address, status__in=list(OPEN))
+        .using_db(conn)
+        .exclude(id=row.id)
+        .exists()
+    )
     row.context = {**(row.context or {}), "show_code": others}
     row.sent_at, row.reminder_at, row.expires_at = sent, _utc(reminder_at(sent, zone)), expires_at(sent)
     row.status = SurveyStatus.SENT if sent <= now else SurveyStatus.PENDING
@@ -482,11 +603,23 @@ async def _live(channel: Channel, address: str, now: datetime, conn) -> list[Sur
 async def _save_state(row: Survey | SurveyRow, conn) -> None:
     """Write what a reply, a poll answer or time changes on a survey (``_store``, the polls)."""
     status = row.status.value if isinstance(row.status, SurveyStatus) else row.status
-    await conn.execute_query(db.sql(_SAVE_SQL, connection=conn), [
-        db.encode(row.answers or {}), row.comment, status, db.encode(row.clarifications or {}),
-        db.encode(list(row.alerted or [])), db.encode(row.reminded_at), db.encode(row.completed_at),
-        bool(row.late), db.encode(row.answered_at), row.poll_question, db.encode(row.polls or {}), row.id,
-    ])
+    await conn.execute_query(
+        db.sql(_SAVE_SQL, connection=conn),
+        [
+            db.encode(row.answers or {}),
+            row.comment,
+            status,
+            db.encode(row.clarifications or {}),
+            db.encode(list(row.alerted or [])),
+            db.encode(row.reminded_at),
+            db.encode(row.completed_at),
+            bool(row.late),
+            db.encode(row.answered_at),
+            row.poll_question,
+            db.encode(row.polls or {}),
+            row.id,
+        ],
+    )
 
 
 def _choose(code: str | None, live: list[SurveyRow]) -> tuple[SurveyRow | None, str]:
@@ -503,8 +636,16 @@ def _choose(code: str | None, live: list[SurveyRow]) -> tuple[SurveyRow | None, 
     return None, routing.reason or "none_open"
 
 
-async def handle_reply(sender: str, text: str, now: datetime, *, channel: str = "sms", zone: tzinfo = SHANGHAI,
-                       ref: str | None = None, connection=None) -> str:
+async def handle_reply(
+    sender: str,
+    text: str,
+    now: datetime,
+    *,
+    channel: str = "sms",
+    zone: tzinfo = SHANGHAI,
+    ref: str | None = None,
+    connection=None,
+) -> str:
     """A message from an entity's mobile (or its linked chat): apply it to the right survey.
 
     ``ref`` names the inbound event (its replies' keys), so one event answers once. Returns the
@@ -528,20 +669,48 @@ async def handle_reply(sender: str, text: str, now: datetime, *, channel: str = 
         return f"survey_{target.status.value}"
 
 
-async def _unrouted(ch: Channel, sender: str, reason: str, code: str | None, live: list[SurveyRow], now: datetime,
-                    zone: tzinfo, conn, ref: str) -> str:
+async def _unrouted(
+    ch: Channel,
+    sender: str,
+    reason: str,
+    code: str | None,
+    live: list[SurveyRow],
+    now: datetime,
+    zone: tzinfo,
+    conn,
+    ref: str,
+) -> str:
     """Ask which inspection, or refuse a code that is not the sender's, once per situation
     (an auto-responder cannot start a loop). Nothing about anyone else's survey is said."""
     if reason == "none_open":
         if ch == Channel.TELEGRAM:
-            await enqueue([Message(dedupe_key=f"survey:none:{ref}", recipient_kind=RecipientKind.PERSON,
-                                   recipient_id=0, template="survey_none_open.j2", context={"channel": ch.value},
-                                   channel=ch, priority=-2, address=sender)], now, connection=conn)
+            await enqueue(
+                [
+                    Message(
+                        dedupe_key=f"survey:none:{ref}",
+                        recipient_kind=RecipientKind.PERSON,
+                        recipient_id=0,
+                        template="survey_none_open.j2",
+                        context={"channel": ch.value},
+                        channel=ch,
+                        priority=-2,
+                        address=sender,
+                    )
+                ],
+                now,
+                connection=conn,
+            )
         return "survey_none_open"
     base = live[0]
     pool = [s for s in live if s.status in OPEN] or live
-    listing = [{"code": s.code, "date": (s.context or {}).get("date", ""),
-                "departments": (s.context or {}).get("departments", [])} for s in pool]
+    listing = [
+        {
+            "code": s.code,
+            "date": (s.context or {}).get("date", ""),
+            "departments": (s.context or {}).get("departments", []),
+        }
+        for s in pool
+    ]
     codes = "-".join(sorted(s["code"] for s in listing))
     if reason == "which_inspection":
         key, template, extra = f"which:{codes}", "survey_which.j2", {"surveys": listing}
@@ -566,26 +735,32 @@ async def _open_of(entity_ids: list[int], conn) -> list[SurveyRow]:
     """The open surveys of these entities, locked (PostgreSQL; SQLite has one writer)."""
     if not entity_ids:
         return []
-    sql = _SELECT_SQL + (f"WHERE entity_id IN ({', '.join('?' * len(entity_ids))}) AND status IN ({_listed(OPEN)}) "
-                         "ORDER BY id")
+    sql = _SELECT_SQL + (
+        f"WHERE entity_id IN ({', '.join('?' * len(entity_ids))}) AND status IN ({_listed(OPEN)}) ORDER BY id"
+    )
     sql += " FOR UPDATE" if conn.capabilities.dialect == "postgres" else ""
     _, rows = await conn.execute_query(db.sql(sql, connection=conn), entity_ids)
     return [_survey_row(r) for r in rows]
 
 
-async def _opt_out(ch: Channel, sender: str, text: str, live: list[SurveyRow], now: datetime, zone: tzinfo,
-                   conn) -> str:
+async def _opt_out(
+    ch: Channel, sender: str, text: str, live: list[SurveyRow], now: datetime, zone: tzinfo, conn
+) -> str:
     """Record the opt-out (the entities reached here, and the mobile itself), close every open
     survey of those entities, and confirm once — ever — to this address. Raw SQL, as the reply
     path is: an opt-out is one reply among many."""
     entity_ids = {s.entity_id for s in live}
     if ch == Channel.SMS:
-        _, found = await conn.execute_query(db.sql("SELECT id FROM entity WHERE mobile = ?", connection=conn),
-                                            [sender])
+        _, found = await conn.execute_query(db.sql("SELECT id FROM entity WHERE mobile = ?", connection=conn), [sender])
     else:
-        _, found = await conn.execute_query(db.sql(
-            "SELECT entity_id FROM chat_binding WHERE channel = ? AND address = ? AND role = ? "
-            "AND revoked_at IS NULL", connection=conn), [ch.value, sender, Role.ENTITY.value])
+        _, found = await conn.execute_query(
+            db.sql(
+                "SELECT entity_id FROM chat_binding WHERE channel = ? AND address = ? AND role = ? "
+                "AND revoked_at IS NULL",
+                connection=conn,
+            ),
+            [ch.value, sender, Role.ENTITY.value],
+        )
     entity_ids |= {r[0] for r in found}
     entity_ids.discard(None)
     ids = sorted(entity_ids)
@@ -595,8 +770,13 @@ async def _opt_out(ch: Channel, sender: str, text: str, live: list[SurveyRow], n
     rows = [(eid, None, ch.value, keyword, now) for eid in ids]
     if mobile:
         rows.append((None, mobile, ch.value, keyword, now))
-    await db.bulk_insert("survey_opt_out", ("entity_id", "mobile", "channel", "keyword", "at"), rows,
-                         ignore_conflicts=True, connection=conn)
+    await db.bulk_insert(
+        "survey_opt_out",
+        ("entity_id", "mobile", "channel", "keyword", "at"),
+        rows,
+        ignore_conflicts=True,
+        connection=conn,
+    )
     closed = 0
     for s in await _open_of(ids, conn):
         new, _ = step(state_of(s), ParseResult(opt_out=True), now)
@@ -608,18 +788,37 @@ async def _opt_out(ch: Channel, sender: str, text: str, live: list[SurveyRow], n
     if not closed and after == before:
         return "survey_opt_out_again"
     sign = next(((s.context or {}).get("sign", "") for s in live), "")
-    await enqueue([Message(
-        dedupe_key=f"survey:optout:{ch.value}:{sender}", recipient_kind=RecipientKind.ENTITY,
-        recipient_id=min(entity_ids) if entity_ids else 0, template="survey_optout.j2",
-        context={"sign": sign if ch == Channel.SMS else "", "channel": ch.value}, channel=ch,
-        locale=live[0].locale if live else "zh-CN", priority=-2, address=sender,
-        not_before=_allowed(now, zone) if ch == Channel.SMS else now,
-    )], now, connection=conn)
+    await enqueue(
+        [
+            Message(
+                dedupe_key=f"survey:optout:{ch.value}:{sender}",
+                recipient_kind=RecipientKind.ENTITY,
+                recipient_id=min(entity_ids) if entity_ids else 0,
+                template="survey_optout.j2",
+                context={"sign": sign if ch == Channel.SMS else "", "channel": ch.value},
+                channel=ch,
+                locale=live[0].locale if live else "zh-CN",
+                priority=-2,
+                address=sender,
+                not_before=_allowed(now, zone) if ch == Channel.SMS else now,
+            )
+        ],
+        now,
+        connection=conn,
+    )
     return "survey_opted_out"
 
 
-async def handle_poll_answer(chat: str, poll_id: str, option_ids: Iterable[int], now: datetime, *,
-                             zone: tzinfo = SHANGHAI, ref: str | None = None, connection=None) -> str:
+async def handle_poll_answer(
+    chat: str,
+    poll_id: str,
+    option_ids: Iterable[int],
+    now: datetime,
+    *,
+    zone: tzinfo = SHANGHAI,
+    ref: str | None = None,
+    connection=None,
+) -> str:
     """A Telegram poll answer from an entity's chat, applied through the same ``step``."""
     now = _utc(now)
     options = list(option_ids)
@@ -673,8 +872,11 @@ async def _sent_poll(chat: str, poll_id: str, conn) -> tuple[int, Question] | No
     row's key names both. None for a poll we did not send to this chat."""
     if not poll_id:
         return None
-    keys = await (Outbox.filter(channel=Channel.TELEGRAM, provider_id=poll_id, address=chat)
-                  .using_db(conn).values_list("dedupe_key", flat=True))
+    keys = await (
+        Outbox.filter(channel=Channel.TELEGRAM, provider_id=poll_id, address=chat)
+        .using_db(conn)
+        .values_list("dedupe_key", flat=True)
+    )
     for key in keys:
         m = _POLL_KEY.fullmatch(key)
         if m is not None and m.group(2) in {q.value for q in REQUIRED}:
@@ -685,14 +887,23 @@ async def _sent_poll(chat: str, poll_id: str, conn) -> tuple[int, Question] | No
 # --- delivery receipts -------------------------------------------------------------------------
 
 
-async def delivery_status(provider_id: str, status: str, error_code: str, now: datetime, *, channel: str = "sms",
-                          zone: tzinfo = SHANGHAI, connection=None) -> str:
+async def delivery_status(
+    provider_id: str,
+    status: str,
+    error_code: str,
+    now: datetime,
+    *,
+    channel: str = "sms",
+    zone: tzinfo = SHANGHAI,
+    connection=None,
+) -> str:
     """A delivery receipt: record it on the outbox row (matched by the provider's message id);
     an undelivered survey invitation falls back to Telegram or makes the survey undeliverable."""
     now = _utc(now)
     async with _transaction(connection) as conn:
-        row = await (Outbox.filter(channel=Channel(channel), provider_id=provider_id).using_db(conn)
-                     .select_for_update().first())
+        row = await (
+            Outbox.filter(channel=Channel(channel), provider_id=provider_id).using_db(conn).select_for_update().first()
+        )
         if row is None:
             return "delivery_unknown"
         if status == "delivered":
@@ -703,8 +914,11 @@ async def delivery_status(provider_id: str, status: str, error_code: str, now: d
             return f"delivery_{status}"[:64]
         if row.status == OutboxStatus.DELIVERED:
             return "delivery_after_delivered"
-        await Outbox.filter(id=row.id).using_db(conn).update(status=OutboxStatus.DEAD,
-                                                             last_error=f"{status}:{error_code}"[:255])
+        await (
+            Outbox.filter(id=row.id)
+            .using_db(conn)
+            .update(status=OutboxStatus.DEAD, last_error=f"{status}:{error_code}"[:255])
+        )
         invite = _INVITE.fullmatch(row.dedupe_key)
         if invite is None:
             return "undelivered"
@@ -731,9 +945,11 @@ async def _undelivered(survey_id: int, now: datetime, zone: tzinfo, conn) -> str
 
 async def _dead_invites(limit: int) -> list[int]:
     """Open SMS surveys whose invitation the dispatcher gave up on (a permanent send error)."""
-    sql = ("SELECT s.id FROM survey s JOIN outbox o ON o.dedupe_key = ('survey:' || CAST(s.id AS TEXT) || ':invite') "
-           f"WHERE s.channel = 'sms' AND s.status IN ('pending', 'sent') AND o.status = 'dead' "
-           f"ORDER BY s.id LIMIT {int(limit)}")
+    sql = (
+        "SELECT s.id FROM survey s JOIN outbox o ON o.dedupe_key = ('survey:' || CAST(s.id AS TEXT) || ':invite') "
+        f"WHERE s.channel = 'sms' AND s.status IN ('pending', 'sent') AND o.status = 'dead' "
+        f"ORDER BY s.id LIMIT {int(limit)}"
+    )
     return [r["id"] for r in await db.conn().execute_query_dict(sql)]
 
 
@@ -759,20 +975,32 @@ async def run_sweep(now: datetime, *, zone: tzinfo = SHANGHAI, batch: int = SWEE
         async with in_transaction() as conn:
             done["fallback"] += (await _undelivered(sid, now, zone, conn)) != "undelivered"
     # Telegram surveys an older version left waiting for another survey's polls: start them
-    waiting = await (Survey.filter(channel=Channel.TELEGRAM, status=SurveyStatus.PENDING, sent_at=None)
-                     .order_by("id").limit(batch).values_list("id", flat=True))
+    waiting = await (
+        Survey.filter(channel=Channel.TELEGRAM, status=SurveyStatus.PENDING, sent_at=None)
+        .order_by("id")
+        .limit(batch)
+        .values_list("id", flat=True)
+    )
     for sid in waiting:
         async with in_transaction() as conn:
-            row = await (Survey.filter(id=sid, status=SurveyStatus.PENDING, sent_at=None).using_db(conn)
-                         .select_for_update().first())
+            row = await (
+                Survey.filter(id=sid, status=SurveyStatus.PENDING, sent_at=None)
+                .using_db(conn)
+                .select_for_update()
+                .first()
+            )
             if row is not None:
                 await _start(row, now, zone, conn)
                 done["started"] += 1
     due = Q(expires_at__lte=now)
     if not is_quiet(now, zone):
         due |= Q(reminded_at=None, reminder_at__lte=now)
-    ids = await (Survey.filter(due, status__in=list(OPEN), sent_at__not_isnull=True).order_by("id").limit(batch)
-                 .values_list("id", flat=True))
+    ids = await (
+        Survey.filter(due, status__in=list(OPEN), sent_at__not_isnull=True)
+        .order_by("id")
+        .limit(batch)
+        .values_list("id", flat=True)
+    )
     for sid in ids:
         done["ticked"] += await _tick_one(sid, now, zone)
     return done
@@ -806,30 +1034,38 @@ class IntegrityReport:
 
 def _chunks(seq: list, size: int = _IN_CHUNK):
     for i in range(0, len(seq), size):
-        yield seq[i:i + size]
+        yield seq[i : i + size]
 
 
-async def integrity(departments: Iterable[str], window: timedelta, now: datetime, *,
-                    coordinator: bool = True) -> IntegrityReport:
+async def integrity(
+    departments: Iterable[str], window: timedelta, now: datetime, *, coordinator: bool = True
+) -> IntegrityReport:
     """Integrity scores of the inspectors of ``departments`` over ``(now - window, now]``.
 
     For coordinators every scored inspector; for anyone else only the aggregates that rest on
     at least five responses (``publishable``), the others counted in ``withheld``."""
     now = _utc(now)
     departments = sorted(set(departments))
-    surveys = await (Survey.filter(answered_at__gt=now - window, answered_at__lte=now)
-                     .values_list("id", "inspection_id", "answers", "answered_at", "late"))
+    surveys = await Survey.filter(answered_at__gt=now - window, answered_at__lte=now).values_list(
+        "id", "inspection_id", "answers", "answered_at", "late"
+    )
     teams: dict[int, list[int]] = {}
     for chunk in _chunks(sorted({s[1] for s in surveys})):
-        pairs = await (Assignment.filter(inspection_id__in=chunk, status__in=list(HOLDING_SEAT),
-                                         inspector__department__code__in=departments)
-                       .values_list("inspection_id", "inspector_id"))
+        pairs = await Assignment.filter(
+            inspection_id__in=chunk, status__in=list(HOLDING_SEAT), inspector__department__code__in=departments
+        ).values_list("inspection_id", "inspector_id")
         for inspection_id, inspector_id in pairs:
             teams.setdefault(inspection_id, []).append(inspector_id)
     responses = [
-        Response(survey=str(sid), inspectors=tuple(str(i) for i in teams[insp]), at=at, late=late,
-                 answers=Answers(**{q.value: (answers or {}).get(q.value) for q in REQUIRED}))
-        for sid, insp, answers, at, late in surveys if insp in teams
+        Response(
+            survey=str(sid),
+            inspectors=tuple(str(i) for i in teams[insp]),
+            at=at,
+            late=late,
+            answers=Answers(**{q.value: (answers or {}).get(q.value) for q in REQUIRED}),
+        )
+        for sid, insp, answers, at, late in surveys
+        if insp in teams
     ]
     scores = integrity_scores(responses, window, now)
     people: dict[int, tuple] = {}
@@ -845,12 +1081,28 @@ async def integrity(departments: Iterable[str], window: timedelta, now: datetime
 
 def report_context(report: IntegrityReport, limit: int = REPORT_ROWS) -> dict:
     """The /integrity template's context (plain values)."""
-    rows = [{"name": r.name, "cert": r.cert_no, "department": r.department, "n": r.score.n,
-             "score": r.score.score, "improper": r.score.improper, "no_credentials": r.score.no_credentials,
-             "unfair": r.score.unfair, "fairness_mean": r.score.fairness_mean, "alerts": r.score.alerts}
-            for r in report.rows[:limit]]
-    return {"rows": rows, "more": max(0, len(report.rows) - limit), "withheld": report.withheld,
-            "responses": report.responses, "days": report.window.days}
+    rows = [
+        {
+            "name": r.name,
+            "cert": r.cert_no,
+            "department": r.department,
+            "n": r.score.n,
+            "score": r.score.score,
+            "improper": r.score.improper,
+            "no_credentials": r.score.no_credentials,
+            "unfair": r.score.unfair,
+            "fairness_mean": r.score.fairness_mean,
+            "alerts": r.score.alerts,
+        }
+        for r in report.rows[:limit]
+    ]
+    return {
+        "rows": rows,
+        "more": max(0, len(report.rows) - limit),
+        "withheld": report.withheld,
+        "responses": report.responses,
+        "days": report.window.days,
+    }
 
 
 async def sample_of(draw_ref: str) -> SurveySample | None:

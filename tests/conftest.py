@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import db as dbmod
-from bot.settings import Settings
+from core import db as dbmod
+from core.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("INSPECTBOT_TEST_PG", "postgres://postgres@127.0.0.1:5432/test")
 _pg_state: dict = {}

@@ -1,6 +1,7 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bot.callbacks import MAX_BYTES, Callback
+from core.callbacks import MAX_BYTES, Callback
 
 part = st.from_regex(r"[A-Za-z0-9_\-]{1,12}", fullmatch=True)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-from bot import db
 from bot.cli import main
-from bot.settings import Settings
+from core import db
+from core.settings import Settings
 from models.messaging import InviteCode
 from tests import builders
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.demo import Demo
-from bot.settings import Settings
+from core.settings import Settings
 
 
 async def test_headless_demo_runs_the_cycle(tmp_path):
@@ -16,7 +16,7 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
         assert step in story, story
     assert "commitment" in story and len(demo.summary.lines) == len(lines)
     # the secret never appears in what the demo prints before or after the draw
-    from bot import db
+    from core import db
     from models.draws import FiringSecret
 
     await db.init(demo.settings)

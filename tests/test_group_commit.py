@@ -15,8 +15,8 @@ import pytest
 from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
-from bot import db as dbmod
-from bot.db import GroupCommit, on_loop
+from core import db as dbmod
+from core.db import GroupCommit, on_loop
 from models.directory import Department
 
 
@@ -48,8 +48,13 @@ async def test_concurrent_callers_share_one_transaction_and_each_gets_its_result
 
 async def test_a_failing_caller_rolls_back_alone(db):
     group = GroupCommit()
-    works = [_insert("A"), _insert("BAD", then_fail=ValueError("bug")), _insert("C"),
-             _insert("DUP", twice=True), _insert("E")]
+    works = [
+        _insert("A"),
+        _insert("BAD", then_fail=ValueError("bug")),
+        _insert("C"),
+        _insert("DUP", twice=True),
+        _insert("E"),
+    ]
     outcomes = await asyncio.gather(*(group.run(w) for w in works), return_exceptions=True)
     assert outcomes[0] == "A" and outcomes[2] == "C" and outcomes[4] == "E"
     assert isinstance(outcomes[1], ValueError)
@@ -112,8 +117,7 @@ async def test_nothing_is_acknowledged_when_the_commit_fails(sqlite_db):
 
     async def orphan(conn):
         await conn.execute_query("PRAGMA defer_foreign_keys=ON")
-        await conn.execute_query(
-            "INSERT INTO unit (name, jurisdiction, department_id) VALUES ('一队', '370200', 9999)")
+        await conn.execute_query("INSERT INTO unit (name, jurisdiction, department_id) VALUES ('一队', '370200', 9999)")
         return "orphan"
 
     outcomes = await asyncio.gather(group.run(_insert("A")), group.run(orphan), return_exceptions=True)
@@ -143,7 +147,7 @@ async def _thread_of_statement(conn) -> int:
 
 
 async def test_on_loop_runs_sqlite_statements_on_the_loops_thread(sqlite_db):
-    raw = await _raw_connection()
+    await _raw_connection()
     here = threading.get_ident()
     async with in_transaction() as conn:
         assert await _thread_of_statement(conn) != here  # by default: aiosqlite's worker thread

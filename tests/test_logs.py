@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from bot.logs import redact, setup_logging
-from bot.settings import Settings
+from core.logs import redact, setup_logging
+from core.settings import Settings
 
 TOKEN = "7123456789:AAH3kq_Zx-9bTqW1mD0rS2vLp4yUe8oNfGc"
 SMS = "sms-auth-token-0f9e8d7c6b5a"

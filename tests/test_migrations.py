@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import db as dbmod
 from bot.migrations_tool import initial_path, render_initial
+from core import db as dbmod
 from models.directory import Department
 
 

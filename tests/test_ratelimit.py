@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 
-from bot.ratelimit import RateLimiter
+from core.ratelimit import RateLimiter
 
 
 class Clock:

@@ -5,27 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
-from bot.clock import FakeClock
 from bot.runtime import Runtime
+from core.clock import FakeClock
 from models.alerts import Alert
 from models.draws import Draw, Firing
 from models.scheduling import Fire
 from scheduler import Scheduler, plan_fires
 from services import plans
-from services.plans import spec_of
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
 # The test plan fires at 09:00 Beijing time on the 1st of each month ("0 9 1 * *").
-DEC_1_0900 = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+DEC_1_0900 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 
 
 def plan_keys(keys: list[str]) -> list[str]:
@@ -41,17 +37,17 @@ async def setup(db, tmp_path, clock):
     """The plan was added on 20 November; the clock then jumps to the test's moment."""
     await world.build(n_entities=10, n_scjg=4, n_wsj=0)
     when = clock.now()
-    clock.set(datetime(2026, 11, 20, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 11, 20, tzinfo=UTC))
     await plans.add_plan(world.plan_file(tmp_path, "P1"), clock)
     clock.set(when)
     return Scheduler(Runtime(settings=db, clock=clock), grace=timedelta(hours=6))
 
 
 async def test_plan_fires_announce_a_day_ahead_then_draw(db, tmp_path):
-    clock = at(datetime(2026, 11, 25, tzinfo=timezone.utc))
+    clock = at(datetime(2026, 11, 25, tzinfo=UTC))
     sched = await setup(db, tmp_path, clock)
     [(plan, spec)] = await sched.plan_specs()
-    fires = plan_fires(spec, ZONE, clock.now(), datetime(2026, 12, 2, tzinfo=timezone.utc))
+    fires = plan_fires(spec, ZONE, clock.now(), datetime(2026, 12, 2, tzinfo=UTC))
     assert [(f.kind, f.at) for f in fires] == [("announce", DEC_1_0900 - timedelta(days=1)), ("draw", DEC_1_0900)]
     assert fires[1].key == "draw:P1:2026-12-01T09:00:00+08:00"
 
@@ -90,7 +86,7 @@ async def test_missed_within_grace_runs_once_older_is_reported(db, tmp_path):
     clock.set(DEC_1_0900 + timedelta(hours=2))  # down over the draw time, back within grace
     assert plan_keys(await sched.run_due()) == ["draw:P1:2026-12-01T09:00:00+08:00"]
     # down for two months: January's fires are far older than the grace period
-    clock.set(datetime(2027, 2, 1, 3, 0, tzinfo=timezone.utc))  # Feb 1 11:00 local: Feb's draw in grace
+    clock.set(datetime(2027, 2, 1, 3, 0, tzinfo=UTC))  # Feb 1 11:00 local: Feb's draw in grace
     ran = await sched.run_due()
     missed = await Fire.filter(outcome="missed").values_list("key", flat=True)
     assert "draw:P1:2027-01-01T09:00:00+08:00" in missed and "announce:P1:2027-01-01T09:00:00+08:00" in missed
@@ -99,13 +95,13 @@ async def test_missed_within_grace_runs_once_older_is_reported(db, tmp_path):
     assert await Alert.filter(kind="scheduler_missed").count() >= 2
 
 
-TWO_INSTANCES = textwrap.dedent('''
+TWO_INSTANCES = textwrap.dedent("""
     import asyncio, sys
     from datetime import datetime, timezone
-    from bot import db
-    from bot.clock import FakeClock
+    from core import db
+    from core.clock import FakeClock
     from bot.runtime import Runtime
-    from bot.settings import Settings
+    from core.settings import Settings
     from scheduler import Scheduler
 
     async def main(url, when):
@@ -117,13 +113,13 @@ TWO_INSTANCES = textwrap.dedent('''
         await db.close()
 
     asyncio.run(main(sys.argv[1], sys.argv[2]))
-''')
+""")
 
 
 async def test_two_instances_on_one_postgresql_fire_once(tmp_path):
+    from core import db as dbmod
+    from core.settings import Settings
     from tests.conftest import postgres_url_or_skip
-    from bot import db as dbmod
-    from bot.settings import Settings
 
     url = postgres_url_or_skip()
     settings = Settings(database_url=url, data_dir=tmp_path)
@@ -139,8 +135,12 @@ async def test_two_instances_on_one_postgresql_fire_once(tmp_path):
         script.write_text(TWO_INSTANCES)
         when = (DEC_1_0900 + timedelta(minutes=1)).isoformat()
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        procs = [await asyncio.create_subprocess_exec(sys.executable, str(script), url, when, env=env,
-                                                      stdout=asyncio.subprocess.PIPE) for _ in range(2)]
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, str(script), url, when, env=env, stdout=asyncio.subprocess.PIPE
+            )
+            for _ in range(2)
+        ]
         outs = [(await p.communicate())[0].decode().strip() for p in procs]
         assert all(p.returncode == 0 for p in procs)
         assert sorted(outs) == ["", "draw:P1:2026-12-01T09:00:00+08:00"]

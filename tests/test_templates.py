@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bot.render import TEMPLATES, text, text_codes
+from core.render import TEMPLATES, text, text_codes
 
 
 def test_locales_define_the_same_texts():
@@ -35,7 +35,7 @@ def alert_kinds() -> set[str]:
     for path in [*root.glob("services/*.py"), *root.glob("services/**/*.py"), root / "scheduler.py"]:
         source = path.read_text(encoding="utf-8")
         for call in re.finditer(r"(?:raise_alert|alert_plan_coordinators)\(", source):
-            found = re.search(r'"(\w+)\.j2"', source[call.end():call.end() + 300])
+            found = re.search(r'"(\w+)\.j2"', source[call.end() : call.end() + 300])
             if found:
                 kinds.add(found.group(1))
     return kinds

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.channels.base import EventCallback
 from bot.channels.sms_aliyun import AliyunSmsChannel, push_routes
 from bot.channels.sms_twilio import TwilioSmsChannel, webhook_routes
-from bot.settings import Settings
+from core.channel import EventCallback
+from core.settings import Settings
 
 
 def sms_channel(settings: Settings, **options) -> TwilioSmsChannel | AliyunSmsChannel:

@@ -17,26 +17,25 @@ replayed or repeated push change nothing. See shared/oracles/sms-gateway-aliyun.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import re
 import secrets
 import uuid
-from collections.abc import Mapping
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from bot.channels.http import HttpSession
-from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
 from bot.channels.sms_twilio import read_limited
-from bot.clock import SYSTEM, Clock
-from bot.settings import Settings, SettingsError
-from bot.logs import not_stored
+from core.channel import EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
+from core.clock import SYSTEM, Clock
+from core.logs import not_stored
+from core.settings import Settings, SettingsError
 from domain.signatures import aliyun_signature
 
 log = logging.getLogger(__name__)
@@ -133,16 +132,28 @@ def parse_send_reply(status: int, body: bytes) -> str:
 
 
 class AliyunSmsChannel(HttpSession):
-    """The SMS :class:`~bot.channels.base.Channel` over Alibaba Cloud SendSms."""
+    """The SMS :class:`~core.channel.Channel` over Alibaba Cloud SendSms."""
 
     name = "sms"
 
-    def __init__(self, settings: Settings, *, session: aiohttp.ClientSession | None = None,
-                 timeout: float = 10.0, clock: Clock = SYSTEM) -> None:
-        missing = [env for env, value in (
-            ("SMS_ACCOUNT_SID", settings.sms_account_sid), ("SMS_AUTH_TOKEN", settings.sms_auth_token),
-            ("SMS_SIGN_NAME", settings.sms_sign_name), ("SMS_TEMPLATE_CODE", settings.sms_template_code),
-        ) if not value]
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        missing = [
+            env
+            for env, value in (
+                ("SMS_ACCOUNT_SID", settings.sms_account_sid),
+                ("SMS_AUTH_TOKEN", settings.sms_auth_token),
+                ("SMS_SIGN_NAME", settings.sms_sign_name),
+                ("SMS_TEMPLATE_CODE", settings.sms_template_code),
+            )
+            if not value
+        ]
         if missing:
             raise SettingsError(f"{', '.join(missing)} required for the Aliyun SMS channel")
         self._key_id = settings.sms_account_sid
@@ -166,10 +177,17 @@ class AliyunSmsChannel(HttpSession):
         if not message.text.strip():
             raise SendError("bad_request", retryable=False, detail="empty text")
         params = {
-            "AccessKeyId": self._key_id, "Action": "SendSms", "Format": "JSON", "RegionId": "cn-hangzhou",
-            "SignatureMethod": "HMAC-SHA1", "SignatureNonce": nonce, "SignatureVersion": "1.0",
-            "Timestamp": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "Version": API_VERSION,
-            "PhoneNumbers": aliyun_phone(message.address), "SignName": self._sign_name,
+            "AccessKeyId": self._key_id,
+            "Action": "SendSms",
+            "Format": "JSON",
+            "RegionId": "cn-hangzhou",
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureNonce": nonce,
+            "SignatureVersion": "1.0",
+            "Timestamp": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Version": API_VERSION,
+            "PhoneNumbers": aliyun_phone(message.address),
+            "SignName": self._sign_name,
             "TemplateCode": self._template,
             "TemplateParam": json.dumps({self._param: message.text}, ensure_ascii=False, separators=(",", ":")),
         }
@@ -186,7 +204,7 @@ class AliyunSmsChannel(HttpSession):
                 return parse_send_reply(resp.status, await resp.read())
         except SendError:
             raise
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise SendError("timeout", retryable=True, detail=exc.__class__.__name__) from exc
         except aiohttp.ClientError as exc:
             raise SendError("connection", retryable=True, detail=exc.__class__.__name__) from exc
@@ -230,10 +248,16 @@ def report_event(item: Mapping[str, Any]) -> InboundEvent:
     """An SmsReport item as a DELIVERY event keyed by ``biz_id:phone_number``."""
     biz_id, phone = _scalar(item, "biz_id", MAX_BIZ_ID), _scalar(item, "phone_number", MAX_PHONE)
     delivered = _truthy(item.get("success"))
-    return InboundEvent(channel="sms", external_id=f"{biz_id}:{phone}", sender=e164_from_aliyun(phone),
-                        kind=EventKind.DELIVERY, message_id=str(biz_id),
-                        status="delivered" if delivered else "undelivered",
-                        error_code="" if delivered else str(item.get("err_code", "")), raw=dict(item))
+    return InboundEvent(
+        channel="sms",
+        external_id=f"{biz_id}:{phone}",
+        sender=e164_from_aliyun(phone),
+        kind=EventKind.DELIVERY,
+        message_id=str(biz_id),
+        status="delivered" if delivered else "undelivered",
+        error_code="" if delivered else str(item.get("err_code", "")),
+        raw=dict(item),
+    )
 
 
 def up_event(item: Mapping[str, Any]) -> InboundEvent:
@@ -246,17 +270,24 @@ def up_event(item: Mapping[str, Any]) -> InboundEvent:
     if sequence is not None and sequence != "":
         sequence = _scalar(item, "sequence_id", MAX_SEQUENCE)
     else:
-        digest = hashlib.sha256(f"{phone}|{item.get('send_time', '')}|{content}".encode("utf-8")).hexdigest()
+        digest = hashlib.sha256(f"{phone}|{item.get('send_time', '')}|{content}".encode()).hexdigest()
         sequence = "h" + digest[:32]
-    return InboundEvent(channel="sms", external_id=f"up:{sequence}", sender=e164_from_aliyun(phone),
-                        kind=EventKind.TEXT, text=str(content), raw=dict(item))
+    return InboundEvent(
+        channel="sms",
+        external_id=f"up:{sequence}",
+        sender=e164_from_aliyun(phone),
+        kind=EventKind.TEXT,
+        text=str(content),
+        raw=dict(item),
+    )
 
 
 # --- pushes: aiohttp routes ---------------------------------------------------------------------
 
 
-def push_handler(label: str, token: str, parse: Callable[[Mapping[str, Any]], InboundEvent],
-                 on_event: EventCallback) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def push_handler(
+    label: str, token: str, parse: Callable[[Mapping[str, Any]], InboundEvent], on_event: EventCallback
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """Secret path check → body → events → ``on_event`` each → Aliyun's ack. 503 if one was not stored.
 
     Logs name the push by ``label``, never by its path (the path holds the secret)."""
@@ -271,13 +302,13 @@ def push_handler(label: str, token: str, parse: Callable[[Mapping[str, Any]], In
             events = [parse(item) for item in parse_push(raw)]
         except (ValueError, UnicodeDecodeError):
             log.warning("aliyun %s push from %s: malformed body, refused", label, request.remote)
-            raise web.HTTPBadRequest()
+            raise web.HTTPBadRequest() from None
         for event in events:
             try:
                 await on_event(event)
             except Exception as exc:
                 not_stored(log, exc, "aliyun %s push: event %s not stored, answered 503", label, event.external_id)
-                raise web.HTTPServiceUnavailable()
+                raise web.HTTPServiceUnavailable() from None
         return web.json_response(PUSH_ACK)
 
     return handle

@@ -1,4 +1,4 @@
-"""SMS through a Twilio-compatible HTTP gateway (Twilio itself, or bot.simulators.sms).
+"""SMS through a Twilio-compatible HTTP gateway (Twilio itself, or simulators.sms).
 
 Outbound: ``POST {api}/2010-04-01/Accounts/{sid}/Messages.json`` with HTTP basic auth, form
 fields ``To``, ``From`` (or ``MessagingServiceSid``), ``Body``, ``StatusCallback``; the ``sid`` of
@@ -20,26 +20,24 @@ handler succeeded, so Twilio's own retry of a request we failed (503) is still a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Awaitable, Callable
 from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import web
 
 from bot.channels.http import HttpSession
-from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
-from bot.clock import SYSTEM, Clock
-from bot.settings import Settings, SettingsError
-from bot.logs import not_stored
+from core.channel import EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
+from core.clock import SYSTEM, Clock
+from core.logs import not_stored
+from core.settings import Settings, SettingsError
 from domain.signatures import HMAC_SHA1, signature_algorithm, verify_twilio_signature
 
 log = logging.getLogger(__name__)
@@ -88,7 +86,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         return max(0.0, (when - now).total_seconds())
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
@@ -129,7 +127,7 @@ def classify_error(status: int, body: bytes, retry_after: str | None, now: datet
 
 
 class TwilioSmsChannel(HttpSession):
-    """The SMS :class:`~bot.channels.base.Channel` over Twilio's Messages API."""
+    """The SMS :class:`~core.channel.Channel` over Twilio's Messages API."""
 
     name = "sms"
 
@@ -180,7 +178,10 @@ class TwilioSmsChannel(HttpSession):
         assert self._session is not None
         try:
             async with self._session.post(
-                self.messages_url, data=form, auth=self._auth, timeout=self._timeout,
+                self.messages_url,
+                data=form,
+                auth=self._auth,
+                timeout=self._timeout,
                 headers={"Accept": "application/json"},
             ) as resp:
                 body = await resp.read()
@@ -189,7 +190,7 @@ class TwilioSmsChannel(HttpSession):
                 raise classify_error(resp.status, body, resp.headers.get("Retry-After"), self._clock.now())
         except SendError:
             raise
-        except asyncio.TimeoutError as exc:  # also aiohttp's ServerTimeoutError
+        except TimeoutError as exc:  # also aiohttp's ServerTimeoutError
             raise SendError("timeout", retryable=True, detail=exc.__class__.__name__) from exc
         except aiohttp.ClientError as exc:
             raise SendError("connection", retryable=True, detail=exc.__class__.__name__) from exc
@@ -224,8 +225,9 @@ def inbound_event(form: Mapping[str, str]) -> InboundEvent:
     if not sid or not sender:
         raise ValueError("inbound SMS webhook without MessageSid or From")
     sid, sender = identifier(sid, "MessageSid", MAX_SID), identifier(sender, "From", MAX_ADDRESS)
-    return InboundEvent(channel="sms", external_id=sid, sender=sender, kind=EventKind.TEXT,
-                        text=form.get("Body", ""), raw=dict(form))
+    return InboundEvent(
+        channel="sms", external_id=sid, sender=sender, kind=EventKind.TEXT, text=form.get("Body", ""), raw=dict(form)
+    )
 
 
 def status_event(form: Mapping[str, str]) -> InboundEvent:
@@ -238,9 +240,16 @@ def status_event(form: Mapping[str, str]) -> InboundEvent:
         raise ValueError("status callback without MessageSid or MessageStatus")
     sid, status = identifier(sid, "MessageSid", MAX_SID), identifier(status, "MessageStatus", MAX_STATUS)
     to = identifier(form["To"], "To", MAX_ADDRESS) if form.get("To") else ""
-    return InboundEvent(channel="sms", external_id=f"{sid}:{status}", sender=to,
-                        kind=EventKind.DELIVERY, message_id=sid, status=status,
-                        error_code=form.get("ErrorCode", ""), raw=dict(form))
+    return InboundEvent(
+        channel="sms",
+        external_id=f"{sid}:{status}",
+        sender=to,
+        kind=EventKind.DELIVERY,
+        message_id=sid,
+        status=status,
+        error_code=form.get("ErrorCode", ""),
+        raw=dict(form),
+    )
 
 
 # --- inbound: the aiohttp guard -----------------------------------------------------------------
@@ -305,8 +314,9 @@ class TwilioWebhookGuard:
     ``public_url`` is the base URL Twilio is told to call (scheme, host, optional port and path
     prefix); the signed URL is that base + the path and query the request arrived with."""
 
-    def __init__(self, auth_token: str, public_url: str, *, max_body: int = MAX_WEBHOOK_BODY,
-                 remember: int = 10_000) -> None:
+    def __init__(
+        self, auth_token: str, public_url: str, *, max_body: int = MAX_WEBHOOK_BODY, remember: int = 10_000
+    ) -> None:
         self._token = auth_token
         self._base = public_url.rstrip("/")
         self._max_body = max_body
@@ -338,8 +348,12 @@ class TwilioWebhookGuard:
             except (UnicodeDecodeError, ValueError):
                 ok = False
         if not ok:
-            log.warning("sms webhook %s from %s: %s signature, refused", request.path, request.remote,
-                        "bad" if signature else "missing")
+            log.warning(
+                "sms webhook %s from %s: %s signature, refused",
+                request.path,
+                request.remote,
+                "bad" if signature else "missing",
+            )
             raise web.HTTPForbidden()
         return VerifiedWebhook(params=params, raw_body=raw, is_json=is_json)
 
@@ -354,8 +368,9 @@ class TwilioWebhookGuard:
             self._seen.popitem(last=False)
 
 
-def webhook_handler(guard: TwilioWebhookGuard, parse: Callable[[Mapping[str, str]], InboundEvent],
-                    on_event: EventCallback) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def webhook_handler(
+    guard: TwilioWebhookGuard, parse: Callable[[Mapping[str, str]], InboundEvent], on_event: EventCallback
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """An aiohttp handler: verify → parse → refuse a replay → ``on_event`` → empty TwiML.
 
     ``on_event`` must have stored the event when it returns; if it raises, 503 (Twilio may retry)."""
@@ -368,7 +383,7 @@ def webhook_handler(guard: TwilioWebhookGuard, parse: Callable[[Mapping[str, str
             event = parse(verified.form)
         except ValueError:
             log.warning("sms webhook %s: signed but malformed form, refused", request.path)
-            raise web.HTTPBadRequest()
+            raise web.HTTPBadRequest() from None
         if guard.is_replay(event.external_id):
             log.warning("sms webhook %s: replay of %s refused", request.path, event.external_id)
             raise web.HTTPForbidden()
@@ -376,15 +391,16 @@ def webhook_handler(guard: TwilioWebhookGuard, parse: Callable[[Mapping[str, str
             await on_event(event)
         except Exception as exc:
             not_stored(log, exc, "sms webhook %s: event %s not stored, answered 503", request.path, event.external_id)
-            raise web.HTTPServiceUnavailable()
+            raise web.HTTPServiceUnavailable() from None
         guard.remember(event.external_id)
         return web.Response(text=TWIML_EMPTY, content_type="text/xml")
 
     return handle
 
 
-def webhook_routes(settings: Settings, on_event: EventCallback, *,
-                   guard: TwilioWebhookGuard | None = None) -> list[web.RouteDef]:
+def webhook_routes(
+    settings: Settings, on_event: EventCallback, *, guard: TwilioWebhookGuard | None = None
+) -> list[web.RouteDef]:
     """The two Twilio webhooks: replies at :data:`INBOUND_PATH`, status callbacks at :data:`STATUS_PATH`."""
     guard = guard or TwilioWebhookGuard(settings.sms_auth_token, settings.public_url)
     return [

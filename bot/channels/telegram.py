@@ -4,7 +4,7 @@ Sending goes through PTB's ``Bot``; receiving either by long polling (our loop o
 ``Bot.get_updates``, :meth:`TelegramChannel._poll`) or through our own aiohttp webhook route
 (``webhook_handler``), which checks the secret token and stores the event before it answers
 2xx (so a failure answers 503 and Telegram retries). Either way each ``Update`` is normalised
-to an :class:`~bot.channels.base.InboundEvent`.
+to an :class:`~core.channel.InboundEvent`.
 
 Why not PTB's ``Updater``: it confirms a batch of updates (the next ``getUpdates`` offset) as
 soon as it has fetched it and queued it in memory, before any of it is handled — a crash, or a
@@ -25,8 +25,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Upda
 from telegram import error as tg_error
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.channels.base import EventCallback, EventKind, InboundEvent, Outgoing, SendError
-from bot.logs import not_stored
+from core.channel import EventCallback, EventKind, InboundEvent, Outgoing, SendError
+from core.logs import not_stored
 
 log = logging.getLogger(__name__)
 # httpx logs every request URL at INFO, and Bot API URLs carry the bot token: never let it out.
@@ -96,9 +96,7 @@ class TelegramChannel:
         await self.app.initialize()
         self.username = self.app.bot.username or ""
         if self.mode == "webhook":
-            await self.app.bot.set_webhook(
-                self.webhook_url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES
-            )
+            await self.app.bot.set_webhook(self.webhook_url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES)
         elif self.mode == "polling":
             await self.app.bot.delete_webhook()
             self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
@@ -123,7 +121,9 @@ class TelegramChannel:
         try:
             if message.edit_message_id:
                 result = await bot.edit_message_text(
-                    message.text, chat_id=message.address, message_id=int(message.edit_message_id),
+                    message.text,
+                    chat_id=message.address,
+                    message_id=int(message.edit_message_id),
                     reply_markup=markup,
                 )
                 return str(getattr(result, "message_id", message.edit_message_id))
@@ -135,13 +135,17 @@ class TelegramChannel:
                 return str(sent.poll.id)
             elif message.photo is not None:
                 sent = await bot.send_photo(
-                    message.address, InputFile(message.photo, filename=message.photo_name),
-                    caption=message.text or None, reply_markup=markup,
+                    message.address,
+                    InputFile(message.photo, filename=message.photo_name),
+                    caption=message.text or None,
+                    reply_markup=markup,
                 )
             elif message.document is not None:
                 sent = await bot.send_document(
-                    message.address, InputFile(message.document, filename=message.document_name),
-                    caption=message.text or None, reply_markup=markup,
+                    message.address,
+                    InputFile(message.document, filename=message.document_name),
+                    caption=message.text or None,
+                    reply_markup=markup,
                 )
             else:
                 sent = await bot.send_message(message.address, message.text, reply_markup=markup)
@@ -190,7 +194,8 @@ class TelegramChannel:
         while True:
             try:
                 updates = await self.app.bot.get_updates(
-                    offset=self._offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES)
+                    offset=self._offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # PTB's TelegramError, or anything the HTTP layer raised
@@ -230,8 +235,7 @@ class TelegramChannel:
         if self._offset is None or self._offset == self._confirmed:
             return
         try:
-            await self.app.bot.get_updates(offset=self._offset, timeout=0, limit=1,
-                                           allowed_updates=ALLOWED_UPDATES)
+            await self.app.bot.get_updates(offset=self._offset, timeout=0, limit=1, allowed_updates=ALLOWED_UPDATES)
             self._confirmed = self._offset
         except Exception as exc:
             log.warning("could not confirm the stored updates at shutdown (%s)", exc.__class__.__name__)
@@ -286,29 +290,45 @@ def normalise(update: Update, raw: dict | None = None) -> InboundEvent | None:
         q = update.callback_query
         chat = q.message.chat.id if q.message is not None else q.from_user.id
         return InboundEvent(
-            channel="telegram", external_id=uid, sender=str(chat), kind=EventKind.BUTTON,
-            data=q.data or "", callback_id=q.id,
+            channel="telegram",
+            external_id=uid,
+            sender=str(chat),
+            kind=EventKind.BUTTON,
+            data=q.data or "",
+            callback_id=q.id,
             message_id=str(q.message.message_id) if q.message is not None else "",
-            sender_name=q.from_user.full_name, raw=raw,
+            sender_name=q.from_user.full_name,
+            raw=raw,
         )
     if update.poll_answer is not None:
         a = update.poll_answer
         user = a.user.id if a.user is not None else 0
         return InboundEvent(
-            channel="telegram", external_id=uid, sender=str(user), kind=EventKind.POLL_ANSWER,
-            poll_id=a.poll_id, option_ids=tuple(a.option_ids), raw=raw,
+            channel="telegram",
+            external_id=uid,
+            sender=str(user),
+            kind=EventKind.POLL_ANSWER,
+            poll_id=a.poll_id,
+            option_ids=tuple(a.option_ids),
+            raw=raw,
         )
     msg = update.message or update.edited_message
     if msg is None or msg.chat is None:
         return None
     edited = update.edited_message is not None
     common = dict(
-        channel="telegram", external_id=uid, sender=str(msg.chat.id), message_id=str(msg.message_id),
-        sender_name=msg.from_user.full_name if msg.from_user else "", edited=edited, raw=raw,
+        channel="telegram",
+        external_id=uid,
+        sender=str(msg.chat.id),
+        message_id=str(msg.message_id),
+        sender_name=msg.from_user.full_name if msg.from_user else "",
+        edited=edited,
+        raw=raw,
     )
     if msg.location is not None:
-        return InboundEvent(kind=EventKind.LOCATION, latitude=msg.location.latitude,
-                            longitude=msg.location.longitude, **common)
+        return InboundEvent(
+            kind=EventKind.LOCATION, latitude=msg.location.latitude, longitude=msg.location.longitude, **common
+        )
     if msg.photo:
         largest = max(msg.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
         return InboundEvent(kind=EventKind.PHOTO, file_id=largest.file_id, text=msg.caption or "", **common)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot import db
-from bot.render import text
+from core import db
+from core.render import text
 from services import audit
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.render import render
+from core.render import render
 from importers import city
 
 
@@ -15,7 +15,8 @@ def register(sub) -> None:
     parser.add_argument("--inspectors", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--scale", choices=["qingdao"],
+        "--scale",
+        choices=["qingdao"],
         help=f"qingdao = {city.QINGDAO_ENTITIES:,} entities and {city.QINGDAO_INSPECTORS:,} inspectors",
     )
     parser.set_defaults(func=run)
@@ -26,6 +27,14 @@ async def run(args, settings) -> int:
     if args.scale == "qingdao":
         entities, inspectors = city.QINGDAO_ENTITIES, city.QINGDAO_INSPECTORS
     files = city.generate(args.out_dir, entities=entities, inspectors=inspectors, seed=args.seed)
-    print(render("cli/city_generated.txt", locale=settings.locale, files=files, entities=entities,
-                 inspectors=inspectors, seed=args.seed))
+    print(
+        render(
+            "cli/city_generated.txt",
+            locale=settings.locale,
+            files=files,
+            entities=entities,
+            inspectors=inspectors,
+            seed=args.seed,
+        )
+    )
     return 0

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from bot import db
-from bot.render import text
+from core import db
+from core.render import text
 
 
 def register(sub) -> None:
     group = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     group.add_parser("upgrade", help="apply pending migrations").set_defaults(func=upgrade)
-    group.add_parser("makemigrations", help="(developers) regenerate the initial migration from the models").set_defaults(
-        func=makemigrations
-    )
+    group.add_parser(
+        "makemigrations", help="(developers) regenerate the initial migration from the models"
+    ).set_defaults(func=makemigrations)
 
 
 async def upgrade(args, settings) -> int:

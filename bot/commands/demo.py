@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import db
-from bot.clock import SYSTEM, Clock
 from bot.commands.imports import report
-from bot.render import render, text
+from core import db
+from core.clock import SYSTEM, Clock
+from core.render import render, text
 from importers import city
 from importers.run import ImportResult, import_file
 from services.directory import DirectorySummary, summary

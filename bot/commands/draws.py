@@ -8,9 +8,9 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from bot import db
-from bot.clock import SYSTEM
-from bot.render import text
+from core import db
+from core.clock import SYSTEM
+from core.render import text
 from domain.draw import note_fields
 from services import draws
 
@@ -21,15 +21,17 @@ def register(sub) -> None:
     ann.add_argument("--at", metavar="DATETIME", help="fire time, local (YYYY-MM-DD HH:MM); default now")
     ann.set_defaults(func=announce)
     drw = sub.add_parser(
-        "draw", help="draw a plan once and for all, or export a draw's bundle",
+        "draw",
+        help="draw a plan once and for all, or export a draw's bundle",
         usage="inspectbot draw PLAN [--beacon VALUE] [--dry-run]\n       inspectbot draw export DRAW_REF DIR [--force]",
     )
     drw.add_argument("plan", metavar="PLAN|export")
     drw.add_argument("rest", nargs="*", metavar="DRAW_REF DIR", help=argparse.SUPPRESS)
     drw.add_argument("--beacon", default="", help="public randomness unknown when the commitment was published")
     drw.add_argument("--dry-run", action="store_true", help="show the counts per stratum; write nothing")
-    drw.add_argument("--force", action="store_true",
-                     help="(administrators) export a flight draw in full before its reveal")
+    drw.add_argument(
+        "--force", action="store_true", help="(administrators) export a flight draw in full before its reveal"
+    )
     drw.set_defaults(func=draw_or_export)
 
 
@@ -56,9 +58,16 @@ async def announce(args, settings) -> int:
         except draws.DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
-    print(text("draw_announced", settings.locale, draw_ref=done.draw_ref, plan=done.plan_code,
-               fire_at=done.fire_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M"),
-               commitment=done.commitment))
+    print(
+        text(
+            "draw_announced",
+            settings.locale,
+            draw_ref=done.draw_ref,
+            plan=done.plan_code,
+            fire_at=done.fire_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M"),
+            commitment=done.commitment,
+        )
+    )
     return 0
 
 
@@ -73,8 +82,9 @@ async def draw_or_export(args, settings) -> int:
         return 2
     async with db.opened(settings):
         try:
-            result = await draws.draw_plan(args.plan, args.beacon, dry_run=args.dry_run, clock=SYSTEM,
-                                           zone=settings.zone, locale=settings.locale)
+            result = await draws.draw_plan(
+                args.plan, args.beacon, dry_run=args.dry_run, clock=SYSTEM, zone=settings.zone, locale=settings.locale
+            )
         except draws.DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bot import db
-from bot.clock import SystemClock
-from bot.render import render, text
+from core import db
+from core.clock import SystemClock
+from core.render import render, text
 from importers.columns import KINDS
 from importers.run import ImportResult, import_file
 
@@ -20,7 +20,8 @@ def register(sub) -> None:
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("file")
     parser.add_argument(
-        "--partial", action="store_true",
+        "--partial",
+        action="store_true",
         help="the file is a partial export: rows missing from it are left alone",
     )
     parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is no terminal")
@@ -34,8 +35,14 @@ def progress_bars(locale: str, force: bool = False):
     from tqdm import tqdm
 
     def bar(phase: str, total: int | None):
-        return tqdm(total=total, desc=text("import_progress", locale=locale, phase=phase), unit="row",
-                    unit_scale=True, file=sys.stderr, leave=False)
+        return tqdm(
+            total=total,
+            desc=text("import_progress", locale=locale, phase=phase),
+            unit="row",
+            unit_scale=True,
+            file=sys.stderr,
+            leave=False,
+        )
 
     return bar
 
@@ -47,7 +54,10 @@ def report(result: ImportResult, locale: str) -> str:
 async def run(args, settings) -> int:
     async with db.opened(settings):
         result = await import_file(
-            args.kind, args.file, now=SystemClock().now(), partial=args.partial,
+            args.kind,
+            args.file,
+            now=SystemClock().now(),
+            partial=args.partial,
             progress=progress_bars(settings.locale, args.progress),
         )
     print(report(result, settings.locale), file=sys.stdout if result.ok else sys.stderr)

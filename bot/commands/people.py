@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 
-from bot import db
-from bot.clock import SYSTEM
-from bot.render import text
+from core import db
+from core.clock import SYSTEM
+from core.render import text
 from models.messaging import Role
 from services.identity import IdentityError, create_invite
 
@@ -30,12 +30,15 @@ async def invite(args, settings) -> int:
     async with db.opened(settings):
         try:
             code = await create_invite(
-                role, SYSTEM, cert_no=args.key if role == Role.INSPECTOR else None,
-                uscc=args.key if role == Role.ENTITY else None, departments=tuple(args.department),
+                role,
+                SYSTEM,
+                cert_no=args.key if role == Role.INSPECTOR else None,
+                uscc=args.key if role == Role.ENTITY else None,
+                departments=tuple(args.department),
                 ttl=timedelta(days=args.days),
             )
         except IdentityError as exc:
-            print(text(exc.reason, settings.locale, **exc.params), file=sys.stderr)
+            print(text(exc.code, settings.locale, **exc.params), file=sys.stderr)
             return 2
     username = args.bot or await bot_username(settings)
     print(text("invite_link", settings.locale, link=f"https://t.me/{username}?start={code}", days=args.days))

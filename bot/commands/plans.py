@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bot import db
-from bot.clock import SYSTEM
-from bot.render import text
+from core import db
+from core.clock import SYSTEM
+from core.render import text
 from domain.plans import PlanError
 from services import plans
 
@@ -40,8 +40,15 @@ async def add_plan(args, settings) -> int:
             print(plan_error(exc, settings.locale), file=sys.stderr)
             return 2
         upcoming = plans.fire_times(spec, SYSTEM.now(), settings.zone, limit=3)
-    print(text("plan_added", settings.locale, plan=added.spec.to_dict(), created=added.created,
-               upcoming=[t.strftime("%Y-%m-%d %H:%M") for t in upcoming]))
+    print(
+        text(
+            "plan_added",
+            settings.locale,
+            plan=added.spec.to_dict(),
+            created=added.created,
+            upcoming=[t.strftime("%Y-%m-%d %H:%M") for t in upcoming],
+        )
+    )
     return 0
 
 
@@ -67,6 +74,12 @@ async def show_plan(args, settings) -> int:
             return 1
     spec = plans.spec_of(plan)
     upcoming = plans.fire_times(spec, SYSTEM.now(), settings.zone, limit=3)
-    print(text("plan_detail", settings.locale, plan=spec.to_dict(),
-               upcoming=[t.strftime("%Y-%m-%d %H:%M") for t in upcoming]))
+    print(
+        text(
+            "plan_detail",
+            settings.locale,
+            plan=spec.to_dict(),
+            upcoming=[t.strftime("%Y-%m-%d %H:%M") for t in upcoming],
+        )
+    )
     return 0

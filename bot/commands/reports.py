@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import sys
 
-from bot import db
-from bot.clock import SYSTEM
-from bot.render import render, text
+from core import db
+from core.clock import SYSTEM
+from core.render import render, text
 from services import reports
 
 
 def register(sub) -> None:
     parser = sub.add_parser("report", help="the monthly report: print it, or queue it to the coordinators")
     parser.add_argument("month", nargs="?", default="", help="YYYY-MM (default: last month)")
-    parser.add_argument("--department", action="append", default=None, metavar="CODE",
-                        help="only the plans of this department (repeatable; default: all)")
+    parser.add_argument(
+        "--department",
+        action="append",
+        default=None,
+        metavar="CODE",
+        help="only the plans of this department (repeatable; default: all)",
+    )
     parser.add_argument("--send", action="store_true", help="queue it to every coordinator and admin too")
     parser.set_defaults(func=run)
 
@@ -29,8 +34,9 @@ async def run(args, settings, clock=SYSTEM) -> int:
     month = args.month or reports.last_month(now, settings.zone)
     async with db.opened(settings):
         try:
-            report = await reports.monthly_report(month, args.department, now, data_dir=settings.data_dir,
-                                                  zone=settings.zone, locale=settings.locale)
+            report = await reports.monthly_report(
+                month, args.department, now, data_dir=settings.data_dir, zone=settings.zone, locale=settings.locale
+            )
         except reports.ReportError as exc:
             print(text("report_error", settings.locale, error=exc.code, params=exc.params), file=sys.stderr)
             return 2

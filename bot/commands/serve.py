@@ -8,19 +8,19 @@ import logging
 import signal
 import sys
 
-from bot import db
 from bot.app import Service
-from bot.logs import setup_logging
-from bot.render import text
-
+from core import db
+from core.logs import setup_logging
+from core.render import text
 
 log = logging.getLogger("inspectbot")
 RETRY_MAX = 30.0  # seconds between attempts to reach the database at start, at most
 
 
 def register(sub) -> None:
-    sub.add_parser("serve", help="run the service: Telegram bot, SMS webhooks, web pages, scheduler, dispatcher"
-                   ).set_defaults(func=serve)
+    sub.add_parser(
+        "serve", help="run the service: Telegram bot, SMS webhooks, web pages, scheduler, dispatcher"
+    ).set_defaults(func=serve)
 
 
 async def serve(args, settings) -> int:
@@ -38,8 +38,15 @@ async def serve(args, settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     if not await start_when_reachable(service, stop):
         return 0  # stopped while waiting for the database
-    print(text("serve_started", settings.locale, url=settings.public_url, mode=settings.telegram_mode,
-               channels=sorted(service.rt.channels)))
+    print(
+        text(
+            "serve_started",
+            settings.locale,
+            url=settings.public_url,
+            mode=settings.telegram_mode,
+            channels=sorted(service.rt.channels),
+        )
+    )
     try:
         await stop.wait()
     finally:
@@ -66,5 +73,5 @@ async def start_when_reachable(service: Service, stop: asyncio.Event) -> bool:
         try:
             await asyncio.wait_for(stop.wait(), delay)
             return False
-        except asyncio.TimeoutError:
+        except TimeoutError:
             delay = min(delay * 2, RETRY_MAX)

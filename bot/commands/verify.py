@@ -10,13 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bot.render import text
+from core.render import text
 from domain import bundle
 
 
 def register(sub) -> None:
     parser = sub.add_parser("verify", help="re-derive a published draw bundle and check every part of it")
-    parser.add_argument("directory", type=Path, help="folder holding draw.json, pool.tsv, inspectors.tsv[, recusals.tsv]")
+    parser.add_argument(
+        "directory", type=Path, help="folder holding draw.json, pool.tsv, inspectors.tsv[, recusals.tsv]"
+    )
     parser.set_defaults(func=run)
 
 

@@ -22,10 +22,10 @@ values the service layer turns into outbox rows and alerts. Rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, tzinfo
 from enum import Enum
-from typing import Mapping, Union
 
 from domain.surveys.questions import Answers, Question
 from domain.surveys.replies import ParseResult, Reason
@@ -100,7 +100,7 @@ class ConfirmOptOut:
     """Send the one opt-out confirmation."""
 
 
-Action = Union[AskQuestion, Clarify, Thank, SendReminder, RaiseAlert, OptOutEntity, ConfirmOptOut]
+Action = AskQuestion | Clarify | Thank | SendReminder | RaiseAlert | OptOutEntity | ConfirmOptOut
 
 
 @dataclass(frozen=True)

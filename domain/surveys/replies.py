@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 from domain.surveys.questions import COMMENT_MAX_CHARS, REQUIRED, SCORE_MAX, SCORE_MIN, Answers, Kind, Question
 
@@ -209,7 +209,9 @@ _LETTER_WORDS = {"y": _YES, "yes": _YES, "n": _NO, "no": _NO}
 _CJK_WORDS: dict[str, tuple[str, int]] = {
     **{w: (_YES, 0) for w in ("是", "是的", "对", "对的", "對", "對的", "有", "有的")},
     **{w: (_NO, 0) for w in ("否", "不是", "不", "不对", "不對", "没有", "沒有", "没", "沒", "无", "無")},
-    **{w: (_AMBIGUOUS, 0) for w in ("是否", "是不是", "有没有", "有沒有", "对不对", "對不對", "有无", "有無", "是或否")},
+    **{
+        w: (_AMBIGUOUS, 0) for w in ("是否", "是不是", "有没有", "有沒有", "对不对", "對不對", "有无", "有無", "是或否")
+    },
     **{w: (_NUM, v) for v, w in enumerate("一二三四五", start=1)},
     "满分": (_POINTS, SCORE_MAX),
     "滿分": (_POINTS, SCORE_MAX),

@@ -23,10 +23,10 @@ surveyed when its result is submitted).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterable, Mapping
 
 TAG = b"survey"
 OTHERS = "*"  # the share of every stratum not named

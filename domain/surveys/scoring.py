@@ -27,10 +27,11 @@ it rests on at least :data:`MIN_PUBLIC_RESPONSES` (5) responses.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from domain.surveys.questions import SCORE_MAX, SCORE_MIN, Answers
 from domain.surveys.timing import utc
@@ -112,7 +113,9 @@ class _Tally:
             + WEIGHT_UNFAIR * self.unfairness / (self.scored + k)
         )
         mean = float(round(Fraction(self.fairness_sum, self.scored), 2)) if self.scored else None
-        return Score(self.n, float(round(100 - penalty, 1)), self.improper, self.no_credentials, self.unfair, mean, self.alerts)
+        return Score(
+            self.n, float(round(100 - penalty, 1)), self.improper, self.no_credentials, self.unfair, mean, self.alerts
+        )
 
 
 def _answered(a: Answers) -> bool:

@@ -9,7 +9,7 @@ quiet window is in wall-clock time of ``tz``.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -46,7 +46,7 @@ def _wall(day: date, at: time, tz: tzinfo, fold: int) -> datetime:
     """The instant the wall clock in ``tz`` shows ``at`` on ``day`` (``fold`` picks the first
     or second pass through a repeated hour), normalised so its wall time really occurs."""
     naive = datetime.combine(day, at.replace(tzinfo=None)).replace(fold=fold)
-    return naive.replace(tzinfo=tz).astimezone(timezone.utc).astimezone(tz)
+    return naive.replace(tzinfo=tz).astimezone(UTC).astimezone(tz)
 
 
 def utc(moment: datetime) -> datetime:
@@ -54,7 +54,7 @@ def utc(moment: datetime) -> datetime:
     tzinfo by their wall clocks, which is wrong across a daylight-saving change; in UTC it is
     always right."""
     _require_aware(moment)
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _first_allowed(lo: datetime, hi: datetime, tz: tzinfo, quiet: tuple[time, time]) -> datetime:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.channels.base import EventKind, InboundEvent, Outgoing, Poll, SendError
 from bot.channels.sms_aliyun import (
     PUSH_ACK,
     AliyunSmsChannel,
@@ -23,10 +22,11 @@ from bot.channels.sms_aliyun import (
     report_event,
     up_event,
 )
-from bot.clock import FakeClock
-from bot.settings import Settings, SettingsError
-from bot.simulators.sms_aliyun import AliyunSmsStub
+from core.channel import EventKind, InboundEvent, Outgoing, Poll, SendError
+from core.clock import FakeClock
+from core.settings import Settings, SettingsError
 from domain.signatures import verify_aliyun_signature
+from simulators.sms_aliyun import AliyunSmsStub
 
 KEY_ID = "LTAI-test-key"
 SECRET = "aliyun-secret-0123456789"
@@ -39,16 +39,24 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data" / "sms-samples"
 
 @pytest.fixture
 async def stub():
-    s = AliyunSmsStub(access_key_id=KEY_ID, access_key_secret=SECRET, sign_names=(SIGN,),
-                      templates={TEMPLATE: ("content",)})
+    s = AliyunSmsStub(
+        access_key_id=KEY_ID, access_key_secret=SECRET, sign_names=(SIGN,), templates={TEMPLATE: ("content",)}
+    )
     await s.start()
     yield s
     await s.stop()
 
 
 def _settings(stub: AliyunSmsStub, **changes) -> Settings:
-    base = Settings(sms_provider="aliyun", sms_account_sid=KEY_ID, sms_auth_token=SECRET, sms_api_url=stub.url,
-                    sms_sign_name=SIGN, sms_template_code=TEMPLATE, sms_push_token=PUSH_TOKEN)
+    base = Settings(
+        sms_provider="aliyun",
+        sms_account_sid=KEY_ID,
+        sms_auth_token=SECRET,
+        sms_api_url=stub.url,
+        sms_sign_name=SIGN,
+        sms_template_code=TEMPLATE,
+        sms_push_token=PUSH_TOKEN,
+    )
     return base.with_(**changes)
 
 
@@ -84,7 +92,11 @@ def test_request_params_are_signed_and_complete():
     params = channel.request_params(Outgoing(address=PHONE, text='引号"和&符号'), now, "nonce-1")
     assert params["Timestamp"] == "2026-11-22T02:00:05Z"
     assert (params["Action"], params["Version"], params["Format"], params["PhoneNumbers"]) == (
-        "SendSms", "2017-05-25", "JSON", "13800000000")
+        "SendSms",
+        "2017-05-25",
+        "JSON",
+        "13800000000",
+    )
     assert json.loads(params["TemplateParam"]) == {"content": '引号"和&符号'}
     assert verify_aliyun_signature("POST", params, SECRET)
     assert not verify_aliyun_signature("POST", {**params, "PhoneNumbers": "13800000001"}, SECRET)
@@ -110,7 +122,7 @@ async def test_stub_refuses_an_unknown_access_key(stub):
 
 
 async def test_a_stale_timestamp_is_a_config_error(stub):
-    channel = AliyunSmsChannel(_settings(stub), clock=FakeClock(datetime(2020, 1, 1, tzinfo=timezone.utc)))
+    channel = AliyunSmsChannel(_settings(stub), clock=FakeClock(datetime(2020, 1, 1, tzinfo=UTC)))
     try:
         error = await _send_error(channel)
     finally:
@@ -119,7 +131,7 @@ async def test_a_stale_timestamp_is_a_config_error(stub):
 
 
 async def test_stub_refuses_a_reused_nonce_and_missing_parameters(stub, channel):
-    params = channel.request_params(Outgoing(address=PHONE, text="x"), datetime.now(timezone.utc), "same-nonce")
+    params = channel.request_params(Outgoing(address=PHONE, text="x"), datetime.now(UTC), "same-nonce")
     async with aiohttp.ClientSession() as session:
         async with session.post(stub.url + "/", data=params) as resp:
             assert resp.status == 200 and (await resp.json())["Code"] == "OK"
@@ -132,11 +144,14 @@ async def test_stub_refuses_a_reused_nonce_and_missing_parameters(stub, channel)
                 assert resp.status == 400 and body["Code"] in (f"Missing{name}", "SignatureDoesNotMatch")
 
 
-@pytest.mark.parametrize("change,code,kind", [
-    ({"sms_sign_name": "别的签名"}, "isv.SMS_SIGNATURE_ILLEGAL", "config"),
-    ({"sms_template_code": "SMS_999"}, "isv.SMS_TEMPLATE_ILLEGAL", "config"),
-    ({"sms_template_param": "text"}, "isv.TEMPLATE_MISSING_PARAMETERS", "config"),
-])
+@pytest.mark.parametrize(
+    "change,code,kind",
+    [
+        ({"sms_sign_name": "别的签名"}, "isv.SMS_SIGNATURE_ILLEGAL", "config"),
+        ({"sms_template_code": "SMS_999"}, "isv.SMS_TEMPLATE_ILLEGAL", "config"),
+        ({"sms_template_param": "text"}, "isv.TEMPLATE_MISSING_PARAMETERS", "config"),
+    ],
+)
 async def test_unapproved_signature_or_template_is_a_config_error(stub, change, code, kind):
     channel = AliyunSmsChannel(_settings(stub, **change))
     try:
@@ -152,12 +167,15 @@ async def test_an_illegal_number_is_permanent(stub, channel):
     assert (await _send_error(channel, "+86123")).kind == "invalid_number"
 
 
-@pytest.mark.parametrize("fault,kind,retryable,wait", [
-    ("isv.BUSINESS_LIMIT_CONTROL", "throttled", True, 60.0),
-    ("isv.DAY_LIMIT_CONTROL", "quota", True, 3600.0),
-    ("isp.SYSTEM_ERROR", "server", True, None),
-    ("InternalError", "server", True, None),
-])
+@pytest.mark.parametrize(
+    "fault,kind,retryable,wait",
+    [
+        ("isv.BUSINESS_LIMIT_CONTROL", "throttled", True, 60.0),
+        ("isv.DAY_LIMIT_CONTROL", "quota", True, 3600.0),
+        ("isp.SYSTEM_ERROR", "server", True, None),
+        ("InternalError", "server", True, None),
+    ],
+)
 async def test_injected_faults(stub, channel, fault, kind, retryable, wait):
     stub.inject(fault)
     error = await _send_error(channel)
@@ -176,15 +194,21 @@ def test_channel_needs_its_settings():
     with pytest.raises(SettingsError) as info:
         AliyunSmsChannel(Settings(sms_account_sid=KEY_ID, sms_auth_token=SECRET))
     assert "SMS_SIGN_NAME" in str(info.value) and SECRET not in str(info.value)
-    assert SECRET not in repr(AliyunSmsChannel(Settings(sms_account_sid=KEY_ID, sms_auth_token=SECRET,
-                                                         sms_sign_name=SIGN, sms_template_code=TEMPLATE)))
+    assert SECRET not in repr(
+        AliyunSmsChannel(
+            Settings(sms_account_sid=KEY_ID, sms_auth_token=SECRET, sms_sign_name=SIGN, sms_template_code=TEMPLATE)
+        )
+    )
 
 
-@pytest.mark.parametrize("sample,status,expected", [
-    ("aliyun-sendsms-response-ok.json", 200, "900619746936498440^0"),
-    ("aliyun-sendsms-response-business-limit.json", 200, ("throttled", True, 60.0)),
-    ("aliyun-sendsms-response-mobile-illegal.json", 200, ("invalid_number", False, None)),
-])
+@pytest.mark.parametrize(
+    "sample,status,expected",
+    [
+        ("aliyun-sendsms-response-ok.json", 200, "900619746936498440^0"),
+        ("aliyun-sendsms-response-business-limit.json", 200, ("throttled", True, 60.0)),
+        ("aliyun-sendsms-response-mobile-illegal.json", 200, ("invalid_number", False, None)),
+    ],
+)
 def test_parse_send_reply_on_the_oracle_samples(sample, status, expected):
     body = (SAMPLES / sample).read_bytes()
     if isinstance(expected, str):
@@ -195,16 +219,19 @@ def test_parse_send_reply_on_the_oracle_samples(sample, status, expected):
         assert (info.value.kind, info.value.retryable, info.value.retry_after) == expected
 
 
-@pytest.mark.parametrize("status,body,kind,retryable,wait", [
-    (200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发小时级流控Permits:5"}, "throttled", True, 3600.0),
-    (200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发天级流控Permits:10"}, "throttled", True, 86400.0),
-    (200, {"Code": "isv.SMS_CONTENT_ILLEGAL"}, "content_rejected", False, None),
-    (200, {"Code": "isv.SOMETHING_NEW"}, "bad_request", False, None),
-    (200, {"Code": "isp.SOMETHING_NEW"}, "server", True, None),
-    (400, {"Code": "Throttling.User"}, "throttled", True, None),
-    (503, "<html>", "server", True, None),
-    (200, {"Code": "OK"}, "bad_response", False, None),  # OK without a BizId
-])
+@pytest.mark.parametrize(
+    "status,body,kind,retryable,wait",
+    [
+        (200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发小时级流控Permits:5"}, "throttled", True, 3600.0),
+        (200, {"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发天级流控Permits:10"}, "throttled", True, 86400.0),
+        (200, {"Code": "isv.SMS_CONTENT_ILLEGAL"}, "content_rejected", False, None),
+        (200, {"Code": "isv.SOMETHING_NEW"}, "bad_request", False, None),
+        (200, {"Code": "isp.SOMETHING_NEW"}, "server", True, None),
+        (400, {"Code": "Throttling.User"}, "throttled", True, None),
+        (503, "<html>", "server", True, None),
+        (200, {"Code": "OK"}, "bad_response", False, None),  # OK without a BizId
+    ],
+)
 def test_parse_send_reply_errors(status, body, kind, retryable, wait):
     raw = body.encode() if isinstance(body, str) else json.dumps(body, ensure_ascii=False).encode()
     with pytest.raises(SendError) as info:
@@ -228,7 +255,8 @@ def test_report_and_up_samples_parse():
     reports = [report_event(i) for i in parse_push((SAMPLES / "aliyun-smsreport-http-push.json").read_bytes())]
     assert [(e.kind, e.status, e.error_code, e.message_id) for e in reports] == [
         (EventKind.DELIVERY, "delivered", "", "900619746936498440^0"),
-        (EventKind.DELIVERY, "undelivered", "MK:0001", "900619746936498440^0")]
+        (EventKind.DELIVERY, "undelivered", "MK:0001", "900619746936498440^0"),
+    ]
     assert reports[0].external_id == "900619746936498440^0:1381111****"
     [up] = [up_event(i) for i in parse_push((SAMPLES / "aliyun-smsup-http-push.json").read_bytes())]
     assert (up.kind, up.text, up.external_id) == (EventKind.TEXT, "TD", "up:1234567890")
@@ -276,7 +304,8 @@ async def test_receipts_and_replies_pushed_by_the_stub_become_events(stub, chann
     assert [(e.kind, e.message_id, e.sender, e.status) for e in events] == [
         (EventKind.DELIVERY, ok_id, PHONE, "delivered"),
         (EventKind.DELIVERY, bad_id, "+8613911112222", "undelivered"),
-        (EventKind.TEXT, "", PHONE, "")]
+        (EventKind.TEXT, "", PHONE, ""),
+    ]
     assert events[-1].text == "TD" and events[-1].external_id == "up:7"
 
 
@@ -304,11 +333,19 @@ def test_the_provider_setting_picks_the_channel_and_routes():
     from bot.channels.sms import sms_channel, sms_routes
     from bot.channels.sms_twilio import TwilioSmsChannel
 
-    aliyun = Settings(sms_provider="aliyun", sms_account_sid=KEY_ID, sms_auth_token=SECRET, sms_sign_name=SIGN,
-                      sms_template_code=TEMPLATE, sms_push_token=PUSH_TOKEN)
+    aliyun = Settings(
+        sms_provider="aliyun",
+        sms_account_sid=KEY_ID,
+        sms_auth_token=SECRET,
+        sms_sign_name=SIGN,
+        sms_template_code=TEMPLATE,
+        sms_push_token=PUSH_TOKEN,
+    )
     assert isinstance(sms_channel(aliyun), AliyunSmsChannel)
-    assert {r.path for r in sms_routes(aliyun, lambda e: None)} == {"/sms/aliyun/report/{token}",
-                                                                   "/sms/aliyun/up/{token}"}
+    assert {r.path for r in sms_routes(aliyun, lambda e: None)} == {
+        "/sms/aliyun/report/{token}",
+        "/sms/aliyun/up/{token}",
+    }
     twilio = Settings(sms_account_sid="AC" + "0" * 32, sms_auth_token=SECRET)
     assert isinstance(sms_channel(twilio), TwilioSmsChannel)
     assert {r.path for r in sms_routes(twilio, lambda e: None)} == {"/sms/inbound", "/sms/status"}

@@ -6,7 +6,7 @@ import json
 import logging
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.channels.base import Button, EventKind, InboundEvent, Outgoing, Poll, SendError
 from bot.channels.sms_twilio import (
     INBOUND_PATH,
     STATUS_PATH,
@@ -26,10 +25,11 @@ from bot.channels.sms_twilio import (
     status_event,
     webhook_routes,
 )
-from bot.clock import FakeClock
-from bot.settings import Settings, SettingsError
-from bot.simulators.sms import SmsSimulator
+from core.channel import Button, EventKind, InboundEvent, Outgoing, Poll, SendError
+from core.clock import FakeClock
+from core.settings import Settings, SettingsError
 from domain.signatures import twilio_signature
+from simulators.sms import SmsSimulator
 
 SID = "AC" + "c" * 32
 TOKEN = "test_auth_token_0123456789abcdef"
@@ -62,8 +62,7 @@ async def bot(sim):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(sms_account_sid=SID, sms_auth_token=TOKEN, sms_api_url=sim.url, sms_from=FROM,
-                        public_url=url)
+    settings = Settings(sms_account_sid=SID, sms_auth_token=TOKEN, sms_api_url=sim.url, sms_from=FROM, public_url=url)
     events: list[InboundEvent] = []
     fail: list[bool] = []
 
@@ -96,8 +95,17 @@ async def _post(url: str, params: dict[str, str], signature: str | None, headers
 
 
 def _inbound_form(sid: str = "SM" + "a" * 32, body: str = "1 2 5") -> dict[str, str]:
-    return {"MessageSid": sid, "SmsSid": sid, "AccountSid": SID, "From": PHONE, "To": FROM, "Body": body,
-            "NumMedia": "0", "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": SID,
+        "From": PHONE,
+        "To": FROM,
+        "Body": body,
+        "NumMedia": "0",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
 
 
 # --- sending ------------------------------------------------------------------------------------
@@ -124,8 +132,12 @@ async def test_messaging_service_is_sent_instead_of_from(sim, bot):
         await channel.stop()
     assert sim.messages[sid]["messaging_service_sid"] == "MG" + "b" * 32
     assert sim.messages[sid]["from"] is None
-    assert channel.form_for(Outgoing(address=PHONE, text="x")).keys() == {"To", "Body", "StatusCallback",
-                                                                         "MessagingServiceSid"}
+    assert channel.form_for(Outgoing(address=PHONE, text="x")).keys() == {
+        "To",
+        "Body",
+        "StatusCallback",
+        "MessagingServiceSid",
+    }
 
 
 async def test_status_callbacks_arrive_signed_and_parse(sim, bot):
@@ -134,7 +146,9 @@ async def test_status_callbacks_arrive_signed_and_parse(sim, bot):
     assert [w.status for w in sim.webhooks] == [200, 200]
     assert all(w.url == bot.url + STATUS_PATH for w in sim.webhooks)
     assert [(e.kind, e.status, e.message_id, e.sender) for e in bot.events] == [
-        (EventKind.DELIVERY, "sent", sid, PHONE), (EventKind.DELIVERY, "delivered", sid, PHONE)]
+        (EventKind.DELIVERY, "sent", sid, PHONE),
+        (EventKind.DELIVERY, "delivered", sid, PHONE),
+    ]
     assert [e.external_id for e in bot.events] == [f"{sid}:sent", f"{sid}:delivered"]
 
 
@@ -152,7 +166,8 @@ async def test_an_inbound_reply_arrives_signed_and_becomes_a_text_event(sim, bot
     assert reply.status == 200
     texts = [e for e in bot.events if e.kind == EventKind.TEXT]
     assert [(e.external_id, e.sender, e.text, e.channel) for e in texts] == [
-        (reply.sid, PHONE, "是，否，5 态度很好", "sms")]
+        (reply.sid, PHONE, "是，否，5 态度很好", "sms")
+    ]
     assert texts[0].raw["To"] == FROM
 
 
@@ -267,15 +282,18 @@ async def test_replay_across_instances_stores_the_event_once(db):
 # --- errors -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault,kind,retryable", [
-    ("429", "throttled", True),
-    ("500", "server", True),
-    ("timeout", "timeout", True),
-    ("disconnect", "connection", True),
-    ("invalid_number", "invalid_number", False),
-    ("landline", "invalid_number", False),
-    ("unsubscribed", "unsubscribed", False),
-])
+@pytest.mark.parametrize(
+    "fault,kind,retryable",
+    [
+        ("429", "throttled", True),
+        ("500", "server", True),
+        ("timeout", "timeout", True),
+        ("disconnect", "connection", True),
+        ("invalid_number", "invalid_number", False),
+        ("landline", "invalid_number", False),
+        ("unsubscribed", "unsubscribed", False),
+    ],
+)
 async def test_each_fault_becomes_the_right_send_error(sim, bot, fault, kind, retryable):
     sim.inject(fault)
     with pytest.raises(SendError) as info:
@@ -328,8 +346,9 @@ async def test_connection_refused_is_retryable():
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    channel = TwilioSmsChannel(Settings(sms_account_sid=SID, sms_auth_token=TOKEN, sms_from=FROM,
-                                        sms_api_url=f"http://127.0.0.1:{port}"))
+    channel = TwilioSmsChannel(
+        Settings(sms_account_sid=SID, sms_auth_token=TOKEN, sms_from=FROM, sms_api_url=f"http://127.0.0.1:{port}")
+    )
     try:
         with pytest.raises(SendError) as info:
             await channel.send(Outgoing(address=PHONE, text="hello"))
@@ -338,13 +357,16 @@ async def test_connection_refused_is_retryable():
     assert (info.value.kind, info.value.retryable) == ("connection", True)
 
 
-@pytest.mark.parametrize("message", [
-    Outgoing(address=PHONE, text="q", poll=Poll("q", ("a", "b"))),
-    Outgoing(address=PHONE, text="p", photo=b"\xff\xd8"),
-    Outgoing(address=PHONE, text="d", document=b"%PDF"),
-    Outgoing(address=PHONE, text="e", edit_message_id="SM1"),
-    Outgoing(address=PHONE, text="   "),
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        Outgoing(address=PHONE, text="q", poll=Poll("q", ("a", "b"))),
+        Outgoing(address=PHONE, text="p", photo=b"\xff\xd8"),
+        Outgoing(address=PHONE, text="d", document=b"%PDF"),
+        Outgoing(address=PHONE, text="e", edit_message_id="SM1"),
+        Outgoing(address=PHONE, text="   "),
+    ],
+)
 async def test_what_sms_cannot_carry_is_refused_before_sending(sim, bot, message):
     with pytest.raises(SendError) as info:
         await bot.channel.send(message)
@@ -373,30 +395,39 @@ async def test_the_token_never_reaches_logs_or_reprs(sim, bot, caplog):
 
 # --- pure parts ---------------------------------------------------------------------------------
 
-NOW = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
 def _sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 
 
-@pytest.mark.parametrize("status,body,retry_after,kind,retryable,wait", [
-    (400, _sample("twilio-error-400-21211.json"), None, "invalid_number", False, None),
-    (400, _sample("twilio-error-400-21610.json"), None, "unsubscribed", False, None),
-    (401, _sample("twilio-error-401-20003.json"), None, "auth", False, None),
-    (429, _sample("twilio-error-429-20429.json"), "3", "throttled", True, 3.0),
-    (429, b"", None, "throttled", True, None),
-    (403, b"<html>forbidden</html>", None, "auth", False, None),
-    (400, b'{"code": 21614, "message": "x", "status": 400}', None, "invalid_number", False, None),
-    (400, b'{"code": "21617", "status": 400}', None, "too_long", False, None),
-    (400, b'{"code": 21606, "status": 400}', None, "config", False, None),
-    (400, b'{"code": 99999, "status": 400}', None, "bad_request", False, None),
-    (404, b'{"code": 20404, "status": 404}', None, "bad_request", False, None),
-    (502, b"<html>bad gateway</html>", None, "server", True, None),
-    (503, b"", "Sun, 22 Nov 2026 10:00:30 GMT", "server", True, 30.0),
-    (400, b'{"type": "https://x", "title": "Bad", "status": 400, "code": 21211}', None, "invalid_number", False,
-     None),  # RFC 9457 body
-])
+@pytest.mark.parametrize(
+    "status,body,retry_after,kind,retryable,wait",
+    [
+        (400, _sample("twilio-error-400-21211.json"), None, "invalid_number", False, None),
+        (400, _sample("twilio-error-400-21610.json"), None, "unsubscribed", False, None),
+        (401, _sample("twilio-error-401-20003.json"), None, "auth", False, None),
+        (429, _sample("twilio-error-429-20429.json"), "3", "throttled", True, 3.0),
+        (429, b"", None, "throttled", True, None),
+        (403, b"<html>forbidden</html>", None, "auth", False, None),
+        (400, b'{"code": 21614, "message": "x", "status": 400}', None, "invalid_number", False, None),
+        (400, b'{"code": "21617", "status": 400}', None, "too_long", False, None),
+        (400, b'{"code": 21606, "status": 400}', None, "config", False, None),
+        (400, b'{"code": 99999, "status": 400}', None, "bad_request", False, None),
+        (404, b'{"code": 20404, "status": 404}', None, "bad_request", False, None),
+        (502, b"<html>bad gateway</html>", None, "server", True, None),
+        (503, b"", "Sun, 22 Nov 2026 10:00:30 GMT", "server", True, 30.0),
+        (
+            400,
+            b'{"type": "https://x", "title": "Bad", "status": 400, "code": 21211}',
+            None,
+            "invalid_number",
+            False,
+            None,
+        ),  # RFC 9457 body
+    ],
+)
 def test_classify_error(status, body, retry_after, kind, retryable, wait):
     error = classify_error(status, body, retry_after, NOW)
     assert (error.kind, error.retryable, error.retry_after) == (kind, retryable, wait)
@@ -415,10 +446,21 @@ def test_inbound_event_from_the_oracle_webhook_form():
     form = dict(vectors[6]["form_params"])
     event = inbound_event(form)
     assert (event.channel, event.kind, event.external_id, event.sender, event.text) == (
-        "sms", EventKind.TEXT, "SM" + "a" * 32, "+14155552671", "Hello from SMS + unicode: café 你好")
+        "sms",
+        EventKind.TEXT,
+        "SM" + "a" * 32,
+        "+14155552671",
+        "Hello from SMS + unicode: café 你好",
+    )
     status = status_event(dict(vectors[8]["form_params"]))
     assert (status.kind, status.external_id, status.sender, status.status, status.error_code, status.message_id) == (
-        EventKind.DELIVERY, "SM" + "d" * 32 + ":undelivered", "+14155550100", "undelivered", "30003", "SM" + "d" * 32)
+        EventKind.DELIVERY,
+        "SM" + "d" * 32 + ":undelivered",
+        "+14155550100",
+        "undelivered",
+        "30003",
+        "SM" + "d" * 32,
+    )
 
 
 def test_malformed_forms_are_value_errors():

@@ -14,12 +14,12 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import db as dbmod
 from bot.channels.sms_twilio import INBOUND_PATH, TwilioSmsChannel, form_pairs
-from bot.clock import FakeClock
 from bot.runtime import Runtime
-from bot.settings import Settings
 from bot.web import make_app
+from core import db as dbmod
+from core.clock import FakeClock
+from core.settings import Settings
 from domain.signatures import twilio_signature
 from models.messaging import InboundEvent, Outbox
 
@@ -29,8 +29,17 @@ TOKEN = "concurrency_test_token_0123456789"
 
 def _form(n: int) -> dict[str, str]:
     sid = f"SM{n:032d}"
-    return {"MessageSid": sid, "SmsSid": sid, "AccountSid": SID, "From": f"+86139{n:08d}", "To": "+15005550006",
-            "Body": "你好", "NumMedia": "0", "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": SID,
+        "From": f"+86139{n:08d}",
+        "To": "+15005550006",
+        "Body": "你好",
+        "NumMedia": "0",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
 
 
 @contextlib.asynccontextmanager
@@ -38,8 +47,13 @@ async def _app(db: Settings):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     public = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = db.with_(sms_account_sid=SID, sms_auth_token=TOKEN, sms_from="+15005550006", public_url=public,
-                        sms_api_url="http://127.0.0.1:9")
+    settings = db.with_(
+        sms_account_sid=SID,
+        sms_auth_token=TOKEN,
+        sms_from="+15005550006",
+        public_url=public,
+        sms_api_url="http://127.0.0.1:9",
+    )
     clock = FakeClock()
     channel = TwilioSmsChannel(settings, clock=clock)
     runner = web.AppRunner(make_app(Runtime(settings=settings, clock=clock, channels={"sms": channel})))
@@ -54,9 +68,12 @@ async def _app(db: Settings):
 
 async def _post_all(url: str, forms: list[dict[str, str]]) -> list[int]:
     async with aiohttp.ClientSession() as http:
+
         async def post(form):
-            headers = {"X-Twilio-Signature": twilio_signature(url, form, TOKEN),
-                       "Content-Type": "application/x-www-form-urlencoded"}
+            headers = {
+                "X-Twilio-Signature": twilio_signature(url, form, TOKEN),
+                "Content-Type": "application/x-www-form-urlencoded",
+            }
             async with http.post(url, data=urlencode(form), headers=headers) as r:
                 return r.status
 

@@ -89,9 +89,7 @@ def draw_inputs(draw, max_pool: int = 30, max_inspectors: int = 12) -> DrawInput
         size=size,
         slots=tuple(draw(st.lists(st.sampled_from([None, "D1", "D2"]), max_size=size))),
         required_quals=tuple(sorted(draw(st.sets(st.sampled_from(["Q1"]))))),
-        slot_quals=tuple(
-            tuple(sorted(q)) for q in draw(st.lists(st.sets(st.sampled_from(["Q2"])), max_size=size))
-        ),
+        slot_quals=tuple(tuple(sorted(q)) for q in draw(st.lists(st.sets(st.sampled_from(["Q2"])), max_size=size))),
     )
     conflicts = recent = frozenset()
     if inspectors and keys:

@@ -40,8 +40,17 @@ def inspectors_bytes(inspectors: list[tuple[str, str, tuple[str, ...]]]) -> byte
 
 def seed(secret: bytes, beacon: str, pool_file: bytes, inspectors_file: bytes, draw_ref: str) -> bytes:
     return H(
-        b"inspectbot/draw/v1" + b"\x00" + secret + b"\x00" + beacon.encode() + b"\x00"
-        + H(pool_file) + b"\x00" + H(inspectors_file) + b"\x00" + draw_ref.encode()
+        b"inspectbot/draw/v1"
+        + b"\x00"
+        + secret
+        + b"\x00"
+        + beacon.encode()
+        + b"\x00"
+        + H(pool_file)
+        + b"\x00"
+        + H(inspectors_file)
+        + b"\x00"
+        + draw_ref.encode()
     )
 
 
@@ -200,12 +209,19 @@ class Reference:
             for (k, j), pool in sorted(self.pools.items(), key=lambda kv: kv[0][1].encode()):
                 if k != kind:
                     continue
-                loads = [sum(1 for t in teams for kd, w in zip(self.kinds, t) if kd == kind and w == m)
-                         for m in pool.members]
+                loads = [
+                    sum(1 for t in teams for kd, w in zip(self.kinds, t) if kd == kind and w == m) for m in pool.members
+                ]
                 if max(loads) - min(loads) > 1:
                     notes.append(
-                        {"code": "imbalanced_pool", "department": kind[0], "quals": list(kind[1]),
-                         "jurisdiction": j, "min": min(loads), "max": max(loads)}
+                        {
+                            "code": "imbalanced_pool",
+                            "department": kind[0],
+                            "quals": list(kind[1]),
+                            "jurisdiction": j,
+                            "min": min(loads),
+                            "max": max(loads),
+                        }
                     )
         return notes
 
@@ -215,6 +231,7 @@ class Reference:
         if not chain:
             return None, NO_POOL
         for pool in chain:
+
             def key(w):
                 h = H(self.seed + b"replace" + b"\x00" + dec(n) + b"\x00" + dec(k) + b"\x00" + w.encode())
                 return (u64(h), w.encode())

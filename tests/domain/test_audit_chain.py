@@ -1,7 +1,8 @@
 import hashlib
 import json
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.audit import GENESIS, Entry, entry_hash, first_broken
 
@@ -18,8 +19,12 @@ def chain(n: int) -> list[Entry]:
 
 def test_hash_follows_the_documented_formula():
     e = chain(1)[0]
-    body = json.dumps({"seq": 1, "at": e.at, "actor": "system", "action": "x.done", "subject": "a:1", "data": {"n": 1}},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    body = json.dumps(
+        {"seq": 1, "at": e.at, "actor": "system", "action": "x.done", "subject": "a:1", "data": {"n": 1}},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
     assert e.hash == hashlib.sha256(b"inspectbot/audit/v1\x00" + GENESIS.encode() + b"\x00" + body).hexdigest()
 
 

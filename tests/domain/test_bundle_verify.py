@@ -20,8 +20,9 @@ def _bundle(with_recusal: bool = True) -> dict[str, bytes]:
     log = []
     if with_recusal:
         first = outcome.inspections[0]
-        result = replacement(inputs, outcome.seed, first, 0, list(first.team), first.team[0],
-                             frozenset({(first.team[0], first.entity)}))
+        result = replacement(
+            inputs, outcome.seed, first, 0, list(first.team), first.team[0], frozenset({(first.team[0], first.entity)})
+        )
         log.append(bundle.recusal_record(first, 0, first.team[0], result))
     return bundle.build_bundle(inputs, outcome, log)
 
@@ -44,8 +45,21 @@ def test_an_untouched_bundle_verifies_line_by_line():
     assert all(line.ok for line in lines)
     whats = [line.what for line in lines]
     assert whats == [
-        "commitment", "pool_digest", "inspectors_digest", "seed", "stratum", "stratum", "stratum", "stratum",
-        "selection", "ranks", "teams", "exclusions", "notes", "inspections_digest", "recusals",
+        "commitment",
+        "pool_digest",
+        "inspectors_digest",
+        "seed",
+        "stratum",
+        "stratum",
+        "stratum",
+        "stratum",
+        "selection",
+        "ranks",
+        "teams",
+        "exclusions",
+        "notes",
+        "inspections_digest",
+        "recusals",
     ]
 
 
@@ -201,12 +215,27 @@ def test_draw_json_is_canonical_and_carries_the_protocol_fields():
     raw = files["draw.json"]
     doc = json.loads(raw)
     assert raw == bundle.canonical_json(doc) + b"\n"
-    for name in ("protocol", "draw_ref", "commitment", "secret", "beacon", "pool_digest", "inspectors_digest",
-                 "seed", "strata", "inspections"):
+    for name in (
+        "protocol",
+        "draw_ref",
+        "commitment",
+        "secret",
+        "beacon",
+        "pool_digest",
+        "inspectors_digest",
+        "seed",
+        "strata",
+        "inspections",
+    ):
         assert name in doc
     assert doc["inspections"][0] == {
-        "no": 1, "entity": "913702007180000088", "stratum": "A", "rank": "3d6696858833d2c0",
-        "division": "370211003", "team": ["370200005", "370200002"], "unstaffable": None,
+        "no": 1,
+        "entity": "913702007180000088",
+        "stratum": "A",
+        "rank": "3d6696858833d2c0",
+        "division": "370211003",
+        "team": ["370200005", "370200002"],
+        "unstaffable": None,
     }
     assert set(doc["units"]) == {"U-CITY", "U-SN", "U-HEALTH"}
 
@@ -234,8 +263,10 @@ def _seats(team) -> list | None:
     """Each seat's (department, qualifications) as docs §7.1 reads a team spec; None if malformed."""
     try:
         size, slots, req, sq = team["size"], team["slots"], team["required_quals"], team["slot_quals"]
-        return [((slots[s] if s < len(slots) else None), sorted(set(req) | set(sq[s] if s < len(sq) else [])))
-                for s in range(size)]
+        return [
+            ((slots[s] if s < len(slots) else None), sorted(set(req) | set(sq[s] if s < len(sq) else [])))
+            for s in range(size)
+        ]
     except Exception:
         return None
 
@@ -259,8 +290,12 @@ def test_a_garbled_bundle_is_refused_or_fails_a_line_but_never_crashes(data):
         name = data.draw(st.sampled_from(sorted(doc)))
         before = doc[name]
         doc[name] = data.draw(JSON_VALUES)
-        if name == "notes" and isinstance(doc[name], list) and all(n in before for n in doc[name]) and all(
-                n.get("code") == "stratum_without_ratio" for n in before if n not in doc[name]):
+        if (
+            name == "notes"
+            and isinstance(doc[name], list)
+            and all(n in before for n in doc[name])
+            and all(n.get("code") == "stratum_without_ratio" for n in before if n not in doc[name])
+        ):
             return  # a stratum without a ratio draws as one with ratio "0": dropping that note changes no draw
         if name == "flight" and isinstance(doc[name], bool):
             return  # a plan's flight flag is not derived from anything: nothing to check it against
@@ -289,7 +324,8 @@ def test_a_garbled_bundle_is_refused_or_fails_a_line_but_never_crashes(data):
     garbled = {**files, "draw.json": bundle.canonical_json(doc) + b"\n"}
     original = _bundle()
     if doc == json.loads(original["draw.json"]) and {k: v for k, v in garbled.items() if k != "draw.json"} == {
-            k: v for k, v in original.items() if k != "draw.json"}:
+        k: v for k, v in original.items() if k != "draw.json"
+    }:
         return  # the draw happened to write the value that was there
     try:
         lines = bundle.verify(garbled)

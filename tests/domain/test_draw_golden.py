@@ -74,8 +74,15 @@ def test_exact_parts_follow_from_the_protocol_text_alone():
     assert hashlib.sha256(pool_file).hexdigest() == POOL_DIGEST
     assert hashlib.sha256(inspectors_file).hexdigest() == INSPECTORS_DIGEST
     seed = hashlib.sha256(
-        b"inspectbot/draw/v1\x00" + EXAMPLE_SECRET + b"\x00" + EXAMPLE_BEACON.encode() + b"\x00"
-        + hashlib.sha256(pool_file).digest() + b"\x00" + hashlib.sha256(inspectors_file).digest() + b"\x00"
+        b"inspectbot/draw/v1\x00"
+        + EXAMPLE_SECRET
+        + b"\x00"
+        + EXAMPLE_BEACON.encode()
+        + b"\x00"
+        + hashlib.sha256(pool_file).digest()
+        + b"\x00"
+        + hashlib.sha256(inspectors_file).digest()
+        + b"\x00"
         + EXAMPLE_REF.encode()
     ).digest()
     assert seed.hex() == SEED
@@ -93,8 +100,16 @@ def test_exact_parts_follow_from_the_protocol_text_alone():
 
 def test_reference_implementation_gives_the_golden_teams_and_replacements():
     out = ref.draw(
-        EXAMPLE_SECRET, EXAMPLE_BEACON, EXAMPLE_REF, [(k, s) for k, s, _ in EXAMPLE_POOL], EXAMPLE_RATIOS,
-        EXAMPLE_INSPECTORS, EXAMPLE_UNITS, {k: d for k, _, d in EXAMPLE_POOL}, EXAMPLE_TEAM, EXAMPLE_CONFLICTS,
+        EXAMPLE_SECRET,
+        EXAMPLE_BEACON,
+        EXAMPLE_REF,
+        [(k, s) for k, s, _ in EXAMPLE_POOL],
+        EXAMPLE_RATIOS,
+        EXAMPLE_INSPECTORS,
+        EXAMPLE_UNITS,
+        {k: d for k, _, d in EXAMPLE_POOL},
+        EXAMPLE_TEAM,
+        EXAMPLE_CONFLICTS,
     )
     assert [(no, k, s, m) for no, k, s, _, m, _ in out["inspections"]] == INSPECTIONS
     assert out["excluded_pairs"] == EXCLUDED_PAIRS
@@ -109,7 +124,9 @@ def test_reference_implementation_gives_the_golden_teams_and_replacements():
     both = {("370200005", first[1]), ("370200001", first[1])}
     r = ref.Reference(out["seed"], EXAMPLE_INSPECTORS, EXAMPLE_UNITS, EXAMPLE_TEAM, both)
     assert r.replace(1, first[1], "370211003", ["370200001", "370200002"], 1, 1) == (None, ref.ALL_EXCLUDED)
-    assert {ref.pair_hash(out["seed"], w, e) for w, e in r.consulted_hits} == {RECUSALS_TSV.decode().split("\t")[-1].strip()}
+    assert {ref.pair_hash(out["seed"], w, e) for w, e in r.consulted_hits} == {
+        RECUSALS_TSV.decode().split("\t")[-1].strip()
+    }
 
 
 def test_our_code_gives_the_golden_values():
@@ -129,7 +146,9 @@ def test_our_code_gives_the_golden_values():
     assert bundle.inspections_digest(outcome.inspections) == INSPECTIONS_DIGEST
 
     first = outcome.inspections[0]
-    one = replacement(inputs, outcome.seed, first, 0, list(first.team), "370200005", frozenset({("370200005", first.entity)}))
+    one = replacement(
+        inputs, outcome.seed, first, 0, list(first.team), "370200005", frozenset({("370200005", first.entity)})
+    )
     assert (one.inspector, one.reason, one.seat, one.exclusions) == ("370200001", None, 1, ())
     known = frozenset({("370200005", first.entity), ("370200001", first.entity)})
     two = replacement(inputs, outcome.seed, first, 1, ["370200001", "370200002"], "370200001", known)
@@ -145,7 +164,15 @@ def test_our_code_gives_the_golden_values():
 
 def test_the_document_shows_the_golden_values():
     text = DOC.read_text(encoding="utf-8")
-    for value in [COMMITMENT, POOL_DIGEST, INSPECTORS_DIGEST, SEED, INSPECTIONS_DIGEST, *EXCLUDED_PAIRS, *RANKS.values()]:
+    for value in [
+        COMMITMENT,
+        POOL_DIGEST,
+        INSPECTORS_DIGEST,
+        SEED,
+        INSPECTIONS_DIGEST,
+        *EXCLUDED_PAIRS,
+        *RANKS.values(),
+    ]:
         assert value in text, value
     for line in RECUSALS_TSV.decode().splitlines():
         assert line in text

@@ -129,9 +129,7 @@ def test_loads_within_a_pool_differ_by_at_most_one_or_the_draw_says_so(inputs):
             unit = inputs.units[ins.unit]
             if kind.department in ("", unit.department) and set(kind.quals) <= set(ins.quals):
                 members.setdefault(unit.jurisdiction, []).append(ins.key)
-        load = Counter(
-            key for i in outcome.inspections for seat, key in zip(seats, i.team) if seat == kind
-        )
+        load = Counter(key for i in outcome.inspections for seat, key in zip(seats, i.team) if seat == kind)
         for jurisdiction, keys in members.items():
             loads = [load[k] for k in keys]
             imbalanced = max(loads) - min(loads) > 1
@@ -141,9 +139,15 @@ def test_loads_within_a_pool_differ_by_at_most_one_or_the_draw_says_so(inputs):
 def test_balance_holds_exactly_without_exclusions():
     inspectors = [InspectorLine(f"I{i:02d}", "U", ()) for i in range(7)]
     inputs = DrawInputs(
-        draw_ref="B/1", secret=bytes(32), beacon="", pool=[PoolLine(f"E{i:03d}", "A") for i in range(100)],
-        ratios={"A": "1"}, inspectors=inspectors, units={"U": UnitInfo("D", "37")},
-        divisions={f"E{i:03d}": "370202001" for i in range(100)}, team=TeamSpec(3),
+        draw_ref="B/1",
+        secret=bytes(32),
+        beacon="",
+        pool=[PoolLine(f"E{i:03d}", "A") for i in range(100)],
+        ratios={"A": "1"},
+        inspectors=inspectors,
+        units={"U": UnitInfo("D", "37")},
+        divisions={f"E{i:03d}": "370202001" for i in range(100)},
+        team=TeamSpec(3),
     )
     outcome = run_draw(inputs)
     loads = Counter(k for i in outcome.inspections for k in i.team)
@@ -311,10 +315,18 @@ def test_bad_team_specs_and_missing_data_are_refused_clearly():
 
 def test_joint_plan_gives_one_seat_per_department():
     units = {"M": UnitInfo("MSA", "3702"), "H": UnitInfo("HEALTH", "3702")}
-    inspectors = [InspectorLine(f"I{i:02d}", "M" if i % 2 else "H", ("FOOD",) if i % 3 else ("HYG",)) for i in range(24)]
+    inspectors = [
+        InspectorLine(f"I{i:02d}", "M" if i % 2 else "H", ("FOOD",) if i % 3 else ("HYG",)) for i in range(24)
+    ]
     inputs = DrawInputs(
-        draw_ref="J/1", secret=bytes(range(32)), beacon="", pool=[PoolLine(f"E{i:02d}", "D") for i in range(40)],
-        ratios={"D": "1"}, inspectors=inspectors, units=units, divisions={f"E{i:02d}": "370202001" for i in range(40)},
+        draw_ref="J/1",
+        secret=bytes(range(32)),
+        beacon="",
+        pool=[PoolLine(f"E{i:02d}", "D") for i in range(40)],
+        ratios={"D": "1"},
+        inspectors=inspectors,
+        units=units,
+        divisions={f"E{i:02d}": "370202001" for i in range(40)},
         team=TeamSpec(2, slots=("MSA", "HEALTH"), slot_quals=(("FOOD",), ("HYG",))),
     )
     outcome = run_draw(inputs)
@@ -327,11 +339,21 @@ def test_joint_plan_gives_one_seat_per_department():
 
 def test_pool_of_one_falls_back_to_the_broader_pool_for_the_second_seat():
     units = {"TOWN": UnitInfo("D", "370202001"), "CITY": UnitInfo("D", "3702")}
-    inspectors = [InspectorLine("A-town", "TOWN", ()), InspectorLine("B-city", "CITY", ()), InspectorLine("C-city", "CITY", ())]
+    inspectors = [
+        InspectorLine("A-town", "TOWN", ()),
+        InspectorLine("B-city", "CITY", ()),
+        InspectorLine("C-city", "CITY", ()),
+    ]
     inputs = DrawInputs(
-        draw_ref="F/1", secret=bytes(32), beacon="", pool=[PoolLine("E1", "D"), PoolLine("E2", "D")],
-        ratios={"D": "1"}, inspectors=inspectors, units=units,
-        divisions={"E1": "370202001", "E2": "370203001"}, team=TeamSpec(2),
+        draw_ref="F/1",
+        secret=bytes(32),
+        beacon="",
+        pool=[PoolLine("E1", "D"), PoolLine("E2", "D")],
+        ratios={"D": "1"},
+        inspectors=inspectors,
+        units=units,
+        divisions={"E1": "370202001", "E2": "370203001"},
+        team=TeamSpec(2),
     )
     by_entity = {i.entity: i for i in run_draw(inputs).inspections}
     assert by_entity["E1"].team[0] == "A-town" and by_entity["E1"].team[1] in ("B-city", "C-city")
@@ -342,9 +364,15 @@ def test_unstaffable_is_explained_and_gives_its_member_back():
     units = {"U": UnitInfo("D", "3702")}
     inspectors = [InspectorLine("I1", "U", ()), InspectorLine("I2", "U", ())]
     inputs = DrawInputs(
-        draw_ref="U/1", secret=bytes(32), beacon="", pool=[PoolLine(f"E{i}", "D") for i in range(4)] + [PoolLine("X", "D")],
-        ratios={"D": "1"}, inspectors=inspectors, units=units,
-        divisions={**{f"E{i}": "370202001" for i in range(4)}, "X": "110101001"}, team=TeamSpec(2),
+        draw_ref="U/1",
+        secret=bytes(32),
+        beacon="",
+        pool=[PoolLine(f"E{i}", "D") for i in range(4)] + [PoolLine("X", "D")],
+        ratios={"D": "1"},
+        inspectors=inspectors,
+        units=units,
+        divisions={**{f"E{i}": "370202001" for i in range(4)}, "X": "110101001"},
+        team=TeamSpec(2),
         conflicts=frozenset({("I2", "E1")}),
     )
     outcome = run_draw(inputs)

@@ -35,9 +35,15 @@ def _draws():
     inspectors = [InspectorLine(f"I{i:02d}", "U", ()) for i in range(INSPECTORS)]
     for d in range(DRAWS):
         inputs = DrawInputs(
-            draw_ref=f"STAT/{d}", secret=sha256(b"stat-secret").digest(), beacon="", pool=pool,
-            ratios={"A": RATIO, "E": "1"}, inspectors=inspectors, units={"U": UnitInfo("D", "3702")},
-            divisions=divisions, team=TeamSpec(2),
+            draw_ref=f"STAT/{d}",
+            secret=sha256(b"stat-secret").digest(),
+            beacon="",
+            pool=pool,
+            ratios={"A": RATIO, "E": "1"},
+            inspectors=inspectors,
+            units={"U": UnitInfo("D", "3702")},
+            divisions=divisions,
+            team=TeamSpec(2),
         )
         yield run_draw(inputs)
 

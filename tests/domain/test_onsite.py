@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.onsite import (
     APPLIED,
@@ -37,16 +38,24 @@ from domain.onsite import (
 DEGREE_M = 6_371_008.8 * math.pi / 180  # one degree of a great circle on the mean sphere
 
 
-@pytest.mark.parametrize("a, b, metres, tolerance", [
-    ((0.0, 0.0), (0.0, 0.0), 0.0, 1e-6),
-    ((0.0, 0.0), (1.0, 0.0), DEGREE_M, 1e-6),  # along a meridian
-    ((0.0, 0.0), (0.0, 1.0), DEGREE_M, 1e-6),  # along the equator
-    ((0.0, 0.0), (0.0, 180.0), math.pi * 6_371_008.8, 1e-3),  # antipodes
-    ((90.0, 0.0), (-90.0, 0.0), math.pi * 6_371_008.8, 1e-3),  # pole to pole
-    ((60.0, 0.0), (60.0, 1.0), 55_597.0, 1.0),  # a degree of longitude at 60°N ≈ half (great circle, not the parallel)
-    ((51.5074, -0.1278), (48.8566, 2.3522), 343_560.0, 500.0),  # London – Paris ≈ 343.6 km
-    ((36.0671, 120.3826), (39.9042, 116.4074), 550_000.0, 10_000.0),  # Qingdao – Beijing ≈ 550 km
-])
+@pytest.mark.parametrize(
+    "a, b, metres, tolerance",
+    [
+        ((0.0, 0.0), (0.0, 0.0), 0.0, 1e-6),
+        ((0.0, 0.0), (1.0, 0.0), DEGREE_M, 1e-6),  # along a meridian
+        ((0.0, 0.0), (0.0, 1.0), DEGREE_M, 1e-6),  # along the equator
+        ((0.0, 0.0), (0.0, 180.0), math.pi * 6_371_008.8, 1e-3),  # antipodes
+        ((90.0, 0.0), (-90.0, 0.0), math.pi * 6_371_008.8, 1e-3),  # pole to pole
+        (
+            (60.0, 0.0),
+            (60.0, 1.0),
+            55_597.0,
+            1.0,
+        ),  # a degree of longitude at 60°N ≈ half (great circle, not the parallel)
+        ((51.5074, -0.1278), (48.8566, 2.3522), 343_560.0, 500.0),  # London – Paris ≈ 343.6 km
+        ((36.0671, 120.3826), (39.9042, 116.4074), 550_000.0, 10_000.0),  # Qingdao – Beijing ≈ 550 km
+    ],
+)
 def test_haversine_known_distances(a, b, metres, tolerance):
     assert haversine_m(*a, *b) == pytest.approx(metres, abs=tolerance)
 
@@ -105,10 +114,15 @@ def run(state, *events):
 
 
 def test_findings_walk_through_submit_and_confirm():
-    s, codes = run(Findings.new(ITEMS),
-                   Pick(0, Verdict.PASS), Skip(0),
-                   Pick(1, Verdict.FAIL), Note("  灭火器过期  "),
-                   Submit(by_lead=True), Confirm(by_lead=False))
+    s, codes = run(
+        Findings.new(ITEMS),
+        Pick(0, Verdict.PASS),
+        Skip(0),
+        Pick(1, Verdict.FAIL),
+        Note("  灭火器过期  "),
+        Submit(by_lead=True),
+        Confirm(by_lead=False),
+    )
     assert codes == ["recorded", "skipped", "recorded", "noted", "submitted", "confirmed"]
     assert s.verdicts == (Verdict.PASS, Verdict.FAIL) and s.notes == ("", "灭火器过期")
     assert s.status == ResultStatus.CONFIRMED
@@ -117,15 +131,17 @@ def test_findings_walk_through_submit_and_confirm():
 def test_stale_double_and_out_of_order_presses_change_nothing():
     s = Findings.new(ITEMS)
     s, _ = run(s, Pick(0, Verdict.PASS))
-    for event, code in [(Pick(0, Verdict.PASS), "same"),  # double tap
-                        (Pick(1, Verdict.NA), "stale_item"),  # a later item's button before its turn
-                        (Skip(1), "stale_item"),
-                        (Edit(0), "same"),
-                        (Submit(by_lead=True), "incomplete"),
-                        (Confirm(by_lead=False), "not_submitted"),
-                        (Note("   "), "empty_note"),
-                        (Note("x" * (NOTE_LIMIT + 1)), "note_too_long"),
-                        (Pick(7, Verdict.PASS), "bad_item")]:
+    for event, code in [
+        (Pick(0, Verdict.PASS), "same"),  # double tap
+        (Pick(1, Verdict.NA), "stale_item"),  # a later item's button before its turn
+        (Skip(1), "stale_item"),
+        (Edit(0), "same"),
+        (Submit(by_lead=True), "incomplete"),
+        (Confirm(by_lead=False), "not_submitted"),
+        (Note("   "), "empty_note"),
+        (Note("x" * (NOTE_LIMIT + 1)), "note_too_long"),
+        (Pick(7, Verdict.PASS), "bad_item"),
+    ]:
         out = apply(s, event)
         assert (out.code, out.changed, out.state) == (code, False, s)
     s, _ = run(s, Skip(0))
@@ -145,8 +161,9 @@ def test_edit_from_summary_and_who_may_do_what():
 
 
 def test_correction_lifecycle():
-    original, _ = run(Findings.new(ITEMS), Pick(0, Verdict.PASS), Skip(0), Pick(1, Verdict.PASS), Skip(1),
-                      Submit(by_lead=True))
+    original, _ = run(
+        Findings.new(ITEMS), Pick(0, Verdict.PASS), Skip(0), Pick(1, Verdict.PASS), Skip(1), Submit(by_lead=True)
+    )
     draft = Findings.new(ITEMS, prefill=original)
     assert draft.correction and draft.step == Step.SUMMARY and draft.verdicts == original.verdicts
     draft, codes = run(draft, Edit(0), Pick(0, Verdict.FAIL), Skip(0), Submit(by_lead=True))
@@ -174,7 +191,9 @@ EVENTS = st.one_of(
     st.builds(Edit, INDEX),
     st.builds(Submit, st.booleans()),
     st.builds(Confirm, st.booleans()),
-    st.just(Approve()), st.just(Reject()), st.just(Supersede()),
+    st.just(Approve()),
+    st.just(Reject()),
+    st.just(Supersede()),
 )
 
 

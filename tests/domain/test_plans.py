@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given
@@ -121,7 +121,7 @@ def test_schedule_dates_are_normalised_and_sorted():
         ({"schedule": {"cron": "0 9 *"}}, "schedule.cron", "bad_cron"),
         ({"schedule": {"dates": ["2026-13-01"]}}, "schedule.dates[0]", "bad_date"),
         ({"schedule": {"dates": ["tomorrow"]}}, "schedule.dates[0]", "bad_date"),
-        ({"schedule": {"dates": [datetime(2026, 12, 1, tzinfo=timezone.utc)]}}, "schedule.dates[0]", "date_offset"),
+        ({"schedule": {"dates": [datetime(2026, 12, 1, tzinfo=UTC)]}}, "schedule.dates[0]", "date_offset"),
         ({"schedule": {"dates": ["2026-12-01", "2026-12-01T09:00"]}}, "schedule.dates[1]", "duplicate"),
         ({"schedule": {"dates": []}}, "schedule.dates", "empty"),
         ({"ratio": {"A": "0.1"}}, "ratio", "unknown_field"),
@@ -190,16 +190,29 @@ plan_dicts = st.fixed_dictionaries(
         "flight": st.booleans(),
         "schedule": st.one_of(
             st.just({"cron": "0 9 1 * *"}),
-            st.lists(st.dates(min_value=date(2026, 1, 1), max_value=date(2030, 12, 31)), min_size=1, max_size=3,
-                     unique=True).map(lambda ds: {"dates": ds}),
+            st.lists(
+                st.dates(min_value=date(2026, 1, 1), max_value=date(2030, 12, 31)), min_size=1, max_size=3, unique=True
+            ).map(lambda ds: {"dates": ds}),
         ),
         "rotation": st.fixed_dictionaries(
-            {"entity_days": st.integers(0, 1000), "inspector_days": st.integers(0, 1000),
-             "exempt_classes": st.lists(st.sampled_from(RISK_CLASSES), unique=True)}
+            {
+                "entity_days": st.integers(0, 1000),
+                "inspector_days": st.integers(0, 1000),
+                "exempt_classes": st.lists(st.sampled_from(RISK_CLASSES), unique=True),
+            }
         ),
     },
-    optional={"survey": st.fixed_dictionaries({"shares": st.dictionaries(
-        st.sampled_from([*RISK_CLASSES, "*"]), st.sampled_from(["0", "1", "1/3", "2/3", "0.25", "0.125"]), min_size=1)})},
+    optional={
+        "survey": st.fixed_dictionaries(
+            {
+                "shares": st.dictionaries(
+                    st.sampled_from([*RISK_CLASSES, "*"]),
+                    st.sampled_from(["0", "1", "1/3", "2/3", "0.25", "0.125"]),
+                    min_size=1,
+                )
+            }
+        )
+    },
 )
 
 

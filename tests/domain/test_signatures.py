@@ -52,14 +52,16 @@ def _one_byte_changes(text: str):
     """Every string that differs from ``text`` in exactly one character (a few replacements per position)."""
     for i, ch in enumerate(text):
         for repl in {"a", "0", "%", chr(ord(ch) ^ 1)} - {ch}:
-            yield text[:i] + repl + text[i + 1:]
+            yield text[:i] + repl + text[i + 1 :]
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=IDS)
 def test_every_vector_computes_the_expected_signature(vector):
     params = () if "raw_body" in vector else _params(vector)
-    assert twilio_signature(vector["signed_url"], params, vector["auth_token"], vector["algorithm"]) == \
-        vector["expected_signature"]
+    assert (
+        twilio_signature(vector["signed_url"], params, vector["auth_token"], vector["algorithm"])
+        == vector["expected_signature"]
+    )
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=IDS)
@@ -86,16 +88,19 @@ def test_one_byte_change_in_the_url_fails(vector):
     assert passed == []
 
 
-@pytest.mark.parametrize("vector", [v for v in VECTORS if v["form_params"] and "raw_body" not in v],
-                         ids=[v["name"] for v in VECTORS if v["form_params"] and "raw_body" not in v])
+@pytest.mark.parametrize(
+    "vector",
+    [v for v in VECTORS if v["form_params"] and "raw_body" not in v],
+    ids=[v["name"] for v in VECTORS if v["form_params"] and "raw_body" not in v],
+)
 def test_one_byte_change_in_any_param_name_or_value_fails(vector):
     params = _params(vector)
     for index, (name, value) in enumerate(params):
         for new_name in _one_byte_changes(name):
-            changed = params[:index] + [(new_name, value)] + params[index + 1:]
+            changed = params[:index] + [(new_name, value)] + params[index + 1 :]
             assert not _verify(vector, params=changed), (name, new_name)
         for new_value in _one_byte_changes(value):
-            changed = params[:index] + [(name, new_value)] + params[index + 1:]
+            changed = params[:index] + [(name, new_value)] + params[index + 1 :]
             assert not _verify(vector, params=changed), (name, new_value)
 
 
@@ -161,8 +166,9 @@ def test_empty_token_or_signature_and_unknown_algorithm_never_verify():
     assert not _verify(v, token="")
     assert not verify_twilio_signature(v["signed_url"], _params(v), v["auth_token"], "")
     assert not verify_twilio_signature(v["signed_url"], _params(v), v["auth_token"], None)
-    assert not verify_twilio_signature(v["signed_url"], _params(v), v["auth_token"], v["expected_signature"],
-                                       algorithm="HMAC-MD5")
+    assert not verify_twilio_signature(
+        v["signed_url"], _params(v), v["auth_token"], v["expected_signature"], algorithm="HMAC-MD5"
+    )
     with pytest.raises(SignatureError):
         twilio_signature("U", (), "t", "HMAC-MD5")
 
@@ -175,16 +181,19 @@ def test_signature_settings_header():
     assert signature_algorithm("algorithm=RSA") == "RSA"
 
 
-@given(url=st.text(), params=st.lists(st.tuples(st.text(), st.text()), max_size=5), token=st.text(),
-       signature=st.text())
+@given(
+    url=st.text(), params=st.lists(st.tuples(st.text(), st.text()), max_size=5), token=st.text(), signature=st.text()
+)
 def test_verify_never_raises(url, params, token, signature):
     assert verify_twilio_signature(url, params, token, signature) in (True, False)
     assert verify_twilio_signature(url, params, token, signature, raw_body=signature.encode()) in (True, False)
 
 
-@given(path=st.text(alphabet="abcdefghijklmnopqrstuvwxyz/", max_size=20),
-       params=st.lists(st.tuples(st.text(min_size=1, max_size=8), st.text(max_size=20)), max_size=6),
-       token=st.text(min_size=1, max_size=20))
+@given(
+    path=st.text(alphabet="abcdefghijklmnopqrstuvwxyz/", max_size=20),
+    params=st.lists(st.tuples(st.text(min_size=1, max_size=8), st.text(max_size=20)), max_size=6),
+    token=st.text(min_size=1, max_size=20),
+)
 def test_sign_then_verify_round_trips(path, params, token):
     url = "https://bot.example.test/" + path
     signature = twilio_signature(url, params, token)
@@ -197,9 +206,14 @@ def test_sign_then_verify_round_trips(path, params, token):
 # dysmsapi "HTTP protocol and signature" page (SendSms). Not part of shared/oracles; reproduced by
 # several independent implementations.
 ALIYUN_DOC_EXAMPLE = {
-    "AccessKeyId": "testid", "Action": "DescribeRegions", "Format": "XML", "SignatureMethod": "HMAC-SHA1",
-    "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf", "SignatureVersion": "1.0",
-    "Timestamp": "2016-02-23T12:46:24Z", "Version": "2014-05-26",
+    "AccessKeyId": "testid",
+    "Action": "DescribeRegions",
+    "Format": "XML",
+    "SignatureMethod": "HMAC-SHA1",
+    "SignatureNonce": "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+    "SignatureVersion": "1.0",
+    "Timestamp": "2016-02-23T12:46:24Z",
+    "Version": "2014-05-26",
 }
 ALIYUN_DOC_STRING_TO_SIGN = (
     "GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions%26Format%3DXML%26SignatureMethod%3DHMAC-SHA1"
@@ -207,10 +221,19 @@ ALIYUN_DOC_STRING_TO_SIGN = (
     "%26Timestamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26"
 )
 ALIYUN_SMS_EXAMPLE = {
-    "AccessKeyId": "testId", "Action": "SendSms", "Format": "XML", "OutId": "123", "PhoneNumbers": "15300000001",
-    "RegionId": "cn-hangzhou", "SignName": "阿里云短信测试专用", "SignatureMethod": "HMAC-SHA1",
-    "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466", "SignatureVersion": "1.0",
-    "TemplateCode": "SMS_71390007", "TemplateParam": '{"customer":"test"}', "Timestamp": "2017-07-12T02:42:19Z",
+    "AccessKeyId": "testId",
+    "Action": "SendSms",
+    "Format": "XML",
+    "OutId": "123",
+    "PhoneNumbers": "15300000001",
+    "RegionId": "cn-hangzhou",
+    "SignName": "阿里云短信测试专用",
+    "SignatureMethod": "HMAC-SHA1",
+    "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466",
+    "SignatureVersion": "1.0",
+    "TemplateCode": "SMS_71390007",
+    "TemplateParam": '{"customer":"test"}',
+    "Timestamp": "2017-07-12T02:42:19Z",
     "Version": "2017-05-25",
 }
 ALIYUN_VECTORS = [

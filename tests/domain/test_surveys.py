@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import replace
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.surveys import (
     COMMENT_MAX_CHARS,
@@ -271,7 +272,9 @@ LEXICON = [
     "1", "2", "3", "4", "5", "6", "0", "１", "⑤", "½", "⑩", " ", "  ", ",", "，", "、", ".", "。", "\n", "\t",
     "👍", "😀", "\u200d", "\ufe0f", "\u20e3", "\x00", "\ud800", "\u0301", "很好", "好", "态度", "é", "ǅ", "İ", "ß",
 ]  # fmt: skip
-lexical_text = st.lists(st.one_of(st.sampled_from(LEXICON), st.characters(exclude_categories=())), max_size=30).map("".join)
+lexical_text = st.lists(st.one_of(st.sampled_from(LEXICON), st.characters(exclude_categories=())), max_size=30).map(
+    "".join
+)
 any_text = st.one_of(st.text(st.characters(exclude_categories=()), max_size=200), lexical_text)
 expecting_sets = st.lists(st.sampled_from(list(Question)), unique=True)
 
@@ -311,7 +314,9 @@ def _full_width(text: str) -> str:
 def valid_replies(draw):
     """A valid reply to a random non-empty set of open questions, in any of the accepted
     forms, and the answers it must parse to."""
-    open_ = draw(st.lists(st.sampled_from(REQUIRED), min_size=1, unique=True).map(lambda qs: sorted(qs, key=lambda q: q.number)))
+    open_ = draw(
+        st.lists(st.sampled_from(REQUIRED), min_size=1, unique=True).map(lambda qs: sorted(qs, key=lambda q: q.number))
+    )
     values = {}
     tokens = []
     for q in open_:
@@ -328,7 +333,11 @@ def valid_replies(draw):
             tok = draw(st.sampled_from([tok, tok.upper(), tok.lower(), tok.swapcase()]))
         values[q.value] = v
         tokens.append(tok)
-    labelled = len(open_) >= 2 and all(t not in ("1", "2") for q, t in zip(open_, tokens) if q is not Q3) and draw(st.booleans())
+    labelled = (
+        len(open_) >= 2
+        and all(t not in ("1", "2") for q, t in zip(open_, tokens) if q is not Q3)
+        and draw(st.booleans())
+    )
     if labelled:
         tokens = [f"{q.number}{draw(st.sampled_from(['', '.', ':', '、', ' ']))}{t}" for q, t in zip(open_, tokens)]
     compact = not labelled and all(t.isdigit() and len(t) == 1 for t in tokens) and draw(st.booleans())
@@ -357,7 +366,19 @@ def test_every_valid_form_parses_to_the_same_answers(case):
     assert not r.opt_out
 
 
-COMMENT_STARTS = ["态度很好", "很满意", "Good", "检查2人", "备注", "ok", "谢谢", "他们没有要任何东西", "5很好", "yesterday", "不错"]
+COMMENT_STARTS = [
+    "态度很好",
+    "很满意",
+    "Good",
+    "检查2人",
+    "备注",
+    "ok",
+    "谢谢",
+    "他们没有要任何东西",
+    "5很好",
+    "yesterday",
+    "不错",
+]
 
 
 @settings(max_examples=200)
@@ -567,7 +588,7 @@ SEED = bytes(range(32))
 
 
 def test_rank_is_the_documented_formula():
-    digest = hashlib.sha256(SEED + b"survey" + b"\x00" + "P0042/2026-12-01/17".encode()).digest()
+    digest = hashlib.sha256(SEED + b"survey" + b"\x00" + b"P0042/2026-12-01/17").digest()
     assert rank(SEED, "P0042/2026-12-01/17") == int.from_bytes(digest[:8], "big")
 
 
@@ -609,7 +630,9 @@ def test_quota_examples_and_bad_shares():
 
 
 @given(
-    st.lists(st.tuples(st.text(min_size=1, max_size=8), st.sampled_from("ABCDE")), unique_by=lambda t: t[0], max_size=60),
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=8), st.sampled_from("ABCDE")), unique_by=lambda t: t[0], max_size=60
+    ),
     st.binary(min_size=32, max_size=32),
     st.sampled_from(["0", "1/3", "0.05", "1/2", "1"]),
 )
@@ -644,7 +667,7 @@ WINDOWS = [QUIET_HOURS, (time(22, 0), time(7, 0)), (time(0, 30), time(1, 30)), (
 
 @settings(max_examples=300)
 @given(
-    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(timezone.utc)),
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)),
     st.sampled_from(ZONES),
     st.sampled_from(WINDOWS),
 )
@@ -655,9 +678,9 @@ def test_next_allowed_send_is_allowed_not_earlier_and_the_earliest(now, tz, quie
     assert out.tzinfo is tz
     # Compared in UTC: PEP 495 makes == between zones False for an ambiguous wall time (a
     # repeated hour), even at the same instant.
-    if out.astimezone(timezone.utc) != now:  # waited: the instant before was still quiet
+    if out.astimezone(UTC) != now:  # waited: the instant before was still quiet
         assert is_quiet(now, tz, quiet)
-        assert is_quiet(out.astimezone(timezone.utc) - timedelta(microseconds=1), tz, quiet)
+        assert is_quiet(out.astimezone(UTC) - timedelta(microseconds=1), tz, quiet)
 
 
 def test_quiet_hours_examples_in_shanghai():
@@ -669,7 +692,7 @@ def test_quiet_hours_examples_in_shanghai():
     assert next_allowed_send(at(2, 3, 0)) == at(2, 8, 0)
     assert next_allowed_send(at(2, 7, 59)) == at(2, 8, 0)
     assert next_allowed_send(at(2, 8, 0)) == at(2, 8, 0)
-    assert next_allowed_send(datetime(2026, 12, 1, 13, 0, tzinfo=timezone.utc)) == at(2, 8, 0)  # 21:00 local
+    assert next_allowed_send(datetime(2026, 12, 1, 13, 0, tzinfo=UTC)) == at(2, 8, 0)  # 21:00 local
     assert expires_at(at(1, 10)) == at(8, 10)
 
 

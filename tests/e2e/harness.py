@@ -10,13 +10,13 @@ import time
 from dataclasses import dataclass
 
 from bot.channels.telegram import TelegramChannel
-from bot.clock import FakeClock
 from bot.dispatcher import Dispatcher
-from bot.ratelimit import RateLimiter
 from bot.runtime import Runtime
-from bot.settings import Settings
-from bot.simulators.telegram.flood import FloodLimits
-from bot.simulators.telegram.simulator import TelegramSimulator
+from core.clock import FakeClock
+from core.ratelimit import RateLimiter
+from core.settings import Settings
+from simulators.telegram.flood import FloodLimits
+from simulators.telegram.simulator import TelegramSimulator
 
 
 async def eventually(check, timeout: float = 5.0, interval: float = 0.02):
@@ -47,17 +47,32 @@ class Spine:
 
 
 @contextlib.asynccontextmanager
-async def spine(settings: Settings, *, mode: str = "polling", flood: FloodLimits | None = None, clock=None,
-                limiter: RateLimiter | None = None):
+async def spine(
+    settings: Settings,
+    *,
+    mode: str = "polling",
+    flood: FloodLimits | None = None,
+    clock=None,
+    limiter: RateLimiter | None = None,
+):
     clock = clock or FakeClock()
     sim = TelegramSimulator(flood=flood or FloodLimits.off())
     await sim.start()
     rt = Runtime(settings=settings, clock=clock)
-    channel = TelegramChannel(sim.token, api_url=sim.url, mode="polling" if mode == "polling" else "send-only",
-                              on_event=rt.on_event, timeout=3.0)
+    channel = TelegramChannel(
+        sim.token,
+        api_url=sim.url,
+        mode="polling" if mode == "polling" else "send-only",
+        on_event=rt.on_event,
+        timeout=3.0,
+    )
     rt.channels = {"telegram": channel}
-    dispatcher = Dispatcher(rt.channels, clock=clock,
-                            limits={"telegram": limiter or RateLimiter(None, None, now=lambda: clock.now().timestamp())}, concurrency=16)
+    dispatcher = Dispatcher(
+        rt.channels,
+        clock=clock,
+        limits={"telegram": limiter or RateLimiter(None, None, now=lambda: clock.now().timestamp())},
+        concurrency=16,
+    )
     rt.dispatcher = dispatcher
     await channel.start()
     try:

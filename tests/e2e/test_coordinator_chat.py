@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.channels.base import EventKind, InboundEvent
+from core.channel import EventKind, InboundEvent
 from models.alerts import Alert
 from models.directory import Conflict, ConflictSource, ConflictType
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Recusal
@@ -28,8 +28,12 @@ async def two_plans(s, tmp_path):
     """SCJG's plan P1 and WSJ's plan P2 (their inspectors are S01… and W01…)."""
     w = await world.build(n_entities=12, n_scjg=6, n_wsj=4)
     await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5"), s.clock)
-    await plans.add_plan(world.plan_file(tmp_path, "P2", departments=("WSJ",), items=("WSJ-YL-01",), a="0.5",
-                                         b="0.5", c="0.5", name=OTHER_PLAN), s.clock)
+    await plans.add_plan(
+        world.plan_file(
+            tmp_path, "P2", departments=("WSJ",), items=("WSJ-YL-01",), a="0.5", b="0.5", c="0.5", name=OTHER_PLAN
+        ),
+        s.clock,
+    )
     return w
 
 
@@ -161,8 +165,15 @@ async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp
         recusing = await inspector_chat(s, asg.inspector.cert_no)
         mate_chat = await inspector_chat(s, mate.inspector.cert_no)
         c = await person(s, Role.COORDINATOR, ["SCJG"])
-        done = await assignments.recuse(asg.inspector_id, asg.id, ConflictType.CLOSE_RELATIVE, "配偶在该公司任职",
-                                        clock=s.clock, zone=ZONE, locale="zh-CN")
+        done = await assignments.recuse(
+            asg.inspector_id,
+            asg.id,
+            ConflictType.CLOSE_RELATIVE,
+            "配偶在该公司任职",
+            clock=s.clock,
+            zone=ZONE,
+            locale="zh-CN",
+        )
         recusal = await Recusal.get(assignment_id=asg.id).prefetch_related("replacement")
         replacement = await inspector_chat(s, recusal.replacement.cert_no)
         await s.deliver()
@@ -189,8 +200,9 @@ async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp
         assert conflict.withdrawn_at is not None
         # the people: the recusing inspector (with buttons again), the replacement, the team
         back = recusing.new()
-        assert any("驳回了您" in m.text and "经核实" in m.text and f"asg:accept:{asg.id}" in m.callback_data
-                   for m in back)
+        assert any(
+            "驳回了您" in m.text and "经核实" in m.text and f"asg:accept:{asg.id}" in m.callback_data for m in back
+        )
         assert any("已取消" in m.text and asg.inspector.name in m.text for m in replacement.new())
         told = mate_chat.new()
         assert any("重新加入" in m.text and recusal.replacement.name in m.text for m in told)
@@ -216,8 +228,9 @@ async def test_scoping_refusals_leak_nothing(db, tmp_path):
         await two_plans(s, tmp_path)
         other = await draws.draw_plan("P2", clock=s.clock, zone=ZONE)
         w_asg = await Assignment.filter(draw__draw_ref=other.draw_ref, seat=1).order_by("id").first()
-        await assignments.recuse(w_asg.inspector_id, w_asg.id, ConflictType.OTHER, "卫健内部说明", clock=s.clock,
-                                 zone=ZONE, locale="zh-CN")
+        await assignments.recuse(
+            w_asg.inspector_id, w_asg.id, ConflictType.OTHER, "卫健内部说明", clock=s.clock, zone=ZONE, locale="zh-CN"
+        )
         w_recusal = await Recusal.get(assignment_id=w_asg.id)
         w_alert = await Alert.filter(kind="recusal_recorded").first()
         s.clock.advance(timedelta(days=6))
@@ -226,8 +239,7 @@ async def test_scoping_refusals_leak_nothing(db, tmp_path):
         def leaks(text: str) -> bool:
             return OTHER_PLAN in text or "检查员W" in text or "卫健内部说明" in text
 
-        for command, args in (("plan", "P2"), ("draw", "P2"), ("status", other.draw_ref),
-                              ("verify", other.draw_ref)):
+        for command, args in (("plan", "P2"), ("draw", "P2"), ("status", other.draw_ref), ("verify", other.draw_ref)):
             outside = last(await c.command(command, args))
             missing = last(await c.command(command, args.replace("P2", "NOPE")))
             assert outside.replace("P2", "X") == missing.replace("NOPE", "X"), (command, outside, missing)
@@ -237,10 +249,24 @@ async def test_scoping_refusals_leak_nothing(db, tmp_path):
             assert not leaks(shown) and "P2" not in shown, command
         # forged buttons for the other department's things (never shown to this coordinator)
         firing = await Firing.get(draw_ref=other.draw_ref)
-        for n, data in enumerate((f"rjt:confirm:{w_recusal.id}", f"rjt:ask:{w_recusal.id}", f"alr:ack:{w_alert.id}",
-                                  f"drw:go:{firing.id}", f"pln:show:{(await plans.get_plan('P2')).id}")):
-            await s.rt.on_event(InboundEvent(channel="telegram", external_id=f"forged-{n}", sender=str(c.user.id),
-                                             kind=EventKind.BUTTON, data=data))
+        for n, data in enumerate(
+            (
+                f"rjt:confirm:{w_recusal.id}",
+                f"rjt:ask:{w_recusal.id}",
+                f"alr:ack:{w_alert.id}",
+                f"drw:go:{firing.id}",
+                f"pln:show:{(await plans.get_plan('P2')).id}",
+            )
+        ):
+            await s.rt.on_event(
+                InboundEvent(
+                    channel="telegram",
+                    external_id=f"forged-{n}",
+                    sender=str(c.user.id),
+                    kind=EventKind.BUTTON,
+                    data=data,
+                )
+            )
         await s.deliver()
         answers = c.new()
         assert len(answers) == 5 and not any(leaks(m.text) for m in answers)
@@ -265,10 +291,20 @@ async def test_long_lists_page_with_buttons(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         await two_plans(s, tmp_path)
         for n in range(23):
-            await raise_alert(f"test:{n}", "unstaffable.j2", {"plan": "测试计划", "draw_ref": "P1/x", "no": n + 1,
-                                                              "reason": "none_eligible"}, {"SCJG"}, s.clock.now())
-        await raise_alert("test:wsj", "unstaffable.j2", {"plan": OTHER_PLAN, "draw_ref": "P2/x", "no": 99,
-                                                         "reason": "none_eligible"}, {"WSJ"}, s.clock.now())
+            await raise_alert(
+                f"test:{n}",
+                "unstaffable.j2",
+                {"plan": "测试计划", "draw_ref": "P1/x", "no": n + 1, "reason": "none_eligible"},
+                {"SCJG"},
+                s.clock.now(),
+            )
+        await raise_alert(
+            "test:wsj",
+            "unstaffable.j2",
+            {"plan": OTHER_PLAN, "draw_ref": "P2/x", "no": 99, "reason": "none_eligible"},
+            {"WSJ"},
+            s.clock.now(),
+        )
         c = await person(s, Role.COORDINATOR, ["SCJG"])
         await s.deliver()
         c.new()

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.runtime import Runtime
 from models.alerts import Alert
-from models.draws import Assignment, AssignmentStatus, Draw, Recusal
 from models.directory import ConflictType
+from models.draws import Assignment, AssignmentStatus, Draw, Recusal
 from scheduler import Scheduler
 from services import audit, draws, plans
 from tests.e2e.harness import spine
@@ -20,9 +19,13 @@ ZONE = world.ZONE
 
 async def _draw(s, tmp_path, **plan_kw):
     await world.build(n_entities=12, n_scjg=6, n_wsj=0)
-    path = world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5", **{k: v for k, v in plan_kw.items() if k != "on_silence"})
+    path = world.plan_file(
+        tmp_path, "P1", a="0.5", b="0.5", c="0.5", **{k: v for k, v in plan_kw.items() if k != "on_silence"}
+    )
     if plan_kw.get("on_silence"):
-        path.write_text(path.read_text().replace("[response]\n", f'[response]\non_silence = "{plan_kw["on_silence"]}"\n'))
+        path.write_text(
+            path.read_text().replace("[response]\n", f'[response]\non_silence = "{plan_kw["on_silence"]}"\n')
+        )
     await plans.add_plan(path, s.clock)
     return await draws.draw_plan("P1", clock=s.clock, zone=ZONE)
 
@@ -69,8 +72,11 @@ async def test_flight_targets_revealed_at_the_start_in_one_message_for_all(db, t
     async with spine(db, clock=world.clock()) as s:
         await _draw(s, tmp_path, flight=True)
         draw = await Draw.get()
-        team = await Assignment.filter(draw_id=draw.id, inspection__no=1).order_by("seat").prefetch_related(
-            "inspector", "inspection__entity")
+        team = (
+            await Assignment.filter(draw_id=draw.id, inspection__no=1)
+            .order_by("seat")
+            .prefetch_related("inspector", "inspection__entity")
+        )
         chats = [await inspector_chat(s, a.inspector.cert_no) for a in team]
         entity = team[0].inspection.entity.name
         before = [m.text for c in chats for m in c.new()]

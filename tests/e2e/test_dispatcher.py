@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.ratelimit import RateLimiter
+from core.ratelimit import RateLimiter
 from models.messaging import Channel, ChatBinding, Outbox, OutboxStatus, RecipientKind, Role, Unreachable
 from services.outbox import Message, enqueue
 from tests import builders
@@ -14,9 +14,13 @@ from tests.e2e.harness import spine
 
 
 def notice(key: str, inspector_id: int, new: str = "乙", **extra) -> Message:
-    return Message(dedupe_key=key, recipient_kind=RecipientKind.INSPECTOR, recipient_id=inspector_id,
-                   template="team_changed.j2",
-                   context={"no": 1, "draw_ref": "P1/2026-12-01", "plan": "测试计划", "old": "甲", "new": new, **extra})
+    return Message(
+        dedupe_key=key,
+        recipient_kind=RecipientKind.INSPECTOR,
+        recipient_id=inspector_id,
+        template="team_changed.j2",
+        context={"no": 1, "draw_ref": "P1/2026-12-01", "plan": "测试计划", "old": "甲", "new": new, **extra},
+    )
 
 
 async def bound(s, cert: str, name: str, chats: int = 1):
@@ -26,8 +30,9 @@ async def bound(s, cert: str, name: str, chats: int = 1):
     for n in range(chats):
         user = s.sim.create_user(f"{name}{n}")
         s.sim.send_command(user, "start")  # may be written to; nobody polls in send-only mode
-        await ChatBinding.create(channel=Channel.TELEGRAM, address=str(user.id), role=Role.INSPECTOR,
-                                 inspector=inspector, display_name=name)
+        await ChatBinding.create(
+            channel=Channel.TELEGRAM, address=str(user.id), role=Role.INSPECTOR, inspector=inspector, display_name=name
+        )
         users.append(user)
     return inspector, users
 
@@ -42,28 +47,48 @@ async def test_one_batch_gives_every_kind_of_row_its_outcome(db):
         unbound = await builders.inspector("37020002", "李娜")
         moved, (old_chat, new_chat) = await bound(s, "37020003", "王芳", chats=2)
         gone, (gone_chat,) = await bound(s, "37020004", "赵磊")
-        await Unreachable.create(channel=Channel.TELEGRAM, address=str(gone_chat.id), reason="blocked",
-                                 at=s.clock.now())
+        await Unreachable.create(
+            channel=Channel.TELEGRAM, address=str(gone_chat.id), reason="blocked", at=s.clock.now()
+        )
         stranger = s.sim.create_user("Eve")
         s.sim.send_command(stranger, "start")
-        await enqueue([
-            notice("to-alice", a.id),
-            notice("edit", a.id, new="丙", edit_of="first"),
-            notice("unbound", unbound.id),
-            notice("moved", moved.id),
-            notice("gone", gone.id),
-            Message(dedupe_key="reply", recipient_kind=RecipientKind.PERSON, recipient_id=0,
-                    template="unknown_sender.j2", address=str(stranger.id)),
-            Message(dedupe_key="sms", recipient_kind=RecipientKind.INSPECTOR, recipient_id=a.id,
-                    template="team_changed.j2", channel=Channel.SMS, context=notice("x", 0).context),
-        ], s.clock.now())
+        await enqueue(
+            [
+                notice("to-alice", a.id),
+                notice("edit", a.id, new="丙", edit_of="first"),
+                notice("unbound", unbound.id),
+                notice("moved", moved.id),
+                notice("gone", gone.id),
+                Message(
+                    dedupe_key="reply",
+                    recipient_kind=RecipientKind.PERSON,
+                    recipient_id=0,
+                    template="unknown_sender.j2",
+                    address=str(stranger.id),
+                ),
+                Message(
+                    dedupe_key="sms",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=a.id,
+                    template="team_changed.j2",
+                    channel=Channel.SMS,
+                    context=notice("x", 0).context,
+                ),
+            ],
+            s.clock.now(),
+        )
         assert await s.dispatcher.run_once() == 7  # one batch
 
         rows = {r.dedupe_key: r for r in await Outbox.all()}
         assert {k: rows[k].status for k in rows} == {
-            "first": OutboxStatus.SENT, "to-alice": OutboxStatus.SENT, "edit": OutboxStatus.SENT,
-            "unbound": OutboxStatus.NO_ADDRESS, "moved": OutboxStatus.SENT, "gone": OutboxStatus.DEAD,
-            "reply": OutboxStatus.SENT, "sms": OutboxStatus.PENDING,
+            "first": OutboxStatus.SENT,
+            "to-alice": OutboxStatus.SENT,
+            "edit": OutboxStatus.SENT,
+            "unbound": OutboxStatus.NO_ADDRESS,
+            "moved": OutboxStatus.SENT,
+            "gone": OutboxStatus.DEAD,
+            "reply": OutboxStatus.SENT,
+            "sms": OutboxStatus.PENDING,
         }
         assert rows["unbound"].attempts == 0  # waiting for an address uses no attempt
         assert rows["gone"].last_error == "unreachable"

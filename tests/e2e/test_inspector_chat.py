@@ -4,9 +4,9 @@ double taps; another inspector's task; standing conflicts."""
 
 from __future__ import annotations
 
+from models.alerts import Alert
 from models.directory import Conflict, ConflictSource
 from models.draws import Assignment, AssignmentStatus, Recusal
-from models.alerts import Alert
 from models.messaging import ChatBinding, Role
 from services import audit, draws, plans
 from services.identity import create_invite
@@ -56,7 +56,7 @@ class Chat:
 
     def new(self):
         msgs = self.s.sim.messages(self.user)
-        out, self.seen = msgs[self.seen:], len(msgs)
+        out, self.seen = msgs[self.seen :], len(msgs)
         return out
 
     async def command(self, command, arg=""):
@@ -125,8 +125,9 @@ async def test_recusal_draws_a_replacement_and_tells_everyone(db, tmp_path):
         assert any("替补" in m.text for m in done), [m.text for m in done]
         recusal = await Recusal.get(assignment_id=asg.id).prefetch_related("replacement")
         assert recusal.replacement is not None and recusal.replacement_id != asg.inspector_id
-        assert await Conflict.filter(inspector_id=asg.inspector_id, entity_id=(await asg.inspection).entity_id,
-                                     source=ConflictSource.RECUSAL).exists()
+        assert await Conflict.filter(
+            inspector_id=asg.inspector_id, entity_id=(await asg.inspection).entity_id, source=ConflictSource.RECUSAL
+        ).exists()
         told = mate_chat.new()
         assert any(asg.inspector.name in m.text and recusal.replacement.name in m.text for m in told)
         note_alert = await Alert.get(kind="recusal_recorded")
@@ -142,7 +143,7 @@ async def test_recusal_draws_a_replacement_and_tells_everyone(db, tmp_path):
 async def test_no_eligible_replacement_flags_unstaffable(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         # two inspectors for teams of two: nobody is left to replace a recusal
-        w = await world.build(n_entities=4, n_scjg=2, n_wsj=0)
+        await world.build(n_entities=4, n_scjg=2, n_wsj=0)
         await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.25", b="0.25", c="0.25"), s.clock)
         await draws.draw_plan("P1", clock=s.clock, zone=ZONE)
         asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector").first()
@@ -167,7 +168,7 @@ async def test_inspector_cannot_see_or_touch_someone_elses_task(db, tmp_path):
         assert "没有找到" in shown[-1].text and other.inspection.entity.name not in shown[-1].text
         # a forged button press for someone else's assignment (data not on any of our messages)
         card = next(m for m in s.sim.messages(chat.user) if m.buttons)
-        forged = await chat.press(card, f"asg:accept:{mine.id}")  # the real button works…
+        await chat.press(card, f"asg:accept:{mine.id}")  # the real button works…
         assert (await Assignment.get(id=mine.id)).status == AssignmentStatus.ACCEPTED
         assert (await Assignment.get(id=other.id)).status == AssignmentStatus.SENT
 

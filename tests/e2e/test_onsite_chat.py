@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from bot.simulators.telegram.media import make_png
 from models.alerts import Alert
 from models.audit import AuditRecord
 from models.directory import Entity, Item
@@ -19,6 +18,7 @@ from models.surveys import Survey
 from scheduler import SWEEPS, Scheduler
 from services import audit, draws, plans
 from services.identity import create_invite
+from simulators.telegram.media import make_png
 from tests.e2e.harness import eventually, spine
 from tests.e2e.test_inspector_chat import Chat, bind
 from tests.services import draw_world as world
@@ -57,8 +57,13 @@ class OnSite(Chat):
         """A callback query with data no button of ours carries (a modified client)."""
         chat = self.s.sim.world.chat_of(self.user)
         anchor = self.s.sim.messages(self.user)[-1]
-        payload = {"id": "9" * 12, "from": chat.user.as_user(), "message": anchor.data,
-                   "chat_instance": chat.chat_instance, "data": data}
+        payload = {
+            "id": "9" * 12,
+            "from": chat.user.as_user(),
+            "message": anchor.data,
+            "chat_instance": chat.chat_instance,
+            "data": data,
+        }
         return (await self._do(lambda: self.s.sim.push_update("callback_query", payload)))[1]
 
 
@@ -69,8 +74,13 @@ def last_with(msgs, data):
 async def setup(s, tmp_path):
     """A draw over two items; every entity has coordinates; returns the world."""
     w = await world.build(n_entities=12, n_scjg=6, n_wsj=0)
-    await Item.create(code="SCJG-SP-02", name="食品贮存条件检查", department=w.depts["SCJG"], qualifications=["SP"],
-                      target_kinds=["enterprise"])
+    await Item.create(
+        code="SCJG-SP-02",
+        name="食品贮存条件检查",
+        department=w.depts["SCJG"],
+        qualifications=["SP"],
+        target_kinds=["enterprise"],
+    )
     for i, e in enumerate(w.entities):
         await Entity.filter(id=e.id).update(lat=BASE[0] + i * 0.01, lon=BASE[1])
     path = world.plan_file(tmp_path, "P1", items=("SCJG-SP-01", "SCJG-SP-02"), a="0.5", b="0.5", c="0.5")
@@ -106,8 +116,12 @@ async def test_checkin_near_and_far_and_photos_stored_by_sha256(db, tmp_path):
         # an inspector with two assignments: a check-in asks which one
         counts = Counter(await Assignment.all().values_list("inspector_id", flat=True))
         busy = next(i for i, n in counts.most_common() if n >= 2)
-        a1, a2 = await Assignment.filter(inspector_id=busy).order_by("id").limit(2).prefetch_related(
-            "inspector", "inspection__entity")
+        a1, a2 = (
+            await Assignment.filter(inspector_id=busy)
+            .order_by("id")
+            .limit(2)
+            .prefetch_related("inspector", "inspection__entity")
+        )
         chat = await join(s, a1.inspector.cert_no)
         await accept(chat, a1.id)
         await accept(chat, a2.id)
@@ -178,8 +192,12 @@ async def test_checkin_near_and_far_and_photos_stored_by_sha256(db, tmp_path):
 
 async def lead_and_mate(s, tmp_path):
     await setup(s, tmp_path)
-    lead = await (Assignment.filter(seat=1, inspection__stratum__in=["D", "E"]).order_by("id")
-                  .prefetch_related("inspector", "inspection__entity").first())
+    lead = await (
+        Assignment.filter(seat=1, inspection__stratum__in=["D", "E"])
+        .order_by("id")
+        .prefetch_related("inspector", "inspection__entity")
+        .first()
+    )
     mate = await Assignment.filter(inspection_id=lead.inspection_id, seat=2).prefetch_related("inspector").first()
     lead_chat, mate_chat = await join(s, lead.inspector.cert_no), await join(s, mate.inspector.cert_no)
     await accept(lead_chat, lead.id)
@@ -224,7 +242,9 @@ async def test_findings_submit_confirm_and_an_approved_correction(db, tmp_path):
         assert {a.status for a in await Assignment.filter(inspection_id=lead.inspection_id)} == {AssignmentStatus.DONE}
         assert await Survey.filter(inspection_id=lead.inspection_id).exists()  # entered the survey pool
         again = (await chat.press(summary, f"fnd:submit:{rid}"))[-1]  # a second submit is refused
-        assert "不能再修改或重复提交" in again.text and await Result.filter(inspection_id=lead.inspection_id).count() == 1
+        assert (
+            "不能再修改或重复提交" in again.text and await Result.filter(inspection_id=lead.inspection_id).count() == 1
+        )
         assert not any("问卷" in m.text or "survey" in m.text.lower() for m in chat.new() + mate_chat.new())
 
         ask = last_with(mate_chat.s.sim.messages(mate_chat.user), f"fnd:confirm:{rid}")
@@ -273,8 +293,15 @@ async def test_findings_submit_confirm_and_an_approved_correction(db, tmp_path):
         assert await Survey.filter(inspection_id=lead.inspection_id).count() == 1
 
         done = await actions()
-        for action in ("result.drafted", "finding.recorded", "result.submitted", "result.confirmed",
-                       "correction.opened", "correction.requested", "correction.approved"):
+        for action in (
+            "result.drafted",
+            "finding.recorded",
+            "result.submitted",
+            "result.confirmed",
+            "correction.opened",
+            "correction.requested",
+            "correction.approved",
+        ):
             assert done[action] >= 1, action
         assert (await audit.verify())[1] is None
 
@@ -307,9 +334,12 @@ async def test_probing_edits_and_out_of_order_text(db, tmp_path):
         assert "早已记录为「不合格」" in late.text and "第 2/2 项" in late.text
 
         # someone not on the team: /result with the lead's number, and a forged button
-        outsider_asg = await (Assignment.exclude(inspection_id=lead.inspection_id)
-                              .exclude(inspector_id__in=[lead.inspector_id, mate.inspector_id])
-                              .prefetch_related("inspector").first())
+        outsider_asg = await (
+            Assignment.exclude(inspection_id=lead.inspection_id)
+            .exclude(inspector_id__in=[lead.inspector_id, mate.inspector_id])
+            .prefetch_related("inspector")
+            .first()
+        )
         outsider = await join(s, outsider_asg.inspector.cert_no)
         outsider.new()
         probe = (await outsider.command("result", str(lead.id)))[-1]

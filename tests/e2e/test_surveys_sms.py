@@ -7,25 +7,25 @@ from __future__ import annotations
 import contextlib
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
 
 from bot.channels.sms_twilio import INBOUND_PATH, TwilioSmsChannel
-from bot.clock import FakeClock
 from bot.dispatcher import Dispatcher
-from bot.ratelimit import RateLimiter
 from bot.runtime import Runtime
-from bot.settings import Settings
-from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
 from bot.web import make_app
+from core.clock import FakeClock
+from core.ratelimit import RateLimiter
+from core.settings import Settings
 from domain.signatures import twilio_signature
 from models.alerts import Alert
 from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role
 from models.surveys import Survey, SurveyStatus
 from services import surveys
 from services.identity import create_invite
+from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
 from tests.e2e.harness import eventually, spine
 from tests.services import survey_world
 from tests.services.survey_world import EVENING, MOBILES, MORNING
@@ -60,14 +60,20 @@ async def gateway(db: Settings, start: datetime = MORNING):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     public = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = db.with_(sms_account_sid=DEV_ACCOUNT_SID, sms_auth_token=DEV_AUTH_TOKEN, sms_api_url=sim.url,
-                        sms_from=DEV_NUMBER, public_url=public)
+    settings = db.with_(
+        sms_account_sid=DEV_ACCOUNT_SID,
+        sms_auth_token=DEV_AUTH_TOKEN,
+        sms_api_url=sim.url,
+        sms_from=DEV_NUMBER,
+        public_url=public,
+    )
     sim.inbound_url = public + INBOUND_PATH
     rt = Runtime(settings=settings, clock=clock)
     channel = TwilioSmsChannel(settings, clock=clock)
     rt.channels = {"sms": channel}
-    rt.dispatcher = Dispatcher(rt.channels, clock=clock,
-                               limits={"sms": RateLimiter(None, None, now=lambda: clock.now().timestamp())})
+    rt.dispatcher = Dispatcher(
+        rt.channels, clock=clock, limits={"sms": RateLimiter(None, None, now=lambda: clock.now().timestamp())}
+    )
     runner = web.AppRunner(make_app(rt))
     await runner.setup()
     await web.SockSite(runner, sock).start()
@@ -108,9 +114,15 @@ async def test_a_forged_or_replayed_webhook_is_refused_and_stores_nothing_a_genu
         await survey_sent(g, w)
         events = await InboundEvent.all().count()
         url = g.settings.public_url + INBOUND_PATH
-        form = {"MessageSid": "SM" + "a" * 32, "AccountSid": DEV_ACCOUNT_SID, "From": PHONE, "To": DEV_NUMBER,
-                "Body": "1 1 1"}
+        form = {
+            "MessageSid": "SM" + "a" * 32,
+            "AccountSid": DEV_ACCOUNT_SID,
+            "From": PHONE,
+            "To": DEV_NUMBER,
+            "Body": "1 1 1",
+        }
         async with aiohttp.ClientSession() as http:
+
             async def post(signature: str | None) -> int:
                 headers = {"X-Twilio-Signature": signature} if signature else {}
                 async with http.post(url, data=form, headers=headers) as resp:
@@ -129,8 +141,9 @@ async def test_a_forged_or_replayed_webhook_is_refused_and_stores_nothing_a_genu
         assert alert.context["reasons"] == ["improper", "unfair"]
         assert await Outbox.filter(template="survey_alert.j2", recipient_id=w.coordinator.id).count() == 1
         assert not await Outbox.filter(recipient_kind=RecipientKind.INSPECTOR).exists()
-        assert not await Outbox.filter(recipient_id__in=[c.id for c in w.inspector_chats],
-                                       recipient_kind=RecipientKind.PERSON).exists()
+        assert not await Outbox.filter(
+            recipient_id__in=[c.id for c in w.inspector_chats], recipient_kind=RecipientKind.PERSON
+        ).exists()
 
 
 async def test_one_answer_per_sms_then_garbled_replies_end_incomplete(db):
@@ -166,10 +179,10 @@ async def test_a_survey_due_at_nine_in_the_evening_goes_out_at_eight(db):
         w = await survey_world.build("D")
         await survey_sent(g, w)
         assert g.texts() == []
-        g.clock.set(datetime(2026, 12, 3, 23, 59, tzinfo=timezone.utc))  # 07:59
+        g.clock.set(datetime(2026, 12, 3, 23, 59, tzinfo=UTC))  # 07:59
         await g.deliver()
         assert g.texts() == []
-        g.clock.set(datetime(2026, 12, 4, 0, 0, tzinfo=timezone.utc))  # 08:00
+        g.clock.set(datetime(2026, 12, 4, 0, 0, tzinfo=UTC))  # 08:00
         await g.deliver()
         assert len(g.texts()) == 1 and g.sim.phone(PHONE).received[0]["status"] == "delivered"
 
@@ -208,8 +221,13 @@ async def test_telegram_poll_survey_end_to_end(db):
             if question is None:
                 assert len(poll.data["poll"]["options"]) == 5
             s.sim.answer_poll(user, poll.message_id, [option])
-            await eventually(lambda: Survey.filter(poll_question=question).exists()
-                             if question else Survey.filter(status=SurveyStatus.ANSWERED).exists())
+            await eventually(
+                lambda: (
+                    Survey.filter(poll_question=question).exists()
+                    if question
+                    else Survey.filter(status=SurveyStatus.ANSWERED).exists()
+                )
+            )
         first = s.sim.messages(user)[1].data["poll"]
         assert first["question"].startswith("【检查回访】") and [o["text"] for o in first["options"]] == ["是", "否"]
         await s.deliver()
@@ -269,8 +287,9 @@ async def test_two_surveys_poll_one_chat_at_once_and_interleaved_answers_reach_t
         assert one.status == two.status == SurveyStatus.ANSWERED
         assert one.answers == {"credentials": True, "improper": False, "fairness": 5}
         assert two.answers == {"credentials": False, "improper": True, "fairness": 3}
-        assert set(one.polls["ids"].values()) == set(two.polls["ids"].values()) == {"credentials", "improper",
-                                                                                   "fairness"}
+        assert (
+            set(one.polls["ids"].values()) == set(two.polls["ids"].values()) == {"credentials", "improper", "fairness"}
+        )
         assert not set(one.polls["ids"]) & set(two.polls["ids"])
         # only the survey that reported something improper raised an alert
         assert [a.key for a in await Alert.filter(kind="survey_alert")] == [f"survey:{second.id}:improper"]

@@ -51,8 +51,14 @@ async def test_unknown_user_is_refused_and_learns_nothing(db):
 
 async def test_webhook_checks_secret_stores_once_and_answers_503_when_it_cannot_store(db):
     async with spine(db, mode="send-only") as s:
-        channel = TelegramChannel(s.sim.token, api_url=s.sim.url, mode="webhook", webhook_secret="s3cret-token",
-                                  on_event=s.rt.on_event, webhook_url="http://unused")
+        channel = TelegramChannel(
+            s.sim.token,
+            api_url=s.sim.url,
+            mode="webhook",
+            webhook_secret="s3cret-token",
+            on_event=s.rt.on_event,
+            webhook_url="http://unused",
+        )
         s.rt.channels["telegram"] = channel
         server = TestServer(make_app(s.rt))
         await server.start_server()
@@ -75,7 +81,7 @@ async def test_webhook_checks_secret_stores_once_and_answers_503_when_it_cannot_
                 assert await Outbox.filter(address=str(stranger.id)).count() == 1
                 # the database refuses: 503, so Telegram keeps the update and retries
                 await Outbox.all().delete()
-                from bot import db as dbmod
+                from core import db as dbmod
 
                 await dbmod.close()
                 later = s.sim.send_text(stranger, "again")
@@ -88,10 +94,19 @@ async def test_webhook_checks_secret_stores_once_and_answers_503_when_it_cannot_
 
 
 async def _queue_to(s, inspector_id: int, n: int = 1):
-    await enqueue([Message(dedupe_key=f"t:{inspector_id}:{i}", recipient_kind=RecipientKind.INSPECTOR,
-                           recipient_id=inspector_id, template="team_changed.j2",
-                           context={"no": i, "draw_ref": "P1/2026-12-01", "plan": "测试计划", "old": "甲", "new": "乙"})
-                   for i in range(n)], s.clock.now())
+    await enqueue(
+        [
+            Message(
+                dedupe_key=f"t:{inspector_id}:{i}",
+                recipient_kind=RecipientKind.INSPECTOR,
+                recipient_id=inspector_id,
+                template="team_changed.j2",
+                context={"no": i, "draw_ref": "P1/2026-12-01", "plan": "测试计划", "old": "甲", "new": "乙"},
+            )
+            for i in range(n)
+        ],
+        s.clock.now(),
+    )
 
 
 async def test_blocked_user_is_dead_lettered_marked_and_coordinator_alerted(db):
@@ -108,8 +123,17 @@ async def test_blocked_user_is_dead_lettered_marked_and_coordinator_alerted(db):
         assert await Unreachable.filter(address=str(user.id)).exists()
         assert (await Alert.get(kind="alert_undeliverable")).context["reason"] == "blocked"
         # later messages to the same chat are not tried again
-        await enqueue([Message(dedupe_key="t:after", recipient_kind=RecipientKind.INSPECTOR,
-                               recipient_id=insp.inspector_id, template="recusal_cancelled.j2")], s.clock.now())
+        await enqueue(
+            [
+                Message(
+                    dedupe_key="t:after",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=insp.inspector_id,
+                    template="recusal_cancelled.j2",
+                )
+            ],
+            s.clock.now(),
+        )
         calls = len(s.sim.calls_of("sendMessage"))
         await s.deliver()
         assert (await Outbox.get(dedupe_key="t:after")).status == OutboxStatus.DEAD
@@ -186,8 +210,14 @@ async def test_webhook_mode_end_to_end(db):
     async with spine(db, mode="send-only") as s:
         server = TestServer(make_app(s.rt))
         await server.start_server()
-        channel = TelegramChannel(s.sim.token, api_url=s.sim.url, mode="webhook", webhook_secret="hook-secret-1",
-                                  on_event=s.rt.on_event, webhook_url=str(server.make_url("/telegram/webhook")))
+        channel = TelegramChannel(
+            s.sim.token,
+            api_url=s.sim.url,
+            mode="webhook",
+            webhook_secret="hook-secret-1",
+            on_event=s.rt.on_event,
+            webhook_url=str(server.make_url("/telegram/webhook")),
+        )
         s.rt.channels["telegram"] = channel
         s.dispatcher.channels["telegram"] = channel
         await channel.start()

@@ -8,8 +8,30 @@ from pathlib import Path
 
 from stdnum.cn import uscc
 
-ENTITY_HEADER = ["统一社会信用代码", "名称", "主体类型", "行政区划代码", "住所", "行业", "信用风险等级", "联系电话", "纬度", "经度"]
-ENTITY_HEADER_EN = ["credit_code", "name", "kind", "division_code", "address", "industry", "risk_class", "phone", "lat", "lon"]
+ENTITY_HEADER = [
+    "统一社会信用代码",
+    "名称",
+    "主体类型",
+    "行政区划代码",
+    "住所",
+    "行业",
+    "信用风险等级",
+    "联系电话",
+    "纬度",
+    "经度",
+]
+ENTITY_HEADER_EN = [
+    "credit_code",
+    "name",
+    "kind",
+    "division_code",
+    "address",
+    "industry",
+    "risk_class",
+    "phone",
+    "lat",
+    "lon",
+]
 
 
 def credit_code(serial: int, prefix: str = "91370202MA") -> str:
@@ -74,10 +96,37 @@ DEPARTMENTS = [
 ]
 ITEM_HEADER = ["事项编码", "事项名称", "部门", "法律依据", "检查对象类型", "检查方式", "执法资质"]
 ITEMS = [
-    ["SCJG-001", "食品经营者经营活动检查", "青岛市市场监督管理局", "《食品安全法》第一百一十条", "企业", "现场检查", "SC-SP"],
-    ["YJGL-001", "安全生产检查", "370200YJGL", "《安全生产法》第六十五条", "企业、事业单位", "现场检查", "EM-AQ，EM-WH"],
+    [
+        "SCJG-001",
+        "食品经营者经营活动检查",
+        "青岛市市场监督管理局",
+        "《食品安全法》第一百一十条",
+        "企业",
+        "现场检查",
+        "SC-SP",
+    ],
+    [
+        "YJGL-001",
+        "安全生产检查",
+        "370200YJGL",
+        "《安全生产法》第六十五条",
+        "企业、事业单位",
+        "现场检查",
+        "EM-AQ，EM-WH",
+    ],
 ]
-INSPECTOR_HEADER = ["执法证号", "姓名", "部门", "执法单位", "单位行政区划代码", "执法资质", "业务专长", "手机号", "证件有效期", "状态"]
+INSPECTOR_HEADER = [
+    "执法证号",
+    "姓名",
+    "部门",
+    "执法单位",
+    "单位行政区划代码",
+    "执法资质",
+    "业务专长",
+    "手机号",
+    "证件有效期",
+    "状态",
+]
 
 
 def inspector(serial: int, **changes) -> dict[str, str]:

@@ -43,7 +43,14 @@ def test_entities_look_like_qingdao(small_city):
     risk = Counter(e["信用风险等级"] for e in entities)
     for cls, share in zip("ABCDE", city.RISK_WEIGHTS):
         assert abs(risk[cls] / 3000 * 100 - share) < 3, (cls, risk)
-    assert set(Counter(e["主体类型"] for e in entities)) == {"企业", "个体工商户", "农民专业合作社", "事业单位", "社会组织", "法律服务机构"}
+    assert set(Counter(e["主体类型"] for e in entities)) == {
+        "企业",
+        "个体工商户",
+        "农民专业合作社",
+        "事业单位",
+        "社会组织",
+        "法律服务机构",
+    }
 
 
 def test_inspectors_hold_qualifications_their_items_need(small_city):

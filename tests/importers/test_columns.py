@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from importers.columns import COLUMNS, KINDS, HeaderInvalid, canonical_header, map_header, normalise_header
 
@@ -30,7 +31,9 @@ def test_every_problem_is_reported_at_once():
     header = ["名称", "name", "颜色", "主体类型", "行政区划代码", "信用风险等级"]
     with pytest.raises(HeaderInvalid) as caught:
         map_header("entities", header)
-    found = {(p.code, p.params.get("column"), p.params.get("header"), p.params.get("zh")) for p in caught.value.problems}
+    found = {
+        (p.code, p.params.get("column"), p.params.get("header"), p.params.get("zh")) for p in caught.value.problems
+    }
     assert found == {
         ("import_duplicate_header", "B", "name", None),
         ("import_unknown_header", "C", "颜色", None),
@@ -57,7 +60,7 @@ def test_canonical_headers_map_back_in_both_languages(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_readme_lists_every_canonical_header(kind):
     readme = README.read_text(encoding="utf-8")
-    section = readme[readme.index("## Importing the directories"):]
+    section = readme[readme.index("## Importing the directories") :]
     missing = [h for c in COLUMNS[kind] for h in (c.zh[0], c.en[0]) if f"`{h}`" not in section and h not in section]
     assert not missing
 

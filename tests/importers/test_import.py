@@ -1,21 +1,32 @@
 """Importing files into a real database (SQLite and PostgreSQL): all or nothing, upsert by key."""
 
 import datetime as dt
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 
-from bot.render import render
+from core.render import render
 from importers.run import MAX_REPORTED, import_file
 from models.directory import Department, Entity, EntityStatus, Inspector, InspectorStatus, Item, Unit
 
 from .files import (
-    DEPARTMENT_HEADER, DEPARTMENTS, ENTITY_HEADER, ENTITY_HEADER_EN, INSPECTOR_HEADER, ITEM_HEADER, ITEMS, credit_code,
-    entity, inspector, write_csv, write_xlsx, wrong_check,
+    DEPARTMENT_HEADER,
+    DEPARTMENTS,
+    ENTITY_HEADER,
+    ENTITY_HEADER_EN,
+    INSPECTOR_HEADER,
+    ITEM_HEADER,
+    ITEMS,
+    credit_code,
+    entity,
+    inspector,
+    write_csv,
+    write_xlsx,
+    wrong_check,
 )
 
-NOW = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
-LATER = datetime(2027, 1, 1, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
+LATER = datetime(2027, 1, 1, 2, 0, tzinfo=dt.UTC)
 
 
 async def imp(kind, path, **kw):
@@ -24,8 +35,23 @@ async def imp(kind, path, **kw):
 
 async def snapshot():
     """Everything the entity table holds, to show that a refused file changed nothing."""
-    return await Entity.all().order_by("uscc").values_list(
-        "uscc", "name", "kind", "division_code", "address", "risk_class", "mobile", "lat", "lon", "status", "content_hash")
+    return (
+        await Entity.all()
+        .order_by("uscc")
+        .values_list(
+            "uscc",
+            "name",
+            "kind",
+            "division_code",
+            "address",
+            "risk_class",
+            "mobile",
+            "lat",
+            "lon",
+            "status",
+            "content_hash",
+        )
+    )
 
 
 def report(result, locale="zh-CN"):
@@ -44,7 +70,12 @@ async def seeded(tmp_path):
 
 BAD_CELLS = [
     # (row changes, column header, value shown, reason code)
-    ({"统一社会信用代码": wrong_check(credit_code(5))}, "统一社会信用代码", wrong_check(credit_code(5)), "import_uscc_checksum"),
+    (
+        {"统一社会信用代码": wrong_check(credit_code(5))},
+        "统一社会信用代码",
+        wrong_check(credit_code(5)),
+        "import_uscc_checksum",
+    ),
     ({"信用风险等级": "F"}, "信用风险等级", "F", "import_risk_class"),
     ({"联系电话": "12345"}, "联系电话", "12345", "import_phone_invalid"),
 ]
@@ -59,7 +90,7 @@ async def test_one_bad_value_refuses_the_whole_file(db, tmp_path, changes, heade
     assert [(e.row, e.header, e.value, e.code) for e in result.errors] == [(4, header, value, code)]
     assert await snapshot() == before  # nothing written: no insert, no update, no inactive marking
     text = report(result)
-    assert f"第 4 行 {result.errors[0].column_letter} 列「{header}」值 \"{value}\"" in text
+    assert f'第 4 行 {result.errors[0].column_letter} 列「{header}」值 "{value}"' in text
     assert "没有写入任何数据" in text
 
 
@@ -68,21 +99,34 @@ async def test_same_key_twice_names_both_rows(db, tmp_path):
     rows = [entity(7), entity(8), entity(7, 名称="另一家")]
     result = await imp("entities", write_csv(tmp_path / "dup.csv", ENTITY_HEADER, rows))
     assert [(e.row, e.header, e.value, e.code, e.params) for e in result.errors] == [
-        (4, "统一社会信用代码", credit_code(7), "import_duplicate_key", {"first_row": 2})]
+        (4, "统一社会信用代码", credit_code(7), "import_duplicate_key", {"first_row": 2})
+    ]
     assert await snapshot() == before
     assert "与第 2 行重复" in report(result)
 
 
 FILE_PROBLEMS = [
     # (id, how to make the file, problem code, what the zh-CN message must say)
-    ("undecodable", lambda p: p.write_bytes("统一社会信用代码,名称\n青岛\n".encode("gbk") + b"\xff\xff\n"),
-     "import_undecodable", "第 3 行附近有无法解码的字节"),
+    (
+        "undecodable",
+        lambda p: p.write_bytes("统一社会信用代码,名称\n青岛\n".encode("gbk") + b"\xff\xff\n"),
+        "import_undecodable",
+        "第 3 行附近有无法解码的字节",
+    ),
     ("empty", lambda p: p.write_bytes(b""), "import_file_empty", "文件是空的"),
     ("header-only", lambda p: write_csv(p, ENTITY_HEADER, []), "import_no_data_rows", "没有数据行"),
-    ("missing-column", lambda p: write_csv(p, ENTITY_HEADER[:6] + ENTITY_HEADER[7:], [["x"] * 9]),
-     "import_missing_column", "缺少必需的列「信用风险等级」"),
-    ("unknown-header", lambda p: write_csv(p, ENTITY_HEADER + ["备注"], [list(entity(9).values()) + ["x"]]),
-     "import_unknown_header", "第 K 列的表头「备注」无法识别"),
+    (
+        "missing-column",
+        lambda p: write_csv(p, ENTITY_HEADER[:6] + ENTITY_HEADER[7:], [["x"] * 9]),
+        "import_missing_column",
+        "缺少必需的列「信用风险等级」",
+    ),
+    (
+        "unknown-header",
+        lambda p: write_csv(p, ENTITY_HEADER + ["备注"], [list(entity(9).values()) + ["x"]]),
+        "import_unknown_header",
+        "第 K 列的表头「备注」无法识别",
+    ),
 ]
 
 
@@ -162,9 +206,11 @@ async def test_gbk_and_bom_files_import(db, tmp_path, encoding):
 
 
 async def test_xlsx_import(db, tmp_path):
-    rows = [[credit_code(1), "青岛工作簿有限公司", "企业", 370202001, "", "制造业", "C", 13812345678, 36.07, 120.38],
-            [None] * 10,
-            [credit_code(2), "青岛第二有限公司", "enterprise", 370203, "", "", "a", None, None, None]]
+    rows = [
+        [credit_code(1), "青岛工作簿有限公司", "企业", 370202001, "", "制造业", "C", 13812345678, 36.07, 120.38],
+        [None] * 10,
+        [credit_code(2), "青岛第二有限公司", "enterprise", 370203, "", "", "a", None, None, None],
+    ]
     result = await imp("entities", write_xlsx(tmp_path / "e.xlsx", ENTITY_HEADER, rows))
     assert result.ok and result.encoding == "xlsx" and result.inserted == 2
     first = await Entity.get(uscc=credit_code(1))
@@ -172,7 +218,11 @@ async def test_xlsx_import(db, tmp_path):
 
 
 async def test_xlsx_errors_use_the_sheet_row_numbers(db, tmp_path):
-    rows = [[credit_code(1), "甲", "企业", 370202, "", "", "A"], [None] * 7, [credit_code(2), "乙", "企业", 370202, "", "", "F"]]
+    rows = [
+        [credit_code(1), "甲", "企业", 370202, "", "", "A"],
+        [None] * 7,
+        [credit_code(2), "乙", "企业", 370202, "", "", "F"],
+    ]
     result = await imp("entities", write_xlsx(tmp_path / "e.xlsx", ENTITY_HEADER[:7], rows))
     assert [(e.row, e.column_letter, e.value) for e in result.errors] == [(4, "G", "F")]
 
@@ -206,7 +256,9 @@ async def test_items_with_an_unknown_department_are_refused(db, tmp_path):
     assert (await imp("departments", write_csv(tmp_path / "d.csv", DEPARTMENT_HEADER, DEPARTMENTS))).ok
     rows = ITEMS + [["X-1", "某事项", "不存在的局", "", "", "", ""]]
     result = await imp("items", write_csv(tmp_path / "i.csv", ITEM_HEADER, rows))
-    assert [(e.row, e.header, e.value, e.code) for e in result.errors] == [(4, "部门", "不存在的局", "import_department_unknown")]
+    assert [(e.row, e.header, e.value, e.code) for e in result.errors] == [
+        (4, "部门", "不存在的局", "import_department_unknown")
+    ]
     assert await Item.all().count() == 0
 
 
@@ -221,17 +273,27 @@ async def test_inspectors_create_their_units(db, tmp_path):
     await import_departments_and_items(tmp_path)
     rows = [
         inspector(1),
-        inspector(2, 执法单位="青岛市市场监督管理局市南分局", 单位行政区划代码="370202", 状态="休假", 证件有效期="2025/6/30"),
-        inspector(3, 部门="370200YJGL", 执法单位="青岛市应急管理局执法支队", 执法资质="EM-AQ", 手机号="", 证件有效期=""),
+        inspector(
+            2, 执法单位="青岛市市场监督管理局市南分局", 单位行政区划代码="370202", 状态="休假", 证件有效期="2025/6/30"
+        ),
+        inspector(
+            3, 部门="370200YJGL", 执法单位="青岛市应急管理局执法支队", 执法资质="EM-AQ", 手机号="", 证件有效期=""
+        ),
     ]
     result = await imp("inspectors", write_csv(tmp_path / "p.csv", INSPECTOR_HEADER, rows))
     assert result.ok and (result.inserted, result.units_created) == (3, 3)
     units = dict(await Unit.all().values_list("name", "jurisdiction"))
-    assert units == {"青岛市市场监督管理局执法支队": "3702", "青岛市市场监督管理局市南分局": "370202",
-                     "青岛市应急管理局执法支队": "3702"}
+    assert units == {
+        "青岛市市场监督管理局执法支队": "3702",
+        "青岛市市场监督管理局市南分局": "370202",
+        "青岛市应急管理局执法支队": "3702",
+    }
     second = await Inspector.get(cert_no="370200000002").prefetch_related("unit", "department")
     assert (second.unit.name, second.department.code, second.status) == (
-        "青岛市市场监督管理局市南分局", "370200SCJG", InspectorStatus.ON_LEAVE)
+        "青岛市市场监督管理局市南分局",
+        "370200SCJG",
+        InspectorStatus.ON_LEAVE,
+    )
     assert second.cert_expiry == dt.date(2025, 6, 30) and second.qualifications == ["SC-SP", "SC-TS"]
     assert second.mobile == "+8613900000002"
 
@@ -257,7 +319,9 @@ async def test_one_unit_cannot_have_two_jurisdictions_in_a_file(db, tmp_path):
 
 async def test_inspector_landline_is_refused(db, tmp_path):
     await import_departments_and_items(tmp_path)
-    result = await imp("inspectors", write_csv(tmp_path / "p.csv", INSPECTOR_HEADER, [inspector(1, 手机号="0532-88886666")]))
+    result = await imp(
+        "inspectors", write_csv(tmp_path / "p.csv", INSPECTOR_HEADER, [inspector(1, 手机号="0532-88886666")])
+    )
     assert [(e.row, e.header, e.code) for e in result.errors] == [(2, "手机号", "import_phone_not_mobile")]
 
 
@@ -265,7 +329,8 @@ async def test_values_under_no_header_are_not_dropped_silently(db, tmp_path):
     rows = [list(entity(1).values()) + ["", "多出来的值"], list(entity(2).values())]
     result = await imp("entities", write_csv(tmp_path / "x.csv", ENTITY_HEADER + [""], rows))
     assert [(e.row, e.column_letter, e.value, e.code) for e in result.errors] == [
-        (2, "L", "多出来的值", "import_value_without_header")]
+        (2, "L", "多出来的值", "import_value_without_header")
+    ]
     assert await Entity.all().count() == 0
 
 

@@ -42,7 +42,7 @@ def test_gbk_is_not_mistaken_for_utf8(tmp_path):
 
 def test_undecodable_bytes_are_refused_with_their_row(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_bytes("名称\n青岛\n".encode("utf-8") + b"\xff\xfe\x80bad\n")
+    path.write_bytes("名称\n青岛\n".encode() + b"\xff\xfe\x80bad\n")
     with pytest.raises(FileProblem) as caught:
         open_table(path)
     assert caught.value.code == "import_undecodable"
@@ -83,8 +83,11 @@ def test_tab_separated_file(tmp_path):
 
 
 def test_xlsx_cells_become_the_text_a_user_typed(tmp_path):
-    path = write_xlsx(tmp_path / "e.xlsx", ["行政区划代码", "联系电话", "证件有效期", "纬度"],
-                      [[370202, 13812345678, dt.datetime(2027, 12, 31), 36.5], [None, None, None, None]])
+    path = write_xlsx(
+        tmp_path / "e.xlsx",
+        ["行政区划代码", "联系电话", "证件有效期", "纬度"],
+        [[370202, 13812345678, dt.datetime(2027, 12, 31), 36.5], [None, None, None, None]],
+    )
     encoding, header, rows = read_all(path)
     assert encoding == "xlsx"
     assert rows[0] == (2, ["370202", "13812345678", "2027-12-31", "36.5"])
@@ -98,7 +101,9 @@ def test_damaged_xlsx_is_refused(tmp_path):
     assert caught.value.code == "import_xlsx_unreadable"
 
 
-@pytest.mark.parametrize("value, text", [(None, ""), (True, "TRUE"), (12.0, "12"), (1.5, "1.5"), ("x", "x"),
-                                         (dt.date(2027, 1, 2), "2027-01-02")])
+@pytest.mark.parametrize(
+    "value, text",
+    [(None, ""), (True, "TRUE"), (12.0, "12"), (1.5, "1.5"), ("x", "x"), (dt.date(2027, 1, 2), "2027-01-02")],
+)
 def test_cell_text(value, text):
     assert cell_text(value) == text

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.render import text_codes
+from core.render import text_codes
 
 SOURCES = Path(__file__).resolve().parents[2] / "importers"
 

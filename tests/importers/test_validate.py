@@ -4,7 +4,8 @@ import datetime as dt
 
 import phonenumbers
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from importers import validate as v
 from importers.errors import Invalid, RowInvalid
@@ -32,12 +33,15 @@ def test_wrong_check_character_names_the_expected_one():
     assert reason(v.uscc, wrong_check(code)) == ("import_uscc_checksum", {"expected": code[-1]})
 
 
-@pytest.mark.parametrize("value, code", [
-    ("9137020", "import_uscc_length"),
-    ("A1110000600037341L", "import_uscc_format"),
-    ("91110000600037341I", "import_uscc_format"),
-    ("", "import_required"),
-])
+@pytest.mark.parametrize(
+    "value, code",
+    [
+        ("9137020", "import_uscc_length"),
+        ("A1110000600037341L", "import_uscc_format"),
+        ("91110000600037341I", "import_uscc_format"),
+        ("", "import_required"),
+    ],
+)
 def test_malformed_credit_codes(value, code):
     assert reason(v.uscc, value)[0] == code
 
@@ -45,13 +49,16 @@ def test_malformed_credit_codes(value, code):
 # --- phones -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, e164", [
-    ("13812345678", "+8613812345678"),
-    ("138 1234 5678", "+8613812345678"),
-    ("+86 138-1234-5678", "+8613812345678"),
-    ("0532-88886666", "+8653288886666"),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "value, e164",
+    [
+        ("13812345678", "+8613812345678"),
+        ("138 1234 5678", "+8613812345678"),
+        ("+86 138-1234-5678", "+8613812345678"),
+        ("0532-88886666", "+8653288886666"),
+        ("", None),
+    ],
+)
 def test_phone_numbers_become_e164(value, e164):
     assert v.phone(value, mobile_only=False) == e164
 
@@ -102,7 +109,9 @@ def test_risk_class_outside_a_to_e(value):
     assert reason(v.risk_class, value)[0] == "import_risk_class"
 
 
-@pytest.mark.parametrize("value, expected", [("370202", "370202"), ("370202001", "370202001"), ("370202001000", "370202001")])
+@pytest.mark.parametrize(
+    "value, expected", [("370202", "370202"), ("370202001", "370202001"), ("370202001000", "370202001")]
+)
 def test_division_codes(value, expected):
     assert v.division_code(value) == expected
 
@@ -112,15 +121,32 @@ def test_bad_division_codes(value):
     assert reason(v.division_code, value)[0] == "import_division_code"
 
 
-@pytest.mark.parametrize("value, prefix", [
-    ("370200", "3702"), ("370202", "370202"), ("370000", "37"), ("370202001", "370202001"), ("370202000000", "370202"),
-])
+@pytest.mark.parametrize(
+    "value, prefix",
+    [
+        ("370200", "3702"),
+        ("370202", "370202"),
+        ("370000", "37"),
+        ("370202001", "370202001"),
+        ("370202000000", "370202"),
+    ],
+)
 def test_jurisdiction_strips_trailing_zero_pairs(value, prefix):
     assert v.jurisdiction(value) == prefix
 
 
-@pytest.mark.parametrize("value", ["2027-12-31", "2027/12/31", "2027.12.31", "20271231", "2027年12月31日",
-                                   "2022-01-01至2027-12-31", "2027-12-31 00:00:00"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2027-12-31",
+        "2027/12/31",
+        "2027.12.31",
+        "20271231",
+        "2027年12月31日",
+        "2022-01-01至2027-12-31",
+        "2027-12-31 00:00:00",
+    ],
+)
 def test_dates(value):
     assert v.date(value) == dt.date(2027, 12, 31)
 
@@ -129,9 +155,18 @@ def test_bad_date():
     assert reason(v.date, "2027-13-01")[0] == "import_date"
 
 
-@pytest.mark.parametrize("label, kind", [("企业", "enterprise"), ("个体工商户", "enterprise"), ("事业单位", "institution"),
-                                         ("社会组织", "social_org"), ("法律服务机构", "legal_service"),
-                                         ("Legal_Service", "legal_service"), ("social-org", "social_org")])
+@pytest.mark.parametrize(
+    "label, kind",
+    [
+        ("企业", "enterprise"),
+        ("个体工商户", "enterprise"),
+        ("事业单位", "institution"),
+        ("社会组织", "social_org"),
+        ("法律服务机构", "legal_service"),
+        ("Legal_Service", "legal_service"),
+        ("social-org", "social_org"),
+    ],
+)
 def test_entity_kinds_in_chinese_and_as_enum_values(label, kind):
     assert v.entity_kind(label) == kind
 
@@ -142,7 +177,7 @@ def test_code_lists_take_every_separator_and_sort():
 
 
 def test_text_is_kept_exactly_but_control_characters_are_refused():
-    name = '<b>青岛“海风”</b>&amp; \'餐饮\' "有限公司"'
+    name = "<b>青岛“海风”</b>&amp; '餐饮' \"有限公司\""
     assert v.text(f"  {name} ", max_len=255) == name
     assert reason(v.text, "a\x00b", max_len=10)[0] == "import_control_chars"
     assert reason(v.text, "x" * 11, max_len=10) == ("import_too_long", {"max_len": 10, "length": 11})
@@ -150,34 +185,62 @@ def test_text_is_kept_exactly_but_control_characters_are_refused():
 
 def test_inspector_status_labels():
     assert [v.inspector_status(s) for s in ("在岗", "休假", "退休", "", "on_leave")] == [
-        "active", "on_leave", "retired", "active", "on_leave"]
+        "active",
+        "on_leave",
+        "retired",
+        "active",
+        "on_leave",
+    ]
 
 
 # --- whole rows ---------------------------------------------------------------------------------
 
 
 def test_entity_row_reports_every_bad_value():
-    cells = {"uscc": wrong_check(credit_code(1)), "name": "", "kind": "企业", "division_code": "370202",
-             "risk_class": "F", "phone": "12345", "lat": "36.1", "lon": "120.3"}
+    cells = {
+        "uscc": wrong_check(credit_code(1)),
+        "name": "",
+        "kind": "企业",
+        "division_code": "370202",
+        "risk_class": "F",
+        "phone": "12345",
+        "lat": "36.1",
+        "lon": "120.3",
+    }
     with pytest.raises(RowInvalid) as caught:
         v.validate_entity(cells)
     assert {(f, p.code) for f, p in caught.value.errors} == {
-        ("uscc", "import_uscc_checksum"), ("name", "import_required"), ("risk_class", "import_risk_class"),
+        ("uscc", "import_uscc_checksum"),
+        ("name", "import_required"),
+        ("risk_class", "import_risk_class"),
         ("phone", "import_phone_invalid"),
     }
 
 
 def test_entity_row_needs_both_coordinates():
-    cells = {"uscc": credit_code(1), "name": "x", "kind": "企业", "division_code": "370202", "risk_class": "A",
-             "lat": "36.1"}
+    cells = {
+        "uscc": credit_code(1),
+        "name": "x",
+        "kind": "企业",
+        "division_code": "370202",
+        "risk_class": "A",
+        "lat": "36.1",
+    }
     with pytest.raises(RowInvalid) as caught:
         v.validate_entity(cells)
     assert [(f, p.code) for f, p in caught.value.errors] == [("lon", "import_coordinates_pair")]
 
 
 def test_swapped_coordinates_are_caught():
-    cells = {"uscc": credit_code(1), "name": "x", "kind": "企业", "division_code": "370202", "risk_class": "A",
-             "lat": "120.38", "lon": "36.06"}
+    cells = {
+        "uscc": credit_code(1),
+        "name": "x",
+        "kind": "企业",
+        "division_code": "370202",
+        "risk_class": "A",
+        "lat": "120.38",
+        "lon": "36.06",
+    }
     with pytest.raises(RowInvalid) as caught:
         v.validate_entity(cells)
     assert {p.code for _, p in caught.value.errors} == {"import_lat_range", "import_lon_range"}
@@ -194,25 +257,51 @@ def test_departments_resolve_by_code_or_unique_name():
 
 
 def test_department_name_and_code_must_agree():
-    cells = {"cert_no": "1", "name": "张三", "department": "青岛市市场监督管理局", "department_code": "A",
-             "unit": "支队", "unit_division": "370200"}
+    cells = {
+        "cert_no": "1",
+        "name": "张三",
+        "department": "青岛市市场监督管理局",
+        "department_code": "A",
+        "unit": "支队",
+        "unit_division": "370200",
+    }
     with pytest.raises(RowInvalid) as caught:
         v.validate_inspector(cells, DEPARTMENTS)
     assert [(f, p.code) for f, p in caught.value.errors] == [("department", "import_department_mismatch")]
 
 
 def test_inspector_record():
-    cells = {"cert_no": "37020001", "name": "张三", "department_code": "370200SCJG", "unit": "市南分局",
-             "unit_division": "370202", "qualifications": "SC-TS、SC-SP", "mobile": "13912345678",
-             "cert_expiry": "2029/1/5", "status": "休假"}
+    cells = {
+        "cert_no": "37020001",
+        "name": "张三",
+        "department_code": "370200SCJG",
+        "unit": "市南分局",
+        "unit_division": "370202",
+        "qualifications": "SC-TS、SC-SP",
+        "mobile": "13912345678",
+        "cert_expiry": "2029/1/5",
+        "status": "休假",
+    }
     assert v.validate_inspector(cells, DEPARTMENTS) == (
-        "37020001", "张三", 1, ("市南分局", "370202"), ("SC-SP", "SC-TS"), "", "+8613912345678",
-        dt.date(2029, 1, 5), "on_leave")
+        "37020001",
+        "张三",
+        1,
+        ("市南分局", "370202"),
+        ("SC-SP", "SC-TS"),
+        "",
+        "+8613912345678",
+        dt.date(2029, 1, 5),
+        "on_leave",
+    )
 
 
-FIELDS = {kind: sorted({f for f in fields} | {"department", "department_code", "unit", "unit_division", "phone",
-                                               "mobile", "target_kinds"})
-          for kind, fields in v.RECORDS.items()}
+FIELDS = {
+    kind: sorted(
+        {f for f in fields}
+        | {"department", "department_code", "unit", "unit_division", "phone", "mobile", "target_kinds"}
+    )
+    for kind, fields in v.RECORDS.items()
+}
 
 
 @settings(max_examples=200)
@@ -240,8 +329,12 @@ _ALNUM = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
 @settings(max_examples=300)
-@given(st.text(alphabet="0123456789", min_size=8, max_size=8), st.text(alphabet=_ALNUM, min_size=9, max_size=9),
-       st.sampled_from(_ALNUM + "?"), st.booleans())
+@given(
+    st.text(alphabet="0123456789", min_size=8, max_size=8),
+    st.text(alphabet=_ALNUM, min_size=9, max_size=9),
+    st.sampled_from(_ALNUM + "?"),
+    st.booleans(),
+)
 def test_fast_credit_code_check_agrees_with_stdnum(head, tail, check, use_stdnum_check):
     from stdnum.cn import uscc as stdnum_uscc
 

@@ -77,10 +77,10 @@ def _report_draw_phases() -> None:
 async def fire(cmd: dict) -> list[str]:
     from datetime import datetime
 
-    from bot import db
-    from bot.clock import FakeClock
     from bot.runtime import Runtime
-    from bot.settings import Settings
+    from core import db
+    from core.clock import FakeClock
+    from core.settings import Settings
     from scheduler import Scheduler
 
     _say("start", os.getpid())
@@ -100,13 +100,18 @@ async def dispatch(cmd: dict) -> None:
 
     from bot.app import Service
     from bot.channels.telegram import TelegramChannel
-    from bot.ratelimit import RateLimiter
-    from bot.settings import Settings
+    from core.ratelimit import RateLimiter
+    from core.settings import Settings
 
-    settings = Settings(database_url=cmd["url"], data_dir=cmd["data_dir"], telegram_token=cmd["token"],
-                        telegram_api_url=cmd["sim"])
-    options = {"limits": {"telegram": RateLimiter(None, None)}, "lease": timedelta(seconds=cmd["lease"]),
-               "concurrency": cmd["concurrency"], "batch": cmd["batch"]}
+    settings = Settings(
+        database_url=cmd["url"], data_dir=cmd["data_dir"], telegram_token=cmd["token"], telegram_api_url=cmd["sim"]
+    )
+    options = {
+        "limits": {"telegram": RateLimiter(None, None)},
+        "lease": timedelta(seconds=cmd["lease"]),
+        "concurrency": cmd["concurrency"],
+        "batch": cmd["batch"],
+    }
     service = Service(settings, web_enabled=False, scheduler_enabled=False, dispatcher_options=options)
     channel = TelegramChannel(settings.telegram_token, api_url=settings.telegram_api_url, mode="send-only")
     await service.start(channels={"telegram": channel})
@@ -117,9 +122,24 @@ async def dispatch(cmd: dict) -> None:
 OPS = {"fire": fire, "dispatch": dispatch}
 # What those import, besides the models and the sweeps: a forked process would otherwise import
 # (and, without bytecode caches, compile) them again, at each trial.
-WARM = ["bot.app", "bot.runtime", "bot.channels.telegram", "bot.compose", "bot.render", "services.draws",
-        "services.plans", "services.assignments", "tortoise.backends.sqlite", "tortoise.backends.asyncpg",
-        "tortoise.context", "concurrent.futures.thread", "aerich", "aerich.migrate", "yaml", "numpy"]
+WARM = [
+    "bot.app",
+    "bot.runtime",
+    "bot.channels.telegram",
+    "core.compose",
+    "core.render",
+    "services.draws",
+    "services.plans",
+    "services.assignments",
+    "tortoise.backends.sqlite",
+    "tortoise.backends.asyncpg",
+    "tortoise.context",
+    "concurrent.futures.thread",
+    "aerich",
+    "aerich.migrate",
+    "yaml",
+    "numpy",
+]
 
 
 def _child(cmd: dict) -> None:
@@ -151,7 +171,7 @@ def main() -> None:
     import importlib
 
     import scheduler
-    from bot import db
+    from core import db
 
     for name in [*db.MODEL_MODULES, *WARM]:
         importlib.import_module(name)

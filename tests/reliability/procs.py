@@ -74,14 +74,28 @@ class ServiceProcess:
         data.mkdir(parents=True, exist_ok=True)
         # only what this test sets configures the service, not the environment pytest runs in
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS_PREFIXES)}
-        env = {**inherited, "PYTHONPATH": str(ROOT), "INSPECTBOT_DATA_DIR": str(data),
-               "INSPECTBOT_WEB_HOST": "127.0.0.1", "INSPECTBOT_WEB_PORT": str(self.port), **self.env}
+        env = {
+            **inherited,
+            "PYTHONPATH": str(ROOT),
+            "INSPECTBOT_DATA_DIR": str(data),
+            "INSPECTBOT_WEB_HOST": "127.0.0.1",
+            "INSPECTBOT_WEB_PORT": str(self.port),
+            **self.env,
+        }
         out = open(self.log_path, "ab")
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 # cwd: its own directory, so a developer's .env in the repository changes nothing
-                sys.executable, "-m", "bot.cli", "serve", cwd=str(data), env=env, stdout=out, stderr=out,
-                start_new_session=True)
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "serve",
+                cwd=str(data),
+                env=env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
         finally:
             out.close()
         await wait_for(self._ready, timeout, f"{self.name} to answer /healthz")
@@ -97,7 +111,7 @@ class ServiceProcess:
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"{self.url}/healthz", timeout=aiohttp.ClientTimeout(total=2)) as r:
                     return r.status
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return 0
 
     @property
@@ -113,7 +127,7 @@ class ServiceProcess:
             proc.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
@@ -152,7 +166,7 @@ class FanOut:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> "FanOut":
+    async def __aenter__(self) -> FanOut:
         app = web.Application(client_max_size=4 << 20)
         app.router.add_post("/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -170,11 +184,12 @@ class FanOut:
     async def _one(self, backend: str, request: web.Request, body: bytes) -> int:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         try:
-            async with self._http.post(backend + request.path_qs, data=body, headers=headers,
-                                       timeout=aiohttp.ClientTimeout(total=10)) as r:
+            async with self._http.post(
+                backend + request.path_qs, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+            ) as r:
                 await r.read()
                 return r.status
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return 0
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -187,10 +202,13 @@ class FanOut:
 
 # -- a private PostgreSQL server ---------------------------------------------------------------
 
+
 def postgres_bin() -> Path | None:
     """The newest installed PostgreSQL's bin directory with initdb and pg_ctl, if any."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     return found[-1].parent if found and (found[-1].parent / "pg_ctl").exists() else None
 
 
@@ -234,8 +252,9 @@ class PrivateCluster:
             command = [RUNUSER, "-u", "postgres", "--", *command]
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
-            raise RuntimeError(f"{args[0]} failed ({result.returncode}): {result.stdout}{result.stderr}\n"
-                               f"{self.server_log()[-2000:]}")
+            raise RuntimeError(
+                f"{args[0]} failed ({result.returncode}): {result.stdout}{result.stderr}\n{self.server_log()[-2000:]}"
+            )
         return result
 
     def server_log(self) -> str:
@@ -243,13 +262,25 @@ class PrivateCluster:
         return log.read_text(errors="replace") if log.exists() else ""
 
     def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
-                  "--locale=C.UTF-8")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "server.log"), "-w",
-                  "-t", "30", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "-t", "30", "start"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")

@@ -18,28 +18,47 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.channels.sms_aliyun import MAX_PUSH_BODY, PUSH_ACK, AliyunSmsChannel
-from bot.clock import FakeClock
 from bot.runtime import Runtime
 from bot.web import make_app
+from core.clock import FakeClock
 from models.messaging import InboundEvent
 from tests.reliability.test_webhook_attacks import chunked, stored
 from tests.services.survey_world import MORNING
 
 TOKEN = "push-path-secret-7Hq2"
-REPORT = {"phone_number": "13800000001", "send_time": "2026-12-03 10:00:00", "report_time": "2026-12-03 10:00:05",
-          "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1",
-          "biz_id": "932702304080415357^0",
-          "out_id": ""}
-UP = {"phone_number": "13800000001", "send_time": "2026-12-03 10:01:00", "content": "是 是 5", "sign_name": "青岛市场监管",
-      "dest_code": "1234", "sequence_id": 1234567}
+REPORT = {
+    "phone_number": "13800000001",
+    "send_time": "2026-12-03 10:00:00",
+    "report_time": "2026-12-03 10:00:05",
+    "success": True,
+    "err_code": "DELIVERED",
+    "err_msg": "用户接收成功",
+    "sms_size": "1",
+    "biz_id": "932702304080415357^0",
+    "out_id": "",
+}
+UP = {
+    "phone_number": "13800000001",
+    "send_time": "2026-12-03 10:01:00",
+    "content": "是 是 5",
+    "sign_name": "青岛市场监管",
+    "dest_code": "1234",
+    "sequence_id": 1234567,
+}
 
 
 @contextlib.asynccontextmanager
 async def aliyun_app(db):
     """Our app on a test server with the Aliyun channel (never sending: no gateway is needed); yields its base URL."""
-    settings = db.with_(sms_provider="aliyun", sms_account_sid="LTAI-test", sms_auth_token="aliyun-secret",
-                        sms_api_url="http://127.0.0.1:9", sms_sign_name="青岛市场监管", sms_template_code="SMS_1",
-                        sms_push_token=TOKEN)
+    settings = db.with_(
+        sms_provider="aliyun",
+        sms_account_sid="LTAI-test",
+        sms_auth_token="aliyun-secret",
+        sms_api_url="http://127.0.0.1:9",
+        sms_sign_name="青岛市场监管",
+        sms_template_code="SMS_1",
+        sms_push_token=TOKEN,
+    )
     rt = Runtime(settings=settings, clock=FakeClock(MORNING))
     rt.channels = {"sms": AliyunSmsChannel(settings)}
     server = TestServer(make_app(rt))
@@ -54,8 +73,14 @@ def body(*items) -> bytes:
     return json.dumps(list(items), ensure_ascii=False).encode()
 
 
-WRONG_TOKENS = [("no token", ""), ("wrong", "guess"), ("prefix", TOKEN[:-1]), ("longer", TOKEN + "x"),
-                ("other case", TOKEN.upper()), ("percent-encoded", TOKEN.replace("-", "%2D") + "%00")]
+WRONG_TOKENS = [
+    ("no token", ""),
+    ("wrong", "guess"),
+    ("prefix", TOKEN[:-1]),
+    ("longer", TOKEN + "x"),
+    ("other case", TOKEN.upper()),
+    ("percent-encoded", TOKEN.replace("-", "%2D") + "%00"),
+]
 
 MALFORMED = [
     ("not json", b"not json", 400),
@@ -91,8 +116,9 @@ async def test_a_wrong_path_token_is_refused_and_stores_nothing(db, route, name,
     async with aiohttp.ClientSession() as http, aliyun_app(db) as base:
         before = await stored()
         item = REPORT if route == "report" else UP
-        async with http.post(f"{base}/sms/aliyun/{route}/{token}", data=body(item),
-                             headers={"Content-Type": "application/json"}) as r:
+        async with http.post(
+            f"{base}/sms/aliyun/{route}/{token}", data=body(item), headers={"Content-Type": "application/json"}
+        ) as r:
             assert r.status in (403, 404), (name, r.status)  # no token at all: no such route
             assert TOKEN not in await r.text()
         # oversized with a wrong token: refused for the token, before the body is read
@@ -102,16 +128,21 @@ async def test_a_wrong_path_token_is_refused_and_stores_nothing(db, route, name,
 
 
 # each body at each route, but an item meant for one route only at that route
-PUSHES = [(route, name, data, status) for route in ("report", "up") for name, data, status in MALFORMED
-          if not name.startswith(("report:", "up:")) or name.startswith(route + ":")]
+PUSHES = [
+    (route, name, data, status)
+    for route in ("report", "up")
+    for name, data, status in MALFORMED
+    if not name.startswith(("report:", "up:")) or name.startswith(route + ":")
+]
 
 
 @pytest.mark.parametrize("route, name, data, status", PUSHES, ids=[f"{p[0]}: {p[1]}" for p in PUSHES])
 async def test_a_malformed_push_is_refused_and_stores_nothing(db, route, name, data, status):
     async with aiohttp.ClientSession() as http, aliyun_app(db) as base:
         before = await stored()
-        async with http.post(f"{base}/sms/aliyun/{route}/{TOKEN}", data=data,
-                             headers={"Content-Type": "application/json"}) as r:
+        async with http.post(
+            f"{base}/sms/aliyun/{route}/{TOKEN}", data=data, headers={"Content-Type": "application/json"}
+        ) as r:
             assert r.status == status, (name, r.status, (await r.text())[:200])
         assert await stored() == before
 
@@ -135,7 +166,9 @@ async def test_a_good_push_is_stored_once_and_a_replay_changes_nothing(db):
         after = await stored()
         assert after[0] == before[0] + 2
         assert sorted(await InboundEvent.all().values_list("external_id", flat=True)) == [
-            f"{REPORT['biz_id']}:{REPORT['phone_number']}", f"up:{UP['sequence_id']}"]
+            f"{REPORT['biz_id']}:{REPORT['phone_number']}",
+            f"up:{UP['sequence_id']}",
+        ]
         # an SmsUp without a sequence_id is keyed by its content: repeated, still once
         no_seq = {k: v for k, v in UP.items() if k != "sequence_id"}
         for _ in range(2):

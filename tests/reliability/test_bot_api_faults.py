@@ -19,10 +19,10 @@ from datetime import timedelta
 import asyncpg
 from aiohttp import web
 
-from bot import db as dbmod
 from bot.channels.telegram import TelegramChannel
-from bot.settings import Settings
 from bot.web import make_app
+from core import db as dbmod
+from core.settings import Settings
 from models.alerts import Alert
 from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role, Unreachable
 from services.identity import create_invite
@@ -45,8 +45,14 @@ async def webhook_spine(settings):
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        channel = TelegramChannel(s.sim.token, api_url=s.sim.url, mode="webhook", webhook_secret=SECRET,
-                                  on_event=s.rt.on_event, webhook_url=f"http://127.0.0.1:{port}/telegram/webhook")
+        channel = TelegramChannel(
+            s.sim.token,
+            api_url=s.sim.url,
+            mode="webhook",
+            webhook_secret=SECRET,
+            on_event=s.rt.on_event,
+            webhook_url=f"http://127.0.0.1:{port}/telegram/webhook",
+        )
         s.rt.channels["telegram"] = s.dispatcher.channels["telegram"] = channel
         await channel.start()
         try:
@@ -88,8 +94,17 @@ async def test_chat_not_found_is_dead_lettered_marked_and_the_coordinator_told(d
         assert "张伟" in alert.text and "找不到该聊天" in alert.text
 
         # later messages to that chat are dead-lettered without a call, and without a new alert
-        await enqueue([Message(dedupe_key="t:after", recipient_kind=RecipientKind.INSPECTOR,
-                               recipient_id=insp.inspector_id, template="recusal_cancelled.j2")], s.clock.now())
+        await enqueue(
+            [
+                Message(
+                    dedupe_key="t:after",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=insp.inspector_id,
+                    template="recusal_cancelled.j2",
+                )
+            ],
+            s.clock.now(),
+        )
         calls = len(s.sim.calls)
         await s.deliver()
         later = await Outbox.get(dedupe_key="t:after")
@@ -136,11 +151,25 @@ async def test_a_slow_answer_to_a_button_does_not_hold_the_webhook(db, caplog):
         user = await bind_inspector(s)
         await s.sim.wait_for_message(user)
         insp = await ChatBinding.get(address=str(user.id), role=Role.INSPECTOR)
-        await enqueue([Message(dedupe_key="t:task", recipient_kind=RecipientKind.INSPECTOR,
-                               recipient_id=insp.inspector_id, template="team_changed.j2",
-                               context={"no": 1, "draw_ref": "P1/2026-12-01", "plan": "测试计划", "old": "甲",
-                                        "new": "乙", "buttons": [[{"label": "btn_cancel", "data": "x:y"}]]})],
-                      s.clock.now())
+        await enqueue(
+            [
+                Message(
+                    dedupe_key="t:task",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=insp.inspector_id,
+                    template="team_changed.j2",
+                    context={
+                        "no": 1,
+                        "draw_ref": "P1/2026-12-01",
+                        "plan": "测试计划",
+                        "old": "甲",
+                        "new": "乙",
+                        "buttons": [[{"label": "btn_cancel", "data": "x:y"}]],
+                    },
+                )
+            ],
+            s.clock.now(),
+        )
         await s.deliver()
         message = await s.sim.wait_for_message(user)
 

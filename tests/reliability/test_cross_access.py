@@ -35,15 +35,16 @@ from datetime import timedelta
 import pytest
 from tortoise import Tortoise
 
-from bot.channels.base import EventKind, InboundEvent
-from bot.compose import compose
-from bot.render import render
 from bot.runtime import Runtime
+from core.channel import EventKind, InboundEvent
+from core.compose import compose
+from core.render import render
 from models.alerts import Alert
+from models.chat import ChatState
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, Recusal
-from models.messaging import ChatBinding, InboundEvent as InboundRow, InviteCode, Outbox, Role
-from models.chat import ChatState
+from models.messaging import ChatBinding, InviteCode, Outbox, Role
+from models.messaging import InboundEvent as InboundRow
 from models.onsite import Correction, CorrectionStatus, Result
 from models.plans import Plan
 from models.surveys import Survey
@@ -103,8 +104,9 @@ class Bot:
         return got.outcome, rows
 
     async def command(self, sender: str, name: str, arg: str = "", channel: str = "telegram"):
-        return await self.send(sender, EventKind.COMMAND, channel, command=name, argument=arg,
-                               text=f"/{name} {arg}".strip())
+        return await self.send(
+            sender, EventKind.COMMAND, channel, command=name, argument=arg, text=f"/{name} {arg}".strip()
+        )
 
     async def press(self, sender: str, data: str):
         return await self.send(sender, EventKind.BUTTON, data=data, callback_id="")
@@ -147,45 +149,83 @@ async def bind(bot: Bot, chat: str, role: Role, **who) -> str:
 async def build(db, tmp_path, clock) -> tuple[Bot, Victims]:
     w = await world.build(n_entities=12, n_scjg=6, n_wsj=4)
     await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5"), clock)
-    await plans.add_plan(world.plan_file(tmp_path, "P2", departments=("WSJ",), items=("WSJ-YL-01",), a="0.5",
-                                         b="0.5", c="0.5", name=OTHER_PLAN), clock)
+    await plans.add_plan(
+        world.plan_file(
+            tmp_path, "P2", departments=("WSJ",), items=("WSJ-YL-01",), a="0.5", b="0.5", c="0.5", name=OTHER_PLAN
+        ),
+        clock,
+    )
     other = await draws.draw_plan("P2", clock=clock, zone=ZONE)
     w_asg = await Assignment.filter(draw__draw_ref=other.draw_ref, seat=1).order_by("id").first()
-    await assignments.recuse(w_asg.inspector_id, w_asg.id, ConflictType.OTHER, W_NOTE, clock=clock, zone=ZONE,
-                             locale="zh-CN")
+    await assignments.recuse(
+        w_asg.inspector_id, w_asg.id, ConflictType.OTHER, W_NOTE, clock=clock, zone=ZONE, locale="zh-CN"
+    )
     w_firing = await draws.announce("P2", clock.now() + timedelta(days=20), clock=clock, zone=ZONE)
 
     # P1's draw, row by row: the window is open now
     now = clock.now()
     plan = await Plan.get(code="P1")
-    firing = await Firing.create(draw_ref="P1/2026-12-01", plan=plan, fire_at=now, commitment="0" * 64,
-                                 params=plan.spec, announced_at=now - timedelta(days=1))
-    draw = await Draw.create(draw_ref="P1/2026-12-01", firing=firing, plan=plan, drawn_at=now, pool_digest="0" * 64,
-                             inspectors_digest="0" * 64, inspections_digest="0" * 64, window_start=now,
-                             window_end=now + timedelta(days=30), pool_size=12, inspector_count=6, inspection_count=4)
+    firing = await Firing.create(
+        draw_ref="P1/2026-12-01",
+        plan=plan,
+        fire_at=now,
+        commitment="0" * 64,
+        params=plan.spec,
+        announced_at=now - timedelta(days=1),
+    )
+    draw = await Draw.create(
+        draw_ref="P1/2026-12-01",
+        firing=firing,
+        plan=plan,
+        drawn_at=now,
+        pool_digest="0" * 64,
+        inspectors_digest="0" * 64,
+        inspections_digest="0" * 64,
+        window_start=now,
+        window_end=now + timedelta(days=30),
+        pool_size=12,
+        inspector_count=6,
+        inspection_count=4,
+    )
     e = w.entities
     victim_entity, attacker_entity, attacker_entity2, poll_entity, conflict_entity = e[0], e[1], e[2], e[3], e[4]
-    renames = {victim_entity: ("受害者VICTIM餐饮有限公司", "青岛市受害路99号", VICTIM_MOBILE),
-               poll_entity: ("投票VICTIM酒楼有限公司", "青岛市投票路7号", "+8613944440000"),
-               conflict_entity: ("冲突VICTIM对象有限公司", "青岛市冲突路5号", None),
-               attacker_entity: (attacker_entity.name, attacker_entity.address, ATTACKER_MOBILE)}
+    renames = {
+        victim_entity: ("受害者VICTIM餐饮有限公司", "青岛市受害路99号", VICTIM_MOBILE),
+        poll_entity: ("投票VICTIM酒楼有限公司", "青岛市投票路7号", "+8613944440000"),
+        conflict_entity: ("冲突VICTIM对象有限公司", "青岛市冲突路5号", None),
+        attacker_entity: (attacker_entity.name, attacker_entity.address, ATTACKER_MOBILE),
+    }
     for ent, (name, address, mobile) in renames.items():
         await Entity.filter(id=ent.id).update(name=name, address=address, mobile=mobile)
     people = w.inspectors
-    for cert, name, mobile in (("S01", "受害检查员甲", "+8613955550001"), ("S02", "受害检查员乙", "+8613955550002"),
-                               ("S05", "受害检查员丙", "+8613955550005"), ("S06", "受害检查员丁", "+8613955550006")):
+    for cert, name, mobile in (
+        ("S01", "受害检查员甲", "+8613955550001"),
+        ("S02", "受害检查员乙", "+8613955550002"),
+        ("S05", "受害检查员丙", "+8613955550005"),
+        ("S06", "受害检查员丁", "+8613955550006"),
+    ):
         await Inspector.filter(id=people[cert].id).update(name=name, mobile=mobile)
-    teams = [(victim_entity, "D", ("S01", "S02"), AssignmentStatus.ACCEPTED),
-             (attacker_entity, "D", ("S03", "S04"), AssignmentStatus.ACCEPTED),
-             (attacker_entity2, "A", ("S03", "S04"), AssignmentStatus.ACCEPTED),
-             (poll_entity, "D", ("S05", "S06"), AssignmentStatus.SENT)]
+    teams = [
+        (victim_entity, "D", ("S01", "S02"), AssignmentStatus.ACCEPTED),
+        (attacker_entity, "D", ("S03", "S04"), AssignmentStatus.ACCEPTED),
+        (attacker_entity2, "A", ("S03", "S04"), AssignmentStatus.ACCEPTED),
+        (poll_entity, "D", ("S05", "S06"), AssignmentStatus.SENT),
+    ]
     inspections = []
     for no, (ent, stratum, certs, status) in enumerate(teams, start=1):
-        insp = await Inspection.create(draw=draw, no=no, entity=ent, entity_key=ent.uscc, stratum=stratum,
-                                       rank=f"{no:016x}")
+        insp = await Inspection.create(
+            draw=draw, no=no, entity=ent, entity_key=ent.uscc, stratum=stratum, rank=f"{no:016x}"
+        )
         for seat, cert in enumerate(certs, start=1):
-            await Assignment.create(draw=draw, inspection=insp, inspector=people[cert], seat=seat, status=status,
-                                    deadline=now + timedelta(days=3), created_at=now)
+            await Assignment.create(
+                draw=draw,
+                inspection=insp,
+                inspector=people[cert],
+                seat=seat,
+                status=status,
+                deadline=now + timedelta(days=3),
+                created_at=now,
+            )
         inspections.append(insp)
 
     bot = Bot(db, clock)
@@ -214,19 +254,26 @@ async def build(db, tmp_path, clock) -> tuple[Bot, Victims]:
     # the attacker's own entity is surveyed too (by SMS), the poll entity by Telegram
     for insp in inspections[1:2] + inspections[3:4]:
         assert await surveys.enter_pool(insp.id, now) in ("survey_sent", "already")
-    conflict = await Conflict.create(inspector_id=lead, entity_id=conflict_entity.id, type=ConflictType.OTHER,
-                                     source=ConflictSource.DECLARED)
+    conflict = await Conflict.create(
+        inspector_id=lead, entity_id=conflict_entity.id, type=ConflictType.OTHER, source=ConflictSource.DECLARED
+    )
 
     v = Victims(
-        lead_asg=lead_asg, mate_asg=mate_asg,
+        lead_asg=lead_asg,
+        mate_asg=mate_asg,
         open_asg=await Assignment.get(inspection_id=inspections[3].id, seat=1),
-        result=await Result.get(id=rid), correction=await Correction.get(original_id=rid),
-        conflict=conflict, sms_survey=await Survey.get(inspection_id=inspections[0].id),
+        result=await Result.get(id=rid),
+        correction=await Correction.get(original_id=rid),
+        conflict=conflict,
+        sms_survey=await Survey.get(inspection_id=inspections[0].id),
         poll_survey=await Survey.get(inspection_id=inspections[3].id),
-        w_recusal=await Recusal.get(assignment_id=w_asg.id), w_alert=await Alert.get(kind="recusal_recorded"),
-        w_plan=await Plan.get(code="P2"), w_draw_ref=other.draw_ref,
+        w_recusal=await Recusal.get(assignment_id=w_asg.id),
+        w_alert=await Alert.get(kind="recusal_recorded"),
+        w_plan=await Plan.get(code="P2"),
+        w_draw_ref=other.draw_ref,
         w_firing=await Firing.get(draw_ref=w_firing.draw_ref),
-        invite_used=used, invite_expired=expired,
+        invite_used=used,
+        invite_expired=expired,
     )
     assert v.correction.status == CorrectionStatus.REQUESTED
     assert v.sms_survey.channel.value == "sms" and v.poll_survey.channel.value == "telegram"
@@ -234,12 +281,29 @@ async def build(db, tmp_path, clock) -> tuple[Bot, Victims]:
     await Outbox.filter(dedupe_key=f"survey:{v.poll_survey.id}:poll:credentials").update(provider_id="poll-1")
     w_people = await Inspector.filter(cert_no__startswith="W").values_list("name", "cert_no")
     v.scjg = [
-        "受害者VICTIM餐饮有限公司", "青岛市受害路99号", victim_entity.uscc, VICTIM_MOBILE, VICTIM_MOBILE[3:],
-        "投票VICTIM酒楼有限公司", "青岛市投票路7号", poll_entity.uscc, "+8613944440000", "13944440000",
-        "冲突VICTIM对象有限公司", "青岛市冲突路5号", conflict_entity.uscc,
-        "受害检查员甲", "受害检查员乙", "受害检查员丙", "受害检查员丁",
-        *(f"+861395555000{n}" for n in (1, 2, 5, 6)), *(f"1395555000{n}" for n in (1, 2, 5, 6)),
-        FINDING_NOTE, CORRECTION_REASON, v.sms_survey.code, v.poll_survey.code,
+        "受害者VICTIM餐饮有限公司",
+        "青岛市受害路99号",
+        victim_entity.uscc,
+        VICTIM_MOBILE,
+        VICTIM_MOBILE[3:],
+        "投票VICTIM酒楼有限公司",
+        "青岛市投票路7号",
+        poll_entity.uscc,
+        "+8613944440000",
+        "13944440000",
+        "冲突VICTIM对象有限公司",
+        "青岛市冲突路5号",
+        conflict_entity.uscc,
+        "受害检查员甲",
+        "受害检查员乙",
+        "受害检查员丙",
+        "受害检查员丁",
+        *(f"+861395555000{n}" for n in (1, 2, 5, 6)),
+        *(f"1395555000{n}" for n in (1, 2, 5, 6)),
+        FINDING_NOTE,
+        CORRECTION_REASON,
+        v.sms_survey.code,
+        v.poll_survey.code,
     ]
     v.wsj = [OTHER_PLAN, W_NOTE, *(name for name, _ in w_people), *(cert for _, cert in w_people)]
     return bot, v
@@ -254,8 +318,17 @@ def leaks(v: Victims, answers: list[str], against=BOTH, typed: str = "") -> list
     return [s for s in strings for a in answers if s in a]
 
 
-async def attack(bot: Bot, v: Victims, sender: str, do, *, templates: set[str] | None = None,
-                 replies: int | None = None, against=BOTH, typed: str = ""):
+async def attack(
+    bot: Bot,
+    v: Victims,
+    sender: str,
+    do,
+    *,
+    templates: set[str] | None = None,
+    replies: int | None = None,
+    against=BOTH,
+    typed: str = "",
+):
     """Run one attack; assert nothing changed, every answer went to the sender and leaked none of
     the ``against`` groups' strings (what changed in the database is checked by :func:`unchanged`
     around each test's attacks). Returns (outcome, answer texts, templates)."""
@@ -286,8 +359,7 @@ async def unchanged():
 async def like_missing(bot: Bot, v: Victims, sender: str, real: int, make, *, template: str, against=BOTH):
     """The attack on row ``real`` answers exactly as the same attack on a row that does not exist."""
     _, theirs, t1 = await attack(bot, v, sender, lambda: make(real), templates={template}, replies=1, against=against)
-    _, none, t2 = await attack(bot, v, sender, lambda: make(MISSING), templates={template}, replies=1,
-                               against=against)
+    _, none, t2 = await attack(bot, v, sender, lambda: make(MISSING), templates={template}, replies=1, against=against)
     assert theirs[0].replace(str(real), "N") == none[0].replace(str(MISSING), "N"), (theirs, none)
     return theirs[0]
 
@@ -325,23 +397,32 @@ async def test_an_inspector_cannot_see_or_touch_another_teams_task(scene):
     bot, v = scene
     async with unchanged():
         for aid in (v.lead_asg.id, v.mate_asg.id, v.open_asg.id):
-            shown = await like_missing(bot, v, ATTACKER, aid, lambda n: bot.command(ATTACKER, "task", str(n)),
-                                       template="refused.j2")
+            shown = await like_missing(
+                bot, v, ATTACKER, aid, lambda n: bot.command(ATTACKER, "task", str(n)), template="refused.j2"
+            )
             assert shown == render("messages/refused.j2", code="asg_not_found", params={"id": aid}).strip()
             for action in ("show", "accept", "recuse"):
-                await like_missing(bot, v, ATTACKER, aid, lambda n: bot.press(ATTACKER, f"asg:{action}:{n}"),
-                                   template="refused.j2")
+                await like_missing(
+                    bot, v, ATTACKER, aid, lambda n: bot.press(ATTACKER, f"asg:{action}:{n}"), template="refused.j2"
+                )
             # the recusal conversation's buttons need the presser's own conversation about that task
-            for data in (f"rcs:type:{aid}:close_relative", f"rcs:skip:{aid}", f"rcs:confirm:{aid}",
-                         f"rcs:cancel:{aid}"):
-                _, said, _ = await attack(bot, v, ATTACKER, lambda: bot.press(ATTACKER, data),
-                                          templates={"refused.j2"}, replies=1)
+            for data in (
+                f"rcs:type:{aid}:close_relative",
+                f"rcs:skip:{aid}",
+                f"rcs:confirm:{aid}",
+                f"rcs:cancel:{aid}",
+            ):
+                _, said, _ = await attack(
+                    bot, v, ATTACKER, lambda: bot.press(ATTACKER, data), templates={"refused.j2"}, replies=1
+                )
                 assert "已失效" in said[0]
             # findings and results of an inspection the attacker is not on
-            await like_missing(bot, v, ATTACKER, aid, lambda n: bot.command(ATTACKER, "result", str(n)),
-                               template="onsite_refused.j2")
-            await like_missing(bot, v, ATTACKER, aid, lambda n: bot.press(ATTACKER, f"fnd:open:{n}"),
-                               template="onsite_refused.j2")
+            await like_missing(
+                bot, v, ATTACKER, aid, lambda n: bot.command(ATTACKER, "result", str(n)), template="onsite_refused.j2"
+            )
+            await like_missing(
+                bot, v, ATTACKER, aid, lambda n: bot.press(ATTACKER, f"fnd:open:{n}"), template="onsite_refused.j2"
+            )
     assert (await Assignment.get(id=v.open_asg.id)).status == AssignmentStatus.SENT
 
 
@@ -351,17 +432,42 @@ async def test_an_inspector_cannot_record_confirm_or_correct_another_teams_resul
     missing = render("messages/onsite_refused.j2", code="result_not_found", params={"id": 0}).strip()
     async with unchanged():
         for result_id in (rid, draft):
-            for data in ("fnd:pass:{}:0", "fnd:fail:{}:0", "fnd:skip:{}:0", "fnd:edit:{}:0", "fnd:submit:{}",
-                         "fnd:confirm:{}", "fnd:fix:{}"):
-                said = await like_missing(bot, v, ATTACKER, result_id,
-                                          lambda n: bot.press(ATTACKER, data.format(n)), template="onsite_refused.j2")
+            for data in (
+                "fnd:pass:{}:0",
+                "fnd:fail:{}:0",
+                "fnd:skip:{}:0",
+                "fnd:edit:{}:0",
+                "fnd:submit:{}",
+                "fnd:confirm:{}",
+                "fnd:fix:{}",
+            ):
+                said = await like_missing(
+                    bot,
+                    v,
+                    ATTACKER,
+                    result_id,
+                    lambda n: bot.press(ATTACKER, data.format(n)),
+                    template="onsite_refused.j2",
+                )
                 assert said == missing, (data, said)
         # "no correction, thanks" only ever clears the presser's own conversation
-        await attack(bot, v, ATTACKER, lambda: bot.press(ATTACKER, f"fnd:nofix:{rid}"),
-                     templates={"correction_cancelled.j2"}, replies=1)
+        await attack(
+            bot,
+            v,
+            ATTACKER,
+            lambda: bot.press(ATTACKER, f"fnd:nofix:{rid}"),
+            templates={"correction_cancelled.j2"},
+            replies=1,
+        )
         # a coordinator's approval button pressed by an inspector: not for inspectors at all
-        await attack(bot, v, ATTACKER, lambda: bot.press(ATTACKER, f"cor:ok:{v.correction.id}"),
-                     templates={"not_understood.j2"}, replies=1)
+        await attack(
+            bot,
+            v,
+            ATTACKER,
+            lambda: bot.press(ATTACKER, f"cor:ok:{v.correction.id}"),
+            templates={"not_understood.j2"},
+            replies=1,
+        )
     assert (await Result.get(id=rid)).confirmed_by_id is None
 
 
@@ -372,21 +478,25 @@ async def test_an_inspector_cannot_check_in_or_file_photos_on_another_teams_insp
         outcome, rows = await bot.send(ATTACKER, EventKind.LOCATION, latitude=36.06, longitude=120.38)
         assert outcome == "checkin_choose" and not leaks(v, texts(rows))
         # …and the button pressed names the victims' task instead
-        for prefix, kind, fields in (("chk:at", EventKind.LOCATION, {"latitude": 36.06, "longitude": 120.38}),
-                                     ("pho:at", EventKind.PHOTO, {"file_id": "AgACAgIAAxkBAAIB"})):
+        for prefix, kind, fields in (
+            ("chk:at", EventKind.LOCATION, {"latitude": 36.06, "longitude": 120.38}),
+            ("pho:at", EventKind.PHOTO, {"file_id": "AgACAgIAAxkBAAIB"}),
+        ):
             said = await like_missing_after(bot, v, ATTACKER, v.lead_asg.id, prefix, kind, fields)
             assert "不在检查时段内或已不由您负责" in said
 
 
-async def like_missing_after(bot: Bot, v: Victims, sender: str, real: int, prefix: str, kind: EventKind,
-                             fields: dict) -> str:
+async def like_missing_after(
+    bot: Bot, v: Victims, sender: str, real: int, prefix: str, kind: EventKind, fields: dict
+) -> str:
     """A "which inspection?" button forged with another team's assignment, answered as a missing one."""
     said = []
     for aid in (real, MISSING):
         outcome, _ = await bot.send(sender, kind, **fields)  # asked again: the button clears the question
         assert outcome.endswith("_choose"), outcome
-        _, answers, _ = await attack(bot, v, sender, lambda: bot.press(sender, f"{prefix}:{aid}"),
-                                     templates={"onsite_refused.j2"}, replies=1)
+        _, answers, _ = await attack(
+            bot, v, sender, lambda: bot.press(sender, f"{prefix}:{aid}"), templates={"onsite_refused.j2"}, replies=1
+        )
         said.append(answers[0].replace(str(aid), "N"))
     assert said[0] == said[1], said
     return said[0]
@@ -395,8 +505,14 @@ async def like_missing_after(bot: Bot, v: Victims, sender: str, real: int, prefi
 async def test_an_inspector_cannot_withdraw_anothers_conflict(scene):
     bot, v = scene
     async with unchanged():
-        said = await like_missing(bot, v, ATTACKER, v.conflict.id, lambda n: bot.press(ATTACKER, f"cfl:del:{n}"),
-                                  template="conflict_refused.j2")
+        said = await like_missing(
+            bot,
+            v,
+            ATTACKER,
+            v.conflict.id,
+            lambda n: bot.press(ATTACKER, f"cfl:del:{n}"),
+            template="conflict_refused.j2",
+        )
         assert said == render("messages/conflict_refused.j2", code="conflict_not_found", params={}).strip()
     assert (await Conflict.get(id=v.conflict.id)).withdrawn_at is None
 
@@ -409,28 +525,47 @@ async def test_a_coordinator_cannot_reach_outside_their_departments(scene):
     c, wsj = SCJG_COORD, ("wsj",)
     plan_id = v.w_plan.id
     async with unchanged():
-        for name, arg, missing in (("plan", "P2", "NOPE"), ("draw", "P2", "NOPE"),
-                                   ("status", v.w_draw_ref, "P9/2026-12-01"),
-                                   ("verify", v.w_draw_ref, "P9/2026-12-01")):
-            _, theirs, _ = await attack(bot, v, c, lambda: bot.command(c, name, arg), templates={"coord_error.j2"},
-                                        replies=1, against=wsj)
-            _, none, _ = await attack(bot, v, c, lambda: bot.command(c, name, missing),
-                                      templates={"coord_error.j2"}, replies=1, against=wsj)
+        for name, arg, missing in (
+            ("plan", "P2", "NOPE"),
+            ("draw", "P2", "NOPE"),
+            ("status", v.w_draw_ref, "P9/2026-12-01"),
+            ("verify", v.w_draw_ref, "P9/2026-12-01"),
+        ):
+            _, theirs, _ = await attack(
+                bot, v, c, lambda: bot.command(c, name, arg), templates={"coord_error.j2"}, replies=1, against=wsj
+            )
+            _, none, _ = await attack(
+                bot, v, c, lambda: bot.command(c, name, missing), templates={"coord_error.j2"}, replies=1, against=wsj
+            )
             assert theirs[0].replace(arg, "X") == none[0].replace(missing, "X"), (name, theirs, none)
-        for data, real in (("pln:show:{}", plan_id), ("drw:preview:{}", plan_id), ("drw:now:{}:0", plan_id),
-                           ("drw:now:{}:1", plan_id), ("drw:go:{}", v.w_firing.id), ("rjt:ask:{}", v.w_recusal.id),
-                           ("rjt:confirm:{}", v.w_recusal.id), ("alr:ack:{}", v.w_alert.id)):
-            await like_missing(bot, v, c, real, lambda n: bot.press(c, data.format(n)), template="coord_error.j2",
-                               against=wsj)
+        for data, real in (
+            ("pln:show:{}", plan_id),
+            ("drw:preview:{}", plan_id),
+            ("drw:now:{}:0", plan_id),
+            ("drw:now:{}:1", plan_id),
+            ("drw:go:{}", v.w_firing.id),
+            ("rjt:ask:{}", v.w_recusal.id),
+            ("rjt:confirm:{}", v.w_recusal.id),
+            ("alr:ack:{}", v.w_alert.id),
+        ):
+            await like_missing(
+                bot, v, c, real, lambda n: bot.press(c, data.format(n)), template="coord_error.j2", against=wsj
+            )
         # lists show only their own departments' things, each way round
         for chat, against in ((c, wsj), (WSJ_COORD, ("scjg",))):
             for name in ("plans", "pending", "recusals", "alerts", "integrity"):
                 await attack(bot, v, chat, lambda: bot.command(chat, name), replies=1, against=against)
         # WSJ's coordinator and SCJG's correction
         for action in ("ok", "no"):
-            said = await like_missing(bot, v, WSJ_COORD, v.correction.id,
-                                      lambda n: bot.press(WSJ_COORD, f"cor:{action}:{n}"),
-                                      template="onsite_refused.j2", against=("scjg",))
+            said = await like_missing(
+                bot,
+                v,
+                WSJ_COORD,
+                v.correction.id,
+                lambda n: bot.press(WSJ_COORD, f"cor:{action}:{n}"),
+                template="onsite_refused.j2",
+                against=("scjg",),
+            )
             assert "只能处理您所辖部门的更正" in said
     assert (await Correction.get(id=v.correction.id)).status == CorrectionStatus.REQUESTED
     assert (await Recusal.get(id=v.w_recusal.id)).rejected_at is None
@@ -443,23 +578,54 @@ async def test_other_roles_cannot_use_coordinator_commands(scene):
     refused = render("messages/coord_refused.j2").strip()
     async with unchanged():
         for chat in (ATTACKER, ATTACKER_ENTITY_CHAT):
-            for name, arg in (("plan", "P2"), ("draw", "P2"), ("status", v.w_draw_ref), ("verify", v.w_draw_ref),
-                              ("plans", ""), ("pending", ""), ("recusals", ""), ("alerts", ""), ("report", "")):
-                _, said, _ = await attack(bot, v, chat, lambda: bot.command(chat, name, arg),
-                                          templates={"coord_refused.j2"}, replies=1)
+            for name, arg in (
+                ("plan", "P2"),
+                ("draw", "P2"),
+                ("status", v.w_draw_ref),
+                ("verify", v.w_draw_ref),
+                ("plans", ""),
+                ("pending", ""),
+                ("recusals", ""),
+                ("alerts", ""),
+                ("report", ""),
+            ):
+                _, said, _ = await attack(
+                    bot, v, chat, lambda: bot.command(chat, name, arg), templates={"coord_refused.j2"}, replies=1
+                )
                 assert said == [refused]
-            for data in (f"rjt:confirm:{v.w_recusal.id}", f"alr:ack:{v.w_alert.id}", f"drw:go:{v.w_firing.id}",
-                         f"pln:show:{v.w_plan.id}"):
+            for data in (
+                f"rjt:confirm:{v.w_recusal.id}",
+                f"alr:ack:{v.w_alert.id}",
+                f"drw:go:{v.w_firing.id}",
+                f"pln:show:{v.w_plan.id}",
+            ):
                 await attack(bot, v, chat, lambda: bot.press(chat, data), templates={"coord_refused.j2"}, replies=1)
-            await attack(bot, v, chat, lambda: bot.command(chat, "integrity"), templates={"integrity_refused.j2"},
-                         replies=1)
-            await attack(bot, v, chat, lambda: bot.press(chat, f"cor:ok:{v.correction.id}"),
-                         templates={"not_understood.j2", "onsite_refused.j2"}, replies=1)
+            await attack(
+                bot, v, chat, lambda: bot.command(chat, "integrity"), templates={"integrity_refused.j2"}, replies=1
+            )
+            await attack(
+                bot,
+                v,
+                chat,
+                lambda: bot.press(chat, f"cor:ok:{v.correction.id}"),
+                templates={"not_understood.j2", "onsite_refused.j2"},
+                replies=1,
+            )
         # and an entity's chat is no inspector either
-        for name, arg in (("task", str(v.lead_asg.id)), ("result", str(v.lead_asg.id)), ("tasks", ""),
-                          ("conflicts", "")):
-            await attack(bot, v, ATTACKER_ENTITY_CHAT, lambda: bot.command(ATTACKER_ENTITY_CHAT, name, arg),
-                         templates={"not_understood.j2"}, replies=1)
+        for name, arg in (
+            ("task", str(v.lead_asg.id)),
+            ("result", str(v.lead_asg.id)),
+            ("tasks", ""),
+            ("conflicts", ""),
+        ):
+            await attack(
+                bot,
+                v,
+                ATTACKER_ENTITY_CHAT,
+                lambda: bot.command(ATTACKER_ENTITY_CHAT, name, arg),
+                templates={"not_understood.j2"},
+                replies=1,
+            )
 
 
 # --- entities ------------------------------------------------------------------------------------
@@ -474,28 +640,52 @@ async def test_an_entity_cannot_answer_another_entitys_survey(scene):
         answered = []
         for text in (f"{code} 是 是 5", f"{code} 1 1 5 很好", f"{code.lower()} 是"):
             outcome, said, templates = await attack(
-                bot, v, ATTACKER_MOBILE, lambda: bot.send(ATTACKER_MOBILE, EventKind.TEXT, "sms", text=text),
-                typed=text.upper())
+                bot,
+                v,
+                ATTACKER_MOBILE,
+                lambda: bot.send(ATTACKER_MOBILE, EventKind.TEXT, "sms", text=text),
+                typed=text.upper(),
+            )
             assert outcome == "survey_unknown_code", outcome
             answered += templates
         assert answered == ["survey_unknown_code.j2"]
         # from a number no survey was sent to: nothing to answer, nothing answered (no SMS spent on it)
         outcome, _, _ = await attack(
-            bot, v, STRANGER_MOBILE, lambda: bot.send(STRANGER_MOBILE, EventKind.TEXT, "sms", text=f"{code} 是 是 5"),
-            replies=0, typed=code)
+            bot,
+            v,
+            STRANGER_MOBILE,
+            lambda: bot.send(STRANGER_MOBILE, EventKind.TEXT, "sms", text=f"{code} 是 是 5"),
+            replies=0,
+            typed=code,
+        )
         assert outcome == "survey_none_open"
         # in the attacker entity's Telegram chat (its survey went by SMS): none open here
         outcome, _, templates = await attack(
-            bot, v, ATTACKER_ENTITY_CHAT, lambda: bot.send(ATTACKER_ENTITY_CHAT, EventKind.TEXT, text=f"{code} 是 是 5"),
-            typed=code)
+            bot,
+            v,
+            ATTACKER_ENTITY_CHAT,
+            lambda: bot.send(ATTACKER_ENTITY_CHAT, EventKind.TEXT, text=f"{code} 是 是 5"),
+            typed=code,
+        )
         assert outcome == "survey_none_open" and templates == ["survey_none_open.j2"]
         # a poll answer from chats not linked to the poll's entity
         for chat, expected in ((ATTACKER_ENTITY_CHAT, "survey_poll_unknown"), (STRANGER, "unknown")):
-            outcome, _, _ = await attack(bot, v, chat, lambda: bot.send(chat, EventKind.POLL_ANSWER, poll_id="poll-1",
-                                                                        option_ids=(0,)), replies=0)
+            outcome, _, _ = await attack(
+                bot,
+                v,
+                chat,
+                lambda: bot.send(chat, EventKind.POLL_ANSWER, poll_id="poll-1", option_ids=(0,)),
+                replies=0,
+            )
             assert outcome == expected
-        await attack(bot, v, ATTACKER, lambda: bot.send(ATTACKER, EventKind.POLL_ANSWER, poll_id="poll-1",
-                                                        option_ids=(0,)), templates={"not_understood.j2"}, replies=1)
+        await attack(
+            bot,
+            v,
+            ATTACKER,
+            lambda: bot.send(ATTACKER, EventKind.POLL_ANSWER, poll_id="poll-1", option_ids=(0,)),
+            templates={"not_understood.j2"},
+            replies=1,
+        )
     # the real answers still work afterwards: the attempts used nothing up
     outcome, _ = await bot.send(VICTIM_MOBILE, EventKind.TEXT, "sms", text="是 是 5")
     assert outcome == "survey_answered", outcome
@@ -506,48 +696,105 @@ async def test_an_entity_cannot_answer_another_entitys_survey(scene):
 
 # --- strangers and invites -----------------------------------------------------------------------
 
-EVERY_COMMAND = ("start", "help", "tasks", "task", "result", "checkin", "conflicts", "plans", "plan", "draw",
-                 "status", "pending", "verify", "recusals", "alerts", "report", "integrity", "nonsense")
+EVERY_COMMAND = (
+    "start",
+    "help",
+    "tasks",
+    "task",
+    "result",
+    "checkin",
+    "conflicts",
+    "plans",
+    "plan",
+    "draw",
+    "status",
+    "pending",
+    "verify",
+    "recusals",
+    "alerts",
+    "report",
+    "integrity",
+    "nonsense",
+)
 
 
 async def test_an_unknown_chat_learns_nothing_from_any_command_or_button(scene):
     bot, v = scene
     refusal = render("messages/unknown_sender.j2").strip()
-    args = {"task": str(v.lead_asg.id), "result": str(v.lead_asg.id), "plan": "P1", "draw": "P1",
-            "status": v.w_draw_ref, "verify": v.w_draw_ref, "conflicts": "VICTIM"}
+    args = {
+        "task": str(v.lead_asg.id),
+        "result": str(v.lead_asg.id),
+        "plan": "P1",
+        "draw": "P1",
+        "status": v.w_draw_ref,
+        "verify": v.w_draw_ref,
+        "conflicts": "VICTIM",
+    }
     async with unchanged():
         for name in EVERY_COMMAND:
-            _, said, _ = await attack(bot, v, STRANGER, lambda: bot.command(STRANGER, name, args.get(name, "")),
-                                      replies=1)
+            _, said, _ = await attack(
+                bot, v, STRANGER, lambda: bot.command(STRANGER, name, args.get(name, "")), replies=1
+            )
             assert said == [refusal], (name, said)
-        for data in (f"asg:show:{v.lead_asg.id}", f"asg:accept:{v.open_asg.id}", f"rcs:confirm:{v.lead_asg.id}",
-                     f"fnd:confirm:{v.result.id}", f"fnd:open:{v.lead_asg.id}", f"chk:at:{v.lead_asg.id}",
-                     f"pho:at:{v.lead_asg.id}", f"cfl:del:{v.conflict.id}", f"cor:ok:{v.correction.id}",
-                     f"pln:show:{v.w_plan.id}", f"drw:go:{v.w_firing.id}", f"rjt:confirm:{v.w_recusal.id}",
-                     f"alr:ack:{v.w_alert.id}", "pg:alerts:2", "zzz:1:2", "garbage"):
+        for data in (
+            f"asg:show:{v.lead_asg.id}",
+            f"asg:accept:{v.open_asg.id}",
+            f"rcs:confirm:{v.lead_asg.id}",
+            f"fnd:confirm:{v.result.id}",
+            f"fnd:open:{v.lead_asg.id}",
+            f"chk:at:{v.lead_asg.id}",
+            f"pho:at:{v.lead_asg.id}",
+            f"cfl:del:{v.conflict.id}",
+            f"cor:ok:{v.correction.id}",
+            f"pln:show:{v.w_plan.id}",
+            f"drw:go:{v.w_firing.id}",
+            f"rjt:confirm:{v.w_recusal.id}",
+            f"alr:ack:{v.w_alert.id}",
+            "pg:alerts:2",
+            "zzz:1:2",
+            "garbage",
+        ):
             _, said, _ = await attack(bot, v, STRANGER, lambda: bot.press(STRANGER, data), replies=1)
             assert said == [refusal], (data, said)
-        for kind, fields in ((EventKind.TEXT, {"text": f"{v.sms_survey.code} 是 是 5"}),
-                             (EventKind.LOCATION, {"latitude": 36.06, "longitude": 120.38}),
-                             (EventKind.PHOTO, {"file_id": "AgAC"})):
+        for kind, fields in (
+            (EventKind.TEXT, {"text": f"{v.sms_survey.code} 是 是 5"}),
+            (EventKind.LOCATION, {"latitude": 36.06, "longitude": 120.38}),
+            (EventKind.PHOTO, {"file_id": "AgAC"}),
+        ):
             _, said, _ = await attack(bot, v, STRANGER, lambda: bot.send(STRANGER, kind, **fields), replies=1)
             assert said == [refusal], (kind, said)
 
 
 async def test_used_expired_and_forged_invites_bind_nothing_and_say_only_why(scene):
     bot, v = scene
-    cases = ((v.invite_used, "invite_used"), (v.invite_expired, "invite_expired"),
-             ("forged-" + v.invite_used[7:], "invite_forged"), ("x" * 64, "invite_forged"),
-             ("🙂<b>", "invite_forged"))
+    cases = (
+        (v.invite_used, "invite_used"),
+        (v.invite_expired, "invite_expired"),
+        ("forged-" + v.invite_used[7:], "invite_forged"),
+        ("x" * 64, "invite_forged"),
+        ("🙂<b>", "invite_forged"),
+    )
     async with unchanged():
         for code, reason in cases:
-            outcome, said, _ = await attack(bot, v, STRANGER, lambda: bot.command(STRANGER, "start", code),
-                                            templates={"invite_refused.j2"}, replies=1)
+            outcome, said, _ = await attack(
+                bot,
+                v,
+                STRANGER,
+                lambda: bot.command(STRANGER, "start", code),
+                templates={"invite_refused.j2"},
+                replies=1,
+            )
             assert outcome == reason and said == [render("messages/invite_refused.j2", reason=reason).strip()]
             assert code not in said[0]
         # the lead's own chat reusing its code: refused too, its binding untouched
-        outcome, _, _ = await attack(bot, v, V_LEAD, lambda: bot.command(V_LEAD, "start", v.invite_used),
-                                     templates={"invite_refused.j2"}, replies=1)
+        outcome, _, _ = await attack(
+            bot,
+            v,
+            V_LEAD,
+            lambda: bot.command(V_LEAD, "start", v.invite_used),
+            templates={"invite_refused.j2"},
+            replies=1,
+        )
         assert outcome == "invite_used"
     assert await ChatBinding.filter(address=STRANGER).count() == 0
     assert await InviteCode.filter(used_at=None).count() == 1  # the expired one, never used

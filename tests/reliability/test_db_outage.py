@@ -17,20 +17,20 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
 
-from bot import db as dbmod
 from bot.channels.sms_twilio import INBOUND_PATH
-from bot.settings import Settings
-from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
-from bot.simulators.telegram.flood import FloodLimits
-from bot.simulators.telegram.simulator import TelegramSimulator
+from core import db as dbmod
+from core.settings import Settings
 from domain.signatures import twilio_signature
 from models.messaging import Channel, InboundEvent, Outbox, OutboxStatus, RecipientKind
 from services.outbox import Message, enqueue
+from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
+from simulators.telegram.flood import FloodLimits
+from simulators.telegram.simulator import TelegramSimulator
 from tests.reliability.procs import ServiceProcess, free_port, wait_for
 
 OUTAGE = float(os.environ.get("INSPECTBOT_OUTAGE_SECONDS", "3"))
@@ -40,8 +40,18 @@ PHONE = "+8613800138001"
 
 def signed_sms(public: str, sid: str, body: str) -> tuple[dict, dict]:
     """An inbound-SMS webhook as Twilio posts it (and posts it again when we answer 503)."""
-    form = {"MessageSid": sid, "SmsSid": sid, "AccountSid": DEV_ACCOUNT_SID, "From": PHONE, "To": DEV_NUMBER,
-            "Body": body, "NumMedia": "0", "NumSegments": "1", "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+    form = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": DEV_ACCOUNT_SID,
+        "From": PHONE,
+        "To": DEV_NUMBER,
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
     return form, {"X-Twilio-Signature": twilio_signature(public + INBOUND_PATH, form, DEV_AUTH_TOKEN)}
 
 
@@ -62,11 +72,21 @@ async def test_the_service_survives_a_database_outage_and_recovers_by_itself(clu
     sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    service = ServiceProcess("service", {
-        "DATABASE_URL": url, "TELEGRAM_TOKEN": tg.token, "TELEGRAM_MODE": "webhook",
-        "TELEGRAM_WEBHOOK_SECRET": SECRET, "INSPECTBOT_PUBLIC_URL": public, "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID,
-        "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN, "SMS_FROM": DEV_NUMBER,
-    }, tmp_path, port=port)
+    service = ServiceProcess(
+        "service",
+        {
+            "DATABASE_URL": url,
+            "TELEGRAM_TOKEN": tg.token,
+            "TELEGRAM_MODE": "webhook",
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "INSPECTBOT_PUBLIC_URL": public,
+            "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID,
+            "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN,
+            "SMS_FROM": DEV_NUMBER,
+        },
+        tmp_path,
+        port=port,
+    )
     await tg.start()
     await sms.start()
     service.env.update(TELEGRAM_API_URL=tg.url, SMS_API_URL=sms.url)
@@ -77,13 +97,23 @@ async def test_the_service_survives_a_database_outage_and_recovers_by_itself(clu
         tg.send_text(ann, "你好")
         await tg.wait_for_message(ann, timeout=10)
         # A message that falls due during the outage.
-        due = datetime.now(timezone.utc) + timedelta(seconds=min(1.5, OUTAGE / 2))
+        due = datetime.now(UTC) + timedelta(seconds=min(1.5, OUTAGE / 2))
         await dbmod.init(settings)
         try:
-            await enqueue([Message(dedupe_key="due-in-outage", recipient_kind=RecipientKind.PERSON, recipient_id=0,
-                                   template="team_changed.j2", channel=Channel.TELEGRAM, address=str(ann.id),
-                                   context={"no": 1, "draw_ref": "P1/2026-12-01", "plan": "测试计划", "old": "甲",
-                                            "new": "乙"})], due)
+            await enqueue(
+                [
+                    Message(
+                        dedupe_key="due-in-outage",
+                        recipient_kind=RecipientKind.PERSON,
+                        recipient_id=0,
+                        template="team_changed.j2",
+                        channel=Channel.TELEGRAM,
+                        address=str(ann.id),
+                        context={"no": 1, "draw_ref": "P1/2026-12-01", "plan": "测试计划", "old": "甲", "new": "乙"},
+                    )
+                ],
+                due,
+            )
         finally:
             await dbmod.close()
 
@@ -97,8 +127,12 @@ async def test_the_service_survives_a_database_outage_and_recovers_by_itself(clu
         while rounds == 0 or time.monotonic() - started < OUTAGE:
             assert service.alive, service.log()[-3000:]
             assert await service.health() == 503
-            assert await post(f"{public}/telegram/webhook", json=update,
-                              headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) == 503
+            assert (
+                await post(
+                    f"{public}/telegram/webhook", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+                )
+                == 503
+            )
             assert await post(f"{public}{INBOUND_PATH}", data=form, headers=signature) == 503
             rounds += 1
             await asyncio.sleep(0.5)
@@ -108,6 +142,7 @@ async def test_the_service_survives_a_database_outage_and_recovers_by_itself(clu
         assert service.alive
 
         cluster.start()
+
         # After: it recovers by itself.
         async def healthy() -> bool:
             return await service.health() == 200
@@ -116,8 +151,10 @@ async def test_the_service_survives_a_database_outage_and_recovers_by_itself(clu
         await wait_for(healthy, 30, "/healthz to answer 200 again")
         healthy_after = time.monotonic() - restarted
         await wait_for(lambda: tg.pending_update_count == 0, 30, "Telegram's retried update to be accepted")
-        print(f"outage {restarted - started:.1f} s; healthy {healthy_after:.2f} s and Telegram's update "
-              f"accepted {time.monotonic() - restarted:.2f} s after the server was back")
+        print(
+            f"outage {restarted - started:.1f} s; healthy {healthy_after:.2f} s and Telegram's update "
+            f"accepted {time.monotonic() - restarted:.2f} s after the server was back"
+        )
         reply = await tg.wait_for_message(bob, timeout=30)
         assert reply.text
         queued = await tg.wait_for_message(ann, timeout=30)  # the answer to "你好" was read before
@@ -149,15 +186,25 @@ async def test_serve_started_while_the_database_is_down_waits_for_it(cluster, tm
         pass
     sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
     await sms.start()
-    service = ServiceProcess("late", {
-        "DATABASE_URL": url, "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID, "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN,
-        "SMS_FROM": DEV_NUMBER, "SMS_API_URL": sms.url,
-    }, tmp_path)
+    service = ServiceProcess(
+        "late",
+        {
+            "DATABASE_URL": url,
+            "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID,
+            "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN,
+            "SMS_FROM": DEV_NUMBER,
+            "SMS_API_URL": sms.url,
+        },
+        tmp_path,
+    )
     cluster.stop("fast")
     starting = asyncio.create_task(service.start(timeout=60))
     try:
-        await wait_for(lambda: service.log().count("database unavailable at start") >= 2, 20,
-                       "the service to report the database down twice")
+        await wait_for(
+            lambda: service.log().count("database unavailable at start") >= 2,
+            20,
+            "the service to report the database down twice",
+        )
         assert service.alive and await service.health() == 0 and not starting.done()
         cluster.start()
         await starting  # /healthz answers 200: it started by itself

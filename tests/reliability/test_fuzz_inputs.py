@@ -23,18 +23,18 @@ import json
 import math
 import tempfile
 import tomllib
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from openpyxl.utils.exceptions import IllegalCharacterError
 
-from bot.render import render, text
+from core.render import render, text
 from domain.plans import TOP_LEVEL, PlanError, PlanSpec, parse_plan
 from importers.errors import CellError, FileProblem
-from openpyxl.utils.exceptions import IllegalCharacterError
 from importers.run import import_file
 from models.directory import Department, Entity
 from models.plans import Plan
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "plans").glob("*.*"))
 FILE_LEVEL = {"unknown_format", "unreadable", "not_utf8", "bad_syntax", "not_table"}
 LOCALES = ("zh-CN", "en")
-NOW = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 # --- plan files -----------------------------------------------------------------------------------
@@ -100,14 +100,53 @@ def to_toml(doc: dict) -> str:
 
 BASES = {p.name: read_plan_file(p) for p in EXAMPLES}
 
-scalars = (st.none() | st.booleans() | st.integers(-(10 ** 30), 10 ** 30) | st.floats() | st.text(max_size=40)
-           | st.sampled_from(["0.05", "1", "1.5", "-0.1", "0.1.2", "", " ", "*", "A", "F", "export", "SCJG", "09:00",
-                              "24:00", "2027-02-30", "2027-03-15T09:30", "0 9 1 * *", "* * *", "enterprise", "3702",
-                              "x" * 300, "<script>", "\u202e", "\x00", "replace", "alert"])
-           | st.dates() | st.datetimes(timezones=st.none() | st.just(timezone.utc)))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8) | st.sampled_from(sorted(TOP_LEVEL)), inner, max_size=3),
-                      max_leaves=6)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**30), 10**30)
+    | st.floats()
+    | st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "0.05",
+            "1",
+            "1.5",
+            "-0.1",
+            "0.1.2",
+            "",
+            " ",
+            "*",
+            "A",
+            "F",
+            "export",
+            "SCJG",
+            "09:00",
+            "24:00",
+            "2027-02-30",
+            "2027-03-15T09:30",
+            "0 9 1 * *",
+            "* * *",
+            "enterprise",
+            "3702",
+            "x" * 300,
+            "<script>",
+            "\u202e",
+            "\x00",
+            "replace",
+            "alert",
+        ]
+    )
+    | st.dates()
+    | st.datetimes(timezones=st.none() | st.just(UTC))
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | st.sampled_from(sorted(TOP_LEVEL)), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @st.composite
@@ -174,9 +213,22 @@ def test_a_mutated_plan_loads_or_is_refused_naming_the_field(tmp_path_factory, d
 
 
 # the test city's plan (tests.services.draw_world), whose departments and items the database holds
-CITY_PLAN = tomllib.loads(draw_world.PLAN_TOML.format(
-    code="P1", name="测试计划", departments='["SCJG"]', items='["SCJG-SP-01"]', flight="false", divisions='["3702"]',
-    a="0.25", b="0.25", c="0.5", size=2, entity_days=0, inspector_days=0))
+CITY_PLAN = tomllib.loads(
+    draw_world.PLAN_TOML.format(
+        code="P1",
+        name="测试计划",
+        departments='["SCJG"]',
+        items='["SCJG-SP-01"]',
+        flight="false",
+        divisions='["3702"]',
+        a="0.25",
+        b="0.25",
+        c="0.5",
+        size=2,
+        entity_days=0,
+        inspector_days=0,
+    )
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -224,11 +276,15 @@ def mangled_bytes(draw, raw: bytes, binary: bool = False) -> bytes:
             i = draw(st.integers(0, len(data) - 1))
             data[i] ^= 1 << draw(st.integers(0, 7))
     elif how == "truncate":
-        data = data[:draw(st.integers(0, len(data)))]
+        data = data[: draw(st.integers(0, len(data)))]
     elif how == "insert":
         i = draw(st.integers(0, len(data)))
-        data[i:i] = draw(st.binary(min_size=1, max_size=20) | st.sampled_from(
-            [b"\x00", b"\xef\xbb\xbf", b"\n[", b"{{", b"&a [*a]", b"!!python/object:os.system", b"\"", b"'''"]))
+        data[i:i] = draw(
+            st.binary(min_size=1, max_size=20)
+            | st.sampled_from(
+                [b"\x00", b"\xef\xbb\xbf", b"\n[", b"{{", b"&a [*a]", b"!!python/object:os.system", b'"', b"'''"]
+            )
+        )
     elif how == "encode":
         encoding = draw(st.sampled_from(["utf-16", "utf-16-le", "utf-32", "gb18030", "latin-1", "utf-8-sig"]))
         data = bytearray(raw.decode("utf-8").encode(encoding, errors="replace"))
@@ -257,18 +313,26 @@ def test_a_damaged_plan_file_loads_or_is_refused_clearly(tmp_path_factory, data,
 @example(body="? [a]\n: 1", fmt="yaml")
 @example(body="!!python/object/apply:os.system ['true']", fmt="yaml")
 @example(body='code = "P1"\nname = "a\\u0000b"', fmt="toml")
-@example(body="name: \"\\ud800\"", fmt="yaml")
+@example(body='name: "\\ud800"', fmt="yaml")
 def test_arbitrary_text_as_a_plan_file_is_refused_clearly(tmp_path_factory, body, fmt):
     path = tmp_path_factory.mktemp("plan") / f"plan.{fmt}"
     path.write_text(body, encoding="utf-8", errors="surrogatepass")
     assert isinstance(plan_outcome(path), (PlanSpec, PlanError))
 
 
-@pytest.mark.parametrize("field, value", [
-    ("team.size", 10 ** 12), ("team.size", 2 ** 63), ("window.days", 10 ** 9), ("window.start_after_days", 10 ** 15),
-    ("rotation.entity_days", 10 ** 18), ("rotation.inspector_days", 10 ** 10), ("response.working_days", 10 ** 7),
-    ("schedule.announce_days", 10 ** 9),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("team.size", 10**12),
+        ("team.size", 2**63),
+        ("window.days", 10**9),
+        ("window.start_after_days", 10**15),
+        ("rotation.entity_days", 10**18),
+        ("rotation.inspector_days", 10**10),
+        ("response.working_days", 10**7),
+        ("schedule.announce_days", 10**9),
+    ],
+)
 def test_absurdly_large_numbers_are_refused_naming_the_field(tmp_path, field, value):
     """Not a plan that fails later (a team of 10¹² people, a window of a billion days): refused now."""
     doc = json.loads(json.dumps(BASES["food-safety.toml"], default=str))
@@ -284,9 +348,31 @@ def test_absurdly_large_numbers_are_refused_naming_the_field(tmp_path, field, va
 # --- spreadsheets ---------------------------------------------------------------------------------
 
 ROWS = [entity(i) for i in range(1, 6)]
-HOSTILE = ["", " ", "x" * 300, "名" * 200_000, "=1+1", "=HYPERLINK(\"http://evil\",\"点击\")", "+86 138", "-5", "@SUM(A1)",
-           "\x00", "a\x00b", "\x1b[31m", "\u202e\u0645\u0631\u062d\u0628\u0627", "👩‍👩‍👧‍👦", "e\u0301\u0301\u0301",
-           "<script>alert(1)</script>", "\"quoted\"", "a,b", "a\nb", "\ud800", "NULL", "0" * 18, "ＡＢＣ"]
+HOSTILE = [
+    "",
+    " ",
+    "x" * 300,
+    "名" * 200_000,
+    "=1+1",
+    '=HYPERLINK("http://evil","点击")',
+    "+86 138",
+    "-5",
+    "@SUM(A1)",
+    "\x00",
+    "a\x00b",
+    "\x1b[31m",
+    "\u202e\u0645\u0631\u062d\u0628\u0627",
+    "👩‍👩‍👧‍👦",
+    "e\u0301\u0301\u0301",
+    "<script>alert(1)</script>",
+    '"quoted"',
+    "a,b",
+    "a\nb",
+    "\ud800",
+    "NULL",
+    "0" * 18,
+    "ＡＢＣ",
+]
 
 
 @st.composite
@@ -318,16 +404,31 @@ def entity_rows(draw) -> tuple[list[str], list[list[str]]]:
         if how == "blank_row":
             rows.insert(r, [""] * len(header))
         elif how == "short_row":
-            rows[r] = rows[r][:draw(st.integers(0, len(rows[r])))]
+            rows[r] = rows[r][: draw(st.integers(0, len(rows[r])))]
         else:
             rows[r] = rows[r] + ["多余"] * draw(st.integers(1, 3))
     return header, rows
 
 
 async def entity_table() -> list:
-    return await Entity.all().order_by("uscc").values_list(
-        "uscc", "name", "kind", "division_code", "address", "industry", "risk_class", "mobile", "lat", "lon", "status",
-        "content_hash")
+    return (
+        await Entity.all()
+        .order_by("uscc")
+        .values_list(
+            "uscc",
+            "name",
+            "kind",
+            "division_code",
+            "address",
+            "industry",
+            "risk_class",
+            "mobile",
+            "lat",
+            "lon",
+            "status",
+            "content_hash",
+        )
+    )
 
 
 async def check_import(path: Path) -> None:
@@ -397,8 +498,25 @@ def write_book(path: Path, header: list, rows: list[list]) -> Path:
     return path
 
 
-XLSX_CELLS = [None, 0, -1, 3.5, 1e300, float("nan"), True, date(2027, 1, 1), datetime(2027, 1, 1, 8, 30), "=1+1",
-              "=A1", "=1/0", "名" * 40_000, "\u202e右到左", "👩‍👩‍👧‍👦", "<b>", ""]
+XLSX_CELLS = [
+    None,
+    0,
+    -1,
+    3.5,
+    1e300,
+    float("nan"),
+    True,
+    date(2027, 1, 1),
+    datetime(2027, 1, 1, 8, 30),
+    "=1+1",
+    "=A1",
+    "=1/0",
+    "名" * 40_000,
+    "\u202e右到左",
+    "👩‍👩‍👧‍👦",
+    "<b>",
+    "",
+]
 
 
 @st.composite
@@ -429,8 +547,9 @@ async def test_a_mutated_workbook_imports_or_is_refused_with_row_and_column(db, 
 def good_book() -> bytes:
     """The valid workbook's bytes, made once (a zip records the time: each save differs a little)."""
     with tempfile.TemporaryDirectory() as folder:
-        return write_book(Path(folder) / "good.xlsx", ENTITY_HEADER, [[r[h] for h in ENTITY_HEADER] for r in ROWS]) \
-            .read_bytes()
+        return write_book(
+            Path(folder) / "good.xlsx", ENTITY_HEADER, [[r[h] for h in ENTITY_HEADER] for r in ROWS]
+        ).read_bytes()
 
 
 @fuzz_db
@@ -446,14 +565,16 @@ async def test_each_kind_of_refusal_is_really_reached(db, tmp_path):
     workbook each get their own refusal, and the valid file imports."""
     rows = [[r[h] for h in ENTITY_HEADER] for r in ROWS]
     cases = {
-        "import_too_long": (1, "名" * 200_000), "import_control_chars": (4, "a\x00b"),
+        "import_too_long": (1, "名" * 200_000),
+        "import_control_chars": (4, "a\x00b"),
         "import_duplicate_key": (0, rows[1][0]),
     }
     for code, (column, value) in cases.items():
         changed = [list(r) for r in rows]
         changed[2][column] = value
-        result = await import_file("entities", write_rows(tmp_path / f"{code}.csv", ENTITY_HEADER, changed, "utf-8"),
-                                   now=NOW)
+        result = await import_file(
+            "entities", write_rows(tmp_path / f"{code}.csv", ENTITY_HEADER, changed, "utf-8"), now=NOW
+        )
         assert [(e.row, e.column, e.code) for e in result.errors] == [(4, column, code)], result.errors
     cut = write_book(tmp_path / "cut.xlsx", ENTITY_HEADER, rows)
     cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) // 2])

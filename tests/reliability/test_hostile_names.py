@@ -12,15 +12,15 @@ is missing outside CI — as ``tests/web/test_pages_browser.py``).
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from markupsafe import escape
 
-from bot.render import render
 from bot.runtime import Runtime
 from bot.web import make_app
+from core.render import render
 from importers.run import import_file
 from models.directory import Entity
 from models.draws import Assignment
@@ -32,7 +32,7 @@ from tests.services import draw_world
 from tests.web.test_pages_browser import FLAGS, chromium_path  # noqa: F401 (a fixture)
 
 ZONE = draw_world.ZONE
-NOW = datetime(2026, 11, 30, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
 
 # (tag to search by, name): every name at most 255 characters and free of control characters
 HOSTILE = {
@@ -43,12 +43,22 @@ HOSTILE = {
     "emoji": "👩\u200d👩\u200d👧\u200d👦🏳️\u200d🌈🇨🇳 丁四餐饮",
     "combining": "Z\u0334\u0321\u032a\u032fa\u0337\u0322\u031bl\u0336\u0316\u035dg\u0338\u0331\u0308o 戊五",
     "script": "<script>alert(1)</script>己六公司",
-    "attribute": "\"><img src=x onerror=alert(1)>庚七公司",
+    "attribute": '"><img src=x onerror=alert(1)>庚七公司',
     "template": "{{ 7*7 }}${7*7}{% raw %}辛八公司",
     "entities": "A&amp;B &lt;b&gt; &#x202E; 壬九公司",
 }
-TAGS = {"long": "WWWW", "arabic": "甲一", "hebrew": "乙二", "override": "丙三", "emoji": "丁四", "combining": "戊五",
-        "script": "己六", "attribute": "庚七", "template": "辛八", "entities": "壬九"}
+TAGS = {
+    "long": "WWWW",
+    "arabic": "甲一",
+    "hebrew": "乙二",
+    "override": "丙三",
+    "emoji": "丁四",
+    "combining": "戊五",
+    "script": "己六",
+    "attribute": "庚七",
+    "template": "辛八",
+    "entities": "壬九",
+}
 # what Telegram itself finds in plain text (links, #tags, …): not formatting, nothing a name can switch on
 TELEGRAM_DETECTS = {"url", "bot_command", "hashtag", "cashtag", "mention", "email", "phone_number"}
 REFUSED = {  # name → (reason code)
@@ -63,15 +73,17 @@ async def import_hostile(tmp_path) -> dict[str, Entity]:
     bad = [entity(900 + i, 名称=name) for i, name in enumerate(REFUSED)]
     result = await import_file("entities", write_csv(tmp_path / "bad.csv", ENTITY_HEADER, bad), now=NOW, partial=True)
     assert not result.ok and [(e.row, e.column_letter, e.code) for e in result.errors] == [
-        (2 + i, "B", code) for i, code in enumerate(REFUSED.values())]
+        (2 + i, "B", code) for i, code in enumerate(REFUSED.values())
+    ]
     report = render("cli/import_report.txt", locale="zh-CN", r=result)
     assert "第 2 行 B 列「名称」" in report and "没有写入任何数据" in report
     # the report shows the control characters as symbols: a file cannot drive the terminal it is read on
     assert "青岛␀公司" in report and "␛[31m红色公司" in report and not re.search(r"[\x00-\x08\x0b-\x1f]", report)
     assert not await Entity.filter(uscc__in=[r["统一社会信用代码"] for r in bad]).exists()
     rows = [entity(800 + i, 名称=name) for i, name in enumerate(HOSTILE.values())]
-    result = await import_file("entities", write_csv(tmp_path / "hostile.csv", ENTITY_HEADER, rows), now=NOW,
-                               partial=True)
+    result = await import_file(
+        "entities", write_csv(tmp_path / "hostile.csv", ENTITY_HEADER, rows), now=NOW, partial=True
+    )
     assert result.ok and result.inserted == len(HOSTILE), render("cli/import_report.txt", locale="zh-CN", r=result)
     stored = {e.uscc: e for e in await Entity.filter(uscc__in=[r["统一社会信用代码"] for r in rows])}
     found = {key: stored[row["统一社会信用代码"]] for key, row in zip(HOSTILE, rows)}
@@ -126,9 +138,11 @@ async def test_the_assignment_card_shows_the_name_exactly_as_plain_text(db, tmp_
     async with spine(db, clock=draw_world.clock()) as s:
         found, ref = await hostile_draw(tmp_path, s.clock)
         by_id = {e.id: key for key, e in found.items()}
-        cards = {asg.id: by_id[asg.inspection.entity_id]
-                 for asg in await Assignment.filter(draw__draw_ref=ref).prefetch_related("inspection")
-                 if asg.inspection.entity_id in by_id}
+        cards = {
+            asg.id: by_id[asg.inspection.entity_id]
+            for asg in await Assignment.filter(draw__draw_ref=ref).prefetch_related("inspection")
+            if asg.inspection.entity_id in by_id
+        }
         certs = await Assignment.filter(id__in=list(cards)).distinct().values_list("inspector__cert_no", flat=True)
         shown: dict[str, str] = {}
         for cert in sorted(set(certs)):  # each of their inspectors joins: the cards waiting for them arrive

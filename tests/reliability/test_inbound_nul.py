@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.channels.base import EventKind, InboundEvent
 from bot.channels.sms_twilio import INBOUND_PATH
-from bot.clock import FakeClock
 from bot.runtime import Runtime
+from core.channel import EventKind, InboundEvent
+from core.clock import FakeClock
 from models.messaging import InboundEvent as InboundRow
 from tests.e2e.test_surveys_sms import gateway
 from tests.reliability.test_webhook_attacks import reply_form, signed
@@ -22,8 +22,9 @@ from tests.reliability.test_webhook_attacks import reply_form, signed
 
 async def test_a_nul_in_a_chat_message_is_stored(db):
     rt = Runtime(settings=db, clock=FakeClock())
-    got = await rt.on_event(InboundEvent(channel="telegram", external_id="1", sender="55", kind=EventKind.TEXT,
-                                         text="是\x00是 5"))
+    got = await rt.on_event(
+        InboundEvent(channel="telegram", external_id="1", sender="55", kind=EventKind.TEXT, text="是\x00是 5")
+    )
     assert not got.duplicate and await InboundRow.all().count() == 1
     row = await InboundRow.get()
     assert row.payload["text"] == "是是 5" and not row.outcome.startswith("failed")

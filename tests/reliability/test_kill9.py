@@ -45,14 +45,13 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-
-from bot import db as dbmod
-from bot.clock import FakeClock
 from bot.runtime import Runtime
-from bot.settings import Settings
+from core import db as dbmod
+from core.clock import FakeClock
+from core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = int(os.environ.get("INSPECTBOT_KILL_TRIALS") or 10)
@@ -63,7 +62,7 @@ FANOUT = {"postgres": 10_000, "sqlite": 3_000}
 # more slowly); 10,000 entities draw ~2,700 inspections and ~5,500 assignments.
 ENTITIES = {"sqlite": 10_000, "postgres": 5_000}
 INSPECTORS = 300
-DRAW_AT = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)  # 09:00 Beijing time
+DRAW_AT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 Beijing time
 FIRE_KEY = "draw:K9:2026-12-01T09:00:00+08:00"
 WHEN = DRAW_AT + timedelta(seconds=30)  # the fire, on time
 RESTART = DRAW_AT + timedelta(minutes=2)  # the restart: behind, within the grace period
@@ -100,8 +99,13 @@ class ForkServer:
     async def start(self) -> None:
         self._log_fh = self.log.open("ab")
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.reliability.child", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=self._log_fh,
+            sys.executable,
+            "-m",
+            "tests.reliability.child",
+            cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=self._log_fh,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         self._reader = asyncio.create_task(self._read())
@@ -134,9 +138,10 @@ class ForkServer:
         """The rest of the line ``<kind> <pid>`` (or the pid of ``forked <tag>``), once printed."""
         try:
             return await asyncio.wait_for(asyncio.shield(self._future((kind, pid_or_tag))), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"no '{kind} {pid_or_tag}' within {timeout} s; see {self.log}:\n"
-                                 f"{self.log.read_text()[-3000:]}") from None
+        except TimeoutError:
+            raise AssertionError(
+                f"no '{kind} {pid_or_tag}' within {timeout} s; see {self.log}:\n{self.log.read_text()[-3000:]}"
+            ) from None
 
     def seen(self, kind: str, pid: int) -> bool:
         fut = self._futures.get((kind, pid))
@@ -270,19 +275,41 @@ class Copies:
 
 async def draw_state(copies: Copies, url: str) -> dict:
     """Everything a draw writes, counted, and the fire's and the firing's records."""
-    one = "SELECT (SELECT COUNT(*) FROM draw), (SELECT COUNT(*) FROM inspection), (SELECT COUNT(*) FROM assignment), " \
-          "(SELECT COUNT(*) FROM outbox WHERE template = 'assignment.j2'), (SELECT COUNT(*) FROM draw_input), " \
-          "(SELECT status FROM firing), (SELECT outcome FROM scheduler_fire WHERE key = ?), " \
-          "(SELECT inspections_digest FROM draw), (SELECT inspection_count FROM draw), " \
-          "(SELECT unstaffable_count FROM draw)"
+    one = (
+        "SELECT (SELECT COUNT(*) FROM draw), (SELECT COUNT(*) FROM inspection), (SELECT COUNT(*) FROM assignment), "
+        "(SELECT COUNT(*) FROM outbox WHERE template = 'assignment.j2'), (SELECT COUNT(*) FROM draw_input), "
+        "(SELECT status FROM firing), (SELECT outcome FROM scheduler_fire WHERE key = ?), "
+        "(SELECT inspections_digest FROM draw), (SELECT inspection_count FROM draw), "
+        "(SELECT unstaffable_count FROM draw)"
+    )
     row = (await copies.query(url, one, FIRE_KEY))[0]
-    keys = ("draws", "inspections", "assignments", "outbox", "inputs", "firing", "fire", "digest",
-            "inspection_count", "unstaffable")
+    keys = (
+        "draws",
+        "inspections",
+        "assignments",
+        "outbox",
+        "inputs",
+        "firing",
+        "fire",
+        "digest",
+        "inspection_count",
+        "unstaffable",
+    )
     return dict(zip(keys, row))
 
 
-NONE = {"draws": 0, "inspections": 0, "assignments": 0, "outbox": 0, "inputs": 0, "firing": "announced", "fire": None,
-        "digest": None, "inspection_count": None, "unstaffable": None}
+NONE = {
+    "draws": 0,
+    "inspections": 0,
+    "assignments": 0,
+    "outbox": 0,
+    "inputs": 0,
+    "firing": "announced",
+    "fire": None,
+    "digest": None,
+    "inspection_count": None,
+    "unstaffable": None,
+}
 
 
 async def build_city(settings: Settings, tmp: Path) -> None:
@@ -293,12 +320,13 @@ async def build_city(settings: Settings, tmp: Path) -> None:
     from services import plans
     from tests.services import draw_world as world
 
-    clock = FakeClock(datetime(2026, 11, 20, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 11, 20, tzinfo=UTC))
     files = city.generate(tmp / "city", entities=ENTITIES[settings.dialect], inspectors=INSPECTORS, seed=8)
     for kind, path in files.in_import_order():
         assert (await import_file(kind, path, now=clock.now())).ok, kind
-    plan = world.plan_file(tmp, "K9", departments=("370200SCJG",), items=("370200SCJG-001",), a="0.2", b="0.2",
-                           c="0.3")  # monthly, 09:00 on the 1st; D and E in full; teams of 2
+    plan = world.plan_file(
+        tmp, "K9", departments=("370200SCJG",), items=("370200SCJG-001",), a="0.2", b="0.2", c="0.3"
+    )  # monthly, 09:00 on the 1st; D and E in full; teams of 2
     await plans.add_plan(plan, clock)
     clock.set(DRAW_AT - timedelta(days=1) + timedelta(minutes=1))
     ran = await Scheduler(Runtime(settings=settings, clock=clock)).run_due()
@@ -328,8 +356,10 @@ async def test_kill9_during_a_draw_leaves_all_or_nothing_and_one_draw(db, tmp_pa
         assert full["draws"] == 1 and full["firing"] == "drawn" and full["fire"] == "drawn" and full["inputs"] == 3
         assert full["inspections"] == full["inspection_count"] > 1000 * ENTITIES[db.dialect] // 10_000
         assert full["assignments"] == full["outbox"] == 2 * (full["inspections"] - full["unstaffable"])
-        print(f"\n[{db.dialect}] seed {SEED}: reference fire {duration:.2f} s, {full['inspections']} inspections, "
-              f"{full['assignments']} assignments and outbox rows")
+        print(
+            f"\n[{db.dialect}] seed {SEED}: reference fire {duration:.2f} s, {full['inspections']} inspections, "
+            f"{full['assignments']} assignments and outbox rows"
+        )
 
         outcomes = Counter()
         for trial in range(TRIALS):
@@ -348,15 +378,20 @@ async def test_kill9_during_a_draw_leaves_all_or_nothing_and_one_draw(db, tmp_pa
             # The draw's own phases (its debug timings); its "committed" is its savepoint inside
             # the fire's transaction, which commits only after the fire's outcome is recorded.
             reached = server.phase.get(pid, "none")
-            outcomes["finished before the kill" if not killed else
-                     f"killed after the commit (draw phase: {reached})" if committed else
-                     f"killed before the commit (draw phase: {reached})"] += 1
+            outcomes[
+                "finished before the kill"
+                if not killed
+                else f"killed after the commit (draw phase: {reached})"
+                if committed
+                else f"killed before the commit (draw phase: {reached})"
+            ] += 1
 
             ran = await server.run(op="fire", url=url, when=RESTART.isoformat(), data_dir=data_dir)
             assert (FIRE_KEY in ran) == (not committed), f"{where}: the restart ran {ran}"
             assert await draw_state(copies, url) == full, f"{where}: after the restart"
-            ran = await server.run(op="fire", url=url, when=(RESTART + timedelta(minutes=1)).isoformat(),
-                                   data_dir=data_dir)
+            ran = await server.run(
+                op="fire", url=url, when=(RESTART + timedelta(minutes=1)).isoformat(), data_dir=data_dir
+            )
             assert FIRE_KEY not in ran, f"{where}: fired again after the draw"
             assert await draw_state(copies, url) == full, f"{where}: after a second restart"
             await copies.drop(url)
@@ -397,8 +432,9 @@ async def no_connections(sim) -> bool:
     return not sim._server.runner.server.connections
 
 
-async def until(check, what: str, timeout: float, server: ForkServer | None = None, pid: int | None = None,
-                every: float = 0.02):
+async def until(
+    check, what: str, timeout: float, server: ForkServer | None = None, pid: int | None = None, every: float = 0.02
+):
     deadline = time.monotonic() + timeout
     while not await check():
         if server is not None and server.seen("exit", pid):
@@ -409,27 +445,39 @@ async def until(check, what: str, timeout: float, server: ForkServer | None = No
 
 async def test_kill9_during_a_fanout_loses_nothing_and_duplicates_only_the_in_flight(db, tmp_path, record_property):
     from benchmarks.bench_fanout import FIRST_USER, add_inspectors, context_for
-    from bot.simulators.telegram.flood import FloodLimits
-    from bot.simulators.telegram.simulator import TelegramSimulator
     from models.messaging import Outbox, OutboxStatus, RecipientKind
     from services.outbox import enqueue_many
+    from simulators.telegram.flood import FloodLimits
+    from simulators.telegram.simulator import TelegramSimulator
 
     n_messages = int(os.environ.get("INSPECTBOT_KILL_MESSAGES") or FANOUT[db.dialect])
     sim = TelegramSimulator(flood=FloodLimits.off())
     for n in range(CHATS):
         sim.send_command(sim.create_user(f"检查员{n}", id=FIRST_USER + n), "start")  # may be written to
     pairs = await add_inspectors(CHATS)
-    now = datetime.now(timezone.utc)
-    await enqueue_many(((f"k9:{i}", pairs[i % CHATS][0], dbmod.encode(context_for(i))) for i in range(n_messages)),
-                       now, recipient_kind=RecipientKind.INSPECTOR, template=TEMPLATE)
+    now = datetime.now(UTC)
+    await enqueue_many(
+        ((f"k9:{i}", pairs[i % CHATS][0], dbmod.encode(context_for(i))) for i in range(n_messages)),
+        now,
+        recipient_kind=RecipientKind.INSPECTOR,
+        template=TEMPLATE,
+    )
     assert await Outbox.filter(status=OutboxStatus.PENDING).count() == n_messages
     server = ForkServer(tmp_path / "children.log")
     accepted = lambda: sim.flood.stats.accepted  # noqa: E731
     try:
         await sim.start()
         await server.start()
-        cmd = dict(op="dispatch", url=db.database_url, data_dir=str(tmp_path), sim=sim.url, token=sim.token,
-                   lease=LEASE_S, concurrency=CONCURRENCY, batch=BATCH)
+        cmd = dict(
+            op="dispatch",
+            url=db.database_url,
+            data_dir=str(tmp_path),
+            sim=sim.url,
+            token=sim.token,
+            lease=LEASE_S,
+            concurrency=CONCURRENCY,
+            batch=BATCH,
+        )
         started = time.perf_counter()
         first = await server.spawn(**cmd)
         await server.wait("ready", first)
@@ -459,9 +507,11 @@ async def test_kill9_during_a_fanout_loses_nothing_and_duplicates_only_the_in_fl
         assert sent <= set(before_restart), "a row was marked sent before the simulator accepted it"
         assert len(claimed) <= BATCH
         leases = await Outbox.filter(dedupe_key__startswith="k9:", status=OutboxStatus.SENDING).values_list(
-            "claimed_until", flat=True)
-        assert max(leases, default=now) <= datetime.now(timezone.utc) + timedelta(seconds=LEASE_S), \
+            "claimed_until", flat=True
+        )
+        assert max(leases, default=now) <= datetime.now(UTC) + timedelta(seconds=LEASE_S), (
             "the dispatcher's lease option was not used"
+        )
         assert at_kill.get("pending"), "killed too late: nothing was left to send"
         in_flight = set(before_restart) & claimed  # accepted, not yet marked sent: will go again
 
@@ -485,12 +535,22 @@ async def test_kill9_during_a_fanout_loses_nothing_and_duplicates_only_the_in_fl
         assert duplicates == in_flight and duplicates <= claimed
         assert len(duplicates) <= CONCURRENCY
         assert sum(counts.values()) == accepted() == n_messages + len(duplicates)
-        print(f"[{db.dialect}] {n_messages} messages to {CHATS} chats: killed after {killed_at:.1f} s with "
-              f"{len(sent)} sent, {len(claimed)} claimed ({len(in_flight)} of them already accepted), "
-              f"{len(at_kill.get('pending', ()))} pending; all sent after {total:.1f} s; "
-              f"{len(duplicates)} duplicates, {accepted()} accepted by the simulator")
-        record_property("fanout", {"messages": n_messages, "sent_at_kill": len(sent), "claimed_at_kill": len(claimed),
-                                   "duplicates": len(duplicates), "seconds": round(total, 1)})
+        print(
+            f"[{db.dialect}] {n_messages} messages to {CHATS} chats: killed after {killed_at:.1f} s with "
+            f"{len(sent)} sent, {len(claimed)} claimed ({len(in_flight)} of them already accepted), "
+            f"{len(at_kill.get('pending', ()))} pending; all sent after {total:.1f} s; "
+            f"{len(duplicates)} duplicates, {accepted()} accepted by the simulator"
+        )
+        record_property(
+            "fanout",
+            {
+                "messages": n_messages,
+                "sent_at_kill": len(sent),
+                "claimed_at_kill": len(claimed),
+                "duplicates": len(duplicates),
+                "seconds": round(total, 1),
+            },
+        )
     finally:
         await server.close()
         await sim.stop()

@@ -12,11 +12,11 @@ PostgreSQL server stopped as a crash would stop it (the shared server on 5432 is
 
 from __future__ import annotations
 
-from bot import db as dbmod
-from bot.settings import Settings
-from bot.simulators.telegram.flood import FloodLimits
-from bot.simulators.telegram.simulator import TelegramSimulator
+from core import db as dbmod
+from core.settings import Settings
 from models.messaging import InboundEvent
+from simulators.telegram.flood import FloodLimits
+from simulators.telegram.simulator import TelegramSimulator
 from tests.reliability.procs import ServiceProcess, wait_for
 
 
@@ -40,8 +40,11 @@ async def test_polled_updates_stay_unconfirmed_until_stored_so_a_crash_in_an_out
         users = [tg.create_user(name) for name in ("Bob", "Carol", "Dan")]
         updates = [tg.send_text(user, f"数据库停了吗 {i}") for i, user in enumerate(users)]
         # fetched, and the first tried again and again; none of them confirmed meanwhile
-        await wait_for(lambda: first.log().count("not stored; retrying") >= 3, 30,
-                       "the service to fail to store the first update three times")
+        await wait_for(
+            lambda: first.log().count("not stored; retrying") >= 3,
+            30,
+            "the service to fail to store the first update three times",
+        )
         assert first.alive and tg.pending_update_count == len(updates)
         first.proc.kill()  # a crash in the middle of the outage
         await first.proc.wait()

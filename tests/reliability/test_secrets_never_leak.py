@@ -23,12 +23,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot import db as dbmod
-from bot.compose import compose
 from bot.demo import DEMO_START, ROOT, Demo, _toml
 from bot.runtime import Runtime
-from bot.settings import Settings
 from bot.web import make_app
+from core import db as dbmod
+from core.compose import compose
+from core.settings import Settings
 
 FLIGHT_PLAN = ROOT / "examples" / "plans" / "flight-hazchem.toml"
 WEBHOOK_SECRET = "tg-webhook-secret-never-shown-4711"
@@ -72,8 +72,13 @@ def all_logs():
 
 def encodings(secret: bytes) -> list[str]:
     """The ways a binary secret could be written out."""
-    return [secret.hex(), secret.hex().upper(), base64.b64encode(secret).decode(),
-            base64.urlsafe_b64encode(secret).decode().rstrip("="), repr(secret)[2:-1]]
+    return [
+        secret.hex(),
+        secret.hex().upper(),
+        base64.b64encode(secret).decode(),
+        base64.urlsafe_b64encode(secret).decode().rstrip("="),
+        repr(secret)[2:-1],
+    ]
 
 
 async def hidden_firing_secrets(clock) -> list[bytes]:
@@ -112,8 +117,10 @@ async def public_pages(settings: Settings, clock) -> dict[str, bytes]:
     for draw in await Draw.all():
         base = f"/draws/{draw.draw_ref}"
         paths += [base, base + "/bundle.zip", base + "?format=json"]
-        paths += [f"{base}/bundle/{name}" for name in
-                  ("draw.json", "pool.tsv", "inspectors.tsv", "recusals.tsv", "sealed.json")]
+        paths += [
+            f"{base}/bundle/{name}"
+            for name in ("draw.json", "pool.tsv", "inspectors.tsv", "recusals.tsv", "sealed.json")
+        ]
     pages: dict[str, bytes] = {}
     try:
         async with aiohttp.ClientSession() as http:
@@ -147,8 +154,11 @@ async def rendered_outbox(settings: Settings) -> list[str]:
 
 def data_files(data_dir: Path) -> dict[str, str]:
     """Every file under the data directory except the database itself."""
-    return {str(p): p.read_bytes().decode("latin-1") for p in sorted(data_dir.rglob("*"))
-            if p.is_file() and not p.name.endswith(DB_SUFFIXES)}
+    return {
+        str(p): p.read_bytes().decode("latin-1")
+        for p in sorted(data_dir.rglob("*"))
+        if p.is_file() and not p.name.endswith(DB_SUFFIXES)
+    }
 
 
 async def test_no_secret_leaks_anywhere_after_a_full_demo(tmp_path, all_logs, caplog):
@@ -167,8 +177,12 @@ async def test_no_secret_leaks_anywhere_after_a_full_demo(tmp_path, all_logs, ca
         await dbmod.close()
     codes = invite_codes(demo.tg)
     token = demo.settings.telegram_token
-    secrets = {"bot token": token, "bot token secret": token.split(":", 1)[1],
-               "sms auth token": demo.settings.sms_auth_token, "webhook secret": WEBHOOK_SECRET}
+    secrets = {
+        "bot token": token,
+        "bot token secret": token.split(":", 1)[1],
+        "sms auth token": demo.settings.sms_auth_token,
+        "webhook secret": WEBHOOK_SECRET,
+    }
     secrets |= {f"invite code {i}": c for i, c in enumerate(codes)}
     for i, secret in enumerate(hidden):
         for j, form in enumerate(encodings(secret)):
@@ -188,8 +202,12 @@ async def test_no_secret_leaks_anywhere_after_a_full_demo(tmp_path, all_logs, ca
         **{f"outbox {i}": text for i, text in enumerate(outbox)},
         **{f"file {p}": text for p, text in data_files(demo.settings.data_dir).items()},
     }
-    leaks = [f"{name} in {where}" for where, text in haystacks.items()
-             for name, secret in secrets.items() if secret and secret in text]
+    leaks = [
+        f"{name} in {where}"
+        for where, text in haystacks.items()
+        for name, secret in secrets.items()
+        if secret and secret in text
+    ]
     assert leaks == [], "\n".join(leaks)
     raw = [bytes(s) for s in hidden]
     assert not any(s in body for s in raw for body in pages.values())

@@ -28,9 +28,26 @@ def phases(stdout: str) -> dict[str, dict]:
 
 
 def test_a_short_soak_exits_0_with_its_verdict(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--minutes", "0.25", "--sample", "2", "--drain", "20",
-                           "--inspectors", "100", "--keep", str(tmp_path / "soak")],
-                          capture_output=True, text=True, timeout=150, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--minutes",
+            "0.25",
+            "--sample",
+            "2",
+            "--drain",
+            "20",
+            "--inspectors",
+            "100",
+            "--keep",
+            str(tmp_path / "soak"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=ROOT,
+    )
     found = phases(proc.stdout)
     assert "verdict" in found, proc.stdout[-2000:] + proc.stderr[-3000:]
     verdict = found["verdict"]
@@ -46,8 +63,15 @@ def test_a_short_soak_exits_0_with_its_verdict(tmp_path):
 
 
 def _sample(t: float, rss: float, depth: int, phase: str = "sample") -> dict:
-    return {"phase": phase, "t": t, "rss_mb": rss, "outbox_depth": depth, "outbox_dead": 0,
-            "inbound_unprocessed": 0, "inflight": 0}
+    return {
+        "phase": phase,
+        "t": t,
+        "rss_mb": rss,
+        "outbox_depth": depth,
+        "outbox_dead": 0,
+        "inbound_unprocessed": 0,
+        "inflight": 0,
+    }
 
 
 def test_the_verdict_fails_on_growing_memory_or_a_stuck_outbox():

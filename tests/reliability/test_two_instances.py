@@ -22,14 +22,11 @@ import contextlib
 from collections import Counter
 from datetime import datetime, timedelta
 
-from bot import db as dbmod
-from bot.clock import FakeClock, SystemClock
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
-from bot.settings import Settings
-from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
-from bot.simulators.telegram.flood import FloodLimits
-from bot.simulators.telegram.simulator import TelegramSimulator, counts_as_message
+from core import db as dbmod
+from core.clock import FakeClock, SystemClock
+from core.settings import Settings
 from models.draws import Assignment, AssignmentStatus, Draw, Firing
 from models.messaging import ChatBinding, InboundEvent, Outbox, RecipientKind, Role
 from models.scheduling import Fire
@@ -37,6 +34,9 @@ from scheduler import Scheduler
 from services import plans
 from services.identity import create_invite
 from services.outbox import Message, enqueue
+from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
+from simulators.telegram.flood import FloodLimits
+from simulators.telegram.simulator import TelegramSimulator, counts_as_message
 from tests.conftest import _truncate_all, postgres_url_or_skip
 from tests.reliability.procs import FanOut, services, wait_for
 from tests.services import draw_world as world
@@ -54,8 +54,9 @@ def plan_at(tmp_path, code: str, when: datetime):
     """A plan whose only fire near now is at ``when`` (local, whole seconds): cron with seconds."""
     path = world.plan_file(tmp_path, code, size=2, a="0.5", b="0.5", c="0.5")
     cron = f"{when.minute} {when.hour} {when.day} {when.month} * {when.second}"
-    path.write_text(path.read_text(encoding="utf-8").replace('cron = "0 9 1 * *"', f'cron = "{cron}"'),
-                    encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('cron = "0 9 1 * *"', f'cron = "{cron}"'), encoding="utf-8"
+    )
     return path
 
 
@@ -75,9 +76,15 @@ async def prepare(tmp_path, settings: Settings) -> datetime:
 
 def envs(tg: TelegramSimulator, sms: SmsSimulator, front: FanOut, url: str) -> list[dict]:
     env = {
-        "DATABASE_URL": url, "TELEGRAM_TOKEN": tg.token, "TELEGRAM_API_URL": tg.url, "TELEGRAM_MODE": "webhook",
-        "TELEGRAM_WEBHOOK_SECRET": SECRET, "INSPECTBOT_PUBLIC_URL": front.url,
-        "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID, "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN, "SMS_API_URL": sms.url,
+        "DATABASE_URL": url,
+        "TELEGRAM_TOKEN": tg.token,
+        "TELEGRAM_API_URL": tg.url,
+        "TELEGRAM_MODE": "webhook",
+        "TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "INSPECTBOT_PUBLIC_URL": front.url,
+        "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID,
+        "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN,
+        "SMS_API_URL": sms.url,
         "SMS_FROM": DEV_NUMBER,
     }
     return [dict(env), dict(env)]
@@ -85,8 +92,10 @@ def envs(tg: TelegramSimulator, sms: SmsSimulator, front: FanOut, url: str) -> l
 
 def count_is(query, n: int):
     """A predicate for :func:`wait_for`: the query counts ``n`` rows."""
+
     async def check() -> bool:
         return await query.count() == n
+
     return check
 
 
@@ -97,10 +106,12 @@ async def settled() -> bool:
 
 async def addresses_of_sent() -> Counter:
     """Outbox rows the dispatchers marked sent, per Telegram chat."""
-    chat_of = dict(await ChatBinding.filter(channel="telegram", role=Role.INSPECTOR)
-                   .values_list("inspector_id", "address"))
-    rows = await Outbox.filter(channel="telegram", status="sent").values_list("address", "recipient_kind",
-                                                                             "recipient_id")
+    chat_of = dict(
+        await ChatBinding.filter(channel="telegram", role=Role.INSPECTOR).values_list("inspector_id", "address")
+    )
+    rows = await Outbox.filter(channel="telegram", status="sent").values_list(
+        "address", "recipient_kind", "recipient_id"
+    )
     return Counter(address or chat_of[rid] for address, kind, rid in rows)
 
 
@@ -129,8 +140,7 @@ async def test_two_instances_on_one_postgresql_for_a_scheduled_day(tmp_path):
                 code = await create_invite(Role.INSPECTOR, SystemClock(), cert_no=cert)
                 tg.send_command(user, "start", code)
                 users[str(user.id)] = user
-            await wait_for(count_is(ChatBinding.filter(channel="telegram"), INSPECTORS), 10,
-                           "every inspector bound")
+            await wait_for(count_is(ChatBinding.filter(channel="telegram"), INSPECTORS), 10, "every inspector bound")
 
             # The fires: the draw and the announcement, at the same second in both processes.
             await wait_for(lambda: Draw.filter(firing__plan__code="P1").exists(), LEAD + 10, "P1's draw")
@@ -149,18 +159,23 @@ async def test_two_instances_on_one_postgresql_for_a_scheduled_day(tmp_path):
             sms_reply = await sms.reply(PHONE, "你好")  # an SMS that answers no survey: to both, too
             assert sms_reply.status == 200
 
-            await wait_for(count_is(InboundEvent.filter(channel="telegram"), len(tg.updates)), 10,
-                           "every update stored")
-            await wait_for(count_is(Assignment.filter(status=AssignmentStatus.ACCEPTED), sum(presses.values())), 10,
-                           "every assignment accepted")
+            await wait_for(
+                count_is(InboundEvent.filter(channel="telegram"), len(tg.updates)), 10, "every update stored"
+            )
+            await wait_for(
+                count_is(Assignment.filter(status=AssignmentStatus.ACCEPTED), sum(presses.values())),
+                10,
+                "every assignment accepted",
+            )
             await wait_for(settled, 20, "every reply sent")
             await wait_for(lambda: tg.pending_update_count == 0, 5, "every update confirmed")
             assert all(p.alive for p in procs)
 
         # -- each fire ran once --------------------------------------------------------------
         stamp = fire.isoformat()
-        fires = await Fire.filter(key__in=[f"draw:P1:{stamp}", f"announce:P2:{(fire + timedelta(days=1)).isoformat()}"]
-                                  ).values_list("key", "outcome")
+        fires = await Fire.filter(
+            key__in=[f"draw:P1:{stamp}", f"announce:P2:{(fire + timedelta(days=1)).isoformat()}"]
+        ).values_list("key", "outcome")
         assert sorted(o for _, o in fires) == ["announced", "drawn"]
         assert await Draw.all().count() == 1 and await Firing.filter(plan__code="P2").count() == 1
         logs = [p.log() for p in procs]
@@ -171,8 +186,9 @@ async def test_two_instances_on_one_postgresql_for_a_scheduled_day(tmp_path):
         assert sum(log.count(f"draw:P1:{stamp} -> drawn") for log in logs) == 1
 
         # -- each message reached the simulators exactly once ------------------------------------
-        accepted = Counter(str(c.params.get("chat_id")) for c in tg.calls
-                           if c.status == 200 and counts_as_message(c.method))
+        accepted = Counter(
+            str(c.params.get("chat_id")) for c in tg.calls if c.status == 200 and counts_as_message(c.method)
+        )
         assert accepted == await addresses_of_sent()
         assert sum(accepted.values()) >= INSPECTORS + 3 * sum(presses.values())  # welcomes, assignments, 2 per press
 
@@ -188,13 +204,20 @@ async def test_two_instances_on_one_postgresql_for_a_scheduled_day(tmp_path):
         assert not [o for o in outcomes if o.startswith("failed")]
         for chat, user in users.items():
             assert len(tg.callback_answers(user)) == presses[chat]  # one answer per press: the other was refused
-            edits = [c for c in tg.calls if c.method == "editMessageText" and c.status == 200
-                     and str(c.params["chat_id"]) == chat]
+            edits = [
+                c
+                for c in tg.calls
+                if c.method == "editMessageText" and c.status == 200 and str(c.params["chat_id"]) == chat
+            ]
             assert len(edits) == presses[chat]
         # the SMS: stored once, handled by one instance; the other saw a duplicate
         assert await InboundEvent.filter(channel="sms").values_list("external_id", flat=True) == [sms_reply.sid]
-        handled = [line.rsplit("-> ", 1)[1].split('"')[0] for log in logs for line in log.splitlines()
-                   if f"inbound sms/text {sms_reply.sid}" in line]
+        handled = [
+            line.rsplit("-> ", 1)[1].split('"')[0]
+            for log in logs
+            for line in log.splitlines()
+            if f"inbound sms/text {sms_reply.sid}" in line
+        ]
         assert sorted(handled) == ["duplicate", "survey_none_open"]
     finally:
         await tg.stop()
@@ -211,8 +234,18 @@ async def test_dispatchers_claiming_at_the_same_instant_never_share_a_row(tmp_pa
     try:
         await _truncate_all()
         now = SystemClock().now()
-        await enqueue([Message(dedupe_key=f"race:{i}", recipient_kind=RecipientKind.INSPECTOR, recipient_id=i,
-                               template="team_changed.j2") for i in range(400)], now)
+        await enqueue(
+            [
+                Message(
+                    dedupe_key=f"race:{i}",
+                    recipient_kind=RecipientKind.INSPECTOR,
+                    recipient_id=i,
+                    template="team_changed.j2",
+                )
+                for i in range(400)
+            ],
+            now,
+        )
         dispatchers = [Dispatcher({}) for _ in range(4)]
         claimed: list[int] = []
         for _ in range(1000):  # 400 rows, 12 a round: far fewer rounds are needed

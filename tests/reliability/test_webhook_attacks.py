@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestServer
 
 from bot.channels.sms_twilio import INBOUND_PATH, MAX_WEBHOOK_BODY, STATUS_PATH
 from bot.channels.telegram import TelegramChannel
-from bot.simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
 from bot.web import MAX_BODY, make_app
 from domain.signatures import twilio_signature
 from models.messaging import InboundEvent, Outbox
+from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
 from tests.e2e.harness import spine
 from tests.e2e.test_surveys_sms import gateway
 
@@ -36,9 +36,11 @@ async def stored() -> tuple[int, int]:
 
 def chunked(body: bytes):
     """The body as a chunked upload (no Content-Length), so only a streaming limit can stop it."""
+
     async def gen():
         for i in range(0, len(body), 16 * 1024):
-            yield body[i:i + 16 * 1024]
+            yield body[i : i + 16 * 1024]
+
     return gen()
 
 
@@ -47,8 +49,13 @@ async def telegram_webhook(db):
     """Our app on a test server with the Telegram channel in webhook mode; yields (url, an update)."""
     async with spine(db, mode="send-only") as s:
         s.rt.channels["telegram"] = TelegramChannel(
-            s.sim.token, api_url=s.sim.url, mode="webhook", webhook_secret=SECRET,
-            on_event=s.rt.on_event, webhook_url="http://unused")
+            s.sim.token,
+            api_url=s.sim.url,
+            mode="webhook",
+            webhook_secret=SECRET,
+            on_event=s.rt.on_event,
+            webhook_url="http://unused",
+        )
         server = TestServer(make_app(s.rt))
         await server.start_server()
         try:
@@ -101,8 +108,14 @@ async def test_telegram_webhook_chunked_oversized_body_is_413(db):
 
 
 def reply_form(sid: str = "SM" + "b" * 32, **extra) -> dict[str, str]:
-    return {"MessageSid": sid, "AccountSid": DEV_ACCOUNT_SID, "From": PHONE, "To": DEV_NUMBER, "Body": "是 是 5",
-            **extra}
+    return {
+        "MessageSid": sid,
+        "AccountSid": DEV_ACCOUNT_SID,
+        "From": PHONE,
+        "To": DEV_NUMBER,
+        "Body": "是 是 5",
+        **extra,
+    }
 
 
 def status_form(sid: str = "SM" + "c" * 32, **extra) -> dict[str, str]:
@@ -126,37 +139,73 @@ def twilio_attacks(base: str) -> list[tuple[str, str, bytes | dict, dict, int]]:
         ("inbound: body changed after signing", INBOUND_PATH, {**form, "Body": "1 1 1"}, signed(inbound, form), 403),
         ("inbound: parameter added after signing", INBOUND_PATH, {**form, "X": "1"}, signed(inbound, form), 403),
         ("inbound: signature not base64", INBOUND_PATH, form, {"X-Twilio-Signature": "%%%"}, 403),
-        ("inbound: SharedKey algorithm", INBOUND_PATH, form,
-         {**signed(inbound, form), "X-Twilio-Webhooks-Signature-Settings": "key=k1,algorithm=HMAC_SHA256"}, 403),
+        (
+            "inbound: SharedKey algorithm",
+            INBOUND_PATH,
+            form,
+            {**signed(inbound, form), "X-Twilio-Webhooks-Signature-Settings": "key=k1,algorithm=HMAC_SHA256"},
+            403,
+        ),
         ("inbound: not utf-8", INBOUND_PATH, b"Body=\xff\xfe&From=%2B86", signed(inbound, {}), 403),
         ("inbound: json, unsigned", INBOUND_PATH, json.dumps(form).encode(), {"Content-Type": "application/json"}, 403),
         ("inbound: oversized, signed", INBOUND_PATH, huge, signed(inbound, huge), 413),
         ("inbound: oversized, unsigned", INBOUND_PATH, huge, {}, 413),
-        ("inbound: signed, no MessageSid", INBOUND_PATH, {k: v for k, v in form.items() if k != "MessageSid"},
-         signed(inbound, {k: v for k, v in form.items() if k != "MessageSid"}), 400),
-        ("inbound: signed, no From", INBOUND_PATH, {k: v for k, v in form.items() if k != "From"},
-         signed(inbound, {k: v for k, v in form.items() if k != "From"}), 400),
+        (
+            "inbound: signed, no MessageSid",
+            INBOUND_PATH,
+            {k: v for k, v in form.items() if k != "MessageSid"},
+            signed(inbound, {k: v for k, v in form.items() if k != "MessageSid"}),
+            400,
+        ),
+        (
+            "inbound: signed, no From",
+            INBOUND_PATH,
+            {k: v for k, v in form.items() if k != "From"},
+            signed(inbound, {k: v for k, v in form.items() if k != "From"}),
+            400,
+        ),
         ("inbound: signed, empty form", INBOUND_PATH, b"", signed(inbound, {}), 400),
         ("inbound: signed, not a form", INBOUND_PATH, b"garbage", signed(inbound, {"garbage": ""}), 400),
-        *[(f"inbound: signed, {what}", INBOUND_PATH, bad, signed(inbound, bad), 400) for what, bad in (
-            ("MessageSid of 200 characters", reply_form(sid="SM" + "d" * 198)),
-            ("From of 100 characters", reply_form(From="+86" + "1" * 97)),
-            ("From with a control character", reply_form(From="+8613\x1b900000000")),
-        )],
+        *[
+            (f"inbound: signed, {what}", INBOUND_PATH, bad, signed(inbound, bad), 400)
+            for what, bad in (
+                ("MessageSid of 200 characters", reply_form(sid="SM" + "d" * 198)),
+                ("From of 100 characters", reply_form(From="+86" + "1" * 97)),
+                ("From with a control character", reply_form(From="+8613\x1b900000000")),
+            )
+        ],
         ("status: no signature", STATUS_PATH, status_form(), {}, 403),
         ("status: wrong token", STATUS_PATH, status_form(), signed(status, status_form(), "nope"), 403),
         ("status: signed for the inbound URL", STATUS_PATH, status_form(), signed(inbound, status_form()), 403),
-        ("status: signed, no MessageStatus", STATUS_PATH, {**status_form(), "MessageStatus": ""},
-         signed(status, {**status_form(), "MessageStatus": ""}), 400),
-        ("status: signed, no MessageSid", STATUS_PATH, {"MessageStatus": "delivered"},
-         signed(status, {"MessageStatus": "delivered"}), 400),
-        *[(f"status: signed, {what}", STATUS_PATH, bad, signed(status, bad), 400) for what, bad in (
-            ("MessageSid of 200 characters", status_form(sid="SM" + "e" * 198)),
-            ("MessageStatus of 100 characters", status_form(MessageStatus="d" * 100)),
-            ("To with a NUL", status_form(To="+86139\x000000000")),
-        )],
-        ("status: oversized", STATUS_PATH, {**status_form(), "Pad": "x" * MAX_WEBHOOK_BODY},
-         signed(status, {**status_form(), "Pad": "x" * MAX_WEBHOOK_BODY}), 413),
+        (
+            "status: signed, no MessageStatus",
+            STATUS_PATH,
+            {**status_form(), "MessageStatus": ""},
+            signed(status, {**status_form(), "MessageStatus": ""}),
+            400,
+        ),
+        (
+            "status: signed, no MessageSid",
+            STATUS_PATH,
+            {"MessageStatus": "delivered"},
+            signed(status, {"MessageStatus": "delivered"}),
+            400,
+        ),
+        *[
+            (f"status: signed, {what}", STATUS_PATH, bad, signed(status, bad), 400)
+            for what, bad in (
+                ("MessageSid of 200 characters", status_form(sid="SM" + "e" * 198)),
+                ("MessageStatus of 100 characters", status_form(MessageStatus="d" * 100)),
+                ("To with a NUL", status_form(To="+86139\x000000000")),
+            )
+        ],
+        (
+            "status: oversized",
+            STATUS_PATH,
+            {**status_form(), "Pad": "x" * MAX_WEBHOOK_BODY},
+            signed(status, {**status_form(), "Pad": "x" * MAX_WEBHOOK_BODY}),
+            413,
+        ),
     ]
 
 
@@ -180,8 +229,11 @@ async def test_twilio_chunked_oversized_body_is_413(db):
         before = await stored()
         body = b"Body=" + b"x" * MAX_WEBHOOK_BODY
         async with aiohttp.ClientSession() as http:
-            async with http.post(g.settings.public_url + INBOUND_PATH, data=chunked(body),
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
+            async with http.post(
+                g.settings.public_url + INBOUND_PATH,
+                data=chunked(body),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ) as r:
                 assert r.status == 413
         assert await stored() == before
 

@@ -8,11 +8,11 @@ districts and the five risk classes; inspectors with known quirks by certificate
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.clock import FakeClock
+from core.clock import FakeClock
 from models.directory import (
     Department,
     Entity,
@@ -26,7 +26,7 @@ from models.directory import (
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # 2026-12-01 10:00 Beijing time, a Tuesday (chinese_calendar covers 2026).
-START = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
+START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 RISKS = "ABCDE"
 
 
@@ -57,16 +57,34 @@ async def build(n_entities: int = 40, n_scjg: int = 8, n_wsj: int = 4, *, risks:
     w.units["SCJG"] = await Unit.create(department=w.depts["SCJG"], name="市场监管执法支队", jurisdiction="3702")
     w.units["SCJG-S"] = await Unit.create(department=w.depts["SCJG"], name="市南区市场监管局", jurisdiction="370202")
     w.units["WSJ"] = await Unit.create(department=w.depts["WSJ"], name="卫生监督所", jurisdiction="3702")
-    w.items["SP"] = await Item.create(code="SCJG-SP-01", name="食品经营许可情况检查", department=w.depts["SCJG"],
-                                      qualifications=["SP"], target_kinds=["enterprise"])
-    w.items["YL"] = await Item.create(code="WSJ-YL-01", name="医疗机构执业情况检查", department=w.depts["WSJ"],
-                                      qualifications=["YL"], target_kinds=["enterprise"])
-    await Entity.bulk_create([
-        Entity(uscc=uscc(i), name=f"青岛测试{i}号有限公司", kind=EntityKind.ENTERPRISE,
-               division_code="370202001" if i % 2 == 0 else "370203002", address=f"青岛市测试路{i}号",
-               industry="餐饮" if i % 3 else "零售", risk_class=RiskClass(risks[i % len(risks)]))
-        for i in range(n_entities)
-    ])
+    w.items["SP"] = await Item.create(
+        code="SCJG-SP-01",
+        name="食品经营许可情况检查",
+        department=w.depts["SCJG"],
+        qualifications=["SP"],
+        target_kinds=["enterprise"],
+    )
+    w.items["YL"] = await Item.create(
+        code="WSJ-YL-01",
+        name="医疗机构执业情况检查",
+        department=w.depts["WSJ"],
+        qualifications=["YL"],
+        target_kinds=["enterprise"],
+    )
+    await Entity.bulk_create(
+        [
+            Entity(
+                uscc=uscc(i),
+                name=f"青岛测试{i}号有限公司",
+                kind=EntityKind.ENTERPRISE,
+                division_code="370202001" if i % 2 == 0 else "370203002",
+                address=f"青岛市测试路{i}号",
+                industry="餐饮" if i % 3 else "零售",
+                risk_class=RiskClass(risks[i % len(risks)]),
+            )
+            for i in range(n_entities)
+        ]
+    )
     w.entities = await Entity.all().order_by("uscc")
     for i in range(1, n_scjg + 1):
         await inspector(w, f"S{i:02d}", "SCJG", ["SP"])
@@ -75,12 +93,25 @@ async def build(n_entities: int = 40, n_scjg: int = 8, n_wsj: int = 4, *, risks:
     return w
 
 
-async def inspector(w: World, cert: str, dept: str, quals: list[str], *, unit: str | None = None,
-                    status: InspectorStatus = InspectorStatus.ACTIVE,
-                    expiry: date | None = date(2030, 1, 1)) -> Inspector:
-    row = await Inspector.create(cert_no=cert, name=f"检查员{cert}", department=w.depts[dept],
-                                 unit=w.units[unit or dept], qualifications=sorted(quals), status=status,
-                                 cert_expiry=expiry)
+async def inspector(
+    w: World,
+    cert: str,
+    dept: str,
+    quals: list[str],
+    *,
+    unit: str | None = None,
+    status: InspectorStatus = InspectorStatus.ACTIVE,
+    expiry: date | None = date(2030, 1, 1),
+) -> Inspector:
+    row = await Inspector.create(
+        cert_no=cert,
+        name=f"检查员{cert}",
+        department=w.depts[dept],
+        unit=w.units[unit or dept],
+        qualifications=sorted(quals),
+        status=status,
+        cert_expiry=expiry,
+    )
     w.inspectors[cert] = row
     return row
 
@@ -122,16 +153,41 @@ cron = "0 9 1 * *"
 """
 
 
-def plan_file(tmp: Path, code: str = "P1", *, departments=("SCJG",), items=("SCJG-SP-01",), flight=False,
-              divisions=("3702",), a="0.25", b="0.25", c="0.5", size=2, entity_days=0, inspector_days=0,
-              name="测试计划") -> Path:
+def plan_file(
+    tmp: Path,
+    code: str = "P1",
+    *,
+    departments=("SCJG",),
+    items=("SCJG-SP-01",),
+    flight=False,
+    divisions=("3702",),
+    a="0.25",
+    b="0.25",
+    c="0.5",
+    size=2,
+    entity_days=0,
+    inspector_days=0,
+    name="测试计划",
+) -> Path:
     def toml_list(values) -> str:
         return "[" + ", ".join(f'"{v}"' for v in values) + "]"
 
     path = tmp / f"{code}.toml"
-    path.write_text(PLAN_TOML.format(
-        code=code, name=name, departments=toml_list(departments), items=toml_list(items),
-        flight=str(flight).lower(), divisions=toml_list(divisions), a=a, b=b, c=c, size=size,
-        entity_days=entity_days, inspector_days=inspector_days,
-    ), encoding="utf-8")
+    path.write_text(
+        PLAN_TOML.format(
+            code=code,
+            name=name,
+            departments=toml_list(departments),
+            items=toml_list(items),
+            flight=str(flight).lower(),
+            divisions=toml_list(divisions),
+            a=a,
+            b=b,
+            c=c,
+            size=size,
+            entity_days=entity_days,
+            inspector_days=inspector_days,
+        ),
+        encoding="utf-8",
+    )
     return path

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import pytest
 from tortoise.exceptions import IntegrityError
 
-from bot import db as dbmod
-from bot.render import render
+from core import db as dbmod
+from core.render import render
 from models.directory import Conflict, ConflictSource, ConflictType, InspectorStatus, Unit
 from models.draws import (
     Assignment,
@@ -42,9 +42,15 @@ async def add(tmp_path, clock, code="P1", **kwargs):
 
 
 async def team_of(no: int, draw_ref: str) -> list[str]:
-    rows = await (Assignment.filter(inspection__no=no, inspection__draw__draw_ref=draw_ref,
-                                    status__in=[AssignmentStatus.SENT, AssignmentStatus.ACCEPTED])
-                  .order_by("seat").prefetch_related("inspector"))
+    rows = await (
+        Assignment.filter(
+            inspection__no=no,
+            inspection__draw__draw_ref=draw_ref,
+            status__in=[AssignmentStatus.SENT, AssignmentStatus.ACCEPTED],
+        )
+        .order_by("seat")
+        .prefetch_related("inspector")
+    )
     return [a.inspector.cert_no for a in rows]
 
 
@@ -95,7 +101,10 @@ async def test_draw_writes_everything_once(db, tmp_path):
     assert sorted(o.dedupe_key for o in outbox) == sorted(f"asg:{a.id}:sent" for a in assignments)
     assert {o.recipient_id for o in outbox} == {a.inspector_id for a in assignments}
     assert set(await DrawInput.filter(draw=row).values_list("name", flat=True)) == {
-        "pool.tsv", "inspectors.tsv", "params.json"}
+        "pool.tsv",
+        "inspectors.tsv",
+        "params.json",
+    }
     # the numbering is the protocol's: ascending rank
     ranks = [int(r, 16) for r in await Inspection.filter(draw=row).order_by("no").values_list("rank", flat=True)]
     assert ranks == sorted(ranks)
@@ -130,9 +139,18 @@ async def test_database_refuses_a_second_draw_row(db, tmp_path):
     other_firing = await Firing.get(draw_ref=other.draw_ref)
     with pytest.raises(IntegrityError):
         await Draw.create(
-            draw_ref=result.draw_ref, firing=other_firing, plan_id=first.plan_id, drawn_at=clock.now(),
-            pool_digest="0" * 64, inspectors_digest="0" * 64, inspections_digest="0" * 64,
-            window_start=clock.now(), window_end=clock.now(), pool_size=0, inspector_count=0, inspection_count=0,
+            draw_ref=result.draw_ref,
+            firing=other_firing,
+            plan_id=first.plan_id,
+            drawn_at=clock.now(),
+            pool_digest="0" * 64,
+            inspectors_digest="0" * 64,
+            inspections_digest="0" * 64,
+            window_start=clock.now(),
+            window_end=clock.now(),
+            pool_size=0,
+            inspector_count=0,
+            inspection_count=0,
         )
 
 
@@ -157,7 +175,12 @@ async def test_dry_run_counts_and_writes_nothing(db, tmp_path):
     preview = await draws.draw_plan("P1", dry_run=True, clock=clock, zone=ZONE)
     assert isinstance(preview, draws.Preview) and preview.draw_ref is None
     assert [(s.stratum, s.pool, s.drawn) for s in preview.strata] == [
-        ("A", 8, 2), ("B", 8, 2), ("C", 8, 4), ("D", 8, 8), ("E", 8, 8)]
+        ("A", 8, 2),
+        ("B", 8, 2),
+        ("C", 8, 4),
+        ("D", 8, 8),
+        ("E", 8, 8),
+    ]
     assert preview.inspectors == 8 and preview.drawn == 24
     assert await counts() == before  # not even a firing was announced
     announced = await draws.announce("P1", None, clock=clock, zone=ZONE)
@@ -220,10 +243,19 @@ async def test_only_eligible_inspectors_are_placed(db, tmp_path):
     await world.inspector(w, "X-FAR", "SCJG", ["SP"], unit="far")
     await world.inspector(w, "Y-TODAY", "SCJG", ["SP"], expiry=date(2026, 12, 1))  # valid through today
     conflicted = w.entities[0]
-    await Conflict.create(inspector=w.inspectors["S01"], entity=conflicted, type=ConflictType.CLOSE_RELATIVE,
-                          source=ConflictSource.DECLARED)
-    await Conflict.create(inspector=w.inspectors["S02"], entity=conflicted, type=ConflictType.OTHER,
-                          source=ConflictSource.DECLARED, withdrawn_at=world.START)  # withdrawn: no longer counts
+    await Conflict.create(
+        inspector=w.inspectors["S01"],
+        entity=conflicted,
+        type=ConflictType.CLOSE_RELATIVE,
+        source=ConflictSource.DECLARED,
+    )
+    await Conflict.create(
+        inspector=w.inspectors["S02"],
+        entity=conflicted,
+        type=ConflictType.OTHER,
+        source=ConflictSource.DECLARED,
+        withdrawn_at=world.START,
+    )  # withdrawn: no longer counts
     clock = world.clock()
     await add(tmp_path, clock, a="1", b="1", c="1")  # every entity drawn
     result = await draws.draw_plan("P1", clock=clock, zone=ZONE)

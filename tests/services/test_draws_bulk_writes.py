@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import db as dbmod
+from core import db as dbmod
 from domain.plans import parse_plan
 from models.directory import Entity, Inspector, Item
 from models.draws import Assignment, Draw, Firing, Inspection
@@ -24,10 +24,17 @@ from tests.services import draw_world as world
 ZONE = world.ZONE
 text = st.text(max_size=12)  # any character: quotes, backslashes, controls, CJK, surrogates' neighbours
 ids = st.integers(min_value=0, max_value=10**12)
-base_contexts = st.fixed_dictionaries({
-    "draw_ref": text, "plan": st.fixed_dictionaries({"code": text, "name": text}), "items": st.lists(text, max_size=3),
-    "flight": st.booleans(), "window": st.fixed_dictionaries({"start": text, "end": text}), "deadline": text,
-}, optional={"reveal_at": text})
+base_contexts = st.fixed_dictionaries(
+    {
+        "draw_ref": text,
+        "plan": st.fixed_dictionaries({"code": text, "name": text}),
+        "items": st.lists(text, max_size=3),
+        "flight": st.booleans(),
+        "window": st.fixed_dictionaries({"start": text, "end": text}),
+        "deadline": text,
+    },
+    optional={"reveal_at": text},
+)
 entities = st.none() | st.tuples(text, text, text)
 
 

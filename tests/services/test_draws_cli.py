@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from bot import db
 from bot.cli import main
-from bot.settings import Settings
+from core import db
+from core.settings import Settings
 from domain import bundle
 from models.draws import FiringSecret
 from tests.services import draw_world as world
@@ -57,7 +57,7 @@ def test_plan_add_list_show(cli, tmp_path, capsys):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda t: t.replace('C = "0.5"', "C = 0.1"), 'ratios.C: 0.1 is a floating-point number'),
+        (lambda t: t.replace('C = "0.5"', "C = 0.1"), "ratios.C: 0.1 is a floating-point number"),
         (lambda t: t.replace('C = "0.5"', 'F = "0.5"'), 'ratios.F: unknown risk class "F"'),
         (lambda t: t.replace("size = 2", "size = 1"), "team.size: must be at least 2, not 1"),
         (lambda t: t.replace('items = ["SCJG-SP-01"]', 'items = ["NOPE"]'), 'items[0]: no inspection item "NOPE"'),

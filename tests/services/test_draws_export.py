@@ -52,8 +52,13 @@ async def test_bundle_is_the_draw_as_it_was_whatever_changed_since(db, tmp_path)
     await draws.export(result.draw_ref, tmp_path / "first", clock=clock)
     await Entity.filter(uscc=world.uscc(3)).update(status=EntityStatus.INACTIVE, risk_class="A")
     await Inspector.filter(cert_no="S01").update(status=InspectorStatus.RETIRED)
-    await Inspector.create(cert_no="S99", name="新人", department_id=(await Inspector.get(cert_no="S02")).department_id,
-                           unit_id=(await Inspector.get(cert_no="S02")).unit_id, qualifications=["SP"])
+    await Inspector.create(
+        cert_no="S99",
+        name="新人",
+        department_id=(await Inspector.get(cert_no="S02")).department_id,
+        unit_id=(await Inspector.get(cert_no="S02")).unit_id,
+        qualifications=["SP"],
+    )
     await draws.export(result.draw_ref, tmp_path / "again", clock=clock)
     assert read_dir(tmp_path / "first") == read_dir(tmp_path / "again")
     verified(tmp_path / "again")

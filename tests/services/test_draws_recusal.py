@@ -26,17 +26,23 @@ async def first_assignment(draw_ref: str) -> Assignment:
 
 
 async def seat_holders(inspection_id: int) -> list[str]:
-    rows = await (Assignment.filter(inspection_id=inspection_id,
-                                    status__in=[AssignmentStatus.SENT, AssignmentStatus.ACCEPTED])
-                  .order_by("seat").prefetch_related("inspector"))
+    rows = await (
+        Assignment.filter(inspection_id=inspection_id, status__in=[AssignmentStatus.SENT, AssignmentStatus.ACCEPTED])
+        .order_by("seat")
+        .prefetch_related("inspector")
+    )
     return [a.inspector.cert_no for a in rows]
 
 
 async def test_recusal_draws_and_sends_a_replacement(db, tmp_path):
     await world.build(n_entities=10, n_scjg=6, risks="D")
     result, clock = await drawn(tmp_path)
-    first = await Assignment.filter(draw__draw_ref=result.draw_ref).order_by("id").first().prefetch_related(
-        "inspector", "inspection")
+    first = (
+        await Assignment.filter(draw__draw_ref=result.draw_ref)
+        .order_by("id")
+        .first()
+        .prefetch_related("inspector", "inspection")
+    )
     team_before = await seat_holders(first.inspection_id)
     outbox_before = await Outbox.all().count()
 
@@ -52,7 +58,11 @@ async def test_recusal_draws_and_sends_a_replacement(db, tmp_path):
     assert len(team_after) == 2 and len(set(team_after)) == 2 and first.inspector.cert_no not in team_after
     log = await Recusal.get(id=done.recusal_id)
     assert (log.ordinal, log.seat, log.recusing_id, log.replacement_id) == (
-        0, first.seat, first.inspector_id, new.inspector_id)
+        0,
+        first.seat,
+        first.inspector_id,
+        new.inspector_id,
+    )
     assert log.reason_type is ConflictType.FORMER_EMPLOYMENT
     conflict = await Conflict.get(inspector_id=first.inspector_id, entity_id=first.inspection.entity_id)
     assert conflict.source is ConflictSource.RECUSAL and conflict.note == "曾在该公司任职"
@@ -105,9 +115,9 @@ async def test_a_recusal_keeps_the_pair_apart_in_later_draws(db, tmp_path):
     await draws.recuse(first.id, "personal_relationship", clock=clock, zone=ZONE)
     for _ in range(3):
         later = await draws.draw_plan("P1", clock=clock, zone=ZONE)
-        placed = await Assignment.filter(draw__draw_ref=later.draw_ref,
-                                         inspection__entity_id=first.inspection.entity_id).values_list(
-            "inspector_id", flat=True)
+        placed = await Assignment.filter(
+            draw__draw_ref=later.draw_ref, inspection__entity_id=first.inspection.entity_id
+        ).values_list("inspector_id", flat=True)
         assert len(placed) == 2 and first.inspector_id not in placed
 
 

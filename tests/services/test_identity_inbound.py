@@ -6,11 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from bot.channels.base import EventKind, InboundEvent
-from bot.clock import FakeClock
+from core.channel import EventKind, InboundEvent
+from core.clock import FakeClock
 from handlers.router import route
-from models.messaging import ChatBinding, Channel, InboundEvent as InboundRow, InviteCode, Outbox, Role
-from services.identity import IdentityError, create_invite, redeem
+from models.messaging import ChatBinding, InviteCode, Outbox, Role
+from models.messaging import InboundEvent as InboundRow
+from services.identity import IdentityError, create_invite
 from services.inbound import receive
 from services.outbox import reply
 from tests import builders
@@ -19,8 +20,7 @@ _ids = iter(range(1000, 10_000))
 
 
 def ev(sender="501", kind=EventKind.TEXT, external_id=None, **kw) -> InboundEvent:
-    return InboundEvent(channel="telegram", external_id=external_id or str(next(_ids)), sender=sender,
-                        kind=kind, **kw)
+    return InboundEvent(channel="telegram", external_id=external_id or str(next(_ids)), sender=sender, kind=kind, **kw)
 
 
 def start(code: str, sender="501") -> InboundEvent:
@@ -43,7 +43,9 @@ async def test_invite_binds_once_and_only_its_hash_is_stored(db):
     [welcome] = await replies("501")
     assert welcome.template == "welcome.j2" and welcome.context["name"] == "张伟"
     stored = await InboundRow.get(kind="command")
-    assert stored.payload["argument"].startswith("sha256:") and code not in str(stored.payload)  # the code does not linger in the event log
+    assert stored.payload["argument"].startswith("sha256:") and code not in str(
+        stored.payload
+    )  # the code does not linger in the event log
 
     # used: a second chat cannot take it
     result = await receive(start(code, sender="502"), route, clock)
@@ -71,10 +73,10 @@ async def test_invite_for_unknown_people_is_refused(db):
     clock = FakeClock()
     with pytest.raises(IdentityError) as err:
         await create_invite(Role.INSPECTOR, clock, cert_no="nobody")
-    assert err.value.reason == "unknown_inspector"
+    assert err.value.code == "unknown_inspector"
     with pytest.raises(IdentityError) as err:
         await create_invite(Role.COORDINATOR, clock, departments=("NOPE",))
-    assert err.value.reason == "unknown_department"
+    assert err.value.code == "unknown_department"
 
 
 async def test_unknown_sender_gets_a_refusal_and_nothing_else(db):

@@ -8,9 +8,9 @@ import sqlite3
 
 from tortoise.exceptions import DBConnectionError, OperationalError
 
-from bot import db as dbmod
-from bot.channels.base import EventKind, InboundEvent
-from bot.clock import FakeClock
+from core import db as dbmod
+from core.channel import EventKind, InboundEvent
+from core.clock import FakeClock
 from handlers.router import route
 from models.messaging import InboundEvent as InboundRow
 from models.messaging import Outbox
@@ -19,8 +19,9 @@ from services.outbox import reply
 
 
 def sms(n: int, text: str = "你好", external_id: str | None = None) -> InboundEvent:
-    return InboundEvent(channel="sms", external_id=external_id or f"SM{n:032d}", sender=f"+86138{n:08d}",
-                        kind=EventKind.TEXT, text=text)
+    return InboundEvent(
+        channel="sms", external_id=external_id or f"SM{n:032d}", sender=f"+86138{n:08d}", kind=EventKind.TEXT, text=text
+    )
 
 
 async def test_concurrent_events_are_stored_once_each_in_one_commit(db):
@@ -100,8 +101,9 @@ async def test_commands_and_buttons_get_a_transaction_of_their_own(db):
     clock = FakeClock()
     group = dbmod.group()
     before = (group.batches, group.items)
-    command = InboundEvent(channel="telegram", external_id="7001", sender="77", kind=EventKind.COMMAND,
-                           command="help", text="/help")
+    command = InboundEvent(
+        channel="telegram", external_id="7001", sender="77", kind=EventKind.COMMAND, command="help", text="/help"
+    )
     assert (await receive(command, route, clock)).outcome == "unknown"
     assert (group.batches, group.items) == before
     assert await receive(sms(1), route, clock)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from bot import db as dbmod
-from bot.channels.base import EventKind, InboundEvent
+from core import db as dbmod
+from core.channel import EventKind, InboundEvent
 from handlers import router
 from handlers.router import BUTTONS, COMMANDS, LONG_BUTTONS, LONG_COMMANDS, long_work, route
 from models.audit import AuditRecord
@@ -82,8 +82,7 @@ async def test_a_button_press_in_a_batch_with_a_failing_event_still_commits(db, 
             raise RuntimeError("a handler bug")
         return await route(ctx)
 
-    events = [press(chat_a, f"asg:accept:{asg_a.id}"), tg(chat_b, EventKind.TEXT, text="poison"),
-              cmd(chat_b, "tasks")]
+    events = [press(chat_a, f"asg:accept:{asg_a.id}"), tg(chat_b, EventKind.TEXT, text="poison"), cmd(chat_b, "tasks")]
     group = dbmod.group()
     batches, items = group.batches, group.items
     results = await asyncio.gather(*(receive(e, poisoned, clock, long_work=long_work) for e in events))

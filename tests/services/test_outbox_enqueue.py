@@ -1,16 +1,22 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tortoise.transactions import in_transaction
 
 from models.messaging import Channel, Outbox, OutboxStatus, RecipientKind
 from services.outbox import Message, enqueue
 
-NOW = datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 def msg(key: str, **kw) -> Message:
-    return Message(dedupe_key=key, recipient_kind=RecipientKind.INSPECTOR, recipient_id=7,
-                   template="assignment.j2", context={"no": 1, "名称": "<b>青岛</b>"}, **kw)
+    return Message(
+        dedupe_key=key,
+        recipient_kind=RecipientKind.INSPECTOR,
+        recipient_id=7,
+        template="assignment.j2",
+        context={"no": 1, "名称": "<b>青岛</b>"},
+        **kw,
+    )
 
 
 async def test_enqueue_writes_rows_readable_by_the_orm(db):

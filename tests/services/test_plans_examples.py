@@ -3,12 +3,12 @@ bundles verify."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.clock import FakeClock
+from core.clock import FakeClock
 from domain import bundle
 from importers import city
 from importers.run import import_file
@@ -31,7 +31,7 @@ def test_there_are_three_examples_one_joint_one_flight():
 
 
 async def test_examples_draw_against_the_generated_city(db, tmp_path, city_files):
-    clock = FakeClock(datetime(2026, 12, 1, 2, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
     for kind, path in city_files.in_import_order():
         assert (await import_file(kind, path, now=clock.now())).ok
     for path in EXAMPLES:

@@ -119,7 +119,9 @@ def test_fire_times_cron_and_dates(tmp_path):
     path.write_text(YAML_PLAN, encoding="utf-8")
     dated = plans.load_plan_file(path)
     assert [t.isoformat() for t in plans.fire_times(dated, world.START, world.ZONE)] == [
-        "2026-12-10T09:00:00+08:00", "2027-01-05T08:30:00+08:00"]
+        "2026-12-10T09:00:00+08:00",
+        "2027-01-05T08:30:00+08:00",
+    ]
 
 
 def test_working_days_follow_the_holiday_calendar():
@@ -143,7 +145,7 @@ def test_deadline_and_window_in_local_time(tmp_path):
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 def test_every_example_renders_in_every_locale(locale):
-    from bot.render import text
+    from core.render import text
     from tests.services.test_plans_examples import EXAMPLES
 
     for path in EXAMPLES:

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.compose import compose
 from bot.runtime import Runtime
+from core.compose import compose
 from models.draws import Assignment, Inspection
 from models.messaging import Channel, ChatBinding, Outbox, Role
 from models.scheduling import Fire
@@ -18,12 +18,13 @@ from services import reports
 from tests.web import world
 
 ZONE = world.ZONE
-END_OF_MONTH = datetime(2026, 12, 31, 12, 0, tzinfo=timezone.utc)
+END_OF_MONTH = datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
 
 
 async def report(db, *, personal: bool, now: datetime = END_OF_MONTH, departments=None, chart=False):
-    return await reports.monthly_report("2026-12", departments, now, data_dir=db.data_dir, zone=ZONE,
-                                        personal=personal, chart=chart)
+    return await reports.monthly_report(
+        "2026-12", departments, now, data_dir=db.data_dir, zone=ZONE, personal=personal, chart=chart
+    )
 
 
 async def test_figures_of_the_month(db, tmp_path):
@@ -66,10 +67,20 @@ async def _more_answered_surveys(n: int) -> None:
     now = world.START + timedelta(days=4)
     for no in range(2, 2 + n):
         insp = await Inspection.get(draw_id=sample.draw_id, no=no)
-        await Survey.create(inspection=insp, entity_id=insp.entity_id, sample=sample, code=f"C{no:03d}",
-                            channel=Channel.SMS, address="", status=SurveyStatus.ANSWERED,
-                            answers={"credentials": True, "improper": False, "fairness": 5}, created_at=now,
-                            sent_at=now, answered_at=now, completed_at=now)
+        await Survey.create(
+            inspection=insp,
+            entity_id=insp.entity_id,
+            sample=sample,
+            code=f"C{no:03d}",
+            channel=Channel.SMS,
+            address="",
+            status=SurveyStatus.ANSWERED,
+            answers={"credentials": True, "improper": False, "fairness": 5},
+            created_at=now,
+            sent_at=now,
+            answered_at=now,
+            completed_at=now,
+        )
 
 
 async def test_scope_bad_months_and_partial_months(db, tmp_path):
@@ -85,7 +96,7 @@ async def test_scope_bad_months_and_partial_months(db, tmp_path):
     with pytest.raises(reports.ReportError) as future:
         await reports.monthly_report("2027-02", None, END_OF_MONTH, data_dir=db.data_dir, zone=ZONE)
     assert future.value.code == "month_in_future"
-    assert reports.month_bounds("2026-12", ZONE)[0] == datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)
+    assert reports.month_bounds("2026-12", ZONE)[0] == datetime(2026, 11, 30, 16, 0, tzinfo=UTC)
     assert reports.shift_month("2026-12", 1) == "2027-01" and reports.shift_month("2026-01", -1) == "2025-12"
 
 
@@ -103,8 +114,9 @@ async def test_chart_is_a_png_made_once_per_content(db, tmp_path):
 
 
 async def _coordinators() -> tuple[ChatBinding, ChatBinding]:
-    coord = await ChatBinding.create(channel=Channel.TELEGRAM, address="900", role=Role.COORDINATOR,
-                                     departments=["SCJG"], locale="zh-CN")
+    coord = await ChatBinding.create(
+        channel=Channel.TELEGRAM, address="900", role=Role.COORDINATOR, departments=["SCJG"], locale="zh-CN"
+    )
     admin = await ChatBinding.create(channel=Channel.TELEGRAM, address="901", role=Role.ADMIN, locale="en")
     return coord, admin
 
@@ -115,7 +127,11 @@ async def test_send_queues_the_report_and_its_chart_once(db, tmp_path):
     assert await reports.send_monthly_report("2026-12", END_OF_MONTH, data_dir=db.data_dir, zone=ZONE) == 2
     rows = await Outbox.filter(template__startswith="report").order_by("id")
     assert sorted((r.recipient_id, r.template) for r in rows) == [
-        (coord.id, "report.j2"), (coord.id, "report_chart.j2"), (admin.id, "report.j2"), (admin.id, "report_chart.j2")]
+        (coord.id, "report.j2"),
+        (coord.id, "report_chart.j2"),
+        (admin.id, "report.j2"),
+        (admin.id, "report_chart.j2"),
+    ]
     text = next(r for r in rows if r.recipient_id == coord.id and r.template == "report.j2")
     shown = compose("report.j2", text.context, "zh-CN", "900")
     assert "2026-12 月度报告" in shown.text and "近亲属关系 1" in shown.text and "检查员S0" in shown.text
@@ -152,9 +168,9 @@ async def test_sweep_sends_last_months_report_once_across_instances(db, tmp_path
 def test_cli_prints_the_report_and_refuses_a_bad_month(tmp_path, monkeypatch, capsys):
     import asyncio
 
-    from bot import db as dbmod
     from bot.cli import main
-    from bot.settings import Settings
+    from core import db as dbmod
+    from core.settings import Settings
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("INSPECTBOT_DATA_DIR", str(tmp_path))

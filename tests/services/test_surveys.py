@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.channels.base import EventKind, InboundEvent
-from bot.clock import FakeClock
-from bot.render import render
+from core.channel import EventKind, InboundEvent
+from core.clock import FakeClock
+from core.render import render
 from domain.plans import parse_plan
 from domain.surveys import Candidate, sample
 from handlers.router import route
@@ -31,8 +31,9 @@ MOBILE = survey_world.MOBILES[0]
 
 
 def sms(sender: str, text: str) -> InboundEvent:
-    return InboundEvent(channel="sms", external_id=f"SM{next(_ids):032d}", sender=sender, kind=EventKind.TEXT,
-                        text=text)
+    return InboundEvent(
+        channel="sms", external_id=f"SM{next(_ids):032d}", sender=sender, kind=EventKind.TEXT, text=text
+    )
 
 
 def tg(sender: str, kind: EventKind = EventKind.TEXT, **kw) -> InboundEvent:
@@ -142,9 +143,15 @@ async def test_survey_sms_then_a_full_answer_in_one_reply_or_one_answer_per_sms(
     assert await say(clock, second, "４分") == "survey_answered"
     replies = (await to(second))[1:]
     assert [(o.template, o.context.get("question")) for o in replies] == [
-        ("survey_next.j2", "improper"), ("survey_next.j2", "fairness"), ("survey_thanks.j2", None)]
+        ("survey_next.j2", "improper"),
+        ("survey_next.j2", "fairness"),
+        ("survey_thanks.j2", None),
+    ]
     assert (await Survey.get(inspection_id=w.inspections[1].id)).answers == {
-        "credentials": True, "improper": False, "fairness": 4}
+        "credentials": True,
+        "improper": False,
+        "fairness": 4,
+    }
 
 
 async def test_a_garbled_reply_gets_one_clarification_and_after_two_more_the_survey_is_incomplete(db):
@@ -155,7 +162,10 @@ async def test_a_garbled_reply_gets_one_clarification_and_after_two_more_the_sur
     [clarify] = (await to(MOBILE))[1:]
     assert clarify.template == "survey_clarify.j2"
     assert (clarify.context["question"], clarify.context["reason"], clarify.context["attempt"]) == (
-        "credentials", "expected_yes_no", 1)
+        "credentials",
+        "expected_yes_no",
+        1,
+    )
     assert "请回复“是”或“否”" in render("messages/survey_clarify.j2", "zh-CN", **clarify.context)
     assert await say(clock, MOBILE, "是否") == "survey_sent"
     assert await say(clock, MOBILE, "？？") == "survey_incomplete"
@@ -191,7 +201,7 @@ async def test_a_survey_due_in_quiet_hours_waits_for_eight_in_the_morning(db):
     w = await survey_world.build("D")
     assert await surveys.enter_pool(w.inspections[0].id, clock.now()) == "survey_scheduled"
     s = await Survey.get()
-    eight = datetime(2026, 12, 4, 0, 0, tzinfo=timezone.utc)  # 08:00 in Shanghai
+    eight = datetime(2026, 12, 4, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
     [invite] = await to(MOBILE)
     assert s.status == SurveyStatus.PENDING and s.sent_at == eight and invite.next_attempt_at == eight
     await surveys.run_sweep(eight - timedelta(seconds=1))
@@ -199,17 +209,17 @@ async def test_a_survey_due_in_quiet_hours_waits_for_eight_in_the_morning(db):
     await surveys.run_sweep(eight)
     assert (await Survey.get()).status == SurveyStatus.SENT
     # a reply written at 20:30 is answered at 08:00 too
-    clock.set(datetime(2026, 12, 4, 12, 30, tzinfo=timezone.utc))
+    clock.set(datetime(2026, 12, 4, 12, 30, tzinfo=UTC))
     await say(clock, MOBILE, "1")
-    assert (await to(MOBILE))[-1].next_attempt_at == datetime(2026, 12, 5, 0, 0, tzinfo=timezone.utc)
+    assert (await to(MOBILE))[-1].next_attempt_at == datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
     await say(clock, MOBILE, "TD")
     confirmation = (await to(MOBILE))[-1]
     assert confirmation.template == "survey_optout.j2"
-    assert confirmation.next_attempt_at == datetime(2026, 12, 5, 0, 0, tzinfo=timezone.utc)
+    assert confirmation.next_attempt_at == datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
 
 
 def test_the_signature_comes_from_the_settings_or_the_plan():
-    from bot.settings import Settings
+    from core.settings import Settings
 
     assert surveys.sign_for(Settings(sms_sign_name="青岛市双随机办")) == "青岛市双随机办"
     assert surveys.sign_for(Settings()) is None  # the plan's first department
@@ -274,14 +284,16 @@ async def test_improper_or_unfair_answers_alert_the_coordinators_and_never_the_i
     assert alerts[0].context["comment"] == "他们让我们用指定的消毒公司" and alerts[0].departments == ["SCJG"]
     to_coordinator = await Outbox.filter(template="survey_alert.j2").order_by("id")
     assert [(o.recipient_kind, o.recipient_id) for o in to_coordinator] == [
-        (RecipientKind.PERSON, w.coordinator.id)] * 2
+        (RecipientKind.PERSON, w.coordinator.id)
+    ] * 2
     text = render("messages/survey_alert.j2", "zh-CN", **to_coordinator[0].context)
     assert "青岛测试0号餐饮有限公司" in text and "张伟、李娜" in text and "不当利益 是" in text
     inspector_rows = await Outbox.filter(recipient_kind=RecipientKind.INSPECTOR).count()
     inspector_chats = {c.address for c in w.inspector_chats}
     assert inspector_rows == 0 and not await Outbox.filter(address__in=list(inspector_chats)).exists()
-    assert not await Outbox.filter(recipient_kind=RecipientKind.PERSON,
-                                   recipient_id__in=[c.id for c in w.inspector_chats]).exists()
+    assert not await Outbox.filter(
+        recipient_kind=RecipientKind.PERSON, recipient_id__in=[c.id for c in w.inspector_chats]
+    ).exists()
 
 
 # --- several surveys on one phone -----------------------------------------------------------------
@@ -298,7 +310,8 @@ async def test_several_open_surveys_ask_which_once_and_a_code_routes_the_reply(d
     assert await say(clock, MOBILE, "1 2 5") == "survey_which_inspection"
     which = [o for o in await to(MOBILE) if o.template == "survey_which.j2"]
     assert len(which) == 1 and sorted(s["code"] for s in which[0].context["surveys"]) == sorted(
-        [first.code, second.code])
+        [first.code, second.code]
+    )
     assert await say(clock, MOBILE, f"{second.code.lower()} 1 2 4") == "survey_answered"
     assert (await Survey.get(id=second.id)).answers["fairness"] == 4
     assert await say(clock, MOBILE, f"是 否 5 #{first.code}") == "survey_answered"
@@ -347,8 +360,10 @@ async def test_two_surveys_poll_one_chat_at_once_and_each_answer_goes_to_its_own
     second = await Survey.get(inspection_id=again.inspections[0].id)
     assert second.status == SurveyStatus.SENT and second.poll_question == "credentials"
     polls = await to("700")
-    assert [p.dedupe_key for p in polls] == [f"survey:{first.id}:poll:credentials",
-                                             f"survey:{second.id}:poll:credentials"]
+    assert [p.dedupe_key for p in polls] == [
+        f"survey:{first.id}:poll:credentials",
+        f"survey:{second.id}:poll:credentials",
+    ]
     assert all(p.context["poll"]["options"] == ["survey_opt_yes", "survey_opt_no"] for p in polls)
     # interleaved: the second survey's poll first, then the first's, question by question
     assert await answer_poll(clock, "700", second, "credentials", "poll-b1", 0) == "survey_sent"
@@ -358,14 +373,17 @@ async def test_two_surveys_poll_one_chat_at_once_and_each_answer_goes_to_its_own
     assert await answer_poll(clock, "700", second, "improper", "poll-b2", 1) == "survey_sent"
     assert await answer(clock, "700", "poll-b2", ()) == "survey_poll_retracted"
     assert (await Outbox.get(dedupe_key=f"survey:{first.id}:poll:fairness")).context["poll"]["options"] == [
-        f"survey_opt_{n}" for n in range(1, 6)]
+        f"survey_opt_{n}" for n in range(1, 6)
+    ]
     assert await answer_poll(clock, "700", second, "fairness", "poll-b3", 4) == "survey_answered"  # 5 of 5
     assert await answer_poll(clock, "700", first, "fairness", "poll-a3", 1) == "survey_answered"  # 2 of 5
     done, other = await Survey.get(id=first.id), await Survey.get(id=second.id)
     assert done.answers == {"credentials": True, "improper": False, "fairness": 2}
     assert other.answers == {"credentials": True, "improper": False, "fairness": 5}
-    assert done.polls == {"sent": ["credentials", "improper", "fairness"],
-                          "ids": {"poll-a1": "credentials", "poll-a2": "improper", "poll-a3": "fairness"}}
+    assert done.polls == {
+        "sent": ["credentials", "improper", "fairness"],
+        "ids": {"poll-a1": "credentials", "poll-a2": "improper", "poll-a3": "fairness"},
+    }
     assert other.polls["ids"] == {"poll-b1": "credentials", "poll-b2": "improper", "poll-b3": "fairness"}
     assert [a.key for a in await Alert.filter(kind="survey_alert")] == [f"survey:{first.id}:unfair"]
     thanks = [o.dedupe_key for o in await to("700") if o.template == "survey_thanks.j2"]
@@ -381,9 +399,18 @@ async def test_a_poll_answer_that_names_no_poll_we_sent_to_that_chat_is_ignored(
     await _sent(f"survey:{mine.id}:poll:credentials", "poll-1")
     await _sent(f"survey:{theirs.id}:poll:credentials", "poll-2")
     # a survey message to the chat that is not a poll, with its message id
-    await Outbox.create(dedupe_key=f"survey:{theirs.id}:r:x:0", channel="telegram", recipient_kind="entity",
-                        recipient_id=theirs.entity_id, address="701", template="survey_thanks.j2", context={},
-                        next_attempt_at=MORNING, status=OutboxStatus.SENT, provider_id="17")
+    await Outbox.create(
+        dedupe_key=f"survey:{theirs.id}:r:x:0",
+        channel="telegram",
+        recipient_kind="entity",
+        recipient_id=theirs.entity_id,
+        address="701",
+        template="survey_thanks.j2",
+        context={},
+        next_attempt_at=MORNING,
+        status=OutboxStatus.SENT,
+        provider_id="17",
+    )
     before = await Outbox.all().count()
     # an id never sent; one sent to another chat; an empty one; a message id: nothing answered, nothing sent
     for chat, poll_id in (("700", "poll-404"), ("700", "poll-2"), ("701", "poll-1"), ("700", ""), ("701", "17")):
@@ -461,8 +488,15 @@ async def test_receipts_update_the_outbox_and_an_undelivered_survey_falls_back_o
         await _sent(f"survey:{s.id}:invite", sid)
     await survey_world.link_chat(w.entities[0], "700")  # linked after the SMS went out
 
-    event = InboundEvent(channel="sms", external_id="SM1:undelivered", sender=MOBILE, kind=EventKind.DELIVERY,
-                         message_id="SM1", status="undelivered", error_code="30003")
+    event = InboundEvent(
+        channel="sms",
+        external_id="SM1:undelivered",
+        sender=MOBILE,
+        kind=EventKind.DELIVERY,
+        message_id="SM1",
+        status="undelivered",
+        error_code="30003",
+    )
     assert (await receive(event, route, clock)).outcome == "survey_fallback_telegram"
     s = await Survey.get(id=linked.id)
     assert (s.channel.value, s.address, s.poll_question) == ("telegram", "700", "credentials")
@@ -482,8 +516,9 @@ async def test_receipts_update_the_outbox_and_an_undelivered_survey_falls_back_o
     assert await surveys.delivery_status("SMnone", "delivered", "", clock.now()) == "delivery_unknown"
     # a gateway that refused the invitation outright sends no receipt: the sweep finds it
     refused = await surveyed(w, clock, 3)
-    await Outbox.filter(dedupe_key=f"survey:{refused.id}:invite").update(status=OutboxStatus.DEAD,
-                                                                          last_error="invalid_number")
+    await Outbox.filter(dedupe_key=f"survey:{refused.id}:invite").update(
+        status=OutboxStatus.DEAD, last_error="invalid_number"
+    )
     assert (await surveys.run_sweep(clock.now()))["fallback"] == 1
     assert (await Survey.get(id=refused.id)).status == SurveyStatus.UNDELIVERABLE
 
@@ -503,7 +538,9 @@ async def test_scores_need_five_responses_for_anyone_but_coordinators(db):
     coord = await surveys.integrity(["SCJG"], window, clock.now())
     # one "improper" in four responses: 100 − 60 × 1/(4 + 3)
     assert [(r.name, r.score.n, r.score.improper, r.score.score) for r in coord.rows] == [
-        ("张伟", 4, 1, 91.4), ("李娜", 4, 1, 91.4)]
+        ("张伟", 4, 1, 91.4),
+        ("李娜", 4, 1, 91.4),
+    ]
     assert coord.responses == 4 and coord.withheld == 0
     await surveyed(w, clock, 4)
     await say(clock, survey_world.MOBILES[4], "1 2 4")

@@ -16,14 +16,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.render import text
-from bot.simulators.sms import SmsSimulator
-from bot.simulators.telegram.flood import FloodLimits
-from bot.simulators.telegram import TelegramSimulator
-from bot.simulators.telegram.media import make_png
-from bot.simulators.telegram.spec import Upload
-from bot.simulators.web import ERROR_CODES, Place, phone_thread, send_samples, sim_page_app
+from core.render import text
 from domain.signatures import verify_twilio_signature
+from simulators.sms import SmsSimulator
+from simulators.telegram import TelegramSimulator
+from simulators.telegram.flood import FloodLimits
+from simulators.telegram.media import make_png
+from simulators.telegram.spec import Upload
+from simulators.web import ERROR_CODES, Place, phone_thread, send_samples, sim_page_app
 
 SID = "AC" + "2" * 32
 TOKEN = "page-test-token"
@@ -31,8 +31,14 @@ FROM = "+15005550006"
 PHONE = "+8613800138000"
 ENTITY = "青岛示例餐饮有限公司"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -100,8 +106,9 @@ async def send_sms(sms: SmsSimulator, to: str, body: str) -> None:
     """What our SMS adapter does: a create-message request to the gateway."""
     auth = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
     async with aiohttp.ClientSession(headers={"Authorization": auth}) as session:
-        async with session.post(f"{sms.url}/2010-04-01/Accounts/{SID}/Messages.json",
-                                data={"To": to, "From": FROM, "Body": body}) as resp:
+        async with session.post(
+            f"{sms.url}/2010-04-01/Accounts/{SID}/Messages.json", data={"To": to, "From": FROM, "Body": body}
+        ) as resp:
             assert resp.status == 201, await resp.text()
 
 
@@ -111,8 +118,11 @@ def started_user(tg: TelegramSimulator, name: str = "张伟", **kw):
     return user
 
 
-BUTTONS = {"inline_keyboard": [[{"text": "接受", "callback_data": "asg:accept:7"},
-                                {"text": "申请回避", "callback_data": "asg:recuse:7"}]]}
+BUTTONS = {
+    "inline_keyboard": [
+        [{"text": "接受", "callback_data": "asg:accept:7"}, {"text": "申请回避", "callback_data": "asg:recuse:7"}]
+    ]
+}
 
 
 # -- the page ----------------------------------------------------------------------------------
@@ -127,7 +137,9 @@ async def test_page_renders_in_each_locale(client, query, locale):
     assert text("sim_title", locale) in html and text("sim_reply_placeholder", locale) in html
     nonce = re.search(r"script-src 'nonce-([^']+)'", resp.headers["Content-Security-Policy"]).group(1)
     assert f'<script nonce="{nonce}">' in html  # the page's own script is the only one allowed to run
-    words = json.loads(re.search(r'<script type="application/json" id="words">(.*?)</script>', html, re.DOTALL).group(1))
+    words = json.loads(
+        re.search(r'<script type="application/json" id="words">(.*?)</script>', html, re.DOTALL).group(1)
+    )
     assert set(words["errors"]) >= set(ERROR_CODES) | {"network"}  # a word for every error the API answers
 
 
@@ -147,15 +159,18 @@ async def test_state_lists_users_and_phones(client, tg, sms, lookups):
 
     state = await (await client.get("/sim/api/state")).json()
     assert [(u["name"], u["username"], u["started"], u["messages"]) for u in state["users"]] == [
-        ("张伟", "zhangwei", True, 1), ("李娜", None, False, 0)]
+        ("张伟", "zhangwei", True, 1),
+        ("李娜", None, False, 0),
+    ]
     assert state["phones"] == [{"number": PHONE, "name": ENTITY, "state": "ok", "received": 1, "sent": 0}]
     await client.get("/sim/api/state")
     assert lookups["asked"] == [[PHONE]]  # a number's name is asked for once
 
 
 async def test_create_user_from_the_page(client, tg):
-    resp = await client.post("/sim/api/users", json={"first_name": " 王芳 ", "username": "@wangfang",
-                                                     "language_code": "zh-hans"})
+    resp = await client.post(
+        "/sim/api/users", json={"first_name": " 王芳 ", "username": "@wangfang", "language_code": "zh-hans"}
+    )
     assert resp.status == 200
     made = await resp.json()
     user = tg.user(made["id"])
@@ -170,20 +185,29 @@ async def test_create_user_from_the_page(client, tg):
 
 async def test_chat_shows_both_sides_in_order(client, tg):
     user = started_user(tg)
-    await bot_call(tg, "sendMessage", chat_id=user.id, text="任务 <script>alert(1)</script> 见 /tasks",
-                   reply_markup=BUTTONS)
+    await bot_call(
+        tg, "sendMessage", chat_id=user.id, text="任务 <script>alert(1)</script> 见 /tasks", reply_markup=BUTTONS
+    )
     tg.send_text(user, "收到")
     await bot_call(tg, "sendPoll", chat_id=user.id, question="是否出示证件？", options=[{"text": "是"}, {"text": "否"}])
 
     chat = await (await client.get(f"/sim/api/users/{user.id}")).json()
     shown = [(m["from_bot"], m.get("text"), "poll" in m) for m in chat["messages"]]
-    assert shown == [(False, "/start", False), (True, "任务 <script>alert(1)</script> 见 /tasks", False),
-                     (False, "收到", False), (True, None, True)]
+    assert shown == [
+        (False, "/start", False),
+        (True, "任务 <script>alert(1)</script> 见 /tasks", False),
+        (False, "收到", False),
+        (True, None, True),
+    ]
     task = chat["messages"][1]
-    assert task["buttons"] == [[{"text": "接受", "callback_data": "asg:accept:7"},
-                                {"text": "申请回避", "callback_data": "asg:recuse:7"}]]
+    assert task["buttons"] == [
+        [{"text": "接受", "callback_data": "asg:accept:7"}, {"text": "申请回避", "callback_data": "asg:recuse:7"}]
+    ]
     assert {"type": "bot_command", "offset": 31, "length": 6} in task["entities"]
-    assert chat["messages"][3]["poll"]["options"] == [{"text": "是", "voter_count": 0}, {"text": "否", "voter_count": 0}]
+    assert chat["messages"][3]["poll"]["options"] == [
+        {"text": "是", "voter_count": 0},
+        {"text": "否", "voter_count": 0},
+    ]
     assert chat["has_places"] is True
     missing = await client.get("/sim/api/users/999")
     assert missing.status == 404 and (await missing.json())["error"] == "no_user"
@@ -193,8 +217,9 @@ async def test_pressing_a_button_reaches_the_simulator(client, tg):
     user = started_user(tg)
     sent = await bot_call(tg, "sendMessage", chat_id=user.id, text="新任务", reply_markup=BUTTONS)
 
-    resp = await client.post(f"/sim/api/users/{user.id}/press",
-                             json={"message_id": sent["message_id"], "callback_data": "asg:recuse:7"})
+    resp = await client.post(
+        f"/sim/api/users/{user.id}/press", json={"message_id": sent["message_id"], "callback_data": "asg:recuse:7"}
+    )
     assert resp.status == 200
     (update_id,) = (await resp.json())["updates"]
     update = tg.updates[-1]
@@ -203,8 +228,9 @@ async def test_pressing_a_button_reaches_the_simulator(client, tg):
     assert update["callback_query"]["from"]["id"] == user.id
     assert update["callback_query"]["message"]["message_id"] == sent["message_id"]
 
-    forged = await client.post(f"/sim/api/users/{user.id}/press",
-                               json={"message_id": sent["message_id"], "callback_data": "asg:accept:8"})
+    forged = await client.post(
+        f"/sim/api/users/{user.id}/press", json={"message_id": sent["message_id"], "callback_data": "asg:accept:8"}
+    )
     assert forged.status == 400 and (await forged.json())["error"] == "refused"
     assert tg.updates[-1]["update_id"] == update_id  # nothing produced
 
@@ -212,8 +238,9 @@ async def test_pressing_a_button_reaches_the_simulator(client, tg):
 async def test_callback_answers_reach_the_page(client, tg):
     user = started_user(tg)
     sent = await bot_call(tg, "sendMessage", chat_id=user.id, text="新任务", reply_markup=BUTTONS)
-    await client.post(f"/sim/api/users/{user.id}/press", json={"message_id": sent["message_id"],
-                                                               "callback_data": "asg:accept:7"})
+    await client.post(
+        f"/sim/api/users/{user.id}/press", json={"message_id": sent["message_id"], "callback_data": "asg:accept:7"}
+    )
     await bot_call(tg, "answerCallbackQuery", callback_query_id=tg.updates[-1]["callback_query"]["id"], text="已接受")
     chat = await (await client.get(f"/sim/api/users/{user.id}")).json()
     assert chat["callback_answers"] == [{"text": "已接受", "show_alert": False}]
@@ -233,19 +260,27 @@ async def test_sending_text_and_commands(client, tg):
     for body in ({"text": "   "}, {"text": 5}, {}):
         refused = await client.post(f"/sim/api/users/{user.id}/text", json=body)
         assert refused.status == 400 and (await refused.json())["error"] == "bad_input"
-    not_json = await client.post(f"/sim/api/users/{user.id}/text", data=b"text=hi",
-                                 headers={"Content-Type": "application/json"})
+    not_json = await client.post(
+        f"/sim/api/users/{user.id}/text", data=b"text=hi", headers={"Content-Type": "application/json"}
+    )
     assert not_json.status == 400
     assert tg.updates[-1]["message"]["text"] == "/tasks"
 
 
 async def test_answering_a_poll(client, tg):
     user = started_user(tg)
-    poll = await bot_call(tg, "sendPoll", chat_id=user.id, question="检查人员是否出示了证件？",
-                          options=[{"text": "是"}, {"text": "否"}, {"text": "不记得"}], is_anonymous=False)
+    poll = await bot_call(
+        tg,
+        "sendPoll",
+        chat_id=user.id,
+        question="检查人员是否出示了证件？",
+        options=[{"text": "是"}, {"text": "否"}, {"text": "不记得"}],
+        is_anonymous=False,
+    )
 
-    resp = await client.post(f"/sim/api/users/{user.id}/poll",
-                             json={"message_id": poll["message_id"], "option_ids": [1]})
+    resp = await client.post(
+        f"/sim/api/users/{user.id}/poll", json={"message_id": poll["message_id"], "option_ids": [1]}
+    )
     assert resp.status == 200
     answer = next(u["poll_answer"] for u in tg.updates if "poll_answer" in u)
     assert (answer["user"]["id"], answer["option_ids"]) == (user.id, [1])
@@ -253,10 +288,13 @@ async def test_answering_a_poll(client, tg):
     shown = chat["messages"][-1]["poll"]
     assert shown["chosen"] == [1] and [o["voter_count"] for o in shown["options"]] == [0, 1, 0]
 
-    two = await client.post(f"/sim/api/users/{user.id}/poll",
-                            json={"message_id": poll["message_id"], "option_ids": [0, 2]})
+    two = await client.post(
+        f"/sim/api/users/{user.id}/poll", json={"message_id": poll["message_id"], "option_ids": [0, 2]}
+    )
     assert two.status == 400 and (await two.json())["error"] == "refused"  # one answer only
-    bad = await client.post(f"/sim/api/users/{user.id}/poll", json={"message_id": poll["message_id"], "option_ids": "1"})
+    bad = await client.post(
+        f"/sim/api/users/{user.id}/poll", json={"message_id": poll["message_id"], "option_ids": "1"}
+    )
     assert bad.status == 400 and (await bad.json())["error"] == "bad_input"
 
 
@@ -268,8 +306,12 @@ async def test_sharing_a_location(client, tg):
     resp = await client.post(f"/sim/api/users/{user.id}/location", json={"latitude": "36.0671", "longitude": 120.3826})
     assert resp.status == 200
     assert tg.updates[-1]["message"]["location"] == {"latitude": 36.0671, "longitude": 120.3826}
-    for body, code in (({"latitude": 91, "longitude": 0}, "refused"), ({"latitude": "north", "longitude": 0}, "bad_location"),
-                       ({"latitude": "nan", "longitude": 0}, "bad_location"), ({"longitude": 0}, "bad_location")):
+    for body, code in (
+        ({"latitude": 91, "longitude": 0}, "refused"),
+        ({"latitude": "north", "longitude": 0}, "bad_location"),
+        ({"latitude": "nan", "longitude": 0}, "bad_location"),
+        ({"longitude": 0}, "bad_location"),
+    ):
         refused = await client.post(f"/sim/api/users/{user.id}/location", json=body)
         assert refused.status == 400 and (await refused.json())["error"] == code, body
     chat = await (await client.get(f"/sim/api/users/{user.id}")).json()
@@ -308,8 +350,12 @@ async def test_sending_photos(client, tg):
 
 async def test_documents_download_instead_of_rendering(client, tg):
     user = started_user(tg)
-    sent = await bot_call(tg, "sendDocument", chat_id=user.id,
-                          files={"document": Upload("report.html", "text/html", b"<script>alert(1)</script>")})
+    sent = await bot_call(
+        tg,
+        "sendDocument",
+        chat_id=user.id,
+        files={"document": Upload("report.html", "text/html", b"<script>alert(1)</script>")},
+    )
     chat = await (await client.get(f"/sim/api/users/{user.id}")).json()
     doc = chat["messages"][-1]["document"]
     assert doc["name"] == "report.html" and sent["document"]["file_id"] in doc["url"]
@@ -383,11 +429,16 @@ async def test_phone_state_from_the_page(client, sms):
 
 
 def test_thread_without_sequence_numbers_orders_by_time_received_first():
-    from bot.simulators.sms import Phone
+    from simulators.sms import Phone
 
-    phone = Phone(PHONE, received=[{"body": "b", "at": "Tue, 01 Dec 2026 01:00:05 +0000", "status": "delivered"},
-                                   {"body": "a", "at": "Tue, 01 Dec 2026 01:00:00 +0000", "status": "delivered"}],
-                  sent=[{"body": "r", "at": "Tue, 01 Dec 2026 01:00:05 +0000", "webhook_status": 200}])
+    phone = Phone(
+        PHONE,
+        received=[
+            {"body": "b", "at": "Tue, 01 Dec 2026 01:00:05 +0000", "status": "delivered"},
+            {"body": "a", "at": "Tue, 01 Dec 2026 01:00:00 +0000", "status": "delivered"},
+        ],
+        sent=[{"body": "r", "at": "Tue, 01 Dec 2026 01:00:05 +0000", "webhook_status": 200}],
+    )
     assert [m["body"] for m in phone_thread(phone)] == ["a", "b", "r"]
 
 
@@ -441,10 +492,17 @@ async def test_in_a_browser_a_person_taps_a_button_and_sees_the_reply(aiohttp_se
     from playwright.async_api import async_playwright, expect
 
     user = started_user(tg, "检查员甲")
-    await bot_call(tg, "sendMessage", chat_id=user.id, text="任务 <script>window.__pwned = 1</script>",
-                   reply_markup=BUTTONS)
-    await bot_call(tg, "sendPoll", chat_id=user.id, question="是否出示证件？",
-                   options=[{"text": "是"}, {"text": "否"}], is_anonymous=False)
+    await bot_call(
+        tg, "sendMessage", chat_id=user.id, text="任务 <script>window.__pwned = 1</script>", reply_markup=BUTTONS
+    )
+    await bot_call(
+        tg,
+        "sendPoll",
+        chat_id=user.id,
+        question="是否出示证件？",
+        options=[{"text": "是"}, {"text": "否"}],
+        is_anonymous=False,
+    )
     sms.inbound_url = receiver[0]
     await send_sms(sms, PHONE, "回访：请回复 1 2 5")
     server = await aiohttp_server(sim_page_app(tg, sms))

@@ -15,15 +15,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.simulators.sms import SmsSimulator, create_schema, segments
 from domain.signatures import verify_twilio_signature
+from simulators.sms import SmsSimulator, create_schema, segments
 
 SID = "AC" + "1" * 32
 TOKEN = "sim-token-0123456789"
 FROM = "+15005550006"
 PHONE = "+8613800000000"
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "sms-samples"
-SPEC = Path(__file__).resolve().parents[2] / "bot" / "simulators" / "data" / "twilio-api-v2010-messages.openapi.json"
+SPEC = Path(__file__).resolve().parents[2] / "simulators" / "data" / "twilio-api-v2010-messages.openapi.json"
 
 
 @pytest.fixture
@@ -40,8 +40,13 @@ async def receiver():
     got: list[tuple[str, dict, list[tuple[str, str]]]] = []
 
     async def record(request: web.Request) -> web.Response:
-        got.append((str(request.url), dict(request.headers), parse_qsl((await request.read()).decode(),
-                                                                       keep_blank_values=True)))
+        got.append(
+            (
+                str(request.url),
+                dict(request.headers),
+                parse_qsl((await request.read()).decode(), keep_blank_values=True),
+            )
+        )
         return web.Response(text="<Response/>", content_type="text/xml")
 
     app = web.Application()
@@ -69,28 +74,31 @@ def _ok(**extra) -> dict[str, str]:
 # --- refusals -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fields,status,code", [
-    ({"From": FROM, "Body": "hi"}, 400, 21604),  # missing To
-    (_ok(Bodi="typo"), 400, 20001),  # unknown field (stricter than Twilio, which ignores it)
-    (_ok(To="13800000000"), 400, 21211),  # not E.164
-    (_ok(To="+86138"), 400, 21211),  # too short to be a number
-    (_ok(To="+1555"), 400, 21211),  # the oracle's 21211 sample
-    (_ok(To=FROM), 400, 21211),  # To == From
-    (_ok(To="+862161234567"), 400, 21614),  # a Shanghai landline
-    ({"To": PHONE, "Body": "hi"}, 400, 21603),  # neither From nor MessagingServiceSid
-    ({"To": PHONE, "From": FROM}, 400, 21602),  # no Body
-    (_ok(Body="x" * 1601), 400, 21617),  # over 1600 characters
-    (_ok(From="+15005550009"), 400, 21606),  # not one of our numbers
-    (_ok(StatusCallback="http://bad_host.example/cb"), 400, 21609),  # underscore in host
-    (_ok(StatusCallback="not a url"), 400, 21609),
-    (_ok(StatusCallback="ftp://h.example/cb"), 400, 21609),
-    (_ok(ValidityPeriod="soon"), 400, 400),  # integer
-    (_ok(ValidityPeriod="36001"), 400, 400),  # 1..36000
-    (_ok(ProvideFeedback="maybe"), 400, 400),  # boolean
-    (_ok(MessagingServiceSid="MG123"), 400, 400),  # pattern ^MG[0-9a-fA-F]{32}$
-    (_ok(RiskCheck="sometimes"), 400, 400),  # enum
-    (_ok(SendAt="tomorrow"), 400, 400),  # date-time
-])
+@pytest.mark.parametrize(
+    "fields,status,code",
+    [
+        ({"From": FROM, "Body": "hi"}, 400, 21604),  # missing To
+        (_ok(Bodi="typo"), 400, 20001),  # unknown field (stricter than Twilio, which ignores it)
+        (_ok(To="13800000000"), 400, 21211),  # not E.164
+        (_ok(To="+86138"), 400, 21211),  # too short to be a number
+        (_ok(To="+1555"), 400, 21211),  # the oracle's 21211 sample
+        (_ok(To=FROM), 400, 21211),  # To == From
+        (_ok(To="+862161234567"), 400, 21614),  # a Shanghai landline
+        ({"To": PHONE, "Body": "hi"}, 400, 21603),  # neither From nor MessagingServiceSid
+        ({"To": PHONE, "From": FROM}, 400, 21602),  # no Body
+        (_ok(Body="x" * 1601), 400, 21617),  # over 1600 characters
+        (_ok(From="+15005550009"), 400, 21606),  # not one of our numbers
+        (_ok(StatusCallback="http://bad_host.example/cb"), 400, 21609),  # underscore in host
+        (_ok(StatusCallback="not a url"), 400, 21609),
+        (_ok(StatusCallback="ftp://h.example/cb"), 400, 21609),
+        (_ok(ValidityPeriod="soon"), 400, 400),  # integer
+        (_ok(ValidityPeriod="36001"), 400, 400),  # 1..36000
+        (_ok(ProvideFeedback="maybe"), 400, 400),  # boolean
+        (_ok(MessagingServiceSid="MG123"), 400, 400),  # pattern ^MG[0-9a-fA-F]{32}$
+        (_ok(RiskCheck="sometimes"), 400, 400),  # enum
+        (_ok(SendAt="tomorrow"), 400, 400),  # date-time
+    ],
+)
 async def test_requests_twilio_would_reject(sim, fields, status, code):
     got_status, body, _ = await _create(sim, fields)
     assert (got_status, body["code"], body["status"]) == (status, code, status)
@@ -99,9 +107,15 @@ async def test_requests_twilio_would_reject(sim, fields, status, code):
     assert sim.messages == {}
 
 
-@pytest.mark.parametrize("auth,account", [
-    (None, SID), ((SID, "wrong-token"), SID), (("AC" + "2" * 32, TOKEN), SID), ((SID, TOKEN), "AC" + "2" * 32),
-])
+@pytest.mark.parametrize(
+    "auth,account",
+    [
+        (None, SID),
+        ((SID, "wrong-token"), SID),
+        (("AC" + "2" * 32, TOKEN), SID),
+        ((SID, TOKEN), "AC" + "2" * 32),
+    ],
+)
 async def test_bad_auth_is_401_20003(sim, auth, account):
     status, body, headers = await _create(sim, _ok(), auth=auth, account=account)
     assert (status, body["code"]) == (401, 20003)
@@ -161,12 +175,23 @@ async def test_a_created_message_can_be_fetched(sim):
             assert resp.status == 404
 
 
-@pytest.mark.parametrize("body,expected", [
-    ("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3),
-    ("€" * 80, 1), ("€" * 81, 2),  # GSM-7 extension characters count twice
-    ("你" * 70, 1), ("你" * 71, 2), ("你" * 134, 2), ("你" * 135, 3),
-    ("👍" * 35, 1), ("👍" * 36, 2),  # UCS-2: an emoji is two code units
-])
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("€" * 80, 1),
+        ("€" * 81, 2),  # GSM-7 extension characters count twice
+        ("你" * 70, 1),
+        ("你" * 71, 2),
+        ("你" * 134, 2),
+        ("你" * 135, 3),
+        ("👍" * 35, 1),
+        ("👍" * 36, 2),  # UCS-2: an emoji is two code units
+    ],
+)
 def test_segments(body, expected):
     assert segments(body) == expected
 
@@ -187,15 +212,22 @@ async def test_status_callbacks_are_signed_like_twilio(sim, receiver):
         fields = dict(form)
         assert fields["MessageSid"] == fields["SmsSid"] == body["sid"]
         assert (fields["AccountSid"], fields["To"], fields["From"], fields["ApiVersion"]) == (
-            SID, PHONE, FROM, "2010-04-01")
+            SID,
+            PHONE,
+            FROM,
+            "2010-04-01",
+        )
     assert len(dict(got[1][2])["RawDlrDoneDate"]) == 10
     assert sim.messages[body["sid"]]["status"] == "delivered"
 
 
-@pytest.mark.parametrize("state,statuses,code", [
-    ("unreachable", ["sent", "undelivered"], "30003"),
-    ("failed", ["failed"], "30008"),
-])
+@pytest.mark.parametrize(
+    "state,statuses,code",
+    [
+        ("unreachable", ["sent", "undelivered"], "30003"),
+        ("failed", ["failed"], "30008"),
+    ],
+)
 async def test_undeliverable_phones(sim, receiver, state, statuses, code):
     base, got = receiver
     sim.set_state(PHONE, state)
@@ -215,10 +247,19 @@ async def test_a_phone_reply_is_a_signed_inbound_webhook(sim, receiver):
     fields = dict(form)
     assert verify_twilio_signature(sim.inbound_url, form, TOKEN, headers["X-Twilio-Signature"])
     assert (fields["From"], fields["To"], fields["Body"], fields["MessageSid"], fields["SmsStatus"]) == (
-        PHONE, FROM, "Y N 4", reply.sid, "received")
+        PHONE,
+        FROM,
+        "Y N 4",
+        reply.sid,
+        "received",
+    )
     assert fields["FromCountry"] == "CN" and fields["NumMedia"] == "0"
-    expected_names = {name for name, _ in json.loads(
-        (SAMPLES.parent / "twilio-signature-vectors.json").read_text())["vectors"][6]["form_params"]}
+    expected_names = {
+        name
+        for name, _ in json.loads((SAMPLES.parent / "twilio-signature-vectors.json").read_text())["vectors"][6][
+            "form_params"
+        ]
+    }
     assert set(fields) == expected_names - {"MessagingServiceSid"}
     assert sim.phone(PHONE).sent[0]["webhook_status"] == 200
 
@@ -254,8 +295,9 @@ async def test_timeout_fault_holds_the_request(sim):
     sim.inject("timeout")
     with pytest.raises(asyncio.TimeoutError):
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as session:
-            await session.post(f"{sim.url}/2010-04-01/Accounts/{SID}/Messages.json", data=_ok(),
-                               auth=aiohttp.BasicAuth(SID, TOKEN))
+            await session.post(
+                f"{sim.url}/2010-04-01/Accounts/{SID}/Messages.json", data=_ok(), auth=aiohttp.BasicAuth(SID, TOKEN)
+            )
     assert sim.messages == {}
 
 
@@ -307,8 +349,13 @@ def test_standalone_module_serves(tmp_path):
     port = sock.getsockname()[1]
     sock.close()
     env = {"PATH": "/usr/bin:/bin", "SMS_AUTH_TOKEN": "from-env-token", "INSPECTBOT_DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.simulators.sms", "--port", str(port)],
-                            cwd=Path(__file__).resolve().parents[2], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulators.sms", "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         import time
         import urllib.request

@@ -27,9 +27,9 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.simulators.telegram import FloodLimits, SimulatorError, TelegramSimulator
-from bot.simulators.telegram.media import make_png
-from bot.simulators.telegram.spec import BotApiSpec
+from simulators.telegram import FloodLimits, SimulatorError, TelegramSimulator
+from simulators.telegram.media import make_png
+from simulators.telegram.spec import BotApiSpec
 
 ORACLES = Path(__file__).resolve().parent / "data" / "telegram-updates"  # a copy of shared/oracles/telegram-updates
 SHARED_ORACLES = Path(__file__).resolve().parents[3] / "shared" / "oracles" / "telegram-updates"
@@ -75,8 +75,14 @@ def retry_seconds(exc: RetryAfter) -> float:
 
 async def test_bot_calls_reach_the_virtual_user(sim, bot):
     alice = started(sim)
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Accept", callback_data="asg:accept:7"),
-                                      InlineKeyboardButton("Recuse", callback_data="asg:recuse:7")]])
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Accept", callback_data="asg:accept:7"),
+                InlineKeyboardButton("Recuse", callback_data="asg:recuse:7"),
+            ]
+        ]
+    )
     sent = await bot.send_message(alice.id, "<b>Assignment</b> 7", parse_mode="HTML", reply_markup=keyboard)
 
     seen = await sim.wait_for_message(alice, timeout=2)
@@ -134,8 +140,9 @@ async def test_anonymous_polls_send_no_poll_answer(sim, bot):
 
 async def test_buttons_not_on_the_message_cannot_be_pressed(sim, bot):
     alice = started(sim)
-    first = await bot.send_message(alice.id, "one", reply_markup=InlineKeyboardMarkup(
-        [[InlineKeyboardButton("A", callback_data="a")]]))
+    first = await bot.send_message(
+        alice.id, "one", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("A", callback_data="a")]])
+    )
     second = await bot.send_message(alice.id, "two")
     with pytest.raises(SimulatorError):
         sim.press_button(alice, second.message_id, data="a")
@@ -176,8 +183,11 @@ async def test_application_polling_receives_every_kind_of_user_action(sim):
             sim.send_text(alice, "你好")
             assert (await next_update())[0].message.text == "你好"
 
-            sent = await app.bot.send_message(alice.id, "Accept?", reply_markup=InlineKeyboardMarkup(
-                [[InlineKeyboardButton("Yes", callback_data="yes")]]))
+            sent = await app.bot.send_message(
+                alice.id,
+                "Accept?",
+                reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Yes", callback_data="yes")]]),
+            )
             sim.press_button(alice, sent.message_id, data="yes")
             assert (await next_update())[0].callback_query.data == "yes"
 
@@ -293,7 +303,9 @@ async def test_webhook_retries_a_failing_then_slow_receiver(sim, bot, receiver):
     assert info.pending_update_count == 1
     assert info.last_error_message == "Read timeout expired"
     assert sim.delivery.webhook.errors[:2] == [
-        "Wrong response from the webhook: 500 Internal Server Error", "Read timeout expired"]
+        "Wrong response from the webhook: 500 Internal Server Error",
+        "Read timeout expired",
+    ]
     gate.set()
     await eventually(lambda: sim.pending_update_count == 0)
     assert {b["update_id"] for _, b in seen} == {update["update_id"]}  # the same update, sent again
@@ -306,7 +318,9 @@ async def test_unknown_method_and_token(sim, bot):
     assert await raw_call(sim, "sendMessagee") == (404, {"ok": False, "error_code": 404, "description": "Not Found"})
     assert (await raw_call(sim, "getme"))[0] == 200  # method names are case-insensitive
     assert await raw_call(sim, "getMe", token="7000000001:wrong") == (
-        401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+        401,
+        {"ok": False, "error_code": 401, "description": "Unauthorized"},
+    )
     assert (await raw_call(sim, "getMe", token="not-a-token"))[0] == 404
     with pytest.raises(InvalidToken):
         async with Bot("7000000001:AAAwrongwrongwrong", base_url=sim.base_url):
@@ -319,19 +333,35 @@ async def test_unknown_method_and_token(sim, bot):
         ({"text": "x"}, "Bad Request: chat_id is empty"),
         ({"chat_id": 1}, "Bad Request: message text is empty"),
         ({"chat_id": 1, "text": "x", "txt": "y"}, 'Bad Request: unknown parameter "txt" for method sendMessage'),
-        ({"chat_id": 1, "text": "x", "message_thread_id": "seven"},
-         'Bad Request: parameter "message_thread_id" must be an Integer'),
-        ({"chat_id": 1, "text": "x", "disable_notification": "yes"},
-         'Bad Request: parameter "disable_notification" must be a Boolean'),
-        ({"chat_id": 1, "text": "x", "reply_markup": "{not json"},
-         "Bad Request: can't parse reply keyboard markup JSON object"),
-        ({"chat_id": 1, "text": "x", "reply_markup": json.dumps({"inline_keyboard": [[{"text": "A", "callback": "a"}]]})},
-         'Bad Request: can\'t parse reply keyboard markup: field "inline_keyboard" of InlineKeyboardMarkup[0][0]: '
-         'unknown field "callback" in InlineKeyboardButton'),
-        ({"chat_id": 1, "text": "x", "reply_markup": json.dumps({"inline_keyboard": [[{"text": "A"}]]})},
-         "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"),
-        ({"chat_id": 1, "text": "<b>x</i>", "parse_mode": "HTML"},
-         'Bad Request: can\'t parse entities: Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
+        (
+            {"chat_id": 1, "text": "x", "message_thread_id": "seven"},
+            'Bad Request: parameter "message_thread_id" must be an Integer',
+        ),
+        (
+            {"chat_id": 1, "text": "x", "disable_notification": "yes"},
+            'Bad Request: parameter "disable_notification" must be a Boolean',
+        ),
+        (
+            {"chat_id": 1, "text": "x", "reply_markup": "{not json"},
+            "Bad Request: can't parse reply keyboard markup JSON object",
+        ),
+        (
+            {
+                "chat_id": 1,
+                "text": "x",
+                "reply_markup": json.dumps({"inline_keyboard": [[{"text": "A", "callback": "a"}]]}),
+            },
+            'Bad Request: can\'t parse reply keyboard markup: field "inline_keyboard" of InlineKeyboardMarkup[0][0]: '
+            'unknown field "callback" in InlineKeyboardButton',
+        ),
+        (
+            {"chat_id": 1, "text": "x", "reply_markup": json.dumps({"inline_keyboard": [[{"text": "A"}]]})},
+            "Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard",
+        ),
+        (
+            {"chat_id": 1, "text": "<b>x</i>", "parse_mode": "HTML"},
+            'Bad Request: can\'t parse entities: Unmatched end tag at byte offset 4, expected "</b>", found "</i>"',
+        ),
         ({"chat_id": 1, "text": "x", "parse_mode": "Shout"}, "Bad Request: unsupported parse_mode"),
     ],
 )
@@ -339,16 +369,22 @@ async def test_bad_requests_are_refused_like_the_real_server(sim, params, descri
     started(sim, id=1)
     form = {k: str(v) for k, v in params.items()}
     assert await raw_call(sim, "sendMessage", data=form) == (
-        400, {"ok": False, "error_code": 400, "description": description})
+        400,
+        {"ok": False, "error_code": 400, "description": description},
+    )
 
 
 async def test_json_form_query_and_multipart_bodies_are_all_accepted(sim):
     alice = started(sim)
     markup = {"inline_keyboard": [[{"text": "A", "callback_data": "a"}]]}
-    as_json = await raw_call(sim, "sendMessage", json_body={"chat_id": alice.id, "text": "j", "reply_markup": markup,
-                                                            "disable_notification": True})
-    as_form = await raw_call(sim, "sendMessage", data={"chat_id": str(alice.id), "text": "f",
-                                                       "reply_markup": json.dumps(markup)})
+    as_json = await raw_call(
+        sim,
+        "sendMessage",
+        json_body={"chat_id": alice.id, "text": "j", "reply_markup": markup, "disable_notification": True},
+    )
+    as_form = await raw_call(
+        sim, "sendMessage", data={"chat_id": str(alice.id), "text": "f", "reply_markup": json.dumps(markup)}
+    )
     as_query = await raw_call(sim, "sendMessage", params={"chat_id": str(alice.id), "text": "q"})
     form = aiohttp.FormData()
     form.add_field("chat_id", str(alice.id))
@@ -359,7 +395,9 @@ async def test_json_form_query_and_multipart_bodies_are_all_accepted(sim):
     not_a_picture = aiohttp.FormData()
     not_a_picture.add_field("chat_id", str(alice.id))
     not_a_picture.add_field("photo", b"plain text", filename="p.png")
-    assert (await raw_call(sim, "sendPhoto", data=not_a_picture))[1]["description"] == "Bad Request: IMAGE_PROCESS_FAILED"
+    assert (await raw_call(sim, "sendPhoto", data=not_a_picture))[1][
+        "description"
+    ] == "Bad Request: IMAGE_PROCESS_FAILED"
 
 
 async def test_callback_data_longer_than_64_bytes_is_refused(sim, bot):
@@ -370,8 +408,11 @@ async def test_callback_data_longer_than_64_bytes_is_refused(sim, bot):
     with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
         await bot.send_message(alice.id, "too long", reply_markup=too_long)
     with pytest.raises(BadRequest, match="(?i)button_data_invalid"):  # 22 three-byte characters = 66 bytes
-        await bot.send_message(alice.id, "too long", reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton("no", callback_data="检" * 22)]]))
+        await bot.send_message(
+            alice.id,
+            "too long",
+            reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("no", callback_data="检" * 22)]]),
+        )
     assert [m.text for m in sim.messages(alice)] == ["fits"]
 
 
@@ -387,7 +428,9 @@ async def test_unknown_chat_and_blocked_user(sim, bot):
     with pytest.raises(Forbidden, match="bot was blocked by the user"):
         await bot.send_message(alice.id, "hi")
     assert await raw_call(sim, "sendMessage", data={"chat_id": str(alice.id), "text": "x"}) == (
-        403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})
+        403,
+        {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+    )
     with pytest.raises(SimulatorError):
         sim.send_text(alice, "I blocked you")
     sim.unblock_bot(alice)
@@ -407,8 +450,11 @@ async def test_flood_limits_answer_429_with_retry_after():
             assert len(refused) == 10 and all(isinstance(r, RetryAfter) and retry_seconds(r) >= 1 for r in refused)
             status, body = await raw_call(sim, "sendMessage", data={"chat_id": str(users[0].id), "text": "x"})
             assert status == 429 and body == {
-                "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
-                "parameters": {"retry_after": 1}}
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1},
+            }
 
             now[0] += 60  # all buckets full again
             one = users[0]
@@ -517,9 +563,21 @@ async def test_generated_updates_have_the_oracles_shape(sim, bot):
     unicode_text = sample("update-message-text-unicode-entities.json")["message"]["text"]
     generated["update-message-text-unicode-entities.json"] = sim.send_text(alice, unicode_text)
     generated["update-message-location.json"] = sim.share_location(alice, 52.520008, 13.404954, 12.5)
-    generated["update-message-photo.json"] = sim.send_photo(alice, width=1280, height=960, caption="Meter reading #meter7")
-    question = await bot.send_message(alice.id, "Do you agree?", reply_markup=InlineKeyboardMarkup(
-        [[InlineKeyboardButton("Yes", callback_data="vote:yes"), InlineKeyboardButton("No", callback_data="vote:no")]]))
+    generated["update-message-photo.json"] = sim.send_photo(
+        alice, width=1280, height=960, caption="Meter reading #meter7"
+    )
+    question = await bot.send_message(
+        alice.id,
+        "Do you agree?",
+        reply_markup=InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("Yes", callback_data="vote:yes"),
+                    InlineKeyboardButton("No", callback_data="vote:no"),
+                ]
+            ]
+        ),
+    )
     generated["update-callback-query.json"] = sim.press_button(alice, question.message_id, data="vote:yes")
     poll = await bot.send_poll(alice.id, "Lunch?", ["Pizza", "Salad"], is_anonymous=False)
     answer, state = sim.answer_poll(alice, poll.message_id, [1])
@@ -530,8 +588,10 @@ async def test_generated_updates_have_the_oracles_shape(sim, bot):
         expected = sample(name)
         assert key_shape(update) == key_shape(expected), name
         assert Update.de_json(update, bot) is not None
-    for name, field in [("update-message-text-unicode-entities.json", "entities"),
-                        ("update-message-photo.json", "caption_entities")]:
+    for name, field in [
+        ("update-message-text-unicode-entities.json", "entities"),
+        ("update-message-photo.json", "caption_entities"),
+    ]:
         assert generated[name]["message"][field] == sample(name)["message"][field], name
     photo_sizes = [(p["width"], p["height"]) for p in generated["update-message-photo.json"]["message"]["photo"]]
     assert photo_sizes == [(p["width"], p["height"]) for p in sample("update-message-photo.json")["message"]["photo"]]

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.simulators.telegram.entities import EntityParseError, detect_entities, parse_html, utf16_len
-from bot.simulators.telegram.errors import ApiError
-from bot.simulators.telegram.flood import FloodControl, FloodLimits, FloodStats
-from bot.simulators.telegram.media import image_size, make_png, photo_sizes
-from bot.simulators.telegram.spec import BotApiSpec, Upload
+from simulators.telegram.entities import EntityParseError, detect_entities, parse_html, utf16_len
+from simulators.telegram.errors import ApiError
+from simulators.telegram.flood import FloodControl, FloodLimits, FloodStats
+from simulators.telegram.media import image_size, make_png, photo_sizes
+from simulators.telegram.spec import BotApiSpec, Upload
 
 # Cases from TDLib's own test of parse_html (test/message_entities.cpp), which the Bot API runs.
 HTML_ERRORS = [
@@ -30,12 +30,15 @@ HTML_ERRORS = [
     ("a < b", 'Unsupported start tag "" at byte offset 2'),
     ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
     ("<b>x", 'Can\'t find end tag corresponding to start tag "b"'),
-    ("<tg-emoji emoji-id=\"x\">y</tg-emoji>", "Invalid custom emoji identifier specified"),
-    ("&#57311;", "Text contains invalid Unicode characters after decoding HTML entities, check for unmatched "
-                 "surrogate code units"),
+    ('<tg-emoji emoji-id="x">y</tg-emoji>', "Invalid custom emoji identifier specified"),
+    (
+        "&#57311;",
+        "Text contains invalid Unicode characters after decoding HTML entities, check for unmatched "
+        "surrogate code units",
+    ),
 ]
 HTML_OK = [
-    ("&lt;&gt;&amp;&quot;&laquo;&raquo;&#12345678;", "<>&\"&laquo;&raquo;&#12345678;", []),
+    ("&lt;&gt;&amp;&quot;&laquo;&raquo;&#12345678;", '<>&"&laquo;&raquo;&#12345678;', []),
     ("➡️ ➡️<i>➡️ ➡️</i>", "➡️ ➡️➡️ ➡️", [("italic", 5, 5)]),
     ("➡️ ➡️<strong>➡️ ➡️</strong>", "➡️ ➡️➡️ ➡️", [("bold", 5, 5)]),
     ("🏟 🏟<i>🏟 &gt;<b aba   =   caba>&lt🏟</b></i>", "🏟 🏟🏟 ><🏟", [("italic", 5, 7), ("bold", 9, 3)]),
@@ -68,7 +71,8 @@ def test_html_entities_are_tdlibs(html, text, entities):
 def test_html_links_and_languages_are_normalised():
     assert parse_html("<a href=telegram.org>t</a>")[1][0]["url"] == "http://telegram.org/"
     assert parse_html('<pre><code class="language-python">x</code></pre>')[1] == [
-        {"offset": 0, "length": 1, "type": "pre", "language": "python"}]
+        {"offset": 0, "length": 1, "type": "pre", "language": "python"}
+    ]
     assert parse_html('<code class="language-python">x</code>')[1] == [{"offset": 0, "length": 1, "type": "code"}]
 
 
@@ -77,8 +81,10 @@ def test_html_without_markup_is_the_text_itself(text):
     assert parse_html(text) == (text, [])
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="<>&", blacklist_categories=("Cs",)), min_size=1,
-               max_size=20), st.sampled_from(["b", "i", "u", "s", "code", "tg-spoiler"]))
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="<>&", blacklist_categories=("Cs",)), min_size=1, max_size=20),
+    st.sampled_from(["b", "i", "u", "s", "code", "tg-spoiler"]),
+)
 def test_html_entity_offsets_are_utf16(inner, tag):
     plain, entities = parse_html(f"前😀<{tag}>{inner}</{tag}>")
     assert plain == f"前😀{inner}"
@@ -87,8 +93,14 @@ def test_html_entity_offsets_are_utf16(inner, tag):
 
 def test_detected_entities_match_what_clients_send():
     assert detect_entities("/start INV-1") == [{"offset": 0, "length": 6, "type": "bot_command"}]
-    assert detect_entities("Привет 👋 see https://example.org and 你好") == [{"offset": 14, "length": 19, "type": "url"}]
-    assert [e["type"] for e in detect_entities("hi @alice_x /help@some_bot #tag")] == ["mention", "bot_command", "hashtag"]
+    assert detect_entities("Привет 👋 see https://example.org and 你好") == [
+        {"offset": 14, "length": 19, "type": "url"}
+    ]
+    assert [e["type"] for e in detect_entities("hi @alice_x /help@some_bot #tag")] == [
+        "mention",
+        "bot_command",
+        "hashtag",
+    ]
     assert detect_entities("a/b and 1/2") == []
 
 
@@ -107,25 +119,52 @@ def test_spec_is_bot_api_10_with_case_insensitive_methods(spec):
 
 
 def test_decode_call_types_values_the_way_the_server_reads_them(spec):
-    decoded = spec.decode_call(spec.method("sendPhoto"), {
-        "chat_id": "-100123", "caption": "x", "disable_notification": "true", "photo": "attach://pic",
-        "reply_markup": json.dumps({"remove_keyboard": True}),
-    }, {"pic": Upload("p.png", "image/png", b"...")})
+    decoded = spec.decode_call(
+        spec.method("sendPhoto"),
+        {
+            "chat_id": "-100123",
+            "caption": "x",
+            "disable_notification": "true",
+            "photo": "attach://pic",
+            "reply_markup": json.dumps({"remove_keyboard": True}),
+        },
+        {"pic": Upload("p.png", "image/png", b"...")},
+    )
     assert decoded["chat_id"] == -100123 and decoded["disable_notification"] is True
     assert isinstance(decoded["photo"], Upload) and decoded["reply_markup"] == {"remove_keyboard": True}
-    assert spec.decode_call(spec.method("sendMessage"), {"chat_id": "@channel", "text": "t"}, {})["chat_id"] == "@channel"
+    assert (
+        spec.decode_call(spec.method("sendMessage"), {"chat_id": "@channel", "text": "t"}, {})["chat_id"] == "@channel"
+    )
 
 
-@pytest.mark.parametrize(("method", "params", "fragment"), [
-    ("sendLocation", {"chat_id": "1", "latitude": "north", "longitude": "1"}, '"latitude" must be a Float'),
-    ("setWebhook", {"url": "https://x", "certificate": "some-id"}, '"certificate" must be an uploaded file'),
-    ("setMyCommands", {"commands": json.dumps([{"command": "a"}])}, 'field "description" of BotCommand is required'),
-    ("setMyCommands", {"commands": "[]", "scope": json.dumps({"type": "nope"})}, "is not any of BotCommandScopeDefault"),
-    ("sendPoll", {"chat_id": "1", "question": "q", "options": json.dumps(["a", "b"])}, "must be an Object (InputPollOption)"),
-    ("getUpdates", {"allowed_updates": json.dumps("message")}, "must be an Array"),
-    ("sendMessage", {"chat_id": "1", "text": "x", "reply_markup": json.dumps({"keyboard": "x"})},
-     'field "keyboard" of ReplyKeyboardMarkup must be an Array'),
-])
+@pytest.mark.parametrize(
+    ("method", "params", "fragment"),
+    [
+        ("sendLocation", {"chat_id": "1", "latitude": "north", "longitude": "1"}, '"latitude" must be a Float'),
+        ("setWebhook", {"url": "https://x", "certificate": "some-id"}, '"certificate" must be an uploaded file'),
+        (
+            "setMyCommands",
+            {"commands": json.dumps([{"command": "a"}])},
+            'field "description" of BotCommand is required',
+        ),
+        (
+            "setMyCommands",
+            {"commands": "[]", "scope": json.dumps({"type": "nope"})},
+            "is not any of BotCommandScopeDefault",
+        ),
+        (
+            "sendPoll",
+            {"chat_id": "1", "question": "q", "options": json.dumps(["a", "b"])},
+            "must be an Object (InputPollOption)",
+        ),
+        ("getUpdates", {"allowed_updates": json.dumps("message")}, "must be an Array"),
+        (
+            "sendMessage",
+            {"chat_id": "1", "text": "x", "reply_markup": json.dumps({"keyboard": "x"})},
+            'field "keyboard" of ReplyKeyboardMarkup must be an Array',
+        ),
+    ],
+)
 def test_decode_call_refuses_wrong_types(spec, method, params, fragment):
     with pytest.raises(ApiError) as err:
         spec.decode_call(spec.method(method), params, {})
@@ -165,7 +204,12 @@ def test_buckets_allow_bursts_then_the_rate():
 def test_disabled_limits_refuse_nothing_but_still_count():
     flood = FloodControl(FloodLimits.off(), lambda: 0.0)
     assert all(flood.admit(1) == 0 for _ in range(100))
-    assert flood.stats.summary() == {"accepted": 100, "refused_429": 0, "max_per_second": 100, "max_per_chat_second": 100}
+    assert flood.stats.summary() == {
+        "accepted": 100,
+        "refused_429": 0,
+        "max_per_second": 100,
+        "max_per_chat_second": 100,
+    }
 
 
 def test_stats_find_the_busiest_second():

@@ -39,8 +39,19 @@ async def get(client, path: str, status: int = 200, **headers) -> str:
 
 
 def pages(w) -> list[str]:
-    return ["/", "/plans", "/draws", f"/draws/{w.p1}", f"/draws/{w.f1}", "/entities", "/entities?q=青岛测试",
-            "/entities?q=海鲜", f"/entities/{w.markup.uscc}", "/reports", "/reports/2026-12"]
+    return [
+        "/",
+        "/plans",
+        "/draws",
+        f"/draws/{w.p1}",
+        f"/draws/{w.f1}",
+        "/entities",
+        "/entities?q=青岛测试",
+        "/entities?q=海鲜",
+        f"/entities/{w.markup.uscc}",
+        "/reports",
+        "/reports/2026-12",
+    ]
 
 
 async def test_every_page_renders_in_both_locales(site):
@@ -71,9 +82,21 @@ async def test_nothing_private_is_ever_shown_and_markup_stays_text(site):
     seen += [await get(client, path + ("&" if "?" in path else "?") + "lang=en") for path in pages(w)]
     seen.append(await get(client, f"/draws/{w.f1}/bundle/sealed.json"))
     html = "\n".join(seen)
-    private = [world.PHONE, world.PHONE[3:], world.INSPECTOR_PHONE, world.CONFLICT_NOTE, world.RECUSAL_NOTE,
-               world.SURVEY_COMMENT, world.FINDING_NOTE, w.secrets[w.f1], w.secrets[w.p2],
-               "近亲属关系", "close relative", "经济利益关系", "K7QX"]
+    private = [
+        world.PHONE,
+        world.PHONE[3:],
+        world.INSPECTOR_PHONE,
+        world.CONFLICT_NOTE,
+        world.RECUSAL_NOTE,
+        world.SURVEY_COMMENT,
+        world.FINDING_NOTE,
+        w.secrets[w.f1],
+        w.secrets[w.p2],
+        "近亲属关系",
+        "close relative",
+        "经济利益关系",
+        "K7QX",
+    ]
     for secret in private:
         assert secret not in html, secret
     # and the planted things are really there to be leaked (the check above can fail)
@@ -183,8 +206,9 @@ def _unzip(data: bytes) -> dict[str, bytes]:
 async def test_metrics_exposes_the_series(site):
     client, w = site
     now = w.clock.now()
-    await Fire.create(key="draw:P1:x", kind="draw", scheduled_for=now - timedelta(seconds=42), fired_at=now,
-                      outcome="drawn")
+    await Fire.create(
+        key="draw:P1:x", kind="draw", scheduled_for=now - timedelta(seconds=42), fired_at=now, outcome="drawn"
+    )
     from models.messaging import Outbox
 
     await Outbox.filter(id=(await Outbox.first()).id).update(status="dead", last_error="gave_up:timeout")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from bot.clock import FakeClock
+from core.clock import FakeClock
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
 from models.draws import Assignment, Draw, FiringSecret, Inspection, InspectionStatus
 from models.messaging import Channel
@@ -52,8 +52,13 @@ async def build(tmp_path: Path) -> PublicWorld:
     await markup.save()
     await Entity.filter(id=w.entities[4].id).update(mobile=PHONE)
     await Inspector.filter(cert_no="S01").update(mobile=INSPECTOR_PHONE)
-    await Conflict.create(inspector=w.inspectors["S08"], entity=w.entities[5], type=ConflictType.FINANCIAL_INTEREST,
-                          source=ConflictSource.DECLARED, note=CONFLICT_NOTE)
+    await Conflict.create(
+        inspector=w.inspectors["S08"],
+        entity=w.entities[5],
+        type=ConflictType.FINANCIAL_INTEREST,
+        source=ConflictSource.DECLARED,
+        note=CONFLICT_NOTE,
+    )
     await plans.add_plan(draw_world.plan_file(tmp_path, "P1", a="1", b="1", c="1", name="餐饮食品安全抽查"), clock)
     await plans.add_plan(draw_world.plan_file(tmp_path, "F1", flight=True, a="1", b="1", c="1", name="飞行检查"), clock)
     await plans.add_plan(draw_world.plan_file(tmp_path, "P2", name="下月抽查"), clock)
@@ -73,8 +78,16 @@ async def build(tmp_path: Path) -> PublicWorld:
 async def _result(insp: Inspection, lead: Inspector) -> None:
     """A submitted result: the plan's one item 不合格, with a note that must stay private."""
     now = START + timedelta(days=2)
-    result = await Result.create(inspection=insp, status="submitted", step="summary", created_by=lead,
-                                 submitted_by=lead, submitted_at=now, created_at=now, updated_at=now)
+    result = await Result.create(
+        inspection=insp,
+        status="submitted",
+        step="summary",
+        created_by=lead,
+        submitted_by=lead,
+        submitted_at=now,
+        created_at=now,
+        updated_at=now,
+    )
     await Finding.create(result=result, position=0, item_code="SCJG-SP-01", verdict="fail", note=FINDING_NOTE)
     await Inspection.filter(id=insp.id).update(status=InspectionStatus.DONE)
 
@@ -82,9 +95,21 @@ async def _result(insp: Inspection, lead: Inspector) -> None:
 async def _survey(insp: Inspection) -> None:
     """An answered survey (a complaint) whose answers and comment must stay private."""
     now = START + timedelta(days=3)
-    sample = await SurveySample.create(draw_id=insp.draw_id, seed=b"\x01" * 32, shares={"*": "1"}, pool=1,
-                                       selected=[insp.no], created_at=now)
-    await Survey.create(inspection=insp, entity_id=insp.entity_id, sample=sample, code="K7QX", channel=Channel.SMS,
-                        address=PHONE, status=SurveyStatus.ANSWERED, answers={"credentials": False, "improper": True,
-                                                                              "fairness": 1},
-                        comment=SURVEY_COMMENT, created_at=now, sent_at=now, answered_at=now, completed_at=now)
+    sample = await SurveySample.create(
+        draw_id=insp.draw_id, seed=b"\x01" * 32, shares={"*": "1"}, pool=1, selected=[insp.no], created_at=now
+    )
+    await Survey.create(
+        inspection=insp,
+        entity_id=insp.entity_id,
+        sample=sample,
+        code="K7QX",
+        channel=Channel.SMS,
+        address=PHONE,
+        status=SurveyStatus.ANSWERED,
+        answers={"credentials": False, "improper": True, "fairness": 1},
+        comment=SURVEY_COMMENT,
+        created_at=now,
+        sent_at=now,
+        answered_at=now,
+        completed_at=now,
+    )

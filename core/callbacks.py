@@ -1,0 +1,88 @@
+"""Typed callback data for inline buttons: ``prefix:action:id[:arg]``, checked against
+Telegram's 64-byte limit when packed and strictly when parsed (a pressed button's data is
+user-controlled input: anything malformed parses to None, never to a guess)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_BYTES = 64
+_PART = re.compile(r"^[A-Za-z0-9_\-]{1,24}$")
+
+
+@dataclass(frozen=True)
+class Callback:
+    prefix: str  # the feature: "asg" (assignment), "rcs" (recusal), "pg" (page), …
+    action: str  # "accept", "recuse", "type", …
+    id: int  # the row it acts on; the handler re-checks that the presser owns it
+    arg: str = ""
+
+    def pack(self) -> str:
+        parts = [self.prefix, self.action, str(self.id)] + ([self.arg] if self.arg else [])
+        for p in (self.prefix, self.action) + ((self.arg,) if self.arg else ()):
+            if not _PART.match(p):
+                raise ValueError(f"callback part {p!r} must be 1-24 of [A-Za-z0-9_-]")
+        data = ":".join(parts)
+        if len(data.encode()) > MAX_BYTES:
+            raise ValueError(f"callback data {data!r} exceeds Telegram's {MAX_BYTES} bytes")
+        return data
+
+    @classmethod
+    def parse(cls, data: str) -> Callback | None:
+        if not data or len(data.encode()) > MAX_BYTES:
+            return None
+        parts = data.split(":")
+        if len(parts) not in (3, 4) or not all(_PART.match(p) for p in parts[:2]):
+            return None
+        if not parts[2].isascii() or not parts[2].isdigit() or len(parts[2]) > 18:
+            return None
+        arg = parts[3] if len(parts) == 4 else ""
+        if len(parts) == 4 and not _PART.match(arg):
+            return None
+        return cls(parts[0], parts[1], int(parts[2]), arg)
+
+
+class Family:
+    """One feature's buttons, typed: its prefix and the actions it answers (aiogram's
+    ``CallbackData`` is the model). Every button is packed through here, so each one is checked
+    against Telegram's 64 bytes and against the actions its handler knows, when it is made."""
+
+    def __init__(self, prefix: str, actions: frozenset[str] | set[str]) -> None:
+        if not _PART.match(prefix):
+            raise ValueError(f"callback prefix {prefix!r} must be 1-24 of [A-Za-z0-9_-]")
+        self.prefix = prefix
+        self.actions = frozenset(actions)
+
+    def data(self, action: str, id: int, arg: str = "") -> str:
+        if action not in self.actions:
+            raise ValueError(f"{self.prefix}: unknown action {action!r}")
+        return Callback(self.prefix, action, int(id), arg).pack()
+
+    def parse(self, data: str) -> Callback | None:
+        """``data`` as one of this family's callbacks, or None (another prefix, an unknown action,
+        malformed)."""
+        cb = Callback.parse(data)
+        if cb is None or cb.prefix != self.prefix or cb.action not in self.actions:
+            return None
+        return cb
+
+
+#: The features' buttons. A handler registers for ``family.prefix`` and parses with ``family``.
+ASSIGNMENT = Family("asg", {"show", "accept", "recuse"})
+RECUSAL = Family("rcs", {"type", "skip", "confirm", "cancel"})
+CONFLICT = Family("cfl", {"del", "pick", "type", "cancel"})
+PLAN = Family("pln", {"show"})
+DRAW = Family("drw", {"preview", "go", "now", "cancel"})
+REJECTION = Family("rjt", {"ask", "confirm", "cancel"})
+ALERT = Family("alr", {"ack"})
+FINDINGS = Family("fnd", {"open", "pass", "fail", "na", "edit", "skip", "submit", "confirm", "fix", "nofix"})
+CORRECTION = Family("cor", {"ok", "no"})
+CHECKIN = Family("chk", {"at"})
+PHOTO = Family("pho", {"at"})
+
+
+def button(label: str, data: str, **params: object) -> dict:
+    """One button as an outbox row carries it: a text code (``label``, rendered in the
+    recipient's locale, with ``params``) and its packed callback data."""
+    return {"label": label, "data": data, **({"params": params} if params else {})}

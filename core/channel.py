@@ -1,0 +1,126 @@
+"""One channel interface: Telegram, the SMS gateways and their simulators all sit behind it.
+
+Nothing outside ``bot/channels/`` imports python-telegram-bot or a provider's wire format.
+A channel sends an :class:`Outgoing` and returns the provider's message id, or raises
+:class:`SendError` saying whether a retry can help. Inbound traffic is normalised to
+:class:`InboundEvent` values, handed to one callback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str  # callback data, <= 64 bytes (bot.callbacks codec)
+
+
+@dataclass(frozen=True)
+class Poll:
+    question: str
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A rendered message for one address (Telegram chat id or E.164 number)."""
+
+    address: str
+    text: str = ""
+    buttons: tuple[tuple[Button, ...], ...] = ()  # rows of buttons (Telegram only)
+    poll: Poll | None = None
+    photo: bytes | None = None
+    photo_name: str = "photo.jpg"
+    document: bytes | None = None
+    document_name: str = "file.bin"
+    edit_message_id: str | None = None  # edit this earlier message instead of sending
+
+
+class SendError(Exception):
+    """A failed send. ``retryable`` errors are tried again later (after ``retry_after`` seconds
+    when the provider said so); permanent ones dead-letter the message and mark the address
+    unreachable. ``kind`` names the case: throttled, timeout, connection, server, blocked,
+    chat_not_found, invalid_number, bad_request, …"""
+
+    def __init__(self, kind: str, *, retryable: bool, retry_after: float | None = None, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.detail = detail
+
+
+class EventKind(str, Enum):
+    TEXT = "text"
+    COMMAND = "command"
+    BUTTON = "button"
+    LOCATION = "location"
+    PHOTO = "photo"
+    POLL_ANSWER = "poll_answer"
+    DELIVERY = "delivery"
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """A normalised inbound event. ``external_id`` is the provider's unique id (Telegram
+    ``update_id``, SMS MessageSid) — the idempotency key. ``sender`` is the channel identity
+    (chat id / E.164 number)."""
+
+    channel: str  # "telegram" | "sms"
+    external_id: str
+    sender: str
+    kind: EventKind
+    text: str = ""
+    command: str = ""  # without the slash, e.g. "start"
+    argument: str = ""
+    data: str = ""  # button callback data
+    message_id: str = ""  # the message a button belongs to / a delivery status is about
+    callback_id: str = ""  # to answer a button press
+    latitude: float | None = None
+    longitude: float | None = None
+    file_id: str = ""  # photo (largest size)
+    poll_id: str = ""
+    option_ids: tuple[int, ...] = ()
+    status: str = ""  # delivery status: queued, sent, delivered, undelivered, failed
+    error_code: str = ""
+    sender_name: str = ""
+    edited: bool = False  # an edit of an earlier message (never re-applied as a new answer)
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+EventCallback = Callable[[InboundEvent], Awaitable[None]]
+
+
+class Channel(Protocol):
+    name: str  # "telegram" | "sms"
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, message: Outgoing) -> str:
+        """Send; return the provider's message id (for a Telegram poll, the poll's id), or raise SendError."""
+
+    async def fetch_file(self, file_id: str) -> bytes:
+        """Download an inbound file (Telegram photos); channels without files raise SendError."""
+
+
+#: Provider identifiers go into ``inbound_event`` (``external_id`` 100 characters, ``sender`` 64).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def identifier(text: str, name: str, limit: int) -> str:
+    """A provider's identifier (a message id, a phone number, a status) as sent: 1..``limit``
+    characters without control characters, else ValueError — so a malformed webhook is refused
+    whole (400) instead of stored mangled, or, on PostgreSQL, refused by the database (503) on
+    every retry."""
+    text = text.strip()
+    if not text or len(text) > limit or _CONTROL.search(text):
+        raise ValueError(f"{name} empty, longer than {limit} characters or with control characters")
+    return text

@@ -1,0 +1,44 @@
+"""Turn an outbox row into a rendered :class:`Outgoing` for one address.
+
+The message body is ``templates/<locale>/messages/<template>``; buttons and poll options are
+text codes in the row's context (``buttons: [[{"label": code, "data": "asg:accept:12"}]]``,
+``poll: {"question": code, "options": [code, …]}``), so every word a person reads comes from
+templates, in the recipient's locale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.channel import Button, Outgoing, Poll
+from core.render import render, text
+
+
+def compose(
+    template: str,
+    context: dict,
+    locale: str,
+    address: str,
+    *,
+    edit_message_id: str | None = None,
+    data_dir: Path | None = None,
+) -> Outgoing:
+    params = context.get("params", {})
+    body = render(f"messages/{template}", locale, **context) if template else ""
+    buttons = tuple(
+        tuple(Button(text(b["label"], locale, **b.get("params", {})), b["data"]) for b in row)
+        for row in context.get("buttons", ())
+    )
+    poll = None
+    if "poll" in context:
+        spec = context["poll"]
+        poll = Poll(
+            question=text(spec["question"], locale, **params),
+            options=tuple(text(o, locale, **params) for o in spec["options"]),
+        )
+    photo = None
+    if context.get("photo_path") and data_dir is not None:
+        photo = (data_dir / context["photo_path"]).read_bytes()
+    return Outgoing(
+        address=address, text=body, buttons=buttons, poll=poll, photo=photo, edit_message_id=edit_message_id
+    )

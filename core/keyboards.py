@@ -1,0 +1,56 @@
+"""Named keyboards: the buttons a message carries, built when it is rendered.
+
+A service that queues a message says which actions it offers, as data —
+``context["keyboard"] = ["assignment_offer", 42]`` — and :func:`core.compose.compose` builds the
+buttons from the keyboard's name here, with typed callback data (``core.callbacks``) and text
+codes for the labels (rendered in the recipient's locale). So services never spell callback
+strings or labels, and a button's layout changes in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, button
+
+Rows = list[list[dict]]
+
+
+def assignment_offer(assignment_id: int) -> Rows:
+    """A fresh assignment: accept or recuse."""
+    return [
+        [
+            button("draw_btn_accept", ASSIGNMENT.data("accept", assignment_id)),
+            button("draw_btn_recuse", ASSIGNMENT.data("recuse", assignment_id)),
+        ]
+    ]
+
+
+def assignment_accept(assignment_id: int) -> Rows:
+    """An assignment given back after a rejected recusal: accept only."""
+    return [[button("draw_btn_accept", ASSIGNMENT.data("accept", assignment_id))]]
+
+
+def result_confirm(result_id: int) -> Rows:
+    """A submitted result a team member confirms."""
+    return [[button("btn_confirm_result", FINDINGS.data("confirm", result_id))]]
+
+
+def correction_decision(correction_id: int) -> Rows:
+    """A coordinator approves or rejects a requested correction."""
+    return [
+        [
+            button("btn_approve_correction", CORRECTION.data("ok", correction_id)),
+            button("btn_reject_correction", CORRECTION.data("no", correction_id)),
+        ]
+    ]
+
+
+KEYBOARDS: dict[str, Callable[[int], Rows]] = {
+    f.__name__: f for f in (assignment_offer, assignment_accept, result_confirm, correction_decision)
+}
+
+
+def keyboard(name: str, row_id: int) -> Rows:
+    """The rows of keyboard ``name`` for ``row_id`` (KeyError for an unknown name: a bug, not input)."""
+    return KEYBOARDS[name](row_id)

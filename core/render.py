@@ -1,0 +1,67 @@
+"""Rendering of every user-facing text: messages, pages, CLI reports.
+
+Templates live in ``templates/<locale>/`` (zh-CN is the default, en the second locale).
+Short texts (error reasons, button labels, one-line replies) are jinja2 macros in the files
+``templates/<locale>/texts/*.j2`` (one file per area), called by name with :func:`text`;
+longer messages and pages are whole templates rendered with :func:`render`. No user-facing
+string lives in Python. A macro name must be unique across a locale's text files.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from core.settings import LOCALES
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_LOCALE = "zh-CN"
+
+
+@cache
+def environment(locale: str) -> Environment:
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}")
+    env = Environment(
+        loader=FileSystemLoader([TEMPLATES / locale, TEMPLATES / "common"]),
+        autoescape=select_autoescape(["html", "htm", "xml"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.globals["text"] = lambda code, **kw: text(code, locale=locale, **kw)
+    return env
+
+
+def render(template: str, /, locale: str = DEFAULT_LOCALE, **context) -> str:
+    return environment(locale).get_template(template).render(locale=locale, **context)
+
+
+@cache
+def _texts(locale: str) -> dict:
+    env = environment(locale)
+    macros: dict = {}
+    for path in sorted((TEMPLATES / locale / "texts").glob("*.j2")):
+        module = env.get_template(f"texts/{path.name}").module
+        for name in dir(module):
+            if name.startswith("_"):
+                continue
+            if name in macros:
+                raise ValueError(f"text {name!r} defined twice in templates/{locale}/texts/")
+            macros[name] = getattr(module, name)
+    return macros
+
+
+def text(code: str, /, locale: str = DEFAULT_LOCALE, **params) -> str:
+    """One short text by its code, e.g. ``text("uscc_bad_check", value="…")``."""
+    macro = _texts(locale).get(code)
+    if macro is None:
+        raise KeyError(f"no text {code!r} in templates/{locale}/texts/")
+    return str(macro(**params)).strip()
+
+
+def text_codes(locale: str) -> set[str]:
+    return set(_texts(locale))

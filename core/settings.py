@@ -1,0 +1,125 @@
+"""Settings: built once from the environment (and an optional ``.env``), then frozen.
+
+Every knob the service has is here, with its default. Nothing else in the code reads
+``os.environ``; pass a :class:`Settings` instead, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+LOCALES = ("zh-CN", "en")
+SMS_PROVIDERS = ("twilio", "aliyun")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    tz: str = "Asia/Shanghai"
+    locale: str = "zh-CN"
+    # Secrets: never logged, never rendered (see __repr__).
+    telegram_token: str = field(default="", repr=False)
+    telegram_api_url: str = ""  # empty = the real Bot API
+    telegram_webhook_secret: str = field(default="", repr=False)
+    sms_account_sid: str = ""
+    sms_auth_token: str = field(default="", repr=False)
+    sms_api_url: str = ""  # empty = the provider's real endpoint
+    sms_provider: str = "twilio"  # "twilio" (any Twilio-compatible gateway) or "aliyun"
+    sms_from: str = ""  # Twilio: our sender number (E.164), unless a Messaging Service is used
+    sms_messaging_service_sid: str = ""  # Twilio: MG…; sent instead of From when set
+    sms_sign_name: str = ""  # Aliyun: the approved signature (签名)
+    sms_template_code: str = ""  # Aliyun: the approved template carrying our rendered text
+    sms_template_param: str = "content"  # Aliyun: that template's variable name
+    sms_push_token: str = field(default="", repr=False)  # Aliyun: secret path segment of the push URLs
+    public_url: str = "http://127.0.0.1:8080"
+    telegram_mode: str = "polling"  # "polling" or "webhook" (served at {public_url}/telegram/webhook)
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    checkin_radius_m: int = 500  # a check-in farther than this from the entity is flagged (never refused)
+
+    def __post_init__(self) -> None:
+        if self.locale not in LOCALES:
+            raise SettingsError(f"INSPECTBOT_LOCALE must be one of {', '.join(LOCALES)}, not {self.locale!r}")
+        try:
+            ZoneInfo(self.tz)
+        except Exception as exc:  # ZoneInfoNotFoundError, ValueError
+            raise SettingsError(f"INSPECTBOT_TZ {self.tz!r} is not a known time zone") from exc
+        if self.sms_provider not in SMS_PROVIDERS:
+            raise SettingsError(f"SMS_PROVIDER must be one of {', '.join(SMS_PROVIDERS)}, not {self.sms_provider!r}")
+        if self.telegram_mode not in ("polling", "webhook"):
+            raise SettingsError(f"TELEGRAM_MODE must be polling or webhook, not {self.telegram_mode!r}")
+        if self.checkin_radius_m <= 0:
+            raise SettingsError(
+                f"INSPECTBOT_CHECKIN_RADIUS_M must be a positive number of metres, not {self.checkin_radius_m}"
+            )
+        if not self.database_url:
+            object.__setattr__(self, "database_url", default_database_url(self.data_dir))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+    @property
+    def dialect(self) -> str:
+        return "postgres" if self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://")) else "sqlite"
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, dotenv: bool = True) -> Settings:
+        if env is None:
+            if dotenv:
+                from dotenv import dotenv_values
+
+                values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+                env = {**values, **os.environ}
+            else:
+                env = dict(os.environ)
+        data_dir = Path(env.get("INSPECTBOT_DATA_DIR", "data"))
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("DATABASE_URL", ""),
+            tz=env.get("INSPECTBOT_TZ", "Asia/Shanghai"),
+            locale=env.get("INSPECTBOT_LOCALE", "zh-CN"),
+            telegram_token=env.get("TELEGRAM_TOKEN", ""),
+            telegram_api_url=env.get("TELEGRAM_API_URL", ""),
+            telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
+            sms_account_sid=env.get("SMS_ACCOUNT_SID", ""),
+            sms_auth_token=env.get("SMS_AUTH_TOKEN", ""),
+            sms_api_url=env.get("SMS_API_URL", ""),
+            sms_provider=env.get("SMS_PROVIDER", "twilio"),
+            sms_from=env.get("SMS_FROM", ""),
+            sms_messaging_service_sid=env.get("SMS_MESSAGING_SERVICE_SID", ""),
+            sms_sign_name=env.get("SMS_SIGN_NAME", ""),
+            sms_template_code=env.get("SMS_TEMPLATE_CODE", ""),
+            sms_template_param=env.get("SMS_TEMPLATE_PARAM", "content"),
+            sms_push_token=env.get("SMS_PUSH_TOKEN", ""),
+            public_url=env.get("INSPECTBOT_PUBLIC_URL", "http://127.0.0.1:8080"),
+            telegram_mode=env.get("TELEGRAM_MODE", "polling"),
+            web_host=env.get("INSPECTBOT_WEB_HOST", "127.0.0.1"),
+            web_port=int(env.get("INSPECTBOT_WEB_PORT", "8080")),
+            checkin_radius_m=_int(env, "INSPECTBOT_CHECKIN_RADIUS_M", 500),
+        )
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def default_database_url(data_dir: Path) -> str:
+    return f"sqlite://{(data_dir / 'inspectbot.sqlite3').as_posix()}"
