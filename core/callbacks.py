@@ -54,10 +54,10 @@ class Family:
         self.prefix = prefix
         self.actions = frozenset(actions)
 
-    def data(self, action: str, id: int, arg: str = "") -> str:
+    def data(self, action: str, id: int, arg: str | int = "") -> str:
         if action not in self.actions:
             raise ValueError(f"{self.prefix}: unknown action {action!r}")
-        return Callback(self.prefix, action, int(id), arg).pack()
+        return Callback(self.prefix, action, int(id), str(arg)).pack()
 
     def parse(self, data: str) -> Callback | None:
         """``data`` as one of this family's callbacks, or None (another prefix, an unknown action,
@@ -82,7 +82,7 @@ CHECKIN = Family("chk", {"at"})
 PHOTO = Family("pho", {"at"})
 
 
-def button(label: str, data: str, **params: object) -> dict:
+def key(label: str, data: str, **params: object) -> dict:
     """One button as an outbox row carries it: a text code (``label``, rendered in the
     recipient's locale, with ``params``) and its packed callback data."""
     return {"label": label, "data": data, **({"params": params} if params else {})}

@@ -1,7 +1,8 @@
 """Turn an outbox row into a rendered :class:`Outgoing` for one address.
 
 The message body is ``templates/<locale>/messages/<template>``; buttons and poll options are
-text codes in the row's context (``buttons: [[{"label": code, "data": "asg:accept:12"}]]``,
+text codes in the row's context (``buttons: [[{"label": code, "data": "asg:accept:12"}]]``, or
+a named keyboard ``keyboard: ["assignment_offer", 12]`` built by :mod:`core.keyboards`,
 ``poll: {"question": code, "options": [code, …]}``), so every word a person reads comes from
 templates, in the recipient's locale.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.channel import Button, Outgoing, Poll
+from core.keyboards import keyboard
 from core.render import render, text
 
 
@@ -27,7 +29,7 @@ def compose(
     body = render(f"messages/{template}", locale, **context) if template else ""
     buttons = tuple(
         tuple(Button(text(b["label"], locale, **b.get("params", {})), b["data"]) for b in row)
-        for row in context.get("buttons", ())
+        for row in (keyboard(*context["keyboard"]) if "keyboard" in context else context.get("buttons", ()))
     )
     poll = None
     if "poll" in context:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, button
+from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, key
 
 Rows = list[list[dict]]
 
@@ -20,28 +20,28 @@ def assignment_offer(assignment_id: int) -> Rows:
     """A fresh assignment: accept or recuse."""
     return [
         [
-            button("draw_btn_accept", ASSIGNMENT.data("accept", assignment_id)),
-            button("draw_btn_recuse", ASSIGNMENT.data("recuse", assignment_id)),
+            key("draw_btn_accept", ASSIGNMENT.data("accept", assignment_id)),
+            key("draw_btn_recuse", ASSIGNMENT.data("recuse", assignment_id)),
         ]
     ]
 
 
 def assignment_accept(assignment_id: int) -> Rows:
     """An assignment given back after a rejected recusal: accept only."""
-    return [[button("draw_btn_accept", ASSIGNMENT.data("accept", assignment_id))]]
+    return [[key("draw_btn_accept", ASSIGNMENT.data("accept", assignment_id))]]
 
 
 def result_confirm(result_id: int) -> Rows:
     """A submitted result a team member confirms."""
-    return [[button("btn_confirm_result", FINDINGS.data("confirm", result_id))]]
+    return [[key("btn_confirm_result", FINDINGS.data("confirm", result_id))]]
 
 
 def correction_decision(correction_id: int) -> Rows:
     """A coordinator approves or rejects a requested correction."""
     return [
         [
-            button("btn_approve_correction", CORRECTION.data("ok", correction_id)),
-            button("btn_reject_correction", CORRECTION.data("no", correction_id)),
+            key("btn_approve_correction", CORRECTION.data("ok", correction_id)),
+            key("btn_reject_correction", CORRECTION.data("no", correction_id)),
         ]
     ]
 

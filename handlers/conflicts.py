@@ -3,7 +3,7 @@ standing conflicts of interest."""
 
 from __future__ import annotations
 
-from core.callbacks import Callback
+from core.callbacks import CONFLICT, Callback, key
 from handlers.common import Replier, inspector_id
 from handlers.router import button, command
 from models.directory import ConflictType
@@ -24,7 +24,7 @@ async def conflicts_command(ctx: Context) -> str:
     if not query:
         rows = await conflicts.listing(me, now)
         buttons = [
-            [{"label": "btn_withdraw", "params": {"entity": r["entity"][:20]}, "data": f"cfl:del:{r['id']}"}]
+            [key("btn_withdraw", CONFLICT.data("del", r["id"]), entity=r["entity"][:20])]
             for r in rows
             if r["withdrawable"]
         ][:10]
@@ -35,9 +35,7 @@ async def conflicts_command(ctx: Context) -> str:
     except ConflictError as exc:
         await say("conflict_refused.j2", {"code": exc.code, "params": exc.params})
         return exc.code
-    buttons = [
-        [{"label": "btn_pick_entity", "params": {"name": e["name"][:24]}, "data": f"cfl:pick:{e['id']}"}] for e in found
-    ]
+    buttons = [[key("btn_pick_entity", CONFLICT.data("pick", e["id"]), name=e["name"][:24])] for e in found]
     await say("conflict_search.j2", {"query": query, "found": found, "buttons": buttons})
     return "conflict_search"
 
@@ -52,7 +50,7 @@ async def conflict_button(ctx: Context) -> str:
         return "bad_callback"
     try:
         if cb.action == "pick":
-            rows = [[{"label": f"conflict_{t.value}", "data": f"cfl:type:{cb.id}:{t.value}"}] for t in RECUSAL_TYPES]
+            rows = [[key(f"conflict_{t.value}", CONFLICT.data("type", cb.id, t.value))] for t in RECUSAL_TYPES]
             await say("conflict_type.j2", {"buttons": rows})
             return "conflict_pick"
         if cb.action == "type" and cb.arg in {t.value for t in RECUSAL_TYPES}:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
 
-from core.callbacks import Callback
+from core.callbacks import ALERT, DRAW, PLAN, REJECTION, Callback, key
 from core.channel import EventKind
 from handlers.common import Replier
 from handlers.paging import nav, page_context, pageable
@@ -72,9 +72,7 @@ async def plans_command(ctx: Context) -> str:
 @coordinators_only
 async def show_plans(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
     shown = await coordination.plans_page(scope, page, ctx.clock.now(), ctx.zone)
-    rows = [
-        [{"label": "btn_plan_show", "params": {"code": p["code"]}, "data": f"pln:show:{p['id']}"}] for p in shown.items
-    ]
+    rows = [[key("btn_plan_show", PLAN.data("show", p["id"]), code=p["code"])] for p in shown.items]
     await say("coord_plans.j2", {**page_context(shown), "buttons": rows + nav("plans", shown)}, edit_of=edit_of)
     return "plans"
 
@@ -90,7 +88,7 @@ async def plan_command(ctx: Context, scope: Scope, say: Replier) -> str:
 
 async def _show_plan(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
     plan = await coordination.plan_detail(scope, code, ctx.clock.now(), ctx.zone)
-    buttons = [[{"label": "btn_draw_preview", "data": f"drw:preview:{plan['id']}"}]]
+    buttons = [[key("btn_draw_preview", DRAW.data("preview", plan["id"]))]]
     await say("coord_plan.j2", {"plan": plan, "buttons": buttons})
     return "plan"
 
@@ -121,10 +119,8 @@ async def _preview(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
     if p.firing_id is not None and not p.due:
         buttons = []  # announced for later: the scheduler draws it at its time
     else:
-        confirm = f"drw:go:{p.firing_id}" if p.firing_id is not None else f"drw:now:{p.plan_id}:{p.firings}"
-        buttons = [
-            [{"label": "btn_draw_confirm", "data": confirm}, {"label": "btn_cancel", "data": f"drw:cancel:{p.plan_id}"}]
-        ]
+        confirm = DRAW.data("go", p.firing_id) if p.firing_id is not None else DRAW.data("now", p.plan_id, p.firings)
+        buttons = [[key("btn_draw_confirm", confirm), key("btn_cancel", DRAW.data("cancel", p.plan_id))]]
     await say("coord_draw_preview.j2", {**p.context(), "buttons": buttons})
     return "draw_preview"
 
@@ -199,11 +195,7 @@ async def recusals_command(ctx: Context) -> str:
 @coordinators_only
 async def show_recusals(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
     shown = await coordination.recusals_page(scope, page, ctx.zone)
-    rows = [
-        [{"label": "btn_reject", "params": {"id": r["id"]}, "data": f"rjt:ask:{r['id']}"}]
-        for r in shown.items
-        if r["rejectable"]
-    ]
+    rows = [[key("btn_reject", REJECTION.data("ask", r["id"]), id=r["id"])] for r in shown.items if r["rejectable"]]
     await say("coord_recusals.j2", {**page_context(shown), "buttons": rows + nav("recusals", shown)}, edit_of=edit_of)
     return "recusals"
 
@@ -242,8 +234,8 @@ async def reject_button(ctx: Context, scope: Scope, say: Replier) -> str:
 def _reject_buttons(recusal_id: int) -> list:
     return [
         [
-            {"label": "btn_reject_confirm", "data": f"rjt:confirm:{recusal_id}"},
-            {"label": "btn_cancel", "data": f"rjt:cancel:{recusal_id}"},
+            key("btn_reject_confirm", REJECTION.data("confirm", recusal_id)),
+            key("btn_cancel", REJECTION.data("cancel", recusal_id)),
         ]
     ]
 
@@ -313,11 +305,7 @@ async def alerts_command(ctx: Context) -> str:
 @coordinators_only
 async def show_alerts(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
     shown = await coordination.alerts_page(scope, page, ctx.zone)
-    rows = [
-        [{"label": "btn_ack", "params": {"id": a["id"]}, "data": f"alr:ack:{a['id']}"}]
-        for a in shown.items
-        if not a["acknowledged"]
-    ]
+    rows = [[key("btn_ack", ALERT.data("ack", a["id"]), id=a["id"])] for a in shown.items if not a["acknowledged"]]
     await say("coord_alerts.j2", {**page_context(shown), "buttons": rows + nav("alerts", shown)}, edit_of=edit_of)
     return "alerts"
 

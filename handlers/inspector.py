@@ -7,7 +7,7 @@ the assignment and that it is still open, so stale and double taps are answered,
 
 from __future__ import annotations
 
-from core.callbacks import Callback
+from core.callbacks import ASSIGNMENT, FINDINGS, RECUSAL, Callback, key
 from core.channel import EventKind
 from handlers import onsite
 from handlers.common import Replier, inspector_id
@@ -25,10 +25,7 @@ NOTE_LIMIT = 500
 @command("tasks", roles=INSPECTOR)
 async def tasks(ctx: Context) -> str:
     rows = await assignments.open_for(inspector_id(ctx), ctx.clock.now(), ctx.zone, ctx.conn)
-    buttons = [
-        [{"label": "btn_show_task", "params": {"no": r["assignment"]}, "data": f"asg:show:{r['assignment']}"}]
-        for r in rows[:10]
-    ]
+    buttons = [[key("btn_show_task", ASSIGNMENT.data("show", r["assignment"]), no=r["assignment"])] for r in rows[:10]]
     await Replier(ctx)("tasks.j2", {"tasks": rows, "buttons": buttons})
     return "tasks"
 
@@ -59,17 +56,17 @@ def action_buttons(view: dict) -> list:
     if view["status"] == "sent":
         return [
             [
-                {"label": "draw_btn_accept", "data": f"asg:accept:{aid}"},
-                {"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"},
+                key("draw_btn_accept", ASSIGNMENT.data("accept", aid)),
+                key("draw_btn_recuse", ASSIGNMENT.data("recuse", aid)),
             ]
         ]
     if view["status"] == "accepted":
         return [
-            [{"label": "draw_btn_recuse", "data": f"asg:recuse:{aid}"}],
-            [{"label": "btn_record_result", "data": f"fnd:open:{aid}"}],
+            [key("draw_btn_recuse", ASSIGNMENT.data("recuse", aid))],
+            [key("btn_record_result", FINDINGS.data("open", aid))],
         ]
     if view["status"] == "done":
-        return [[{"label": "btn_view_result", "data": f"fnd:open:{aid}"}]]
+        return [[key("btn_view_result", FINDINGS.data("open", aid))]]
     return []
 
 
@@ -106,8 +103,8 @@ async def assignment_button(ctx: Context) -> str:
 
 
 def recusal_type_buttons(aid: int) -> list:
-    rows = [[{"label": f"conflict_{t.value}", "data": f"rcs:type:{aid}:{t.value}"}] for t in RECUSAL_TYPES]
-    return rows + [[{"label": "btn_cancel", "data": f"rcs:cancel:{aid}"}]]
+    rows = [[key(f"conflict_{t.value}", RECUSAL.data("type", aid, t.value))] for t in RECUSAL_TYPES]
+    return rows + [[key("btn_cancel", RECUSAL.data("cancel", aid))]]
 
 
 @button("rcs", roles=INSPECTOR)
@@ -135,8 +132,8 @@ async def recusal_button(ctx: Context) -> str:
                 "limit": NOTE_LIMIT,
                 "buttons": [
                     [
-                        {"label": "btn_skip", "data": f"rcs:skip:{cb.id}"},
-                        {"label": "btn_cancel", "data": f"rcs:cancel:{cb.id}"},
+                        key("btn_skip", RECUSAL.data("skip", cb.id)),
+                        key("btn_cancel", RECUSAL.data("cancel", cb.id)),
                     ]
                 ],
             },
@@ -177,8 +174,8 @@ async def _confirm_step(ctx: Context, data: dict, note: str) -> str:
             "note": note,
             "buttons": [
                 [
-                    {"label": "btn_confirm_recusal", "data": f"rcs:confirm:{aid}"},
-                    {"label": "btn_cancel", "data": f"rcs:cancel:{aid}"},
+                    key("btn_confirm_recusal", RECUSAL.data("confirm", aid)),
+                    key("btn_cancel", RECUSAL.data("cancel", aid)),
                 ]
             ],
         },

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from core.callbacks import Callback
+from core.callbacks import CHECKIN, FINDINGS, PHOTO, Callback, Family, key
 from core.channel import EventKind
 from core.settings import Settings
 from domain.onsite import NOTE_LIMIT
@@ -57,15 +57,9 @@ def _sign(ctx: Context) -> str | None:
     return sign_for(ctx.settings)
 
 
-def _choice_buttons(prefix: str, choice: Choice) -> list:
+def _choice_buttons(family: Family, action: str, choice: Choice) -> list:
     return [
-        [
-            {
-                "label": "btn_pick_inspection",
-                "params": {"no": c["no"], "entity": c["entity"][:20]},
-                "data": f"{prefix}:{c['assignment']}",
-            }
-        ]
+        [key("btn_pick_inspection", family.data(action, c["assignment"]), no=c["no"], entity=c["entity"][:20])]
         for c in choice.choices[:MAX_CHOICES]
     ]
 
@@ -108,7 +102,7 @@ async def _checkin(ctx: Context, lat: float, lon: float, assignment_id: int | No
         await _put(ctx, "checkin", "which", {"lat": lat, "lon": lon, "at": now.isoformat()})
         await say(
             "onsite_which.j2",
-            {"purpose": "checkin", "choices": done.choices, "buttons": _choice_buttons("chk:at", done)},
+            {"purpose": "checkin", "choices": done.choices, "buttons": _choice_buttons(CHECKIN, "at", done)},
         )
         return "checkin_choose"
     await say("checkin_done.j2", done)
@@ -154,7 +148,7 @@ async def photo(ctx: Context) -> str:
                 "purpose": "photo",
                 "choices": done.choices,
                 "waiting": len(files),
-                "buttons": _choice_buttons("pho:at", done),
+                "buttons": _choice_buttons(PHOTO, "at", done),
             },
         )
         return "photo_choose"
@@ -208,7 +202,7 @@ async def _open(ctx: Context, assignment_id: int | None) -> str:
     if isinstance(got, Choice):
         await Replier(ctx)(
             "onsite_which.j2",
-            {"purpose": "findings", "choices": got.choices, "buttons": _choice_buttons("fnd:open", got)},
+            {"purpose": "findings", "choices": got.choices, "buttons": _choice_buttons(FINDINGS, "open", got)},
         )
         return "findings_choose"
     outcome, view = got
@@ -218,26 +212,23 @@ async def _open(ctx: Context, assignment_id: int | None) -> str:
 
 def _item_buttons(view: dict) -> list:
     rid, pos = view["result"], view["current"]["pos"]
-    return [[{"label": f"btn_verdict_{v}", "data": f"fnd:{v}:{rid}:{pos}"} for v in ("pass", "fail", "na")]]
+    return [[key(f"btn_verdict_{v}", FINDINGS.data(v, rid, pos)) for v in ("pass", "fail", "na")]]
 
 
 def _summary_buttons(view: dict) -> list:
     rid = view["result"]
-    edits = [
-        {"label": "btn_edit_item", "params": {"no": i["no"]}, "data": f"fnd:edit:{rid}:{i['pos']}"}
-        for i in view["items"]
-    ]
+    edits = [key("btn_edit_item", FINDINGS.data("edit", rid, i["pos"]), no=i["no"]) for i in view["items"]]
     rows = [edits[k : k + 4] for k in range(0, len(edits), 4)]
     submit = "btn_submit_correction" if view["supersedes"] else "btn_submit_result"
-    return rows + [[{"label": submit, "data": f"fnd:submit:{rid}"}]]
+    return rows + [[key(submit, FINDINGS.data("submit", rid))]]
 
 
 def _result_buttons(view: dict) -> list:
     rid = view["result"]
     if view["is_lead"] and view["status"] in ("submitted", "confirmed") and not view["open_correction"]:
-        return [[{"label": "btn_request_correction", "data": f"fnd:fix:{rid}"}]]
+        return [[key("btn_request_correction", FINDINGS.data("fix", rid))]]
     if not view["is_lead"] and view["status"] == "submitted":
-        return [[{"label": "btn_confirm_result", "data": f"fnd:confirm:{rid}"}]]
+        return [[key("btn_confirm_result", FINDINGS.data("confirm", rid))]]
     return []
 
 
@@ -265,7 +256,7 @@ async def _show(ctx: Context, view: dict, notice: str = "", index: int | None = 
             {
                 **context,
                 "limit": NOTE_LIMIT,
-                "buttons": [[{"label": "btn_skip", "data": f"fnd:skip:{view['result']}:{view['current']['pos']}"}]],
+                "buttons": [[key("btn_skip", FINDINGS.data("skip", view["result"], view["current"]["pos"]))]],
             },
         )
     else:
@@ -337,7 +328,7 @@ async def _begin_fix(ctx: Context, result_id: int) -> str:
         {
             "result": view,
             "limit": onsite.REASON_LIMIT,
-            "buttons": [[{"label": "btn_cancel", "data": f"fnd:nofix:{result_id}"}]],
+            "buttons": [[key("btn_cancel", FINDINGS.data("nofix", result_id))]],
         },
     )
     return "correction_reason_asked"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from core.callbacks import Callback
+from core.callbacks import Callback, key
 from handlers.common import Replier
 from handlers.router import button
 from services.coordination import Page, sent_message_key
@@ -38,21 +38,9 @@ def nav(name: str, page: Page) -> list[list[dict]]:
         return []
     row = []
     if page.page > 1:
-        row.append(
-            {
-                "label": "btn_page_prev",
-                "params": {"page": page.page - 1},
-                "data": Callback("pg", name, page.page - 1).pack(),
-            }
-        )
+        row.append(key("btn_page_prev", Callback("pg", name, page.page - 1).pack(), page=page.page - 1))
     if page.page < page.pages:
-        row.append(
-            {
-                "label": "btn_page_next",
-                "params": {"page": page.page + 1},
-                "data": Callback("pg", name, page.page + 1).pack(),
-            }
-        )
+        row.append(key("btn_page_next", Callback("pg", name, page.page + 1).pack(), page=page.page + 1))
     return [row]
 
 

@@ -708,7 +708,7 @@ async def _tell_rejection(r: Recusal, note: str, now: datetime, zone: ZoneInfo, 
             context={
                 "task": view,
                 "note": note,
-                "buttons": [[{"label": "draw_btn_accept", "data": f"asg:accept:{asg.id}"}]],
+                "keyboard": ["assignment_accept", asg.id],
             },
         )
     ]

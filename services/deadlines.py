@@ -57,12 +57,7 @@ async def remind_due(now: datetime, zone, locale: str) -> int:
                 "draw_ref": asg.draw.draw_ref,
                 "plan": asg.draw.plan.name,
                 "deadline": _local(second, zone),
-                "buttons": [
-                    [
-                        {"label": "draw_btn_accept", "data": f"asg:accept:{asg.id}"},
-                        {"label": "draw_btn_recuse", "data": f"asg:recuse:{asg.id}"},
-                    ]
-                ],
+                "keyboard": ["assignment_offer", asg.id],
             }
             await enqueue(
                 [

@@ -559,15 +559,6 @@ async def _entity_details(ids: Sequence[int], connection) -> dict[int, tuple[str
     return out
 
 
-def _buttons(assignment_id: int | str) -> list[list[dict]]:
-    return [
-        [
-            {"label": "draw_btn_accept", "data": f"asg:accept:{assignment_id}"},
-            {"label": "draw_btn_recuse", "data": f"asg:recuse:{assignment_id}"},
-        ]
-    ]
-
-
 def _assignment_key(assignment_id: int) -> str:
     return f"asg:{assignment_id}:sent"
 
@@ -576,7 +567,7 @@ def assignment_message(assignment_id: int, inspector_id: int, context: dict, loc
     """The outbox row for one assignment; adds its id and its buttons (accept / recuse) to
     ``context``, a dict made for this message."""
     context["assignment"] = assignment_id
-    context["buttons"] = _buttons(assignment_id)
+    context["keyboard"] = ["assignment_offer", assignment_id]
     return Message(
         dedupe_key=_assignment_key(assignment_id),
         recipient_kind=RecipientKind.INSPECTOR,
@@ -594,7 +585,7 @@ class AssignmentContexts:
     team and entity; encoding each message's dict whole (≈ 570 bytes, 300,000 times) was most
     of a city draw's outbox write. :meth:`message` gives, character for character, the text
     ``bot.db.encode`` makes of the dict :func:`assignment_message` fills in the same order
-    (``{**base, "no", "seat", "team"[, "entity"], "assignment", "buttons"}``), so the stored
+    (``{**base, "no", "seat", "team"[, "entity"], "assignment", "keyboard"}``), so the stored
     rows and what the dispatcher renders from them do not change
     (tests/services/test_draws_bulk_writes.py).
     """
@@ -603,7 +594,7 @@ class AssignmentContexts:
 
     def __init__(self, base: dict) -> None:
         self._head = db.encode(base)[:-1] + ("," if base else "")
-        tail = db.encode({"assignment": self._MARK, "buttons": _buttons(self._MARK)})[1:]
+        tail = db.encode({"assignment": self._MARK, "keyboard": ["assignment_offer", self._MARK]})[1:]
         self._tail = tail.split(str(self._MARK))
 
     def inspection(self, no: int, team: Sequence[str], entity: tuple[str, str, str] | None) -> tuple[str, str]:

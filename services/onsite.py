@@ -761,7 +761,7 @@ async def _ask_to_confirm(
     context = {
         **view,
         "is_lead": False,
-        "buttons": [[{"label": "btn_confirm_result", "data": f"fnd:confirm:{result.id}"}]],
+        "keyboard": ["result_confirm", result.id],
     }
     await enqueue(
         [
@@ -930,12 +930,7 @@ async def _correction_requested(
         "lead": after["lead"],
         "reason": corr.reason,
         "changes": changes,
-        "buttons": [
-            [
-                {"label": "btn_approve_correction", "data": f"cor:ok:{corr.id}"},
-                {"label": "btn_reject_correction", "data": f"cor:no:{corr.id}"},
-            ]
-        ],
+        "keyboard": ["correction_decision", corr.id],
     }
     await raise_alert(
         f"correction:{corr.id}",

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,3 +31,24 @@ def test_too_long_data_cannot_be_packed():
 
     with pytest.raises(ValueError):
         Callback("a" * 24, "b" * 24, 10**17, "c" * 24).pack()
+
+
+def test_families_pack_only_their_actions_within_telegrams_limit():
+    from core.callbacks import ASSIGNMENT, FINDINGS
+
+    assert ASSIGNMENT.data("accept", 12) == "asg:accept:12"
+    assert FINDINGS.data("edit", 7, 3) == "fnd:edit:7:3"
+    assert ASSIGNMENT.parse("asg:accept:12") == Callback("asg", "accept", 12)
+    assert ASSIGNMENT.parse("asg:explode:12") is None and ASSIGNMENT.parse("fnd:open:12") is None
+    with pytest.raises(ValueError, match="unknown action"):
+        ASSIGNMENT.data("explode", 12)
+    with pytest.raises(ValueError, match="1-24"):
+        FINDINGS.data("edit", 7, "a" * 25)
+
+
+def test_every_named_keyboard_builds_checked_buttons():
+    from core.keyboards import KEYBOARDS, keyboard
+
+    for name in KEYBOARDS:
+        rows = keyboard(name, 123456789)
+        assert rows and all(Callback.parse(b["data"]) is not None and b["label"] for row in rows for b in row), name

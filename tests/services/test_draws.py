@@ -9,6 +9,7 @@ import pytest
 from tortoise.exceptions import IntegrityError
 
 from core import db as dbmod
+from core.keyboards import keyboard
 from core.render import render
 from models.directory import Conflict, ConflictSource, ConflictType, InspectorStatus, Unit
 from models.draws import (
@@ -112,7 +113,7 @@ async def test_draw_writes_everything_once(db, tmp_path):
     first = outbox[0]
     text = render(f"messages/{first.template}", "zh-CN", **first.context)
     assert first.context["entity"]["name"] in text and "测试计划" in text
-    assert [b["data"].split(":")[1] for b in first.context["buttons"][0]] == ["accept", "recuse"]
+    assert [b["data"].split(":")[1] for b in keyboard(*first.context["keyboard"])[0]] == ["accept", "recuse"]
 
 
 async def test_second_draw_of_a_firing_is_refused(db, tmp_path):
