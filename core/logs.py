@@ -18,6 +18,8 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from core.db import transient
+
 REDACTED = "[REDACTED]"
 # A Telegram bot token: the bot's numeric id, a colon, 35 URL-safe characters.
 BOT_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}")
@@ -162,8 +164,6 @@ def not_stored(logger: logging.Logger, exc: BaseException, message: str, *args) 
     """Log an inbound event that could not be stored (the caller answers 503 or retries). While
     the database is away every webhook fails this way, and a traceback each would bury the log:
     a transient failure is one WARNING line with its cause; anything else keeps its traceback."""
-    from core.db import transient
-
     if transient(exc):
         logger.warning(message + " (database unavailable: %s: %s)", *args, type(exc).__name__, exc)
     else:
