@@ -2,7 +2,7 @@
 
     uv run python benchmarks/bench_public.py [--entities 1081742] [--database-url URL] [--repeat 5]
 
-Fills a migrated database directly (``bot.db.bulk_insert``; not what we measure) with N
+Fills a migrated database directly (``core.db.bulk_insert``; not what we measure) with N
 entities named like real firms (``青岛<district><trade><n>号<suffix>``, one name containing
 ``独一无二`` at the highest id), one draw of 50,000 inspections (every fifth with a submitted
 result), and 500,000 outbox rows; then times, through the service functions the pages call

@@ -15,7 +15,7 @@ Processes (the machine's cores are shared by them, as in production):
   real Twilio SMS channel, so each request goes through the webhook guard (signature, size,
   replay), ``Runtime.on_event``, ``services.inbound.receive`` (the event stored and handled in
   one transaction, committed before the 2xx) and the survey handler. Logging as ``inspectbot
-  serve`` sets it (``bot.logs.setup_logging``: JSON lines, redacted, INFO, one line per event,
+  serve`` sets it (``core.logs.setup_logging``: JSON lines, redacted, INFO, one line per event,
   to a file). No dispatcher runs: replies stay queued.
 * the **hello-world server**: a one-route aiohttp app answering ``Hello, world`` to the same POSTs.
 * the **load generator**: an aiohttp client with ``--connections`` keep-alive connections and as

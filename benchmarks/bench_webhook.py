@@ -18,7 +18,7 @@ Processes (the machine's cores are shared by them, as in production):
 * the **server**: our real aiohttp app (``bot.web.make_app``) around the ``Runtime``, with the
   Telegram channel built by ``Service.channels_from_settings`` in webhook mode exactly as
   ``inspectbot serve`` builds it (secret token, the simulator as Bot API) and started (setWebhook),
-  logging as ``inspectbot serve`` sets it (``bot.logs.setup_logging``, JSON lines, to a file).
+  logging as ``inspectbot serve`` sets it (``core.logs.setup_logging``, JSON lines, to a file).
   Each update goes through the secret check, ``Update.de_json``, ``Runtime.on_event`` →
   ``services.inbound.receive`` (the event stored and handled, committed before the 200 — by group
   commit: buttons and ``/tasks`` are short, see ``handlers.router.long_work``) → the inspector

@@ -12,11 +12,15 @@ import logging
 
 from aiohttp import web
 
+from bot.channels.sms import sms_channel
+from bot.channels.telegram import TelegramChannel
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
+from bot.web import make_app
 from core import db
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
+from scheduler import Scheduler
 
 log = logging.getLogger("inspectbot")
 
@@ -44,8 +48,6 @@ class Service:
         channels = {}
         s = self.settings
         if s.telegram_token:
-            from bot.channels.telegram import TelegramChannel
-
             channels["telegram"] = TelegramChannel(
                 s.telegram_token,
                 api_url=s.telegram_api_url,
@@ -55,8 +57,6 @@ class Service:
                 on_event=self.rt.on_event,
             )
         if s.sms_account_sid or s.sms_provider == "aliyun" and s.sms_api_url:
-            from bot.channels.sms import sms_channel
-
             channels["sms"] = sms_channel(s)
         return channels
 
@@ -68,8 +68,6 @@ class Service:
             self.rt.channels, clock=self.rt.clock, data_dir=self.settings.data_dir, **self.dispatcher_options
         )
         if self.web_enabled:
-            from bot.web import make_app
-
             self._runner = web.AppRunner(make_app(self.rt), access_log=None)
             await self._runner.setup()
             await web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port).start()
@@ -78,8 +76,6 @@ class Service:
             log.info("channel %s started", name)
         self._tasks.append(asyncio.create_task(self.rt.dispatcher.run(), name="dispatcher"))
         if self.scheduler_enabled:
-            from scheduler import Scheduler
-
             self.scheduler = Scheduler(self.rt)
             await self.scheduler.start()
 

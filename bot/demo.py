@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time as _time
 import tomllib
 from dataclasses import dataclass, field
@@ -22,10 +23,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.app import Service
-from core import logs
-from core.clock import FakeClock
+from core import db, logs
+from core.clock import Clock, FakeClock
 from core.render import text
-from core.settings import Settings
+from core.settings import SMS_INBOUND_PATH, Settings
+from importers import city
+from importers.run import ImportResult, import_file
+from models.alerts import Alert
+from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, Recusal
+from models.messaging import InboundEvent, Outbox, OutboxStatus, Role
+from models.surveys import Survey
+from scheduler import Scheduler
+from services import plans, reports
+from services.identity import create_invite
+from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
+from simulators.telegram import TelegramSimulator
+from simulators.telegram.flood import FloodLimits
+from simulators.web import start_sim_page
 
 log = logging.getLogger("inspectbot.demo")
 
@@ -34,6 +48,24 @@ EXAMPLE_PLAN = ROOT / "examples" / "plans" / "food-safety.toml"
 # Tuesday 1 December 2026, 09:00 in Shanghai: a working day the holiday calendar knows.
 DEMO_START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 ACTED_INSPECTIONS = 3
+DEMO_ENTITIES = 2_000
+DEMO_INSPECTORS = 400
+DEMO_SEED = 2026
+
+
+def generate_city(data_dir: Path) -> city.CityFiles:
+    return city.generate(data_dir / "city", entities=DEMO_ENTITIES, inspectors=DEMO_INSPECTORS, seed=DEMO_SEED)
+
+
+async def import_city(files: city.CityFiles, clock: Clock) -> list[ImportResult]:
+    """Import the four files in dependency order; stop at the first one refused."""
+    results = []
+    for kind, path in files.in_import_order():
+        result = await import_file(kind, path, now=clock.now())
+        results.append(result)
+        if not result.ok:
+            break
+    return results
 
 
 @dataclass
@@ -62,11 +94,6 @@ class Demo:
     # -- set-up ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        from bot.channels.sms_twilio import INBOUND_PATH
-        from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
-        from simulators.telegram import TelegramSimulator
-        from simulators.telegram.flood import FloodLimits
-
         self.tg = await TelegramSimulator(flood=FloodLimits(), clock=self.clock).start(
             "127.0.0.1", 0 if self.headless else 8081
         )
@@ -85,22 +112,18 @@ class Demo:
             public_url=public,
             web_port=web_port,
         )
-        self.sms.inbound_url = public + INBOUND_PATH
+        self.sms.inbound_url = public + SMS_INBOUND_PATH
         logs.protect(self.settings)  # now that the tokens are known
         self.service = Service(self.settings, self.clock, scheduler_enabled=False)
         await self.service.start()
         self._sim_runner = None
         if not self.headless:
             await self._serve_sim_page()
-        from scheduler import Scheduler
-
         self.scheduler = Scheduler(self.service.rt)
         self.say("demo_started", web=public, telegram=self.tg.url, sms=self.sms.url)
 
     async def _serve_sim_page(self) -> None:
         """The simulators' page, where a person can be an inspector or an entity (not headless)."""
-        from simulators.web import start_sim_page
-
         self._sim_runner, url = await start_sim_page(self.tg, self.sms, "127.0.0.1", 8090)
         self.say("demo_sim_page", url=url)
 
@@ -117,8 +140,6 @@ class Demo:
 
     async def settle(self, rounds: int = 3) -> None:
         """Let inbound updates be handled and the outbox drain (the dispatcher runs as in prod)."""
-        from models.messaging import InboundEvent, Outbox, OutboxStatus
-
         deadline = _time.monotonic() + 30
         while _time.monotonic() < deadline:
             await asyncio.sleep(0.2)
@@ -141,8 +162,6 @@ class Demo:
         return ran
 
     async def bind(self, role, key: str, name: str, **invite):
-        from services.identity import create_invite
-
         user = self.tg.create_user(name)
         code = await create_invite(role, self.clock, **invite)
         before = await self.events()
@@ -157,8 +176,6 @@ class Demo:
 
     async def handled(self, before: int) -> None:
         """Wait until the bot has stored and handled one more inbound event than ``before``."""
-        from models.messaging import InboundEvent
-
         deadline = _time.monotonic() + 30
         while _time.monotonic() < deadline:
             if await InboundEvent.filter(outcome__not="").count() > before:
@@ -167,8 +184,6 @@ class Demo:
         await self.settle()
 
     async def events(self) -> int:
-        from models.messaging import InboundEvent
-
         return await InboundEvent.filter(outcome__not="").count()
 
     async def press(self, user, message, data: str) -> None:
@@ -179,12 +194,8 @@ class Demo:
     # -- the story ---------------------------------------------------------------------------
 
     async def run(self) -> int:
-        from bot.commands.demo import generate_city, import_city
-
         logs.protect(self.settings)
         files = generate_city(self.settings.data_dir)
-        from core import db
-
         await db.init(self.settings)
         await db.upgrade(self.settings)
         results = await import_city(files, self.clock)
@@ -203,8 +214,6 @@ class Demo:
         return 0
 
     async def story(self) -> None:
-        from models.messaging import Role
-
         plan = await self.add_plan()
         await self.bind(Role.COORDINATOR, "coordinator", "王芳（协调员）", departments=tuple(plan.departments))
         await self.settle()
@@ -234,8 +243,6 @@ class Demo:
         await self.report()
 
     async def add_plan(self):
-        from services import plans
-
         spec = tomllib.loads(EXAMPLE_PLAN.read_text(encoding="utf-8"))
         # announced an hour from now (one day ahead of the draw), drawn the next day
         fire = (DEMO_START + timedelta(days=1, hours=1)).astimezone(self.settings.zone)
@@ -248,19 +255,12 @@ class Demo:
         return added.plan
 
     async def firing(self, plan_code: str):
-        from models.draws import Firing
-
         return await Firing.filter(plan__code=plan_code).order_by("-id").first()
 
     async def the_draw(self, draw_ref: str):
-        from models.draws import Draw
-
         return await Draw.get(draw_ref=draw_ref)
 
     async def inspectors_act(self, draw) -> None:
-        from models.draws import Assignment, AssignmentStatus, Inspection
-        from models.messaging import Role
-
         inspections = await Inspection.filter(draw_id=draw.id, status="staffed").order_by("no").limit(ACTED_INSPECTIONS)
         team_of: dict[int, list] = {}
         for insp in inspections:
@@ -307,9 +307,6 @@ class Demo:
         self.say("demo_recused", name=asg.inspector.name, reply=self.last(user).text.splitlines()[0])
 
     async def replacement_accepts(self, recused) -> None:
-        from models.draws import Recusal
-        from models.messaging import Role
-
         rec = await Recusal.get_or_none(assignment_id=recused.id).prefetch_related("replacement")
         if rec is None:
             return
@@ -320,8 +317,6 @@ class Demo:
         if cert not in self.users:
             await self.bind(Role.INSPECTOR, cert, rec.replacement.name, cert_no=cert)
             await self.settle()
-        from models.draws import Assignment
-
         user = self.users[cert]
         new = await Assignment.get(inspection_id=recused.inspection_id, inspector_id=rec.replacement_id)
         card = next((m for m in self.tg.messages(user) if f"asg:accept:{new.id}" in m.callback_data), None)
@@ -332,8 +327,6 @@ class Demo:
     async def on_site(self, inspections) -> None:
         """Each team's lead checks in at the entity, records the findings and submits; the other
         member confirms. One finding is 不合格 with a note."""
-        from models.draws import Assignment, AssignmentStatus
-
         for k, insp in enumerate(inspections):
             team = await (
                 Assignment.filter(inspection_id=insp.id, status=AssignmentStatus.ACCEPTED)
@@ -392,8 +385,6 @@ class Demo:
 
     async def surveys_answered(self) -> None:
         """Entities surveyed by SMS answer; the first complains (asked for a meal, fairness 1)."""
-        from models.surveys import Survey
-
         await self.settle()
         rows = await Survey.all().order_by("id").prefetch_related("entity")
         for k, survey in enumerate(rows):
@@ -408,10 +399,6 @@ class Demo:
             self.say("demo_no_survey")
 
     async def report(self) -> None:
-        from models.alerts import Alert
-        from models.messaging import Outbox, OutboxStatus
-        from services import reports
-
         month = self.clock.now().astimezone(self.settings.zone).strftime("%Y-%m")
         monthly = await reports.monthly_report(
             month,
@@ -468,8 +455,6 @@ def _toml(data: dict) -> str:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

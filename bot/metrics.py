@@ -18,6 +18,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from bot.runtime import RUNTIME
 from services.metrics import Snapshot, snapshot
 
 TTL = 5.0
@@ -122,8 +123,6 @@ def exposition(snap: Snapshot) -> bytes:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    from bot.web import RUNTIME
-
     cache = request.app[_CACHE]
     async with cache["lock"]:
         if cache.get("until", 0.0) <= time.monotonic():

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from bot.runtime import RUNTIME
 from core.render import DEFAULT_LOCALE, render
 from core.settings import LOCALES
 from services import public, reports
@@ -41,8 +42,6 @@ MIME = {
 
 
 def _runtime(request: web.Request):
-    from bot.web import RUNTIME
-
     return request.app[RUNTIME]
 
 

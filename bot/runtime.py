@@ -1,13 +1,16 @@
 """The running service's parts, wired once: settings, clock, channels, dispatcher.
 
 ``Runtime.on_event`` is the single entry of every inbound event, whatever channel or mode
-(Telegram polling, Telegram webhook, SMS webhooks) brought it.
+(Telegram polling, Telegram webhook, SMS webhooks) brought it. The web app holds it under
+:data:`RUNTIME`.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+
+from aiohttp import web
 
 from bot.dispatcher import Dispatcher
 from core.channel import EventKind, InboundEvent
@@ -53,3 +56,7 @@ class Runtime:
             "duplicate" if result.duplicate else result.outcome,
         )
         return result
+
+
+#: Where the aiohttp app (bot/web.py) keeps the Runtime; its views (web, pages, metrics) read it there.
+RUNTIME = web.AppKey("runtime", Runtime)

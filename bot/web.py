@@ -11,12 +11,14 @@ import logging
 
 from aiohttp import web
 
-from bot.runtime import Runtime
+from bot import metrics, pages
+from bot.channels.sms import sms_routes
+from bot.runtime import RUNTIME, Runtime
+from core import db
 from core.logs import not_stored
 
 log = logging.getLogger(__name__)
 
-RUNTIME = web.AppKey("runtime", Runtime)
 MAX_BODY = 1 << 20
 
 
@@ -51,8 +53,6 @@ async def telegram_webhook(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    from core import db
-
     try:
         await db.conn().execute_query("SELECT 1")
     except Exception:
@@ -65,12 +65,8 @@ def make_app(rt: Runtime) -> web.Application:
     app[RUNTIME] = rt
     app.router.add_post("/telegram/webhook", telegram_webhook)
     if "sms" in rt.channels:
-        from bot.channels.sms import sms_routes
-
         app.add_routes(sms_routes(rt.settings, rt.on_event))
     app.router.add_get("/healthz", healthz)
-    from bot import metrics, pages
-
     metrics.setup_routes(app)
     pages.setup_routes(app)
     return app

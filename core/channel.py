@@ -18,7 +18,7 @@ from typing import Protocol
 @dataclass(frozen=True)
 class Button:
     label: str
-    data: str  # callback data, <= 64 bytes (bot.callbacks codec)
+    data: str  # callback data, <= 64 bytes (core.callbacks codec)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from core.db import transient
+
 REDACTED = "[REDACTED]"
 # A Telegram bot token: the bot's numeric id, a colon, 35 URL-safe characters.
 BOT_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}")
@@ -107,7 +109,7 @@ class KeyValueFormatter(logging.Formatter):
 
 
 def settings_secrets(settings) -> tuple[str, ...]:
-    """The secrets a :class:`bot.settings.Settings` holds."""
+    """The secrets a :class:`core.settings.Settings` holds."""
     names = ("telegram_token", "sms_auth_token", "telegram_webhook_secret", "sms_push_token")
     return tuple(getattr(settings, n, "") for n in names if getattr(settings, n, ""))
 
@@ -162,8 +164,6 @@ def not_stored(logger: logging.Logger, exc: BaseException, message: str, *args) 
     """Log an inbound event that could not be stored (the caller answers 503 or retries). While
     the database is away every webhook fails this way, and a traceback each would bury the log:
     a transient failure is one WARNING line with its cause; anything else keeps its traceback."""
-    from core.db import transient
-
     if transient(exc):
         logger.warning(message + " (database unavailable: %s: %s)", *args, type(exc).__name__, exc)
     else:

@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 
 LOCALES = ("zh-CN", "en")
 SMS_PROVIDERS = ("twilio", "aliyun")
+#: Where our web app takes a Twilio gateway's replies, under ``public_url``: bot/channels/sms_twilio.py
+#: serves it, the SMS simulator (simulators/sms.py) posts there by default.
+SMS_INBOUND_PATH = "/sms/inbound"
 
 
 class SettingsError(ValueError):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core.callbacks import ALERT, DRAW, PLAN, REJECTION, Callback, key
 from core.channel import EventKind
+from handlers import inspector
 from handlers.common import Replier
 from handlers.paging import nav, page_context, pageable
 from handlers.router import button, command, on
@@ -247,8 +248,6 @@ async def text(ctx: Context) -> str:
     state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
     if state is None or state.flow != "reject" or ev.edited:
         if any(b.role == Role.INSPECTOR for b in ctx.bindings):  # a coordinator who also inspects
-            from handlers import inspector
-
             return await inspector.text(ctx)
         await Replier(ctx)("not_understood.j2", {"roles": sorted(b.role.value for b in ctx.bindings)})
         return "not_understood"

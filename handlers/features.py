@@ -1,3 +1,3 @@
-"""Imports every handler module so their routes register (the router imports this once)."""
+"""Imports every handler module, so their routes register (``handlers/__init__.py`` imports this)."""
 
 from handlers import conflicts, coordinator, inspector, onsite, start, surveys  # noqa: F401

@@ -23,6 +23,7 @@ from models.messaging import Role
 from services import chatstate, onsite
 from services.inbound import Context
 from services.onsite import Choice, OnsiteError
+from services.surveys import sign_for
 
 INSPECTOR = {Role.INSPECTOR}
 COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
@@ -52,8 +53,6 @@ def _radius(ctx: Context) -> int:
 def _sign(ctx: Context) -> str | None:
     if ctx.settings is None:
         return None
-    from services.surveys import sign_for
-
     return sign_for(ctx.settings)
 
 

@@ -8,6 +8,10 @@ and roles fit the sender runs. A sender with no binding reaches only ``/start`` 
 handlers registered with ``roles=None``; everything else gets the refusal template and is
 otherwise ignored (recorded as ``unknown``).
 
+The router imports no handler: each handler module registers itself with it when imported, and
+``handlers/__init__.py`` imports them all (through :mod:`handlers.features`), so any import of
+the package has every route in place.
+
 The router also says which commands and buttons may start long work (:func:`long_work`, from
 :data:`LONG_COMMANDS` and :data:`LONG_BUTTONS`): only those get a database transaction of their
 own; every other event is committed by group commit with the events arriving with it
@@ -99,21 +103,8 @@ def _find(ctx: Context, roles: set[Role]) -> Route | None:
     return next((r for r in fitting if r.allows(roles)), fitting[0] if fitting else None)
 
 
-_registered = False
-
-
-def _register() -> None:
-    """Import every handler module once, so their routes exist (not at import time: they import us)."""
-    global _registered
-    import handlers.features  # noqa: F401
-
-    _registered = True
-
-
 async def route(ctx: Context) -> str:
     """Run the matching handler; return the outcome recorded on the inbound event."""
-    if not _registered:
-        _register()
     roles = {b.role for b in ctx.bindings}
     found = _find(ctx, roles)
     if found is not None and found.allows(roles):

@@ -48,6 +48,7 @@ import aiohttp
 import phonenumbers
 from aiohttp import web
 
+from core.settings import SMS_INBOUND_PATH, Settings
 from domain.signatures import twilio_signature
 
 log = logging.getLogger(__name__)
@@ -726,16 +727,13 @@ async def _not_found_as_twilio(request: web.Request, handler) -> web.StreamRespo
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m simulators.sms``: serve until interrupted. Defaults come from the environment's Settings."""
-    from bot.channels.sms_twilio import INBOUND_PATH
-    from core.settings import Settings
-
     settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m simulators.sms", description="Twilio-compatible SMS simulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8082)
     parser.add_argument("--account-sid", default=settings.sms_account_sid or DEV_ACCOUNT_SID)
     parser.add_argument("--number", action="append", help="a sender number we own (repeatable)")
-    parser.add_argument("--inbound-url", default=settings.public_url.rstrip("/") + INBOUND_PATH)
+    parser.add_argument("--inbound-url", default=settings.public_url.rstrip("/") + SMS_INBOUND_PATH)
     parser.add_argument("--callback-delay", type=float, default=0.5, help="seconds between status callbacks")
     args = parser.parse_args(argv)
     numbers = tuple(args.number or [settings.sms_from or DEV_NUMBER])

@@ -35,8 +35,8 @@ import aiohttp
 from aiohttp import web
 
 from core.render import DEFAULT_LOCALE, render, text
-from core.settings import LOCALES
-from simulators.sms import PHONE_STATES, Phone, SmsSimulator
+from core.settings import LOCALES, SMS_INBOUND_PATH, Settings
+from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, PHONE_STATES, Phone, SmsSimulator
 from simulators.telegram import SimulatorError, TelegramSimulator
 
 log = logging.getLogger(__name__)
@@ -602,17 +602,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     """Both simulators and the page, until interrupted (no bot: point one at the printed URLs)."""
-    from bot.channels.sms_twilio import INBOUND_PATH
-    from core.settings import Settings
-    from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER
-
     settings = Settings.from_env()
     telegram = await TelegramSimulator().start(args.host, args.telegram_port)
     sms = SmsSimulator(
         account_sid=settings.sms_account_sid or DEV_ACCOUNT_SID,
         auth_token=settings.sms_auth_token or DEV_AUTH_TOKEN,
         numbers=(settings.sms_from or DEV_NUMBER,),
-        inbound_url=args.inbound_url or settings.public_url.rstrip("/") + INBOUND_PATH,
+        inbound_url=args.inbound_url or settings.public_url.rstrip("/") + SMS_INBOUND_PATH,
     )
     await sms.start(args.host, args.sms_port)
     for n in range(args.users):

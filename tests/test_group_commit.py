@@ -1,4 +1,4 @@
-"""Group commit (bot.db.GroupCommit) and SQLite statements on the event loop's thread (bot.db.on_loop).
+"""Group commit (core.db.GroupCommit) and SQLite statements on the event loop's thread (core.db.on_loop).
 
 Concurrent callers' work shares one transaction, each in its own savepoint: a caller's failure
 rolls back its own writes alone, a failure of the shared transaction fails every caller of it,

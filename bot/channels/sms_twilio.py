@@ -37,14 +37,14 @@ from bot.channels.http import HttpSession
 from core.channel import EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
 from core.clock import SYSTEM, Clock
 from core.logs import not_stored
-from core.settings import Settings, SettingsError
+from core.settings import SMS_INBOUND_PATH, Settings, SettingsError
 from domain.signatures import HMAC_SHA1, signature_algorithm, verify_twilio_signature
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
 DEFAULT_API_URL = "https://api.twilio.com"
-INBOUND_PATH = "/sms/inbound"
+INBOUND_PATH = SMS_INBOUND_PATH
 STATUS_PATH = "/sms/status"
 MAX_WEBHOOK_BODY = 64 * 1024  # a reply is at most 1600 chars; a webhook form stays far below this
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.migrations_tool import write_initial
 from core import db
 from core.render import text
 
@@ -25,7 +26,5 @@ async def upgrade(args, settings) -> int:
 
 
 async def makemigrations(args, settings) -> int:
-    from bot.migrations_tool import write_initial
-
     print(await write_initial())
     return 0

@@ -6,20 +6,19 @@ again regenerates the same city (same seed) and re-imports it, so every row repo
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from dataclasses import dataclass
-from pathlib import Path
 
 from bot.commands.imports import report
+from bot.demo import Demo, generate_city, import_city
 from core import db
 from core.clock import SYSTEM, Clock
 from core.render import render, text
 from importers import city
-from importers.run import ImportResult, import_file
+from importers.run import ImportResult
 from services.directory import DirectorySummary, summary
-
-DEMO_ENTITIES = 2_000
-DEMO_INSPECTORS = 400
-DEMO_SEED = 2026
 
 
 @dataclass
@@ -40,21 +39,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def generate_city(data_dir: Path) -> city.CityFiles:
-    return city.generate(data_dir / "city", entities=DEMO_ENTITIES, inspectors=DEMO_INSPECTORS, seed=DEMO_SEED)
-
-
-async def import_city(files: city.CityFiles, clock: Clock) -> list[ImportResult]:
-    """Import the four files in dependency order; stop at the first one refused."""
-    results = []
-    for kind, path in files.in_import_order():
-        result = await import_file(kind, path, now=clock.now())
-        results.append(result)
-        if not result.ok:
-            break
-    return results
-
-
 async def run_demo(settings, clock: Clock = SYSTEM) -> DemoOutcome:
     files = generate_city(settings.data_dir)
     async with db.opened(settings):
@@ -73,12 +57,6 @@ async def run(args, settings) -> int:
         outcome = await run_demo(settings)
         print(render_outcome(outcome, settings.locale))
         return 0 if outcome.ok else 1
-    import asyncio
-    import logging
-    import signal
-
-    from bot.demo import Demo
-
     if not args.verbose:  # the story is the output; logs only when asked for (-v)
         logging.getLogger().setLevel(logging.WARNING)
 

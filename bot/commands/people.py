@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 
+from bot.channels.telegram import TelegramChannel
 from core import db
 from core.clock import SYSTEM
 from core.render import text
@@ -49,8 +50,6 @@ async def bot_username(settings) -> str:
     """Ask Telegram (or the simulator) for the bot's username; a placeholder if no token is set."""
     if not settings.telegram_token:
         return "inspectbot"
-    from bot.channels.telegram import TelegramChannel
-
     channel = TelegramChannel(settings.telegram_token, api_url=settings.telegram_api_url, mode="send-only")
     await channel.start()
     try:

@@ -26,6 +26,7 @@ from simulators.telegram.errors import ApiError, Described
 from simulators.telegram.faults import Fault, FaultBook
 from simulators.telegram.flood import FloodControl, FloodLimits
 from simulators.telegram.people import People
+from simulators.telegram.server import SimulatorServer
 from simulators.telegram.spec import BotApiSpec, Upload
 from simulators.telegram.updates import UpdateDelivery, UpdateQueue
 from simulators.telegram.world import ChatMessage, SimulatorError, VirtualUser, World
@@ -107,8 +108,6 @@ class TelegramSimulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> TelegramSimulator:
         """Serve HTTP on ``host:port`` (0 = a free port); ``self.url`` says where."""
-        from simulators.telegram.server import SimulatorServer
-
         self._server = SimulatorServer(self)
         self.url = await self._server.start(host, port)
         return self

@@ -3,7 +3,8 @@
 import pytest
 
 from bot import cli
-from bot.commands.demo import DEMO_ENTITIES, DEMO_INSPECTORS, render_outcome, run_demo
+from bot.commands.demo import render_outcome, run_demo
+from bot.demo import DEMO_ENTITIES, DEMO_INSPECTORS
 from core.clock import FakeClock
 
 from .files import ENTITY_HEADER, entity, write_csv

@@ -7,7 +7,7 @@ For each one the test checks
 * the refusal: the template it was answered with, and — where the attack names a row by its id —
   that the answer is word for word the answer about a row that does not exist (so it cannot
   even tell "someone else's" from "missing");
-* the leak: every answer is composed as the dispatcher would send it (``bot.compose``) and none
+* the leak: every answer is composed as the dispatcher would send it (``core.compose``) and none
   contains a victim's name, mobile, credit code, address, survey code, notes, a reason or a plan
   of another department (``Victims.scjg``, ``Victims.wsj``); every answer goes to the attacker,
   never to anyone else;

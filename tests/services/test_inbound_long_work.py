@@ -7,7 +7,6 @@ import asyncio
 
 from core import db as dbmod
 from core.channel import EventKind, InboundEvent
-from handlers import router
 from handlers.router import BUTTONS, COMMANDS, LONG_BUTTONS, LONG_COMMANDS, long_work, route
 from models.audit import AuditRecord
 from models.draws import Assignment, AssignmentStatus
@@ -51,7 +50,6 @@ async def _inspectors_with_assignments(tmp_path, clock, n: int = 2) -> list[tupl
 
 
 def test_the_declared_long_work_names_exist_and_only_they_are_long():
-    router._register()
     assert LONG_COMMANDS <= COMMANDS.keys() and LONG_BUTTONS <= BUTTONS.keys()  # no typo slips through
     assert {c for c in COMMANDS if long_work(cmd("1", c))} == LONG_COMMANDS
     assert {b for b in BUTTONS if long_work(press("1", f"{b}:x:1"))} == LONG_BUTTONS
