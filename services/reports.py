@@ -1,10 +1,10 @@
 """The monthly report: what the draws, the inspections and the surveys of one month add up to.
 
 :func:`monthly_report` returns plain data (and writes a chart PNG, drawn by ``core.charts``,
-under the data directory);
-:func:`send_monthly_report` queues it to every coordinator (scoped to their departments) as a
-message plus the chart; the ``monthly_report`` sweep sends last month's report once, on the
-1st of the month from 09:00 local time (a fire key in ``scheduler_fire``, so once across
+under the data directory); :func:`send_monthly_report` queues it to every coordinator (scoped to
+their departments) as a message plus the chart; :func:`send_due_report` (the scheduler's
+``monthly_report`` sweep) sends last month's report once, on the 1st of the month from 09:00
+local time (a fire key in ``scheduler_fire`` through ``services.fires``, so once across
 instances). Definitions of every figure: docs/public-pages.md, "The report".
 
 Two audiences. ``personal=True`` (coordinators) adds the per-inspector integrity scores and the
@@ -26,12 +26,15 @@ from hashlib import sha256
 from pathlib import Path
 
 from core import charts, db
+from core.clock import Clock
 from core.db import moment as _dt
 from core.render import text
 from domain.errors import ServiceError
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from services import fires
 from services.outbox import Message, enqueue
+from services.surveys.integrity import integrity, report_context
 
 RISKS = ("A", "B", "C", "D", "E")
 SEND_HOUR = 9  # the monthly report goes out on the 1st from 09:00 local time
@@ -377,8 +380,6 @@ async def _integrity(
 
 
 async def _inspector_scores(departments: Sequence[str] | None, window: timedelta, at: datetime) -> tuple[list, int]:
-    from services.surveys import integrity, report_context
-
     if departments is None:
         departments = [r["code"] for r in await _fetch("SELECT code FROM department")]
     report = await integrity(departments, window, at, coordinator=True)
@@ -528,31 +529,24 @@ def _send_time(now: datetime, zone: tzinfo) -> datetime | None:
     return due if due <= local < due + timedelta(days=SEND_DAYS) else None
 
 
-def _register_sweep() -> None:
-    from scheduler import sweep
+async def send_due_report(now: datetime, *, clock: Clock, zone: tzinfo, data_dir: Path, instance: str) -> str | None:
+    """The scheduler's ``monthly_report`` sweep. On the 1st (from 09:00; up to the 3rd after
+    downtime): last month's report, once across instances (fire key ``report:YYYY-MM``, claimed
+    through ``services.fires`` by ``instance`` at the clock's time). The reports are made before
+    the fire's transaction opens, so that transaction only claims the key and writes the outbox
+    rows. Returns the fire key if this call ran it."""
+    due = _send_time(now, zone)
+    if due is None:
+        return None
+    month = last_month(now, zone)
+    key = f"report:{month}"
+    if await fires.fired([key]):
+        return None
+    messages, recipients = await report_outbox(month, now, data_dir=Path(data_dir), zone=zone)
 
-    @sweep("monthly_report")
-    async def monthly_report_sweep(scheduler, now: datetime) -> None:
-        """On the 1st (from 09:00; up to the 3rd after downtime): last month's report, once
-        across instances (fire key ``report:YYYY-MM``). The reports are made before the fire's
-        transaction opens, so that transaction only claims the key and writes the outbox rows."""
-        from models.scheduling import Fire
+    async def work() -> str:
+        await enqueue(messages, now)
+        return f"sent:{recipients}"
 
-        zone = scheduler.zone
-        due = _send_time(now, zone)
-        if due is None:
-            return
-        month = last_month(now, zone)
-        key = f"report:{month}"
-        if await Fire.filter(key=key).exists():
-            return
-        messages, recipients = await report_outbox(month, now, data_dir=Path(scheduler.rt.settings.data_dir), zone=zone)
-
-        async def work() -> str:
-            await enqueue(messages, now)
-            return f"sent:{recipients}"
-
-        await scheduler.run_once(key, "report", due.astimezone(UTC), work)
-
-
-_register_sweep()
+    outcome = await fires.run_once(key, "report", due.astimezone(UTC), work, now=clock.now(), instance=instance)
+    return None if outcome is None else key
