@@ -2,16 +2,19 @@
 
 One place turns a plan into jobs: :func:`plan_fires`. For every active plan it yields the
 next *announce* fires (the commitment is published ``announce_days`` before the draw, at
-least one day) and *draw* fires (at the plan's fire time). Besides those, periodic *sweeps*
+least one day) and *draw* fires (at the plan's fire time). Besides those, the periodic *sweeps*
 (assignment deadlines and reminders, flight reveals, survey dispatch, reminders and expiry,
-photo fetching, the monthly report) are registered by the features that own them with
-:func:`sweep`.
+photo fetching, the monthly report) are one table here, :data:`SWEEPS`: each names the service
+function it calls and the arguments it takes from the runtime (zone, locale, clock, data
+directory, the Telegram channel's fetch function); the services know nothing of the scheduler.
 
 Exactly once across instances: a fire's key (``draw:P0042:2026-12-01T09:00:00+08:00``) is
-inserted into ``scheduler_fire`` **in the same transaction** as the fire's work. A second
-instance sharing the PostgreSQL database blocks on the unique index until the first commits,
-then finds the key taken and skips; if the first fails and rolls back, the key is free again.
-(A unique row rather than an advisory lock: it also leaves a record of every fire.)
+inserted into ``scheduler_fire`` **in the same transaction** as the fire's work
+(``services.fires.run_once``; the monthly report's sweep claims its ``report:YYYY-MM`` key the
+same way). A second instance sharing the PostgreSQL database blocks on the unique index until
+the first commits, then finds the key taken and skips; if the first fails and rolls back, the
+key is free again. (A unique row rather than an advisory lock: it also leaves a record of every
+fire.)
 
 After downtime (:meth:`Scheduler.catch_up`): for each plan and kind, the latest missed fire
 within the grace period runs once (coalesced); older missed fires are recorded as ``missed``
@@ -30,10 +33,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tortoise.transactions import in_transaction
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from core import db
 from core.clock import Clock
+from models.draws import Firing
+from models.plans import Plan
+from services import deadlines, draws, fires, reports
+from services.alerts import alert_plan_coordinators
+from services.onsite import photos
+from services.plans import fire_times, spec_of
+from services.surveys import sweep as surveys_sweep
 
 log = logging.getLogger("inspectbot.scheduler")
 
@@ -54,8 +63,6 @@ class PlannedFire:
 def plan_fires(spec, zone, after: datetime, until: datetime) -> list[PlannedFire]:
     """Every announce and draw fire of ``spec`` due in (after, until] — the one place that
     turns a plan into jobs."""
-    from services.plans import fire_times
-
     lead = timedelta(days=max(spec.schedule.announce_days, 1))
     out: list[PlannedFire] = []
     # draw times up to `until + lead`, so announces due before `until` are included
@@ -79,33 +86,58 @@ def plan_fires(spec, zone, after: datetime, until: datetime) -> list[PlannedFire
 
 async def firing_at(plan_code: str, fire_at: datetime):
     """The firing announced for this plan's draw at ``fire_at``, if any."""
-    from models.draws import Firing
-
     return await Firing.filter(plan__code=plan_code, fire_at=fire_at.astimezone(UTC)).first()
 
 
-Sweep = Callable[["Scheduler", datetime], Awaitable[None]]
-SWEEPS: dict[str, Sweep] = {}
-# The modules whose sweeps the scheduler runs (each registers itself with @sweep on import).
-SWEEP_MODULES = ["services.deadlines", "services.surveys", "services.onsite", "services.reports"]
+@dataclass(frozen=True)
+class Sweep:
+    """A periodic sweep (idempotent by the state it reads): the service function it calls and,
+    from the scheduler (its runtime) and ``now``, the keyword arguments of that call; None when
+    there is nothing to do this time. ``fire``: the service returns the key of the fire it ran
+    (``services.fires``), if any, which the scheduler counts as run."""
+
+    service: Callable[..., Awaitable[object]]
+    arguments: Callable[[Scheduler, datetime], dict | None]
+    fire: bool = False
+
+    async def __call__(self, scheduler: Scheduler, now: datetime) -> None:
+        kwargs = self.arguments(scheduler, now)
+        if kwargs is None:
+            return
+        result = await self.service(**kwargs)
+        if self.fire and result:
+            scheduler.ran.append(result)
 
 
-def load_sweeps() -> dict[str, Sweep]:
-    import importlib
+def _photo_arguments(s: Scheduler, now: datetime) -> dict | None:
+    """Photos are fetched through the Telegram channel; without one there is nothing to fetch."""
+    channel = s.rt.channels.get("telegram")
+    if channel is None:
+        return None
+    return {"fetch": channel.fetch_file, "data_dir": s.rt.settings.data_dir, "now": now, "locale": s.locale}
 
-    for name in SWEEP_MODULES:
-        importlib.import_module(name)
-    return SWEEPS
 
-
-def sweep(name: str):
-    """Register a periodic sweep (idempotent by the state it reads)."""
-
-    def deco(fn: Sweep) -> Sweep:
-        SWEEPS[name] = fn
-        return fn
-
-    return deco
+#: Every periodic sweep, run in this order by :meth:`Scheduler.run_due`.
+SWEEPS: dict[str, Sweep] = {
+    "deadlines": Sweep(
+        deadlines.sweep_deadlines,
+        lambda s, now: {"now": now, "clock": s.clock, "zone": s.zone, "locale": s.locale},
+    ),
+    "flight_reveals": Sweep(deadlines.reveal_due, lambda s, now: {"now": now, "zone": s.zone, "locale": s.locale}),
+    "surveys": Sweep(surveys_sweep.run_sweep, lambda s, now: {"now": now, "zone": s.zone}),
+    "photos": Sweep(photos.fetch_pending, _photo_arguments),
+    "monthly_report": Sweep(
+        reports.send_due_report,
+        lambda s, now: {
+            "now": now,
+            "clock": s.clock,
+            "zone": s.zone,
+            "data_dir": s.rt.settings.data_dir,
+            "instance": INSTANCE,
+        },
+        fire=True,
+    ),
+}
 
 
 class Scheduler:
@@ -115,7 +147,6 @@ class Scheduler:
         self.sweep_every = sweep_every
         self._aps = None
         self.ran: list[str] = []
-        load_sweeps()
 
     @property
     def clock(self) -> Clock:
@@ -125,6 +156,10 @@ class Scheduler:
     def zone(self):
         return self.rt.settings.zone
 
+    @property
+    def locale(self) -> str:
+        return self.rt.settings.locale
+
     # -- claim + run -------------------------------------------------------------------------
 
     async def run_once(
@@ -132,41 +167,18 @@ class Scheduler:
     ) -> str | None:
         """Run ``work`` under fire ``key`` unless another instance (or an earlier run) has it.
         Returns the outcome, or None if the key was taken."""
-        now = self.clock.now()
-        async with in_transaction() as conn:
-            p = db.placeholders(7)
-            rows = await conn.execute_query_dict(
-                "INSERT INTO scheduler_fire (key, kind, scheduled_for, fired_at, outcome, detail, instance) "
-                f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
-                [key, kind, scheduled_for, now, "", "", INSTANCE],
-            )
-            if not rows:
-                return None
-            outcome = await work()
-            q = db.placeholders(2).split(", ")
-            await conn.execute_query(
-                f"UPDATE scheduler_fire SET outcome={q[0]} WHERE id={q[1]}", [outcome[:64], rows[0]["id"]]
-            )
-        self.ran.append(key)
-        log.info("fire %s -> %s", key, outcome)
+        outcome = await fires.run_once(key, kind, scheduled_for, work, now=self.clock.now(), instance=INSTANCE)
+        if outcome is not None:
+            self.ran.append(key)
         return outcome
 
     async def record_missed(self, fire: PlannedFire) -> bool:
-        now = self.clock.now()
-        p = db.placeholders(7)
-        rows = await db.conn().execute_query_dict(
-            "INSERT INTO scheduler_fire (key, kind, scheduled_for, fired_at, outcome, detail, instance) "
-            f"VALUES ({p}) ON CONFLICT DO NOTHING RETURNING id",
-            [fire.key, fire.kind, fire.at, now, "missed", "older than the grace period", INSTANCE],
-        )
-        if rows:
-            log.warning("fire %s missed (due %s) and not run: older than the grace period", fire.key, fire.at)
+        recorded = await fires.record_missed(fire.key, fire.kind, fire.at, now=self.clock.now(), instance=INSTANCE)
+        if recorded:
             await self._report_missed(fire)
-        return bool(rows)
+        return recorded
 
     async def _report_missed(self, fire: PlannedFire) -> None:
-        from services.alerts import alert_plan_coordinators
-
         await alert_plan_coordinators(
             fire.plan,
             "scheduler_missed.j2",
@@ -178,9 +190,6 @@ class Scheduler:
     # -- what is due -------------------------------------------------------------------------
 
     async def plan_specs(self) -> list:
-        from models.plans import Plan
-        from services.plans import spec_of
-
         return [(p, spec_of(p)) for p in await Plan.filter(active=True).order_by("code")]
 
     async def run_due(self, now: datetime | None = None) -> list[str]:
@@ -189,23 +198,21 @@ class Scheduler:
         now = now or self.clock.now()
         before = len(self.ran)
         await self.catch_up(now)
-        for name, fn in list(SWEEPS.items()):
+        for name, sweep in SWEEPS.items():
             try:
-                await fn(self, now)
+                await sweep(self, now)
             except Exception:
                 log.exception("sweep %s failed", name)
         return self.ran[before:]
 
     async def catch_up(self, now: datetime) -> None:
-        from models.scheduling import Fire
-
         for plan, spec in await self.plan_specs():
             start = max(plan.created_at, now - LOOKBACK)
-            fires = plan_fires(spec, self.zone, start, now)
-            if not fires:
+            planned = plan_fires(spec, self.zone, start, now)
+            if not planned:
                 continue
-            done = set(await Fire.filter(key__in=[f.key for f in fires]).values_list("key", flat=True))
-            pending = [f for f in fires if f.key not in done]
+            done = await fires.fired(f.key for f in planned)
+            pending = [f for f in planned if f.key not in done]
             latest: dict[str, PlannedFire] = {}
             for f in pending:
                 if now - f.at <= self.grace:
@@ -219,8 +226,6 @@ class Scheduler:
                     await self.fire_plan(latest[kind])
 
     async def fire_plan(self, fire: PlannedFire) -> str | None:
-        from services import draws
-
         if fire.kind == "announce":
 
             async def work() -> str:
@@ -250,8 +255,6 @@ class Scheduler:
 
     async def start(self) -> None:
         """Build the jobs from plan rows and start APScheduler in the running loop."""
-        from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
         self._aps = AsyncIOScheduler(timezone=self.zone)
         self._aps.add_job(
             self.run_due,

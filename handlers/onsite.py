@@ -20,10 +20,11 @@ from domain.onsite import NOTE_LIMIT
 from handlers.common import Replier, binding_of, inspector_id
 from handlers.router import button, command, on
 from models.messaging import Role
-from services import chatstate, onsite
+from services import chatstate
 from services.inbound import Context
-from services.onsite import Choice, OnsiteError
-from services.surveys import sign_for
+from services.onsite import checkin, corrections, findings, photos
+from services.onsite.shared import Choice, OnsiteError
+from services.surveys.enter import sign_for
 
 INSPECTOR = {Role.INSPECTOR}
 COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
@@ -92,7 +93,7 @@ async def location(ctx: Context) -> str:
 async def _checkin(ctx: Context, lat: float, lon: float, assignment_id: int | None) -> str:
     say, now = Replier(ctx), ctx.clock.now()
     try:
-        done = await onsite.checkin(
+        done = await checkin.checkin(
             inspector_id(ctx), lat, lon, now=now, radius_m=_radius(ctx), assignment_id=assignment_id, conn=ctx.conn
         )
     except OnsiteError as exc:
@@ -132,7 +133,7 @@ async def photo(ctx: Context) -> str:
     state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
     hint = state.data.get("inspection") if state is not None and state.flow == "findings" else None
     try:
-        done = await onsite.photo(
+        done = await photos.photo(
             inspector_id(ctx), ev.file_id, now=ctx.clock.now(), caption=ev.text, inspection_id=hint, conn=ctx.conn
         )
     except OnsiteError as exc:
@@ -165,7 +166,7 @@ async def photo_button(ctx: Context) -> str:
     done = None
     try:
         for f in state.data.get("files", []):
-            done = await onsite.photo(
+            done = await photos.photo(
                 inspector_id(ctx),
                 f["file_id"],
                 now=ctx.clock.now(),
@@ -195,7 +196,7 @@ async def result_command(ctx: Context) -> str:
 
 async def _open(ctx: Context, assignment_id: int | None) -> str:
     try:
-        got = await onsite.open_findings(inspector_id(ctx), assignment_id, now=ctx.clock.now(), conn=ctx.conn)
+        got = await findings.open_findings(inspector_id(ctx), assignment_id, now=ctx.clock.now(), conn=ctx.conn)
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     if isinstance(got, Choice):
@@ -287,7 +288,7 @@ async def findings_button(ctx: Context) -> str:
 
 async def _act(ctx: Context, result_id: int, kind: str, *, index: int | None = None, text: str = "") -> str:
     try:
-        done = await onsite.act(
+        done = await findings.act(
             inspector_id(ctx),
             result_id,
             kind,
@@ -318,7 +319,7 @@ async def _act(ctx: Context, result_id: int, kind: str, *, index: int | None = N
 
 async def _begin_fix(ctx: Context, result_id: int) -> str:
     try:
-        view = await onsite.begin_correction(inspector_id(ctx), result_id, now=ctx.clock.now(), conn=ctx.conn)
+        view = await corrections.begin_correction(inspector_id(ctx), result_id, now=ctx.clock.now(), conn=ctx.conn)
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
     await _put(ctx, "correction", "reason", {"result": result_id})
@@ -326,7 +327,7 @@ async def _begin_fix(ctx: Context, result_id: int) -> str:
         "correction_reason.j2",
         {
             "result": view,
-            "limit": onsite.REASON_LIMIT,
+            "limit": corrections.REASON_LIMIT,
             "buttons": [[key("btn_cancel", FINDINGS.data("nofix", result_id))]],
         },
     )
@@ -343,7 +344,7 @@ async def flow_text(ctx: Context, state) -> str:
     if state.flow == "findings":
         return await _act(ctx, state.data["result"], "note", text=ev.text)
     try:
-        view = await onsite.request_correction(
+        view = await corrections.request_correction(
             inspector_id(ctx), state.data["result"], ev.text, now=ctx.clock.now(), conn=ctx.conn
         )
     except OnsiteError as exc:
@@ -362,7 +363,7 @@ async def correction_button(ctx: Context) -> str:
     if cb is None or cb.action not in ("ok", "no") or binding is None:
         return await _stale(ctx)
     try:
-        code, shown = await onsite.decide_correction(
+        code, shown = await corrections.decide_correction(
             binding, cb.id, cb.action == "ok", now=ctx.clock.now(), locale=ctx.locale, conn=ctx.conn
         )
     except OnsiteError as exc:

@@ -14,9 +14,9 @@ from core.channel import EventKind
 from handlers.common import Replier, binding_of
 from handlers.router import command, on
 from models.messaging import Role
-from services import surveys
 from services.inbound import Context
 from services.outbox import reply
+from services.surveys import integrity, receipts, replies
 
 MAX_DAYS = 366
 
@@ -29,7 +29,7 @@ def _ref(ctx: Context) -> str:
 async def sms_reply(ctx: Context) -> str:
     """A text from a phone: the survey of the entity behind that mobile."""
     ev = ctx.event
-    return await surveys.handle_reply(
+    return await replies.handle_reply(
         ev.sender, ev.text, ctx.clock.now(), channel="sms", zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
     )
 
@@ -40,7 +40,7 @@ async def telegram_reply(ctx: Context) -> str:
     ev = ctx.event
     if ev.edited:  # an edit is never applied as a new answer
         return "edit_ignored"
-    return await surveys.handle_reply(
+    return await replies.handle_reply(
         ev.sender, ev.text, ctx.clock.now(), channel="telegram", zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
     )
 
@@ -48,7 +48,7 @@ async def telegram_reply(ctx: Context) -> str:
 @on(EventKind.POLL_ANSWER, roles={Role.ENTITY})
 async def poll_answer(ctx: Context) -> str:
     ev = ctx.event
-    return await surveys.handle_poll_answer(
+    return await replies.handle_poll_answer(
         ev.sender, ev.poll_id, ev.option_ids, ctx.clock.now(), zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
     )
 
@@ -57,7 +57,7 @@ async def poll_answer(ctx: Context) -> str:
 async def delivery(ctx: Context) -> str:
     """A delivery receipt (its sender is the recipient's number, not a person talking to us)."""
     ev = ctx.event
-    return await surveys.delivery_status(
+    return await receipts.delivery_status(
         ev.message_id, ev.status, ev.error_code, ctx.clock.now(), channel=ev.channel, zone=ctx.zone, connection=ctx.conn
     )
 
@@ -65,7 +65,7 @@ async def delivery(ctx: Context) -> str:
 def _days(argument: str) -> int | None:
     arg = argument.strip()
     if not arg:
-        return surveys.DEFAULT_WINDOW.days
+        return integrity.DEFAULT_WINDOW.days
     if arg.isdigit() and 1 <= int(arg) <= MAX_DAYS:
         return int(arg)
     return None
@@ -85,6 +85,6 @@ async def integrity_command(ctx: Context) -> str:
     if days is None:
         await Replier(ctx)("integrity_refused.j2", {"reason": "bad_days", "max": MAX_DAYS})
         return "usage"
-    report = await surveys.integrity(coordinator.departments, timedelta(days=days), ctx.clock.now(), coordinator=True)
-    await Replier(ctx)("integrity.j2", surveys.report_context(report))
+    report = await integrity.integrity(coordinator.departments, timedelta(days=days), ctx.clock.now(), coordinator=True)
+    await Replier(ctx)("integrity.j2", integrity.report_context(report))
     return "integrity"

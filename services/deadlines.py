@@ -1,4 +1,5 @@
-"""Assignment deadlines and flight reveals, run by the scheduler's sweeps.
+"""Assignment deadlines (:func:`sweep_deadlines`) and flight reveals (:func:`reveal_due`), called
+by the scheduler's ``deadlines`` and ``flight_reveals`` sweeps.
 
 Deadlines: an assignment still ``sent`` at its deadline gets one reminder; still silent
 after a second period as long as the first (deadline − sent), the plan's coordinators are
@@ -23,8 +24,7 @@ from domain.plans import parse_plan
 from models.directory import ConflictType
 from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Firing
 from models.messaging import RecipientKind
-from scheduler import sweep
-from services import audit
+from services import assignments, audit
 from services.alerts import raise_alert
 from services.outbox import Message, enqueue
 
@@ -87,8 +87,6 @@ async def remind_due(now: datetime, zone, locale: str) -> int:
 
 async def escalate_due(clock: Clock, zone, locale: str) -> int:
     """Alert (and, if the plan says so, replace) assignments silent after the second period."""
-    from services import assignments
-
     now = clock.now()
     candidates = await (
         Assignment.filter(
@@ -217,13 +215,8 @@ async def reveal_due(now: datetime, zone, locale: str) -> int:
     return len(draws)
 
 
-@sweep("deadlines")
-async def deadlines_sweep(scheduler, now: datetime) -> None:
-    settings = scheduler.rt.settings
-    await remind_due(now, settings.zone, settings.locale)
-    await escalate_due(scheduler.clock, settings.zone, settings.locale)
-
-
-@sweep("flight_reveals")
-async def reveals_sweep(scheduler, now: datetime) -> None:
-    await reveal_due(now, scheduler.rt.settings.zone, scheduler.rt.settings.locale)
+async def sweep_deadlines(now: datetime, *, clock: Clock, zone, locale: str) -> int:
+    """The scheduler's ``deadlines`` sweep: the reminders due by ``now``, then the escalations
+    due by the clock."""
+    reminded = await remind_due(now, zone, locale)
+    return reminded + await escalate_due(clock, zone, locale)

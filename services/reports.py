@@ -1,9 +1,10 @@
 """The monthly report: what the draws, the inspections and the surveys of one month add up to.
 
-:func:`monthly_report` returns plain data (and writes a chart PNG under the data directory);
-:func:`send_monthly_report` queues it to every coordinator (scoped to their departments) as a
-message plus the chart; the ``monthly_report`` sweep sends last month's report once, on the
-1st of the month from 09:00 local time (a fire key in ``scheduler_fire``, so once across
+:func:`monthly_report` returns plain data (and writes a chart PNG, drawn by ``core.charts``,
+under the data directory); :func:`send_monthly_report` queues it to every coordinator (scoped to
+their departments) as a message plus the chart; :func:`send_due_report` (the scheduler's
+``monthly_report`` sweep) sends last month's report once, on the 1st of the month from 09:00
+local time (a fire key in ``scheduler_fire`` through ``services.fires``, so once across
 instances). Definitions of every figure: docs/public-pages.md, "The report".
 
 Two audiences. ``personal=True`` (coordinators) adds the per-inspector integrity scores and the
@@ -24,12 +25,16 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from hashlib import sha256
 from pathlib import Path
 
-from core import db
+from core import charts, db
+from core.clock import Clock
 from core.db import moment as _dt
+from core.render import text
 from domain.errors import ServiceError
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from services import fires
 from services.outbox import Message, enqueue
+from services.surveys.integrity import integrity, report_context
 
 RISKS = ("A", "B", "C", "D", "E")
 SEND_HOUR = 9  # the monthly report goes out on the 1st from 09:00 local time
@@ -375,8 +380,6 @@ async def _integrity(
 
 
 async def _inspector_scores(departments: Sequence[str] | None, window: timedelta, at: datetime) -> tuple[list, int]:
-    from services.surveys import integrity, report_context
-
     if departments is None:
         departments = [r["code"] for r in await _fetch("SELECT code FROM department")]
     report = await integrity(departments, window, at, coordinator=True)
@@ -433,44 +436,12 @@ async def monthly_report(
 
 # --- the chart --------------------------------------------------------------------------------
 
-CJK_FONTS = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "Droid Sans Fallback",
-    "AR PL UMing CN",
-    "SimHei",
-    "Microsoft YaHei",
-    "PingFang SC",
-)
-
-
-def _cjk_font() -> str | None:
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
-
-
-def chart_locale(locale: str) -> tuple[str, str | None]:
-    """The chart's labels are in ``locale`` if a font can draw it; without a CJK font
-    installed, a zh-CN chart falls back to English labels rather than empty boxes."""
-    if locale == "en":
-        return "en", None
-    font = _cjk_font()
-    return (locale, font) if font else ("en", None)
-
 
 def write_chart(report: MonthlyReport, data_dir: Path, locale: str) -> str:
     """The report's chart (inspections per risk class, and the problem-discovery rate) as a PNG
     under ``<data dir>/reports``; the file name carries a digest of what it plots, so an
     unchanged report reuses its file. Returns the path relative to ``data_dir``."""
-    from core.render import text
-
-    label_locale, font = chart_locale(locale)
+    label_locale, font = charts.chart_locale(locale)
     plotted = [(r.risk, r.drawn, r.done, r.problems, r.rate) for r in report.risk]
     scope = "all" if report.departments is None else "-".join(report.departments)
     digest = sha256(json.dumps([plotted, label_locale, scope, report.month]).encode()).hexdigest()[:12]
@@ -485,7 +456,7 @@ def write_chart(report: MonthlyReport, data_dir: Path, locale: str) -> str:
         for code in ("drawn", "done", "problems", "rate", "risk", "count")
     }
     labels["title"] = text("report_chart_title", label_locale, month=report.month)
-    png = _render_chart(plotted, labels, font)
+    png = charts.risk_chart(plotted, labels, font)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(png)
     tmp.replace(path)
@@ -493,51 +464,6 @@ def write_chart(report: MonthlyReport, data_dir: Path, locale: str) -> str:
         if old != path:
             old.unlink(missing_ok=True)
     return relative.as_posix()
-
-
-def _render_chart(rows: list[tuple], labels: dict[str, str], font: str | None) -> bytes:
-    """Two panels, drawn with matplotlib's object API on the Agg canvas (no pyplot state)."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rc = {"font.family": [font, "DejaVu Sans"]} if font else {}
-    import matplotlib
-
-    with matplotlib.rc_context(rc):
-        fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
-        FigureCanvasAgg(fig)
-        left, right = fig.subplots(1, 2, width_ratios=[3, 2])
-        risks = [r[0] for r in rows]
-        xs = range(len(rows))
-        width = 0.27
-        for offset, index, key, color in (
-            (-width, 1, "drawn", "#9bb7d4"),
-            (0, 2, "done", "#3a6ea5"),
-            (width, 3, "problems", "#d1495b"),
-        ):
-            left.bar([x + offset for x in xs], [r[index] for r in rows], width, label=labels[key], color=color)
-        left.set_xticks(list(xs), risks)
-        left.set_xlabel(labels["risk"])
-        left.set_ylabel(labels["count"])
-        left.legend(frameon=False, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
-        left.set_title(labels["title"], fontsize=10)
-        rates = [(r[4] or 0) * 100 for r in rows]
-        bars = right.bar(list(xs), rates, 0.6, color="#d1495b")
-        right.bar_label(
-            bars, labels=[f"{v:.0f}%" if r[4] is not None else "–" for v, r in zip(rates, rows)], fontsize=8
-        )
-        right.set_xticks(list(xs), risks)
-        right.set_ylim(0, 110)
-        right.set_ylabel("%")
-        right.set_xlabel(labels["risk"])
-        right.set_title(labels["rate"], fontsize=10)
-        for ax in (left, right):
-            ax.spines[["top", "right"]].set_visible(False)
-        out = io.BytesIO()
-        fig.savefig(out, format="png")
-    return out.getvalue()
 
 
 # --- sending ----------------------------------------------------------------------------------
@@ -603,31 +529,24 @@ def _send_time(now: datetime, zone: tzinfo) -> datetime | None:
     return due if due <= local < due + timedelta(days=SEND_DAYS) else None
 
 
-def _register_sweep() -> None:
-    from scheduler import sweep
+async def send_due_report(now: datetime, *, clock: Clock, zone: tzinfo, data_dir: Path, instance: str) -> str | None:
+    """The scheduler's ``monthly_report`` sweep. On the 1st (from 09:00; up to the 3rd after
+    downtime): last month's report, once across instances (fire key ``report:YYYY-MM``, claimed
+    through ``services.fires`` by ``instance`` at the clock's time). The reports are made before
+    the fire's transaction opens, so that transaction only claims the key and writes the outbox
+    rows. Returns the fire key if this call ran it."""
+    due = _send_time(now, zone)
+    if due is None:
+        return None
+    month = last_month(now, zone)
+    key = f"report:{month}"
+    if await fires.fired([key]):
+        return None
+    messages, recipients = await report_outbox(month, now, data_dir=Path(data_dir), zone=zone)
 
-    @sweep("monthly_report")
-    async def monthly_report_sweep(scheduler, now: datetime) -> None:
-        """On the 1st (from 09:00; up to the 3rd after downtime): last month's report, once
-        across instances (fire key ``report:YYYY-MM``). The reports are made before the fire's
-        transaction opens, so that transaction only claims the key and writes the outbox rows."""
-        from models.scheduling import Fire
+    async def work() -> str:
+        await enqueue(messages, now)
+        return f"sent:{recipients}"
 
-        zone = scheduler.zone
-        due = _send_time(now, zone)
-        if due is None:
-            return
-        month = last_month(now, zone)
-        key = f"report:{month}"
-        if await Fire.filter(key=key).exists():
-            return
-        messages, recipients = await report_outbox(month, now, data_dir=Path(scheduler.rt.settings.data_dir), zone=zone)
-
-        async def work() -> str:
-            await enqueue(messages, now)
-            return f"sent:{recipients}"
-
-        await scheduler.run_once(key, "report", due.astimezone(UTC), work)
-
-
-_register_sweep()
+    outcome = await fires.run_once(key, "report", due.astimezone(UTC), work, now=clock.now(), instance=instance)
+    return None if outcome is None else key

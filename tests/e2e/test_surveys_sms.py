@@ -23,8 +23,8 @@ from domain.signatures import twilio_signature
 from models.alerts import Alert
 from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role
 from models.surveys import Survey, SurveyStatus
-from services import surveys
 from services.identity import create_invite
+from services.surveys.enter import enter_pool
 from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
 from tests.e2e.harness import eventually, spine
 from tests.services import survey_world
@@ -86,7 +86,7 @@ async def gateway(db: Settings, start: datetime = MORNING):
 
 
 async def survey_sent(g: Gateway, w, i: int = 0) -> Survey:
-    await surveys.enter_pool(w.inspections[i].id, g.clock.now())
+    await enter_pool(w.inspections[i].id, g.clock.now())
     await g.deliver()
     return await Survey.get(inspection_id=w.inspections[i].id)
 
@@ -169,7 +169,7 @@ async def test_opt_out_by_sms_is_confirmed_once_and_never_surveyed_again(db):
             await g.deliver()
         assert len(g.texts()) == 2 and "您已退订" in g.texts()[1]
         later = await survey_world.build("D", draw_ref="P1/2027-01-01", entities=w.entities)
-        assert await surveys.enter_pool(later.inspections[0].id, g.clock.now()) == "opted_out"
+        assert await enter_pool(later.inspections[0].id, g.clock.now()) == "opted_out"
         await g.deliver()
         assert len(g.texts()) == 2
 
@@ -193,7 +193,7 @@ async def test_an_undelivered_sms_falls_back_to_telegram_or_leaves_the_survey_un
         for phone in MOBILES[:2]:
             g.sim.set_state(phone, "unreachable")
         for insp in w.inspections:
-            assert await surveys.enter_pool(insp.id, g.clock.now()) == "survey_sent"
+            assert await enter_pool(insp.id, g.clock.now()) == "survey_sent"
         await survey_world.link_chat(w.entities[0], "700")  # linked after its survey went by SMS
         await g.deliver()
         linked, lone = [await Survey.get(inspection_id=insp.id) for insp in w.inspections]
@@ -213,7 +213,7 @@ async def test_telegram_poll_survey_end_to_end(db):
         await eventually(lambda: ChatBinding.filter(address=str(user.id), role=Role.ENTITY).exists())
         await s.deliver()
         assert "检查对象联系人" in (await s.sim.wait_for_message(user)).text
-        assert await surveys.enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
+        assert await enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
         for option, question in ((0, "improper"), (1, "fairness"), (4, None)):
             await s.deliver()
             poll = await s.sim.wait_for_message(user)
@@ -249,8 +249,8 @@ async def test_two_surveys_poll_one_chat_at_once_and_interleaved_answers_reach_t
         await eventually(lambda: ChatBinding.filter(address=str(user.id), role=Role.ENTITY).exists())
         await s.deliver()
         await s.sim.wait_for_message(user)  # the welcome
-        assert await surveys.enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
-        assert await surveys.enter_pool(again.inspections[0].id, s.clock.now()) == "survey_sent"  # no waiting
+        assert await enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
+        assert await enter_pool(again.inspections[0].id, s.clock.now()) == "survey_sent"  # no waiting
         first = await Survey.get(inspection_id=w.inspections[0].id)
         second = await Survey.get(inspection_id=again.inspections[0].id)
 

@@ -120,9 +120,10 @@ async def dispatch(cmd: dict) -> None:
 
 
 OPS = {"fire": fire, "dispatch": dispatch}
-# What those import, besides the models and the sweeps: a forked process would otherwise import
+# What those import, besides the models: a forked process would otherwise import
 # (and, without bytecode caches, compile) them again, at each trial.
 WARM = [
+    "scheduler",  # and, through it, every sweep's service
     "bot.app",
     "bot.runtime",
     "bot.channels.telegram",
@@ -170,12 +171,10 @@ def main() -> None:
     # Everything the children run, imported once here (nothing connects or starts a thread).
     import importlib
 
-    import scheduler
     from core import db
 
     for name in [*db.MODEL_MODULES, *WARM]:
         importlib.import_module(name)
-    scheduler.load_sweeps()
     signal.signal(signal.SIGCHLD, _reap)
     _say("ready", os.getpid())
     for line in sys.stdin:

@@ -48,8 +48,10 @@ from models.messaging import InboundEvent as InboundRow
 from models.onsite import Correction, CorrectionStatus, Result
 from models.plans import Plan
 from models.surveys import Survey
-from services import assignments, draws, onsite, plans, surveys
+from services import assignments, draws, plans
 from services.identity import create_invite
+from services.onsite import corrections, findings
+from services.surveys.enter import enter_pool
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -242,18 +244,18 @@ async def build(db, tmp_path, clock) -> tuple[Bot, Victims]:
     lead = people["S01"].id
     lead_asg = await Assignment.get(inspection_id=inspections[0].id, seat=1)
     mate_asg = await Assignment.get(inspection_id=inspections[0].id, seat=2)
-    _, view = await onsite.open_findings(lead, lead_asg.id, now=now)
+    _, view = await findings.open_findings(lead, lead_asg.id, now=now)
     rid = view["result"]
     for kind, index, note in (("pass", 0, ""), ("note", None, FINDING_NOTE), ("submit", None, "")):
-        done = await onsite.act(lead, rid, kind, index=index, text=note, now=now)
+        done = await findings.act(lead, rid, kind, index=index, text=note, now=now)
     assert done.code == "submitted", done.code
-    draft = await onsite.request_correction(lead, rid, CORRECTION_REASON, now=now)
+    draft = await corrections.request_correction(lead, rid, CORRECTION_REASON, now=now)
     for kind, index in (("edit", 0), ("fail", 0), ("skip", 0), ("submit", None)):
-        done = await onsite.act(lead, draft["result"], kind, index=index, now=now)
+        done = await findings.act(lead, draft["result"], kind, index=index, now=now)
     assert done.code == "sent_for_approval", done.code
     # the attacker's own entity is surveyed too (by SMS), the poll entity by Telegram
     for insp in inspections[1:2] + inspections[3:4]:
-        assert await surveys.enter_pool(insp.id, now) in ("survey_sent", "already")
+        assert await enter_pool(insp.id, now) in ("survey_sent", "already")
     conflict = await Conflict.create(
         inspector_id=lead, entity_id=conflict_entity.id, type=ConflictType.OTHER, source=ConflictSource.DECLARED
     )

@@ -20,9 +20,14 @@ from handlers.router import route
 from models.alerts import Alert
 from models.messaging import Outbox, OutboxStatus, RecipientKind
 from models.surveys import Survey, SurveyOptOut, SurveySample, SurveyStatus
-from services import surveys
 from services.assignments import open_for
 from services.inbound import receive
+from services.surveys.enter import enter_pool, sign_for
+from services.surveys.integrity import integrity
+from services.surveys.receipts import delivery_status
+from services.surveys.replies import handle_poll_answer
+from services.surveys.shared import SurveyError
+from services.surveys.sweep import run_sweep
 from tests.services import survey_world
 from tests.services.survey_world import EVENING, MORNING
 
@@ -54,7 +59,7 @@ async def templates_to(address: str) -> list[str]:
 
 
 async def surveyed(w, clock: FakeClock, i: int = 0) -> Survey:
-    assert await surveys.enter_pool(w.inspections[i].id, clock.now()) in ("survey_sent", "survey_scheduled")
+    assert await enter_pool(w.inspections[i].id, clock.now()) in ("survey_sent", "survey_scheduled")
     return await Survey.get(inspection_id=w.inspections[i].id)
 
 
@@ -64,7 +69,7 @@ async def surveyed(w, clock: FakeClock, i: int = 0) -> Survey:
 async def test_sample_is_drawn_once_per_draw_with_a_recorded_seed_anyone_can_rederive(db):
     clock = FakeClock(MORNING)
     w = await survey_world.build("CCCCCCDE")
-    outcomes = [await surveys.enter_pool(i.id, clock.now()) for i in w.inspections]
+    outcomes = [await enter_pool(i.id, clock.now()) for i in w.inspections]
     smp = await SurveySample.get(draw_id=w.draw.id)
     assert len(smp.seed) == 32 and smp.pool == 8 and smp.shares == {"D": "1", "E": "1", "*": "1/3"}
     # all of D and E, a third (rounded up) of the six of class C
@@ -72,7 +77,7 @@ async def test_sample_is_drawn_once_per_draw_with_a_recorded_seed_anyone_can_red
     assert {7, 8} <= set(smp.selected) and len(smp.selected) == 4
     again = sample([Candidate(f"{w.draw.draw_ref}/{i.no}", i.stratum) for i in w.inspections], smp.shares, smp.seed)
     assert sorted(int(c.key.rsplit("/", 1)[1]) for c in again) == smp.selected
-    assert await surveys.enter_pool(w.inspections[7].id, clock.now()) == "already"
+    assert await enter_pool(w.inspections[7].id, clock.now()) == "already"
     assert await Survey.all().count() == 4 and await SurveySample.all().count() == 1
     assert "seed hidden" in repr(smp) and smp.seed.hex() not in repr(smp)
 
@@ -95,7 +100,7 @@ async def test_the_plan_file_says_what_share_is_surveyed(db):
     spec = parse_plan(tomllib.loads(PLAN_WITH_SHARES)).to_dict()
     clock = FakeClock(MORNING)
     w = await survey_world.build("CCCCDE", spec=spec)
-    outcomes = [await surveys.enter_pool(i.id, clock.now()) for i in w.inspections]
+    outcomes = [await enter_pool(i.id, clock.now()) for i in w.inspections]
     smp = await SurveySample.get(draw_id=w.draw.id)
     assert smp.shares == {"C": "1/2", "*": "0"}
     assert outcomes.count("survey_sent") == 2 and outcomes.count("not_sampled") == 4
@@ -104,11 +109,11 @@ async def test_the_plan_file_says_what_share_is_surveyed(db):
 
 async def test_unknown_input_is_refused_clearly_or_quietly(db):
     clock = FakeClock(MORNING)
-    with pytest.raises(surveys.SurveyError) as err:
-        await surveys.enter_pool(999, MORNING)
+    with pytest.raises(SurveyError) as err:
+        await enter_pool(999, MORNING)
     assert err.value.code == "survey_unknown_inspection" and await Survey.all().count() == 0
     w = await survey_world.build("D", mobiles=[None])  # neither a mobile nor a linked chat
-    assert await surveys.enter_pool(w.inspections[0].id, clock.now()) == "undeliverable"
+    assert await enter_pool(w.inspections[0].id, clock.now()) == "undeliverable"
     assert (await Survey.get()).status == SurveyStatus.UNDELIVERABLE and await Outbox.all().count() == 0
     assert await say(clock, "+8613700000000", "1 2 5") == "survey_none_open"  # a stranger's SMS: no answer
     assert not await Outbox.filter(address="+8613700000000").exists()
@@ -189,7 +194,7 @@ async def test_opt_out_is_confirmed_once_and_the_entity_is_never_surveyed_again(
     assert await say(clock, MOBILE, "1 2 5") == "survey_none_open"
     later = await survey_world.build("D", draw_ref="P1/2027-01-01", entities=w.entities)
     clock.advance(timedelta(days=30))
-    assert await surveys.enter_pool(later.inspections[0].id, clock.now()) == "opted_out"
+    assert await enter_pool(later.inspections[0].id, clock.now()) == "opted_out"
     assert await templates_to(MOBILE) == ["survey_sms.j2", "survey_optout.j2"]
 
 
@@ -199,14 +204,14 @@ async def test_opt_out_is_confirmed_once_and_the_entity_is_never_surveyed_again(
 async def test_a_survey_due_in_quiet_hours_waits_for_eight_in_the_morning(db):
     clock = FakeClock(EVENING)  # 21:00 in Shanghai
     w = await survey_world.build("D")
-    assert await surveys.enter_pool(w.inspections[0].id, clock.now()) == "survey_scheduled"
+    assert await enter_pool(w.inspections[0].id, clock.now()) == "survey_scheduled"
     s = await Survey.get()
     eight = datetime(2026, 12, 4, 0, 0, tzinfo=UTC)  # 08:00 in Shanghai
     [invite] = await to(MOBILE)
     assert s.status == SurveyStatus.PENDING and s.sent_at == eight and invite.next_attempt_at == eight
-    await surveys.run_sweep(eight - timedelta(seconds=1))
+    await run_sweep(eight - timedelta(seconds=1))
     assert (await Survey.get()).status == SurveyStatus.PENDING
-    await surveys.run_sweep(eight)
+    await run_sweep(eight)
     assert (await Survey.get()).status == SurveyStatus.SENT
     # a reply written at 20:30 is answered at 08:00 too
     clock.set(datetime(2026, 12, 4, 12, 30, tzinfo=UTC))
@@ -221,9 +226,9 @@ async def test_a_survey_due_in_quiet_hours_waits_for_eight_in_the_morning(db):
 def test_the_signature_comes_from_the_settings_or_the_plan():
     from core.settings import Settings
 
-    assert surveys.sign_for(Settings(sms_sign_name="青岛市双随机办")) == "青岛市双随机办"
-    assert surveys.sign_for(Settings()) is None  # the plan's first department
-    assert surveys.sign_for(Settings(sms_provider="aliyun", sms_sign_name="青岛市双随机办")) == ""
+    assert sign_for(Settings(sms_sign_name="青岛市双随机办")) == "青岛市双随机办"
+    assert sign_for(Settings()) is None  # the plan's first department
+    assert sign_for(Settings(sms_provider="aliyun", sms_sign_name="青岛市双随机办")) == ""
 
 
 async def test_one_reminder_after_48_hours_and_expiry_after_7_days(db):
@@ -234,19 +239,19 @@ async def test_one_reminder_after_48_hours_and_expiry_after_7_days(db):
     w = await survey_world.build("D")
     await surveyed(w, clock)
     await say(clock, MOBILE, "是")
-    await surveys.run_sweep(MORNING + timedelta(hours=47, minutes=59))
+    await run_sweep(MORNING + timedelta(hours=47, minutes=59))
     assert "survey_reminder.j2" not in await templates_to(MOBILE)
-    assert SWEEPS["surveys"] is surveys.survey_sweep  # the scheduler's periodic sweep runs it
+    assert SWEEPS["surveys"].service is run_sweep  # the scheduler's periodic sweep runs it
     await Scheduler(Runtime(settings=db, clock=clock)).run_due(MORNING + timedelta(hours=48))
     reminder = (await to(MOBILE))[-1]
     assert reminder.template == "survey_reminder.j2"
     assert [q["code"] for q in reminder.context["questions"]] == ["improper", "fairness"]
     assert "回复TD退订" in render("messages/survey_reminder.j2", "zh-CN", **reminder.context)
-    await surveys.run_sweep(MORNING + timedelta(hours=60))
+    await run_sweep(MORNING + timedelta(hours=60))
     assert (await templates_to(MOBILE)).count("survey_reminder.j2") == 1
-    await surveys.run_sweep(MORNING + timedelta(days=7) - timedelta(seconds=1))
+    await run_sweep(MORNING + timedelta(days=7) - timedelta(seconds=1))
     assert (await Survey.get()).status == SurveyStatus.SENT
-    await surveys.run_sweep(MORNING + timedelta(days=7))
+    await run_sweep(MORNING + timedelta(days=7))
     s = await Survey.get()
     assert s.status == SurveyStatus.EXPIRED and s.completed_at == MORNING + timedelta(days=7)
     assert s.answers == {"credentials": True}
@@ -257,7 +262,7 @@ async def test_a_late_reply_is_thanked_once_and_recorded_late(db):
     w = await survey_world.build("D")
     await surveyed(w, clock)
     clock.set(MORNING + timedelta(days=8))
-    await surveys.run_sweep(clock.now())
+    await run_sweep(clock.now())
     assert await say(clock, MOBILE, "1 2 5") == "survey_expired"
     s = await Survey.get()
     assert s.late and s.answers == {"credentials": True, "improper": False, "fairness": 5}
@@ -356,7 +361,7 @@ async def test_two_surveys_poll_one_chat_at_once_and_each_answer_goes_to_its_own
     first = await surveyed(w, clock, 0)
     assert first.channel.value == "telegram" and first.poll_question == "credentials"
     again = await survey_world.build("D", draw_ref="P1/2026-12-02", entities=w.entities)  # a second visit
-    assert await surveys.enter_pool(again.inspections[0].id, clock.now()) == "survey_sent"  # no waiting
+    assert await enter_pool(again.inspections[0].id, clock.now()) == "survey_sent"  # no waiting
     second = await Survey.get(inspection_id=again.inspections[0].id)
     assert second.status == SurveyStatus.SENT and second.poll_question == "credentials"
     polls = await to("700")
@@ -414,12 +419,12 @@ async def test_a_poll_answer_that_names_no_poll_we_sent_to_that_chat_is_ignored(
     before = await Outbox.all().count()
     # an id never sent; one sent to another chat; an empty one; a message id: nothing answered, nothing sent
     for chat, poll_id in (("700", "poll-404"), ("700", "poll-2"), ("701", "poll-1"), ("700", ""), ("701", "17")):
-        assert await surveys.handle_poll_answer(chat, poll_id, [0], clock.now()) == "survey_poll_unknown"
+        assert await handle_poll_answer(chat, poll_id, [0], clock.now()) == "survey_poll_unknown"
     assert await Outbox.all().count() == before
     assert (await Survey.get(id=mine.id)).answers == {} and (await Survey.get(id=theirs.id)).answers == {}
     assert (await Survey.get(id=mine.id)).polls["ids"] == {}
     # the genuine answers still work afterwards
-    assert await surveys.handle_poll_answer("700", "poll-1", [0], clock.now()) == "survey_sent"
+    assert await handle_poll_answer("700", "poll-1", [0], clock.now()) == "survey_sent"
     assert (await Survey.get(id=mine.id)).answers == {"credentials": True}
 
 
@@ -447,11 +452,11 @@ async def test_the_sweep_starts_a_telegram_survey_an_older_version_left_waiting(
     # what the one-poll-at-a-time version stored for a survey waiting its turn
     await Survey.filter(id=s.id).update(status=SurveyStatus.PENDING, sent_at=None, poll_question=None, polls={})
     await Outbox.filter(address="700").delete()
-    assert (await surveys.run_sweep(clock.now()))["started"] == 1
+    assert (await run_sweep(clock.now()))["started"] == 1
     started = await Survey.get(id=s.id)
     assert started.status == SurveyStatus.SENT and started.poll_question == "credentials"
     assert [o.dedupe_key for o in await to("700")] == [f"survey:{s.id}:poll:credentials"]
-    assert (await surveys.run_sweep(clock.now()))["started"] == 0
+    assert (await run_sweep(clock.now()))["started"] == 0
 
 
 def test_each_text_goes_to_the_handler_of_its_channel_and_role():
@@ -504,22 +509,22 @@ async def test_receipts_update_the_outbox_and_an_undelivered_survey_falls_back_o
     row = await Outbox.get(dedupe_key=f"survey:{linked.id}:invite")
     assert row.status == OutboxStatus.DEAD and row.last_error == "undelivered:30003"
 
-    assert await surveys.delivery_status("SM2", "failed", "30008", clock.now()) == "survey_undeliverable"
+    assert await delivery_status("SM2", "failed", "30008", clock.now()) == "survey_undeliverable"
     assert (await Survey.get(id=lost.id)).status == SurveyStatus.UNDELIVERABLE
 
-    assert await surveys.delivery_status("SM3", "sent", "", clock.now()) == "delivery_sent"
-    assert await surveys.delivery_status("SM3", "delivered", "", clock.now()) == "delivered"
+    assert await delivery_status("SM3", "sent", "", clock.now()) == "delivery_sent"
+    assert await delivery_status("SM3", "delivered", "", clock.now()) == "delivered"
     row = await Outbox.get(provider_id="SM3")
     assert row.status == OutboxStatus.DELIVERED and row.delivered_at == MORNING
-    assert await surveys.delivery_status("SM3", "undelivered", "30003", clock.now()) == "delivery_after_delivered"
+    assert await delivery_status("SM3", "undelivered", "30003", clock.now()) == "delivery_after_delivered"
     assert (await Survey.get(id=dead.id)).status == SurveyStatus.SENT
-    assert await surveys.delivery_status("SMnone", "delivered", "", clock.now()) == "delivery_unknown"
+    assert await delivery_status("SMnone", "delivered", "", clock.now()) == "delivery_unknown"
     # a gateway that refused the invitation outright sends no receipt: the sweep finds it
     refused = await surveyed(w, clock, 3)
     await Outbox.filter(dedupe_key=f"survey:{refused.id}:invite").update(
         status=OutboxStatus.DEAD, last_error="invalid_number"
     )
-    assert (await surveys.run_sweep(clock.now()))["fallback"] == 1
+    assert (await run_sweep(clock.now()))["fallback"] == 1
     assert (await Survey.get(id=refused.id)).status == SurveyStatus.UNDELIVERABLE
 
 
@@ -533,9 +538,9 @@ async def test_scores_need_five_responses_for_anyone_but_coordinators(db):
         await surveyed(w, clock, i)
         await say(clock, survey_world.MOBILES[i], "1 1 5" if i == 0 else "1 2 5")
     window = timedelta(days=30)
-    public = await surveys.integrity(["SCJG"], window, clock.now(), coordinator=False)
+    public = await integrity(["SCJG"], window, clock.now(), coordinator=False)
     assert public.rows == () and public.withheld == 2
-    coord = await surveys.integrity(["SCJG"], window, clock.now())
+    coord = await integrity(["SCJG"], window, clock.now())
     # one "improper" in four responses: 100 − 60 × 1/(4 + 3)
     assert [(r.name, r.score.n, r.score.improper, r.score.score) for r in coord.rows] == [
         ("张伟", 4, 1, 91.4),
@@ -544,11 +549,11 @@ async def test_scores_need_five_responses_for_anyone_but_coordinators(db):
     assert coord.responses == 4 and coord.withheld == 0
     await surveyed(w, clock, 4)
     await say(clock, survey_world.MOBILES[4], "1 2 4")
-    public = await surveys.integrity(["SCJG"], window, clock.now(), coordinator=False)
+    public = await integrity(["SCJG"], window, clock.now(), coordinator=False)
     assert {r.score.n for r in public.rows} == {5} and public.withheld == 0
-    assert (await surveys.integrity(["WSJ"], window, clock.now())).rows == ()  # another department's inspectors
+    assert (await integrity(["WSJ"], window, clock.now())).rows == ()  # another department's inspectors
     clock.advance(timedelta(days=31))
-    assert (await surveys.integrity(["SCJG"], window, clock.now())).rows == ()  # outside the window
+    assert (await integrity(["SCJG"], window, clock.now())).rows == ()  # outside the window
 
 
 async def test_integrity_is_for_coordinators_and_nothing_an_inspector_reaches_holds_answers(db):

@@ -1,0 +1,83 @@
+"""Charts: plain data in, PNG bytes out (matplotlib's object API on the Agg canvas, no pyplot
+state). Which font can draw the labels is asked here too, so matplotlib is imported nowhere else.
+"""
+
+from __future__ import annotations
+
+import io
+
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+    "AR PL UMing CN",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+)
+
+
+def cjk_font() -> str | None:
+    """The first installed font of :data:`CJK_FONTS`, if any."""
+    from matplotlib import font_manager  # lazy: matplotlib is heavy to import
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def chart_locale(locale: str) -> tuple[str, str | None]:
+    """The chart's labels are in ``locale`` if a font can draw it; without a CJK font
+    installed, a zh-CN chart falls back to English labels rather than empty boxes."""
+    if locale == "en":
+        return "en", None
+    font = cjk_font()
+    return (locale, font) if font else ("en", None)
+
+
+def risk_chart(rows: list[tuple], labels: dict[str, str], font: str | None) -> bytes:
+    """The monthly report's chart as PNG bytes. ``rows`` are ``(risk class, drawn, done,
+    problems, problem rate or None)``; ``labels`` names ``drawn``, ``done``, ``problems``,
+    ``rate``, ``risk``, ``count`` and ``title``. Two panels: the counts per risk class, and the
+    problem-discovery rate."""
+    import matplotlib  # lazy: matplotlib is heavy to import
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib is heavy to import
+    from matplotlib.figure import Figure  # lazy: matplotlib is heavy to import
+
+    rc = {"font.family": [font, "DejaVu Sans"]} if font else {}
+    with matplotlib.rc_context(rc):
+        fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
+        FigureCanvasAgg(fig)
+        left, right = fig.subplots(1, 2, width_ratios=[3, 2])
+        risks = [r[0] for r in rows]
+        xs = range(len(rows))
+        width = 0.27
+        for offset, index, key, color in (
+            (-width, 1, "drawn", "#9bb7d4"),
+            (0, 2, "done", "#3a6ea5"),
+            (width, 3, "problems", "#d1495b"),
+        ):
+            left.bar([x + offset for x in xs], [r[index] for r in rows], width, label=labels[key], color=color)
+        left.set_xticks(list(xs), risks)
+        left.set_xlabel(labels["risk"])
+        left.set_ylabel(labels["count"])
+        left.legend(frameon=False, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        left.set_title(labels["title"], fontsize=10)
+        rates = [(r[4] or 0) * 100 for r in rows]
+        bars = right.bar(list(xs), rates, 0.6, color="#d1495b")
+        right.bar_label(
+            bars, labels=[f"{v:.0f}%" if r[4] is not None else "–" for v, r in zip(rates, rows)], fontsize=8
+        )
+        right.set_xticks(list(xs), risks)
+        right.set_ylim(0, 110)
+        right.set_ylabel("%")
+        right.set_xlabel(labels["risk"])
+        right.set_title(labels["rate"], fontsize=10)
+        for ax in (left, right):
+            ax.spines[["top", "right"]].set_visible(False)
+        out = io.BytesIO()
+        fig.savefig(out, format="png")
+    return out.getvalue()

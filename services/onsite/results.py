@@ -1,0 +1,160 @@
+"""A result and its team: loading the findings, the result as a team member sees it
+(never a survey, never another inspection), writing a step's outcome onto the result and its
+findings (each change on the audit chain), and asking the other members to confirm."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.onsite import Findings, Outcome, ResultStatus, Step, Verdict
+from models.directory import Item
+from models.draws import HOLDING_SEAT, Assignment, Inspection
+from models.messaging import RecipientKind
+from models.onsite import Correction, CorrectionStatus, Finding, Result
+from services import audit
+from services.onsite.shared import CAN_WORK
+from services.outbox import Message, enqueue
+
+OPEN_CORRECTION = (CorrectionStatus.DRAFTING, CorrectionStatus.REQUESTED)
+
+
+async def _team(inspection_id: int, conn) -> list[Assignment]:
+    """The team as it stands, lead (lowest seat) first."""
+    return await (
+        Assignment.filter(inspection_id=inspection_id, status__in=list(HOLDING_SEAT))
+        .using_db(conn)
+        .order_by("seat", "id")
+        .prefetch_related("inspector")
+    )
+
+
+def _member(team: list[Assignment], inspector_id: int) -> Assignment | None:
+    return next((a for a in team if a.inspector_id == inspector_id and a.status in CAN_WORK), None)
+
+
+def _is_lead(team: list[Assignment], inspector_id: int) -> bool:
+    return bool(team) and team[0].inspector_id == inspector_id
+
+
+async def _findings(result_id: int, conn) -> list[Finding]:
+    return await Finding.filter(result_id=result_id).using_db(conn).order_by("position")
+
+
+def _state(result: Result, rows: list[Finding]) -> Findings:
+    return Findings(
+        items=tuple(f.item_code for f in rows),
+        verdicts=tuple(Verdict(f.verdict) if f.verdict else None for f in rows),
+        notes=tuple(f.note for f in rows),
+        cursor=result.cursor,
+        step=Step(result.step),
+        status=ResultStatus(result.status),
+        correction=result.supersedes_id is not None,
+    )
+
+
+async def _view(result: Result, team: list[Assignment], actor_id: int, conn) -> dict:
+    """The result as a member of the team sees it (never a survey, never another inspection)."""
+    insp = (
+        await Inspection.filter(id=result.inspection_id).using_db(conn).prefetch_related("entity", "draw__plan").first()
+    )
+    rows = await _findings(result.id, conn)
+    names = dict(await Item.filter(code__in=[f.item_code for f in rows]).using_db(conn).values_list("code", "name"))
+    items = [
+        {
+            "pos": f.position,
+            "no": f.position + 1,
+            "code": f.item_code,
+            "name": names.get(f.item_code, f.item_code),
+            "verdict": f.verdict.value if f.verdict else None,
+            "note": f.note,
+        }
+        for f in rows
+    ]
+    people = {a.inspector_id: a.inspector.name for a in team}
+    me = _member(team, actor_id)
+    corr = await Correction.filter(replacement_id=result.id).using_db(conn).first()
+    open_corr = await (
+        Correction.filter(original_id=result.id, status__in=list(OPEN_CORRECTION))
+        .using_db(conn)
+        .order_by("-id")
+        .first()
+    )
+    return {
+        "result": result.id,
+        "inspection": insp.id,
+        "assignment": me.id if me else None,
+        "no": insp.no,
+        "plan": insp.draw.plan.name,
+        "draw_ref": insp.draw.draw_ref,
+        "entity": insp.entity.name,
+        "status": ResultStatus(result.status).value,
+        "step": result.step,
+        "cursor": result.cursor,
+        "count": len(items),
+        "items": items,
+        "current": items[result.cursor] if result.cursor < len(items) else None,
+        "lead": team[0].inspector.name if team else "",
+        "is_lead": _is_lead(team, actor_id),
+        "submitted_by": people.get(result.submitted_by_id, "") if result.submitted_by_id else "",
+        "confirmed_by": people.get(result.confirmed_by_id, "") if result.confirmed_by_id else "",
+        "supersedes": result.supersedes_id,
+        "correction": ({"id": corr.id, "reason": corr.reason, "status": corr.status.value} if corr else None),
+        "open_correction": (
+            {"id": open_corr.id, "status": open_corr.status.value, "replacement": open_corr.replacement_id}
+            if open_corr
+            else None
+        ),
+    }
+
+
+async def _write(
+    result: Result, rows: list[Finding], old: Findings, out: Outcome, actor: int, now: datetime, conn
+) -> None:
+    """Store the new state: changed findings (each on the audit chain) and the result row."""
+    new = out.state
+    for f, (v0, n0, v1, n1) in zip(rows, zip(old.verdicts, old.notes, new.verdicts, new.notes)):
+        if (v0, n0) == (v1, n1):
+            continue
+        await Finding.filter(id=f.id).using_db(conn).update(verdict=v1, note=n1)
+        await audit.append(
+            f"inspector:{actor}",
+            "finding.recorded",
+            f"result:{result.id}",
+            {"item": f.item_code, "position": f.position, "verdict": v1.value if v1 else None, "note": n1},
+            now,
+            connection=conn,
+        )
+    changes: dict = {"status": new.status, "step": new.step.value, "cursor": new.cursor, "updated_at": now}
+    if out.code == "submitted":
+        changes.update(submitted_by_id=actor, submitted_at=now)
+    if out.code == "confirmed":
+        changes.update(confirmed_by_id=actor, confirmed_at=now)
+    await Result.filter(id=result.id).using_db(conn).update(**changes)
+    for key, value in changes.items():
+        setattr(result, key, value)
+
+
+async def _ask_to_confirm(
+    result: Result, team: list[Assignment], lead_id: int, view: dict, now: datetime, locale: str, conn
+) -> None:
+    others = [a for a in team if a.inspector_id != lead_id]
+    context = {
+        **view,
+        "is_lead": False,
+        "keyboard": ["result_confirm", result.id],
+    }
+    await enqueue(
+        [
+            Message(
+                dedupe_key=f"result:{result.id}:confirm:{a.inspector_id}",
+                recipient_kind=RecipientKind.INSPECTOR,
+                recipient_id=a.inspector_id,
+                template="result_confirm.j2",
+                context=context,
+                locale=locale,
+            )
+            for a in others
+        ],
+        now,
+        connection=conn,
+    )

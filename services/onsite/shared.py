@@ -1,0 +1,84 @@
+"""What the on-site use cases share: their refusal, their answers (a :class:`Choice` to ask
+which inspection, an :class:`Acted` findings step), and which inspection is under way.
+
+Which inspection: the inspector's *accepted* assignments whose window contains now (a flight
+inspection only once revealed). Several → the caller gets a :class:`Choice` and asks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from domain.errors import ServiceError
+from domain.sealing import draw_is_sealed
+from models.draws import Assignment, AssignmentStatus, Draw, InspectionStatus
+from models.plans import Plan
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+CAN_WORK = (AssignmentStatus.ACCEPTED, AssignmentStatus.DONE)
+
+
+class OnsiteError(ServiceError):
+    """Refused; ``code`` names a case of messages/onsite_refused.j2."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Several inspections fit: ask which (each ``{"assignment", "no", "plan", "entity"}``)."""
+
+    choices: list[dict]
+
+
+@dataclass(frozen=True)
+class Acted:
+    code: str  # domain.onsite outcome code
+    index: int | None  # the item it was about
+    view: dict
+    survey: str = ""  # services.surveys.enter.enter_pool's outcome on a first submission (never shown to inspectors)
+
+
+# --- which inspection ----------------------------------------------------------------------------
+
+
+def _under_way(draw: Draw, now: datetime) -> bool:
+    return draw.window_start <= now <= draw.window_end and not draw_is_sealed(draw, now)
+
+
+def _choice(asg: Assignment) -> dict:
+    return {
+        "assignment": asg.id,
+        "no": asg.inspection.no,
+        "plan": asg.draw.plan.name,
+        "entity": asg.inspection.entity.name,
+    }
+
+
+async def current(inspector_id: int, now: datetime, conn=None) -> list[Assignment]:
+    """The inspector's accepted assignments under way now (window open, flight revealed)."""
+    rows = await (
+        Assignment.filter(inspector_id=inspector_id, status=AssignmentStatus.ACCEPTED)
+        .using_db(conn)
+        .order_by("id")
+        .prefetch_related("draw__plan", "inspection__entity")
+    )
+    return [a for a in rows if _under_way(a.draw, now) and a.inspection.status != InspectionStatus.CANCELLED]
+
+
+async def _pick_current(inspector_id: int, now: datetime, assignment_id: int | None, conn) -> Assignment | Choice:
+    rows = await current(inspector_id, now, conn)
+    if assignment_id is not None:
+        found = next((a for a in rows if a.id == assignment_id), None)
+        if found is None:
+            raise OnsiteError("not_under_way", id=assignment_id)
+        return found
+    if not rows:
+        raise OnsiteError("no_current_inspection")
+    return rows[0] if len(rows) == 1 else Choice([_choice(a) for a in rows])
+
+
+async def _departments(draw: Draw, conn) -> set[str]:
+    plan = await Plan.filter(id=draw.plan_id).using_db(conn).first()
+    return set(plan.departments) if plan else set()
