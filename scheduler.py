@@ -219,7 +219,7 @@ class Scheduler:
                     await self.fire_plan(latest[kind])
 
     async def fire_plan(self, fire: PlannedFire) -> str | None:
-        from services import draws
+        from services.draws import announce, write
 
         if fire.kind == "announce":
 
@@ -227,7 +227,7 @@ class Scheduler:
                 existing = await firing_at(fire.plan, fire.fire_at)
                 if existing is not None:
                     return "already_announced"
-                await draws.announce(fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone)
+                await announce.announce(fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone)
                 return "announced"
         else:
 
@@ -237,7 +237,7 @@ class Scheduler:
                     # Never draw without a commitment published in advance.
                     await self._report_missed(fire)
                     return "not_announced"
-                await draws.draw(firing.draw_ref, clock=self.clock, zone=self.zone, locale=self.rt.settings.locale)
+                await write.draw(firing.draw_ref, clock=self.clock, zone=self.zone, locale=self.rt.settings.locale)
                 return "drawn"
 
         try:

@@ -87,7 +87,7 @@ async def remind_due(now: datetime, zone, locale: str) -> int:
 
 async def escalate_due(clock: Clock, zone, locale: str) -> int:
     """Alert (and, if the plan says so, replace) assignments silent after the second period."""
-    from services import assignments
+    from services import assignments, recusals
 
     now = clock.now()
     candidates = await (
@@ -134,7 +134,7 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
             )
             if spec.response.on_silence == "replace":
                 try:
-                    await assignments.recuse(
+                    await recusals.recuse(
                         asg.inspector_id,
                         asg.id,
                         ConflictType.NO_RESPONSE,

@@ -30,6 +30,7 @@ from domain.errors import ServiceError
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from services.outbox import Message, enqueue
+from services.scope import Scope
 
 RISKS = ("A", "B", "C", "D", "E")
 SEND_HOUR = 9  # the monthly report goes out on the 1st from 09:00 local time
@@ -631,3 +632,25 @@ def _register_sweep() -> None:
 
 
 _register_sweep()
+
+
+# --- a coordinator's /report ------------------------------------------------------------------
+
+
+async def monthly_report_in_scope(
+    scope: Scope, month: str, now: datetime, *, data_dir: Path, zone: tzinfo, locale: str
+) -> MonthlyReport:
+    """The monthly report of the scope's departments (an admin: all), as a coordinator asks for
+    it from chat: refused as ``ReportError("report_<reason>")``, a text of ``coord_error`` in
+    texts/coordinator.j2."""
+    try:
+        return await monthly_report(
+            month,
+            None if scope.everything else sorted(scope.departments),
+            now,
+            data_dir=data_dir,
+            zone=zone,
+            locale=locale,
+        )
+    except ReportError as exc:
+        raise ReportError(f"report_{exc.code}", **{"month": month, **exc.params}) from None
