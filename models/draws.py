@@ -64,7 +64,8 @@ class Firing(Model):
 class FiringSecret(Model):
     """The firing's secret (and, once drawn, the seed derived from it). Private until reveal.
 
-    Read only by ``services.draws``; never rendered, listed, logged or serialised.
+    Read only by ``services.draws`` and ``services.recusals``; never rendered, listed, logged or
+    serialised.
     """
 
     id = fields.IntField(primary_key=True)
@@ -192,7 +193,7 @@ class Recusal(Model):
     exclusions = fields.JSONField(default=list)
     unstaffable_reason = fields.CharField(max_length=64, default="")
     at = fields.DatetimeField()
-    # A coordinator may reject the recusal (services.coordination.reject_recusal): the inspector
+    # A coordinator may reject the recusal (services.recusals.reject_recusal): the inspector
     # is reinstated and the replacement's assignment cancelled. The line stays in the published
     # log (the replacement was drawn); the rejection is recorded here and on the audit chain.
     rejected_at = fields.DatetimeField(null=True)

@@ -288,6 +288,7 @@ class Preview:
 
 
 def preview_counts(plan_code: str, draw_ref: str | None, spec: PlanSpec, g: Gathered) -> Preview:
+    """The preview of gathered inputs: per stratum, the pool and what its ratio draws."""
     counts: dict[str, int] = {}
     for s in g.pool_strata:
         counts[s] = counts.get(s, 0) + 1

@@ -53,6 +53,7 @@ def _pack(data: bytes) -> bytes:
 
 
 def blobs(spec: PlanSpec, g: Gathered, outcome: engine.DrawOutcome) -> list[tuple[str, bytes]]:
+    """The ``draw_input`` rows the draw writes: ``(name, compressed bytes)``."""
     return [
         ("pool.tsv", _pack(_tsv_pool(g.pool_keys, g.pool_strata))),
         ("inspectors.tsv", _pack(_tsv_inspectors(g.inspectors))),

@@ -218,7 +218,7 @@ async def draw_plan(
     return DrawResult(**{**result.__dict__, "announced_now": announced_now})
 
 
-def _preparefetch_rows(g: Gathered, outcome: engine.DrawOutcome) -> list[tuple]:
+def _prepare_rows(g: Gathered, outcome: engine.DrawOutcome) -> list[tuple]:
     """The inspection rows (without draw id), in inspection order, as the driver takes them."""
     ids = g.entity_ids([i.entity for i in outcome.inspections])
     staffed, unstaffable = InspectionStatus.STAFFED.value, InspectionStatus.UNSTAFFABLE.value
@@ -240,7 +240,7 @@ def _preparefetch_rows(g: Gathered, outcome: engine.DrawOutcome) -> list[tuple]:
 def _prepare_writes(spec: PlanSpec, g: Gathered, outcome: engine.DrawOutcome) -> tuple[list, str, list]:
     """Inspection rows, the inspections digest, and the stored inputs: all computed before the
     transaction opens."""
-    return _preparefetch_rows(g, outcome), bundle.inspections_digest(outcome.inspections), blobs(spec, g, outcome)
+    return _prepare_rows(g, outcome), bundle.inspections_digest(outcome.inspections), blobs(spec, g, outcome)
 
 
 async def _write_draw(
