@@ -38,8 +38,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from core.clock import Clock
 from models.draws import Firing
 from models.plans import Plan
-from services import deadlines, draws, fires, reports
+from services import deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
+from services.draws import announce, write
 from services.onsite import photos
 from services.plans import fire_times, spec_of
 from services.surveys import sweep as surveys_sweep
@@ -232,7 +233,7 @@ class Scheduler:
                 existing = await firing_at(fire.plan, fire.fire_at)
                 if existing is not None:
                     return "already_announced"
-                await draws.announce(fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone)
+                await announce.announce(fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone)
                 return "announced"
         else:
 
@@ -242,7 +243,7 @@ class Scheduler:
                     # Never draw without a commitment published in advance.
                     await self._report_missed(fire)
                     return "not_announced"
-                await draws.draw(firing.draw_ref, clock=self.clock, zone=self.zone, locale=self.rt.settings.locale)
+                await write.draw(firing.draw_ref, clock=self.clock, zone=self.zone, locale=self.rt.settings.locale)
                 return "drawn"
 
         try:

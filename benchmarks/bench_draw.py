@@ -9,7 +9,7 @@ Phases, each in a fresh process so each peak-memory figure is its own:
    needing qualification SP, N entities (risk mix A 30 / B 40 / C 20 / D 7 / E 3 %) and M
    inspectors; the plan (ratios A 0.03, B 0.05, C 0.10, D 1, E 1; teams of 2) added through
    ``services.plans.add_plan``. The file is copied so the draw and the floor each get one.
-2. ``draw``  — ``services.draws.draw_plan``: announce, read the pool and inspectors with raw
+2. ``draw``  — ``services.draws.write.draw_plan``: announce, read the pool and inspectors with raw
    SQL, ``run_draw``, write draw + inspections + assignments + outbox rows in one transaction.
    Timed end to end; then the output rows are dumped (untimed) for the floor.
 3. ``floor`` — the issue's floor: stdlib sqlite3 with its defaults on a fresh copy: read
@@ -209,7 +209,7 @@ class Phases(logging.Handler):
 
 async def run_draw_phase(path: Path, dump: Path) -> None:
     from core import db
-    from services import draws
+    from services.draws import write
 
     phases = Phases()
     logger = logging.getLogger("services.draws")
@@ -217,7 +217,7 @@ async def run_draw_phase(path: Path, dump: Path) -> None:
     logger.addHandler(phases)
     async with db.opened(settings_for(path), migrate=False):
         t0, c0 = time.perf_counter(), cpu_seconds()
-        result = await draws.draw_plan("QD-BENCH", "bench-beacon", clock=Clock(), zone=ZONE)
+        result = await write.draw_plan("QD-BENCH", "bench-beacon", clock=Clock(), zone=ZONE)
         elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     emit(
         "draw",
@@ -257,7 +257,7 @@ def run_floor_phase(path: Path, dump: Path, same: bool) -> None:
     rows = pickle.loads(dump.read_bytes())
     pragmas = {}
     if same:  # the connection as ours: Tortoise's pragmas, and the page cache the draw's write uses
-        from services.draws import WRITE_CACHE_KIB
+        from services.draws.write import WRITE_CACHE_KIB
 
         pragmas = {**asyncio.run(our_pragmas(path)), "cache_size": -WRITE_CACHE_KIB}
     t0, c0 = time.perf_counter(), cpu_seconds()
@@ -293,32 +293,32 @@ def run_floor_phase(path: Path, dump: Path, same: bool) -> None:
 async def run_verify_phase(path: Path, out: Path) -> None:
     from core import db
     from domain import bundle
-    from domain import draw as core
+    from domain import draw as engine
     from models.draws import Draw, FiringSecret
-    from services import draws
+    from services.draws import export, stored
 
     async with db.opened(settings_for(path), migrate=False):
         row = await Draw.get(plan__code="QD-BENCH")
         secret = bytes((await FiringSecret.get(firing_id=row.firing_id)).secret)
-        inputs = await draws.stored_inputs(row, secret)
+        inputs = await stored.stored_inputs(row, secret)
         t0 = time.perf_counter()
-        core.run_draw(inputs)
+        engine.run_draw(inputs)
         drawn = time.perf_counter() - t0
         t0 = time.perf_counter()  # the entity selection alone: pool bytes, digests, seed, ranks, quotas
-        with core.gc_paused():
-            pool_bytes = core.pool_tsv(inputs.pool)
-            seed = core.derive_seed(
+        with engine.gc_paused():
+            pool_bytes = engine.pool_tsv(inputs.pool)
+            seed = engine.derive_seed(
                 secret,
                 inputs.beacon,
-                core.H(pool_bytes),
-                core.H(core.inspectors_tsv(inputs.inspectors)),
+                engine.H(pool_bytes),
+                engine.H(engine.inspectors_tsv(inputs.inspectors)),
                 inputs.draw_ref,
             )
-            core.select(seed, core.parse_pool_tsv(pool_bytes), inputs.ratios)
+            engine.select(seed, engine.parse_pool_tsv(pool_bytes), inputs.ratios)
         selection = time.perf_counter() - t0
         del inputs, pool_bytes
         t0 = time.perf_counter()
-        await draws.export(row.draw_ref, out, clock=Clock())
+        await export.export(row.draw_ref, out, clock=Clock())
         exported = time.perf_counter() - t0
     t0 = time.perf_counter()
     files = {p.name: p.read_bytes() for p in out.iterdir()}

@@ -26,7 +26,7 @@ Processes:
   signed delivery receipts back to the service's ``/sms/status``.
 * the **load generator and sampler** (``_load``): the city's draws — every 5 s it commits the
   assignments due (inspections, two seats each, and their assignment cards through
-  ``services.draws.assignment_message`` and ``services.outbox.enqueue``) in its own transaction on
+  ``services.draws.write.assignment_message`` and ``services.outbox.enqueue``) in its own transaction on
   the same database, as ``inspectbot draw`` run beside the service would; the service's
   dispatcher fans them out to the simulator. Each card, once the outbox says it was sent, is
   pressed (Accept) 5–60 s later: a ``callback_query`` update with the card's real message id,
@@ -223,7 +223,7 @@ class Load:
         from tortoise.transactions import in_transaction
 
         from core.clock import SYSTEM
-        from services.draws import assignment_message
+        from services.draws.write import assignment_message
         from services.outbox import enqueue
 
         now = SYSTEM.now()

@@ -16,14 +16,16 @@ from pathlib import Path
 
 from core.callbacks import ALERT, DRAW, PLAN, REJECTION, Callback, key
 from core.channel import EventKind
+from domain.errors import ServiceError
 from handlers import inspector
 from handlers.common import Replier
 from handlers.paging import nav, page_context, pageable
 from handlers.router import button, command, on
 from models.messaging import Role
-from services import chatstate, coordination
-from services.coordination import CoordinationError, Scope
+from services import alerts, chatstate, plan_views, recusals, reports
+from services.draws import confirm, status
 from services.inbound import Context
+from services.scope import Scope
 
 COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
 NOTE_LIMIT = 500
@@ -45,7 +47,7 @@ def coordinators_only(fn: Callable[..., Awaitable[str]]) -> Callable[..., Awaita
             return "coord_refused"
         try:
             return await fn(ctx, scope, say, *args)
-        except CoordinationError as exc:
+        except ServiceError as exc:
             await say("coord_error.j2", {"code": exc.code, "params": exc.params})
             return exc.code
 
@@ -72,7 +74,7 @@ async def plans_command(ctx: Context) -> str:
 @pageable("plans")
 @coordinators_only
 async def show_plans(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
-    shown = await coordination.plans_page(scope, page, ctx.clock.now(), ctx.zone)
+    shown = await plan_views.plans_page(scope, page, ctx.clock.now(), ctx.zone)
     rows = [[key("btn_plan_show", PLAN.data("show", p["id"]), code=p["code"])] for p in shown.items]
     await say("coord_plans.j2", {**page_context(shown), "buttons": rows + nav("plans", shown)}, edit_of=edit_of)
     return "plans"
@@ -88,7 +90,7 @@ async def plan_command(ctx: Context, scope: Scope, say: Replier) -> str:
 
 
 async def _show_plan(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
-    plan = await coordination.plan_detail(scope, code, ctx.clock.now(), ctx.zone)
+    plan = await plan_views.plan_detail(scope, code, ctx.clock.now(), ctx.zone)
     buttons = [[key("btn_draw_preview", DRAW.data("preview", plan["id"]))]]
     await say("coord_plan.j2", {"plan": plan, "buttons": buttons})
     return "plan"
@@ -99,8 +101,8 @@ async def _show_plan(ctx: Context, scope: Scope, say: Replier, code: str) -> str
 async def plan_button(ctx: Context, scope: Scope, say: Replier) -> str:
     cb = Callback.parse(ctx.event.data)
     if cb is None or cb.action != "show":
-        raise CoordinationError("stale_button")
-    return await _show_plan(ctx, scope, say, await coordination.plan_code(scope, cb.id))
+        raise ServiceError("stale_button")
+    return await _show_plan(ctx, scope, say, await plan_views.plan_code(scope, cb.id))
 
 
 # --- draw: preview, then confirm ------------------------------------------------------------------
@@ -116,12 +118,14 @@ async def draw_command(ctx: Context, scope: Scope, say: Replier) -> str:
 
 
 async def _preview(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
-    p = await coordination.draw_preview(scope, code, clock=ctx.clock, zone=ctx.zone)
+    p = await confirm.draw_preview(scope, code, clock=ctx.clock, zone=ctx.zone)
     if p.firing_id is not None and not p.due:
         buttons = []  # announced for later: the scheduler draws it at its time
     else:
-        confirm = DRAW.data("go", p.firing_id) if p.firing_id is not None else DRAW.data("now", p.plan_id, p.firings)
-        buttons = [[key("btn_draw_confirm", confirm), key("btn_cancel", DRAW.data("cancel", p.plan_id))]]
+        confirm_data = (
+            DRAW.data("go", p.firing_id) if p.firing_id is not None else DRAW.data("now", p.plan_id, p.firings)
+        )
+        buttons = [[key("btn_draw_confirm", confirm_data), key("btn_cancel", DRAW.data("cancel", p.plan_id))]]
     await say("coord_draw_preview.j2", {**p.context(), "buttons": buttons})
     return "draw_preview"
 
@@ -131,18 +135,18 @@ async def _preview(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
 async def draw_button(ctx: Context, scope: Scope, say: Replier) -> str:
     cb = Callback.parse(ctx.event.data)
     if cb is None:
-        raise CoordinationError("stale_button")
+        raise ServiceError("stale_button")
     if cb.action == "preview":
-        return await _preview(ctx, scope, say, await coordination.plan_code(scope, cb.id))
+        return await _preview(ctx, scope, say, await plan_views.plan_code(scope, cb.id))
     if cb.action == "cancel":
         await say("coord_info.j2", {"code": "draw_cancelled"})
         return "draw_cancelled"
     if cb.action == "go":
-        drawn = await coordination.draw_firing(scope, cb.id, clock=ctx.clock, zone=ctx.zone)
+        drawn = await confirm.draw_firing(scope, cb.id, clock=ctx.clock, zone=ctx.zone)
     elif cb.action == "now" and cb.arg.isdigit():
-        drawn = await coordination.draw_now(scope, cb.id, int(cb.arg), clock=ctx.clock, zone=ctx.zone)
+        drawn = await confirm.draw_now(scope, cb.id, int(cb.arg), clock=ctx.clock, zone=ctx.zone)
     else:
-        raise CoordinationError("stale_button")
+        raise ServiceError("stale_button")
     await say("coord_drawn.j2", drawn.context(ctx.zone))
     return "drawn"
 
@@ -156,7 +160,7 @@ async def status_command(ctx: Context, scope: Scope, say: Replier) -> str:
     ref = _argument(ctx)
     if not ref:
         return await _usage(say, "status")
-    await say("coord_status.j2", {"s": await coordination.draw_status(scope, ref, ctx.clock.now(), ctx.zone)})
+    await say("coord_status.j2", {"s": await status.draw_status(scope, ref, ctx.clock.now(), ctx.zone)})
     return "status"
 
 
@@ -168,7 +172,7 @@ async def pending_command(ctx: Context) -> str:
 @pageable("pending")
 @coordinators_only
 async def show_pending(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
-    shown = await coordination.pending_page(scope, page, ctx.clock.now(), ctx.zone)
+    shown = await status.pending_page(scope, page, ctx.clock.now(), ctx.zone)
     await say("coord_pending.j2", {**page_context(shown), "buttons": nav("pending", shown)}, edit_of=edit_of)
     return "pending"
 
@@ -179,7 +183,7 @@ async def verify_command(ctx: Context, scope: Scope, say: Replier) -> str:
     ref = _argument(ctx)
     if not ref:
         return await _usage(say, "verify")
-    v = await coordination.verify_draw(scope, ref, clock=ctx.clock)
+    v = await status.verify_draw(scope, ref, clock=ctx.clock)
     await say("coord_verify.j2", v.context())
     return "verified" if v.lines and not v.failed else "verify_failed" if v.lines else "verify_not_run"
 
@@ -195,7 +199,7 @@ async def recusals_command(ctx: Context) -> str:
 @pageable("recusals")
 @coordinators_only
 async def show_recusals(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
-    shown = await coordination.recusals_page(scope, page, ctx.zone)
+    shown = await recusals.recusals_page(scope, page, ctx.zone)
     rows = [[key("btn_reject", REJECTION.data("ask", r["id"]), id=r["id"])] for r in shown.items if r["rejectable"]]
     await say("coord_recusals.j2", {**page_context(shown), "buttons": rows + nav("recusals", shown)}, edit_of=edit_of)
     return "recusals"
@@ -207,9 +211,9 @@ async def reject_button(ctx: Context, scope: Scope, say: Replier) -> str:
     cb = Callback.parse(ctx.event.data)
     ev, now = ctx.event, ctx.clock.now()
     if cb is None:
-        raise CoordinationError("stale_button")
+        raise ServiceError("stale_button")
     if cb.action == "ask":
-        item = await coordination.recusal_for_review(scope, cb.id, ctx.zone)
+        item = await recusals.recusal_for_review(scope, cb.id, ctx.zone)
         await chatstate.put(ev.channel, ev.sender, "reject", "note", {"recusal": cb.id}, now, ctx.conn)
         await say(
             "coord_reject_confirm.j2", {"r": item, "note": "", "limit": NOTE_LIMIT, "buttons": _reject_buttons(cb.id)}
@@ -226,10 +230,10 @@ async def reject_button(ctx: Context, scope: Scope, say: Replier) -> str:
         note = state.data.get("note", "") if ours else ""
         if ours:
             await chatstate.clear(ev.channel, ev.sender, ctx.conn)
-        done = await coordination.reject_recusal(scope, cb.id, note, clock=ctx.clock, zone=ctx.zone)
+        done = await recusals.reject_recusal(scope, cb.id, note, clock=ctx.clock, zone=ctx.zone)
         await say("coord_rejected.j2", {"r": done.__dict__, "note": note})
         return "recusal_rejected"
-    raise CoordinationError("stale_button")
+    raise ServiceError("stale_button")
 
 
 def _reject_buttons(recusal_id: int) -> list:
@@ -256,7 +260,7 @@ async def text(ctx: Context) -> str:
 
 @coordinators_only
 async def _with_note(ctx: Context, scope: Scope, say: Replier, recusal_id: int, note: str) -> str:
-    item = await coordination.recusal_for_review(scope, recusal_id, ctx.zone)
+    item = await recusals.recusal_for_review(scope, recusal_id, ctx.zone)
     await chatstate.put(
         ctx.event.channel,
         ctx.event.sender,
@@ -283,7 +287,7 @@ async def report_command(ctx: Context, scope: Scope, say: Replier) -> str:
     far by default), as the monthly message and its chart."""
     month = _argument(ctx) or ctx.clock.now().astimezone(ctx.zone).strftime("%Y-%m")
     data_dir = ctx.settings.data_dir if ctx.settings is not None else Path("data")
-    report = await coordination.monthly_report(
+    report = await reports.monthly_report_in_scope(
         scope, month, ctx.clock.now(), data_dir=data_dir, zone=ctx.zone, locale=ctx.locale
     )
     await say("report.j2", {"r": report.context()})
@@ -303,7 +307,7 @@ async def alerts_command(ctx: Context) -> str:
 @pageable("alerts")
 @coordinators_only
 async def show_alerts(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
-    shown = await coordination.alerts_page(scope, page, ctx.zone)
+    shown = await alerts.alerts_page(scope, page, ctx.zone)
     rows = [[key("btn_ack", ALERT.data("ack", a["id"]), id=a["id"])] for a in shown.items if not a["acknowledged"]]
     await say("coord_alerts.j2", {**page_context(shown), "buttons": rows + nav("alerts", shown)}, edit_of=edit_of)
     return "alerts"
@@ -314,7 +318,7 @@ async def show_alerts(ctx: Context, scope: Scope, say: Replier, page: int, edit_
 async def alert_button(ctx: Context, scope: Scope, say: Replier) -> str:
     cb = Callback.parse(ctx.event.data)
     if cb is None or cb.action != "ack":
-        raise CoordinationError("stale_button")
-    outcome = await coordination.acknowledge_alert(scope, cb.id, ctx.clock.now())
+        raise ServiceError("stale_button")
+    outcome = await alerts.acknowledge_alert(scope, cb.id, ctx.clock.now())
     await say("coord_info.j2", {"code": outcome, "id": cb.id})
     return outcome

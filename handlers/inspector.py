@@ -14,7 +14,7 @@ from handlers.common import Replier, inspector_id
 from handlers.router import button, command, on
 from models.directory import ConflictType
 from models.messaging import Role
-from services import assignments, chatstate
+from services import assignments, chatstate, recusals
 from services.assignments import RECUSAL_TYPES, AssignmentError
 from services.inbound import Context
 
@@ -144,7 +144,7 @@ async def recusal_button(ctx: Context) -> str:
     if cb.action == "confirm" and state.step == "confirm":
         await chatstate.clear(ev.channel, ev.sender, ctx.conn)
         try:
-            done = await assignments.recuse(
+            done = await recusals.recuse(
                 inspector_id(ctx),
                 cb.id,
                 ConflictType(state.data["type"]),

@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from core.callbacks import Callback, key
 from handlers.common import Replier
 from handlers.router import button
-from services.coordination import Page, sent_message_key
 from services.inbound import Context
+from services.outbox import sent_message_key
+from services.scope import Page
 
 ShowPage = Callable[[Context, int, "str | None"], Awaitable[str]]  # (ctx, page, edit_of) -> outcome
 LISTS: dict[str, ShowPage] = {}

@@ -192,7 +192,7 @@ class Recusal(Model):
     exclusions = fields.JSONField(default=list)
     unstaffable_reason = fields.CharField(max_length=64, default="")
     at = fields.DatetimeField()
-    # A coordinator may reject the recusal (services.coordination.reject_recusal): the inspector
+    # A coordinator may reject the recusal (services.recusals.reject_recusal): the inspector
     # is reinstated and the replacement's assignment cancelled. The line stays in the published
     # log (the replacement was drawn); the rejection is recorded here and on the audit chain.
     rejected_at = fields.DatetimeField(null=True)

@@ -1,4 +1,5 @@
-"""Raise an alert: record it and message the coordinators responsible (or the admins).
+"""Alerts: raise one (record it and message the coordinators responsible, or the admins), and a
+coordinator's /alerts (a page of those raised for their departments) and acknowledgement.
 
 One mechanism for every alert: the row (for ``/alerts``) and the outbox rows commit in the
 caller's transaction; ``key`` makes raising the same alert twice a no-op."""
@@ -7,10 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from tortoise.transactions import in_transaction
 
 from core import db
+from core.clock import local_minute as _local
+from domain.errors import ServiceError
+from models.alerts import Alert
 from models.messaging import Channel, RecipientKind, Role
+from models.plans import Plan
+from services import audit
 from services.outbox import Message, enqueue
+from services.scope import PAGE_SIZE, Page, Scope, clamp
+
+
+class AlertError(ServiceError):
+    """Refused; ``code`` names a text (``coord_error`` in texts/coordinator.j2)."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,65 @@ async def raise_alert(
 async def alert_plan_coordinators(
     plan_code: str, template: str, context: dict, *, dedupe: str, now: datetime, connection=None
 ) -> bool:
-    from models.plans import Plan
-
     plan = await Plan.get_or_none(code=plan_code)
     departments = set(plan.departments) if plan else set()
     return await raise_alert(dedupe, template, context, departments, now, connection=connection)
+
+
+# --- a coordinator's /alerts ----------------------------------------------------------------------
+
+
+def _overlap_sql(scope: Scope) -> tuple[str, list]:
+    """A WHERE clause on ``alert.departments`` (a JSON list) meeting the scope's departments."""
+    if scope.everything:
+        return "1=1", []
+    codes = sorted(scope.departments)
+    if not codes:
+        return "1=0", []
+    if db.dialect() == "postgres":
+        return "departments ?| $1::text[]", [codes]
+    marks = ", ".join("?" * len(codes))
+    return f"EXISTS (SELECT 1 FROM json_each(alert.departments) j WHERE j.value IN ({marks}))", codes
+
+
+async def alerts_page(scope: Scope, page: int, zone: ZoneInfo) -> Page:
+    """/alerts: alerts raised for the scope's departments, newest first (an admin sees all,
+    including those raised for nobody in particular)."""
+    where, params = _overlap_sql(scope)
+    client = db.conn()
+    total = (await client.execute_query_dict(f"SELECT COUNT(*) AS n FROM alert WHERE {where}", params))[0]["n"]
+    page, pages, offset = clamp(page, total)
+    ids = [
+        r["id"]
+        for r in await client.execute_query_dict(
+            f"SELECT id FROM alert WHERE {where} ORDER BY created_at DESC, id DESC LIMIT {PAGE_SIZE} OFFSET {offset}",
+            params,
+        )
+    ]
+    rows = {a.id: a for a in await Alert.filter(id__in=ids)}
+    items = [
+        {
+            "id": a.id,
+            "kind": a.kind,
+            "at": _local(a.created_at, zone),
+            "context": a.context,
+            "acknowledged": a.acknowledged_at is not None,
+        }
+        for a in (rows[i] for i in ids)
+    ]
+    return Page(items, page, pages, total)
+
+
+async def acknowledge_alert(scope: Scope, alert_id: int, now: datetime) -> str:
+    """Acknowledge an alert (once; on the audit chain). Returns acknowledged / already_acknowledged."""
+    async with in_transaction() as conn:
+        alert = await Alert.get_or_none(id=alert_id).using_db(conn)
+        if alert is None or not scope.covers(alert.departments):
+            raise AlertError("alert_not_found", alert=alert_id)
+        n = await Alert.filter(id=alert_id, acknowledged_at=None).using_db(conn).update(acknowledged_at=now)
+        if n == 0:
+            return "already_acknowledged"
+        await audit.append(
+            scope.actor, "alert.acknowledged", f"alert:{alert_id}", {"kind": alert.kind}, now, connection=conn
+        )
+    return "acknowledged"

@@ -1,4 +1,5 @@
-"""What an inspector does with an assignment: see it, accept it, recuse from it.
+"""What an inspector does with an assignment: see it, accept it (recusing from it is
+services.recusals, which checks it here first: :func:`owned`, :func:`ensure_recusable`).
 
 Every function checks that the acting inspector owns the assignment; someone else's
 assignment is reported exactly like a missing one, so nothing leaks. Every state change is
@@ -12,19 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tortoise.transactions import in_transaction
-
 from core import db
 from core.clock import Clock
 from core.clock import local_minute as _local
 from domain.errors import ServiceError
 from domain.sealing import draw_is_sealed
-from models.directory import ConflictType, Inspector
-from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, InspectionStatus, Recusal
-from models.messaging import RecipientKind
+from models.directory import ConflictType
+from models.draws import HOLDING_SEAT, AssignmentStatus, InspectionStatus, Recusal
 from services import audit
-from services.alerts import raise_alert
-from services.outbox import Message, enqueue
 
 OPEN = (AssignmentStatus.SENT, AssignmentStatus.ACCEPTED)
 RECUSAL_TYPES = tuple(t for t in ConflictType if t != ConflictType.NO_RESPONSE)
@@ -213,156 +209,3 @@ async def ensure_recusable(asg: Owned, conn) -> None:
         raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
     if await Recusal.filter(inspection_id=asg.inspection_id, rejected_at__not_isnull=True).using_db(conn).exists():
         raise AssignmentError("asg_recusal_locked", id=asg.id)
-
-
-@dataclass(frozen=True)
-class Recused:
-    replacement_name: str | None
-    unstaffable_reason: str | None
-
-
-async def recuse(
-    inspector_id: int,
-    assignment_id: int,
-    reason_type: ConflictType,
-    note: str,
-    *,
-    clock: Clock,
-    zone: ZoneInfo,
-    locale: str,
-    actor: str | None = None,
-) -> Recused:
-    """Record the recusal and draw the replacement (services.draws.recuse), then tell the rest
-    of the team who changed and the coordinators why — all in one transaction."""
-    from services import draws
-
-    now = clock.now()
-    async with in_transaction() as conn:
-        asg = await owned(inspector_id, assignment_id, conn)
-        if asg.status not in OPEN:
-            raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
-        await ensure_recusable(asg, conn)
-        result = await draws.recuse(asg.id, reason_type, note, clock=clock, zone=zone, locale=locale)
-        recusing = await Inspector.get(id=inspector_id).using_db(conn)
-        replacement = (
-            await Inspector.get(id=result.replacement_inspector_id).using_db(conn)
-            if result.replacement_inspector_id
-            else None
-        )
-        insp = asg.inspection
-        await audit.append(
-            actor or f"inspector:{inspector_id}",
-            "assignment.recused",
-            f"assignment:{asg.id}",
-            {"draw": asg.draw.draw_ref, "no": insp.no, "type": reason_type.value, "ordinal": result.ordinal},
-            now,
-            connection=conn,
-        )
-        if replacement is not None:
-            await audit.append(
-                "system",
-                "assignment.replaced",
-                f"assignment:{result.replacement_assignment_id}",
-                {"draw": asg.draw.draw_ref, "no": insp.no, "replaces": asg.id, "inspector": replacement.cert_no},
-                now,
-                connection=conn,
-            )
-        # the rest of the team
-        others = await (
-            Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT))
-            .exclude(id=result.replacement_assignment_id or 0)
-            .using_db(conn)
-            .values_list("id", "inspector_id")
-        )
-        context = {
-            "no": insp.no,
-            "draw_ref": asg.draw.draw_ref,
-            "plan": asg.draw.plan.name,
-            "old": recusing.name,
-            "new": replacement.name if replacement else None,
-        }
-        await enqueue(
-            [
-                Message(
-                    dedupe_key=f"team:{result.recusal_id}:{other_asg}",
-                    recipient_kind=RecipientKind.INSPECTOR,
-                    recipient_id=other_inspector,
-                    template="team_changed.j2",
-                    context=context,
-                    locale=locale,
-                )
-                for other_asg, other_inspector in others
-            ],
-            now,
-            connection=conn,
-        )
-        # the coordinators: why (the reason stays with them, never on a public page)
-        departments = set(asg.draw.plan.departments)
-        await raise_alert(
-            f"recusal:{result.recusal_id}",
-            "recusal_recorded.j2",
-            {
-                **context,
-                "type": reason_type.value,
-                "note": note,
-                "recusal": result.recusal_id,
-                "cert_no": recusing.cert_no,
-            },
-            departments,
-            now,
-            connection=conn,
-        )
-        if result.unstaffable_reason:
-            await audit.append(
-                "system",
-                "inspection.unstaffable",
-                f"inspection:{insp.id}",
-                {"draw": asg.draw.draw_ref, "no": insp.no, "reason": result.unstaffable_reason},
-                now,
-                connection=conn,
-            )
-            await raise_alert(
-                f"unstaffable:{insp.id}:{result.ordinal}",
-                "unstaffable.j2",
-                {**context, "reason": result.unstaffable_reason},
-                departments,
-                now,
-                connection=conn,
-            )
-        await flag_recusal_rate(recusing, departments, now, conn)
-    return Recused(replacement.name if replacement else None, result.unstaffable_reason)
-
-
-async def flag_recusal_rate(inspector: Inspector, departments: set[str], now: datetime, conn) -> bool:
-    """Conflict claims are not blindly trusted: an inspector who recuses far more often than
-    their unit (at least 3 recusals in a year and a rate above max(3 × the unit's, the unit's
-    + 30 points)) is flagged to the coordinators, once per inspector per month."""
-    since = now - RATE_WINDOW
-    mine = await Assignment.filter(inspector_id=inspector.id, created_at__gte=since).using_db(conn).count()
-    my_recusals = await Recusal.filter(recusing_id=inspector.id, at__gte=since).using_db(conn).count()
-    unit_asg = (
-        await Assignment.filter(inspector__unit_id=inspector.unit_id, created_at__gte=since).using_db(conn).count()
-    )
-    unit_rec = await Recusal.filter(recusing__unit_id=inspector.unit_id, at__gte=since).using_db(conn).count()
-    if my_recusals < 3 or mine == 0:
-        return False
-    rate = my_recusals / mine
-    others_asg, others_rec = unit_asg - mine, unit_rec - my_recusals
-    unit_rate = others_rec / others_asg if others_asg > 0 else 0.0
-    if rate <= max(3 * unit_rate, unit_rate + 0.30):
-        return False
-    return await raise_alert(
-        f"recusal_rate:{inspector.id}:{now:%Y-%m}",
-        "recusal_rate.j2",
-        {
-            "name": inspector.name,
-            "cert_no": inspector.cert_no,
-            "recusals": my_recusals,
-            "assignments": mine,
-            "rate": round(rate * 100),
-            "unit_rate": round(unit_rate * 100),
-        },
-        departments,
-        now,
-        connection=conn,
-    )

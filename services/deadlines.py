@@ -24,7 +24,7 @@ from domain.plans import parse_plan
 from models.directory import ConflictType
 from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Firing
 from models.messaging import RecipientKind
-from services import assignments, audit
+from services import assignments, audit, recusals
 from services.alerts import raise_alert
 from services.outbox import Message, enqueue
 
@@ -132,7 +132,7 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
             )
             if spec.response.on_silence == "replace":
                 try:
-                    await assignments.recuse(
+                    await recusals.recuse(
                         asg.inspector_id,
                         asg.id,
                         ConflictType.NO_RESPONSE,

@@ -30,6 +30,7 @@ from core.db import transient  # noqa: F401  (re-exported: a database failure wo
 from core.settings import Settings
 from models.messaging import ChatBinding
 from services.identity import bindings_of, code_hash
+from services.outbox import reply
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,6 @@ async def _record_failure(event: InboundEvent, row: list, locale: str, exc: Exce
     outcome = f"failed:{exc.__class__.__name__}"[:64]
     rows = await conn.execute_query_dict(_INSERT.format(db.placeholders(7, connection=conn)), [*row[:-1], outcome])
     if rows:
-        from services.outbox import reply
-
         await reply(event, "internal_error.j2", locale=locale, now=row[5], connection=conn)
     return Received(duplicate=not rows, outcome=outcome)
 

@@ -1,4 +1,5 @@
-"""Enqueue outgoing messages: rows of the outbox, written inside the caller's transaction."""
+"""Outgoing messages: enqueue them as rows of the outbox, written inside the caller's transaction,
+and find the row a sent chat message came from."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core import db
-from models.messaging import Channel, RecipientKind
+from models.messaging import Channel, Outbox, RecipientKind
 
 COLUMNS = (
     "dedupe_key",
@@ -133,3 +134,17 @@ async def reply(
         now,
         connection=connection,
     )
+
+
+async def sent_message_key(channel: str, address: str, message_id: str) -> str | None:
+    """The outbox key of the bot message ``message_id`` in this chat (so a page button can
+    edit that message in place); None when it is not ours or not known."""
+    if not message_id:
+        return None
+    keys = await (
+        Outbox.filter(channel=channel, address=address, provider_id=message_id)
+        .order_by("id")
+        .limit(1)
+        .values_list("dedupe_key", flat=True)
+    )
+    return keys[0] if keys else None

@@ -37,6 +37,7 @@ from core.db import moment as _dt
 from domain.errors import ServiceError
 from domain.sealing import REVEALED_SQL, draw_is_sealed, is_sealed
 from models.draws import Draw
+from services.draws.export import export as export_draw
 
 PAGE = 20
 DRAW_PAGE = 50  # inspections listed per page of a draw
@@ -323,13 +324,11 @@ async def _bundle_version(draw_row: Draw, now: datetime) -> str:
 
 async def bundle_dir(draw_ref: str, data_dir: Path, clock: Clock) -> Path:
     """The directory holding the draw's published files (and ``bundle.zip``), exported once per
-    version by ``services.draws.export`` under ``<data dir>/public/bundles``.
+    version by ``services.draws.export.export`` under ``<data dir>/public/bundles``.
 
     A new recusal or the reveal of a flight draw changes the version, so a new export is
     made; an export is written beside the cache and renamed into place, so a reader never sees
     half a bundle, and one process exports a version at a time."""
-    from services import draws as draws_service
-
     draw_row = await Draw.get_or_none(draw_ref=draw_ref)
     if draw_row is None:
         raise PublicError("draw_not_found", draw_ref=draw_ref)
@@ -344,7 +343,7 @@ async def bundle_dir(draw_ref: str, data_dir: Path, clock: Clock) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
         try:
-            exported = await draws_service.export(draw_ref, work, clock=clock)
+            exported = await export_draw(draw_ref, work, clock=clock)
             _write_zip(work, exported.files, draw_ref)
             try:
                 os.replace(work, target)  # atomic; fails if another process won the race

@@ -34,6 +34,7 @@ from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from services import fires
 from services.outbox import Message, enqueue
+from services.scope import Scope
 from services.surveys.integrity import integrity, report_context
 
 RISKS = ("A", "B", "C", "D", "E")
@@ -550,3 +551,25 @@ async def send_due_report(now: datetime, *, clock: Clock, zone: tzinfo, data_dir
 
     outcome = await fires.run_once(key, "report", due.astimezone(UTC), work, now=clock.now(), instance=instance)
     return None if outcome is None else key
+
+
+# --- a coordinator's /report ------------------------------------------------------------------
+
+
+async def monthly_report_in_scope(
+    scope: Scope, month: str, now: datetime, *, data_dir: Path, zone: tzinfo, locale: str
+) -> MonthlyReport:
+    """The monthly report of the scope's departments (an admin: all), as a coordinator asks for
+    it from chat: refused as ``ReportError("report_<reason>")``, a text of ``coord_error`` in
+    texts/coordinator.j2."""
+    try:
+        return await monthly_report(
+            month,
+            None if scope.everything else sorted(scope.departments),
+            now,
+            data_dir=data_dir,
+            zone=zone,
+            locale=locale,
+        )
+    except ReportError as exc:
+        raise ReportError(f"report_{exc.code}", **{"month": month, **exc.params}) from None

@@ -37,13 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # A key that no longer occurs fails test_known_violations_still_occur: delete it from here then.
 KNOWN_VIOLATIONS: set[str] = {
     "domain/draw.py: lazy import of domain.teams",
-    "services/alerts.py: lazy import of models.plans",
-    "services/assignments.py: lazy import of services.draws",
-    "services/coordination.py: lazy import of models.directory",
-    "services/coordination.py: lazy import of services.assignments",
-    "services/coordination.py: lazy import of services.reports",
-    "services/inbound.py: lazy import of services.outbox",
-    "services/public.py: lazy import of services.draws",
 }
 
 PACKAGES = ("domain", "core", "models", "services", "scheduler", "handlers", "importers", "bot", "simulators")

@@ -12,7 +12,11 @@ from core import db
 from core.clock import SYSTEM
 from core.render import text
 from domain.draw import note_fields
-from services import draws
+from services.draws.announce import announce as announce_firing
+from services.draws.common import DrawError
+from services.draws.export import export as export_draw
+from services.draws.gather import Preview
+from services.draws.write import draw_plan
 
 
 def register(sub) -> None:
@@ -35,7 +39,7 @@ def register(sub) -> None:
     drw.set_defaults(func=draw_or_export)
 
 
-def _error(exc: draws.DrawError, locale: str) -> str:
+def _error(exc: DrawError, locale: str) -> str:
     return text("draw_error", locale, error=exc.code, **exc.params)
 
 
@@ -54,8 +58,8 @@ async def announce(args, settings) -> int:
             return 2
     async with db.opened(settings):
         try:
-            done = await draws.announce(args.plan, at, clock=SYSTEM, zone=settings.zone)
-        except draws.DrawError as exc:
+            done = await announce_firing(args.plan, at, clock=SYSTEM, zone=settings.zone)
+        except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
     print(
@@ -82,13 +86,13 @@ async def draw_or_export(args, settings) -> int:
         return 2
     async with db.opened(settings):
         try:
-            result = await draws.draw_plan(
+            result = await draw_plan(
                 args.plan, args.beacon, dry_run=args.dry_run, clock=SYSTEM, zone=settings.zone, locale=settings.locale
             )
-        except draws.DrawError as exc:
+        except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
-    if isinstance(result, draws.Preview):
+    if isinstance(result, Preview):
         print(text("draw_preview", settings.locale, p=result))
         return 0
     print(result.draw_ref)
@@ -101,8 +105,8 @@ async def draw_or_export(args, settings) -> int:
 async def export(draw_ref: str, directory: Path, force: bool, settings) -> int:
     async with db.opened(settings):
         try:
-            done = await draws.export(draw_ref, directory, clock=SYSTEM, force=force)
-        except draws.DrawError as exc:
+            done = await export_draw(draw_ref, directory, clock=SYSTEM, force=force)
+        except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
     print(text("draw_exported", settings.locale, e=done))

@@ -13,8 +13,10 @@ from models.directory import Conflict, ConflictSource, ConflictType
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Recusal
 from models.messaging import ChatBinding, Role
 from models.messaging import InboundEvent as InboundRow
-from services import assignments, audit, draws, plans
+from services import audit, plans, recusals
 from services.alerts import raise_alert
+from services.draws.announce import announce
+from services.draws.write import draw_plan
 from services.identity import create_invite
 from tests.e2e.harness import eventually, spine
 from tests.e2e.test_inspector_chat import Chat, inspector_chat
@@ -90,7 +92,7 @@ async def test_every_command_once(db, tmp_path):
         shown = last(await c.command("plan", "P1"))
         assert "食品经营许可情况检查" in shown and "A类 0.5" in shown and "暂无已公告的批次" in shown
         assert "回访比例：D类 1，E类 1，其他 1/3" in shown  # the plan names none: the default
-        await draws.announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
+        await announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
         firing = await Firing.get(draw_ref="P1/2026-12-01")
         shown = last(await c.command("plan", "P1"))
         assert firing.commitment in shown and "P1/2026-12-01" in shown
@@ -111,7 +113,7 @@ async def test_every_command_once(db, tmp_path):
         assert "没有预警" in last(await c.command("alerts"))
         assert "暂无" in last(await c.command("recusals")) or "没有回避记录" in last(await c.command("recusals"))
         await plans.add_plan(world.plan_file(tmp_path, "F1", flight=True, name="飞行计划"), s.clock)
-        flight = await draws.draw_plan("F1", clock=s.clock, zone=ZONE)
+        flight = await draw_plan("F1", clock=s.clock, zone=ZONE)
         assert "公布前保密" in last(await c.command("verify", flight.draw_ref))
         assert "尚未公布" in last(await c.command("status", flight.draw_ref))
         assert "不是有效的月份" in last(await c.command("report", "2026-13"))
@@ -141,7 +143,7 @@ async def test_confirm_draws_exactly_once_even_on_a_double_tap(db, tmp_path):
         assert any("承诺值未能在抽取前提前公布" in t for t in texts)
         assert any("本次未抽取" in t for t in texts)
         # an announced firing: a double tap on its Confirm draws it once, the second says so
-        await draws.announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
+        await announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
         firing = await Firing.get(draw_ref="P1/2026-12-01.2")
         preview = (await c.command("draw", "P1"))[-1]
         replies = await double_tap(c, preview, f"drw:go:{firing.id}")
@@ -150,7 +152,7 @@ async def test_confirm_draws_exactly_once_even_on_a_double_tap(db, tmp_path):
         assert sum("已抽取 P1/2026-12-01.2" in t for t in texts) == 1
         assert any("已经抽取" in t or "已抽取过" in t or "不能再次抽取" in t for t in texts), texts
         # a firing announced for later offers no Confirm at all
-        await draws.announce("P1", s.clock.now() + timedelta(days=2), clock=s.clock, zone=ZONE)
+        await announce("P1", s.clock.now() + timedelta(days=2), clock=s.clock, zone=ZONE)
         preview = (await c.command("draw", "P1"))[-1]
         assert "此前不能抽取" in preview.text and not preview.callback_data
         assert await Assignment.filter(draw__plan_id=plan_id).count() > 0
@@ -159,13 +161,13 @@ async def test_confirm_draws_exactly_once_even_on_a_double_tap(db, tmp_path):
 async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         await two_plans(s, tmp_path)
-        result = await draws.draw_plan("P1", clock=s.clock, zone=ZONE)
+        result = await draw_plan("P1", clock=s.clock, zone=ZONE)
         asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector", "inspection").first()
         mate = await Assignment.filter(inspection_id=asg.inspection_id, seat=2).prefetch_related("inspector").first()
         recusing = await inspector_chat(s, asg.inspector.cert_no)
         mate_chat = await inspector_chat(s, mate.inspector.cert_no)
         c = await person(s, Role.COORDINATOR, ["SCJG"])
-        done = await assignments.recuse(
+        done = await recusals.recuse(
             asg.inspector_id,
             asg.id,
             ConflictType.CLOSE_RELATIVE,
@@ -226,9 +228,9 @@ async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp
 async def test_scoping_refusals_leak_nothing(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         await two_plans(s, tmp_path)
-        other = await draws.draw_plan("P2", clock=s.clock, zone=ZONE)
+        other = await draw_plan("P2", clock=s.clock, zone=ZONE)
         w_asg = await Assignment.filter(draw__draw_ref=other.draw_ref, seat=1).order_by("id").first()
-        await assignments.recuse(
+        await recusals.recuse(
             w_asg.inspector_id, w_asg.id, ConflictType.OTHER, "卫健内部说明", clock=s.clock, zone=ZONE, locale="zh-CN"
         )
         w_recusal = await Recusal.get(assignment_id=w_asg.id)

@@ -16,7 +16,8 @@ from models.messaging import ChatBinding, Role
 from models.onsite import CheckIn, Correction, CorrectionStatus, Finding, Photo, PhotoStatus, Result
 from models.surveys import Survey
 from scheduler import SWEEPS, Scheduler
-from services import audit, draws, plans
+from services import audit, plans
+from services.draws.write import draw_plan
 from services.identity import create_invite
 from simulators.telegram.media import make_png
 from tests.e2e.harness import eventually, spine
@@ -85,7 +86,7 @@ async def setup(s, tmp_path):
         await Entity.filter(id=e.id).update(lat=BASE[0] + i * 0.01, lon=BASE[1])
     path = world.plan_file(tmp_path, "P1", items=("SCJG-SP-01", "SCJG-SP-02"), a="0.5", b="0.5", c="0.5")
     await plans.add_plan(path, s.clock)
-    await draws.draw_plan("P1", clock=s.clock, zone=ZONE)
+    await draw_plan("P1", clock=s.clock, zone=ZONE)
     return w
 
 

@@ -129,7 +129,7 @@ WARM = [
     "bot.channels.telegram",
     "core.compose",
     "core.render",
-    "services.draws",
+    "services.draws.write",
     "services.plans",
     "services.assignments",
     "tortoise.backends.sqlite",

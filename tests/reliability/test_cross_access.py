@@ -48,7 +48,9 @@ from models.messaging import InboundEvent as InboundRow
 from models.onsite import Correction, CorrectionStatus, Result
 from models.plans import Plan
 from models.surveys import Survey
-from services import assignments, draws, plans
+from services import plans, recusals
+from services.draws.announce import announce
+from services.draws.write import draw_plan
 from services.identity import create_invite
 from services.onsite import corrections, findings
 from services.surveys.enter import enter_pool
@@ -157,12 +159,12 @@ async def build(db, tmp_path, clock) -> tuple[Bot, Victims]:
         ),
         clock,
     )
-    other = await draws.draw_plan("P2", clock=clock, zone=ZONE)
+    other = await draw_plan("P2", clock=clock, zone=ZONE)
     w_asg = await Assignment.filter(draw__draw_ref=other.draw_ref, seat=1).order_by("id").first()
-    await assignments.recuse(
+    await recusals.recuse(
         w_asg.inspector_id, w_asg.id, ConflictType.OTHER, W_NOTE, clock=clock, zone=ZONE, locale="zh-CN"
     )
-    w_firing = await draws.announce("P2", clock.now() + timedelta(days=20), clock=clock, zone=ZONE)
+    w_firing = await announce("P2", clock.now() + timedelta(days=20), clock=clock, zone=ZONE)
 
     # P1's draw, row by row: the window is open now
     now = clock.now()

@@ -1,7 +1,7 @@
 """The draw's city-scale write path.
 
 Its assignment messages are written as JSON text put together from pieces encoded once
-(``services.draws.AssignmentContexts``); they must be exactly what encoding each message's dict
+(``services.draws.write.AssignmentContexts``); they must be exactly what encoding each message's dict
 whole would give, so what the dispatcher renders does not change. The ids of the rows it wrote
 are found without reading them all back; its larger SQLite page cache is given back."""
 
@@ -18,7 +18,17 @@ from domain.plans import parse_plan
 from models.directory import Entity, Inspector, Item
 from models.draws import Assignment, Draw, Firing, Inspection
 from models.messaging import Outbox, RecipientKind
-from services import draws, plans
+from services import plans
+from services.draws.write import (
+    ASSIGNMENT_TEMPLATE,
+    WRITE_CACHE_KIB,
+    AssignmentContexts,
+    _write_cache,
+    _written_ids,
+    assignment_message,
+    base_context,
+    draw_plan,
+)
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -43,12 +53,12 @@ def reference(base: dict, no: int, seat: int, team: list[str], entity: tuple | N
     context = {**base, "no": no, "seat": seat, "team": team}
     if entity is not None:
         context["entity"] = dict(zip(("name", "address", "uscc"), entity))
-    return draws.assignment_message(assignment_id, 7, context, "zh-CN").context
+    return assignment_message(assignment_id, 7, context, "zh-CN").context
 
 
 @given(base_contexts, ids, st.integers(1, 9), st.lists(text, max_size=4), entities, ids)
 def test_pieces_make_the_text_of_the_whole_dict(base, no, seat, team, entity, assignment_id):
-    contexts = draws.AssignmentContexts(base)
+    contexts = AssignmentContexts(base)
     made = contexts.message(contexts.inspection(no, team, entity), seat, assignment_id)
     assert made == dbmod.encode(reference(base, no, seat, team, entity, assignment_id))
     assert json.loads(made) == reference(base, no, seat, team, entity, assignment_id)
@@ -65,7 +75,7 @@ async def expected_contexts(draw_ref: str) -> dict[int, dict]:
         members = [await Inspector.get(id=a.inspector_id) for a in team]
         entity = await Entity.get(id=inspection.entity_id)
         for a in team:
-            base = draws._base_context(row, spec, [names[c] for c in spec.items], a.deadline, ZONE)
+            base = base_context(row, spec, [names[c] for c in spec.items], a.deadline, ZONE)
             if spec.flight:
                 base["reveal_at"] = base["window"]["start"]
             shown = None if spec.flight else (entity.name, entity.address, inspection.entity_key)
@@ -80,7 +90,7 @@ async def check_outbox(draw_ref: str) -> None:
     for r in rows:
         assignment_id = int(r.dedupe_key.split(":")[1])
         assert r.context == expected[assignment_id]
-        assert r.recipient_kind is RecipientKind.INSPECTOR and r.template == draws.ASSIGNMENT_TEMPLATE
+        assert r.recipient_kind is RecipientKind.INSPECTOR and r.template == ASSIGNMENT_TEMPLATE
         assert r.recipient_id == (await Assignment.get(id=assignment_id)).inspector_id
     if dbmod.dialect() == "sqlite":  # stored as text: the very text encoding the dict gives
         stored = await dbmod.conn().execute_query("SELECT dedupe_key, context FROM outbox")
@@ -94,7 +104,7 @@ async def test_stored_contexts_are_the_dicts_encoded_whole(db, tmp_path):
     await Inspector.filter(cert_no="S01").update(name='检查员 "甲"\\')
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, "P1", a="1", b="1", c="1"), clock)
-    result = await draws.draw_plan("P1", clock=clock, zone=ZONE)
+    result = await draw_plan("P1", clock=clock, zone=ZONE)
     assert result.assignments == 40 and await Outbox.all().count() == 40
     await check_outbox(result.draw_ref)
 
@@ -103,7 +113,7 @@ async def test_flight_contexts_are_the_dicts_encoded_whole(db, tmp_path):
     await world.build(n_entities=10)
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, "F1", flight=True), clock)
-    result = await draws.draw_plan("F1", clock=clock, zone=ZONE, locale="en")
+    result = await draw_plan("F1", clock=clock, zone=ZONE, locale="en")
     assert result.flight and result.assignments > 0
     await check_outbox(result.draw_ref)
 
@@ -119,12 +129,12 @@ async def test_the_write_cache_is_given_back(sqlite_db, tmp_path):
         return (await dbmod.conn().execute_query("PRAGMA cache_size"))[1][0][0]
 
     before = await cache_size()
-    assert before != -draws.WRITE_CACHE_KIB
-    result = await draws.draw_plan("P1", clock=clock, zone=ZONE)
+    assert before != -WRITE_CACHE_KIB
+    result = await draw_plan("P1", clock=clock, zone=ZONE)
     assert result.assignments > 0 and await cache_size() == before
     with pytest.raises(RuntimeError):
-        async with draws._write_cache():
-            assert await cache_size() == -draws.WRITE_CACHE_KIB
+        async with _write_cache():
+            assert await cache_size() == -WRITE_CACHE_KIB
             raise RuntimeError("the write failed")
     assert await cache_size() == before
 
@@ -133,11 +143,11 @@ async def test_written_ids_in_write_order_with_or_without_gaps(db, tmp_path):
     await world.build(n_entities=20)
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, "P1", a="1", b="1", c="1"), clock)
-    result = await draws.draw_plan("P1", clock=clock, zone=ZONE)
+    result = await draw_plan("P1", clock=clock, zone=ZONE)
     row = await Draw.get(draw_ref=result.draw_ref)
     ids = list(await Assignment.filter(draw=row).order_by("id").values_list("id", flat=True))
-    assert await draws._written_ids("assignment", row.id, len(ids), None) == ids  # one unbroken run
+    assert await _written_ids("assignment", row.id, len(ids), None) == ids  # one unbroken run
     await Assignment.filter(id=ids[5]).delete()  # a gap: the ids are read
-    assert await draws._written_ids("assignment", row.id, len(ids) - 1, None) == ids[:5] + ids[6:]
+    assert await _written_ids("assignment", row.id, len(ids) - 1, None) == ids[:5] + ids[6:]
     with pytest.raises(RuntimeError):
-        await draws._written_ids("assignment", row.id, len(ids), None)
+        await _written_ids("assignment", row.id, len(ids), None)

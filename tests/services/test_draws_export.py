@@ -11,7 +11,12 @@ import pytest
 from domain import bundle
 from models.directory import Entity, EntityStatus, Inspector, InspectorStatus
 from models.draws import Assignment, Draw, FiringSecret
-from services import draws, plans
+from services import plans
+from services.draws.announce import announce
+from services.draws.common import DrawError
+from services.draws.export import export
+from services.draws.write import draw_plan
+from services.recusals import record_and_replace
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -30,13 +35,13 @@ def verified(directory: Path) -> list[bundle.CheckLine]:
 async def drawn(tmp_path, code="P1", **kwargs):
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, code, **kwargs), clock)
-    return await draws.draw_plan(code, "drand:42", clock=clock, zone=ZONE), clock
+    return await draw_plan(code, "drand:42", clock=clock, zone=ZONE), clock
 
 
 async def test_exported_bundle_verifies(db, tmp_path):
     await world.build(n_entities=40)
     result, clock = await drawn(tmp_path)
-    done = await draws.export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    done = await export(result.draw_ref, tmp_path / "bundle", clock=clock)
     assert done.files == ("draw.json", "inspectors.tsv", "pool.tsv") and not done.sealed
     lines = verified(tmp_path / "bundle")
     assert {line.what for line in lines} >= {"commitment", "seed", "selection", "teams", "inspections_digest"}
@@ -49,7 +54,7 @@ async def test_exported_bundle_verifies(db, tmp_path):
 async def test_bundle_is_the_draw_as_it_was_whatever_changed_since(db, tmp_path):
     await world.build(n_entities=20)
     result, clock = await drawn(tmp_path)
-    await draws.export(result.draw_ref, tmp_path / "first", clock=clock)
+    await export(result.draw_ref, tmp_path / "first", clock=clock)
     await Entity.filter(uscc=world.uscc(3)).update(status=EntityStatus.INACTIVE, risk_class="A")
     await Inspector.filter(cert_no="S01").update(status=InspectorStatus.RETIRED)
     await Inspector.create(
@@ -59,7 +64,7 @@ async def test_bundle_is_the_draw_as_it_was_whatever_changed_since(db, tmp_path)
         unit_id=(await Inspector.get(cert_no="S02")).unit_id,
         qualifications=["SP"],
     )
-    await draws.export(result.draw_ref, tmp_path / "again", clock=clock)
+    await export(result.draw_ref, tmp_path / "again", clock=clock)
     assert read_dir(tmp_path / "first") == read_dir(tmp_path / "again")
     verified(tmp_path / "again")
 
@@ -68,10 +73,10 @@ async def test_recusal_log_is_exported_and_replays(db, tmp_path):
     await world.build(n_entities=12, n_scjg=6, risks="D")
     result, clock = await drawn(tmp_path)
     ids = await Assignment.filter(draw__draw_ref=result.draw_ref).order_by("id").values_list("id", flat=True)
-    first = await draws.recuse(ids[0], "close_relative", clock=clock, zone=ZONE)
-    await draws.recuse(first.replacement_assignment_id, "other", clock=clock, zone=ZONE)
-    await draws.recuse(ids[5], "financial_interest", clock=clock, zone=ZONE)
-    done = await draws.export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    first = await record_and_replace(ids[0], "close_relative", clock=clock, zone=ZONE)
+    await record_and_replace(first.replacement_assignment_id, "other", clock=clock, zone=ZONE)
+    await record_and_replace(ids[5], "financial_interest", clock=clock, zone=ZONE)
+    done = await export(result.draw_ref, tmp_path / "bundle", clock=clock)
     assert "recusals.tsv" in done.files
     lines = (tmp_path / "bundle" / "recusals.tsv").read_text().splitlines()
     assert len(lines) == 3 and [line.split("\t")[4] for line in lines[:2]] == ["0", "1"]
@@ -83,8 +88,8 @@ async def test_recusal_log_with_an_unstaffable_seat_replays(db, tmp_path):
     await world.build(n_entities=3, n_scjg=2, risks="D")
     result, clock = await drawn(tmp_path)
     first = await Assignment.filter(draw__draw_ref=result.draw_ref).order_by("id").first()
-    assert (await draws.recuse(first.id, "other", clock=clock, zone=ZONE)).unstaffable_reason
-    await draws.export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    assert (await record_and_replace(first.id, "other", clock=clock, zone=ZONE)).unstaffable_reason
+    await export(result.draw_ref, tmp_path / "bundle", clock=clock)
     assert (tmp_path / "bundle" / "recusals.tsv").read_text().split("\t")[3] == ""
     verified(tmp_path / "bundle")
 
@@ -94,7 +99,7 @@ async def test_flight_draw_is_sealed_until_its_reveal(db, tmp_path):
     result, clock = await drawn(tmp_path, "F1", flight=True)
     secret = bytes((await FiringSecret.get(firing__draw_ref=result.draw_ref)).secret)
 
-    early = await draws.export(result.draw_ref, tmp_path / "early", clock=clock)
+    early = await export(result.draw_ref, tmp_path / "early", clock=clock)
     assert early.sealed and early.files == ("sealed.json",)
     sealed = json.loads((tmp_path / "early" / "sealed.json").read_bytes())
     assert sealed["inspections_digest"] == result.inspections_digest and sealed["flight"] is True
@@ -103,12 +108,12 @@ async def test_flight_draw_is_sealed_until_its_reveal(db, tmp_path):
     seed = bytes((await FiringSecret.get(firing__draw_ref=result.draw_ref)).seed)
     assert secret.hex().encode() not in everything and seed.hex().encode() not in everything
 
-    forced = await draws.export(result.draw_ref, tmp_path / "forced", clock=clock, force=True)
+    forced = await export(result.draw_ref, tmp_path / "forced", clock=clock, force=True)
     assert forced.forced and not forced.sealed and "draw.json" in forced.files
     verified(tmp_path / "forced")
 
     clock.set(result.reveal_at)
-    revealed = await draws.export(result.draw_ref, tmp_path / "revealed", clock=clock)
+    revealed = await export(result.draw_ref, tmp_path / "revealed", clock=clock)
     assert not revealed.sealed and not revealed.forced
     doc = json.loads((tmp_path / "revealed" / "draw.json").read_bytes())
     assert doc["flight"] is True and doc["inspections_digest"] == sealed["inspections_digest"]
@@ -119,10 +124,10 @@ async def test_export_refusals(db, tmp_path):
     await world.build(n_entities=4)
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, "P1"), clock)
-    announced = await draws.announce("P1", None, clock=clock, zone=ZONE)
+    announced = await announce("P1", None, clock=clock, zone=ZONE)
     for ref, code in ((announced.draw_ref, "not_drawn"), ("P1/1999-01-01", "draw_ref_not_found")):
-        with pytest.raises(draws.DrawError) as info:
-            await draws.export(ref, tmp_path / "out", clock=clock)
+        with pytest.raises(DrawError) as info:
+            await export(ref, tmp_path / "out", clock=clock)
         assert info.value.code == code
     assert not (tmp_path / "out").exists()
 
@@ -130,7 +135,7 @@ async def test_export_refusals(db, tmp_path):
 async def test_tampered_bundle_fails_verification(db, tmp_path):
     await world.build(n_entities=20)
     result, clock = await drawn(tmp_path)
-    await draws.export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    await export(result.draw_ref, tmp_path / "bundle", clock=clock)
     files = read_dir(tmp_path / "bundle")
     pool = files["pool.tsv"].replace(b"\tA\n", b"\tB\n", 1)
     bad = {line.what for line in bundle.verify({**files, "pool.tsv": pool}) if not line.ok}
@@ -141,5 +146,5 @@ async def test_a_later_day_gets_its_own_draw_ref(db, tmp_path):
     await world.build(n_entities=4)
     result, clock = await drawn(tmp_path)
     clock.advance(timedelta(days=31))
-    later = await draws.draw_plan("P1", clock=clock, zone=ZONE)
+    later = await draw_plan("P1", clock=clock, zone=ZONE)
     assert later.draw_ref == "P1/2027-01-01" != result.draw_ref

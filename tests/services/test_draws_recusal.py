@@ -8,7 +8,10 @@ import pytest
 from models.directory import Conflict, ConflictSource, ConflictType
 from models.draws import Assignment, AssignmentStatus, Draw, Inspection, InspectionStatus, Recusal
 from models.messaging import Outbox
-from services import draws, plans
+from services import plans
+from services.draws.common import DrawError
+from services.draws.write import draw_plan
+from services.recusals import record_and_replace
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -17,7 +20,7 @@ ZONE = world.ZONE
 async def drawn(tmp_path, *, code="P1", **plan_kwargs):
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, code, **plan_kwargs), clock)
-    result = await draws.draw_plan(code, clock=clock, zone=ZONE)
+    result = await draw_plan(code, clock=clock, zone=ZONE)
     return result, clock
 
 
@@ -46,7 +49,7 @@ async def test_recusal_draws_and_sends_a_replacement(db, tmp_path):
     team_before = await seat_holders(first.inspection_id)
     outbox_before = await Outbox.all().count()
 
-    done = await draws.recuse(first.id, ConflictType.FORMER_EMPLOYMENT, "曾在该公司任职", clock=clock, zone=ZONE)
+    done = await record_and_replace(first.id, ConflictType.FORMER_EMPLOYMENT, "曾在该公司任职", clock=clock, zone=ZONE)
 
     assert done.unstaffable_reason is None and done.ordinal == 0
     recused = await Assignment.get(id=first.id)
@@ -76,11 +79,11 @@ async def test_recusing_twice_is_refused_and_ordinals_count_up(db, tmp_path):
     await world.build(n_entities=4, n_scjg=8, risks="D")
     result, clock = await drawn(tmp_path)
     first = await Assignment.filter(draw__draw_ref=result.draw_ref).order_by("id").first()
-    done = await draws.recuse(first.id, "close_relative", clock=clock, zone=ZONE)
-    with pytest.raises(draws.DrawError) as info:
-        await draws.recuse(first.id, "close_relative", clock=clock, zone=ZONE)
+    done = await record_and_replace(first.id, "close_relative", clock=clock, zone=ZONE)
+    with pytest.raises(DrawError) as info:
+        await record_and_replace(first.id, "close_relative", clock=clock, zone=ZONE)
     assert info.value.code == "assignment_not_open"
-    again = await draws.recuse(done.replacement_assignment_id, "other", clock=clock, zone=ZONE)
+    again = await record_and_replace(done.replacement_assignment_id, "other", clock=clock, zone=ZONE)
     assert again.ordinal == 1
     recusing = set(await Recusal.filter(inspection_id=first.inspection_id).values_list("recusing_id", flat=True))
     assert (await Assignment.get(id=again.replacement_assignment_id)).inspector_id not in recusing
@@ -91,7 +94,7 @@ async def test_no_eligible_replacement_marks_the_inspection_unstaffable(db, tmp_
     result, clock = await drawn(tmp_path)
     first = await Assignment.filter(draw__draw_ref=result.draw_ref).order_by("id").first()
     outbox_before = await Outbox.all().count()
-    done = await draws.recuse(first.id, ConflictType.FINANCIAL_INTEREST, clock=clock, zone=ZONE)
+    done = await record_and_replace(first.id, ConflictType.FINANCIAL_INTEREST, clock=clock, zone=ZONE)
     assert done.replacement_assignment_id is None and done.unstaffable_reason
     inspection = await Inspection.get(id=first.inspection_id)
     assert inspection.status is InspectionStatus.UNSTAFFABLE
@@ -103,8 +106,8 @@ async def test_no_eligible_replacement_marks_the_inspection_unstaffable(db, tmp_
 
 
 async def test_unknown_assignment(db):
-    with pytest.raises(draws.DrawError) as info:
-        await draws.recuse(999, "other", clock=world.clock(), zone=ZONE)
+    with pytest.raises(DrawError) as info:
+        await record_and_replace(999, "other", clock=world.clock(), zone=ZONE)
     assert info.value.code == "assignment_not_found"
 
 
@@ -112,9 +115,9 @@ async def test_a_recusal_keeps_the_pair_apart_in_later_draws(db, tmp_path):
     await world.build(n_entities=2, n_scjg=3, risks="D")
     result, clock = await drawn(tmp_path)
     first = await first_assignment(result.draw_ref)
-    await draws.recuse(first.id, "personal_relationship", clock=clock, zone=ZONE)
+    await record_and_replace(first.id, "personal_relationship", clock=clock, zone=ZONE)
     for _ in range(3):
-        later = await draws.draw_plan("P1", clock=clock, zone=ZONE)
+        later = await draw_plan("P1", clock=clock, zone=ZONE)
         placed = await Assignment.filter(
             draw__draw_ref=later.draw_ref, inspection__entity_id=first.inspection.entity_id
         ).values_list("inspector_id", flat=True)
@@ -125,7 +128,7 @@ async def test_flight_replacement_message_still_hides_the_entity(db, tmp_path):
     await world.build(n_entities=3, n_scjg=5, risks="D")
     result, clock = await drawn(tmp_path, code="F1", flight=True)
     first = await Assignment.filter(draw__draw_ref=result.draw_ref).order_by("id").first()
-    done = await draws.recuse(first.id, "other", clock=clock, zone=ZONE)
+    done = await record_and_replace(first.id, "other", clock=clock, zone=ZONE)
     message = await Outbox.get(dedupe_key=f"asg:{done.replacement_assignment_id}:sent")
     assert "entity" not in message.context and message.context["flight"] is True
 
@@ -135,6 +138,6 @@ async def test_flight_replacement_after_the_reveal_names_the_entity(db, tmp_path
     result, clock = await drawn(tmp_path, code="F1", flight=True)
     clock.set(result.reveal_at)
     first = await first_assignment(result.draw_ref)
-    done = await draws.recuse(first.id, "other", clock=clock, zone=ZONE)
+    done = await record_and_replace(first.id, "other", clock=clock, zone=ZONE)
     message = await Outbox.get(dedupe_key=f"asg:{done.replacement_assignment_id}:sent")
     assert message.context["entity"]["uscc"] == first.inspection.entity_key

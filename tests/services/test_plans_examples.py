@@ -12,7 +12,9 @@ from core.clock import FakeClock
 from domain import bundle
 from importers import city
 from importers.run import import_file
-from services import draws, plans
+from services import plans
+from services.draws.export import export
+from services.draws.write import draw_plan
 from tests.services.draw_world import ZONE
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "plans").iterdir())
@@ -36,10 +38,10 @@ async def test_examples_draw_against_the_generated_city(db, tmp_path, city_files
         assert (await import_file(kind, path, now=clock.now())).ok
     for path in EXAMPLES:
         added = await plans.add_plan(path, clock)
-        result = await draws.draw_plan(added.spec.code, clock=clock, zone=ZONE)
+        result = await draw_plan(added.spec.code, clock=clock, zone=ZONE)
         assert result.inspections > 0 and result.assignments > 0, path.name
         assert result.unstaffable < result.inspections, path.name
         out = tmp_path / path.stem
-        await draws.export(result.draw_ref, out, clock=clock, force=True)
+        await export(result.draw_ref, out, clock=clock, force=True)
         files = {p.name: p.read_bytes() for p in out.iterdir()}
         assert all(line.ok for line in bundle.verify(files)), path.name

@@ -17,7 +17,8 @@ from bot.web import make_app
 from domain import bundle
 from models.draws import Assignment, Draw, Inspection
 from models.scheduling import Fire
-from services import draws, public
+from services import public
+from services.recusals import record_and_replace
 from tests.web import world
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -192,7 +193,7 @@ async def test_bundle_downloads_verifies_and_follows_recusals(site, tmp_path):
     # a second recusal changes the bundle: a new version is exported
     insp = await Inspection.get(draw__draw_ref=w.p1, no=2)
     asg = await Assignment.filter(inspection_id=insp.id, status="sent").order_by("seat").first()
-    await draws.recuse(asg.id, "other", "", clock=w.clock, zone=world.ZONE)
+    await record_and_replace(asg.id, "other", "", clock=w.clock, zone=world.ZONE)
     again = _unzip(await (await client.get(f"/draws/{w.p1}/bundle.zip")).read())
     assert again["recusals.tsv"].count(b"\n") == files["recusals.tsv"].count(b"\n") + 1
     assert all(line.ok for line in bundle.verify(again))

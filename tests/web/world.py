@@ -18,7 +18,10 @@ from models.draws import Assignment, Draw, FiringSecret, Inspection, InspectionS
 from models.messaging import Channel
 from models.onsite import Finding, Result
 from models.surveys import Survey, SurveySample, SurveyStatus
-from services import draws, plans
+from services import plans
+from services.draws.announce import announce
+from services.draws.write import draw_plan
+from services.recusals import record_and_replace
 from tests.services import draw_world
 
 ZONE = draw_world.ZONE
@@ -62,12 +65,12 @@ async def build(tmp_path: Path) -> PublicWorld:
     await plans.add_plan(draw_world.plan_file(tmp_path, "P1", a="1", b="1", c="1", name="餐饮食品安全抽查"), clock)
     await plans.add_plan(draw_world.plan_file(tmp_path, "F1", flight=True, a="1", b="1", c="1", name="飞行检查"), clock)
     await plans.add_plan(draw_world.plan_file(tmp_path, "P2", name="下月抽查"), clock)
-    p1 = (await draws.draw_plan("P1", clock=clock, zone=ZONE)).draw_ref
-    f1 = await draws.draw_plan("F1", clock=clock, zone=ZONE)
-    p2 = (await draws.announce("P2", START + timedelta(days=3), clock=clock, zone=ZONE)).draw_ref
+    p1 = (await draw_plan("P1", clock=clock, zone=ZONE)).draw_ref
+    f1 = await draw_plan("F1", clock=clock, zone=ZONE)
+    p2 = (await announce("P2", START + timedelta(days=3), clock=clock, zone=ZONE)).draw_ref
     insp = await Inspection.get(draw__draw_ref=p1, entity_id=markup.id)
     asg = await Assignment.filter(inspection_id=insp.id).order_by("seat").first()
-    await draws.recuse(asg.id, ConflictType.CLOSE_RELATIVE, RECUSAL_NOTE, clock=clock, zone=ZONE)
+    await record_and_replace(asg.id, ConflictType.CLOSE_RELATIVE, RECUSAL_NOTE, clock=clock, zone=ZONE)
     await _result(insp, w.inspectors["S02"])
     await _survey(await Inspection.get(draw__draw_ref=p1, no=1))
     secrets = {ref: bytes((await FiringSecret.get(firing__draw_ref=ref)).secret).hex() for ref in (p1, f1.draw_ref, p2)}

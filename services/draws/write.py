@@ -1,0 +1,456 @@
+"""Draw a firing once and for all, and write it: the draw, its inspections, its assignments and
+one outbox row per assignment, in **one** transaction.
+
+:func:`draw` gathers the inputs (services.draws.gather), runs the pure draw
+(``domain.draw.run_draw``) and writes it; ``draw_ref`` is unique in the ``draw`` table, so a
+second draw of a firing is refused by the database. ``dry_run`` only counts. :func:`draw_plan`
+is the CLI's: the plan's pending firing, announced now if none is. The write path is
+benchmarked (benchmarks/bench_draw.py): rows are prepared before the transaction opens and
+written in bulk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from json.encoder import encode_basestring
+from zoneinfo import ZoneInfo
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from core import db
+from core.clock import Clock
+from core.clock import local_minute as _local
+from domain import bundle
+from domain import draw as engine
+from domain.plans import PlanSpec, parse_plan
+from models.draws import AssignmentStatus, Draw, Firing, FiringSecret, FiringStatus, InspectionStatus
+from models.messaging import RecipientKind
+from services.draws.announce import announce, pending_firing
+from services.draws.common import DrawError, fetch_rows, fetch_tuples, marks
+from services.draws.gather import Eligible, Gathered, Preview, draw_inputs, gather, preview, preview_counts
+from services.draws.stored import blobs
+from services.outbox import Message, enqueue_many
+from services.plans import inspection_window, response_deadline
+
+log = logging.getLogger(__name__)
+
+ASSIGNMENT_TEMPLATE = "assignment.j2"
+MAX_BEACON = 255
+IN_CHUNK = 1000
+WRITE_CACHE_KIB = 65_536  # SQLite's page cache while a draw writes (sqlite3's default: 2,000 KiB)
+
+
+class _Phases:
+    """Debug timing of a draw's phases (``-v`` shows them; the benchmark reads them)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.last = time.perf_counter()
+
+    def __call__(self, phase: str) -> None:
+        now = time.perf_counter()
+        log.debug("%s: %s %.3fs", self.what, phase, now - self.last)
+        self.last = now
+
+
+@asynccontextmanager
+async def _write_cache() -> AsyncIterator[None]:
+    """A larger SQLite page cache while a draw writes, the connection's own restored after.
+
+    The indexes on inspections by entity and on assignments by inspector take their 160,000 and
+    320,000 keys in random order; in the default 2 MiB cache SQLite writes their pages out to
+    the WAL and reads them back many times over before the commit.
+    """
+    if db.dialect() != "sqlite":
+        yield
+        return
+    client = db.conn()
+    before = (await fetch_tuples("PRAGMA cache_size"))[0][0]
+    await client.execute_query(f"PRAGMA cache_size=-{WRITE_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        await client.execute_query(f"PRAGMA cache_size={int(before)}")
+
+
+def _chunks(seq: Sequence, size: int = IN_CHUNK) -> Iterator[Sequence]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+@dataclass(frozen=True)
+class DrawResult:
+    draw_ref: str
+    plan_code: str
+    commitment: str
+    strata: Mapping[str, engine.StratumCount]
+    pool: int
+    inspectors: int
+    inspections: int
+    assignments: int
+    unstaffable: int
+    notes: tuple[str, ...]
+    flight: bool
+    inspections_digest: str
+    reveal_at: datetime | None
+    announced_now: bool = False
+
+
+async def _entity_details(ids: Sequence[int], connection) -> dict[int, tuple[str, str]]:
+    out: dict[int, tuple[str, str]] = {}
+    for chunk in _chunks(list(ids)):
+        for eid, name, address in await fetch_rows(
+            f"SELECT id, name, address FROM entity WHERE id IN ({marks(len(chunk))})", chunk, connection
+        ):
+            out[eid] = (name, address)
+    return out
+
+
+def _assignment_key(assignment_id: int) -> str:
+    return f"asg:{assignment_id}:sent"
+
+
+def assignment_message(assignment_id: int, inspector_id: int, context: dict, locale: str) -> Message:
+    """The outbox row for one assignment; adds its id and its buttons (accept / recuse) to
+    ``context``, a dict made for this message."""
+    context["assignment"] = assignment_id
+    context["keyboard"] = ["assignment_offer", assignment_id]
+    return Message(
+        dedupe_key=_assignment_key(assignment_id),
+        recipient_kind=RecipientKind.INSPECTOR,
+        recipient_id=inspector_id,
+        template=ASSIGNMENT_TEMPLATE,
+        context=context,
+        locale=locale,
+    )
+
+
+class AssignmentContexts:
+    """The JSON text of a draw's assignment contexts, put together from pieces encoded once.
+
+    Every message of a draw shares the base context, and the seats of one inspection share its
+    team and entity; encoding each message's dict whole (≈ 570 bytes, 300,000 times) was most
+    of a city draw's outbox write. :meth:`message` gives, character for character, the text
+    ``bot.db.encode`` makes of the dict :func:`assignment_message` fills in the same order
+    (``{**base, "no", "seat", "team"[, "entity"], "assignment", "keyboard"}``), so the stored
+    rows and what the dispatcher renders from them do not change
+    (tests/services/test_draws_bulk_writes.py).
+    """
+
+    _MARK = 9_876_543_210_123_456_789  # stands for the assignment id in the encoded tail
+
+    def __init__(self, base: dict) -> None:
+        self._head = db.encode(base)[:-1] + ("," if base else "")
+        tail = db.encode({"assignment": self._MARK, "keyboard": ["assignment_offer", self._MARK]})[1:]
+        self._tail = tail.split(str(self._MARK))
+
+    def inspection(self, no: int, team: Sequence[str], entity: tuple[str, str, str] | None) -> tuple[str, str]:
+        """What an inspection's seats share: the text before the seat number, and after it the
+        team and (unless a flight) the entity ``(name, address, uscc)``. Strings go through
+        json's own ``encode_basestring``, as ``bot.db.encode`` writes them."""
+        string = encode_basestring
+        after = f',"team":[{",".join(map(string, team))}]'
+        if entity is not None:
+            name, address, uscc = entity
+            after += f',"entity":{{"name":{string(name)},"address":{string(address)},"uscc":{string(uscc)}}}'
+        return f'{self._head}"no":{no},"seat":', after + ","
+
+    def message(self, inspection: tuple[str, str], seat: int, assignment_id: int) -> str:
+        before, after = inspection
+        return f"{before}{seat}{after}{str(assignment_id).join(self._tail)}"
+
+
+async def _load_firing(draw_ref: str) -> Firing:
+    firing = await Firing.get_or_none(draw_ref=draw_ref).prefetch_related("plan")
+    if firing is None:
+        raise DrawError("draw_ref_not_found", draw_ref=draw_ref)
+    return firing
+
+
+async def draw(
+    draw_ref: str, beacon: str = "", *, dry_run: bool = False, clock: Clock, zone: ZoneInfo, locale: str = "zh-CN"
+) -> DrawResult | Preview:
+    """Draw the firing ``draw_ref`` once and for all (or, with ``dry_run``, only count)."""
+    firing = await _load_firing(draw_ref)
+    if len(beacon) > MAX_BEACON:
+        raise DrawError("beacon_too_long", limit=MAX_BEACON)
+    if firing.status is FiringStatus.CANCELLED:
+        raise DrawError("firing_cancelled", draw_ref=draw_ref)
+    if firing.status is FiringStatus.DRAWN or await Draw.filter(draw_ref=draw_ref).exists():
+        raise DrawError("already_drawn", draw_ref=draw_ref)
+    now = clock.now()
+    if now < firing.fire_at:
+        raise DrawError("not_due", draw_ref=draw_ref, fire_at=_local(firing.fire_at, zone))
+    spec = parse_plan(firing.params)
+    # A million rows become a few million small objects, none of them cyclic: collecting
+    # garbage while they are built would only rescan them, over and over.
+    with engine.gc_paused():
+        phase = _Phases(draw_ref)
+        g = await gather(spec, now, zone)
+        phase("inputs read")
+        if dry_run:
+            return preview_counts(firing.plan.code, draw_ref, spec, g)
+        secret_row = await FiringSecret.get(firing_id=firing.id)
+        inputs = draw_inputs(draw_ref, bytes(secret_row.secret), beacon, spec, g)
+        outcome = await asyncio.to_thread(engine.run_draw, inputs)
+        del inputs
+        phase("drawn")
+        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale)
+
+
+async def draw_plan(
+    plan_code: str, beacon: str = "", *, dry_run: bool = False, clock: Clock, zone: ZoneInfo, locale: str = "zh-CN"
+) -> DrawResult | Preview:
+    """The CLI's ``draw PLAN``: draw the plan's pending firing, announcing one now if none is."""
+    if dry_run:
+        return await preview(plan_code, clock=clock, zone=zone)
+    firing = await pending_firing(plan_code)
+    announced_now = firing is None
+    draw_ref = firing.draw_ref if firing else (await announce(plan_code, None, clock=clock, zone=zone)).draw_ref
+    result = await draw(draw_ref, beacon, clock=clock, zone=zone, locale=locale)
+    return DrawResult(**{**result.__dict__, "announced_now": announced_now})
+
+
+def _prepare_rows(g: Gathered, outcome: engine.DrawOutcome) -> list[tuple]:
+    """The inspection rows (without draw id), in inspection order, as the driver takes them."""
+    ids = g.entity_ids([i.entity for i in outcome.inspections])
+    staffed, unstaffable = InspectionStatus.STAFFED.value, InspectionStatus.UNSTAFFABLE.value
+    return [
+        (
+            i.no,
+            eid,
+            i.entity,
+            i.division,
+            i.stratum,
+            f"{i.rank:016x}",
+            unstaffable if i.unstaffable else staffed,
+            i.unstaffable or "",
+        )
+        for i, eid in zip(outcome.inspections, ids)
+    ]
+
+
+def _prepare_writes(spec: PlanSpec, g: Gathered, outcome: engine.DrawOutcome) -> tuple[list, str, list]:
+    """Inspection rows, the inspections digest, and the stored inputs: all computed before the
+    transaction opens."""
+    return _prepare_rows(g, outcome), bundle.inspections_digest(outcome.inspections), blobs(spec, g, outcome)
+
+
+async def _write_draw(
+    firing: Firing,
+    spec: PlanSpec,
+    g: Gathered,
+    outcome: engine.DrawOutcome,
+    beacon: str,
+    now: datetime,
+    zone: ZoneInfo,
+    locale: str,
+) -> DrawResult:
+    phase = _Phases(firing.draw_ref)
+    window_start, window_end = inspection_window(now, spec, zone)
+    deadline = response_deadline(now, spec, zone)
+    # CPU work in a thread, before the transaction: a CPU-bound thread running *during* the
+    # writes would make SQLite's thread wait for the GIL after every row it steps.
+    inspection_rows, digest, blobs = await asyncio.to_thread(_prepare_writes, spec, g, outcome)
+    unstaffable = sum(1 for i in outcome.inspections if i.unstaffable)
+    strata = {s: {"pool": c.pool, "ratio": c.ratio, "drawn": c.drawn} for s, c in outcome.strata.items()}
+    phase("rows, digest and stored inputs prepared")
+    try:
+        async with _write_cache(), in_transaction() as conn:
+            draw_row = await Draw.create(
+                draw_ref=firing.draw_ref,
+                firing_id=firing.id,
+                plan_id=firing.plan_id,
+                drawn_at=now,
+                beacon=beacon,
+                pool_digest=outcome.pool_digest.hex(),
+                inspectors_digest=outcome.inspectors_digest.hex(),
+                inspections_digest=digest,
+                strata=strata,
+                notes=list(outcome.notes),
+                flight=spec.flight,
+                window_start=window_start,
+                window_end=window_end,
+                reveal_at=window_start if spec.flight else None,
+                pool_size=len(g.pool_keys),
+                inspector_count=len(g.inspectors),
+                inspection_count=len(outcome.inspections),
+                unstaffable_count=unstaffable,
+                using_db=conn,
+            )
+            n = (
+                await Firing.filter(id=firing.id, status=FiringStatus.ANNOUNCED)
+                .using_db(conn)
+                .update(status=FiringStatus.DRAWN)
+            )
+            if n != 1:
+                raise DrawError("already_drawn", draw_ref=firing.draw_ref)
+            await FiringSecret.filter(firing_id=firing.id).using_db(conn).update(seed=outcome.seed)
+            await db.bulk_insert(
+                "draw_input",
+                ("draw_id", "name", "data"),
+                [(draw_row.id, name, data) for name, data in blobs],
+                connection=conn,
+            )
+            await db.bulk_insert(
+                "inspection",
+                (
+                    "draw_id",
+                    "no",
+                    "entity_id",
+                    "entity_key",
+                    "division",
+                    "stratum",
+                    "rank",
+                    "status",
+                    "unstaffable_reason",
+                ),
+                ((draw_row.id, *row) for row in inspection_rows),
+                connection=conn,
+                encoded=True,
+            )
+            phase("inspections written")
+            written = await _write_assignments(draw_row.id, outcome, g, deadline, now, conn)
+            phase("assignments written")
+            await _enqueue_assignments(
+                draw_row, spec, g, outcome, inspection_rows, written, deadline, zone, locale, now, conn
+            )
+            phase("outbox written")
+    except IntegrityError as exc:
+        if await Draw.filter(draw_ref=firing.draw_ref).exists():
+            raise DrawError("already_drawn", draw_ref=firing.draw_ref) from None
+        raise exc
+    phase("committed")
+    log.info(
+        "drew %s: %d inspections, %d assignments, %d unstaffable",
+        firing.draw_ref,
+        len(outcome.inspections),
+        len(written),
+        unstaffable,
+    )
+    return DrawResult(
+        draw_ref=firing.draw_ref,
+        plan_code=firing.plan.code,
+        commitment=firing.commitment,
+        strata=outcome.strata,
+        pool=len(g.pool_keys),
+        inspectors=len(g.inspectors),
+        inspections=len(outcome.inspections),
+        assignments=len(written),
+        unstaffable=unstaffable,
+        notes=tuple(outcome.notes),
+        flight=spec.flight,
+        inspections_digest=digest,
+        reveal_at=window_start if spec.flight else None,
+    )
+
+
+async def _written_ids(table: str, draw_id: int, n: int, conn) -> list[int]:
+    """The ids of the ``n`` rows of ``table`` just written for the draw, in the order written.
+
+    Ids only grow (SQLite's AUTOINCREMENT, a PostgreSQL sequence) and nothing else writes rows
+    of a draw not yet committed, so id order is write order; usually they are one unbroken run
+    and need not be read at all.
+    """
+    low, high, count = (
+        await fetch_tuples(f'SELECT MIN(id), MAX(id), COUNT(*) FROM "{table}" WHERE draw_id = ?', [draw_id], conn)
+    )[0]
+    if count != n:
+        raise RuntimeError(f"{table}: {count} rows of draw {draw_id}, {n} written")
+    if n and high - low + 1 == n:
+        return list(range(low, high + 1))
+    return [
+        r[0] for r in await fetch_tuples(f'SELECT id FROM "{table}" WHERE draw_id = ? ORDER BY id', [draw_id], conn)
+    ]
+
+
+async def _write_assignments(
+    draw_id: int, outcome: engine.DrawOutcome, g: Gathered, deadline: datetime, now: datetime, conn
+) -> list[int]:
+    """Write the assignments, inspection by inspection and seat by seat; return their ids in
+    that order."""
+    inspection_ids = await _written_ids("inspection", draw_id, len(outcome.inspections), conn)
+    sent, due, at, eligible = AssignmentStatus.SENT.value, db.timestamp(deadline), db.timestamp(now), g.eligible
+    rows = [
+        (draw_id, inspection_id, eligible[key].id, seat, 0, sent, due, at)
+        for insp, inspection_id in zip(outcome.inspections, inspection_ids)
+        for seat, key in enumerate(insp.team, start=1)
+    ]
+    await db.bulk_insert(
+        "assignment",
+        ("draw_id", "inspection_id", "inspector_id", "seat", "ordinal", "status", "deadline", "created_at"),
+        rows,
+        connection=conn,
+        encoded=True,
+    )
+    return await _written_ids("assignment", draw_id, len(rows), conn)
+
+
+def base_context(draw_row: Draw, spec: PlanSpec, items: list[str], deadline: datetime, zone: ZoneInfo) -> dict:
+    return {
+        "draw_ref": draw_row.draw_ref,
+        "plan": {"code": spec.code, "name": spec.name},
+        "items": items,
+        "flight": spec.flight,
+        "window": {"start": _local(draw_row.window_start, zone), "end": _local(draw_row.window_end, zone)},
+        "deadline": _local(deadline, zone),
+    }
+
+
+async def _enqueue_assignments(
+    draw_row: Draw,
+    spec: PlanSpec,
+    g: Gathered,
+    outcome: engine.DrawOutcome,
+    inspection_rows: list[tuple],
+    assignment_ids: list[int],
+    deadline: datetime,
+    zone: ZoneInfo,
+    locale: str,
+    now: datetime,
+    conn,
+) -> None:
+    """One outbox row per assignment (``assignment_ids`` in inspection and seat order). A flight
+    message names no entity: the team learns the target only at the reveal."""
+    base = base_context(draw_row, spec, g.item_names, deadline, zone)
+    staffed = [(i, row[1]) for i, row in zip(outcome.inspections, inspection_rows) if i.team]
+    details = None
+    if spec.flight:
+        base["reveal_at"] = base["window"]["start"]
+    else:
+        details = await _entity_details([entity_id for _, entity_id in staffed], conn)
+    messages = _assignment_messages(AssignmentContexts(base), staffed, g.eligible, details, assignment_ids)
+    await enqueue_many(
+        messages,
+        now,
+        recipient_kind=RecipientKind.INSPECTOR,
+        template=ASSIGNMENT_TEMPLATE,
+        locale=locale,
+        connection=conn,
+    )
+
+
+def _assignment_messages(
+    contexts: AssignmentContexts,
+    staffed: list[tuple[engine.Inspection, int]],
+    eligible: Mapping[str, Eligible],
+    details: Mapping[int, tuple[str, str]] | None,
+    assignment_ids: list[int],
+) -> Iterator[tuple[str, int, str]]:
+    """``(dedupe key, inspector id, context JSON)`` of each assignment message, made as the
+    outbox write takes them: 300,000 contexts need not coexist."""
+    ids = iter(assignment_ids)
+    for inspection, entity_id in staffed:
+        members = [eligible[key] for key in inspection.team]
+        entity = None if details is None else (*details[entity_id], inspection.entity)
+        shared = contexts.inspection(inspection.no, [m.name for m in members], entity)
+        for seat, member in enumerate(members, start=1):
+            assignment_id = next(ids)
+            yield _assignment_key(assignment_id), member.id, contexts.message(shared, seat, assignment_id)
