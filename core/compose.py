@@ -9,6 +9,7 @@ templates, in the recipient's locale.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from core.channel import Button, Outgoing, Poll
 from core.render import render, text
@@ -16,7 +17,7 @@ from core.render import render, text
 
 def compose(
     template: str,
-    context: dict,
+    context: dict[str, Any],
     locale: str,
     address: str,
     *,
