@@ -279,7 +279,7 @@ class Demo:
         for insp in inspections:
             for asg in team_of[insp.id]:
                 user = self.users[asg.inspector.cert_no]
-                card = next((m for m in self.tg.messages(user) if f"asg:accept:{asg.id}" in m.callback_data), None)
+                card = await self.card(user, asg.id)
                 if card is None:
                     continue
                 if recusing is not None and asg.id == recusing.id:
@@ -291,6 +291,33 @@ class Demo:
         accepted = await Assignment.filter(draw_id=draw.id, status=AssignmentStatus.ACCEPTED).count()
         self.say("demo_answered", accepted=accepted)
         return inspections
+
+    async def card(self, user, assignment_id: int):
+        """The card of an assignment in ``user``'s chat, once it has arrived.
+
+        The dispatcher sends a chat one message a second (real time) and postpones the others
+        for it to a second or so ahead of the demo's clock, which stands still between steps: an
+        inspector on two of the acted teams, or a replacement with cards of other inspections
+        queued before the new one, would not see the card until the next step (and when it was
+        the scripted recusal's, the demo showed none). So while such a postponed message is
+        waiting, the clock moves on a second at a time until the card is there."""
+        from models.messaging import Outbox, OutboxStatus
+
+        data = f"asg:accept:{assignment_id}"
+        for _ in range(60):
+            card = next((m for m in self.tg.messages(user) if data in m.callback_data), None)
+            if card is not None:
+                return card
+            paced = await Outbox.filter(
+                status=OutboxStatus.PENDING,
+                next_attempt_at__gt=self.clock.now(),
+                next_attempt_at__lte=self.clock.now() + timedelta(seconds=5),
+            ).exists()
+            if not paced:
+                return None
+            self.clock.advance(timedelta(seconds=1))
+            await self.settle()
+        return None
 
     def with_button(self, user, data: str):
         """The newest message of this chat carrying the button ``data``."""
@@ -324,7 +351,7 @@ class Demo:
 
         user = self.users[cert]
         new = await Assignment.get(inspection_id=recused.inspection_id, inspector_id=rec.replacement_id)
-        card = next((m for m in self.tg.messages(user) if f"asg:accept:{new.id}" in m.callback_data), None)
+        card = await self.card(user, new.id)
         if card is not None:
             await self.press(user, card, f"asg:accept:{new.id}")
         self.say("demo_replacement", name=rec.replacement.name)
