@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bot.app import Service
 from core import db, logs
+from core.callbacks import ASSIGNMENT, RECUSAL
 from core.clock import Clock, FakeClock
 from core.render import text
 from core.settings import SMS_INBOUND_PATH, Settings
@@ -279,26 +280,55 @@ class Demo:
         for insp in inspections:
             for asg in team_of[insp.id]:
                 user = self.users[asg.inspector.cert_no]
-                card = next((m for m in self.tg.messages(user) if f"asg:accept:{asg.id}" in m.callback_data), None)
+                card = await self.card(user, asg.id)
                 if card is None:
                     continue
                 if recusing is not None and asg.id == recusing.id:
                     await self.recuse(user, card, asg)
                 else:
-                    await self.press(user, card, f"asg:accept:{asg.id}")
+                    await self.press(user, card, ASSIGNMENT.data("accept", asg.id))
         if recusing is not None:
             await self.replacement_accepts(recusing)
         accepted = await Assignment.filter(draw_id=draw.id, status=AssignmentStatus.ACCEPTED).count()
         self.say("demo_answered", accepted=accepted)
         return inspections
 
+    async def card(self, user, assignment_id: int):
+        """The card of an assignment in ``user``'s chat, once it has arrived.
+
+        The dispatcher sends a chat one message a second (real time) and postpones the others
+        for it to a second or so ahead of the demo's clock, which stands still between steps: an
+        inspector on two of the acted teams, or a replacement with cards of other inspections
+        queued before the new one, would not see the card until the next step (and when it was
+        the scripted recusal's, the demo showed none). So while such a postponed message is
+        waiting, the clock moves on a second at a time until the card is there."""
+        data = ASSIGNMENT.data("accept", assignment_id)
+        for _ in range(60):
+            card = next((m for m in self.tg.messages(user) if data in m.callback_data), None)
+            if card is not None:
+                return card
+            paced = await Outbox.filter(
+                status=OutboxStatus.PENDING,
+                next_attempt_at__gt=self.clock.now(),
+                next_attempt_at__lte=self.clock.now() + timedelta(seconds=5),
+            ).exists()
+            if not paced:
+                return None
+            self.clock.advance(timedelta(seconds=1))
+            await self.settle()
+        return None
+
     def with_button(self, user, data: str):
         """The newest message of this chat carrying the button ``data``."""
         return next((m for m in reversed(self.tg.messages(user)) if data in m.callback_data), None)
 
     async def recuse(self, user, card, asg) -> None:
-        await self.press(user, card, f"asg:recuse:{asg.id}")
-        for data in (f"rcs:type:{asg.id}:former_employment", f"rcs:skip:{asg.id}", f"rcs:confirm:{asg.id}"):
+        await self.press(user, card, ASSIGNMENT.data("recuse", asg.id))
+        for data in (
+            RECUSAL.data("type", asg.id, "former_employment"),
+            RECUSAL.data("skip", asg.id),
+            RECUSAL.data("confirm", asg.id),
+        ):
             message = self.with_button(user, data)
             if message is None:
                 self.say("demo_step_missing", step=data)
@@ -319,9 +349,9 @@ class Demo:
             await self.settle()
         user = self.users[cert]
         new = await Assignment.get(inspection_id=recused.inspection_id, inspector_id=rec.replacement_id)
-        card = next((m for m in self.tg.messages(user) if f"asg:accept:{new.id}" in m.callback_data), None)
+        card = await self.card(user, new.id)
         if card is not None:
-            await self.press(user, card, f"asg:accept:{new.id}")
+            await self.press(user, card, ASSIGNMENT.data("accept", new.id))
         self.say("demo_replacement", name=rec.replacement.name)
 
     async def on_site(self, inspections) -> None:

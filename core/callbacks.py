@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 MAX_BYTES = 64
 _PART = re.compile(r"^[A-Za-z0-9_\-]{1,24}$")
@@ -82,7 +83,7 @@ CHECKIN = Family("chk", {"at"})
 PHOTO = Family("pho", {"at"})
 
 
-def key(label: str, data: str, **params: object) -> dict:
+def key(label: str, data: str, **params: object) -> dict[str, Any]:
     """One button as an outbox row carries it: a text code (``label``, rendered in the
     recipient's locale, with ``params``) and its packed callback data."""
     return {"label": label, "data": data, **({"params": params} if params else {})}

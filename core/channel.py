@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class InboundEvent:
     error_code: str = ""
     sender_name: str = ""
     edited: bool = False  # an edit of an earlier message (never re-applied as a new answer)
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 EventCallback = Callable[[InboundEvent], Awaitable[None]]

@@ -5,6 +5,7 @@ state). Which font can draw the labels is asked here too, so matplotlib is impor
 from __future__ import annotations
 
 import io
+from typing import Any
 
 CJK_FONTS = (
     "Noto Sans CJK SC",
@@ -38,7 +39,7 @@ def chart_locale(locale: str) -> tuple[str, str | None]:
     return (locale, font) if font else ("en", None)
 
 
-def risk_chart(rows: list[tuple], labels: dict[str, str], font: str | None) -> bytes:
+def risk_chart(rows: list[tuple[str, int, int, int, float | None]], labels: dict[str, str], font: str | None) -> bytes:
     """The monthly report's chart as PNG bytes. ``rows`` are ``(risk class, drawn, done,
     problems, problem rate or None)``; ``labels`` names ``drawn``, ``done``, ``problems``,
     ``rate``, ``risk``, ``count`` and ``title``. Two panels: the counts per risk class, and the
@@ -47,8 +48,8 @@ def risk_chart(rows: list[tuple], labels: dict[str, str], font: str | None) -> b
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib is heavy to import
     from matplotlib.figure import Figure  # lazy: matplotlib is heavy to import
 
-    rc = {"font.family": [font, "DejaVu Sans"]} if font else {}
-    with matplotlib.rc_context(rc):
+    rc: dict[str, Any] = {"font.family": [font, "DejaVu Sans"]} if font else {}
+    with matplotlib.rc_context(rc):  # type: ignore[arg-type]  # matplotlib types its keys as a Literal of every rc name
         fig = Figure(figsize=(8, 3.6), dpi=100, layout="constrained")
         FigureCanvasAgg(fig)
         left, right = fig.subplots(1, 2, width_ratios=[3, 2])

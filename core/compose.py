@@ -10,6 +10,7 @@ templates, in the recipient's locale.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from core.channel import Button, Outgoing, Poll
 from core.keyboards import keyboard
@@ -18,7 +19,7 @@ from core.render import render, text
 
 def compose(
     template: str,
-    context: dict,
+    context: dict[str, Any],
     locale: str,
     address: str,
     *,

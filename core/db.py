@@ -26,11 +26,11 @@ from enum import Enum
 from functools import lru_cache, partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from tortoise import Tortoise, connections
-from tortoise.backends.base.client import TransactionalDBClient
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient, TransactionContext
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.backends.sqlite import client as _tortoise_sqlite
@@ -66,11 +66,11 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_SYNCHRONOUS = "NORMAL"
 
 
-def tortoise_config(database_url: str, tz: str = "Asia/Shanghai") -> dict:
+def tortoise_config(database_url: str, tz: str = "Asia/Shanghai") -> dict[str, Any]:
     url = database_url
     if url.startswith("postgresql://"):
         url = "postgres://" + url[len("postgresql://") :]
-    connection: str | dict = url
+    connection: str | dict[str, Any] = url
     if url.startswith("sqlite://"):
         if "synchronous=" not in url:
             url += ("&" if "?" in url else "?") + f"synchronous={SQLITE_SYNCHRONOUS}"
@@ -122,7 +122,7 @@ async def upgrade(settings: Settings) -> list[str]:
 
 
 @asynccontextmanager
-async def transaction(connection=None) -> AsyncIterator[Any]:
+async def transaction(connection: BaseDBAsyncClient | None = None) -> AsyncIterator[BaseDBAsyncClient]:
     """The caller's transaction if it passes one, else a new one: one use case, one transaction."""
     if connection is not None:
         yield connection
@@ -131,16 +131,17 @@ async def transaction(connection=None) -> AsyncIterator[Any]:
         yield opened_conn
 
 
-def conn():
+def conn() -> BaseDBAsyncClient:
     """The default connection (or the transaction bound to the current task)."""
-    return connections.get("default")
+    found: BaseDBAsyncClient = connections.get("default")  # Tortoise's proxy object is untyped
+    return found
 
 
 def dialect() -> str:
     return conn().schema_generator.DIALECT
 
 
-def placeholders(n: int, start: int = 1, *, connection=None) -> str:
+def placeholders(n: int, start: int = 1, *, connection: BaseDBAsyncClient | None = None) -> str:
     """``?, ?, ?`` on SQLite, ``$1, $2, $3`` on PostgreSQL (of ``connection``, else the default's)."""
     return _placeholders((connection or conn()).capabilities.dialect, n, start)
 
@@ -152,7 +153,7 @@ def _placeholders(dialect_name: str, n: int, start: int) -> str:
     return ", ".join("?" * n)
 
 
-def sql(text: str, *, connection=None) -> str:
+def sql(text: str, *, connection: BaseDBAsyncClient | None = None) -> str:
     """``text``, written with ``?`` placeholders, for the dialect of ``connection`` (else the
     default's): PostgreSQL wants ``$1, $2, …``. The one place queries are translated; short
     texts (the hot paths' few constant queries) are cached, long generated ones are not."""
@@ -167,7 +168,7 @@ def _numbered(text: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(counter)}", text)
 
 
-def moment(value) -> datetime | None:
+def moment(value: str | datetime | None) -> datetime | None:
     """A timestamp column as raw SQL returns it (ISO text on SQLite, a datetime on asyncpg),
     aware and in UTC."""
     if value is None:
@@ -183,7 +184,7 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # what json
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})  # passed as they are (most values)
 
 
-def decoded(value, empty):
+def decoded(value: Any, empty: Any) -> Any:
     """A JSON column as a raw read returns it (text on SQLite, and on asyncpg without codecs),
     as Python; ``empty`` for NULL. The reverse of :func:`encode` for JSON."""
     if value is None:
@@ -191,7 +192,7 @@ def decoded(value, empty):
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-def encode(value):
+def encode(value: Any) -> Any:
     """A Python value as our raw-SQL writes pass it (JSON as text; both drivers take the rest)."""
     if type(value) in _PLAIN:
         return value
@@ -205,23 +206,23 @@ def encode(value):
     return value
 
 
-def timestamp(value: datetime, *, connection=None):
+def timestamp(value: datetime, *, connection: BaseDBAsyncClient | None = None) -> str | datetime:
     """``value`` as the driver takes it, worked out once for the many rows of an ``encoded``
     bulk insert: in UTC as :func:`encode` keeps it; on SQLite the very text the sqlite3 adapter
     Tortoise registers would make for each row (``isoformat(" ")``); asyncpg takes the datetime.
     For ``connection``'s dialect (else the default connection's)."""
-    value = encode(value)
-    return value if (connection or conn()).capabilities.dialect == "postgres" else value.isoformat(" ")
+    utc_value: datetime = encode(value)
+    return utc_value if (connection or conn()).capabilities.dialect == "postgres" else utc_value.isoformat(" ")
 
 
 async def bulk_insert(
     table: str,
     columns: Sequence[str],
-    rows: Iterable[Sequence],
+    rows: Iterable[Sequence[Any]],
     *,
     ignore_conflicts: bool = False,
     batch: int = 5000,
-    connection=None,
+    connection: BaseDBAsyncClient | None = None,
     encoded: bool = False,
 ) -> None:
     """Insert plain tuples with ``executemany``: the path for city-scale writes.
@@ -236,10 +237,11 @@ async def bulk_insert(
     sql = _insert_sql(table, tuple(columns), client.capabilities.dialect, ignore_conflicts)
     if encoded:
         rows = iter(rows)
-        while chunk := list(islice(rows, batch)):
-            await client.execute_many(sql, chunk)
+        while ready := list(islice(rows, batch)):
+            # Tortoise types the rows list[list]; both drivers take any sequence per row (tuples here)
+            await client.execute_many(sql, ready)  # type: ignore[arg-type]
         return
-    chunk: list[list] = []
+    chunk: list[list[Any]] = []
     for row in rows:
         chunk.append([encode(v) for v in row])
         if len(chunk) >= batch:
@@ -289,15 +291,15 @@ class GroupCommit:
 
     def __init__(self, max_batch: int = GROUP_MAX) -> None:
         self.max_batch = max_batch
-        self._queue: list[tuple[Work, asyncio.Future]] = []
-        self._writer: asyncio.Task | None = None
+        self._queue: list[tuple[Work[Any], asyncio.Future[Any]]] = []
+        self._writer: asyncio.Task[None] | None = None
         self.batches = 0  # transactions committed (or tried); with ``self.items``, the mean batch size
         self.items = 0
 
     async def run(self, work: Work[T]) -> T:
         if isinstance(conn(), TransactionalDBClient):  # its work would commit with the batch, not with the caller
             raise TransactionManagementError("a group commit cannot run inside a transaction")
-        done = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((work, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
@@ -315,10 +317,10 @@ class GroupCommit:
             self._queue = []
             raise
 
-    async def _commit(self, batch: list[tuple[Work, asyncio.Future]]) -> None:
+    async def _commit(self, batch: list[tuple[Work[Any], asyncio.Future[Any]]]) -> None:
         self.batches += 1
         self.items += len(batch)
-        results: list[tuple[Work, asyncio.Future, Any]] = []
+        results: list[tuple[Work[Any], asyncio.Future[Any], Any]] = []
         try:
             async with in_transaction() as conn:
                 with on_loop():
@@ -404,18 +406,18 @@ class _LoopConnection(aiosqlite.Connection):
         self._handed = 0  # calls handed to the worker thread (counted on the loop's thread)
         self._finished = 0  # of those, finished (counted on the worker thread)
 
-    def _counted(self, function: Callable[[], Any]) -> Any:
+    def _counted(self, function: Callable[[], T]) -> T:
         try:
             return function()
         finally:
             self._finished += 1
 
-    async def _execute(self, fn, *args, **kwargs):
+    async def _execute(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
         if _ON_LOOP.get() and self._finished == self._handed:
             return fn(*args, **kwargs)
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._handed += 1
         self._tx.put_nowait((future, partial(self._counted, partial(fn, *args, **kwargs))))
         return await future
@@ -438,7 +440,7 @@ class SqliteClient(_tortoise_sqlite.SqliteClient):
                 await cursor.close()
             await self._post_connect()
 
-    def _in_transaction(self) -> _tortoise_sqlite.TransactionContext:
+    def _in_transaction(self) -> TransactionContext:
         return _SqliteTransactionContext(_SqliteTransaction(self), self._lock)
 
 
@@ -448,7 +450,7 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
     unless another statement is under way on the worker thread or holds this transaction."""
 
     def _here(self) -> sqlite3.Connection | None:
-        raw = self._connection
+        raw = cast(_LoopConnection, self._connection)  # SqliteClient.create_connection opened it
         if (
             _ON_LOOP.get()
             and raw._finished == raw._handed
@@ -459,10 +461,11 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
             return raw._connection
         return None
 
-    async def execute_query(self, query: str, values: list | None = None) -> tuple[int, Sequence[dict]]:
+    async def execute_query(self, query: str, values: list[Any] | None = None) -> tuple[int, Sequence[dict[str, Any]]]:
         here = self._here()
         if here is None:
-            return await super().execute_query(query, values)
+            result: tuple[int, Sequence[dict[str, Any]]] = await super().execute_query(query, values)
+            return result
         try:
             start = here.total_changes
             rows = here.execute(query.replace("\x00", "'||CHAR(0)||'"), values or ()).fetchall()
@@ -470,34 +473,39 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
             raise _translated(exc) from exc
         return (here.total_changes - start) or len(rows), rows
 
-    async def execute_query_dict(self, query: str, values: list | None = None) -> list[dict]:
+    async def execute_query_dict(self, query: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
         here = self._here()
         if here is None:
-            return await super().execute_query_dict(query, values)
+            rows: list[dict[str, Any]] = await super().execute_query_dict(query, values)
+            return rows
         try:
             return list(map(dict, here.execute(query.replace("\x00", "'||CHAR(0)||'"), values or ()).fetchall()))
         except _TRANSLATED as exc:
             raise _translated(exc) from exc
 
-    async def execute_insert(self, query: str, values: list) -> int:
+    async def execute_insert(self, query: str, values: list[Any]) -> int:
         here = self._here()
         if here is None:
-            return await super().execute_insert(query, values)
+            rowid: int = await super().execute_insert(query, values)
+            return rowid
         try:
-            return here.execute(query, values).lastrowid
+            # sqlite3 types lastrowid int | None (None before any INSERT); this runs INSERTs
+            return cast(int, here.execute(query, values).lastrowid)
         except _TRANSLATED as exc:
             raise _translated(exc) from exc
 
-    async def execute_many(self, query: str, values: list[list]) -> None:
+    async def execute_many(self, query: str, values: list[list[Any]]) -> None:
         if len(values) > ON_LOOP_MAX_ROWS:  # a bulk write: on the thread, even inside on_loop()
             token = _ON_LOOP.set(False)
             try:
-                return await super().execute_many(query, values)
+                await super().execute_many(query, values)
+                return
             finally:
                 _ON_LOOP.reset(token)
         here = self._here()
         if here is None:
-            return await super().execute_many(query, values)
+            await super().execute_many(query, values)
+            return
         try:
             here.executemany(query, values)
         except _TRANSLATED as exc:
@@ -534,7 +542,7 @@ def _translated(exc: sqlite3.Error) -> Exception:
 
 
 class _SqliteTransactionContext(_tortoise_sqlite.SqliteTransactionContext):
-    async def __aenter__(self):
+    async def __aenter__(self) -> TransactionalDBClient:
         await self._trxlock.acquire()
         try:
             await self.ensure_connection()
@@ -547,7 +555,8 @@ class _SqliteTransactionContext(_tortoise_sqlite.SqliteTransactionContext):
         except BaseException:  # Tortoise's would keep the lock (and the connection) for ever
             self._trxlock.release()
             raise
-        return self.connection
+        client: TransactionalDBClient = self.connection  # Tortoise types it Any
+        return client
 
 
 #: Tortoise's engine hook: ``{"engine": "core.db"}`` (see :func:`tortoise_config`) selects this client.

@@ -10,10 +10,11 @@ strings or labels, and a button's layout changes in one place.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, key
 
-Rows = list[list[dict]]
+Rows = list[list[dict[str, Any]]]
 
 
 def assignment_offer(assignment_id: int) -> Rows:

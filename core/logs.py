@@ -17,6 +17,7 @@ import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TextIO
 
 from core.db import transient
 
@@ -46,8 +47,8 @@ def _redact(text: str, ordered: tuple[str, ...]) -> str:
     return BOT_URL.sub(_keep_prefix, text) if "bot" in text else text
 
 
-def _keep_prefix(m: re.Match) -> str:
-    return m.group(1) + REDACTED
+def _keep_prefix(m: re.Match[str]) -> str:
+    return str(m.group(1)) + REDACTED
 
 
 class RedactingFilter(logging.Filter):
@@ -108,13 +109,15 @@ class KeyValueFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-def settings_secrets(settings) -> tuple[str, ...]:
+def settings_secrets(settings: object) -> tuple[str, ...]:
     """The secrets a :class:`core.settings.Settings` holds."""
     names = ("telegram_token", "sms_auth_token", "telegram_webhook_secret", "sms_push_token")
     return tuple(getattr(settings, n, "") for n in names if getattr(settings, n, ""))
 
 
-def setup_logging(settings=None, *, fmt: str = "json", verbose: bool = False, stream=None) -> logging.Handler:
+def setup_logging(
+    settings: object = None, *, fmt: str = "json", verbose: bool = False, stream: TextIO | None = None
+) -> logging.Handler:
     """Replace the root logger's handlers with one redacting handler; returns it.
 
     ``fmt`` is ``"json"`` (JSON lines, for a service under systemd/journald or a log shipper) or
@@ -146,7 +149,7 @@ def quiet_libraries(*, verbose: bool = False) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING if not verbose else logging.INFO)
 
 
-def protect(settings) -> None:
+def protect(settings: object) -> None:
     """Without replacing anyone's handlers: quiet the leaky libraries and make every handler of
     the root logger redact ``settings``' secrets (replacing the filter an earlier call added).
 
@@ -160,7 +163,7 @@ def protect(settings) -> None:
         handler.addFilter(RedactingFilter(secrets))
 
 
-def not_stored(logger: logging.Logger, exc: BaseException, message: str, *args) -> None:
+def not_stored(logger: logging.Logger, exc: BaseException, message: str, *args: object) -> None:
     """Log an inbound event that could not be stored (the caller answers 503 or retries). While
     the database is away every webhook fails this way, and a traceback each would bury the log:
     a transient failure is one WARNING line with its cause; anything else keeps its traceback."""

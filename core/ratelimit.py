@@ -55,6 +55,9 @@ class RateLimiter:
         self.window = window
         self.now = now
         self._recent: deque[Slot] | None = deque(maxlen=max(1, int(rate))) if rate else None
+        # the same limits as plain numbers, for the arithmetic done only when they are set
+        self._interval = per_address or 0.0
+        self._spacing = window / rate if rate else 0.0
         self._next_start = 0.0
         self._last: dict[str, Slot] = {}
         self._paused_until = 0.0
@@ -72,12 +75,12 @@ class RateLimiter:
             prev = self._last.get(address) if self.per_address else None
             if prev is not None:
                 if prev.answered is None:  # answered no earlier than now: free no earlier than now + interval
-                    if now + self.per_address >= deadline:
+                    if now + self._interval >= deadline:
                         return None
-                    if not await self._answered(prev, deadline - self.per_address):
+                    if not await self._answered(prev, deadline - self._interval):
                         return None
                     continue
-                at = max(at, prev.answered + self.per_address)
+                at = max(at, prev.answered + self._interval)
             if at > deadline:
                 return None
             if self._recent is not None:
@@ -102,7 +105,7 @@ class RateLimiter:
         at = max(now, self._paused_until)
         prev = self._last.get(address) if self.per_address else None
         if prev is not None:
-            at = max(at, (prev.answered if prev.answered is not None else now) + self.per_address)
+            at = max(at, (prev.answered if prev.answered is not None else now) + self._interval)
         return at - now
 
     def pause(self, seconds: float) -> None:
@@ -114,7 +117,7 @@ class RateLimiter:
         slot = Slot(at)
         if self._recent is not None:
             self._recent.append(slot)
-            self._next_start = at + self.window / self.rate
+            self._next_start = at + self._spacing
         if self.per_address:
             self._last[address] = slot
             if len(self._last) > 100_000:
@@ -140,4 +143,4 @@ class RateLimiter:
 
     def _forget(self, now: float) -> None:
         """Drop addresses whose interval has passed (bounds memory on a city-wide fan-out)."""
-        self._last = {a: s for a, s in self._last.items() if s.answered is None or s.answered + self.per_address > now}
+        self._last = {a: s for a, s in self._last.items() if s.answered is None or s.answered + self._interval > now}

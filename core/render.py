@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -36,14 +37,14 @@ def environment(locale: str) -> Environment:
     return env
 
 
-def render(template: str, /, locale: str = DEFAULT_LOCALE, **context) -> str:
+def render(template: str, /, locale: str = DEFAULT_LOCALE, **context: Any) -> str:
     return environment(locale).get_template(template).render(locale=locale, **context)
 
 
 @cache
-def _texts(locale: str) -> dict:
+def _texts(locale: str) -> dict[str, Any]:
     env = environment(locale)
-    macros: dict = {}
+    macros: dict[str, Any] = {}
     for path in sorted((TEMPLATES / locale / "texts").glob("*.j2")):
         module = env.get_template(f"texts/{path.name}").module
         for name in dir(module):
@@ -55,7 +56,7 @@ def _texts(locale: str) -> dict:
     return macros
 
 
-def text(code: str, /, locale: str = DEFAULT_LOCALE, **params) -> str:
+def text(code: str, /, locale: str = DEFAULT_LOCALE, **params: Any) -> str:
     """One short text by its code, e.g. ``text("uscc_bad_check", value="…")``."""
     macro = _texts(locale).get(code)
     if macro is None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 GENESIS = "0" * 64
 TAG = b"inspectbot/audit/v1"
@@ -25,7 +26,7 @@ class Entry:
     actor: str  # "inspector:37020001", "coordinator:12", "system", …
     action: str  # "assignment.accepted", "recusal.recorded", …
     subject: str  # "assignment:123"
-    data: dict
+    data: dict[str, Any]
     prev_hash: str
     hash: str = ""
 

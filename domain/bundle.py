@@ -18,19 +18,15 @@ from typing import Any
 from domain import teams
 from domain.draw import (
     PROTOCOL,
-    DrawInputError,
     DrawInputs,
     DrawOutcome,
     Inspection,
     PoolColumns,
     Replacement,
-    TeamSpec,
-    TsvFormatError,
-    UnitInfo,
+    Selection,
     derive_seed,
     gc_paused,
     inspectors_tsv,
-    note_fields,
     parse_inspectors_tsv,
     parse_pool_tsv,
     parse_ratio,
@@ -38,6 +34,7 @@ from domain.draw import (
     rank,
     select,
 )
+from domain.protocol import DrawInputError, InspectorLine, TeamSpec, TsvFormatError, UnitInfo, note_fields
 
 DRAW_FILE = "draw.json"
 POOL_FILE = "pool.tsv"
@@ -58,7 +55,7 @@ def canonical_json(value: Any) -> bytes:
 # --------------------------------------------------------------------------- building
 
 
-def inspection_entry(ins: Inspection) -> dict:
+def inspection_entry(ins: Inspection) -> dict[str, Any]:
     """One element of draw.json "inspections"."""
     return {
         "no": ins.no,
@@ -76,11 +73,11 @@ def inspections_digest(inspections: Sequence[Inspection]) -> str:
     return _entries_digest([inspection_entry(i) for i in inspections])
 
 
-def _entries_digest(entries: list) -> str:
+def _entries_digest(entries: list[dict[str, Any]]) -> str:
     return sha256(canonical_json(entries)).hexdigest()
 
 
-def team_entry(spec: TeamSpec) -> dict:
+def team_entry(spec: TeamSpec) -> dict[str, Any]:
     return {
         "size": spec.size,
         "slots": list(spec.slots),
@@ -89,7 +86,7 @@ def team_entry(spec: TeamSpec) -> dict:
     }
 
 
-def draw_document(inputs: DrawInputs, outcome: DrawOutcome, *, flight: bool = False) -> dict:
+def draw_document(inputs: DrawInputs, outcome: DrawOutcome, *, flight: bool = False) -> dict[str, Any]:
     """draw.json as a value (docs §9.2)."""
     entries = [inspection_entry(i) for i in outcome.inspections]
     named_units = {ins.unit for ins in inputs.inspectors}
@@ -214,7 +211,7 @@ class CheckLine:
 class BundleError(ValueError):
     """The bundle cannot be read at all (a file missing, draw.json not JSON or missing a field)."""
 
-    def __init__(self, code: str, **params) -> None:
+    def __init__(self, code: str, **params: Any) -> None:
         self.code = code
         self.params = params
         super().__init__(f"{code}: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
@@ -224,14 +221,14 @@ class BundleError(ValueError):
 class _Doc:
     """draw.json, its types checked."""
 
-    raw: dict
+    raw: dict[str, Any]
     secret: bytes
-    strata: dict[str, dict]
+    strata: dict[str, dict[str, Any]]
     team: TeamSpec
     units: dict[str, UnitInfo]
-    entries: list[dict]
+    entries: list[dict[str, Any]]
     excluded_pairs: list[str]
-    notes: list[dict]
+    notes: list[dict[str, Any]]
 
 
 def verify(files: Mapping[str, bytes]) -> list[CheckLine]:
@@ -318,13 +315,13 @@ def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
     return out
 
 
-def _line(ok: bool, what: str, detail: str = "mismatch", **params) -> CheckLine:
+def _line(ok: bool, what: str, detail: str = "mismatch", **params: Any) -> CheckLine:
     return CheckLine(ok, what, "" if ok else detail, params)
 
 
-def _derive_selection(doc: _Doc, seed: bytes, pool: PoolColumns):
+def _derive_selection(doc: _Doc, seed: bytes, pool: PoolColumns) -> tuple[Selection | None, list[CheckLine]]:
     """Re-run protocol §4 with the published ratios."""
-    lines = []
+    lines: list[CheckLine] = []
     unratioed = {n.get("stratum") for n in doc.notes if n.get("code") == "stratum_without_ratio"}
     ratios = {}
     for label, entry in doc.strata.items():
@@ -340,7 +337,7 @@ def _derive_selection(doc: _Doc, seed: bytes, pool: PoolColumns):
     return select(seed, pool, ratios), lines
 
 
-def _check_strata(doc: _Doc, selection) -> list[CheckLine]:
+def _check_strata(doc: _Doc, selection: Selection) -> list[CheckLine]:
     published = Counter(e["stratum"] for e in doc.entries)
     out = []
     for label in sorted(set(doc.strata) | set(selection.strata)):
@@ -367,7 +364,7 @@ def _check_strata(doc: _Doc, selection) -> list[CheckLine]:
     return out
 
 
-def _check_selection(doc: _Doc, selection) -> CheckLine:
+def _check_selection(doc: _Doc, selection: Selection) -> CheckLine:
     derived = selection.drawn
     for i, (entry, (_, key, label)) in enumerate(zip(doc.entries, derived)):
         if entry["no"] != i + 1 or entry["entity"] != key or entry["stratum"] != label:
@@ -379,7 +376,7 @@ def _check_selection(doc: _Doc, selection) -> CheckLine:
     return CheckLine(True, "selection", "", {"count": len(derived)})
 
 
-def _check_ranks(doc: _Doc, seed: bytes, selection) -> CheckLine:
+def _check_ranks(doc: _Doc, seed: bytes, selection: Selection) -> CheckLine:
     """Each listed rank is r(entity); the selection already ranked the drawn entities, so only a
     listed entity that the seed did not draw is hashed again."""
     derived = {key: r for r, key, _ in selection.drawn}
@@ -394,7 +391,7 @@ def _check_ranks(doc: _Doc, seed: bytes, selection) -> CheckLine:
     return CheckLine(True, "ranks", "", {"count": len(doc.entries)})
 
 
-def _check_teams(doc: _Doc, targets, formed) -> CheckLine:
+def _check_teams(doc: _Doc, targets: Sequence[tuple[int, str, str]], formed: teams.Formed) -> CheckLine:
     by_no = {e["no"]: e for e in doc.entries}
     staffed = 0
     for (no, _, _), (team, reason) in zip(targets, formed.teams):
@@ -414,7 +411,14 @@ def _check_teams(doc: _Doc, targets, formed) -> CheckLine:
     return CheckLine(True, "teams", "", {"count": len(targets), "staffed": staffed})
 
 
-def _check_recusals(data: bytes, seed: bytes, inspectors, doc: _Doc, targets, formed) -> CheckLine:
+def _check_recusals(
+    data: bytes,
+    seed: bytes,
+    inspectors: Sequence[InspectorLine],
+    doc: _Doc,
+    targets: Sequence[tuple[int, str, str]],
+    formed: teams.Formed,
+) -> CheckLine:
     """Replay recusals.tsv in order (docs §10) against the derived teams."""
     try:
         records = parse_recusals_tsv(data)
@@ -423,7 +427,7 @@ def _check_recusals(data: bytes, seed: bytes, inspectors, doc: _Doc, targets, fo
     pools = teams.Pools(seed, inspectors, doc.units, doc.team)
     current = {no: list(team) for (no, _, _), (team, _) in zip(targets, formed.teams)}
     where = {no: (entity, division) for no, entity, division in targets}
-    ordinals: Counter = Counter()
+    ordinals: Counter[int] = Counter()
     previous = 0
     for line, rec in enumerate(records, 1):
         team = current.get(rec.no)
@@ -438,6 +442,7 @@ def _check_recusals(data: bytes, seed: bytes, inspectors, doc: _Doc, targets, fo
             problem = "not_on_seat"
         if problem:
             return CheckLine(False, "recusals", problem, {"line": line, "no": rec.no})
+        assert team is not None  # else problem is "unknown_inspection"
         entity, division = where[rec.no]
         excluded = teams.HashedExclusions(seed, rec.exclusions)
         who, _reason = pools.replace(rec.no, entity, division, rec.ordinal, team, rec.recusing, excluded.check)
@@ -503,18 +508,19 @@ def _read_doc(data: bytes) -> _Doc:
     return _Doc(raw, bytes.fromhex(raw["secret"]), strata, team, units, entries, excluded, notes)
 
 
-def _want(raw: dict, name: str, kind: type):
+def _want(raw: dict[str, Any], name: str, kind: type) -> Any:
     value = raw.get(name)
     if not isinstance(value, kind):
         raise BundleError("draw_json_field", field=name)
     return value
 
 
-def _read_team(entry: dict) -> TeamSpec:
-    size = entry.get("size")
-    slots = entry.get("slots")
-    required = entry.get("required_quals")
-    slot_quals = entry.get("slot_quals")
+def _read_team(entry: dict[str, Any]) -> TeamSpec:
+    # JSON values, checked just below
+    size: Any = entry.get("size")
+    slots: Any = entry.get("slots")
+    required: Any = entry.get("required_quals")
+    slot_quals: Any = entry.get("slot_quals")
     ok = (
         isinstance(size, int)
         and not isinstance(size, bool)
@@ -536,7 +542,7 @@ def _read_team(entry: dict) -> TeamSpec:
     )
 
 
-def _entry_ok(entry) -> bool:
+def _entry_ok(entry: object) -> bool:
     """One inspection of draw.json has every field, of the right type (a hundred thousand of them:
     plain type tests, no generator per entry)."""
     if type(entry) is not dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import json
 import operator
 import re
 from collections import Counter
@@ -24,7 +23,21 @@ from fractions import Fraction
 from hashlib import sha256
 from itertools import islice
 from math import isqrt
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
+
+from domain import teams
+from domain.protocol import (
+    DrawInputError,
+    InspectorLine,
+    RatioError,
+    TeamSpec,
+    TeamSpecError,
+    TsvFormatError,
+    UnitInfo,
+    note,
+    pair_hash,
+)
+from domain.protocol import note_fields as note_fields  # re-exported: callers read a draw's notes from here
 
 PROTOCOL = "inspectbot/draw/v1"
 SECRET_BYTES = 32
@@ -38,39 +51,6 @@ class PoolLine(NamedTuple):
 
     key: str
     stratum: str
-
-
-@dataclass(frozen=True)
-class InspectorLine:
-    """One eligible inspector as published: key (certificate no.), unit key, sorted qualification codes."""
-
-    key: str
-    unit: str
-    quals: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class UnitInfo:
-    """Published with the draw so an auditor can re-derive teams: owning department code and
-    jurisdiction (administrative-division code prefix, e.g. "3702" covers 370202…)."""
-
-    department: str
-    jurisdiction: str
-
-
-@dataclass(frozen=True)
-class TeamSpec:
-    """Team size (>= 2) and composition. ``slots`` lists, per team seat, the department code the
-    seat must come from (a joint plan has one seat per department); None = any department.
-
-    ``required_quals``: qualification codes every member must hold (the union of what the plan's
-    items require). ``slot_quals``: extra codes per seat (a joint plan's seat for department X
-    needs the qualifications of X's items); seats past its end need nothing extra."""
-
-    size: int
-    slots: tuple[str | None, ...] = ()
-    required_quals: tuple[str, ...] = ()
-    slot_quals: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,33 +97,6 @@ class DrawOutcome:
     # hex pair hashes (docs/draw-protocol.md §7.4) of the exclusions that team formation
     # consulted and found; published as draw.json "excluded_pairs"
     excluded_pairs: tuple[str, ...] = ()
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class DrawInputError(ValueError):
-    """Bad draw input. ``code`` names the problem (a text code in templates/*/texts/verify.j2,
-    prefixed ``protocol_``); ``params`` say where (file, line, value)."""
-
-    def __init__(self, code: str, **params) -> None:
-        self.code = code
-        self.params = params
-        detail = ", ".join(f"{k}={v!r}" for k, v in params.items())
-        super().__init__(f"{code}: {detail}" if detail else code)
-
-
-class TsvFormatError(DrawInputError):
-    """A line of pool.tsv / inspectors.tsv / recusals.tsv breaks the format; ``params`` has
-    ``file`` and the 1-based ``line``."""
-
-
-class RatioError(DrawInputError):
-    """A sampling ratio is not a plain decimal string between 0 and 1."""
-
-
-class TeamSpecError(DrawInputError):
-    """The team spec, the units or the divisions cannot describe a valid team formation."""
 
 
 # --------------------------------------------------------------------------- hashing
@@ -245,12 +198,16 @@ def _check_field(file: str, line: int, name: str, value: str, forbidden: str = "
         raise TsvFormatError("tsv_bad_field", file=file, line=line, field=name, value=str(value))
 
 
-def _raise_order(file: str, keys: Sequence) -> None:
+_Key = TypeVar("_Key", str, bytes)
+
+
+def _raise_order(file: str, keys: Sequence[_Key]) -> None:
     """Name the first line whose key is not strictly after the previous one."""
     for i in range(1, len(keys)):
         if not keys[i - 1] < keys[i]:
             code = "tsv_duplicate_key" if keys[i - 1] == keys[i] else "tsv_unsorted"
-            key = keys[i].decode("utf-8", "replace") if isinstance(keys[i], bytes) else keys[i]
+            this = keys[i]
+            key = this.decode("utf-8", "replace") if isinstance(this, bytes) else this
             raise TsvFormatError(code, file=file, line=i + 1, key=key)
 
 
@@ -326,7 +283,7 @@ def parse_inspectors_tsv(data: bytes) -> list[InspectorLine]:
         return []
     if not text.endswith("\n"):
         raise TsvFormatError("tsv_no_final_newline", file=INSPECTORS_FILE, line=text.count("\n") + 1)
-    out = []
+    out: list[InspectorLine] = []
     for i, line in enumerate(text[:-1].split("\n"), 1):
         fields = line.split("\t")
         if len(fields) != 3:
@@ -367,16 +324,6 @@ def quota(pool_size: int, ratio: str) -> int:
     return min(pool_size, ceiling)
 
 
-def note(code: str, **fields) -> str:
-    """A draw note as published: a canonical JSON object with its ``code`` (docs §7.6)."""
-    return json.dumps({"code": code, **fields}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def note_fields(text: str) -> dict:
-    """The fields of a note made by :func:`note` (for rendering it through a template)."""
-    return json.loads(text)
-
-
 @dataclass
 class Selection:
     strata: dict[str, StratumCount]
@@ -395,8 +342,8 @@ def select(seed: bytes, pool: PoolColumns, ratios: Mapping[str, str], *, sigmas:
     n_s-th rank keeps at least n_s of them but a few hundred more. Should a stratum keep fewer
     (odds below 1e-9), it is redone exactly with a heap. The result is exact either way.
     """
-    for ratio in ratios.values():
-        parse_ratio(ratio)  # reject a bad plan before hashing a million keys
+    for text in ratios.values():
+        parse_ratio(text)  # reject a bad plan before hashing a million keys
     sizes = Counter(pool.strata)
     counts: dict[str, StratumCount] = {}
     notes: list[str] = []
@@ -480,16 +427,8 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def pair_hash(seed: bytes, inspector: str, entity: str) -> str:
-    """How an exclusion (conflict, rotation, recusal) is published: hex H(seed || "pair" || 0x00 ||
-    inspector || 0x00 || entity). Salted with the seed, so it cannot be linked across draws."""
-    return sha256(seed + b"pair\x00" + inspector.encode() + b"\x00" + entity.encode()).hexdigest()
-
-
 def run_draw(inputs: DrawInputs) -> DrawOutcome:
     """Select entities per stratum and form teams, exactly as docs/draw-protocol.md says."""
-    from domain import teams
-
     _check_secret(inputs.secret)
     with gc_paused():
         keys = [p.key for p in inputs.pool]
@@ -556,8 +495,6 @@ def replacement(
     Pass every exclusion known now in ``extra_conflicts`` — at least the recusal itself and any
     conflict declared since the draw. ``current_team`` is the team as it stands (vacant seats as "").
     """
-    from domain import teams
-
     division = inspection.division or _division(inputs.divisions, inspection.entity)
     excluded = teams.PairExclusions(inputs.conflicts | inputs.recent | extra_conflicts)
     pools = teams.Pools(seed, inputs.inspectors, inputs.units, inputs.team)

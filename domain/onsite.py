@@ -22,12 +22,16 @@ Life of a result::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any, TypeVar
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), metres
 NOTE_LIMIT = 500
 REASON_LIMIT = 500
+
+T = TypeVar("T")
 
 
 # --- check-in -----------------------------------------------------------------------------------
@@ -120,7 +124,7 @@ class Findings:
     correction: bool = False  # this result would supersede an earlier one
 
     @classmethod
-    def new(cls, items, *, prefill: Findings | None = None) -> Findings:
+    def new(cls, items: Iterable[str], *, prefill: Findings | None = None) -> Findings:
         """A fresh draft over ``items``; a correction starts from the result it corrects, at its
         summary (the lead changes only what was wrong)."""
         items = tuple(items)
@@ -217,7 +221,7 @@ def _refuse(state: Findings, code: str, index: int | None = None) -> Outcome:
     return Outcome(state, code, False, index)
 
 
-def _advance(state: Findings, **changes) -> Findings:
+def _advance(state: Findings, **changes: Any) -> Findings:
     """On to the first item still without a verdict, or to the summary."""
     s = replace(state, **changes)
     nxt = next((i for i, v in enumerate(s.verdicts) if v is None), None)
@@ -226,7 +230,7 @@ def _advance(state: Findings, **changes) -> Findings:
     return replace(s, cursor=nxt, step=Step.VERDICT)
 
 
-def _set(values: tuple, index: int, value) -> tuple:
+def _set(values: tuple[T, ...], index: int, value: T) -> tuple[T, ...]:
     return values[:index] + (value,) + values[index + 1 :]
 
 
@@ -332,7 +336,7 @@ def _supersede(s: Findings, e: Supersede) -> Outcome:
     return Outcome(replace(s, status=ResultStatus.SUPERSEDED), "superseded", True)
 
 
-_HANDLERS = {
+_HANDLERS: dict[type[Event], Callable[[Findings, Any], Outcome]] = {
     Pick: _pick,
     Note: _note,
     Skip: _skip,

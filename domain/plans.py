@@ -12,7 +12,7 @@ decimal arithmetic; a float from the file (``0.1``) is refused rather than guess
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -137,7 +137,7 @@ class PlanSpec:
     def joint(self) -> bool:
         return len(self.departments) > 1
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The normalised plan as plain JSON-able data; ``parse_plan(spec.to_dict()) == spec``."""
         return {
             "code": self.code,
@@ -187,7 +187,7 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _table(value: Any, path: str, allowed: set[str]) -> Mapping:
+def _table(value: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise PlanError(path, "not_table")
     for key in value:
@@ -227,7 +227,7 @@ def _bool(value: Any, path: str) -> bool:
     return value
 
 
-def _list(value: Any, path: str, *, nonempty: bool = False) -> list:
+def _list(value: Any, path: str, *, nonempty: bool = False) -> list[Any]:
     if not isinstance(value, (list, tuple)):
         raise PlanError(path, "not_list")
     if nonempty and not value:
@@ -235,7 +235,9 @@ def _list(value: Any, path: str, *, nonempty: bool = False) -> list:
     return list(value)
 
 
-def _unique_strings(value: Any, path: str, *, nonempty: bool = False, check=None) -> tuple[str, ...]:
+def _unique_strings(
+    value: Any, path: str, *, nonempty: bool = False, check: Callable[[str, str], object] | None = None
+) -> tuple[str, ...]:
     out: list[str] = []
     for i, item in enumerate(_list(value, path, nonempty=nonempty)):
         text = _string(item, _join(path, i))
@@ -293,12 +295,12 @@ def _exact_text(value: Any, path: str, kind: str) -> str:
 
 def parse_ratio(value: Any, path: str) -> str:
     """A sampling ratio as the exact decimal string the protocol publishes (0 ≤ p ≤ 1)."""
-    value = _exact_text(value, path, "ratio")
-    if not _DECIMAL.fullmatch(value):
-        raise PlanError(path, "bad_ratio", value=_show(value))
-    if Decimal(value) > 1:
-        raise PlanError(path, "ratio_range", value=value)
-    return value
+    text = _exact_text(value, path, "ratio")
+    if not _DECIMAL.fullmatch(text):
+        raise PlanError(path, "bad_ratio", value=_show(text))
+    if Decimal(text) > 1:
+        raise PlanError(path, "ratio_range", value=text)
+    return text
 
 
 def parse_share(value: Any, path: str) -> str:

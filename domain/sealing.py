@@ -9,6 +9,18 @@ in Python and :data:`REVEALED_SQL` for a query over a draw row aliased ``d``.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
+
+
+class Sealable(Protocol):
+    """What :func:`draw_is_sealed` reads: a Draw row, a dataclass of raw columns."""
+
+    @property
+    def flight(self) -> bool: ...
+    @property
+    def reveal_at(self) -> datetime | None: ...
+    @property
+    def revealed_at(self) -> datetime | None: ...
 
 
 def is_sealed(flight: bool, reveal_at: datetime | None, revealed_at: datetime | None, now: datetime) -> bool:
@@ -27,7 +39,7 @@ def is_revealed(flight: bool, reveal_at: datetime | None, revealed_at: datetime 
 REVEALED_SQL = "(d.flight = FALSE OR d.revealed_at IS NOT NULL OR (d.reveal_at IS NOT NULL AND d.reveal_at <= ?))"
 
 
-def draw_is_sealed(draw: object, now: datetime) -> bool:
+def draw_is_sealed(draw: Sealable, now: datetime) -> bool:
     """:func:`is_sealed` on anything with ``flight``, ``reveal_at`` and ``revealed_at`` (a Draw
     row, a dataclass of raw columns)."""
     return is_sealed(bool(draw.flight), draw.reveal_at, draw.revealed_at, now)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 
@@ -52,7 +52,7 @@ def twilio_signing_string(url: str, params: Params = ()) -> str:
     return url + _signed_params(params)
 
 
-def _digest(algorithm: str):
+def _digest(algorithm: str) -> Callable[[], hashlib._Hash]:
     digest = _DIGESTS.get(algorithm)
     if digest is None:
         raise SignatureError(f"unknown signature algorithm {algorithm!r}")

@@ -24,7 +24,7 @@ from hashlib import sha256
 from operator import itemgetter
 from typing import NamedTuple
 
-from domain.draw import InspectorLine, TeamSpec, TeamSpecError, UnitInfo, note, pair_hash
+from domain.protocol import InspectorLine, TeamSpec, TeamSpecError, UnitInfo, note, pair_hash
 
 NO_POOL = "no_inspector_in_jurisdiction"
 ALL_EXCLUDED = "all_candidates_excluded"
@@ -60,7 +60,7 @@ def seats(spec: TeamSpec) -> list[Seat]:
     return out
 
 
-def _is_code(value) -> bool:
+def _is_code(value: object) -> bool:
     return isinstance(value, str) and value != "" and not any(c in value for c in "\t\n\x00")
 
 
@@ -246,7 +246,7 @@ class Pools:
         """A note for every pool whose loads differ by more than one (docs §7.6). A member's load
         is the number of teams where they hold a seat of the pool's kind (one pool per kind each)."""
         staffed = [team for team in teams if team]
-        loads: dict[Seat, Counter] = {seat: Counter() for seat in self.by_seat}
+        loads: dict[Seat, Counter[str]] = {seat: Counter() for seat in self.by_seat}
         for s, seat in enumerate(self.seats):
             loads[seat].update(Counter(map(itemgetter(s), staffed)))
         out = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 
 class Kind(Enum):
@@ -66,7 +67,8 @@ class Answers:
     comment: str | None = None
 
     def get(self, q: Question) -> bool | int | str | None:
-        return getattr(self, q.value)
+        value: bool | int | str | None = getattr(self, q.value)
+        return value
 
     def open(self) -> tuple[Question, ...]:
         """The required questions still unanswered, in survey order."""
@@ -75,7 +77,7 @@ class Answers:
     def filled_from(self, new: Answers) -> Answers:
         """These answers with ``new``'s filled in where still empty — an answer once recorded is
         never overwritten; comments are appended (newline-separated, capped)."""
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         for q in REQUIRED:
             if self.get(q) is None and new.get(q) is not None:
                 changes[q.value] = new.get(q)

@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import lru_cache
+from typing import Any
 
 from domain.surveys.questions import COMMENT_MAX_CHARS, REQUIRED, SCORE_MAX, SCORE_MIN, Answers, Kind, Question
 
@@ -280,6 +281,7 @@ def _word_tokens(word: str, start: int, prev: _Token | None) -> tuple[_Token | N
                 return text
             before, more = got
             if toks:
+                assert before is not None  # it was toks[-1]: _cjk_tokens only rewrites it
                 toks[-1] = before
             else:
                 prev = before
@@ -301,6 +303,7 @@ def _tokenise(s: str, begin: int, end: int) -> list[_Token]:
             j += 1
         prev, toks = _word_tokens(s[i:j], i, tokens[-1] if tokens else None)
         if tokens:
+            assert prev is not None  # it was tokens[-1]: _word_tokens only rewrites it
             tokens[-1] = prev
         tokens.extend(toks)
         i = j
@@ -455,13 +458,13 @@ def parse_reply(text: str, expecting: Question | Iterable[Question] = REQUIRED) 
             break
         run.append(tok)
     if not run:
-        return ParseResult(code=frame.code, problems=(Problem(first, _expected(first)),))
+        return ParseResult(code=frame.code, problems=(Problem(first, _expected(open_[0])),))
     pairs = _labelled(run, open_)
     if pairs is None:
         if len(run) > len(open_):
             return ParseResult(code=frame.code, problems=(Problem(first, Reason.TOO_MANY),))
         pairs = list(zip(open_, run))
-    values: dict[str, bool | int] = {}
+    values: dict[str, Any] = {}
     problems: list[Problem] = []
     for q, tok in pairs:
         if tok.kind == _AMBIGUOUS:
