@@ -17,6 +17,7 @@ from core.settings import Settings, SettingsError
 COMMAND_MODULES = [
     "bot.commands.db",
     "bot.commands.people",
+    "bot.commands.bindings",
     "bot.commands.audit",
     "bot.commands.plans",
     "bot.commands.draws",

@@ -355,13 +355,15 @@ async def resolve_address(channel: str, kind: str, recipient_id: int) -> str | N
 
 async def addresses_of(channel: str, kind: str, ids: list[int]) -> dict[int, str]:
     """Recipient id -> address on ``channel``: the mobile number (SMS) or the newest live chat
-    binding (Telegram). Recipients without one are left out."""
+    binding (Telegram) of the person — never a group's chat (negative id): a binding of a group,
+    made before issue 13, gets nothing (``inspectbot bindings groups --revoke`` removes it).
+    Recipients without one are left out."""
     if channel == Channel.SMS.value:
         model = {RecipientKind.ENTITY.value: Entity, RecipientKind.INSPECTOR.value: Inspector}.get(kind)
         if model is None:
             return {}
         return {rid: mobile for rid, mobile in await model.filter(id__in=ids).values_list("id", "mobile") if mobile}
-    q = ChatBinding.filter(channel=channel, revoked_at=None)
+    q = ChatBinding.filter(channel=channel, revoked_at=None).exclude(address__startswith="-")
     if kind == RecipientKind.INSPECTOR.value:
         q, key = q.filter(inspector_id__in=ids, role=Role.INSPECTOR), "inspector_id"
     elif kind == RecipientKind.ENTITY.value:

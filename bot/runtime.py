@@ -15,6 +15,7 @@ from aiohttp import web
 from bot.dispatcher import Dispatcher
 from core.channel import EventKind, InboundEvent
 from core.clock import SYSTEM, Clock
+from core.render import text
 from core.settings import Settings
 from handlers.router import long_work, route
 from services.inbound import Received, receive
@@ -32,7 +33,8 @@ class Runtime:
     async def on_event(self, event: InboundEvent) -> Received:
         """Store and handle one event (committed when this returns: by group commit unless the
         router says it may start long work); then answer a button's press in the background (it
-        only stops the client's spinner — the replies are in the outbox) and wake the sender."""
+        stops the client's spinner, with a short text when the router refused the press — the
+        replies are in the outbox) and wake the sender."""
         result = await receive(
             event,
             route,
@@ -45,7 +47,8 @@ class Runtime:
         if event.kind == EventKind.BUTTON and event.callback_id:
             channel = self.channels.get(event.channel)
             if channel is not None and hasattr(channel, "answer_button_soon"):
-                channel.answer_button_soon(event.callback_id)
+                notice = text(result.button_answer, result.locale) if result.button_answer else ""
+                channel.answer_button_soon(event.callback_id, notice)
         if self.dispatcher is not None and not result.duplicate:
             self.dispatcher.wake()
         log.info(

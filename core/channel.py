@@ -69,8 +69,10 @@ class EventKind(str, Enum):
 @dataclass(frozen=True)
 class InboundEvent:
     """A normalised inbound event. ``external_id`` is the provider's unique id (Telegram
-    ``update_id``, SMS MessageSid) — the idempotency key. ``sender`` is the channel identity
-    (chat id / E.164 number)."""
+    ``update_id``, SMS MessageSid) — the idempotency key. ``sender`` is where it came from and
+    where a reply goes (chat id / E.164 number); ``user`` is who sent it (Telegram ``from.id``, the
+    presser of a button; empty on SMS, where the number is the person). A role belongs to the
+    person: :attr:`person` is the identity bindings are looked up by, never a group's chat id."""
 
     channel: str  # "telegram" | "sms"
     external_id: str
@@ -91,8 +93,34 @@ class InboundEvent:
     error_code: str = ""
     sender_name: str = ""
     edited: bool = False  # an edit of an earlier message (never re-applied as a new answer)
+    user: str = ""  # who sent it: Telegram ``from.id`` (a button's presser); "" = the sender itself (SMS)
+    chat_type: str = (
+        ""  # Telegram: private | group | supergroup | channel; "" where there is no chat (SMS, poll answers)
+    )
+    addressee: str = ""  # the bot a ``/command@name`` names (lowercase, without @); "" when none is named
+    elsewhere: bool = False  # a command addressed to another bot than ours: never acted on nor answered
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def in_group(self) -> bool:
+        """Sent in a chat shared by several people (a group, a supergroup, a channel)."""
+        return self.chat_type in GROUP_CHATS
+
+    @property
+    def person(self) -> str:
+        """The identity that acts, the one whose roles apply: the sender's own user id in a private
+        chat (where chat id and user id are one), the number on SMS, the voter of a poll answer —
+        and "" for an event from a group, or one whose sender is not the person of the chat it
+        arrived in: such an event acts for nobody."""
+        if self.in_group:
+            return ""
+        if self.chat_type == "private" and self.user and self.user != self.sender:
+            return ""
+        return self.user or self.sender
+
+
+#: Telegram chat types shared by several people: the bot acts for nobody in them (docs/messaging.md).
+GROUP_CHATS = frozenset({"group", "supergroup", "channel"})
 
 EventCallback = Callable[[InboundEvent], Awaitable[None]]
 

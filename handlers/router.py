@@ -6,7 +6,9 @@ Several handlers may take one kind, told apart by channel and role (an SMS reply
 entity's mobile, a Telegram text from an inspector): the first registered one whose channel
 and roles fit the sender runs. A sender with no binding reaches only ``/start`` and the
 handlers registered with ``roles=None``; everything else gets the refusal template and is
-otherwise ignored (recorded as ``unknown``).
+otherwise ignored (recorded as ``unknown``). Roles are the sender's own (looked up by their user
+id); an event from a group, or a press on a message meant for someone else, acts for nobody
+(:func:`for_nobody`), and a command addressed to another bot is ignored.
 
 The router imports no handler: each handler module registers itself with it when imported, and
 ``handlers/__init__.py`` imports them all (through :mod:`handlers.features`), so any import of
@@ -105,6 +107,10 @@ def _find(ctx: Context, roles: set[Role]) -> Route | None:
 
 async def route(ctx: Context) -> str:
     """Run the matching handler; return the outcome recorded on the inbound event."""
+    if ctx.event.elsewhere:
+        return "other_bot"  # a /command@other_bot: not ours to act on or answer, in any chat
+    if not ctx.event.person:
+        return await for_nobody(ctx)
     roles = {b.role for b in ctx.bindings}
     found = _find(ctx, roles)
     if found is not None and found.allows(roles):
@@ -123,3 +129,26 @@ async def route(ctx: Context) -> str:
         connection=ctx.conn,
     )
     return "not_understood"
+
+
+async def for_nobody(ctx: Context) -> str:
+    """An event that acts for nobody: from a group, or a button pressed by someone other than the
+    person the message was for (docs/messaging.md, "Groups"). Nothing is run and nothing is said
+    into the group: a button press gets a short refusal on the presser's own screen; ``/start``
+    gets, once per group, the hint that invites are opened in a private chat; the rest is
+    recorded and ignored."""
+    ev = ctx.event
+    if ev.kind == EventKind.BUTTON:
+        ctx.notes["button_answer"] = "button_not_yours"
+        return "foreign_press"
+    if ev.kind == EventKind.COMMAND and ev.command == "start":
+        await reply(
+            ev,
+            "group_start.j2",
+            locale=ctx.locale,
+            now=ctx.clock.now(),
+            connection=ctx.conn,
+            once=f"group_start:{ev.channel}:{ev.sender}",
+        )
+        return "group_start"
+    return "group_ignored"

@@ -1,4 +1,4 @@
-"""/start CODE binds a chat; /help lists what the sender's roles can do."""
+"""/start CODE binds the sender (in a private chat; the router keeps groups away); /help lists what the sender's roles can do."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ async def start(ctx: Context) -> str:
         )
         return "start_without_code"
     try:
-        bound = await redeem(ev.argument, Channel(ev.channel), ev.sender, ev.sender_name, ctx.clock)
+        bound = await redeem(ev.argument, Channel(ev.channel), ev.person, ev.sender_name, ctx.clock)
     except IdentityError as exc:
         await reply(ev, "invite_refused.j2", {"reason": exc.code}, locale=ctx.locale, now=now, connection=ctx.conn)
         return exc.code

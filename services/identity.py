@@ -1,4 +1,5 @@
-"""Who is talking: one-time invite codes bind a chat to a person with a role.
+"""Who is talking: one-time invite codes bind a person (their own Telegram user id, redeemed in a
+private chat) with a role.
 
 Only a code's SHA-256 is stored, so a database dump cannot be used to bind a chat. A code is
 redeemed with one conditional UPDATE (unused and unexpired), so two chats racing for one code
@@ -19,6 +20,7 @@ from core.clock import Clock
 from domain.errors import ServiceError
 from models.directory import Department, Entity, Inspector
 from models.messaging import Channel, ChatBinding, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
+from services import audit
 
 INVITE_TTL = timedelta(days=7)
 
@@ -144,3 +146,51 @@ async def bindings_of(channel: str, address: str, conn=None) -> list[ChatBinding
     conn = conn or db.conn()
     sql = _BINDINGS_SQL.format(*db.placeholders(2, connection=conn).split(", "))
     return [ChatBinding._init_from_db(**row) for row in await conn.execute_query_dict(sql, [channel, address])]
+
+
+@dataclass(frozen=True)
+class GroupBinding:
+    id: int
+    address: str  # the group's chat id (negative on Telegram)
+    role: str
+    name: str  # the person of the directory it was made for (inspector, entity), else its display name
+
+
+async def group_bindings(conn=None) -> list[GroupBinding]:
+    """Live bindings of a Telegram group rather than a person: made before invites were refused in
+    groups (issue 13). A Telegram group's chat id is negative; a person's never is."""
+    rows = await (
+        ChatBinding.filter(channel=Channel.TELEGRAM, address__startswith="-", revoked_at__isnull=True)
+        .using_db(conn or db.conn())
+        .order_by("id")
+        .values("id", "address", "role", "display_name", "inspector__name", "entity__name")
+    )
+    return [
+        GroupBinding(
+            r["id"],
+            r["address"],
+            getattr(r["role"], "value", r["role"]),
+            r["inspector__name"] or r["entity__name"] or r["display_name"],
+        )
+        for r in rows
+    ]
+
+
+async def revoke_group_bindings(clock: Clock, actor: str = "cli") -> list[GroupBinding]:
+    """Revoke every live group binding (:func:`group_bindings`), each with an audit record, in one
+    transaction; return what was revoked. The people bound redeem a new invite in a private chat."""
+    now = clock.now()
+    async with db.transaction() as conn:
+        found = await group_bindings(conn)
+        for b in found:
+            n = await ChatBinding.filter(id=b.id, revoked_at__isnull=True).using_db(conn).update(revoked_at=now)
+            if n:
+                await audit.append(
+                    actor,
+                    "binding.revoked",
+                    f"binding:{b.id}",
+                    {"address": b.address, "role": b.role, "name": b.name, "reason": "group_chat"},
+                    now,
+                    connection=conn,
+                )
+    return found

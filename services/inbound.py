@@ -8,7 +8,9 @@ provider delivers again. Events arriving together are committed together (group 
 :data:`GROUPED_KINDS`): one transaction, each event in a savepoint of its own, each answered
 only after that transaction's COMMIT.
 
-Chat bindings belong to chats that redeemed an invite (``/start CODE``, a Telegram command). An
+Chat bindings belong to the people who redeemed an invite (``/start CODE``, a Telegram command,
+in a private chat): they are looked up by the sender's own user id (:attr:`InboundEvent.person`),
+never by a group's chat id, so an event from a group acts for nobody (docs/messaging.md). An
 SMS sender is identified by its number itself (an entity's mobile), never by a binding, so the
 binding lookup is skipped on the channels in :data:`UNBOUND_CHANNELS` (their handlers see none).
 """
@@ -58,6 +60,8 @@ class Received:
     duplicate: bool
     outcome: str = ""
     replies: int = 0
+    button_answer: str = ""  # a text code (templates/*/texts/) to answer a button press with, e.g. a refusal
+    locale: str = "zh-CN"  # the locale of that answer
 
 
 @dataclass
@@ -148,7 +152,8 @@ async def _receive(
     rows = await conn.execute_query_dict(_INSERT.format(db.placeholders(7, connection=conn)), row)
     if not rows:
         return Received(duplicate=True)
-    bindings = [] if event.channel in UNBOUND_CHANNELS else await bindings_of(event.channel, event.sender, conn)
+    person = event.person  # the sender's own user id, never a group's chat id ("" in a group: nobody)
+    bindings = [] if event.channel in UNBOUND_CHANNELS or not person else await bindings_of(event.channel, person, conn)
     ctx = Context(
         event=event,
         bindings=bindings,
@@ -164,7 +169,9 @@ async def _receive(
         f"UPDATE inbound_event SET processed_at={q[0]}, outcome={q[1]} WHERE id={q[2]}",
         [row[5], outcome[:64], rows[0]["id"]],
     )
-    return Received(duplicate=False, outcome=outcome)
+    return Received(
+        duplicate=False, outcome=outcome, button_answer=ctx.notes.get("button_answer", ""), locale=ctx.locale
+    )
 
 
 def without_nul(event: InboundEvent) -> InboundEvent:
@@ -202,4 +209,7 @@ def _payload(event: InboundEvent) -> dict:
         "status": event.status,
         "error_code": event.error_code,
         "edited": event.edited,
+        "user": event.user,
+        "chat_type": event.chat_type,
+        "addressee": event.addressee,
     }

@@ -113,14 +113,16 @@ async def reply(
     seq: int = 0,
     binding_id: int = 0,
     edit_of: str | None = None,
+    once: str = "",
 ) -> None:
     """Answer the sender of an inbound event (``event``: bot.channels.base.InboundEvent) on its channel.
 
-    Keyed by the event's own id, so processing the same event twice cannot answer twice."""
+    Keyed by the event's own id, so processing the same event twice cannot answer twice; with
+    ``once``, keyed by that instead, so the answer goes out once whichever event asks for it."""
     await enqueue(
         [
             Message(
-                dedupe_key=f"reply:{event.channel}:{event.external_id}:{seq}",
+                dedupe_key=once or f"reply:{event.channel}:{event.external_id}:{seq}",
                 recipient_kind=RecipientKind.PERSON,
                 recipient_id=binding_id,
                 template=template,

@@ -160,20 +160,20 @@ class TelegramChannel:
         except tg_error.TelegramError as exc:
             log.info("answerCallbackQuery failed: %s", exc.__class__.__name__)
 
-    def answer_button_soon(self, callback_id: str) -> None:
+    def answer_button_soon(self, callback_id: str, text: str = "") -> None:
         """:meth:`answer_button` in the background: the caller (a webhook's 200, the next polled
         update) does not wait for the Bot API's round trip. At most :data:`MAX_PENDING_ANSWERS`
         at a time; past that one is dropped (logged) — the client's spinner then stops by itself."""
         if len(self._answers) >= MAX_PENDING_ANSWERS:
             log.info("answerCallbackQuery skipped: %d answers under way", len(self._answers))
             return
-        task = asyncio.get_running_loop().create_task(self._answer_in_turn(callback_id))
+        task = asyncio.get_running_loop().create_task(self._answer_in_turn(callback_id, text))
         self._answers.add(task)
         task.add_done_callback(self._answers.discard)
 
-    async def _answer_in_turn(self, callback_id: str) -> None:
+    async def _answer_in_turn(self, callback_id: str, text: str = "") -> None:
         async with self._answer_slots:
-            await self.answer_button(callback_id)
+            await self.answer_button(callback_id, text)
 
     async def fetch_file(self, file_id: str) -> bytes:
         try:
@@ -213,7 +213,7 @@ class TelegramChannel:
         """Hand one polled update to ``on_event`` (which returns once it is committed), trying
         again until it is stored: it is not confirmed until then, so nothing is lost."""
         try:
-            event = normalise(update)
+            event = normalise(update, me=self.username)
         except Exception:  # an update we cannot read is not retried for ever (it would hold up the rest)
             log.exception("Telegram update %s could not be read; skipped", update.update_id)
             return
@@ -244,7 +244,9 @@ class TelegramChannel:
         return bool(header) and secrets.compare_digest(header.encode(), self._secret.encode())
 
     def parse_webhook(self, data: dict) -> InboundEvent | None:
-        return normalise(Update.de_json(data, self.app.bot), raw=data)  # the posted dict: no to_dict() again
+        return normalise(
+            Update.de_json(data, self.app.bot), raw=data, me=self.username
+        )  # the posted dict: no to_dict() again
 
 
 def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
@@ -281,9 +283,10 @@ def send_error(exc: tg_error.TelegramError) -> SendError:
     return SendError("unknown", retryable=True, detail=text)
 
 
-def normalise(update: Update, raw: dict | None = None) -> InboundEvent | None:
+def normalise(update: Update, raw: dict | None = None, me: str = "") -> InboundEvent | None:
     """One Telegram update as our channel-neutral event (None for kinds we do not handle);
-    ``raw``, the update as received, is rebuilt from ``update`` when not given."""
+    ``raw``, the update as received, is rebuilt from ``update`` when not given. ``me`` is our
+    bot's username: a ``/command@name`` naming any other bot is marked ``elsewhere``."""
     uid = str(update.update_id)
     raw = update.to_dict() if raw is None else raw
     if update.callback_query is not None:
@@ -298,6 +301,8 @@ def normalise(update: Update, raw: dict | None = None) -> InboundEvent | None:
             callback_id=q.id,
             message_id=str(q.message.message_id) if q.message is not None else "",
             sender_name=q.from_user.full_name,
+            user=str(q.from_user.id),  # the presser, who need not be the person the message was for
+            chat_type=q.message.chat.type if q.message is not None else "",
             raw=raw,
         )
     if update.poll_answer is not None:
@@ -309,6 +314,7 @@ def normalise(update: Update, raw: dict | None = None) -> InboundEvent | None:
             sender=str(user),
             kind=EventKind.POLL_ANSWER,
             poll_id=a.poll_id,
+            user=str(user),
             option_ids=tuple(a.option_ids),
             raw=raw,
         )
@@ -323,6 +329,8 @@ def normalise(update: Update, raw: dict | None = None) -> InboundEvent | None:
         message_id=str(msg.message_id),
         sender_name=msg.from_user.full_name if msg.from_user else "",
         edited=edited,
+        user=str(msg.from_user.id) if msg.from_user else "",
+        chat_type=msg.chat.type,
         raw=raw,
     )
     if msg.location is not None:
@@ -335,8 +343,17 @@ def normalise(update: Update, raw: dict | None = None) -> InboundEvent | None:
     text = msg.text or ""
     if text.startswith("/") and not edited:
         head, _, arg = text.partition(" ")
-        command = head[1:].split("@", 1)[0].lower()
-        return InboundEvent(kind=EventKind.COMMAND, command=command, argument=arg.strip(), text=text, **common)
+        name, _, addressee = head[1:].partition("@")
+        addressee = addressee.lower()
+        return InboundEvent(
+            kind=EventKind.COMMAND,
+            command=name.lower(),
+            argument=arg.strip(),
+            text=text,
+            addressee=addressee,
+            elsewhere=bool(addressee) and addressee != me.lower(),
+            **common,
+        )
     if text:
         return InboundEvent(kind=EventKind.TEXT, text=text, **common)
     return None

@@ -92,8 +92,8 @@ class BotApi:
         chat = self.w.chat_for(p["chat_id"])
         gifts = ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription", "gifts_from_channels")
         return {
-            **chat.user.as_chat(),
-            "accent_color_id": chat.user.id % 7,
+            **chat.as_chat(),
+            "accent_color_id": abs(chat.id) % 7,
             "max_reaction_count": 11,
             "accepted_gift_types": {name: True for name in gifts},
         }
@@ -177,7 +177,7 @@ class BotApi:
             if key in p:
                 poll[key] = p[key]
         message = self.send(chat, p, {"poll": poll})
-        self.w.polls[poll["id"]] = PollState(copy.deepcopy(poll), chat.user.id, message["message_id"])
+        self.w.polls[poll["id"]] = PollState(copy.deepcopy(poll), chat.id, message["message_id"])
         return message
 
     def send(self, chat: ChatState, p: dict, content: dict) -> dict:
@@ -272,7 +272,7 @@ class BotApi:
         if not reply:
             return None
         target = chat.messages.get(reply["message_id"])
-        if reply.get("chat_id", chat.user.id) != chat.user.id or target is None or target.deleted:
+        if reply.get("chat_id", chat.id) != chat.id or target is None or target.deleted:
             if reply.get("allow_sending_without_reply"):
                 return None
             raise bad_request("message to be replied not found")
@@ -453,7 +453,7 @@ class BotApi:
             "show_alert": p.get("show_alert", False),
             "url": p.get("url"),
         }
-        chat = self.w.chats[query.user_id]
+        chat = self.w.chats[query.user_id]  # the presser's own chat: the answer shows on their screen
         chat.callback_answers.append(query.answer)
         chat.changed.notify()
         return True

@@ -12,15 +12,18 @@ from itertools import count
 
 from simulators.telegram.entities import detect_entities
 from simulators.telegram.media import image_size, image_type, make_png
-from simulators.telegram.world import CallbackQuery, ChatState, SimulatorError, VirtualUser, World
+from simulators.telegram.world import CallbackQuery, ChatState, Group, SimulatorError, VirtualUser, World
 
 FIRST_USER_ID = 200_000_001
+FIRST_GROUP_ID = 4_000_001  # a group's chat id is -N
+FIRST_SUPERGROUP_ID = -1_002_000_000_001  # a supergroup's is -100 followed by ten digits
 
 
 class People:
     def __init__(self, world: World) -> None:
         self.w = world
         self._ids = count(FIRST_USER_ID)
+        self._groups = count(FIRST_GROUP_ID)
 
     def create(
         self,
@@ -46,20 +49,60 @@ class People:
     def user(self, user: VirtualUser | int) -> VirtualUser:
         return self.w.chat_of(user).user
 
+    def create_group(self, title: str, members: list[VirtualUser | int], *, supergroup: bool = False) -> ChatState:
+        """A group (or supergroup) of ``members``, the first of whom adds the bot to it: the bot
+        gets a ``my_chat_member`` update and, as an administrator, every message written there."""
+        if not title.strip() or len(title) > 128:
+            raise SimulatorError("a group title has 1-128 characters")
+        people = [self.user(m) for m in members]
+        if not people:
+            raise SimulatorError("a group needs at least one member")
+        n = next(self._groups)
+        chat_id = FIRST_SUPERGROUP_ID - (n - FIRST_GROUP_ID) if supergroup else -n
+        group = Group(chat_id, "supergroup" if supergroup else "group", title, {p.id: p for p in people})
+        chat = ChatState(people[0], group)
+        self.w.chats[chat_id] = chat
+        self.w.updates.push(
+            "my_chat_member",
+            {
+                "chat": group.as_chat(),
+                "from": people[0].as_user(),
+                "date": self.w.now(),
+                "old_chat_member": {"status": "left", "user": dict(self.w.bot)},
+                "new_chat_member": {"status": "member", "user": dict(self.w.bot)},
+            },
+        )
+        return chat
+
+    def _group_chat(self, user: VirtualUser | int, chat_id: int) -> tuple[ChatState, VirtualUser]:
+        """The group ``chat_id`` and ``user`` as one of its members."""
+        chat = self.w.chats.get(chat_id)
+        person = self.user(user)
+        if chat is None or chat.group is None:
+            raise SimulatorError(f"no group {chat_id}")
+        if person.id not in chat.group.members:
+            raise SimulatorError(f"user {person.id} is not a member of group {chat_id}")
+        return chat, person
+
     # -- messages the person writes -------------------------------------------------------
 
-    def send_text(self, user: VirtualUser | int, text: str) -> dict:
-        """A text message; commands and links get the entities a client gives them."""
+    def send_text(self, user: VirtualUser | int, text: str, *, chat: int | None = None) -> dict:
+        """A text message (in the person's private chat, or in the group ``chat`` they are a
+        member of); commands — ``/cmd`` and ``/cmd@botname`` — and links get the entities a
+        client gives them."""
         if not text.strip():
             raise SimulatorError("a Telegram client does not send empty messages")
         if len(text) > 4096:
             raise SimulatorError("a Telegram message holds at most 4096 characters")
         entities = detect_entities(text)
-        return self._message(user, {"text": text, **({"entities": entities} if entities else {})})
+        return self._message(user, {"text": text, **({"entities": entities} if entities else {})}, chat)
 
-    def send_command(self, user: VirtualUser | int, command: str, argument: str = "") -> dict:
-        """``/command argument``, e.g. ``send_command(u, "start", "CODE")`` for a deep link."""
-        return self.send_text(user, f"/{command.lstrip('/')}" + (f" {argument}" if argument else ""))
+    def send_command(
+        self, user: VirtualUser | int, command: str, argument: str = "", *, chat: int | None = None
+    ) -> dict:
+        """``/command argument``, e.g. ``send_command(u, "start", "CODE")`` for a deep link;
+        ``command`` may name a bot (``"report@some_other_bot"``)."""
+        return self.send_text(user, f"/{command.lstrip('/')}" + (f" {argument}" if argument else ""), chat=chat)
 
     def share_location(
         self, user: VirtualUser | int, latitude: float, longitude: float, horizontal_accuracy: float | None = None
@@ -109,7 +152,10 @@ class People:
             stored.data["entities"] = entities
         return self.w.updates.push("edited_message", copy.deepcopy(stored.data))
 
-    def _message(self, user: VirtualUser | int, content: dict) -> dict:
+    def _message(self, user: VirtualUser | int, content: dict, group: int | None = None) -> dict:
+        if group is not None:
+            chat, person = self._group_chat(user, group)
+            return self.w.updates.push("message", self.w.store(chat, content, from_bot=False, author=person))
         chat = self._active_chat(user)
         chat.user.started = True
         return self.w.updates.push("message", self.w.store(chat, content, from_bot=False))
@@ -123,10 +169,26 @@ class People:
     # -- reactions to the bot's messages --------------------------------------------------
 
     def press_button(
-        self, user: VirtualUser | int, message_id: int, *, data: str | None = None, text: str | None = None
+        self,
+        user: VirtualUser | int,
+        message_id: int,
+        *,
+        data: str | None = None,
+        text: str | None = None,
+        chat: int | None = None,
     ) -> dict:
-        """Press the inline button with this ``callback_data`` (or label) on this bot message."""
-        chat = self._active_chat(user)
+        """Press the inline button with this ``callback_data`` (or label) on this bot message, in
+        the person's private chat or in the group ``chat`` (any member may press any button there)."""
+        if chat is None:
+            where = self._active_chat(user)
+            presser = where.user
+        else:
+            where, presser = self._group_chat(user, chat)
+        return self._press(where, presser, message_id, data, text)
+
+    def _press(
+        self, chat: ChatState, presser: VirtualUser, message_id: int, data: str | None, text: str | None
+    ) -> dict:
         stored = chat.messages.get(message_id)
         if stored is None or stored.deleted or not stored.from_bot:
             raise SimulatorError(f"no bot message {message_id} in this chat")
@@ -142,14 +204,14 @@ class People:
         if chosen is None or "callback_data" not in chosen or (data is None and text is None):
             raise SimulatorError(f"message {message_id} has no callback button {data or text!r}")
         query = CallbackQuery(
-            str(4_382_000_000_000_000_000 + self.w.next_number()), chat.user.id, message_id, chosen["callback_data"]
+            str(4_382_000_000_000_000_000 + self.w.next_number()), presser.id, message_id, chosen["callback_data"]
         )
         self.w.callback_queries[query.id] = query
         return self.w.updates.push(
             "callback_query",
             {
                 "id": query.id,
-                "from": chat.user.as_user(),
+                "from": presser.as_user(),
                 "message": copy.deepcopy(stored.data),
                 "chat_instance": chat.chat_instance,
                 "data": query.data,

@@ -224,16 +224,28 @@ class TelegramSimulator:
     def users(self) -> list[VirtualUser]:
         return list(self.world.users.values())
 
-    def send_text(self, user: VirtualUser | int, text: str) -> dict:
-        return self.people.send_text(user, text)
+    def create_group(self, title: str, members: list[VirtualUser | int], *, supergroup: bool = False) -> int:
+        """A group (or supergroup) of ``members`` with the bot in it; returns its (negative) chat id."""
+        return self.people.create_group(title, members, supergroup=supergroup).id
 
-    def send_command(self, user: VirtualUser | int, command: str, argument: str = "") -> dict:
-        return self.people.send_command(user, command, argument)
+    def send_text(self, user: VirtualUser | int, text: str, *, chat: int | None = None) -> dict:
+        return self.people.send_text(user, text, chat=chat)
+
+    def send_command(
+        self, user: VirtualUser | int, command: str, argument: str = "", *, chat: int | None = None
+    ) -> dict:
+        return self.people.send_command(user, command, argument, chat=chat)
 
     def press_button(
-        self, user: VirtualUser | int, message_id: int, *, data: str | None = None, text: str | None = None
+        self,
+        user: VirtualUser | int,
+        message_id: int,
+        *,
+        data: str | None = None,
+        text: str | None = None,
+        chat: int | None = None,
     ) -> dict:
-        return self.people.press_button(user, message_id, data=data, text=text)
+        return self.people.press_button(user, message_id, data=data, text=text, chat=chat)
 
     def share_location(
         self, user: VirtualUser | int, latitude: float, longitude: float, horizontal_accuracy: float | None = None
@@ -262,7 +274,8 @@ class TelegramSimulator:
     # -- what users received --------------------------------------------------------------
 
     def messages(self, user: VirtualUser | int, *, include_deleted: bool = False) -> list[ChatMessage]:
-        """The bot's messages in this user's chat, as they look now (edits applied)."""
+        """The bot's messages in this user's chat (or in the group whose chat id ``user`` is), as
+        they look now (edits applied)."""
         chat = self.world.chat_of(user)
         return [
             ChatMessage(i, copy.deepcopy(chat.messages[i].data), chat.messages[i].deleted)

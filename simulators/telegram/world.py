@@ -1,4 +1,5 @@
-"""What the simulated Telegram knows: the bot, its users and their private chats, messages, files.
+"""What the simulated Telegram knows: the bot, its users, their private chats and the groups the
+bot is in, messages, files.
 
 Both sides work on one :class:`World`: the bot through Bot API calls (``botapi.py``), the people
 through virtual-user actions (``people.py``). Messages are stored as the Bot API ``Message``
@@ -109,8 +110,23 @@ class ChatMessage:
 
 
 @dataclass
+class Group:
+    """A group or supergroup the bot is a member of (an administrator: it receives every message)."""
+
+    id: int  # negative, as on Telegram: -N for a group, -100NNNNNNNNNN for a supergroup
+    type: str  # group | supergroup
+    title: str
+    members: dict[int, VirtualUser] = field(default_factory=dict)
+
+    def as_chat(self) -> dict:
+        """The Bot API ``Chat`` of this group."""
+        return {"id": self.id, "type": self.type, "title": self.title}
+
+
+@dataclass
 class ChatState:
-    user: VirtualUser
+    user: VirtualUser  # the person of a private chat; in a group, the member who added the bot
+    group: Group | None = None
     messages: dict[int, StoredMessage] = field(default_factory=dict)
     next_message_id: int = 1
     bot_message_ids: list[int] = field(default_factory=list)
@@ -120,8 +136,15 @@ class ChatState:
     changed: Notifier = field(default_factory=Notifier)
 
     @property
+    def id(self) -> int:
+        return self.group.id if self.group is not None else self.user.id
+
+    def as_chat(self) -> dict:
+        return self.group.as_chat() if self.group is not None else self.user.as_chat()
+
+    @property
     def chat_instance(self) -> str:
-        return str(-(8_200_000_000_000_000_000 + self.user.id))
+        return str(-(8_200_000_000_000_000_000 + abs(self.id)))
 
 
 @dataclass
@@ -178,16 +201,17 @@ class World:
     # -- chats ----------------------------------------------------------------------------
 
     def chat_for(self, chat_id: object) -> ChatState:
-        """The private chat ``chat_id`` names, as the bot may address it; else 'chat not found'."""
+        """The chat ``chat_id`` names (a private chat whose person has started the bot, or a
+        group the bot is in), as the bot may address it; else 'chat not found'."""
         chat = self.chats.get(chat_id) if isinstance(chat_id, int) else None
-        if chat is None or not chat.user.started:
+        if chat is None or (chat.group is None and not chat.user.started):
             raise errors.chat_not_found()
         return chat
 
     def writable_chat(self, chat_id: object) -> ChatState:
         """A chat the bot may send to: known, started, and not blocked."""
         chat = self.chat_for(chat_id)
-        if chat.user.blocked:
+        if chat.group is None and chat.user.blocked:
             raise errors.blocked()
         return chat
 
@@ -197,15 +221,16 @@ class World:
             raise SimulatorError(f"no virtual user {user_id}")
         return self.chats[user_id]
 
-    def store(self, chat: ChatState, content: dict, *, from_bot: bool) -> dict:
-        """Give ``content`` a message id, sender, chat and date; keep it; tell waiters."""
+    def store(self, chat: ChatState, content: dict, *, from_bot: bool, author: VirtualUser | None = None) -> dict:
+        """Give ``content`` a message id, sender (the bot, else ``author`` or the chat's person),
+        chat and date; keep it; tell waiters."""
         message_id = chat.next_message_id
         chat.next_message_id += 1
-        sender = self.bot if from_bot else chat.user.as_user()
+        sender = self.bot if from_bot else (author or chat.user).as_user()
         data = {
             "message_id": message_id,
             "from": dict(sender),
-            "chat": chat.user.as_chat(),
+            "chat": chat.as_chat(),
             "date": self.now(),
             **content,
         }

@@ -1,0 +1,29 @@
+"""``inspectbot bindings groups [--revoke]``: list (and revoke) the roles bound to Telegram groups.
+
+Before issue 13 an invite opened in a group bound the group's chat, so every member acted with
+the role. Invites are now refused in groups and groups act for nobody; this one-off command
+finds the bindings made before that and, with ``--revoke``, revokes them (each audited). The
+people concerned open a new invite in a private chat."""
+
+from __future__ import annotations
+
+from core import db
+from core.clock import SYSTEM
+from core.render import text
+from services.identity import group_bindings, revoke_group_bindings
+
+
+def register(sub) -> None:
+    group = sub.add_parser("bindings", help="chat bindings").add_subparsers(dest="bindings_command", required=True)
+    p = group.add_parser("groups", help="list the roles bound to Telegram group chats (made before issue 13)")
+    p.add_argument("--revoke", action="store_true", help="revoke them (each recorded in the audit trail)")
+    p.set_defaults(func=groups)
+
+
+async def groups(args, settings) -> int:
+    async with db.opened(settings):
+        found = await (revoke_group_bindings(SYSTEM) if args.revoke else group_bindings())
+    for b in found:
+        print(text("group_binding", settings.locale, id=b.id, address=b.address, role=b.role, name=b.name))
+    print(text("group_bindings_revoked" if args.revoke else "group_bindings_found", settings.locale, count=len(found)))
+    return 0
