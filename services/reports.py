@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -29,6 +28,7 @@ from core import charts, db
 from core.clock import Clock
 from core.db import moment as _dt
 from core.render import text
+from domain import inputs
 from domain.errors import ServiceError
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
@@ -42,7 +42,6 @@ SEND_HOUR = 9  # the monthly report goes out on the 1st from 09:00 local time
 SEND_DAYS = 3  # … and, if every instance was down then, up to the 3rd
 TOP_INSPECTORS = 10  # per-inspector rows in the coordinators' message
 CHART_DIR = "reports"
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
 class ReportError(ServiceError):
@@ -149,10 +148,10 @@ class MonthlyReport:
 
 
 def parse_month(text: str) -> tuple[int, int]:
-    m = _MONTH.fullmatch((text or "").strip())
-    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
+    parsed = inputs.month(text)  # ASCII digits, 2000-01 … 9998-12: the month after is a date too
+    if parsed is None:
         raise ReportError("bad_month", value=text)
-    return int(m.group(1)), int(m.group(2))
+    return parsed
 
 
 def month_bounds(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
