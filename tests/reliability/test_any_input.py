@@ -21,7 +21,9 @@ test function; the examples are bounded so the module runs in CI's time.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import re
 from urllib.parse import quote, urlencode
 
@@ -220,3 +222,24 @@ def test_every_route_and_every_handler_is_driven():
     )
     assert {"asg", "pg", "drw", "fnd", "cfl"} <= set(router.BUTTONS)
     assert set(families()) == set(router.BUTTONS)
+
+
+async def test_a_request_line_over_the_limit_is_one_warning_not_an_error(sqlite_db, caplog):
+    """aiohttp refuses a request line over 8190 bytes with 400; the log says so once, at WARNING,
+    without the traceback it used to print at ERROR."""
+    server = TestServer(make_app(Runtime(settings=sqlite_db)))
+    await server.start_server()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="aiohttp.server"):
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(b"GET /entities?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            status = await reader.readline()
+            writer.close()
+            await asyncio.sleep(0.1)
+    finally:
+        await server.close()
+    assert b" 400 " in status, status
+    logged = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [(r.levelno, r.exc_info) for r in logged] == [(logging.WARNING, None)], [r.getMessage() for r in logged]
+    assert "8190" in logged[0].getMessage() and "Traceback" not in caplog.text
