@@ -190,14 +190,15 @@ async def report(request: web.Request) -> web.Response:
     latest = reports.last_month(now, rt.settings.zone)
     month = request.match_info.get("month") or latest
     data = await _public_report(request, month, chart=False)
-    following = reports.shift_month(month, 1)
-    return page(
+    before, following = reports.shift_month(month, -1), reports.shift_month(month, 1)
+    first, last = await reports.months_with_data(rt.settings.zone) or ("", "")
+    return page(  # links stop at the first and the last month with data
         request,
         "report.html",
         r=data,
         month=month,
-        prev_month=reports.shift_month(month, -1),
-        next_month=following if following <= reports.shift_month(latest, 1) else None,
+        prev_month=before if first and first <= before else None,
+        next_month=following if following <= min(last, reports.shift_month(latest, 1)) else None,
     )
 
 

@@ -175,6 +175,16 @@ def shift_month(month: str, delta: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+async def months_with_data(zone: tzinfo) -> tuple[str, str] | None:
+    """The first and the last month with a draw in them ("YYYY-MM", local time), or None before
+    the first draw: month navigation links no further than these."""
+    row = (await _fetch("SELECT MIN(drawn_at) AS first, MAX(drawn_at) AS last FROM draw"))[0]
+    if row["first"] is None:
+        return None
+    first, last = (_dt(row[k]).astimezone(zone).strftime("%Y-%m") for k in ("first", "last"))
+    return first, last
+
+
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 

@@ -40,6 +40,7 @@ from core.callbacks import Family
 from core.channel import EventKind, InboundEvent
 from handlers import router
 from models.messaging import Outbox
+from services.reports import months_with_data
 from tests.reliability import test_cross_access as scene_world
 from tests.web import world as web_world
 
@@ -243,3 +244,24 @@ async def test_a_request_line_over_the_limit_is_one_warning_not_an_error(sqlite_
     logged = [r for r in caplog.records if r.name == "aiohttp.server"]
     assert [(r.levelno, r.exc_info) for r in logged] == [(logging.WARNING, None)], [r.getMessage() for r in logged]
     assert "8190" in logged[0].getMessage() and "Traceback" not in caplog.text
+
+
+async def test_month_links_stop_at_the_first_and_last_month_with_data(site):
+    """Following "previous month" from the latest report ends at the first month with a draw (it
+    used to chain back past any data to 1999-12, which then said the month was badly formatted);
+    no page links past the data at either end."""
+    client, _ = site
+    first, last = await months_with_data(web_world.ZONE)
+    seen, path = [], "/reports"
+    while path and len(seen) < 40:
+        response = await client.get(path)
+        body = await response.text()
+        assert response.status == 200, (path, response.status)
+        seen.append(path)
+        links = sorted(set(re.findall(r'href="/reports/(\d{4}-\d{2})"', body)))
+        assert all(first <= m <= max(last, seen[0][-7:] if seen[0] != "/reports" else last) for m in links), links
+        earlier = [m for m in links if path == "/reports" or m < path[-7:]]
+        path = f"/reports/{earlier[0]}" if earlier else None
+    assert path is None and seen[-1] == f"/reports/{first}", seen
+    body = await (await client.get("/reports/2000-01")).text()
+    assert "/reports/1999-12" not in body
