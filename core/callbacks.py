@@ -22,6 +22,8 @@ class Callback:
     arg: str = ""
 
     def pack(self) -> str:
+        if inputs.number(str(self.id)) != self.id:  # what parse reads back: 0 … a row id's maximum
+            raise ValueError(f"callback id {self.id} is not 0 … {inputs.MAX_ID}")
         parts = [self.prefix, self.action, str(self.id)] + ([self.arg] if self.arg else [])
         for p in (self.prefix, self.action) + ((self.arg,) if self.arg else ()):
             if not _PART.match(p):
