@@ -25,6 +25,24 @@ from scheduler import Scheduler
 log = logging.getLogger("inspectbot")
 
 
+class PortUnavailable(Exception):
+    """A listening address that cannot be bound (taken, not ours to take): fatal at start, never
+    retried as a database fault (it is not an ``OSError``, so ``core.db.transient`` says no)."""
+
+    def __init__(self, host: str, port: int, variable: str, error: OSError) -> None:
+        super().__init__(f"{host}:{port} ({variable}): {error}")
+        self.host, self.port, self.variable, self.error = host, port, variable, error
+
+
+async def listen(runner: web.AppRunner, host: str, port: int, variable: str) -> None:
+    """Serve ``runner`` on ``host:port``; a bind that fails is :class:`PortUnavailable`, naming
+    the setting (``variable``) that chose the port."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise PortUnavailable(host, port, variable, exc) from None
+
+
 class Service:
     def __init__(
         self,
@@ -70,7 +88,7 @@ class Service:
         if self.web_enabled:
             self._runner = web.AppRunner(make_app(self.rt), access_log=None)
             await self._runner.setup()
-            await web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port).start()
+            await listen(self._runner, self.settings.web_host, self.settings.web_port, "INSPECTBOT_WEB_PORT")
         for name, channel in self.rt.channels.items():
             await channel.start()
             log.info("channel %s started", name)

@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.runtime import RUNTIME
 from core.render import DEFAULT_LOCALE, render
 from core.settings import LOCALES
+from domain import inputs
 from services import public, reports
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -111,11 +112,15 @@ def page(request: web.Request, template: str, *, status: int = 200, **context) -
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
-def _int(request: web.Request, name: str, default: int = 1) -> int:
-    try:
-        return max(int(request.query.get(name, default)), 0) or default
-    except ValueError:
-        return default
+def _page(request: web.Request, name: str) -> int:
+    """A page number from the query string (``domain.inputs.page``: absent, unreadable or out of
+    range is page 1, as the first page is for a malformed one)."""
+    return inputs.page(request.query.get(name))
+
+
+def _after(request: web.Request) -> int:
+    """The keyset cursor of the entity search: a row id, 0 (the start) when unreadable."""
+    return inputs.number(request.query.get("after")) or 0
 
 
 def _file(path: Path, filename: str) -> web.FileResponse:
@@ -136,17 +141,17 @@ async def home(request: web.Request) -> web.Response:
 
 
 async def plans(request: web.Request) -> web.Response:
-    number = _int(request, "page")
-    plan_page, firings = await public.plans(number), await public.announced(_int(request, "next"))
+    number = _page(request, "page")
+    plan_page, firings = await public.plans(number), await public.announced(_page(request, "next"))
     return page(request, "plans.html", plans=plan_page, firings=firings)
 
 
 async def draws(request: web.Request) -> web.Response:
-    return page(request, "draws.html", draws=await public.draws(_now(request), _int(request, "page")))
+    return page(request, "draws.html", draws=await public.draws(_now(request), _page(request, "page")))
 
 
 async def draw(request: web.Request) -> web.Response:
-    found = await public.draw_page(request.match_info["ref"], _now(request), _int(request, "page"))
+    found = await public.draw_page(request.match_info["ref"], _now(request), _page(request, "page"))
     return page(request, "draw.html", d=found, s=found.summary)
 
 
@@ -169,14 +174,14 @@ async def entities(request: web.Request) -> web.StreamResponse:
     results, error = None, None
     if q:
         try:
-            results = await public.search_entities(q, _int(request, "after", 0))
+            results = await public.search_entities(q, _after(request))
         except public.PublicError as exc:
             error = exc
     return page(request, "entities.html", q=q, results=results, error=error, minimum=public.MIN_QUERY)
 
 
 async def entity(request: web.Request) -> web.Response:
-    found = await public.entity_page(request.match_info["uscc"], _now(request), _int(request, "page"))
+    found = await public.entity_page(request.match_info["uscc"], _now(request), _page(request, "page"))
     return page(request, "entity.html", e=found.entity, inspections=found.inspections)
 
 
@@ -185,14 +190,15 @@ async def report(request: web.Request) -> web.Response:
     latest = reports.last_month(now, rt.settings.zone)
     month = request.match_info.get("month") or latest
     data = await _public_report(request, month, chart=False)
-    following = reports.shift_month(month, 1)
-    return page(
+    before, following = reports.shift_month(month, -1), reports.shift_month(month, 1)
+    first, last = await reports.months_with_data(rt.settings.zone) or ("", "")
+    return page(  # links stop at the first and the last month with data
         request,
         "report.html",
         r=data,
         month=month,
-        prev_month=reports.shift_month(month, -1),
-        next_month=following if following <= reports.shift_month(latest, 1) else None,
+        prev_month=before if first and first <= before else None,
+        next_month=following if following <= min(last, reports.shift_month(latest, 1)) else None,
     )
 
 

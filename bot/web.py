@@ -15,7 +15,7 @@ from bot import metrics, pages
 from bot.channels.sms import sms_routes
 from bot.runtime import RUNTIME, Runtime
 from core import db
-from core.logs import not_stored
+from core.logs import not_stored, quiet_bad_requests
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def make_app(rt: Runtime) -> web.Application:
+    quiet_bad_requests()  # an over-long request line is the sender's fault: one WARNING, no traceback
     app = web.Application(client_max_size=MAX_BODY)
     app[RUNTIME] = rt
     app.router.add_post("/telegram/webhook", telegram_webhook)

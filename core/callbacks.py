@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from domain import inputs
+
 MAX_BYTES = 64
 _PART = re.compile(r"^[A-Za-z0-9_\-]{1,24}$")
 
@@ -20,6 +22,8 @@ class Callback:
     arg: str = ""
 
     def pack(self) -> str:
+        if inputs.number(str(self.id)) != self.id:  # what parse reads back: 0 … a row id's maximum
+            raise ValueError(f"callback id {self.id} is not 0 … {inputs.MAX_ID}")
         parts = [self.prefix, self.action, str(self.id)] + ([self.arg] if self.arg else [])
         for p in (self.prefix, self.action) + ((self.arg,) if self.arg else ()):
             if not _PART.match(p):
@@ -36,12 +40,13 @@ class Callback:
         parts = data.split(":")
         if len(parts) not in (3, 4) or not all(_PART.match(p) for p in parts[:2]):
             return None
-        if not parts[2].isascii() or not parts[2].isdigit() or len(parts[2]) > 18:
+        row = inputs.number(parts[2])  # ASCII digits, no bigger than any row id (PostgreSQL's int4)
+        if row is None:
             return None
         arg = parts[3] if len(parts) == 4 else ""
         if len(parts) == 4 and not _PART.match(arg):
             return None
-        return cls(parts[0], parts[1], int(parts[2]), arg)
+        return cls(parts[0], parts[1], row, arg)
 
 
 class Family:

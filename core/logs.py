@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from core.db import transient
 
 REDACTED = "[REDACTED]"
@@ -147,6 +149,27 @@ def quiet_libraries(*, verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("telegram").setLevel(logging.INFO)
     logging.getLogger("httpx").setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+class BadRequestAsWarning(logging.Filter):
+    """aiohttp logs a request it cannot parse (a request line or header over its limit, garbage on
+    the port) as ``ERROR`` with a traceback; that is the sender's fault, not ours. Keep one
+    ``WARNING`` line saying what was refused, and no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and (exc.code or 400) < 500:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = f"{record.getMessage()}: {type(exc).__name__} {exc.code}: {str(exc.message)[:200]}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+def quiet_bad_requests() -> None:
+    """Install :class:`BadRequestAsWarning` on aiohttp's server logger (once)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestAsWarning) for f in server.filters):
+        server.addFilter(BadRequestAsWarning())
 
 
 def protect(settings: object) -> None:

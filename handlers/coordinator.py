@@ -16,6 +16,7 @@ from pathlib import Path
 
 from core.callbacks import ALERT, DRAW, PLAN, REJECTION, Callback, key
 from core.channel import EventKind
+from domain import inputs
 from domain.errors import ServiceError
 from handlers import inspector
 from handlers.common import Replier
@@ -58,6 +59,12 @@ def _argument(ctx: Context) -> str:
     return ctx.event.argument.strip()
 
 
+def _word(ctx: Context, maximum: int) -> str | None:
+    """The command's one argument (a plan code, a draw reference), or None: absent, too long for
+    any code of its kind, unprintable — answered with the command's usage either way."""
+    return inputs.word(ctx.event.argument, maximum)
+
+
 async def _usage(say: Replier, usage: str) -> str:
     await say("coord_error.j2", {"code": "usage", "params": {"usage": usage}})
     return "usage"
@@ -83,8 +90,8 @@ async def show_plans(ctx: Context, scope: Scope, say: Replier, page: int, edit_o
 @command("plan", roles=None)
 @coordinators_only
 async def plan_command(ctx: Context, scope: Scope, say: Replier) -> str:
-    code = _argument(ctx)
-    if not code:
+    code = _word(ctx, inputs.CODE_MAX)
+    if code is None:
         return await _usage(say, "plan")
     return await _show_plan(ctx, scope, say, code)
 
@@ -111,8 +118,8 @@ async def plan_button(ctx: Context, scope: Scope, say: Replier) -> str:
 @command("draw", roles=None)
 @coordinators_only
 async def draw_command(ctx: Context, scope: Scope, say: Replier) -> str:
-    code = _argument(ctx)
-    if not code:
+    code = _word(ctx, inputs.CODE_MAX)
+    if code is None:
         return await _usage(say, "draw")
     return await _preview(ctx, scope, say, code)
 
@@ -143,8 +150,8 @@ async def draw_button(ctx: Context, scope: Scope, say: Replier) -> str:
         return "draw_cancelled"
     if cb.action == "go":
         drawn = await confirm.draw_firing(scope, cb.id, clock=ctx.clock, zone=ctx.zone)
-    elif cb.action == "now" and cb.arg.isdigit():
-        drawn = await confirm.draw_now(scope, cb.id, int(cb.arg), clock=ctx.clock, zone=ctx.zone)
+    elif cb.action == "now" and (firings := inputs.number(cb.arg)) is not None:
+        drawn = await confirm.draw_now(scope, cb.id, firings, clock=ctx.clock, zone=ctx.zone)
     else:
         raise ServiceError("stale_button")
     await say("coord_drawn.j2", drawn.context(ctx.zone))
@@ -157,8 +164,8 @@ async def draw_button(ctx: Context, scope: Scope, say: Replier) -> str:
 @command("status", roles=None)
 @coordinators_only
 async def status_command(ctx: Context, scope: Scope, say: Replier) -> str:
-    ref = _argument(ctx)
-    if not ref:
+    ref = _word(ctx, inputs.REF_MAX)
+    if ref is None:
         return await _usage(say, "status")
     await say("coord_status.j2", {"s": await status.draw_status(scope, ref, ctx.clock.now(), ctx.zone)})
     return "status"
@@ -180,8 +187,8 @@ async def show_pending(ctx: Context, scope: Scope, say: Replier, page: int, edit
 @command("verify", roles=None)
 @coordinators_only
 async def verify_command(ctx: Context, scope: Scope, say: Replier) -> str:
-    ref = _argument(ctx)
-    if not ref:
+    ref = _word(ctx, inputs.REF_MAX)
+    if ref is None:
         return await _usage(say, "verify")
     v = await status.verify_draw(scope, ref, clock=ctx.clock)
     await say("coord_verify.j2", v.context())

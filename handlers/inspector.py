@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from core.callbacks import ASSIGNMENT, FINDINGS, RECUSAL, Callback, key
 from core.channel import EventKind
+from domain import inputs
 from handlers import onsite
 from handlers.common import Replier, inspector_id
 from handlers.router import button, command, on
@@ -32,11 +33,11 @@ async def tasks(ctx: Context) -> str:
 
 @command("task", roles=INSPECTOR)
 async def task(ctx: Context) -> str:
-    arg = ctx.event.argument.strip().lstrip("#")
-    if not arg.isdigit():
+    aid = inputs.ident(ctx.event.argument)
+    if aid is None:
         await Replier(ctx)("usage.j2", {"usage": "task"})
         return "usage"
-    return await _show(ctx, int(arg))
+    return await _show(ctx, aid)
 
 
 async def _show(ctx: Context, aid: int) -> str:

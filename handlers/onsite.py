@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from core.callbacks import CHECKIN, FINDINGS, PHOTO, Callback, Family, key
 from core.channel import EventKind
 from core.settings import Settings
+from domain import inputs
 from domain.onsite import NOTE_LIMIT
 from handlers.common import Replier, binding_of, inspector_id
 from handlers.router import button, command, on
@@ -187,11 +188,12 @@ async def photo_button(ctx: Context) -> str:
 
 @command("result", roles=INSPECTOR)
 async def result_command(ctx: Context) -> str:
-    arg = ctx.event.argument.strip().lstrip("#")
-    if arg and not arg.isdigit():
+    arg = ctx.event.argument.strip()
+    aid = inputs.ident(arg) if arg else None
+    if arg and aid is None:
         await Replier(ctx)("usage.j2", {"usage": "result"})
         return "usage"
-    return await _open(ctx, int(arg) if arg else None)
+    return await _open(ctx, aid)
 
 
 async def _open(ctx: Context, assignment_id: int | None) -> str:
@@ -282,7 +284,7 @@ async def findings_button(ctx: Context) -> str:
         await _clear_if(ctx, "correction", cb.id)
         await Replier(ctx)("correction_cancelled.j2", {})
         return "correction_cancelled"
-    index = int(cb.arg) if cb.arg.isdigit() else None
+    index = inputs.number(cb.arg)
     return await _act(ctx, cb.id, cb.action, index=index)
 
 

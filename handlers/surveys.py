@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core.channel import EventKind
+from domain import inputs
 from handlers.common import Replier, binding_of
 from handlers.router import command, on
 from models.messaging import Role
@@ -66,9 +67,7 @@ def _days(argument: str) -> int | None:
     arg = argument.strip()
     if not arg:
         return integrity.DEFAULT_WINDOW.days
-    if arg.isdigit() and 1 <= int(arg) <= MAX_DAYS:
-        return int(arg)
-    return None
+    return inputs.number(arg, minimum=1, maximum=MAX_DAYS)
 
 
 @command("integrity", roles=None)

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from tortoise.expressions import Q
 
+from domain import inputs
 from domain.errors import ServiceError
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, EntityStatus
 from services import audit
@@ -50,13 +51,16 @@ def _v(x) -> str:
 
 
 async def search(query: str) -> list[dict]:
-    """Entities by exact credit code or by part of the name (active ones, a few at most)."""
-    q = query.strip()
-    if len(q) < MIN_QUERY:
-        raise ConflictError("conflict_query_short", min=MIN_QUERY)
-    exact = await Entity.filter(uscc=q.upper()).values("id", "name", "uscc", "address")
-    if exact:
-        return exact
+    """Entities by exact credit code or by part of the name (active ones, a few at most). The
+    query is read by :func:`domain.inputs.search`: from :data:`MIN_QUERY` to
+    :data:`domain.inputs.SEARCH_MAX` characters (a full company name fits), else refused."""
+    q = inputs.search(query)
+    if q is None or len(q) < MIN_QUERY:
+        raise ConflictError("conflict_query_bad", min=MIN_QUERY, max=inputs.SEARCH_MAX)
+    if inputs.looks_like_uscc(q):  # only a code is compared with the credit-code column
+        exact = await Entity.filter(uscc=q.upper()).values("id", "name", "uscc", "address")
+        if exact:
+            return exact
     return await (
         Entity.filter(name__contains=q, status=EntityStatus.ACTIVE)
         .order_by("name")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -29,6 +28,7 @@ from core import charts, db
 from core.clock import Clock
 from core.db import moment as _dt
 from core.render import text
+from domain import inputs
 from domain.errors import ServiceError
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
@@ -42,7 +42,6 @@ SEND_HOUR = 9  # the monthly report goes out on the 1st from 09:00 local time
 SEND_DAYS = 3  # … and, if every instance was down then, up to the 3rd
 TOP_INSPECTORS = 10  # per-inspector rows in the coordinators' message
 CHART_DIR = "reports"
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
 class ReportError(ServiceError):
@@ -149,10 +148,10 @@ class MonthlyReport:
 
 
 def parse_month(text: str) -> tuple[int, int]:
-    m = _MONTH.fullmatch((text or "").strip())
-    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
+    parsed = inputs.month(text)  # ASCII digits, 2000-01 … 9998-12: the month after is a date too
+    if parsed is None:
         raise ReportError("bad_month", value=text)
-    return int(m.group(1)), int(m.group(2))
+    return parsed
 
 
 def month_bounds(month: str, zone: tzinfo) -> tuple[datetime, datetime]:
@@ -174,6 +173,16 @@ def shift_month(month: str, delta: int) -> str:
     year, mon = parse_month(month)
     index = year * 12 + mon - 1 + delta
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+async def months_with_data(zone: tzinfo) -> tuple[str, str] | None:
+    """The first and the last month with a draw in them ("YYYY-MM", local time), or None before
+    the first draw: month navigation links no further than these."""
+    row = (await _fetch("SELECT MIN(drawn_at) AS first, MAX(drawn_at) AS last FROM draw"))[0]
+    if row["first"] is None:
+        return None
+    first, last = (_dt(row[k]).astimezone(zone).strftime("%Y-%m") for k in ("first", "last"))
+    return first, last
 
 
 def _rate(part: int, whole: int) -> float | None:

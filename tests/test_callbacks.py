@@ -3,16 +3,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.callbacks import MAX_BYTES, Callback
+from domain.inputs import MAX_ID
 
 part = st.from_regex(r"[A-Za-z0-9_\-]{1,12}", fullmatch=True)
 
 
-@given(part, part, st.integers(min_value=0, max_value=10**15), st.one_of(st.just(""), part))
+@given(part, part, st.integers(min_value=0, max_value=MAX_ID), st.one_of(st.just(""), part))
 def test_pack_parse_round_trip(prefix, action, id_, arg):
     cb = Callback(prefix, action, id_, arg)
     data = cb.pack()
     assert len(data.encode()) <= MAX_BYTES
     assert Callback.parse(data) == cb
+
+
+@given(st.integers(min_value=MAX_ID + 1, max_value=10**30) | st.integers(max_value=-1))
+def test_an_id_beyond_any_row_is_neither_packed_nor_parsed(id_):
+    with pytest.raises(ValueError):
+        Callback("asg", "show", id_).pack()
+    assert Callback.parse(f"asg:show:{id_}") is None
 
 
 @given(st.text(max_size=80))

@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 
-from bot.app import Service
+from bot.app import PortUnavailable, Service
 from core import db
 from core.logs import setup_logging
 from core.render import text
@@ -36,8 +36,15 @@ async def serve(args, settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if not await start_when_reachable(service, stop):
-        return 0  # stopped while waiting for the database
+    try:
+        if not await start_when_reachable(service, stop):
+            return 0  # stopped while waiting for the database
+    except PortUnavailable as exc:  # fatal: waiting would not free it
+        with contextlib.suppress(Exception):
+            await service.stop()
+        where = {"host": exc.host, "port": exc.port, "variable": exc.variable, "error": exc.error}
+        print(text("serve_port_unavailable", settings.locale, **where), file=sys.stderr)
+        return 2
     print(
         text(
             "serve_started",

@@ -1,0 +1,87 @@
+"""What a person types, read in one place: numbers, ids, page numbers, months and search strings,
+for the chat commands (``handlers/``), the button data (``core/callbacks.py``) and the public pages
+(``bot/pages.py``) alike.
+
+Every reader returns the value or ``None``; ``None`` means "not readable here" whatever the
+reason (not a number, a digit Python accepts but nobody types — ``²``, ``①``, ``٣`` —, too big for
+the column it names, a month outside the calendar we report on, a code longer than any code), and
+the caller answers it exactly like malformed input. So nothing a person types reaches ``int()``,
+a date constructor or a database column unchecked (issue 13 §4).
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Row ids are INTEGER columns (PostgreSQL int4): nothing above this names a row.
+MAX_ID = 2**31 - 1
+#: Page numbers of lists and pages (ten to a page: far beyond any list, and the offset fits any column).
+MAX_PAGE = 1_000_000
+#: Months we report on: the platform's first year to the year before the calendar's last (so the
+#: month after any readable month is a date too).
+FIRST_YEAR, LAST_YEAR = 2000, 9998
+#: Lengths of what is typed, by kind: a plan code (``plan.code``), a draw reference
+#: (``draw.draw_ref``), a credit code (``entity.uscc``), a search by name (a full company name fits).
+CODE_MAX = 32
+REF_MAX = 64
+USCC_LEN = 18
+SEARCH_MAX = 50
+
+_DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes ² and ①
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
+_CODE = re.compile(r"[0-9A-Za-z]{18}")
+
+
+def number(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """A whole number written in ASCII digits (surrounding blanks allowed), within
+    [``minimum``, ``maximum``]; ``None`` otherwise."""
+    raw = (text or "").strip()
+    if not _DIGITS.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if minimum <= value <= maximum else None
+
+
+def ident(text: str | None) -> int | None:
+    """A row id as typed (``12`` or ``#12``): 1 to :data:`MAX_ID`."""
+    return number((text or "").strip().removeprefix("#"), minimum=1)
+
+
+def page(text: str | None, default: int = 1) -> int:
+    """A page number from a query string or a button: 1 to :data:`MAX_PAGE`; anything else (absent,
+    zero, unreadable, too big) is ``default``."""
+    value = number(text, minimum=1, maximum=MAX_PAGE)
+    return default if value is None else value
+
+
+def month(text: str | None) -> tuple[int, int] | None:
+    """``YYYY-MM`` (ASCII digits) in :data:`FIRST_YEAR` … :data:`LAST_YEAR`, as (year, month)."""
+    m = _MONTH.fullmatch((text or "").strip())
+    if m is None:
+        return None
+    year, mon = int(m.group(1)), int(m.group(2))
+    return (year, mon) if FIRST_YEAR <= year <= LAST_YEAR and 1 <= mon <= 12 else None
+
+
+def word(text: str | None, maximum: int) -> str | None:
+    """One argument such as a plan code or a draw reference: stripped, non-empty, at most
+    ``maximum`` characters, no control characters; ``None`` otherwise."""
+    value = (text or "").strip()
+    if not value or len(value) > maximum or not value.isprintable():
+        return None
+    return value
+
+
+def search(text: str | None, maximum: int = SEARCH_MAX) -> str | None:
+    """A search string: blanks collapsed, at most ``maximum`` characters, no control characters
+    (its minimum length is the feature's rule, checked by its service); ``None`` if too long or
+    unprintable, ``""`` if empty."""
+    value = " ".join((text or "").split())
+    if len(value) > maximum or not value.isprintable():
+        return None
+    return value
+
+
+def looks_like_uscc(text: str) -> bool:
+    """Whether ``text`` could be a unified social credit code (18 ASCII letters and digits)."""
+    return bool(_CODE.fullmatch(text.strip()))
