@@ -50,7 +50,8 @@ async def test_metrics_need_the_bearer_token_when_one_is_set(db, tmp_path):
         assert (await client.get("/metrics", headers={"Authorization": TOKEN})).status == 401
         ok = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status == 200 and "inspectbot_outbox_depth" in await ok.text()
-        assert (await client.get("/reports")).status == 404  # the metrics app serves nothing else
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert (await client.get("/reports", headers=bearer)).status == 404  # it serves nothing else
 
 
 async def test_no_series_moves_with_one_survey_answer(db, tmp_path):
