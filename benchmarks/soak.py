@@ -691,6 +691,7 @@ def orchestrate(args) -> int:
                 "INSPECTBOT_PUBLIC_URL": f"http://{HOST}:{port}",
                 "INSPECTBOT_WEB_HOST": HOST,
                 "INSPECTBOT_WEB_PORT": str(port),
+                "INSPECTBOT_METRICS_PORT": "0",  # no metrics listener (the soak does not scrape it)
                 "SMS_ACCOUNT_SID": DEV_ACCOUNT_SID,
                 "SMS_AUTH_TOKEN": DEV_AUTH_TOKEN,
                 "SMS_FROM": DEV_NUMBER,

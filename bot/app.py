@@ -15,6 +15,7 @@ from aiohttp import web
 from bot.channels.sms import sms_channel
 from bot.channels.telegram import TelegramChannel
 from bot.dispatcher import Dispatcher
+from bot.metrics import make_metrics_app
 from bot.runtime import Runtime
 from bot.web import make_app
 from core import db
@@ -60,6 +61,7 @@ class Service:
         self.dispatcher_options = dispatcher_options or {}
         self.scheduler = None
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
     def channels_from_settings(self) -> dict:
@@ -89,6 +91,12 @@ class Service:
             self._runner = web.AppRunner(make_app(self.rt), access_log=None)
             await self._runner.setup()
             await listen(self._runner, self.settings.web_host, self.settings.web_port, "INSPECTBOT_WEB_PORT")
+            if self.settings.metrics_port:  # /metrics: its own address, never the public port
+                self._metrics_runner = web.AppRunner(make_metrics_app(self.rt), access_log=None)
+                await self._metrics_runner.setup()
+                await listen(
+                    self._metrics_runner, self.settings.metrics_host, self.settings.metrics_port, "INSPECTBOT_METRICS_PORT"
+                )
         for name, channel in self.rt.channels.items():
             await channel.start()
             log.info("channel %s started", name)
@@ -109,6 +117,8 @@ class Service:
         for channel in self.rt.channels.values():
             with contextlib.suppress(Exception):
                 await channel.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._metrics_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._metrics_runner = None
         await db.close()

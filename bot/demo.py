@@ -112,6 +112,7 @@ class Demo:
             sms_from=DEV_NUMBER,
             public_url=public,
             web_port=web_port,
+            metrics_port=self.settings.metrics_port if not self.headless else _free_port(),
         )
         self.sms.inbound_url = public + SMS_INBOUND_PATH
         logs.protect(self.settings)  # now that the tokens are known

@@ -2,13 +2,18 @@
 
 The figures are counted in the database at scrape time, so every instance reports the same
 numbers and no hot path carries instrumentation. A snapshot is kept for :data:`TTL` seconds,
-so a burst of scrapes costs one round of queries. Serve ``/metrics`` to the monitoring network
-only (docs/public-pages.md, "Operations").
+so a burst of scrapes costs one round of queries.
+
+``/metrics`` is an app of its own (:func:`make_metrics_app`), which ``bot.app.Service`` serves on
+``INSPECTBOT_METRICS_HOST``:``INSPECTBOT_METRICS_PORT`` (127.0.0.1:9464 by default) — never on the
+public web port. With ``INSPECTBOT_METRICS_TOKEN`` set, a scrape must send
+``Authorization: Bearer <token>`` (required off loopback). docs/public-pages.md, "Operations".
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 
 from aiohttp import web
@@ -18,7 +23,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from bot.runtime import RUNTIME
+from bot.runtime import RUNTIME, Runtime
 from services.metrics import Snapshot, snapshot
 
 TTL = 5.0
@@ -134,6 +139,21 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=cache["body"], headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def setup_routes(app: web.Application) -> None:
+@web.middleware
+async def bearer(request: web.Request, handler):
+    """With a metrics token configured, every request must carry it (``Authorization: Bearer``)."""
+    token = request.app[RUNTIME].settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    return await handler(request)
+
+
+def make_metrics_app(rt: Runtime) -> web.Application:
+    """The metrics listener's app: ``GET /metrics`` and nothing else."""
+    app = web.Application(middlewares=[bearer])
+    app[RUNTIME] = rt
     app[_CACHE] = {"lock": asyncio.Lock()}
     app.router.add_get("/metrics", metrics)
+    return app

@@ -1,4 +1,5 @@
-"""The aiohttp application: webhooks in; health, metrics and the public pages out.
+"""The aiohttp application: webhooks in; health and the public pages out. ``/metrics`` is not
+here: it has a listener of its own (``bot.metrics.make_metrics_app``), off the public port.
 
 A webhook answers 2xx only after the event is stored; if the database cannot take it, 503,
 so the sender retries. Forged requests get 403 and are logged (without their content).
@@ -11,7 +12,7 @@ import logging
 
 from aiohttp import web
 
-from bot import metrics, pages
+from bot import pages
 from bot.channels.sms import sms_routes
 from bot.runtime import RUNTIME, Runtime
 from core import db
@@ -68,6 +69,5 @@ def make_app(rt: Runtime) -> web.Application:
     if "sms" in rt.channels:
         app.add_routes(sms_routes(rt.settings, rt.on_event))
     app.router.add_get("/healthz", healthz)
-    metrics.setup_routes(app)
     pages.setup_routes(app)
     return app

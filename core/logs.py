@@ -113,7 +113,7 @@ class KeyValueFormatter(logging.Formatter):
 
 def settings_secrets(settings: object) -> tuple[str, ...]:
     """The secrets a :class:`core.settings.Settings` holds."""
-    names = ("telegram_token", "sms_auth_token", "telegram_webhook_secret", "sms_push_token")
+    names = ("telegram_token", "sms_auth_token", "telegram_webhook_secret", "sms_push_token", "metrics_token")
     return tuple(getattr(settings, n, "") for n in names if getattr(settings, n, ""))
 
 

@@ -6,6 +6,7 @@ Every knob the service has is here, with its default. Nothing else in the code r
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,6 +48,11 @@ class Settings:
     telegram_mode: str = "polling"  # "polling" or "webhook" (served at {public_url}/telegram/webhook)
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    # /metrics has a listener of its own, never the public web port; 0 turns it off. Off the
+    # loopback address it needs a bearer token.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
+    metrics_token: str = field(default="", repr=False)
     checkin_radius_m: int = 500  # a check-in farther than this from the entity is flagged (never refused)
 
     def __post_init__(self) -> None:
@@ -63,6 +69,18 @@ class Settings:
         if self.checkin_radius_m <= 0:
             raise SettingsError(
                 f"INSPECTBOT_CHECKIN_RADIUS_M must be a positive number of metres, not {self.checkin_radius_m}"
+            )
+        if not 0 <= self.metrics_port <= 65535:
+            raise SettingsError(f"INSPECTBOT_METRICS_PORT must be a port number (0: off), not {self.metrics_port}")
+        if self.metrics_port and self.metrics_port == self.web_port:
+            raise SettingsError(
+                f"INSPECTBOT_METRICS_PORT ({self.metrics_port}) must differ from INSPECTBOT_WEB_PORT: "
+                "the public web port serves no metrics"
+            )
+        if self.metrics_port and not self.metrics_token and not loopback(self.metrics_host):
+            raise SettingsError(
+                f"INSPECTBOT_METRICS_HOST {self.metrics_host!r} is not a loopback address: "
+                "set INSPECTBOT_METRICS_TOKEN (scrapers then send Authorization: Bearer <token>)"
             )
         if not self.database_url:
             object.__setattr__(self, "database_url", default_database_url(self.data_dir))
@@ -111,6 +129,9 @@ class Settings:
             telegram_mode=env.get("TELEGRAM_MODE", "polling"),
             web_host=env.get("INSPECTBOT_WEB_HOST", "127.0.0.1"),
             web_port=int(env.get("INSPECTBOT_WEB_PORT", "8080")),
+            metrics_host=env.get("INSPECTBOT_METRICS_HOST", "127.0.0.1"),
+            metrics_port=_int(env, "INSPECTBOT_METRICS_PORT", 9464),
+            metrics_token=env.get("INSPECTBOT_METRICS_TOKEN", ""),
             checkin_radius_m=_int(env, "INSPECTBOT_CHECKIN_RADIUS_M", 500),
         )
 
@@ -123,6 +144,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``localhost``, 127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip()).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost, or 0.0.0.0's cousins: not loopback
 
 
 def default_database_url(data_dir: Path) -> str:

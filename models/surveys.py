@@ -1,5 +1,6 @@
 """Integrity surveys of inspected entities: the sample per draw, one survey per sampled
-inspection, and the opt-outs.
+inspection, the opt-outs, and the public survey figures of each closed month (frozen when first
+published).
 
 Respondent protection: the answers live only on the :class:`Survey` row, which is keyed by
 inspection and entity. No table keyed by inspector holds them; an inspector's integrity score
@@ -103,3 +104,20 @@ class SurveyOptOut(Model):
 
     class Meta:
         table = "survey_opt_out"
+
+
+class SurveyFigures(Model):
+    """The survey figures of one closed month as the public first saw them, frozen.
+
+    Written once, the first time the public report of a month that is over is made (insert or
+    nothing: the first instance wins), and read ever after, so a late answer never moves a
+    published figure (docs/surveys.md, "Respondents are protected"). ``figures`` holds the
+    public edition's ``surveys`` and ``integrity`` parts, withheld ones included."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=200, unique=True)  # "2026-12:all" (month, departments)
+    figures = fields.JSONField(default=dict)
+    published_at = fields.DatetimeField()
+
+    class Meta:
+        table = "survey_figures"

@@ -7,6 +7,11 @@ had to change. Each figure is one grouped query over an indexed or small table; 
 
 Labels are bounded: channels, statuses and kinds are enums; an error or outcome is cut at its
 first ``:`` (``failed:KeyError`` → ``failed``) so a free-form detail never becomes a series.
+
+Respondents are protected here too (docs/surveys.md): no series moves with one survey answer.
+Alerts raised by answers (:data:`SURVEY_ALERTS`) are left out of ``alerts_open``; surveys are
+counted as pending, undeliverable or ``out`` (sent, whatever became of it: answered, incomplete,
+expired, opted out); inbound events routed to a survey have the one outcome ``survey``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from core.db import moment as _dt
 
 LAG_WINDOW = timedelta(days=1)  # scheduler lag: the fires of the last day
 LIVE = ("pending", "sending", "no_address", "dead")  # outbox statuses that are not a success
+SURVEY_ALERTS = ("survey_alert",)  # alert kinds an answer raises: never exported
+SURVEY_STAGES = ("pending", "undeliverable")  # survey statuses no answer moves into or out of; the rest are "out"
 
 
 @dataclass
@@ -37,7 +44,7 @@ class Snapshot:
     fire_lag: list[tuple[str, float]] = field(default_factory=list)  # kind, worst lag of the last day (s)
     last_fire: list[tuple[str, float]] = field(default_factory=list)  # kind, unix time of the latest fire
     alerts_open: list[tuple[str, int]] = field(default_factory=list)  # kind, unacknowledged alerts
-    surveys: list[tuple[str, int]] = field(default_factory=list)  # status, rows
+    surveys: list[tuple[str, int]] = field(default_factory=list)  # pending | undeliverable | out, rows
 
 
 async def _rows(sql: str, params: Sequence = ()) -> list[tuple]:
@@ -83,7 +90,7 @@ async def snapshot(now: datetime) -> Snapshot:
     )
     s.outbox_due_age = [(c, max((now - _dt(t)).total_seconds(), 0.0)) for c, t in due if t is not None]
     inbound = await _rows("SELECT channel, outcome, COUNT(*) FROM inbound_event GROUP BY channel, outcome")
-    s.inbound = _merge([(c, kind_of(o) if o else "unprocessed", n) for c, o, n in inbound], 2)
+    s.inbound = _merge([(c, _outcome(o), n) for c, o, n in inbound], 2)
     flights = dict(await _rows("SELECT flight, COUNT(*) FROM draw GROUP BY flight"))
     s.draws = [
         ("false", sum(n for f, n in flights.items() if not f)),
@@ -105,9 +112,23 @@ async def snapshot(now: datetime) -> Snapshot:
         for k, t in await _rows("SELECT kind, MAX(fired_at) FROM scheduler_fire GROUP BY kind")
         if t is not None
     ]
-    s.alerts_open = await _rows("SELECT kind, COUNT(*) FROM alert WHERE acknowledged_at IS NULL GROUP BY kind")
-    s.surveys = await _rows("SELECT status, COUNT(*) FROM survey GROUP BY status")
+    s.alerts_open = await _rows(
+        "SELECT kind, COUNT(*) FROM alert WHERE acknowledged_at IS NULL "
+        f"AND kind NOT IN ({', '.join('?' * len(SURVEY_ALERTS))}) GROUP BY kind",
+        SURVEY_ALERTS,
+    )
+    surveys = await _rows("SELECT status, COUNT(*) FROM survey GROUP BY status")
+    s.surveys = _merge([(st if st in SURVEY_STAGES else "out", n) for st, n in surveys], 1)
     return s
+
+
+def _outcome(outcome: str | None) -> str:
+    """An inbound event's outcome as a label: cut at its first ``:``; ``survey_*`` (what a reply
+    did to its survey: answered, clarified, …) is one ``survey``."""
+    if not outcome:
+        return "unprocessed"
+    label = kind_of(outcome)
+    return "survey" if label.startswith("survey_") else label
 
 
 def _error_kind(error: str) -> str:

@@ -9,9 +9,13 @@ instances). Definitions of every figure: docs/public-pages.md, "The report".
 
 Two audiences. ``personal=True`` (coordinators) adds the per-inspector integrity scores and the
 recusal reasons. ``personal=False`` (the public page) shows nothing about a person: no reasons
-(the published recusal log names who recused, so even a count per reason could be read back),
-and survey figures and the integrity aggregate only when they rest on at least five responses
-(``domain.surveys.publishable``).
+(the published recusal log names who recused, so even a count per reason could be read back).
+Its survey figures and integrity aggregate — what respondents said — are protected against
+differencing (two views one answer apart reveal that answer): they are made only for a month
+that is over (``why="open"`` before), only when they rest on at least five responses
+(``domain.surveys.publishable``; ``why="few"`` otherwise), and the first time they are made for
+a closed month they are frozen (``models.surveys.SurveyFigures``), so a late answer never moves
+them. Guarantees and their tests: docs/surveys.md, "Respondents are protected".
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from domain import inputs
 from domain.errors import ServiceError
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from models.surveys import SurveyFigures
 from services import fires
 from services.outbox import Message, enqueue
 from services.scope import Scope
@@ -104,7 +109,8 @@ class Surveys:
     response_rate: float | None = None
     opt_out_rate: float | None = None
     complaint_rate: float | None = None
-    shown: bool = True  # False on the public page when fewer than 5 surveys / responses
+    shown: bool = True  # False on the public page: the month is not over, or fewer than 5 responses
+    why: str = ""  # why not shown: "open" (the month is not over) or "few" (fewer than 5)
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ class Integrity:
     shown: bool = False  # the aggregate rests on >= 5 responses (or the reader is a coordinator)
     inspectors: list = field(default_factory=list)  # coordinators only: worst first
     more: int = 0  # inspectors beyond the list
+    why: str = ""  # why not shown to the public: "open" or "few" (as ``Surveys.why``)
 
 
 @dataclass(frozen=True)
@@ -337,7 +344,7 @@ def _surveys(rows: list[dict], personal: bool) -> Surveys:
     sent = len(rows)
     shown = personal or (sent >= 5 and len(responded) >= 5)
     if not shown:
-        return Surveys(shown=False)
+        return Surveys(shown=False, why="few")
     return Surveys(
         sent,
         len(responded),
@@ -369,10 +376,10 @@ async def _integrity(
     window = at_end - start
     score = integrity_scores(responses, window, at_end).get("*")
     if score is None:
-        return Integrity()
+        return Integrity(why="few")
     shown = personal or publishable(score)
     if not shown:
-        return Integrity(responses=score.n, shown=False)
+        return Integrity(responses=score.n, shown=False, why="few")
     inspectors, more = [], 0
     if personal:
         inspectors, more = await _inspector_scores(departments, window, at_end)
@@ -421,7 +428,11 @@ async def monthly_report(
     scope = await _scope(depts)
     year_start = datetime(start.astimezone(zone).year, 1, 1, tzinfo=zone).astimezone(UTC)
     counts, by_risk = await _inspections(start, end, scope)
-    surveys = await _survey_rows(start, end, scope)
+    if personal:
+        rows = await _survey_rows(start, end, scope)
+        survey_figures, integrity_figures = _surveys(rows, True), await _integrity(rows, depts, start, end, now, True)
+    else:
+        survey_figures, integrity_figures = await _public_survey_figures(month, depts, start, end, now, scope)
     report = MonthlyReport(
         month=month,
         departments=depts,
@@ -434,14 +445,39 @@ async def monthly_report(
         risk=await _risk_rows(by_risk, start, end, scope),
         recusals=await _recusals(start, end, scope, personal),
         deadlines=await _deadlines(start, end, now, scope),
-        surveys=_surveys(surveys, personal),
-        integrity=await _integrity(surveys, depts, start, end, now, personal),
+        surveys=survey_figures,
+        integrity=integrity_figures,
         chart_path="",
     )
     if not chart:
         return report
     path = await asyncio.to_thread(write_chart, report, Path(data_dir), locale)
     return MonthlyReport(**{**report.__dict__, "chart_path": path})
+
+
+async def _public_survey_figures(
+    month: str, depts: tuple[str, ...] | None, start: datetime, end: datetime, now: datetime, scope: tuple[str, list]
+) -> tuple[Surveys, Integrity]:
+    """The public edition's survey figures: none while the month is open; for a closed month,
+    those frozen when it was first published, else made now and frozen (insert or nothing, then
+    read back: of two instances publishing at once, the first insert wins and both show it)."""
+    if now < end:
+        return Surveys(shown=False, why="open"), Integrity(why="open")
+    key = f"{month}:{'all' if depts is None else ','.join(depts)}"[:200]
+    frozen = await SurveyFigures.get_or_none(key=key)
+    if frozen is None:
+        rows = await _survey_rows(start, end, scope)
+        figures = {
+            "surveys": asdict(_surveys(rows, False)),
+            "integrity": asdict(await _integrity(rows, depts, start, end, now, False)),
+        }
+        await db.conn().execute_query(
+            db.sql("INSERT INTO survey_figures (key, figures, published_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+            [key, db.encode(figures), now.astimezone(UTC)],
+        )
+        frozen = await SurveyFigures.get(key=key)
+    figures = db.decoded(frozen.figures, {}) or {}
+    return Surveys(**figures.get("surveys", {})), Integrity(**figures.get("integrity", {}))
 
 
 # --- the chart --------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class ServiceProcess:
             "INSPECTBOT_DATA_DIR": str(data),
             "INSPECTBOT_WEB_HOST": "127.0.0.1",
             "INSPECTBOT_WEB_PORT": str(self.port),
+            "INSPECTBOT_METRICS_PORT": "0",  # no metrics listener: several instances share this host
             **self.env,
         }
         out = open(self.log_path, "ab")

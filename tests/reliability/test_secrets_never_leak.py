@@ -24,6 +24,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.demo import DEMO_START, ROOT, Demo, _toml
+from bot.metrics import make_metrics_app
 from bot.runtime import Runtime
 from bot.web import make_app
 from core import db as dbmod
@@ -32,6 +33,7 @@ from core.settings import Settings
 
 FLIGHT_PLAN = ROOT / "examples" / "plans" / "flight-hazchem.toml"
 WEBHOOK_SECRET = "tg-webhook-secret-never-shown-4711"
+METRICS_TOKEN = "metrics-bearer-5d1e0c7a9b"
 DB_SUFFIXES = (".sqlite3", ".sqlite3-wal", ".sqlite3-shm", ".sqlite3-journal")
 
 
@@ -113,7 +115,7 @@ async def public_pages(settings: Settings, clock) -> dict[str, bytes]:
     server = TestServer(make_app(rt))
     await server.start_server()
     month = clock.now().astimezone(settings.zone).strftime("%Y-%m")
-    paths = ["/", "/plans", "/draws", "/entities?q=青岛", f"/reports/{month}", "/metrics", "/healthz"]
+    paths = ["/", "/plans", "/draws", "/entities?q=青岛", f"/reports/{month}", "/healthz"]
     for draw in await Draw.all():
         base = f"/draws/{draw.draw_ref}"
         paths += [base, base + "/bundle.zip", base + "?format=json"]
@@ -121,16 +123,23 @@ async def public_pages(settings: Settings, clock) -> dict[str, bytes]:
             f"{base}/bundle/{name}"
             for name in ("draw.json", "pool.tsv", "inspectors.tsv", "recusals.tsv", "sealed.json")
         ]
+    metrics = TestServer(make_metrics_app(rt))  # /metrics has a listener of its own
+    await metrics.start_server()
     pages: dict[str, bytes] = {}
     try:
         async with aiohttp.ClientSession() as http:
             for path in paths:
                 async with http.get(str(server.make_url(path))) as r:
                     pages[path] = await r.read()
-                    if path in ("/", "/plans", "/draws", f"/reports/{month}", "/metrics"):
+                    if path in ("/", "/plans", "/draws", f"/reports/{month}"):
                         assert r.status == 200, path
+            bearer = {"Authorization": f"Bearer {settings.metrics_token}"}
+            async with http.get(str(metrics.make_url("/metrics")), headers=bearer) as r:
+                assert r.status == 200
+                pages["metrics:/metrics"] = await r.read()
     finally:
         await server.close()
+        await metrics.close()
     return pages
 
 
@@ -163,7 +172,9 @@ def data_files(data_dir: Path) -> dict[str, str]:
 
 async def test_no_secret_leaks_anywhere_after_a_full_demo(tmp_path, all_logs, caplog):
     caplog.set_level(logging.DEBUG)
-    settings = Settings(data_dir=tmp_path, locale="en", telegram_webhook_secret=WEBHOOK_SECRET)
+    settings = Settings(
+        data_dir=tmp_path, locale="en", telegram_webhook_secret=WEBHOOK_SECRET, metrics_token=METRICS_TOKEN
+    )
     printed: list[str] = []
     demo = DemoWithFlight(settings, headless=True, out=printed.append)
     assert await demo.run() == 0
@@ -182,6 +193,7 @@ async def test_no_secret_leaks_anywhere_after_a_full_demo(tmp_path, all_logs, ca
         "bot token secret": token.split(":", 1)[1],
         "sms auth token": demo.settings.sms_auth_token,
         "webhook secret": WEBHOOK_SECRET,
+        "metrics token": METRICS_TOKEN,
     }
     secrets |= {f"invite code {i}": c for i, c in enumerate(codes)}
     for i, secret in enumerate(hidden):

@@ -56,6 +56,10 @@ async def test_the_public_sees_nothing_personal(db, tmp_path):
     assert not r.integrity.shown and r.integrity.score is None and r.integrity.inspectors == []
     await _more_answered_surveys(4)
     r = await report(db, personal=False)
+    # five responses, but the month is not over: still nothing (docs/surveys.md, "Respondents are protected")
+    assert not r.surveys.shown and r.surveys.why == "open" and r.surveys.sent == 0
+    assert not r.integrity.shown and r.integrity.why == "open" and r.integrity.score is None
+    r = await report(db, personal=False, now=END_OF_MONTH + timedelta(days=1))
     assert r.surveys.shown and (r.surveys.sent, r.surveys.responded, r.surveys.complaints) == (5, 5, 1)
     assert r.integrity.shown and r.integrity.responses == 5 and r.integrity.score is not None
     assert r.integrity.inspectors == []  # never anyone's own score

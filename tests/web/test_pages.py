@@ -1,6 +1,6 @@
 """The public pages through aiohttp's test client, on SQLite and PostgreSQL: every page renders,
 nothing private leaks, lookup and pagination work, flight draws stay sealed until revealed,
-bundles download and verify, /metrics exposes its series."""
+bundles download and verify, /metrics (on its own app) exposes its series."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from datetime import timedelta
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.runtime import Runtime
+from bot.metrics import make_metrics_app
+from bot.runtime import RUNTIME, Runtime
 from bot.web import make_app
 from domain import bundle
 from models.draws import Assignment, Draw, Inspection
@@ -69,7 +70,7 @@ async def test_every_page_renders_in_both_locales(site):
     assert (await client.get("/healthz")).status == 200
     # the public report: nothing personal, a chart, clear refusals
     html = await get(client, "/reports/2026-12")
-    assert "本月回访不足 5 份" in html  # one survey: withheld
+    assert "本月结束后公布" in html and "投诉率" not in html  # the month is not over: no survey figure yet
     assert "检查员S0" not in html  # no inspector is named
     png = await client.get("/reports/2026-12/chart.png")
     assert png.status == 200 and (await png.read()).startswith(b"\x89PNG")
@@ -213,9 +214,13 @@ async def test_metrics_exposes_the_series(site):
     from models.messaging import Outbox
 
     await Outbox.filter(id=(await Outbox.first()).id).update(status="dead", last_error="gave_up:timeout")
-    response = await client.get("/metrics")
-    assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
-    text = await response.text()
+    assert (await client.get("/metrics")).status == 404  # not on the public port
+    async with TestClient(
+        TestServer(make_metrics_app(Runtime(settings=client.app[RUNTIME].settings, clock=w.clock)))
+    ) as m:
+        response = await m.get("/metrics")
+        assert response.status == 200 and response.headers["Content-Type"].startswith("text/plain")
+        text = await response.text()
     pending = await Outbox.filter(status="pending").count()
     assert f'inspectbot_outbox_messages{{channel="telegram",status="pending"}} {float(pending)}' in text
     assert f'inspectbot_outbox_depth{{status="pending"}} {float(pending)}' in text
@@ -226,5 +231,5 @@ async def test_metrics_exposes_the_series(site):
     assert 'inspectbot_scheduler_lag_seconds{kind="draw"} 42.0' in text
     assert 'inspectbot_scheduler_fires_total{kind="draw",outcome="drawn"} 1.0' in text
     assert "inspectbot_outbox_oldest_due_seconds" in text and "inspectbot_inbound_events_total" in text
-    assert 'inspectbot_surveys{status="answered"} 1.0' in text
+    assert 'inspectbot_surveys{status="out"} 1.0' in text  # answered, but no answer moves a series
     assert "process_cpu_seconds_total" in text or "python_info" in text
