@@ -95,7 +95,10 @@ class Service:
                 self._metrics_runner = web.AppRunner(make_metrics_app(self.rt), access_log=None)
                 await self._metrics_runner.setup()
                 await listen(
-                    self._metrics_runner, self.settings.metrics_host, self.settings.metrics_port, "INSPECTBOT_METRICS_PORT"
+                    self._metrics_runner,
+                    self.settings.metrics_host,
+                    self.settings.metrics_port,
+                    "INSPECTBOT_METRICS_PORT",
                 )
         for name, channel in self.rt.channels.items():
             await channel.start()

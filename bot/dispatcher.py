@@ -31,6 +31,7 @@ from core.ratelimit import RateLimiter
 from models.directory import Entity, Inspector
 from models.messaging import Channel, ChatBinding, Outbox, RecipientKind, Role, Unreachable
 from services.alerts import raise_alert
+from services.reachability import HOLD_CHANNELS, Marked, mark_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ RETRY = "UPDATE outbox SET status='pending', claimed_until=NULL, last_error=?, n
 POSTPONE = "UPDATE outbox SET status='pending', claimed_until=NULL, attempts=?, next_attempt_at=? WHERE id=?"
 NO_ADDRESS = "UPDATE outbox SET status='no_address', claimed_until=NULL, attempts=? WHERE id=?"
 DEAD = "UPDATE outbox SET status='dead', claimed_until=NULL, last_error=? WHERE id=?"
+# Held while the address is marked unreachable (no attempt used); due again if the mark cleared
+# meanwhile, so a release that ran while this row was in flight does not miss it.
+HOLD = (
+    "UPDATE outbox SET status=CASE WHEN EXISTS (SELECT 1 FROM unreachable WHERE channel=? AND address=?) "
+    "THEN 'held' ELSE 'pending' END, claimed_until=NULL, attempts=?, last_error=?, next_attempt_at=? WHERE id=?"
+)
 
 
 def backoff(attempts: int) -> float:
@@ -259,7 +266,10 @@ class Dispatcher:
             await self._outcomes.write(NO_ADDRESS, [row.attempts - 1, row.id])
             return
         if (row.channel, address) in batch.unreachable:
-            await self._dead(row, address, "unreachable", batch, alert=False)
+            if row.channel in HOLD_CHANNELS:
+                await self._hold(row, address, "unreachable")
+            else:
+                await self._dead(row, address, "unreachable", batch, alert=False)
             return
         limiter = self.limits.get(row.channel)
         slot = None
@@ -322,15 +332,26 @@ class Dispatcher:
     async def _retry(self, row: Claimed, kind: str, delay: float) -> None:
         await self._outcomes.write(RETRY, [kind[:255], self.clock.now() + timedelta(seconds=delay), row.id])
 
+    async def _hold(self, row: Claimed, address: str, kind: str) -> None:
+        """Keep the row until its address is reachable again (services/reachability.py)."""
+        await self._outcomes.write(HOLD, [row.channel, address, row.attempts - 1, kind[:255], self.clock.now(), row.id])
+
     async def _dead(
         self, row: Claimed, address: str, kind: str, batch: Batch, *, alert: bool, mark: bool = True
     ) -> None:
+        """A permanent failure. With ``mark``, the address is marked unreachable and, on a channel
+        that holds (Telegram), the row itself is held with the rest, not dead-lettered."""
         now = self.clock.now()
-        await self._outcomes.write(DEAD, [kind[:255], row.id])
+        marked = Marked(new=False, alerted=False)
         if mark:
-            await mark_unreachable(row.channel, address, kind, now)
+            marked = await mark_unreachable(row.channel, address, kind, now)
             batch.unreachable.add((row.channel, address))  # the rest of the batch skips it
-        if alert and row.template != ALERT_TEMPLATE:
+        if mark and row.channel in HOLD_CHANNELS:
+            await self._hold(row, address, kind)
+        else:
+            await self._outcomes.write(DEAD, [kind[:255], row.id])
+        # an inspector's coordinators were told of the episode itself; anyone else's, of this row
+        if alert and not marked.alerted and row.template != ALERT_TEMPLATE:
             await alert_undeliverable(row, kind, now)
 
 
@@ -372,13 +393,6 @@ async def addresses_of(channel: str, kind: str, ids: list[int]) -> dict[int, str
         q, key = q.filter(id__in=ids), "id"
     # Ascending ids: a later binding of the same person overwrites an earlier one (the newest wins).
     return {rid: address for rid, address in await q.order_by("id").values_list(key, "address")}
-
-
-async def mark_unreachable(channel: str, address: str, reason: str, now: datetime) -> None:
-    await db.bulk_insert(
-        "unreachable", ("channel", "address", "reason", "at"), [(channel, address, reason, now)], ignore_conflicts=True
-    )
-    await ChatBinding.filter(channel=channel, address=address).update(reachable=False)
 
 
 async def alert_undeliverable(row: Claimed, kind: str, now: datetime) -> None:

@@ -64,6 +64,7 @@ class EventKind(str, Enum):
     PHOTO = "photo"
     POLL_ANSWER = "poll_answer"
     DELIVERY = "delivery"
+    MEMBERSHIP = "membership"  # the bot's own status in a chat changed (Telegram my_chat_member): ``status``
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class InboundEvent:
     file_id: str = ""  # photo (largest size)
     poll_id: str = ""
     option_ids: tuple[int, ...] = ()
-    status: str = ""  # delivery status: queued, sent, delivered, undelivered, failed
+    status: str = ""  # delivery status: queued, sent, delivered, undelivered, failed; membership: member, kicked, …
     error_code: str = ""
     sender_name: str = ""
     edited: bool = False  # an edit of an earlier message (never re-applied as a new answer)

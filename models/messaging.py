@@ -25,7 +25,8 @@ class OutboxStatus(str, Enum):
     SENDING = "sending"  # claimed by a dispatcher (claimed_until guards a crashed claimer)
     SENT = "sent"  # the channel accepted it (provider id recorded)
     DELIVERED = "delivered"  # a delivery receipt came back (SMS)
-    DEAD = "dead"  # permanent error or attempts exhausted; the recipient was marked unreachable
+    DEAD = "dead"  # permanent error, attempts exhausted, or a held message dropped (last_error says why)
+    HELD = "held"  # waits: its Telegram address is marked unreachable (released when the mark clears)
     NO_ADDRESS = "no_address"  # the recipient has no usable address on this channel yet
 
 
@@ -129,15 +130,20 @@ class InviteCode(Model):
 
 
 class Unreachable(Model):
-    """An address a channel refused permanently (blocked the bot, no such chat, invalid number).
+    """An address a channel refused permanently (blocked the bot, no such chat, invalid number):
+    one row per episode, deleted when the address shows it is reachable again.
 
-    Messages to it are dead-lettered at once until a new binding or import clears the row."""
+    Telegram messages to it are held (``OutboxStatus.HELD``) until the row is cleared — any
+    inbound event from the chat, or ``my_chat_member`` showing the bot a member again — and
+    then released or dropped (services/reachability.py); SMS messages are dead-lettered.
+    ``episode`` names the alert raised for it (empty: none was), so its end is told once too."""
 
     id = fields.IntField(primary_key=True)
     channel = fields.CharEnumField(Channel, max_length=16)
     address = fields.CharField(max_length=64)
     reason = fields.CharField(max_length=64)
     at = fields.DatetimeField()
+    episode = fields.CharField(max_length=32, default="")
 
     class Meta:
         table = "unreachable"

@@ -21,6 +21,7 @@ from domain.errors import ServiceError
 from models.directory import Department, Entity, Inspector
 from models.messaging import Channel, ChatBinding, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
 from services import audit
+from services.reachability import release_held
 
 INVITE_TTL = timedelta(days=7)
 
@@ -114,6 +115,7 @@ async def redeem(code: str, channel: Channel, address: str, display_name: str, c
             await ChatBinding.filter(id=binding.id).using_db(conn).update(**fields)
             binding = await ChatBinding.get(id=binding.id).using_db(conn)
         await requeue_waiting(binding, conn)
+        await release_held(channel.value, address, now, conn)  # held for this person elsewhere: due here now
         name = display_name
         if invite.inspector_id:
             name = (await Inspector.get(id=invite.inspector_id).using_db(conn)).name

@@ -8,6 +8,10 @@ provider delivers again. Events arriving together are committed together (group 
 :data:`GROUPED_KINDS`): one transaction, each event in a savepoint of its own, each answered
 only after that transaction's COMMIT.
 
+An event a person sent (anything but a delivery receipt or a membership change) also ends an
+"unreachable" mark on its address and releases the messages held by it
+(:func:`services.reachability.clear_unreachable`), in the same transaction.
+
 Chat bindings belong to the people who redeemed an invite (``/start CODE``, a Telegram command,
 in a private chat): they are looked up by the sender's own user id (:attr:`InboundEvent.person`),
 never by a group's chat id, so an event from a group acts for nobody (docs/messaging.md). An
@@ -33,6 +37,7 @@ from core.settings import Settings
 from models.messaging import ChatBinding
 from services.identity import bindings_of, code_hash
 from services.outbox import reply
+from services.reachability import NOT_FROM_PERSON, clear_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,14 @@ UNBOUND_CHANNELS = frozenset({"sms"})
 #: ``handlers.router.long_work``, which declares them), and each of those gets a transaction of its
 #: own. Without ``long_work`` every command and button gets its own (the safe default).
 GROUPED_KINDS = frozenset(
-    {EventKind.TEXT, EventKind.POLL_ANSWER, EventKind.DELIVERY, EventKind.LOCATION, EventKind.PHOTO}
+    {
+        EventKind.TEXT,
+        EventKind.POLL_ANSWER,
+        EventKind.DELIVERY,
+        EventKind.LOCATION,
+        EventKind.PHOTO,
+        EventKind.MEMBERSHIP,
+    }
 )
 #: The kinds grouped unless ``long_work`` says otherwise (or is not given).
 _CLASSIFIED_KINDS = frozenset({EventKind.COMMAND, EventKind.BUTTON})
@@ -152,6 +164,8 @@ async def _receive(
     rows = await conn.execute_query_dict(_INSERT.format(db.placeholders(7, connection=conn)), row)
     if not rows:
         return Received(duplicate=True)
+    if event.kind not in NOT_FROM_PERSON:  # the person wrote: they can be reached (one DELETE if not marked)
+        await clear_unreachable(event.channel, event.sender, row[5], conn)
     person = event.person  # the sender's own user id, never a group's chat id ("" in a group: nobody)
     bindings = [] if event.channel in UNBOUND_CHANNELS or not person else await bindings_of(event.channel, person, conn)
     ctx = Context(

@@ -25,7 +25,7 @@ from core import db
 from core.db import moment as _dt
 
 LAG_WINDOW = timedelta(days=1)  # scheduler lag: the fires of the last day
-LIVE = ("pending", "sending", "no_address", "dead")  # outbox statuses that are not a success
+LIVE = ("pending", "sending", "no_address", "held", "dead")  # outbox statuses that are not a success
 SURVEY_ALERTS = ("survey_alert",)  # alert kinds an answer raises: never exported
 SURVEY_STAGES = ("pending", "undeliverable")  # survey statuses no answer moves into or out of; the rest are "out"
 
@@ -79,7 +79,7 @@ async def snapshot(now: datetime) -> Snapshot:
     )
     errors = await _rows(
         "SELECT channel, status, last_error, COUNT(*) FROM outbox "
-        "WHERE status IN ('pending', 'sending', 'dead') AND last_error <> '' "
+        "WHERE status IN ('pending', 'sending', 'held', 'dead') AND last_error <> '' "
         "GROUP BY channel, status, last_error"
     )
     s.outbox_errors = _merge([(c, st, _error_kind(e), n) for c, st, e, n in errors], 3)

@@ -39,7 +39,9 @@ MAX_PENDING_ANSWERS = 256
 #: connection pool (whose scan of waiting requests grows with their square) and not taking the
 #: pool's connections from the dispatcher's sends.
 ANSWER_CONCURRENCY = 16
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "poll_answer"]
+#: my_chat_member: the person blocked or unblocked the bot (or a group removed or added it), which
+#: marks the chat unreachable or clears the mark (services/reachability.py).
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "poll_answer", "my_chat_member"]
 POLL_TIMEOUT = 10  # seconds a getUpdates call waits for updates (long polling)
 RETRY_MAX = 30.0  # the longest wait between tries (getUpdates failing, or storing an update)
 MAX_BODY = 1 << 20  # a Telegram update is far smaller; anything larger is refused
@@ -316,6 +318,18 @@ def normalise(update: Update, raw: dict | None = None, me: str = "") -> InboundE
             poll_id=a.poll_id,
             user=str(user),
             option_ids=tuple(a.option_ids),
+            raw=raw,
+        )
+    if update.my_chat_member is not None:
+        m = update.my_chat_member
+        status = m.new_chat_member.status
+        return InboundEvent(
+            channel="telegram",
+            external_id=uid,
+            sender=str(m.chat.id),
+            kind=EventKind.MEMBERSHIP,
+            status=str(getattr(status, "value", status)),
+            sender_name=m.from_user.full_name if m.from_user else "",
             raw=raw,
         )
     msg = update.message or update.edited_message

@@ -86,12 +86,12 @@ async def test_one_batch_gives_every_kind_of_row_its_outcome(db):
             "edit": OutboxStatus.SENT,
             "unbound": OutboxStatus.NO_ADDRESS,
             "moved": OutboxStatus.SENT,
-            "gone": OutboxStatus.DEAD,
+            "gone": OutboxStatus.HELD,  # waits for the chat to be reachable again (issue 13 §2)
             "reply": OutboxStatus.SENT,
             "sms": OutboxStatus.PENDING,
         }
         assert rows["unbound"].attempts == 0  # waiting for an address uses no attempt
-        assert rows["gone"].last_error == "unreachable"
+        assert rows["gone"].last_error == "unreachable" and rows["gone"].attempts == 0  # held uses none either
         assert rows["sms"].last_error == "no_channel" and rows["sms"].next_attempt_at > s.clock.now()
         assert rows["edit"].provider_id == rows["first"].provider_id  # edited in place, not sent anew
         texts = [m.text for m in s.sim.messages(alice)]

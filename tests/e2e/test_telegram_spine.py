@@ -109,7 +109,7 @@ async def _queue_to(s, inspector_id: int, n: int = 1):
     )
 
 
-async def test_blocked_user_is_dead_lettered_marked_and_coordinator_alerted(db):
+async def test_blocked_user_is_held_marked_and_coordinator_alerted(db):
     async with spine(db) as s:
         user = await bind_inspector(s)
         await s.sim.wait_for_message(user)
@@ -119,9 +119,9 @@ async def test_blocked_user_is_dead_lettered_marked_and_coordinator_alerted(db):
         await _queue_to(s, insp.inspector_id)
         await s.deliver()
         row = await Outbox.get(dedupe_key=f"t:{insp.inspector_id}:0")
-        assert row.status == OutboxStatus.DEAD and row.last_error == "blocked"
+        assert row.status == OutboxStatus.HELD and row.last_error == "blocked"  # held, not thrown away
         assert await Unreachable.filter(address=str(user.id)).exists()
-        assert (await Alert.get(kind="alert_undeliverable")).context["reason"] == "blocked"
+        assert (await Alert.get(kind="alert_unreachable")).context["reason"] == "blocked"
         # later messages to the same chat are not tried again
         await enqueue(
             [
@@ -136,7 +136,7 @@ async def test_blocked_user_is_dead_lettered_marked_and_coordinator_alerted(db):
         )
         calls = len(s.sim.calls_of("sendMessage"))
         await s.deliver()
-        assert (await Outbox.get(dedupe_key="t:after")).status == OutboxStatus.DEAD
+        assert (await Outbox.get(dedupe_key="t:after")).status == OutboxStatus.HELD
         assert len(s.sim.calls_of("sendMessage")) == calls
 
 

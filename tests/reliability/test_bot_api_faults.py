@@ -2,8 +2,8 @@
 
 The real python-telegram-bot behind our TelegramChannel, the dispatcher and our aiohttp webhook,
 against the Bot API simulator (docs/simulators.md). 429, 403 blocked, 500 and 502 are proven in
-``tests/e2e/test_telegram_spine.py``; here: 400 "chat not found" (dead-lettered, the address
-recorded unreachable, later messages not tried, the coordinator told on their own chat), a
+``tests/e2e/test_telegram_spine.py``; here: 400 "chat not found" (held, the address recorded
+unreachable, later messages not tried but held, the coordinator told on their own chat), a
 timeout after Telegram did deliver (sent again: the documented duplicate, at most one per row in
 flight), a slow answerCallbackQuery that no longer holds the webhook's answer (the press is
 answered in the background), and a webhook slower than Telegram's delivery timeout — slowed
@@ -72,7 +72,7 @@ async def bind_coordinator(s, name="王芳", departments=("SCJG",)):
     return user
 
 
-async def test_chat_not_found_is_dead_lettered_marked_and_the_coordinator_told(db):
+async def test_chat_not_found_is_held_marked_and_the_coordinator_told(db):
     async with spine(db) as s:
         user = await bind_inspector(s)
         await s.sim.wait_for_message(user)
@@ -85,15 +85,15 @@ async def test_chat_not_found_is_dead_lettered_marked_and_the_coordinator_told(d
         refused = [c for c in s.sim.calls_of("sendMessage") if str(c.params.get("chat_id")) == str(user.id)]
         assert (refused[-1].status, refused[-1].description) == (400, "Bad Request: chat not found")
         row = await Outbox.get(dedupe_key=f"t:{insp.inspector_id}:0")
-        assert row.status == OutboxStatus.DEAD and row.last_error == "chat_not_found" and row.attempts == 1
+        assert row.status == OutboxStatus.HELD and row.last_error == "chat_not_found" and row.attempts == 0
         assert await Unreachable.filter(channel="telegram", address=str(user.id), reason="chat_not_found").exists()
         assert (await ChatBinding.get(id=insp.id)).reachable is False
-        assert (await Alert.get(kind="alert_undeliverable")).context["reason"] == "chat_not_found"
+        assert (await Alert.get(kind="alert_unreachable")).context["reason"] == "chat_not_found"
         # the coordinator of the inspector's department is told, on their own chat
         alert = await s.sim.wait_for_message(coordinator)
         assert "张伟" in alert.text and "找不到该聊天" in alert.text
 
-        # later messages to that chat are dead-lettered without a call, and without a new alert
+        # later messages to that chat are held without a call, and without a new alert
         await enqueue(
             [
                 Message(
@@ -108,9 +108,9 @@ async def test_chat_not_found_is_dead_lettered_marked_and_the_coordinator_told(d
         calls = len(s.sim.calls)
         await s.deliver()
         later = await Outbox.get(dedupe_key="t:after")
-        assert later.status == OutboxStatus.DEAD and later.last_error == "unreachable"
+        assert later.status == OutboxStatus.HELD and later.last_error == "unreachable"
         assert len(s.sim.calls) == calls
-        assert await Alert.filter(kind="alert_undeliverable").count() == 1
+        assert await Alert.filter(kind="alert_unreachable").count() == 1
 
 
 async def test_a_timeout_after_telegram_delivered_is_sent_again_once(db):
