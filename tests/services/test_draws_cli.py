@@ -12,6 +12,7 @@ from core import db
 from core.settings import Settings
 from domain import bundle
 from models.draws import FiringSecret
+from models.messaging import Channel, ChatBinding, Role
 from tests.services import draw_world as world
 
 
@@ -30,6 +31,23 @@ def cli(tmp_path, monkeypatch):
 
     asyncio.run(seed())
     return settings
+
+
+def coordinators(settings, n: int = 2) -> list[int]:
+    """``n`` coordinator bindings of SCJG (the test plans' department): their binding ids."""
+
+    async def make():
+        async with db.opened(settings):
+            return [
+                (
+                    await ChatBinding.create(
+                        channel=Channel.TELEGRAM, address=f"90{i}", role=Role.COORDINATOR, departments=["SCJG"]
+                    )
+                ).id
+                for i in range(n)
+            ]
+
+    return asyncio.run(make())
 
 
 def secrets_of(settings) -> list[str]:
@@ -88,22 +106,34 @@ def test_announce_dry_run_draw_export(cli, tmp_path, capsys):
 
     assert main(["plan", "add", str(world.plan_file(tmp_path, "P2"))]) == 0
     capsys.readouterr()
-    assert main(["draw", "P2", "--beacon", "drand:99"]) == 0
+    # nothing announced ahead: an ad hoc draw is off schedule, refused without reason and confirmation
+    assert main(["draw", "P2", "--beacon", "drand:99"]) == 1
+    assert "no firing announced ahead" in capsys.readouterr().err
+    second = coordinators(cli)[1]
+    assert main(["draw", "P2", "--beacon", "drand:99", "--reason", "空缺补抽", "--confirmed-by", str(second)]) == 0
     out = capsys.readouterr().out
     draw_ref = out.splitlines()[0]
     assert draw_ref.startswith("P2/") and "announced just now" in out and "inspections from a pool of 30" in out
+    assert "OFF-SCHEDULE DRAW" in out and "空缺补抽" in out
 
     assert main(["draw", "export", draw_ref, str(tmp_path / "bundle")]) == 0
     assert "Wrote the bundle" in capsys.readouterr().out
     files = {p.name: p.read_bytes() for p in (tmp_path / "bundle").iterdir()}
     assert all(line.ok for line in bundle.verify(files))
     assert json.loads(files["draw.json"])["beacon"] == "drand:99"
+    assert json.loads(files["draw.json"])["off_schedule"] == {
+        "reason": "空缺补抽",
+        "confirmed_by": f"coordinator:{second}",
+        "requested_by": "cli",
+        "redraw_of": None,
+    }
 
 
 def test_flight_draw_prints_only_the_seal(cli, tmp_path, capsys):
     assert main(["plan", "add", str(world.plan_file(tmp_path, "F1", flight=True))]) == 0
     capsys.readouterr()
-    assert main(["draw", "F1"]) == 0
+    second = coordinators(cli)[1]
+    assert main(["draw", "F1", "--reason", "ad hoc flight", "--confirmed-by", f"coordinator:{second}"]) == 0
     out = capsys.readouterr().out
     draw_ref = out.splitlines()[0]
     assert "Flight inspection" in out and "sealed" in out
