@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 
 from core.clock import Clock
 from core.clock import local_minute as _local
+from core.clock import utc
 from domain import draw as engine
 from models.draws import Firing, FiringSecret, FiringStatus
 from services import audit
@@ -64,7 +65,7 @@ async def announce(
     now = clock.now()
     if fire_at is not None and fire_at < now.replace(second=0, microsecond=0):
         raise DrawError("at_in_past", fire_at=_local(fire_at, zone), now=_local(now, zone))
-    fire_at = fire_at or now
+    fire_at = utc(fire_at or now)  # stored and compared in UTC (SQLite compares the text)
     existing = await Firing.filter(plan=plan, fire_at=fire_at).first()
     if existing is not None:
         raise _slot_taken(existing, zone)
@@ -101,7 +102,9 @@ async def announce(
             existing = await Firing.filter(plan=plan, fire_at=fire_at).first()
             if existing is not None:
                 raise _slot_taken(existing, zone) from None
-            continue
+            if await Firing.filter(draw_ref=draw_ref).exists():
+                continue
+            raise
         return Announced(draw_ref, plan.code, fire_at, commitment)
     raise DrawError("no_free_ref", plan=plan.code, day=day)
 

@@ -158,3 +158,30 @@ def test_draw_usage_errors(cli, capsys):
     assert "is not a date-time" in capsys.readouterr().err
     assert main(["draw", "export", "P9/2026-01-01", "out"]) == 1
     assert 'No firing "P9/2026-01-01"' in capsys.readouterr().err
+
+
+def test_announce_twice_withdraw_and_draw_twice_from_the_cli(cli, tmp_path, capsys):
+    assert main(["plan", "add", str(world.plan_file(tmp_path, "P1"))]) == 0
+    assert main(["announce", "P1", "--at", "2099-01-01 09:00"]) == 0
+    commitment = capsys.readouterr().out.strip().split()[-1]
+    assert main(["announce", "P1", "--at", "2099-01-01 09:00"]) == 1
+    err = capsys.readouterr().err
+    assert "already has its commitment: P1/2099-01-01" in err and commitment in err
+    assert main(["announce", "P1", "--at", "2000-01-01 09:00"]) == 1
+    assert "is in the past" in capsys.readouterr().err
+    assert main(["withdraw", "P1/2099-01-01", "--reason", "directory errors"]) == 0
+    assert "Withdrew P1/2099-01-01" in capsys.readouterr().out
+    assert main(["announce", "P1", "--at", "2099-01-01 09:00"]) == 1
+    assert "withdrawn (reason: directory errors)" in capsys.readouterr().err
+    # an off-schedule draw needs both flags
+    assert main(["draw", "P1", "--reason", "why"]) == 2
+    assert "needs both --reason" in capsys.readouterr().err
+    second = coordinators(cli)[1]
+    assert main(["draw", "P1", "--reason", "ad hoc", "--confirmed-by", str(second)]) == 0
+    draw_ref = capsys.readouterr().out.splitlines()[0]
+    assert main(["draw", "P1"]) == 1  # the same day again: refused, naming the draw
+    err = capsys.readouterr().err
+    assert f"has already been drawn today: {draw_ref}, drawn at" in err and f"--redraw {draw_ref}" in err
+    assert main(["audit", "verify"]) == 0
+    # announce, withdraw, and the off-schedule draw's announcement and mark: all on the chain
+    assert "all 4 records verified" in capsys.readouterr().out
