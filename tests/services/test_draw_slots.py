@@ -10,13 +10,14 @@ from datetime import timedelta
 
 import pytest
 
+from core.render import render
 from domain import bundle
 from domain.plans import PlanError, parse_plan
 from models.alerts import Alert
 from models.audit import AuditRecord
 from models.draws import Draw, Firing, FiringStatus
 from models.messaging import Channel, ChatBinding, Outbox, Role
-from services import audit, plans
+from services import audit, plans, reports
 from services.draws.announce import announce, withdraw
 from services.draws.common import DrawError
 from services.draws.confirm import draw_now
@@ -303,3 +304,25 @@ def _minimal() -> dict:
         "team": {"size": 2},
         "schedule": {"cron": "0 9 1 * *"},
     }
+
+
+# --- the monthly report -------------------------------------------------------------------------
+
+
+async def test_monthly_report_counts_off_schedule_draws_per_department(db, tmp_path):
+    clock = await setup(tmp_path)
+    first = await scheduled_draw("P1", clock=clock, zone=ZONE)
+    other = await coordinator("901")
+    clock.advance(timedelta(hours=1))
+    await draw_plan(
+        "P1", clock=clock, zone=ZONE, off_schedule=OffSchedule("重抽", confirmed_by=other, redraw=first.draw_ref)
+    )
+    report = await reports.monthly_report("2026-12", None, clock.now(), data_dir=tmp_path, zone=ZONE, chart=False)
+    assert report.off_schedule == [{"department": "SCJG", "draws": 2, "off_schedule": 1, "share": 0.5}]
+    text = render("messages/report.j2", "en", r=report.context())
+    assert "Off-schedule draws (commitment not published ahead): SCJG 1/2 (50.0%)." in text
+    assert "计划外抽取（承诺值未提前公布）：SCJG 1/2（50.0%）" in render(
+        "messages/report.j2", "zh-CN", r=report.context()
+    )
+    scoped = await reports.monthly_report("2026-12", ["WSJ"], clock.now(), data_dir=tmp_path, zone=ZONE, chart=False)
+    assert scoped.off_schedule == []
