@@ -18,9 +18,8 @@ from zoneinfo import ZoneInfo
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core.clock import Clock
+from core.clock import Clock, utc
 from core.clock import local_minute as _local
-from core.clock import utc
 from domain import draw as engine
 from models.draws import Firing, FiringSecret, FiringStatus
 from services import audit
