@@ -36,7 +36,8 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.clock import Clock
-from models.draws import Firing
+from domain.plans import lead_time
+from models.draws import Firing, FiringStatus
 from models.plans import Plan
 from services import deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
@@ -64,7 +65,7 @@ class PlannedFire:
 def plan_fires(spec, zone, after: datetime, until: datetime) -> list[PlannedFire]:
     """Every announce and draw fire of ``spec`` due in (after, until] — the one place that
     turns a plan into jobs."""
-    lead = timedelta(days=max(spec.schedule.announce_days, 1))
+    lead = lead_time(spec)
     out: list[PlannedFire] = []
     # draw times up to `until + lead`, so announces due before `until` are included
     cursor = after - lead
@@ -243,6 +244,12 @@ class Scheduler:
                     # Never draw without a commitment published in advance.
                     await self._report_missed(fire)
                     return "not_announced"
+                if firing.status is FiringStatus.WITHDRAWN:
+                    return "withdrawn"
+                if not write.on_schedule(firing):
+                    # announced too late to be drawn unattended: an off-schedule draw (reason, second coordinator)
+                    await self._report_missed(fire)
+                    return "announced_late"
                 await write.draw(firing.draw_ref, clock=self.clock, zone=self.zone, locale=self.rt.settings.locale)
                 return "drawn"
 

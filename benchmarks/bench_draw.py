@@ -9,8 +9,8 @@ Phases, each in a fresh process so each peak-memory figure is its own:
    needing qualification SP, N entities (risk mix A 30 / B 40 / C 20 / D 7 / E 3 %) and M
    inspectors; the plan (ratios A 0.03, B 0.05, C 0.10, D 1, E 1; teams of 2) added through
    ``services.plans.add_plan``. The file is copied so the draw and the floor each get one.
-2. ``draw``  — ``services.draws.write.draw_plan``: announce, read the pool and inspectors with raw
-   SQL, ``run_draw``, write draw + inspections + assignments + outbox rows in one transaction.
+2. ``draw``  — ``services.draws.write.draw_plan`` of the firing announced a day ahead (at fill
+   time, untimed): read the pool and inspectors with raw SQL, ``run_draw``, write draw + inspections + assignments + outbox rows in one transaction.
    Timed end to end; then the output rows are dumped (untimed) for the floor.
 3. ``floor`` — the issue's floor: stdlib sqlite3 with its defaults on a fresh copy: read
    ``(key, stratum)`` of the pool, SHA-256 of each key, insert the very rows the draw wrote
@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -98,6 +98,13 @@ class Clock:
         return NOW
 
 
+class DayBefore:
+    """When the plan's firing is announced: a day ahead, so the timed draw is on schedule."""
+
+    def now(self) -> datetime:
+        return NOW - timedelta(days=1)
+
+
 def settings_for(path: Path):
     from core.settings import Settings
 
@@ -124,6 +131,9 @@ async def add_plan(path: Path, plan_file: Path) -> None:
 
     async with db.opened(settings_for(path), migrate=False):
         await plans.add_plan(plan_file, Clock())
+        from services.draws.announce import announce  # lazy: benchmark phases load only what they time
+
+        await announce("QD-BENCH", NOW, clock=DayBefore(), zone=ZONE)
 
 
 def fill(path: Path, n_entities: int, n_inspectors: int, seed: int = 20261201) -> None:
@@ -271,7 +281,9 @@ def run_floor_phase(path: Path, dump: Path, same: bool) -> None:
     for table in OUTPUT_TABLES:  # parents first
         cols, data = rows[table]
         names = ", ".join(f'"{c}"' for c in cols)
-        con.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(cols))})', data)
+        # the firing was announced at fill time: the draw updates it (status, seed), so does the floor
+        verb = "INSERT OR REPLACE" if table in ("firing", "firing_secret") else "INSERT"
+        con.executemany(f'{verb} INTO "{table}" ({names}) VALUES ({", ".join("?" * len(cols))})', data)
     con.execute("COMMIT")
     elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     con.close()

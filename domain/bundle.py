@@ -86,11 +86,16 @@ def team_entry(spec: TeamSpec) -> dict[str, Any]:
     }
 
 
-def draw_document(inputs: DrawInputs, outcome: DrawOutcome, *, flight: bool = False) -> dict[str, Any]:
-    """draw.json as a value (docs §9.2)."""
+def draw_document(
+    inputs: DrawInputs, outcome: DrawOutcome, *, flight: bool = False, off_schedule: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """draw.json as a value (docs §9.2); ``off_schedule`` only for an off-schedule draw (§9.2),
+    so a scheduled draw's bundle is byte for byte what it always was."""
     entries = [inspection_entry(i) for i in outcome.inspections]
     named_units = {ins.unit for ins in inputs.inspectors}
+    extra = {"off_schedule": dict(off_schedule)} if off_schedule is not None else {}
     return {
+        **extra,
         "protocol": PROTOCOL,
         "draw_ref": inputs.draw_ref,
         "commitment": sha256(inputs.secret).hexdigest(),
@@ -180,11 +185,12 @@ def build_bundle(
     recusals: Sequence[RecusalRecord] = (),
     *,
     flight: bool = False,
+    off_schedule: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the bundle, as bytes: identical inputs give identical bytes."""
     with gc_paused():
         files = {
-            DRAW_FILE: canonical_json(draw_document(inputs, outcome, flight=flight)) + b"\n",
+            DRAW_FILE: canonical_json(draw_document(inputs, outcome, flight=flight, off_schedule=off_schedule)) + b"\n",
             POOL_FILE: pool_tsv(inputs.pool),
             INSPECTORS_FILE: inspectors_tsv(inputs.inspectors),
         }
@@ -303,7 +309,11 @@ def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
     unused = len(set(doc.excluded_pairs) - excluded.hits)
     out.append(_line(unused == 0, "exclusions", "unused", count=len(doc.excluded_pairs), unused=unused))
     derived_notes = [note_fields(n) for n in selection.notes + formed.notes]
-    out.append(_line(derived_notes == doc.notes, "notes", count=len(doc.notes), derived=len(derived_notes)))
+    # bundles written before the unstaffable notes (docs §7.6) have none: they still verify
+    older = [n for n in derived_notes if n.get("code") != "unstaffable"]
+    notes_ok = doc.notes in (derived_notes, older)
+    out.append(_line(notes_ok, "notes", count=len(doc.notes), derived=len(derived_notes)))
+    out.extend(_check_off_schedule(raw))
     digest = _entries_digest(doc.entries)
     out.append(
         _line(
@@ -313,6 +323,34 @@ def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
     if RECUSALS_FILE in files:
         out.append(_check_recusals(files[RECUSALS_FILE], seed, inspectors, doc, targets, formed))
     return out
+
+
+OFF_SCHEDULE_FIELDS = frozenset({"reason", "confirmed_by", "requested_by", "redraw_of"})
+
+
+def _check_off_schedule(raw: Mapping[str, Any]) -> list[CheckLine]:
+    """An off-schedule draw (docs §9.2) says why, who confirmed it, and which draw it redoes."""
+    if "off_schedule" not in raw:
+        return []
+    off = raw["off_schedule"]
+    ok = (
+        isinstance(off, dict)
+        and set(off) == OFF_SCHEDULE_FIELDS
+        and all(isinstance(off[k], str) and off[k].strip() for k in ("reason", "confirmed_by", "requested_by"))
+        and off["confirmed_by"] != off["requested_by"]
+        and (off["redraw_of"] is None or (isinstance(off["redraw_of"], str) and off["redraw_of"] != raw["draw_ref"]))
+    )
+    shown = off if isinstance(off, dict) else {}
+    return [
+        _line(
+            ok,
+            "off_schedule",
+            "off_schedule_malformed",
+            reason=str(shown.get("reason", "")),
+            confirmed_by=str(shown.get("confirmed_by", "")),
+            redraw_of=str(shown.get("redraw_of") or ""),
+        )
+    ]
 
 
 def _line(ok: bool, what: str, detail: str = "mismatch", **params: Any) -> CheckLine:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,7 @@ _TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 MAX_NAME = 255  # the plan table's name column
 MAX_TEAM = 50
+MAX_LOAD = 100_000  # team.max_per_inspector: tasks per inspector per draw
 MAX_DAYS = 3660  # ten years: every day count of a plan (window, rotation, announcement)
 MAX_WORKING_DAYS = 250  # a working year
 
@@ -64,6 +65,7 @@ class Team:
 
     size: int
     seats: tuple[str | None, ...]
+    max_per_inspector: int | None = None  # tasks one eligible inspector may carry per draw (a warning)
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,11 @@ class PlanSpec:
                 "industries": list(self.targets.industries),
             },
             "ratios": dict(self.ratios),
-            "team": {"size": self.team.size, "seats": [s if s is not None else "*" for s in self.team.seats]},
+            "team": {
+                "size": self.team.size,
+                "seats": [s if s is not None else "*" for s in self.team.seats],
+                **({"max_per_inspector": self.team.max_per_inspector} if self.team.max_per_inspector else {}),
+            },
             "rotation": {
                 "entity_days": self.rotation.entity_days,
                 "exempt_classes": list(self.rotation.exempt_classes),
@@ -362,7 +368,7 @@ def _targets(value: Any) -> Targets:
 
 
 def _team(value: Any, departments: tuple[str, ...]) -> Team:
-    table = _table(value, "team", {"size", "seats"})
+    table = _table(value, "team", {"size", "seats", "max_per_inspector"})
     if "size" not in table:
         raise PlanError("team.size", "missing")
     size = _int(table["size"], "team.size", 2, MAX_TEAM)
@@ -386,7 +392,9 @@ def _team(value: Any, departments: tuple[str, ...]) -> Team:
         for dept in departments:
             if dept not in seats:
                 raise PlanError("team.seats", "joint_needs_seat", value=dept)
-    return Team(size=size, seats=tuple(seats))
+    cap = table.get("max_per_inspector")
+    cap = None if cap is None else _int(cap, "team.max_per_inspector", 1, MAX_LOAD)
+    return Team(size=size, seats=tuple(seats), max_per_inspector=cap)
 
 
 def _rotation(value: Any) -> Rotation:
@@ -516,3 +524,23 @@ def parse_plan(data: Any) -> PlanSpec:
         schedule=_schedule(table["schedule"]),
         survey_shares=_survey(table.get("survey", {})),
     )
+
+
+ANNOUNCE_SLACK = timedelta(hours=6)  # an announcement this late still counts as on time (the scheduler's grace)
+
+
+def lead_time(spec: PlanSpec) -> timedelta:
+    """How far ahead of its time a firing is announced: ``announce_days``, at least one day
+    (the scheduler announces that far ahead). A draw is on schedule when its commitment was
+    public at least this long before, less :data:`ANNOUNCE_SLACK`."""
+    return timedelta(days=max(spec.schedule.announce_days, 1))
+
+
+def overloaded(spec: PlanSpec, tasks: int, inspectors: int) -> int | None:
+    """The load per eligible inspector (tasks shared out, rounded up) when it exceeds the
+    plan's ``team.max_per_inspector``; None when within it or when the plan states none."""
+    cap = spec.team.max_per_inspector
+    if cap is None or tasks == 0:
+        return None
+    load = -(-tasks // inspectors) if inspectors else tasks
+    return load if load > cap else None

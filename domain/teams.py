@@ -318,4 +318,10 @@ def form_teams(
     """Teams for ``targets`` = (no, entity key, division code), taken in inspection order."""
     pools = Pools(seed, inspectors, units, spec)
     teams = [pools.form(entity, division, excluded) for _, entity, division in targets]
-    return Formed(teams, pools.balance_notes([team for team, _ in teams]))
+    return Formed(teams, pools.balance_notes([team for team, _ in teams]) + unstaffable_notes(teams))
+
+
+def unstaffable_notes(teams: Sequence[tuple[tuple[str, ...], str | None]]) -> list[str]:
+    """One note per reason some inspection could not be staffed, with how many (docs §7.6)."""
+    counts = Counter(reason for _, reason in teams if reason is not None)
+    return [note("unstaffable", reason=r, count=counts[r]) for r in sorted(counts, key=str.encode)]

@@ -126,8 +126,8 @@ async def draw_command(ctx: Context, scope: Scope, say: Replier) -> str:
 
 async def _preview(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
     p = await confirm.draw_preview(scope, code, clock=ctx.clock, zone=ctx.zone)
-    if p.firing_id is not None and not p.due:
-        buttons = []  # announced for later: the scheduler draws it at its time
+    if (p.firing_id is not None and not p.due) or p.off_schedule:
+        buttons = []  # announced for later (the scheduler draws it), or off schedule (the CLI only)
     else:
         confirm_data = (
             DRAW.data("go", p.firing_id) if p.firing_id is not None else DRAW.data("now", p.plan_id, p.firings)

@@ -21,6 +21,7 @@ class FiringStatus(str, Enum):
     ANNOUNCED = "announced"  # commitment published, not drawn yet
     DRAWN = "drawn"
     CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"  # withdrawn before its draw, with a reason (public); its slot stays taken
 
 
 class InspectionStatus(str, Enum):
@@ -55,10 +56,14 @@ class Firing(Model):
     params = fields.JSONField(default=dict)
     status = fields.CharEnumField(FiringStatus, max_length=16, default=FiringStatus.ANNOUNCED)
     announced_at = fields.DatetimeField()
+    withdrawn_at = fields.DatetimeField(null=True)
+    withdrawn_reason = fields.TextField(default="")  # public: shown on the plan's pages
 
     class Meta:
         table = "firing"
         indexes = (("plan", "status"),)
+        # one commitment per slot (a plan's firing for a given time), withdrawn ones included
+        unique_together = (("plan", "fire_at"),)
 
 
 class FiringSecret(Model):
@@ -107,6 +112,11 @@ class Draw(Model):
     inspector_count = fields.IntField()
     inspection_count = fields.IntField()
     unstaffable_count = fields.IntField(default=0)
+    # An off-schedule draw (its commitment not public the plan's lead time ahead: ad hoc, or a
+    # redraw): {"reason", "confirmed_by", "requested_by", "redraw_of"}; None for a scheduled one.
+    off_schedule = fields.JSONField(null=True)
+    # The draw this one redraws; unique, so two racing redraws of one draw cannot both commit.
+    redraw_of = fields.CharField(max_length=64, null=True, unique=True)
 
     class Meta:
         table = "draw"

@@ -107,6 +107,36 @@ class DrawSummary:
     pool: int
     inspections: int
     unstaffable: int
+    off_schedule: bool = False  # drawn off schedule (ad hoc or redraw): a tag in every list
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """An announced firing withdrawn before its draw: it stays public, with its reason."""
+
+    draw_ref: str
+    plan_name: str
+    fire_at: datetime
+    commitment: str
+    withdrawn_at: datetime
+    reason: str
+
+
+async def withdrawn(number: int = 1, size: int = PAGE) -> Page:
+    """Withdrawn firings, latest withdrawal first."""
+    rows = await _fetch(
+        "SELECT f.draw_ref, f.fire_at, f.commitment, f.withdrawn_at, f.withdrawn_reason, p.name FROM firing f "
+        "JOIN plan p ON p.id = f.plan_id WHERE f.status = 'withdrawn' ORDER BY f.withdrawn_at DESC, f.id DESC "
+        "LIMIT ? OFFSET ?",
+        [size + 1, _offset(number, size)],
+    )
+    items = [
+        Withdrawn(
+            r["draw_ref"], r["name"], _dt(r["fire_at"]), r["commitment"], _dt(r["withdrawn_at"]), r["withdrawn_reason"]
+        )
+        for r in rows
+    ]
+    return _page(items, number, size)
 
 
 async def announced(number: int = 1, size: int = PAGE) -> Page:
@@ -170,12 +200,13 @@ def _draw_summary(r: dict, now: datetime) -> DrawSummary:
         r["pool_size"],
         r["inspection_count"],
         r["unstaffable_count"],
+        r["off_schedule"] is not None,
     )
 
 
 DRAW_COLUMNS = (
     "d.draw_ref, d.drawn_at, d.flight, d.reveal_at, d.revealed_at, d.pool_size, d.inspection_count, "
-    "d.unstaffable_count, p.code, p.name"
+    "d.unstaffable_count, d.off_schedule, p.code, p.name"
 )
 
 
@@ -195,6 +226,7 @@ class Home:
     announced: list[Firing]
     plans: int
     draw_count: int
+    withdrawn: list[Withdrawn] = field(default_factory=list)
 
 
 async def home(now: datetime) -> Home:
@@ -204,7 +236,8 @@ async def home(now: datetime) -> Home:
         )
     )[0]
     latest, upcoming = await draws(now, 1, HOME_ROWS), await announced(1, HOME_ROWS)
-    return Home(latest.rows, upcoming.rows, counts["plans"], counts["draws"])
+    gone = await withdrawn(1, HOME_ROWS)
+    return Home(latest.rows, upcoming.rows, counts["plans"], counts["draws"], gone.rows)
 
 
 # --- one draw ---------------------------------------------------------------------------------
@@ -241,12 +274,16 @@ class DrawPage:
     window_end: datetime
     files: tuple[str, ...]  # downloadable now
     inspections: Page = field(default_factory=lambda: Page([]))  # empty while sealed
+    off_schedule: dict | None = None  # {"reason", "confirmed_by", "requested_by", "redraw_of"}
+    redrawn_by: str = ""  # a later draw that redid this one
 
 
 async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = DRAW_PAGE) -> DrawPage:
     rows = await _fetch(
         f"SELECT {DRAW_COLUMNS}, d.id, d.beacon, d.pool_digest, d.inspectors_digest, d.inspections_digest, "
-        "d.strata, d.window_start, d.window_end, f.commitment FROM draw d JOIN plan p ON p.id = d.plan_id "
+        "d.strata, d.window_start, d.window_end, f.commitment, "
+        "(SELECT n.draw_ref FROM draw n WHERE n.redraw_of = d.draw_ref) AS redrawn_by "
+        "FROM draw d JOIN plan p ON p.id = d.plan_id "
         "JOIN firing f ON f.id = d.firing_id WHERE d.draw_ref = ?",
         [draw_ref],
     )
@@ -272,6 +309,8 @@ async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = D
         _dt(r["window_end"]),
         files,
         page,
+        db.decoded(r["off_schedule"], None),
+        r["redrawn_by"] or "",
     )
 
 

@@ -143,6 +143,9 @@ class MonthlyReport:
     surveys: Surveys
     integrity: Integrity
     chart_path: str  # relative to the data directory
+    # per department: {"department", "draws", "off_schedule", "share"} (issue 14: draws whose
+    # commitment was not published ahead — ad hoc or redraws — counted and shared per department)
+    off_schedule: list = field(default_factory=list)
 
     def context(self) -> dict:
         """Plain JSON-able values (an outbox row's context)."""
@@ -246,6 +249,29 @@ async def _draw_count(start: datetime, end: datetime, scope: tuple[str, list]) -
         f"SELECT COUNT(*) AS n FROM draw d WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]}", [start, end, *scope[1]]
     )
     return rows[0]["n"]
+
+
+async def _off_schedule(
+    start: datetime, end: datetime, scope: tuple[str, list], departments: Sequence[str] | None
+) -> list[dict]:
+    """Per department, the month's draws and how many of them were off schedule (a joint
+    plan's draw counts for each of its departments)."""
+    rows = await _fetch(
+        "SELECT d.off_schedule IS NOT NULL AS off, p.departments FROM draw d JOIN plan p ON p.id = d.plan_id "
+        f"WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]}",
+        [start, end, *scope[1]],
+    )
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        for dept in db.decoded(r["departments"], []):
+            if departments is None or dept in departments:
+                t = totals.setdefault(dept, [0, 0])
+                t[0] += 1
+                t[1] += bool(r["off"])
+    return [
+        {"department": d, "draws": n, "off_schedule": off, "share": _rate(off, n)}
+        for d, (n, off) in sorted(totals.items())
+    ]
 
 
 async def _coverage(start: datetime, end: datetime, year_start: datetime, scope: tuple[str, list]) -> Coverage:
@@ -448,6 +474,7 @@ async def monthly_report(
         surveys=survey_figures,
         integrity=integrity_figures,
         chart_path="",
+        off_schedule=await _off_schedule(start, end, scope, depts),
     )
     if not chart:
         return report

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from domain.plans import lead_time, parse_plan
 from models.directory import Department, Entity, EntityKind, Inspector, RiskClass, Unit
+from models.draws import Firing
+from services.draws.announce import announce, pending_firing
+from services.draws.write import draw_plan
 
 USCC = ["91370200MA3C5F1X1R", "91370202MA3CBJ3U4E", "91370211MA3D1B7K9Y"]
 
@@ -57,3 +61,22 @@ async def entity(
         lat=36.06,
         lon=120.38,
     )
+
+
+async def scheduled_draw(code: str, beacon: str = "", **kwargs):
+    """Draw a plan as its schedule would: when nothing is pending, a firing announced now and
+    made to look announced the plan's lead time ahead (its ``announced_at`` set back), so the
+    draw is on schedule; then ``draw_plan`` as the CLI runs it. For tests that need *a* draw."""
+    clock, zone = kwargs["clock"], kwargs["zone"]
+    if await pending_firing(code) is None and not kwargs.get("dry_run"):
+        await announced_ahead(code, None, clock=clock, zone=zone)
+    return await draw_plan(code, beacon, **kwargs)
+
+
+async def announced_ahead(code: str, fire_at, *, clock, zone):
+    """``announce``, the firing then made to look announced the plan's lead time before its
+    time (``announced_at`` set back): a draw of it is on schedule."""
+    announced = await announce(code, fire_at, clock=clock, zone=zone)
+    firing = await Firing.get(draw_ref=announced.draw_ref)
+    await Firing.filter(id=firing.id).update(announced_at=firing.fire_at - lead_time(parse_plan(firing.params)))
+    return announced

@@ -1,4 +1,5 @@
-"""``inspectbot announce PLAN [--at DATETIME]``, ``inspectbot draw PLAN [--beacon V] [--dry-run]``,
+"""``inspectbot announce PLAN [--at DATETIME]``, ``inspectbot withdraw DRAW_REF --reason R``,
+``inspectbot draw PLAN [--beacon V] [--dry-run] [--reason R --confirmed-by COORDINATOR [--redraw DRAW_REF]]``,
 ``inspectbot draw export DRAW_REF DIR [--force]``."""
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from core import db
 from core.clock import SYSTEM
 from core.render import text
 from domain.draw import note_fields
+from services.draws.announce import CLI_ACTOR, withdraw
 from services.draws.announce import announce as announce_firing
 from services.draws.common import DrawError
 from services.draws.export import export as export_draw
 from services.draws.gather import Preview
-from services.draws.write import draw_plan
+from services.draws.write import OffSchedule, draw_plan
 
 
 def register(sub) -> None:
@@ -24,10 +26,16 @@ def register(sub) -> None:
     ann.add_argument("plan")
     ann.add_argument("--at", metavar="DATETIME", help="fire time, local (YYYY-MM-DD HH:MM); default now")
     ann.set_defaults(func=announce)
+    wdr = sub.add_parser("withdraw", help="withdraw an announced firing before its draw (public reason, audited)")
+    wdr.add_argument("draw_ref")
+    wdr.add_argument("--reason", required=True, help="why (shown on the public pages)")
+    wdr.set_defaults(func=withdraw_firing)
     drw = sub.add_parser(
         "draw",
         help="draw a plan once and for all, or export a draw's bundle",
-        usage="inspectbot draw PLAN [--beacon VALUE] [--dry-run]\n       inspectbot draw export DRAW_REF DIR [--force]",
+        usage="inspectbot draw PLAN [--beacon VALUE] [--dry-run]"
+        " [--reason TEXT --confirmed-by COORDINATOR [--redraw DRAW_REF]]\n"
+        "       inspectbot draw export DRAW_REF DIR [--force]",
     )
     drw.add_argument("plan", metavar="PLAN|export")
     drw.add_argument("rest", nargs="*", metavar="DRAW_REF DIR", help=argparse.SUPPRESS)
@@ -36,6 +44,14 @@ def register(sub) -> None:
     drw.add_argument(
         "--force", action="store_true", help="(administrators) export a flight draw in full before its reveal"
     )
+    drw.add_argument("--reason", default=None, help="off-schedule draw (ad hoc or redraw): why, shown publicly")
+    drw.add_argument(
+        "--confirmed-by",
+        default=None,
+        metavar="COORDINATOR",
+        help="off-schedule draw: the second coordinator of the plan's department (binding id, e.g. 12)",
+    )
+    drw.add_argument("--redraw", default=None, metavar="DRAW_REF", help="off-schedule: the draw of today redone")
     drw.set_defaults(func=draw_or_export)
 
 
@@ -48,6 +64,35 @@ def _parse_at(value: str, settings) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=settings.zone)
 
 
+def _coordinator_id(value: str) -> int | None:
+    digits = value.removeprefix("coordinator:")
+    return int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 10 else None
+
+
+def _off_schedule(args) -> OffSchedule | None | str:
+    """The off-schedule request of the flags; a usage error's text code when incomplete."""
+    if args.reason is None and args.confirmed_by is None and args.redraw is None:
+        return None
+    if args.reason is None or args.confirmed_by is None:
+        return "draw_off_schedule_usage"
+    confirmer = _coordinator_id(args.confirmed_by)
+    return OffSchedule(
+        reason=args.reason, confirmed_by=confirmer if confirmer is not None else -1, redraw=args.redraw or None
+    )
+
+
+async def withdraw_firing(args, settings) -> int:
+    async with db.opened(settings):
+        try:
+            done = await withdraw(args.draw_ref, args.reason, actor=CLI_ACTOR, clock=SYSTEM)
+        except DrawError as exc:
+            print(_error(exc, settings.locale), file=sys.stderr)
+            return 1
+    w = {**done.__dict__, "fire_at": done.fire_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")}
+    print(text("draw_withdrawn", settings.locale, w=w))
+    return 0
+
+
 async def announce(args, settings) -> int:
     at = None
     if args.at:
@@ -58,7 +103,7 @@ async def announce(args, settings) -> int:
             return 2
     async with db.opened(settings):
         try:
-            done = await announce_firing(args.plan, at, clock=SYSTEM, zone=settings.zone)
+            done = await announce_firing(args.plan, at, clock=SYSTEM, zone=settings.zone, actor=CLI_ACTOR)
         except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
@@ -84,10 +129,20 @@ async def draw_or_export(args, settings) -> int:
     if args.rest:
         print(text("draw_usage", settings.locale), file=sys.stderr)
         return 2
+    off = _off_schedule(args)
+    if isinstance(off, str):
+        print(text(off, settings.locale), file=sys.stderr)
+        return 2
     async with db.opened(settings):
         try:
             result = await draw_plan(
-                args.plan, args.beacon, dry_run=args.dry_run, clock=SYSTEM, zone=settings.zone, locale=settings.locale
+                args.plan,
+                args.beacon,
+                dry_run=args.dry_run,
+                clock=SYSTEM,
+                zone=settings.zone,
+                locale=settings.locale,
+                off_schedule=off,
             )
         except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)

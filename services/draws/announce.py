@@ -1,8 +1,11 @@
 """Announce a firing of a plan: its secret, kept apart, and the public commitment to it.
 
 :func:`announce` makes a fresh 32-byte secret (OS CSPRNG), keeps it in its own table and
-publishes ``hex(SHA-256(secret))``; :func:`pending_firing` and :func:`pending_firings` find the
-firings announced and not yet drawn.
+publishes ``hex(SHA-256(secret))``. A *slot* (a plan's firing for a given time) has exactly one
+commitment: announcing it again is refused with the existing one named (``(plan, fire_at)`` is
+unique in the table), and a time already past is refused. :func:`withdraw` withdraws an
+announced firing with a public reason, on the audit chain; its slot is never announced again.
+:func:`pending_firing` and :func:`pending_firings` find the firings announced and not yet drawn.
 """
 
 from __future__ import annotations
@@ -15,11 +18,16 @@ from zoneinfo import ZoneInfo
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core.clock import Clock
+from core.clock import Clock, utc
+from core.clock import local_minute as _local
 from domain import draw as engine
 from models.draws import Firing, FiringSecret, FiringStatus
+from services import audit
 from services.draws.common import DrawError, find_plan
 from services.plans import spec_of
+
+MAX_REASON = 500
+CLI_ACTOR = "cli"  # the operator at the command line, as the audit chain names them
 
 
 @dataclass(frozen=True)
@@ -30,16 +38,36 @@ class Announced:
     commitment: str
 
 
-async def announce(plan_code: str, fire_at: datetime | None, *, clock: Clock, zone: ZoneInfo) -> Announced:
+def _slot_taken(firing: Firing, zone: ZoneInfo) -> DrawError:
+    return DrawError(
+        "slot_taken",
+        draw_ref=firing.draw_ref,
+        fire_at=_local(firing.fire_at, zone),
+        commitment=firing.commitment,
+        status=firing.status.value,
+        reason=firing.withdrawn_reason,
+    )
+
+
+async def announce(
+    plan_code: str, fire_at: datetime | None, *, clock: Clock, zone: ZoneInfo, actor: str = ""
+) -> Announced:
     """Announce a firing of a plan: generate its secret and publish the commitment.
 
     The draw_ref is ``<plan code>/<local date of fire_at>`` (``.2``, ``.3``… when that day
-    already has one); it is unique for ever.
+    already has one); it is unique for ever. The slot ``(plan, fire_at)`` takes one commitment
+    only (``slot_taken`` names the one it has, withdrawn or not); ``fire_at`` in the past is
+    refused (``at_in_past``). ``actor`` set: the announcement goes on the audit chain.
     """
     plan = await find_plan(plan_code)
     spec = spec_of(plan)
     now = clock.now()
-    fire_at = fire_at or now
+    if fire_at is not None and fire_at < now.replace(second=0, microsecond=0):
+        raise DrawError("at_in_past", fire_at=_local(fire_at, zone), now=_local(now, zone))
+    fire_at = utc(fire_at or now)  # stored and compared in UTC (SQLite compares the text)
+    existing = await Firing.filter(plan=plan, fire_at=fire_at).first()
+    if existing is not None:
+        raise _slot_taken(existing, zone)
     day = fire_at.astimezone(zone).date().isoformat()
     secret = secrets.token_bytes(32)
     commitment = engine.commitment(secret)
@@ -60,10 +88,65 @@ async def announce(plan_code: str, fire_at: datetime | None, *, clock: Clock, zo
                     using_db=conn,
                 )
                 await FiringSecret.create(firing=firing, secret=secret, using_db=conn)
-        except IntegrityError:  # announced concurrently under the same name: take the next
-            continue
+                if actor:
+                    await audit.append(
+                        actor,
+                        "firing.announced",
+                        f"draw:{draw_ref}",
+                        {"plan": plan.code, "fire_at": fire_at.isoformat(), "commitment": commitment},
+                        now,
+                        conn,
+                    )
+        except IntegrityError:  # announced concurrently: the same slot (refused) or the same name (next)
+            existing = await Firing.filter(plan=plan, fire_at=fire_at).first()
+            if existing is not None:
+                raise _slot_taken(existing, zone) from None
+            if await Firing.filter(draw_ref=draw_ref).exists():
+                continue
+            raise
         return Announced(draw_ref, plan.code, fire_at, commitment)
     raise DrawError("no_free_ref", plan=plan.code, day=day)
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    draw_ref: str
+    plan_code: str
+    fire_at: datetime
+    commitment: str
+    reason: str
+
+
+async def withdraw(draw_ref: str, reason: str, *, actor: str, clock: Clock) -> Withdrawn:
+    """Withdraw an announced firing before its draw: a typed reason (public), on the audit
+    chain. The firing stays listed as withdrawn; its slot is never announced again."""
+    reason = reason.strip()
+    if not reason:
+        raise DrawError("reason_required")
+    if len(reason) > MAX_REASON:
+        raise DrawError("reason_too_long", limit=MAX_REASON)
+    now = clock.now()
+    async with in_transaction() as conn:
+        firing = await Firing.filter(draw_ref=draw_ref).using_db(conn).select_for_update().first()
+        if firing is None:
+            raise DrawError("draw_ref_not_found", draw_ref=draw_ref)
+        if firing.status is not FiringStatus.ANNOUNCED:
+            raise DrawError("not_withdrawable", draw_ref=draw_ref, status=firing.status.value)
+        await (
+            Firing.filter(id=firing.id, status=FiringStatus.ANNOUNCED)
+            .using_db(conn)
+            .update(status=FiringStatus.WITHDRAWN, withdrawn_at=now, withdrawn_reason=reason)
+        )
+        code = draw_ref.rsplit("/", 1)[0]  # a plan code has no "/" (domain.plans)
+        await audit.append(
+            actor,
+            "firing.withdrawn",
+            f"draw:{draw_ref}",
+            {"plan": code, "fire_at": firing.fire_at.isoformat(), "commitment": firing.commitment, "reason": reason},
+            now,
+            conn,
+        )
+    return Withdrawn(draw_ref, code, firing.fire_at, firing.commitment, reason)
 
 
 async def pending_firing(plan_code: str) -> Firing | None:

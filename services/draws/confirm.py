@@ -14,14 +14,16 @@ from tortoise.transactions import in_transaction
 
 from core.clock import Clock
 from core.clock import local_minute as _local
-from models.draws import Firing
+from domain.plans import lead_time
+from models.draws import Draw, Firing
 from models.plans import Plan
 from services import audit
 from services.draws.announce import pending_firings
 from services.draws.common import DrawError
 from services.draws.gather import Preview, preview
-from services.draws.write import DrawResult, draw, draw_plan
+from services.draws.write import DrawResult, draw, draw_plan, on_schedule
 from services.plan_views import plan_in_scope
+from services.plans import spec_of
 from services.scope import Scope
 
 DEFAULT_LOCALE = "zh-CN"
@@ -37,6 +39,10 @@ class DrawPreview:
     fire_at: str  # its fire time (local), "" when none
     due: bool  # False: announced for later, the scheduler draws it then
     firings: int  # the plan's firings so far: a confirmation without a pending firing checks it
+    off_schedule: bool = False  # a draw now would be off schedule: from the CLI only (no Confirm)
+    lead_days: int = 1
+    last_draw: str = ""  # the plan's latest draw, shown when nothing is pending
+    last_drawn_at: str = ""
 
     def context(self) -> dict:
         p = self.preview
@@ -51,6 +57,11 @@ class DrawPreview:
             "team_size": p.team_size,
             "drawn": p.drawn,
             "strata": [{"stratum": s.stratum, "pool": s.pool, "ratio": s.ratio, "drawn": s.drawn} for s in p.strata],
+            "warnings": list(p.warnings),
+            "off_schedule": self.off_schedule,
+            "lead_days": self.lead_days,
+            "last_draw": self.last_draw,
+            "last_drawn_at": self.last_drawn_at,
         }
 
 
@@ -62,6 +73,7 @@ async def draw_preview(scope: Scope, code: str, *, clock: Clock, zone: ZoneInfo)
     except DrawError as exc:
         raise DrawError("draw_failed", error=exc.code, **exc.params) from None
     firing = (await pending_firings([plan.id])).get(plan.id)
+    last = await Draw.filter(plan_id=plan.id).order_by("-drawn_at", "-id").first()
     return DrawPreview(
         plan_id=plan.id,
         plan_code=plan.code,
@@ -71,6 +83,10 @@ async def draw_preview(scope: Scope, code: str, *, clock: Clock, zone: ZoneInfo)
         fire_at=_local(firing.fire_at, zone) if firing else "",
         due=firing is None or clock.now() >= firing.fire_at,
         firings=await Firing.filter(plan_id=plan.id).count(),
+        off_schedule=firing is None or not on_schedule(firing),
+        lead_days=lead_time(spec_of(plan)).days,
+        last_draw=last.draw_ref if last else "",
+        last_drawn_at=_local(last.drawn_at, zone) if last else "",
     )
 
 
@@ -117,8 +133,9 @@ async def draw_firing(
 async def draw_now(
     scope: Scope, plan_id: int, firings_seen: int, *, clock: Clock, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
 ) -> Drawn:
-    """Confirm when no firing was pending: announce one now and draw it, as the CLI does (the
-    commitment was therefore not published ahead; the reply says so).
+    """Confirm when no firing was pending: a draw now is off schedule, which chat does not
+    offer (no button); a forged or stale press is refused by the draw service saying what
+    exists, and nothing is drawn.
 
     The plan row is locked and its firings counted: if any firing was announced since the
     preview (a double tap, another coordinator, the scheduler), nothing is drawn."""

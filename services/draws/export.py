@@ -45,6 +45,7 @@ def sealed_record(draw_row: Draw, commitment: str) -> dict:
         "flight": True,
         "inspections_digest": draw_row.inspections_digest,
         "reveal_at": draw_row.reveal_at.isoformat() if draw_row.reveal_at else None,
+        **({"off_schedule": draw_row.off_schedule} if draw_row.off_schedule is not None else {}),
     }
 
 
@@ -84,7 +85,9 @@ async def _full_bundle(draw_row: Draw, firing: Firing) -> dict[str, bytes]:
         if bundle.inspections_digest(outcome.inspections) != draw_row.inspections_digest:
             raise DrawError("stored_inputs_differ", draw_ref=draw_row.draw_ref)
         records = await recusal_log(draw_row.id)
-        return await asyncio.to_thread(bundle.build_bundle, inputs, outcome, records, flight=draw_row.flight)
+        return await asyncio.to_thread(
+            bundle.build_bundle, inputs, outcome, records, flight=draw_row.flight, off_schedule=draw_row.off_schedule
+        )
 
 
 async def recusal_log(draw_id: int) -> list[bundle.RecusalRecord]:

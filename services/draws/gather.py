@@ -7,7 +7,10 @@ the dry run: what a draw would select now, per stratum, touching no secret.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -18,7 +21,7 @@ from zoneinfo import ZoneInfo
 from core import db
 from core.clock import Clock
 from domain import draw as engine
-from domain.plans import PlanSpec, parse_plan
+from domain.plans import PlanSpec, overloaded, parse_plan
 from services.draws.announce import pending_firing
 from services.draws.common import COUNTED_STATUSES, DrawError, fetch_rows, fetch_tuples, find_plan, marks
 from services.plans import spec_of
@@ -272,6 +275,34 @@ class StratumPreview:
     drawn: int
 
 
+def draw_warnings(spec: PlanSpec, inspectors: int, inspections: Sequence[engine.Inspection]) -> tuple[dict, ...]:
+    """What should stop a coordinator before a draw goes out: inspections that cannot be
+    staffed (per reason), and a load per eligible inspector above ``team.max_per_inspector``."""
+    out: list[dict] = []
+    reasons = Counter(i.unstaffable for i in inspections if i.unstaffable)
+    if reasons:
+        out.append(
+            {
+                "code": "unstaffable",
+                "count": sum(reasons.values()),
+                "reasons": [{"reason": r, "count": n} for r, n in sorted(reasons.items())],
+            }
+        )
+    tasks = len(inspections) * spec.team.size
+    load = overloaded(spec, tasks, inspectors)
+    if load is not None:
+        out.append(
+            {
+                "code": "overloaded",
+                "load": load,
+                "max": spec.team.max_per_inspector,
+                "tasks": tasks,
+                "inspectors": inspectors,
+            }
+        )
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Preview:
     plan_code: str
@@ -281,21 +312,30 @@ class Preview:
     inspectors: int
     team_size: int
     flight: bool
+    warnings: tuple[dict, ...] = ()  # draw_warnings of a trial draw (a throwaway secret)
 
     @property
     def drawn(self) -> int:
         return sum(s.drawn for s in self.strata)
 
 
-def preview_counts(plan_code: str, draw_ref: str | None, spec: PlanSpec, g: Gathered) -> Preview:
-    """The preview of gathered inputs: per stratum, the pool and what its ratio draws."""
+async def preview_counts(plan_code: str, draw_ref: str | None, spec: PlanSpec, g: Gathered) -> Preview:
+    """The preview of gathered inputs: per stratum, the pool and what its ratio draws; and the
+    warnings of a trial draw with a throwaway secret (which entities it picks differs from the
+    real draw, what cannot be staffed and the load per inspector hardly do). Nothing is kept."""
     counts: dict[str, int] = {}
     for s in g.pool_strata:
         counts[s] = counts.get(s, 0) + 1
     strata = tuple(
         StratumPreview(s, counts.get(s, 0), ratio, engine.quota(counts.get(s, 0), ratio)) for s, ratio in spec.ratios
     )
-    return Preview(plan_code, draw_ref, strata, len(g.pool_keys), len(g.inspectors), spec.team.size, spec.flight)
+    trial = await asyncio.to_thread(
+        engine.run_draw, draw_inputs(draw_ref or f"{plan_code}/preview", secrets.token_bytes(32), "", spec, g)
+    )
+    warnings = draw_warnings(spec, len(g.inspectors), trial.inspections)
+    return Preview(
+        plan_code, draw_ref, strata, len(g.pool_keys), len(g.inspectors), spec.team.size, spec.flight, warnings
+    )
 
 
 async def preview(plan_code: str, *, clock: Clock, zone: ZoneInfo) -> Preview:
@@ -305,4 +345,4 @@ async def preview(plan_code: str, *, clock: Clock, zone: ZoneInfo) -> Preview:
     plan = await find_plan(plan_code)
     spec = parse_plan(firing.params) if firing else spec_of(plan)
     g = await gather(spec, clock.now(), zone)
-    return preview_counts(plan.code, firing.draw_ref if firing else None, spec, g)
+    return await preview_counts(plan.code, firing.draw_ref if firing else None, spec, g)

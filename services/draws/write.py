@@ -4,7 +4,14 @@ one outbox row per assignment, in **one** transaction.
 :func:`draw` gathers the inputs (services.draws.gather), runs the pure draw
 (``domain.draw.run_draw``) and writes it; ``draw_ref`` is unique in the ``draw`` table, so a
 second draw of a firing is refused by the database. ``dry_run`` only counts. :func:`draw_plan`
-is the CLI's: the plan's pending firing, announced now if none is. The write path is
+is the CLI's: the plan's pending firing, or — off schedule only — one announced now.
+
+A draw is *on schedule* when its firing's commitment was public the plan's lead time before the
+firing's time (:func:`on_schedule`). Any other draw — ad hoc, announced late, or a redraw of a
+slot already drawn — is *off schedule*: it needs an :class:`OffSchedule` (a typed reason and a
+second coordinator of the plan's department), is marked so on the draw (and in draw.json), goes
+on the audit chain and alerts the plan's coordinators. Without it the draw is refused, saying
+what exists. The write path is
 benchmarked (benchmarks/bench_draw.py): rows are prepared before the transaction opens and
 written in bulk.
 """
@@ -29,12 +36,24 @@ from core.clock import Clock
 from core.clock import local_minute as _local
 from domain import bundle
 from domain import draw as engine
-from domain.plans import PlanSpec, parse_plan
+from domain.plans import ANNOUNCE_SLACK, PlanSpec, lead_time, parse_plan
 from models.draws import AssignmentStatus, Draw, Firing, FiringSecret, FiringStatus, InspectionStatus
-from models.messaging import RecipientKind
-from services.draws.announce import announce, pending_firing
-from services.draws.common import DrawError, fetch_rows, fetch_tuples, marks
-from services.draws.gather import Eligible, Gathered, Preview, draw_inputs, gather, preview, preview_counts
+from models.messaging import ChatBinding, RecipientKind, Role
+from models.plans import Plan
+from services import audit
+from services.alerts import raise_alert
+from services.draws.announce import CLI_ACTOR, MAX_REASON, announce, pending_firing
+from services.draws.common import DrawError, fetch_rows, fetch_tuples, find_plan, marks
+from services.draws.gather import (
+    Eligible,
+    Gathered,
+    Preview,
+    draw_inputs,
+    draw_warnings,
+    gather,
+    preview,
+    preview_counts,
+)
 from services.draws.stored import blobs
 from services.outbox import Message, enqueue_many
 from services.plans import inspection_window, response_deadline
@@ -101,6 +120,47 @@ class DrawResult:
     inspections_digest: str
     reveal_at: datetime | None
     announced_now: bool = False
+    warnings: tuple[dict, ...] = ()  # gather.draw_warnings
+    off_schedule: Mapping | None = None  # as stored on the draw
+
+
+@dataclass(frozen=True)
+class OffSchedule:
+    """What an off-schedule draw needs: a typed reason and a second coordinator's confirmation.
+    ``confirmed_by`` is a coordinator binding id; ``requested_by`` the actor asking ("cli", or
+    "coordinator:<id>"); ``redraw`` the draw_ref of the slot's draw this one redoes, if any."""
+
+    reason: str
+    confirmed_by: int
+    requested_by: str = CLI_ACTOR
+    redraw: str | None = None
+
+
+def on_schedule(firing: Firing) -> bool:
+    """The firing's commitment was public at least the plan's lead time before its time (less
+    ``ANNOUNCE_SLACK``: the scheduler's announcement may run that late)."""
+    return firing.announced_at + lead_time(parse_plan(firing.params)) - ANNOUNCE_SLACK <= firing.fire_at
+
+
+async def _confirmer(off: OffSchedule, plan_departments: Sequence[str]) -> str:
+    """The confirming coordinator, checked: a live coordinator binding of one of the plan's
+    departments, not the requester. Returns how the draw names them."""
+    reason = off.reason.strip()
+    if not reason:
+        raise DrawError("reason_required")
+    if len(reason) > MAX_REASON:
+        raise DrawError("reason_too_long", limit=MAX_REASON)
+    b = await ChatBinding.get_or_none(id=off.confirmed_by, role=Role.COORDINATOR, revoked_at=None)
+    if b is None or not set(b.departments or ()) & set(plan_departments):
+        raise DrawError("confirmer_not_coordinator", confirmer=str(off.confirmed_by))
+    actor = f"coordinator:{b.id}"
+    if actor == off.requested_by:
+        raise DrawError("confirmer_is_requester", confirmer=actor)
+    return actor
+
+
+def _drawn_error(code: str, existing: Draw, zone: ZoneInfo, **params) -> DrawError:
+    return DrawError(code, draw_ref=existing.draw_ref, drawn_at=_local(existing.drawn_at, zone), **params)
 
 
 async def _entity_details(ids: Sequence[int], connection) -> dict[int, tuple[str, str]]:
@@ -175,20 +235,50 @@ async def _load_firing(draw_ref: str) -> Firing:
 
 
 async def draw(
-    draw_ref: str, beacon: str = "", *, dry_run: bool = False, clock: Clock, zone: ZoneInfo, locale: str = "zh-CN"
+    draw_ref: str,
+    beacon: str = "",
+    *,
+    dry_run: bool = False,
+    clock: Clock,
+    zone: ZoneInfo,
+    locale: str = "zh-CN",
+    off_schedule: OffSchedule | None = None,
+    redraw_of: str | None = None,
 ) -> DrawResult | Preview:
-    """Draw the firing ``draw_ref`` once and for all (or, with ``dry_run``, only count)."""
+    """Draw the firing ``draw_ref`` once and for all (or, with ``dry_run``, only count). A
+    firing not announced the lead time ahead is drawn only with ``off_schedule``."""
     firing = await _load_firing(draw_ref)
     if len(beacon) > MAX_BEACON:
         raise DrawError("beacon_too_long", limit=MAX_BEACON)
     if firing.status is FiringStatus.CANCELLED:
         raise DrawError("firing_cancelled", draw_ref=draw_ref)
-    if firing.status is FiringStatus.DRAWN or await Draw.filter(draw_ref=draw_ref).exists():
-        raise DrawError("already_drawn", draw_ref=draw_ref)
+    if firing.status is FiringStatus.WITHDRAWN:
+        raise DrawError("firing_withdrawn", draw_ref=draw_ref, reason=firing.withdrawn_reason)
+    existing = await Draw.get_or_none(draw_ref=draw_ref)
+    if existing is not None:
+        raise _drawn_error("already_drawn", existing, zone)
+    if firing.status is FiringStatus.DRAWN:
+        raise DrawError("already_drawn", draw_ref=draw_ref, drawn_at="")
     now = clock.now()
     if now < firing.fire_at:
         raise DrawError("not_due", draw_ref=draw_ref, fire_at=_local(firing.fire_at, zone))
     spec = parse_plan(firing.params)
+    marked = None
+    if not dry_run and (off_schedule is not None or not on_schedule(firing)):
+        if off_schedule is None:
+            raise DrawError(
+                "off_schedule_required",
+                draw_ref=draw_ref,
+                announced_at=_local(firing.announced_at, zone),
+                fire_at=_local(firing.fire_at, zone),
+                lead_days=lead_time(spec).days,
+            )
+        marked = {
+            "reason": off_schedule.reason.strip(),
+            "confirmed_by": await _confirmer(off_schedule, firing.plan.departments),
+            "requested_by": off_schedule.requested_by,
+            "redraw_of": redraw_of,
+        }
     # A million rows become a few million small objects, none of them cyclic: collecting
     # garbage while they are built would only rescan them, over and over.
     with engine.gc_paused():
@@ -196,26 +286,74 @@ async def draw(
         g = await gather(spec, now, zone)
         phase("inputs read")
         if dry_run:
-            return preview_counts(firing.plan.code, draw_ref, spec, g)
+            return await preview_counts(firing.plan.code, draw_ref, spec, g)
         secret_row = await FiringSecret.get(firing_id=firing.id)
         inputs = draw_inputs(draw_ref, bytes(secret_row.secret), beacon, spec, g)
         outcome = await asyncio.to_thread(engine.run_draw, inputs)
         del inputs
         phase("drawn")
-        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale)
+        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale, marked)
 
 
 async def draw_plan(
-    plan_code: str, beacon: str = "", *, dry_run: bool = False, clock: Clock, zone: ZoneInfo, locale: str = "zh-CN"
+    plan_code: str,
+    beacon: str = "",
+    *,
+    dry_run: bool = False,
+    clock: Clock,
+    zone: ZoneInfo,
+    locale: str = "zh-CN",
+    off_schedule: OffSchedule | None = None,
 ) -> DrawResult | Preview:
-    """The CLI's ``draw PLAN``: draw the plan's pending firing, announcing one now if none is."""
+    """The CLI's ``draw PLAN``: draw the plan's pending firing. With none pending, a draw is
+    off schedule: refused without ``off_schedule`` (saying which draw exists — also what a
+    re-run after a crash that had committed finds), else a firing is announced now and drawn;
+    when the plan already has a draw today, ``off_schedule.redraw`` must name it (a redraw).
+
+    One transaction with the plan's row locked: of two coordinators redrawing the same slot at
+    once exactly one commits (the other then finds the slot's draw changed; ``redraw_of`` is
+    also unique in the table)."""
     if dry_run:
         return await preview(plan_code, clock=clock, zone=zone)
-    firing = await pending_firing(plan_code)
-    announced_now = firing is None
-    draw_ref = firing.draw_ref if firing else (await announce(plan_code, None, clock=clock, zone=zone)).draw_ref
-    result = await draw(draw_ref, beacon, clock=clock, zone=zone, locale=locale)
-    return DrawResult(**{**result.__dict__, "announced_now": announced_now})
+    plan = await find_plan(plan_code)
+    async with in_transaction():
+        await Plan.filter(id=plan.id).select_for_update().first()
+        firing = await pending_firing(plan.code)
+        if firing is not None:
+            if off_schedule is not None and off_schedule.redraw:
+                raise DrawError("redraw_with_pending", plan=plan.code, pending=firing.draw_ref)
+            result = await draw(
+                firing.draw_ref, beacon, clock=clock, zone=zone, locale=locale, off_schedule=off_schedule
+            )
+            assert isinstance(result, DrawResult)
+            return result
+        now = clock.now()
+        latest = await Draw.filter(plan_id=plan.id).order_by("-drawn_at", "-id").first()
+        today = now.astimezone(zone).date()
+        same_slot = latest if latest is not None and latest.drawn_at.astimezone(zone).date() == today else None
+        if off_schedule is None:
+            if same_slot is not None:
+                raise _drawn_error("slot_drawn", same_slot, zone, plan=plan.code)
+            if latest is not None:
+                raise _drawn_error("not_announced", latest, zone, plan=plan.code)
+            raise DrawError("not_announced", plan=plan.code, draw_ref="", drawn_at="")
+        if same_slot is not None and off_schedule.redraw != same_slot.draw_ref:
+            raise _drawn_error("slot_drawn", same_slot, zone, plan=plan.code, named=off_schedule.redraw or "")
+        if same_slot is None and off_schedule.redraw:
+            raise DrawError("nothing_to_redraw", plan=plan.code, named=off_schedule.redraw)
+        await _confirmer(off_schedule, plan.departments)  # before announcing anything
+        announced = await announce(plan.code, None, clock=clock, zone=zone, actor=off_schedule.requested_by)
+        result = await draw(
+            announced.draw_ref,
+            beacon,
+            clock=clock,
+            zone=zone,
+            locale=locale,
+            off_schedule=off_schedule,
+            redraw_of=same_slot.draw_ref if same_slot else None,
+        )
+    assert isinstance(result, DrawResult)
+    return DrawResult(**{**result.__dict__, "announced_now": True})
 
 
 def _prepare_rows(g: Gathered, outcome: engine.DrawOutcome) -> list[tuple]:
@@ -252,6 +390,7 @@ async def _write_draw(
     now: datetime,
     zone: ZoneInfo,
     locale: str,
+    off_schedule: dict | None = None,
 ) -> DrawResult:
     phase = _Phases(firing.draw_ref)
     window_start, window_end = inspection_window(now, spec, zone)
@@ -283,6 +422,8 @@ async def _write_draw(
                 inspector_count=len(g.inspectors),
                 inspection_count=len(outcome.inspections),
                 unstaffable_count=unstaffable,
+                off_schedule=off_schedule,
+                redraw_of=off_schedule["redraw_of"] if off_schedule else None,
                 using_db=conn,
             )
             n = (
@@ -323,9 +464,15 @@ async def _write_draw(
                 draw_row, spec, g, outcome, inspection_rows, written, deadline, zone, locale, now, conn
             )
             phase("outbox written")
+            if off_schedule is not None:
+                await _mark_off_schedule(firing, draw_row, off_schedule, now, zone, conn)
     except IntegrityError as exc:
-        if await Draw.filter(draw_ref=firing.draw_ref).exists():
-            raise DrawError("already_drawn", draw_ref=firing.draw_ref) from None
+        existing = await Draw.get_or_none(draw_ref=firing.draw_ref)
+        if existing is not None:
+            raise _drawn_error("already_drawn", existing, zone) from None
+        redone = off_schedule and off_schedule["redraw_of"]
+        if redone and (other := await Draw.get_or_none(redraw_of=redone)) is not None:
+            raise _drawn_error("already_redrawn", other, zone, redraw_of=redone) from None
         raise exc
     phase("committed")
     log.info(
@@ -349,6 +496,36 @@ async def _write_draw(
         flight=spec.flight,
         inspections_digest=digest,
         reveal_at=window_start if spec.flight else None,
+        warnings=draw_warnings(spec, len(g.inspectors), outcome.inspections),
+        off_schedule=off_schedule,
+    )
+
+
+async def _mark_off_schedule(firing: Firing, draw_row: Draw, off: dict, now: datetime, zone: ZoneInfo, conn) -> None:
+    """An off-schedule draw on the audit chain, and an alert to the plan's coordinators."""
+    await audit.append(
+        off["requested_by"],
+        "draw.off_schedule",
+        f"draw:{draw_row.draw_ref}",
+        {"plan": firing.plan.code, **off, "announced_at": firing.announced_at.isoformat()},
+        now,
+        conn,
+    )
+    await raise_alert(
+        f"off_schedule:{draw_row.draw_ref}",
+        "off_schedule_draw.j2",
+        {
+            "plan": firing.plan.code,
+            "draw_ref": draw_row.draw_ref,
+            "drawn_at": _local(now, zone),
+            "reason": off["reason"],
+            "requested_by": off["requested_by"],
+            "confirmed_by": off["confirmed_by"],
+            "redraw_of": off["redraw_of"] or "",
+        },
+        set(firing.plan.departments),
+        now,
+        connection=conn,
     )
 
 

@@ -245,6 +245,14 @@ class Reference:
         return None, ALL_EXCLUDED
 
 
+def unstaffable_notes(inspections):
+    """§7.6: per reason (byte order), how many inspections it left unstaffed."""
+    reasons = [i[5] for i in inspections if i[5] is not None]
+    return [
+        {"code": "unstaffable", "reason": r, "count": reasons.count(r)} for r in sorted(set(reasons), key=str.encode)
+    ]
+
+
 def draw(secret, beacon, draw_ref, pool, ratios, inspectors, units, divisions, team, excluded_pairs):
     """The whole draw → dict with the values draw.json would hold (as Python values)."""
     seed_ = seed(secret, beacon, pool_bytes(pool), inspectors_bytes(inspectors), draw_ref)
@@ -258,7 +266,7 @@ def draw(secret, beacon, draw_ref, pool, ratios, inspectors, units, divisions, t
         "seed": seed_,
         "strata": strata,
         "inspections": inspections,
-        "notes": notes + ref.balance_notes([i[4] for i in inspections]),
+        "notes": notes + ref.balance_notes([i[4] for i in inspections]) + unstaffable_notes(inspections),
         "excluded_pairs": sorted(pair_hash(seed_, w, e) for w, e in ref.consulted_hits),
         "reference": ref,
     }

@@ -15,9 +15,9 @@ from models.messaging import ChatBinding, Role
 from models.messaging import InboundEvent as InboundRow
 from services import audit, plans, recusals
 from services.alerts import raise_alert
-from services.draws.announce import announce
-from services.draws.write import draw_plan
+from services.draws.announce import announce, withdraw
 from services.identity import create_invite
+from tests.builders import announced_ahead, scheduled_draw
 from tests.e2e.harness import eventually, spine
 from tests.e2e.test_inspector_chat import Chat, inspector_chat
 from tests.services import draw_world as world
@@ -92,7 +92,7 @@ async def test_every_command_once(db, tmp_path):
         shown = last(await c.command("plan", "P1"))
         assert "食品经营许可情况检查" in shown and "A类 0.5" in shown and "暂无已公告的批次" in shown
         assert "回访比例：D类 1，E类 1，其他 1/3" in shown  # the plan names none: the default
-        await announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
+        await announced_ahead("P1", s.clock.now(), clock=s.clock, zone=ZONE)
         firing = await Firing.get(draw_ref="P1/2026-12-01")
         shown = last(await c.command("plan", "P1"))
         assert firing.commitment in shown and "P1/2026-12-01" in shown
@@ -113,7 +113,7 @@ async def test_every_command_once(db, tmp_path):
         assert "没有预警" in last(await c.command("alerts"))
         assert "您所属部门的抽取中没有回避记录。" in last(await c.command("recusals"))
         await plans.add_plan(world.plan_file(tmp_path, "F1", flight=True, name="飞行计划"), s.clock)
-        flight = await draw_plan("F1", clock=s.clock, zone=ZONE)
+        flight = await scheduled_draw("F1", clock=s.clock, zone=ZONE)
         assert "公布前保密" in last(await c.command("verify", flight.draw_ref))
         assert "尚未公布" in last(await c.command("status", flight.draw_ref))
         assert "不是有效的月份" in last(await c.command("report", "2026-13"))
@@ -133,30 +133,27 @@ async def test_confirm_draws_exactly_once_even_on_a_double_tap(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         await two_plans(s, tmp_path)
         c = await person(s, Role.COORDINATOR, ["SCJG"])
-        # no firing announced: confirming announces one now and says the commitment was not ahead
+        # no firing announced ahead: a draw now is off schedule, which chat does not offer
         preview = (await c.command("draw", "P1"))[-1]
-        assert "未能在抽取前提前公布" in preview.text
+        assert "计划外抽取" in preview.text and "--confirmed-by" in preview.text and not preview.callback_data
         plan_id = (await plans.get_plan("P1")).id
-        confirm = f"drw:now:{plan_id}:0"
-        assert confirm in preview.callback_data
-        replies = await double_tap(c, preview, confirm)
-        assert await Draw.filter(plan_id=plan_id).count() == 1
-        assert await Firing.filter(plan_id=plan_id).count() == 1
-        texts = [m.text for m in replies]
-        assert sum("已抽取 P1/2026-12-01" in t for t in texts) == 1
-        assert any("承诺值未能在抽取前提前公布" in t for t in texts)
-        assert any("本次未抽取" in t for t in texts)
-        # an announced firing: a double tap on its Confirm draws it once, the second says so
-        await announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
+        assert await Firing.filter(plan_id=plan_id).count() == 0
+        # an announced firing whose commitment was published only now: also off schedule, no Confirm
+        late = await announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
+        preview = (await c.command("draw", "P1"))[-1]
+        assert "计划外抽取" in preview.text and not preview.callback_data
+        assert await Draw.filter(plan_id=plan_id).count() == 0
+        await withdraw(late.draw_ref, "公示过晚", actor="test", clock=s.clock)
+        # a firing announced ahead: a double tap on its Confirm draws it once, the second says so
+        s.clock.advance(timedelta(minutes=1))
+        await announced_ahead("P1", s.clock.now(), clock=s.clock, zone=ZONE)
         firing = await Firing.get(draw_ref="P1/2026-12-01.2")
         preview = (await c.command("draw", "P1"))[-1]
         replies = await double_tap(c, preview, f"drw:go:{firing.id}")
-        assert await Draw.filter(plan_id=plan_id).count() == 2
+        assert await Draw.filter(plan_id=plan_id).count() == 1
         texts = [m.text for m in replies]
         assert sum("已抽取 P1/2026-12-01.2" in t for t in texts) == 1
-        assert any(f"未抽取：{firing.draw_ref} 已经抽取过。每个批次只能抽取一次，不能重新抽取。" in t for t in texts), (
-            texts
-        )
+        assert any(f"未抽取：{firing.draw_ref} 已经抽取过（抽取时间 " in t for t in texts), texts
         # a firing announced for later offers no Confirm at all
         await announce("P1", s.clock.now() + timedelta(days=2), clock=s.clock, zone=ZONE)
         preview = (await c.command("draw", "P1"))[-1]
@@ -167,7 +164,7 @@ async def test_confirm_draws_exactly_once_even_on_a_double_tap(db, tmp_path):
 async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         await two_plans(s, tmp_path)
-        result = await draw_plan("P1", clock=s.clock, zone=ZONE)
+        result = await scheduled_draw("P1", clock=s.clock, zone=ZONE)
         asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector", "inspection").first()
         mate = await Assignment.filter(inspection_id=asg.inspection_id, seat=2).prefetch_related("inspector").first()
         recusing = await inspector_chat(s, asg.inspector.cert_no)
@@ -234,7 +231,7 @@ async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp
 async def test_scoping_refusals_leak_nothing(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         await two_plans(s, tmp_path)
-        other = await draw_plan("P2", clock=s.clock, zone=ZONE)
+        other = await scheduled_draw("P2", clock=s.clock, zone=ZONE)
         w_asg = await Assignment.filter(draw__draw_ref=other.draw_ref, seat=1).order_by("id").first()
         await recusals.recuse(
             w_asg.inspector_id, w_asg.id, ConflictType.OTHER, "卫健内部说明", clock=s.clock, zone=ZONE, locale="zh-CN"

@@ -10,7 +10,7 @@ from models.directory import ConflictType
 from models.draws import Assignment, AssignmentStatus, Draw, Recusal
 from scheduler import Scheduler
 from services import audit, plans
-from services.draws.write import draw_plan
+from tests.builders import scheduled_draw
 from tests.e2e.harness import spine
 from tests.e2e.test_inspector_chat import inspector_chat
 from tests.services import draw_world as world
@@ -28,7 +28,7 @@ async def _draw(s, tmp_path, **plan_kw):
             path.read_text().replace("[response]\n", f'[response]\non_silence = "{plan_kw["on_silence"]}"\n')
         )
     await plans.add_plan(path, s.clock)
-    return await draw_plan("P1", clock=s.clock, zone=ZONE)
+    return await scheduled_draw("P1", clock=s.clock, zone=ZONE)
 
 
 async def test_silence_gets_a_reminder_then_an_alert(db, tmp_path):

@@ -9,8 +9,8 @@ from models.directory import Conflict, ConflictSource
 from models.draws import Assignment, AssignmentStatus, Recusal
 from models.messaging import ChatBinding, Role
 from services import audit, plans
-from services.draws.write import draw_plan
 from services.identity import create_invite
+from tests.builders import scheduled_draw
 from tests.e2e.harness import eventually, spine
 from tests.services import draw_world as world
 
@@ -20,7 +20,7 @@ ZONE = world.ZONE
 async def setup_draw(s, tmp_path, **plan):
     w = await world.build(n_entities=12, n_scjg=6, n_wsj=0)
     await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5", **plan), s.clock)
-    result = await draw_plan("P1", clock=s.clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=s.clock, zone=ZONE)
     return w, result
 
 
@@ -146,7 +146,7 @@ async def test_no_eligible_replacement_flags_unstaffable(db, tmp_path):
         # two inspectors for teams of two: nobody is left to replace a recusal
         await world.build(n_entities=4, n_scjg=2, n_wsj=0)
         await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.25", b="0.25", c="0.25"), s.clock)
-        await draw_plan("P1", clock=s.clock, zone=ZONE)
+        await scheduled_draw("P1", clock=s.clock, zone=ZONE)
         asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector").first()
         chat = await inspector_chat(s, asg.inspector.cert_no)
         card = next(m for m in chat.new() if f"asg:recuse:{asg.id}" in m.callback_data)

@@ -17,9 +17,9 @@ from models.onsite import CheckIn, Correction, CorrectionStatus, Finding, Photo,
 from models.surveys import Survey
 from scheduler import SWEEPS, Scheduler
 from services import audit, plans
-from services.draws.write import draw_plan
 from services.identity import create_invite
 from simulators.telegram.media import make_png
+from tests.builders import scheduled_draw
 from tests.e2e.harness import eventually, spine
 from tests.e2e.test_inspector_chat import Chat, bind
 from tests.services import draw_world as world
@@ -86,7 +86,7 @@ async def setup(s, tmp_path):
         await Entity.filter(id=e.id).update(lat=BASE[0] + i * 0.01, lon=BASE[1])
     path = world.plan_file(tmp_path, "P1", items=("SCJG-SP-01", "SCJG-SP-02"), a="0.5", b="0.5", c="0.5")
     await plans.add_plan(path, s.clock)
-    await draw_plan("P1", clock=s.clock, zone=ZONE)
+    await scheduled_draw("P1", clock=s.clock, zone=ZONE)
     return w
 
 

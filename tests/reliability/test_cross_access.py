@@ -50,10 +50,10 @@ from models.plans import Plan
 from models.surveys import Survey
 from services import plans, recusals
 from services.draws.announce import announce
-from services.draws.write import draw_plan
 from services.identity import create_invite
 from services.onsite import corrections, findings
 from services.surveys.enter import enter_pool
+from tests.builders import scheduled_draw
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -159,7 +159,7 @@ async def build(db, tmp_path, clock) -> tuple[Bot, Victims]:
         ),
         clock,
     )
-    other = await draw_plan("P2", clock=clock, zone=ZONE)
+    other = await scheduled_draw("P2", clock=clock, zone=ZONE)
     w_asg = await Assignment.filter(draw__draw_ref=other.draw_ref, seat=1).order_by("id").first()
     await recusals.recuse(
         w_asg.inspector_id, w_asg.id, ConflictType.OTHER, W_NOTE, clock=clock, zone=ZONE, locale="zh-CN"

@@ -25,7 +25,7 @@ from importers.run import import_file
 from models.directory import Entity
 from models.draws import Assignment
 from services import plans
-from services.draws.write import draw_plan
+from tests.builders import scheduled_draw
 from tests.e2e.harness import spine
 from tests.e2e.test_inspector_chat import inspector_chat
 from tests.importers.files import ENTITY_HEADER, entity, write_csv
@@ -97,7 +97,7 @@ async def hostile_draw(tmp_path, clock) -> tuple[dict[str, Entity], str]:
     await draw_world.build(n_entities=4, n_scjg=10, n_wsj=0)
     found = await import_hostile(tmp_path)
     await plans.add_plan(draw_world.plan_file(tmp_path, "P1", a="1", b="1", c="1", name="全量抽查"), clock)
-    drawn = await draw_plan("P1", clock=clock, zone=ZONE)
+    drawn = await scheduled_draw("P1", clock=clock, zone=ZONE)
     return found, drawn.draw_ref
 
 

@@ -75,7 +75,7 @@ async def build(
     firing = await Firing.create(
         draw_ref=draw_ref,
         plan=plan,
-        fire_at=now,
+        fire_at=now + timedelta(seconds=await Firing.filter(plan=plan).count()),  # one firing per slot
         commitment="0" * 64,
         params=spec or {},
         announced_at=now - timedelta(days=1),

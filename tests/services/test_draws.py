@@ -28,7 +28,8 @@ from services.draws.announce import announce
 from services.draws.common import DrawError
 from services.draws.gather import Preview
 from services.draws.stored import _stored
-from services.draws.write import draw, draw_plan
+from services.draws.write import draw
+from tests.builders import announced_ahead, scheduled_draw
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -68,7 +69,7 @@ async def test_announce_commits_to_a_hidden_secret(db, tmp_path):
     clock = world.clock()
     await add(tmp_path, clock)
     first = await announce("P1", None, clock=clock, zone=ZONE)
-    second = await announce("P1", None, clock=clock, zone=ZONE)
+    second = await announce("P1", clock.now() + timedelta(hours=1), clock=clock, zone=ZONE)
     assert (first.draw_ref, second.draw_ref) == ("P1/2026-12-01", "P1/2026-12-01.2")
     row = await FiringSecret.get(firing__draw_ref=first.draw_ref)
     secret = bytes(row.secret)
@@ -92,8 +93,8 @@ async def test_draw_writes_everything_once(db, tmp_path):
     await world.build(n_entities=40)
     clock = world.clock()
     await add(tmp_path, clock)
-    result = await draw_plan("P1", "drand:1234", clock=clock, zone=ZONE)
-    assert result.announced_now and result.draw_ref == "P1/2026-12-01"
+    result = await scheduled_draw("P1", "drand:1234", clock=clock, zone=ZONE)
+    assert not result.announced_now and result.draw_ref == "P1/2026-12-01"
     # 8 entities per class: A 0.25 → 2, B 0.25 → 2, C 0.5 → 4, D 1 → 8, E 1 → 8
     assert {s: c.drawn for s, c in result.strata.items()} == {"A": 2, "B": 2, "C": 4, "D": 8, "E": 8}
     assert result.inspections == 24 and result.assignments == 48 and result.unstaffable == 0
@@ -125,7 +126,7 @@ async def test_second_draw_of_a_firing_is_refused(db, tmp_path):
     await world.build(n_entities=10)
     clock = world.clock()
     await add(tmp_path, clock)
-    announced = await announce("P1", None, clock=clock, zone=ZONE)
+    announced = await announced_ahead("P1", None, clock=clock, zone=ZONE)
     await draw(announced.draw_ref, clock=clock, zone=ZONE)
     before = await counts()
     with pytest.raises(DrawError) as info:
@@ -139,9 +140,9 @@ async def test_database_refuses_a_second_draw_row(db, tmp_path):
     await world.build(n_entities=6)
     clock = world.clock()
     await add(tmp_path, clock)
-    result = await draw_plan("P1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=clock, zone=ZONE)
     first = await Draw.get(draw_ref=result.draw_ref)
-    other = await announce("P1", None, clock=clock, zone=ZONE)
+    other = await announce("P1", clock.now() + timedelta(hours=1), clock=clock, zone=ZONE)
     other_firing = await Firing.get(draw_ref=other.draw_ref)
     with pytest.raises(IntegrityError):
         await Draw.create(
@@ -166,10 +167,10 @@ async def test_draw_plan_uses_the_pending_firing_and_refuses_before_its_time(db,
     await add(tmp_path, clock)
     ahead = await announce("P1", clock.now() + timedelta(days=1), clock=clock, zone=ZONE)
     with pytest.raises(DrawError) as info:
-        await draw_plan("P1", clock=clock, zone=ZONE)
+        await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert info.value.code == "not_due" and await Draw.all().count() == 0
     clock.advance(timedelta(days=1))
-    result = await draw_plan("P1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert result.draw_ref == ahead.draw_ref and not result.announced_now
 
 
@@ -178,7 +179,7 @@ async def test_dry_run_counts_and_writes_nothing(db, tmp_path):
     clock = world.clock()
     await add(tmp_path, clock)
     before = await counts()
-    preview = await draw_plan("P1", dry_run=True, clock=clock, zone=ZONE)
+    preview = await scheduled_draw("P1", dry_run=True, clock=clock, zone=ZONE)
     assert isinstance(preview, Preview) and preview.draw_ref is None
     assert [(s.stratum, s.pool, s.drawn) for s in preview.strata] == [
         ("A", 8, 2),
@@ -189,7 +190,7 @@ async def test_dry_run_counts_and_writes_nothing(db, tmp_path):
     ]
     assert preview.inspectors == 8 and preview.drawn == 24
     assert await counts() == before  # not even a firing was announced
-    announced = await announce("P1", None, clock=clock, zone=ZONE)
+    announced = await announced_ahead("P1", None, clock=clock, zone=ZONE)
     before = await counts()
     again = await draw(announced.draw_ref, dry_run=True, clock=clock, zone=ZONE)
     assert again.draw_ref == announced.draw_ref and again.drawn == 24
@@ -218,7 +219,7 @@ async def test_the_draw_is_one_transaction(db, tmp_path):
     await world.build(n_entities=20)
     clock = world.clock()
     await add(tmp_path, clock)
-    announced = await announce("P1", None, clock=clock, zone=ZONE)
+    announced = await announced_ahead("P1", None, clock=clock, zone=ZONE)
     before = await counts()
     for sql in FAIL_TRIGGER[dbmod.dialect()]:
         await dbmod.conn().execute_script(sql)
@@ -264,7 +265,7 @@ async def test_only_eligible_inspectors_are_placed(db, tmp_path):
     )  # withdrawn: no longer counts
     clock = world.clock()
     await add(tmp_path, clock, a="1", b="1", c="1")  # every entity drawn
-    result = await draw_plan("P1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert result.inspections == 30 and result.unstaffable == 0
     placed = set(await Assignment.all().values_list("inspector__cert_no", flat=True))
     assert not placed & {"X-LEAVE", "X-RETIRED", "X-EXPIRED", "X-UNQUAL", "X-WSJ", "X-FAR"}
@@ -287,7 +288,7 @@ async def test_out_of_jurisdiction_inspectors_serve_only_their_district(db, tmp_
         await world.inspector(w, f"N-{i}", "SCJG", ["SP"], unit="north")
     clock = world.clock()
     await add(tmp_path, clock, a="1", b="1", c="1")
-    result = await draw_plan("P1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=clock, zone=ZONE)
     for insp in await Inspection.filter(draw__draw_ref=result.draw_ref):
         team = await team_of(insp.no, result.draw_ref)
         prefix = "S-" if insp.division.startswith("370202") else "N-"
@@ -298,7 +299,7 @@ async def test_joint_plan_has_a_seat_per_department(db, tmp_path):
     await world.build(n_entities=20, n_scjg=4, n_wsj=4)
     clock = world.clock()
     await add(tmp_path, clock, "J1", departments=("SCJG", "WSJ"), items=("SCJG-SP-01", "WSJ-YL-01"))
-    result = await draw_plan("J1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("J1", clock=clock, zone=ZONE)
     assert result.unstaffable == 0
     for insp in await Inspection.filter(draw__draw_ref=result.draw_ref):
         team = await team_of(insp.no, result.draw_ref)
@@ -309,7 +310,7 @@ async def test_too_few_inspectors_is_reported_not_short(db, tmp_path):
     await world.build(n_entities=10, n_scjg=1, n_wsj=0)
     clock = world.clock()
     await add(tmp_path, clock)
-    result = await draw_plan("P1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert result.unstaffable == result.inspections > 0 and result.assignments == 0
     reasons = set(await Inspection.all().values_list("unstaffable_reason", flat=True))
     assert reasons and "" not in reasons
@@ -323,13 +324,13 @@ async def test_rotation_skips_recent_entities_except_d_and_e(db, tmp_path):
     clock = world.clock()
     await add(tmp_path, clock, "P1", a="1", b="1", c="1")
     await add(tmp_path, clock, "P2", a="1", b="1", c="1", entity_days=365)
-    first = await draw_plan("P1", clock=clock, zone=ZONE)
+    first = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert first.inspections == 40
     clock.advance(timedelta(days=30))
-    preview = await draw_plan("P2", dry_run=True, clock=clock, zone=ZONE)
+    preview = await scheduled_draw("P2", dry_run=True, clock=clock, zone=ZONE)
     assert {s.stratum: s.pool for s in preview.strata} == {"A": 0, "B": 0, "C": 0, "D": 8, "E": 8}
     clock.advance(timedelta(days=366))
-    preview = await draw_plan("P2", dry_run=True, clock=clock, zone=ZONE)
+    preview = await scheduled_draw("P2", dry_run=True, clock=clock, zone=ZONE)
     assert preview.pool == 40
 
 
@@ -338,10 +339,10 @@ async def test_recused_assignment_does_not_count_as_inspected(db, tmp_path):
     clock = world.clock()
     await add(tmp_path, clock, "P1", a="0.1")
     await add(tmp_path, clock, "P2", a="1", entity_days=365)
-    first = await draw_plan("P1", clock=clock, zone=ZONE)
+    first = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert first.inspections == 1
     await Assignment.filter(draw__draw_ref=first.draw_ref).update(status=AssignmentStatus.RECUSED)
-    preview = await draw_plan("P2", dry_run=True, clock=clock, zone=ZONE)
+    preview = await scheduled_draw("P2", dry_run=True, clock=clock, zone=ZONE)
     assert preview.pool == 10
 
 
@@ -354,10 +355,10 @@ async def test_inspector_never_returns_to_an_entity_within_m_days(db, tmp_path):
     await world.build(n_entities=8, n_scjg=6, risks="D")
     clock = world.clock()
     await add(tmp_path, clock, "P1", inspector_days=365)
-    first = await draw_plan("P1", clock=clock, zone=ZONE)
+    first = await scheduled_draw("P1", clock=clock, zone=ZONE)
     earlier = await pairs(first.draw_ref)
     clock.advance(timedelta(days=1))
-    second = await draw_plan("P1", clock=clock, zone=ZONE)
+    second = await scheduled_draw("P1", clock=clock, zone=ZONE)
     later = await pairs(second.draw_ref)
     assert len(earlier) == len(later) == 16
     assert not earlier & later
@@ -370,7 +371,7 @@ async def test_flight_messages_do_not_name_the_entity(db, tmp_path):
     w = await world.build(n_entities=10)
     clock = world.clock()
     await add(tmp_path, clock, "F1", flight=True)
-    result = await draw_plan("F1", clock=clock, zone=ZONE, locale="en")
+    result = await scheduled_draw("F1", clock=clock, zone=ZONE, locale="en")
     assert result.flight and result.reveal_at is not None
     row = await Draw.get(draw_ref=result.draw_ref)
     assert row.reveal_at == result.reveal_at and row.flight

@@ -27,8 +27,8 @@ from services.draws.write import (
     _written_ids,
     assignment_message,
     base_context,
-    draw_plan,
 )
+from tests.builders import scheduled_draw
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -104,7 +104,7 @@ async def test_stored_contexts_are_the_dicts_encoded_whole(db, tmp_path):
     await Inspector.filter(cert_no="S01").update(name='检查员 "甲"\\')
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, "P1", a="1", b="1", c="1"), clock)
-    result = await draw_plan("P1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert result.assignments == 40 and await Outbox.all().count() == 40
     await check_outbox(result.draw_ref)
 
@@ -113,7 +113,7 @@ async def test_flight_contexts_are_the_dicts_encoded_whole(db, tmp_path):
     await world.build(n_entities=10)
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, "F1", flight=True), clock)
-    result = await draw_plan("F1", clock=clock, zone=ZONE, locale="en")
+    result = await scheduled_draw("F1", clock=clock, zone=ZONE, locale="en")
     assert result.flight and result.assignments > 0
     await check_outbox(result.draw_ref)
 
@@ -130,7 +130,7 @@ async def test_the_write_cache_is_given_back(sqlite_db, tmp_path):
 
     before = await cache_size()
     assert before != -WRITE_CACHE_KIB
-    result = await draw_plan("P1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert result.assignments > 0 and await cache_size() == before
     with pytest.raises(RuntimeError):
         async with _write_cache():
@@ -143,7 +143,7 @@ async def test_written_ids_in_write_order_with_or_without_gaps(db, tmp_path):
     await world.build(n_entities=20)
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, "P1", a="1", b="1", c="1"), clock)
-    result = await draw_plan("P1", clock=clock, zone=ZONE)
+    result = await scheduled_draw("P1", clock=clock, zone=ZONE)
     row = await Draw.get(draw_ref=result.draw_ref)
     ids = list(await Assignment.filter(draw=row).order_by("id").values_list("id", flat=True))
     assert await _written_ids("assignment", row.id, len(ids), None) == ids  # one unbroken run

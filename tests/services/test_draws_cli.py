@@ -12,6 +12,7 @@ from core import db
 from core.settings import Settings
 from domain import bundle
 from models.draws import FiringSecret
+from models.messaging import Channel, ChatBinding, Role
 from tests.services import draw_world as world
 
 
@@ -30,6 +31,23 @@ def cli(tmp_path, monkeypatch):
 
     asyncio.run(seed())
     return settings
+
+
+def coordinators(settings, n: int = 2) -> list[int]:
+    """``n`` coordinator bindings of SCJG (the test plans' department): their binding ids."""
+
+    async def make():
+        async with db.opened(settings):
+            return [
+                (
+                    await ChatBinding.create(
+                        channel=Channel.TELEGRAM, address=f"90{i}", role=Role.COORDINATOR, departments=["SCJG"]
+                    )
+                ).id
+                for i in range(n)
+            ]
+
+    return asyncio.run(make())
 
 
 def secrets_of(settings) -> list[str]:
@@ -88,22 +106,34 @@ def test_announce_dry_run_draw_export(cli, tmp_path, capsys):
 
     assert main(["plan", "add", str(world.plan_file(tmp_path, "P2"))]) == 0
     capsys.readouterr()
-    assert main(["draw", "P2", "--beacon", "drand:99"]) == 0
+    # nothing announced ahead: an ad hoc draw is off schedule, refused without reason and confirmation
+    assert main(["draw", "P2", "--beacon", "drand:99"]) == 1
+    assert "no firing announced ahead" in capsys.readouterr().err
+    second = coordinators(cli)[1]
+    assert main(["draw", "P2", "--beacon", "drand:99", "--reason", "空缺补抽", "--confirmed-by", str(second)]) == 0
     out = capsys.readouterr().out
     draw_ref = out.splitlines()[0]
     assert draw_ref.startswith("P2/") and "announced just now" in out and "inspections from a pool of 30" in out
+    assert "OFF-SCHEDULE DRAW" in out and "空缺补抽" in out
 
     assert main(["draw", "export", draw_ref, str(tmp_path / "bundle")]) == 0
     assert "Wrote the bundle" in capsys.readouterr().out
     files = {p.name: p.read_bytes() for p in (tmp_path / "bundle").iterdir()}
     assert all(line.ok for line in bundle.verify(files))
     assert json.loads(files["draw.json"])["beacon"] == "drand:99"
+    assert json.loads(files["draw.json"])["off_schedule"] == {
+        "reason": "空缺补抽",
+        "confirmed_by": f"coordinator:{second}",
+        "requested_by": "cli",
+        "redraw_of": None,
+    }
 
 
 def test_flight_draw_prints_only_the_seal(cli, tmp_path, capsys):
     assert main(["plan", "add", str(world.plan_file(tmp_path, "F1", flight=True))]) == 0
     capsys.readouterr()
-    assert main(["draw", "F1"]) == 0
+    second = coordinators(cli)[1]
+    assert main(["draw", "F1", "--reason", "ad hoc flight", "--confirmed-by", f"coordinator:{second}"]) == 0
     out = capsys.readouterr().out
     draw_ref = out.splitlines()[0]
     assert "Flight inspection" in out and "sealed" in out
@@ -128,3 +158,30 @@ def test_draw_usage_errors(cli, capsys):
     assert "is not a date-time" in capsys.readouterr().err
     assert main(["draw", "export", "P9/2026-01-01", "out"]) == 1
     assert 'No firing "P9/2026-01-01"' in capsys.readouterr().err
+
+
+def test_announce_twice_withdraw_and_draw_twice_from_the_cli(cli, tmp_path, capsys):
+    assert main(["plan", "add", str(world.plan_file(tmp_path, "P1"))]) == 0
+    assert main(["announce", "P1", "--at", "2099-01-01 09:00"]) == 0
+    commitment = capsys.readouterr().out.strip().split()[-1]
+    assert main(["announce", "P1", "--at", "2099-01-01 09:00"]) == 1
+    err = capsys.readouterr().err
+    assert "already has its commitment: P1/2099-01-01" in err and commitment in err
+    assert main(["announce", "P1", "--at", "2000-01-01 09:00"]) == 1
+    assert "is in the past" in capsys.readouterr().err
+    assert main(["withdraw", "P1/2099-01-01", "--reason", "directory errors"]) == 0
+    assert "Withdrew P1/2099-01-01" in capsys.readouterr().out
+    assert main(["announce", "P1", "--at", "2099-01-01 09:00"]) == 1
+    assert "withdrawn (reason: directory errors)" in capsys.readouterr().err
+    # an off-schedule draw needs both flags
+    assert main(["draw", "P1", "--reason", "why"]) == 2
+    assert "needs both --reason" in capsys.readouterr().err
+    second = coordinators(cli)[1]
+    assert main(["draw", "P1", "--reason", "ad hoc", "--confirmed-by", str(second)]) == 0
+    draw_ref = capsys.readouterr().out.splitlines()[0]
+    assert main(["draw", "P1"]) == 1  # the same day again: refused, naming the draw
+    err = capsys.readouterr().err
+    assert f"has already been drawn today: {draw_ref}, drawn at" in err and f"--redraw {draw_ref}" in err
+    assert main(["audit", "verify"]) == 0
+    # announce, withdraw, and the off-schedule draw's announcement and mark: all on the chain
+    assert "all 4 records verified" in capsys.readouterr().out

@@ -15,8 +15,8 @@ from services import plans
 from services.draws.announce import announce
 from services.draws.common import DrawError
 from services.draws.export import export
-from services.draws.write import draw_plan
 from services.recusals import record_and_replace
+from tests.builders import scheduled_draw
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -35,7 +35,7 @@ def verified(directory: Path) -> list[bundle.CheckLine]:
 async def drawn(tmp_path, code="P1", **kwargs):
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, code, **kwargs), clock)
-    return await draw_plan(code, "drand:42", clock=clock, zone=ZONE), clock
+    return await scheduled_draw(code, "drand:42", clock=clock, zone=ZONE), clock
 
 
 async def test_exported_bundle_verifies(db, tmp_path):
@@ -146,5 +146,5 @@ async def test_a_later_day_gets_its_own_draw_ref(db, tmp_path):
     await world.build(n_entities=4)
     result, clock = await drawn(tmp_path)
     clock.advance(timedelta(days=31))
-    later = await draw_plan("P1", clock=clock, zone=ZONE)
+    later = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert later.draw_ref == "P1/2027-01-01" != result.draw_ref

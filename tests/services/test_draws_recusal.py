@@ -3,6 +3,8 @@ inspection marked unstaffable when nobody eligible is left."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from models.directory import Conflict, ConflictSource, ConflictType
@@ -10,8 +12,8 @@ from models.draws import Assignment, AssignmentStatus, Draw, Inspection, Inspect
 from models.messaging import Outbox
 from services import plans
 from services.draws.common import DrawError
-from services.draws.write import draw_plan
 from services.recusals import record_and_replace
+from tests.builders import scheduled_draw
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -20,7 +22,7 @@ ZONE = world.ZONE
 async def drawn(tmp_path, *, code="P1", **plan_kwargs):
     clock = world.clock()
     await plans.add_plan(world.plan_file(tmp_path, code, **plan_kwargs), clock)
-    result = await draw_plan(code, clock=clock, zone=ZONE)
+    result = await scheduled_draw(code, clock=clock, zone=ZONE)
     return result, clock
 
 
@@ -117,7 +119,8 @@ async def test_a_recusal_keeps_the_pair_apart_in_later_draws(db, tmp_path):
     first = await first_assignment(result.draw_ref)
     await record_and_replace(first.id, "personal_relationship", clock=clock, zone=ZONE)
     for _ in range(3):
-        later = await draw_plan("P1", clock=clock, zone=ZONE)
+        clock.advance(timedelta(minutes=1))  # one commitment per slot: each later draw its own time
+        later = await scheduled_draw("P1", clock=clock, zone=ZONE)
         placed = await Assignment.filter(
             draw__draw_ref=later.draw_ref, inspection__entity_id=first.inspection.entity_id
         ).values_list("inspector_id", flat=True)

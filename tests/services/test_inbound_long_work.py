@@ -13,9 +13,9 @@ from models.draws import Assignment, AssignmentStatus
 from models.messaging import InboundEvent as InboundRow
 from models.messaging import Outbox, Role
 from services import plans
-from services.draws.write import draw_plan
 from services.identity import create_invite
 from services.inbound import receive
+from tests.builders import scheduled_draw
 from tests.services import draw_world as world
 
 _ids = iter(range(50_000, 60_000))
@@ -37,7 +37,7 @@ async def _inspectors_with_assignments(tmp_path, clock, n: int = 2) -> list[tupl
     """``n`` inspectors bound to chats "601", "602", …, each with an open (sent) assignment."""
     await world.build(n_entities=12, n_scjg=6, n_wsj=0)
     await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5"), clock)
-    await draw_plan("P1", clock=clock, zone=world.ZONE)
+    await scheduled_draw("P1", clock=clock, zone=world.ZONE)
     out = []
     for i, asg in enumerate(await Assignment.filter(status=AssignmentStatus.SENT).prefetch_related("inspector")):
         if i == n:

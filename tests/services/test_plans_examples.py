@@ -14,7 +14,7 @@ from importers import city
 from importers.run import import_file
 from services import plans
 from services.draws.export import export
-from services.draws.write import draw_plan
+from tests.builders import scheduled_draw
 from tests.services.draw_world import ZONE
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "plans").iterdir())
@@ -38,7 +38,7 @@ async def test_examples_draw_against_the_generated_city(db, tmp_path, city_files
         assert (await import_file(kind, path, now=clock.now())).ok
     for path in EXAMPLES:
         added = await plans.add_plan(path, clock)
-        result = await draw_plan(added.spec.code, clock=clock, zone=ZONE)
+        result = await scheduled_draw(added.spec.code, clock=clock, zone=ZONE)
         assert result.inspections > 0 and result.assignments > 0, path.name
         assert result.unstaffable < result.inspections, path.name
         out = tmp_path / path.stem

@@ -20,8 +20,8 @@ from models.onsite import Finding, Result
 from models.surveys import Survey, SurveySample, SurveyStatus
 from services import plans
 from services.draws.announce import announce
-from services.draws.write import draw_plan
 from services.recusals import record_and_replace
+from tests.builders import scheduled_draw
 from tests.services import draw_world
 
 ZONE = draw_world.ZONE
@@ -65,8 +65,8 @@ async def build(tmp_path: Path) -> PublicWorld:
     await plans.add_plan(draw_world.plan_file(tmp_path, "P1", a="1", b="1", c="1", name="餐饮食品安全抽查"), clock)
     await plans.add_plan(draw_world.plan_file(tmp_path, "F1", flight=True, a="1", b="1", c="1", name="飞行检查"), clock)
     await plans.add_plan(draw_world.plan_file(tmp_path, "P2", name="下月抽查"), clock)
-    p1 = (await draw_plan("P1", clock=clock, zone=ZONE)).draw_ref
-    f1 = await draw_plan("F1", clock=clock, zone=ZONE)
+    p1 = (await scheduled_draw("P1", clock=clock, zone=ZONE)).draw_ref
+    f1 = await scheduled_draw("F1", clock=clock, zone=ZONE)
     p2 = (await announce("P2", START + timedelta(days=3), clock=clock, zone=ZONE)).draw_ref
     insp = await Inspection.get(draw__draw_ref=p1, entity_id=markup.id)
     asg = await Assignment.filter(inspection_id=insp.id).order_by("seat").first()
