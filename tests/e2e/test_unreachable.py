@@ -13,9 +13,9 @@ from models.alerts import Alert
 from models.draws import Assignment, AssignmentStatus
 from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role, Unreachable
 from services import plans
-from services.draws.write import draw_plan
 from services.identity import create_invite
 from services.outbox import Message, enqueue
+from tests.builders import scheduled_draw
 from tests.e2e.harness import eventually, spine
 from tests.e2e.test_telegram_spine import _queue_to, bind_inspector
 from tests.reliability.test_bot_api_faults import bind_coordinator, webhook_spine
@@ -62,7 +62,7 @@ async def test_unblocking_releases_the_open_task_and_drops_the_closed_one(db, tm
     async with spine(db, clock=world.clock()) as s:
         await world.build(n_entities=12, n_scjg=6, n_wsj=0)
         await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5"), s.clock)
-        await draw_plan("P1", clock=s.clock, zone=world.ZONE)
+        await scheduled_draw("P1", clock=s.clock, zone=world.ZONE)
         per = Counter(await Assignment.all().values_list("inspector_id", flat=True))
         inspector_id = next(i for i, n in per.most_common() if n >= 2)
         closed_asg, *open_asgs = await Assignment.filter(inspector_id=inspector_id).order_by("id")
