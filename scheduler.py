@@ -37,13 +37,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.clock import Clock
 from domain.plans import lead_time
-from models.draws import Firing, FiringStatus
-from models.plans import Plan
+from models.draws import FiringStatus
 from services import deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
 from services.draws import announce, write
 from services.onsite import photos
-from services.plans import fire_times, spec_of
+from services.plans import active_specs, fire_times
 from services.surveys import sweep as surveys_sweep
 
 log = logging.getLogger("inspectbot.scheduler")
@@ -84,11 +83,6 @@ def plan_fires(spec, zone, after: datetime, until: datetime) -> list[PlannedFire
         if cursor > until + lead or len(batch) < 50:
             break
     return sorted(out, key=lambda f: (f.at, f.kind != "announce", f.plan))
-
-
-async def firing_at(plan_code: str, fire_at: datetime):
-    """The firing announced for this plan's draw at ``fire_at``, if any."""
-    return await Firing.filter(plan__code=plan_code, fire_at=fire_at.astimezone(UTC)).first()
 
 
 @dataclass(frozen=True)
@@ -192,7 +186,7 @@ class Scheduler:
     # -- what is due -------------------------------------------------------------------------
 
     async def plan_specs(self) -> list:
-        return [(p, spec_of(p)) for p in await Plan.filter(active=True).order_by("code")]
+        return await active_specs()
 
     async def run_due(self, now: datetime | None = None) -> list[str]:
         """Run every plan fire due by ``now`` (within grace; older ones are reported) and every
@@ -231,7 +225,7 @@ class Scheduler:
         if fire.kind == "announce":
 
             async def work() -> str:
-                existing = await firing_at(fire.plan, fire.fire_at)
+                existing = await announce.firing_at(fire.plan, fire.fire_at)
                 if existing is not None:
                     return "already_announced"
                 await announce.announce(fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone)
@@ -239,7 +233,7 @@ class Scheduler:
         else:
 
             async def work() -> str:
-                firing = await firing_at(fire.plan, fire.fire_at)
+                firing = await announce.firing_at(fire.plan, fire.fire_at)
                 if firing is None:
                     # Never draw without a commitment published in advance.
                     await self._report_missed(fire)

@@ -150,6 +150,11 @@ async def get_plan(code: str) -> Plan:
     return plan
 
 
+async def active_specs() -> list[tuple[Plan, PlanSpec]]:
+    """Every active plan with its spec, by code: what the scheduler builds its jobs from."""
+    return [(p, spec_of(p)) for p in await Plan.filter(active=True).order_by("code")]
+
+
 def spec_of(plan: Plan) -> PlanSpec:
     return parse_plan(plan.spec)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
@@ -147,6 +147,11 @@ async def withdraw(draw_ref: str, reason: str, *, actor: str, clock: Clock) -> W
             conn,
         )
     return Withdrawn(draw_ref, code, firing.fire_at, firing.commitment, reason)
+
+
+async def firing_at(plan_code: str, fire_at: datetime) -> Firing | None:
+    """The firing announced for this plan's draw at ``fire_at``, if any (withdrawn ones too)."""
+    return await Firing.filter(plan__code=plan_code, fire_at=fire_at.astimezone(UTC)).first()
 
 
 async def pending_firing(plan_code: str) -> Firing | None:
