@@ -69,7 +69,8 @@ class Firing(Model):
 class FiringSecret(Model):
     """The firing's secret (and, once drawn, the seed derived from it). Private until reveal.
 
-    Read only by ``services.draws``; never rendered, listed, logged or serialised.
+    Read only by ``services.draws`` and ``services.recusals`` (a replacement is drawn from the seed);
+    never rendered, listed, logged or serialised.
     """
 
     id = fields.IntField(primary_key=True)
