@@ -158,6 +158,30 @@ class GroupBinding:
     name: str  # the person of the directory it was made for (inspector, entity), else its display name
 
 
+@dataclass(frozen=True)
+class CoordinatorBinding:
+    id: int  # what ``draw --confirmed-by`` names (``coordinator:<id>`` in the audit trail)
+    name: str
+    channel: str
+    departments: tuple[str, ...]
+
+
+async def coordinator_bindings(department: str | None = None) -> list[CoordinatorBinding]:
+    """The live coordinator bindings, oldest first; with ``department``, those scoped to it."""
+    rows = (
+        await ChatBinding.filter(role=Role.COORDINATOR, revoked_at__isnull=True)
+        .order_by("id")
+        .values("id", "display_name", "channel", "departments")
+    )
+    found = [
+        CoordinatorBinding(
+            r["id"], r["display_name"], getattr(r["channel"], "value", r["channel"]), tuple(r["departments"] or ())
+        )
+        for r in rows
+    ]
+    return [c for c in found if department is None or department in c.departments]
+
+
 async def group_bindings(conn=None) -> list[GroupBinding]:
     """Live bindings of a Telegram group rather than a person: made before invites were refused in
     groups (issue 13). A Telegram group's chat id is negative; a person's never is."""

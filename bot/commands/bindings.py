@@ -1,4 +1,6 @@
 """``inspectbot bindings groups [--revoke]``: list (and revoke) the roles bound to Telegram groups.
+``inspectbot bindings coordinators [--department CODE]``: the coordinators bound, with the id an
+off-schedule draw's ``--confirmed-by`` names.
 
 Before issue 13 an invite opened in a group bound the group's chat, so every member acted with
 the role. Invites are now refused in groups and groups act for nobody; this one-off command
@@ -10,7 +12,7 @@ from __future__ import annotations
 from core import db
 from core.clock import SYSTEM
 from core.render import text
-from services.identity import group_bindings, revoke_group_bindings
+from services.identity import coordinator_bindings, group_bindings, revoke_group_bindings
 
 
 def register(sub) -> None:
@@ -18,6 +20,9 @@ def register(sub) -> None:
     p = group.add_parser("groups", help="list the roles bound to Telegram group chats (made before issue 13)")
     p.add_argument("--revoke", action="store_true", help="revoke them (each recorded in the audit trail)")
     p.set_defaults(func=groups)
+    c = group.add_parser("coordinators", help="list the coordinators bound (the ids draw --confirmed-by takes)")
+    c.add_argument("--department", help="only those scoped to this department code")
+    c.set_defaults(func=coordinators)
 
 
 async def groups(args, settings) -> int:
@@ -26,4 +31,22 @@ async def groups(args, settings) -> int:
     for b in found:
         print(text("group_binding", settings.locale, id=b.id, address=b.address, role=b.role, name=b.name))
     print(text("group_bindings_revoked" if args.revoke else "group_bindings_found", settings.locale, count=len(found)))
+    return 0
+
+
+async def coordinators(args, settings) -> int:
+    async with db.opened(settings):
+        found = await coordinator_bindings(args.department)
+    for b in found:
+        print(
+            text(
+                "coordinator_binding",
+                settings.locale,
+                id=b.id,
+                name=b.name,
+                channel=b.channel,
+                departments=list(b.departments),
+            )
+        )
+    print(text("coordinator_bindings_found", settings.locale, count=len(found)))
     return 0

@@ -1,0 +1,43 @@
+"""``inspectbot bindings coordinators``: the ids an off-schedule draw's ``--confirmed-by`` names."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.commands import bindings as bindings_cli
+from core import db as dbmod
+from models.messaging import Channel, ChatBinding, Role
+
+
+async def test_coordinators_lists_live_coordinators_with_their_ids_and_filters_by_department(db, capsys):
+    scjg = await ChatBinding.create(
+        channel=Channel.TELEGRAM, address="1001", role=Role.COORDINATOR, departments=["370200SCJG"], display_name="王芳"
+    )
+    both = await ChatBinding.create(
+        channel=Channel.TELEGRAM,
+        address="1002",
+        role=Role.COORDINATOR,
+        departments=["370200SCJG", "370200WSJ"],
+        display_name="李强",
+    )
+    gone = await ChatBinding.create(
+        channel=Channel.TELEGRAM, address="1003", role=Role.COORDINATOR, departments=["370200WSJ"], display_name="赵敏"
+    )
+    await ChatBinding.filter(id=gone.id).update(revoked_at=scjg.created_at)
+    await ChatBinding.create(channel=Channel.TELEGRAM, address="1004", role=Role.ADMIN, display_name="管理员")
+    await dbmod.close()
+    try:
+        assert await bindings_cli.coordinators(argparse.Namespace(department=None), db) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[:2] == [
+            f"#{scjg.id} 王芳（telegram）：370200SCJG",
+            f"#{both.id} 李强（telegram）：370200SCJG、370200WSJ",
+        ]
+        assert lines[2].startswith("已绑定的协调员：2 人") and len(lines) == 3  # not the revoked one, not the admin
+        assert await bindings_cli.coordinators(argparse.Namespace(department="370200WSJ"), db) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == f"#{both.id} 李强（telegram）：370200SCJG、370200WSJ" and lines[1].startswith(
+            "已绑定的协调员：1 人"
+        )
+    finally:
+        await dbmod.init(db)
