@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
+from domain import beacon as beacons
 from domain import teams
 from domain.draw import (
     PROTOCOL,
@@ -87,13 +88,21 @@ def team_entry(spec: TeamSpec) -> dict[str, Any]:
 
 
 def draw_document(
-    inputs: DrawInputs, outcome: DrawOutcome, *, flight: bool = False, off_schedule: Mapping[str, Any] | None = None
+    inputs: DrawInputs,
+    outcome: DrawOutcome,
+    *,
+    flight: bool = False,
+    off_schedule: Mapping[str, Any] | None = None,
+    beacon_source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """draw.json as a value (docs §9.2); ``off_schedule`` only for an off-schedule draw (§9.2),
-    so a scheduled draw's bundle is byte for byte what it always was."""
+    ``beacon_source`` only when the beacon was planned at announce time (§3.3), so any other
+    draw's bundle is byte for byte what it always was."""
     entries = [inspection_entry(i) for i in outcome.inspections]
     named_units = {ins.unit for ins in inputs.inspectors}
     extra = {"off_schedule": dict(off_schedule)} if off_schedule is not None else {}
+    if beacon_source is not None:
+        extra["beacon_source"] = dict(beacon_source)
     return {
         **extra,
         "protocol": PROTOCOL,
@@ -186,11 +195,13 @@ def build_bundle(
     *,
     flight: bool = False,
     off_schedule: Mapping[str, Any] | None = None,
+    beacon_source: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the bundle, as bytes: identical inputs give identical bytes."""
     with gc_paused():
+        document = draw_document(inputs, outcome, flight=flight, off_schedule=off_schedule, beacon_source=beacon_source)
         files = {
-            DRAW_FILE: canonical_json(draw_document(inputs, outcome, flight=flight, off_schedule=off_schedule)) + b"\n",
+            DRAW_FILE: canonical_json(document) + b"\n",
             POOL_FILE: pool_tsv(inputs.pool),
             INSPECTORS_FILE: inspectors_tsv(inputs.inspectors),
         }
@@ -237,16 +248,30 @@ class _Doc:
     notes: list[dict[str, Any]]
 
 
-def verify(files: Mapping[str, bytes]) -> list[CheckLine]:
-    """Re-derive everything in a bundle; one CheckLine per check, in the order of docs §11."""
+def verify(files: Mapping[str, bytes], check_signature: beacons.SignatureCheck | None = None) -> list[CheckLine]:
+    """Re-derive everything in a bundle; one CheckLine per check, in the order of docs §11.
+    ``check_signature`` checks a drand round's BLS signature (``core.drand.verify_signature``);
+    without it a drand beacon's signature line fails as unchecked."""
     for name in REQUIRED_FILES:
         if name not in files:
             raise BundleError("bundle_missing_file", file=name)
     with gc_paused():
-        return _verify(_read_doc(files[DRAW_FILE]), files)
+        return _verify(_read_doc(files[DRAW_FILE]), files, check_signature)
 
 
-def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
+def _check_beacon(raw: Mapping[str, Any], check_signature: beacons.SignatureCheck | None) -> list[CheckLine]:
+    """Which beacon entered the seed, and (when it was planned) that it is the one it claims
+    to be (docs §3.3, §11 step 6a)."""
+    if "beacon_source" not in raw:
+        what = "beacon_none" if raw["beacon"] == "" else "beacon_unplanned"
+        return [CheckLine(True, what, "", {"beacon": raw["beacon"]})]
+    findings = beacons.check_source(raw["beacon"], raw["beacon_source"], check_signature)
+    return [CheckLine(f.ok, f.what, "" if f.ok else f.what, f.params) for f in findings]
+
+
+def _verify(
+    doc: _Doc, files: Mapping[str, bytes], check_signature: beacons.SignatureCheck | None = None
+) -> list[CheckLine]:
     raw = doc.raw
     out: list[CheckLine] = []
     derived_commitment = sha256(doc.secret).hexdigest()
@@ -283,6 +308,7 @@ def _verify(doc: _Doc, files: Mapping[str, bytes]) -> list[CheckLine]:
     )
     seed = derive_seed(doc.secret, raw["beacon"], pool_digest, ins_digest, raw["draw_ref"])
     out.append(_line(seed.hex() == raw["seed"], "seed", found=raw["seed"], derived=seed.hex()))
+    out.extend(_check_beacon(raw, check_signature))
     if pool is None or inspectors is None:
         out.append(CheckLine(False, "skipped", "malformed_input", {}))
         return out

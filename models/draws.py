@@ -58,6 +58,13 @@ class Firing(Model):
     announced_at = fields.DatetimeField()
     withdrawn_at = fields.DatetimeField(null=True)
     withdrawn_reason = fields.TextField(default="")  # public: shown on the plan's pages
+    # The beacon fixed at announce time and published with the commitment (domain.beacon):
+    # {"kind": "drand", "chain", "fire_at", "round"} or {"kind": "values", "sources"}; None: no
+    # beacon planned (an ad hoc draw, or a deployment with INSPECTBOT_BEACON=none).
+    beacon_plan = fields.JSONField(null=True)
+    # For a "values" plan, what the coordinators typed before the draw:
+    # {"values": [...], "entered_by", "confirmed_by", "at"}; None until then.
+    beacon_values = fields.JSONField(null=True)
 
     class Meta:
         table = "firing"
@@ -116,6 +123,9 @@ class Draw(Model):
     # An off-schedule draw (its commitment not public the plan's lead time ahead: ad hoc, or a
     # redraw): {"reason", "confirmed_by", "requested_by", "redraw_of"}; None for a scheduled one.
     off_schedule = fields.JSONField(null=True)
+    # draw.json's "beacon_source" (domain.beacon): the round and its signature, or the values typed
+    # for the announced sources; None when the draw had no planned beacon.
+    beacon_source = fields.JSONField(null=True)
     # The draw this one redraws; unique, so two racing redraws of one draw cannot both commit.
     redraw_of = fields.CharField(max_length=64, null=True, unique=True)
 

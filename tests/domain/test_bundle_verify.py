@@ -49,6 +49,7 @@ def test_an_untouched_bundle_verifies_line_by_line():
         "pool_digest",
         "inspectors_digest",
         "seed",
+        "beacon_unplanned",
         "stratum",
         "stratum",
         "stratum",
