@@ -35,12 +35,16 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from core import drand
 from core.clock import Clock
+from domain.beacon import KIND_DRAND, Chain
 from domain.plans import lead_time
 from models.draws import FiringStatus
 from services import deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
 from services.draws import announce, write
+from services.draws.beacon import BeaconConfig
+from services.draws.common import DrawError
 from services.onsite import photos
 from services.plans import active_specs, fire_times
 from services.surveys import sweep as surveys_sweep
@@ -143,6 +147,10 @@ class Scheduler:
         self.sweep_every = sweep_every
         self._aps = None
         self.ran: list[str] = []
+        settings = runtime.settings
+        self.beacon = BeaconConfig.from_settings(settings)
+        self.beacon_wait = timedelta(minutes=settings.beacon_wait_minutes)
+        self.beacon_fetch: drand.Fetch = drand.relay_fetcher(settings.drand_relays)
 
     @property
     def clock(self) -> Clock:
@@ -228,9 +236,12 @@ class Scheduler:
                 existing = await announce.firing_at(fire.plan, fire.fire_at)
                 if existing is not None:
                     return "already_announced"
-                await announce.announce(fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone)
+                await announce.announce(
+                    fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone, beacon=self.beacon
+                )
                 return "announced"
         else:
+            fetch = await self._prefetch(fire)
 
             async def work() -> str:
                 firing = await announce.firing_at(fire.plan, fire.fire_at)
@@ -244,14 +255,67 @@ class Scheduler:
                     # announced too late to be drawn unattended: an off-schedule draw (reason, second coordinator)
                     await self._report_missed(fire)
                     return "announced_late"
-                await write.draw(firing.draw_ref, clock=self.clock, zone=self.zone, locale=self.rt.settings.locale)
+                await write.draw(
+                    firing.draw_ref,
+                    clock=self.clock,
+                    zone=self.zone,
+                    locale=self.rt.settings.locale,
+                    beacon_fetch=fetch,
+                )
                 return "drawn"
 
         try:
             return await self.run_once(fire.key, fire.kind, fire.at, work)
+        except DrawError as exc:
+            if exc.code != "beacon_unavailable":
+                log.exception("fire %s failed; it will be tried again", fire.key)
+                return f"failed:{exc.code}"
+            return await self._beacon_missing(fire, exc)
         except Exception as exc:
             log.exception("fire %s failed; it will be tried again", fire.key)
             return f"failed:{exc.__class__.__name__}"
+
+    async def _prefetch(self, fire: PlannedFire) -> drand.Fetch:
+        """The draw's drand round, fetched before the fire's transaction opens (a relay may take
+        seconds): the draw then reads it from here."""
+        firing = await announce.firing_at(fire.plan, fire.fire_at)
+        plan = firing.beacon_plan if firing is not None else None
+        got: str | None = None
+        if plan and plan.get("kind") == KIND_DRAND and firing is not None and firing.status is FiringStatus.ANNOUNCED:
+            try:
+                got = await self.beacon_fetch(Chain.from_dict(plan["chain"]), plan["round"])
+            except Exception:
+                log.exception("fetching drand round %s for %s failed", plan["round"], firing.draw_ref)
+
+        async def fetched(chain: Chain, number: int) -> str | None:
+            return got
+
+        return fetched
+
+    async def _beacon_missing(self, fire: PlannedFire, exc: DrawError) -> str:
+        """The planned beacon is not there yet: the draw does not go ahead without it. The fire
+        is tried again on every sweep until the grace runs out (then it is reported missed);
+        once ``beacon_wait`` has passed the plan's coordinators are alerted, once."""
+        now = self.clock.now()
+        waited = now - fire.fire_at
+        log.warning("draw %s waits for its beacon (%s)", exc.params.get("draw_ref"), exc.params)
+        if waited >= self.beacon_wait:
+            await alert_plan_coordinators(
+                fire.plan,
+                "beacon_missing.j2",
+                {
+                    "plan": fire.plan,
+                    "draw_ref": exc.params.get("draw_ref", ""),
+                    "kind": exc.params.get("kind", ""),
+                    "round": exc.params.get("round", ""),
+                    "sources": exc.params.get("sources", ""),
+                    "due": fire.fire_at.astimezone(self.zone).isoformat(" ", "minutes"),
+                    "until": (fire.at + self.grace).astimezone(self.zone).isoformat(" ", "minutes"),
+                },
+                dedupe=f"beacon_missing:{exc.params.get('draw_ref', fire.key)}",
+                now=now,
+            )
+        return "beacon_pending"
 
     # -- APScheduler -------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ what needs the pairing library or the network.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -100,7 +99,7 @@ def relay_fetcher(relays: Sequence[str], *, timeout: float = FETCH_TIMEOUT) -> F
                             log.info("drand relay %s: HTTP %s for round %s", relay, response.status, number)
                             continue
                         body = json.loads(await response.text())
-                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, UnicodeDecodeError) as exc:
+                except (TimeoutError, aiohttp.ClientError, ValueError, UnicodeDecodeError) as exc:
                     log.info("drand relay %s: %s for round %s", relay, exc.__class__.__name__, number)
                     continue
                 sig = body.get("signature") if isinstance(body, dict) else None

@@ -7,17 +7,28 @@ Every knob the service has is here, with its default. Nothing else in the code r
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.beacon import QUICKNET, BeaconError, Chain
+
 LOCALES = ("zh-CN", "en")
 SMS_PROVIDERS = ("twilio", "aliyun")
 #: Where our web app takes a Twilio gateway's replies, under ``public_url``: bot/channels/sms_twilio.py
 #: serves it, the SMS simulator (simulators/sms.py) posts there by default.
 SMS_INBOUND_PATH = "/sms/inbound"
+BEACONS = ("none", "drand", "values")
+#: drand's public HTTP relays, tried in order.
+DRAND_RELAYS = (
+    "https://api.drand.sh",
+    "https://api2.drand.sh",
+    "https://api3.drand.sh",
+    "https://drand.cloudflare.com",
+)
 
 
 class SettingsError(ValueError):
@@ -54,6 +65,21 @@ class Settings:
     metrics_port: int = 9464
     metrics_token: str = field(default="", repr=False)
     checkin_radius_m: int = 500  # a check-in farther than this from the entity is flagged (never refused)
+    # The beacon of scheduled draws (docs/draw-protocol.md §3.3): "drand" (a drand round fetched
+    # from the relays), "values" (values of public sources named at announce time, typed in by
+    # a coordinator and confirmed by a second), or "none" (no beacon: the seed rests on the
+    # secret alone, as before).
+    beacon: str = "none"
+    drand_relays: tuple[str, ...] = DRAND_RELAYS
+    # A drand chain other than quicknet, as its chain info JSON (a local test chain: the demo's
+    # simulator prints it); empty = the League of Entropy's quicknet.
+    drand_chain: str = ""
+    # "values": the sources named at each announcement, "|"-separated; "{date}" stands for the
+    # draw's local date (e.g. "福彩3D {date} 开奖号码|体彩排列5 {date} 开奖号码").
+    beacon_sources: str = ""
+    # How long a scheduled draw waits for its beacon before the plan's coordinators are alerted
+    # (it keeps trying until the scheduler's grace runs out, then the fire is reported missed).
+    beacon_wait_minutes: int = 30
 
     def __post_init__(self) -> None:
         if self.locale not in LOCALES:
@@ -70,6 +96,21 @@ class Settings:
             raise SettingsError(
                 f"INSPECTBOT_CHECKIN_RADIUS_M must be a positive number of metres, not {self.checkin_radius_m}"
             )
+        if self.beacon not in BEACONS:
+            raise SettingsError(f"INSPECTBOT_BEACON must be one of {', '.join(BEACONS)}, not {self.beacon!r}")
+        if self.beacon == "drand" and not self.drand_relays:
+            raise SettingsError("INSPECTBOT_DRAND_RELAYS names no relay")
+        if self.beacon == "values" and not self.beacon_sources.strip():
+            raise SettingsError(
+                "INSPECTBOT_BEACON=values needs INSPECTBOT_BEACON_SOURCES (the public sources, '|'-separated)"
+            )
+        if self.beacon_wait_minutes < 0:
+            raise SettingsError(f"INSPECTBOT_BEACON_WAIT_MINUTES must not be negative, not {self.beacon_wait_minutes}")
+        if self.drand_chain:
+            try:
+                Chain.from_dict(json.loads(self.drand_chain))
+            except (ValueError, BeaconError) as exc:
+                raise SettingsError(f"INSPECTBOT_DRAND_CHAIN is not a drand chain info: {exc}") from None
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError(f"INSPECTBOT_METRICS_PORT must be a port number (0: off), not {self.metrics_port}")
         if self.metrics_port and self.metrics_port == self.web_port:
@@ -92,6 +133,11 @@ class Settings:
     @property
     def dialect(self) -> str:
         return "postgres" if self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://")) else "sqlite"
+
+    @property
+    def chain(self) -> Chain:
+        """The drand chain whose rounds scheduled draws use (quicknet unless a test chain is set)."""
+        return Chain.from_dict(json.loads(self.drand_chain)) if self.drand_chain else QUICKNET
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -133,6 +179,13 @@ class Settings:
             metrics_port=_int(env, "INSPECTBOT_METRICS_PORT", 9464),
             metrics_token=env.get("INSPECTBOT_METRICS_TOKEN", ""),
             checkin_radius_m=_int(env, "INSPECTBOT_CHECKIN_RADIUS_M", 500),
+            beacon=env.get("INSPECTBOT_BEACON", "none").strip(),
+            drand_relays=tuple(
+                r.strip() for r in env.get("INSPECTBOT_DRAND_RELAYS", ",".join(DRAND_RELAYS)).split(",") if r.strip()
+            ),
+            drand_chain=env.get("INSPECTBOT_DRAND_CHAIN", "").strip(),
+            beacon_sources=env.get("INSPECTBOT_BEACON_SOURCES", ""),
+            beacon_wait_minutes=_int(env, "INSPECTBOT_BEACON_WAIT_MINUTES", 30),
         )
 
 

@@ -264,13 +264,11 @@ def _check_drand(beacon: str, source: dict[str, Any], check_signature: Signature
         raise BeaconError("beacon_malformed")
     if isinstance(at, bool) or isinstance(number, bool) or not _HEX96.fullmatch(sig) or not _HEX64.fullmatch(rnd):
         raise BeaconError("beacon_malformed")
-    out = [
-        Finding(
-            chain.public,
-            "beacon_chain_public" if chain.public else "beacon_chain_test",
-            {"chain": chain.hash, "beacon_id": chain.beacon_id},
-        )
-    ]
+    # A chain other than quicknet is shown as a test chain (its rounds prove nothing about who
+    # could choose them); one that claims quicknet's hash with another key fails.
+    impostor = chain.hash == QUICKNET_HASH and not chain.public
+    what = "beacon_chain_public" if chain.public or impostor else "beacon_chain_test"
+    out = [Finding(not impostor, what, {"chain": chain.hash, "beacon_id": chain.beacon_id})]
     expected = round_at(chain, at)
     out.append(Finding(expected == number, "beacon_round", {"round": number, "expected": expected, "fire_at": at}))
     if check_signature is None:

@@ -1,6 +1,7 @@
 """``inspectbot announce PLAN [--at DATETIME]``, ``inspectbot withdraw DRAW_REF --reason R``,
 ``inspectbot draw PLAN [--beacon V] [--dry-run] [--reason R --confirmed-by COORDINATOR [--redraw DRAW_REF]]``,
-``inspectbot draw export DRAW_REF DIR [--force]``."""
+``inspectbot draw export DRAW_REF DIR [--force]``,
+``inspectbot beacon enter DRAW_REF VALUE... --confirmed-by COORDINATOR``."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from core import db
+from core import db, drand
 from core.clock import SYSTEM
 from core.render import text
 from domain.draw import note_fields
 from services.draws.announce import CLI_ACTOR, withdraw
 from services.draws.announce import announce as announce_firing
+from services.draws.beacon import BeaconConfig, enter_values
 from services.draws.common import DrawError
 from services.draws.export import export as export_draw
 from services.draws.gather import Preview
@@ -25,7 +27,22 @@ def register(sub) -> None:
     ann = sub.add_parser("announce", help="announce a firing of a plan: publish the commitment to its secret")
     ann.add_argument("plan")
     ann.add_argument("--at", metavar="DATETIME", help="fire time, local (YYYY-MM-DD HH:MM); default now")
+    ann.add_argument(
+        "--beacon-source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a public source whose result becomes the beacon (repeat, in order; RFC 3797 style)",
+    )
     ann.set_defaults(func=announce)
+    bcn = sub.add_parser("beacon", help="enter the values of the public sources a firing named in advance")
+    bcn.add_argument("action", choices=["enter"])
+    bcn.add_argument("draw_ref")
+    bcn.add_argument("values", nargs="+", metavar="VALUE", help="one per source, in the announced order")
+    bcn.add_argument(
+        "--confirmed-by", required=True, metavar="COORDINATOR", help="the second coordinator (binding id, e.g. 12)"
+    )
+    bcn.set_defaults(func=enter_beacon)
     wdr = sub.add_parser("withdraw", help="withdraw an announced firing before its draw (public reason, audited)")
     wdr.add_argument("draw_ref")
     wdr.add_argument("--reason", required=True, help="why (shown on the public pages)")
@@ -103,7 +120,15 @@ async def announce(args, settings) -> int:
             return 2
     async with db.opened(settings):
         try:
-            done = await announce_firing(args.plan, at, clock=SYSTEM, zone=settings.zone, actor=CLI_ACTOR)
+            done = await announce_firing(
+                args.plan,
+                at,
+                clock=SYSTEM,
+                zone=settings.zone,
+                actor=CLI_ACTOR,
+                beacon=BeaconConfig.from_settings(settings),
+                beacon_sources=args.beacon_source,
+            )
         except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
@@ -115,8 +140,27 @@ async def announce(args, settings) -> int:
             plan=done.plan_code,
             fire_at=done.fire_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M"),
             commitment=done.commitment,
+            beacon=done.beacon_plan,
         )
     )
+    return 0
+
+
+async def enter_beacon(args, settings) -> int:
+    confirmer = _coordinator_id(args.confirmed_by)
+    async with db.opened(settings):
+        try:
+            done = await enter_values(
+                args.draw_ref,
+                args.values,
+                confirmed_by=confirmer if confirmer is not None else -1,
+                entered_by=CLI_ACTOR,
+                clock=SYSTEM,
+            )
+        except DrawError as exc:
+            print(_error(exc, settings.locale), file=sys.stderr)
+            return 1
+    print(text("beacon_entered", settings.locale, e=done))
     return 0
 
 
@@ -143,6 +187,7 @@ async def draw_or_export(args, settings) -> int:
                 zone=settings.zone,
                 locale=settings.locale,
                 off_schedule=off,
+                beacon_fetch=drand.relay_fetcher(settings.drand_relays),
             )
         except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from core import drand
 from core.render import text
 from domain import bundle
 
@@ -43,7 +44,7 @@ async def run(args, settings) -> int:
     except OSError as exc:
         return _unreadable(locale, "bundle_io", path=str(exc.filename or directory))
     try:
-        lines = bundle.verify(files)
+        lines = bundle.verify(files, drand.verify_signature)
     except bundle.BundleError as exc:
         return _unreadable(locale, exc.code, **exc.params)
     for line in lines:

@@ -11,6 +11,7 @@ announced firing with a public reason, on the audit chain; its slot is never ann
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -23,6 +24,7 @@ from core.clock import local_minute as _local
 from domain import draw as engine
 from models.draws import Firing, FiringSecret, FiringStatus
 from services import audit
+from services.draws.beacon import NO_BEACON, BeaconConfig, plan_for
 from services.draws.common import DrawError, find_plan
 from services.plans import spec_of
 
@@ -36,6 +38,7 @@ class Announced:
     plan_code: str
     fire_at: datetime
     commitment: str
+    beacon_plan: dict | None = None
 
 
 def _slot_taken(firing: Firing, zone: ZoneInfo) -> DrawError:
@@ -50,7 +53,14 @@ def _slot_taken(firing: Firing, zone: ZoneInfo) -> DrawError:
 
 
 async def announce(
-    plan_code: str, fire_at: datetime | None, *, clock: Clock, zone: ZoneInfo, actor: str = ""
+    plan_code: str,
+    fire_at: datetime | None,
+    *,
+    clock: Clock,
+    zone: ZoneInfo,
+    actor: str = "",
+    beacon: BeaconConfig = NO_BEACON,
+    beacon_sources: Sequence[str] = (),
 ) -> Announced:
     """Announce a firing of a plan: generate its secret and publish the commitment.
 
@@ -58,6 +68,8 @@ async def announce(
     already has one); it is unique for ever. The slot ``(plan, fire_at)`` takes one commitment
     only (``slot_taken`` names the one it has, withdrawn or not); ``fire_at`` in the past is
     refused (``at_in_past``). ``actor`` set: the announcement goes on the audit chain.
+    ``beacon`` (the deployment's) or ``beacon_sources`` (named for this firing) fix the beacon
+    published with the commitment (services.draws.beacon.plan_for).
     """
     plan = await find_plan(plan_code)
     spec = spec_of(plan)
@@ -69,6 +81,7 @@ async def announce(
     if existing is not None:
         raise _slot_taken(existing, zone)
     day = fire_at.astimezone(zone).date().isoformat()
+    beacon_plan = plan_for(beacon, fire_at, zone, beacon_sources)
     secret = secrets.token_bytes(32)
     commitment = engine.commitment(secret)
     for n in range(1, 1000):
@@ -85,6 +98,7 @@ async def announce(
                     params=spec.to_dict(),
                     status=FiringStatus.ANNOUNCED,
                     announced_at=now,
+                    beacon_plan=beacon_plan,
                     using_db=conn,
                 )
                 await FiringSecret.create(firing=firing, secret=secret, using_db=conn)
@@ -93,7 +107,12 @@ async def announce(
                         actor,
                         "firing.announced",
                         f"draw:{draw_ref}",
-                        {"plan": plan.code, "fire_at": fire_at.isoformat(), "commitment": commitment},
+                        {
+                            "plan": plan.code,
+                            "fire_at": fire_at.isoformat(),
+                            "commitment": commitment,
+                            **({"beacon": beacon_plan} if beacon_plan else {}),
+                        },
                         now,
                         conn,
                     )
@@ -104,7 +123,7 @@ async def announce(
             if await Firing.filter(draw_ref=draw_ref).exists():
                 continue
             raise
-        return Announced(draw_ref, plan.code, fire_at, commitment)
+        return Announced(draw_ref, plan.code, fire_at, commitment, beacon_plan)
     raise DrawError("no_free_ref", plan=plan.code, day=day)
 
 

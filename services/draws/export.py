@@ -46,6 +46,7 @@ def sealed_record(draw_row: Draw, commitment: str) -> dict:
         "inspections_digest": draw_row.inspections_digest,
         "reveal_at": draw_row.reveal_at.isoformat() if draw_row.reveal_at else None,
         **({"off_schedule": draw_row.off_schedule} if draw_row.off_schedule is not None else {}),
+        **({"beacon_source": draw_row.beacon_source} if draw_row.beacon_source is not None else {}),
     }
 
 
@@ -86,7 +87,13 @@ async def _full_bundle(draw_row: Draw, firing: Firing) -> dict[str, bytes]:
             raise DrawError("stored_inputs_differ", draw_ref=draw_row.draw_ref)
         records = await recusal_log(draw_row.id)
         return await asyncio.to_thread(
-            bundle.build_bundle, inputs, outcome, records, flight=draw_row.flight, off_schedule=draw_row.off_schedule
+            bundle.build_bundle,
+            inputs,
+            outcome,
+            records,
+            flight=draw_row.flight,
+            off_schedule=draw_row.off_schedule,
+            beacon_source=draw_row.beacon_source,
         )
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.functions import Count
 
+from core import drand
 from core.clock import Clock
 from core.clock import local_minute as _local
 from domain import bundle
@@ -136,7 +137,7 @@ async def verify_draw(scope: Scope, draw_ref: str, *, clock: Clock) -> Verified:
             return Verified(draw_ref, True, [])
         files = {name: (Path(tmp) / name).read_bytes() for name in exported.files}
     try:
-        lines = await asyncio.to_thread(bundle.verify, files)
+        lines = await asyncio.to_thread(bundle.verify, files, drand.verify_signature)
     except bundle.BundleError as exc:
         return Verified(draw_ref, False, [], unreadable=exc.code)
     return Verified(draw_ref, False, lines)

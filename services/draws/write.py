@@ -31,18 +31,19 @@ from zoneinfo import ZoneInfo
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from core import db
+from core import db, drand
 from core.clock import Clock
 from core.clock import local_minute as _local
 from domain import bundle
 from domain import draw as engine
 from domain.plans import ANNOUNCE_SLACK, PlanSpec, lead_time, parse_plan
 from models.draws import AssignmentStatus, Draw, Firing, FiringSecret, FiringStatus, InspectionStatus
-from models.messaging import ChatBinding, RecipientKind, Role
+from models.messaging import RecipientKind
 from models.plans import Plan
 from services import audit
 from services.alerts import raise_alert
 from services.draws.announce import CLI_ACTOR, MAX_REASON, announce, pending_firing
+from services.draws.beacon import coordinator_actor, resolve
 from services.draws.common import DrawError, fetch_rows, fetch_tuples, find_plan, marks
 from services.draws.gather import (
     Eligible,
@@ -122,6 +123,8 @@ class DrawResult:
     announced_now: bool = False
     warnings: tuple[dict, ...] = ()  # gather.draw_warnings
     off_schedule: Mapping | None = None  # as stored on the draw
+    beacon: str = ""
+    beacon_source: Mapping | None = None  # draw.json's, when the beacon was planned
 
 
 @dataclass(frozen=True)
@@ -150,10 +153,7 @@ async def _confirmer(off: OffSchedule, plan_departments: Sequence[str]) -> str:
         raise DrawError("reason_required")
     if len(reason) > MAX_REASON:
         raise DrawError("reason_too_long", limit=MAX_REASON)
-    b = await ChatBinding.get_or_none(id=off.confirmed_by, role=Role.COORDINATOR, revoked_at=None)
-    if b is None or not set(b.departments or ()) & set(plan_departments):
-        raise DrawError("confirmer_not_coordinator", confirmer=str(off.confirmed_by))
-    actor = f"coordinator:{b.id}"
+    actor = await coordinator_actor(off.confirmed_by, plan_departments)
     if actor == off.requested_by:
         raise DrawError("confirmer_is_requester", confirmer=actor)
     return actor
@@ -244,9 +244,12 @@ async def draw(
     locale: str = "zh-CN",
     off_schedule: OffSchedule | None = None,
     redraw_of: str | None = None,
+    beacon_fetch: drand.Fetch | None = None,
 ) -> DrawResult | Preview:
     """Draw the firing ``draw_ref`` once and for all (or, with ``dry_run``, only count). A
-    firing not announced the lead time ahead is drawn only with ``off_schedule``."""
+    firing not announced the lead time ahead is drawn only with ``off_schedule``. A firing
+    whose beacon was planned at announce time takes that beacon (``beacon_fetch`` gets a drand
+    round) and no other: refused as ``beacon_unavailable`` while it is missing."""
     firing = await _load_firing(draw_ref)
     if len(beacon) > MAX_BEACON:
         raise DrawError("beacon_too_long", limit=MAX_BEACON)
@@ -263,6 +266,11 @@ async def draw(
     if now < firing.fire_at:
         raise DrawError("not_due", draw_ref=draw_ref, fire_at=_local(firing.fire_at, zone))
     spec = parse_plan(firing.params)
+    source = None
+    if firing.beacon_plan and not dry_run:
+        if beacon:
+            raise DrawError("beacon_planned", draw_ref=draw_ref)
+        beacon, source = await resolve(firing, beacon_fetch)
     marked = None
     if not dry_run and (off_schedule is not None or not on_schedule(firing)):
         if off_schedule is None:
@@ -292,7 +300,7 @@ async def draw(
         outcome = await asyncio.to_thread(engine.run_draw, inputs)
         del inputs
         phase("drawn")
-        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale, marked)
+        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale, marked, source)
 
 
 async def draw_plan(
@@ -304,6 +312,7 @@ async def draw_plan(
     zone: ZoneInfo,
     locale: str = "zh-CN",
     off_schedule: OffSchedule | None = None,
+    beacon_fetch: drand.Fetch | None = None,
 ) -> DrawResult | Preview:
     """The CLI's ``draw PLAN``: draw the plan's pending firing. With none pending, a draw is
     off schedule: refused without ``off_schedule`` (saying which draw exists — also what a
@@ -323,7 +332,13 @@ async def draw_plan(
             if off_schedule is not None and off_schedule.redraw:
                 raise DrawError("redraw_with_pending", plan=plan.code, pending=firing.draw_ref)
             result = await draw(
-                firing.draw_ref, beacon, clock=clock, zone=zone, locale=locale, off_schedule=off_schedule
+                firing.draw_ref,
+                beacon,
+                clock=clock,
+                zone=zone,
+                locale=locale,
+                off_schedule=off_schedule,
+                beacon_fetch=beacon_fetch,
             )
             assert isinstance(result, DrawResult)
             return result
@@ -391,6 +406,7 @@ async def _write_draw(
     zone: ZoneInfo,
     locale: str,
     off_schedule: dict | None = None,
+    beacon_source: dict | None = None,
 ) -> DrawResult:
     phase = _Phases(firing.draw_ref)
     window_start, window_end = inspection_window(now, spec, zone)
@@ -409,6 +425,7 @@ async def _write_draw(
                 plan_id=firing.plan_id,
                 drawn_at=now,
                 beacon=beacon,
+                beacon_source=beacon_source,
                 pool_digest=outcome.pool_digest.hex(),
                 inspectors_digest=outcome.inspectors_digest.hex(),
                 inspections_digest=digest,
@@ -498,6 +515,8 @@ async def _write_draw(
         reveal_at=window_start if spec.flight else None,
         warnings=draw_warnings(spec, len(g.inspectors), outcome.inspections),
         off_schedule=off_schedule,
+        beacon=beacon,
+        beacon_source=beacon_source,
     )
 
 
