@@ -3,15 +3,20 @@ a bundle's beacon_source against real quicknet rounds (recorded: no network)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.cli import main
 from core import drand
 from domain import beacon as b
+from domain import bundle
+from domain.draw import run_draw
 from simulators.drand import QUICKNET_RECORDED
+from tests.domain.draw_cases import example_inputs
 
 # drand-client's test vector for the same scheme on another chain ("walkthrough")
 WALKTHROUGH_PK = (
@@ -228,3 +233,50 @@ def test_bad_source_names_are_refused(sources, code):
     with pytest.raises(b.BeaconError) as info:
         b.values_plan(sources)
     assert info.value.code == code
+
+
+# --------------------------------------------------------------------------- inspectbot verify
+
+
+def _bundle_dir(directory, beacon: str, source: dict):
+    inputs = dataclasses.replace(example_inputs(), beacon=beacon)
+    files = bundle.build_bundle(inputs, run_draw(inputs), beacon_source=source)
+    directory.mkdir()
+    for name, data in files.items():
+        (directory / name).write_bytes(data)
+    return directory
+
+
+def test_cli_verify_says_which_beacon_and_checks_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INSPECTBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTBOT_LOCALE", "zh-CN")
+    beacon, source = _drand_source()
+    assert main(["verify", str(_bundle_dir(tmp_path / "real", beacon, source))]) == 0
+    out = capsys.readouterr().out
+    assert "✓ 信标来源：drand 公共网络 quicknet" in out and "✓ drand 第 1000000 轮的 BLS 签名" in out
+    # the signature of another real round under this round's number: exit 1, and it says why
+    other = QUICKNET_RECORDED[657413]
+    forged = {**source, "signature": other, "randomness": b.randomness(other)}
+    forged_beacon = b.drand_beacon(b.QUICKNET, 1_000_000, b.randomness(other))
+    assert main(["verify", str(_bundle_dir(tmp_path / "forged", forged_beacon, forged))]) == 1
+    assert "✗ drand 第 1000000 轮的 BLS 签名" in capsys.readouterr().out
+
+
+def test_cli_verify_flags_a_test_chain(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INSPECTBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTBOT_LOCALE", "en")
+    chain = drand.test_chain(1_700_000_000, secret_key=4242)
+    plan = b.drand_plan(chain.chain, datetime.fromtimestamp(1_700_000_600, UTC))
+    beacon, source = b.drand_source(plan, chain.sign(plan["round"]))
+    assert main(["verify", str(_bundle_dir(tmp_path / "test", beacon, source))]) == 0
+    assert "a local test chain, not the public drand network" in capsys.readouterr().out
+
+
+def test_cli_verify_re_forms_the_values_string(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INSPECTBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTBOT_LOCALE", "zh-CN")
+    beacon, source = _values_source()
+    assert main(["verify", str(_bundle_dir(tmp_path / "v", beacon, source))]) == 0
+    assert "按 RFC 3797 由各来源的数值重新组成" in capsys.readouterr().out
+    changed = {**source, "values": ["0.3.8", source["values"][1]]}
+    assert main(["verify", str(_bundle_dir(tmp_path / "v2", beacon, changed))]) == 1

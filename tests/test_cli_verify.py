@@ -28,8 +28,9 @@ def test_a_good_bundle_passes_line_by_line(tmp_path, monkeypatch, capsys):
     assert main(["verify", str(_write(tmp_path / "b", _files()))]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("✓ commitment")
-    assert sum(line.startswith("✓ ") for line in out) == 14
-    assert out[-1].startswith("All 14 checks passed")
+    assert sum(line.startswith("✓ ") for line in out) == 15
+    assert any(line.startswith("✓ beacon: ") for line in out)  # which beacon entered the seed
+    assert out[-1].startswith("All 15 checks passed")
     assert "000102030405" not in "\n".join(out)  # the secret is not echoed
 
 
