@@ -94,6 +94,7 @@ class Firing:
     fire_at: datetime
     commitment: str
     flight: bool
+    beacon: dict | None = None  # the beacon fixed at announce time (drand round, or sources)
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,21 @@ async def withdrawn(number: int = 1, size: int = PAGE) -> Page:
 async def announced(number: int = 1, size: int = PAGE) -> Page:
     """Firings announced and not yet drawn, soonest first: the commitments published ahead."""
     rows = await _fetch(
-        "SELECT f.draw_ref, f.fire_at, f.commitment, p.code, p.name, p.flight FROM firing f "
+        "SELECT f.draw_ref, f.fire_at, f.commitment, f.beacon_plan, p.code, p.name, p.flight FROM firing f "
         "JOIN plan p ON p.id = f.plan_id WHERE f.status = 'announced' ORDER BY f.fire_at, f.id LIMIT ? OFFSET ?",
         [size + 1, _offset(number, size)],
     )
     firings = [
-        Firing(r["draw_ref"], r["code"], r["name"], _dt(r["fire_at"]), r["commitment"], bool(r["flight"])) for r in rows
+        Firing(
+            r["draw_ref"],
+            r["code"],
+            r["name"],
+            _dt(r["fire_at"]),
+            r["commitment"],
+            bool(r["flight"]),
+            db.decoded(r["beacon_plan"], None),
+        )
+        for r in rows
     ]
     return _page(firings, number, size)
 
@@ -276,11 +286,12 @@ class DrawPage:
     inspections: Page = field(default_factory=lambda: Page([]))  # empty while sealed
     off_schedule: dict | None = None  # {"reason", "confirmed_by", "requested_by", "redraw_of"}
     redrawn_by: str = ""  # a later draw that redid this one
+    beacon_source: dict | None = None  # draw.json's: the drand round, or the values named in advance
 
 
 async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = DRAW_PAGE) -> DrawPage:
     rows = await _fetch(
-        f"SELECT {DRAW_COLUMNS}, d.id, d.beacon, d.pool_digest, d.inspectors_digest, d.inspections_digest, "
+        f"SELECT {DRAW_COLUMNS}, d.id, d.beacon, d.beacon_source, d.pool_digest, d.inspectors_digest, d.inspections_digest, "
         "d.strata, d.window_start, d.window_end, f.commitment, "
         "(SELECT n.draw_ref FROM draw n WHERE n.redraw_of = d.draw_ref) AS redrawn_by "
         "FROM draw d JOIN plan p ON p.id = d.plan_id "
@@ -311,6 +322,7 @@ async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = D
         page,
         db.decoded(r["off_schedule"], None),
         r["redrawn_by"] or "",
+        db.decoded(r["beacon_source"], None),
     )
 
 

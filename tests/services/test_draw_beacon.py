@@ -9,8 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from bot.runtime import Runtime
+from bot.web import make_app
 from core import drand
 from core.clock import FakeClock
 from domain import beacon as beacons
@@ -29,6 +31,7 @@ from services.draws.write import draw
 from simulators.drand import DrandSimulator
 from tests.services import draw_world as world
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 ZONE = world.ZONE
 ROUND = 1_000_000  # a real quicknet round: 2023-09-27 08:29:24 UTC
 ROUND_TIME = datetime.fromtimestamp(beacons.round_time(beacons.QUICKNET, ROUND), UTC)
@@ -280,3 +283,31 @@ async def test_an_old_bundle_without_a_planned_beacon_still_verifies(db, tmp_pat
     lines = await verified(announced.draw_ref, tmp_path, clock)
     assert failed(lines) == [] and "beacon_unplanned" in [line.what for line in lines]
     assert b"beacon_source" not in (tmp_path / "bundle" / "draw.json").read_bytes()
+
+
+# --------------------------------------------------------------------------- public pages
+
+
+async def test_pages_publish_the_planned_beacon_and_say_how_to_check_it(db, tmp_path):
+    clock = FakeClock(datetime(2023, 9, 20, tzinfo=UTC))
+    await setup(tmp_path, clock)
+    drawn = await announce("P1", ROUND_TIME, clock=clock, zone=ZONE, beacon=QUICKNET)
+    ahead = await announce("P1", ROUND_TIME + timedelta(days=1), clock=clock, zone=ZONE, beacon_sources=SOURCES)
+    await on_schedule(drawn.draw_ref)
+    clock.set(ROUND_TIME + timedelta(seconds=5))
+    async with DrandSimulator() as sim:
+        await draw(drawn.draw_ref, clock=clock, zone=ZONE, beacon_fetch=drand.relay_fetcher([sim.url]))
+    rt = Runtime(settings=db, clock=clock)
+    async with TestClient(TestServer(make_app(rt))) as client:
+
+        async def get(path: str) -> str:
+            response = await client.get(path)
+            assert response.status == 200, path
+            return await response.text()
+
+        home = await get("/")
+        assert ahead.commitment in home and "福彩3D 2026340期开奖号码" in home and "事先指定的公开数值" in home
+        page = await get(f"/draws/{drawn.draw_ref}")
+        assert f"drand quicknet 第 {ROUND} 轮" in page and "核对方法" in page and "测试链" not in page
+        page_en = await get(f"/draws/{drawn.draw_ref}?lang=en")
+        assert f"drand quicknet round {ROUND}" in page_en and "How to check" in page_en
