@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
 
+from core import drand
 from core.callbacks import ALERT, DRAW, PLAN, REJECTION, Callback, key
 from core.channel import EventKind
 from domain import inputs
@@ -149,7 +150,9 @@ async def draw_button(ctx: Context, scope: Scope, say: Replier) -> str:
         await say("coord_info.j2", {"code": "draw_cancelled"})
         return "draw_cancelled"
     if cb.action == "go":
-        drawn = await confirm.draw_firing(scope, cb.id, clock=ctx.clock, zone=ctx.zone)
+        relays = ctx.settings.drand_relays if ctx.settings is not None else ()
+        fetch = drand.relay_fetcher(relays)
+        drawn = await confirm.draw_firing(scope, cb.id, clock=ctx.clock, zone=ctx.zone, beacon_fetch=fetch)
     elif cb.action == "now" and (firings := inputs.number(cb.arg)) is not None:
         drawn = await confirm.draw_now(scope, cb.id, firings, clock=ctx.clock, zone=ctx.zone)
     else:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
 
+from core import drand
 from core.clock import Clock
 from core.clock import local_minute as _local
 from domain.plans import lead_time
@@ -114,16 +115,23 @@ class Drawn:
 
 
 async def draw_firing(
-    scope: Scope, firing_id: int, *, clock: Clock, zone: ZoneInfo, locale: str = DEFAULT_LOCALE
+    scope: Scope,
+    firing_id: int,
+    *,
+    clock: Clock,
+    zone: ZoneInfo,
+    locale: str = DEFAULT_LOCALE,
+    beacon_fetch: drand.Fetch | None = None,
 ) -> Drawn:
     """Confirm: draw the announced firing the preview showed. Drawing it twice is refused by
-    the draw service (and by the database: ``draw_ref`` is unique), so a double tap draws once."""
+    the draw service (and by the database: ``draw_ref`` is unique), so a double tap draws once.
+    A firing with a planned drand beacon gets its round through ``beacon_fetch``."""
     firing = await Firing.get_or_none(id=firing_id).prefetch_related("plan")
     if firing is None or not scope.covers(firing.plan.departments):
         raise DrawError("firing_not_found", firing=firing_id)
     async with in_transaction():
         try:
-            result = await draw(firing.draw_ref, clock=clock, zone=zone, locale=locale)
+            result = await draw(firing.draw_ref, clock=clock, zone=zone, locale=locale, beacon_fetch=beacon_fetch)
         except DrawError as exc:
             raise DrawError("draw_failed", error=exc.code, **exc.params) from None
         await _audit_draw(scope, result, clock.now())
