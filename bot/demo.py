@@ -26,6 +26,7 @@ from bot.app import Service
 from core import db, logs
 from core.callbacks import ASSIGNMENT, RECUSAL
 from core.clock import Clock, FakeClock
+from core.drand import test_chain
 from core.render import text
 from core.settings import SMS_INBOUND_PATH, Settings
 from importers import city
@@ -37,6 +38,7 @@ from models.surveys import Survey
 from scheduler import Scheduler
 from services import plans, reports
 from services.identity import create_invite
+from simulators.drand import DrandSimulator
 from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
 from simulators.telegram import TelegramSimulator
 from simulators.telegram.flood import FloodLimits
@@ -83,6 +85,7 @@ class Demo:
         self.clock = FakeClock(DEMO_START)
         self.summary = Summary()
         self.tg = self.sms = None
+        self.drand: DrandSimulator | None = None
         self.service: Service | None = None
         self.scheduler = None
         self.users: dict[str, object] = {}  # cert_no / "coordinator" -> simulator user
@@ -102,7 +105,15 @@ class Demo:
         await self.sms.start("127.0.0.1", 0 if self.headless else 8082)
         web_port = self.settings.web_port if not self.headless else _free_port()
         public = f"http://127.0.0.1:{web_port}"
+        # The beacon: a local test chain (its own key; flagged as such wherever it shows), whose
+        # rounds fall on whole minutes of the demo's clock (30 days before it starts, 3 s a round).
+        chain = test_chain(int((DEMO_START - timedelta(days=30)).timestamp()), 3)
+        self.drand = DrandSimulator(now=lambda: self.clock.now().timestamp(), chain=chain)
+        await self.drand.start("127.0.0.1", 0)
         self.settings = self.settings.with_(
+            beacon="drand",
+            drand_relays=(self.drand.url,),
+            drand_chain=self.drand.chain_info_json(),
             telegram_token=self.tg.token,
             telegram_api_url=self.tg.url,
             telegram_mode="polling",
@@ -134,7 +145,7 @@ class Demo:
             await self._sim_runner.cleanup()
         if self.service is not None:
             await self.service.stop()
-        for sim in (self.tg, self.sms):
+        for sim in (self.tg, self.sms, self.drand):
             if sim is not None:
                 await sim.stop()
 
@@ -238,6 +249,7 @@ class Demo:
             inspections=draw.inspection_count,
             unstaffable=draw.unstaffable_count,
             strata=", ".join(f"{k} {v['drawn']}/{v['pool']}" for k, v in sorted(draw.strata.items())),
+            beacon=draw.beacon,
         )
         inspections = await self.inspectors_act(draw)
         await self.on_site(inspections)

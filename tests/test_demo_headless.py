@@ -15,6 +15,8 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
     for step in ("[City]", "[Announce]", "[Draw]", "[Chat]", "[Recusal]", "[Replacement]", "[Done]"):
         assert step in story, story
     assert "commitment" in story and len(demo.summary.lines) == len(lines)
+    # the draw took its beacon from the demo's local test chain, and says so
+    assert "Beacon: drand/inspectbot-test/" in story and "not the public drand network" in story
     # the secret never appears in what the demo prints before or after the draw
     from core import db
     from models.draws import FiringSecret
