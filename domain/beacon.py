@@ -42,6 +42,7 @@ KINDS = (KIND_DRAND, KIND_VALUES)
 MAX_SOURCES = 8
 MAX_SOURCE_NAME = 120
 MAX_VALUE_DIGITS = 40
+MAX_BEACON = 255  # the longest beacon string a draw stores
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -217,6 +218,8 @@ def values_source(
     if not confirmed_by or confirmed_by == entered_by:
         raise BeaconError("beacon_values_unconfirmed")
     numbers = [parse_value(v) for v in typed]
+    if len(values_beacon(numbers)) > MAX_BEACON:
+        raise BeaconError("beacon_values_too_long", limit=MAX_BEACON)
     source = {
         "kind": KIND_VALUES,
         "sources": sources,

@@ -13,7 +13,8 @@ Two chains, never mixed up:
   ``INSPECTBOT_DRAND_CHAIN`` to :meth:`DrandSimulator.chain_info_json`; every verifier flags its
   draws as "test chain, not the public drand network".
 
-``outage`` makes every request fail with 503 (a relay down); ``withhold`` hides some rounds.
+``outage`` makes every request fail with 503 (a relay down); ``withhold`` hides some rounds;
+``corrupt`` answers a round with the next round's signature (a relay that lies).
 Standalone: ``python -m simulators.drand --port 8091`` (prints the test chain's info).
 """
 
@@ -44,6 +45,7 @@ class DrandSimulator:
         self.test = chain or test_chain(genesis_time=int(now()) - 3600, period=3)
         self.outage = False
         self.withhold: set[int] = set()
+        self.corrupt = False  # answer each round with the next round's signature (a lying relay)
         self.requests: list[str] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -95,7 +97,7 @@ class DrandSimulator:
             return web.Response(status=503)
         h, which = request.match_info["chain"], request.match_info["round"]
         number = self._latest(h) if which == "latest" else (int(which) if which.isdigit() and len(which) < 20 else None)
-        sig = self._round(h, number) if number is not None else None
+        sig = self._round(h, number + 1 if self.corrupt else number) if number is not None else None
         if number is None or sig is None:
             return web.Response(status=404)
         return web.json_response({"round": number, "randomness": beacons.randomness(sig), "signature": sig})

@@ -4,6 +4,7 @@ a bundle's beacon_source against real quicknet rounds (recorded: no network)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -280,3 +281,52 @@ def test_cli_verify_re_forms_the_values_string(tmp_path, monkeypatch, capsys):
     assert "按 RFC 3797 由各来源的数值重新组成" in capsys.readouterr().out
     changed = {**source, "values": ["0.3.8", source["values"][1]]}
     assert main(["verify", str(_bundle_dir(tmp_path / "v2", beacon, changed))]) == 1
+
+
+def test_values_beyond_the_stored_length_are_refused():
+    with pytest.raises(b.BeaconError) as info:
+        b.values_source(
+            b.values_plan([f"source {i}" for i in range(8)]),
+            [" ".join(["9" * 40] * 2)] * 8,
+            entered_by="cli",
+            confirmed_by="coordinator:7",
+        )
+    assert info.value.code == "beacon_values_too_long"
+
+
+def test_beacon_settings_are_checked():
+    from core.settings import Settings, SettingsError
+
+    assert Settings().beacon == "none" and Settings().chain == b.QUICKNET
+    for bad in (
+        {"INSPECTBOT_BEACON": "lottery"},
+        {"INSPECTBOT_BEACON": "values"},  # names no sources
+        {"INSPECTBOT_DRAND_CHAIN": '{"hash": "x"}'},
+        {"INSPECTBOT_BEACON_WAIT_MINUTES": "-1"},
+    ):
+        with pytest.raises(SettingsError):
+            Settings.from_env(bad, dotenv=False)
+    chain = drand.test_chain(1_700_000_000, secret_key=5)
+    s = Settings.from_env(
+        {"INSPECTBOT_BEACON": "drand", "INSPECTBOT_DRAND_CHAIN": json.dumps(chain.chain.to_dict())}, dotenv=False
+    )
+    assert s.chain == chain.chain and s.drand_relays[0].startswith("https://")
+
+
+async def test_the_relay_client_skips_relays_that_fail_or_lie():
+    from simulators.drand import DrandSimulator
+
+    chain = drand.test_chain(1_700_000_000, secret_key=77)
+    async with (
+        DrandSimulator(chain=chain) as liar,
+        DrandSimulator(chain=chain) as down,
+        DrandSimulator(chain=chain) as good,
+    ):
+        liar.corrupt, down.outage = True, True
+        fetch = drand.relay_fetcher([liar.url, down.url, "http://127.0.0.1:9", good.url], timeout=5)
+        assert await fetch(chain.chain, 1000) == chain.sign(1000)  # the liar's answer did not verify
+        assert len(liar.requests) == 1 and len(down.requests) == 1
+        assert await drand.relay_fetcher([liar.url, down.url])(chain.chain, 1000) is None
+        # quicknet: only recorded rounds exist here
+        assert await fetch(b.QUICKNET, 1000) == QUICKNET_RECORDED[1000]
+        assert await fetch(b.QUICKNET, 1001) is None

@@ -5,6 +5,7 @@ chain through the scheduler, values named in advance, and the policy when the be
 
 from __future__ import annotations
 
+import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -311,3 +312,29 @@ async def test_pages_publish_the_planned_beacon_and_say_how_to_check_it(db, tmp_
         assert f"drand quicknet 第 {ROUND} 轮" in page and "核对方法" in page and "测试链" not in page
         page_en = await get(f"/draws/{drawn.draw_ref}?lang=en")
         assert f"drand quicknet round {ROUND}" in page_en and "How to check" in page_en
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+async def test_cli_announce_names_the_sources_and_beacon_enter_records_the_values_once(db, tmp_path, capsys):
+    from bot.commands import draws as draws_cli
+    from core import db as dbmod
+
+    await setup(tmp_path, world.clock())
+    second = await coordinator("c9")
+    await dbmod.close()
+    at = (datetime.now(UTC) + timedelta(days=3)).astimezone(ZONE).strftime("%Y-%m-%d %H:%M")
+    ns = argparse.Namespace
+    assert await draws_cli.announce(ns(plan="P1", at=at, beacon_source=SOURCES), db) == 0
+    out = capsys.readouterr().out
+    assert "信标：以下公开来源的结果" in out and "1. 福彩3D 2026340期开奖号码" in out
+    draw_ref = out.split("已公示 ", 1)[1].split("（", 1)[0]
+    enter = ns(action="enter", draw_ref=draw_ref, values=["307", "4 4 1 9 0"], confirmed_by=f"coordinator:{second}")
+    assert await draws_cli.enter_beacon(enter, db) == 0
+    assert "信标字符串（RFC 3797）：307/0.1.4.4.9/" in capsys.readouterr().out
+    assert await draws_cli.enter_beacon(enter, db) == 1  # once only
+    assert "已经录入" in capsys.readouterr().err
+    bad = ns(action="enter", draw_ref=draw_ref, values=["1"], confirmed_by="nobody")
+    assert await draws_cli.enter_beacon(bad, db) == 1
+    await dbmod.init(db)
