@@ -38,7 +38,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from core.clock import Clock
 from domain.plans import lead_time
 from models.draws import FiringStatus
-from services import deadlines, fires, reports
+from services import audit, deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
 from services.draws import announce, write
 from services.onsite import photos
@@ -122,6 +122,9 @@ SWEEPS: dict[str, Sweep] = {
     "flight_reveals": Sweep(deadlines.reveal_due, lambda s, now: {"now": now, "zone": s.zone, "locale": s.locale}),
     "surveys": Sweep(surveys_sweep.run_sweep, lambda s, now: {"now": now, "zone": s.zone}),
     "photos": Sweep(photos.fetch_pending, _photo_arguments),
+    "audit_checkpoints": Sweep(
+        audit.daily_checkpoint, lambda s, now: {"now": now, "zone": s.zone, "data_dir": s.rt.settings.data_dir}
+    ),
     "monthly_report": Sweep(
         reports.send_due_report,
         lambda s, now: {

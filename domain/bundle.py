@@ -87,13 +87,22 @@ def team_entry(spec: TeamSpec) -> dict[str, Any]:
 
 
 def draw_document(
-    inputs: DrawInputs, outcome: DrawOutcome, *, flight: bool = False, off_schedule: Mapping[str, Any] | None = None
+    inputs: DrawInputs,
+    outcome: DrawOutcome,
+    *,
+    flight: bool = False,
+    off_schedule: Mapping[str, Any] | None = None,
+    audit_head: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """draw.json as a value (docs §9.2); ``off_schedule`` only for an off-schedule draw (§9.2),
-    so a scheduled draw's bundle is byte for byte what it always was."""
+    so a scheduled draw's bundle is byte for byte what it always was. ``audit_head``
+    (``{"seq", "hash"}``: the audit chain's head just after the draw) is informative, an anchor
+    for ``inspectbot audit verify --bundle``; the draw's checks do not read it."""
     entries = [inspection_entry(i) for i in outcome.inspections]
     named_units = {ins.unit for ins in inputs.inspectors}
-    extra = {"off_schedule": dict(off_schedule)} if off_schedule is not None else {}
+    extra: dict[str, Any] = {"off_schedule": dict(off_schedule)} if off_schedule is not None else {}
+    if audit_head is not None:
+        extra["audit_head"] = dict(audit_head)
     return {
         **extra,
         "protocol": PROTOCOL,
@@ -186,11 +195,13 @@ def build_bundle(
     *,
     flight: bool = False,
     off_schedule: Mapping[str, Any] | None = None,
+    audit_head: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the bundle, as bytes: identical inputs give identical bytes."""
     with gc_paused():
+        document = draw_document(inputs, outcome, flight=flight, off_schedule=off_schedule, audit_head=audit_head)
         files = {
-            DRAW_FILE: canonical_json(draw_document(inputs, outcome, flight=flight, off_schedule=off_schedule)) + b"\n",
+            DRAW_FILE: canonical_json(document) + b"\n",
             POOL_FILE: pool_tsv(inputs.pool),
             INSPECTORS_FILE: inspectors_tsv(inputs.inspectors),
         }

@@ -118,6 +118,9 @@ class Draw(Model):
     off_schedule = fields.JSONField(null=True)
     # The draw this one redraws; unique, so two racing redraws of one draw cannot both commit.
     redraw_of = fields.CharField(max_length=64, null=True, unique=True)
+    # The audit chain's head just after this draw's own records (draw.json's ``audit_head``).
+    audit_seq = fields.BigIntField(null=True)
+    audit_head = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "draw"

@@ -28,6 +28,7 @@ from services.plans import spec_of
 
 MAX_REASON = 500
 CLI_ACTOR = "cli"  # the operator at the command line, as the audit chain names them
+SYSTEM_ACTOR = "system"  # the scheduler
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,14 @@ def _slot_taken(firing: Firing, zone: ZoneInfo) -> DrawError:
 
 
 async def announce(
-    plan_code: str, fire_at: datetime | None, *, clock: Clock, zone: ZoneInfo, actor: str = ""
+    plan_code: str, fire_at: datetime | None, *, clock: Clock, zone: ZoneInfo, actor: str = SYSTEM_ACTOR
 ) -> Announced:
     """Announce a firing of a plan: generate its secret and publish the commitment.
 
     The draw_ref is ``<plan code>/<local date of fire_at>`` (``.2``, ``.3``… when that day
     already has one); it is unique for ever. The slot ``(plan, fire_at)`` takes one commitment
     only (``slot_taken`` names the one it has, withdrawn or not); ``fire_at`` in the past is
-    refused (``at_in_past``). ``actor`` set: the announcement goes on the audit chain.
+    refused (``at_in_past``). Every announcement goes on the audit chain, as ``actor``'s.
     """
     plan = await find_plan(plan_code)
     spec = spec_of(plan)
@@ -88,15 +89,14 @@ async def announce(
                     using_db=conn,
                 )
                 await FiringSecret.create(firing=firing, secret=secret, using_db=conn)
-                if actor:
-                    await audit.append(
-                        actor,
-                        "firing.announced",
-                        f"draw:{draw_ref}",
-                        {"plan": plan.code, "fire_at": fire_at.isoformat(), "commitment": commitment},
-                        now,
-                        conn,
-                    )
+                await audit.append(
+                    actor or SYSTEM_ACTOR,
+                    "firing.announced",
+                    f"draw:{draw_ref}",
+                    {"plan": plan.code, "fire_at": fire_at.isoformat(), "commitment": commitment},
+                    now,
+                    conn,
+                )
         except IntegrityError:  # announced concurrently: the same slot (refused) or the same name (next)
             existing = await Firing.filter(plan=plan, fire_at=fire_at).first()
             if existing is not None:

@@ -42,7 +42,7 @@ from models.messaging import ChatBinding, RecipientKind, Role
 from models.plans import Plan
 from services import audit
 from services.alerts import raise_alert
-from services.draws.announce import CLI_ACTOR, MAX_REASON, announce, pending_firing
+from services.draws.announce import CLI_ACTOR, MAX_REASON, SYSTEM_ACTOR, announce, pending_firing
 from services.draws.common import DrawError, fetch_rows, fetch_tuples, find_plan, marks
 from services.draws.gather import (
     Eligible,
@@ -122,6 +122,7 @@ class DrawResult:
     announced_now: bool = False
     warnings: tuple[dict, ...] = ()  # gather.draw_warnings
     off_schedule: Mapping | None = None  # as stored on the draw
+    audit_head: tuple[int, str] | None = None  # the audit chain's (seq, hash) just after the draw
 
 
 @dataclass(frozen=True)
@@ -244,9 +245,11 @@ async def draw(
     locale: str = "zh-CN",
     off_schedule: OffSchedule | None = None,
     redraw_of: str | None = None,
+    actor: str = SYSTEM_ACTOR,
 ) -> DrawResult | Preview:
     """Draw the firing ``draw_ref`` once and for all (or, with ``dry_run``, only count). A
-    firing not announced the lead time ahead is drawn only with ``off_schedule``."""
+    firing not announced the lead time ahead is drawn only with ``off_schedule``. The draw goes
+    on the audit chain as ``actor``'s (``draw.drawn``) and its head is checkpointed."""
     firing = await _load_firing(draw_ref)
     if len(beacon) > MAX_BEACON:
         raise DrawError("beacon_too_long", limit=MAX_BEACON)
@@ -292,7 +295,8 @@ async def draw(
         outcome = await asyncio.to_thread(engine.run_draw, inputs)
         del inputs
         phase("drawn")
-        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale, marked)
+        actor = off_schedule.requested_by if off_schedule is not None else actor
+        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale, marked, actor)
 
 
 async def draw_plan(
@@ -304,6 +308,7 @@ async def draw_plan(
     zone: ZoneInfo,
     locale: str = "zh-CN",
     off_schedule: OffSchedule | None = None,
+    actor: str = CLI_ACTOR,
 ) -> DrawResult | Preview:
     """The CLI's ``draw PLAN``: draw the plan's pending firing. With none pending, a draw is
     off schedule: refused without ``off_schedule`` (saying which draw exists — also what a
@@ -323,7 +328,7 @@ async def draw_plan(
             if off_schedule is not None and off_schedule.redraw:
                 raise DrawError("redraw_with_pending", plan=plan.code, pending=firing.draw_ref)
             result = await draw(
-                firing.draw_ref, beacon, clock=clock, zone=zone, locale=locale, off_schedule=off_schedule
+                firing.draw_ref, beacon, clock=clock, zone=zone, locale=locale, off_schedule=off_schedule, actor=actor
             )
             assert isinstance(result, DrawResult)
             return result
@@ -391,6 +396,7 @@ async def _write_draw(
     zone: ZoneInfo,
     locale: str,
     off_schedule: dict | None = None,
+    actor: str = SYSTEM_ACTOR,
 ) -> DrawResult:
     phase = _Phases(firing.draw_ref)
     window_start, window_end = inspection_window(now, spec, zone)
@@ -466,6 +472,7 @@ async def _write_draw(
             phase("outbox written")
             if off_schedule is not None:
                 await _mark_off_schedule(firing, draw_row, off_schedule, now, zone, conn)
+            anchor = await _audit_draw(firing, draw_row, actor, off_schedule is not None, now, conn)
     except IntegrityError as exc:
         existing = await Draw.get_or_none(draw_ref=firing.draw_ref)
         if existing is not None:
@@ -498,7 +505,32 @@ async def _write_draw(
         reveal_at=window_start if spec.flight else None,
         warnings=draw_warnings(spec, len(g.inspectors), outcome.inspections),
         off_schedule=off_schedule,
+        audit_head=(anchor.seq, anchor.head),
     )
+
+
+async def _audit_draw(firing: Firing, draw_row: Draw, actor: str, off: bool, now: datetime, conn) -> audit.Checkpoint:
+    """``draw.drawn`` on the audit chain, then the chain's head checkpointed and kept on the draw
+    (it goes into draw.json as ``audit_head``)."""
+    await audit.append(
+        actor,
+        "draw.drawn",
+        f"draw:{draw_row.draw_ref}",
+        {
+            "plan": firing.plan.code,
+            "commitment": firing.commitment,
+            "beacon": draw_row.beacon,
+            "inspections_digest": draw_row.inspections_digest,
+            "inspections": draw_row.inspection_count,
+            "unstaffable": draw_row.unstaffable_count,
+            "off_schedule": off,
+        },
+        now,
+        conn,
+    )
+    anchor = await audit.checkpoint(f"draw:{draw_row.draw_ref}", now, conn)
+    await Draw.filter(id=draw_row.id).using_db(conn).update(audit_seq=anchor.seq, audit_head=anchor.head)
+    return anchor
 
 
 async def _mark_off_schedule(firing: Firing, draw_row: Draw, off: dict, now: datetime, zone: ZoneInfo, conn) -> None:
