@@ -132,6 +132,8 @@ def parse_head(text: str) -> Checkpoint | None:
     head = head.strip().lower()
     if not (seq.isascii() and seq.isdigit() and 0 < len(seq) < 19) or len(head) != 64 or not set(head) <= HEX:
         return None
+    if int(seq) == 0:  # the empty chain anchors nothing
+        return None
     return Checkpoint(int(seq), head, "", "argument")
 
 
@@ -159,12 +161,12 @@ def compare(
     """Each checkpoint against the table: ``hashes`` maps a seq to the hash the table holds there
     (at least for every checkpoint's seq present), ``verified_to`` is the last seq whose chain
     verified from the start, ``last_seq`` the table's last seq. Returns the disagreements, oldest
-    checkpoint first; one per distinct (seq, head)."""
+    checkpoint first; one per anchor (seq, head, source), so each place that disagrees is named."""
     out, seen = [], set()
-    for c in sorted(checkpoints, key=lambda c: (c.seq, c.at)):
-        if (c.seq, c.head) in seen:
+    for c in sorted(checkpoints, key=lambda c: (c.seq, c.at, c.source)):
+        if (c.seq, c.head, c.source) in seen:
             continue
-        seen.add((c.seq, c.head))
+        seen.add((c.seq, c.head, c.source))
         if c.seq > last_seq:
             out.append(Mismatch(c, "truncated", last_seq))
         elif hashes.get(c.seq) != c.head:
