@@ -40,7 +40,7 @@ from domain.plans import lead_time
 from models.draws import FiringStatus
 from services import audit, deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
-from services.draws import announce, write
+from services.draws import announce, offschedule, write
 from services.onsite import photos
 from services.plans import active_specs, fire_times
 from services.surveys import sweep as surveys_sweep
@@ -122,6 +122,7 @@ SWEEPS: dict[str, Sweep] = {
     "flight_reveals": Sweep(deadlines.reveal_due, lambda s, now: {"now": now, "zone": s.zone, "locale": s.locale}),
     "surveys": Sweep(surveys_sweep.run_sweep, lambda s, now: {"now": now, "zone": s.zone}),
     "photos": Sweep(photos.fetch_pending, _photo_arguments),
+    "off_schedule_requests": Sweep(offschedule.expire_due, lambda s, now: {"now": now, "zone": s.zone}),
     "audit_checkpoints": Sweep(
         audit.daily_checkpoint, lambda s, now: {"now": now, "zone": s.zone, "data_dir": s.rt.settings.data_dir}
     ),

@@ -54,6 +54,7 @@ class Settings:
     metrics_port: int = 9464
     metrics_token: str = field(default="", repr=False)
     checkin_radius_m: int = 500  # a check-in farther than this from the entity is flagged (never refused)
+    off_schedule_ttl_hours: int = 24  # an off-schedule draw asked for in chat lapses unconfirmed after this
 
     def __post_init__(self) -> None:
         if self.locale not in LOCALES:
@@ -69,6 +70,10 @@ class Settings:
         if self.checkin_radius_m <= 0:
             raise SettingsError(
                 f"INSPECTBOT_CHECKIN_RADIUS_M must be a positive number of metres, not {self.checkin_radius_m}"
+            )
+        if not 0 < self.off_schedule_ttl_hours <= 24 * 30:
+            raise SettingsError(
+                f"INSPECTBOT_OFF_SCHEDULE_TTL_HOURS must be 1 to 720 hours, not {self.off_schedule_ttl_hours}"
             )
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError(f"INSPECTBOT_METRICS_PORT must be a port number (0: off), not {self.metrics_port}")
@@ -133,6 +138,7 @@ class Settings:
             metrics_port=_int(env, "INSPECTBOT_METRICS_PORT", 9464),
             metrics_token=env.get("INSPECTBOT_METRICS_TOKEN", ""),
             checkin_radius_m=_int(env, "INSPECTBOT_CHECKIN_RADIUS_M", 500),
+            off_schedule_ttl_hours=_int(env, "INSPECTBOT_OFF_SCHEDULE_TTL_HOURS", 24),
         )
 
 
