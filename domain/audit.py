@@ -93,6 +93,7 @@ DRAW_ACTIONS: tuple[str, ...] = (
     "off_schedule.confirmed",
     "off_schedule.declined",
     "off_schedule.expired",
+    "off_schedule.failed",
     "disclosure.exported",
     "directory.imported",
     "invite.created",

@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 
 from core.clock import FakeClock
-from domain.audit import GENESIS, Checkpoint, Entry, entry_hash, parse_head
+from domain.audit import DRAW_ACTIONS, GENESIS, Checkpoint, Entry, entry_hash, parse_head
 from importers.run import import_file
 from models.audit import AuditCheckpoint, AuditRecord
 from models.draws import Draw
@@ -166,3 +166,14 @@ def test_a_head_is_parsed_strictly():
     assert parse_head(f"5:{h}") == Checkpoint(5, h, "", "argument")
     for bad in ["5", f"x:{h}", f"5:{h[:-1]}", f"5:{'zz' * 32}", f"-1:{h}", f"0:{h}"]:
         assert parse_head(bad) is None, bad
+
+
+async def test_a_disclosure_export_is_recorded_for_its_draw(db, tmp_path):
+    clock, result = await drawn(tmp_path)
+    entry = await audit.disclosure_exported(
+        "cli", result.draw_ref, {"sha256": "ab" * 32, "file": "disclosure.tsv"}, clock.now()
+    )
+    record = await AuditRecord.get(seq=entry.seq)
+    assert (record.action, record.subject) == (audit.DISCLOSURE_EXPORTED, f"draw:{result.draw_ref}")
+    assert record.action in DRAW_ACTIONS and record.data["sha256"] == "ab" * 32
+    assert (await audit.verify_anchored(data_dir=tmp_path)).ok
