@@ -57,7 +57,8 @@ def _binding_id(actor: str) -> int | None:
 
 
 def _clean_reason(reason: str) -> str:
-    reason = " ".join(reason.split())  # one line: it is shown in messages and on the public page
+    # one line without control characters: it is shown in messages and on the public page
+    reason = " ".join("".join(ch for ch in reason if ch.isprintable() or ch.isspace()).split())
     if not reason:
         raise DrawError("reason_required")
     if len(reason) > MAX_REASON:
@@ -202,24 +203,35 @@ async def _tell_requester(row: OffScheduleRequest, plan: Plan, outcome: str, now
     )
 
 
-async def _close(row_id: int, status: OffScheduleStatus, actor: str, now: datetime, conn, **data) -> bool:
-    """Move a pending request to ``status`` (False: it was no longer pending) and audit it."""
+async def _claim(row_id: int, status: OffScheduleStatus, actor: str, now: datetime, conn, **data) -> bool:
+    """Move a pending request to ``status``; False when it was no longer pending (one conditional
+    UPDATE: of two presses at once, one claims it)."""
     n = await (
         OffScheduleRequest.filter(id=row_id, status=OffScheduleStatus.PENDING)
         .using_db(conn)
         .update(status=status, decided_by=actor, decided_at=now, **data)
     )
-    if n:
-        row = await OffScheduleRequest.get(id=row_id).using_db(conn).prefetch_related("plan")
-        await audit.append(
-            actor,
-            f"off_schedule.{status.value}",
-            f"off_schedule:{row_id}",
-            {"plan": row.plan.code, "requested_by": row.requested_by, "reason": row.reason, **data},
-            now,
-            conn,
-        )
     return bool(n)
+
+
+async def _record(row_id: int, status: OffScheduleStatus, actor: str, now: datetime, conn, **data) -> None:
+    row = await OffScheduleRequest.get(id=row_id).using_db(conn).prefetch_related("plan")
+    await audit.append(
+        actor,
+        f"off_schedule.{status.value}",
+        f"off_schedule:{row_id}",
+        {"plan": row.plan.code, "requested_by": row.requested_by, "reason": row.reason, **data},
+        now,
+        conn,
+    )
+
+
+async def _close(row_id: int, status: OffScheduleStatus, actor: str, now: datetime, conn, **data) -> bool:
+    """Move a pending request to ``status`` (False: it was no longer pending) and audit it."""
+    if not await _claim(row_id, status, actor, now, conn, **data):
+        return False
+    await _record(row_id, status, actor, now, conn, **data)
+    return True
 
 
 async def _expire(row: OffScheduleRequest, now: datetime, zone: ZoneInfo) -> bool:
@@ -264,12 +276,13 @@ async def decide(
         async with in_transaction() as conn:
             # claimed first: of two coordinators pressing Confirm at once, one draws, the other
             # finds the request decided (PostgreSQL: the row's lock; SQLite: one writer)
-            claimed = await _close(row.id, OffScheduleStatus.CONFIRMED, scope.actor, now, conn)
-            if not claimed:
+            # (audited after the draw: an append holds PostgreSQL's audit lock to the commit)
+            if not await _claim(row.id, OffScheduleStatus.CONFIRMED, scope.actor, now, conn):
                 raise DrawError("request_decided", request=request_id, status="", by="")
             result = await draw_plan(plan.code, clock=clock, zone=zone, locale=locale, off_schedule=off)
             assert isinstance(result, DrawResult)
             await OffScheduleRequest.filter(id=row.id).using_db(conn).update(draw_ref=result.draw_ref)
+            await _record(row.id, OffScheduleStatus.CONFIRMED, scope.actor, now, conn, draw_ref=result.draw_ref)
             await _tell_requester(row, plan, "confirmed", now, conn, by=scope.actor, draw_ref=result.draw_ref)
     except DrawError as exc:
         if exc.code == "request_decided":

@@ -53,7 +53,7 @@ async def test_request_goes_to_the_other_coordinators_only_and_is_refused_when_i
     await refused("reason_too_long", offschedule.request(asker, plan.id, "长" * 501, clock=clock, zone=ZONE))
     stranger = await coordinator("903", ("WSJ",))
     await refused("plan_not_found", offschedule.request(stranger, plan.id, "补抽", clock=clock, zone=ZONE))
-    done = await offschedule.request(asker, plan.id, "补抽\n第二行", clock=clock, zone=ZONE)
+    done = await offschedule.request(asker, plan.id, "补抽\n第二行\x00\x07", clock=clock, zone=ZONE)
     assert done.reason == "补抽 第二行" and done.asked == 1
     asked = await Outbox.filter(template="off_schedule_request.j2")
     assert [m.recipient_id for m in asked] == [int(other.actor.split(":")[1])]
