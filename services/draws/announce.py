@@ -51,14 +51,22 @@ def _slot_taken(firing: Firing, zone: ZoneInfo) -> DrawError:
 
 
 async def announce(
-    plan_code: str, fire_at: datetime | None, *, clock: Clock, zone: ZoneInfo, actor: str = SYSTEM_ACTOR
+    plan_code: str,
+    fire_at: datetime | None,
+    *,
+    clock: Clock,
+    zone: ZoneInfo,
+    actor: str = SYSTEM_ACTOR,
+    defer_audit: bool = False,
 ) -> Announced:
     """Announce a firing of a plan: generate its secret and publish the commitment.
 
     The draw_ref is ``<plan code>/<local date of fire_at>`` (``.2``, ``.3``… when that day
     already has one); it is unique for ever. The slot ``(plan, fire_at)`` takes one commitment
     only (``slot_taken`` names the one it has, withdrawn or not); ``fire_at`` in the past is
-    refused (``at_in_past``). Every announcement goes on the audit chain, as ``actor``'s.
+    refused (``at_in_past``). Every announcement goes on the audit chain, as ``actor``'s; with
+    ``defer_audit`` the caller appends :func:`announced_record` itself (an ad hoc draw does, at the
+    end of its write: an append holds PostgreSQL's audit lock until the transaction commits).
     """
     plan = await find_plan(plan_code)
     spec = spec_of(plan)
@@ -89,14 +97,8 @@ async def announce(
                     using_db=conn,
                 )
                 await FiringSecret.create(firing=firing, secret=secret, using_db=conn)
-                await audit.append(
-                    actor or SYSTEM_ACTOR,
-                    "firing.announced",
-                    f"draw:{draw_ref}",
-                    {"plan": plan.code, "fire_at": fire_at.isoformat(), "commitment": commitment},
-                    now,
-                    conn,
-                )
+                if not defer_audit:
+                    await audit.append(*announced_record(firing, plan.code, actor), now, conn)
         except IntegrityError:  # announced concurrently: the same slot (refused) or the same name (next)
             existing = await Firing.filter(plan=plan, fire_at=fire_at).first()
             if existing is not None:
@@ -106,6 +108,12 @@ async def announce(
             raise
         return Announced(draw_ref, plan.code, fire_at, commitment)
     raise DrawError("no_free_ref", plan=plan.code, day=day)
+
+
+def announced_record(firing: Firing, plan_code: str, actor: str) -> tuple[str, str, str, dict]:
+    """The ``firing.announced`` audit record's actor, action, subject and data."""
+    data = {"plan": plan_code, "fire_at": utc(firing.fire_at).isoformat(), "commitment": firing.commitment}
+    return actor or SYSTEM_ACTOR, "firing.announced", f"draw:{firing.draw_ref}", data
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from models.messaging import ChatBinding, RecipientKind, Role
 from models.plans import Plan
 from services import audit
 from services.alerts import raise_alert
-from services.draws.announce import CLI_ACTOR, MAX_REASON, SYSTEM_ACTOR, announce, pending_firing
+from services.draws.announce import CLI_ACTOR, MAX_REASON, SYSTEM_ACTOR, announce, announced_record, pending_firing
 from services.draws.common import DrawError, fetch_rows, fetch_tuples, find_plan, marks
 from services.draws.gather import (
     Eligible,
@@ -246,10 +246,13 @@ async def draw(
     off_schedule: OffSchedule | None = None,
     redraw_of: str | None = None,
     actor: str = SYSTEM_ACTOR,
+    announced_by: str | None = None,
 ) -> DrawResult | Preview:
     """Draw the firing ``draw_ref`` once and for all (or, with ``dry_run``, only count). A
     firing not announced the lead time ahead is drawn only with ``off_schedule``. The draw goes
-    on the audit chain as ``actor``'s (``draw.drawn``) and its head is checkpointed."""
+    on the audit chain as ``actor``'s (``draw.drawn``) and its head is checkpointed;
+    ``announced_by``: the firing was announced in this transaction with its audit record deferred
+    (:func:`draw_plan`), appended here first."""
     firing = await _load_firing(draw_ref)
     if len(beacon) > MAX_BEACON:
         raise DrawError("beacon_too_long", limit=MAX_BEACON)
@@ -296,7 +299,7 @@ async def draw(
         del inputs
         phase("drawn")
         actor = off_schedule.requested_by if off_schedule is not None else actor
-        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale, marked, actor)
+        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale, marked, actor, announced_by)
 
 
 async def draw_plan(
@@ -347,7 +350,11 @@ async def draw_plan(
         if same_slot is None and off_schedule.redraw:
             raise DrawError("nothing_to_redraw", plan=plan.code, named=off_schedule.redraw)
         await _confirmer(off_schedule, plan.departments)  # before announcing anything
-        announced = await announce(plan.code, None, clock=clock, zone=zone, actor=off_schedule.requested_by)
+        # its audit record is appended with the draw's, at the end of the write: an append holds
+        # PostgreSQL's audit lock until commit, and the draw in between may take a while
+        announced = await announce(
+            plan.code, None, clock=clock, zone=zone, actor=off_schedule.requested_by, defer_audit=True
+        )
         result = await draw(
             announced.draw_ref,
             beacon,
@@ -356,6 +363,7 @@ async def draw_plan(
             locale=locale,
             off_schedule=off_schedule,
             redraw_of=same_slot.draw_ref if same_slot else None,
+            announced_by=off_schedule.requested_by,
         )
     assert isinstance(result, DrawResult)
     return DrawResult(**{**result.__dict__, "announced_now": True})
@@ -397,6 +405,7 @@ async def _write_draw(
     locale: str,
     off_schedule: dict | None = None,
     actor: str = SYSTEM_ACTOR,
+    announced_by: str | None = None,
 ) -> DrawResult:
     phase = _Phases(firing.draw_ref)
     window_start, window_end = inspection_window(now, spec, zone)
@@ -470,6 +479,8 @@ async def _write_draw(
                 draw_row, spec, g, outcome, inspection_rows, written, deadline, zone, locale, now, conn
             )
             phase("outbox written")
+            if announced_by is not None:
+                await audit.append(*announced_record(firing, firing.plan.code, announced_by), now, conn)
             if off_schedule is not None:
                 await _mark_off_schedule(firing, draw_row, off_schedule, now, zone, conn)
             anchor = await _audit_draw(firing, draw_row, actor, off_schedule is not None, now, conn)

@@ -12,10 +12,11 @@ from domain.audit import DRAW_ACTIONS, GENESIS, Checkpoint, Entry, entry_hash, p
 from importers.run import import_file
 from models.audit import AuditCheckpoint, AuditRecord
 from models.draws import Draw
-from models.messaging import Channel, Role
+from models.messaging import Channel, ChatBinding, Role
 from models.plans import Plan
 from services import audit, plans
 from services.draws.export import export
+from services.draws.write import OffSchedule, draw_plan
 from services.identity import create_invite, redeem
 from tests.builders import scheduled_draw
 from tests.importers.files import DEPARTMENT_HEADER, DEPARTMENTS, write_csv
@@ -176,4 +177,25 @@ async def test_a_disclosure_export_is_recorded_for_its_draw(db, tmp_path):
     record = await AuditRecord.get(seq=entry.seq)
     assert (record.action, record.subject) == (audit.DISCLOSURE_EXPORTED, f"draw:{result.draw_ref}")
     assert record.action in DRAW_ACTIONS and record.data["sha256"] == "ab" * 32
+    assert (await audit.verify_anchored(data_dir=tmp_path)).ok
+
+
+async def test_an_ad_hoc_draw_records_its_announcement_with_the_draw(db, tmp_path):
+    """The announcement made by an ad hoc draw is appended with the draw's records, at the end of
+    its write (an append holds PostgreSQL's audit lock until commit), in the order of the acts."""
+    await world.build(n_entities=10)
+    clock = world.clock()
+    await plans.add_plan(world.plan_file(tmp_path, "P1"), clock)
+    b = await ChatBinding.create(channel=Channel.TELEGRAM, address="901", role=Role.COORDINATOR, departments=["SCJG"])
+    result = await draw_plan(
+        "P1", clock=clock, zone=ZONE, off_schedule=OffSchedule("补抽", confirmed_by=b.id, requested_by="cli")
+    )
+    got = await actions()
+    assert got[1:] == [
+        ("cli", "firing.announced", f"draw:{result.draw_ref}"),
+        ("cli", "draw.off_schedule", f"draw:{result.draw_ref}"),
+        ("cli", "draw.drawn", f"draw:{result.draw_ref}"),
+    ]
+    announced = await AuditRecord.get(action="firing.announced")
+    assert announced.data["commitment"] == result.commitment
     assert (await audit.verify_anchored(data_dir=tmp_path)).ok
