@@ -121,7 +121,8 @@ async def plan_button(ctx: Context, scope: Scope, say: Replier) -> str:
 @coordinators_only
 async def draw_command(ctx: Context, scope: Scope, say: Replier) -> str:
     """/draw PLAN: the preview. /draw PLAN <reason>: ask for an off-schedule draw."""
-    first, _, reason = ctx.event.argument.strip().partition(" ")
+    first, *rest = ctx.event.argument.split(maxsplit=1) or [""]
+    reason = rest[0] if rest else ""
     code = inputs.word(first, inputs.CODE_MAX)
     if code is None:
         return await _usage(say, "draw")
