@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from bot.runtime import Runtime
 from core.clock import FakeClock
 from domain.audit import DRAW_ACTIONS, GENESIS, Checkpoint, Entry, entry_hash, parse_head
 from importers.run import import_file
@@ -14,6 +15,7 @@ from models.audit import AuditCheckpoint, AuditRecord
 from models.draws import Draw
 from models.messaging import Channel, ChatBinding, Role
 from models.plans import Plan
+from scheduler import Scheduler
 from services import audit, plans
 from services.draws.export import export
 from services.draws.write import OffSchedule, draw_plan
@@ -199,3 +201,13 @@ async def test_an_ad_hoc_draw_records_its_announcement_with_the_draw(db, tmp_pat
     announced = await AuditRecord.get(action="firing.announced")
     assert announced.data["commitment"] == result.commitment
     assert (await audit.verify_anchored(data_dir=tmp_path)).ok
+
+
+async def test_the_scheduler_checkpoints_daily_into_the_file(db, tmp_path):
+    """The sweep as the scheduler runs it: the day's checkpoint, and the file under the data
+    directory brought up to date."""
+    clock, result = await drawn(tmp_path)
+    await Scheduler(Runtime(settings=db, clock=clock)).run_due()
+    lines = audit.read_checkpoint_file(db.data_dir)
+    assert [(c.seq, c.head) for c in lines] == [result.audit_head]
+    assert await AuditCheckpoint.filter(reason="daily").count() == 1
