@@ -40,9 +40,9 @@ from core.clock import Clock
 from domain.beacon import KIND_DRAND, Chain
 from domain.plans import lead_time
 from models.draws import FiringStatus
-from services import deadlines, fires, reports
+from services import audit, deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
-from services.draws import announce, write
+from services.draws import announce, offschedule, write
 from services.draws.beacon import BeaconConfig
 from services.draws.common import DrawError
 from services.onsite import photos
@@ -126,6 +126,10 @@ SWEEPS: dict[str, Sweep] = {
     "flight_reveals": Sweep(deadlines.reveal_due, lambda s, now: {"now": now, "zone": s.zone, "locale": s.locale}),
     "surveys": Sweep(surveys_sweep.run_sweep, lambda s, now: {"now": now, "zone": s.zone}),
     "photos": Sweep(photos.fetch_pending, _photo_arguments),
+    "off_schedule_requests": Sweep(offschedule.expire_due, lambda s, now: {"now": now, "zone": s.zone}),
+    "audit_checkpoints": Sweep(
+        audit.daily_checkpoint, lambda s, now: {"now": now, "zone": s.zone, "data_dir": s.rt.settings.data_dir}
+    ),
     "monthly_report": Sweep(
         reports.send_due_report,
         lambda s, now: {

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, key
+from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, OFF_SCHEDULE, key
 
 Rows = list[list[dict[str, Any]]]
 
@@ -47,8 +47,19 @@ def correction_decision(correction_id: int) -> Rows:
     ]
 
 
+def off_schedule_decision(request_id: int) -> Rows:
+    """Another coordinator confirms or declines an off-schedule draw asked for in chat."""
+    return [
+        [
+            key("btn_offsched_yes", OFF_SCHEDULE.data("yes", request_id)),
+            key("btn_offsched_no", OFF_SCHEDULE.data("no", request_id)),
+        ]
+    ]
+
+
 KEYBOARDS: dict[str, Callable[[int], Rows]] = {
-    f.__name__: f for f in (assignment_offer, assignment_accept, result_confirm, correction_decision)
+    f.__name__: f
+    for f in (assignment_offer, assignment_accept, result_confirm, correction_decision, off_schedule_decision)
 }
 
 

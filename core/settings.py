@@ -80,6 +80,7 @@ class Settings:
     # How long a scheduled draw waits for its beacon before the plan's coordinators are alerted
     # (it keeps trying until the scheduler's grace runs out, then the fire is reported missed).
     beacon_wait_minutes: int = 30
+    off_schedule_ttl_hours: int = 24  # an off-schedule draw asked for in chat lapses unconfirmed after this
 
     def __post_init__(self) -> None:
         if self.locale not in LOCALES:
@@ -111,6 +112,10 @@ class Settings:
                 Chain.from_dict(json.loads(self.drand_chain))
             except (ValueError, BeaconError) as exc:
                 raise SettingsError(f"INSPECTBOT_DRAND_CHAIN is not a drand chain info: {exc}") from None
+        if not 0 < self.off_schedule_ttl_hours <= 24 * 30:
+            raise SettingsError(
+                f"INSPECTBOT_OFF_SCHEDULE_TTL_HOURS must be 1 to 720 hours, not {self.off_schedule_ttl_hours}"
+            )
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError(f"INSPECTBOT_METRICS_PORT must be a port number (0: off), not {self.metrics_port}")
         if self.metrics_port and self.metrics_port == self.web_port:
@@ -186,6 +191,7 @@ class Settings:
             drand_chain=env.get("INSPECTBOT_DRAND_CHAIN", "").strip(),
             beacon_sources=env.get("INSPECTBOT_BEACON_SOURCES", ""),
             beacon_wait_minutes=_int(env, "INSPECTBOT_BEACON_WAIT_MINUTES", 30),
+            off_schedule_ttl_hours=_int(env, "INSPECTBOT_OFF_SCHEDULE_TTL_HOURS", 24),
         )
 
 

@@ -75,3 +75,103 @@ def first_broken(entries: Iterable[Entry]) -> Break | None:
         if broken is not None:
             return broken
     return None
+
+
+# --- anchors: the chain's head kept outside the table it protects ----------------------------------
+
+#: The acts that shape a draw, each appended by the service that performs it, whatever the
+#: interface (CLI, chat, scheduler). docs/reliability.md lists them with their data.
+DRAW_ACTIONS: tuple[str, ...] = (
+    "plan.added",
+    "plan.changed",
+    "plan.retired",
+    "firing.announced",
+    "firing.withdrawn",
+    "draw.drawn",
+    "draw.off_schedule",
+    "off_schedule.requested",
+    "off_schedule.confirmed",
+    "off_schedule.declined",
+    "off_schedule.expired",
+    "off_schedule.failed",
+    "disclosure.exported",
+    "directory.imported",
+    "invite.created",
+    "invite.redeemed",
+    "binding.revoked",
+)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain's head as someone saw it: record ``seq`` had hash ``head`` at ``at``."""
+
+    seq: int
+    head: str
+    at: str = ""  # ISO 8601 UTC; "" when not known (a head typed on the command line)
+    source: str = ""  # "db", "file", "draw:<ref>", "bundle", "argument"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A checkpoint the table no longer agrees with. ``kind``: "truncated" (the log ends before the
+    checkpoint's record: ``last_seq`` < ``checkpoint.seq``) or "rewritten" (the record at that seq
+    now has hash ``found``), or "unverified" (the chain breaks before the checkpoint's record)."""
+
+    checkpoint: Checkpoint
+    kind: str
+    last_seq: int
+    found: str = ""
+
+
+HEX = frozenset("0123456789abcdef")
+
+
+def parse_head(text: str) -> Checkpoint | None:
+    """``SEQ:HASH`` (as the public pages and draw.json show it) as a checkpoint, or None."""
+    seq, _, head = text.strip().partition(":")
+    head = head.strip().lower()
+    if not (seq.isascii() and seq.isdigit() and 0 < len(seq) < 19) or len(head) != 64 or not set(head) <= HEX:
+        return None
+    if int(seq) == 0:  # the empty chain anchors nothing
+        return None
+    return Checkpoint(int(seq), head, "", "argument")
+
+
+def checkpoint_line(c: Checkpoint) -> str:
+    """One line of the checkpoint file: ``seq<TAB>head<TAB>at<TAB>reason``, newline-terminated."""
+    return f"{c.seq}\t{c.head}\t{c.at}\t{c.source}\n"
+
+
+def parse_checkpoint_lines(text: str, source: str = "file") -> list[Checkpoint]:
+    """The checkpoint file's lines; a line that does not parse (a torn last write) is skipped."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split("\t")
+        if len(parts) < 3:
+            continue
+        found = parse_head(f"{parts[0]}:{parts[1]}")
+        if found is not None:
+            out.append(Checkpoint(found.seq, found.head, parts[2], source))
+    return out
+
+
+def compare(
+    hashes: dict[int, str], verified_to: int, last_seq: int, checkpoints: Iterable[Checkpoint]
+) -> list[Mismatch]:
+    """Each checkpoint against the table: ``hashes`` maps a seq to the hash the table holds there
+    (at least for every checkpoint's seq present), ``verified_to`` is the last seq whose chain
+    verified from the start, ``last_seq`` the table's last seq. Returns the disagreements, oldest
+    checkpoint first; one per anchor (seq, head, source), so each place that disagrees is named."""
+    out, seen = [], set()
+    for c in sorted(checkpoints, key=lambda c: (c.seq, c.at, c.source)):
+        if (c.seq, c.head, c.source) in seen:
+            continue
+        seen.add((c.seq, c.head, c.source))
+        if c.seq > last_seq:
+            out.append(Mismatch(c, "truncated", last_seq))
+        elif hashes.get(c.seq) != c.head:
+            out.append(Mismatch(c, "rewritten", last_seq, hashes.get(c.seq, "")))
+        elif c.seq > verified_to:
+            out.append(Mismatch(c, "unverified", last_seq, hashes.get(c.seq, "")))
+    return out

@@ -94,15 +94,19 @@ def draw_document(
     flight: bool = False,
     off_schedule: Mapping[str, Any] | None = None,
     beacon_source: Mapping[str, Any] | None = None,
+    audit_head: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """draw.json as a value (docs §9.2); ``off_schedule`` only for an off-schedule draw (§9.2),
-    ``beacon_source`` only when the beacon was planned at announce time (§3.3), so any other
-    draw's bundle is byte for byte what it always was."""
+    ``beacon_source`` only when the beacon was planned at announce time (§3.3). ``audit_head``
+    (``{"seq", "hash"}``: the audit chain's head just after the draw) is informative, an anchor
+    for ``inspectbot audit verify --bundle``; the draw's checks do not read it."""
     entries = [inspection_entry(i) for i in outcome.inspections]
     named_units = {ins.unit for ins in inputs.inspectors}
-    extra = {"off_schedule": dict(off_schedule)} if off_schedule is not None else {}
+    extra: dict[str, Any] = {"off_schedule": dict(off_schedule)} if off_schedule is not None else {}
     if beacon_source is not None:
         extra["beacon_source"] = dict(beacon_source)
+    if audit_head is not None:
+        extra["audit_head"] = dict(audit_head)
     return {
         **extra,
         "protocol": PROTOCOL,
@@ -196,10 +200,18 @@ def build_bundle(
     flight: bool = False,
     off_schedule: Mapping[str, Any] | None = None,
     beacon_source: Mapping[str, Any] | None = None,
+    audit_head: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the bundle, as bytes: identical inputs give identical bytes."""
     with gc_paused():
-        document = draw_document(inputs, outcome, flight=flight, off_schedule=off_schedule, beacon_source=beacon_source)
+        document = draw_document(
+            inputs,
+            outcome,
+            flight=flight,
+            off_schedule=off_schedule,
+            beacon_source=beacon_source,
+            audit_head=audit_head,
+        )
         files = {
             DRAW_FILE: canonical_json(document) + b"\n",
             POOL_FILE: pool_tsv(inputs.pool),

@@ -11,11 +11,12 @@ answered exactly like something missing. Rejecting a recusal is a conversation k
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 
 from core import drand
-from core.callbacks import ALERT, DRAW, PLAN, REJECTION, Callback, key
+from core.callbacks import ALERT, DRAW, OFF_SCHEDULE, PLAN, REJECTION, Callback, key
 from core.channel import EventKind
 from domain import inputs
 from domain.errors import ServiceError
@@ -25,7 +26,8 @@ from handlers.paging import nav, page_context, pageable
 from handlers.router import button, command, on
 from models.messaging import Role
 from services import alerts, chatstate, plan_views, recusals, reports
-from services.draws import confirm, status
+from services.draws import confirm, offschedule, status
+from services.draws.announce import MAX_REASON
 from services.inbound import Context
 from services.scope import Scope
 
@@ -119,16 +121,36 @@ async def plan_button(ctx: Context, scope: Scope, say: Replier) -> str:
 @command("draw", roles=None)
 @coordinators_only
 async def draw_command(ctx: Context, scope: Scope, say: Replier) -> str:
-    code = _word(ctx, inputs.CODE_MAX)
+    """/draw PLAN: the preview. /draw PLAN <reason>: ask for an off-schedule draw."""
+    first, *rest = ctx.event.argument.split(maxsplit=1) or [""]
+    reason = rest[0] if rest else ""
+    code = inputs.word(first, inputs.CODE_MAX)
     if code is None:
         return await _usage(say, "draw")
+    if reason.strip():
+        return await _request(ctx, scope, say, code, reason)
     return await _preview(ctx, scope, say, code)
+
+
+async def _request(ctx: Context, scope: Scope, say: Replier, code: str, reason: str) -> str:
+    done = await offschedule.request_for_code(
+        scope, code, reason, clock=ctx.clock, zone=ctx.zone, ttl=_off_schedule_ttl(ctx)
+    )
+    await say("coord_offsched_requested.j2", done.context())
+    return "off_schedule_requested"
+
+
+def _off_schedule_ttl(ctx: Context) -> timedelta:
+    """How long a request waits for a second coordinator (INSPECTBOT_OFF_SCHEDULE_TTL_HOURS)."""
+    return offschedule.DEFAULT_TTL if ctx.settings is None else timedelta(hours=ctx.settings.off_schedule_ttl_hours)
 
 
 async def _preview(ctx: Context, scope: Scope, say: Replier, code: str) -> str:
     p = await confirm.draw_preview(scope, code, clock=ctx.clock, zone=ctx.zone)
-    if (p.firing_id is not None and not p.due) or p.off_schedule:
-        buttons = []  # announced for later (the scheduler draws it), or off schedule (the CLI only)
+    if p.firing_id is not None and not p.due:
+        buttons = []  # announced for later: the scheduler draws it
+    elif p.off_schedule:  # a typed reason, then another coordinator's confirmation
+        buttons = [[key("btn_offsched_ask", OFF_SCHEDULE.data("ask", p.plan_id))]]
     else:
         confirm_data = (
             DRAW.data("go", p.firing_id) if p.firing_id is not None else DRAW.data("now", p.plan_id, p.firings)
@@ -159,6 +181,34 @@ async def draw_button(ctx: Context, scope: Scope, say: Replier) -> str:
         raise ServiceError("stale_button")
     await say("coord_drawn.j2", drawn.context(ctx.zone))
     return "drawn"
+
+
+@button("ofs", roles=None)
+@coordinators_only
+async def off_schedule_button(ctx: Context, scope: Scope, say: Replier) -> str:
+    """Ask (then type the reason), cancel the asking; or, another coordinator: confirm / decline."""
+    cb = OFF_SCHEDULE.parse(ctx.event.data)
+    ev, now = ctx.event, ctx.clock.now()
+    if cb is None:
+        raise ServiceError("stale_button")
+    if cb.action == "ask":
+        code = await plan_views.plan_code(scope, cb.id)
+        await chatstate.put(ev.channel, ev.sender, "offsched", "reason", {"plan": cb.id}, now, ctx.conn)
+        cancel = [[key("btn_cancel", OFF_SCHEDULE.data("cancel", cb.id))]]
+        await say("coord_offsched_reason.j2", {"plan": code, "limit": MAX_REASON, "buttons": cancel})
+        return "off_schedule_reason_asked"
+    if cb.action == "cancel":
+        state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
+        if state is not None and state.flow == "offsched":
+            await chatstate.clear(ev.channel, ev.sender, ctx.conn)
+        await say("coord_offsched_declined.j2", {"cancelled": True})
+        return "off_schedule_cancelled"
+    decided = await offschedule.decide(scope, cb.id, cb.action == "yes", clock=ctx.clock, zone=ctx.zone)
+    if decided.result is None:
+        await say("coord_offsched_declined.j2", {"cancelled": False, "request": cb.id, "plan": decided.plan_code})
+        return "off_schedule_declined"
+    await say("coord_drawn.j2", confirm.Drawn(decided.result).context(ctx.zone))
+    return "off_schedule_confirmed"
 
 
 # --- a draw's state -----------------------------------------------------------------------------
@@ -260,12 +310,23 @@ async def text(ctx: Context) -> str:
     """A message while a rejection waits for its reason is the reason; anything else is not understood."""
     ev = ctx.event
     state = await chatstate.get(ev.channel, ev.sender, ctx.conn)
+    if state is not None and state.flow == "offsched" and not ev.edited:
+        return await _with_reason(ctx, state.data["plan"], ev.text)
     if state is None or state.flow != "reject" or ev.edited:
         if any(b.role == Role.INSPECTOR for b in ctx.bindings):  # a coordinator who also inspects
             return await inspector.text(ctx)
         await Replier(ctx)("not_understood.j2", {"roles": sorted(b.role.value for b in ctx.bindings)})
         return "not_understood"
     return await _with_note(ctx, state.data["recusal"], ev.text.strip()[:NOTE_LIMIT])
+
+
+@coordinators_only
+async def _with_reason(ctx: Context, scope: Scope, say: Replier, plan_id: int, reason: str) -> str:
+    """The reason typed after "Request an off-schedule draw": the request goes out."""
+    done = await offschedule.request(scope, plan_id, reason, clock=ctx.clock, zone=ctx.zone, ttl=_off_schedule_ttl(ctx))
+    await chatstate.clear(ctx.event.channel, ctx.event.sender, ctx.conn)
+    await say("coord_offsched_requested.j2", done.context())
+    return "off_schedule_requested"
 
 
 @coordinators_only

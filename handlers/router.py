@@ -79,9 +79,10 @@ def on(kind: EventKind, roles: set[Role] | None = frozenset(Role), channel: str 
 #: chart are built (``/report``), a survey chain is checked (``/integrity``). Each runs in a
 #: transaction of its own, never batched with other events.
 LONG_COMMANDS = frozenset({"draw", "verify", "status", "report", "integrity"})
-#: Buttons (callback prefixes) that may start long work: a draw confirmed (``drw``), a recusal
-#: confirmed with its replacement draw (``rcs``), a recusal's rejection with its restoration (``rjt``).
-LONG_BUTTONS = frozenset({"drw", "rcs", "rjt"})
+#: Buttons (callback prefixes) that may start long work: a draw confirmed (``drw``), an off-schedule
+#: draw released by a second coordinator (``ofs``), a recusal confirmed with its replacement draw
+#: (``rcs``), a recusal's rejection with its restoration (``rjt``).
+LONG_BUTTONS = frozenset({"drw", "ofs", "rcs", "rjt"})
 
 
 def long_work(event: InboundEvent) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from importers.errors import CellError, FileProblem, Invalid, RowInvalid, visibl
 from importers.read import Table, open_table
 from importers.spool import INSERT, UPDATE, Spool
 from importers.validate import RECORDS, VALIDATORS, Departments, key, uscc
+from services import audit
 
 MAX_REPORTED = 50
 PROGRESS_STEP = 1_000
@@ -74,8 +76,11 @@ async def import_file(
     now: datetime,
     partial: bool = False,
     progress: ProgressFactory | None = None,
+    actor: str = "cli",
 ) -> ImportResult:
-    """Import ``path`` as a ``kind`` file (departments, items, entities, inspectors)."""
+    """Import ``path`` as a ``kind`` file (departments, items, entities, inspectors). A written
+    import goes on the audit chain as ``actor``'s (``directory.imported``: the file's SHA-256 and
+    the counts), in the write's transaction."""
     result = ImportResult(kind=kind, path=str(path), partial=partial)
     try:
         table = open_table(Path(path))
@@ -93,7 +98,7 @@ async def import_file(
             if result.ok and not result.rows:
                 result.problems.append(FileProblem("import_no_data_rows"))
             if result.ok:
-                await _write(kind, spool, check, existing, now, partial, result, progress)
+                await _write(kind, spool, check, existing, now, partial, result, progress, actor)
     except HeaderInvalid as invalid:
         result.problems.extend(invalid.problems)
     except FileProblem as problem:
@@ -226,8 +231,17 @@ class _Checker:
             )
 
 
-async def _write(kind, spool: Spool, check: _Checker, existing, now, partial, result, progress) -> None:
-    """The write phase: one transaction for the whole file."""
+def file_sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def _write(kind, spool: Spool, check: _Checker, existing, now, partial, result, progress, actor) -> None:
+    """The write phase: one transaction for the whole file, its audit record included."""
+    sha = await asyncio.to_thread(file_sha256, result.path)
     absent = [k for k in existing.hashes if k not in check.seen]
     if partial or write.TARGETS[kind].missing_sql is None:
         missing, result.missing_kept = [], len(absent)
@@ -249,6 +263,23 @@ async def _write(kind, spool: Spool, check: _Checker, existing, now, partial, re
             await _write_batches(kind, batches, conn, result, bar)
             await write.mark_missing(kind, missing, stamp, conn)
             result.marked_missing = len(missing)
+            await audit.append(
+                actor,
+                "directory.imported",
+                f"import:{kind}",
+                {
+                    "file": Path(result.path).name,
+                    "sha256": sha,
+                    "partial": partial,
+                    "rows": result.rows,
+                    "added": result.inserted,
+                    "changed": result.updated,
+                    "unchanged": result.unchanged,
+                    "deactivated": result.marked_missing,
+                },
+                now,
+                conn,
+            )
             if bar:
                 bar.update(len(missing))
     finally:

@@ -19,3 +19,17 @@ class AuditRecord(Model):
 
     class Meta:
         table = "audit_record"
+
+
+class AuditCheckpoint(Model):
+    """The chain's head as it was at a draw or at the day's sweep (one of its anchors; the others
+    live outside the database: the checkpoint file, draw.json, the public pages)."""
+
+    id = fields.BigIntField(primary_key=True)
+    seq = fields.BigIntField(db_index=True)
+    head = fields.CharField(max_length=64)
+    at = fields.DatetimeField(db_index=True)
+    reason = fields.CharField(max_length=80)  # "draw:<draw_ref>", "daily"
+
+    class Meta:
+        table = "audit_checkpoint"

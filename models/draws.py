@@ -128,6 +128,9 @@ class Draw(Model):
     beacon_source = fields.JSONField(null=True)
     # The draw this one redraws; unique, so two racing redraws of one draw cannot both commit.
     redraw_of = fields.CharField(max_length=64, null=True, unique=True)
+    # The audit chain's head just after this draw's own records (draw.json's ``audit_head``).
+    audit_seq = fields.BigIntField(null=True)
+    audit_head = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "draw"
@@ -223,3 +226,34 @@ class Recusal(Model):
     class Meta:
         table = "recusal"
         unique_together = (("inspection", "ordinal"),)
+
+
+class OffScheduleStatus(str, Enum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"  # a second coordinator confirmed and the draw was made
+    DECLINED = "declined"
+    EXPIRED = "expired"  # nobody decided in time
+    FAILED = "failed"  # confirmed, but the draw was refused (the slot changed meanwhile)
+
+
+class OffScheduleRequest(Model):
+    """A coordinator's request, from chat, for an off-schedule draw of a plan (ad hoc, or a redraw
+    of today's draw): a typed reason, waiting for a second coordinator's confirmation
+    (services.draws.offschedule)."""
+
+    id = fields.IntField(primary_key=True)
+    plan = fields.ForeignKeyField("models.Plan", related_name="off_schedule_requests", on_delete=fields.RESTRICT)
+    requested_by = fields.CharField(max_length=64)  # "coordinator:<binding id>" (or "admin:<id>")
+    requester_binding_id = fields.IntField()
+    reason = fields.CharField(max_length=500)
+    redraw_of = fields.CharField(max_length=64, null=True)  # today's draw of the plan when asked, if any
+    status = fields.CharEnumField(OffScheduleStatus, max_length=16, default=OffScheduleStatus.PENDING)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(db_index=True)
+    decided_by = fields.CharField(max_length=64, null=True)
+    decided_at = fields.DatetimeField(null=True)
+    draw_ref = fields.CharField(max_length=64, null=True)
+    failure = fields.CharField(max_length=64, null=True)  # the draw's refusal code, when FAILED
+
+    class Meta:
+        table = "off_schedule_request"

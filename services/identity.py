@@ -42,8 +42,10 @@ async def create_invite(
     uscc: str | None = None,
     departments: tuple[str, ...] = (),
     ttl: timedelta = INVITE_TTL,
+    actor: str = "cli",
 ) -> str:
-    """A new one-time code (URL-safe, fits Telegram's 64-character start parameter)."""
+    """A new one-time code (URL-safe, fits Telegram's 64-character start parameter), on the audit
+    chain as ``actor``'s (``invite.created``: the role and whom it is for, never the code)."""
     inspector = entity = None
     if role == Role.INSPECTOR:
         inspector = await Inspector.get_or_none(cert_no=cert_no)
@@ -61,14 +63,31 @@ async def create_invite(
         if missing:
             raise IdentityError("unknown_department", codes=missing)
     code = secrets.token_urlsafe(18)
-    await InviteCode.create(
-        code_hash=code_hash(code),
-        role=role,
-        inspector=inspector,
-        entity=entity,
-        departments=list(departments),
-        expires_at=clock.now() + ttl,
-    )
+    now = clock.now()
+    async with in_transaction() as conn:
+        invite = await InviteCode.create(
+            code_hash=code_hash(code),
+            role=role,
+            inspector=inspector,
+            entity=entity,
+            departments=list(departments),
+            expires_at=now + ttl,
+            using_db=conn,
+        )
+        await audit.append(
+            actor,
+            "invite.created",
+            f"invite:{invite.id}",
+            {
+                "role": role.value,
+                "inspector": cert_no if inspector else None,
+                "entity": uscc if entity else None,
+                "departments": list(departments),
+                "expires_at": invite.expires_at.isoformat(),
+            },
+            now,
+            conn,
+        )
     return code
 
 
@@ -116,6 +135,21 @@ async def redeem(code: str, channel: Channel, address: str, display_name: str, c
             binding = await ChatBinding.get(id=binding.id).using_db(conn)
         await requeue_waiting(binding, conn)
         await release_held(channel.value, address, now, conn)  # held for this person elsewhere: due here now
+        await audit.append(
+            f"binding:{binding.id}",
+            "invite.redeemed",
+            f"binding:{binding.id}",
+            {
+                "invite": invite.id,
+                "role": invite.role.value if hasattr(invite.role, "value") else invite.role,
+                "channel": channel.value,
+                "inspector_id": invite.inspector_id,
+                "entity_id": invite.entity_id,
+                "departments": list(invite.departments or ()),
+            },
+            now,
+            conn,
+        )
         name = display_name
         if invite.inspector_id:
             name = (await Inspector.get(id=invite.inspector_id).using_db(conn)).name

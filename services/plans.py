@@ -11,6 +11,8 @@ the pure domain must not import.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import tomllib
 from dataclasses import dataclass
@@ -24,9 +26,11 @@ from croniter import croniter
 from tortoise.transactions import in_transaction
 
 from core.clock import Clock
+from domain.errors import ServiceError
 from domain.plans import PlanError, PlanSpec, parse_plan
 from models.directory import Department, Item
 from models.plans import Plan
+from services import audit
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +116,16 @@ class AddedPlan:
     created: bool
 
 
-async def add_plan(path: Path, clock: Clock) -> AddedPlan:
-    """Load a plan file and store it (insert, or update the plan with the same code).
+def spec_digest(spec: dict) -> str:
+    """SHA-256 of a plan's stored spec as canonical JSON: what the audit chain records."""
+    return hashlib.sha256(
+        json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+async def add_plan(path: Path, clock: Clock, actor: str = "cli") -> AddedPlan:
+    """Load a plan file and store it (insert, or update the plan with the same code), on the
+    audit chain (``plan.added`` / ``plan.changed`` with the spec's digest and the fields changed).
 
     Firings already announced keep the parameters they were announced with.
     """
@@ -130,13 +142,45 @@ async def add_plan(path: Path, clock: Clock) -> AddedPlan:
         updated_at=now,
     )
     async with in_transaction() as conn:
-        plan = await Plan.filter(code=spec.code).using_db(conn).first()
+        plan = await Plan.filter(code=spec.code).using_db(conn).select_for_update().first()
+        data = {"source": fields["source"], "spec_sha256": spec_digest(fields["spec"])}
         if plan is None:
             plan = await Plan.create(code=spec.code, created_at=now, using_db=conn, **fields)
+            await audit.append(actor, "plan.added", f"plan:{spec.code}", data, now, conn)
             return AddedPlan(plan, spec, created=True)
+        before = dict(plan.spec or {})
+        changed = sorted(k for k in set(before) | set(fields["spec"]) if before.get(k) != fields["spec"].get(k))
+        data = {**data, "changed": changed, "reactivated": not plan.active, "was_sha256": spec_digest(before)}
         plan.update_from_dict(fields)
         await plan.save(using_db=conn)
+        await audit.append(actor, "plan.changed", f"plan:{spec.code}", data, now, conn)
     return AddedPlan(plan, spec, created=False)
+
+
+class PlanRetireError(ServiceError):
+    """A refused retirement; ``code`` names ``plan_retire_error`` in texts/plans.j2."""
+
+
+async def retire_plan(code: str, reason: str, *, clock: Clock, actor: str = "cli", max_reason: int = 500) -> Plan:
+    """Retire a plan: the scheduler stops announcing and drawing it (firings already announced
+    stay, to be drawn or withdrawn); a typed reason, on the audit chain (``plan.retired``).
+    ``plan add`` of its file makes it active again (``plan.changed``, ``reactivated``)."""
+    reason = reason.strip()
+    if not reason:
+        raise PlanRetireError("reason_required")
+    if len(reason) > max_reason:
+        raise PlanRetireError("reason_too_long", limit=max_reason)
+    now = clock.now()
+    async with in_transaction() as conn:
+        plan = await Plan.filter(code=code).using_db(conn).select_for_update().first()
+        if plan is None:
+            raise PlanNotFound(code)
+        if not plan.active:
+            raise PlanRetireError("already_retired", plan=code)
+        await Plan.filter(id=plan.id).using_db(conn).update(active=False, updated_at=now)
+        await audit.append(actor, "plan.retired", f"plan:{code}", {"reason": reason}, now, conn)
+    plan.active = False
+    return plan
 
 
 async def list_plans() -> list[Plan]:

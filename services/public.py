@@ -37,6 +37,7 @@ from core.db import moment as _dt
 from domain.errors import ServiceError
 from domain.sealing import REVEALED_SQL, draw_is_sealed, is_sealed
 from models.draws import Draw
+from services import audit
 from services.draws.export import export as export_draw
 
 PAGE = 20
@@ -237,6 +238,8 @@ class Home:
     plans: int
     draw_count: int
     withdrawn: list[Withdrawn] = field(default_factory=list)
+    audit_seq: int = 0  # the audit chain's head now (0: empty); anyone may note it down and
+    audit_head: str = ""  # later hand it to `inspectbot audit verify --head SEQ:HASH`
 
 
 async def home(now: datetime) -> Home:
@@ -247,7 +250,8 @@ async def home(now: datetime) -> Home:
     )[0]
     latest, upcoming = await draws(now, 1, HOME_ROWS), await announced(1, HOME_ROWS)
     gone = await withdrawn(1, HOME_ROWS)
-    return Home(latest.rows, upcoming.rows, counts["plans"], counts["draws"], gone.rows)
+    seq, head = await audit.head()
+    return Home(latest.rows, upcoming.rows, counts["plans"], counts["draws"], gone.rows, seq, head if seq else "")
 
 
 # --- one draw ---------------------------------------------------------------------------------
@@ -287,12 +291,14 @@ class DrawPage:
     off_schedule: dict | None = None  # {"reason", "confirmed_by", "requested_by", "redraw_of"}
     redrawn_by: str = ""  # a later draw that redid this one
     beacon_source: dict | None = None  # draw.json's: the drand round, or the values named in advance
+    audit_seq: int | None = None  # the audit chain's head just after the draw (as in draw.json)
+    audit_head: str = ""
 
 
 async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = DRAW_PAGE) -> DrawPage:
     rows = await _fetch(
-        f"SELECT {DRAW_COLUMNS}, d.id, d.beacon, d.beacon_source, d.pool_digest, d.inspectors_digest, d.inspections_digest, "
-        "d.strata, d.window_start, d.window_end, f.commitment, "
+        f"SELECT {DRAW_COLUMNS}, d.id, d.beacon, d.beacon_source, d.pool_digest, d.inspectors_digest, "
+        "d.inspections_digest, d.strata, d.window_start, d.window_end, d.audit_seq, d.audit_head, f.commitment, "
         "(SELECT n.draw_ref FROM draw n WHERE n.redraw_of = d.draw_ref) AS redrawn_by "
         "FROM draw d JOIN plan p ON p.id = d.plan_id "
         "JOIN firing f ON f.id = d.firing_id WHERE d.draw_ref = ?",
@@ -323,6 +329,8 @@ async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = D
         db.decoded(r["off_schedule"], None),
         r["redrawn_by"] or "",
         db.decoded(r["beacon_source"], None),
+        r["audit_seq"],
+        r["audit_head"] or "",
     )
 
 

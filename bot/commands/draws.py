@@ -14,6 +14,7 @@ from core import db, drand
 from core.clock import SYSTEM
 from core.render import text
 from domain.draw import note_fields
+from services import audit
 from services.draws.announce import CLI_ACTOR, withdraw
 from services.draws.announce import announce as announce_firing
 from services.draws.beacon import BeaconConfig, enter_values
@@ -192,6 +193,8 @@ async def draw_or_export(args, settings) -> int:
         except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
+        if not isinstance(result, Preview):
+            await audit.sync_checkpoint_file(settings.data_dir)  # the draw's checkpoint, outside the database
     if isinstance(result, Preview):
         print(text("draw_preview", settings.locale, p=result))
         return 0

@@ -1,4 +1,5 @@
-"""``inspectbot plan add FILE | list | show CODE``: inspection plans from TOML/YAML files."""
+"""``inspectbot plan add FILE | list | show CODE | retire CODE --reason R``: inspection plans from
+TOML/YAML files."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ def register(sub) -> None:
     show = group.add_parser("show", help="show one plan")
     show.add_argument("code")
     show.set_defaults(func=show_plan)
+    retire = group.add_parser("retire", help="retire a plan: nothing more is announced or drawn (audited)")
+    retire.add_argument("code")
+    retire.add_argument("--reason", required=True, help="why (on the audit chain)")
+    retire.set_defaults(func=retire_plan)
 
 
 def plan_error(exc: PlanError, locale: str) -> str:
@@ -82,4 +87,18 @@ async def show_plan(args, settings) -> int:
             upcoming=[t.strftime("%Y-%m-%d %H:%M") for t in upcoming],
         )
     )
+    return 0
+
+
+async def retire_plan(args, settings) -> int:
+    async with db.opened(settings):
+        try:
+            await plans.retire_plan(args.code, args.reason, clock=SYSTEM)
+        except plans.PlanNotFound:
+            print(text("plan_not_found", settings.locale, code=args.code), file=sys.stderr)
+            return 1
+        except plans.PlanRetireError as exc:
+            print(text("plan_retire_error", settings.locale, error=exc.code, **exc.params), file=sys.stderr)
+            return 1
+    print(text("plan_retired", settings.locale, code=args.code, reason=args.reason.strip()))
     return 0

@@ -30,6 +30,7 @@ from services.plans import spec_of
 
 MAX_REASON = 500
 CLI_ACTOR = "cli"  # the operator at the command line, as the audit chain names them
+SYSTEM_ACTOR = "system"  # the scheduler
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ async def announce(
     *,
     clock: Clock,
     zone: ZoneInfo,
-    actor: str = "",
+    actor: str = SYSTEM_ACTOR,
+    defer_audit: bool = False,
     beacon: BeaconConfig = NO_BEACON,
     beacon_sources: Sequence[str] = (),
 ) -> Announced:
@@ -67,7 +69,9 @@ async def announce(
     The draw_ref is ``<plan code>/<local date of fire_at>`` (``.2``, ``.3``… when that day
     already has one); it is unique for ever. The slot ``(plan, fire_at)`` takes one commitment
     only (``slot_taken`` names the one it has, withdrawn or not); ``fire_at`` in the past is
-    refused (``at_in_past``). ``actor`` set: the announcement goes on the audit chain.
+    refused (``at_in_past``). Every announcement goes on the audit chain, as ``actor``'s; with
+    ``defer_audit`` the caller appends :func:`announced_record` itself (an ad hoc draw does, at the
+    end of its write: an append holds PostgreSQL's audit lock until the transaction commits).
     ``beacon`` (the deployment's) or ``beacon_sources`` (named for this firing) fix the beacon
     published with the commitment (services.draws.beacon.plan_for).
     """
@@ -102,20 +106,8 @@ async def announce(
                     using_db=conn,
                 )
                 await FiringSecret.create(firing=firing, secret=secret, using_db=conn)
-                if actor:
-                    await audit.append(
-                        actor,
-                        "firing.announced",
-                        f"draw:{draw_ref}",
-                        {
-                            "plan": plan.code,
-                            "fire_at": fire_at.isoformat(),
-                            "commitment": commitment,
-                            **({"beacon": beacon_plan} if beacon_plan else {}),
-                        },
-                        now,
-                        conn,
-                    )
+                if not defer_audit:
+                    await audit.append(*announced_record(firing, plan.code, actor), now, conn)
         except IntegrityError:  # announced concurrently: the same slot (refused) or the same name (next)
             existing = await Firing.filter(plan=plan, fire_at=fire_at).first()
             if existing is not None:
@@ -125,6 +117,14 @@ async def announce(
             raise
         return Announced(draw_ref, plan.code, fire_at, commitment, beacon_plan)
     raise DrawError("no_free_ref", plan=plan.code, day=day)
+
+
+def announced_record(firing: Firing, plan_code: str, actor: str) -> tuple[str, str, str, dict]:
+    """The ``firing.announced`` audit record's actor, action, subject and data."""
+    data = {"plan": plan_code, "fire_at": utc(firing.fire_at).isoformat(), "commitment": firing.commitment}
+    if firing.beacon_plan:
+        data["beacon"] = firing.beacon_plan
+    return actor or SYSTEM_ACTOR, "firing.announced", f"draw:{firing.draw_ref}", data
 
 
 @dataclass(frozen=True)

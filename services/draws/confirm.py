@@ -1,13 +1,12 @@
 """A coordinator draws from chat: /draw CODE previews (counts per risk class, writes nothing),
 then a confirmation draws the pending firing, or announces one now and draws it.
 
-Scoped (services.scope); every confirmed draw is on the audit chain.
+Scoped (services.scope); every draw is on the audit chain (``draw.drawn``, as the coordinator's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tortoise.transactions import in_transaction
@@ -18,7 +17,6 @@ from core.clock import local_minute as _local
 from domain.plans import lead_time
 from models.draws import Draw, Firing
 from models.plans import Plan
-from services import audit
 from services.draws.announce import pending_firings
 from services.draws.common import DrawError
 from services.draws.gather import Preview, preview
@@ -131,10 +129,11 @@ async def draw_firing(
         raise DrawError("firing_not_found", firing=firing_id)
     async with in_transaction():
         try:
-            result = await draw(firing.draw_ref, clock=clock, zone=zone, locale=locale, beacon_fetch=beacon_fetch)
+            result = await draw(
+                firing.draw_ref, clock=clock, zone=zone, locale=locale, beacon_fetch=beacon_fetch, actor=scope.actor
+            )
         except DrawError as exc:
             raise DrawError("draw_failed", error=exc.code, **exc.params) from None
-        await _audit_draw(scope, result, clock.now())
     return Drawn(result)
 
 
@@ -155,23 +154,7 @@ async def draw_now(
             latest = await Firing.filter(plan_id=plan.id).using_db(conn).order_by("-id").first()
             raise DrawError("changed_since_preview", plan=plan.code, draw_ref=latest.draw_ref if latest else "")
         try:
-            result = await draw_plan(plan.code, clock=clock, zone=zone, locale=locale)
+            result = await draw_plan(plan.code, clock=clock, zone=zone, locale=locale, actor=scope.actor)
         except DrawError as exc:
             raise DrawError("draw_failed", error=exc.code, **exc.params) from None
-        await _audit_draw(scope, result, clock.now())
     return Drawn(result)
-
-
-async def _audit_draw(scope: Scope, result: DrawResult, now: datetime) -> None:
-    await audit.append(
-        scope.actor,
-        "draw.confirmed",
-        f"draw:{result.draw_ref}",
-        {
-            "plan": result.plan_code,
-            "announced_now": result.announced_now,
-            "inspections": result.inspections,
-            "assignments": result.assignments,
-        },
-        now,
-    )

@@ -47,7 +47,15 @@ def sealed_record(draw_row: Draw, commitment: str) -> dict:
         "reveal_at": draw_row.reveal_at.isoformat() if draw_row.reveal_at else None,
         **({"off_schedule": draw_row.off_schedule} if draw_row.off_schedule is not None else {}),
         **({"beacon_source": draw_row.beacon_source} if draw_row.beacon_source is not None else {}),
+        **({"audit_head": audit_head(draw_row)} if draw_row.audit_seq is not None else {}),
     }
+
+
+def audit_head(draw_row: Draw) -> dict | None:
+    """The audit chain's head just after the draw, as draw.json carries it (additive field)."""
+    if draw_row.audit_seq is None:
+        return None
+    return {"seq": draw_row.audit_seq, "hash": draw_row.audit_head}
 
 
 async def export(draw_ref: str, directory: Path, *, clock: Clock, force: bool = False) -> Exported:
@@ -94,6 +102,7 @@ async def _full_bundle(draw_row: Draw, firing: Firing) -> dict[str, bytes]:
             flight=draw_row.flight,
             off_schedule=draw_row.off_schedule,
             beacon_source=draw_row.beacon_source,
+            audit_head=audit_head(draw_row),
         )
 
 

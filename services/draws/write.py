@@ -42,7 +42,7 @@ from models.messaging import RecipientKind
 from models.plans import Plan
 from services import audit
 from services.alerts import raise_alert
-from services.draws.announce import CLI_ACTOR, MAX_REASON, announce, pending_firing
+from services.draws.announce import CLI_ACTOR, MAX_REASON, SYSTEM_ACTOR, announce, announced_record, pending_firing
 from services.draws.beacon import coordinator_actor, resolve
 from services.draws.common import DrawError, fetch_rows, fetch_tuples, find_plan, marks
 from services.draws.gather import (
@@ -125,6 +125,7 @@ class DrawResult:
     off_schedule: Mapping | None = None  # as stored on the draw
     beacon: str = ""
     beacon_source: Mapping | None = None  # draw.json's, when the beacon was planned
+    audit_head: tuple[int, str] | None = None  # the audit chain's (seq, hash) just after the draw
 
 
 @dataclass(frozen=True)
@@ -245,11 +246,16 @@ async def draw(
     off_schedule: OffSchedule | None = None,
     redraw_of: str | None = None,
     beacon_fetch: drand.Fetch | None = None,
+    actor: str = SYSTEM_ACTOR,
+    announced_by: str | None = None,
 ) -> DrawResult | Preview:
     """Draw the firing ``draw_ref`` once and for all (or, with ``dry_run``, only count). A
     firing not announced the lead time ahead is drawn only with ``off_schedule``. A firing
     whose beacon was planned at announce time takes that beacon (``beacon_fetch`` gets a drand
-    round) and no other: refused as ``beacon_unavailable`` while it is missing."""
+    round) and no other: refused as ``beacon_unavailable`` while it is missing. The draw goes
+    on the audit chain as ``actor``'s (``draw.drawn``) and its head is checkpointed;
+    ``announced_by``: the firing was announced in this transaction with its audit record deferred
+    (:func:`draw_plan`), appended here first."""
     firing = await _load_firing(draw_ref)
     if len(beacon) > MAX_BEACON:
         raise DrawError("beacon_too_long", limit=MAX_BEACON)
@@ -300,7 +306,10 @@ async def draw(
         outcome = await asyncio.to_thread(engine.run_draw, inputs)
         del inputs
         phase("drawn")
-        return await _write_draw(firing, spec, g, outcome, beacon, now, zone, locale, marked, source)
+        actor = off_schedule.requested_by if off_schedule is not None else actor
+        return await _write_draw(
+            firing, spec, g, outcome, beacon, now, zone, locale, marked, source, actor=actor, announced_by=announced_by
+        )
 
 
 async def draw_plan(
@@ -313,6 +322,7 @@ async def draw_plan(
     locale: str = "zh-CN",
     off_schedule: OffSchedule | None = None,
     beacon_fetch: drand.Fetch | None = None,
+    actor: str = CLI_ACTOR,
 ) -> DrawResult | Preview:
     """The CLI's ``draw PLAN``: draw the plan's pending firing. With none pending, a draw is
     off schedule: refused without ``off_schedule`` (saying which draw exists — also what a
@@ -339,6 +349,7 @@ async def draw_plan(
                 locale=locale,
                 off_schedule=off_schedule,
                 beacon_fetch=beacon_fetch,
+                actor=actor,
             )
             assert isinstance(result, DrawResult)
             return result
@@ -357,7 +368,11 @@ async def draw_plan(
         if same_slot is None and off_schedule.redraw:
             raise DrawError("nothing_to_redraw", plan=plan.code, named=off_schedule.redraw)
         await _confirmer(off_schedule, plan.departments)  # before announcing anything
-        announced = await announce(plan.code, None, clock=clock, zone=zone, actor=off_schedule.requested_by)
+        # its audit record is appended with the draw's, at the end of the write: an append holds
+        # PostgreSQL's audit lock until commit, and the draw in between may take a while
+        announced = await announce(
+            plan.code, None, clock=clock, zone=zone, actor=off_schedule.requested_by, defer_audit=True
+        )
         result = await draw(
             announced.draw_ref,
             beacon,
@@ -366,6 +381,7 @@ async def draw_plan(
             locale=locale,
             off_schedule=off_schedule,
             redraw_of=same_slot.draw_ref if same_slot else None,
+            announced_by=off_schedule.requested_by,
         )
     assert isinstance(result, DrawResult)
     return DrawResult(**{**result.__dict__, "announced_now": True})
@@ -407,6 +423,8 @@ async def _write_draw(
     locale: str,
     off_schedule: dict | None = None,
     beacon_source: dict | None = None,
+    actor: str = SYSTEM_ACTOR,
+    announced_by: str | None = None,
 ) -> DrawResult:
     phase = _Phases(firing.draw_ref)
     window_start, window_end = inspection_window(now, spec, zone)
@@ -481,8 +499,11 @@ async def _write_draw(
                 draw_row, spec, g, outcome, inspection_rows, written, deadline, zone, locale, now, conn
             )
             phase("outbox written")
+            if announced_by is not None:
+                await audit.append(*announced_record(firing, firing.plan.code, announced_by), now, conn)
             if off_schedule is not None:
                 await _mark_off_schedule(firing, draw_row, off_schedule, now, zone, conn)
+            anchor = await _audit_draw(firing, draw_row, actor, off_schedule is not None, now, conn)
     except IntegrityError as exc:
         existing = await Draw.get_or_none(draw_ref=firing.draw_ref)
         if existing is not None:
@@ -517,7 +538,32 @@ async def _write_draw(
         off_schedule=off_schedule,
         beacon=beacon,
         beacon_source=beacon_source,
+        audit_head=(anchor.seq, anchor.head),
     )
+
+
+async def _audit_draw(firing: Firing, draw_row: Draw, actor: str, off: bool, now: datetime, conn) -> audit.Checkpoint:
+    """``draw.drawn`` on the audit chain, then the chain's head checkpointed and kept on the draw
+    (it goes into draw.json as ``audit_head``)."""
+    await audit.append(
+        actor,
+        "draw.drawn",
+        f"draw:{draw_row.draw_ref}",
+        {
+            "plan": firing.plan.code,
+            "commitment": firing.commitment,
+            "beacon": draw_row.beacon,
+            "inspections_digest": draw_row.inspections_digest,
+            "inspections": draw_row.inspection_count,
+            "unstaffable": draw_row.unstaffable_count,
+            "off_schedule": off,
+        },
+        now,
+        conn,
+    )
+    anchor = await audit.checkpoint(f"draw:{draw_row.draw_ref}", now, conn)
+    await Draw.filter(id=draw_row.id).using_db(conn).update(audit_seq=anchor.seq, audit_head=anchor.head)
+    return anchor
 
 
 async def _mark_off_schedule(firing: Firing, draw_row: Draw, off: dict, now: datetime, zone: ZoneInfo, conn) -> None:

@@ -133,15 +133,16 @@ async def test_confirm_draws_exactly_once_even_on_a_double_tap(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         await two_plans(s, tmp_path)
         c = await person(s, Role.COORDINATOR, ["SCJG"])
-        # no firing announced ahead: a draw now is off schedule, which chat does not offer
+        # no firing announced ahead: a draw now is off schedule: no Confirm, only a request for one
         preview = (await c.command("draw", "P1"))[-1]
-        assert "计划外抽取" in preview.text and "--confirmed-by" in preview.text and not preview.callback_data
         plan_id = (await plans.get_plan("P1")).id
+        assert "计划外抽取" in preview.text and "/draw P1 理由" in preview.text
+        assert preview.callback_data == [f"ofs:ask:{plan_id}"]
         assert await Firing.filter(plan_id=plan_id).count() == 0
         # an announced firing whose commitment was published only now: also off schedule, no Confirm
         late = await announce("P1", s.clock.now(), clock=s.clock, zone=ZONE)
         preview = (await c.command("draw", "P1"))[-1]
-        assert "计划外抽取" in preview.text and not preview.callback_data
+        assert "计划外抽取" in preview.text and preview.callback_data == [f"ofs:ask:{plan_id}"]
         assert await Draw.filter(plan_id=plan_id).count() == 0
         await withdraw(late.draw_ref, "公示过晚", actor="test", clock=s.clock)
         # a firing announced ahead: a double tap on its Confirm draws it once, the second says so

@@ -84,7 +84,7 @@ async def test_a_withdrawn_firing_is_audited_never_drawn_and_its_slot_never_reus
     firing = await Firing.get(draw_ref=announced.draw_ref)
     assert firing.status is FiringStatus.WITHDRAWN and firing.withdrawn_reason == "名录有误，改期"
     actions = await AuditRecord.all().order_by("seq").values_list("action", flat=True)
-    assert actions == ["firing.announced", "firing.withdrawn"]
+    assert actions == ["plan.added", "firing.announced", "firing.withdrawn"]
     assert (await audit.verify())[1] is None
     await refused("not_withdrawable", withdraw(announced.draw_ref, "again", actor="cli", clock=clock))
     exc = await refused("slot_taken", announce("P1", at, clock=clock, zone=ZONE))

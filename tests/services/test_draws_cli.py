@@ -183,5 +183,7 @@ def test_announce_twice_withdraw_and_draw_twice_from_the_cli(cli, tmp_path, caps
     err = capsys.readouterr().err
     assert f"has already been drawn today: {draw_ref}, drawn at" in err and f"--redraw {draw_ref}" in err
     assert main(["audit", "verify"]) == 0
-    # announce, withdraw, and the off-schedule draw's announcement and mark: all on the chain
-    assert "all 4 records verified" in capsys.readouterr().out
+    # the plan's addition, announce, withdraw, and the off-schedule draw's announcement, mark and
+    # draw: all on the chain, its head also in the checkpoint file
+    out = capsys.readouterr().out
+    assert "all 6 records verified" in out and "the log's head is 6:" in out
