@@ -51,7 +51,7 @@ class WecomCrypto:
         self.key = aes_key(encoding_aes_key)
         self.receive_id = receive_id
 
-    def _cipher(self) -> Cipher:
+    def _cipher(self) -> Cipher[modes.CBC]:
         return Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
 
     def check(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> None:
