@@ -11,6 +11,7 @@ from tortoise.models import Model
 class Channel(str, Enum):
     TELEGRAM = "telegram"
     SMS = "sms"
+    WECOM = "wecom"  # WeCom (企业微信) self-built application; the address is the member's userid
 
 
 class RecipientKind(str, Enum):
