@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tortoise.expressions import Q
+
 from core import db
 from core.channel import Channel as ChannelImpl
 from core.channel import SendError
@@ -284,13 +286,13 @@ class Dispatcher:
         """Send one claimed row and store its outcome (``batch``: what :meth:`prepare` found)."""
         if batch is None:
             batch = await self.prepare([row])
+        address = batch.addresses.get(row.id)
+        if address is None:  # before the channel: a chat row finds its channel with its address
+            await self._outcomes.write(NO_ADDRESS, [row.attempts - 1, row.id])
+            return
         channel = self.channels.get(row.channel)
         if channel is None:
             await self._retry(row, "no_channel", backoff(row.attempts))
-            return
-        address = batch.addresses.get(row.id)
-        if address is None:
-            await self._outcomes.write(NO_ADDRESS, [row.attempts - 1, row.id])
             return
         if (row.channel, address) in batch.unreachable:
             if row.channel in HOLD_CHANNELS:
@@ -419,8 +421,9 @@ async def resolve_addresses(rows: list[Claimed]) -> dict[int, str | None]:
 
 async def chat_addresses(kind: str, ids: list[int]) -> dict[int, tuple[str, str]]:
     """Recipient id -> (channel, address) of the newest live binding on any chat channel."""
-    q = ChatBinding.filter(channel__in=list(CHAT_CHANNELS), revoked_at=None).exclude(
-        channel=Channel.TELEGRAM, address__startswith="-"
+    # never a Telegram group's chat (a negative id); a WeCom userid may start with "-"
+    q = ChatBinding.filter(
+        Q(channel=Channel.WECOM) | ~Q(address__startswith="-"), channel__in=list(CHAT_CHANNELS), revoked_at=None
     )
     if kind == RecipientKind.INSPECTOR.value:
         q, key = q.filter(inspector_id__in=ids, role=Role.INSPECTOR), "inspector_id"

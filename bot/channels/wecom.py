@@ -299,6 +299,10 @@ class WecomChannel(HttpSession):
             if overflow:
                 await self._text(address, overflow)
             await self._message(address, "template_card", card)
+            title = card["main_title"].get("title") or _cut(buttons[0].label, TITLE_CHARS)
+            for n, start in enumerate(range(MAX_BUTTONS, len(buttons), MAX_BUTTONS), 1):  # past 6: more cards
+                more, _ = card_for(title, buttons[start : start + MAX_BUTTONS], f"{task_id}-{n}")
+                await self._message(address, "template_card", more)
             return task_id
         if not message.text.strip():
             raise SendError("bad_request", retryable=False, detail="empty text")
