@@ -10,12 +10,11 @@ import hashlib
 
 from models.directory import Inspector
 from models.draws import Assignment, AssignmentStatus, Recusal
-from models.messaging import ChatBinding, InboundEvent, Outbox, Role
+from models.messaging import Channel, ChatBinding, InboundEvent, Outbox, Role
 from models.onsite import CheckIn, Photo, PhotoStatus, Result
 from scheduler import SWEEPS, Scheduler
 from services import audit
 from services.identity import bind_coordinator
-from models.messaging import Channel
 from simulators.telegram.media import make_png
 from tests.e2e.test_onsite_chat import on_site_now, setup, site
 from tests.e2e.wecom_harness import Member, keys, text, wecom_spine, with_key
