@@ -40,7 +40,6 @@ the callback URL and returns the HTTP status. :meth:`redeliver` repeats a callba
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import html
 import itertools
 import json
@@ -231,6 +230,7 @@ class WecomSimulator:
         members: tuple[str, ...] = (),
         token_ttl: float = TOKEN_TTL,
         app_per_minute: int = 10_000,
+        per_member: tuple[tuple[float, int], ...] = PER_MEMBER,
         enforce_limits: bool = True,
         timeout_delay: float = 30.0,
         now: Callable[[], float] = time.monotonic,
@@ -242,6 +242,7 @@ class WecomSimulator:
         self.callback_url = callback_url
         self.token_ttl = token_ttl
         self.app_per_minute = app_per_minute
+        self.per_member = per_member
         self.enforce_limits = enforce_limits
         self.timeout_delay = timeout_delay
         self.now = now
@@ -554,9 +555,9 @@ class WecomSimulator:
             raise WecomError(45009, "app per-minute limit")
         for u in users:
             sends = self.member(u)._sends
-            while sends and sends[0] <= now - PER_MEMBER[-1][0]:
+            while sends and sends[0] <= now - max(w for w, _ in self.per_member):
                 sends.popleft()
-            for window, most in PER_MEMBER:
+            for window, most in self.per_member:
                 if sum(1 for t in sends if t > now - window) >= most:
                     self.limit_errors += 1
                     raise WecomError(45009, f"member limit {most}/{int(window)}s")
@@ -699,7 +700,3 @@ def _cdata(text: str) -> str:
     if "]]>" in text:
         return escape(text)
     return f"<![CDATA[{text}]]>"
-
-
-def digest(*parts: str) -> str:
-    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
