@@ -416,6 +416,8 @@ class WecomSimulator:
         app.router.add_get("/_sim/members/{userid}", self._sim_member)
         app.router.add_post("/_sim/members/{userid}/text", self._sim_text)
         app.router.add_get("/_sim/media/{media_id}", self._sim_media)
+        app.router.add_get("/_sim/stats", self._sim_stats)
+        app.router.add_post("/_sim/reset", self._sim_reset)
         return app
 
     # -- the API --
@@ -670,6 +672,46 @@ class WecomSimulator:
         status = await self.text(request.match_info["userid"], str(data.get("text", "")))
         return web.json_response({"status": status})
 
+    def stats(self) -> dict:
+        """Accepted messages, 45009s answered for the limits, and the most messages accepted in any
+        one-second and any one-minute window (from the acceptance times)."""
+        times = sorted(t for m in self.members.values() for t in m._sends)
+        peak_s = peak_min = 0
+        lo = lo_min = 0
+        for hi, t in enumerate(times):
+            while times[lo] <= t - 1.0:
+                lo += 1
+            while times[lo_min] <= t - 60.0:
+                lo_min += 1
+            peak_s, peak_min = max(peak_s, hi - lo + 1), max(peak_min, hi - lo_min + 1)
+        return {
+            "accepted": sum(len(m.received) for m in self.members.values()),
+            "limit_errors": self.limit_errors,
+            "peak_per_second": peak_s,
+            "peak_per_minute": peak_min,
+            "max_per_member_minute": max(
+                (
+                    max(sum(1 for u in ts if t - 60 < u <= t) for t in ts)
+                    for ts in (list(m._sends) for m in self.members.values())
+                    if ts
+                ),
+                default=0,
+            ),
+            "calls": self.calls,
+        }
+
+    async def _sim_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _sim_reset(self, request: web.Request) -> web.Response:
+        options = await request.json() if request.can_read_body else {}
+        self.members.clear()
+        self._app_sends.clear()
+        self.limit_errors = 0
+        self.calls.clear()
+        self.enforce_limits = bool(options.get("enforce_limits", self.enforce_limits))
+        return web.json_response({"ok": True})
+
     async def _sim_media(self, request: web.Request) -> web.Response:
         medium = self.media.get(request.match_info["media_id"])
         if medium is None:
@@ -700,3 +742,45 @@ def _cdata(text: str) -> str:
     if "]]>" in text:
         return escape(text)
     return f"<![CDATA[{text}]]>"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m simulators.wecom --port 8083 [--callback-url URL] [--no-limits]``: the development
+    corp (``DEV_*``) unless WECOM_CORP_ID, WECOM_SECRET, WECOM_AGENT_ID, WECOM_TOKEN and
+    WECOM_AES_KEY are set (never printed)."""
+    import argparse
+    import os
+
+    p = argparse.ArgumentParser(description="WeCom API simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8083)
+    p.add_argument("--callback-url", default="")
+    p.add_argument("--no-limits", action="store_true")
+    args = p.parse_args(argv)
+    env = os.environ
+    sim = WecomSimulator(
+        corp_id=env.get("WECOM_CORP_ID", DEV_CORP_ID),
+        corp_secret=env.get("WECOM_SECRET", DEV_SECRET),
+        agent_id=int(env.get("WECOM_AGENT_ID", DEV_AGENT_ID)),
+        token=env.get("WECOM_TOKEN", DEV_TOKEN),
+        encoding_aes_key=env.get("WECOM_AES_KEY", DEV_AES_KEY),
+        callback_url=args.callback_url,
+        enforce_limits=not args.no_limits,
+    )
+
+    async def serve() -> None:
+        url = await sim.start(args.host, args.port)
+        print(json.dumps({"phase": "ready", "url": url}), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sim.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

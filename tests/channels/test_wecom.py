@@ -147,6 +147,9 @@ async def test_photo_goes_through_media_upload_and_can_be_fetched(pair):
     assert await channel.fetch_file("wecom:" + got[-1]["media_id"]) == png
     with pytest.raises(SendError):
         await channel.fetch_file("wecom:no-such-media")
+    sim.inject(42001)  # the token expires just as a photo is uploaded: renewed, uploaded again
+    await channel.send(Outgoing("alice", photo=png))
+    assert sim.member("alice").received[-1]["msgtype"] == "image" and channel.token_fetches == 2
 
 
 async def test_an_edit_updates_the_pressed_card_or_is_sent_anew(pair):
