@@ -28,15 +28,21 @@ from pathlib import Path
 
 import aiohttp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _common import ROOT, die_with_parent, emit, free_port, machine, workspace  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "benchmarks"))
 
 TEMPLATE = "team_changed.j2"
 
 
 def context_for(i: int) -> dict:
-    return {"no": i, "draw_ref": "QD-BENCH/2026-12-01", "plan": "青岛市双随机抽查（基准）", "old": "甲某", "new": "乙某"}
+    return {
+        "no": i,
+        "draw_ref": "QD-BENCH/2026-12-01",
+        "plan": "青岛市双随机抽查（基准）",
+        "old": "甲某",
+        "new": "乙某",
+    }
 
 
 async def add_wecom_inspectors(members: int, prefix: str = "u") -> list[tuple[int, str]]:
@@ -55,7 +61,20 @@ async def add_wecom_inspectors(members: int, prefix: str = "u") -> list[tuple[in
     columns = ("cert_no", "name", "department_id", "unit_id", "qualifications", "expertise", "mobile")
     columns += ("cert_expiry", "status", "wecom_userid", "content_hash", "updated_at")
     rows = [
-        (f"W{prefix}{n:07d}", f"检查员{n}", dept, unit, ["SP"], "", None, date(2030, 1, 1), "active", f"{prefix}{n}", "", now)
+        (
+            f"W{prefix}{n:07d}",
+            f"检查员{n}",
+            dept,
+            unit,
+            ["SP"],
+            "",
+            None,
+            date(2030, 1, 1),
+            "active",
+            f"{prefix}{n}",
+            "",
+            now,
+        )
         for n in range(members)
     ]
     await db.bulk_insert("inspector", columns, rows)
@@ -65,7 +84,17 @@ async def add_wecom_inspectors(members: int, prefix: str = "u") -> list[tuple[in
     pairs = [(r["id"], r["wecom_userid"]) for r in found]
     await db.bulk_insert(
         "chat_binding",
-        ("channel", "address", "role", "inspector_id", "departments", "display_name", "locale", "reachable", "created_at"),
+        (
+            "channel",
+            "address",
+            "role",
+            "inspector_id",
+            "departments",
+            "display_name",
+            "locale",
+            "reachable",
+            "created_at",
+        ),
         [("wecom", userid, "inspector", iid, [], userid, "zh-CN", True, now) for iid, userid in pairs],
     )
     return pairs
@@ -130,6 +159,8 @@ async def timed(coro) -> tuple[int, float]:
 
 
 async def run(args, sim_url: str) -> int:
+    from _common import emit, workspace  # lazy: the helpers of the scripts (tests import this module too)
+
     from bot.channels.wecom import WecomChannel
     from bot.dispatcher import Dispatcher, default_limits
     from core import db
@@ -254,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-throttled", action="store_true")
     p.add_argument("--keep", help="work in this directory and keep it")
     args = p.parse_args(argv)
+    from _common import die_with_parent, emit, free_port, machine  # lazy: as in run()
+
     port = free_port()
     sim = subprocess.Popen(
         [sys.executable, "-m", "simulators.wecom", "--port", str(port), "--no-limits"],
