@@ -222,9 +222,7 @@ class WecomChannel(HttpSession):
 
     # -- HTTP --
 
-    async def _request(
-        self, method: str, path: str, *, params: dict | None = None, query: str = "", **kwargs
-    ) -> dict:
+    async def _request(self, method: str, path: str, *, params: dict | None = None, query: str = "", **kwargs) -> dict:
         await self.start()
         assert self._session is not None
         try:
