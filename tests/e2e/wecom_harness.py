@@ -54,7 +54,7 @@ async def wecom_spine(settings: Settings, *, clock=None, limiter: RateLimiter | 
     dispatcher = Dispatcher(
         rt.channels,
         clock=clock,
-        limits={"wecom": limiter or RateLimiter(None, None)},
+        limits={"wecom": limiter or RateLimiter(None, None, now=lambda: clock.now().timestamp())},
         concurrency=16,
     )
     rt.dispatcher = dispatcher
