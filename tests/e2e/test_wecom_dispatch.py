@@ -82,9 +82,7 @@ async def test_the_newest_chat_binding_wins(db):
 
 async def test_pacing_holds_the_member_limit(db):
     # the simulator's member limit scaled to 3 a second; the dispatcher's pacing to match (0.4 s apart)
-    async with wecom_spine(
-        db, enforce_limits=True, per_member=((1.0, 3),), limiter=RateLimiter(WECOM_RATE, 0.4)
-    ) as s:
+    async with wecom_spine(db, enforce_limits=True, per_member=((1.0, 3),), limiter=RateLimiter(WECOM_RATE, 0.4)) as s:
         await fan_out(s, 2, 12)
         for _ in range(200):
             await s.deliver()
