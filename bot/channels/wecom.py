@@ -37,7 +37,7 @@ from aiohttp import web
 
 from bot.channels.http import HttpSession
 from bot.channels.sms_twilio import read_limited
-from core.channel import Button, EventCallback, EventKind, InboundEvent, Outgoing, SendError
+from core.channel import Button, EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
 from core.logs import not_stored
 from core.settings import Settings
 from core.wecom_crypto import WecomCrypto, WecomCryptoError
@@ -450,9 +450,7 @@ def _float(text: str | None) -> float:
 def normalise(root: ET.Element, corp_id: str) -> InboundEvent | None:
     """One decrypted callback as our event (None for kinds we do not handle). ``sender`` and
     ``user`` are the member's userid, ``chat_type`` ``private``: an application chat is one to one."""
-    user = (root.findtext("FromUserName") or "").strip()
-    if not user or len(user) > 64:
-        raise ValueError("FromUserName")
+    user = identifier(root.findtext("FromUserName") or "", "FromUserName", 64)  # ValueError: 400
     if (root.findtext("ToUserName") or "").strip() != corp_id:
         raise ValueError("ToUserName")
     msgtype = root.findtext("MsgType") or ""
@@ -460,8 +458,7 @@ def normalise(root: ET.Element, corp_id: str) -> InboundEvent | None:
     common = dict(channel="wecom", sender=user, user=user, chat_type="private", raw={"msgtype": msgtype})
     msg_id = (root.findtext("MsgId") or "").strip()
     if msgtype != "event":
-        if not msg_id or len(msg_id) > 64:
-            raise ValueError("MsgId")
+        msg_id = identifier(msg_id, "MsgId", 64)
         key = f"msg:{msg_id}"
         if msgtype == "text":
             text = root.findtext("Content") or ""

@@ -58,6 +58,9 @@ async def test_forged_callbacks_are_refused_and_nothing_is_stored(db):
         assert await post(s.url, genuine, doctype) == 400  # signed, but entities are never parsed
         assert await post(s.url, genuine, "<xml><FromUserName>eve</FromUserName></xml>") == 400
         assert await post(s.url, genuine, PLAIN.format(corp="wwother", msg_id=1)) == 400  # not to us
+        assert await post(s.url, genuine, plain.replace("eve", "e\x01ve")) in (400, 403)  # a control character
+        huge = plain.replace("<MsgType>", "<Location_X>1e308</Location_X><MsgType>").replace("text", "location")
+        assert await post(s.url, genuine, huge) == 400  # a coordinate no place has
         assert not await InboundEvent.exists() and not await Outbox.exists()
         assert await post(s.url, genuine, plain) == 200  # the genuine one
         assert await InboundEvent.filter(channel="wecom", sender="eve").count() == 1
