@@ -159,14 +159,16 @@ async def bind_from_directory(channel: str, userid: str, now, conn) -> list[Chat
         return []
     if await ChatBinding.filter(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn).exists():
         return []
-    binding = await ChatBinding.create(
-        channel=channel,
-        address=userid,
-        role=Role.INSPECTOR,
-        inspector_id=inspector.id,
-        display_name=inspector.name[:64],
-        using_db=conn,
+    # Two first events of one member at once (two instances): the second insert does nothing, and
+    # finds the binding the first made, instead of failing its event on the unique key.
+    columns = ("channel", "address", "role", "inspector_id", "departments", "display_name", "locale", "reachable")
+    row = (channel, userid, Role.INSPECTOR.value, inspector.id, [], inspector.name[:64], "zh-CN", True)
+    await db.bulk_insert(
+        "chat_binding", (*columns, "created_at"), [(*row, now)], ignore_conflicts=True, connection=conn
     )
+    binding = await ChatBinding.get(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn)
+    if binding.inspector_id != inspector.id or binding.revoked_at is not None:
+        return []
     await requeue_waiting(binding, conn)
     await audit.append(
         "directory",

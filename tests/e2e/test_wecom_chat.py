@@ -115,3 +115,16 @@ async def test_unknown_member_gets_a_polite_refusal_and_nothing_else(db, tmp_pat
             assert len(got) == 1 and "尚未登记" in text(got[0])
         assert not await ChatBinding.filter(address="stranger").exists()
         assert await InboundEvent.filter(sender="stranger").count() == 3
+
+
+async def test_a_revoked_directory_binding_is_not_recreated(db, tmp_path):
+    async with wecom_spine(db, clock=world.clock()) as s:
+        w = await world.build(n_entities=2, n_scjg=2, n_wsj=0)
+        inspector = w.inspectors["S01"]
+        await Inspector.filter(id=inspector.id).update(wecom_userid="s01")
+        member = Member(s, "s01")
+        assert "/tasks" in text((await member.enter())[-1])  # bound from the directory: the help
+        await ChatBinding.filter(address="s01").update(revoked_at=s.clock.now())
+        got = await member.say("/tasks")
+        assert len(got) == 1 and "尚未登记" in text(got[0])
+        assert await ChatBinding.filter(address="s01").count() == 1
