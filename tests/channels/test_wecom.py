@@ -205,3 +205,22 @@ def test_card_for_without_a_title_uses_the_first_button():
 def test_unknown_errcode_is_retryable():
     error = classify(99999, "new")
     assert error.kind == "unknown" and error.retryable
+
+
+def test_wecom_secrets_are_redacted_and_not_in_repr(tmp_path):
+    from core.logs import settings_secrets
+
+    settings = wecom_settings(Settings(data_dir=tmp_path), "http://127.0.0.1:1")
+    found = settings_secrets(settings)
+    assert {settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key} <= set(found)
+    for secret in (settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key):
+        assert secret not in repr(settings) and secret not in repr(WecomChannel(settings))
+
+
+def test_settings_refuse_a_half_configured_wecom(tmp_path):
+    from core.settings import SettingsError
+
+    with pytest.raises(SettingsError):
+        Settings(data_dir=tmp_path, wecom_corp_id="ww1", wecom_secret="s", wecom_agent_id=1)  # no callback keys
+    with pytest.raises(SettingsError):
+        Settings(data_dir=tmp_path, wecom_corp_id="ww1", wecom_agent_id=0)
