@@ -415,6 +415,9 @@ class WecomSimulator:
         app.router.add_get("/_sim/members", self._sim_members)
         app.router.add_get("/_sim/members/{userid}", self._sim_member)
         app.router.add_post("/_sim/members/{userid}/text", self._sim_text)
+        app.router.add_post("/_sim/members/{userid}/press", self._sim_press)
+        app.router.add_post("/_sim/members/{userid}/location", self._sim_location)
+        app.router.add_post("/_sim/members/{userid}/enter", self._sim_enter)
         app.router.add_get("/_sim/media/{media_id}", self._sim_media)
         app.router.add_get("/_sim/stats", self._sim_stats)
         app.router.add_post("/_sim/reset", self._sim_reset)
@@ -667,10 +670,37 @@ class WecomSimulator:
             raise web.HTTPNotFound()
         return web.json_response(self._member_json(m))
 
+    async def _fields(self, request: web.Request) -> dict:
+        """A JSON object or a form (the page's buttons post forms)."""
+        if request.content_type == "application/json":
+            data = await request.json()
+            return data if isinstance(data, dict) else {}
+        return dict(await request.post())
+
+    def _done(self, request: web.Request, status: int) -> web.Response:
+        if request.content_type == "application/json":
+            return web.json_response({"status": status})
+        raise web.HTTPSeeOther("/")
+
     async def _sim_text(self, request: web.Request) -> web.Response:
-        data = await request.json()
-        status = await self.text(request.match_info["userid"], str(data.get("text", "")))
-        return web.json_response({"status": status})
+        data = await self._fields(request)
+        return self._done(request, await self.text(request.match_info["userid"], str(data.get("text", ""))))
+
+    async def _sim_press(self, request: web.Request) -> web.Response:
+        data = await self._fields(request)
+        userid = request.match_info["userid"]
+        return self._done(request, await self.press(userid, str(data.get("task_id", "")), str(data.get("key", ""))))
+
+    async def _sim_location(self, request: web.Request) -> web.Response:
+        data = await self._fields(request)
+        try:
+            lat, lon = float(data.get("lat", "")), float(data.get("lon", ""))
+        except ValueError:
+            raise web.HTTPBadRequest(text="lat and lon must be numbers") from None
+        return self._done(request, await self.location(request.match_info["userid"], lat, lon))
+
+    async def _sim_enter(self, request: web.Request) -> web.Response:
+        return self._done(request, await self.enter(request.match_info["userid"]))
 
     def stats(self) -> dict:
         """Accepted messages, 45009s answered for the limits, and the most messages accepted in any
@@ -719,10 +749,13 @@ class WecomSimulator:
         return web.Response(body=medium[0], content_type=_image_type(medium[0]) or "application/octet-stream")
 
     async def _page(self, request: web.Request) -> web.Response:
-        """Every member's conversation with the application, in order (read-only)."""
+        """Every member's conversation with the application, in order; a member can press a card's
+        buttons, write, share a location or open the application (loopback use only: no CSRF guard)."""
+        esc = html.escape
         parts = ["<!doctype html><meta charset=utf-8><title>WeCom simulator</title><h1>WeCom</h1>"]
         for m in self.members.values():
-            parts.append(f"<h2>{html.escape(m.userid)}</h2><ol>")
+            u = esc(m.userid, quote=True)
+            parts.append(f"<h2>{esc(m.userid)}</h2><ol>")
             items = sorted(
                 [("app", x) for x in m.received] + [("member", x) for x in m.sent], key=lambda p: p[1]["seq"]
             )
@@ -732,9 +765,23 @@ class WecomSimulator:
                     or item.get("replace_name")
                     or json.dumps({k: v for k, v in item.items() if k not in ("seq", "card")}, ensure_ascii=False)
                 )
-                buttons = " ".join(f"[{b['text']}]" for b in item.get("card", {}).get("button_list", ()))
-                parts.append(f"<li><b>{who}</b>: {html.escape(str(shown))} {html.escape(buttons)}</li>")
-            parts.append("</ol>")
+                parts.append(f"<li><b>{who}</b>: <pre>{esc(str(shown))}</pre>")
+                card = item.get("card")
+                if card and who == "app":
+                    task = esc(card["task_id"], quote=True)
+                    parts.append(f'<form method=post action="/_sim/members/{u}/press">')
+                    parts.append(f'<input type=hidden name=task_id value="{task}">')
+                    for b in card.get("button_list", ()):
+                        parts.append(f'<button name=key value="{esc(b["key"], quote=True)}">{esc(b["text"])}</button>')
+                    parts.append("</form>")
+                parts.append("</li>")
+            parts.append(
+                f'</ol><form method=post action="/_sim/members/{u}/text"><input name=text size=60>'
+                "<button>send</button></form>"
+                f'<form method=post action="/_sim/members/{u}/location"><input name=lat size=10>'
+                "<input name=lon size=10><button>location</button></form>"
+                f'<form method=post action="/_sim/members/{u}/enter"><button>enter_agent</button></form>'
+            )
         return web.Response(text="".join(parts), content_type="text/html")
 
 

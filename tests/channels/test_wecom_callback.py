@@ -77,3 +77,17 @@ async def test_retries_and_replays_are_handled_once(db):
         assert await InboundEvent.filter(sender="eve").count() == 1
         await s.deliver()
         assert len(s.sim.member("eve").texts()) == 1  # one answer
+
+
+async def test_the_simulator_page_lets_a_person_act(db):
+    async with wecom_spine(db) as s:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{s.sim.url}/_sim/members/visitor/enter", allow_redirects=False) as resp:
+                assert resp.status == 303  # a form post: back to the page
+            async with session.post(f"{s.sim.url}/_sim/members/visitor/text", json={"text": "你好 <b>"}) as resp:
+                assert (await resp.json())["status"] == 200
+            await s.deliver()
+            async with session.get(f"{s.sim.url}/") as resp:
+                page = await resp.text()
+        assert "<h2>visitor</h2>" in page and "你好 &lt;b&gt;" in page and "尚未登记" in page
+        assert await InboundEvent.filter(sender="visitor").count() == 2
