@@ -152,10 +152,11 @@ class RawSender:
         return len(items)
 
 
-async def timed(coro) -> tuple[int, float]:
-    wall = time.perf_counter()
+async def timed(coro) -> tuple[int, float, float]:
+    """(result, wall seconds, CPU seconds of this process) of one awaited segment."""
+    wall, cpu = time.perf_counter(), time.process_time()
     result = await coro
-    return result, time.perf_counter() - wall
+    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 async def run(args, sim_url: str) -> int:
@@ -188,7 +189,7 @@ async def run(args, sim_url: str) -> int:
             dispatcher = Dispatcher(
                 {"wecom": channel}, limits={"wecom": RateLimiter(None, None)}, concurrency=args.concurrency
             )
-            totals = {"raw": [0, 0.0], "dispatcher": [0, 0.0]}
+            totals = {"raw": [0, 0.0, 0.0], "dispatcher": [0, 0.0, 0.0]}
             done_raw, segment = 0, 0
 
             async def dispatch(at_least: int) -> int:
@@ -204,12 +205,13 @@ async def run(args, sim_url: str) -> int:
                 order = ("dispatcher", "raw") if segment % 2 == 0 else ("raw", "dispatcher")
                 for who in order:
                     if who == "dispatcher":
-                        n, wall = await timed(dispatch(args.segment))
+                        n, wall, cpu = await timed(dispatch(args.segment))
                     else:
-                        n, wall = await timed(raw.send(texts[done_raw : done_raw + args.segment]))
+                        n, wall, cpu = await timed(raw.send(texts[done_raw : done_raw + args.segment]))
                         done_raw += n
                     totals[who][0] += n
                     totals[who][1] += wall
+                    totals[who][2] += cpu
                 segment += 1
             sent = await Outbox.filter(dedupe_key__startswith="u:", status=OutboxStatus.SENT).count()
             rate = {k: v[0] / v[1] if v[1] else 0.0 for k, v in totals.items()}
@@ -224,6 +226,10 @@ async def run(args, sim_url: str) -> int:
                     "dispatcher_per_s": round(rate["dispatcher"], 1),
                     "raw_aiohttp_per_s": round(rate["raw"], 1),
                     "ratio": round(ratio, 3),
+                    "cpu_ms_per_msg_raw": round(1000 * totals["raw"][2] / max(totals["raw"][0], 1), 3),
+                    "cpu_ms_per_msg_dispatcher": round(
+                        1000 * totals["dispatcher"][2] / max(totals["dispatcher"][0], 1), 3
+                    ),
                     "sent": sent,
                     "raw_errors": raw.errors,
                     "target": ">= 0.7",
