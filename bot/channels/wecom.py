@@ -184,6 +184,7 @@ class WecomChannel(HttpSession):
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
         self.token_fetches = 0
+        self._query = ("", "")  # (token, "?access_token=…")
         self._response_codes: OrderedDict[str, str] = OrderedDict()  # task_id -> its last press's code
         self._seen: OrderedDict[str, None] = OrderedDict()  # stored callbacks' keys (replays refused)
 
@@ -254,7 +255,9 @@ class WecomChannel(HttpSession):
         """An API call with the access token; a stale token is renewed and the call made again once."""
         for attempt in (0, 1):
             token = await self.token()
-            query = f"?access_token={quote(token, safe='')}"  # built once here, not by yarl per call
+            if self._query[0] != token:  # the token's query string, built once per token
+                self._query = (token, f"?access_token={quote(token, safe='')}")
+            query = self._query[1]
             if "json" in kwargs:  # UTF-8 as is: a third of the bytes of \uXXXX escapes for Chinese text
                 kwargs["data"] = json.dumps(kwargs.pop("json"), ensure_ascii=False, separators=(",", ":")).encode()
                 kwargs["headers"] = JSON_HEADERS
