@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core import drand
+from core.channel import SendError
 from core.clock import Clock
 from domain.beacon import KIND_DRAND, Chain
 from domain.plans import lead_time
@@ -110,11 +111,19 @@ class Sweep:
 
 
 def _photo_arguments(s: Scheduler, now: datetime) -> dict | None:
-    """Photos are fetched through the Telegram channel; without one there is nothing to fetch."""
-    channel = s.rt.channels.get("telegram")
-    if channel is None:
+    """Photos are fetched through the channel they came on: a WeCom photo's id is ``wecom:<media
+    id>``, any other a Telegram file id; without those channels there is nothing to fetch."""
+    telegram, wecom = s.rt.channels.get("telegram"), s.rt.channels.get("wecom")
+    if telegram is None and wecom is None:
         return None
-    return {"fetch": channel.fetch_file, "data_dir": s.rt.settings.data_dir, "now": now, "locale": s.locale}
+
+    async def fetch(file_id: str) -> bytes:
+        channel = wecom if file_id.startswith("wecom:") else telegram
+        if channel is None:
+            raise SendError("unsupported", retryable=True, retry_after=3600, detail="channel not enabled")
+        return await channel.fetch_file(file_id)
+
+    return {"fetch": fetch, "data_dir": s.rt.settings.data_dir, "now": now, "locale": s.locale}
 
 
 #: Every periodic sweep, run in this order by :meth:`Scheduler.run_due`.

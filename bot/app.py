@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.channels.sms import sms_channel
 from bot.channels.telegram import TelegramChannel
+from bot.channels.wecom import WecomChannel
 from bot.dispatcher import Dispatcher
 from bot.metrics import make_metrics_app
 from bot.runtime import Runtime
@@ -76,6 +77,8 @@ class Service:
                 webhook_secret=s.telegram_webhook_secret,
                 on_event=self.rt.on_event,
             )
+        if s.wecom_corp_id:
+            channels["wecom"] = WecomChannel(s, on_event=self.rt.on_event)
         if s.sms_account_sid or s.sms_provider == "aliyun" and s.sms_api_url:
             channels["sms"] = sms_channel(s)
         return channels

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tortoise.expressions import Q
+
 from core import db
 from core.channel import Channel as ChannelImpl
 from core.channel import SendError
@@ -29,7 +31,7 @@ from core.clock import SYSTEM, Clock
 from core.compose import compose
 from core.ratelimit import RateLimiter
 from models.directory import Entity, Inspector
-from models.messaging import Channel, ChatBinding, Outbox, RecipientKind, Role, Unreachable
+from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, RecipientKind, Role, Unreachable
 from services.alerts import raise_alert
 from services.reachability import HOLD_CHANNELS, Marked, mark_unreachable
 
@@ -57,6 +59,23 @@ HOLD = (
 )
 
 
+#: WeCom's published limits for an application's messages: per member 30 a minute and 1000 an
+#: hour, per corp and API 10,000 calls a minute and 150,000 an hour. 40/s keeps under both corp
+#: limits (2,400/min, 144,000/h); one message per member every 4 s keeps under both member limits
+#: (15/min, 900/h) even when a message takes two requests (a long text and its card, a caption
+#: and its photo). docs/messaging.md, "WeCom channel".
+WECOM_RATE = 40
+WECOM_PER_MEMBER = 4.0
+
+
+def default_limits() -> dict[str, RateLimiter]:
+    return {
+        "telegram": RateLimiter(30, 1.0),
+        "sms": RateLimiter(10, None),
+        "wecom": RateLimiter(WECOM_RATE, WECOM_PER_MEMBER),
+    }
+
+
 def backoff(attempts: int) -> float:
     """Seconds before the next try: 2, 4, 8, … capped at one hour."""
     return float(min(2 ** max(attempts, 1), 3600))
@@ -74,6 +93,10 @@ class Claimed:
     locale: str
     attempts: int
     address: str | None = None
+    claimed_channel: str = ""  # the channel the row was stored with (``channel`` may be rerouted)
+
+    def __post_init__(self) -> None:
+        self.claimed_channel = self.claimed_channel or self.channel
 
 
 @dataclass
@@ -135,7 +158,7 @@ class Dispatcher:
     ) -> None:
         self.channels = channels
         self.clock = clock
-        self.limits = limits or {"telegram": RateLimiter(30, 1.0), "sms": RateLimiter(10, None)}
+        self.limits = limits or default_limits()
         self.concurrency = concurrency
         self.batch = batch
         self.data_dir = data_dir
@@ -242,6 +265,12 @@ class Dispatcher:
     async def prepare(self, rows: list[Claimed]) -> Batch:
         """Addresses, unreachable addresses and edited messages of a batch: one query per kind."""
         addresses = await resolve_addresses(rows)
+        moved: dict[str, list[int]] = {}
+        for r in rows:
+            if r.channel != r.claimed_channel:
+                moved.setdefault(r.channel, []).append(r.id)
+        for channel, ids in moved.items():  # sent where the person is bound: the row says so (hold, release)
+            await Outbox.filter(id__in=ids).update(channel=Channel(channel))
         wanted = {a for a in addresses.values() if a}
         unreachable = set()
         if wanted:
@@ -257,13 +286,13 @@ class Dispatcher:
         """Send one claimed row and store its outcome (``batch``: what :meth:`prepare` found)."""
         if batch is None:
             batch = await self.prepare([row])
+        address = batch.addresses.get(row.id)
+        if address is None:  # before the channel: a chat row finds its channel with its address
+            await self._outcomes.write(NO_ADDRESS, [row.attempts - 1, row.id])
+            return
         channel = self.channels.get(row.channel)
         if channel is None:
             await self._retry(row, "no_channel", backoff(row.attempts))
-            return
-        address = batch.addresses.get(row.id)
-        if address is None:
-            await self._outcomes.write(NO_ADDRESS, [row.attempts - 1, row.id])
             return
         if (row.channel, address) in batch.unreachable:
             if row.channel in HOLD_CHANNELS:
@@ -360,13 +389,52 @@ ALERT_TEMPLATE = "alert_undeliverable.j2"
 
 async def resolve_addresses(rows: list[Claimed]) -> dict[int, str | None]:
     """Where each row goes: its own address (a reply), else its recipient's, one query per
-    (channel, recipient kind) in the batch. None where the recipient has no address yet."""
+    (channel, recipient kind) in the batch. None where the recipient has no address yet.
+
+    A chat row (``telegram``, the default of every notice) goes to the person's newest live
+    binding on any chat channel: a person bound on WeCom only is reached there, and the row's
+    ``channel`` is changed to say so (WeCom rows are never moved back)."""
     wanted: dict[tuple[str, str], set[int]] = {}
     for r in rows:
         if not r.address:
             wanted.setdefault((r.channel, r.recipient_kind), set()).add(r.recipient_id)
-    found = {key: await addresses_of(*key, sorted(ids)) for key, ids in wanted.items()}
-    return {r.id: r.address or found[(r.channel, r.recipient_kind)].get(r.recipient_id) for r in rows}
+    found: dict[tuple[str, str], dict[int, tuple[str, str]]] = {}
+    for (channel, kind), ids in wanted.items():
+        if channel == Channel.TELEGRAM.value:
+            found[(channel, kind)] = await chat_addresses(kind, sorted(ids))
+        else:
+            found[(channel, kind)] = {
+                rid: (channel, a) for rid, a in (await addresses_of(channel, kind, sorted(ids))).items()
+            }
+    out: dict[int, str | None] = {}
+    for r in rows:
+        if r.address:
+            out[r.id] = r.address
+            continue
+        hit = found[(r.channel, r.recipient_kind)].get(r.recipient_id)
+        if hit is None:
+            out[r.id] = None
+        else:
+            r.channel, out[r.id] = hit
+    return out
+
+
+async def chat_addresses(kind: str, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Recipient id -> (channel, address) of the newest live binding on any chat channel."""
+    # never a Telegram group's chat (a negative id); a WeCom userid may start with "-"
+    q = ChatBinding.filter(
+        Q(channel=Channel.WECOM) | ~Q(address__startswith="-"), channel__in=list(CHAT_CHANNELS), revoked_at=None
+    )
+    if kind == RecipientKind.INSPECTOR.value:
+        q, key = q.filter(inspector_id__in=ids, role=Role.INSPECTOR), "inspector_id"
+    elif kind == RecipientKind.ENTITY.value:
+        q, key = q.filter(entity_id__in=ids, role=Role.ENTITY), "entity_id"
+    else:
+        q, key = q.filter(id__in=ids), "id"
+    return {
+        rid: (getattr(channel, "value", channel), address)
+        for rid, channel, address in await q.order_by("id").values_list(key, "channel", "address")
+    }
 
 
 async def resolve_address(channel: str, kind: str, recipient_id: int) -> str | None:

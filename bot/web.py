@@ -66,6 +66,8 @@ def make_app(rt: Runtime) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[RUNTIME] = rt
     app.router.add_post("/telegram/webhook", telegram_webhook)
+    if "wecom" in rt.channels:
+        app.add_routes(rt.channels["wecom"].routes())
     if "sms" in rt.channels:
         app.add_routes(sms_routes(rt.settings, rt.on_event))
     app.router.add_get("/healthz", healthz)

@@ -113,7 +113,16 @@ class KeyValueFormatter(logging.Formatter):
 
 def settings_secrets(settings: object) -> tuple[str, ...]:
     """The secrets a :class:`core.settings.Settings` holds."""
-    names = ("telegram_token", "sms_auth_token", "telegram_webhook_secret", "sms_push_token", "metrics_token")
+    names = (
+        "telegram_token",
+        "sms_auth_token",
+        "telegram_webhook_secret",
+        "sms_push_token",
+        "metrics_token",
+        "wecom_secret",
+        "wecom_token",
+        "wecom_aes_key",
+    )
     return tuple(getattr(settings, n, "") for n in names if getattr(settings, n, ""))
 
 

@@ -32,6 +32,8 @@ def environment(locale: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        # templates ship with the code: no stat() of the file at every render (3 % of a fan-out's CPU)
+        auto_reload=False,
     )
     env.globals["text"] = lambda code, **kw: text(code, locale=locale, **kw)
     return env

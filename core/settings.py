@@ -55,6 +55,13 @@ class Settings:
     sms_template_code: str = ""  # Aliyun: the approved template carrying our rendered text
     sms_template_param: str = "content"  # Aliyun: that template's variable name
     sms_push_token: str = field(default="", repr=False)  # Aliyun: secret path segment of the push URLs
+    # WeCom (企业微信) self-built application: enabled when corp id and secret are set
+    wecom_corp_id: str = ""
+    wecom_secret: str = field(default="", repr=False)  # the application's Secret
+    wecom_agent_id: int = 0
+    wecom_token: str = field(default="", repr=False)  # callback Token
+    wecom_aes_key: str = field(default="", repr=False)  # callback EncodingAESKey (43 characters)
+    wecom_api_url: str = ""  # empty = https://qyapi.weixin.qq.com
     public_url: str = "http://127.0.0.1:8080"
     telegram_mode: str = "polling"  # "polling" or "webhook" (served at {public_url}/telegram/webhook)
     web_host: str = "127.0.0.1"
@@ -128,6 +135,10 @@ class Settings:
                 f"INSPECTBOT_METRICS_HOST {self.metrics_host!r} is not a loopback address: "
                 "set INSPECTBOT_METRICS_TOKEN (scrapers then send Authorization: Bearer <token>)"
             )
+        if self.wecom_corp_id and (not self.wecom_secret or self.wecom_agent_id <= 0):
+            raise SettingsError("WECOM_CORP_ID needs WECOM_SECRET and a positive WECOM_AGENT_ID")
+        if self.wecom_corp_id and (not self.wecom_token or len(self.wecom_aes_key) != 43):
+            raise SettingsError("WECOM_CORP_ID needs WECOM_TOKEN and a 43-character WECOM_AES_KEY (callbacks)")
         if not self.database_url:
             object.__setattr__(self, "database_url", default_database_url(self.data_dir))
 
@@ -176,6 +187,12 @@ class Settings:
             sms_template_code=env.get("SMS_TEMPLATE_CODE", ""),
             sms_template_param=env.get("SMS_TEMPLATE_PARAM", "content"),
             sms_push_token=env.get("SMS_PUSH_TOKEN", ""),
+            wecom_corp_id=env.get("WECOM_CORP_ID", ""),
+            wecom_secret=env.get("WECOM_SECRET", ""),
+            wecom_agent_id=_int(env, "WECOM_AGENT_ID", 0),
+            wecom_token=env.get("WECOM_TOKEN", ""),
+            wecom_aes_key=env.get("WECOM_AES_KEY", ""),
+            wecom_api_url=env.get("WECOM_API_URL", ""),
             public_url=env.get("INSPECTBOT_PUBLIC_URL", "http://127.0.0.1:8080"),
             telegram_mode=env.get("TELEGRAM_MODE", "polling"),
             web_host=env.get("INSPECTBOT_WEB_HOST", "127.0.0.1"),

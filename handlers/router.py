@@ -119,7 +119,7 @@ async def route(ctx: Context) -> str:
     if not ctx.bindings:
         if ctx.event.kind in (EventKind.DELIVERY, EventKind.POLL_ANSWER):
             return "unknown"  # nothing to answer
-        await reply(ctx.event, "unknown_sender.j2", locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
+        await reply(ctx.event, unknown_template(ctx.event), locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
         return "unknown"
     await reply(
         ctx.event,
@@ -130,6 +130,11 @@ async def route(ctx: Context) -> str:
         connection=ctx.conn,
     )
     return "not_understood"
+
+
+def unknown_template(event: InboundEvent) -> str:
+    """The polite refusal for a sender we do not know: on WeCom no invite exists to point to."""
+    return "unknown_member.j2" if event.channel == "wecom" else "unknown_sender.j2"
 
 
 async def for_nobody(ctx: Context) -> str:

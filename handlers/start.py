@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.router import command
+from handlers.router import command, unknown_template
 from models.messaging import Channel
 from services.identity import IdentityError, redeem
 from services.inbound import Context
@@ -13,7 +13,7 @@ from services.outbox import reply
 async def start(ctx: Context) -> str:
     ev, now = ctx.event, ctx.clock.now()
     if not ev.argument:
-        template = "help.j2" if ctx.bindings else "unknown_sender.j2"
+        template = "help.j2" if ctx.bindings else unknown_template(ev)
         await reply(
             ev,
             template,

@@ -69,6 +69,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
             ("cert_expiry", "certificate_expiry", "valid_until"),
         ),
         Column("status", ("状态", "人员状态", "在岗状态"), ("status",)),
+        Column("wecom_userid", ("企业微信账号", "企业微信ID", "企业微信UserID"), ("wecom_userid", "wecom_user_id")),
     ),
     "items": (
         Column("code", ("事项编码", "事项代码"), ("item_code", "code"), True),

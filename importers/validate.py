@@ -38,6 +38,7 @@ RECORDS = {
         "mobile",
         "cert_expiry",
         "status",
+        "wecom_userid",
     ),
     "items": ("code", "name", "department_id", "legal_basis", "target_kinds", "method", "qualifications"),
     "departments": ("code", "name", "level", "division_code"),
@@ -224,6 +225,19 @@ def level(value: str) -> str:
     return _choice(value, LEVELS, "import_level", default="city")
 
 
+_WECOM_USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def wecom_userid(value: str) -> str | None:
+    """A WeCom member's userid (成员UserID): 1-64 letters, digits and ``_-.@``; empty = none."""
+    value = value.strip()
+    if not value:
+        return None
+    if not _WECOM_USERID.match(value):
+        raise Invalid("import_wecom_userid")
+    return value
+
+
 def inspector_status(value: str) -> str:
     return _choice(value, INSPECTOR_STATUSES, "import_inspector_status", default="active")
 
@@ -358,6 +372,7 @@ INSPECTOR_CHECKS = (
     ("mobile", partial(phone, mobile_only=True)),
     ("cert_expiry", date),
     ("status", inspector_status),
+    ("wecom_userid", wecom_userid),
 )
 ITEM_CHECKS = (
     ("code", key),
@@ -410,8 +425,8 @@ def validate_inspector(cells: Mapping[str, str], refs: Departments) -> tuple:
     department_id = _department(cells, refs, errors)
     if errors:
         raise RowInvalid(errors)
-    cert_no, name, unit, prefix, quals, expertise, mobile, expiry, status = values
-    return (cert_no, name, department_id, (unit, prefix), quals, expertise, mobile, expiry, status)
+    cert_no, name, unit, prefix, quals, expertise, mobile, expiry, status, userid = values
+    return (cert_no, name, department_id, (unit, prefix), quals, expertise, mobile, expiry, status, userid)
 
 
 def validate_item(cells: Mapping[str, str], refs: Departments) -> tuple:

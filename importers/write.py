@@ -109,6 +109,7 @@ TARGETS = {
             "mobile",
             "cert_expiry",
             "status",
+            "wecom_userid",
             "content_hash",
             "updated_at",
         ),
@@ -212,9 +213,22 @@ def db_row(kind: str, record: tuple, digest: str, now, unit_ids: dict | None = N
     if kind == "entities":
         return (*record, "active", digest, now)
     if kind == "inspectors":
-        cert_no, name, department_id, (unit_name, _), quals, expertise, mobile, expiry, status = record
+        cert_no, name, department_id, (unit_name, _), quals, expertise, mobile, expiry, status, userid = record
         unit_id = unit_ids[(department_id, unit_name)]
-        return (cert_no, name, department_id, unit_id, _json(quals), expertise, mobile, expiry, status, digest, now)
+        return (
+            cert_no,
+            name,
+            department_id,
+            unit_id,
+            _json(quals),
+            expertise,
+            mobile,
+            expiry,
+            status,
+            userid,
+            digest,
+            now,
+        )
     if kind == "items":
         code, name, department_id, legal_basis, kinds, method, quals = record
         return (code, name, department_id, legal_basis, _json(kinds), method, _json(quals), digest)

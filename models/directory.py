@@ -144,6 +144,8 @@ class Inspector(Model):
     qualifications = fields.JSONField(default=list)  # sorted qualification codes
     expertise = fields.CharField(max_length=255, default="")
     mobile = fields.CharField(max_length=20, null=True)  # E.164
+    # WeCom (企业微信) userid from the directory import: binds them on WeCom without an invite
+    wecom_userid = fields.CharField(max_length=64, null=True, unique=True)
     cert_expiry = fields.DateField(null=True)
     status = fields.CharEnumField(InspectorStatus, max_length=16, default=InspectorStatus.ACTIVE, db_index=True)
     content_hash = fields.CharField(max_length=32, default="")

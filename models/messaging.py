@@ -11,6 +11,12 @@ from tortoise.models import Model
 class Channel(str, Enum):
     TELEGRAM = "telegram"
     SMS = "sms"
+    WECOM = "wecom"  # WeCom (企业微信) self-built application; the address is the member's userid
+
+
+#: Chat channels: a person's messages go to the newest live binding on any of them (a row is
+#: enqueued for ``telegram`` and sent where the person is bound, bot/dispatcher.py).
+CHAT_CHANNELS = (Channel.TELEGRAM.value, Channel.WECOM.value)
 
 
 class RecipientKind(str, Enum):

@@ -18,8 +18,8 @@ from tortoise.transactions import in_transaction
 from core import db
 from core.clock import Clock
 from domain.errors import ServiceError
-from models.directory import Department, Entity, Inspector
-from models.messaging import Channel, ChatBinding, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
+from models.directory import Department, Entity, Inspector, InspectorStatus
+from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
 from services import audit
 from services.reachability import release_held
 
@@ -166,11 +166,85 @@ async def requeue_waiting(binding: ChatBinding, conn) -> None:
         kind, rid = RecipientKind.ENTITY, binding.entity_id
     else:
         kind, rid = RecipientKind.PERSON, binding.id
+    channel = getattr(binding.channel, "value", binding.channel)
+    channels = list(CHAT_CHANNELS) if channel in CHAT_CHANNELS else [channel]  # chat rows go where the person is
     await (
-        Outbox.filter(status=OutboxStatus.NO_ADDRESS, channel=binding.channel, recipient_kind=kind, recipient_id=rid)
+        Outbox.filter(status=OutboxStatus.NO_ADDRESS, channel__in=channels, recipient_kind=kind, recipient_id=rid)
         .using_db(conn)
         .update(status=OutboxStatus.PENDING)
     )
+
+
+#: Channels whose members the organisation's directory names (WeCom userids): a member the
+#: directory knows is bound on their first event, without an invite code.
+DIRECTORY_CHANNELS = frozenset({Channel.WECOM.value})
+
+
+async def bind_from_directory(channel: str, userid: str, now, conn) -> list[ChatBinding]:
+    """Bind a WeCom member to the inspector whose directory row names their userid (the import's
+    ``wecom_userid``), on their first event; [] when the directory does not know them — or when
+    they were bound before and that binding was revoked (a revocation is not undone by writing)."""
+    if channel not in DIRECTORY_CHANNELS:
+        return []
+    inspector = await (
+        Inspector.filter(wecom_userid=userid).exclude(status=InspectorStatus.RETIRED).using_db(conn).first()
+    )
+    if inspector is None:
+        return []
+    if await ChatBinding.filter(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn).exists():
+        return []
+    # Two first events of one member at once (two instances): the second insert does nothing, and
+    # finds the binding the first made, instead of failing its event on the unique key.
+    columns = ("channel", "address", "role", "inspector_id", "departments", "display_name", "locale", "reachable")
+    row = (channel, userid, Role.INSPECTOR.value, inspector.id, [], inspector.name[:64], "zh-CN", True)
+    await db.bulk_insert(
+        "chat_binding", (*columns, "created_at"), [(*row, now)], ignore_conflicts=True, connection=conn
+    )
+    binding = await ChatBinding.get(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn)
+    if binding.inspector_id != inspector.id or binding.revoked_at is not None:
+        return []
+    await requeue_waiting(binding, conn)
+    await audit.append(
+        "directory",
+        "binding.created",
+        f"binding:{binding.id}",
+        {"channel": channel, "address": userid, "role": Role.INSPECTOR.value, "cert_no": inspector.cert_no},
+        now,
+        connection=conn,
+    )
+    return [binding]
+
+
+async def bind_coordinator(
+    channel: Channel, address: str, departments: tuple[str, ...], name: str, clock: Clock, actor: str = "cli"
+) -> ChatBinding:
+    """Bind a coordinator's WeCom userid directly (an administrator's act: WeCom already says who
+    the member is, so no invite code travels)."""
+    if not departments:
+        raise IdentityError("coordinator_needs_department")
+    known = set(await Department.filter(code__in=list(departments)).values_list("code", flat=True))
+    missing = [d for d in departments if d not in known]
+    if missing:
+        raise IdentityError("unknown_department", codes=missing)
+    now = clock.now()
+    async with db.transaction() as conn:
+        binding = await ChatBinding.get_or_none(channel=channel, address=address, role=Role.COORDINATOR).using_db(conn)
+        fields = dict(departments=list(departments), display_name=name[:64], reachable=True, revoked_at=None)
+        if binding is None:
+            binding = await ChatBinding.create(
+                channel=channel, address=address, role=Role.COORDINATOR, using_db=conn, **fields
+            )
+        else:
+            await ChatBinding.filter(id=binding.id).using_db(conn).update(**fields)
+        await audit.append(
+            actor,
+            "binding.created",
+            f"binding:{binding.id}",
+            {"channel": channel.value, "address": address, "role": "coordinator", "departments": list(departments)},
+            now,
+            connection=conn,
+        )
+    return binding
 
 
 _BINDINGS_SQL = 'SELECT * FROM "chat_binding" WHERE channel = {} AND address = {} AND revoked_at IS NULL ORDER BY id'

@@ -34,7 +34,7 @@ from services.alerts import raise_alert
 #: Channels whose messages to an unreachable address are held rather than dead-lettered: a
 #: Telegram user can unblock the bot or write again; an invalid or unsubscribed number stays so
 #: (an SMS survey invitation that is dead-lettered falls back to Telegram, services/surveys/sweep.py).
-HOLD_CHANNELS = frozenset({Channel.TELEGRAM.value})
+HOLD_CHANNELS = frozenset({Channel.TELEGRAM.value, Channel.WECOM.value})
 
 #: Events that say nothing about whether the person can be reached: a provider's delivery
 #: receipt, and a membership change (its own handler reads it: :func:`membership_changed`).

@@ -41,3 +41,24 @@ async def test_coordinators_lists_live_coordinators_with_their_ids_and_filters_b
         )
     finally:
         await dbmod.init(db)
+
+
+async def test_wecom_coordinator_binds_a_userid_without_an_invite(db, capsys):
+    from models.audit import AuditRecord
+    from models.directory import Department
+
+    await Department.create(code="370200SCJG", name="市场监督管理局")
+    await dbmod.close()
+    try:
+        args = argparse.Namespace(userid="wang.fang", department=["370200SCJG"], name="王芳")
+        assert await bindings_cli.wecom_coordinator(args, db) == 0
+        assert "王芳（wecom）：370200SCJG" in capsys.readouterr().out
+        bad = argparse.Namespace(userid="li", department=["NOPE"], name="")
+        assert await bindings_cli.wecom_coordinator(bad, db) == 2
+        assert "NOPE" in capsys.readouterr().err
+    finally:
+        await dbmod.init(db)
+    b = await ChatBinding.get(channel=Channel.WECOM, address="wang.fang")
+    assert b.role == Role.COORDINATOR and b.departments == ["370200SCJG"] and b.display_name == "王芳"
+    assert not await ChatBinding.filter(address="li").exists()
+    assert await AuditRecord.filter(action="binding.created").count() == 1

@@ -28,3 +28,16 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
         await db.close()
     assert secrets and not any(s in story for s in secrets)
     assert demo.settings.telegram_token not in story
+
+
+async def test_headless_demo_runs_on_wecom(tmp_path):
+    from bot.demo_wecom import WecomDemo
+
+    lines: list[str] = []
+    demo = WecomDemo(Settings(data_dir=tmp_path, locale="en"), headless=True, out=lines.append)
+    assert await demo.run() == 0
+    story = "\n".join(lines)
+    for step in ("[City]", "[Draw]", "[Chat]", "[Recusal]", "[Replacement]", "[Done]"):
+        assert step in story, story
+    sent = sum(len(m.received) for m in demo.wecom.members.values())
+    assert sent > 10 and "coordinator" in demo.wecom.members

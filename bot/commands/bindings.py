@@ -1,6 +1,8 @@
 """``inspectbot bindings groups [--revoke]``: list (and revoke) the roles bound to Telegram groups.
 ``inspectbot bindings coordinators [--department CODE]``: the coordinators bound, with the id an
 off-schedule draw's ``--confirmed-by`` names.
+``inspectbot bindings wecom-coordinator USERID --department CODE [--name NAME]``: bind a
+coordinator's WeCom userid directly (WeCom already says who the member is: no invite travels).
 
 Before issue 13 an invite opened in a group bound the group's chat, so every member acted with
 the role. Invites are now refused in groups and groups act for nobody; this one-off command
@@ -9,10 +11,19 @@ people concerned open a new invite in a private chat."""
 
 from __future__ import annotations
 
+import sys
+
 from core import db
 from core.clock import SYSTEM
 from core.render import text
-from services.identity import coordinator_bindings, group_bindings, revoke_group_bindings
+from models.messaging import Channel
+from services.identity import (
+    IdentityError,
+    bind_coordinator,
+    coordinator_bindings,
+    group_bindings,
+    revoke_group_bindings,
+)
 
 
 def register(sub) -> None:
@@ -23,6 +34,11 @@ def register(sub) -> None:
     c = group.add_parser("coordinators", help="list the coordinators bound (the ids draw --confirmed-by takes)")
     c.add_argument("--department", help="only those scoped to this department code")
     c.set_defaults(func=coordinators)
+    w = group.add_parser("wecom-coordinator", help="bind a coordinator's WeCom userid (no invite code)")
+    w.add_argument("userid", help="the member's WeCom userid")
+    w.add_argument("--department", action="append", required=True, help="department code (repeatable)")
+    w.add_argument("--name", default="", help="the name shown in alerts and lists")
+    w.set_defaults(func=wecom_coordinator)
 
 
 async def groups(args, settings) -> int:
@@ -49,4 +65,28 @@ async def coordinators(args, settings) -> int:
             )
         )
     print(text("coordinator_bindings_found", settings.locale, count=len(found)))
+    return 0
+
+
+async def wecom_coordinator(args, settings) -> int:
+    userid = args.userid.strip()
+    if not userid or len(userid) > 64:
+        print(text("import_wecom_userid", settings.locale), file=sys.stderr)
+        return 2
+    async with db.opened(settings):
+        try:
+            b = await bind_coordinator(Channel.WECOM, userid, tuple(args.department), args.name or userid, SYSTEM)
+        except IdentityError as exc:
+            print(text(exc.code, settings.locale, **exc.params), file=sys.stderr)
+            return 2
+    print(
+        text(
+            "coordinator_binding",
+            settings.locale,
+            id=b.id,
+            name=b.display_name,
+            channel="wecom",
+            departments=list(b.departments),
+        )
+    )
     return 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bot.commands.imports import report
 from bot.demo import Demo, generate_city, import_city
+from bot.demo_wecom import WecomDemo
 from core import db
 from core.clock import SYSTEM, Clock
 from core.render import render, text
@@ -36,6 +37,9 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="the whole cycle on SQLite with simulated Telegram and SMS: draw, chat, surveys")
     p.add_argument("--headless", action="store_true", help="run to the end, print the summary and exit")
     p.add_argument("--directory-only", action="store_true", help="only generate and import the city, then exit")
+    p.add_argument(
+        "--channel", choices=("telegram", "wecom"), default="telegram", help="the inspectors' chat (default telegram)"
+    )
     p.set_defaults(func=run)
 
 
@@ -60,7 +64,7 @@ async def run(args, settings) -> int:
     if not args.verbose:  # the story is the output; logs only when asked for (-v)
         logging.getLogger().setLevel(logging.WARNING)
 
-    demo = Demo(settings, headless=args.headless)
+    demo = (WecomDemo if getattr(args, "channel", "telegram") == "wecom" else Demo)(settings, headless=args.headless)
     code = await demo.run()
     if args.headless or code != 0:
         return code

@@ -292,7 +292,36 @@ def test_inspector_record():
         "+8613912345678",
         dt.date(2029, 1, 5),
         "on_leave",
+        None,
     )
+
+
+@pytest.mark.parametrize("userid", ["zhangsan", "Zhang.San-01@x", "u" * 64])
+def test_inspector_wecom_userid(userid):
+    cells = {
+        "cert_no": "37020001",
+        "name": "张三",
+        "department_code": "370200SCJG",
+        "unit": "市南分局",
+        "unit_division": "370202",
+        "wecom_userid": f" {userid} ",
+    }
+    assert v.validate_inspector(cells, DEPARTMENTS)[-1] == userid
+
+
+@pytest.mark.parametrize("userid", ["u" * 65, "张三", "a b", "a|b", "a\nb"])
+def test_inspector_wecom_userid_refused(userid):
+    cells = {
+        "cert_no": "37020001",
+        "name": "张三",
+        "department_code": "370200SCJG",
+        "unit": "市南分局",
+        "unit_division": "370202",
+        "wecom_userid": userid,
+    }
+    with pytest.raises(RowInvalid) as caught:
+        v.validate_inspector(cells, DEPARTMENTS)
+    assert [(f, p.code) for f, p in caught.value.errors] == [("wecom_userid", "import_wecom_userid")]
 
 
 FIELDS = {

@@ -119,7 +119,31 @@ async def dispatch(cmd: dict) -> None:
     await asyncio.Event().wait()  # until killed
 
 
-OPS = {"fire": fire, "dispatch": dispatch}
+async def dispatch_wecom(cmd: dict) -> None:
+    """The service's dispatcher loop through the WeCom channel, against the WeCom simulator."""
+    import asyncio
+    from datetime import timedelta
+
+    from bot.app import Service
+    from bot.channels.wecom import WecomChannel
+    from core.ratelimit import RateLimiter
+    from core.settings import Settings
+    from tests.e2e.wecom_harness import wecom_settings
+
+    settings = wecom_settings(Settings(database_url=cmd["url"], data_dir=cmd["data_dir"]), cmd["sim"])
+    options = {
+        "limits": {"wecom": RateLimiter(None, None)},
+        "lease": timedelta(seconds=cmd["lease"]),
+        "concurrency": cmd["concurrency"],
+        "batch": cmd["batch"],
+    }
+    service = Service(settings, web_enabled=False, scheduler_enabled=False, dispatcher_options=options)
+    await service.start(channels={"wecom": WecomChannel(settings)})
+    _say("ready", os.getpid())
+    await asyncio.Event().wait()  # until killed
+
+
+OPS = {"fire": fire, "dispatch": dispatch, "dispatch_wecom": dispatch_wecom}
 # What those import, besides the models: a forked process would otherwise import
 # (and, without bytecode caches, compile) them again, at each trial.
 WARM = [
@@ -127,6 +151,7 @@ WARM = [
     "bot.app",
     "bot.runtime",
     "bot.channels.telegram",
+    "bot.channels.wecom",
     "core.compose",
     "core.render",
     "services.draws.write",

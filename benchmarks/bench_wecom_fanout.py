@@ -1,0 +1,314 @@
+"""WeCom fan-out: the real dispatcher and WecomChannel against the WeCom simulator.
+
+1. **Unthrottled** (simulator limits off, dispatcher limiter unlimited): ``--messages`` outbox rows
+   to ``--members`` inspectors bound on WeCom, sent by the dispatcher, against a bare aiohttp loop
+   POSTing the same ``message/send`` requests (same texts, same concurrency, the token fetched
+   once), in alternating segments so that load from elsewhere falls on both alike. Target: the
+   dispatcher at ≥ 0.7× the bare loop.
+2. **Throttled** (simulator limits on: 30 a minute and 1000 an hour per member, 10,000 a minute per
+   app; the dispatcher's default WeCom pacing, 40/s and 4 s per member): ``--throttled-messages``
+   rows to ``--throttled-members`` members. Target: every row sent, zero 45009s.
+
+The simulator runs in a child process (``python -m simulators.wecom``) so it does not share this
+process's CPU. SQLite in a temporary directory. Prints one JSON line per phase.
+
+    uv run python benchmarks/bench_wecom_fanout.py [--messages 3000] [--members 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "benchmarks"))
+
+TEMPLATE = "team_changed.j2"
+
+
+def context_for(i: int) -> dict:
+    return {
+        "no": i,
+        "draw_ref": "QD-BENCH/2026-12-01",
+        "plan": "青岛市双随机抽查（基准）",
+        "old": "甲某",
+        "new": "乙某",
+    }
+
+
+async def add_wecom_inspectors(members: int, prefix: str = "u") -> list[tuple[int, str]]:
+    """``members`` inspectors, each bound on WeCom as userid ``<prefix><n>``; (inspector id, userid)."""
+    from core import db
+
+    now = datetime.now(UTC)
+    if not await db.conn().execute_query_dict("SELECT id FROM department WHERE code='SCJG'"):
+        await db.bulk_insert(
+            "department", ("code", "name", "level", "division_code"), [("SCJG", "市场监督管理局", "city", "3702")]
+        )
+        dept = (await db.conn().execute_query_dict("SELECT id FROM department WHERE code='SCJG'"))[0]["id"]
+        await db.bulk_insert("unit", ("department_id", "name", "jurisdiction"), [(dept, "执法支队", "3702")])
+    dept = (await db.conn().execute_query_dict("SELECT id FROM department WHERE code='SCJG'"))[0]["id"]
+    unit = (await db.conn().execute_query_dict("SELECT id FROM unit"))[0]["id"]
+    columns = ("cert_no", "name", "department_id", "unit_id", "qualifications", "expertise", "mobile")
+    columns += ("cert_expiry", "status", "wecom_userid", "content_hash", "updated_at")
+    rows = [
+        (
+            f"W{prefix}{n:07d}",
+            f"检查员{n}",
+            dept,
+            unit,
+            ["SP"],
+            "",
+            None,
+            date(2030, 1, 1),
+            "active",
+            f"{prefix}{n}",
+            "",
+            now,
+        )
+        for n in range(members)
+    ]
+    await db.bulk_insert("inspector", columns, rows)
+    found = await db.conn().execute_query_dict(
+        f"SELECT id, wecom_userid FROM inspector WHERE cert_no LIKE 'W{prefix}%' ORDER BY cert_no"
+    )
+    pairs = [(r["id"], r["wecom_userid"]) for r in found]
+    await db.bulk_insert(
+        "chat_binding",
+        (
+            "channel",
+            "address",
+            "role",
+            "inspector_id",
+            "departments",
+            "display_name",
+            "locale",
+            "reachable",
+            "created_at",
+        ),
+        [("wecom", userid, "inspector", iid, [], userid, "zh-CN", True, now) for iid, userid in pairs],
+    )
+    return pairs
+
+
+async def enqueue(tag: str, pairs: list[tuple[int, str]], n: int) -> list[tuple[int, str]]:
+    from core import db
+    from models.messaging import RecipientKind
+    from services.outbox import enqueue_many
+
+    chosen = [pairs[i % len(pairs)] for i in range(n)]
+    await enqueue_many(
+        ((f"{tag}:{i}", iid, db.encode(context_for(i))) for i, (iid, _) in enumerate(chosen)),
+        datetime.now(UTC),
+        recipient_kind=RecipientKind.INSPECTOR,
+        template=TEMPLATE,
+    )
+    return chosen
+
+
+class RawSender:
+    """A bare aiohttp loop: the token once, then POST message/send with ``concurrency`` workers."""
+
+    def __init__(self, url: str, concurrency: int, pool: int) -> None:
+        from simulators.wecom import DEV_AGENT_ID, DEV_CORP_ID, DEV_SECRET
+
+        self.url, self.concurrency = url, concurrency
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=pool))
+        self.corp, self.secret, self.agent = DEV_CORP_ID, DEV_SECRET, DEV_AGENT_ID
+        self.token = ""
+        self.errors = 0
+
+    async def start(self) -> None:
+        async with self.session.get(
+            f"{self.url}/cgi-bin/gettoken", params={"corpid": self.corp, "corpsecret": self.secret}
+        ) as r:
+            self.token = (await r.json())["access_token"]
+
+    async def send(self, items: list[tuple[str, str]]) -> int:
+        queue: asyncio.Queue = asyncio.Queue()
+        for item in items:
+            queue.put_nowait(item)
+
+        async def worker() -> None:
+            while not queue.empty():
+                userid, text = queue.get_nowait()
+                body = {"touser": userid, "msgtype": "text", "agentid": self.agent, "text": {"content": text}}
+                async with self.session.post(
+                    f"{self.url}/cgi-bin/message/send", params={"access_token": self.token}, json=body
+                ) as r:
+                    if (await r.json()).get("errcode"):
+                        self.errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        return len(items)
+
+
+async def timed(coro) -> tuple[int, float, float]:
+    """(result, wall seconds, CPU seconds of this process) of one awaited segment."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = await coro
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def run(args, sim_url: str) -> int:
+    from _common import emit, workspace  # lazy: the helpers of the scripts (tests import this module too)
+
+    from bot.channels.wecom import WecomChannel
+    from bot.dispatcher import Dispatcher, default_limits
+    from core import db
+    from core.ratelimit import RateLimiter
+    from core.render import render
+    from core.settings import Settings
+    from models.messaging import Outbox, OutboxStatus
+    from tests.e2e.wecom_harness import wecom_settings
+
+    work, path = workspace(args.keep, "bench-wecom-")
+    settings = wecom_settings(Settings(data_dir=work, database_url=f"sqlite://{path}"), sim_url)
+    await db.init(settings)
+    await db.upgrade(settings)
+    ok = True
+    http = aiohttp.ClientSession()
+    try:
+        if not args.skip_unthrottled:
+            await http.post(f"{sim_url}/_sim/reset", json={"enforce_limits": False})
+            pairs = await add_wecom_inspectors(args.members)
+            chosen = await enqueue("u", pairs, args.messages)
+            texts = [(u, render(f"messages/{TEMPLATE}", "zh-CN", **context_for(i))) for i, (_, u) in enumerate(chosen)]
+            raw = RawSender(sim_url, args.concurrency, args.pool)
+            await raw.start()
+            channel = WecomChannel(settings, pool_size=args.pool)
+            dispatcher = Dispatcher(
+                {"wecom": channel}, limits={"wecom": RateLimiter(None, None)}, concurrency=args.concurrency
+            )
+            totals = {"raw": [0, 0.0, 0.0], "dispatcher": [0, 0.0, 0.0]}
+            done_raw, segment = 0, 0
+
+            async def dispatch(at_least: int) -> int:
+                handled = 0
+                while handled < at_least:
+                    n = await dispatcher.run_once()
+                    if n == 0:
+                        break
+                    handled += n
+                return handled
+
+            while totals["dispatcher"][0] < args.messages or done_raw < args.messages:
+                order = ("dispatcher", "raw") if segment % 2 == 0 else ("raw", "dispatcher")
+                for who in order:
+                    if who == "dispatcher":
+                        n, wall, cpu = await timed(dispatch(args.segment))
+                    else:
+                        n, wall, cpu = await timed(raw.send(texts[done_raw : done_raw + args.segment]))
+                        done_raw += n
+                    totals[who][0] += n
+                    totals[who][1] += wall
+                    totals[who][2] += cpu
+                segment += 1
+            sent = await Outbox.filter(dedupe_key__startswith="u:", status=OutboxStatus.SENT).count()
+            rate = {k: v[0] / v[1] if v[1] else 0.0 for k, v in totals.items()}
+            ratio = rate["dispatcher"] / rate["raw"] if rate["raw"] else 0.0
+            ok &= sent == args.messages and ratio >= 0.7 and raw.errors == 0
+            emit(
+                "unthrottled",
+                {
+                    "messages": args.messages,
+                    "members": args.members,
+                    "concurrency": args.concurrency,
+                    "dispatcher_per_s": round(rate["dispatcher"], 1),
+                    "raw_aiohttp_per_s": round(rate["raw"], 1),
+                    "ratio": round(ratio, 3),
+                    "cpu_ms_per_msg_raw": round(1000 * totals["raw"][2] / max(totals["raw"][0], 1), 3),
+                    "cpu_ms_per_msg_dispatcher": round(
+                        1000 * totals["dispatcher"][2] / max(totals["dispatcher"][0], 1), 3
+                    ),
+                    "sent": sent,
+                    "raw_errors": raw.errors,
+                    "target": ">= 0.7",
+                },
+            )
+            await channel.stop()
+            await raw.session.close()
+        if not args.skip_throttled:
+            await http.post(f"{sim_url}/_sim/reset", json={"enforce_limits": True})
+            pairs = await add_wecom_inspectors(args.throttled_members, prefix="t")
+            await enqueue("t", pairs, args.throttled_messages)
+            channel = WecomChannel(settings, pool_size=args.pool)
+            dispatcher = Dispatcher({"wecom": channel}, limits=default_limits(), concurrency=args.concurrency)
+            started = time.perf_counter()
+            while True:
+                sent = await Outbox.filter(dedupe_key__startswith="t:", status=OutboxStatus.SENT).count()
+                if sent >= args.throttled_messages or time.perf_counter() - started > args.timeout:
+                    break
+                if await dispatcher.run_once() == 0:
+                    await asyncio.sleep(0.05)
+            wall = time.perf_counter() - started
+            async with http.get(f"{sim_url}/_sim/stats") as r:
+                stats = await r.json()
+            failed = await Outbox.filter(dedupe_key__startswith="t:").exclude(status=OutboxStatus.SENT).count()
+            ok &= sent == args.throttled_messages and stats["limit_errors"] == 0 and failed == 0
+            emit(
+                "throttled",
+                {
+                    "messages": args.throttled_messages,
+                    "members": args.throttled_members,
+                    "sent": sent,
+                    "seconds": round(wall, 1),
+                    "per_s": round(sent / wall, 1),
+                    "limit_errors_45009": stats["limit_errors"],
+                    "peak_per_second": stats["peak_per_second"],
+                    "peak_per_minute": stats["peak_per_minute"],
+                    "max_per_member_minute": stats["max_per_member_minute"],
+                    "limits": "40/s (app: 10,000/min, 150,000/h), 30/min and 1000/h per member",
+                },
+            )
+            await channel.stop()
+    finally:
+        await http.close()
+        await db.close()
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--messages", type=int, default=3000)
+    p.add_argument("--members", type=int, default=1000)
+    p.add_argument("--segment", type=int, default=500)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--pool", type=int, default=64)
+    p.add_argument("--throttled-messages", type=int, default=600)
+    p.add_argument("--throttled-members", type=int, default=300)
+    p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--skip-unthrottled", action="store_true")
+    p.add_argument("--skip-throttled", action="store_true")
+    p.add_argument("--keep", help="work in this directory and keep it")
+    args = p.parse_args(argv)
+    from _common import die_with_parent, emit, free_port, machine  # lazy: as in run()
+
+    port = free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "simulators.wecom", "--port", str(port), "--no-limits"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=die_with_parent,
+    )
+    try:
+        ready = json.loads(sim.stdout.readline())
+        emit("machine", machine())
+        return asyncio.run(run(args, ready["url"]))
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,512 @@
+"""The WeCom (企业微信) channel: a self-built application (自建应用) behind our channel interface.
+
+Outbound over WeCom's server API (``/cgi-bin/...``, aiohttp): the access token is cached and
+refreshed :data:`REFRESH_BEFORE` seconds before it expires, and at once when an answer says it is
+stale (40014, 42001, 41001 — the call is then made again with the new token, once). Text goes as
+``text`` messages (split at 2048 bytes); a message with buttons as a ``button_interaction``
+template card (:func:`card_for`) whose ``task_id`` is the provider id we record; a photo through
+``media/upload`` then an ``image`` message; a document as a ``file``. An edit of a card (the
+answer to a press) is ``update_template_card`` with the press's ``response_code``, which WeCom
+gives only in the button event: the channel remembers the last one of each card (in memory,
+:data:`MAX_RESPONSE_CODES`); without one (a restart, another instance, a code already used) the
+new text goes as a new message instead. WeCom's errcodes map onto the retryable / permanent /
+rate-limited classes (:func:`classify`).
+
+Inbound: the encrypted callback (``GET`` URL verification with ``echostr``; ``POST`` messages
+and events), checked (``msg_signature``, AES, CorpID: ``core.wecom_crypto``), refused when its
+timestamp is more than :data:`MAX_SKEW` from ours (an old capture replayed), normalised to
+:class:`~core.channel.InboundEvent` and handed to ``on_event`` — which returns once it is stored —
+before we answer 200 (WeCom waits 5 s, then retries up to three times: the event's key makes the
+retries duplicates). See docs/messaging.md, "WeCom channel".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import xml.etree.ElementTree as ET
+from collections import OrderedDict
+from collections.abc import Callable
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from bot.channels.http import HttpSession
+from bot.channels.sms_twilio import read_limited
+from core.channel import Button, EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
+from core.logs import not_stored
+from core.settings import Settings
+from core.wecom_crypto import WecomCrypto, WecomCryptoError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://qyapi.weixin.qq.com"
+CALLBACK_PATH = "/wecom/callback"
+FILE_PREFIX = "wecom:"  # a photo's file id says its channel (the photo sweep fetches it there)
+REFRESH_BEFORE = 300.0  # seconds before expiry a token is renewed
+TEXT_BYTES = 2048  # a text message's content (WeCom truncates longer ones)
+TITLE_CHARS = 36  # template card main_title.title (documented)
+SUB_TITLE_CHARS = 160  # template card sub_title_text (documented)
+BUTTON_CHARS = 10  # a button's text (documented)
+MAX_BUTTONS = 6  # per card (documented)
+REPLACE_CHARS = 16
+MAX_BODY = 64 << 10  # a callback is a few hundred bytes
+MAX_SKEW = 300.0  # seconds a callback's timestamp may differ from our clock
+MAX_RESPONSE_CODES = 50_000
+MAX_SEEN = 10_000
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+STALE_TOKEN = frozenset({40014, 42001, 41001})
+#: errcode -> (kind, retryable, retry_after). Anything not listed is "unknown", retryable.
+ERRCODES: dict[int, tuple[str, bool, float | None]] = {
+    -1: ("server", True, None),  # system busy
+    45009: ("throttled", True, 60.0),  # API frequency out of limit
+    45033: ("throttled", True, 5.0),  # too many concurrent calls
+    45047: ("throttled", True, 60.0),
+    40001: ("auth", True, 60.0),  # invalid secret: our configuration; retry later, mark nobody
+    40013: ("auth", True, 60.0),  # invalid corpid
+    40091: ("auth", True, 60.0),
+    40014: ("auth", True, 5.0),  # a token still refused after a refresh
+    42001: ("auth", True, 5.0),
+    41001: ("auth", True, 5.0),
+    60020: ("config", True, 300.0),  # our server's IP is not in the application's trusted IPs
+    40056: ("config", False, None),  # wrong agentid
+    48002: ("config", False, None),  # API forbidden for this application
+    81013: ("chat_not_found", False, None),  # every recipient invalid
+    40003: ("chat_not_found", False, None),  # invalid userid
+    60111: ("chat_not_found", False, None),  # userid not found
+    60011: ("blocked", False, None),  # outside the application's visible range
+    44004: ("bad_request", False, None),
+    45002: ("too_long", False, None),
+    40058: ("bad_request", False, None),
+    47001: ("bad_request", False, None),
+    40008: ("bad_request", False, None),
+    40007: ("bad_request", False, None),
+    40005: ("bad_request", False, None),
+    40006: ("too_long", False, None),
+}
+
+
+def classify(errcode: int, errmsg: str = "") -> SendError:
+    kind, retryable, retry_after = ERRCODES.get(errcode, ("unknown", True, None))
+    return SendError(kind, retryable=retryable, retry_after=retry_after, detail=f"errcode {errcode}: {errmsg[:120]}")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def split_text(text: str, limit: int = TEXT_BYTES) -> list[str]:
+    """``text`` in parts of at most ``limit`` UTF-8 bytes, cut at line ends where possible."""
+    if len(text) * 3 <= limit or len(text.encode()) <= limit:  # nearly always: one part
+        return [text] if text.strip() else []
+    parts: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line.encode()) > limit:  # one line longer than a part: cut by characters
+            cut = len(line)
+            while len(line[:cut].encode()) > limit:
+                cut = cut * 3 // 4
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:cut])
+            line = line[cut:]
+        if len((current + line).encode()) > limit:
+            parts.append(current)
+            current = ""
+        current += line
+    if current.strip():
+        parts.append(current)
+    return [p for p in (p.strip("\n") for p in parts) if p.strip()]
+
+
+def card_for(text: str, buttons: tuple[Button, ...], task_id: str) -> tuple[dict, str]:
+    """A ``button_interaction`` card for ``text`` and ``buttons`` (at most 6), and the text that
+    does not fit the card's documented lengths (sent before it as a text message; "" if none).
+    The first line is the title; the rest the sub-title when it fits."""
+    first, _, rest = text.strip().partition("\n")
+    rest = rest.strip()
+    overflow = ""
+    if len(first) > TITLE_CHARS or len(rest) > SUB_TITLE_CHARS:
+        overflow, first, rest = text.strip(), _cut(first, TITLE_CHARS), ""
+    card: dict = {
+        "card_type": "button_interaction",
+        "main_title": {"title": first} if first else {},
+        "task_id": task_id,
+        "button_list": [
+            {"text": _cut(b.label, BUTTON_CHARS), "style": 1 if i == 0 else 2, "key": b.data}
+            for i, b in enumerate(buttons[:MAX_BUTTONS])
+        ],
+    }
+    if rest:
+        card["sub_title_text"] = rest
+    if not first and not rest:
+        card["main_title"] = {"title": _cut(buttons[0].label, TITLE_CHARS)}
+    return card, overflow
+
+
+def task_id_for(address: str, text: str, now: float) -> str:
+    """A card's ``task_id``: unique per application (WeCom refuses a repeated one), from the
+    characters it allows."""
+    digest = hashlib.sha1(f"{address}\x1f{text}\x1f{now}\x1f{time.monotonic_ns()}".encode()).hexdigest()
+    return f"ib-{digest[:32]}"
+
+
+class WecomChannel(HttpSession):
+    """The WeCom :class:`~core.channel.Channel` (see the module docstring)."""
+
+    name = "wecom"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_event: EventCallback | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+        pool_size: int = 64,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.corp_id = settings.wecom_corp_id
+        self._secret = settings.wecom_secret
+        self.agent_id = settings.wecom_agent_id
+        self.base = (settings.wecom_api_url or DEFAULT_API_URL).rstrip("/")
+        self.crypto = WecomCrypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id)
+        self.on_event = on_event
+        self.now = now
+        self._pool_size = pool_size
+        self._use_session(session, timeout)
+        self._token = ""
+        self._token_expires = 0.0
+        self._token_lock = asyncio.Lock()
+        self.token_fetches = 0
+        self._query = ("", "")  # (token, "?access_token=…")
+        self._response_codes: OrderedDict[str, str] = OrderedDict()  # task_id -> its last press's code
+        self._seen: OrderedDict[str, None] = OrderedDict()  # stored callbacks' keys (replays refused)
+
+    def __repr__(self) -> str:  # never the secret
+        return f"WecomChannel({self.base!r}, corp={self.corp_id!r}, agent={self.agent_id})"
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._pool_size))
+
+    # -- the access token --
+
+    async def token(self) -> str:
+        if self._token and self.now() < self._token_expires - REFRESH_BEFORE:
+            return self._token
+        stale = self._token
+        async with self._token_lock:
+            if self._token != stale and self.now() < self._token_expires - REFRESH_BEFORE:
+                return self._token  # another caller renewed it meanwhile
+            body = await self._request(
+                "GET", "/cgi-bin/gettoken", params={"corpid": self.corp_id, "corpsecret": self._secret}
+            )
+            errcode = body.get("errcode", 0)
+            if errcode:
+                raise classify(errcode, str(body.get("errmsg", "")))
+            token, expires_in = body.get("access_token"), body.get("expires_in")
+            if not isinstance(token, str) or not token or type(expires_in) is not int or expires_in <= 0:
+                raise SendError("bad_response", retryable=True, retry_after=10, detail="gettoken without a token")
+            self.token_fetches += 1
+            self._token, self._token_expires = token, self.now() + expires_in
+            return token
+
+    def _forget(self, token: str) -> None:
+        if self._token == token:
+            self._token, self._token_expires = "", 0.0
+
+    # -- HTTP --
+
+    async def _request(self, method: str, path: str, *, params: dict | None = None, query: str = "", **kwargs) -> dict:
+        await self.start()
+        assert self._session is not None
+        try:
+            async with self._session.request(
+                method, self.base + path + query, params=params, timeout=self._timeout, **kwargs
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 500:
+                    raise SendError("server", retryable=True, detail=f"HTTP {resp.status}")
+                if resp.status != 200:
+                    raise SendError("bad_request", retryable=False, detail=f"HTTP {resp.status}")
+                if resp.content_type != "application/json" and path == "/cgi-bin/media/get":
+                    return {"_bytes": raw}
+        except SendError:
+            raise
+        except TimeoutError as exc:
+            raise SendError("timeout", retryable=True, detail=exc.__class__.__name__) from exc
+        except aiohttp.ClientError as exc:
+            raise SendError("connection", retryable=True, detail=exc.__class__.__name__) from exc
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise SendError("bad_response", retryable=True, detail="not JSON") from None
+        if not isinstance(body, dict):
+            raise SendError("bad_response", retryable=True, detail="not an object")
+        return body
+
+    async def call(self, method: str, path: str, *, params: dict | None = None, **kwargs) -> dict:
+        """An API call with the access token; a stale token is renewed and the call made again once."""
+        for attempt in (0, 1):
+            token = await self.token()
+            if self._query[0] != token:  # the token's query string, built once per token
+                self._query = (token, f"?access_token={quote(token, safe='')}")
+            query = self._query[1]
+            if "json" in kwargs:  # UTF-8 as is: a third of the bytes of \uXXXX escapes for Chinese text
+                kwargs["data"] = json.dumps(kwargs.pop("json"), ensure_ascii=False, separators=(",", ":")).encode()
+                kwargs["headers"] = JSON_HEADERS
+            sent = dict(kwargs)
+            if callable(sent.get("data")):  # a multipart form is consumed by one request: a new one each try
+                sent["data"] = sent["data"]()
+            body = await self._request(method, path, params=params, query=query, **sent)
+            errcode = body.get("errcode", 0)
+            if errcode in STALE_TOKEN and attempt == 0:
+                self._forget(token)
+                continue
+            if errcode:
+                raise classify(errcode, str(body.get("errmsg", "")))
+            return body
+        raise AssertionError("unreachable")
+
+    # -- sending --
+
+    async def _message(self, address: str, msgtype: str, content: dict) -> dict:
+        body = await self.call(
+            "POST",
+            "/cgi-bin/message/send",
+            json={"touser": address, "msgtype": msgtype, "agentid": self.agent_id, msgtype: content},
+        )
+        if body.get("invaliduser"):  # accepted, but not for this member (left, or outside the visible range)
+            raise SendError("chat_not_found", retryable=False, detail="invaliduser")
+        return body
+
+    async def _text(self, address: str, text: str) -> str:
+        msgid = ""
+        for part in split_text(text):
+            msgid = str((await self._message(address, "text", {"content": part})).get("msgid", ""))
+        return msgid
+
+    async def send(self, message: Outgoing) -> str:
+        if message.poll is not None:
+            raise SendError("unsupported", retryable=False, detail="WeCom application messages carry no polls")
+        if message.edit_message_id:
+            return await self._edit(message)
+        address = message.address
+        if message.photo is not None or message.document is not None:
+            if message.text.strip():
+                await self._text(address, message.text)
+            kind = "image" if message.photo is not None else "file"
+            data = message.photo if message.photo is not None else message.document
+            name = message.photo_name if message.photo is not None else message.document_name
+            media_id = await self.upload(kind, data or b"", name)
+            return str((await self._message(address, kind, {"media_id": media_id})).get("msgid", ""))
+        if message.buttons:
+            buttons = tuple(b for row in message.buttons for b in row)
+            task_id = task_id_for(address, message.text, self.now())
+            card, overflow = card_for(message.text, buttons, task_id)
+            if overflow:
+                await self._text(address, overflow)
+            await self._message(address, "template_card", card)
+            title = card["main_title"].get("title") or _cut(buttons[0].label, TITLE_CHARS)
+            for n, start in enumerate(range(MAX_BUTTONS, len(buttons), MAX_BUTTONS), 1):  # past 6: more cards
+                more, _ = card_for(title, buttons[start : start + MAX_BUTTONS], f"{task_id}-{n}")
+                await self._message(address, "template_card", more)
+            return task_id
+        if not message.text.strip():
+            raise SendError("bad_request", retryable=False, detail="empty text")
+        return await self._text(address, message.text)
+
+    async def _edit(self, message: Outgoing) -> str:
+        """Update a card after a press (``update_template_card``), or say it anew without a code."""
+        task_id = message.edit_message_id or ""
+        code = self._response_codes.pop(task_id, None)
+        buttons = tuple(b for row in message.buttons for b in row)
+        if code is not None:
+            payload: dict = {"userids": [message.address], "agentid": self.agent_id, "response_code": code}
+            if buttons:
+                card, overflow = card_for(message.text, buttons, task_id)
+                payload["template_card"] = card
+            else:
+                overflow = message.text
+                first = message.text.strip().partition("\n")[0]
+                payload["button"] = {"replace_name": _cut(first, REPLACE_CHARS) or "✓"}
+            try:
+                await self.call("POST", "/cgi-bin/message/update_template_card", json=payload)
+            except SendError as exc:
+                if exc.kind != "bad_request":
+                    raise
+                log.info("update_template_card refused (%s); sending anew", exc.detail)
+            else:
+                if overflow.strip():  # the greyed-out button cannot say it all
+                    await self._text(message.address, overflow)
+                return task_id
+        fresh = Outgoing(address=message.address, text=message.text, buttons=message.buttons, photo=message.photo)
+        return await self.send(fresh)
+
+    async def upload(self, kind: str, data: bytes, filename: str) -> str:
+        def form() -> aiohttp.FormData:
+            made = aiohttp.FormData()
+            made.add_field("media", data, filename=filename, content_type="application/octet-stream")
+            return made
+
+        body = await self.call("POST", "/cgi-bin/media/upload", params={"type": kind}, data=form)
+        media_id = body.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise SendError("bad_response", retryable=True, detail="upload without media_id")
+        return media_id
+
+    async def fetch_file(self, file_id: str) -> bytes:
+        """A member's image (``media/get``; a media id is valid three days)."""
+        media_id = file_id.removeprefix(FILE_PREFIX)
+        body = await self.call("GET", "/cgi-bin/media/get", params={"media_id": media_id})
+        data = body.get("_bytes")
+        if not isinstance(data, bytes):
+            raise SendError("bad_response", retryable=True, detail="media/get returned no file")
+        return data
+
+    # -- receiving --
+
+    def remember_press(self, task_id: str, response_code: str) -> None:
+        self._response_codes[task_id] = response_code
+        self._response_codes.move_to_end(task_id)
+        while len(self._response_codes) > MAX_RESPONSE_CODES:
+            self._response_codes.popitem(last=False)
+
+    def open_callback(self, query, body: bytes) -> str:
+        """The decrypted XML of a POSTed callback; WecomCryptoError / ValueError if it is not genuine."""
+        timestamp = query.get("timestamp", "")
+        if not timestamp.isdigit() or abs(int(timestamp) - self.now()) > MAX_SKEW:
+            raise WecomCryptoError("timestamp")
+        outer = _xml(body)
+        encrypt = outer.findtext("Encrypt") or ""
+        return self.crypto.verify(query.get("msg_signature", ""), timestamp, query.get("nonce", ""), encrypt)
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            echo = self.crypto.verify(
+                q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""), q.get("echostr", "")
+            )
+        except WecomCryptoError as exc:
+            log.warning("wecom URL verification from %s refused (%s)", request.remote, exc)
+            raise web.HTTPForbidden() from None
+        return web.Response(text=echo)
+
+    async def callback(self, request: web.Request) -> web.Response:
+        body = await read_limited(request, MAX_BODY)
+        try:
+            plain = self.open_callback(request.query, body)
+        except (WecomCryptoError, ValueError) as exc:
+            log.warning("wecom callback from %s refused (%s)", request.remote, exc)
+            raise web.HTTPForbidden() from None
+        try:
+            event = normalise(_xml(plain.encode()), self.corp_id)
+        except ValueError:
+            log.warning("wecom callback: genuine but malformed, refused")
+            raise web.HTTPBadRequest() from None
+        if event is None:
+            return web.Response(text="")
+        if event.external_id in self._seen:
+            log.warning("wecom callback: replay of %s refused", event.external_id)
+            raise web.HTTPForbidden()
+        if event.kind == EventKind.BUTTON and event.callback_id:
+            self.remember_press(event.message_id, event.callback_id)
+        if self.on_event is None:
+            raise web.HTTPServiceUnavailable()
+        try:
+            await self.on_event(event)
+        except Exception as exc:
+            not_stored(log, exc, "wecom callback: event %s not stored, answered 503", event.external_id)
+            raise web.HTTPServiceUnavailable() from None
+        self._seen[event.external_id] = None
+        while len(self._seen) > MAX_SEEN:
+            self._seen.popitem(last=False)
+        return web.Response(text="")  # an empty answer: no passive reply (ours go through the outbox)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(CALLBACK_PATH, self.verify_url), web.post(CALLBACK_PATH, self.callback)]
+
+
+def _xml(data: bytes) -> ET.Element:
+    """Parse a callback's XML; a DOCTYPE (entities) is refused outright."""
+    if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
+        raise ValueError("DOCTYPE not allowed")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise ValueError("not XML") from exc
+
+
+def _float(text: str | None) -> float:
+    value = float(text or "")
+    if value != value or abs(value) > 180:
+        raise ValueError("coordinate out of range")
+    return value
+
+
+def normalise(root: ET.Element, corp_id: str) -> InboundEvent | None:
+    """One decrypted callback as our event (None for kinds we do not handle). ``sender`` and
+    ``user`` are the member's userid, ``chat_type`` ``private``: an application chat is one to one."""
+    user = identifier(root.findtext("FromUserName") or "", "FromUserName", 64)  # ValueError: 400
+    if (root.findtext("ToUserName") or "").strip() != corp_id:
+        raise ValueError("ToUserName")
+    msgtype = root.findtext("MsgType") or ""
+    created = root.findtext("CreateTime") or ""
+    common = dict(channel="wecom", sender=user, user=user, chat_type="private", raw={"msgtype": msgtype})
+    msg_id = (root.findtext("MsgId") or "").strip()
+    if msgtype != "event":
+        msg_id = identifier(msg_id, "MsgId", 64)
+        key = f"msg:{msg_id}"
+        if msgtype == "text":
+            text = root.findtext("Content") or ""
+            if text.startswith("/"):
+                head, _, arg = text.partition(" ")
+                return InboundEvent(
+                    external_id=key,
+                    kind=EventKind.COMMAND,
+                    command=head[1:].lower(),
+                    argument=arg.strip(),
+                    text=text,
+                    message_id=msg_id,
+                    **common,
+                )
+            return InboundEvent(external_id=key, kind=EventKind.TEXT, text=text, message_id=msg_id, **common)
+        if msgtype == "location":
+            lat, lon = _float(root.findtext("Location_X")), _float(root.findtext("Location_Y"))
+            return InboundEvent(
+                external_id=key, kind=EventKind.LOCATION, latitude=lat, longitude=lon, message_id=msg_id, **common
+            )
+        if msgtype == "image":
+            media_id = (root.findtext("MediaId") or "").strip()
+            if not media_id:
+                raise ValueError("MediaId")
+            return InboundEvent(
+                external_id=key, kind=EventKind.PHOTO, file_id=FILE_PREFIX + media_id, message_id=msg_id, **common
+            )
+        return None
+    event = (root.findtext("Event") or "").strip()
+    # Events have no MsgId: the member, the time and what happened name one (a retry repeats them).
+    if event == "template_card_event":
+        task_id = (root.findtext("TaskId") or "").strip()
+        key_value = root.findtext("EventKey") or ""
+        code = (root.findtext("ResponseCode") or "").strip()
+        digest = hashlib.sha1(f"{user}\x1f{created}\x1f{task_id}\x1f{key_value}\x1f{code}".encode()).hexdigest()
+        return InboundEvent(
+            external_id=f"card:{digest[:40]}",
+            kind=EventKind.BUTTON,
+            data=key_value,
+            message_id=task_id,
+            callback_id=code,
+            **common,
+        )
+    if event in ("enter_agent", "subscribe"):
+        digest = hashlib.sha1(f"{user}\x1f{created}\x1f{event}".encode()).hexdigest()
+        # opening the application is our /start without a code: help for a member we know, else a refusal
+        return InboundEvent(external_id=f"{event}:{digest[:40]}", kind=EventKind.COMMAND, command="start", **common)
+    return None  # LOCATION reports (not a check-in), unsubscribe, menu clicks: nothing to do

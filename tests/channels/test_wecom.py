@@ -1,0 +1,226 @@
+"""The WeCom adapter against the WeCom simulator: the access token (cached, renewed before expiry,
+renewed once when an answer says it is stale — also in the middle of a fan-out), what each kind of
+message becomes and that the simulator (which checks the documented fields and lengths) takes it,
+and WeCom's errcodes mapped onto retryable / permanent / rate-limited."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.channels.wecom import REFRESH_BEFORE, WecomChannel, card_for, classify, split_text
+from core.channel import Button, Outgoing, SendError
+from core.settings import Settings
+from simulators.telegram.media import make_png
+from simulators.wecom import WecomSimulator
+from tests.e2e.wecom_harness import wecom_settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+async def pair(tmp_path):
+    clock = Clock()
+    sim = WecomSimulator(members=("alice", "bob"), enforce_limits=False, now=clock)
+    await sim.start()
+    channel = WecomChannel(wecom_settings(Settings(data_dir=tmp_path), sim.url), now=clock, timeout=2.0)
+    await channel.start()
+    yield sim, channel, clock
+    await channel.stop()
+    await sim.stop()
+
+
+async def test_token_is_cached_and_renewed_before_expiry(pair):
+    sim, channel, clock = pair
+    await channel.send(Outgoing("alice", "一"))
+    await channel.send(Outgoing("alice", "二"))
+    assert channel.token_fetches == 1 and sim.calls["gettoken"] == 1
+    clock.t += 7200 - REFRESH_BEFORE + 1  # inside the renewal margin: renewed before WeCom refuses it
+    await channel.send(Outgoing("alice", "三"))
+    assert channel.token_fetches == 2 and sim.member("alice").texts() == ["一", "二", "三"]
+
+
+async def test_token_expiring_mid_fan_out_is_renewed_once_and_nothing_is_lost(pair):
+    sim, channel, _ = pair
+    await channel.send(Outgoing("alice", "start"))
+    sim.inject(42001)  # WeCom says the token expired (and it is: every later call with it is refused)
+    sent = await asyncio.gather(*(channel.send(Outgoing("bob", f"m{i}")) for i in range(20)))
+    assert all(sent) and sorted(sim.member("bob").texts()) == sorted(f"m{i}" for i in range(20))
+    assert channel.token_fetches == 2  # one renewal for the whole fan-out
+    sim.inject(40014)  # an invalid token: renewed too
+    await channel.send(Outgoing("bob", "after"))
+    assert sim.member("bob").texts()[-1] == "after" and channel.token_fetches == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "retryable", "retry_after"),
+    [
+        (-1, "server", True, None),
+        (45009, "throttled", True, 60.0),
+        (60020, "config", True, 300.0),
+        (40056, "config", False, None),
+        (81013, "chat_not_found", False, None),
+        (60011, "blocked", False, None),
+        (40058, "bad_request", False, None),
+        ("disconnect", "connection", True, None),
+    ],
+)
+async def test_errcodes_become_send_errors(pair, fault, kind, retryable, retry_after):
+    sim, channel, _ = pair
+    await channel.token()
+    sim.inject(fault)
+    with pytest.raises(SendError) as caught:
+        await channel.send(Outgoing("alice", "x"))
+    assert (caught.value.kind, caught.value.retryable, caught.value.retry_after) == (kind, retryable, retry_after)
+    await channel.send(Outgoing("alice", "y"))  # the fault was for one call
+    assert sim.member("alice").texts() == ["y"]
+
+
+async def test_timeout_is_retryable(tmp_path):
+    sim = WecomSimulator(enforce_limits=False, timeout_delay=5)
+    await sim.start()
+    channel = WecomChannel(wecom_settings(Settings(data_dir=tmp_path), sim.url), timeout=0.3)
+    try:
+        await channel.token()
+        sim.inject("timeout")
+        with pytest.raises(SendError) as caught:
+            await channel.send(Outgoing("alice", "x"))
+        assert caught.value.kind == "timeout" and caught.value.retryable
+    finally:
+        await channel.stop()
+        await sim.stop()
+
+
+async def test_a_member_outside_the_directory_is_permanent(pair):
+    sim, channel, _ = pair
+    with pytest.raises(SendError) as caught:
+        await channel.send(Outgoing("mallory", "x"))
+    assert caught.value.kind == "chat_not_found" and not caught.value.retryable
+    sim.member("bob").state = "invalid"  # left the corp
+    with pytest.raises(SendError):
+        await channel.send(Outgoing("bob", "x"))
+
+
+async def test_cards_respect_the_documented_layout(pair):
+    sim, channel, _ = pair
+    buttons = ((Button("接受任务", "asg:accept:1"), Button("申请回避（利益冲突）", "asg:recuse:1")),)
+    task_id = await channel.send(Outgoing("alice", "第 12 号检查任务\n青岛某某有限公司\n2026-12-08 至 12-10", buttons))
+    card = sim.member("alice").cards()[-1]["card"]
+    assert card["task_id"] == task_id and card["main_title"]["title"] == "第 12 号检查任务"
+    assert [b["key"] for b in card["button_list"]] == ["asg:accept:1", "asg:recuse:1"]
+    assert len(card["button_list"][1]["text"]) <= 10
+    # a long text: the whole text first, then the card; more than six buttons: a second card
+    many = tuple((Button(f"任务 {i}", f"asg:show:{i}"),) for i in range(9))
+    await channel.send(Outgoing("alice", "很长的标题" * 20 + "\n" + "正文" * 200, many))
+    last = sim.member("alice").received[-3:]
+    assert last[0]["msgtype"] == "text" and last[0]["text"].startswith("很长的标题")
+    assert [len(m["card"]["button_list"]) for m in last[1:]] == [6, 3]
+
+
+async def test_long_text_is_split_at_2048_bytes(pair):
+    sim, channel, _ = pair
+    text = "\n".join(f"第 {i} 行：" + "检" * 60 for i in range(60))
+    await channel.send(Outgoing("alice", text))
+    parts = sim.member("alice").texts()
+    assert len(parts) > 1 and all(len(p.encode()) <= 2048 for p in parts)
+    assert "\n".join(parts) == text
+
+
+def test_split_text_cuts_a_line_longer_than_a_part():
+    parts = split_text("字" * 1000)
+    assert all(len(p.encode()) <= 2048 for p in parts) and "".join(parts) == "字" * 1000
+
+
+async def test_photo_goes_through_media_upload_and_can_be_fetched(pair):
+    sim, channel, _ = pair
+    png = make_png(20, 10)
+    await channel.send(Outgoing("alice", "本月图表", photo=png, photo_name="chart.png"))
+    got = sim.member("alice").received
+    assert [m["msgtype"] for m in got] == ["text", "image"]
+    assert await channel.fetch_file("wecom:" + got[-1]["media_id"]) == png
+    with pytest.raises(SendError):
+        await channel.fetch_file("wecom:no-such-media")
+    sim.inject(42001)  # the token expires just as a photo is uploaded: renewed, uploaded again
+    await channel.send(Outgoing("alice", photo=png))
+    assert sim.member("alice").received[-1]["msgtype"] == "image" and channel.token_fetches == 2
+
+
+async def test_an_edit_updates_the_pressed_card_or_is_sent_anew(pair):
+    sim, channel, _ = pair
+    task_id = await channel.send(Outgoing("alice", "任务", ((Button("接受", "a:1"), Button("回避", "r:1")),)))
+    await channel.send(Outgoing("alice", "没有按过的卡片", edit_message_id=task_id))  # no press: no code
+    assert sim.member("alice").received[-1]["msgtype"] == "text"
+    # a press gives a response code; the edit then updates the card in place
+    sim.response_codes["c0de"] = ("alice", task_id, clock_far(sim))
+    channel.remember_press(task_id, "c0de")
+    await channel.send(Outgoing("alice", "已接受\n第 1 号", ((Button("回避", "r:1"),),), edit_message_id=task_id))
+    update = sim.member("alice").received[-1]
+    assert update["msgtype"] == "update" and [b["key"] for b in update["card"]["button_list"]] == ["r:1"]
+    # the code is used: another edit of that card is sent anew, not refused
+    await channel.send(Outgoing("alice", "再改一次", edit_message_id=task_id))
+    assert sim.member("alice").received[-1]["text"] == "再改一次"
+
+
+def clock_far(sim: WecomSimulator) -> float:
+    return sim.now() + 3600
+
+
+async def test_polls_are_refused_before_any_request(pair):
+    sim, channel, _ = pair
+    from core.channel import Poll
+
+    with pytest.raises(SendError) as caught:
+        await channel.send(Outgoing("alice", poll=Poll("q", ("a", "b"))))
+    assert caught.value.kind == "unsupported" and "/cgi-bin/message/send" not in sim.calls
+
+
+async def test_simulator_enforces_the_per_member_limit():
+    sim = WecomSimulator(per_member=((60.0, 3),))
+    await sim.start()
+    channel = WecomChannel(wecom_settings(Settings(), sim.url))
+    try:
+        for i in range(3):
+            await channel.send(Outgoing("alice", f"{i}"))
+        with pytest.raises(SendError) as caught:
+            await channel.send(Outgoing("alice", "4"))
+        assert caught.value.kind == "throttled" and caught.value.retryable and sim.limit_errors == 1
+        await channel.send(Outgoing("bob", "another member is not limited"))
+    finally:
+        await channel.stop()
+        await sim.stop()
+
+
+def test_card_for_without_a_title_uses_the_first_button():
+    card, overflow = card_for("", (Button("确认", "x:1"),), "t1")
+    assert card["main_title"]["title"] == "确认" and overflow == ""
+
+
+def test_unknown_errcode_is_retryable():
+    error = classify(99999, "new")
+    assert error.kind == "unknown" and error.retryable
+
+
+def test_wecom_secrets_are_redacted_and_not_in_repr(tmp_path):
+    from core.logs import settings_secrets
+
+    settings = wecom_settings(Settings(data_dir=tmp_path), "http://127.0.0.1:1")
+    found = settings_secrets(settings)
+    assert {settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key} <= set(found)
+    for secret in (settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key):
+        assert secret not in repr(settings) and secret not in repr(WecomChannel(settings))
+
+
+def test_settings_refuse_a_half_configured_wecom(tmp_path):
+    from core.settings import SettingsError
+
+    with pytest.raises(SettingsError):
+        Settings(data_dir=tmp_path, wecom_corp_id="ww1", wecom_secret="s", wecom_agent_id=1)  # no callback keys
+    with pytest.raises(SettingsError):
+        Settings(data_dir=tmp_path, wecom_corp_id="ww1", wecom_agent_id=0)
