@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import sys
 
 from core.settings import Settings, SettingsError
@@ -21,6 +22,7 @@ COMMAND_MODULES = [
     "bot.commands.audit",
     "bot.commands.plans",
     "bot.commands.draws",
+    "bot.commands.listing",
     "bot.commands.imports",
     "bot.commands.city",
     "bot.commands.demo",
@@ -42,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(  # the terminal is for the command's output: warnings only, unless -v
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("tortoise").setLevel(logging.WARNING)
@@ -53,9 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inspectbot: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(args.func(args, settings)) or 0
+        code = asyncio.run(args.func(args, settings)) or 0
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit, where it cannot be caught
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return pipe_closed()
+
+
+def pipe_closed() -> int:
+    """The reader went away (``inspectbot … | head``): stop quietly, as ``cat`` does. Python
+    would flush stdout again at exit and print a traceback, so stdout now points at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a command killed by the closed pipe
 
 
 if __name__ == "__main__":

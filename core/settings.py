@@ -54,6 +54,10 @@ class Settings:
     metrics_port: int = 9464
     metrics_token: str = field(default="", repr=False)
     checkin_radius_m: int = 500  # a check-in farther than this from the entity is flagged (never refused)
+    # ``inspectbot demo`` only: where its simulators and their page listen (0 = any free port)
+    demo_telegram_port: int = 8081
+    demo_sms_port: int = 8082
+    demo_sim_port: int = 8090
 
     def __post_init__(self) -> None:
         if self.locale not in LOCALES:
@@ -128,11 +132,14 @@ class Settings:
             public_url=env.get("INSPECTBOT_PUBLIC_URL", "http://127.0.0.1:8080"),
             telegram_mode=env.get("TELEGRAM_MODE", "polling"),
             web_host=env.get("INSPECTBOT_WEB_HOST", "127.0.0.1"),
-            web_port=int(env.get("INSPECTBOT_WEB_PORT", "8080")),
+            web_port=_int(env, "INSPECTBOT_WEB_PORT", 8080),
             metrics_host=env.get("INSPECTBOT_METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "INSPECTBOT_METRICS_PORT", 9464),
             metrics_token=env.get("INSPECTBOT_METRICS_TOKEN", ""),
             checkin_radius_m=_int(env, "INSPECTBOT_CHECKIN_RADIUS_M", 500),
+            demo_telegram_port=_int(env, "INSPECTBOT_DEMO_TELEGRAM_PORT", 8081),
+            demo_sms_port=_int(env, "INSPECTBOT_DEMO_SMS_PORT", 8082),
+            demo_sim_port=_int(env, "INSPECTBOT_DEMO_SIM_PORT", 8090),
         )
 
 

@@ -451,6 +451,11 @@ async def monthly_report(
     if start > now:
         raise ReportError("month_in_future", month=month)
     depts = tuple(sorted(set(departments))) if departments is not None else None
+    if depts:
+        known = {r["code"] for r in await _fetch("SELECT code FROM department")}
+        unknown = [d for d in depts if d not in known]
+        if unknown:  # a typo must not print an empty report as if the department had no draws
+            raise ReportError("unknown_department", value=unknown[0])
     scope = await _scope(depts)
     year_start = datetime(start.astimezone(zone).year, 1, 1, tzinfo=zone).astimezone(UTC)
     counts, by_risk = await _inspections(start, end, scope)

@@ -28,8 +28,9 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def progress_bars(locale: str, force: bool = False):
-    """A factory of tqdm bars on stderr, or None when nobody would see them."""
+def progress_bars(locale: str, force: bool = False, unit: str = "import_progress"):
+    """A factory of tqdm bars on stderr, or None when nobody would see them; ``unit`` names the
+    text that labels a bar (given the phase)."""
     if not (force or sys.stderr.isatty()):
         return None
     from tqdm import tqdm
@@ -37,7 +38,7 @@ def progress_bars(locale: str, force: bool = False):
     def bar(phase: str, total: int | None):
         return tqdm(
             total=total,
-            desc=text("import_progress", locale=locale, phase=phase),
+            desc=text(unit, locale=locale, phase=phase),
             unit="row",
             unit_scale=True,
             file=sys.stderr,
