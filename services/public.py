@@ -162,6 +162,18 @@ class PlanRow:
     ratios: dict[str, str]
     team_size: int
     schedule: dict
+    # what a reader recognises: the names of the departments and items (the code where a name
+    # is unknown), in the order of the codes
+    department_names: list[str] = field(default_factory=list)
+    item_names: list[str] = field(default_factory=list)
+
+
+async def _names(table: str, codes: set[str]) -> dict[str, str]:
+    if not codes:
+        return {}
+    marks = ", ".join("?" for _ in codes)
+    rows = await _fetch(f"SELECT code, name FROM {table} WHERE code IN ({marks})", sorted(codes))
+    return {r["code"]: r["name"] for r in rows}
 
 
 async def plans(number: int = 1, size: int = PAGE) -> Page:
@@ -170,19 +182,24 @@ async def plans(number: int = 1, size: int = PAGE) -> Page:
         "SELECT code, name, departments, flight, spec FROM plan WHERE active = TRUE ORDER BY code LIMIT ? OFFSET ?",
         [size + 1, _offset(number, size)],
     )
+    specs = [(r, db.decoded(r["spec"], {}), db.decoded(r["departments"], [])) for r in rows]
+    departments = await _names("department", {c for _, _, ds in specs for c in ds})
+    items = await _names("item", {c for _, spec, _ in specs for c in spec.get("items", [])})
     out = []
-    for r in rows:
-        spec = db.decoded(r["spec"], {})
+    for r, spec, depts in specs:
+        codes = list(spec.get("items", []))
         out.append(
             PlanRow(
                 r["code"],
                 r["name"],
-                db.decoded(r["departments"], []),
+                depts,
                 bool(r["flight"]),
-                list(spec.get("items", [])),
+                codes,
                 dict(spec.get("ratios", {})),
                 int(spec.get("team", {}).get("size", 0)),
                 dict(spec.get("schedule", {})),
+                [departments.get(c, c) for c in depts],
+                [items.get(c, c) for c in codes],
             )
         )
     return _page(out, number, size)
