@@ -178,7 +178,7 @@ async def entities(request: web.Request) -> web.StreamResponse:
     results, error = None, None
     if q:
         try:
-            results = await public.search_entities(q, _after(request))
+            results = await public.search_entities(q, _after(request), now=_now(request))
         except public.PublicError as exc:
             error = exc
     return page(request, "entities.html", q=q, results=results, error=error, minimum=public.MIN_QUERY)

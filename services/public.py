@@ -445,6 +445,8 @@ class EntityRow:
     uscc: str
     name: str
     address: str
+    inspected: int = 0  # published inspections (a sealed flight draw's are not counted)
+    last_drawn: datetime | None = None
 
 
 def normalise_query(q: str) -> str:
@@ -460,7 +462,7 @@ async def entity_by_code(code: str) -> EntityRow | None:
     return EntityRow(**rows[0]) if rows else None
 
 
-async def search_entities(q: str, after: int = 0, size: int = PAGE) -> Page:
+async def search_entities(q: str, after: int = 0, size: int = PAGE, now: datetime | None = None) -> Page:
     """Entities whose name contains ``q`` (at least 2 characters), in id order from ``after``."""
     q = normalise_query(q)
     if len(q) < MIN_QUERY:
@@ -473,8 +475,30 @@ async def search_entities(q: str, after: int = 0, size: int = PAGE) -> Page:
         [pattern, max(after, 0), size + 1],
     )
     found = [EntityRow(**r) for r in rows[:size]]
+    if found and now is not None:
+        seen = await _inspected([e.id for e in found], now)
+        found = [replace(e, inspected=seen[e.id][0], last_drawn=seen[e.id][1]) if e.id in seen else e for e in found]
     more = len(rows) > size
     return Page(found, has_next=more, after=found[-1].id if more else None)
+
+
+async def _inspected(ids: list[int], now: datetime) -> dict[int, tuple[int, datetime | None]]:
+    """Per entity of ``ids``: how many times it was drawn for inspection, and when last, counting
+    only what the public may see (a flight draw before its reveal is not shown)."""
+    marks = ", ".join("?" for _ in ids)
+    rows = await _fetch(
+        "SELECT i.entity_id, d.flight, d.reveal_at, d.revealed_at, d.drawn_at FROM inspection i "
+        f"JOIN draw d ON d.id = i.draw_id WHERE i.entity_id IN ({marks})",
+        ids,
+    )
+    out: dict[int, tuple[int, datetime | None]] = {}
+    for r in rows:
+        if is_sealed(bool(r["flight"]), _dt(r["reveal_at"]), _dt(r["revealed_at"]), now):
+            continue
+        n, last = out.get(r["entity_id"], (0, None))
+        drawn = _dt(r["drawn_at"])
+        out[r["entity_id"]] = (n + 1, max(last, drawn) if last and drawn else (drawn or last))
+    return out
 
 
 @dataclass(frozen=True)
