@@ -49,7 +49,6 @@ async def add_plan(args, settings) -> int:
             plan=added.spec.to_dict(),
             created=added.created,
             upcoming=[t.strftime("%Y-%m-%d %H:%M") for t in upcoming],
-            pending=pending,
         )
     )
     return 0
