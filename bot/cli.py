@@ -13,7 +13,8 @@ import logging
 import os
 import sys
 
-from core.settings import Settings, SettingsError
+from core.render import DEFAULT_LOCALE, text
+from core.settings import LOCALES, Settings, SettingsError
 
 COMMAND_MODULES = [
     "bot.commands.db",
@@ -32,12 +33,31 @@ COMMAND_MODULES = [
 ]
 
 
+class _Described:
+    """The subcommands' action, handing out parsers whose one-line help (``inspectbot --help``)
+    comes from ``texts/cli_help.j2`` in the configured locale (zh-CN unless INSPECTBOT_LOCALE)."""
+
+    def __init__(self, sub, locale: str) -> None:
+        self.sub, self.locale = sub, locale
+
+    def add_parser(self, name: str, **kwargs):
+        kwargs["help"] = text("cli_help", self.locale, command=name) or kwargs.get("help")
+        return self.sub.add_parser(name, **kwargs)
+
+
+def help_locale() -> str:
+    wanted = os.environ.get("INSPECTBOT_LOCALE", DEFAULT_LOCALE)
+    return wanted if wanted in LOCALES else DEFAULT_LOCALE
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inspectbot", description="双随机、一公开 inspection bot")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    locale = help_locale()
+    parser = argparse.ArgumentParser(prog="inspectbot", description=text("cli_description", locale))
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging / 调试日志")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    described = _Described(sub, locale)
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+        importlib.import_module(name).register(described)
     return parser
 
 

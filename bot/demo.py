@@ -33,6 +33,7 @@ from core.settings import SMS_INBOUND_PATH, Settings, default_database_url
 from importers import city
 from importers.run import ImportResult, import_file
 from models.alerts import Alert
+from models.directory import Entity
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, Recusal
 from models.messaging import InboundEvent, Outbox, OutboxStatus, Role
 from models.surveys import Survey
@@ -96,6 +97,7 @@ class Demo:
         self._last_line = _time.monotonic()
         self._step_started = _time.monotonic()
         self._live: asyncio.Task | None = None
+        self.sim_url = ""  # the simulators' page, when served (not headless)
 
     def say(self, code: str, **params) -> None:
         line = text(code, self.settings.locale, **params)
@@ -204,7 +206,8 @@ class Demo:
         """The simulators' page, where a person can be an inspector or an entity (not headless)."""
         port = self.settings.demo_sim_port
         try:
-            self._sim_runner, url = await start_sim_page(self.tg, self.sms, "127.0.0.1", port)
+            self._sim_runner, url = await start_sim_page(self.tg, self.sms, "127.0.0.1", port, phone_names=_phone_names)
+            self.sim_url = url
         except OSError as exc:
             raise PortUnavailable("127.0.0.1", port, "INSPECTBOT_DEMO_SIM_PORT", exc) from None
         self.say("demo_sim_page", url=url)
@@ -633,6 +636,11 @@ class Demo:
         queued = len(await self.queued())
         alerts = await Alert.all().count()
         self.say("demo_done", sent=sent, waiting=waiting, queued=queued, alerts=alerts, web=self.settings.public_url)
+
+
+async def _phone_names(numbers: list[str]) -> dict[str, str]:
+    """The simulators' page labels a phone with the name of the firm whose mobile it is."""
+    return {e.mobile: e.name for e in await Entity.filter(mobile__in=numbers)}
 
 
 def _toml(data: dict) -> str:
