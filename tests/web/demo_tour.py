@@ -225,6 +225,7 @@ def english_words(text: str) -> list[str]:
     text = re.sub(r"https?://\S+", " ", text)
     text = re.sub(r"[\w./-]*\d[\w./-]*", " ", text, flags=re.ASCII)  # digests, credit codes, draw names, dates
     text = re.sub(r"\w*_\w*", " ", text, flags=re.ASCII)  # identifiers (inspections_digest)
+    text = re.sub(r"/\w+", " ", text, flags=re.ASCII)  # commands (/tasks) and paths
     words = re.findall(r"[A-Za-z]{4,}", text)
     return [w for w in words if not LATIN_ALLOWED.match(w)]
 
