@@ -68,6 +68,7 @@ class Seen:
     inspector_chat: str = ""
     inspector_assignments: int = 0
     inspector_missing: list[int] = field(default_factory=list)  # inspection numbers not in the chat
+    answered_after_story: bool = False  # /tasks typed on the simulators' page got its reply
     firm_name: str = ""
     firm_thread: str = ""
     plans_page: str = ""
@@ -131,6 +132,18 @@ async def walk(demo: Demo, browser, shots: Path | None = None) -> Seen:
     seen.inspector_assignments = len(numbers)
     seen.inspector_missing = [n for n in numbers if f"第 {n} 号" not in seen.inspector_chat]
     await shot("inspector")
+
+    # after the story the demo keeps running: a command typed now is answered and delivered
+    before = await page.locator("#tg-messages .msg.bot").count()
+    await page.fill("#tg-text", "/tasks")
+    await page.press("#tg-text", "Enter")
+    try:
+        await page.wait_for_function(
+            f"document.querySelectorAll('#tg-messages .msg.bot').length > {before}", timeout=20_000
+        )
+        seen.answered_after_story = True
+    except Exception:  # playwright's TimeoutError: the test says what it means
+        seen.answered_after_story = False
 
     # -- the firm that answered the survey by SMS -------------------------------------------------
     survey = await Survey.all().order_by("id").prefetch_related("entity").first()

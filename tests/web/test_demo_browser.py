@@ -33,6 +33,7 @@ async def test_three_roles_walk_the_demo(seen):
     # the story's last line is true: nothing left queued, every task reached its inspector
     assert seen.queued_after_story == 0
     assert seen.inspector_assignments > 1 and seen.inspector_missing == [], seen.inspector_chat
+    assert seen.answered_after_story  # the interactive demo keeps delivering after its story
 
     # the firm's side: the survey arrived by SMS and the scripted complaint is in the thread
     assert seen.firm_name and "暗示请吃饭" in seen.firm_thread
