@@ -56,6 +56,7 @@ DEMO_ENTITIES = 2_000
 DEMO_INSPECTORS = 400
 DEMO_SEED = 2026
 PREVIOUS = "previous-demo"  # where a re-run moves the last run's world
+SETTLE_POLL = 0.1  # seconds between checks that the bot is idle (three in a row settle a step)
 QUIET = 2.0  # seconds without a line after which the demo says what it is doing
 
 
@@ -232,7 +233,7 @@ class Demo:
         """Let inbound updates be handled and the outbox drain (the dispatcher runs as in prod)."""
         deadline = _time.monotonic() + 30
         while _time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(SETTLE_POLL)
             busy = await InboundEvent.filter(outcome="").exists()
             due = await Outbox.filter(
                 status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING], next_attempt_at__lte=self.clock.now()
