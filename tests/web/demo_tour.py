@@ -80,6 +80,9 @@ class Seen:
     report_url: str = ""
     report_page: str = ""
     chart_width: int = 0
+    home_page: str = ""
+    home_overflow: bool = False
+    placeholder_fits: bool = False
     shots: list[Path] = field(default_factory=list)
 
 
@@ -179,8 +182,22 @@ async def walk(demo: Demo, browser, shots: Path | None = None) -> Seen:
     seen.plans_page = await page.locator("main").inner_text()
     seen.plans_overflow = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
     await shot("plans-phone")
+    await page.goto(f"{public}/")
+    seen.home_page = await page.locator("main").inner_text()
+    seen.home_overflow = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+    seen.placeholder_fits = await page.locator("input[name=q]").evaluate(PLACEHOLDER_FITS)
     await context.close()
     return seen
+
+
+# the search box's placeholder, measured in the box's own font, fits its inner width
+PLACEHOLDER_FITS = """input => {
+  const style = getComputedStyle(input);
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = style.font;
+  const inner = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return context.measureText(input.placeholder).width <= inner;
+}"""
 
 
 async def _open_chat(page, name: str) -> str:

@@ -42,6 +42,7 @@ async def test_three_roles_walk_the_demo(seen):
     assert "370200SCJG" not in seen.plans_page and "市场监督管理局" in seen.plans_page
     assert "2026-12-02T" not in seen.plans_page and "%" in seen.plans_page
     assert not seen.plans_overflow
+    assert not seen.home_overflow and seen.placeholder_fits  # the search box's hint is not cut off
 
     # the draw page's instructions are true: verify on the very zip it offers passes
     assert seen.verify_code == 0, seen.verify_output
@@ -52,7 +53,13 @@ async def test_three_roles_walk_the_demo(seen):
     assert "2026-12" in seen.report_page and seen.chart_width > 0
 
     # the zh-CN flow is in Chinese
-    for where, text in (("/plans", seen.plans_page), ("draw page", seen.draw_page), ("report", seen.report_page)):
+    pages = (
+        ("/", seen.home_page),
+        ("/plans", seen.plans_page),
+        ("draw page", seen.draw_page),
+        ("report", seen.report_page),
+    )
+    for where, text in pages:
         assert english_words(text) == [], (where, english_words(text))
 
     # the chats: no internal row ids, no English. Their texts are issue 18's chat section (helper
