@@ -14,7 +14,9 @@ so a person can be an inspector or an entity; ``--headless`` runs to the end and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import shutil
 import socket
 import time as _time
 import tomllib
@@ -22,16 +24,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.app import Service
+from bot.app import PortUnavailable, Service
 from core import db, logs
 from core.callbacks import ASSIGNMENT, RECUSAL
 from core.clock import Clock, FakeClock
 from core.drand import test_chain
 from core.render import text
-from core.settings import SMS_INBOUND_PATH, Settings
+from core.settings import SMS_INBOUND_PATH, Settings, default_database_url
 from importers import city
 from importers.run import ImportResult, import_file
 from models.alerts import Alert
+from models.directory import Entity
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, Recusal
 from models.messaging import InboundEvent, Outbox, OutboxStatus, Role
 from models.surveys import Survey
@@ -54,6 +57,9 @@ ACTED_INSPECTIONS = 3
 DEMO_ENTITIES = 2_000
 DEMO_INSPECTORS = 400
 DEMO_SEED = 2026
+PREVIOUS = "previous-demo"  # where a re-run moves the last run's world
+SETTLE_POLL = 0.1  # seconds between checks that the bot is idle (three in a row settle a step)
+QUIET = 2.0  # seconds without a line after which the demo says what it is doing
 
 
 def generate_city(data_dir: Path) -> city.CityFiles:
@@ -79,7 +85,9 @@ class Summary:
 
 class Demo:
     def __init__(self, settings: Settings, *, headless: bool, out=print) -> None:
-        self.settings = settings
+        # always its own SQLite database in the data folder: a configured DATABASE_URL (perhaps
+        # production's) is never the demo's
+        self.settings = settings.with_(database_url=default_database_url(settings.data_dir))
         self.headless = headless
         self.out = out
         self.clock = FakeClock(DEMO_START)
@@ -89,21 +97,92 @@ class Demo:
         self.service: Service | None = None
         self.scheduler = None
         self.users: dict[str, object] = {}  # cert_no / "coordinator" -> simulator user
+        self.step = "start"
+        self._last_line = _time.monotonic()
+        self._step_started = _time.monotonic()
+        self._live: asyncio.Task | None = None
+        self.sim_url = ""  # the simulators' page, when served (not headless)
 
     def say(self, code: str, **params) -> None:
         line = text(code, self.settings.locale, **params)
         self.summary.lines.append(line)
         self.out(line)
+        self._last_line = _time.monotonic()
+
+    def doing(self, step: str) -> None:
+        """Name what the demo does now; :meth:`heartbeat` says it when it takes a while."""
+        self.step = step
+        self._step_started = _time.monotonic()
+
+    async def heartbeat(self) -> None:
+        """Never more than :data:`QUIET` seconds of silence: a progress line naming the step."""
+        while True:
+            await asyncio.sleep(0.25)
+            now = _time.monotonic()
+            if now - self._last_line >= QUIET:
+                line = text(
+                    "demo_progress", self.settings.locale, step=self.step, seconds=int(now - self._step_started)
+                )
+                self.out(line)
+                self._last_line = now
+
+    def ports(self) -> list[tuple[int, str]]:
+        """The fixed ports the demo listens on, each with the variable that chooses it."""
+        if self.headless:
+            return []
+        s = self.settings
+        wanted = [
+            (s.web_port, "INSPECTBOT_WEB_PORT"),
+            (s.metrics_port, "INSPECTBOT_METRICS_PORT"),
+            (s.demo_telegram_port, "INSPECTBOT_DEMO_TELEGRAM_PORT"),
+            (s.demo_sms_port, "INSPECTBOT_DEMO_SMS_PORT"),
+            (s.demo_sim_port, "INSPECTBOT_DEMO_SIM_PORT"),
+        ]
+        return [(port, var) for port, var in wanted if port]
+
+    def busy_port(self) -> tuple[int, str] | None:
+        """The first of :meth:`ports` that cannot be bound now (before anything is started)."""
+        for port, variable in self.ports():
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    return port, variable
+        return None
+
+    def fresh_world(self) -> None:
+        """A re-run starts a new world: the last run's database and files move to
+        ``<data>/previous-demo/`` (replacing an older one); the generated city is kept (the
+        same seed writes the same files)."""
+        data = self.settings.data_dir
+        if not (data / "inspectbot.sqlite3").exists():
+            return
+        previous = data / PREVIOUS
+        if previous.exists():
+            shutil.rmtree(previous)
+        previous.mkdir(parents=True)
+        for path in data.iterdir():
+            if path.name not in ("city", PREVIOUS):
+                shutil.move(str(path), previous / path.name)
+        self.say("demo_fresh", path=str(previous))
 
     # -- set-up ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.tg = await TelegramSimulator(flood=FloodLimits(), clock=self.clock).start(
-            "127.0.0.1", 0 if self.headless else 8081
-        )
+        s = self.settings
+        self.tg = TelegramSimulator(flood=FloodLimits(), clock=self.clock)
         self.sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
-        await self.sms.start("127.0.0.1", 0 if self.headless else 8082)
-        web_port = self.settings.web_port if not self.headless else _free_port()
+        for start, port, variable in (
+            (self.tg.start, s.demo_telegram_port, "INSPECTBOT_DEMO_TELEGRAM_PORT"),
+            (self.sms.start, s.demo_sms_port, "INSPECTBOT_DEMO_SMS_PORT"),
+        ):
+            port = 0 if self.headless else port
+            try:
+                await start("127.0.0.1", port)
+            except OSError as exc:
+                raise PortUnavailable("127.0.0.1", port, variable, exc) from None
+        web_port = self.settings.web_port if not self.headless and self.settings.web_port else _free_port()
         public = f"http://127.0.0.1:{web_port}"
         # The beacon: a local test chain (its own key; flagged as such wherever it shows), whose
         # rounds fall on whole minutes of the demo's clock (30 days before it starts, 3 s a round).
@@ -137,10 +216,20 @@ class Demo:
 
     async def _serve_sim_page(self) -> None:
         """The simulators' page, where a person can be an inspector or an entity (not headless)."""
-        self._sim_runner, url = await start_sim_page(self.tg, self.sms, "127.0.0.1", 8090)
+        port = self.settings.demo_sim_port
+        try:
+            self._sim_runner, url = await start_sim_page(self.tg, self.sms, "127.0.0.1", port, phone_names=_phone_names)
+            self.sim_url = url
+        except OSError as exc:
+            raise PortUnavailable("127.0.0.1", port, "INSPECTBOT_DEMO_SIM_PORT", exc) from None
         self.say("demo_sim_page", url=url)
 
     async def stop(self) -> None:
+        if self._live is not None:
+            self._live.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._live
+            self._live = None
         if getattr(self, "_sim_runner", None) is not None:
             await self._sim_runner.cleanup()
         if self.service is not None:
@@ -155,7 +244,7 @@ class Demo:
         """Let inbound updates be handled and the outbox drain (the dispatcher runs as in prod)."""
         deadline = _time.monotonic() + 30
         while _time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(SETTLE_POLL)
             busy = await InboundEvent.filter(outcome="").exists()
             due = await Outbox.filter(
                 status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING], next_attempt_at__lte=self.clock.now()
@@ -208,7 +297,23 @@ class Demo:
 
     async def run(self) -> int:
         logs.protect(self.settings)
-        files = generate_city(self.settings.data_dir)
+        busy = self.busy_port()
+        if busy is not None:
+            self.say("demo_port_busy", port=busy[0], variable=busy[1])
+            return 2
+        beat = asyncio.create_task(self.heartbeat())
+        try:
+            return await self._run()
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _run(self) -> int:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.fresh_world()
+        self.doing("city")
+        files = await asyncio.to_thread(generate_city, self.settings.data_dir)
         await db.init(self.settings)
         await db.upgrade(self.settings)
         results = await import_city(files, self.clock)
@@ -218,7 +323,13 @@ class Demo:
             return 1
         rows = {r.kind: r.rows for r in results}
         self.say("demo_city", entities=rows.get("entities", 0), inspectors=rows.get("inspectors", 0))
-        await self.start()
+        self.doing("start")
+        try:
+            await self.start()
+        except PortUnavailable as exc:  # taken between the check and now
+            self.say("demo_port_busy", port=exc.port, variable=exc.variable)
+            await self.stop()
+            return 2
         try:
             await self.story()
         finally:
@@ -226,11 +337,34 @@ class Demo:
                 await self.stop()
         return 0
 
+    def live(self) -> None:
+        """After the story (not headless): the demo's clock runs on in real time from where the
+        story left it, the scheduler's sweeps run and the outbox keeps draining, so what a
+        person does on the simulators' page is answered and delivered."""
+        self._live = asyncio.create_task(self._run_live())
+
+    async def _run_live(self) -> None:
+        last = _time.monotonic()
+        sweeps = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            now = _time.monotonic()
+            self.clock.advance(timedelta(seconds=now - last))
+            sweeps += now - last
+            last = now
+            if sweeps >= 30:
+                sweeps = 0.0
+                with contextlib.suppress(Exception):  # a failed sweep is logged by the scheduler
+                    await self.scheduler.run_due()
+            self.service.rt.dispatcher.wake()
+
     async def story(self) -> None:
+        self.doing("plan")
         plan = await self.add_plan()
         await self.bind(Role.COORDINATOR, "coordinator", "王芳（协调员）", departments=tuple(plan.departments))
         await self.settle()
         # the commitment is published the day before, the draw fires on time
+        self.doing("announce")
         await self.advance(timedelta(hours=1))
         firing = await self.firing(plan.code)
         self.say(
@@ -240,6 +374,7 @@ class Demo:
             commitment=firing.commitment,
             fire_at=firing.fire_at.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M"),
         )
+        self.doing("draw")
         await self.advance(timedelta(days=1))
         draw = await self.the_draw(firing.draw_ref)
         self.say(
@@ -251,10 +386,43 @@ class Demo:
             strata=", ".join(f"{k} {v['drawn']}/{v['pool']}" for k, v in sorted(draw.strata.items())),
             beacon=draw.beacon,
         )
+        self.doing("chat")
         inspections = await self.inspectors_act(draw)
+        self.doing("onsite")
         await self.on_site(inspections)
+        self.doing("survey")
         await self.surveys_answered()
+        self.doing("report")
         await self.report()
+        self.doing("deliver")
+        await self.deliver_all()
+        await self.done()
+        if not self.headless:
+            self.live()
+
+    async def queued(self, within: timedelta | None = None) -> list[Outbox]:
+        """Messages waiting to be sent (not those waiting for a chat to be bound)."""
+        rows = Outbox.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING])
+        if within is not None:
+            rows = rows.filter(next_attempt_at__lte=self.clock.now() + within)
+        return await rows.order_by("next_attempt_at")
+
+    async def deliver_all(self) -> None:
+        """Everything due is sent before the story says it is done: the dispatcher sends a chat
+        one message a second and postpones the rest a second ahead of the demo's clock, which
+        stands still between steps, so the clock moves on a second at a time until the queue
+        (of what is due within the next minute: a reminder days ahead is not due) is empty."""
+        told = 0
+        for _ in range(900):
+            waiting = await self.queued(timedelta(minutes=1))
+            if not waiting:
+                return
+            if _time.monotonic() - self._last_line >= QUIET and len(waiting) != told:
+                told = len(waiting)
+                self.say("demo_delivering", n=told)
+            self.clock.advance(timedelta(seconds=1))
+            self.service.rt.dispatcher.wake()
+            await self.settle(rounds=1)
 
     async def add_plan(self):
         spec = tomllib.loads(EXAMPLE_PLAN.read_text(encoding="utf-8"))
@@ -274,8 +442,17 @@ class Demo:
     async def the_draw(self, draw_ref: str):
         return await Draw.get(draw_ref=draw_ref)
 
+    async def acted(self, draw) -> list[Inspection]:
+        """The inspections the script acts on: the first staffed one of a firm surveyed for sure
+        (risk class D or E, a share of 1 in the example plan) that has a mobile number, so the
+        survey and its complaint always happen; then the next staffed ones by number."""
+        staffed = await Inspection.filter(draw_id=draw.id, status="staffed").order_by("no").prefetch_related("entity")
+        sure = next((i for i in staffed if i.entity.mobile and i.entity.risk_class in ("D", "E")), None)
+        rest = [i for i in staffed if i is not sure]
+        return ([sure] if sure else []) + rest[: ACTED_INSPECTIONS - (1 if sure else 0)]
+
     async def inspectors_act(self, draw) -> None:
-        inspections = await Inspection.filter(draw_id=draw.id, status="staffed").order_by("no").limit(ACTED_INSPECTIONS)
+        inspections = await self.acted(draw)
         team_of: dict[int, list] = {}
         for insp in inspections:
             team_of[insp.id] = await (
@@ -430,11 +607,13 @@ class Demo:
         """Entities surveyed by SMS answer; the first complains (asked for a meal, fairness 1)."""
         await self.settle()
         rows = await Survey.all().order_by("id").prefetch_related("entity")
-        for k, survey in enumerate(rows):
+        complained = False
+        for survey in rows:
             number = survey.entity.mobile
             if not number or not self.sms.phone(number).texts():
                 continue
-            reply = "是 是 1 检查人员暗示请吃饭" if k == 0 else "是 否 5"
+            reply = "是 否 5" if complained else "是 是 1 检查人员暗示请吃饭"
+            complained = True
             await self.sms.reply(number, reply)
             await self.settle()
             self.say("demo_survey", entity=survey.entity.name, reply=reply)
@@ -464,10 +643,17 @@ class Demo:
             url=f"{self.settings.public_url}/reports/{month}",
         )
 
-        sent = await Outbox.filter(status=OutboxStatus.SENT).count()
+    async def done(self) -> None:
+        sent = await Outbox.filter(status__in=[OutboxStatus.SENT, OutboxStatus.DELIVERED]).count()
         waiting = await Outbox.filter(status=OutboxStatus.NO_ADDRESS).count()
+        queued = len(await self.queued())
         alerts = await Alert.all().count()
-        self.say("demo_done", sent=sent, waiting=waiting, alerts=alerts, web=self.settings.public_url)
+        self.say("demo_done", sent=sent, waiting=waiting, queued=queued, alerts=alerts, web=self.settings.public_url)
+
+
+async def _phone_names(numbers: list[str]) -> dict[str, str]:
+    """The simulators' page labels a phone with the name of the firm whose mobile it is."""
+    return {e.mobile: e.name for e in await Entity.filter(mobile__in=numbers)}
 
 
 def _toml(data: dict) -> str:

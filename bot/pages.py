@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
 from bot.runtime import RUNTIME
 from core.render import DEFAULT_LOCALE, render
@@ -23,6 +25,8 @@ from domain import inputs
 from services import public, reports
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+# CommonMark with tables; raw HTML in a document is shown as text, never passed through
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 PUBLISHED_DOCS = ("draw-protocol.md", "public-pages.md")
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -152,7 +156,7 @@ async def draws(request: web.Request) -> web.Response:
 
 async def draw(request: web.Request) -> web.Response:
     found = await public.draw_page(request.match_info["ref"], _now(request), _page(request, "page"))
-    return page(request, "draw.html", d=found, s=found.summary)
+    return page(request, "draw.html", d=found, s=found.summary, zip_name=public.zip_name(found.summary.draw_ref))
 
 
 async def bundle_file(request: web.Request) -> web.FileResponse:
@@ -174,7 +178,7 @@ async def entities(request: web.Request) -> web.StreamResponse:
     results, error = None, None
     if q:
         try:
-            results = await public.search_entities(q, _after(request))
+            results = await public.search_entities(q, _after(request), now=_now(request))
         except public.PublicError as exc:
             error = exc
     return page(request, "entities.html", q=q, results=results, error=error, minimum=public.MIN_QUERY)
@@ -188,10 +192,12 @@ async def entity(request: web.Request) -> web.Response:
 async def report(request: web.Request) -> web.Response:
     rt, now = _runtime(request), _now(request)
     latest = reports.last_month(now, rt.settings.zone)
-    month = request.match_info.get("month") or latest
+    first, last = await reports.months_with_data(rt.settings.zone) or ("", "")
+    # /reports alone: the latest month with data (the current one so far, when it is that), not
+    # an empty last month
+    month = request.match_info.get("month") or last or latest
     data = await _public_report(request, month, chart=False)
     before, following = reports.shift_month(month, -1), reports.shift_month(month, 1)
-    first, last = await reports.months_with_data(rt.settings.zone) or ("", "")
     return page(  # links stop at the first and the last month with data
         request,
         "report.html",
@@ -231,11 +237,20 @@ async def _public_report(request: web.Request, month: str, chart: bool = True) -
     return made
 
 
-async def published_doc(request: web.Request) -> web.FileResponse:
+async def published_doc(request: web.Request) -> web.StreamResponse:
+    """A published document as a page in the reader's language: the zh-CN summary
+    (``docs/zh-CN/<name>``, linking the precise English text) or the English text itself;
+    ``?raw=1`` is the Markdown file."""
     name = request.match_info["name"]
     if name not in PUBLISHED_DOCS:
         raise web.HTTPNotFound()
-    return web.FileResponse(DOCS / name, headers={**HEADERS, "Content-Type": "text/markdown; charset=utf-8"})
+    if request.query.get("raw"):
+        return web.FileResponse(DOCS / name, headers={**HEADERS, "Content-Type": "text/markdown; charset=utf-8"})
+    locale, _ = negotiate(request)
+    source = DOCS / locale / name
+    summary = source.is_file()
+    markdown = (source if summary else DOCS / name).read_text(encoding="utf-8")
+    return page(request, "doc.html", name=name, summary=summary, body=Markup(_MARKDOWN.render(markdown)))
 
 
 # --- errors and routes ------------------------------------------------------------------------

@@ -22,12 +22,25 @@ CJK_FONTS = (
 )
 
 
+SHIPPED_FONT = "Noto Sans SC"  # carried by a dependency (pylopdf-fonts-zh-cn), so every machine has it
+
+
 def cjk_font() -> str | None:
-    """The first installed font of :data:`CJK_FONTS`, if any."""
+    """The first installed font of :data:`CJK_FONTS`, if any: the shipped Noto Sans SC is
+    registered with matplotlib first, so a fresh machine without system CJK fonts draws Chinese."""
     from matplotlib import font_manager  # lazy: matplotlib is heavy to import
 
+    _register_shipped(font_manager)
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def _register_shipped(font_manager: Any) -> None:
+    import pylopdf_fonts_zh_cn  # lazy: only charts need the font's path
+
+    path = str(pylopdf_fonts_zh_cn.sans_path())
+    if not any(f.fname == path for f in font_manager.fontManager.ttflist):
+        font_manager.fontManager.addfont(path)
 
 
 def chart_locale(locale: str) -> tuple[str, str | None]:
@@ -47,6 +60,7 @@ def risk_chart(rows: list[tuple[str, int, int, int, float | None]], labels: dict
     import matplotlib  # lazy: matplotlib is heavy to import
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib is heavy to import
     from matplotlib.figure import Figure  # lazy: matplotlib is heavy to import
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib is heavy to import
 
     rc: dict[str, Any] = {"font.family": [font, "DejaVu Sans"]} if font else {}
     with matplotlib.rc_context(rc):  # type: ignore[arg-type]  # matplotlib types its keys as a Literal of every rc name
@@ -63,6 +77,9 @@ def risk_chart(rows: list[tuple[str, int, int, int, float | None]], labels: dict
         ):
             left.bar([x + offset for x in xs], [r[index] for r in rows], width, label=labels[key], color=color)
         left.set_xticks(list(xs), risks)
+        # whole numbers on the count axis, and a few of them even for an empty month
+        left.set_ylim(0, max(5, max((max(r[1], r[2], r[3]) for r in rows), default=0) * 1.15))
+        left.yaxis.set_major_locator(MaxNLocator(integer=True))
         left.set_xlabel(labels["risk"])
         left.set_ylabel(labels["count"])
         left.legend(frameon=False, fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))

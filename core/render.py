@@ -9,6 +9,7 @@ string lives in Python. A macro name must be unique across a locale's text files
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,30 @@ def environment(locale: str) -> Environment:
         auto_reload=False,
     )
     env.globals["text"] = lambda code, **kw: text(code, locale=locale, **kw)
+    env.filters["percent"] = percent
+    env.filters["minute"] = minute
     return env
+
+
+def percent(ratio: object) -> str:
+    """A ratio as a person reads it: "0.03" → "3%", "1" → "100%", "1/3" → "33.3%"; what is not
+    a number is shown as it is."""
+    raw = str(ratio).strip()
+    try:
+        if "/" in raw:
+            top, _, bottom = raw.partition("/")
+            value = Decimal(top) / Decimal(bottom)
+        else:
+            value = Decimal(raw)
+    except (InvalidOperation, ZeroDivisionError):
+        return raw
+    shown = (value * 100).quantize(Decimal("0.1")).normalize()
+    return f"{shown:f}%"
+
+
+def minute(stamp: object) -> str:
+    """An ISO local time as written in a plan ("2026-12-02T10:00") without its ``T``."""
+    return str(stamp).replace("T", " ")
 
 
 def render(template: str, /, locale: str = DEFAULT_LOCALE, **context: Any) -> str:

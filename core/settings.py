@@ -88,6 +88,10 @@ class Settings:
     # (it keeps trying until the scheduler's grace runs out, then the fire is reported missed).
     beacon_wait_minutes: int = 30
     off_schedule_ttl_hours: int = 24  # an off-schedule draw asked for in chat lapses unconfirmed after this
+    # ``inspectbot demo`` only: where its simulators and their page listen (0 = any free port)
+    demo_telegram_port: int = 8081
+    demo_sms_port: int = 8082
+    demo_sim_port: int = 8090
 
     def __post_init__(self) -> None:
         if self.locale not in LOCALES:
@@ -196,7 +200,7 @@ class Settings:
             public_url=env.get("INSPECTBOT_PUBLIC_URL", "http://127.0.0.1:8080"),
             telegram_mode=env.get("TELEGRAM_MODE", "polling"),
             web_host=env.get("INSPECTBOT_WEB_HOST", "127.0.0.1"),
-            web_port=int(env.get("INSPECTBOT_WEB_PORT", "8080")),
+            web_port=_int(env, "INSPECTBOT_WEB_PORT", 8080),
             metrics_host=env.get("INSPECTBOT_METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "INSPECTBOT_METRICS_PORT", 9464),
             metrics_token=env.get("INSPECTBOT_METRICS_TOKEN", ""),
@@ -209,6 +213,9 @@ class Settings:
             beacon_sources=env.get("INSPECTBOT_BEACON_SOURCES", ""),
             beacon_wait_minutes=_int(env, "INSPECTBOT_BEACON_WAIT_MINUTES", 30),
             off_schedule_ttl_hours=_int(env, "INSPECTBOT_OFF_SCHEDULE_TTL_HOURS", 24),
+            demo_telegram_port=_int(env, "INSPECTBOT_DEMO_TELEGRAM_PORT", 8081),
+            demo_sms_port=_int(env, "INSPECTBOT_DEMO_SMS_PORT", 8082),
+            demo_sim_port=_int(env, "INSPECTBOT_DEMO_SIM_PORT", 8090),
         )
 
 

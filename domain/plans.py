@@ -22,6 +22,24 @@ from domain.surveys.sampling import OTHERS, share
 
 RISK_CLASSES = ("A", "B", "C", "D", "E")
 ENTITY_KINDS = ("enterprise", "institution", "social_org", "legal_service")
+# What a person may write for a kind, in a plan file as in a directory file (importers.validate)
+KIND_ALIASES: dict[str, str] = {
+    **dict.fromkeys(("企业", "公司", "个体工商户", "农民专业合作社", "enterprise"), "enterprise"),
+    **dict.fromkeys(("事业单位", "institution", "public_institution"), "institution"),
+    **dict.fromkeys(
+        (
+            "社会组织",
+            "社会团体",
+            "民办非企业单位",
+            "基金会",
+            "social_org",
+            "social_organisation",
+            "social_organization",
+        ),
+        "social_org",
+    ),
+    **dict.fromkeys(("法律服务机构", "律师事务所", "公证机构", "司法鉴定机构", "legal_service"), "legal_service"),
+}
 RESERVED_CODES = frozenset({"export"})  # `inspectbot draw export …` is a subcommand, not a plan
 
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -242,11 +260,18 @@ def _list(value: Any, path: str, *, nonempty: bool = False) -> list[Any]:
 
 
 def _unique_strings(
-    value: Any, path: str, *, nonempty: bool = False, check: Callable[[str, str], object] | None = None
+    value: Any,
+    path: str,
+    *,
+    nonempty: bool = False,
+    check: Callable[[str, str], object] | None = None,
+    normalise: Callable[[str], str | None] | None = None,
 ) -> tuple[str, ...]:
     out: list[str] = []
     for i, item in enumerate(_list(value, path, nonempty=nonempty)):
         text = _string(item, _join(path, i))
+        if normalise is not None:
+            text = normalise(text.strip()) or text
         if check is not None:
             check(text, _join(path, i))
         if text in out:
@@ -278,7 +303,7 @@ def _risk_class(text: str, path: str) -> None:
 
 def _kind(text: str, path: str) -> None:
     if text not in ENTITY_KINDS:
-        raise PlanError(path, "unknown_kind", value=text, allowed=", ".join(ENTITY_KINDS))
+        raise PlanError(path, "unknown_kind", value=text, allowed="企业、事业单位、社会组织、法律服务机构")
 
 
 def _division(text: str, path: str) -> None:
@@ -361,7 +386,7 @@ def _ratios(value: Any) -> tuple[tuple[str, str], ...]:
 def _targets(value: Any) -> Targets:
     table = _table(value, "targets", {"kinds", "divisions", "industries"})
     return Targets(
-        kinds=_unique_strings(table.get("kinds", []), "targets.kinds", check=_kind),
+        kinds=_unique_strings(table.get("kinds", []), "targets.kinds", check=_kind, normalise=KIND_ALIASES.get),
         divisions=_unique_strings(table.get("divisions", []), "targets.divisions", check=_division),
         industries=_unique_strings(table.get("industries", []), "targets.industries"),
     )

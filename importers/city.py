@@ -589,26 +589,34 @@ class CityFiles:
         )
 
 
-def generate(out_dir: Path, *, entities: int, inspectors: int, seed: int) -> CityFiles:
-    """Write departments.csv, items.csv, entities.csv and inspectors.csv into ``out_dir``."""
+def generate(out_dir: Path, *, entities: int, inspectors: int, seed: int, progress=None) -> CityFiles:
+    """Write departments.csv, items.csv, entities.csv and inspectors.csv into ``out_dir``.
+
+    ``progress``, when given, is a factory ``(kind, total) -> bar`` of tqdm-like bars (``update``,
+    ``close``): the CLI shows one per file, as a million rows take half a minute."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     words = Words.load()
     files = CityFiles(*(out_dir / f"{k}.csv" for k in ("departments", "items", "entities", "inspectors")))
     _write(files.departments, "departments", department_rows())
     _write(files.items, "items", item_rows())
-    generate_entities(files.entities, entities, seed, words)
-    _write(files.inspectors, "inspectors", inspector_rows(inspectors, random.Random(f"{seed}:inspectors"), words))
+    generate_entities(files.entities, entities, seed, words, bar=progress("entities", entities) if progress else None)
+    _write(
+        files.inspectors,
+        "inspectors",
+        inspector_rows(inspectors, random.Random(f"{seed}:inspectors"), words),
+        bar=progress("inspectors", inspectors) if progress else None,
+    )
     return files
 
 
-def generate_entities(path: Path, count: int, seed: int, words: Words | None = None) -> Path:
+def generate_entities(path: Path, count: int, seed: int, words: Words | None = None, bar=None) -> Path:
     """Only entities.csv (the benchmark's file); the same rows ``generate`` writes for this seed."""
-    _write(path, "entities", entity_rows(count, random.Random(f"{seed}:entities"), words or Words.load()))
+    _write(path, "entities", entity_rows(count, random.Random(f"{seed}:entities"), words or Words.load()), bar=bar)
     return path
 
 
-def _write(path: Path, kind: str, rows) -> None:
+def _write(path: Path, kind: str, rows, bar=None) -> None:
     with path.open("w", encoding=ENCODING, newline="") as fh:
         out = csv.writer(fh, lineterminator="\n")
         out.writerow(canonical_header(kind))
@@ -617,8 +625,13 @@ def _write(path: Path, kind: str, rows) -> None:
             batch.append(row)
             if len(batch) >= BATCH:
                 out.writerows(batch)
+                if bar is not None:
+                    bar.update(len(batch))
                 batch = []
         out.writerows(batch)
+        if bar is not None:
+            bar.update(len(batch))
+            bar.close()
 
 
 # --- departments, items, units -------------------------------------------------------------------

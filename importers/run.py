@@ -77,10 +77,15 @@ async def import_file(
     partial: bool = False,
     progress: ProgressFactory | None = None,
     actor: str = "cli",
+    max_missing_share: float | None = None,
 ) -> ImportResult:
     """Import ``path`` as a ``kind`` file (departments, items, entities, inspectors). A written
     import goes on the audit chain as ``actor``'s (``directory.imported``: the file's SHA-256 and
-    the counts), in the write's transaction."""
+    the counts), in the write's transaction.
+
+    A full (not ``partial``) file makes the rows it lacks inactive; with ``max_missing_share``
+    an import that would do so to more than that share of the active rows writes nothing and
+    says how many (a one-row file meant as a partial export must not retire the directory)."""
     result = ImportResult(kind=kind, path=str(path), partial=partial)
     try:
         table = open_table(Path(path))
@@ -98,7 +103,7 @@ async def import_file(
             if result.ok and not result.rows:
                 result.problems.append(FileProblem("import_no_data_rows"))
             if result.ok:
-                await _write(kind, spool, check, existing, now, partial, result, progress, actor)
+                await _write(kind, spool, check, existing, now, partial, result, progress, actor, max_missing_share)
     except HeaderInvalid as invalid:
         result.problems.extend(invalid.problems)
     except FileProblem as problem:
@@ -239,7 +244,9 @@ def file_sha256(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-async def _write(kind, spool: Spool, check: _Checker, existing, now, partial, result, progress, actor) -> None:
+async def _write(
+    kind, spool: Spool, check: _Checker, existing, now, partial, result, progress, actor, max_missing_share=None
+) -> None:
     """The write phase: one transaction for the whole file, its audit record included."""
     sha = await asyncio.to_thread(file_sha256, result.path)
     absent = [k for k in existing.hashes if k not in check.seen]
@@ -247,6 +254,14 @@ async def _write(kind, spool: Spool, check: _Checker, existing, now, partial, re
         missing, result.missing_kept = [], len(absent)
     else:  # rows already inactive/retired stay as they are and are not counted again
         missing = [k for k in absent if k in existing.eligible]
+    active = len(existing.eligible)
+    if max_missing_share is not None and missing and len(missing) > max_missing_share * active:
+        result.problems.append(
+            FileProblem(
+                "import_mass_deactivation", count=len(missing), active=active, share=round(max_missing_share * 100)
+            )
+        )
+        return
     total = spool.counts[INSERT] + spool.counts[UPDATE] + len(missing)
     bar = progress("write", total) if progress and total else None
     try:

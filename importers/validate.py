@@ -23,6 +23,7 @@ from phonenumbers import PhoneMetadata, PhoneNumberFormat, PhoneNumberType
 from stdnum.cn import uscc as stdnum_uscc
 from stdnum.exceptions import InvalidChecksum, InvalidLength, ValidationError
 
+from domain.plans import KIND_ALIASES
 from importers.errors import Invalid, RowInvalid
 
 # Column order of each kind's record (the database columns it fills, key first).
@@ -44,23 +45,7 @@ RECORDS = {
     "departments": ("code", "name", "level", "division_code"),
 }
 
-ENTITY_KINDS = {
-    **dict.fromkeys(("企业", "公司", "个体工商户", "农民专业合作社", "enterprise"), "enterprise"),
-    **dict.fromkeys(("事业单位", "institution", "public_institution"), "institution"),
-    **dict.fromkeys(
-        (
-            "社会组织",
-            "社会团体",
-            "民办非企业单位",
-            "基金会",
-            "social_org",
-            "social_organisation",
-            "social_organization",
-        ),
-        "social_org",
-    ),
-    **dict.fromkeys(("法律服务机构", "律师事务所", "公证机构", "司法鉴定机构", "legal_service"), "legal_service"),
-}
+ENTITY_KINDS = KIND_ALIASES  # the same words a plan file accepts
 KIND_ORDER = ("enterprise", "institution", "social_org", "legal_service")
 LEVELS = {
     **dict.fromkeys(("市级", "市", "city"), "city"),

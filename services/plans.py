@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -65,16 +66,46 @@ def read_plan_file(path: Path) -> object:
         try:
             return tomllib.loads(text)
         except (tomllib.TOMLDecodeError, RecursionError) as exc:  # RecursionError: nested too deeply
-            raise PlanError("", "bad_syntax", file=path.name, detail=str(exc)) from None
+            raise toml_error(exc, path.name, text) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        detail = " ".join(filter(None, [getattr(exc, "problem", None) or str(exc), where]))
-        raise PlanError("", "bad_syntax", file=path.name, detail=detail) from None
+        detail = getattr(exc, "problem", None) or str(exc)
+        where = {"line": mark.line + 1, "column": mark.column + 1} if mark else {}
+        raise PlanError("", "bad_syntax", file=path.name, detail=detail, **where) from None
     except (RecursionError, ValueError, OverflowError) as exc:  # nested too deeply; a date like 2027-02-30
         raise PlanError("", "bad_syntax", file=path.name, detail=str(exc)) from None
+
+
+def toml_error(exc: Exception, name: str, text: str) -> PlanError:
+    """A TOML syntax error as a :class:`PlanError` naming the line and column (tomllib says
+    "at end of document" for the last line), the message's kind (``problem``) for the templates
+    to say in the reader's language, and tomllib's own words (``detail``)."""
+    message = str(exc)
+    found = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+    if found:
+        line, column = int(found.group(1)), int(found.group(2))
+    else:
+        lines = text.splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+    detail = re.sub(r"\s*\(at [^)]*\)$", "", message)
+    problem = next((key for key, start in TOML_PROBLEMS if detail.startswith(start)), "other")
+    return PlanError("", "bad_syntax", file=name, line=line, column=column, problem=problem, detail=detail)
+
+
+TOML_PROBLEMS = (
+    ("invalid_value", "Invalid value"),
+    ("unterminated", "Unterminated string"),
+    ("unterminated", 'Expected "'),
+    ("unterminated", 'Expected "\'"'),
+    ("overwrite", "Cannot overwrite"),
+    ("twice", "Cannot declare"),
+    ("expected_equals", "Expected '=' after a key"),
+    ("expected_newline", "Expected newline or end of document"),
+    ("unclosed", "Unclosed"),
+    ("illegal_char", "Illegal character"),
+)
 
 
 def check_schedule(spec: PlanSpec) -> None:

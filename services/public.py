@@ -173,6 +173,18 @@ class PlanRow:
     ratios: dict[str, str]
     team_size: int
     schedule: dict
+    # what a reader recognises: the names of the departments and items (the code where a name
+    # is unknown), in the order of the codes
+    department_names: list[str] = field(default_factory=list)
+    item_names: list[str] = field(default_factory=list)
+
+
+async def _names(table: str, codes: set[str]) -> dict[str, str]:
+    if not codes:
+        return {}
+    marks = ", ".join("?" for _ in codes)
+    rows = await _fetch(f"SELECT code, name FROM {table} WHERE code IN ({marks})", sorted(codes))
+    return {r["code"]: r["name"] for r in rows}
 
 
 async def plans(number: int = 1, size: int = PAGE) -> Page:
@@ -181,19 +193,24 @@ async def plans(number: int = 1, size: int = PAGE) -> Page:
         "SELECT code, name, departments, flight, spec FROM plan WHERE active = TRUE ORDER BY code LIMIT ? OFFSET ?",
         [size + 1, _offset(number, size)],
     )
+    specs = [(r, db.decoded(r["spec"], {}), db.decoded(r["departments"], [])) for r in rows]
+    departments = await _names("department", {c for _, _, ds in specs for c in ds})
+    items = await _names("item", {c for _, spec, _ in specs for c in spec.get("items", [])})
     out = []
-    for r in rows:
-        spec = db.decoded(r["spec"], {})
+    for r, spec, depts in specs:
+        codes = list(spec.get("items", []))
         out.append(
             PlanRow(
                 r["code"],
                 r["name"],
-                db.decoded(r["departments"], []),
+                depts,
                 bool(r["flight"]),
-                list(spec.get("items", [])),
+                codes,
                 dict(spec.get("ratios", {})),
                 int(spec.get("team", {}).get("size", 0)),
                 dict(spec.get("schedule", {})),
+                [departments.get(c, c) for c in depts],
+                [items.get(c, c) for c in codes],
             )
         )
     return _page(out, number, size)
@@ -448,6 +465,8 @@ class EntityRow:
     uscc: str
     name: str
     address: str
+    inspected: int = 0  # published inspections (a sealed flight draw's are not counted)
+    last_drawn: datetime | None = None
 
 
 def normalise_query(q: str) -> str:
@@ -463,7 +482,7 @@ async def entity_by_code(code: str) -> EntityRow | None:
     return EntityRow(**rows[0]) if rows else None
 
 
-async def search_entities(q: str, after: int = 0, size: int = PAGE) -> Page:
+async def search_entities(q: str, after: int = 0, size: int = PAGE, now: datetime | None = None) -> Page:
     """Entities whose name contains ``q`` (at least 2 characters), in id order from ``after``."""
     q = normalise_query(q)
     if len(q) < MIN_QUERY:
@@ -476,8 +495,30 @@ async def search_entities(q: str, after: int = 0, size: int = PAGE) -> Page:
         [pattern, max(after, 0), size + 1],
     )
     found = [EntityRow(**r) for r in rows[:size]]
+    if found and now is not None:
+        seen = await _inspected([e.id for e in found], now)
+        found = [replace(e, inspected=seen[e.id][0], last_drawn=seen[e.id][1]) if e.id in seen else e for e in found]
     more = len(rows) > size
     return Page(found, has_next=more, after=found[-1].id if more else None)
+
+
+async def _inspected(ids: list[int], now: datetime) -> dict[int, tuple[int, datetime | None]]:
+    """Per entity of ``ids``: how many times it was drawn for inspection, and when last, counting
+    only what the public may see (a flight draw before its reveal is not shown)."""
+    marks = ", ".join("?" for _ in ids)
+    rows = await _fetch(
+        "SELECT i.entity_id, d.flight, d.reveal_at, d.revealed_at, d.drawn_at FROM inspection i "
+        f"JOIN draw d ON d.id = i.draw_id WHERE i.entity_id IN ({marks})",
+        ids,
+    )
+    out: dict[int, tuple[int, datetime | None]] = {}
+    for r in rows:
+        if is_sealed(bool(r["flight"]), _dt(r["reveal_at"]), _dt(r["revealed_at"]), now):
+            continue
+        n, last = out.get(r["entity_id"], (0, None))
+        drawn = _dt(r["drawn_at"])
+        out[r["entity_id"]] = (n + 1, max(last, drawn) if last and drawn else (drawn or last))
+    return out
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ class MonthlyReport:
     surveys: Surveys
     integrity: Integrity
     chart_path: str  # relative to the data directory
-    # per department: {"department", "draws", "off_schedule", "share"} (issue 14: draws whose
+    # per department: {"department", "name", "draws", "off_schedule", "share"} (issue 14: draws whose
     # commitment was not published ahead — ad hoc or redraws — counted and shared per department)
     off_schedule: list = field(default_factory=list)
 
@@ -268,8 +268,9 @@ async def _off_schedule(
                 t = totals.setdefault(dept, [0, 0])
                 t[0] += 1
                 t[1] += bool(r["off"])
-    return [
-        {"department": d, "draws": n, "off_schedule": off, "share": _rate(off, n)}
+    names = {r["code"]: r["name"] for r in await _fetch("SELECT code, name FROM department")} if totals else {}
+    return [  # "name": what a reader knows the department by (the code where it has none)
+        {"department": d, "name": names.get(d, d), "draws": n, "off_schedule": off, "share": _rate(off, n)}
         for d, (n, off) in sorted(totals.items())
     ]
 
@@ -451,6 +452,11 @@ async def monthly_report(
     if start > now:
         raise ReportError("month_in_future", month=month)
     depts = tuple(sorted(set(departments))) if departments is not None else None
+    if depts:
+        known = {r["code"] for r in await _fetch("SELECT code FROM department")}
+        unknown = [d for d in depts if d not in known]
+        if unknown:  # a typo must not print an empty report as if the department had no draws
+            raise ReportError("unknown_department", value=unknown[0])
     scope = await _scope(depts)
     year_start = datetime(start.astimezone(zone).year, 1, 1, tzinfo=zone).astimezone(UTC)
     counts, by_risk = await _inspections(start, end, scope)

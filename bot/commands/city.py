@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.commands.imports import progress_bars
 from core.render import render
 from importers import city
 
@@ -14,6 +15,7 @@ def register(sub) -> None:
     parser.add_argument("--entities", type=int, default=2000)
     parser.add_argument("--inspectors", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--progress", action="store_true", help="show progress bars even when stderr is no terminal")
     parser.add_argument(
         "--scale",
         choices=["qingdao"],
@@ -26,7 +28,8 @@ async def run(args, settings) -> int:
     entities, inspectors = args.entities, args.inspectors
     if args.scale == "qingdao":
         entities, inspectors = city.QINGDAO_ENTITIES, city.QINGDAO_INSPECTORS
-    files = city.generate(args.out_dir, entities=entities, inspectors=inspectors, seed=args.seed)
+    bars = progress_bars(settings.locale, args.progress, unit="city_progress")
+    files = city.generate(args.out_dir, entities=entities, inspectors=inspectors, seed=args.seed, progress=bars)
     print(
         render(
             "cli/city_generated.txt",

@@ -33,6 +33,14 @@ class DemoOutcome:
         return all(r.ok for r in self.imports)
 
 
+PORT_FLAGS = (
+    ("--web-port", "web_port", "INSPECTBOT_WEB_PORT"),
+    ("--telegram-port", "demo_telegram_port", "INSPECTBOT_DEMO_TELEGRAM_PORT"),
+    ("--sms-port", "demo_sms_port", "INSPECTBOT_DEMO_SMS_PORT"),
+    ("--sim-port", "demo_sim_port", "INSPECTBOT_DEMO_SIM_PORT"),
+)
+
+
 def register(sub) -> None:
     p = sub.add_parser("demo", help="the whole cycle on SQLite with simulated Telegram and SMS: draw, chat, surveys")
     p.add_argument("--headless", action="store_true", help="run to the end, print the summary and exit")
@@ -40,6 +48,10 @@ def register(sub) -> None:
     p.add_argument(
         "--channel", choices=("telegram", "wecom"), default="telegram", help="the inspectors' chat (default telegram)"
     )
+    for flag, field, variable in PORT_FLAGS:
+        p.add_argument(
+            flag, type=int, default=None, dest=field, metavar="PORT", help=f"default ${variable} or its default"
+        )
     p.set_defaults(func=run)
 
 
@@ -64,7 +76,9 @@ async def run(args, settings) -> int:
     if not args.verbose:  # the story is the output; logs only when asked for (-v)
         logging.getLogger().setLevel(logging.WARNING)
 
-    demo = (WecomDemo if getattr(args, "channel", "telegram") == "wecom" else Demo)(settings, headless=args.headless)
+    ports = {field: getattr(args, field) for _, field, _ in PORT_FLAGS if getattr(args, field, None) is not None}
+    demo_class = WecomDemo if getattr(args, "channel", "telegram") == "wecom" else Demo
+    demo = demo_class(settings.with_(**ports), headless=args.headless)
     code = await demo.run()
     if args.headless or code != 0:
         return code

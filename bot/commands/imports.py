@@ -10,6 +10,8 @@ from core.render import render, text
 from importers.columns import KINDS
 from importers.run import ImportResult, import_file
 
+MISSING_SHARE = 0.2  # a full import making more than this share of active rows inactive asks first
+
 
 def register(sub) -> None:
     parser = sub.add_parser(
@@ -25,11 +27,17 @@ def register(sub) -> None:
         help="the file is a partial export: rows missing from it are left alone",
     )
     parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is no terminal")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"全量导入将停用超过 {MISSING_SHARE:.0%} 的在册记录时也照做 / import even if it deactivates over that share",
+    )
     parser.set_defaults(func=run)
 
 
-def progress_bars(locale: str, force: bool = False):
-    """A factory of tqdm bars on stderr, or None when nobody would see them."""
+def progress_bars(locale: str, force: bool = False, unit: str = "import_progress"):
+    """A factory of tqdm bars on stderr, or None when nobody would see them; ``unit`` names the
+    text that labels a bar (given the phase)."""
     if not (force or sys.stderr.isatty()):
         return None
     from tqdm import tqdm
@@ -37,7 +45,7 @@ def progress_bars(locale: str, force: bool = False):
     def bar(phase: str, total: int | None):
         return tqdm(
             total=total,
-            desc=text("import_progress", locale=locale, phase=phase),
+            desc=text(unit, locale=locale, phase=phase),
             unit="row",
             unit_scale=True,
             file=sys.stderr,
@@ -59,6 +67,7 @@ async def run(args, settings) -> int:
             now=SystemClock().now(),
             partial=args.partial,
             progress=progress_bars(settings.locale, args.progress),
+            max_missing_share=None if args.yes else MISSING_SHARE,
         )
     print(report(result, settings.locale), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1

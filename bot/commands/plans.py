@@ -10,7 +10,9 @@ from core import db
 from core.clock import SYSTEM
 from core.render import text
 from domain.plans import PlanError
+from models.draws import FiringStatus
 from services import plans
+from services.draws.announce import firings
 
 
 def register(sub) -> None:
@@ -77,6 +79,15 @@ async def show_plan(args, settings) -> int:
         except plans.PlanNotFound:
             print(text("plan_not_found", settings.locale, code=args.code), file=sys.stderr)
             return 1
+        announced = [f for f in await firings(plan.code) if f.status == FiringStatus.ANNOUNCED]
+    pending = [
+        {
+            "draw_ref": f.draw_ref,
+            "fire_at": f.fire_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M"),
+            "commitment": f.commitment,
+        }
+        for f in announced
+    ]
     spec = plans.spec_of(plan)
     upcoming = plans.fire_times(spec, SYSTEM.now(), settings.zone, limit=3)
     print(
@@ -85,6 +96,7 @@ async def show_plan(args, settings) -> int:
             settings.locale,
             plan=spec.to_dict(),
             upcoming=[t.strftime("%Y-%m-%d %H:%M") for t in upcoming],
+            pending=pending,
         )
     )
     return 0

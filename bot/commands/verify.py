@@ -1,4 +1,4 @@
-"""``inspectbot verify DIR``: re-derive a published draw bundle and say, line by line, what matches.
+"""``inspectbot verify BUNDLE`` (the downloaded zip, or the folder it unpacks to): re-derive a published draw bundle and say, line by line, what matches.
 
 Needs no database: the bundle (draw.json, pool.tsv, inspectors.tsv, and recusals.tsv when there
 were recusals) is all an auditor has, and all this command reads. Exit 0 when every check holds,
@@ -7,18 +7,29 @@ were recusals) is all an auditor has, and all this command reads. Exit 0 when ev
 
 from __future__ import annotations
 
+import json
 import sys
+import zipfile
+from datetime import datetime
 from pathlib import Path
 
 from core import drand
 from core.render import text
 from domain import bundle
 
+SEALED_FILE = "sealed.json"  # what a flight draw publishes before its reveal (services.draws.export)
+MAX_MEMBER = 512 << 20  # a zip member larger than this is not a bundle file (a zip bomb is refused)
+
 
 def register(sub) -> None:
-    parser = sub.add_parser("verify", help="re-derive a published draw bundle and check every part of it")
+    parser = sub.add_parser(
+        "verify", help="重新推导并逐项核验公开的抽取数据包 / re-derive a published draw bundle and check every part"
+    )
     parser.add_argument(
-        "directory", type=Path, help="folder holding draw.json, pool.tsv, inspectors.tsv[, recusals.tsv]"
+        "directory",
+        type=Path,
+        metavar="BUNDLE",
+        help="下载的 zip，或解压后的目录 / the downloaded zip, or the folder it unpacks to",
     )
     parser.set_defaults(func=run)
 
@@ -27,22 +38,52 @@ def read_bundle(directory: Path) -> dict[str, bytes]:
     """The bundle's files that exist in ``directory``, as bytes (a missing required one is left
     for :func:`domain.bundle.verify` to name)."""
     files = {}
-    for name in (*bundle.REQUIRED_FILES, bundle.RECUSALS_FILE):
+    for name in (*bundle.REQUIRED_FILES, bundle.RECUSALS_FILE, SEALED_FILE):
         path = directory / name
         if path.is_file():
             files[name] = path.read_bytes()
     return files
 
 
+def bundle_folder(directory: Path) -> Path:
+    """The folder holding the bundle: ``directory`` itself, or its only subfolder when the files
+    are not at the top (the zip unpacks into ``<draw>/``)."""
+    if (directory / bundle.DRAW_FILE).is_file() or (directory / SEALED_FILE).is_file():
+        return directory
+    subfolders = [p for p in directory.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    return subfolders[0] if len(subfolders) == 1 else directory
+
+
+def read_zip(path: Path) -> dict[str, bytes]:
+    """The bundle's files inside a downloaded zip, wherever they sit in it (by file name)."""
+    wanted = {*bundle.REQUIRED_FILES, bundle.RECUSALS_FILE, SEALED_FILE}
+    files: dict[str, bytes] = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename.rsplit("/", 1)[-1]
+            if name in wanted and not info.is_dir() and name not in files:
+                if info.file_size > MAX_MEMBER:
+                    raise zipfile.BadZipFile(f"{info.filename} is too large")
+                files[name] = zf.read(info)
+    return files
+
+
 async def run(args, settings) -> int:
     locale = settings.locale
-    directory: Path = args.directory
-    if not directory.is_dir():
-        return _unreadable(locale, "bundle_not_a_directory", path=str(directory))
+    given: Path = args.directory
     try:
-        files = read_bundle(directory)
+        if given.is_file() and zipfile.is_zipfile(given):
+            files = read_zip(given)
+        elif given.is_dir():
+            files = read_bundle(bundle_folder(given))
+        else:
+            return _unreadable(locale, "bundle_not_a_directory", path=str(given))
+    except zipfile.BadZipFile:
+        return _unreadable(locale, "bundle_bad_zip", path=str(given))
     except OSError as exc:
-        return _unreadable(locale, "bundle_io", path=str(exc.filename or directory))
+        return _unreadable(locale, "bundle_io", path=str(exc.filename or given))
+    if SEALED_FILE in files and bundle.DRAW_FILE not in files:
+        return _sealed(locale, files[SEALED_FILE], settings.zone)
     try:
         lines = bundle.verify(files, drand.verify_signature)
     except bundle.BundleError as exc:
@@ -52,6 +93,32 @@ async def run(args, settings) -> int:
     failed = sum(not line.ok for line in lines)
     print(text("verify_summary", locale, failed=failed, total=len(lines)))
     return 1 if failed else 0
+
+
+def _sealed(locale: str, raw: bytes, zone) -> int:
+    """A flight draw before its reveal: nothing to re-derive yet; say so, and until when."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = {}
+    record = record if isinstance(record, dict) else {}
+    print(
+        text(
+            "verify_sealed",
+            locale,
+            draw_ref=str(record.get("draw_ref", "")),
+            reveal_at=_local(record.get("reveal_at"), zone),
+            digest=str(record.get("inspections_digest", "")),
+        )
+    )
+    return 2
+
+
+def _local(stamp: object, zone) -> str:
+    try:
+        return datetime.fromisoformat(str(stamp)).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return ""
 
 
 def _unreadable(locale: str, code: str, **params) -> int:

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
+from core.render import text
 from domain.plans import PlanError
 from models.plans import Plan
 from services import plans
@@ -68,7 +69,9 @@ def test_syntax_error_says_where(tmp_path):
     file.write_text('code = "P1"\nname = \n', encoding="utf-8")
     with pytest.raises(PlanError) as info:
         plans.load_plan_file(file)
-    assert "line 2" in info.value.params["detail"]
+    assert info.value.params["line"] == 2 and info.value.params["problem"] == "invalid_value"
+    assert "line 2" in text("plan_error", "en", path="", error="bad_syntax", **info.value.params)
+    assert "第 2 行" in text("plan_error", "zh-CN", path="", error="bad_syntax", **info.value.params)
 
 
 def test_missing_file_is_a_plan_error(tmp_path):
@@ -145,7 +148,6 @@ def test_deadline_and_window_in_local_time(tmp_path):
 
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 def test_every_example_renders_in_every_locale(locale):
-    from core.render import text
     from tests.services.test_plans_examples import EXAMPLES
 
     for path in EXAMPLES:

@@ -1,0 +1,44 @@
+"""Screenshots for docs/tour.md, from the real demo in headless Chromium.
+
+    uv run python docs/tour/make.py
+
+Runs ``inspectbot demo``'s story in this process (a fresh data folder under a temporary
+directory, every port chosen free), then walks it as the test ``tests/web/test_demo_browser.py``
+does and saves each screen as ``docs/tour/<name>.png``: the coordinator's chat and an
+inspector's on the simulators' page, a surveyed firm's SMS thread, the public draw page, the
+monthly report, and /plans at a phone's width. Re-run it when a screen changes; the pictures
+then stay true. Needs Debian's chromium (/usr/bin/chromium) and the dev dependencies (playwright).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a file: the project's packages are importable
+
+from tests.web.demo_tour import launch, running_demo, walk  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+async def main() -> int:
+    from playwright.async_api import async_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running_demo(Path(tmp) / "data", out=print) as demo, async_playwright() as pw:
+            browser = await launch(pw, Path(tmp) / "browser")
+            try:
+                seen = await walk(demo, browser, shots=HERE)
+            finally:
+                await browser.close()
+    for path in seen.shots:
+        print(path.relative_to(ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,261 @@
+"""The real demo, walked in headless Chromium as its three roles would: shared by the browser
+test (``tests/web/test_demo_browser.py``, which asserts on what is seen) and the tour's
+screenshots (``docs/tour/make.py``, which saves them). Nothing here is mocked: the demo's own
+story runs first (simulators, service, scheduler), then the browser visits the simulators' page
+and the public pages it leaves running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from argparse import Namespace
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.commands import verify
+from bot.demo import Demo
+from core.settings import Settings
+from models.directory import Entity
+from models.draws import Assignment, Draw
+from models.messaging import Outbox, OutboxStatus
+from models.surveys import Survey
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1200, "height": 820}
+PHONE = {"width": 390, "height": 844}
+
+
+FONTS_CONF = """<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "fonts.dtd">
+<fontconfig>
+  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>
+  <dir>{fonts}</dir>
+  <cachedir>{cache}</cachedir>
+</fontconfig>
+"""
+
+
+async def launch(pw, work: Path, executable: str = CHROMIUM):
+    """Chromium that can draw Chinese on a machine without CJK fonts: fontconfig is pointed at
+    the system's configuration plus the Noto Sans SC the project installs for its charts."""
+    import pylopdf_fonts_zh_cn  # lazy: only the browser walks need its path
+
+    work.mkdir(parents=True, exist_ok=True)
+    conf = work / "fonts.conf"
+    conf.write_text(FONTS_CONF.format(fonts=pylopdf_fonts_zh_cn.sans_path().parent, cache=work / "fontcache"))
+    return await pw.chromium.launch(
+        executable_path=executable, args=FLAGS, env={**os.environ, "FONTCONFIG_FILE": str(conf)}
+    )
+
+
+@dataclass
+class Seen:
+    """What the walk saw, for the test to judge (and the tour to caption)."""
+
+    queued_after_story: int = 0
+    coordinator_chat: str = ""
+    inspector_name: str = ""
+    inspector_chat: str = ""
+    inspector_assignments: int = 0
+    inspector_missing: list[int] = field(default_factory=list)  # inspection numbers not in the chat
+    answered_after_story: bool = False  # /tasks typed on the simulators' page got its reply
+    firm_name: str = ""
+    firm_thread: str = ""
+    plans_page: str = ""
+    plans_overflow: bool = False
+    draw_ref: str = ""
+    draw_page: str = ""
+    verify_code: int | None = None
+    verify_output: str = ""
+    report_url: str = ""
+    report_page: str = ""
+    chart_width: int = 0
+    home_page: str = ""
+    home_overflow: bool = False
+    placeholder_fits: bool = False
+    shots: list[Path] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def running_demo(data_dir: Path, out=lambda line: None):
+    """The interactive demo (its story told, its pages and simulators left up, every port
+    chosen free), stopped on exit."""
+    settings = Settings(
+        data_dir=data_dir,
+        locale="zh-CN",
+        web_port=0,
+        metrics_port=0,
+        demo_telegram_port=0,
+        demo_sms_port=0,
+        demo_sim_port=0,
+    )
+    demo = Demo(settings, headless=False, out=out)
+    try:
+        assert await demo.run() == 0
+        yield demo
+    finally:
+        await demo.stop()
+
+
+async def walk(demo: Demo, browser, shots: Path | None = None) -> Seen:
+    """Visit each role's screens; with ``shots`` save a PNG of each into that folder."""
+    seen = Seen()
+    seen.queued_after_story = await Outbox.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING]).count()
+    context = await browser.new_context(locale="zh-CN", viewport=DESKTOP, accept_downloads=True)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+
+    async def shot(name: str) -> None:
+        if shots is not None:
+            path = shots / f"{name}.png"
+            await page.screenshot(path=str(path))
+            seen.shots.append(path)
+
+    # -- the coordinator's chat and an inspector's, on the simulators' page ------------------------
+    await page.goto(demo.sim_url)
+    seen.coordinator_chat = await _open_chat(page, "王芳（协调员）")
+    await shot("coordinator")
+
+    lead = await _acted_inspector(demo)
+    seen.inspector_name = lead.inspector.name
+    seen.inspector_chat = await _open_chat(page, lead.inspector.name)
+    # every task of this inspector reached the chat: its inspection's number is in it (a card,
+    # or the card edited into the reply once accepted)
+    numbers = await Assignment.filter(inspector_id=lead.inspector_id).values_list("inspection__no", flat=True)
+    seen.inspector_assignments = len(numbers)
+    seen.inspector_missing = [n for n in numbers if f"第 {n} 号" not in seen.inspector_chat]
+    await shot("inspector")
+
+    # after the story the demo keeps running: a command typed now is answered and delivered
+    before = await page.locator("#tg-messages .msg.bot").count()
+    await page.fill("#tg-text", "/tasks")
+    await page.press("#tg-text", "Enter")
+    for _ in range(40):  # polled from here: the page's CSP allows no evaluated script (wait_for_function)
+        if await page.locator("#tg-messages .msg.bot").count() > before:
+            seen.answered_after_story = True
+            break
+        await page.wait_for_timeout(500)
+
+    # -- the firm that answered the survey by SMS -------------------------------------------------
+    survey = await Survey.all().order_by("id").prefetch_related("entity").first()
+    if survey is not None:
+        seen.firm_name = survey.entity.name
+        await page.locator("#phones button", has_text=survey.entity.name).first.click()
+        await page.locator("#sms-messages").get_by_text("暗示请吃饭").first.wait_for()
+        seen.firm_thread = await page.locator("#sms-messages").inner_text()
+        await shot("firm")
+
+    # -- the public pages -------------------------------------------------------------------------
+    public = demo.settings.public_url
+    draw = await Draw.all().order_by("-id").first()
+    seen.draw_ref = draw.draw_ref
+    await page.goto(f"{public}/draws/{draw.draw_ref}")
+    seen.draw_page = await page.locator("main").inner_text()
+    await shot("draw")
+    async with page.expect_download() as info:
+        await page.get_by_role("link", name="全部文件（zip）").click()
+    download = await info.value
+    saved = Path(demo.settings.data_dir) / download.suggested_filename
+    await download.save_as(str(saved))
+    seen.verify_code, seen.verify_output = await _verify(saved, demo.settings)
+
+    await page.goto(f"{public}/")
+    await page.get_by_role("link", name="月度报告").first.click()
+    await page.wait_for_load_state()
+    seen.report_url = page.url
+    seen.report_page = await page.locator("main").inner_text()
+    seen.chart_width = await page.locator("img.chart").evaluate("img => img.naturalWidth")
+    await shot("report")
+
+    await page.set_viewport_size(PHONE)
+    await page.goto(f"{public}/plans")
+    seen.plans_page = await page.locator("main").inner_text()
+    seen.plans_overflow = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+    await shot("plans-phone")
+    await page.goto(f"{public}/")
+    seen.home_page = await page.locator("main").inner_text()
+    seen.home_overflow = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth + 1")
+    seen.placeholder_fits = await page.locator("input[name=q]").evaluate(PLACEHOLDER_FITS)
+    await context.close()
+    return seen
+
+
+# the search box's placeholder, measured in the box's own font, fits its inner width
+PLACEHOLDER_FITS = """input => {
+  const style = getComputedStyle(input);
+  const context = document.createElement("canvas").getContext("2d");
+  context.font = style.font;
+  const inner = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return context.measureText(input.placeholder).width <= inner;
+}"""
+
+
+async def _open_chat(page, name: str) -> str:
+    await page.locator("#users button", has_text=name).first.click()
+    await page.locator("#tg-name", has_text=name).wait_for()
+    await page.locator("#tg-messages .msg").first.wait_for()
+    return await page.locator("#tg-messages").inner_text()
+
+
+async def _acted_inspector(demo: Demo) -> Assignment:
+    """The lead of the first inspection the script acted on (the one surveyed)."""
+    survey = await Survey.all().order_by("id").first()
+    entity_id = survey.entity_id if survey is not None else (await Entity.first()).id
+    found = (
+        await Assignment.filter(inspection__entity_id=entity_id, status__in=["accepted", "done"])
+        .order_by("seat")
+        .prefetch_related("inspector")
+        .first()
+    )
+    return found or await Assignment.filter(status="accepted").prefetch_related("inspector").first()
+
+
+async def _verify(path: Path, settings: Settings) -> tuple[int, str]:
+    """``inspectbot verify <the downloaded zip>``, its exit code and what it printed."""
+    buffer: list[str] = []
+    with contextlib.redirect_stdout(_Lines(buffer)), contextlib.redirect_stderr(_Lines(buffer)):
+        code = await verify.run(Namespace(directory=path), settings)
+    return code, "".join(buffer)
+
+
+class _Lines:
+    def __init__(self, into: list[str]) -> None:
+        self.into = into
+
+    def write(self, text: str) -> int:
+        self.into.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+# what a zh-CN reader may meet in Latin letters: names of things, not English sentences
+LATIN_ALLOWED = re.compile(
+    r"^(SCJG|FOOD|SHA|inspectbot|verify|zip|json|tsv|draw|pool|inspectors|recusals|sealed|bundle|uv|run|"
+    r"http|https|Telegram|Markdown|cron|beacon|drand|commitment|English|lang|png|PNG|TOML|md|docs|protocol|"
+    r"public|pages|www|org)$"
+)
+
+
+def english_words(text: str) -> list[str]:
+    """Latin words of four or more letters that are not names of things (URLs and codes aside)."""
+    text = re.sub(r"https?://\S+", " ", text)
+    text = re.sub(r"[\w./-]*\d[\w./-]*", " ", text, flags=re.ASCII)  # digests, credit codes, draw names, dates
+    text = re.sub(r"\w*_\w*", " ", text, flags=re.ASCII)  # identifiers (inspections_digest)
+    text = re.sub(r"/\w+", " ", text, flags=re.ASCII)  # commands (/tasks) and paths
+    words = re.findall(r"[A-Za-z]{4,}", text)
+    return [w for w in words if not LATIN_ALLOWED.match(w)]
+
+
+RAW_ID = re.compile(r"#\d+|任务\s*\d{3,}")  # an internal row id, not the public way to name an inspection
