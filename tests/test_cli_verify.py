@@ -76,7 +76,7 @@ def test_the_downloaded_zip_and_the_folder_it_unpacks_to_both_verify(tmp_path, m
     for given in (archive, tmp_path / "unpacked", tmp_path / "unpacked" / "SCJG-FOOD_2026-12-02"):
         assert main(["verify", str(given)]) == 0, given
         out = capsys.readouterr().out
-        assert "全部 14 项核验通过" in out
+        assert "全部 15 项核验通过" in out
         assert "pool_digest" not in out and "H(" not in out  # said in Chinese, not as a formula
 
 
