@@ -16,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from core.settings import LOCALES
+from domain.refs import inspection_ref
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LOCALE = "zh-CN"
@@ -34,6 +35,7 @@ def environment(locale: str) -> Environment:
         keep_trailing_newline=False,
     )
     env.globals["text"] = lambda code, **kw: text(code, locale=locale, **kw)
+    env.globals["ref"] = inspection_ref  # an inspection as people see and type it: P1/2026-12-01/7
     return env
 
 
