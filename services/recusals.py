@@ -40,6 +40,7 @@ from core.clock import local_minute as _local
 from domain import draw as engine
 from domain.errors import ServiceError
 from domain.plans import PlanSpec, parse_plan
+from domain.refs import inspection_ref
 from domain.sealing import draw_is_sealed
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
 from models.draws import (
@@ -111,7 +112,9 @@ async def recuse(
     async with in_transaction() as conn:
         asg = await owned(inspector_id, assignment_id, conn)
         if asg.status not in OPEN:
-            raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
+            raise AssignmentError(
+                "asg_not_open", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no), status=asg.status.value
+            )
         await ensure_recusable(asg, conn)
         result = await record_and_replace(
             asg.id, reason_type, note, clock=clock, zone=zone, locale=locale, connection=conn
