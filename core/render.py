@@ -35,7 +35,7 @@ def environment(locale: str) -> Environment:
         keep_trailing_newline=False,
     )
     env.globals["text"] = lambda code, **kw: text(code, locale=locale, **kw)
-    env.globals["ref"] = inspection_ref  # an inspection as people see and type it: P1/2026-12-01/7
+    env.globals["inspection_ref"] = inspection_ref  # an inspection as people see and type it: P1/2026-12-01/7
     return env
 
 

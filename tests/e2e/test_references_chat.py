@@ -35,6 +35,11 @@ def ref(a: Assignment) -> str:
     return inspection_ref(a.draw.draw_ref, a.inspection.no)
 
 
+async def public_ref(assignment_id: int) -> str:
+    """What an inspector types for an assignment: its inspection's public reference."""
+    return ref(await Assignment.get(id=assignment_id).prefetch_related("draw", "inspection"))
+
+
 async def test_tasks_pages_one_line_each_and_no_internal_ids(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         await two_plans(s, tmp_path)
