@@ -77,7 +77,7 @@ class Family:
 #: The features' buttons. A handler registers for ``family.prefix`` and parses with ``family``.
 ASSIGNMENT = Family("asg", {"show", "accept", "recuse"})
 RECUSAL = Family("rcs", {"type", "skip", "confirm", "cancel"})
-CONFLICT = Family("cfl", {"del", "pick", "type", "cancel"})
+CONFLICT = Family("cfl", {"del", "pick", "type", "ok", "cancel"})
 PLAN = Family("pln", {"show"})
 DRAW = Family("drw", {"preview", "go", "now", "cancel"})
 REJECTION = Family("rjt", {"ask", "confirm", "cancel"})

@@ -199,7 +199,10 @@ async def test_conflicts_declare_list_withdraw(db, tmp_path):
         entity = next(e for e in w.entities if e.name == "青岛测试3号有限公司")
         assert f"cfl:pick:{entity.id}" in found.callback_data
         types = (await chat.press(found, f"cfl:pick:{entity.id}"))[-1]
-        declared = (await chat.press(types, f"cfl:type:{entity.id}:former_employment"))[-1]
+        confirm = (await chat.press(types, f"cfl:type:{entity.id}:former_employment"))[-1]
+        assert not await Conflict.exists()  # nothing is registered before the confirmation
+        assert f"cfl:ok:{entity.id}:former_employment" in confirm.callback_data
+        declared = (await chat.press(confirm, f"cfl:ok:{entity.id}:former_employment"))[-1]
         assert "青岛测试3号有限公司" in declared.text
         row = await Conflict.get(inspector_id=w.inspectors["S01"].id, entity_id=entity.id)
         assert row.source == ConflictSource.DECLARED
