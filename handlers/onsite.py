@@ -24,7 +24,7 @@ from models.messaging import Role
 from services import assignments, chatstate
 from services.assignments import AssignmentError
 from services.inbound import Context
-from services.onsite import checkin, corrections, findings, photos
+from services.onsite import checkin, corrections, findings, lead, photos
 from services.onsite.shared import Choice, OnsiteError
 from services.surveys.enter import sign_for
 
@@ -40,7 +40,10 @@ MAX_STASHED_PHOTOS = 20
 
 
 async def _refuse(ctx: Context, exc: OnsiteError) -> str:
-    await Replier(ctx)("onsite_refused.j2", {"code": exc.code, "params": exc.params})
+    buttons = []
+    if exc.code == "lead_records" and exc.params.get("handover"):  # the lead has no chat: offer the lead
+        buttons = [[key("btn_take_lead", FINDINGS.data("lead", exc.params["assignment"]))]]
+    await Replier(ctx)("onsite_refused.j2", {"code": exc.code, "params": exc.params, "buttons": buttons})
     return exc.code
 
 
@@ -313,6 +316,13 @@ async def findings_button(ctx: Context) -> str:
         return await _open(ctx, cb.id)
     if cb.action == "fix":
         return await _begin_fix(ctx, cb.id)
+    if cb.action == "lead":
+        try:
+            outcome, taken = await lead.take_lead(inspector_id(ctx), cb.id, now=ctx.clock.now(), conn=ctx.conn)
+        except OnsiteError as exc:
+            return await _refuse(ctx, exc)
+        await Replier(ctx)("lead_taken_reply.j2", {**taken, "again": outcome == "already_lead"})
+        return outcome
     if cb.action == "nofix":
         await _clear_if(ctx, "correction", cb.id)
         await Replier(ctx)("correction_cancelled.j2", {})

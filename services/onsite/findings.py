@@ -20,6 +20,7 @@ from models.onsite import Finding, Result
 from models.plans import Plan
 from services import audit
 from services.onsite.corrections import _correction_requested
+from services.onsite.lead import has_chat
 from services.onsite.results import _ask_to_confirm, _findings, _is_lead, _member, _state, _team, _view, _write
 from services.onsite.shared import CAN_WORK, SHANGHAI, Acted, Choice, OnsiteError, _pick_current
 from services.outbox import Message, enqueue
@@ -90,7 +91,14 @@ async def open_findings(
         if now < asg.draw.window_start:
             raise OnsiteError("window_not_open", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no))
         if not _is_lead(team, inspector_id):
-            raise OnsiteError("lead_records", lead=team[0].inspector.name if team else "")
+            lead = team[0].inspector_id if team else None
+            raise OnsiteError(
+                "lead_records",
+                lead=team[0].inspector.name if team else "",
+                # the lead has no chat: the member is offered the lead (services.onsite.lead)
+                handover=lead is not None and asg.status == AssignmentStatus.ACCEPTED and not await has_chat(lead, c),
+                assignment=asg.id,  # for the offer's button only, never shown
+            )
         if asg.status != AssignmentStatus.ACCEPTED:
             raise OnsiteError(
                 "not_accepted", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no), status=asg.status.value
