@@ -487,10 +487,8 @@ def parse_reply(text: str, expecting: Question | Iterable[Question] = REQUIRED) 
             break
         run.append(tok)
     if not run:  # no answer: the text is kept as the comment (a first SMS that only says what happened)
-        problems = (Problem(first, _expected(open_[0])),)  # still asked for the answer
-        return ParseResult(
-            Answers(comment=None if courtesy else whole), frame.code, problems=problems, courtesy=courtesy
-        )
+        asked = (Problem(first, _expected(open_[0])),)  # still asked for the answer
+        return ParseResult(Answers(comment=None if courtesy else whole), frame.code, problems=asked, courtesy=courtesy)
     pairs = _labelled(run, open_)
     if pairs is None:
         if len(run) > len(open_):

@@ -15,18 +15,15 @@ from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.refs import inspection_ref
 from models.draws import Assignment, Inspection
-from models.messaging import ChatBinding, Role
 from services import alerts, audit
+from services.identity import inspectors_with_chat
 from services.onsite.results import _is_lead, _member, _team
 from services.onsite.shared import OnsiteError
 
 
 async def has_chat(inspector_id: int, conn=None) -> bool:
     """Whether the inspector has a live chat binding (something sent to them can arrive)."""
-    q = ChatBinding.filter(inspector_id=inspector_id, role=Role.INSPECTOR, revoked_at=None)
-    if conn is not None:
-        q = q.using_db(conn)
-    return await q.exists()
+    return inspector_id in await inspectors_with_chat([inspector_id], conn)
 
 
 async def take_lead(inspector_id: int, assignment_id: int, *, now: datetime, conn=None) -> tuple[str, dict]:

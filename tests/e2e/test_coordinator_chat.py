@@ -198,6 +198,9 @@ async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp
         replies = await double_tap(c, with_note, f"rjt:confirm:{recusal.id}")
         texts = [m.text for m in replies]
         assert sum("已驳回" in t and asg.inspector.name in t for t in texts) == 1
+        # everyone concerned has a chat: the reply says they were told, and nobody is listed as not told
+        done_text = next(t for t in texts if "已驳回：" in t)
+        assert "并已通知其重新答复" in done_text and "未能通知" not in done_text
         assert any("已被驳回" in t for t in texts)  # the second tap changed nothing
         await s.deliver()
         # the database: rejected, reinstated, cancelled, conflict withdrawn
