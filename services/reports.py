@@ -270,8 +270,9 @@ async def _off_schedule(
                 t = totals.setdefault(dept, [0, 0])
                 t[0] += 1
                 t[1] += bool(r["off"])
+    names = await department_names(totals)
     return [
-        {"department": d, "draws": n, "off_schedule": off, "share": _rate(off, n)}
+        {"department": d, "name": names[d], "draws": n, "off_schedule": off, "share": _rate(off, n)}
         for d, (n, off) in sorted(totals.items())
     ]
 
