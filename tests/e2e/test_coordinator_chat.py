@@ -92,6 +92,9 @@ async def test_every_command_once(db, tmp_path):
         shown = last(await c.command("plan", "P1"))
         assert "食品经营许可情况检查" in shown and "A类 0.5" in shown and "暂无已公告的批次" in shown
         assert "回访比例：D类 1，E类 1，其他 1/3" in shown  # the plan names none: the default
+        # names, not codes; one field a line
+        assert "部门 市场监督管理局" in listed and "部门：市场监督管理局" in shown and "SCJG" not in shown
+        assert "\n答复期限：" in shown and "\n提前公告：" in shown and "（任一部门、任一部门）" in shown
         await announced_ahead("P1", s.clock.now(), clock=s.clock, zone=ZONE)
         firing = await Firing.get(draw_ref="P1/2026-12-01")
         shown = last(await c.command("plan", "P1"))
