@@ -77,13 +77,13 @@ class Family:
 #: The features' buttons. A handler registers for ``family.prefix`` and parses with ``family``.
 ASSIGNMENT = Family("asg", {"show", "accept", "recuse"})
 RECUSAL = Family("rcs", {"type", "skip", "confirm", "cancel"})
-CONFLICT = Family("cfl", {"del", "pick", "type", "cancel"})
+CONFLICT = Family("cfl", {"del", "pick", "type", "ok", "cancel"})
 PLAN = Family("pln", {"show"})
 DRAW = Family("drw", {"preview", "go", "now", "cancel"})
 OFF_SCHEDULE = Family("ofs", {"ask", "cancel", "yes", "no"})  # an off-schedule draw asked for and confirmed
 REJECTION = Family("rjt", {"ask", "confirm", "cancel"})
 ALERT = Family("alr", {"ack"})
-FINDINGS = Family("fnd", {"open", "pass", "fail", "na", "edit", "skip", "submit", "confirm", "fix", "nofix"})
+FINDINGS = Family("fnd", {"open", "pass", "fail", "na", "edit", "skip", "submit", "confirm", "fix", "nofix", "lead"})
 CORRECTION = Family("cor", {"ok", "no"})
 CHECKIN = Family("chk", {"at"})
 PHOTO = Family("pho", {"at"})

@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from core.settings import LOCALES
+from domain.refs import inspection_ref
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DEFAULT_LOCALE = "zh-CN"
@@ -39,6 +40,7 @@ def environment(locale: str) -> Environment:
     env.globals["text"] = lambda code, **kw: text(code, locale=locale, **kw)
     env.filters["percent"] = percent
     env.filters["minute"] = minute
+    env.globals["inspection_ref"] = inspection_ref  # an inspection as people see and type it: P1/2026-12-01/7
     return env
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from domain import refs
 from models.messaging import Role
+from services import assignments
+from services.assignments import AssignmentError
 from services.inbound import Context
 from services.outbox import reply
 
@@ -37,3 +40,26 @@ class Replier:
             **kw,
         )
         self.seq += 1
+
+
+#: What :func:`typed_assignment` returns when it has already answered (bad input, not found).
+ANSWERED = -1
+
+
+async def typed_assignment(ctx: Context, usage: str, *, required: bool = False) -> int | None:
+    """The inspector's own assignment on the inspection the command's argument names (the public
+    reference ``P1/2026-12-01/7``, or a bare number of one of theirs: :mod:`domain.refs`). ``None``
+    when no argument was given (and none is ``required``); :data:`ANSWERED` after answering bad
+    input, an unknown reference or an ambiguous number."""
+    arg = ctx.event.argument.strip()
+    if not arg and not required:
+        return None
+    ref = refs.parse(arg)
+    if ref is None:
+        await Replier(ctx)("usage.j2", {"usage": usage})
+        return ANSWERED
+    try:
+        return await assignments.find(inspector_id(ctx), ref, ctx.conn)
+    except AssignmentError as exc:
+        await Replier(ctx)("refused.j2", {"code": exc.code, "params": exc.params})
+        return ANSWERED

@@ -1,4 +1,6 @@
-"""An inspector's chat: /tasks, /task N, accept, and the recusal conversation.
+"""An inspector's chat: /tasks (paged), /task REF, accept (/accept REF or the button), and the
+recusal conversation (/recuse REF or the button). REF is the inspection's public reference
+(``P1/2026-12-01/7``, :mod:`domain.refs`); internal ids travel only inside button data.
 
 Recusal: Recuse → conflict type (buttons) → optional free text (or Skip) → Confirm. The
 conversation state lives in ``chat_state``; every button re-checks that the presser owns
@@ -9,15 +11,17 @@ from __future__ import annotations
 
 from core.callbacks import ASSIGNMENT, FINDINGS, RECUSAL, Callback, key
 from core.channel import EventKind
-from domain import inputs
+from domain.refs import inspection_ref
 from handlers import onsite
-from handlers.common import Replier, inspector_id
+from handlers.common import ANSWERED, Replier, inspector_id, typed_assignment
+from handlers.paging import nav, page_context, pageable
 from handlers.router import button, command, on
 from models.directory import ConflictType
 from models.messaging import Role
 from services import assignments, chatstate, recusals
 from services.assignments import RECUSAL_TYPES, AssignmentError
 from services.inbound import Context
+from services.scope import page_of
 
 INSPECTOR = {Role.INSPECTOR}
 NOTE_LIMIT = 500
@@ -25,19 +29,43 @@ NOTE_LIMIT = 500
 
 @command("tasks", roles=INSPECTOR)
 async def tasks(ctx: Context) -> str:
-    rows = await assignments.open_for(inspector_id(ctx), ctx.clock.now(), ctx.zone, ctx.conn)
-    buttons = [[key("btn_show_task", ASSIGNMENT.data("show", r["assignment"]), no=r["assignment"])] for r in rows[:10]]
-    await Replier(ctx)("tasks.j2", {"tasks": rows, "buttons": buttons})
+    return await tasks_page(ctx, 1, None)
+
+
+@pageable("tasks")
+async def tasks_page(ctx: Context, page: int, edit_of: str | None) -> str:
+    """One line per open task (reference, firm, state, start), ten a page with ◀ ▶: no buttons per task."""
+    me = inspector_id(ctx)
+    if me is None:  # a page button pressed by someone who is not (or no longer) an inspector
+        await Replier(ctx)("refused.j2", {"code": "stale_button", "params": {}})
+        return "stale"
+    shown = page_of(await assignments.open_for(me, ctx.clock.now(), ctx.zone, ctx.conn), page)
+    await Replier(ctx)("tasks.j2", {**page_context(shown), "buttons": nav("tasks", shown)}, edit_of=edit_of)
     return "tasks"
 
 
 @command("task", roles=INSPECTOR)
 async def task(ctx: Context) -> str:
-    aid = inputs.ident(ctx.event.argument)
-    if aid is None:
-        await Replier(ctx)("usage.j2", {"usage": "task"})
+    aid = await typed_assignment(ctx, "task", required=True)
+    if aid is None or aid == ANSWERED:
         return "usage"
     return await _show(ctx, aid)
+
+
+@command("accept", roles=INSPECTOR)
+async def accept_command(ctx: Context) -> str:
+    aid = await typed_assignment(ctx, "accept", required=True)
+    if aid is None or aid == ANSWERED:
+        return "usage"
+    return await _act(ctx, "accept", aid)
+
+
+@command("recuse", roles=INSPECTOR)
+async def recuse_command(ctx: Context) -> str:
+    aid = await typed_assignment(ctx, "recuse", required=True)
+    if aid is None or aid == ANSWERED:
+        return "usage"
+    return await _act(ctx, "recuse", aid)
 
 
 async def _show(ctx: Context, aid: int) -> str:
@@ -80,21 +108,26 @@ async def assignment_button(ctx: Context) -> str:
         return "bad_callback"
     if cb.action == "show":
         return await _show(ctx, cb.id)
-    me = inspector_id(ctx)
+    return await _act(ctx, cb.action, cb.id)
+
+
+async def _act(ctx: Context, action: str, aid: int) -> str:
+    say, me = Replier(ctx), inspector_id(ctx)
     try:
-        if cb.action == "accept":
-            outcome, view = await assignments.accept(me, cb.id, ctx.clock, ctx.zone, ctx.conn)
+        if action == "accept":
+            outcome, view = await assignments.accept(me, aid, ctx.clock, ctx.zone, ctx.conn)
             await say("accepted.j2", {"task": view, "again": outcome == "already_accepted"})
             if outcome == "accepted":  # take the buttons off the original message
-                await say("task.j2", {"task": view, "buttons": action_buttons(view)}, edit_of=f"asg:{cb.id}:sent")
+                await say("task.j2", {"task": view, "buttons": action_buttons(view)}, edit_of=f"asg:{aid}:sent")
             return outcome
-        if cb.action == "recuse":
-            asg = await assignments.owned(me, cb.id, ctx.conn)
+        if action == "recuse":
+            asg = await assignments.owned(me, aid, ctx.conn)
             await assignments.ensure_recusable(asg, ctx.conn)
             await chatstate.put(
-                ctx.event.channel, ctx.event.sender, "recusal", "type", {"assignment": cb.id}, ctx.clock.now(), ctx.conn
+                ctx.event.channel, ctx.event.sender, "recusal", "type", {"assignment": aid}, ctx.clock.now(), ctx.conn
             )
-            await say("recusal_type.j2", {"no": asg.inspection.no, "buttons": recusal_type_buttons(cb.id)})
+            ref = inspection_ref(asg.draw.draw_ref, asg.inspection.no)
+            await say("recusal_type.j2", {"ref": ref, "buttons": recusal_type_buttons(aid)})
             return "recusal_started"
     except AssignmentError as exc:
         await say("refused.j2", {"code": exc.code, "params": exc.params})

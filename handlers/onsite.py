@@ -16,14 +16,15 @@ from datetime import datetime, timedelta
 from core.callbacks import CHECKIN, FINDINGS, PHOTO, Callback, Family, key
 from core.channel import EventKind
 from core.settings import Settings
-from domain import inputs
+from domain import inputs, refs
 from domain.onsite import NOTE_LIMIT
-from handlers.common import Replier, binding_of, inspector_id
+from handlers.common import ANSWERED, Replier, binding_of, inspector_id, typed_assignment
 from handlers.router import button, command, on
 from models.messaging import Role
-from services import chatstate
+from services import assignments, chatstate
+from services.assignments import AssignmentError
 from services.inbound import Context
-from services.onsite import checkin, corrections, findings, photos
+from services.onsite import checkin, corrections, findings, lead, photos
 from services.onsite.shared import Choice, OnsiteError
 from services.surveys.enter import sign_for
 
@@ -39,7 +40,10 @@ MAX_STASHED_PHOTOS = 20
 
 
 async def _refuse(ctx: Context, exc: OnsiteError) -> str:
-    await Replier(ctx)("onsite_refused.j2", {"code": exc.code, "params": exc.params})
+    buttons = []
+    if exc.code == "lead_records" and exc.params.get("handover"):  # the lead has no chat: offer the lead
+        buttons = [[key("btn_take_lead", FINDINGS.data("lead", exc.params["assignment"]))]]
+    await Replier(ctx)("onsite_refused.j2", {"code": exc.code, "params": exc.params, "buttons": buttons})
     return exc.code
 
 
@@ -60,7 +64,7 @@ def _sign(ctx: Context) -> str | None:
 
 def _choice_buttons(family: Family, action: str, choice: Choice) -> list:
     return [
-        [key("btn_pick_inspection", family.data(action, c["assignment"]), no=c["no"], entity=c["entity"][:20])]
+        [key("btn_pick_inspection", family.data(action, c["assignment"]), ref=c["ref"], entity=c["entity"][:20])]
         for c in choice.choices[:MAX_CHOICES]
     ]
 
@@ -78,7 +82,16 @@ async def _clear(ctx: Context) -> None:
 
 @command("checkin", roles=INSPECTOR)
 async def checkin_command(ctx: Context) -> str:
-    await Replier(ctx)("checkin_ask.j2", {})
+    """``/checkin`` asks for the location; ``/checkin P1/2026-12-01/7`` also says which inspection
+    the location that follows is for (kept for :data:`LOCATION_TTL`)."""
+    aid = await typed_assignment(ctx, "checkin")
+    if aid == ANSWERED:
+        return "usage"
+    ref = ""
+    if aid is not None:
+        await _put(ctx, "checkin", "for", {"assignment": aid, "at": ctx.clock.now().isoformat()})
+        ref = ctx.event.argument.strip()
+    await Replier(ctx)("checkin_ask.j2", {"ref": ref})
     return "checkin_asked"
 
 
@@ -88,7 +101,13 @@ async def location(ctx: Context) -> str:
     never re-applied, and not answered (they come every few seconds)."""
     if ctx.event.edited:
         return "location_update_ignored"
-    return await _checkin(ctx, ctx.event.latitude, ctx.event.longitude, None)
+    state = await chatstate.get(ctx.event.channel, ctx.event.sender, ctx.conn)
+    named = None
+    if state is not None and state.flow == "checkin" and state.step == "for":
+        await _clear(ctx)
+        if ctx.clock.now() - datetime.fromisoformat(state.data["at"]) <= LOCATION_TTL:
+            named = state.data["assignment"]
+    return await _checkin(ctx, ctx.event.latitude, ctx.event.longitude, named)
 
 
 async def _checkin(ctx: Context, lat: float, lon: float, assignment_id: int | None) -> str:
@@ -135,7 +154,13 @@ async def photo(ctx: Context) -> str:
     hint = state.data.get("inspection") if state is not None and state.flow == "findings" else None
     try:
         done = await photos.photo(
-            inspector_id(ctx), ev.file_id, now=ctx.clock.now(), caption=ev.text, inspection_id=hint, conn=ctx.conn
+            inspector_id(ctx),
+            ev.file_id,
+            now=ctx.clock.now(),
+            caption=ev.text,
+            assignment_id=await _captioned(ctx, ev.text),
+            inspection_id=hint,
+            conn=ctx.conn,
         )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
@@ -155,6 +180,19 @@ async def photo(ctx: Context) -> str:
         return "photo_choose"
     await say("photo_received.j2", done)
     return "photo_recorded"
+
+
+async def _captioned(ctx: Context, caption: str) -> int | None:
+    """The inspection a photo's caption starts with (``P1/2026-12-01/7 门头``), if it names one of
+    the sender's; any other caption is only a caption."""
+    words = (caption or "").split()
+    ref = refs.parse(words[0]) if words else None
+    if ref is None or ref.draw_ref is None:
+        return None
+    try:
+        return await assignments.find(inspector_id(ctx), ref, ctx.conn)
+    except AssignmentError:
+        return None
 
 
 @button("pho", roles=INSPECTOR)
@@ -188,10 +226,8 @@ async def photo_button(ctx: Context) -> str:
 
 @command("result", roles=INSPECTOR)
 async def result_command(ctx: Context) -> str:
-    arg = ctx.event.argument.strip()
-    aid = inputs.ident(arg) if arg else None
-    if arg and aid is None:
-        await Replier(ctx)("usage.j2", {"usage": "result"})
+    aid = await typed_assignment(ctx, "result")
+    if aid == ANSWERED:
         return "usage"
     return await _open(ctx, aid)
 
@@ -280,6 +316,13 @@ async def findings_button(ctx: Context) -> str:
         return await _open(ctx, cb.id)
     if cb.action == "fix":
         return await _begin_fix(ctx, cb.id)
+    if cb.action == "lead":
+        try:
+            outcome, taken = await lead.take_lead(inspector_id(ctx), cb.id, now=ctx.clock.now(), conn=ctx.conn)
+        except OnsiteError as exc:
+            return await _refuse(ctx, exc)
+        await Replier(ctx)("lead_taken_reply.j2", {**taken, "again": outcome == "already_lead"})
+        return outcome
     if cb.action == "nofix":
         await _clear_if(ctx, "correction", cb.id)
         await Replier(ctx)("correction_cancelled.j2", {})

@@ -163,6 +163,11 @@ class Inspection(Model):
     rank = fields.CharField(max_length=16)  # u64 rank, hex
     status = fields.CharEnumField(InspectionStatus, max_length=16, default=InspectionStatus.STAFFED)
     unstaffable_reason = fields.CharField(max_length=64, default="")
+    # The team lead when a member took it over (services.onsite.lead: the lead has no chat); None:
+    # the lowest seat leads, as drawn.
+    lead = fields.ForeignKeyField(
+        "models.Inspector", null=True, related_name="led_inspections", on_delete=fields.SET_NULL
+    )
 
     class Meta:
         table = "inspection"

@@ -17,6 +17,7 @@ from core import db
 from core.clock import Clock
 from core.clock import local_minute as _local
 from domain.errors import ServiceError
+from domain.refs import Ref, inspection_ref
 from domain.sealing import draw_is_sealed
 from models.directory import ConflictType
 from models.draws import HOLDING_SEAT, AssignmentStatus, InspectionStatus, Recusal
@@ -120,8 +121,41 @@ async def owned(inspector_id: int, assignment_id: int, conn=None) -> Owned:
     conn = conn or db.conn()
     _, rows = await conn.execute_query(db.sql(_ONE_SQL, connection=conn), [assignment_id, inspector_id])
     if not rows:
-        raise AssignmentError("asg_not_found", id=assignment_id)
+        raise AssignmentError("asg_not_found", ref="")
     return _owned_row(rows[0])
+
+
+_FIND_SQL = (
+    'SELECT a.id, a.status, d.draw_ref, i.no FROM "assignment" a JOIN "inspection" i ON i.id = a.inspection_id '
+    'JOIN "draw" d ON d.id = a.draw_id WHERE a.inspector_id = ? AND i.no = ?'
+)
+
+
+async def find(inspector_id: int | None, ref: Ref, conn=None) -> int:
+    """The inspector's own assignment on the inspection ``ref`` names (the public reference,
+    ``P1/2026-12-01/7``; a bare number is one of the inspector's own inspections with that number).
+    An open assignment wins over a closed one, then the newest. Someone else's inspection is
+    reported like a missing one; a bare number two of the inspector's draws share is refused with
+    the full references to choose from."""
+    conn = conn or db.conn()
+    shown = inspection_ref(ref.draw_ref, ref.no) if ref.draw_ref else str(ref.no)
+    if inspector_id is None:
+        raise AssignmentError("asg_not_found", ref=shown)
+    sql, args = _FIND_SQL, [inspector_id, ref.no]
+    if ref.draw_ref is not None:
+        sql, args = sql + " AND d.draw_ref = ?", [*args, ref.draw_ref]
+    _, rows = await conn.execute_query(db.sql(sql, connection=conn), args)
+    if not rows:
+        raise AssignmentError("asg_not_found", ref=shown)
+    draws = sorted({r[2] for r in rows})
+    if len(draws) > 1:
+        open_ = {s.value for s in OPEN}
+        live = sorted({r[2] for r in rows if r[1] in open_})
+        if len(live) != 1:
+            raise AssignmentError("ref_ambiguous", ref=shown, refs=[inspection_ref(d, ref.no) for d in (live or draws)])
+        rows = [r for r in rows if r[2] == live[0]]
+    best = sorted(rows, key=lambda r: (r[1] in {s.value for s in OPEN}, r[0]))[-1]
+    return int(best[0])
 
 
 async def _teams(inspection_ids: list[int], conn) -> dict[int, list[str]]:
@@ -140,9 +174,10 @@ async def _teams(inspection_ids: list[int], conn) -> dict[int, list[str]]:
 def _view(asg: Owned, team: list[str], now: datetime, zone: ZoneInfo) -> dict:
     insp, draw = asg.inspection, asg.draw
     out = {
-        "assignment": asg.id,
+        "assignment": asg.id,  # for button data only: never shown
         "no": insp.no,
         "draw_ref": draw.draw_ref,
+        "ref": inspection_ref(draw.draw_ref, insp.no),
         "plan": {"code": draw.plan.code, "name": draw.plan.name},
         "status": asg.status.value,
         "inspection_status": insp.status.value,
@@ -189,7 +224,9 @@ async def accept(inspector_id: int, assignment_id: int, clock: Clock, zone: Zone
     if n == 0:
         if asg.status == AssignmentStatus.ACCEPTED:
             return "already_accepted", await view(asg, now, zone, conn)
-        raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
+        raise AssignmentError(
+            "asg_not_open", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no), status=asg.status.value
+        )
     asg.status = AssignmentStatus.ACCEPTED
     await audit.append(
         f"inspector:{inspector_id}",
@@ -205,7 +242,8 @@ async def accept(inspector_id: int, assignment_id: int, clock: Clock, zone: Zone
 async def ensure_recusable(asg: Owned, conn) -> None:
     """Refuse a recusal on a team where a coordinator rejected one: from then on the published
     recusal log no longer replays to the team as it stands, so changes go through the coordinator."""
+    ref = inspection_ref(asg.draw.draw_ref, asg.inspection.no)
     if asg.status not in OPEN:
-        raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
+        raise AssignmentError("asg_not_open", ref=ref, status=asg.status.value)
     if await Recusal.filter(inspection_id=asg.inspection_id, rejected_at__not_isnull=True).using_db(conn).exists():
-        raise AssignmentError("asg_recusal_locked", id=asg.id)
+        raise AssignmentError("asg_recusal_locked", ref=ref)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from tortoise.expressions import Q
+from tortoise.functions import Count
 
 from domain import inputs
 from domain.errors import ServiceError
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, EntityStatus
 from services import audit
+from services.scope import PAGE_SIZE, Page, clamp
 
-SEARCH_LIMIT = 8
 MIN_QUERY = 2
 
 
@@ -50,23 +51,46 @@ def _v(x) -> str:
     return x.value if hasattr(x, "value") else x
 
 
-async def search(query: str) -> list[dict]:
-    """Entities by exact credit code or by part of the name (active ones, a few at most). The
-    query is read by :func:`domain.inputs.search`: from :data:`MIN_QUERY` to
+def search_query(query: str) -> str:
+    """The query as searched, read by :func:`domain.inputs.search`: from :data:`MIN_QUERY` to
     :data:`domain.inputs.SEARCH_MAX` characters (a full company name fits), else refused."""
     q = inputs.search(query)
     if q is None or len(q) < MIN_QUERY:
         raise ConflictError("conflict_query_bad", min=MIN_QUERY, max=inputs.SEARCH_MAX)
+    return q
+
+
+async def search(query: str, page: int = 1) -> Page:
+    """Entities by exact credit code or by part of the name (active ones), a page of
+    :data:`services.scope.PAGE_SIZE` at a time, every match reachable. Each item says whether
+    its name is shared (``same_name``) with another active entity, so its label carries the
+    credit code."""
+    q = search_query(query)
+    fields = ("id", "name", "uscc", "address")
     if inputs.looks_like_uscc(q):  # only a code is compared with the credit-code column
-        exact = await Entity.filter(uscc=q.upper()).values("id", "name", "uscc", "address")
+        exact = await Entity.filter(uscc=q.upper()).values(*fields)
         if exact:
-            return exact
-    return await (
-        Entity.filter(name__contains=q, status=EntityStatus.ACTIVE)
-        .order_by("name")
-        .limit(SEARCH_LIMIT)
-        .values("id", "name", "uscc", "address")
+            return Page([{**e, "same_name": False} for e in exact], 1, 1, len(exact))
+    matches = Entity.filter(name__contains=q, status=EntityStatus.ACTIVE)
+    page, pages, offset = clamp(page, total := await matches.count())
+    rows = await matches.order_by("name", "uscc").offset(offset).limit(PAGE_SIZE).values(*fields)
+    names = {r["name"] for r in rows}
+    shared = set(
+        await Entity.filter(name__in=list(names), status=EntityStatus.ACTIVE)
+        .annotate(n=Count("id"))
+        .group_by("name")
+        .filter(n__gt=1)
+        .values_list("name", flat=True)
     )
+    return Page([{**r, "same_name": r["name"] in shared} for r in rows], page, pages, total)
+
+
+async def entity_label(entity_id: int) -> dict:
+    """The entity a conflict is about to be declared with, as the confirmation shows it."""
+    entity = await Entity.get_or_none(id=entity_id)
+    if entity is None:
+        raise ConflictError("conflict_entity_missing")
+    return {"id": entity.id, "name": entity.name, "uscc": entity.uscc, "address": entity.address}
 
 
 async def declare(inspector_id: int, entity_id: int, type_: ConflictType, now: datetime, conn=None) -> Conflict:

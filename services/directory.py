@@ -43,3 +43,13 @@ async def summary(today: dt.date) -> DirectorySummary:
         inspectors_by_status=await _counts(Inspector.all(), "status"),
         certificates_expired=await Inspector.filter(cert_expiry__lt=today).exclude(status="retired").count(),
     )
+
+
+async def department_names(codes, conn=None) -> dict[str, str]:
+    """Each department code's name (a code nobody has maps to itself), for texts people read."""
+    codes = list(dict.fromkeys(codes))
+    q = Department.filter(code__in=codes)
+    if conn is not None:
+        q = q.using_db(conn)
+    names = dict(await q.values_list("code", "name"))
+    return {c: names.get(c) or c for c in codes}

@@ -328,3 +328,15 @@ async def revoke_group_bindings(clock: Clock, actor: str = "cli") -> list[GroupB
                     connection=conn,
                 )
     return found
+
+
+async def inspectors_with_chat(inspector_ids, conn=None) -> set[int]:
+    """Which of these inspectors have a live chat binding (what is sent to them can arrive), so
+    that a text saying "told" or "notified" is true."""
+    ids = sorted(set(inspector_ids))
+    if not ids:
+        return set()
+    q = ChatBinding.filter(inspector_id__in=ids, role=Role.INSPECTOR, revoked_at=None)
+    if conn is not None:
+        q = q.using_db(conn)
+    return set(await q.values_list("inspector_id", flat=True))

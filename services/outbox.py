@@ -138,6 +138,18 @@ async def reply(
     )
 
 
+async def context_of(dedupe_key: str | None, conn=None) -> dict:
+    """The context a message was rendered with (a page button's list reads its query back from
+    the message it is on); empty when there is no such message."""
+    if not dedupe_key:
+        return {}
+    q = Outbox.filter(dedupe_key=dedupe_key)
+    if conn is not None:
+        q = q.using_db(conn)
+    rows = await q.limit(1).values_list("context", flat=True)
+    return dict(rows[0] or {}) if rows else {}
+
+
 async def sent_message_key(channel: str, address: str, message_id: str) -> str | None:
     """The outbox key of the bot message ``message_id`` in this chat (so a page button can
     edit that message in place); None when it is not ours or not known."""

@@ -16,6 +16,7 @@ from domain.surveys.sampling import DEFAULT_SHARES
 from models.directory import Item
 from models.draws import Draw
 from models.plans import Plan
+from services.directory import department_names
 from services.draws.announce import pending_firings
 from services.plans import fire_times, spec_of
 from services.scope import Page, Scope, page_of, plans_in_scope
@@ -30,6 +31,7 @@ async def plans_page(scope: Scope, page: int, now: datetime, zone: ZoneInfo) -> 
     plans = await plans_in_scope(scope)
     shown = page_of(plans, page)
     pending = await pending_firings([p.id for p in shown.items])
+    names = await department_names(d for p in shown.items for d in p.departments)
     items = []
     for p in shown.items:
         spec = spec_of(p)
@@ -40,7 +42,7 @@ async def plans_page(scope: Scope, page: int, now: datetime, zone: ZoneInfo) -> 
                 "id": p.id,
                 "code": p.code,
                 "name": p.name,
-                "departments": list(p.departments),
+                "departments": [names[d] for d in p.departments],
                 "flight": p.flight,
                 "active": p.active,
                 "next": _local(nxt[0], zone) if nxt else "",
@@ -74,23 +76,24 @@ async def plan_detail(scope: Scope, code: str, now: datetime, zone: ZoneInfo) ->
     plan = await plan_in_scope(scope, code)
     spec = spec_of(plan)
     names = dict(await _item_names(spec.items))
+    departments = await department_names([*plan.departments, *(s for s in spec.team.seats if s)])
     firing = (await pending_firings([plan.id])).get(plan.id)
     recent = await Draw.filter(plan_id=plan.id).order_by("-drawn_at", "-id").limit(3).values("draw_ref", "drawn_at")
     return {
         "id": plan.id,
         "code": plan.code,
         "name": plan.name,
-        "departments": list(plan.departments),
+        "departments": [departments[d] for d in plan.departments],
         "flight": plan.flight,
         "active": plan.active,
         "items": [{"code": c, "name": names.get(c, "")} for c in spec.items],
         "ratios": [{"stratum": s, "ratio": r} for s, r in spec.ratios],
         "survey_shares": [{"stratum": s, "share": v} for s, v in (spec.survey_shares or DEFAULT_SHARES.items())],
-        "team": {"size": spec.team.size, "seats": [s or "*" for s in spec.team.seats]},
+        "team": {"size": spec.team.size, "seats": [departments[s] if s else "*" for s in spec.team.seats]},
         "response": {"working_days": spec.response.working_days, "time": spec.response.time},
         "schedule": {
             "cron": spec.schedule.cron or "",
-            "dates": list(spec.schedule.dates),
+            "dates": [d.replace("T", " ") for d in spec.schedule.dates],  # local "YYYY-MM-DD HH:MM"
             "announce_days": spec.schedule.announce_days,
         },
         "next": [_local(t, zone) for t in fire_times(spec, now, zone, limit=3)],

@@ -40,6 +40,7 @@ from core.clock import local_minute as _local
 from domain import draw as engine
 from domain.errors import ServiceError
 from domain.plans import PlanSpec, parse_plan
+from domain.refs import inspection_ref
 from domain.sealing import draw_is_sealed
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
 from models.draws import (
@@ -60,6 +61,7 @@ from services.assignments import OPEN, AssignmentError, ensure_recusable, owned,
 from services.draws.common import COUNTED_STATUSES, DrawError, fetch_rows, marks
 from services.draws.stored import stored_inputs
 from services.draws.write import assignment_message, base_context
+from services.identity import inspectors_with_chat
 from services.outbox import Message, enqueue
 from services.plans import response_deadline
 from services.scope import PAGE_SIZE, Page, Scope, clamp, plan_ids
@@ -111,7 +113,9 @@ async def recuse(
     async with in_transaction() as conn:
         asg = await owned(inspector_id, assignment_id, conn)
         if asg.status not in OPEN:
-            raise AssignmentError("asg_not_open", id=asg.id, status=asg.status.value)
+            raise AssignmentError(
+                "asg_not_open", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no), status=asg.status.value
+            )
         await ensure_recusable(asg, conn)
         result = await record_and_replace(
             asg.id, reason_type, note, clock=clock, zone=zone, locale=locale, connection=conn
@@ -531,7 +535,8 @@ class Rejected:
     replacement: str  # whose assignment was cancelled ("" when none had been found)
     draw_ref: str
     no: int
-    told: list[str] = field(default_factory=list)  # the team members told
+    told: list[str] = field(default_factory=list)  # the team members told (they have a chat)
+    untold: list[str] = field(default_factory=list)  # those it concerns who have no chat: not told
 
 
 async def reject_recusal(scope: Scope, recusal_id: int, note: str, *, clock: Clock, zone: ZoneInfo) -> Rejected:
@@ -603,9 +608,9 @@ async def reject_recusal(scope: Scope, recusal_id: int, note: str, *, clock: Clo
                 now,
                 connection=conn,
             )
-        told = await _tell_rejection(r, note, now, zone, conn)
+        told, untold = await _tell_rejection(r, note, now, zone, conn)
     return Rejected(
-        r.id, r.recusing.name, r.replacement.name if r.replacement else "", draw_row.draw_ref, insp.no, told
+        r.id, r.recusing.name, r.replacement.name if r.replacement else "", draw_row.draw_ref, insp.no, told, untold
     )
 
 
@@ -639,9 +644,10 @@ async def _locales(inspector_ids: Iterable[int], conn) -> dict[int, str]:
     return dict(rows)
 
 
-async def _tell_rejection(r: Recusal, note: str, now: datetime, zone: ZoneInfo, conn) -> list[str]:
+async def _tell_rejection(r: Recusal, note: str, now: datetime, zone: ZoneInfo, conn) -> tuple[list[str], list[str]]:
     """The reinstated inspector (their assignment again, with its buttons), the replacement
-    (cancelled), and the rest of the team (who is back). Returns the names of the team told."""
+    (cancelled), and the rest of the team (who is back). Returns the names of the team told and
+    the names of everyone concerned who has no chat (their messages wait; they were not told)."""
     insp, draw_row = r.inspection, r.inspection.draw
     team = await (
         Assignment.filter(inspection_id=insp.id, status__in=list(HOLDING_SEAT))
@@ -695,4 +701,9 @@ async def _tell_rejection(r: Recusal, note: str, now: datetime, zone: ZoneInfo, 
         for a in team
     ]
     await enqueue(messages, now, connection=conn)
-    return [a.inspector.name for a in team]
+    reachable = await inspectors_with_chat(people, conn)
+    concerned = [(r.recusing_id, r.recusing.name)]
+    concerned += [(r.replacement_id, r.replacement.name)] if r.replacement_id else []
+    concerned += [(a.inspector_id, a.inspector.name) for a in team]
+    told = [a.inspector.name for a in team if a.inspector_id in reachable]
+    return told, [name for i, name in concerned if i not in reachable]

@@ -38,6 +38,7 @@ from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from models.surveys import SurveyFigures
 from services import fires
+from services.directory import department_names
 from services.outbox import Message, enqueue
 from services.scope import Scope
 from services.surveys.integrity import integrity, report_context
@@ -146,6 +147,7 @@ class MonthlyReport:
     # per department: {"department", "name", "draws", "off_schedule", "share"} (issue 14: draws whose
     # commitment was not published ahead — ad hoc or redraws — counted and shared per department)
     off_schedule: list = field(default_factory=list)
+    department_names: tuple[str, ...] = ()  # the names of ``departments``, as texts show them
 
     def context(self) -> dict:
         """Plain JSON-able values (an outbox row's context)."""
@@ -268,9 +270,9 @@ async def _off_schedule(
                 t = totals.setdefault(dept, [0, 0])
                 t[0] += 1
                 t[1] += bool(r["off"])
-    names = {r["code"]: r["name"] for r in await _fetch("SELECT code, name FROM department")} if totals else {}
-    return [  # "name": what a reader knows the department by (the code where it has none)
-        {"department": d, "name": names.get(d, d), "draws": n, "off_schedule": off, "share": _rate(off, n)}
+    names = await department_names(totals)
+    return [
+        {"department": d, "name": names[d], "draws": n, "off_schedule": off, "share": _rate(off, n)}
         for d, (n, off) in sorted(totals.items())
     ]
 
@@ -481,6 +483,7 @@ async def monthly_report(
         integrity=integrity_figures,
         chart_path="",
         off_schedule=await _off_schedule(start, end, scope, depts),
+        department_names=tuple((await department_names(depts)).values()) if depts else (),
     )
     if not chart:
         return report

@@ -16,6 +16,10 @@ values the service layer turns into outbox rows and alerts. Rules:
   again, close its other open surveys) and one :class:`ConfirmOptOut`; again → nothing.
 * After expiry (7 days after sending) a reply is recorded as late (what it answers is kept)
   and the first late reply is thanked; it asks nothing. A closed survey never asks anything again; ``INCOMPLETE`` may still be completed.
+* After completion (or after we stopped asking) a new comment is recorded and thanked as
+  recorded; a mere courtesy ("谢谢", "好的", :func:`domain.surveys.replies.is_courtesy`) is not
+  recorded and gets a short polite answer — both at most :data:`MAX_ACKNOWLEDGEMENTS` times a
+  survey. A first reply with no readable answer keeps its text as the comment (and is clarified).
 * ``tick``: the survey expires at ``sent_at + 7 d``; one reminder of the open questions at
   ``sent_at + 48 h`` moved out of quiet hours, and only while the local time is allowed.
 """
@@ -51,6 +55,14 @@ class ThankKind(Enum):
     COMPLETE = "complete"
     INCOMPLETE = "incomplete"  # we stop asking
     LATE = "late"  # the answer came after expiry
+    COMMENT = "comment"  # a comment after the survey was over: recorded, and said so
+    COURTESY = "courtesy"  # "谢谢" after the survey was over: nothing recorded, answered politely
+
+
+#: Acknowledgements of later comments and courtesies, per survey: a person writing back gets an
+#: answer, an auto-responder cannot start an endless exchange. Counted in ``clarifications`` under
+#: :data:`Question.COMMENT` (a question never clarified), so the stored row needs no new column.
+MAX_ACKNOWLEDGEMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -157,6 +169,18 @@ def _clarify(state: SurveyState, reply: ParseResult, now: datetime) -> tuple[Sur
     return replace(state, clarifications=counts), (Clarify(question, problem.reason, sent + 1),)
 
 
+def _acknowledge(
+    state: SurveyState, actions: tuple[Action, ...], progressed: bool, courtesy: bool
+) -> tuple[SurveyState, tuple[Action, ...]]:
+    """After a closed survey: a new comment is thanked as recorded, a courtesy answered politely,
+    each at most :data:`MAX_ACKNOWLEDGEMENTS` times a survey."""
+    sent = state.clarifications.get(Question.COMMENT, 0)
+    if not (progressed or courtesy) or sent >= MAX_ACKNOWLEDGEMENTS:
+        return state, actions
+    state = replace(state, clarifications={**state.clarifications, Question.COMMENT: sent + 1})
+    return state, actions + (Thank(ThankKind.COMMENT if progressed else ThankKind.COURTESY),)
+
+
 def step(state: SurveyState, reply: ParseResult, now: datetime) -> tuple[SurveyState, tuple[Action, ...]]:
     """Apply one reply to the survey; see the module docstring for the rules."""
     if now.tzinfo is None:
@@ -171,12 +195,14 @@ def step(state: SurveyState, reply: ParseResult, now: datetime) -> tuple[SurveyS
     progressed = state.answers != before
     if state.status is Status.EXPIRED:  # recorded as late; the first late reply is thanked
         return replace(state, late=True), actions + (() if state.late else (Thank(ThankKind.LATE),))
-    if state.status in (Status.COMPLETE, Status.OPTED_OUT):
-        return state, actions  # a comment after completion, or answers after opting out: kept silently
+    if state.status is Status.OPTED_OUT:
+        return state, actions  # answers after opting out: kept, and we stay silent as promised
+    if state.status is Status.COMPLETE:  # a comment (kept) or a courtesy (not kept) after the survey
+        return _acknowledge(state, actions, progressed, reply.courtesy)
     if not state.answers.open():
         return replace(state, status=Status.COMPLETE, closed_at=now), actions + (Thank(ThankKind.COMPLETE),)
-    if state.status is Status.INCOMPLETE:
-        return state, actions  # we stopped asking; answers still count
+    if state.status is Status.INCOMPLETE:  # we stopped asking; answers still count
+        return _acknowledge(state, actions, progressed, reply.courtesy)
     if reply.problems:
         state, more = _clarify(state, reply, now)
         return state, actions + more

@@ -36,6 +36,7 @@ docs/surveys.md; the rules, in the order they are applied:
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -73,6 +74,7 @@ class ParseResult:
     code: str | None = None  # survey code, upper-case, if the reply named one
     opt_out: bool = False
     problems: tuple[Problem, ...] = ()  # in slot order; the first is the one to clarify
+    courtesy: bool = False  # the reply is only a courtesy ("谢谢", "好的", "OK"): no answer, no comment
 
     @property
     def comment(self) -> str | None:
@@ -437,6 +439,32 @@ def _open_questions(expecting: Question | Iterable[Question]) -> tuple[Question,
     return tuple(sorted(qs, key=lambda q: q.number))
 
 
+#: Replies that are only politeness, compared without blanks, punctuation and case: acknowledged
+#: after a survey is over, never stored as a comment (they are not an opinion about the inspection).
+COURTESIES = frozenset(
+    {
+        "谢谢", "谢谢你", "谢谢您", "谢了", "多谢", "感谢", "非常感谢", "十分感谢", "谢谢啦", "谢谢了",
+        "好", "好的", "好滴", "好哒", "收到", "已收到", "知道了", "明白", "明白了", "嗯", "嗯嗯", "ok", "okay",
+        "thanks", "thankyou", "thx", "ty", "👍", "🙏", "👌",
+    }
+)  # fmt: skip
+_NOT_WORD = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+def _courteous(word: str) -> bool:
+    return word in COURTESIES or any(word == c * n for c in COURTESIES for n in (2, 3))
+
+
+def is_courtesy(text: str | None) -> bool:
+    """Whether ``text`` is only courtesies (谢谢！, 好的，谢谢, OK, 👍…), each possibly repeated."""
+    if not text or not text.strip():
+        return False
+    words = [w for w in _NOT_WORD.split(text.lower()) if w]
+    if not words:  # only symbols: an emoji such as 👍
+        return _courteous(text.strip())
+    return all(_courteous(w) for w in words) or _courteous("".join(words))
+
+
 def parse_reply(text: str, expecting: Question | Iterable[Question] = REQUIRED) -> ParseResult:
     """Read one SMS reply against the open questions ``expecting`` (in any order; the comment
     question is implied). Never raises on any ``text``; see the module docstring for the rules."""
@@ -448,17 +476,19 @@ def parse_reply(text: str, expecting: Question | Iterable[Question] = REQUIRED) 
         return ParseResult(problems=(Problem(first, Reason.BAD_CODE),))
     if _is_opt_out(s[frame.begin : frame.end]):
         return ParseResult(code=frame.code, opt_out=True)
+    whole = _clean_comment(_original_slice(text, origin, frame.begin, frame.end))
+    courtesy = is_courtesy(whole)  # "谢谢": never recorded as a comment
     if not open_:  # nothing to answer: all of it is a comment
-        comment = _clean_comment(_original_slice(text, origin, frame.begin, frame.end))
-        return ParseResult(Answers(comment=comment), frame.code)
+        return ParseResult(Answers(comment=None if courtesy else whole), frame.code, courtesy=courtesy)
     tokens = _tokenise(s, frame.begin, frame.end)
     run: list[_Token] = []
     for tok in tokens:
         if not tok.answer:
             break
         run.append(tok)
-    if not run:
-        return ParseResult(code=frame.code, problems=(Problem(first, _expected(open_[0])),))
+    if not run:  # no answer: the text is kept as the comment (a first SMS that only says what happened)
+        asked = (Problem(first, _expected(open_[0])),)  # still asked for the answer
+        return ParseResult(Answers(comment=None if courtesy else whole), frame.code, problems=asked, courtesy=courtesy)
     pairs = _labelled(run, open_)
     if pairs is None:
         if len(run) > len(open_):
@@ -476,4 +506,5 @@ def parse_reply(text: str, expecting: Question | Iterable[Question] = REQUIRED) 
         else:
             values[q.value] = value
     comment = _clean_comment(_original_slice(text, origin, run[-1].end, frame.end))
+    comment = None if is_courtesy(comment) else comment  # "是 否 5 谢谢": the thanks is no opinion
     return ParseResult(Answers(**values, comment=comment), frame.code, problems=tuple(problems))

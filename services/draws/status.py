@@ -17,11 +17,13 @@ from zoneinfo import ZoneInfo
 from tortoise.functions import Count
 
 from core import drand
+from core import db
 from core.clock import Clock
 from core.clock import local_minute as _local
 from domain import bundle
 from domain.sealing import draw_is_sealed
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection
+from models.messaging import OutboxStatus
 from services.draws.common import DrawError
 from services.draws.export import export
 from services.scope import PAGE_SIZE, Page, Scope, clamp, plan_ids
@@ -39,8 +41,32 @@ async def draw_in_scope(scope: Scope, draw_ref: str) -> Draw:
     return row
 
 
+#: Where a task message stands in the outbox, as /status counts it: handed to the channel (Telegram
+#: took it; an SMS gateway took it or receipted it), still queued, or not delivered (no chat bound to
+#: the inspector, the address unreachable, attempts exhausted).
+_REACHED = (OutboxStatus.SENT.value, OutboxStatus.DELIVERED.value)
+_QUEUED = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
+_DELIVERY_SQL = (
+    'SELECT o.status, COUNT(*) FROM "assignment" a LEFT JOIN "outbox" o ON o.dedupe_key = '
+    "{key} WHERE a.draw_id = ? GROUP BY o.status"
+)
+
+
+async def _delivery(draw_id: int) -> dict[str, int]:
+    """The draw's task messages by where they stand: ``delivered``, ``queued``, ``undelivered``."""
+    conn = db.conn()
+    key = "'asg:' || CAST(a.id AS TEXT) || ':sent'"  # services.draws.write's key of a task message
+    _, rows = await conn.execute_query(db.sql(_DELIVERY_SQL.format(key=key), connection=conn), [draw_id])
+    out = {"delivered": 0, "queued": 0, "undelivered": 0}
+    for state, n in rows:
+        out["delivered" if state in _REACHED else "queued" if state in _QUEUED else "undelivered"] += int(n)
+    return out
+
+
 async def draw_status(scope: Scope, draw_ref: str, now: datetime, zone: ZoneInfo) -> dict:
-    """/status DRAW: assignments by state, inspections unstaffable and done."""
+    """/status DRAW: the tasks by state (the lines add up to the total), where their messages
+    stand (delivered, queued, undelivered: counted apart from the answers), inspections
+    unstaffable and done."""
     d = await draw_in_scope(scope, draw_ref)
     by_asg = dict(
         await Assignment.filter(draw_id=d.id).group_by("status").annotate(n=Count("id")).values_list("status", "n")
@@ -58,12 +84,16 @@ async def draw_status(scope: Scope, draw_ref: str, now: datetime, zone: ZoneInfo
         "flight": d.flight,
         "revealed": not draw_is_sealed(d, now),
         "inspections": sum(i.values()),
-        "sent": sum(a.values()),
+        "tasks": sum(a.values()),
         "pending": a.get("sent", 0),
         "overdue": overdue,
         "accepted": a.get("accepted", 0),
-        "recused": a.get("recused", 0) + a.get("no_response", 0) + a.get("replaced", 0),
+        "finished": a.get("done", 0),
+        "recused": a.get("recused", 0),
+        "no_response": a.get("no_response", 0),
+        "replaced": a.get("replaced", 0),
         "cancelled": a.get("cancelled", 0),
+        "messages": await _delivery(d.id),
         "unstaffable": i.get("unstaffable", 0),
         "done": i.get("done", 0),
     }

@@ -15,6 +15,7 @@ from models.messaging import ChatBinding, RecipientKind, Role
 from models.onsite import Correction, CorrectionStatus, Finding, Result
 from services import audit
 from services.alerts import raise_alert
+from services.identity import inspectors_with_chat
 from services.onsite.results import (
     OPEN_CORRECTION,
     _ask_to_confirm,
@@ -226,4 +227,8 @@ async def decide_correction(
         )
         if approve:
             await _ask_to_confirm(replacement, team, lead_id, view, now, locale, c)
-        return status.value, {**shown, "status": status.value}
+        # who the decision reaches: the lead, and on approval the members asked to confirm
+        concerned = [a for a in team if approve or a.inspector_id == lead_id]
+        reachable = await inspectors_with_chat([a.inspector_id for a in concerned], c)
+        untold = [a.inspector.name for a in concerned if a.inspector_id not in reachable]
+        return status.value, {**shown, "status": status.value, "untold": untold}

@@ -12,6 +12,7 @@ from datetime import datetime, tzinfo
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import Confirm, Edit, Findings, Note, Pick, ResultStatus, Skip, Step, Submit, Verdict, apply
+from domain.refs import inspection_ref
 from domain.sealing import draw_is_sealed
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, InspectionStatus
 from models.messaging import RecipientKind
@@ -19,6 +20,7 @@ from models.onsite import Finding, Result
 from models.plans import Plan
 from services import audit
 from services.onsite.corrections import _correction_requested
+from services.onsite.lead import has_chat
 from services.onsite.results import _ask_to_confirm, _findings, _is_lead, _member, _state, _team, _view, _write
 from services.onsite.shared import CAN_WORK, SHANGHAI, Acted, Choice, OnsiteError, _pick_current
 from services.outbox import Message, enqueue
@@ -51,7 +53,7 @@ async def _owned(inspector_id: int, assignment_id: int, conn) -> Assignment:
         .first()
     )
     if asg is None:
-        raise OnsiteError("asg_not_found", id=assignment_id)
+        raise OnsiteError("asg_not_found")
     return asg
 
 
@@ -71,9 +73,11 @@ async def open_findings(
         else:
             asg = await _owned(inspector_id, assignment_id, c)
             if asg.status not in CAN_WORK:
-                raise OnsiteError("not_accepted", id=asg.id, status=asg.status.value)
+                raise OnsiteError(
+                    "not_accepted", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no), status=asg.status.value
+                )
             if draw_is_sealed(asg.draw, now):
-                raise OnsiteError("not_started", id=asg.id)
+                raise OnsiteError("not_started", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no))
         # one writer at a time per inspection: two leads' taps cannot make two drafts
         await Inspection.filter(id=asg.inspection_id).using_db(c).select_for_update().first()
         team = await _team(asg.inspection_id, c)
@@ -85,11 +89,20 @@ async def open_findings(
         if shown is not None:
             return "result_shown", await _view(shown, team, inspector_id, c)
         if now < asg.draw.window_start:
-            raise OnsiteError("window_not_open", id=asg.id)
+            raise OnsiteError("window_not_open", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no))
         if not _is_lead(team, inspector_id):
-            raise OnsiteError("lead_records", lead=team[0].inspector.name if team else "")
+            lead = team[0].inspector_id if team else None
+            raise OnsiteError(
+                "lead_records",
+                lead=team[0].inspector.name if team else "",
+                # the lead has no chat: the member is offered the lead (services.onsite.lead)
+                handover=lead is not None and asg.status == AssignmentStatus.ACCEPTED and not await has_chat(lead, c),
+                assignment=asg.id,  # for the offer's button only, never shown
+            )
         if asg.status != AssignmentStatus.ACCEPTED:
-            raise OnsiteError("not_accepted", id=asg.id, status=asg.status.value)
+            raise OnsiteError(
+                "not_accepted", ref=inspection_ref(asg.draw.draw_ref, asg.inspection.no), status=asg.status.value
+            )
         items = await _plan_items(asg.draw, c)
         if not items:
             raise OnsiteError("no_items")

@@ -86,7 +86,7 @@ async def _photo_target(
         if found is not None:
             return found
         if assignment_id is not None:
-            raise OnsiteError("not_under_way", id=assignment_id)
+            raise OnsiteError("not_under_way")
     if not rows:
         raise OnsiteError("no_current_inspection")
     if len(rows) == 1:
@@ -205,7 +205,7 @@ async def _fetch_failed(r: dict, kind: str, retryable: bool, now: datetime, loca
             now,
             connection=conn,
         )
-        insp = await Inspection.filter(id=r["inspection_id"]).using_db(conn).first()
+        insp = await Inspection.filter(id=r["inspection_id"]).using_db(conn).prefetch_related("draw").first()
         await enqueue(
             [
                 Message(
@@ -213,7 +213,10 @@ async def _fetch_failed(r: dict, kind: str, retryable: bool, now: datetime, loca
                     recipient_kind=RecipientKind.INSPECTOR,
                     recipient_id=r["inspector_id"],
                     template="photo_failed.j2",
-                    context={"photo": r["id"], "no": insp.no if insp else 0},
+                    context={
+                        "no": insp.no if insp else 0,
+                        "draw_ref": insp.draw.draw_ref if insp else "",
+                    },
                     locale=locale,
                 )
             ],

@@ -19,13 +19,18 @@ OPEN_CORRECTION = (CorrectionStatus.DRAFTING, CorrectionStatus.REQUESTED)
 
 
 async def _team(inspection_id: int, conn) -> list[Assignment]:
-    """The team as it stands, lead (lowest seat) first."""
-    return await (
+    """The team as it stands, lead first: the member who took the lead over (``inspection.lead``,
+    services.onsite.lead), else the lowest seat."""
+    team = await (
         Assignment.filter(inspection_id=inspection_id, status__in=list(HOLDING_SEAT))
         .using_db(conn)
         .order_by("seat", "id")
         .prefetch_related("inspector")
     )
+    lead = await Inspection.filter(id=inspection_id).using_db(conn).values_list("lead_id", flat=True)
+    if lead and lead[0] is not None:
+        team.sort(key=lambda a: a.inspector_id != lead[0])  # stable: the rest keep their seats' order
+    return team
 
 
 def _member(team: list[Assignment], inspector_id: int) -> Assignment | None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from domain.errors import ServiceError
+from domain.refs import inspection_ref
 from domain.sealing import draw_is_sealed
 from models.draws import Assignment, AssignmentStatus, Draw, InspectionStatus
 from models.plans import Plan
@@ -51,6 +52,8 @@ def _choice(asg: Assignment) -> dict:
     return {
         "assignment": asg.id,
         "no": asg.inspection.no,
+        "draw_ref": asg.draw.draw_ref,
+        "ref": inspection_ref(asg.draw.draw_ref, asg.inspection.no),
         "plan": asg.draw.plan.name,
         "entity": asg.inspection.entity.name,
     }
@@ -72,7 +75,7 @@ async def _pick_current(inspector_id: int, now: datetime, assignment_id: int | N
     if assignment_id is not None:
         found = next((a for a in rows if a.id == assignment_id), None)
         if found is None:
-            raise OnsiteError("not_under_way", id=assignment_id)
+            raise OnsiteError("not_under_way")
         return found
     if not rows:
         raise OnsiteError("no_current_inspection")

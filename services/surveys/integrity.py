@@ -77,7 +77,7 @@ async def integrity(
     scores = integrity_scores(responses, window, now)
     people: dict[int, tuple] = {}
     for chunk in _chunks(sorted(int(k) for k in scores)):
-        for row in await Inspector.filter(id__in=chunk).values_list("id", "name", "cert_no", "department__code"):
+        for row in await Inspector.filter(id__in=chunk).values_list("id", "name", "cert_no", "department__name"):
             people[row[0]] = row
     rows = [IntegrityRow(i, people[i][1], people[i][2], people[i][3], scores[str(i)]) for i in sorted(people)]
     shown = rows if coordinator else [r for r in rows if publishable(r.score)]

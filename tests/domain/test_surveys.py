@@ -61,6 +61,8 @@ from domain.surveys import (
     step,
     tick,
 )
+from domain.surveys.flow import MAX_ACKNOWLEDGEMENTS
+from domain.surveys.replies import is_courtesy
 
 Q1, Q2, Q3, Q4 = Question.CREDENTIALS, Question.IMPROPER, Question.FAIRNESS, Question.COMMENT
 YN, SC, AMB, MANY, CODE = (
@@ -102,7 +104,7 @@ READABLE = [
     ("否 是 2 他们要我买指定的灭火器", ALL, (False, True, 2), "他们要我买指定的灭火器", None),
     ("沒有 沒有 3", ALL, (False, False, 3), None, None),
     ("是😀否😀5😀", ALL, (True, False, 5), "😀", None),  # an emoji after the answers is a comment
-    ("👍是 否 5 👍👍", ALL, (True, False, 5), "👍👍", None),
+    ("👍是 否 5 👍👍", ALL, (True, False, 5), None, None),  # a trailing courtesy is no comment
     ("Y N 4 friendly inspectors", ALL, (True, False, 4), "friendly inspectors", None),
     ("1 2 5 10点来的，半小时就走了", ALL, (True, False, 5), "10点来的，半小时就走了", None),
     ("是 否 5很好", ALL, (True, False, None), "5很好", None),  # "5很好" is one text word
@@ -115,10 +117,10 @@ READABLE = [
     ("是 否 5 很好 #K7Q2", ALL, (True, False, 5), "很好", "K7Q2"),
     ("1是 2否 3 5", ALL, (True, False, 5), None, None),
     ("1.是 2.否 3.5分", ALL, (True, False, 5), None, None),
-    ("1:Y 2:N 3:4 ok", ALL, (True, False, 4), "ok", None),
+    ("1:Y 2:N 3:4 ok", ALL, (True, False, 4), None, None),  # "ok" is a courtesy, not a comment
     ("2否 3 4", (Q2, Q3), (None, False, 4), None, None),
     ("是", ALL, (True, None, None), None, None),
-    ("是 谢谢", ALL, (True, None, None), "谢谢", None),
+    ("是 谢谢", ALL, (True, None, None), None, None),
     ("否", (Q2, Q3), (None, False, None), None, None),
     ("1", (Q2, Q3), (None, True, None), None, None),
     ("5", (Q3,), (None, None, 5), None, None),
@@ -389,7 +391,10 @@ def test_a_comment_never_changes_the_answers(case, start, rest, sep):
     r = parse_reply(text + sep + start + rest, open_)
     assert r.problems == ()
     assert replace(r.answers, comment=None) == answers
-    assert r.comment is not None and start in r.comment
+    if is_courtesy(start + rest):  # "ok", "谢谢": politeness is never stored as a comment
+        assert r.comment is None
+    else:
+        assert r.comment is not None and start in r.comment
 
 
 # --- the survey state machine -------------------------------------------------------------
@@ -428,7 +433,7 @@ def test_two_clarifications_per_question_then_incomplete():
     assert s.status is Status.INCOMPLETE and a == (Thank(ThankKind.INCOMPLETE),)
     assert s.closed_at == T0 + timedelta(minutes=5)
     s, a = reply(s, "还是很好", T0)
-    assert a == ()  # never asks again
+    assert a == (Thank(ThankKind.COMMENT),)  # never asks again; the comment is kept and said to be
     s, a = reply(s, "5", T0 + timedelta(minutes=9))  # but a late good answer still completes it
     assert s.status is Status.COMPLETE and a == (Thank(ThankKind.COMPLETE),)
 
@@ -472,11 +477,37 @@ def test_opt_out_in_any_state_is_confirmed_once():
         assert s.answers.comment.endswith("很好")
 
 
-def test_comment_after_completion_is_kept_silently():
+def test_comment_after_completion_is_kept_and_acknowledged():
     s, _ = reply(new_survey(T0), "1 2 5", T0)
     s, a = reply(s, "补充：他们还检查了消防通道", T0 + timedelta(days=1))
-    assert a == () and s.answers.comment == "补充：他们还检查了消防通道"
-    assert s.answers.fairness == 5
+    assert a == (Thank(ThankKind.COMMENT),) and s.answers.comment == "补充：他们还检查了消防通道"
+    assert s.answers.fairness == 5 and s.status is Status.COMPLETE
+
+
+@pytest.mark.parametrize("text", ["谢谢", "谢谢！", "好的，谢谢", "OK", "thank you", "👍", "收到。", "谢谢谢谢"])
+def test_thanks_after_completion_is_answered_not_stored(text):
+    s, _ = reply(new_survey(T0), "1 2 5 很好", T0)
+    s, a = reply(s, text, T0 + timedelta(hours=1))
+    assert a == (Thank(ThankKind.COURTESY),) and s.answers.comment == "很好"
+
+
+def test_acknowledgements_are_capped_so_an_auto_responder_cannot_loop():
+    s, _ = reply(new_survey(T0), "1 2 5", T0)
+    said = []
+    for i in range(MAX_ACKNOWLEDGEMENTS + 3):
+        s, a = reply(s, "谢谢" if i % 2 else f"意见{i}", T0 + timedelta(minutes=i + 1))
+        said += a
+    assert len(said) == MAX_ACKNOWLEDGEMENTS
+    assert s.answers.comment.startswith("意见0") and "谢谢" not in s.answers.comment
+
+
+def test_a_first_sms_without_answers_keeps_its_text_as_the_comment():
+    s, a = reply(new_survey(T0), "检查人员态度很好，很专业", T0)
+    assert s.answers.comment == "检查人员态度很好，很专业" and a == (Clarify(Q1, YN, 1),)
+    s, a = reply(s, "好的", T0)  # a courtesy while asked: asked again, not stored
+    assert s.answers.comment == "检查人员态度很好，很专业" and a == (Clarify(Q1, YN, 2),)
+    s, a = reply(s, "是 否 5", T0)
+    assert s.status is Status.COMPLETE and s.answers.comment == "检查人员态度很好，很专业"
 
 
 def test_late_reply_is_recorded_and_thanked_once():

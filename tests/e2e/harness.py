@@ -72,6 +72,7 @@ async def spine(
         clock=clock,
         limits={"telegram": limiter or RateLimiter(None, None, now=lambda: clock.now().timestamp())},
         concurrency=16,
+        data_dir=settings.data_dir,  # as bot/app.py wires it: a reply may attach a file (a report's chart)
     )
     rt.dispatcher = dispatcher
     await channel.start()

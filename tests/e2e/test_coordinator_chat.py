@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from core.channel import EventKind, InboundEvent
 from models.alerts import Alert
-from models.directory import Conflict, ConflictSource, ConflictType
+from models.directory import Conflict, ConflictSource, ConflictType, Department
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Recusal
 from models.messaging import ChatBinding, Role
 from models.messaging import InboundEvent as InboundRow
@@ -92,6 +92,9 @@ async def test_every_command_once(db, tmp_path):
         shown = last(await c.command("plan", "P1"))
         assert "食品经营许可情况检查" in shown and "A类 0.5" in shown and "暂无已公告的批次" in shown
         assert "回访比例：D类 1，E类 1，其他 1/3" in shown  # the plan names none: the default
+        # names, not codes; one field a line
+        assert "部门 市场监督管理局" in listed and "部门：市场监督管理局" in shown and "SCJG" not in shown
+        assert "\n答复期限：" in shown and "\n提前公告：" in shown and "（任一部门、任一部门）" in shown
         await announced_ahead("P1", s.clock.now(), clock=s.clock, zone=ZONE)
         firing = await Firing.get(draw_ref="P1/2026-12-01")
         shown = last(await c.command("plan", "P1"))
@@ -103,7 +106,9 @@ async def test_every_command_once(db, tmp_path):
         assert "已抽取 P1/2026-12-01" in drawn and "未能在抽取前提前公布" not in drawn
         status = last(await c.command("status", "P1/2026-12-01"))
         sent = await Assignment.filter(draw__draw_ref="P1/2026-12-01").count()
-        assert f"已发出任务：{sent} 项" in status and f"待答复 {sent}" in status
+        assert f"任务：{sent} 项" in status and f"待答复 {sent}" in status
+        # nobody bound a chat: every task message is counted undelivered, apart from the answers
+        assert f"未送达 {sent}" in status and "已送达 0" in status and "T" not in status.split("抽取时间：")[1][:20]
         assert "没有逾期" in last(await c.command("pending"))
         s.clock.advance(timedelta(days=6))  # past the response deadline (3 working days)
         pending = last(await c.command("pending"))
@@ -117,13 +122,16 @@ async def test_every_command_once(db, tmp_path):
         assert "公布前保密" in last(await c.command("verify", flight.draw_ref))
         assert "尚未公布" in last(await c.command("status", flight.draw_ref))
         assert "不是有效的月份" in last(await c.command("report", "2026-13"))
-        # the report and its chart's message (the harness's dispatcher attaches no file) are sent
-        # one after the other but may arrive in either order: matched by content, not position
-        report = [m.text for m in await c.command("report")]
+        # the report and its chart (a photo with its caption) are sent one after the other but may
+        # arrive in either order: matched by content, not position
+        sent_report = await c.command("report")
+        report = [m.text for m in sent_report]
         summaries = [t for t in report if t.startswith("【2026-12 月度报告】")]
-        charts = [t for t in report if t.startswith("2026-12 各风险等级的检查数与问题发现率")]
+        charts = [m for m in sent_report if m.text.startswith("2026-12 各风险等级的检查数与问题发现率")]
         assert len(summaries) == 1 and len(charts) == 1, report
-        assert "【2026-12 月度报告】SCJG" in summaries[0] and "抽取 2 次" in summaries[0]
+        assert charts[0].photo, "the chart arrives as a picture"
+        department = (await Department.get(code="SCJG")).name
+        assert f"【2026-12 月度报告】{department}" in summaries[0] and "抽取 2 次" in summaries[0]
         assert list((db.data_dir / "reports").glob("2026-12-*.png"))
         chain = await audit.verify()
         assert chain[1] is None
@@ -194,6 +202,9 @@ async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp
         replies = await double_tap(c, with_note, f"rjt:confirm:{recusal.id}")
         texts = [m.text for m in replies]
         assert sum("已驳回" in t and asg.inspector.name in t for t in texts) == 1
+        # everyone concerned has a chat: the reply says they were told, and nobody is listed as not told
+        done_text = next(t for t in texts if "已驳回：" in t)
+        assert "并已通知其重新答复" in done_text and "未能通知" not in done_text
         assert any("已被驳回" in t for t in texts)  # the second tap changed nothing
         await s.deliver()
         # the database: rejected, reinstated, cancelled, conflict withdrawn
@@ -328,16 +339,20 @@ async def test_long_lists_page_with_buttons(db, tmp_path):
         await s.deliver()
         c.new()
         first = (await c.command("alerts"))[-1]
-        assert "共 23 条" in first.text and "第 1/3 页" in first.text and "第 23 号" in first.text
-        assert "第 13 号" not in first.text and "P2/x" not in first.text
+        assert "共 23 条" in first.text and "第 1/3 页" in first.text and "P1/x/23\n" in first.text + "\n"
+        assert "P1/x/13\n" not in first.text + "\n" and "P2/x" not in first.text
         assert first.callback_data[-1] == "pg:alerts:2" and len(first.callback_data) == 11
         await c.press(first, "pg:alerts:2")
         second = s.sim.message(c.user, first.message_id)  # the same message, edited in place
-        assert "第 2/3 页" in second.text and "第 13 号" in second.text and "第 23 号" not in second.text
+        assert (
+            "第 2/3 页" in second.text and "P1/x/13\n" in second.text + "\n" and "P1/x/23\n" not in second.text + "\n"
+        )
         assert second.callback_data[-2:] == ["pg:alerts:1", "pg:alerts:3"]
         await c.press(second, "pg:alerts:3")
         third = s.sim.message(c.user, first.message_id)
-        assert "第 3/3 页" in third.text and "第 1 号" in third.text and third.callback_data[-1] == "pg:alerts:2"
+        assert (
+            "第 3/3 页" in third.text and "P1/x/1\n" in third.text + "\n" and third.callback_data[-1] == "pg:alerts:2"
+        )
         alert = await Alert.get(key="test:0")
         acked = last(await c.press(third, f"alr:ack:{alert.id}"))
         assert f"#{alert.id}" in acked and (await Alert.get(id=alert.id)).acknowledged_at is not None

@@ -13,6 +13,7 @@ from services import audit, plans
 from tests.builders import scheduled_draw
 from tests.e2e.harness import spine
 from tests.e2e.test_inspector_chat import inspector_chat
+from tests.e2e.test_references_chat import public_ref
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -44,7 +45,8 @@ async def test_silence_gets_a_reminder_then_an_alert(db, tmp_path):
         await sched.run_due()
         await sched.run_due()  # a second sweep reminds nobody twice
         await s.deliver()
-        reminders = [m for m in chat.new() if "提醒" in m.text and f"#{asg.id}（" in m.text]
+        shown = await public_ref(asg.id)
+        reminders = [m for m in chat.new() if "提醒" in m.text and shown in m.text and f"#{asg.id}" not in m.text]
         assert len(reminders) == 1 and f"asg:accept:{asg.id}" in reminders[0].callback_data
         s.clock.set(asg.deadline + (asg.deadline - asg.created_at) + timedelta(minutes=1))
         await sched.run_due()

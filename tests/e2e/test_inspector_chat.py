@@ -4,6 +4,7 @@ double taps; another inspector's task; standing conflicts."""
 
 from __future__ import annotations
 
+from domain.refs import inspection_ref
 from models.alerts import Alert
 from models.directory import Conflict, ConflictSource
 from models.draws import Assignment, AssignmentStatus, Recusal
@@ -89,20 +90,28 @@ async def inspector_chat(s, cert):
 async def test_assignment_accept_and_double_tap(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         w, result = await setup_draw(s, tmp_path)
-        asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector", "inspection__entity").first()
+        asg = (
+            await Assignment.filter(seat=1)
+            .order_by("id")
+            .prefetch_related("inspector", "inspection__entity", "draw")
+            .first()
+        )
+        ref = inspection_ref(asg.draw.draw_ref, asg.inspection.no)
         chat = await inspector_chat(s, asg.inspector.cert_no)
         msgs = chat.new()
-        card = next(m for m in msgs if f"第 {asg.inspection.no} 号" in m.text and m.buttons)
+        card = next(m for m in msgs if ref in m.text and m.buttons)
+        assert f"#{asg.id}" not in card.text
         assert asg.inspection.entity.name in card.text
         assert card.callback_data == [f"asg:accept:{asg.id}", f"asg:recuse:{asg.id}"]
         replies = await chat.press(card, f"asg:accept:{asg.id}")
-        assert any("已接受" in m.text for m in replies)
+        assert any(f"已接受任务 {ref}" in m.text for m in replies)
         assert (await Assignment.get(id=asg.id)).status == AssignmentStatus.ACCEPTED
         assert s.sim.message(chat.user, card.message_id).buttons[0][0]["callback_data"] == f"asg:recuse:{asg.id}"
         again = await chat.press(s.sim.message(chat.user, card.message_id), f"asg:recuse:{asg.id}")
         assert any("利益冲突类型" in m.text for m in again)
         tasks = await chat.command("tasks")
-        assert f"#{asg.id}" in tasks[-1].text and "已接受" in tasks[-1].text
+        line = next(x for x in tasks[-1].text.splitlines() if x.startswith(ref))
+        assert asg.inspection.entity.name in line and "已接受" in line and f"#{asg.id}" not in tasks[-1].text
         chain = await audit.verify()
         assert chain[1] is None and chain[0] >= 1
 
@@ -162,10 +171,17 @@ async def test_inspector_cannot_see_or_touch_someone_elses_task(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         w, result = await setup_draw(s, tmp_path)
         mine = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector").first()
-        other = await Assignment.exclude(inspector_id=mine.inspector_id).prefetch_related("inspection__entity").first()
+        other = (
+            await Assignment.exclude(inspector_id=mine.inspector_id)
+            .exclude(
+                inspection_id__in=[a.inspection_id for a in await Assignment.filter(inspector_id=mine.inspector_id)]
+            )
+            .prefetch_related("inspection__entity", "draw")
+            .first()
+        )
         chat = await inspector_chat(s, mine.inspector.cert_no)
         chat.new()
-        shown = await chat.command("task", str(other.id))
+        shown = await chat.command("task", inspection_ref(other.draw.draw_ref, other.inspection.no))
         assert "没有找到" in shown[-1].text and other.inspection.entity.name not in shown[-1].text
         # a forged button press for someone else's assignment (data not on any of our messages)
         card = next(m for m in s.sim.messages(chat.user) if m.buttons)
@@ -183,7 +199,10 @@ async def test_conflicts_declare_list_withdraw(db, tmp_path):
         entity = next(e for e in w.entities if e.name == "青岛测试3号有限公司")
         assert f"cfl:pick:{entity.id}" in found.callback_data
         types = (await chat.press(found, f"cfl:pick:{entity.id}"))[-1]
-        declared = (await chat.press(types, f"cfl:type:{entity.id}:former_employment"))[-1]
+        confirm = (await chat.press(types, f"cfl:type:{entity.id}:former_employment"))[-1]
+        assert not await Conflict.exists()  # nothing is registered before the confirmation
+        assert f"cfl:ok:{entity.id}:former_employment" in confirm.callback_data
+        declared = (await chat.press(confirm, f"cfl:ok:{entity.id}:former_employment"))[-1]
         assert "青岛测试3号有限公司" in declared.text
         row = await Conflict.get(inspector_id=w.inspectors["S01"].id, entity_id=entity.id)
         assert row.source == ConflictSource.DECLARED

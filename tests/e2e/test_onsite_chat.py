@@ -22,6 +22,7 @@ from simulators.telegram.media import make_png
 from tests.builders import scheduled_draw
 from tests.e2e.harness import eventually, spine
 from tests.e2e.test_inspector_chat import Chat, bind
+from tests.e2e.test_references_chat import public_ref
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -130,7 +131,10 @@ async def test_checkin_near_and_far_and_photos_stored_by_sha256(db, tmp_path):
 
         early = await chat.location(*target)  # before the inspection window opens
         assert "没有正在进行的检查" in early[-1].text and not await CheckIn.exists()
-        assert "还没有开始" in (await chat.command("result", str(a1.id)))[-1].text and not await Result.exists()
+        assert (
+            "还没有开始" in (await chat.command("result", await public_ref(a1.id)))[-1].text
+            and not await Result.exists()
+        )
 
         await on_site_now(s, a1)
         early_draft = make_png(32, 32, (10, 90, 10))
@@ -252,12 +256,13 @@ async def test_findings_submit_confirm_and_an_approved_correction(db, tmp_path):
         assert "冷藏柜温度" in ask.text
         assert "您已确认" in (await mate_chat.press(ask, f"fnd:confirm:{rid}"))[-1].text
         assert "已经确认过了" in (await mate_chat.press(ask, f"fnd:confirm:{rid}"))[-1].text
-        assert any("已确认第" in m.text for m in chat.new())
+        lead_ref = await public_ref(lead.id)
+        assert any("已确认" + lead_ref in m.text for m in chat.new())
         assert (await Result.get(id=rid)).confirmed_by_id == mate.inspector_id
 
         # a correction: reason → change item 2 → sent → a coordinator of SCJG approves
         coordinator = await bind_coordinator(s)
-        shown = (await chat.command("result", str(lead.id)))[-1]
+        shown = (await chat.command("result", await public_ref(lead.id)))[-1]
         assert "已确认" in shown.text and f"fnd:fix:{rid}" in shown.callback_data
         asked = (await chat.press(shown, f"fnd:fix:{rid}"))[-1]
         assert "更正理由" in asked.text
@@ -280,7 +285,7 @@ async def test_findings_submit_confirm_and_an_approved_correction(db, tmp_path):
         assert (await Correction.get(id=corr.id)).status == CorrectionStatus.REQUESTED
         assert "第2项温度计读数有误" in request.text and "不合格 → 合格" in request.text
         approved = (await coordinator.press(request, f"cor:ok:{corr.id}"))[-1]
-        assert "已批准更正" in approved.text
+        assert "已批准更正" in approved.text and "已通知检查组" in approved.text and "未能通知" not in approved.text
         assert "已处理过" in (await coordinator.press(request, f"cor:no:{corr.id}"))[-1].text
         old, replacement = await Result.get(id=rid), await Result.get(id=new.id)
         assert old.status.value == "superseded" and replacement.status.value == "submitted"
@@ -343,7 +348,7 @@ async def test_probing_edits_and_out_of_order_text(db, tmp_path):
         )
         outsider = await join(s, outsider_asg.inspector.cert_no)
         outsider.new()
-        probe = (await outsider.command("result", str(lead.id)))[-1]
+        probe = (await outsider.command("result", await public_ref(lead.id)))[-1]
         assert "没有找到" in probe.text and lead.inspection.entity.name not in probe.text
         forged = (await outsider.forge(f"fnd:pass:{rid}:1"))[-1]
         assert "没有找到这份检查结果" in forged.text

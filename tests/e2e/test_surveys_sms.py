@@ -293,3 +293,64 @@ async def test_two_surveys_poll_one_chat_at_once_and_interleaved_answers_reach_t
         assert not set(one.polls["ids"]) & set(two.polls["ids"])
         # only the survey that reported something improper raised an alert
         assert [a.key for a in await Alert.filter(kind="survey_alert")] == [f"survey:{second.id}:improper"]
+
+
+async def test_entity_chat_help_comment_after_the_polls_and_thanks(db):
+    """An entity's /help says what it can do; a comment after the polls is recorded and
+    acknowledged; a "谢谢" is answered, not stored as a comment."""
+    async with spine(db, clock=FakeClock(MORNING)) as s:
+        w = await survey_world.build("D")
+        user = s.sim.create_user("王老板")
+        code = await create_invite(Role.ENTITY, s.clock, uscc=w.entities[0].uscc)
+        s.sim.send_command(user, "start", code)
+        await eventually(lambda: ChatBinding.filter(address=str(user.id), role=Role.ENTITY).exists())
+
+        async def said(before: int) -> list[str]:
+            async def handled() -> bool:
+                mine = InboundEvent.filter(sender=str(user.id))
+                return await mine.count() > before and not await mine.filter(outcome="").exists()
+
+            await eventually(handled)
+            await s.deliver()
+            return [m.text for m in s.sim.messages(user)]
+
+        n = await InboundEvent.filter(sender=str(user.id)).count()
+        s.sim.send_command(user, "help")
+        help_text = (await said(n))[-1]
+        assert "TD" in help_text and "直接发送文字" in help_text and "/help" in help_text
+        await enter_pool(w.inspections[0].id, s.clock.now())
+        for option, question in ((0, "improper"), (1, "fairness"), (4, None)):
+            await s.deliver()
+            poll = next(m for m in reversed(s.sim.messages(user)) if "poll" in m.data)
+            s.sim.answer_poll(user, poll.message_id, [option])
+            await eventually(
+                lambda: (
+                    Survey.filter(poll_question=question).exists()
+                    if question
+                    else Survey.filter(status=SurveyStatus.ANSWERED).exists()
+                )
+            )
+        await s.deliver()
+        n = await InboundEvent.filter(sender=str(user.id)).count()
+        s.sim.send_text(user, "补充：检查人员很规范，没有收任何东西")
+        assert "已收到您的补充意见" in (await said(n))[-1]
+        n += 1
+        s.sim.send_text(user, "谢谢！")
+        assert "不客气" in (await said(n))[-1]
+        survey = await Survey.get()
+        assert survey.comment == "补充：检查人员很规范，没有收任何东西"
+
+
+async def test_a_first_sms_that_only_comments_is_kept(db):
+    async with gateway(db) as g:
+        w = await survey_world.build("D")
+        await survey_sent(g, w)
+        assert (await g.sim.reply(PHONE, "检查人员态度很好，很专业")).status == 200
+        await g.deliver()
+        assert "第1题" in g.texts()[-1] or "请回复" in g.texts()[-1]  # still asked for the answers
+        s = await Survey.get()
+        assert s.comment == "检查人员态度很好，很专业" and s.status == SurveyStatus.SENT
+        assert (await g.sim.reply(PHONE, "是 否 5")).status == 200
+        await g.deliver()
+        s = await Survey.get()
+        assert s.status == SurveyStatus.ANSWERED and s.comment == "检查人员态度很好，很专业"

@@ -39,6 +39,7 @@ from bot.runtime import Runtime
 from core.channel import EventKind, InboundEvent
 from core.compose import compose
 from core.render import render
+from domain.refs import inspection_ref
 from models.alerts import Alert
 from models.chat import ChatState
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
@@ -58,6 +59,15 @@ from tests.services import draw_world as world
 
 ZONE = world.ZONE
 MISSING = 987654  # an id no row has
+MISSING_REF = "P1/2026-12-01/987654"  # a public reference no inspection has
+
+
+async def public(aid: int) -> str:
+    """The public reference an inspector types for assignment ``aid`` (domain.refs)."""
+    a = await Assignment.get(id=aid).prefetch_related("draw", "inspection")
+    return inspection_ref(a.draw.draw_ref, a.inspection.no)
+
+
 OTHER_PLAN = "卫健VICTIM专项计划"
 W_NOTE = "卫健VICTIM内部说明"
 FINDING_NOTE = "VICTIM-FINDING-NOTE 冷藏温度超标"
@@ -381,7 +391,7 @@ async def scene(db, tmp_path):
 async def test_the_victims_data_is_really_shown_to_its_owners(scene):
     """The leak check is not vacuous: asked by the right people, the answers do hold the strings."""
     bot, v = scene
-    _, rows = await bot.command(V_LEAD, "task", str(v.lead_asg.id))
+    _, rows = await bot.command(V_LEAD, "task", await public(v.lead_asg.id))
     assert "受害者VICTIM餐饮有限公司" in texts(rows)[0] and "受害检查员乙" in texts(rows)[0]
     assert leaks(v, texts(rows), ("scjg",))
     _, rows = await bot.press(V_LEAD, f"fnd:open:{v.lead_asg.id}")
@@ -401,10 +411,12 @@ async def test_an_inspector_cannot_see_or_touch_another_teams_task(scene):
     bot, v = scene
     async with unchanged():
         for aid in (v.lead_asg.id, v.mate_asg.id, v.open_asg.id):
-            shown = await like_missing(
-                bot, v, ATTACKER, aid, lambda n: bot.command(ATTACKER, "task", str(n)), template="refused.j2"
+            shown = await like_missing_ref(bot, v, ATTACKER, aid, "task", template="refused.j2")
+            assert (
+                shown == render("messages/refused.j2", code="asg_not_found", params={"ref": await public(aid)}).strip()
             )
-            assert shown == render("messages/refused.j2", code="asg_not_found", params={"id": aid}).strip()
+            for command in ("accept", "recuse"):
+                await like_missing_ref(bot, v, ATTACKER, aid, command, template="refused.j2")
             for action in ("show", "accept", "recuse"):
                 await like_missing(
                     bot, v, ATTACKER, aid, lambda n: bot.press(ATTACKER, f"asg:{action}:{n}"), template="refused.j2"
@@ -421,9 +433,7 @@ async def test_an_inspector_cannot_see_or_touch_another_teams_task(scene):
                 )
                 assert "已失效" in said[0]
             # findings and results of an inspection the attacker is not on
-            await like_missing(
-                bot, v, ATTACKER, aid, lambda n: bot.command(ATTACKER, "result", str(n)), template="onsite_refused.j2"
-            )
+            await like_missing_ref(bot, v, ATTACKER, aid, "result", template="refused.j2")
             await like_missing(
                 bot, v, ATTACKER, aid, lambda n: bot.press(ATTACKER, f"fnd:open:{n}"), template="onsite_refused.j2"
             )
@@ -488,6 +498,20 @@ async def test_an_inspector_cannot_check_in_or_file_photos_on_another_teams_insp
         ):
             said = await like_missing_after(bot, v, ATTACKER, v.lead_asg.id, prefix, kind, fields)
             assert "不在检查时段内或已不由您负责" in said
+
+
+async def like_missing_ref(bot: Bot, v: Victims, sender: str, real: int, command: str, *, template: str) -> str:
+    """A typed command naming another team's inspection by its public reference answers exactly as
+    one naming an inspection that does not exist."""
+    shown = await public(real)
+    _, theirs, _ = await attack(
+        bot, v, sender, lambda: bot.command(sender, command, shown), templates={template}, replies=1
+    )
+    _, none, _ = await attack(
+        bot, v, sender, lambda: bot.command(sender, command, MISSING_REF), templates={template}, replies=1
+    )
+    assert theirs[0].replace(shown, "N") == none[0].replace(MISSING_REF, "N"), (theirs, none)
+    return theirs[0]
 
 
 async def like_missing_after(

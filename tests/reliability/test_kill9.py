@@ -72,8 +72,8 @@ CHATS = 1_000
 LEASE_S = 5
 CONCURRENCY = 32  # the dispatcher's defaults
 BATCH = 256
-TEMPLATE = "team_changed.j2"  # "… 第 {no} 号 …": the message's number is in its text
-NUMBER = re.compile(r"第 (\d+) 号")
+TEMPLATE = "team_changed.j2"  # "… QD-BENCH/2026-12-01/{no} …": the message's number is in its text
+NUMBER = re.compile(r"/2026-12-01/(\d+)")
 
 
 # --- the fork server ----------------------------------------------------------------------------

@@ -139,7 +139,7 @@ async def test_send_queues_the_report_and_its_chart_once(db, tmp_path):
     text = next(r for r in rows if r.recipient_id == coord.id and r.template == "report.j2")
     shown = compose("report.j2", text.context, "zh-CN", "900")
     assert "2026-12 月度报告" in shown.text and "近亲属关系 1" in shown.text and "检查员S0" in shown.text
-    assert "SCJG" in shown.text and len(shown.text) < 4096
+    assert "【2026-12 月度报告】市场监督管理局" in shown.text and "SCJG" not in shown.text and len(shown.text) < 4096
     chart = next(r for r in rows if r.recipient_id == admin.id and r.template == "report_chart.j2")
     photo = compose("report_chart.j2", chart.context, "en", "901", data_dir=Path(db.data_dir))
     assert photo.photo.startswith(b"\x89PNG") and "2026-12" in photo.text

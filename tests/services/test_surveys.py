@@ -573,6 +573,6 @@ async def test_integrity_is_for_coordinators_and_nothing_an_inspector_reaches_ho
     assert outcome == "integrity"
     report = (await to("900"))[-1]
     text = render(f"messages/{report.template}", "zh-CN", **report.context)
-    assert "近30天" in text and "张伟（37020001，SCJG）" in text and report.context["withheld"] == 0
+    assert "近30天" in text and "张伟（青岛市市场监督管理局）" in text and report.context["withheld"] == 0
     bad = tg("900", EventKind.COMMAND, command="integrity", argument="abc")
     assert (await receive(bad, route, clock)).outcome == "usage"
