@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo
 
 from tortoise.functions import Count
 
-from core import drand
-from core import db
+from core import db, drand
 from core.clock import Clock
 from core.clock import local_minute as _local
 from domain import bundle
