@@ -31,6 +31,7 @@ from core.clock import Clock, FakeClock
 from core.drand import test_chain
 from core.render import text
 from core.settings import SMS_INBOUND_PATH, Settings, default_database_url
+from domain.refs import inspection_ref
 from importers import city
 from importers.run import ImportResult, import_file
 from models.alerts import Alert
@@ -551,7 +552,7 @@ class Demo:
             team = await (
                 Assignment.filter(inspection_id=insp.id, status=AssignmentStatus.ACCEPTED)
                 .order_by("seat")
-                .prefetch_related("inspector", "inspection__entity")
+                .prefetch_related("inspector", "inspection__entity", "inspection__draw")
             )
             if len(team) < 2:
                 continue
@@ -565,7 +566,9 @@ class Demo:
                 self.tg.share_location(lead, entity.lat + 0.0003, entity.lon + 0.0002)
                 await self.handled(before)
             before = await self.events()
-            self.tg.send_command(lead, "result", str(team[0].id))
+            self.tg.send_command(
+                lead, "result", inspection_ref(team[0].inspection.draw.draw_ref, team[0].inspection.no)
+            )
             await self.handled(before)
             failed = False
             for _ in range(20):  # one verdict, then skip the note, per item; then submit

@@ -131,9 +131,12 @@ async def walk(demo: Demo, browser, shots: Path | None = None) -> Seen:
     seen.inspector_chat = await _open_chat(page, lead.inspector.name)
     # every task of this inspector reached the chat: its inspection's number is in it (a card,
     # or the card edited into the reply once accepted)
-    numbers = await Assignment.filter(inspector_id=lead.inspector_id).values_list("inspection__no", flat=True)
-    seen.inspector_assignments = len(numbers)
-    seen.inspector_missing = [n for n in numbers if f"第 {n} 号" not in seen.inspector_chat]
+    refs = await Assignment.filter(inspector_id=lead.inspector_id).values_list(
+        "inspection__draw__draw_ref", "inspection__no"
+    )
+    seen.inspector_assignments = len(refs)
+    # the public reference (P1/2026-12-01/7) each chat text names an inspection by
+    seen.inspector_missing = [n for ref, n in refs if f"{ref}/{n}" not in seen.inspector_chat]
     await shot("inspector")
 
     # after the story the demo keeps running: a command typed now is answered and delivered

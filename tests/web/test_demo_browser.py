@@ -4,8 +4,7 @@ simulators' page, then the public pages. It fails on what a person would see go 
 still queued after the story says it is done, an inspector shown fewer task messages than tasks,
 codes and ISO times on /plans or a page wider than a phone, English in the zh-CN pages, a verify
 that fails on the zip the draw page offers, an empty monthly report, a command typed after the story
-left unanswered. Internal ids and English in the chats are reported as an expected failure until
-the chat section of issue 18 (another branch) is merged; then that last check becomes an assert.
+left unanswered, internal ids or English in the chats.
 
 One demo run (about a minute and a half): the slowest test of the suite, and the only one that
 shows the parts working together as a person meets them.
@@ -64,13 +63,10 @@ async def test_three_roles_walk_the_demo(seen):
     for where, text in pages:
         assert english_words(text) == [], (where, english_words(text))
 
-    # the chats: no internal row ids, no English. Their texts are issue 18's chat section (helper
-    # 18b's branch); until it is merged this last part is an expected failure, reported as such.
-    # After that merge, make it an assert.
+    # the chats: no internal row ids, no English
     leaks = [
         (who, found)
         for who, chat in (("coordinator", seen.coordinator_chat), ("inspector", seen.inspector_chat))
         for found in [*RAW_ID.findall(chat), *english_words(chat)]
     ]
-    if leaks:
-        pytest.xfail(f"chat texts still show internal ids or English (issue 18, chat section): {leaks[:8]}")
+    assert leaks == [], leaks[:8]
