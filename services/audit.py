@@ -26,13 +26,13 @@ from domain.audit import (
     ChainCheck,
     Checkpoint,
     Entry,
-    Mismatch,
     FileState,
+    Mismatch,
     checkpoint_line,
     compare,
     compare_file,
-    file_chain,
     entry_hash,
+    file_chain,
     parse_checkpoint_lines,
 )
 from models.audit import AuditCheckpoint, AuditFileState, AuditRecord
