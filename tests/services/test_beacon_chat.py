@@ -143,6 +143,12 @@ async def test_a_revoked_confirmer_is_refused_and_a_firing_without_sources_takes
     proposed = await beacon_entry.propose(asker, done.draw_ref, ["307", "44190"], clock=clock)
     await ChatBinding.filter(id=int(gone.actor.split(":")[1])).update(revoked_at=clock.now())
     await refused("confirmer_not_coordinator", beacon_entry.decide(gone, proposed.id, True, clock=clock))
+    # another department's coordinator: the firing and the entry look missing
+    b = await ChatBinding.create(channel=Channel.TELEGRAM, address="977", role=Role.COORDINATOR, departments=["WSJ"])
+    outsider = Scope.of([b])
+    assert outsider is not None
+    await refused("draw_ref_not_found", beacon_entry.propose(outsider, done.draw_ref, ["307", "44190"], clock=clock))
+    await refused("beacon_entry_not_found", beacon_entry.decide(outsider, proposed.id, True, clock=clock))
     assert (await BeaconEntry.get(id=proposed.id)).status is BeaconEntryStatus.PENDING
     plain = await announce("P1", clock.now() + timedelta(days=3), clock=clock, zone=ZONE)
     await refused("beacon_not_values", beacon_entry.propose(asker, plain.draw_ref, ["1", "2"], clock=clock))
