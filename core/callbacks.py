@@ -81,6 +81,7 @@ CONFLICT = Family("cfl", {"del", "pick", "type", "ok", "cancel"})
 PLAN = Family("pln", {"show"})
 DRAW = Family("drw", {"preview", "go", "now", "cancel"})
 OFF_SCHEDULE = Family("ofs", {"ask", "cancel", "yes", "no"})  # an off-schedule draw asked for and confirmed
+BEACON = Family("bcn", {"yes", "no"})  # values typed for a beacon, confirmed by a second coordinator
 REJECTION = Family("rjt", {"ask", "confirm", "cancel"})
 ALERT = Family("alr", {"ack"})
 FINDINGS = Family("fnd", {"open", "pass", "fail", "na", "edit", "skip", "submit", "confirm", "fix", "nofix", "lead"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, OFF_SCHEDULE, key
+from core.callbacks import ASSIGNMENT, BEACON, CORRECTION, FINDINGS, OFF_SCHEDULE, key
 
 Rows = list[list[dict[str, Any]]]
 
@@ -57,9 +57,21 @@ def off_schedule_decision(request_id: int) -> Rows:
     ]
 
 
+def beacon_decision(entry_id: int) -> Rows:
+    """Another coordinator confirms or declines beacon values typed in chat."""
+    return [[key("btn_beacon_yes", BEACON.data("yes", entry_id)), key("btn_beacon_no", BEACON.data("no", entry_id))]]
+
+
 KEYBOARDS: dict[str, Callable[[int], Rows]] = {
     f.__name__: f
-    for f in (assignment_offer, assignment_accept, result_confirm, correction_decision, off_schedule_decision)
+    for f in (
+        assignment_offer,
+        assignment_accept,
+        result_confirm,
+        correction_decision,
+        off_schedule_decision,
+        beacon_decision,
+    )
 }
 
 

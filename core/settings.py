@@ -77,6 +77,10 @@ class Settings:
     # a coordinator and confirmed by a second), or "none" (no beacon: the seed rests on the
     # secret alone, as before).
     beacon: str = "none"
+    # ``serve`` runs scheduled draws only with a beacon: INSPECTBOT_BEACON=none needs this
+    # acknowledgement (INSPECTBOT_BEACON_NONE_ACKNOWLEDGED=yes), so no deployment drifts into
+    # seeds that rest on the secret alone by leaving the variable unset.
+    beacon_none_acknowledged: bool = False
     drand_relays: tuple[str, ...] = DRAND_RELAYS
     # A drand chain other than quicknet, as its chain info JSON (a local test chain: the demo's
     # simulator prints it); empty = the League of Entropy's quicknet.
@@ -206,6 +210,7 @@ class Settings:
             metrics_token=env.get("INSPECTBOT_METRICS_TOKEN", ""),
             checkin_radius_m=_int(env, "INSPECTBOT_CHECKIN_RADIUS_M", 500),
             beacon=env.get("INSPECTBOT_BEACON", "none").strip(),
+            beacon_none_acknowledged=_yes(env, "INSPECTBOT_BEACON_NONE_ACKNOWLEDGED"),
             drand_relays=tuple(
                 r.strip() for r in env.get("INSPECTBOT_DRAND_RELAYS", ",".join(DRAND_RELAYS)).split(",") if r.strip()
             ),
@@ -227,6 +232,15 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _yes(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "no", "false"):
+        return False
+    if raw in ("1", "yes", "true"):
+        return True
+    raise SettingsError(f"{name} must be yes or no, not {raw!r}")
 
 
 def loopback(host: str) -> bool:

@@ -156,6 +156,46 @@ def parse_checkpoint_lines(text: str, source: str = "file") -> list[Checkpoint]:
     return out
 
 
+FILE_GENESIS = "0" * 64
+
+
+def file_chain(data: bytes) -> list[str]:
+    """The hash chain over the checkpoint file's complete lines: element ``i`` is
+    ``hex(H(element[i-1] || line_i))`` (``line_i`` with its newline; before the first, 64 zeros).
+    A torn last line (no newline) is not counted."""
+    out, prev = [], FILE_GENESIS
+    for line in data.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break
+        prev = hashlib.sha256(prev.encode() + line).hexdigest()
+        out.append(prev)
+    return out
+
+
+@dataclass(frozen=True)
+class FileState:
+    """The checkpoint file as recorded right after an append: ``lines`` complete lines whose chain
+    ends in ``hash`` (``at``: ISO 8601 UTC)."""
+
+    lines: int
+    hash: str
+    at: str = ""
+
+
+def compare_file(chain: list[str], states: Iterable[FileState]) -> list[Mismatch]:
+    """Each recorded state of the checkpoint file against the file now (its :func:`file_chain`):
+    "file_truncated" when the file has fewer lines than were recorded (deleted: none), or
+    "file_rewritten" when its first ``lines`` lines no longer hash to the recorded chain."""
+    out = []
+    for st in sorted(states, key=lambda s: (s.lines, s.at)):
+        c = Checkpoint(st.lines, st.hash, st.at, "file")
+        if st.lines > len(chain):
+            out.append(Mismatch(c, "file_truncated", len(chain)))
+        elif st.lines and chain[st.lines - 1] != st.hash:
+            out.append(Mismatch(c, "file_rewritten", len(chain), chain[st.lines - 1]))
+    return out
+
+
 def compare(
     hashes: dict[int, str], verified_to: int, last_seq: int, checkpoints: Iterable[Checkpoint]
 ) -> list[Mismatch]:

@@ -1,5 +1,6 @@
 """A coordinator's chat: /plans, /plan, /draw (preview, then confirm), /status, /pending,
-/recusals (review, reject), /alerts (acknowledge), /report, /verify.
+/recusals (review, reject), /alerts (acknowledge), /report, /verify, /beacon (values typed for a
+firing's announced sources, confirmed by another coordinator's button).
 
 Every command and button is open to any sender at the router and checks here who is asking:
 a coordinator sees their departments' plans, an admin everything, anyone else gets a
@@ -16,7 +17,7 @@ from functools import wraps
 from pathlib import Path
 
 from core import drand
-from core.callbacks import ALERT, DRAW, OFF_SCHEDULE, PLAN, REJECTION, Callback, key
+from core.callbacks import ALERT, BEACON, DRAW, OFF_SCHEDULE, PLAN, REJECTION, Callback, key
 from core.channel import EventKind
 from domain import inputs
 from domain.errors import ServiceError
@@ -26,7 +27,7 @@ from handlers.paging import nav, page_context, pageable
 from handlers.router import button, command, on
 from models.messaging import Role
 from services import alerts, chatstate, plan_views, recusals, reports
-from services.draws import confirm, offschedule, status
+from services.draws import beacon_entry, confirm, offschedule, status
 from services.draws.announce import MAX_REASON
 from services.inbound import Context
 from services.scope import Scope
@@ -209,6 +210,45 @@ async def off_schedule_button(ctx: Context, scope: Scope, say: Replier) -> str:
         return "off_schedule_declined"
     await say("coord_drawn.j2", confirm.Drawn(decided.result).context(ctx.zone))
     return "off_schedule_confirmed"
+
+
+# --- beacon values typed in chat, confirmed by another coordinator --------------------------------
+
+
+@command("beacon", roles=None)
+@coordinators_only
+async def beacon_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    """/beacon DRAW_REF V1 V2 …: the announced sources' results, in the announced order."""
+    first, *rest = ctx.event.argument.strip().split(maxsplit=1) or [""]
+    ref = inputs.word(first, inputs.REF_MAX)
+    values = beacon_entry.split_values(rest[0]) if rest else []
+    if ref is None or not values:
+        return await _usage(say, "beacon")
+    done = await beacon_entry.propose(scope, ref, values, clock=ctx.clock)
+    await say("coord_beacon_proposed.j2", done.context())
+    return "beacon_proposed"
+
+
+@button("bcn", roles=None)
+@coordinators_only
+async def beacon_button(ctx: Context, scope: Scope, say: Replier) -> str:
+    cb = BEACON.parse(ctx.event.data)
+    if cb is None:
+        raise ServiceError("stale_button")
+    decided = await beacon_entry.decide(scope, cb.id, cb.action == "yes", clock=ctx.clock)
+    entered = decided.entered
+    await say(
+        "coord_beacon_decided.j2",
+        {
+            "entry": decided.entry,
+            "draw_ref": decided.draw_ref,
+            "outcome": decided.outcome,
+            "beacon": entered.beacon if entered else "",
+            "values": list(entered.values) if entered else [],
+            "sources": list(entered.sources) if entered else [],
+        },
+    )
+    return f"beacon_{decided.outcome}"
 
 
 # --- a draw's state -----------------------------------------------------------------------------

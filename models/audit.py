@@ -33,3 +33,18 @@ class AuditCheckpoint(Model):
 
     class Meta:
         table = "audit_checkpoint"
+
+
+class AuditFileState(Model):
+    """What the checkpoint file held right after an append to it: its number of complete lines and
+    the hash chain over them (``domain.audit.file_chain``). ``audit verify`` checks that the file
+    still begins with every state recorded here, so a deleted, truncated or edited file is itself
+    detected (docs/reliability.md, "The audit log")."""
+
+    id = fields.BigIntField(primary_key=True)
+    lines = fields.IntField()
+    hash = fields.CharField(max_length=64)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "audit_file_state"

@@ -262,3 +262,29 @@ class OffScheduleRequest(Model):
 
     class Meta:
         table = "off_schedule_request"
+
+
+class BeaconEntryStatus(str, Enum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"  # a second coordinator confirmed: the values are the firing's beacon
+    DECLINED = "declined"
+    FAILED = "failed"  # confirmed, but refused (values already entered, the firing drawn, proposer revoked)
+
+
+class BeaconEntry(Model):
+    """Values typed in chat for a firing's announced beacon sources (``/beacon DRAW_REF V…``),
+    waiting for a second coordinator's confirmation by button (services.draws.beacon)."""
+
+    id = fields.IntField(primary_key=True)
+    firing = fields.ForeignKeyField("models.Firing", related_name="beacon_entries", on_delete=fields.RESTRICT)
+    values = fields.JSONField()  # one string per announced source, in the announced order
+    entered_by = fields.CharField(max_length=64)  # "coordinator:<binding id>"
+    entered_binding_id = fields.IntField()
+    status = fields.CharEnumField(BeaconEntryStatus, max_length=16, default=BeaconEntryStatus.PENDING)
+    created_at = fields.DatetimeField()
+    decided_by = fields.CharField(max_length=64, null=True)
+    decided_at = fields.DatetimeField(null=True)
+    failure = fields.CharField(max_length=64, null=True)
+
+    class Meta:
+        table = "beacon_entry"

@@ -26,13 +26,16 @@ from domain.audit import (
     ChainCheck,
     Checkpoint,
     Entry,
+    FileState,
     Mismatch,
     checkpoint_line,
     compare,
+    compare_file,
     entry_hash,
+    file_chain,
     parse_checkpoint_lines,
 )
-from models.audit import AuditCheckpoint, AuditRecord
+from models.audit import AuditCheckpoint, AuditFileState, AuditRecord
 from models.draws import Draw
 
 CHECKPOINT_FILE = Path("audit") / "checkpoints.tsv"  # under the data directory, append-only
@@ -153,7 +156,27 @@ async def sync_checkpoint_file(data_dir: Path) -> int:
         os.fsync(fd)
     finally:
         os.close(fd)
+    # what the file now holds (another instance's lines included: still a prefix of what it will
+    # hold), recorded so a deletion, truncation or edit of the file is itself detected
+    chain = file_chain(path.read_bytes())
+    if chain:
+        await AuditFileState.create(lines=len(chain), hash=chain[-1], at=newer[-1].at)
     return len(newer)
+
+
+async def file_mismatches(data_dir: Path) -> list[Mismatch]:
+    """The checkpoint file against every state of it the database recorded (none recorded: none)."""
+    states = [
+        FileState(r["lines"], r["hash"], r["at"].astimezone(UTC).isoformat(timespec="seconds"))
+        for r in await AuditFileState.all().values("lines", "hash", "at")
+    ]
+    if not states:
+        return []
+    try:
+        data = checkpoint_path(data_dir).read_bytes()
+    except FileNotFoundError:
+        data = b""
+    return compare_file(file_chain(data), states)
 
 
 async def stored_checkpoints() -> list[Checkpoint]:
@@ -197,6 +220,8 @@ async def verify_anchored(extra: Iterable[Checkpoint] = (), *, data_dir: Path | 
         for r in await AuditRecord.filter(seq__in=sorted(wanted)[chunk : chunk + 1000]).values("seq", "hash"):
             hashes[r["seq"]] = r["hash"]
     mismatches = compare(hashes, count, last_seq, anchors)
+    if data_dir is not None:
+        mismatches += await file_mismatches(data_dir)
     return Report(count, broken, last_seq, last_hash, len({(c.seq, c.head) for c in anchors}), mismatches)
 
 

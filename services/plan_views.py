@@ -18,6 +18,7 @@ from models.draws import Draw
 from models.plans import Plan
 from services.directory import department_names
 from services.draws.announce import pending_firings
+from services.draws.beacon import describe
 from services.plans import fire_times, spec_of
 from services.scope import Page, Scope, page_of, plans_in_scope
 
@@ -98,7 +99,12 @@ async def plan_detail(scope: Scope, code: str, now: datetime, zone: ZoneInfo) ->
         },
         "next": [_local(t, zone) for t in fire_times(spec, now, zone, limit=3)],
         "pending": (
-            {"draw_ref": firing.draw_ref, "fire_at": _local(firing.fire_at, zone), "commitment": firing.commitment}
+            {
+                "draw_ref": firing.draw_ref,
+                "fire_at": _local(firing.fire_at, zone),
+                "commitment": firing.commitment,
+                "beacon": describe(firing.beacon_plan, zone, firing.beacon_values),
+            }
             if firing
             else None
         ),

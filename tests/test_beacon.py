@@ -269,8 +269,17 @@ def test_cli_verify_flags_a_test_chain(tmp_path, monkeypatch, capsys):
     chain = drand.test_chain(1_700_000_000, secret_key=4242)
     plan = b.drand_plan(chain.chain, datetime.fromtimestamp(1_700_000_600, UTC))
     beacon, source = b.drand_source(plan, chain.sign(plan["round"]))
-    assert main(["verify", str(_bundle_dir(tmp_path / "test", beacon, source))]) == 0
-    assert "a local test chain, not the public drand network" in capsys.readouterr().out
+    bundle_dir = str(_bundle_dir(tmp_path / "test", beacon, source))
+    assert main(["verify", bundle_dir]) == 3  # every check holds, but the beacon proves nothing
+    said = capsys.readouterr()
+    assert "a local test chain, not the public drand network" in said.out
+    assert "NOT A PUBLIC BEACON" in said.err and "--allow-test-chain" in said.err
+    assert main(["verify", "--allow-test-chain", bundle_dir]) == 0
+    said = capsys.readouterr()
+    assert "NOTE: the beacon came from a local TEST drand chain" in said.out and not said.err
+    # a failing check on a test chain stays a failure (1), whatever the flag
+    broken = {**source, "randomness": "0" * 64}
+    assert main(["verify", "--allow-test-chain", str(_bundle_dir(tmp_path / "broken", beacon, broken))]) == 1
 
 
 def test_cli_verify_re_forms_the_values_string(tmp_path, monkeypatch, capsys):

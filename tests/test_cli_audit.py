@@ -49,6 +49,13 @@ def test_verify_names_a_log_cut_short_by_the_file_a_head_and_a_bundle(cli, tmp_p
     for source in ("(db)", "(file)", f"(draw:{draw_ref})", f"(bundle:{draw_ref})"):
         assert source in out, source
 
+    # the checkpoint file deleted as well: that is said too, in one line of its own
+    (tmp_path / "audit" / "checkpoints.tsv").unlink()
+    assert main(["audit", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "CHECKPOINT FILE CUT: audit/checkpoints.tsv has 0 complete lines, but on " in out
+    assert "it had 1: it was deleted or truncated." in out
+
     assert main(["audit", "verify", "--head", "12:nothex"]) == 2
     assert "is not a head" in capsys.readouterr().err
     assert main(["audit", "verify", "--bundle", str(tmp_path / "nowhere")]) == 2

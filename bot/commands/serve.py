@@ -30,6 +30,9 @@ async def serve(args, settings) -> int:
     if settings.telegram_mode == "webhook" and not settings.telegram_webhook_secret:
         print(text("serve_needs_secret", settings.locale), file=sys.stderr)
         return 2
+    if settings.beacon == "none" and not settings.beacon_none_acknowledged:
+        print(text("serve_needs_beacon", settings.locale), file=sys.stderr)
+        return 2
     setup_logging(settings, fmt="json", verbose=getattr(args, "verbose", False))  # JSON lines, no secrets
     service = Service(settings)
     stop = asyncio.Event()

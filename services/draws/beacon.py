@@ -46,6 +46,25 @@ class BeaconConfig:
 NO_BEACON = BeaconConfig()
 
 
+def describe(plan: Mapping[str, Any] | None, zone: ZoneInfo, typed: Mapping[str, Any] | None = None) -> dict | None:
+    """A planned (or used) beacon as chat shows it: the drand round, its time and whether the chain
+    is a test chain; or the named sources and the values entered (``typed``), if any."""
+    if not plan:
+        return None
+    if plan.get("kind") == beacons.KIND_DRAND:
+        chain = beacons.Chain.from_dict(plan["chain"])
+        at = datetime.fromtimestamp(beacons.round_time(chain, plan["round"]), zone)
+        return {
+            "kind": "drand",
+            "beacon_id": chain.beacon_id,
+            "round": plan["round"],
+            "at": at.strftime("%Y-%m-%d %H:%M:%S"),
+            "test": not chain.public,
+        }
+    values = (typed or {}).get("values") or plan.get("values") or []
+    return {"kind": "values", "sources": list(plan.get("sources", [])), "values": list(values)}
+
+
 def plan_for(config: BeaconConfig, fire_at: datetime, zone: ZoneInfo, sources: Sequence[str] = ()) -> dict | None:
     """What the announcement of a draw at ``fire_at`` fixes: ``sources`` given (the CLI's
     ``--beacon-source``) name values in advance whatever the deployment's kind."""

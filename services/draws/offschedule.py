@@ -7,7 +7,9 @@ them to press Confirm releases the draw (:func:`decide`): ``services.draws.write
 an :class:`~services.draws.write.OffSchedule` naming the requester and the confirmer, so the draw
 is marked, audited and alerted exactly as the CLI's ``--reason --confirmed-by``. A Decline, or
 nobody deciding before ``expires_at`` (:func:`expire_due`, a sweep), cancels it. The requester
-cannot confirm their own request; a second press finds the request decided and does nothing.
+cannot confirm their own request; a second press finds the request decided and does nothing. A
+request whose requester's coordinator binding was revoked before the confirmation ends ``failed``
+(``requester_revoked``), nothing drawn; a revoked confirmer is refused and the request waits.
 Each step is on the audit chain (``off_schedule.requested`` / ``confirmed`` / ``declined`` /
 ``expired``) and the requester is told the outcome.
 """
@@ -64,6 +66,11 @@ def _clean_reason(reason: str) -> str:
     if len(reason) > MAX_REASON:
         raise DrawError("reason_too_long", limit=MAX_REASON)
     return reason
+
+
+async def _live_coordinator(binding_id: int | None, departments, conn) -> bool:
+    b = await ChatBinding.get_or_none(id=binding_id, role=Role.COORDINATOR, revoked_at__isnull=True).using_db(conn)
+    return b is not None and bool(set(b.departments or ()) & set(departments))
 
 
 async def _confirmers(plan: Plan, requester_id: int, conn) -> list[ChatBinding]:
@@ -279,6 +286,11 @@ async def decide(
             # (audited after the draw: an append holds PostgreSQL's audit lock to the commit)
             if not await _claim(row.id, OffScheduleStatus.CONFIRMED, scope.actor, now, conn):
                 raise DrawError("request_decided", request=request_id, status="", by="")
+            # the requester must still be a live coordinator of the plan: a binding revoked
+            # since the request (or moved to other departments) cannot have its request confirmed
+            # (the confirmer is checked by draw_plan, the same way)
+            if not await _live_coordinator(row.requester_binding_id, plan.departments or (), conn):
+                raise DrawError("requester_revoked", requester=row.requested_by)
             result = await draw_plan(plan.code, clock=clock, zone=zone, locale=locale, off_schedule=off)
             assert isinstance(result, DrawResult)
             await OffScheduleRequest.filter(id=row.id).using_db(conn).update(draw_ref=result.draw_ref)

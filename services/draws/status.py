@@ -23,6 +23,7 @@ from domain import bundle
 from domain.sealing import draw_is_sealed
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection
 from models.messaging import OutboxStatus
+from services.draws.beacon import describe
 from services.draws.common import DrawError
 from services.draws.export import export
 from services.scope import PAGE_SIZE, Page, Scope, clamp, plan_ids
@@ -95,6 +96,8 @@ async def draw_status(scope: Scope, draw_ref: str, now: datetime, zone: ZoneInfo
         "messages": await _delivery(d.id),
         "unstaffable": i.get("unstaffable", 0),
         "done": i.get("done", 0),
+        "beacon": describe(d.beacon_source, zone),
+        "beacon_string": d.beacon,
     }
 
 

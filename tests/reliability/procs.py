@@ -81,6 +81,9 @@ class ServiceProcess:
             "INSPECTBOT_WEB_HOST": "127.0.0.1",
             "INSPECTBOT_WEB_PORT": str(self.port),
             "INSPECTBOT_METRICS_PORT": "0",  # no metrics listener: several instances share this host
+            # these tests are about processes, not beacons: run without one, acknowledged
+            "INSPECTBOT_BEACON": "none",
+            "INSPECTBOT_BEACON_NONE_ACKNOWLEDGED": "yes",
             **self.env,
         }
         out = open(self.log_path, "ab")

@@ -738,6 +738,7 @@ EVERY_COMMAND = (
     "status",
     "pending",
     "verify",
+    "beacon",
     "recusals",
     "alerts",
     "report",
@@ -756,6 +757,7 @@ async def test_an_unknown_chat_learns_nothing_from_any_command_or_button(scene):
         "draw": "P1",
         "status": v.w_draw_ref,
         "verify": v.w_draw_ref,
+        "beacon": f"{v.w_draw_ref} 1 2",
         "conflicts": "VICTIM",
     }
     async with unchanged():
@@ -778,6 +780,7 @@ async def test_an_unknown_chat_learns_nothing_from_any_command_or_button(scene):
             f"drw:go:{v.w_firing.id}",
             f"rjt:confirm:{v.w_recusal.id}",
             f"alr:ack:{v.w_alert.id}",
+            "bcn:yes:1",
             "pg:alerts:2",
             "zzz:1:2",
             "garbage",

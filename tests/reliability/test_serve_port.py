@@ -31,6 +31,8 @@ async def test_serve_on_a_taken_port_stops_with_one_line_naming_port_and_variabl
         "TELEGRAM_TOKEN": "123:fake",  # never reached: the port is bound before any channel starts
         "TELEGRAM_MODE": "polling",
         "INSPECTBOT_LOCALE": "en",
+        "INSPECTBOT_BEACON": "none",
+        "INSPECTBOT_BEACON_NONE_ACKNOWLEDGED": "yes",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

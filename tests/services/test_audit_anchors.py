@@ -211,3 +211,46 @@ async def test_the_scheduler_checkpoints_daily_into_the_file(db, tmp_path):
     lines = audit.read_checkpoint_file(db.data_dir)
     assert [(c.seq, c.head) for c in lines] == [result.audit_head]
     assert await AuditCheckpoint.filter(reason="daily").count() == 1
+
+
+async def test_a_deleted_truncated_or_edited_checkpoint_file_is_itself_detected(db, tmp_path):
+    """Brief 14d §4: the database records the file's line count and hash chain after each append,
+    so the file is an anchor that cannot itself vanish unnoticed."""
+    clock, _ = await drawn(tmp_path)
+    await audit.daily_checkpoint(clock.now(), zone=ZONE, data_dir=tmp_path)
+    await audit.append("system", "x", "s", {}, clock.now())
+    clock.advance(timedelta(days=1))
+    await audit.daily_checkpoint(clock.now(), zone=ZONE, data_dir=tmp_path)
+    path = audit.checkpoint_path(tmp_path)
+    original = path.read_bytes()
+    assert len(original.splitlines()) == 2 and (await audit.verify_anchored(data_dir=tmp_path)).ok
+    # truncated: the last line gone
+    path.write_bytes(original.splitlines(keepends=True)[0])
+    report = await audit.verify_anchored(data_dir=tmp_path)
+    assert [(m.kind, m.checkpoint.seq, m.last_seq) for m in report.mismatches] == [("file_truncated", 2, 1)]
+    assert report.broken is None and not report.ok  # the chain itself is whole: only the file says
+    # edited: a line changed (a forged head)
+    lines = original.splitlines(keepends=True)
+    path.write_bytes(lines[0].replace(lines[0].split(b"\t")[1], b"f" * 64) + lines[1])
+    report = await audit.verify_anchored(data_dir=tmp_path)
+    assert {m.kind for m in report.mismatches} >= {"file_rewritten"}
+    # deleted
+    path.unlink()
+    report = await audit.verify_anchored(data_dir=tmp_path)
+    assert {(m.kind, m.last_seq) for m in report.mismatches} == {("file_truncated", 0)}
+    # with the database intact, the next sweep writes the file again from the checkpoint table,
+    # byte for byte what was there, then the new checkpoint: nothing lost, nothing reported
+    await audit.append("system", "y", "s", {}, clock.now())
+    clock.advance(timedelta(days=1))
+    await audit.daily_checkpoint(clock.now(), zone=ZONE, data_dir=tmp_path)
+    assert path.read_bytes().startswith(original) and len(path.read_bytes().splitlines()) == 3
+    assert (await audit.verify_anchored(data_dir=tmp_path)).ok
+    # but the file deleted together with the newest records and their checkpoints: the file written
+    # again lacks lines the database once saw in it
+    path.unlink()
+    last = (await audit.head())[0]
+    await AuditRecord.filter(seq__gte=last - 1).delete()
+    await AuditCheckpoint.filter(seq__gte=last - 1).delete()
+    await audit.sync_checkpoint_file(tmp_path)
+    report = await audit.verify_anchored(data_dir=tmp_path)
+    assert ("file_truncated", 3) in {(m.kind, m.checkpoint.seq) for m in report.mismatches}, report.mismatches

@@ -190,6 +190,12 @@ async def test_scheduled_draw_on_a_test_chain_with_the_missing_beacon_policy(db,
         assert row.beacon_source["round"] == firing.beacon_plan["round"]
         lines = await verified(firing.draw_ref, tmp_path, clock)
         assert failed(lines) == [] and "beacon_chain_test" in [line.what for line in lines]
+        # the public draw page marks the test chain, in both locales
+        async with TestClient(TestServer(make_app(Runtime(settings=db, clock=clock)))) as client:
+            zh = await (await client.get(f"/draws/{firing.draw_ref}")).text()
+            en = await (await client.get(f"/draws/{firing.draw_ref}?lang=en")).text()
+        assert "<strong>这是本地测试链，不是公共 drand 网络" in zh
+        assert "<strong>This is a local test chain, not the public drand network" in en
     finally:
         await sim.stop()
 

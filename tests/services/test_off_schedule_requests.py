@@ -140,3 +140,43 @@ async def test_a_confirmed_draw_refused_by_the_draw_ends_the_request_failed(db, 
     row = await OffScheduleRequest.get(id=done.id)
     assert row.status is OffScheduleStatus.FAILED and row.failure == "slot_drawn"
     assert await Draw.all().count() == 1
+
+
+async def revoke(scope: Scope, clock) -> None:
+    """The binding behind ``scope`` revoked (as an administrator does), after the scope was built."""
+    n = await ChatBinding.filter(id=int(scope.actor.split(":")[1])).update(revoked_at=clock.now())
+    assert n == 1
+
+
+async def test_a_request_whose_requester_was_revoked_cannot_be_confirmed(db, tmp_path):
+    """Brief 14d §4: the requester's binding revoked between the request and the press: nothing is
+    drawn, the request ends failed (audited), and a second press finds it decided."""
+    clock, plan = await setup(tmp_path)
+    asker, other = await coordinator("900"), await coordinator("901")
+    done = await offschedule.request(asker, plan.id, "补抽", clock=clock, zone=ZONE)
+    await revoke(asker, clock)
+    exc = await refused("draw_failed", offschedule.decide(other, done.id, True, clock=clock, zone=ZONE))
+    assert exc.params["error"] == "requester_revoked" and exc.params["requester"] == asker.actor
+    assert await Draw.all().count() == 0
+    row = await OffScheduleRequest.get(id=done.id)
+    assert row.status is OffScheduleStatus.FAILED and row.failure == "requester_revoked"
+    await refused("request_decided", offschedule.decide(other, done.id, True, clock=clock, zone=ZONE))
+    failed = await AuditRecord.get(action="off_schedule.failed")
+    assert failed.actor == other.actor and failed.data["failure"] == "requester_revoked"
+    assert (await audit.verify())[1] is None
+    # the revoked requester is not told (no live binding); nobody was sent an outcome
+    assert await Outbox.filter(template="off_schedule_outcome.j2").count() == 0
+
+
+async def test_a_confirmer_revoked_after_the_request_cannot_confirm_and_the_request_waits(db, tmp_path):
+    clock, plan = await setup(tmp_path)
+    asker, gone, stays = await coordinator("900"), await coordinator("901"), await coordinator("902")
+    done = await offschedule.request(asker, plan.id, "补抽", clock=clock, zone=ZONE)
+    await revoke(gone, clock)
+    await refused("confirmer_not_coordinator", offschedule.decide(gone, done.id, True, clock=clock, zone=ZONE))
+    assert await Draw.all().count() == 0
+    assert (await OffScheduleRequest.get(id=done.id)).status is OffScheduleStatus.PENDING
+    decided = await offschedule.decide(stays, done.id, True, clock=clock, zone=ZONE)
+    assert decided.outcome == "confirmed" and decided.result is not None
+    [drawn] = await Draw.all()
+    assert drawn.off_schedule["confirmed_by"] == stays.actor
