@@ -41,7 +41,7 @@ from models.draws import FiringStatus
 from services import deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
 from services.draws import announce, write
-from services.onsite import photos
+from services.onsite import photos, review
 from services.plans import active_specs, fire_times
 from services.surveys import sweep as surveys_sweep
 
@@ -122,6 +122,8 @@ SWEEPS: dict[str, Sweep] = {
     "flight_reveals": Sweep(deadlines.reveal_due, lambda s, now: {"now": now, "zone": s.zone, "locale": s.locale}),
     "surveys": Sweep(surveys_sweep.run_sweep, lambda s, now: {"now": now, "zone": s.zone}),
     "photos": Sweep(photos.fetch_pending, _photo_arguments),
+    "reviews": Sweep(review.sweep_reviews, lambda s, now: {"now": now, "zone": s.zone}),
+    "publications": Sweep(review.sweep_publications, lambda s, now: {"now": now, "zone": s.zone}),
     "monthly_report": Sweep(
         reports.send_due_report,
         lambda s, now: {

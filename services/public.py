@@ -495,8 +495,8 @@ WITH page AS (
 )
 SELECT page.*, f.position, f.item_code, f.verdict, it.name AS item_name
 FROM page
-LEFT JOIN result r ON r.inspection_id = page.id AND r.status IN ('submitted', 'confirmed')
-LEFT JOIN finding f ON f.result_id = r.id
+LEFT JOIN publication pub ON pub.inspection_id = page.id AND pub.published_at IS NOT NULL
+LEFT JOIN finding f ON f.result_id = pub.result_id
 LEFT JOIN item it ON it.code = f.item_code
 ORDER BY page.drawn_at DESC, page.id DESC, f.position
 """
@@ -504,8 +504,9 @@ ORDER BY page.drawn_at DESC, page.id DESC, f.position
 
 async def entity_page(uscc: str, now: datetime, number: int = 1, size: int = PAGE) -> EntityPage:
     """An entity and its inspections, newest first, each with its result of record by item —
-    one query for the page (the findings joined to a page of inspections). An inspection
-    without a submitted result is *pending*. Inspections of a flight draw still sealed are
+    one query for the page (the findings joined to a page of inspections). Only a result a
+    reviewer approved is shown (services.onsite.review): until then the inspection is *pending*
+    (待公示). Inspections of a flight draw still sealed are
     left out: the target is secret until the reveal. Findings' notes are never shown."""
     entity = await entity_by_code(uscc)
     if entity is None:

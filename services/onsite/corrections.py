@@ -26,6 +26,7 @@ from services.onsite.results import (
     _view,
     _write,
 )
+from services.onsite.review import open_review
 from services.onsite.shared import OnsiteError, _departments
 from services.outbox import Message, enqueue
 
@@ -226,4 +227,5 @@ async def decide_correction(
         )
         if approve:
             await _ask_to_confirm(replacement, team, lead_id, view, now, locale, c)
+            await open_review(replacement, now, conn=c)
         return status.value, {**shown, "status": status.value}

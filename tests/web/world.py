@@ -17,6 +17,7 @@ from models.directory import Conflict, ConflictSource, ConflictType, Entity, Ins
 from models.draws import Assignment, Draw, FiringSecret, Inspection, InspectionStatus
 from models.messaging import Channel
 from models.onsite import Finding, Result
+from models.publication import Publication
 from models.surveys import Survey, SurveySample, SurveyStatus
 from services import plans
 from services.draws.announce import announce
@@ -92,6 +93,8 @@ async def _result(insp: Inspection, lead: Inspector) -> None:
         updated_at=now,
     )
     await Finding.create(result=result, position=0, item_code="SCJG-SP-01", verdict="fail", note=FINDING_NOTE)
+    day = now.date()  # reviewed and published: only a published result is shown
+    await Publication.create(inspection=insp, ended_on=day, due_on=day, result=result, published_at=now, on_time=True)
     await Inspection.filter(id=insp.id).update(status=InspectionStatus.DONE)
 
 
