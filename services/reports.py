@@ -24,7 +24,7 @@ import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from hashlib import sha256
 from pathlib import Path
 
@@ -146,6 +146,10 @@ class MonthlyReport:
     # per department: {"department", "draws", "off_schedule", "share"} (issue 14: draws whose
     # commitment was not published ahead — ad hoc or redraws — counted and shared per department)
     off_schedule: list = field(default_factory=list)
+    # per department: {"department", "due", "on_time", "share"} (issue 19: inspections whose
+    # publication deadline fell in the month and has passed, or that are published, and how many
+    # were published on or before it)
+    published: list = field(default_factory=list)
 
     def context(self) -> dict:
         """Plain JSON-able values (an outbox row's context)."""
@@ -272,6 +276,33 @@ async def _off_schedule(
         {"department": d, "draws": n, "off_schedule": off, "share": _rate(off, n)}
         for d, (n, off) in sorted(totals.items())
     ]
+
+
+async def _published_on_time(
+    start: datetime, end: datetime, now: datetime, zone: tzinfo, scope: tuple[str, list], departments
+) -> list[dict]:
+    """Per department, the inspections whose publication deadline (a local date) fell in the
+    month — counted once it has passed or the result is published — and the share published on
+    time (a joint plan's inspection counts for each of its departments)."""
+    first, last = start.astimezone(zone).date(), (end.astimezone(zone) - timedelta(days=1)).date()
+    today = now.astimezone(zone).date()
+    rows = await _fetch(
+        "SELECT pub.on_time, pub.published_at IS NOT NULL AS published, pub.due_on, p.departments "
+        "FROM publication pub JOIN inspection i ON i.id = pub.inspection_id JOIN draw d ON d.id = i.draw_id "
+        f"JOIN plan p ON p.id = d.plan_id WHERE pub.due_on >= ? AND pub.due_on <= ?{scope[0]}",
+        [first, last, *scope[1]],
+    )
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        due_on = r["due_on"] if isinstance(r["due_on"], date) else date.fromisoformat(str(r["due_on"]))
+        if not r["published"] and due_on >= today:
+            continue  # not yet judged: still within its deadline
+        for dept in db.decoded(r["departments"], []):
+            if departments is None or dept in departments:
+                t = totals.setdefault(dept, [0, 0])
+                t[0] += 1
+                t[1] += bool(r["on_time"])
+    return [{"department": d, "due": n, "on_time": k, "share": _rate(k, n)} for d, (n, k) in sorted(totals.items())]
 
 
 async def _coverage(start: datetime, end: datetime, year_start: datetime, scope: tuple[str, list]) -> Coverage:
@@ -475,6 +506,7 @@ async def monthly_report(
         integrity=integrity_figures,
         chart_path="",
         off_schedule=await _off_schedule(start, end, scope, depts),
+        published=await _published_on_time(start, end, now, zone, scope, depts),
     )
     if not chart:
         return report
