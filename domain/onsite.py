@@ -371,3 +371,18 @@ def consistent(s: Findings) -> bool:
     if s.status in (ResultStatus.PENDING, ResultStatus.WITHDRAWN) and not s.correction:
         return False
     return True
+
+
+# --- the credit record ------------------------------------------------------------------------------
+
+
+def credit_outcome(verdicts: Iterable[Verdict | str | None]) -> str:
+    """The result as the credit publicity system words it (a text code, ``credit_outcome_<code>``):
+    ``problems`` when any item is 不合格; ``not_operating`` when every item was 不涉及 (the firm
+    does not carry on the activity checked); otherwise ``no_problems``."""
+    values = [Verdict(v) if v is not None else None for v in verdicts]
+    if any(v == Verdict.FAIL for v in values):
+        return "problems"
+    if values and all(v == Verdict.NA for v in values):
+        return "not_operating"
+    return "no_problems"
