@@ -101,6 +101,7 @@ class Publication:
     working_days: int = 20
     review_days: int = 3
     objection_days: int = 5
+    rectify_days: int = 15  # working days a 不合格 finding's rectification order gives
     reinspect: str = "team"  # "team" | "draw"
 
 
@@ -437,7 +438,7 @@ def _response(value: Any) -> Response:
 
 
 def _publication(value: Any) -> Publication:
-    table = _table(value, "publication", {"working_days", "review_days", "objection_days", "reinspect"})
+    table = _table(value, "publication", {"working_days", "review_days", "objection_days", "rectify_days", "reinspect"})
     reinspect = table.get("reinspect", Publication.reinspect)
     if reinspect not in ("team", "draw"):
         raise PlanError("publication.reinspect", "bad_choice", value=_show(reinspect), allowed="team, draw")
@@ -450,6 +451,9 @@ def _publication(value: Any) -> Publication:
         ),
         objection_days=_int(
             table.get("objection_days", Publication.objection_days), "publication.objection_days", 1, MAX_WORKING_DAYS
+        ),
+        rectify_days=_int(
+            table.get("rectify_days", Publication.rectify_days), "publication.rectify_days", 1, MAX_WORKING_DAYS
         ),
         reinspect=reinspect,
     )

@@ -11,6 +11,7 @@ from models.messaging import Role
 from services.inbound import Context
 from services.onsite import review
 from services.onsite.shared import OnsiteError
+from services.surveys.enter import sign_for
 
 COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
 
@@ -25,7 +26,16 @@ async def _decide(ctx: Context, approve: bool) -> str:
         return "usage"
     try:
         code, shown = await review.decide_review(
-            binding, review_id, approve, comment, now=ctx.clock.now(), zone=ctx.zone, locale=ctx.locale, conn=ctx.conn
+            binding,
+            review_id,
+            approve,
+            comment,
+            now=ctx.clock.now(),
+            zone=ctx.zone,
+            locale=ctx.locale,
+            sign=sign_for(ctx.settings) if ctx.settings is not None else None,
+            base_url=ctx.settings.public_url if ctx.settings is not None else "",
+            conn=ctx.conn,
         )
     except OnsiteError as exc:
         await say("onsite_refused.j2", {"code": exc.code, "params": exc.params})

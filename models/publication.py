@@ -63,3 +63,29 @@ class Publication(Model):
     class Meta:
         table = "publication"
         indexes = (("published_at", "due_on"),)
+
+
+class NoticeDelivery(str, Enum):
+    QUEUED = "queued"  # the SMS is in the outbox (quiet hours respected)
+    OPTED_OUT = "opted_out"  # the firm opted out of our SMS: the notice is on its result page only
+    NO_MOBILE = "no_mobile"  # no mobile number on record
+
+
+class Notice(Model):
+    """The notice of the result to the firm (结果告知书), made when a result is published. Its
+    ``code`` opens the printable PDF from the firm's result page; ``objection_until`` is the last
+    day (local) the firm may state its case or object; ``rectify_by`` the rectification deadline
+    when an item is 不合格 (else None)."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=16, unique=True)
+    inspection = fields.ForeignKeyField("models.Inspection", related_name="notices", on_delete=fields.RESTRICT)
+    result = fields.OneToOneField("models.Result", related_name="notice", on_delete=fields.RESTRICT)
+    issued_on = fields.DateField()
+    objection_until = fields.DateField()
+    rectify_by = fields.DateField(null=True)
+    delivery = fields.CharEnumField(NoticeDelivery, max_length=16)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "notice"

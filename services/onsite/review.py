@@ -29,6 +29,7 @@ from models.plans import Plan
 from models.publication import Publication, Review, ReviewStatus
 from services import audit
 from services.alerts import raise_alert
+from services.onsite.notice import issue_notice
 from services.onsite.results import _team
 from services.onsite.shared import SHANGHAI, OnsiteError
 from services.outbox import Message, enqueue
@@ -145,9 +146,12 @@ async def decide_review(
     now: datetime,
     zone: tzinfo = SHANGHAI,
     locale: str = "zh-CN",
+    sign: str | None = None,
+    base_url: str = "",
     conn=None,
 ) -> tuple[str, dict]:
-    """Approve (the result is published) or return with a comment (the lead is told to correct).
+    """Approve (the result is published and the firm sent its notice: services.onsite.notice;
+    ``sign`` and ``base_url`` are the SMS signature and the public site's address) or return with a comment (the lead is told to correct).
     Refused: a review outside the reviewer's departments (as if missing), a reviewer who was on
     the team, an empty or too long comment. Decided already: ``already_decided``, nothing changes."""
     now = _utc(now)
@@ -189,6 +193,8 @@ async def decide_review(
         )
         if approve:
             await _publish(insp, result, now, zone, c)
+            spec = await plan_spec(draw, c)
+            await issue_notice(insp, result, spec, now, zone=zone, sign=sign, base_url=base_url, conn=c)
         lead = team[0].inspector_id if team else result.submitted_by_id
         if lead:
             await enqueue(

@@ -8,18 +8,15 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from core.db import transaction
 from core.render import render
 from models.alerts import Alert
-from models.draws import Assignment, Inspection
-from models.messaging import Channel, ChatBinding, Role
-from models.onsite import Finding, Result
+from models.draws import Assignment
 from models.publication import Publication, ReviewStatus
 from services import audit, plans, reports
 from services.onsite import review
 from services.onsite.shared import OnsiteError
-from tests.builders import scheduled_draw
 from tests.services import draw_world as world
+from tests.services.publication_world import coordinator, inspections, submitted
 
 ZONE = world.ZONE
 ENDED = datetime(2026, 2, 6, 3, 0, tzinfo=UTC)  # Friday 6 February 2026, 11:00 in Beijing
@@ -36,47 +33,15 @@ def test_working_days_skip_the_spring_festival_and_count_make_up_saturdays():
     assert review.working_days_between(date(2026, 3, 12), date(2026, 3, 9)) == 0
 
 
-async def _submitted(insp: Inspection, now: datetime) -> Result:
-    lead = await Assignment.filter(inspection_id=insp.id).order_by("seat").first()
-    result = await Result.create(
-        inspection=insp,
-        status="submitted",
-        step="summary",
-        created_by_id=lead.inspector_id,
-        submitted_by_id=lead.inspector_id,
-        submitted_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    await Finding.create(result=result, position=0, item_code="SCJG-SP-01", verdict="fail")
-    async with transaction() as conn:
-        await review.open_review(result, now, zone=ZONE, conn=conn)
-    return result
-
-
-async def _coordinator(address: str, departments=("SCJG",), inspector_id=None) -> ChatBinding:
-    return await ChatBinding.create(
-        channel=Channel.TELEGRAM,
-        address=address,
-        role=Role.COORDINATOR,
-        departments=list(departments),
-        inspector_id=inspector_id,
-    )
-
-
 @pytest.fixture
 async def two(db, tmp_path):
-    clock = world.clock()
-    await world.build(n_entities=12, n_scjg=6, n_wsj=0)
-    await plans.add_plan(world.plan_file(tmp_path, "P1", a="1", b="1", c="1"), clock)
-    await scheduled_draw("P1", clock=clock, zone=ZONE)
-    return await Inspection.all().order_by("id").limit(2)
+    return await inspections(tmp_path)
 
 
 async def test_deadline_warned_and_missed_by_working_days_then_the_monthly_share(two):
     late, timely = two
-    await _submitted(late, ENDED)
-    await _submitted(timely, ENDED)
+    await submitted(late, ENDED)
+    await submitted(timely, ENDED)
     pub = await Publication.get(inspection_id=late.id)
     assert (pub.ended_on, pub.due_on) == (date(2026, 2, 6), date(2026, 3, 12))  # not 6 March: 20 weekdays
     # Friday 6 March: six calendar days but four working days to go: no warning yet
@@ -87,7 +52,7 @@ async def test_deadline_warned_and_missed_by_working_days_then_the_monthly_share
     near = await Alert.filter(kind="publication_near").order_by("id")
     assert [a.context["left"] for a in near] == [3, 3] and near[0].departments == ["SCJG"]
     # the reviewer approves one on its last day, the other is missed
-    reviewer = await _coordinator("900")
+    reviewer = await coordinator("900")
     pending = await review.Review.get(inspection_id=timely.id)
     code, shown = await review.decide_review(reviewer, pending.id, True, now=datetime(2026, 3, 12, 8, 0, tzinfo=UTC))
     assert code == "approved" and shown["no"] == timely.no
@@ -105,19 +70,19 @@ async def test_deadline_warned_and_missed_by_working_days_then_the_monthly_share
 
 async def test_who_may_review(two):
     insp, _ = two
-    result = await _submitted(insp, ENDED)
+    result = await submitted(insp, ENDED)
     pending = await review.Review.get(result_id=result.id)
     now = datetime(2026, 2, 9, 2, 0, tzinfo=UTC)
     member = await Assignment.filter(inspection_id=insp.id).order_by("seat").first()
-    on_team = await _coordinator("901", inspector_id=member.inspector_id)
+    on_team = await coordinator("901", inspector_id=member.inspector_id)
     with pytest.raises(OnsiteError) as refused:
         await review.decide_review(on_team, pending.id, True, now=now)
     assert refused.value.code == "review_own_team"
-    other_dept = await _coordinator("902", departments=("WSJ",))
+    other_dept = await coordinator("902", departments=("WSJ",))
     with pytest.raises(OnsiteError) as missing:
         await review.decide_review(other_dept, pending.id, True, now=now)
     assert missing.value.code == "review_not_found"
-    reviewer = await _coordinator("903")
+    reviewer = await coordinator("903")
     with pytest.raises(OnsiteError) as empty:
         await review.decide_review(reviewer, pending.id, False, "   ", now=now)
     assert empty.value.code == "review_comment_empty"
