@@ -24,6 +24,7 @@ from core.settings import LOCALES
 from domain import inputs
 from services import public, reports
 from services.onsite import notice as notice_service
+from services.onsite import objection as objection_service
 from services.onsite.shared import OnsiteError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -201,6 +202,22 @@ async def notice(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/pdf", headers=headers)
 
 
+async def objection(request: web.Request) -> web.Response:
+    """The firm's objection, posted from its result page with the notice's code."""
+    uscc = request.match_info["uscc"]
+    form = await request.post()
+    code, reason = str(form.get("code", ""))[:32], str(form.get("reason", ""))[:2000]
+    rt = _runtime(request)
+    try:
+        found = await objection_service.lodge(
+            code, reason, _now(request), channel="web", uscc=uscc, zone=rt.settings.zone
+        )
+    except OnsiteError as exc:
+        status = 404 if exc.code == "notice_not_found" else 400
+        return page(request, "objection.html", status=status, ok=False, error=exc.code, params=exc.params, uscc=uscc)
+    return page(request, "objection.html", ok=True, code=found["code"], uscc=uscc)
+
+
 async def report(request: web.Request) -> web.Response:
     rt, now = _runtime(request), _now(request)
     latest = reports.last_month(now, rt.settings.zone)
@@ -280,6 +297,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/entities", entities)
     app.router.add_get("/entities/{uscc}", entity)
     app.router.add_get("/entities/{uscc}/notice", notice)
+    app.router.add_post("/entities/{uscc}/objection", objection)
     app.router.add_get("/reports", report)
     app.router.add_get(r"/reports/{month:\d{4}-\d{2}}", report)
     app.router.add_get(r"/reports/{month:\d{4}-\d{2}}/chart.png", report_chart)

@@ -1,6 +1,8 @@
 """A coordinator's review of submitted results: ``/approve <review>`` publishes the result,
 ``/return <review> <comment>`` sends it back to the team lead. The service checks that the
-reviewer is a coordinator of the plan's departments (or an admin) and was not on the team."""
+reviewer is a coordinator of the plan's departments (or an admin) and was not on the team.
+And the decision on a firm's objection: ``/uphold <objection> [note]``, ``/dismiss <objection>
+<reasons>``."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from handlers.common import Replier, binding_of
 from handlers.router import command
 from models.messaging import Role
 from services.inbound import Context
-from services.onsite import review
+from services.onsite import objection, review
 from services.onsite.shared import OnsiteError
 from services.surveys.enter import sign_for
 
@@ -54,3 +56,42 @@ async def approve_command(ctx: Context) -> str:
 async def return_command(ctx: Context) -> str:
     """/return N comment: the result under review N goes back to the team lead with the comment."""
     return await _decide(ctx, False)
+
+
+async def _objection(ctx: Context, upheld: bool) -> str:
+    say = Replier(ctx)
+    binding = binding_of(ctx, Role.COORDINATOR) or binding_of(ctx, Role.ADMIN)
+    head, _, note = ctx.event.argument.strip().partition(" ")
+    objection_id = inputs.number(head)
+    if binding is None or objection_id is None:
+        await say("onsite_refused.j2", {"code": "objection_usage" if binding else "stale_button", "params": {}})
+        return "usage"
+    try:
+        code, shown = await objection.decide(
+            binding,
+            objection_id,
+            upheld,
+            note,
+            now=ctx.clock.now(),
+            zone=ctx.zone,
+            locale=ctx.locale,
+            sign=sign_for(ctx.settings) if ctx.settings is not None else None,
+            conn=ctx.conn,
+        )
+    except OnsiteError as exc:
+        await say("onsite_refused.j2", {"code": exc.code, "params": exc.params})
+        return exc.code
+    await say("objection_decision.j2", {"code": code, **shown})
+    return f"objection_{code}"
+
+
+@command("uphold", roles=COORDINATORS)
+async def uphold_command(ctx: Context) -> str:
+    """/uphold N [note]: objection N is upheld; the lead is asked to correct the result."""
+    return await _objection(ctx, True)
+
+
+@command("dismiss", roles=COORDINATORS)
+async def dismiss_command(ctx: Context) -> str:
+    """/dismiss N reasons: objection N is rejected; the reasons are sent to the firm."""
+    return await _objection(ctx, False)

@@ -89,3 +89,32 @@ class Notice(Model):
 
     class Meta:
         table = "notice"
+
+
+class ObjectionStatus(str, Enum):
+    PENDING = "pending"
+    UPHELD = "upheld"  # the result is to be corrected (through the correction flow and a new review)
+    REJECTED = "rejected"  # with reasons, sent to the firm
+
+
+class Objection(Model):
+    """The firm's statement of its case or objection (陈述申辩 / 异议) to a published result,
+    made with the notice's code by SMS or on its result page, and the coordinators' decision."""
+
+    id = fields.IntField(primary_key=True)
+    notice = fields.ForeignKeyField("models.Notice", related_name="objections", on_delete=fields.RESTRICT)
+    inspection = fields.ForeignKeyField("models.Inspection", related_name="objections", on_delete=fields.RESTRICT)
+    channel = fields.CharField(max_length=16)  # "sms" | "web"
+    reply_to = fields.CharField(max_length=64, default="")  # the SMS sender, answered there (never shown)
+    reason = fields.TextField()
+    status = fields.CharEnumField(ObjectionStatus, max_length=16, default=ObjectionStatus.PENDING)
+    received_at = fields.DatetimeField()
+    decision = fields.TextField(default="")  # the reasons given with the decision
+    decided_by = fields.ForeignKeyField(
+        "models.ChatBinding", related_name="objections", null=True, on_delete=fields.RESTRICT
+    )
+    decided_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "objection"
+        indexes = (("inspection", "status"),)

@@ -38,6 +38,7 @@ from domain.errors import ServiceError
 from domain.sealing import REVEALED_SQL, draw_is_sealed, is_sealed
 from models.draws import Draw
 from services.draws.export import export as export_draw
+from services.onsite.objection import pending_for as objection_pending
 
 PAGE = 20
 DRAW_PAGE = 50  # inspections listed per page of a draw
@@ -478,6 +479,7 @@ class EntityInspection:
     status: str  # inspection status: staffed, unstaffable, done, cancelled
     result: str  # "pending", "pass" (合格), "problems" (problems found)
     items: list[ItemResult]
+    objection: bool = False  # the firm's objection to the published result awaits a decision
 
 
 @dataclass(frozen=True)
@@ -529,7 +531,8 @@ async def entity_page(uscc: str, now: datetime, number: int = 1, size: int = PAG
             )
         if r["item_code"] is not None:
             insp.items.append(ItemResult(r["item_code"], r["item_name"] or r["item_code"], r["verdict"] or ""))
-    out = [replace(i, result=result_of(i.items)) for i in found.values()]
+    pending = await objection_pending(list(found))
+    out = [replace(i, result=result_of(i.items), objection=key in pending) for key, i in found.items()]
     return EntityPage(entity, _page(out, number, size))
 
 

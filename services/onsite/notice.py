@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 from tortoise.expressions import Q
 
 from core.clock import utc as _utc
-from domain.onsite import credit_outcome
+from domain.onsite import NOTICE_CODE_CHARS, credit_outcome
 from domain.plans import PlanSpec
 from domain.surveys import next_allowed_send
 from models.directory import Department, Entity, Item
@@ -28,7 +28,7 @@ from services.onsite.shared import SHANGHAI, OnsiteError
 from services.outbox import Message, enqueue
 from services.plans import add_working_days
 
-CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud and typed from paper
+CODE_ALPHABET = NOTICE_CODE_CHARS  # no 0/O, 1/I: read aloud and typed from paper
 CODE_LENGTH = 8  # "G" and seven: 32**7 ≈ 3.4e10, never guessed by trying pages
 
 
