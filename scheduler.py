@@ -41,9 +41,10 @@ from models.draws import FiringStatus
 from services import deadlines, fires, reports
 from services.alerts import alert_plan_coordinators
 from services.draws import announce, write
-from services.onsite import photos, review
+from services.onsite import followup, photos, review
 from services.plans import active_specs, fire_times
 from services.surveys import sweep as surveys_sweep
+from services.surveys.enter import sign_for
 
 log = logging.getLogger("inspectbot.scheduler")
 
@@ -124,6 +125,10 @@ SWEEPS: dict[str, Sweep] = {
     "photos": Sweep(photos.fetch_pending, _photo_arguments),
     "reviews": Sweep(review.sweep_reviews, lambda s, now: {"now": now, "zone": s.zone}),
     "publications": Sweep(review.sweep_publications, lambda s, now: {"now": now, "zone": s.zone}),
+    "rectifications": Sweep(
+        followup.sweep_rectifications,
+        lambda s, now: {"now": now, "zone": s.zone, "sign": sign_for(s.rt.settings)},
+    ),
     "monthly_report": Sweep(
         reports.send_due_report,
         lambda s, now: {

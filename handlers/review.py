@@ -2,16 +2,16 @@
 ``/return <review> <comment>`` sends it back to the team lead. The service checks that the
 reviewer is a coordinator of the plan's departments (or an admin) and was not on the team.
 And the decision on a firm's objection: ``/uphold <objection> [note]``, ``/dismiss <objection>
-<reasons>``."""
+<reasons>``. And the re-inspector's ``/recheck <rectification> 已整改|未整改 [note]``."""
 
 from __future__ import annotations
 
 from domain import inputs
-from handlers.common import Replier, binding_of
+from handlers.common import Replier, binding_of, inspector_id
 from handlers.router import command
 from models.messaging import Role
 from services.inbound import Context
-from services.onsite import objection, review
+from services.onsite import followup, objection, review
 from services.onsite.shared import OnsiteError
 from services.surveys.enter import sign_for
 
@@ -95,3 +95,23 @@ async def uphold_command(ctx: Context) -> str:
 async def dismiss_command(ctx: Context) -> str:
     """/dismiss N reasons: objection N is rejected; the reasons are sent to the firm."""
     return await _objection(ctx, False)
+
+
+@command("recheck", roles={Role.INSPECTOR})
+async def recheck_command(ctx: Context) -> str:
+    """/recheck N 已整改|未整改 [note]: the re-inspection's finding on rectification N."""
+    say = Replier(ctx)
+    head, _, rest = ctx.event.argument.strip().partition(" ")
+    rectification_id = inputs.number(head)
+    if rectification_id is None:
+        await say("onsite_refused.j2", {"code": "recheck_usage", "params": {}})
+        return "usage"
+    try:
+        code, shown = await followup.record_reinspection(
+            inspector_id(ctx), rectification_id, rest, now=ctx.clock.now(), conn=ctx.conn
+        )
+    except OnsiteError as exc:
+        await say("onsite_refused.j2", {"code": exc.code, "params": exc.params})
+        return exc.code
+    await say("recheck_done.j2", {"code": code, **shown})
+    return f"recheck_{code}"

@@ -118,3 +118,33 @@ class Objection(Model):
     class Meta:
         table = "objection"
         indexes = (("inspection", "status"),)
+
+
+class RectificationStatus(str, Enum):
+    OPEN = "open"  # ordered; the firm has until due_on
+    REINSPECTING = "reinspecting"  # the deadline came: a re-inspection (复查) is assigned
+    RECTIFIED = "rectified"  # the re-inspection found it put right
+    UNRECTIFIED = "unrectified"  # not put right: flagged for case referral (移送立案)
+
+
+class Rectification(Model):
+    """A rectification order (责令整改) on a result with 不合格 items, its deadline (the notice's
+    ``rectify_by``), the reminder to the firm, the re-inspection and its outcome."""
+
+    id = fields.IntField(primary_key=True)
+    notice = fields.OneToOneField("models.Notice", related_name="rectification", on_delete=fields.RESTRICT)
+    inspection = fields.ForeignKeyField("models.Inspection", related_name="rectifications", on_delete=fields.RESTRICT)
+    due_on = fields.DateField()
+    status = fields.CharEnumField(RectificationStatus, max_length=16, default=RectificationStatus.OPEN)
+    reminded_at = fields.DatetimeField(null=True)
+    assigned_at = fields.DatetimeField(null=True)
+    inspector = fields.ForeignKeyField(
+        "models.Inspector", related_name="reinspections", null=True, on_delete=fields.RESTRICT
+    )
+    note = fields.TextField(default="")  # the re-inspector's finding
+    decided_at = fields.DatetimeField(null=True)
+    referred_at = fields.DatetimeField(null=True)  # flagged for case referral
+
+    class Meta:
+        table = "rectification"
+        indexes = (("status", "due_on"),)

@@ -23,6 +23,7 @@ from domain.onsite import credit_outcome
 from services.reports import month_bounds
 
 LOCALE = "zh-CN"  # the publicity system's language, whatever the server's
+FOLLOW_UP = {"open": "rectify", "reinspecting": "rectify", "rectified": "rectified", "unrectified": "referred"}
 COLUMNS = ("uscc", "name", "authority", "task", "date", "outcome", "follow_up")
 
 PUBLISHED = """
@@ -58,9 +59,17 @@ async def published_records(month: str, zone: tzinfo) -> list[dict]:
         f"SELECT result_id, verdict FROM finding WHERE result_id IN ({marks}) ORDER BY position", ids
     ):
         verdicts.setdefault(f["result_id"], []).append(f["verdict"])
+    follow: dict[int, tuple[str, str]] = {}
+    insp_marks = ", ".join("?" for _ in rows)
+    for f in await _fetch(
+        f"SELECT inspection_id, status, due_on FROM rectification WHERE inspection_id IN ({insp_marks}) ORDER BY id",
+        [r["id"] for r in rows],
+    ):
+        follow[f["inspection_id"]] = (f["status"], str(f["due_on"])[:10])
     out = []
     for r in rows:
         outcome = credit_outcome(verdicts.get(r["result_id"], []))
+        status, due_on = follow.get(r["id"], ("", ""))
         ended = r["ended_on"]
         out.append(
             {
@@ -70,7 +79,11 @@ async def published_records(month: str, zone: tzinfo) -> list[dict]:
                 "task": f"{r['plan']}（{r['draw_ref']}）",
                 "date": ended.isoformat() if hasattr(ended, "isoformat") else str(ended),
                 "outcome": text(f"credit_outcome_{outcome}", LOCALE),
-                "follow_up": text(f"credit_follow_up_{'rectify' if outcome == 'problems' else 'none'}", LOCALE),
+                "follow_up": text(
+                    f"credit_follow_up_{FOLLOW_UP.get(status, 'rectify' if outcome == 'problems' else 'none')}",
+                    LOCALE,
+                    due_on=due_on,
+                ),
             }
         )
     return out

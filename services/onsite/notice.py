@@ -24,6 +24,7 @@ from models.plans import Plan
 from models.publication import Notice, NoticeDelivery, Publication
 from models.surveys import SurveyOptOut
 from services import audit
+from services.onsite import followup
 from services.onsite.shared import SHANGHAI, OnsiteError
 from services.outbox import Message, enqueue
 from services.plans import add_working_days
@@ -126,6 +127,8 @@ async def issue_notice(
             now,
             connection=conn,
         )
+    if notice.rectify_by is not None:
+        await followup.order(notice, now, conn)
     await audit.append(
         "system",
         "notice.issued",

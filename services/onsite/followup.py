@@ -1,0 +1,236 @@
+"""Follow-up (后续处理): the rectification order a published result with 不合格 items carries
+(made with its notice, services.onsite.notice), the firm's reminder before its deadline, the
+re-inspection (复查) assigned at the deadline to the inspection's team lead, and its outcome —
+rectified, or not, which flags the case for referral (移送立案) to the plan's coordinators.
+
+The re-inspector answers in the chat: ``/recheck <rectification> 已整改|未整改 [note]``.
+On the audit chain: ``rectification.ordered`` / ``.reminded`` / ``.assigned`` / ``.rectified`` /
+``.unrectified``, ``case.referred``."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+
+from tortoise.transactions import in_transaction
+
+from core.clock import utc as _utc
+from core.db import transaction as _transaction
+from domain.onsite import NOTE_LIMIT
+from domain.surveys import next_allowed_send
+from models.directory import Entity
+from models.draws import Draw, Inspection
+from models.messaging import Channel, RecipientKind
+from models.publication import Notice, NoticeDelivery, Rectification, RectificationStatus
+from services import audit
+from services.alerts import raise_alert
+from services.onsite.results import _team
+from services.onsite.shared import SHANGHAI, OnsiteError
+from services.outbox import Message, enqueue
+from services.plans import is_working_day
+
+REMIND_DAYS = 3  # the firm is reminded this many working days before its deadline
+BATCH = 500
+RECTIFIED_WORDS = ("已整改", "整改", "rectified", "ok", "yes")
+UNRECTIFIED_WORDS = ("未整改", "unrectified", "no", "fail")
+
+
+def _days_left(today, due_on) -> int:
+    count, day = 0, today
+    while day < due_on:
+        day = day.fromordinal(day.toordinal() + 1)
+        count += is_working_day(day)
+    return count
+
+
+async def order(notice: Notice, now: datetime, conn) -> Rectification:
+    """The rectification order of a notice with a ``rectify_by`` date (once)."""
+    found = await Rectification.filter(notice_id=notice.id).using_db(conn).first()
+    if found is not None:
+        return found
+    row = await Rectification.create(
+        notice_id=notice.id, inspection_id=notice.inspection_id, due_on=notice.rectify_by, using_db=conn
+    )
+    await audit.append(
+        "system",
+        "rectification.ordered",
+        f"rectification:{row.id}",
+        {"notice": notice.code, "due_on": notice.rectify_by.isoformat()},
+        now,
+        connection=conn,
+    )
+    return row
+
+
+async def _context(row: Rectification, conn) -> dict:
+    insp = await Inspection.get(id=row.inspection_id).using_db(conn)
+    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    entity = await Entity.get(id=insp.entity_id).using_db(conn)
+    return {
+        "rectification": row.id,
+        "inspection": insp.id,
+        "no": insp.no,
+        "draw_ref": draw.draw_ref,
+        "plan": draw.plan.name,
+        "entity": entity.name,
+        "address": entity.address or "",
+        "due_on": row.due_on.isoformat(),
+        "departments": list(draw.plan.departments),
+        "_entity": entity,
+    }
+
+
+async def sweep_rectifications(now: datetime, *, zone: tzinfo = SHANGHAI, sign: str | None = None) -> int:
+    """Remind firms :data:`REMIND_DAYS` working days before their deadline (by SMS, the survey
+    rules: quiet hours, opt-out); at the deadline assign the re-inspection to the team lead."""
+    now = _utc(now)
+    today = now.astimezone(zone).date()
+    done = 0
+    for row in await Rectification.filter(status=RectificationStatus.OPEN).order_by("id").limit(BATCH):
+        due = today >= row.due_on
+        if not due and (row.reminded_at is not None or _days_left(today, row.due_on) > REMIND_DAYS):
+            continue
+        async with in_transaction() as conn:
+            if due:
+                done += await _assign(row, now, conn)
+            else:
+                done += await _remind(row, now, zone, sign, conn)
+    return done
+
+
+async def _remind(row: Rectification, now: datetime, zone: tzinfo, sign: str | None, conn) -> int:
+    claimed = await Rectification.filter(id=row.id, reminded_at=None).using_db(conn).update(reminded_at=now)
+    if not claimed:
+        return 0
+    ctx = await _context(row, conn)
+    entity = ctx.pop("_entity")
+    notice = await Notice.get(id=row.notice_id).using_db(conn)
+    if notice.delivery == NoticeDelivery.QUEUED and entity.mobile:
+        await enqueue(
+            [
+                Message(
+                    dedupe_key=f"rectification:{row.id}:reminder",
+                    recipient_kind=RecipientKind.ENTITY,
+                    recipient_id=entity.id,
+                    template="rectification_reminder.j2",
+                    context={**ctx, "sign": sign or "", "code": notice.code},
+                    channel=Channel.SMS,
+                    locale="zh-CN",
+                    not_before=_utc(next_allowed_send(now, zone)),
+                    address=entity.mobile,
+                )
+            ],
+            now,
+            connection=conn,
+        )
+    await audit.append("system", "rectification.reminded", f"rectification:{row.id}", {}, now, connection=conn)
+    return 1
+
+
+async def _assign(row: Rectification, now: datetime, conn) -> int:
+    team = await _team(row.inspection_id, conn)
+    inspector_id = team[0].inspector_id if team else None
+    claimed = await (
+        Rectification.filter(id=row.id, status=RectificationStatus.OPEN)
+        .using_db(conn)
+        .update(status=RectificationStatus.REINSPECTING, assigned_at=now, inspector_id=inspector_id)
+    )
+    if not claimed:
+        return 0
+    ctx = await _context(row, conn)
+    ctx.pop("_entity")
+    await audit.append(
+        "system",
+        "rectification.assigned",
+        f"rectification:{row.id}",
+        {"inspector": inspector_id},
+        now,
+        connection=conn,
+    )
+    if inspector_id is None:  # nobody holds the team any more: the coordinators assign by hand
+        await raise_alert(
+            f"rectification:{row.id}:unassigned",
+            "case_referral.j2",
+            {**ctx, "why": "unassigned"},
+            set(ctx["departments"]),
+            now,
+            connection=conn,
+        )
+        return 1
+    await enqueue(
+        [
+            Message(
+                dedupe_key=f"rectification:{row.id}:assigned",
+                recipient_kind=RecipientKind.INSPECTOR,
+                recipient_id=inspector_id,
+                template="reinspection_assigned.j2",
+                context=ctx,
+            )
+        ],
+        now,
+        connection=conn,
+    )
+    return 1
+
+
+def _outcome(word: str) -> bool | None:
+    w = word.strip().lower()
+    if w in UNRECTIFIED_WORDS:
+        return False
+    if w in RECTIFIED_WORDS:
+        return True
+    return None
+
+
+async def record_reinspection(
+    inspector_id: int, rectification_id: int, text: str, *, now: datetime, conn=None
+) -> tuple[str, dict]:
+    """The assigned re-inspector's finding: ``已整改`` or ``未整改`` and an optional note. Not put
+    right: the case is flagged for referral to the plan's coordinators."""
+    now = _utc(now)
+    word, _, note = text.strip().partition(" ")
+    rectified = _outcome(word)
+    if rectified is None:
+        raise OnsiteError("recheck_usage")
+    note = note.strip()
+    if len(note) > NOTE_LIMIT:
+        raise OnsiteError("reason_too_long", limit=NOTE_LIMIT)
+    async with _transaction(conn) as c:
+        row = await Rectification.filter(id=rectification_id).using_db(c).select_for_update().first()
+        if row is None or row.inspector_id != inspector_id:
+            raise OnsiteError("recheck_not_found", id=rectification_id)
+        ctx = await _context(row, c)
+        ctx.pop("_entity")
+        if row.status != RectificationStatus.REINSPECTING:
+            return "already_recorded", {**ctx, "status": row.status.value}
+        status = RectificationStatus.RECTIFIED if rectified else RectificationStatus.UNRECTIFIED
+        await (
+            Rectification.filter(id=row.id)
+            .using_db(c)
+            .update(status=status, note=note, decided_at=now, referred_at=None if rectified else now)
+        )
+        await audit.append(
+            f"inspector:{inspector_id}",
+            f"rectification.{status.value}",
+            f"rectification:{row.id}",
+            {"note": note},
+            now,
+            connection=c,
+        )
+        if not rectified:
+            await audit.append(
+                "system",
+                "case.referred",
+                f"inspection:{row.inspection_id}",
+                {"rectification": row.id},
+                now,
+                connection=c,
+            )
+            await raise_alert(
+                f"rectification:{row.id}:referral",
+                "case_referral.j2",
+                {**ctx, "why": "unrectified", "note": note},
+                set(ctx["departments"]),
+                now,
+                connection=c,
+            )
+        return status.value, {**ctx, "status": status.value}

@@ -1,0 +1,85 @@
+"""Follow-up: a 不合格 result's rectification order with its deadline in working days, the
+firm's reminder, the re-inspection assigned to the team lead at the deadline, its outcome —
+rectified, or not and flagged for case referral — and the credit record's 后续处理."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from models.alerts import Alert
+from models.directory import Entity
+from models.draws import Assignment
+from models.messaging import Outbox
+from models.publication import Notice, Rectification, RectificationStatus, Review
+from scheduler import SWEEPS
+from services import audit, credit
+from services.onsite import followup, review
+from services.onsite.shared import OnsiteError
+from tests.services.publication_world import ZONE, coordinator, inspections, submitted
+
+NOON = datetime(2026, 12, 4, 4, 0, tzinfo=UTC)  # Friday 4 December 2026, 12:00 in Beijing
+
+
+def at(day: date, hour_utc: int = 2) -> datetime:
+    return datetime(day.year, day.month, day.day, hour_utc, 0, tzinfo=UTC)
+
+
+async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
+    bad, good = await inspections(tmp_path)
+    for i, insp in enumerate((bad, good)):
+        await Entity.filter(id=insp.entity_id).update(mobile=f"+861390000000{i}")
+    reviewer = await coordinator("900")
+    for insp in (bad, good):
+        result = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+        await review.decide_review(reviewer, (await Review.get(result_id=result.id)).id, True, now=NOON)
+    rows = {r.inspection_id: r for r in await Rectification.all()}
+    first = rows[bad.id]
+    assert first.status == RectificationStatus.OPEN and first.due_on == date(2026, 12, 25)  # 15 working days
+    assert (await Notice.get(id=first.notice_id)).rectify_by == first.due_on
+
+    # Monday 21 December: four working days left, nothing; Tuesday: three, the firms are reminded once
+    assert await followup.sweep_rectifications(at(date(2026, 12, 21)), zone=ZONE) == 0
+    assert await followup.sweep_rectifications(at(date(2026, 12, 22)), zone=ZONE, sign="青岛市市场监督管理局") == 2
+    assert await followup.sweep_rectifications(at(date(2026, 12, 23)), zone=ZONE) == 0
+    reminder = await Outbox.get(dedupe_key=f"rectification:{first.id}:reminder")
+    assert reminder.template == "rectification_reminder.j2" and reminder.context["due_on"] == "2026-12-25"
+
+    # the deadline: the re-inspection goes to the team lead
+    assert SWEEPS["rectifications"].service is followup.sweep_rectifications  # the scheduler's row
+    assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 2
+    lead = await Assignment.filter(inspection_id=bad.id).order_by("seat").first()
+    first = await Rectification.get(id=first.id)
+    assert first.status == RectificationStatus.REINSPECTING and first.inspector_id == lead.inspector_id
+    assigned = await Outbox.get(dedupe_key=f"rectification:{first.id}:assigned")
+    assert assigned.recipient_id == lead.inspector_id and assigned.context["rectification"] == first.id
+
+    # only the assigned re-inspector records; an unknown word is refused
+    mate = await Assignment.filter(inspection_id=bad.id).order_by("-seat").first()
+    with pytest.raises(OnsiteError) as other:
+        await followup.record_reinspection(mate.inspector_id, first.id, "已整改", now=at(date(2026, 12, 28)))
+    assert other.value.code == "recheck_not_found"
+    with pytest.raises(OnsiteError) as vague:
+        await followup.record_reinspection(lead.inspector_id, first.id, "看过了", now=at(date(2026, 12, 28)))
+    assert vague.value.code == "recheck_usage"
+    code, _ = await followup.record_reinspection(
+        lead.inspector_id, first.id, "未整改 冷柜仍未维修", now=at(date(2026, 12, 28))
+    )
+    assert code == "unrectified"
+    again, _ = await followup.record_reinspection(lead.inspector_id, first.id, "已整改", now=at(date(2026, 12, 28)))
+    assert again == "already_recorded"
+    referral = await Alert.get(kind="case_referral")
+    assert referral.context["why"] == "unrectified" and referral.departments == ["SCJG"]
+    assert (await Rectification.get(id=first.id)).referred_at is not None
+
+    second = rows[good.id]
+    good_lead = await Assignment.filter(inspection_id=good.id).order_by("seat").first()
+    code, _ = await followup.record_reinspection(
+        good_lead.inspector_id, second.id, "已整改", now=at(date(2026, 12, 28))
+    )
+    assert code == "rectified"
+    records = {r["uscc"]: r for r in await credit.published_records("2026-12", ZONE)}
+    assert records[bad.entity_key]["follow_up"] == "逾期未整改，移送立案"
+    assert records[good.entity_key]["follow_up"] == "已整改（复查合格）"
+    assert (await audit.verify())[1] is None
