@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "bot.commands.verify",
     "bot.commands.reports",
     "bot.commands.results",
+    "bot.commands.inspection",
 ]
 
 

@@ -54,7 +54,7 @@ async def order(notice: Notice, now: datetime, conn) -> Rectification:
         "system",
         "rectification.ordered",
         f"rectification:{row.id}",
-        {"notice": notice.code, "due_on": notice.rectify_by.isoformat()},
+        {"notice": notice.id, "due_on": notice.rectify_by.isoformat()},
         now,
         connection=conn,
     )

@@ -98,7 +98,7 @@ async def lodge(
             f"entity:{entity.id}",
             "objection.lodged",
             f"objection:{objection.id}",
-            {"notice": notice.code, "channel": channel, "reason": reason},
+            {"notice": notice.id, "channel": channel, "reason": reason},
             now,
             connection=c,
         )
@@ -170,7 +170,7 @@ async def decide(
             f"binding:{binding.id}",
             f"objection.{status.value}",
             f"objection:{objection.id}",
-            {"notice": notice.code, "decision": decision},
+            {"notice": notice.id, "decision": decision},
             now,
             connection=c,
         )
