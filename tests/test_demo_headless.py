@@ -12,7 +12,17 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
     demo = Demo(settings, headless=True, out=lines.append)
     assert await demo.run() == 0
     story = "\n".join(lines)
-    for step in ("[City]", "[Announce]", "[Draw]", "[Chat]", "[Recusal]", "[Replacement]", "[Done]"):
+    for step in (
+        "[City]",
+        "[Announce]",
+        "[Draw]",
+        "[Chat]",
+        "[Recusal]",
+        "[Replacement]",
+        "[Review]",
+        "[Follow-up]",
+        "[Done]",
+    ):
         assert step in story, story
     assert "commitment" in story and len(demo.summary.lines) == len(lines)
     # the secret never appears in what the demo prints before or after the draw
