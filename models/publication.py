@@ -125,6 +125,7 @@ class RectificationStatus(str, Enum):
     REINSPECTING = "reinspecting"  # the deadline came: a re-inspection (复查) is assigned
     RECTIFIED = "rectified"  # the re-inspection found it put right
     UNRECTIFIED = "unrectified"  # not put right: flagged for case referral (移送立案)
+    SUPERSEDED = "superseded"  # the result was corrected and published again: the new notice's order stands
 
 
 class Rectification(Model):

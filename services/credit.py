@@ -24,6 +24,7 @@ from services.reports import month_bounds
 
 LOCALE = "zh-CN"  # the publicity system's language, whatever the server's
 FOLLOW_UP = {"open": "rectify", "reinspecting": "rectify", "rectified": "rectified", "unrectified": "referred"}
+# a superseded order is followed, in id order, by the corrected result's own (or by none: "none")
 COLUMNS = ("uscc", "name", "authority", "task", "date", "outcome", "follow_up")
 
 PUBLISHED = """
@@ -65,6 +66,9 @@ async def published_records(month: str, zone: tzinfo) -> list[dict]:
         f"SELECT inspection_id, status, due_on FROM rectification WHERE inspection_id IN ({insp_marks}) ORDER BY id",
         [r["id"] for r in rows],
     ):
+        if f["status"] == "superseded":
+            follow.pop(f["inspection_id"], None)
+            continue
         follow[f["inspection_id"]] = (f["status"], str(f["due_on"])[:10])
     out = []
     for r in rows:

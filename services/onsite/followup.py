@@ -42,6 +42,20 @@ def _days_left(today, due_on) -> int:
     return count
 
 
+async def supersede(inspection_id: int, now: datetime, conn) -> int:
+    """A corrected result was published: the earlier notice's open order no longer stands (the
+    new notice carries its own when the corrected result still has a 不合格 item)."""
+    rows = await Rectification.filter(
+        inspection_id=inspection_id, status__in=[RectificationStatus.OPEN, RectificationStatus.REINSPECTING]
+    ).using_db(conn)
+    for row in rows:
+        await (
+            Rectification.filter(id=row.id).using_db(conn).update(status=RectificationStatus.SUPERSEDED, decided_at=now)
+        )
+        await audit.append("system", "rectification.superseded", f"rectification:{row.id}", {}, now, connection=conn)
+    return len(rows)
+
+
 async def order(notice: Notice, now: datetime, conn) -> Rectification:
     """The rectification order of a notice with a ``rectify_by`` date (once)."""
     found = await Rectification.filter(notice_id=notice.id).using_db(conn).first()

@@ -127,6 +127,7 @@ async def issue_notice(
             now,
             connection=conn,
         )
+    await followup.supersede(insp.id, now, conn)
     if notice.rectify_by is not None:
         await followup.order(notice, now, conn)
     await audit.append(

@@ -83,3 +83,20 @@ async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
     assert records[bad.entity_key]["follow_up"] == "逾期未整改，移送立案"
     assert records[good.entity_key]["follow_up"] == "已整改（复查合格）"
     assert (await audit.verify())[1] is None
+
+
+async def test_a_corrected_result_published_again_supersedes_the_old_order(db, tmp_path):
+    insp, _ = await inspections(tmp_path)
+    reviewer = await coordinator("900")
+    first = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+    await review.decide_review(reviewer, (await Review.get(result_id=first.id)).id, True, now=NOON)
+    old = await Rectification.get(inspection_id=insp.id)
+    assert old.status == RectificationStatus.OPEN
+    # an upheld objection: the corrected result (合格 now) is reviewed and published again
+    corrected = await submitted(insp, datetime(2026, 12, 7, 2, 0, tzinfo=UTC), "pass")
+    await review.decide_review(reviewer, (await Review.get(result_id=corrected.id)).id, True, now=at(date(2026, 12, 8)))
+    assert (await Rectification.get(id=old.id)).status == RectificationStatus.SUPERSEDED
+    assert await Rectification.filter(inspection_id=insp.id).count() == 1  # 合格: no new order
+    assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 0  # nothing to re-inspect
+    [record] = await credit.published_records("2026-12", ZONE)
+    assert (record["outcome"], record["follow_up"]) == ("未发现问题", "无")
