@@ -1,7 +1,9 @@
 """Follow-up (后续处理): the rectification order a published result with 不合格 items carries
 (made with its notice, services.onsite.notice), the firm's reminder before its deadline, the
-re-inspection (复查) assigned at the deadline to the inspection's team lead, and its outcome —
-rectified, or not, which flags the case for referral (移送立案) to the plan's coordinators.
+re-inspection (复查) assigned at the deadline — to the inspection's team lead, or, when the plan
+says ``[publication] reinspect = "draw"``, to an inspector drawn afresh among the qualified — and
+its outcome: rectified, or not, which flags the case for referral (移送立案) to the plan's
+coordinators.
 
 The re-inspector answers in the chat: ``/recheck <rectification> 已整改|未整改 [note]``.
 On the audit chain: ``rectification.ordered`` / ``.reminded`` / ``.assigned`` / ``.rectified`` /
@@ -9,22 +11,25 @@ On the audit chain: ``rectification.ordered`` / ``.reminded`` / ``.assigned`` / 
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import datetime, tzinfo
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import NOTE_LIMIT
 from domain.surveys import next_allowed_send
-from models.directory import Entity
+from models.directory import Conflict, Entity, Inspector, InspectorStatus, Item
 from models.draws import Draw, Inspection
 from models.messaging import Channel, RecipientKind
 from models.publication import Notice, NoticeDelivery, Rectification, RectificationStatus
 from services import audit
 from services.alerts import raise_alert
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError
+from services.onsite.shared import SHANGHAI, OnsiteError, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import is_working_day
 
@@ -140,9 +145,49 @@ async def _remind(row: Rectification, now: datetime, zone: tzinfo, sign: str | N
     return 1
 
 
+async def _drawn(row: Rectification, team_ids: set[int], now: datetime, conn) -> tuple[int | None, dict]:
+    """A re-inspector drawn afresh (``[publication] reinspect = "draw"``): an active inspector of
+    the plan's departments holding every qualification its items need, with a valid certificate,
+    not on the team and with no standing conflict with the entity. The order is the SHA-256 of a
+    fresh recorded seed and the certificate number, so the pick can be re-derived from the audit
+    record."""
+    insp = await Inspection.get(id=row.inspection_id).using_db(conn)
+    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    spec = await plan_spec(draw, conn)
+    needed: set[str] = set()
+    for quals in await Item.filter(code__in=list(spec.items)).using_db(conn).values_list("qualifications", flat=True):
+        needed |= set(quals or [])
+    conflicted = set(
+        await Conflict.filter(entity_id=insp.entity_id, withdrawn_at=None)
+        .filter(Q(expires_at=None) | Q(expires_at__gt=now))
+        .using_db(conn)
+        .values_list("inspector_id", flat=True)
+    )
+    today = now.date()
+    candidates = [
+        p
+        for p in await Inspector.filter(status=InspectorStatus.ACTIVE, department__code__in=list(spec.departments))
+        .using_db(conn)
+        .order_by("id")
+        if p.id not in team_ids
+        and p.id not in conflicted
+        and needed <= set(p.qualifications or [])
+        and (p.cert_expiry is None or p.cert_expiry > today)
+    ]
+    seed = secrets.token_bytes(16)
+    ranked = sorted(candidates, key=lambda p: hashlib.sha256(seed + p.cert_no.encode()).hexdigest())
+    chosen = ranked[0].id if ranked else None
+    return chosen, {"mode": "draw", "seed": seed.hex(), "candidates": len(candidates)}
+
+
 async def _assign(row: Rectification, now: datetime, conn) -> int:
     team = await _team(row.inspection_id, conn)
-    inspector_id = team[0].inspector_id if team else None
+    insp = await Inspection.get(id=row.inspection_id).using_db(conn)
+    spec = await plan_spec(await Draw.get(id=insp.draw_id).using_db(conn), conn)
+    if spec.publication.reinspect == "draw":
+        inspector_id, how = await _drawn(row, {a.inspector_id for a in team}, now, conn)
+    else:
+        inspector_id, how = (team[0].inspector_id if team else None), {"mode": "team"}
     claimed = await (
         Rectification.filter(id=row.id, status=RectificationStatus.OPEN)
         .using_db(conn)
@@ -156,7 +201,7 @@ async def _assign(row: Rectification, now: datetime, conn) -> int:
         "system",
         "rectification.assigned",
         f"rectification:{row.id}",
-        {"inspector": inspector_id},
+        {"inspector": inspector_id, **how},
         now,
         connection=conn,
     )

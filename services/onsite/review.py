@@ -21,32 +21,21 @@ from tortoise.transactions import in_transaction
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import REASON_LIMIT, ResultStatus
-from domain.plans import PlanSpec, parse_plan
-from models.draws import Draw, Firing, Inspection
+from models.draws import Draw, Inspection
 from models.messaging import ChatBinding, RecipientKind, Role
 from models.onsite import Result
-from models.plans import Plan
 from models.publication import Publication, Review, ReviewStatus
 from services import audit
 from services.alerts import raise_alert
 from services.onsite.notice import issue_notice
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError
+from services.onsite.shared import SHANGHAI, OnsiteError, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import _at, add_working_days, is_working_day
 
 REVIEW_TIME = "18:00"  # a review is due at this local time of its last working day
 WARN_DAYS = 3  # the coordinators are warned this many working days before the publication deadline
 BATCH = 500
-
-
-async def plan_spec(draw: Draw, conn) -> PlanSpec:
-    """The plan as it was when the draw's firing was announced (else as it is now)."""
-    firing = await Firing.filter(id=draw.firing_id).using_db(conn).first()
-    if firing is not None and firing.params:
-        return parse_plan(firing.params)
-    plan = await Plan.get(id=draw.plan_id).using_db(conn)
-    return parse_plan(plan.spec)
 
 
 def working_days_between(start: date, end: date) -> int:

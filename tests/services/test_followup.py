@@ -4,13 +4,15 @@ rectified, or not and flagged for case referral — and the credit record's 后�
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 
 import pytest
 
 from models.alerts import Alert
-from models.directory import Entity
-from models.draws import Assignment
+from models.audit import AuditRecord
+from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
+from models.draws import Assignment, Draw, Firing
 from models.messaging import Outbox
 from models.publication import Notice, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
@@ -100,3 +102,32 @@ async def test_a_corrected_result_published_again_supersedes_the_old_order(db, t
     assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 0  # nothing to re-inspect
     [record] = await credit.published_records("2026-12", ZONE)
     assert (record["outcome"], record["follow_up"]) == ("未发现问题", "无")
+
+
+async def test_a_reinspector_drawn_afresh_among_the_qualified_when_the_plan_says_so(db, tmp_path):
+    insp, _ = await inspections(tmp_path)
+    draw = await Draw.get(id=insp.draw_id)
+    firing = await Firing.get(id=draw.firing_id)
+    await Firing.filter(id=firing.id).update(params={**firing.params, "publication": {"reinspect": "draw"}})
+    team = {a.inspector_id for a in await Assignment.filter(inspection_id=insp.id)}
+    outsiders = await Inspector.filter(department__code="SCJG").exclude(id__in=list(team)).order_by("id")
+    await Conflict.create(
+        inspector=outsiders[0],
+        entity_id=insp.entity_id,
+        type=ConflictType.CLOSE_RELATIVE,
+        source=ConflictSource.DECLARED,
+    )
+    reviewer = await coordinator("900")
+    result = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+    await review.decide_review(reviewer, (await Review.get(result_id=result.id)).id, True, now=NOON)
+    assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 1
+    row = await Rectification.get(inspection_id=insp.id)
+    assert row.inspector_id not in team and row.inspector_id != outsiders[0].id
+    record = await AuditRecord.get(action="rectification.assigned")
+    assert record.data["mode"] == "draw" and record.data["candidates"] == len(outsiders) - 1
+    seed = bytes.fromhex(record.data["seed"])
+    eligible = [p for p in outsiders[1:] if "SP" in p.qualifications]
+    first = min(eligible, key=lambda p: hashlib.sha256(seed + p.cert_no.encode()).hexdigest())
+    assert first.id == row.inspector_id  # re-derived from the audit record
+    assigned = await Outbox.get(dedupe_key=f"rectification:{row.id}:assigned")
+    assert assigned.recipient_id == row.inspector_id
