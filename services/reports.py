@@ -316,8 +316,10 @@ async def _coverage(start: datetime, end: datetime, year_start: datetime, scope:
     return Coverage(month, year, pool, _rate(month, pool), _rate(year, pool))
 
 
-async def _risk_rows(by_risk: dict, start: datetime, end: datetime, scope: tuple[str, list]) -> list[RiskRow]:
-    results = await result_counts(start, end, scope)
+async def _risk_rows(
+    by_risk: dict, start: datetime, end: datetime, scope: tuple[str, list], published_only: bool = False
+) -> list[RiskRow]:
+    results = await result_counts(start, end, scope, published_only=published_only)
     out = []
     for risk in sorted(set(RISKS) | set(by_risk)):
         statuses = by_risk.get(risk, {})
@@ -330,15 +332,22 @@ async def _risk_rows(by_risk: dict, start: datetime, end: datetime, scope: tuple
     return out
 
 
-async def result_counts(start: datetime, end: datetime, scope: tuple[str, list]) -> dict[str, tuple[int, int]]:
+async def result_counts(
+    start: datetime, end: datetime, scope: tuple[str, list], *, published_only: bool = False
+) -> dict[str, tuple[int, int]]:
     """Per risk class: (inspections drawn in the month with a result of record, those with at
-    least one item 不合格). Results are the on-site workflow's (``models.onsite``)."""
+    least one item 不合格). Results are the on-site workflow's (``models.onsite``); with
+    ``published_only`` (the public report) only results a reviewer approved and published."""
+    joined = (
+        "JOIN publication pub ON pub.inspection_id = i.id AND pub.published_at IS NOT NULL "
+        "JOIN result r ON r.id = pub.result_id "
+        if published_only
+        else "JOIN result r ON r.inspection_id = i.id AND r.status IN ('submitted', 'confirmed') "
+    )
     rows = await _fetch(
         "SELECT i.stratum, COUNT(DISTINCT r.id) AS n, "
         "COUNT(DISTINCT CASE WHEN f.verdict = 'fail' THEN r.id END) AS problems "
-        "FROM inspection i JOIN draw d ON d.id = i.draw_id "
-        "JOIN result r ON r.inspection_id = i.id AND r.status IN ('submitted', 'confirmed') "
-        "LEFT JOIN finding f ON f.result_id = r.id "
+        "FROM inspection i JOIN draw d ON d.id = i.draw_id " + joined + "LEFT JOIN finding f ON f.result_id = r.id "
         f"WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]} GROUP BY i.stratum",
         [start, end, *scope[1]],
     )
@@ -499,7 +508,7 @@ async def monthly_report(
         draws=await _draw_count(start, end, scope),
         inspections=counts,
         coverage=await _coverage(start, end, year_start, scope),
-        risk=await _risk_rows(by_risk, start, end, scope),
+        risk=await _risk_rows(by_risk, start, end, scope, published_only=not personal),
         recusals=await _recusals(start, end, scope, personal),
         deadlines=await _deadlines(start, end, now, scope),
         surveys=survey_figures,

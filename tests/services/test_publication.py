@@ -65,6 +65,11 @@ async def test_deadline_warned_and_missed_by_working_days_then_the_monthly_share
     )
     assert r.published == [{"department": "SCJG", "due": 2, "on_time": 1, "share": 0.5}]
     assert "按期公示（期限在本月）：SCJG 1/2" in render("messages/report.j2", "zh-CN", r=r.context())
+    # the public report counts only published results; the coordinators' counts every submitted one
+    after = datetime(2027, 1, 2, tzinfo=UTC)
+    public = await reports.monthly_report("2026-12", None, after, data_dir=None, zone=ZONE, chart=False, personal=False)
+    internal = await reports.monthly_report("2026-12", None, after, data_dir=None, zone=ZONE, chart=False)
+    assert sum(r.results for r in public.risk) == 1 and sum(r.results for r in internal.risk) == 2
     assert (await audit.verify())[1] is None
 
 
