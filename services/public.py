@@ -480,6 +480,8 @@ class EntityInspection:
     result: str  # "pending", "pass" (合格), "problems" (problems found)
     items: list[ItemResult]
     objection: bool = False  # the firm's objection to the published result awaits a decision
+    follow_up: str = ""  # the standing rectification order: "open" / "reinspecting" / "rectified" / "unrectified"
+    follow_up_due: str = ""  # its deadline, YYYY-MM-DD
 
 
 @dataclass(frozen=True)
@@ -532,8 +534,30 @@ async def entity_page(uscc: str, now: datetime, number: int = 1, size: int = PAG
         if r["item_code"] is not None:
             insp.items.append(ItemResult(r["item_code"], r["item_name"] or r["item_code"], r["verdict"] or ""))
     pending = await objection_pending(list(found))
-    out = [replace(i, result=result_of(i.items), objection=key in pending) for key, i in found.items()]
+    orders = await _orders(list(found))
+    out = [
+        replace(
+            i,
+            result=result_of(i.items),
+            objection=key in pending,
+            follow_up=orders.get(key, ("", ""))[0],
+            follow_up_due=orders.get(key, ("", ""))[1],
+        )
+        for key, i in found.items()
+    ]
     return EntityPage(entity, _page(out, number, size))
+
+
+async def _orders(inspection_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """The standing rectification order (status, deadline) of each inspection, if any."""
+    if not inspection_ids:
+        return {}
+    rows = await _fetch(
+        f"SELECT inspection_id, status, due_on FROM rectification WHERE inspection_id IN ({', '.join('?' * len(inspection_ids))}) "
+        "AND status != 'superseded' ORDER BY id",
+        inspection_ids,
+    )
+    return {r["inspection_id"]: (r["status"], str(r["due_on"])[:10]) for r in rows}
 
 
 def result_of(items: Sequence[ItemResult]) -> str:

@@ -16,7 +16,7 @@ from models.draws import Assignment, Draw, Firing
 from models.messaging import Outbox
 from models.publication import Notice, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
-from services import audit, credit
+from services import audit, credit, public
 from services.onsite import followup, review
 from services.onsite.shared import OnsiteError
 from tests.services.publication_world import ZONE, coordinator, inspections, submitted
@@ -84,6 +84,9 @@ async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
     records = {r["uscc"]: r for r in await credit.published_records("2026-12", ZONE)}
     assert records[bad.entity_key]["follow_up"] == "逾期未整改，移送立案"
     assert records[good.entity_key]["follow_up"] == "已整改（复查合格）"
+    now = at(date(2026, 12, 28))
+    assert (await public.entity_page(bad.entity_key, now)).inspections.rows[0].follow_up == "unrectified"
+    assert (await public.entity_page(good.entity_key, now)).inspections.rows[0].follow_up == "rectified"
     assert (await audit.verify())[1] is None
 
 

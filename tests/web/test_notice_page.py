@@ -18,6 +18,7 @@ async def test_notice_pdf_with_its_code_and_refusals(site):  # noqa: F811
     client, w = site
     page = await get(client, f"/entities/{w.markup.uscc}")
     assert f'action="/entities/{w.markup.uscc}/notice"' in page and "告知书编号" in page
+    assert "责令整改（期限" in page  # the standing rectification order
     response = await client.get(f"/entities/{w.markup.uscc}/notice?code={world.NOTICE_CODE.lower()}")
     assert response.status == 200 and response.content_type == "application/pdf"
     body = await response.read()

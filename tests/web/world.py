@@ -17,7 +17,7 @@ from models.directory import Conflict, ConflictSource, ConflictType, Entity, Ins
 from models.draws import Assignment, Draw, FiringSecret, Inspection, InspectionStatus
 from models.messaging import Channel
 from models.onsite import Finding, Result
-from models.publication import Notice, NoticeDelivery, Publication
+from models.publication import Notice, NoticeDelivery, Publication, Rectification
 from models.surveys import Survey, SurveySample, SurveyStatus
 from services import plans
 from services.draws.announce import announce
@@ -96,7 +96,7 @@ async def _result(insp: Inspection, lead: Inspector) -> None:
     await Finding.create(result=result, position=0, item_code="SCJG-SP-01", verdict="fail", note=FINDING_NOTE)
     day = now.date()  # reviewed and published: only a published result is shown
     await Publication.create(inspection=insp, ended_on=day, due_on=day, result=result, published_at=now, on_time=True)
-    await Notice.create(
+    notice = await Notice.create(
         code=NOTICE_CODE,
         inspection=insp,
         result=result,
@@ -106,6 +106,7 @@ async def _result(insp: Inspection, lead: Inspector) -> None:
         delivery=NoticeDelivery.QUEUED,
         created_at=now,
     )
+    await Rectification.create(notice=notice, inspection=insp, due_on=day)
     await Inspection.filter(id=insp.id).update(status=InspectionStatus.DONE)
 
 
