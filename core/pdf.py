@@ -64,7 +64,7 @@ def notice_pdf(doc: dict[str, Any], locale: str = "zh-CN") -> bytes:
     for item in doc["items"]:
         verdict = t("verdict_" + (item["verdict"] or "none"))
         rows.append([p(str(item["no"])), p(item["name"]), p(item["basis"] or "—", small), p(verdict)])
-    table = Table(rows, colWidths=[12 * mm, 55 * mm, 75 * mm, 22 * mm], repeatRows=1)
+    table = Table(rows, colWidths=[12 * mm, 55 * mm, 75 * mm, 22 * mm], repeatRows=1, splitInRow=1)
     table.setStyle(
         TableStyle(
             [

@@ -99,3 +99,25 @@ async def test_an_opted_out_firm_gets_no_sms_but_its_notice_exists(db, tmp_path)
         reviewer, (await review.Review.get(result_id=result.id)).id, True, now=now + timedelta(hours=1)
     )
     assert code == "already_decided" and await Notice.filter(result_id=result.id).count() == 1
+
+
+def test_a_hostile_or_huge_notice_still_prints():
+    doc = {
+        "code": "G7K3Q9M2",
+        "entity": "<script>alert(1)</script>&" + "A" * 600,
+        "uscc": "91370200000000003X",
+        "address": "",
+        "departments": ["青岛市市场监督管理局"] * 5,
+        "plan": "计" * 300,
+        "draw_ref": "SCJG-FOOD/2026-12-01",
+        "date": "2026-12-03",
+        "issued_on": "2026-12-04",
+        "objection_until": "2026-12-11",
+        "rectify_by": "",
+        "outcome": "not_operating",
+        "items": [{"no": i, "name": "项" * 200, "basis": "B" * 3000, "verdict": "na"} for i in range(1, 41)],
+    }
+    pdf = notice_pdf(doc)  # a legal basis taller than a page splits across pages instead of failing
+    reader = PdfReader(io.BytesIO(pdf))
+    text = "".join(p.extract_text() for p in reader.pages)
+    assert len(reader.pages) > 3 and "<script>alert(1)</script>&" in text and "未发现开展本次抽查涉及的经营活动" in text
