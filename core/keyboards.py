@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, key
+from core.callbacks import ASSIGNMENT, CORRECTION, FINDINGS, REVIEW, key
 
 Rows = list[list[dict[str, Any]]]
 
@@ -47,8 +47,13 @@ def correction_decision(correction_id: int) -> Rows:
     ]
 
 
+def review_decision(review_id: int) -> Rows:
+    """A coordinator approves a result under review (returning it needs a comment: /return)."""
+    return [[key("btn_approve_review", REVIEW.data("ok", review_id))]]
+
+
 KEYBOARDS: dict[str, Callable[[int], Rows]] = {
-    f.__name__: f for f in (assignment_offer, assignment_accept, result_confirm, correction_decision)
+    f.__name__: f for f in (assignment_offer, assignment_accept, result_confirm, correction_decision, review_decision)
 }
 
 

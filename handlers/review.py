@@ -6,9 +6,10 @@ And the decision on a firm's objection: ``/uphold <objection> [note]``, ``/dismi
 
 from __future__ import annotations
 
+from core.callbacks import REVIEW
 from domain import inputs
 from handlers.common import Replier, binding_of, inspector_id
-from handlers.router import command
+from handlers.router import button, command
 from models.messaging import Role
 from services.inbound import Context
 from services.onsite import followup, objection, review
@@ -18,11 +19,11 @@ from services.surveys.enter import sign_for
 COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
 
 
-async def _decide(ctx: Context, approve: bool) -> str:
+async def _decide(ctx: Context, approve: bool, pressed: int | None = None) -> str:
     say = Replier(ctx)
     binding = binding_of(ctx, Role.COORDINATOR) or binding_of(ctx, Role.ADMIN)
     head, _, comment = ctx.event.argument.strip().partition(" ")
-    review_id = inputs.number(head)
+    review_id = pressed if pressed is not None else inputs.number(head)
     if binding is None or review_id is None:
         await say("onsite_refused.j2", {"code": "review_usage" if binding else "stale_button", "params": {}})
         return "usage"
@@ -50,6 +51,16 @@ async def _decide(ctx: Context, approve: bool) -> str:
 async def approve_command(ctx: Context) -> str:
     """/approve N: the result under review N is approved and published."""
     return await _decide(ctx, True)
+
+
+@button("rev", roles=COORDINATORS)
+async def review_button(ctx: Context) -> str:
+    """The review alert's approve button (``rev:ok:<review>``)."""
+    cb = REVIEW.parse(ctx.event.data)
+    if cb is None:
+        await Replier(ctx)("onsite_refused.j2", {"code": "stale_button", "params": {}})
+        return "stale"
+    return await _decide(ctx, True, cb.id)
 
 
 @command("return", roles=COORDINATORS)

@@ -89,7 +89,12 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
             due_on=add_working_days(today, spec.publication.working_days),
             using_db=conn,
         )
-    context = {**await _context(insp, conn), "review": review.id, "due": due.astimezone(zone).strftime("%Y-%m-%d")}
+    context = {
+        **await _context(insp, conn),
+        "review": review.id,
+        "due": due.astimezone(zone).strftime("%Y-%m-%d"),
+        "keyboard": ["review_decision", review.id],
+    }
     await audit.append(
         "system",
         "review.opened",

@@ -110,7 +110,9 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
             "publication_missed",
         }
 
-        approved = (await coordinator.command("approve", str(second.id)))[-1]
+        await s.deliver()
+        asked = last_with(coordinator.s.sim.messages(coordinator.user), f"rev:ok:{second.id}")
+        approved = (await coordinator.press(asked, f"rev:ok:{second.id}"))[-1]  # the alert's button
         assert "已审核通过" in approved.text
         pub = await Publication.get(inspection_id=lead.inspection_id)
         assert pub.result_id == new.id and pub.published_at is not None and pub.on_time is False
