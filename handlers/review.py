@@ -126,3 +126,22 @@ async def recheck_command(ctx: Context) -> str:
         return exc.code
     await say("recheck_done.j2", {"code": code, **shown})
     return f"recheck_{code}"
+
+
+@command("refer", roles=COORDINATORS)
+async def refer_command(ctx: Context) -> str:
+    """/refer N reason: a serious finding in the result under review N, flagged for case referral."""
+    say = Replier(ctx)
+    binding = binding_of(ctx, Role.COORDINATOR) or binding_of(ctx, Role.ADMIN)
+    head, _, reason = ctx.event.argument.strip().partition(" ")
+    review_id = inputs.number(head)
+    if binding is None or review_id is None:
+        await say("onsite_refused.j2", {"code": "refer_reason_empty" if binding else "stale_button", "params": {}})
+        return "usage"
+    try:
+        code, shown = await followup.refer_serious(binding, review_id, reason, now=ctx.clock.now(), conn=ctx.conn)
+    except OnsiteError as exc:
+        await say("onsite_refused.j2", {"code": exc.code, "params": exc.params})
+        return exc.code
+    await say("refer_done.j2", {"code": code, **shown})
+    return f"refer_{code}"

@@ -59,6 +59,8 @@ class Publication(Model):
     on_time = fields.BooleanField(null=True)  # published on or before due_on (local date)
     warned_at = fields.DatetimeField(null=True)  # the deadline is near: coordinators alerted
     missed_at = fields.DatetimeField(null=True)  # the deadline passed unpublished: alerted
+    referred_at = fields.DatetimeField(null=True)  # a serious finding: flagged for case referral (移送立案)
+    referral_reason = fields.TextField(default="")  # for the coordinators; never published
 
     class Meta:
         table = "publication"

@@ -29,7 +29,7 @@ COLUMNS = ("uscc", "name", "authority", "task", "date", "outcome", "follow_up")
 
 PUBLISHED = """
 SELECT i.id, i.entity_key, e.name AS entity, d.draw_ref, p.name AS plan, p.departments,
-       pub.ended_on, pub.published_at, pub.result_id
+       pub.ended_on, pub.published_at, pub.result_id, pub.referred_at
 FROM publication pub JOIN inspection i ON i.id = pub.inspection_id JOIN entity e ON e.id = i.entity_id
 JOIN draw d ON d.id = i.draw_id JOIN plan p ON p.id = d.plan_id
 WHERE pub.published_at IS NOT NULL AND pub.published_at >= ? AND pub.published_at < ?
@@ -74,6 +74,8 @@ async def published_records(month: str, zone: tzinfo) -> list[dict]:
     for r in rows:
         outcome = credit_outcome(verdicts.get(r["result_id"], []))
         status, due_on = follow.get(r["id"], ("", ""))
+        if r["referred_at"] is not None:
+            status = "unrectified"  # a serious finding flagged for referral: 移送立案 as well
         ended = r["ended_on"]
         out.append(
             {

@@ -5,7 +5,8 @@ says ``[publication] reinspect = "draw"``, to an inspector drawn afresh among th
 its outcome: rectified, or not, which flags the case for referral (移送立案) to the plan's
 coordinators.
 
-The re-inspector answers in the chat: ``/recheck <rectification> 已整改|未整改 [note]``.
+The re-inspector answers in the chat: ``/recheck <rectification> 已整改|未整改 [note]``. A serious
+finding is flagged for referral at once by a coordinator: ``/refer <review> <reason>``.
 On the audit chain: ``rectification.ordered`` / ``.reminded`` / ``.assigned`` / ``.rectified`` /
 ``.unrectified``, ``case.referred``."""
 
@@ -24,8 +25,8 @@ from domain.onsite import NOTE_LIMIT
 from domain.surveys import next_allowed_send
 from models.directory import Conflict, Entity, Inspector, InspectorStatus, Item
 from models.draws import Draw, Inspection
-from models.messaging import Channel, RecipientKind
-from models.publication import Notice, NoticeDelivery, Rectification, RectificationStatus
+from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus, Review
 from services import audit
 from services.alerts import raise_alert
 from services.onsite.results import _team
@@ -293,3 +294,59 @@ async def record_reinspection(
                 connection=c,
             )
         return status.value, {**ctx, "status": status.value}
+
+
+async def refer_serious(
+    binding: ChatBinding, review_id: int, reason: str, *, now: datetime, conn=None
+) -> tuple[str, dict]:
+    """A serious finding: a coordinator of the plan's departments (or an admin) flags the
+    inspection under review ``review_id`` for case referral (移送立案), with a reason, without
+    waiting for a rectification deadline. Once per inspection."""
+    now = _utc(now)
+    reason = reason.strip()
+    if not reason:
+        raise OnsiteError("refer_reason_empty")
+    if len(reason) > NOTE_LIMIT:
+        raise OnsiteError("reason_too_long", limit=NOTE_LIMIT)
+    async with _transaction(conn) as c:
+        review = await Review.filter(id=review_id).using_db(c).first()
+        if review is None:
+            raise OnsiteError("review_not_found", id=review_id)
+        row = await Publication.filter(inspection_id=review.inspection_id).using_db(c).select_for_update().first()
+        insp = await Inspection.get(id=review.inspection_id).using_db(c)
+        draw = await Draw.get(id=insp.draw_id).using_db(c).prefetch_related("plan")
+        departments = set(draw.plan.departments)
+        allowed = binding.role == Role.ADMIN or (
+            binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
+        )
+        if not allowed or row is None:
+            raise OnsiteError("review_not_found", id=review_id)
+        entity = await Entity.get(id=insp.entity_id).using_db(c)
+        ctx = {
+            "inspection": insp.id,
+            "no": insp.no,
+            "draw_ref": draw.draw_ref,
+            "plan": draw.plan.name,
+            "entity": entity.name,
+            "review": review.id,
+        }
+        if row.referred_at is not None:
+            return "already_referred", ctx
+        await Publication.filter(id=row.id).using_db(c).update(referred_at=now, referral_reason=reason)
+        await audit.append(
+            f"binding:{binding.id}",
+            "case.referred",
+            f"inspection:{insp.id}",
+            {"why": "serious", "reason": reason},
+            now,
+            connection=c,
+        )
+        await raise_alert(
+            f"inspection:{insp.id}:referral",
+            "case_referral.j2",
+            {**ctx, "why": "serious", "note": reason, "rectification": "", "due_on": ""},
+            departments,
+            now,
+            connection=c,
+        )
+        return "referred", ctx

@@ -82,7 +82,7 @@ async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
     )
     assert code == "rectified"
     records = {r["uscc"]: r for r in await credit.published_records("2026-12", ZONE)}
-    assert records[bad.entity_key]["follow_up"] == "逾期未整改，移送立案"
+    assert records[bad.entity_key]["follow_up"] == "移送立案"
     assert records[good.entity_key]["follow_up"] == "已整改（复查合格）"
     now = at(date(2026, 12, 28))
     assert (await public.entity_page(bad.entity_key, now)).inspections.rows[0].follow_up == "unrectified"
@@ -134,3 +134,27 @@ async def test_a_reinspector_drawn_afresh_among_the_qualified_when_the_plan_says
     assert first.id == row.inspector_id  # re-derived from the audit record
     assigned = await Outbox.get(dedupe_key=f"rectification:{row.id}:assigned")
     assert assigned.recipient_id == row.inspector_id
+
+
+async def test_a_serious_finding_is_referred_at_once(db, tmp_path):
+    insp, _ = await inspections(tmp_path)
+    result = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+    pending = await Review.get(result_id=result.id)
+    other = await coordinator("901", departments=("WSJ",))
+    with pytest.raises(OnsiteError) as missing:
+        await followup.refer_serious(other, pending.id, "使用过期原料", now=NOON)
+    assert missing.value.code == "review_not_found"
+    reviewer = await coordinator("900")
+    with pytest.raises(OnsiteError) as empty:
+        await followup.refer_serious(reviewer, pending.id, "  ", now=NOON)
+    assert empty.value.code == "refer_reason_empty"
+    code, shown = await followup.refer_serious(reviewer, pending.id, "使用过期原料，涉嫌违法", now=NOON)
+    assert code == "referred" and shown["no"] == insp.no
+    again, _ = await followup.refer_serious(reviewer, pending.id, "再次", now=NOON)
+    assert again == "already_referred"
+    alert = await Alert.get(kind="case_referral")
+    assert alert.context["why"] == "serious" and alert.departments == ["SCJG"]
+    await review.decide_review(reviewer, pending.id, True, now=NOON)
+    [record] = await credit.published_records("2026-12", ZONE)
+    assert record["follow_up"] == "移送立案"
+    assert "使用过期原料" not in str(record)  # the reason is for the coordinators only
