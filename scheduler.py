@@ -46,9 +46,10 @@ from services.alerts import alert_plan_coordinators
 from services.draws import announce, offschedule, write
 from services.draws.beacon import BeaconConfig
 from services.draws.common import DrawError
-from services.onsite import photos
+from services.onsite import followup, photos, review
 from services.plans import active_specs, fire_times
 from services.surveys import sweep as surveys_sweep
+from services.surveys.enter import sign_for
 
 log = logging.getLogger("inspectbot.scheduler")
 
@@ -138,6 +139,12 @@ SWEEPS: dict[str, Sweep] = {
     "off_schedule_requests": Sweep(offschedule.expire_due, lambda s, now: {"now": now, "zone": s.zone}),
     "audit_checkpoints": Sweep(
         audit.daily_checkpoint, lambda s, now: {"now": now, "zone": s.zone, "data_dir": s.rt.settings.data_dir}
+    ),
+    "reviews": Sweep(review.sweep_reviews, lambda s, now: {"now": now, "zone": s.zone}),
+    "publications": Sweep(review.sweep_publications, lambda s, now: {"now": now, "zone": s.zone}),
+    "rectifications": Sweep(
+        followup.sweep_rectifications,
+        lambda s, now: {"now": now, "zone": s.zone, "sign": sign_for(s.rt.settings)},
     ),
     "monthly_report": Sweep(
         reports.send_due_report,

@@ -30,6 +30,8 @@ COMMAND_MODULES = [
     "bot.commands.serve",
     "bot.commands.verify",
     "bot.commands.reports",
+    "bot.commands.results",
+    "bot.commands.inspection",
 ]
 
 

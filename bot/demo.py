@@ -38,6 +38,7 @@ from models.alerts import Alert
 from models.directory import Entity
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, Recusal
 from models.messaging import InboundEvent, Outbox, OutboxStatus, Role
+from models.publication import Notice, Rectification, Review, ReviewStatus
 from models.surveys import Survey
 from scheduler import Scheduler
 from services import plans, reports
@@ -393,6 +394,7 @@ class Demo:
         await self.on_site(inspections)
         self.doing("survey")
         await self.surveys_answered()
+        await self.reviewed()
         self.doing("report")
         await self.report()
         self.doing("deliver")
@@ -622,6 +624,23 @@ class Demo:
             self.say("demo_survey", entity=survey.entity.name, reply=reply)
         if not rows:
             self.say("demo_no_survey")
+
+    async def reviewed(self) -> None:
+        """After the visit (docs/results.md): the coordinator, on no team, approves each result
+        (/approve); the firm gets its notice (SMS, PDF on its page) and a 不合格 result its
+        rectification order."""
+        coordinator = self.users["coordinator"]
+        for pending in await Review.filter(status=ReviewStatus.PENDING).order_by("id"):
+            before = await self.events()
+            self.tg.send_command(coordinator, "approve", str(pending.id))
+            await self.handled(before)
+        await self.settle()
+        for notice in await Notice.all().order_by("id").prefetch_related("inspection__entity"):
+            entity = notice.inspection.entity
+            url = f"{self.settings.public_url}/entities/{entity.uscc}/notice?code={notice.code}"
+            self.say("demo_notice", entity=entity.name, notice=notice.code, url=url)
+        for order in await Rectification.all().order_by("id").prefetch_related("inspection__entity"):
+            self.say("demo_rectification", entity=order.inspection.entity.name, due_on=order.due_on.isoformat())
 
     async def report(self) -> None:
         month = self.clock.now().astimezone(self.settings.zone).strftime("%Y-%m")

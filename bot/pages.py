@@ -9,6 +9,7 @@ script at all. What is published and what never is: docs/public-pages.md.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +20,14 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from bot.runtime import RUNTIME
+from core.pdf import notice_pdf
 from core.render import DEFAULT_LOCALE, render
 from core.settings import LOCALES
 from domain import inputs
 from services import public, reports
+from services.onsite import notice as notice_service
+from services.onsite import objection as objection_service
+from services.onsite.shared import OnsiteError
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 # CommonMark with tables; raw HTML in a document is shown as text, never passed through
@@ -34,7 +39,7 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-NOT_FOUND = {"draw_not_found", "entity_not_found", "file_not_found", "month_not_found"}
+NOT_FOUND = {"draw_not_found", "entity_not_found", "file_not_found", "month_not_found", "notice_not_found"}
 REPORT_TTL = 60.0
 _REPORTS = web.AppKey("public_reports", dict)
 MIME = {
@@ -189,6 +194,34 @@ async def entity(request: web.Request) -> web.Response:
     return page(request, "entity.html", e=found.entity, inspections=found.inspections)
 
 
+async def notice(request: web.Request) -> web.Response:
+    """The printable notice of a result (PDF), for the holder of its code (``?code=``)."""
+    uscc, code = request.match_info["uscc"], request.query.get("code", "")
+    try:
+        doc = await notice_service.notice_document(uscc, code[:32])
+    except OnsiteError as exc:
+        raise public.PublicError("notice_not_found", uscc=uscc) from exc
+    body = await asyncio.to_thread(notice_pdf, doc)
+    headers = {**HEADERS, "Content-Disposition": f'inline; filename="notice-{doc["code"]}.pdf"'}
+    return web.Response(body=body, content_type="application/pdf", headers=headers)
+
+
+async def objection(request: web.Request) -> web.Response:
+    """The firm's objection, posted from its result page with the notice's code."""
+    uscc = request.match_info["uscc"]
+    form = await request.post()
+    code, reason = str(form.get("code", ""))[:32], str(form.get("reason", ""))[:2000]
+    rt = _runtime(request)
+    try:
+        found = await objection_service.lodge(
+            code, reason, _now(request), channel="web", uscc=uscc, zone=rt.settings.zone
+        )
+    except OnsiteError as exc:
+        status = 404 if exc.code == "notice_not_found" else 400
+        return page(request, "objection.html", status=status, ok=False, error=exc.code, params=exc.params, uscc=uscc)
+    return page(request, "objection.html", ok=True, code=found["code"], uscc=uscc)
+
+
 async def report(request: web.Request) -> web.Response:
     rt, now = _runtime(request), _now(request)
     latest = reports.last_month(now, rt.settings.zone)
@@ -278,6 +311,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(r"/draws/{ref:.+}", draw)
     app.router.add_get("/entities", entities)
     app.router.add_get("/entities/{uscc}", entity)
+    app.router.add_get("/entities/{uscc}/notice", notice)
+    app.router.add_post("/entities/{uscc}/objection", objection)
     app.router.add_get("/reports", report)
     app.router.add_get(r"/reports/{month:\d{4}-\d{2}}", report)
     app.router.add_get(r"/reports/{month:\d{4}-\d{2}}/chart.png", report_chart)

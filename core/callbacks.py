@@ -86,6 +86,7 @@ REJECTION = Family("rjt", {"ask", "confirm", "cancel"})
 ALERT = Family("alr", {"ack"})
 FINDINGS = Family("fnd", {"open", "pass", "fail", "na", "edit", "skip", "submit", "confirm", "fix", "nofix", "lead"})
 CORRECTION = Family("cor", {"ok", "no"})
+REVIEW = Family("rev", {"ok"})
 CHECKIN = Family("chk", {"at"})
 PHOTO = Family("pho", {"at"})
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.callbacks import ASSIGNMENT, BEACON, CORRECTION, FINDINGS, OFF_SCHEDULE, key
+from core.callbacks import ASSIGNMENT, BEACON, CORRECTION, FINDINGS, OFF_SCHEDULE, REVIEW, key
 
 Rows = list[list[dict[str, Any]]]
 
@@ -47,6 +47,11 @@ def correction_decision(correction_id: int) -> Rows:
     ]
 
 
+def review_decision(review_id: int) -> Rows:
+    """A coordinator approves a result under review (returning it needs a comment: /return)."""
+    return [[key("btn_approve_review", REVIEW.data("ok", review_id))]]
+
+
 def off_schedule_decision(request_id: int) -> Rows:
     """Another coordinator confirms or declines an off-schedule draw asked for in chat."""
     return [
@@ -71,6 +76,7 @@ KEYBOARDS: dict[str, Callable[[int], Rows]] = {
         correction_decision,
         off_schedule_decision,
         beacon_decision,
+        review_decision,
     )
 }
 

@@ -371,3 +371,48 @@ def consistent(s: Findings) -> bool:
     if s.status in (ResultStatus.PENDING, ResultStatus.WITHDRAWN) and not s.correction:
         return False
     return True
+
+
+# --- the credit record ------------------------------------------------------------------------------
+
+
+def credit_outcome(verdicts: Iterable[Verdict | str | None]) -> str:
+    """The result as the credit publicity system words it (a text code, ``credit_outcome_<code>``):
+    ``problems`` when any item is 不合格; ``not_operating`` when every item was 不涉及 (the firm
+    does not carry on the activity checked); otherwise ``no_problems``."""
+    values = [Verdict(v) if v is not None else None for v in verdicts]
+    if any(v == Verdict.FAIL for v in values):
+        return "problems"
+    if values and all(v == Verdict.NA for v in values):
+        return "not_operating"
+    return "no_problems"
+
+
+# --- objections ------------------------------------------------------------------------------------
+
+OBJECTION_WORDS = ("陈述申辩", "异议", "申辩", "陈述", "OBJECTION")
+NOTICE_CODE_CHARS = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def is_notice_code(text: str) -> bool:
+    """``G`` and seven of :data:`NOTICE_CODE_CHARS` (case-insensitive)."""
+    code = text.strip().upper()
+    return len(code) == 8 and code[0] == "G" and all(c in NOTICE_CODE_CHARS for c in code[1:])
+
+
+def parse_objection(text: str) -> tuple[str, str] | None:
+    """``(code, reason)`` from an SMS such as ``异议 G7K3Q9M2 检查当日冷柜已维修``, or None when the
+    text is not an objection (a survey reply, say). The keyword may be followed by ``:`` or
+    ``：``; the reason may be empty (the service refuses that)."""
+    rest = text.strip()
+    upper = rest.upper()
+    word = next((w for w in OBJECTION_WORDS if upper.startswith(w)), None)
+    if word is None:
+        return None
+    rest = rest[len(word) :].lstrip(" \t:：,，")
+    code, _, reason = rest.partition(" ")
+    if len(code) > 8 and is_notice_code(code[:8]):  # "G7K3Q9M2检查当日…" without a space
+        code, reason = code[:8], code[8:] + (" " + reason if reason else "")
+    if not is_notice_code(code):
+        return None
+    return code.upper(), reason.strip(" \t:：,，")

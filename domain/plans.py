@@ -110,6 +110,20 @@ class Response:
 
 
 @dataclass(frozen=True)
+class Publication:
+    """After the visit: a submitted result is reviewed within ``review_days`` working days and
+    published within ``working_days`` working days of the end of the inspection (the day the
+    result was submitted); the firm may state its case or object within ``objection_days``
+    working days of the notice; a re-inspection goes to the same ``team`` or is ``draw``n afresh."""
+
+    working_days: int = 20
+    review_days: int = 3
+    objection_days: int = 5
+    rectify_days: int = 15  # working days a 不合格 finding's rectification order gives
+    reinspect: str = "team"  # "team" | "draw"
+
+
+@dataclass(frozen=True)
 class Window:
     """Inspections run from ``start_after_days`` after the draw (at ``start_time``) for ``days``.
     A flight plan reveals its targets to the teams at the window's start."""
@@ -148,6 +162,7 @@ class PlanSpec:
     #: The integrity survey's shares per risk class, then ``"*"`` for the classes not named
     #: (exact strings, ``"1/3"``, ``"0.5"``); () = the default, all of D and E and a third of the rest.
     survey_shares: tuple[tuple[str, str], ...] = ()
+    publication: Publication = field(default_factory=Publication)
 
     @property
     def ratio_map(self) -> dict[str, str]:
@@ -199,6 +214,7 @@ class PlanSpec:
                 "announce_days": self.schedule.announce_days,
             },
             **({"survey": {"shares": dict(self.survey_shares)}} if self.survey_shares else {}),
+            **({"publication": self.publication.__dict__.copy()} if self.publication != Publication() else {}),
         }
 
 
@@ -446,6 +462,28 @@ def _response(value: Any) -> Response:
     )
 
 
+def _publication(value: Any) -> Publication:
+    table = _table(value, "publication", {"working_days", "review_days", "objection_days", "rectify_days", "reinspect"})
+    reinspect = table.get("reinspect", Publication.reinspect)
+    if reinspect not in ("team", "draw"):
+        raise PlanError("publication.reinspect", "bad_choice", value=_show(reinspect), allowed="team, draw")
+    return Publication(
+        working_days=_int(
+            table.get("working_days", Publication.working_days), "publication.working_days", 1, MAX_WORKING_DAYS
+        ),
+        review_days=_int(
+            table.get("review_days", Publication.review_days), "publication.review_days", 1, MAX_WORKING_DAYS
+        ),
+        objection_days=_int(
+            table.get("objection_days", Publication.objection_days), "publication.objection_days", 1, MAX_WORKING_DAYS
+        ),
+        rectify_days=_int(
+            table.get("rectify_days", Publication.rectify_days), "publication.rectify_days", 1, MAX_WORKING_DAYS
+        ),
+        reinspect=reinspect,
+    )
+
+
 def _window(value: Any) -> Window:
     table = _table(value, "window", {"start_after_days", "days", "start_time"})
     return Window(
@@ -518,6 +556,7 @@ TOP_LEVEL = {
     "window",
     "schedule",
     "survey",
+    "publication",
 }
 REQUIRED = ("code", "name", "departments", "items", "ratios", "team", "schedule")
 
@@ -548,6 +587,7 @@ def parse_plan(data: Any) -> PlanSpec:
         window=_window(table.get("window", {})),
         schedule=_schedule(table["schedule"]),
         survey_shares=_survey(table.get("survey", {})),
+        publication=_publication(table.get("publication", {})),
     )
 
 

@@ -12,12 +12,16 @@ from datetime import timedelta
 
 from core.channel import EventKind
 from domain import inputs
+from domain.onsite import parse_objection
 from handlers.common import Replier, binding_of
 from handlers.router import command, on
 from models.messaging import Role
 from services.inbound import Context
+from services.onsite import objection
+from services.onsite.shared import OnsiteError
 from services.outbox import reply
 from services.surveys import integrity, receipts, replies
+from services.surveys.enter import sign_for
 
 MAX_DAYS = 366
 
@@ -28,8 +32,12 @@ def _ref(ctx: Context) -> str:
 
 @on(EventKind.TEXT, roles=None, channel="sms")
 async def sms_reply(ctx: Context) -> str:
-    """A text from a phone: the survey of the entity behind that mobile."""
+    """A text from a phone: an objection to a published result when it names a notice's code
+    (``异议 G7K3Q9M2 …``), else the survey of the entity behind that mobile."""
     ev = ctx.event
+    found = parse_objection(ev.text)
+    if found is not None:
+        return await _objection(ctx, *found)
     return await replies.handle_reply(
         ev.sender, ev.text, ctx.clock.now(), channel="sms", zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
     )
@@ -61,6 +69,25 @@ async def delivery(ctx: Context) -> str:
     return await receipts.delivery_status(
         ev.message_id, ev.status, ev.error_code, ctx.clock.now(), channel=ev.channel, zone=ctx.zone, connection=ctx.conn
     )
+
+
+async def _objection(ctx: Context, code: str, reason: str) -> str:
+    sign = sign_for(ctx.settings) if ctx.settings is not None else None
+    try:
+        await objection.lodge(
+            code,
+            reason,
+            ctx.clock.now(),
+            channel="sms",
+            sender=ctx.event.sender,
+            zone=ctx.zone,
+            sign=sign,
+            conn=ctx.conn,
+        )
+    except OnsiteError as exc:
+        await Replier(ctx)("objection_refused.j2", {"code": exc.code, "params": exc.params, "sign": sign or ""})
+        return exc.code
+    return "objection_lodged"
 
 
 def _days(argument: str) -> int | None:

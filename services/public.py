@@ -39,6 +39,7 @@ from domain.sealing import REVEALED_SQL, draw_is_sealed, is_sealed
 from models.draws import Draw
 from services import audit
 from services.draws.export import export as export_draw
+from services.onsite.objection import pending_for as objection_pending
 
 PAGE = 20
 DRAW_PAGE = 50  # inspections listed per page of a draw
@@ -539,6 +540,9 @@ class EntityInspection:
     status: str  # inspection status: staffed, unstaffable, done, cancelled
     result: str  # "pending", "pass" (合格), "problems" (problems found)
     items: list[ItemResult]
+    objection: bool = False  # the firm's objection to the published result awaits a decision
+    follow_up: str = ""  # the standing rectification order: "open" / "reinspecting" / "rectified" / "unrectified"
+    follow_up_due: str = ""  # its deadline, YYYY-MM-DD
 
 
 @dataclass(frozen=True)
@@ -556,8 +560,8 @@ WITH page AS (
 )
 SELECT page.*, f.position, f.item_code, f.verdict, it.name AS item_name
 FROM page
-LEFT JOIN result r ON r.inspection_id = page.id AND r.status IN ('submitted', 'confirmed')
-LEFT JOIN finding f ON f.result_id = r.id
+LEFT JOIN publication pub ON pub.inspection_id = page.id AND pub.published_at IS NOT NULL
+LEFT JOIN finding f ON f.result_id = pub.result_id
 LEFT JOIN item it ON it.code = f.item_code
 ORDER BY page.drawn_at DESC, page.id DESC, f.position
 """
@@ -565,8 +569,9 @@ ORDER BY page.drawn_at DESC, page.id DESC, f.position
 
 async def entity_page(uscc: str, now: datetime, number: int = 1, size: int = PAGE) -> EntityPage:
     """An entity and its inspections, newest first, each with its result of record by item —
-    one query for the page (the findings joined to a page of inspections). An inspection
-    without a submitted result is *pending*. Inspections of a flight draw still sealed are
+    one query for the page (the findings joined to a page of inspections). Only a result a
+    reviewer approved is shown (services.onsite.review): until then the inspection is *pending*
+    (待公示). Inspections of a flight draw still sealed are
     left out: the target is secret until the reveal. Findings' notes are never shown."""
     entity = await entity_by_code(uscc)
     if entity is None:
@@ -589,8 +594,31 @@ async def entity_page(uscc: str, now: datetime, number: int = 1, size: int = PAG
             )
         if r["item_code"] is not None:
             insp.items.append(ItemResult(r["item_code"], r["item_name"] or r["item_code"], r["verdict"] or ""))
-    out = [replace(i, result=result_of(i.items)) for i in found.values()]
+    pending = await objection_pending(list(found))
+    orders = await _orders(list(found))
+    out = [
+        replace(
+            i,
+            result=result_of(i.items),
+            objection=key in pending,
+            follow_up=orders.get(key, ("", ""))[0],
+            follow_up_due=orders.get(key, ("", ""))[1],
+        )
+        for key, i in found.items()
+    ]
     return EntityPage(entity, _page(out, number, size))
+
+
+async def _orders(inspection_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """The standing rectification order (status, deadline) of each inspection, if any."""
+    if not inspection_ids:
+        return {}
+    rows = await _fetch(
+        f"SELECT inspection_id, status, due_on FROM rectification WHERE inspection_id IN ({', '.join('?' * len(inspection_ids))}) "
+        "AND status != 'superseded' ORDER BY id",
+        inspection_ids,
+    )
+    return {r["inspection_id"]: (r["status"], str(r["due_on"])[:10]) for r in rows}
 
 
 def result_of(items: Sequence[ItemResult]) -> str:

@@ -24,7 +24,7 @@ import asyncio
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from hashlib import sha256
 from pathlib import Path
 
@@ -148,6 +148,10 @@ class MonthlyReport:
     # commitment was not published ahead — ad hoc or redraws — counted and shared per department)
     off_schedule: list = field(default_factory=list)
     department_names: tuple[str, ...] = ()  # the names of ``departments``, as texts show them
+    # per department: {"department", "due", "on_time", "share"} (issue 19: inspections whose
+    # publication deadline fell in the month and has passed, or that are published, and how many
+    # were published on or before it)
+    published: list = field(default_factory=list)
 
     def context(self) -> dict:
         """Plain JSON-able values (an outbox row's context)."""
@@ -277,6 +281,33 @@ async def _off_schedule(
     ]
 
 
+async def _published_on_time(
+    start: datetime, end: datetime, now: datetime, zone: tzinfo, scope: tuple[str, list], departments
+) -> list[dict]:
+    """Per department, the inspections whose publication deadline (a local date) fell in the
+    month — counted once it has passed or the result is published — and the share published on
+    time (a joint plan's inspection counts for each of its departments)."""
+    first, last = start.astimezone(zone).date(), (end.astimezone(zone) - timedelta(days=1)).date()
+    today = now.astimezone(zone).date()
+    rows = await _fetch(
+        "SELECT pub.on_time, pub.published_at IS NOT NULL AS published, pub.due_on, p.departments "
+        "FROM publication pub JOIN inspection i ON i.id = pub.inspection_id JOIN draw d ON d.id = i.draw_id "
+        f"JOIN plan p ON p.id = d.plan_id WHERE pub.due_on >= ? AND pub.due_on <= ?{scope[0]}",
+        [first, last, *scope[1]],
+    )
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        due_on = r["due_on"] if isinstance(r["due_on"], date) else date.fromisoformat(str(r["due_on"]))
+        if not r["published"] and due_on >= today:
+            continue  # not yet judged: still within its deadline
+        for dept in db.decoded(r["departments"], []):
+            if departments is None or dept in departments:
+                t = totals.setdefault(dept, [0, 0])
+                t[0] += 1
+                t[1] += bool(r["on_time"])
+    return [{"department": d, "due": n, "on_time": k, "share": _rate(k, n)} for d, (n, k) in sorted(totals.items())]
+
+
 async def _coverage(start: datetime, end: datetime, year_start: datetime, scope: tuple[str, list]) -> Coverage:
     distinct = (
         "SELECT COUNT(DISTINCT i.entity_id) AS n FROM inspection i JOIN draw d ON d.id = i.draw_id "
@@ -288,8 +319,10 @@ async def _coverage(start: datetime, end: datetime, year_start: datetime, scope:
     return Coverage(month, year, pool, _rate(month, pool), _rate(year, pool))
 
 
-async def _risk_rows(by_risk: dict, start: datetime, end: datetime, scope: tuple[str, list]) -> list[RiskRow]:
-    results = await result_counts(start, end, scope)
+async def _risk_rows(
+    by_risk: dict, start: datetime, end: datetime, scope: tuple[str, list], published_only: bool = False
+) -> list[RiskRow]:
+    results = await result_counts(start, end, scope, published_only=published_only)
     out = []
     for risk in sorted(set(RISKS) | set(by_risk)):
         statuses = by_risk.get(risk, {})
@@ -302,15 +335,22 @@ async def _risk_rows(by_risk: dict, start: datetime, end: datetime, scope: tuple
     return out
 
 
-async def result_counts(start: datetime, end: datetime, scope: tuple[str, list]) -> dict[str, tuple[int, int]]:
+async def result_counts(
+    start: datetime, end: datetime, scope: tuple[str, list], *, published_only: bool = False
+) -> dict[str, tuple[int, int]]:
     """Per risk class: (inspections drawn in the month with a result of record, those with at
-    least one item 不合格). Results are the on-site workflow's (``models.onsite``)."""
+    least one item 不合格). Results are the on-site workflow's (``models.onsite``); with
+    ``published_only`` (the public report) only results a reviewer approved and published."""
+    joined = (
+        "JOIN publication pub ON pub.inspection_id = i.id AND pub.published_at IS NOT NULL "
+        "JOIN result r ON r.id = pub.result_id "
+        if published_only
+        else "JOIN result r ON r.inspection_id = i.id AND r.status IN ('submitted', 'confirmed') "
+    )
     rows = await _fetch(
         "SELECT i.stratum, COUNT(DISTINCT r.id) AS n, "
         "COUNT(DISTINCT CASE WHEN f.verdict = 'fail' THEN r.id END) AS problems "
-        "FROM inspection i JOIN draw d ON d.id = i.draw_id "
-        "JOIN result r ON r.inspection_id = i.id AND r.status IN ('submitted', 'confirmed') "
-        "LEFT JOIN finding f ON f.result_id = r.id "
+        "FROM inspection i JOIN draw d ON d.id = i.draw_id " + joined + "LEFT JOIN finding f ON f.result_id = r.id "
         f"WHERE d.drawn_at >= ? AND d.drawn_at < ?{scope[0]} GROUP BY i.stratum",
         [start, end, *scope[1]],
     )
@@ -476,7 +516,7 @@ async def monthly_report(
         draws=await _draw_count(start, end, scope),
         inspections=counts,
         coverage=await _coverage(start, end, year_start, scope),
-        risk=await _risk_rows(by_risk, start, end, scope),
+        risk=await _risk_rows(by_risk, start, end, scope, published_only=not personal),
         recusals=await _recusals(start, end, scope, personal),
         deadlines=await _deadlines(start, end, now, scope),
         surveys=survey_figures,
@@ -484,6 +524,7 @@ async def monthly_report(
         chart_path="",
         off_schedule=await _off_schedule(start, end, scope, depts),
         department_names=tuple((await department_names(depts)).values()) if depts else (),
+        published=await _published_on_time(start, end, now, zone, scope, depts),
     )
     if not chart:
         return report

@@ -15,7 +15,18 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
     demo = Demo(settings, headless=True, out=lines.append)
     assert await demo.run() == 0
     story = "\n".join(lines)
-    for step in ("[City]", "[Announce]", "[Draw]", "[Chat]", "[Recusal]", "[Replacement]", "[Survey]", "[Done]"):
+    for step in (
+        "[City]",
+        "[Announce]",
+        "[Draw]",
+        "[Chat]",
+        "[Recusal]",
+        "[Replacement]",
+        "[Survey]",
+        "[Review]",
+        "[Follow-up]",
+        "[Done]",
+    ):
         assert step in story, story
     # the draw took its beacon from the demo's local test chain, and says so
     assert "Beacon: drand/inspectbot-test/" in story and "not the public drand network" in story

@@ -27,6 +27,7 @@ from services.onsite.results import (
     _view,
     _write,
 )
+from services.onsite.review import open_review
 from services.onsite.shared import OnsiteError, _departments
 from services.outbox import Message, enqueue
 
@@ -227,6 +228,7 @@ async def decide_correction(
         )
         if approve:
             await _ask_to_confirm(replacement, team, lead_id, view, now, locale, c)
+            await open_review(replacement, now, conn=c)
         # who the decision reaches: the lead, and on approval the members asked to confirm
         concerned = [a for a in team if approve or a.inspector_id == lead_id]
         reachable = await inspectors_with_chat([a.inspector_id for a in concerned], c)

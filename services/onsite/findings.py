@@ -22,6 +22,7 @@ from services import audit
 from services.onsite.corrections import _correction_requested
 from services.onsite.lead import has_chat
 from services.onsite.results import _ask_to_confirm, _findings, _is_lead, _member, _state, _team, _view, _write
+from services.onsite.review import open_review
 from services.onsite.shared import CAN_WORK, SHANGHAI, Acted, Choice, OnsiteError, _pick_current
 from services.outbox import Message, enqueue
 from services.surveys.enter import enter_pool
@@ -252,6 +253,7 @@ async def _submitted(
         connection=conn,
     )
     await _ask_to_confirm(result, team, lead_id, view, now, locale, conn)
+    await open_review(result, now, zone=zone, conn=conn)
     return await enter_pool(insp_id, now, zone=zone, locale=locale, sign=sign, connection=conn)
 
 

@@ -11,9 +11,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from domain.errors import ServiceError
+from domain.plans import PlanSpec, parse_plan
 from domain.refs import inspection_ref
 from domain.sealing import draw_is_sealed
-from models.draws import Assignment, AssignmentStatus, Draw, InspectionStatus
+from models.draws import Assignment, AssignmentStatus, Draw, Firing, InspectionStatus
 from models.plans import Plan
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -85,3 +86,12 @@ async def _pick_current(inspector_id: int, now: datetime, assignment_id: int | N
 async def _departments(draw: Draw, conn) -> set[str]:
     plan = await Plan.filter(id=draw.plan_id).using_db(conn).first()
     return set(plan.departments) if plan else set()
+
+
+async def plan_spec(draw: Draw, conn) -> PlanSpec:
+    """The plan as it was when the draw's firing was announced (else as it is now)."""
+    firing = await Firing.filter(id=draw.firing_id).using_db(conn).first()
+    if firing is not None and firing.params:
+        return parse_plan(firing.params)
+    plan = await Plan.get(id=draw.plan_id).using_db(conn)
+    return parse_plan(plan.spec)

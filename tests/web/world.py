@@ -17,6 +17,7 @@ from models.directory import Conflict, ConflictSource, ConflictType, Entity, Ins
 from models.draws import Assignment, Draw, FiringSecret, Inspection, InspectionStatus
 from models.messaging import Channel
 from models.onsite import Finding, Result
+from models.publication import Notice, NoticeDelivery, Publication, Rectification
 from models.surveys import Survey, SurveySample, SurveyStatus
 from services import plans
 from services.draws.announce import announce
@@ -33,6 +34,7 @@ CONFLICT_NOTE = "PLANTED-CONFLICT-NOTE 他是我表哥"
 RECUSAL_NOTE = "PLANTED-RECUSAL-NOTE 前同事"
 SURVEY_COMMENT = "PLANTED-SURVEY-COMMENT 检查员很辛苦"
 FINDING_NOTE = "PLANTED-FINDING-NOTE 冰箱温度超标"
+NOTICE_CODE = "GTEST234"
 
 
 @dataclass
@@ -92,6 +94,19 @@ async def _result(insp: Inspection, lead: Inspector) -> None:
         updated_at=now,
     )
     await Finding.create(result=result, position=0, item_code="SCJG-SP-01", verdict="fail", note=FINDING_NOTE)
+    day = now.date()  # reviewed and published: only a published result is shown
+    await Publication.create(inspection=insp, ended_on=day, due_on=day, result=result, published_at=now, on_time=True)
+    notice = await Notice.create(
+        code=NOTICE_CODE,
+        inspection=insp,
+        result=result,
+        issued_on=day,
+        objection_until=day,
+        rectify_by=day,
+        delivery=NoticeDelivery.QUEUED,
+        created_at=now,
+    )
+    await Rectification.create(notice=notice, inspection=insp, due_on=day)
     await Inspection.filter(id=insp.id).update(status=InspectionStatus.DONE)
 
 

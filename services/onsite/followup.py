@@ -1,0 +1,352 @@
+"""Follow-up (后续处理): the rectification order a published result with 不合格 items carries
+(made with its notice, services.onsite.notice), the firm's reminder before its deadline, the
+re-inspection (复查) assigned at the deadline — to the inspection's team lead, or, when the plan
+says ``[publication] reinspect = "draw"``, to an inspector drawn afresh among the qualified — and
+its outcome: rectified, or not, which flags the case for referral (移送立案) to the plan's
+coordinators.
+
+The re-inspector answers in the chat: ``/recheck <rectification> 已整改|未整改 [note]``. A serious
+finding is flagged for referral at once by a coordinator: ``/refer <review> <reason>``.
+On the audit chain: ``rectification.ordered`` / ``.reminded`` / ``.assigned`` / ``.rectified`` /
+``.unrectified``, ``case.referred``."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, tzinfo
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from core.clock import utc as _utc
+from core.db import transaction as _transaction
+from domain.onsite import NOTE_LIMIT
+from domain.surveys import next_allowed_send
+from models.directory import Conflict, Entity, Inspector, InspectorStatus, Item
+from models.draws import Draw, Inspection
+from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus, Review
+from services import audit
+from services.alerts import raise_alert
+from services.onsite.results import _team
+from services.onsite.shared import SHANGHAI, OnsiteError, plan_spec
+from services.outbox import Message, enqueue
+from services.plans import is_working_day
+
+REMIND_DAYS = 3  # the firm is reminded this many working days before its deadline
+BATCH = 500
+RECTIFIED_WORDS = ("已整改", "整改", "rectified", "ok", "yes")
+UNRECTIFIED_WORDS = ("未整改", "unrectified", "no", "fail")
+
+
+def _days_left(today, due_on) -> int:
+    count, day = 0, today
+    while day < due_on:
+        day = day.fromordinal(day.toordinal() + 1)
+        count += is_working_day(day)
+    return count
+
+
+async def supersede(inspection_id: int, now: datetime, conn) -> int:
+    """A corrected result was published: the earlier notice's open order no longer stands (the
+    new notice carries its own when the corrected result still has a 不合格 item)."""
+    rows = await Rectification.filter(
+        inspection_id=inspection_id, status__in=[RectificationStatus.OPEN, RectificationStatus.REINSPECTING]
+    ).using_db(conn)
+    for row in rows:
+        await (
+            Rectification.filter(id=row.id).using_db(conn).update(status=RectificationStatus.SUPERSEDED, decided_at=now)
+        )
+        await audit.append("system", "rectification.superseded", f"rectification:{row.id}", {}, now, connection=conn)
+    return len(rows)
+
+
+async def order(notice: Notice, now: datetime, conn) -> Rectification:
+    """The rectification order of a notice with a ``rectify_by`` date (once)."""
+    found = await Rectification.filter(notice_id=notice.id).using_db(conn).first()
+    if found is not None:
+        return found
+    row = await Rectification.create(
+        notice_id=notice.id, inspection_id=notice.inspection_id, due_on=notice.rectify_by, using_db=conn
+    )
+    await audit.append(
+        "system",
+        "rectification.ordered",
+        f"rectification:{row.id}",
+        {"notice": notice.id, "due_on": notice.rectify_by.isoformat()},
+        now,
+        connection=conn,
+    )
+    return row
+
+
+async def _context(row: Rectification, conn) -> dict:
+    insp = await Inspection.get(id=row.inspection_id).using_db(conn)
+    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    entity = await Entity.get(id=insp.entity_id).using_db(conn)
+    return {
+        "rectification": row.id,
+        "inspection": insp.id,
+        "no": insp.no,
+        "draw_ref": draw.draw_ref,
+        "plan": draw.plan.name,
+        "entity": entity.name,
+        "address": entity.address or "",
+        "due_on": row.due_on.isoformat(),
+        "departments": list(draw.plan.departments),
+        "_entity": entity,
+    }
+
+
+async def sweep_rectifications(now: datetime, *, zone: tzinfo = SHANGHAI, sign: str | None = None) -> int:
+    """Remind firms :data:`REMIND_DAYS` working days before their deadline (by SMS, the survey
+    rules: quiet hours, opt-out); at the deadline assign the re-inspection to the team lead."""
+    now = _utc(now)
+    today = now.astimezone(zone).date()
+    done = 0
+    for row in await Rectification.filter(status=RectificationStatus.OPEN).order_by("id").limit(BATCH):
+        due = today >= row.due_on
+        if not due and (row.reminded_at is not None or _days_left(today, row.due_on) > REMIND_DAYS):
+            continue
+        async with in_transaction() as conn:
+            if due:
+                done += await _assign(row, now, conn)
+            else:
+                done += await _remind(row, now, zone, sign, conn)
+    return done
+
+
+async def _remind(row: Rectification, now: datetime, zone: tzinfo, sign: str | None, conn) -> int:
+    claimed = await Rectification.filter(id=row.id, reminded_at=None).using_db(conn).update(reminded_at=now)
+    if not claimed:
+        return 0
+    ctx = await _context(row, conn)
+    entity = ctx.pop("_entity")
+    notice = await Notice.get(id=row.notice_id).using_db(conn)
+    if notice.delivery == NoticeDelivery.QUEUED and entity.mobile:
+        await enqueue(
+            [
+                Message(
+                    dedupe_key=f"rectification:{row.id}:reminder",
+                    recipient_kind=RecipientKind.ENTITY,
+                    recipient_id=entity.id,
+                    template="rectification_reminder.j2",
+                    context={**ctx, "sign": sign or "", "code": notice.code},
+                    channel=Channel.SMS,
+                    locale="zh-CN",
+                    not_before=_utc(next_allowed_send(now, zone)),
+                    address=entity.mobile,
+                )
+            ],
+            now,
+            connection=conn,
+        )
+    await audit.append("system", "rectification.reminded", f"rectification:{row.id}", {}, now, connection=conn)
+    return 1
+
+
+async def _drawn(row: Rectification, team_ids: set[int], now: datetime, conn) -> tuple[int | None, dict]:
+    """A re-inspector drawn afresh (``[publication] reinspect = "draw"``): an active inspector of
+    the plan's departments holding every qualification its items need, with a valid certificate,
+    not on the team and with no standing conflict with the entity. The order is the SHA-256 of a
+    fresh recorded seed and the certificate number, so the pick can be re-derived from the audit
+    record."""
+    insp = await Inspection.get(id=row.inspection_id).using_db(conn)
+    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    spec = await plan_spec(draw, conn)
+    needed: set[str] = set()
+    for quals in await Item.filter(code__in=list(spec.items)).using_db(conn).values_list("qualifications", flat=True):
+        needed |= set(quals or [])
+    conflicted = set(
+        await Conflict.filter(entity_id=insp.entity_id, withdrawn_at=None)
+        .filter(Q(expires_at=None) | Q(expires_at__gt=now))
+        .using_db(conn)
+        .values_list("inspector_id", flat=True)
+    )
+    today = now.date()
+    candidates = [
+        p
+        for p in await Inspector.filter(status=InspectorStatus.ACTIVE, department__code__in=list(spec.departments))
+        .using_db(conn)
+        .order_by("id")
+        if p.id not in team_ids
+        and p.id not in conflicted
+        and needed <= set(p.qualifications or [])
+        and (p.cert_expiry is None or p.cert_expiry > today)
+    ]
+    seed = secrets.token_bytes(16)
+    ranked = sorted(candidates, key=lambda p: hashlib.sha256(seed + p.cert_no.encode()).hexdigest())
+    chosen = ranked[0].id if ranked else None
+    return chosen, {"mode": "draw", "seed": seed.hex(), "candidates": len(candidates)}
+
+
+async def _assign(row: Rectification, now: datetime, conn) -> int:
+    team = await _team(row.inspection_id, conn)
+    insp = await Inspection.get(id=row.inspection_id).using_db(conn)
+    spec = await plan_spec(await Draw.get(id=insp.draw_id).using_db(conn), conn)
+    if spec.publication.reinspect == "draw":
+        inspector_id, how = await _drawn(row, {a.inspector_id for a in team}, now, conn)
+    else:
+        inspector_id, how = (team[0].inspector_id if team else None), {"mode": "team"}
+    claimed = await (
+        Rectification.filter(id=row.id, status=RectificationStatus.OPEN)
+        .using_db(conn)
+        .update(status=RectificationStatus.REINSPECTING, assigned_at=now, inspector_id=inspector_id)
+    )
+    if not claimed:
+        return 0
+    ctx = await _context(row, conn)
+    ctx.pop("_entity")
+    await audit.append(
+        "system",
+        "rectification.assigned",
+        f"rectification:{row.id}",
+        {"inspector": inspector_id, **how},
+        now,
+        connection=conn,
+    )
+    if inspector_id is None:  # nobody holds the team any more: the coordinators assign by hand
+        await raise_alert(
+            f"rectification:{row.id}:unassigned",
+            "case_referral.j2",
+            {**ctx, "why": "unassigned"},
+            set(ctx["departments"]),
+            now,
+            connection=conn,
+        )
+        return 1
+    await enqueue(
+        [
+            Message(
+                dedupe_key=f"rectification:{row.id}:assigned",
+                recipient_kind=RecipientKind.INSPECTOR,
+                recipient_id=inspector_id,
+                template="reinspection_assigned.j2",
+                context=ctx,
+            )
+        ],
+        now,
+        connection=conn,
+    )
+    return 1
+
+
+def _outcome(word: str) -> bool | None:
+    w = word.strip().lower()
+    if w in UNRECTIFIED_WORDS:
+        return False
+    if w in RECTIFIED_WORDS:
+        return True
+    return None
+
+
+async def record_reinspection(
+    inspector_id: int, rectification_id: int, text: str, *, now: datetime, conn=None
+) -> tuple[str, dict]:
+    """The assigned re-inspector's finding: ``已整改`` or ``未整改`` and an optional note. Not put
+    right: the case is flagged for referral to the plan's coordinators."""
+    now = _utc(now)
+    word, _, note = text.strip().partition(" ")
+    rectified = _outcome(word)
+    if rectified is None:
+        raise OnsiteError("recheck_usage")
+    note = note.strip()
+    if len(note) > NOTE_LIMIT:
+        raise OnsiteError("reason_too_long", limit=NOTE_LIMIT)
+    async with _transaction(conn) as c:
+        row = await Rectification.filter(id=rectification_id).using_db(c).select_for_update().first()
+        if row is None or row.inspector_id != inspector_id:
+            raise OnsiteError("recheck_not_found", id=rectification_id)
+        ctx = await _context(row, c)
+        ctx.pop("_entity")
+        if row.status != RectificationStatus.REINSPECTING:
+            return "already_recorded", {**ctx, "status": row.status.value}
+        status = RectificationStatus.RECTIFIED if rectified else RectificationStatus.UNRECTIFIED
+        await (
+            Rectification.filter(id=row.id)
+            .using_db(c)
+            .update(status=status, note=note, decided_at=now, referred_at=None if rectified else now)
+        )
+        await audit.append(
+            f"inspector:{inspector_id}",
+            f"rectification.{status.value}",
+            f"rectification:{row.id}",
+            {"note": note},
+            now,
+            connection=c,
+        )
+        if not rectified:
+            await audit.append(
+                "system",
+                "case.referred",
+                f"inspection:{row.inspection_id}",
+                {"rectification": row.id},
+                now,
+                connection=c,
+            )
+            await raise_alert(
+                f"rectification:{row.id}:referral",
+                "case_referral.j2",
+                {**ctx, "why": "unrectified", "note": note},
+                set(ctx["departments"]),
+                now,
+                connection=c,
+            )
+        return status.value, {**ctx, "status": status.value}
+
+
+async def refer_serious(
+    binding: ChatBinding, review_id: int, reason: str, *, now: datetime, conn=None
+) -> tuple[str, dict]:
+    """A serious finding: a coordinator of the plan's departments (or an admin) flags the
+    inspection under review ``review_id`` for case referral (移送立案), with a reason, without
+    waiting for a rectification deadline. Once per inspection."""
+    now = _utc(now)
+    reason = reason.strip()
+    if not reason:
+        raise OnsiteError("refer_reason_empty")
+    if len(reason) > NOTE_LIMIT:
+        raise OnsiteError("reason_too_long", limit=NOTE_LIMIT)
+    async with _transaction(conn) as c:
+        review = await Review.filter(id=review_id).using_db(c).first()
+        if review is None:
+            raise OnsiteError("review_not_found", id=review_id)
+        row = await Publication.filter(inspection_id=review.inspection_id).using_db(c).select_for_update().first()
+        insp = await Inspection.get(id=review.inspection_id).using_db(c)
+        draw = await Draw.get(id=insp.draw_id).using_db(c).prefetch_related("plan")
+        departments = set(draw.plan.departments)
+        allowed = binding.role == Role.ADMIN or (
+            binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
+        )
+        if not allowed or row is None:
+            raise OnsiteError("review_not_found", id=review_id)
+        entity = await Entity.get(id=insp.entity_id).using_db(c)
+        ctx = {
+            "inspection": insp.id,
+            "no": insp.no,
+            "draw_ref": draw.draw_ref,
+            "plan": draw.plan.name,
+            "entity": entity.name,
+            "review": review.id,
+        }
+        if row.referred_at is not None:
+            return "already_referred", ctx
+        await Publication.filter(id=row.id).using_db(c).update(referred_at=now, referral_reason=reason)
+        await audit.append(
+            f"binding:{binding.id}",
+            "case.referred",
+            f"inspection:{insp.id}",
+            {"why": "serious", "reason": reason},
+            now,
+            connection=c,
+        )
+        await raise_alert(
+            f"inspection:{insp.id}:referral",
+            "case_referral.j2",
+            {**ctx, "why": "serious", "note": reason, "rectification": "", "due_on": ""},
+            departments,
+            now,
+            connection=c,
+        )
+        return "referred", ctx

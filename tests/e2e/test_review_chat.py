@@ -1,0 +1,124 @@
+"""Review before publication, through the real bot and the Bot API simulator: a submitted result
+waits (待公示) for a coordinator of the plan's department who was not on the team; returned with a
+comment, the lead corrects it, the approved correction is reviewed again and published. The review
+deadline reminds and escalates, the publication deadline warns and is missed, each once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from models.alerts import Alert
+from models.messaging import ChatBinding, Role
+from models.onsite import Correction, Result
+from models.publication import Publication, Review, ReviewStatus
+from scheduler import SWEEPS, Scheduler
+from services import audit, public
+from services.identity import create_invite
+from services.onsite import review as review_service
+from tests.e2e.harness import eventually, spine
+from tests.e2e.test_onsite_chat import actions, bind_coordinator, last_with, lead_and_mate
+from tests.services import draw_world as world
+
+
+async def _record(chat, rid: int, fail_note: str) -> None:
+    """The lead records item 1 合格, item 2 不合格 with a note, and submits."""
+    first = (await chat.command("result"))[-1]
+    note1 = (await chat.press(first, f"fnd:pass:{rid}:0"))[-1]
+    second = (await chat.press(note1, f"fnd:skip:{rid}:0"))[-1]
+    await chat.press(second, f"fnd:fail:{rid}:1")
+    summary = (await chat.say(fail_note))[-1]
+    assert "检查结果已提交" in (await chat.press(summary, f"fnd:submit:{rid}"))[-1].text
+
+
+async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        lead, mate, chat, mate_chat = await lead_and_mate(s, tmp_path)
+        coordinator = await bind_coordinator(s)
+        await chat.command("result")
+        rid = (await Result.get(inspection_id=lead.inspection_id)).id
+        chat.new()
+        await _record(chat, rid, "冷藏柜温度 12℃，超标")
+        review = await Review.get(result_id=rid)
+        assert review.status == ReviewStatus.PENDING
+        asked = coordinator.new()[-1].text
+        assert "待审核" in asked and f"/approve {review.id}" in asked
+        pub = await Publication.get(inspection_id=lead.inspection_id)
+        assert pub.published_at is None and pub.result_id is None
+        uscc = lead.inspection.entity.uscc
+        page = await public.entity_page(uscc, s.clock.now())
+        assert [i.result for i in page.inspections.rows] == ["pending"]  # 待公示 until approved
+
+        # a member of the team who is also a coordinator (the same chat) may not review
+        code = await create_invite(Role.COORDINATOR, s.clock, departments=("SCJG",))
+        s.sim.send_command(mate_chat.user, "start", code)
+        await eventually(lambda: ChatBinding.filter(address=str(mate_chat.user.id), role=Role.COORDINATOR).exists())
+        await mate_chat.settle()
+        mate_chat.new()
+        assert "不能审核本组" in (await mate_chat.command("approve", str(review.id)))[-1].text
+        elsewhere = await bind_coordinator(s, "WSJ")
+        assert "没有找到审核" in (await elsewhere.command("approve", str(review.id)))[-1].text
+        assert "退回须写明意见" in (await coordinator.command("return", str(review.id)))[-1].text
+        assert "用法" in (await coordinator.command("approve", "abc"))[-1].text
+        assert (await Review.get(id=review.id)).status == ReviewStatus.PENDING
+
+        # the review deadline: reminded halfway, escalated at the deadline, each once
+        sched = Scheduler(s.rt)
+        s.clock.set(review.remind_at + timedelta(minutes=1))
+        await SWEEPS["reviews"](sched, s.clock.now())  # the scheduler's row calls the service
+        assert await Alert.filter(kind="review_reminder").count() == 1
+        assert await review_service.sweep_reviews(s.clock.now(), zone=world.ZONE) == 0
+        await s.deliver()
+        assert "审核提醒" in coordinator.new()[-1].text
+        s.clock.set(review.due_at + timedelta(minutes=1))
+        assert await review_service.sweep_reviews(s.clock.now(), zone=world.ZONE) == 1
+        overdue = await Alert.get(kind="review_overdue")
+        assert overdue.departments == [] and overdue.context["review"] == review.id  # to the admins
+
+        # returned with a comment: the lead is told, corrects, a coordinator approves the correction
+        returned = (await coordinator.command("return", f"{review.id} 第2项缺少温度计照片，请复核"))[-1]
+        assert "已退回" in returned.text
+        assert "已处理过" in (await coordinator.command("approve", str(review.id)))[-1].text
+        told = chat.new()
+        await s.deliver()
+        told += chat.new()
+        assert any("审核退回" in m.text and "缺少温度计照片" in m.text for m in told)
+        shown = (await chat.command("result", str(lead.id)))[-1]
+        await chat.press(shown, f"fnd:fix:{rid}")
+        draft = (await chat.say("按审核意见复核第2项"))[-1]
+        new = await Result.get(supersedes_id=rid)
+        item2 = (await chat.press(draft, f"fnd:edit:{new.id}:1"))[-1]
+        note = (await chat.press(item2, f"fnd:pass:{new.id}:1"))[-1]
+        summary = (await chat.press(note, f"fnd:skip:{new.id}:1"))[-1]
+        await chat.press(summary, f"fnd:submit:{new.id}")
+        corr = await Correction.get(original_id=rid)
+        await coordinator.press(last_with(coordinator.new(), f"cor:ok:{corr.id}"), f"cor:ok:{corr.id}")
+        second = await Review.get(result_id=new.id)
+        assert second.status == ReviewStatus.PENDING
+        assert [i.result for i in (await public.entity_page(uscc, s.clock.now())).inspections.rows] == ["pending"]
+
+        # the publication deadline passes unpublished: warned once, missed once
+        pub = await Publication.get(inspection_id=lead.inspection_id)
+        assert await review_service.sweep_publications(s.clock.now(), zone=world.ZONE) == 0  # weeks to go
+        s.clock.set(s.clock.now().replace(year=pub.due_on.year, month=pub.due_on.month, day=pub.due_on.day))
+        await SWEEPS["publications"](sched, s.clock.now())
+        assert await Alert.filter(kind="publication_near").count() == 1
+        assert await review_service.sweep_publications(s.clock.now(), zone=world.ZONE) == 0
+        s.clock.advance(2 * 86400)
+        assert await review_service.sweep_publications(s.clock.now(), zone=world.ZONE) == 1
+        assert {a.kind for a in await Alert.filter(kind__startswith="publication")} == {
+            "publication_near",
+            "publication_missed",
+        }
+
+        await s.deliver()
+        asked = last_with(coordinator.s.sim.messages(coordinator.user), f"rev:ok:{second.id}")
+        approved = (await coordinator.press(asked, f"rev:ok:{second.id}"))[-1]  # the alert's button
+        assert "已审核通过" in approved.text
+        pub = await Publication.get(inspection_id=lead.inspection_id)
+        assert pub.result_id == new.id and pub.published_at is not None and pub.on_time is False
+        rows = (await public.entity_page(uscc, s.clock.now())).inspections.rows
+        assert rows[0].result == "pass" and [i.outcome for i in rows[0].items] == ["pass", "pass"]
+        done = await actions()
+        assert done["review.opened"] == 2 and done["review.returned"] == 1 and done["review.approved"] == 1
+        assert done["result.published"] == 1 and done["review.reminded"] == 1 and done["review.escalated"] == 1
+        assert (await audit.verify())[1] is None

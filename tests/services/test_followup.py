@@ -1,0 +1,160 @@
+"""Follow-up: a 不合格 result's rectification order with its deadline in working days, the
+firm's reminder, the re-inspection assigned to the team lead at the deadline, its outcome —
+rectified, or not and flagged for case referral — and the credit record's 后续处理."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime
+
+import pytest
+
+from models.alerts import Alert
+from models.audit import AuditRecord
+from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
+from models.draws import Assignment, Draw, Firing
+from models.messaging import Outbox
+from models.publication import Notice, Rectification, RectificationStatus, Review
+from scheduler import SWEEPS
+from services import audit, credit, public
+from services.onsite import followup, review
+from services.onsite.shared import OnsiteError
+from tests.services.publication_world import ZONE, coordinator, inspections, submitted
+
+NOON = datetime(2026, 12, 4, 4, 0, tzinfo=UTC)  # Friday 4 December 2026, 12:00 in Beijing
+
+
+def at(day: date, hour_utc: int = 2) -> datetime:
+    return datetime(day.year, day.month, day.day, hour_utc, 0, tzinfo=UTC)
+
+
+async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
+    bad, good = await inspections(tmp_path)
+    for i, insp in enumerate((bad, good)):
+        await Entity.filter(id=insp.entity_id).update(mobile=f"+861390000000{i}")
+    reviewer = await coordinator("900")
+    for insp in (bad, good):
+        result = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+        await review.decide_review(reviewer, (await Review.get(result_id=result.id)).id, True, now=NOON)
+    rows = {r.inspection_id: r for r in await Rectification.all()}
+    first = rows[bad.id]
+    assert first.status == RectificationStatus.OPEN and first.due_on == date(2026, 12, 25)  # 15 working days
+    assert (await Notice.get(id=first.notice_id)).rectify_by == first.due_on
+
+    # Monday 21 December: four working days left, nothing; Tuesday: three, the firms are reminded once
+    assert await followup.sweep_rectifications(at(date(2026, 12, 21)), zone=ZONE) == 0
+    assert await followup.sweep_rectifications(at(date(2026, 12, 22)), zone=ZONE, sign="青岛市市场监督管理局") == 2
+    assert await followup.sweep_rectifications(at(date(2026, 12, 23)), zone=ZONE) == 0
+    reminder = await Outbox.get(dedupe_key=f"rectification:{first.id}:reminder")
+    assert reminder.template == "rectification_reminder.j2" and reminder.context["due_on"] == "2026-12-25"
+
+    # the deadline: the re-inspection goes to the team lead
+    assert SWEEPS["rectifications"].service is followup.sweep_rectifications  # the scheduler's row
+    assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 2
+    lead = await Assignment.filter(inspection_id=bad.id).order_by("seat").first()
+    first = await Rectification.get(id=first.id)
+    assert first.status == RectificationStatus.REINSPECTING and first.inspector_id == lead.inspector_id
+    assigned = await Outbox.get(dedupe_key=f"rectification:{first.id}:assigned")
+    assert assigned.recipient_id == lead.inspector_id and assigned.context["rectification"] == first.id
+
+    # only the assigned re-inspector records; an unknown word is refused
+    mate = await Assignment.filter(inspection_id=bad.id).order_by("-seat").first()
+    with pytest.raises(OnsiteError) as other:
+        await followup.record_reinspection(mate.inspector_id, first.id, "已整改", now=at(date(2026, 12, 28)))
+    assert other.value.code == "recheck_not_found"
+    with pytest.raises(OnsiteError) as vague:
+        await followup.record_reinspection(lead.inspector_id, first.id, "看过了", now=at(date(2026, 12, 28)))
+    assert vague.value.code == "recheck_usage"
+    code, _ = await followup.record_reinspection(
+        lead.inspector_id, first.id, "未整改 冷柜仍未维修", now=at(date(2026, 12, 28))
+    )
+    assert code == "unrectified"
+    again, _ = await followup.record_reinspection(lead.inspector_id, first.id, "已整改", now=at(date(2026, 12, 28)))
+    assert again == "already_recorded"
+    referral = await Alert.get(kind="case_referral")
+    assert referral.context["why"] == "unrectified" and referral.departments == ["SCJG"]
+    assert (await Rectification.get(id=first.id)).referred_at is not None
+
+    second = rows[good.id]
+    good_lead = await Assignment.filter(inspection_id=good.id).order_by("seat").first()
+    code, _ = await followup.record_reinspection(
+        good_lead.inspector_id, second.id, "已整改", now=at(date(2026, 12, 28))
+    )
+    assert code == "rectified"
+    records = {r["uscc"]: r for r in await credit.published_records("2026-12", ZONE)}
+    assert records[bad.entity_key]["follow_up"] == "移送立案"
+    assert records[good.entity_key]["follow_up"] == "已整改（复查合格）"
+    now = at(date(2026, 12, 28))
+    assert (await public.entity_page(bad.entity_key, now)).inspections.rows[0].follow_up == "unrectified"
+    assert (await public.entity_page(good.entity_key, now)).inspections.rows[0].follow_up == "rectified"
+    assert (await audit.verify())[1] is None
+
+
+async def test_a_corrected_result_published_again_supersedes_the_old_order(db, tmp_path):
+    insp, _ = await inspections(tmp_path)
+    reviewer = await coordinator("900")
+    first = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+    await review.decide_review(reviewer, (await Review.get(result_id=first.id)).id, True, now=NOON)
+    old = await Rectification.get(inspection_id=insp.id)
+    assert old.status == RectificationStatus.OPEN
+    # an upheld objection: the corrected result (合格 now) is reviewed and published again
+    corrected = await submitted(insp, datetime(2026, 12, 7, 2, 0, tzinfo=UTC), "pass")
+    await review.decide_review(reviewer, (await Review.get(result_id=corrected.id)).id, True, now=at(date(2026, 12, 8)))
+    assert (await Rectification.get(id=old.id)).status == RectificationStatus.SUPERSEDED
+    assert await Rectification.filter(inspection_id=insp.id).count() == 1  # 合格: no new order
+    assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 0  # nothing to re-inspect
+    [record] = await credit.published_records("2026-12", ZONE)
+    assert (record["outcome"], record["follow_up"]) == ("未发现问题", "无")
+
+
+async def test_a_reinspector_drawn_afresh_among_the_qualified_when_the_plan_says_so(db, tmp_path):
+    insp, _ = await inspections(tmp_path)
+    draw = await Draw.get(id=insp.draw_id)
+    firing = await Firing.get(id=draw.firing_id)
+    await Firing.filter(id=firing.id).update(params={**firing.params, "publication": {"reinspect": "draw"}})
+    team = {a.inspector_id for a in await Assignment.filter(inspection_id=insp.id)}
+    outsiders = await Inspector.filter(department__code="SCJG").exclude(id__in=list(team)).order_by("id")
+    await Conflict.create(
+        inspector=outsiders[0],
+        entity_id=insp.entity_id,
+        type=ConflictType.CLOSE_RELATIVE,
+        source=ConflictSource.DECLARED,
+    )
+    reviewer = await coordinator("900")
+    result = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+    await review.decide_review(reviewer, (await Review.get(result_id=result.id)).id, True, now=NOON)
+    assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 1
+    row = await Rectification.get(inspection_id=insp.id)
+    assert row.inspector_id not in team and row.inspector_id != outsiders[0].id
+    record = await AuditRecord.get(action="rectification.assigned")
+    assert record.data["mode"] == "draw" and record.data["candidates"] == len(outsiders) - 1
+    seed = bytes.fromhex(record.data["seed"])
+    eligible = [p for p in outsiders[1:] if "SP" in p.qualifications]
+    first = min(eligible, key=lambda p: hashlib.sha256(seed + p.cert_no.encode()).hexdigest())
+    assert first.id == row.inspector_id  # re-derived from the audit record
+    assigned = await Outbox.get(dedupe_key=f"rectification:{row.id}:assigned")
+    assert assigned.recipient_id == row.inspector_id
+
+
+async def test_a_serious_finding_is_referred_at_once(db, tmp_path):
+    insp, _ = await inspections(tmp_path)
+    result = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+    pending = await Review.get(result_id=result.id)
+    other = await coordinator("901", departments=("WSJ",))
+    with pytest.raises(OnsiteError) as missing:
+        await followup.refer_serious(other, pending.id, "使用过期原料", now=NOON)
+    assert missing.value.code == "review_not_found"
+    reviewer = await coordinator("900")
+    with pytest.raises(OnsiteError) as empty:
+        await followup.refer_serious(reviewer, pending.id, "  ", now=NOON)
+    assert empty.value.code == "refer_reason_empty"
+    code, shown = await followup.refer_serious(reviewer, pending.id, "使用过期原料，涉嫌违法", now=NOON)
+    assert code == "referred" and shown["no"] == insp.no
+    again, _ = await followup.refer_serious(reviewer, pending.id, "再次", now=NOON)
+    assert again == "already_referred"
+    alert = await Alert.get(kind="case_referral")
+    assert alert.context["why"] == "serious" and alert.departments == ["SCJG"]
+    await review.decide_review(reviewer, pending.id, True, now=NOON)
+    [record] = await credit.published_records("2026-12", ZONE)
+    assert record["follow_up"] == "移送立案"
+    assert "使用过期原料" not in str(record)  # the reason is for the coordinators only
