@@ -54,6 +54,7 @@ MODEL_MODULES = [
     "models.scheduling",
     "models.surveys",
     "models.onsite",
+    "models.risk",
     "aerich.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
