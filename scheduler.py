@@ -43,6 +43,7 @@ from services.alerts import alert_plan_coordinators
 from services.draws import announce, write
 from services.onsite import photos
 from services.plans import active_specs, fire_times
+from services.risk import classify as risk_classify
 from services.surveys import sweep as surveys_sweep
 
 log = logging.getLogger("inspectbot.scheduler")
@@ -132,6 +133,10 @@ SWEEPS: dict[str, Sweep] = {
             "instance": INSTANCE,
         },
         fire=True,
+    ),
+    # the credit-risk classes: reclassified once a month (and before each announce, fire_plan)
+    "risk_classes": Sweep(
+        risk_classify.monthly_sweep, lambda s, now: {"now": now, "zone": s.zone, "instance": INSTANCE}, fire=True
     ),
 }
 
@@ -228,6 +233,8 @@ class Scheduler:
                 existing = await announce.firing_at(fire.plan, fire.fire_at)
                 if existing is not None:
                     return "already_announced"
+                # the classes this draw will use are those in force now (kept until it is drawn)
+                await risk_classify.before_announce(self.clock.now())
                 await announce.announce(fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone)
                 return "announced"
         else:

@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from core import db
-from domain.risk.model import RiskModel
+from domain.risk.model import RiskModel, parse_model
 from models.directory import Entity
 from models.draws import Firing, FiringStatus
 from models.risk import RiskAssessment, RiskRun
+from services import fires
 from services.risk import matrix
-from services.risk.versions import RiskError, in_force
+from services.risk.versions import RiskError, get, in_force
 
 BATCH = 5_000
 
@@ -148,17 +149,24 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
     return RunSummary(version, len(ids), dict(sorted(counts.items())), len(changed))
 
 
-async def monthly_sweep(now: datetime, zone: ZoneInfo) -> str | None:
-    """The scheduler's monthly reclassification: once per local month, when a version is in force
-    and no announced draw is waiting (then it is tried again at the next sweep)."""
+async def monthly_sweep(now: datetime, zone: ZoneInfo, instance: str = "") -> str | None:
+    """The scheduler's monthly reclassification: fire ``risk:YYYY-MM`` (once across instances, claimed
+    in the classification's transaction) when a version is in force and no announced draw is
+    waiting; while one waits, nothing is claimed and the next sweep tries again."""
     if await in_force() is None:
         return None
-    local = now.astimezone(zone)
-    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if await RiskRun.filter(reason="monthly", at__gte=start).exists():
+    if await Firing.filter(status=FiringStatus.ANNOUNCED).exists():
         return None
-    summary = await classify_directory(now, reason="monthly")
-    return None if summary.deferred else f"risk:{local:%Y-%m}"
+    local = now.astimezone(zone)
+    key = f"risk:{local:%Y-%m}"
+    start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+    async def work() -> str:
+        summary = await classify_directory(now, reason="monthly", force=True)
+        return f"classified:{summary.entities}"
+
+    outcome = await fires.run_once(key, "risk", start, work, now=now, instance=instance)
+    return None if outcome is None else key
 
 
 async def before_announce(now: datetime) -> RunSummary | None:
@@ -176,16 +184,16 @@ class Assessed:
     risk_class: str
     banded: str
     score: float
-    reasons: list
-    rules: list
+    reasons: list  # [code, name, points]
+    rules: list  # [code, name]
     version: str
-    assessed_at: datetime | None
+    assessed_on: str  # local date
 
 
 MAX_MATCHES = 5
 
 
-async def lookup(query: str) -> list[Assessed]:
+async def lookup(query: str, zone: ZoneInfo) -> list[Assessed]:
     """Assessments of the entity with this credit code, or of entities whose name contains ``query``."""
     query = query.strip()
     if not query:
@@ -200,13 +208,28 @@ async def lookup(query: str) -> list[Assessed]:
     if len(entities) > MAX_MATCHES:
         raise RiskError("risk_too_many", query=query, max=MAX_MATCHES)
     rows = {a.entity_id: a for a in await RiskAssessment.filter(entity_id__in=[e.id for e in entities])}
+    labels: dict[str, dict[str, str]] = {}
+    for version in {a.version for a in rows.values()}:
+        model = parse_model((await get(version)).config)
+        labels[version] = {i.code: i.name for i in model.indicators} | {r.code: r.name for r in model.rules}
     out = []
     for e in entities:
         a = rows.get(e.id)
         if a is None:
-            out.append(Assessed(e.uscc, e.name, e.risk_class.value, "", 0.0, [], [], "", None))
-        else:
-            out.append(
-                Assessed(e.uscc, e.name, a.risk_class, a.banded, a.score, a.reasons, a.rules, a.version, a.assessed_at)
+            out.append(Assessed(e.uscc, e.name, e.risk_class.value, "", 0.0, [], [], "", ""))
+            continue
+        names = labels[a.version]
+        out.append(
+            Assessed(
+                e.uscc,
+                e.name,
+                a.risk_class,
+                a.banded,
+                a.score,
+                [[code, names.get(code, code), points] for code, points in a.reasons],
+                [[code, names.get(code, code)] for code in a.rules],
+                a.version,
+                a.assessed_at.astimezone(zone).date().isoformat(),
             )
+        )
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -19,6 +20,7 @@ from tests import builders
 from tests.domain.test_risk import SMALL
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
+ZONE = ZoneInfo("Asia/Shanghai")
 USCC = ["91370202MA00000012", "91370202MA00000025", "91370202MA00000033", "91370202MA00000041"]
 
 
@@ -107,11 +109,11 @@ async def test_lookup_by_code_or_name(db) -> None:
     await small_world()
     await versions.decide("small", approve=True, actor="c", now=NOW)
     await risk.classify_directory(NOW)
-    [found] = await risk.lookup(USCC[2].lower())
-    assert (found.risk_class, found.rules) == ("E", ["serious"])
-    found = await risk.lookup("测试")
+    [found] = await risk.lookup(USCC[2].lower(), ZONE)
+    assert (found.risk_class, found.rules, found.assessed_on) == ("E", [["serious", "serious"]], "2026-12-01")
+    found = await risk.lookup("测试", ZONE)
     assert len(found) == 4
     for query, code in (("", "risk_query_empty"), ("没有这家", "risk_not_found"), ("x" * 300, "risk_query_too_long")):
         with pytest.raises(RiskError) as caught:
-            await risk.lookup(query)
+            await risk.lookup(query, ZONE)
         assert caught.value.code == code
