@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "bot.commands.serve",
     "bot.commands.verify",
     "bot.commands.reports",
+    "bot.commands.risk",
 ]
 
 
