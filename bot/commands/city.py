@@ -19,6 +19,12 @@ def register(sub) -> None:
         choices=["qingdao"],
         help=f"qingdao = {city.QINGDAO_ENTITIES:,} entities and {city.QINGDAO_INSPECTORS:,} inspectors",
     )
+    parser.add_argument(
+        "--indicators",
+        type=Path,
+        metavar="MODEL_FILE",
+        help="also write indicators.csv for this risk model (e.g. examples/risk/shandong-a-e.toml) and the hidden propensity.csv",
+    )
     parser.set_defaults(func=run)
 
 
@@ -27,6 +33,7 @@ async def run(args, settings) -> int:
     if args.scale == "qingdao":
         entities, inspectors = city.QINGDAO_ENTITIES, city.QINGDAO_INSPECTORS
     files = city.generate(args.out_dir, entities=entities, inspectors=inspectors, seed=args.seed)
+    indicators = city.generate_indicators(files.entities, args.indicators, args.seed) if args.indicators else None
     print(
         render(
             "cli/city_generated.txt",
@@ -35,6 +42,7 @@ async def run(args, settings) -> int:
             entities=entities,
             inspectors=inspectors,
             seed=args.seed,
+            indicators=indicators,
         )
     )
     return 0

@@ -73,7 +73,7 @@ async def run_load(args, settings, clock=SYSTEM) -> int:
             await versions.propose(model, actor=args.by, now=clock.now())
         except RiskError as exc:
             return _error(exc, settings.locale)
-    print(render("cli/risk.txt", settings.locale, what="loaded", version=model.name, n=len(model.indicators)))
+    print(render("cli/risk.txt", settings.locale, what="loaded", version=model.name, n=len(model.indicators)).strip())
     return 0
 
 
@@ -92,7 +92,11 @@ async def run_versions(args, settings) -> int:
         }
         for r in rows
     ]
-    print(render("cli/risk.txt", settings.locale, what="versions", rows=listed, current=current[0] if current else ""))
+    print(
+        render(
+            "cli/risk.txt", settings.locale, what="versions", rows=listed, current=current[0] if current else ""
+        ).strip()
+    )
     return 0
 
 
@@ -102,7 +106,7 @@ async def run_decide(args, settings, clock=SYSTEM) -> int:
             row = await versions.decide(args.version, approve=args.approve, actor=args.by, now=clock.now())
         except RiskError as exc:
             return _error(exc, settings.locale)
-    print(render("cli/risk.txt", settings.locale, what="decided", version=row.version, status=row.status.value))
+    print(render("cli/risk.txt", settings.locale, what="decided", version=row.version, status=row.status.value).strip())
     return 0
 
 
@@ -112,7 +116,7 @@ async def run_classify(args, settings, clock=SYSTEM) -> int:
             summary = await classify.classify_directory(clock.now(), reason="manual", force=args.force)
         except RiskError as exc:
             return _error(exc, settings.locale)
-    print(render("cli/risk.txt", settings.locale, what="classified", s=summary))
+    print(render("cli/risk.txt", settings.locale, what="classified", s=summary).strip())
     return 0 if not summary.deferred else 3
 
 
@@ -132,7 +136,7 @@ async def run_train(args, settings, clock=SYSTEM) -> int:
             trained = await train.train(clock.now(), name=args.name, actor=args.by)
         except RiskError as exc:
             return _error(exc, settings.locale)
-    print(render("cli/risk.txt", settings.locale, what="trained", t=trained))
+    print(render("cli/risk.txt", settings.locale, what="trained", t=trained).strip())
     return 0
 
 
