@@ -175,3 +175,27 @@ def test_raising_a_risk_increasing_indicator_never_lowers_the_class(values, code
     if code != "registered_months":  # the newly-registered rule lowers on purpose (a stated class)
         assert EXAMPLE.rank(after.risk_class) >= EXAMPLE.rank(before.risk_class)
     assert after.score >= before.score - 1e-9
+
+
+def test_strictness_adjusts_for_risk_and_flags_the_lenient() -> None:
+    from domain.risk.strictness import strictness
+
+    rows = []
+    # peers: class A finds 10 %, class E finds 80 %
+    for n in range(100):
+        rows.append((f"peer{n % 5}", "A", n % 10 == 0))
+        rows.append((f"peer{n % 5}", "E", n % 5 != 0))
+    rows += [("a_only", "A", n == 0) for n in range(12)]  # 1/12 in A: as expected, low raw rate
+    rows += [("lenient", "E", n < 2) for n in range(12)]  # 2/12 in E: far below peers
+    rows += [("few", "E", False) for n in range(9)]  # under 10 inspections: never scored
+    overall, found = strictness(rows)
+    by = {s.inspector: s for s in found}
+    assert "few" not in by
+    assert by["a_only"].rate < 0.1 and not by["a_only"].far_below
+    assert by["lenient"].far_below and by["lenient"].adjusted < by["a_only"].adjusted
+    assert by["lenient"].low <= by["lenient"].adjusted <= by["lenient"].high
+    # hand-computed: E rate = 0.8 in peers+lenient+few: (80 + 2) / (100 + 12 + 9)
+    e_rate = 82 / 121
+    assert by["lenient"].expected == pytest.approx(12 * e_rate, abs=1e-3)
+    assert found[0].inspector == "lenient"
+    assert strictness([]) == (None, [])
