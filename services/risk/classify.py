@@ -30,6 +30,7 @@ from services.risk import matrix
 from services.risk.versions import RiskError, get, in_force
 
 BATCH = 5_000
+PAGE = 20_000  # entities per read of their indicator values
 
 LAST_PROBLEM_SQL = """
 SELECT i.entity_id, r.submitted_at, r.id,
@@ -59,19 +60,26 @@ async def entity_matrix(model: RiskModel, connection=None) -> tuple[np.ndarray, 
     current = [r[1] for r in rows]
     values = np.full((len(ids), len(model.codes)), np.nan)
     column = {code: j for j, code in enumerate(model.codes)}
-    _, found = await conn.execute_query(
-        'SELECT "entity_id", "indicator", "value" FROM "indicator_value" ORDER BY "entity_id", "indicator", "observed_on"'
+    # page by entity id, so a city's 40 million observations never sit in memory as Python rows
+    query = db.sql(
+        'SELECT "entity_id", "indicator", "value" FROM "indicator_value" WHERE "entity_id" >= ? AND "entity_id" <= ? '
+        'ORDER BY "entity_id", "indicator", "observed_on"',
+        connection=conn,
     )
-    if found:
+    for first in range(0, len(ids), PAGE):
+        page = ids[first : first + PAGE]
+        _, found = await conn.execute_query(query, [int(page[0]), int(page[-1])])
+        if not found:
+            continue
         ent = np.fromiter((r[0] for r in found), dtype=np.int64, count=len(found))
         col = np.fromiter((column.get(r[1], -1) for r in found), dtype=np.int64, count=len(found))
         val = np.fromiter((r[2] for r in found), dtype=float, count=len(found))
+        del found
         row = np.searchsorted(ids, ent)
-        row_ok = (row < len(ids)) & (ids[np.minimum(row, len(ids) - 1)] == ent)
-        keep = row_ok & (col >= 0)
-        # rows come sorted by entity, indicator, date: the last of each (entity, indicator) is the newest
+        keep = (ids[np.minimum(row, len(ids) - 1)] == ent) & (col >= 0)
+        # sorted by entity, indicator, date: the last of each (entity, indicator) is the newest
         key = ent * 1000 + np.maximum(col, 0)
-        last = np.ones(len(found), dtype=bool)
+        last = np.ones(len(ent), dtype=bool)
         last[:-1] = key[:-1] != key[1:]
         keep &= last
         values[row[keep], col[keep]] = val[keep]

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from domain.risk.model import RiskModel, parse_model
 from services.risk import matrix
@@ -71,7 +72,8 @@ def fit(base: RiskModel, values: np.ndarray, labels: np.ndarray, *, name: str) -
     y = np.asarray(labels, dtype=int)
     folds = int(min(5, np.bincount(y, minlength=2).min()))
     calibrated = CalibratedClassifierCV(DirectedLogit(C), method="sigmoid", cv=max(folds, 2), ensemble=False)
-    calibrated.fit(X, y)
+    with threadpool_limits(1):  # 39 columns: BLAS threads only contend (measured: docs/benchmarks.md)
+        calibrated.fit(X, y)
     inner = calibrated.calibrated_classifiers_[0]
     est, platt = inner.estimator, inner.calibrators[0]
     # σ(−(a·f + b)) with f = w·x + c  →  logit = −a·w·x − (a·c + b)

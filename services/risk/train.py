@@ -30,6 +30,7 @@ WHERE r.status IN ('submitted', 'confirmed') AND r.submitted_at IS NOT NULL
 ORDER BY r.submitted_at, r.id
 """
 HOLDOUT = 0.25
+PAGE = 20_000  # entities per read of their indicator values
 
 
 @dataclass(frozen=True)
@@ -50,22 +51,29 @@ async def examples() -> Examples:
 async def values_as_of(model: RiskModel, ids: np.ndarray, days: np.ndarray) -> np.ndarray:
     """Each example's indicator values as observed on or before its day (NaN = none yet)."""
     out = np.full((len(ids), len(model.codes)), np.nan)
-    _, rows = await db.conn().execute_query(
-        'SELECT "entity_id", "indicator", "value", "observed_on" FROM "indicator_value" '
-        'ORDER BY "indicator", "entity_id", "observed_on"'
-    )
     column = {code: j for j, code in enumerate(model.codes)}
-    by_indicator: dict[str, list] = {}
-    for r in rows:
-        if r[1] in column:
-            by_indicator.setdefault(r[1], []).append(r)
-    query = ids * 1_000_000 + days
-    for code, found in by_indicator.items():
-        keys = np.array([r[0] * 1_000_000 + _ordinal(r[3]) for r in found], dtype=np.int64)
-        vals = np.array([r[2] for r in found], dtype=float)
-        at = np.searchsorted(keys, query, side="right") - 1
-        ok = (at >= 0) & (keys[np.maximum(at, 0)] // 1_000_000 == ids)
-        out[ok, column[code]] = vals[at[ok]]
+    wanted = np.unique(ids)
+    query = db.sql(
+        'SELECT "entity_id", "indicator", "value", "observed_on" FROM "indicator_value" '
+        'WHERE "entity_id" >= ? AND "entity_id" <= ? ORDER BY "entity_id", "indicator", "observed_on"'
+    )
+    for first in range(0, len(wanted), PAGE):  # paged by entity: a city's observations never all in memory
+        page = wanted[first : first + PAGE]
+        _, rows = await db.conn().execute_query(query, [int(page[0]), int(page[-1])])
+        mine = (ids >= page[0]) & (ids <= page[-1])
+        by_indicator: dict[str, list] = {}
+        for r in rows:
+            if r[1] in column:
+                by_indicator.setdefault(r[1], []).append(r)
+        query_keys = ids[mine] * 1_000_000 + days[mine]
+        for code, found in by_indicator.items():
+            keys = np.array([r[0] * 1_000_000 + _ordinal(r[3]) for r in found], dtype=np.int64)
+            vals = np.array([r[2] for r in found], dtype=float)
+            at = np.searchsorted(keys, query_keys, side="right") - 1
+            ok = (at >= 0) & (keys[np.maximum(at, 0)] // 1_000_000 == ids[mine])
+            block = out[mine]
+            block[ok, column[code]] = vals[at[ok]]
+            out[mine] = block
     return out
 
 
