@@ -21,7 +21,9 @@ PUBLIC = [
     "domain/bundle.py",
     *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").glob("*/pages/*")),
 ]
-SECRET = re.compile(r"risk_assessment|RiskAssessment|indicator_value|IndicatorValue|risk_model_version|services\.risk|models\.risk")
+SECRET = re.compile(
+    r"risk_assessment|RiskAssessment|indicator_value|IndicatorValue|risk_model_version|services\.risk|models\.risk"
+)
 
 
 @pytest.mark.parametrize("path", PUBLIC)

@@ -51,7 +51,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_train)
     p = group.add_parser("evaluate", help="simulate classify → draw → inspect → learn on a generated world")
     p.add_argument("--cycles", type=int, default=3)
-    p.add_argument("--entities", type=int, default=20_000)
+    p.add_argument("--entities", type=int, default=2_000, help="default: the generated city's default size")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--model", type=Path, default=EXAMPLE, help="the starting model file")
     p.add_argument("--plot", type=Path, help="write a PNG of the discovery rate by cycle")

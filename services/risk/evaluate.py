@@ -4,8 +4,9 @@ Each cycle classifies the world with the current model (the ``last_inspection_pr
 included), draws in each class the plan's ratio of its entities (a simple random sample per class,
 as the draw's quotas do), finds a problem in an inspected entity with its hidden propensity, and
 compares with a uniform random sample of the same size (the same inspection budget). Then it
-learns from every result so far (``services.risk.learn``) and, as a coordinator approving every
-proposal would, uses the learned version in the next cycle. Everything is in memory: the
+learns from every result so far (``services.risk.learn``) and, as a coordinator reading the
+comparison would, puts the learned version in force only when it ranks the newest results better
+than the version in force (:func:`_proposal`). Everything is in memory: the
 arithmetic is the engine's own (``matrix``, ``learn``); the database adds nothing to the question.
 """
 
@@ -90,11 +91,26 @@ def simulate(
         last[picked] = found.astype(float)
         seen_x.append(truth.values[picked])
         seen_y.append(found.astype(int))
-        y = np.concatenate(seen_y)
-        if learning and cycle < cycles and len(set(y.tolist())) == 2 and len(y) >= learn.MIN_EXAMPLES:
-            learned = learn.fit(model, np.concatenate(seen_x), y, name=f"{model.name}-sim{cycle}")
-            current = learn.with_bands(learned, truth.values, shares)
+        if learning and cycle < cycles:
+            current = _proposal(model, current, seen_x, seen_y, truth.values, shares, cycle)
     return out
+
+
+def _proposal(first, current, seen_x, seen_y, directory, shares, cycle) -> RiskModel:
+    """What a coordinator following the comparison would put in force: a version learned on every
+    result so far, if one learned without the newest cycle's results ranks those results better than
+    the version in force does (``risk train`` shows the same comparison); else the version in force."""
+    y = np.concatenate(seen_y)
+    if len(set(y.tolist())) < 2 or len(y) < learn.MIN_EXAMPLES or len(seen_y) < 2:
+        return current
+    past_y = np.concatenate(seen_y[:-1])
+    if len(set(past_y.tolist())) < 2 or len(set(seen_y[-1].tolist())) < 2:
+        return current
+    trial = learn.fit(first, np.concatenate(seen_x[:-1]), past_y, name="trial")
+    if learn.measure(trial, seen_x[-1], seen_y[-1]).auc <= learn.measure(current, seen_x[-1], seen_y[-1]).auc:
+        return current
+    learned = learn.fit(first, np.concatenate(seen_x), y, name=f"{first.name}-sim{cycle}")
+    return learn.with_bands(learned, directory, shares)
 
 
 def plot(cycles: list[Cycle], labels: dict[str, str], font: str | None) -> bytes:
