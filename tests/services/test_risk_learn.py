@@ -41,7 +41,9 @@ def test_fit_learns_direction_constrained_calibrated_weights() -> None:
 
 def test_the_engine_beats_uniform_sampling_on_a_small_world() -> None:
     cycles = evaluate.simulate(EXAMPLE, entities=4000, cycles=3, seed=5)
-    assert [c.cycle for c in cycles] == [1, 2, 3] and cycles[1].version.endswith("-sim1")
+    assert [c.cycle for c in cycles] == [1, 2, 3] and cycles[0].version == EXAMPLE.name
+    # a learned version goes into force only when it ranks the newest results better
+    assert all(c.version == EXAMPLE.name or "-sim" in c.version for c in cycles)
     for c in cycles:
         assert c.inspections > 0 and c.expected_uniform == pytest.approx(0.15, abs=0.005)
         assert c.discovery_worst > 2.5 * c.expected_uniform
