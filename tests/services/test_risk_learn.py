@@ -14,7 +14,7 @@ from models.audit import AuditRecord
 from models.directory import Inspector
 from models.draws import Inspection
 from models.onsite import Finding, Result
-from models.risk import RiskModelVersion, VersionStatus
+from models.risk import RiskAssessment, RiskModelVersion, VersionStatus
 from services import plans
 from services.risk import classify, evaluate, learn, matrix, train, versions, world
 from services.risk.versions import RiskError
@@ -89,6 +89,10 @@ async def test_train_propose_approve_with_audit(db, tmp_path) -> None:
     await versions.propose(parse_model(SMALL), actor="cli", now=now)
     await versions.decide("small", approve=True, actor="cli", now=now)
     await classify.classify_directory(now, force=True)
+    # the first inspection's entity: no penalties (score 12.5 → A) but a problem found last time → C
+    first = await Inspection.all().order_by("entity_id").first()
+    [assessed] = await RiskAssessment.filter(entity_id=first.entity_id)
+    assert (assessed.banded, assessed.risk_class, assessed.rules) == ("A", "C", ["last_problem"])
     trained = await train.train(now + timedelta(hours=3), name="learned", actor="协调员甲")
     assert trained.examples == 80 and trained.held_out == 20
     assert trained.candidate["auc"] > 0.8 and trained.current["version"] == "small"
