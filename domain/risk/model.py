@@ -38,7 +38,7 @@ DIRECTIONS = ("up", "down")
 MAX_INDICATORS = 200
 
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,47}")
-_CLASS = re.compile(r"[A-Z]")
+_CLASS = re.compile(r"[A-E]")  # the classes the directory and the plans' ratios know
 
 
 class RiskModelError(ValueError):
@@ -191,7 +191,7 @@ def parse_model(data: Mapping[str, Any]) -> RiskModel:
             raise RiskModelError(str(key), "risk_model_unknown_key")
     name = _text(data.get("name"), "name")
     classes_raw = data.get("classes")
-    if not isinstance(classes_raw, list) or not 2 <= len(classes_raw) <= 10:
+    if not isinstance(classes_raw, list) or not 2 <= len(classes_raw) <= 5:
         raise RiskModelError("classes", "risk_model_classes")
     classes = tuple(_text(c, f"classes[{n}]", pattern=_CLASS) for n, c in enumerate(classes_raw))
     if len(set(classes)) != len(classes):

@@ -98,6 +98,7 @@ def test_logistic_link_scores_a_probability() -> None:
     [
         ({"classes": ["A"]}, "classes", "risk_model_classes"),
         ({"classes": ["A", "A"]}, "classes", "risk_model_duplicate"),
+        ({"classes": ["A", "B", "C", "D", "F"]}, "classes[4]", "risk_model_bad_code"),
         ({"bands": {"A": 0, "B": 20, "C": 10, "D": 60, "E": 80}}, "bands.C", "risk_model_bands_order"),
         ({"bands": {"A": 5, "B": 20, "C": 40, "D": 60, "E": 80}}, "bands.A", "risk_model_first_band"),
         ({"bands": {"A": 0, "B": 20}}, "bands", "risk_model_every_class"),
