@@ -86,6 +86,7 @@ FINDINGS = Family("fnd", {"open", "pass", "fail", "na", "edit", "skip", "submit"
 CORRECTION = Family("cor", {"ok", "no"})
 CHECKIN = Family("chk", {"at"})
 PHOTO = Family("pho", {"at"})
+RISK_MODEL = Family("rmv", {"approve", "reject"})  # a proposed risk-model version (issue 15)
 
 
 def key(label: str, data: str, **params: object) -> dict[str, Any]:

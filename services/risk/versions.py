@@ -85,6 +85,23 @@ async def in_force(connection=None) -> tuple[str, RiskModel] | None:
     return None if row is None else (row.version, parse_model(row.config))
 
 
+async def decide_by_id(row_id: int, *, approve: bool, actor: str, now: datetime) -> RiskModelVersion:
+    """:func:`decide` for a chat button, which carries the version's row id."""
+    row = await RiskModelVersion.filter(id=row_id).first()
+    if row is None:
+        raise RiskError("risk_version_unknown", version=str(row_id))
+    return await decide(row.version, approve=approve, actor=actor, now=now)
+
+
+async def proposals() -> list[dict[str, Any]]:
+    """The proposed versions with their comparison, newest first (what a coordinator decides on)."""
+    rows = await RiskModelVersion.filter(status=VersionStatus.PROPOSED).order_by("-created_at", "-id").limit(10)
+    return [
+        {"id": r.id, "version": r.version, "based_on": r.based_on, "created_by": r.created_by, "metrics": r.metrics}
+        for r in rows
+    ]
+
+
 async def listing() -> list[RiskModelVersion]:
     return await RiskModelVersion.all().order_by("-created_at", "-id")
 

@@ -4,7 +4,9 @@ score and reasons; an inspector gets the standard refusal; in a group nothing is
 from __future__ import annotations
 
 from domain.risk.model import parse_model
-from models.messaging import Role
+from models.audit import AuditRecord
+from models.messaging import ChatBinding, Role
+from models.risk import RiskModelVersion, VersionStatus
 from services.risk import classify, versions
 from tests.domain.test_risk import SMALL
 from tests.e2e.harness import spine
@@ -37,3 +39,31 @@ async def test_risk_for_coordinators_only(db, tmp_path):
         s.sim.send_command(c.user, "risk", target.uscc, chat=group)
         assert await handled(s, group, 1) == ["group_ignored"]
         assert s.sim.messages(group) == []
+
+
+async def test_a_coordinator_approves_a_proposal_with_a_button(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await world.build(n_entities=4, n_scjg=2, n_wsj=0)
+        now = s.clock.now()
+        await versions.propose(parse_model(SMALL), actor="cli", now=now)
+        await versions.propose(parse_model({**SMALL, "name": "other"}), actor="cli", now=now)
+        c = await person(s, Role.COORDINATOR, ["SCJG"])
+        listed = (await c.command("riskmodels"))[-1]
+        assert "small" in listed.text and "other" in listed.text and "待批准" in listed.text
+        small = await RiskModelVersion.get(version="small")
+        other = await RiskModelVersion.get(version="other")
+        assert f"rmv:approve:{small.id}" in listed.callback_data and f"rmv:reject:{other.id}" in listed.callback_data
+        inspector = await inspector_chat(s, "S01")
+        refused = last(await inspector.command("riskmodels"))
+        assert "small" not in refused
+        assert (await RiskModelVersion.get(id=small.id)).status == VersionStatus.PROPOSED
+        assert "已批准" in last(await c.press(listed, f"rmv:approve:{small.id}"))
+        assert "驳回" in last(await c.press(listed, f"rmv:reject:{other.id}"))
+        assert "已不是待批准状态" in last(await c.press(listed, f"rmv:reject:{small.id}"))  # a second tap
+        assert (await versions.in_force())[0] == "small"
+        binding = await ChatBinding.get(address=str(c.user.id))
+        decided = await AuditRecord.filter(action__in=["risk_model_approved", "risk_model_rejected"]).order_by("seq")
+        assert [(a.action, a.subject, a.actor) for a in decided] == [
+            ("risk_model_approved", "small", f"coordinator:{binding.id}"),
+            ("risk_model_rejected", "other", f"coordinator:{binding.id}"),
+        ]
