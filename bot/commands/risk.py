@@ -48,6 +48,10 @@ def register(sub) -> None:
     p = group.add_parser("train", help="learn a version from the inspection results and propose it")
     p.add_argument("--name", required=True, help="the new version's name")
     p.add_argument("--by", default=CLI_ACTOR)
+    p.add_argument(
+        "--plan",
+        help="measure discovery rates at this plan's ratios (default A 3 %%, B 5 %%, C 10 %%, D 50 %%, E 100 %%)",
+    )
     p.set_defaults(func=run_train)
     p = group.add_parser("evaluate", help="simulate classify → draw → inspect → learn on a generated world")
     p.add_argument("--cycles", type=int, default=3)
@@ -133,7 +137,8 @@ async def run_show(args, settings) -> int:
 async def run_train(args, settings, clock=SYSTEM) -> int:
     async with db.opened(settings):
         try:
-            trained = await train.train(clock.now(), name=args.name, actor=args.by)
+            ratios = await train.plan_ratios(args.plan) if args.plan else None
+            trained = await train.train(clock.now(), name=args.name, actor=args.by, ratios=ratios)
         except RiskError as exc:
             return _error(exc, settings.locale)
     print(render("cli/risk.txt", settings.locale, what="trained", t=trained).strip())

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 
 import numpy as np
 
 from core import db
 from domain.risk.model import RiskModel
+from services.plans import PlanNotFound, get_plan, spec_of
 from services.risk import learn, matrix
 from services.risk.classify import entity_matrix
 from services.risk.versions import RiskError, in_force, propose
@@ -88,6 +90,15 @@ class Trained:
     held_out: int
     current: dict
     candidate: dict
+
+
+async def plan_ratios(code: str) -> dict[str, float]:
+    """The sampling ratios of plan ``code``, to measure discovery rates at."""
+    try:
+        plan = await get_plan(code)
+    except PlanNotFound:
+        raise RiskError("risk_plan_unknown", plan=code) from None
+    return {cls: float(Decimal(ratio)) for cls, ratio in spec_of(plan).ratios}
 
 
 async def train(

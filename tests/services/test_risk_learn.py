@@ -93,11 +93,17 @@ async def test_train_propose_approve_with_audit(db, tmp_path) -> None:
     first = await Inspection.all().order_by("entity_id").first()
     [assessed] = await RiskAssessment.filter(entity_id=first.entity_id)
     assert (assessed.banded, assessed.risk_class, assessed.rules) == ("A", "C", ["last_problem"])
-    trained = await train.train(now + timedelta(hours=3), name="learned", actor="协调员甲")
+    with pytest.raises(RiskError) as caught:
+        await train.plan_ratios("NOPE")
+    assert caught.value.code == "risk_plan_unknown"
+    ratios = await train.plan_ratios("P1")
+    assert ratios["A"] == 1.0
+    trained = await train.train(now + timedelta(hours=3), name="learned", actor="协调员甲", ratios=ratios)
     assert trained.examples == 80 and trained.held_out == 20
     assert trained.candidate["auc"] > 0.8 and trained.current["version"] == "small"
     row = await RiskModelVersion.get(version="learned")
     assert row.status == VersionStatus.PROPOSED and row.based_on == "small" and row.metrics["examples"] == 80
+    assert row.metrics["ratios"]["A"] == 1.0
     assert (await versions.in_force())[0] == "small"  # a proposal does not classify
     learned = parse_model(row.config)
     weights = {i.code: i.weight for i in learned.indicators}
