@@ -48,6 +48,7 @@ from services.draws.beacon import BeaconConfig
 from services.draws.common import DrawError
 from services.onsite import followup, photos, review
 from services.plans import active_specs, fire_times
+from services.risk import classify as risk_classify
 from services.surveys import sweep as surveys_sweep
 from services.surveys.enter import sign_for
 
@@ -157,6 +158,10 @@ SWEEPS: dict[str, Sweep] = {
         },
         fire=True,
     ),
+    # the credit-risk classes: reclassified once a month (and before each announce, fire_plan)
+    "risk_classes": Sweep(
+        risk_classify.monthly_sweep, lambda s, now: {"now": now, "zone": s.zone, "instance": INSTANCE}, fire=True
+    ),
 }
 
 
@@ -256,6 +261,8 @@ class Scheduler:
                 existing = await announce.firing_at(fire.plan, fire.fire_at)
                 if existing is not None:
                     return "already_announced"
+                # the classes this draw will use are those in force now (kept until it is drawn)
+                await risk_classify.before_announce(self.clock.now())
                 await announce.announce(
                     fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone, beacon=self.beacon
                 )

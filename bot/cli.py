@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "bot.commands.reports",
     "bot.commands.results",
     "bot.commands.inspection",
+    "bot.commands.risk",
 ]
 
 

@@ -89,6 +89,7 @@ CORRECTION = Family("cor", {"ok", "no"})
 REVIEW = Family("rev", {"ok"})
 CHECKIN = Family("chk", {"at"})
 PHOTO = Family("pho", {"at"})
+RISK_MODEL = Family("rmv", {"approve", "reject"})  # a proposed risk-model version (issue 15)
 
 
 def key(label: str, data: str, **params: object) -> dict[str, Any]:

@@ -99,3 +99,38 @@ def risk_chart(rows: list[tuple[str, int, int, int, float | None]], labels: dict
         out = io.BytesIO()
         fig.savefig(out, format="png")
     return out.getvalue()
+
+
+def discovery_chart(
+    cycles: list[int],
+    series: list[tuple[str, list[float], str]],
+    goal: float | None,
+    labels: dict[str, str],
+    font: str | None,
+) -> bytes:
+    """The risk engine's evaluation as PNG bytes: problem-discovery rates (in %) by cycle. ``series``
+    are ``(label, values, line style)``; ``labels`` names ``x``, ``y``, ``title`` and ``goal``."""
+    import matplotlib  # lazy: matplotlib is heavy to import
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: matplotlib is heavy to import
+    from matplotlib.figure import Figure  # lazy: matplotlib is heavy to import
+
+    rc: dict[str, Any] = {"font.family": [font, "DejaVu Sans"]} if font else {}
+    with matplotlib.rc_context(rc):  # type: ignore[arg-type]  # matplotlib types its keys as a Literal of every rc name
+        fig = Figure(figsize=(7, 4), dpi=110, layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        for label, values, style in series:
+            ax.plot(cycles, values, style, label=label)
+        if goal is not None:
+            ax.axhline(goal, color="grey", linestyle=":", label=labels["goal"])
+        ax.set_xticks(cycles)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel(labels["x"])
+        ax.set_ylabel(labels["y"])
+        ax.set_title(labels["title"], fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize=8, loc="best")
+        ax.spines[["top", "right"]].set_visible(False)
+        out = io.BytesIO()
+        fig.savefig(out, format="png")
+    return out.getvalue()

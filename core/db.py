@@ -55,6 +55,7 @@ MODEL_MODULES = [
     "models.surveys",
     "models.onsite",
     "models.publication",
+    "models.risk",
     "aerich.models",
 ]
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

@@ -26,7 +26,9 @@ from faker.providers.company.zh_CN import Provider as FakerCompany
 from faker.providers.person.zh_CN import Provider as FakerPerson
 from stdnum.cn import uscc as stdnum_uscc
 
+from domain.risk.model import parse_model
 from importers.columns import canonical_header
+from services.risk import world
 
 QINGDAO_ENTITIES = 1_081_742
 QINGDAO_INSPECTORS = 26_520
@@ -809,3 +811,44 @@ def _expiry(rng: random.Random) -> dt.date:
     if rng.random() < EXPIRED_SHARE:
         return dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(900))
     return dt.date(2027, 1, 1) + dt.timedelta(days=rng.randrange(1826))
+
+
+# --- credit-risk indicators (with a hidden propensity, for evaluating the risk engine) ----------------
+
+INDICATORS_DATE = dt.date(2026, 11, 30)
+MISSING_SHARE = 0.05  # values a regulator's export lacks
+
+
+def generate_indicators(entities_csv: Path, model_file: Path, seed: int) -> tuple[Path, Path]:
+    """indicators.csv (import format: one observation a row) for the entities of ``entities_csv``,
+    from the latent model of ``services.risk.world``, and propensity.csv: each entity's hidden
+    chance that an inspection finds a problem. The engine never reads propensity.csv; it is the
+    truth an evaluation compares with."""
+    import tomllib
+
+    import numpy as np
+
+    model = parse_model(tomllib.loads(Path(model_file).read_text(encoding="utf-8")))
+    with entities_csv.open(encoding=ENCODING, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        codes = [row[0] for row in reader if row]
+    truth = world.generate(model, len(codes), seed)
+    missing = np.random.default_rng(seed + 7).random(truth.values.shape) < MISSING_SHARE
+    out_dir = entities_csv.parent
+    indicators, propensity = out_dir / "indicators.csv", out_dir / "propensity.csv"
+    day = INDICATORS_DATE.isoformat()
+
+    def rows():
+        for n, code in enumerate(codes):
+            for j, ind in enumerate(model.indicators):
+                if not missing[n, j]:
+                    value = truth.values[n, j]
+                    yield (code, ind.code, f"{value:g}", day)
+
+    _write(indicators, "indicators", rows())
+    with propensity.open("w", encoding=ENCODING, newline="") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(("uscc", "propensity"))
+        out.writerows((code, f"{p:.6f}") for code, p in zip(codes, truth.propensity))
+    return indicators, propensity

@@ -81,6 +81,18 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("method", ("检查方式",), ("method", "inspection_method")),
         Column("qualifications", ("执法资质", "资质要求"), ("qualifications", "qualification_codes")),
     ),
+    # Credit-risk indicator values, one observation a row (importers/indicators.py).
+    "indicators": (
+        Column(
+            "uscc",
+            ("统一社会信用代码", "信用代码", "社会信用代码"),
+            ("credit_code", "uscc", "unified_social_credit_code"),
+            True,
+        ),
+        Column("indicator", ("指标", "指标编码", "指标名称"), ("indicator", "indicator_code"), True),
+        Column("value", ("指标值", "数值", "值"), ("value",), True),
+        Column("observed_on", ("采集日期", "数据日期", "统计日期"), ("observed_on", "date"), True),
+    ),
     "departments": (
         Column("code", ("部门编码", "部门代码"), ("department_code", "code"), True),
         Column("name", ("部门名称", "名称"), ("department_name", "name"), True),
@@ -112,7 +124,7 @@ def _lookup(kind: str) -> dict[str, Column]:
     return table
 
 
-_LOOKUPS = {kind: _lookup(kind) for kind in KINDS}
+_LOOKUPS = {kind: _lookup(kind) for kind in COLUMNS}
 
 
 class HeaderInvalid(Exception):

@@ -34,6 +34,7 @@ from core.db import moment as _dt
 from core.render import text
 from domain import inputs
 from domain.errors import ServiceError
+from domain.risk.strictness import strictness
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from models.surveys import SurveyFigures
@@ -152,6 +153,11 @@ class MonthlyReport:
     # publication deadline fell in the month and has passed, or that are published, and how many
     # were published on or before it)
     published: list = field(default_factory=list)
+    # coordinators only (issue 15): each inspector's risk-adjusted problem-found rate over the
+    # 12 months to the report month's end, lowest first ({"name", "cert", "n", "rate", "adjusted",
+    # "low", "high", "far_below"}); never an inspector with fewer than 10 inspections
+    strictness: list = field(default_factory=list)
+    strictness_overall: float | None = None
 
     def context(self) -> dict:
         """Plain JSON-able values (an outbox row's context)."""
@@ -473,6 +479,53 @@ async def _inspector_scores(departments: Sequence[str] | None, window: timedelta
     return ctx["rows"], ctx["more"]
 
 
+STRICTNESS_MONTHS = 12
+
+
+async def _strictness(end: datetime, scope: tuple[str, list]) -> tuple[float | None, list[dict]]:
+    """Each inspector's risk-adjusted problem-found rate (``domain.risk.strictness``) over the
+    results submitted in the 12 months before ``end``: the lead who submitted a result and the
+    member who confirmed it both vouch for its findings, so it counts for both."""
+    start = end - timedelta(days=365 * STRICTNESS_MONTHS // 12)
+    rows = await _fetch(
+        "SELECT r.submitted_by_id AS lead, r.confirmed_by_id AS member, i.stratum, "
+        "(SELECT COUNT(*) FROM finding f WHERE f.result_id = r.id AND f.verdict = 'fail') AS fails "
+        "FROM result r JOIN inspection i ON i.id = r.inspection_id JOIN draw d ON d.id = i.draw_id "
+        "WHERE r.status IN ('submitted', 'confirmed') AND r.submitted_at >= ? AND r.submitted_at < ?"
+        f"{scope[0]}",
+        [start, end, *scope[1]],
+    )
+    examples = []
+    for r in rows:
+        for who in {r["lead"], r["member"]} - {None}:
+            examples.append((str(who), r["stratum"], int(r["fails"] or 0) > 0))
+    overall, found = strictness(examples)
+    if not found:
+        return overall, []
+    people = {
+        str(p["id"]): p
+        for p in await _fetch(
+            f"SELECT p.id, p.name, p.cert_no, d.code FROM inspector p JOIN department d ON d.id = p.department_id "
+            f"WHERE p.id IN ({', '.join('?' * len(found))})",
+            [int(s.inspector) for s in found],
+        )
+    }
+    return overall, [
+        {
+            "name": people[s.inspector]["name"],
+            "cert": people[s.inspector]["cert_no"],
+            "department": people[s.inspector]["code"],
+            "n": s.n,
+            "rate": s.rate,
+            "adjusted": s.adjusted,
+            "low": s.low,
+            "high": s.high,
+            "far_below": s.far_below,
+        }
+        for s in found
+    ]
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -526,6 +579,9 @@ async def monthly_report(
         department_names=tuple((await department_names(depts)).values()) if depts else (),
         published=await _published_on_time(start, end, now, zone, scope, depts),
     )
+    if personal:
+        overall, rows = await _strictness(end, scope)
+        report = MonthlyReport(**{**report.__dict__, "strictness": rows, "strictness_overall": overall})
     if not chart:
         return report
     path = await asyncio.to_thread(write_chart, report, Path(data_dir), locale)

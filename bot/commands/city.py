@@ -21,6 +21,12 @@ def register(sub) -> None:
         choices=["qingdao"],
         help=f"qingdao = {city.QINGDAO_ENTITIES:,} entities and {city.QINGDAO_INSPECTORS:,} inspectors",
     )
+    parser.add_argument(
+        "--indicators",
+        type=Path,
+        metavar="MODEL_FILE",
+        help="also write indicators.csv for this risk model (e.g. examples/risk/shandong-a-e.toml) and the hidden propensity.csv",
+    )
     parser.set_defaults(func=run)
 
 
@@ -30,6 +36,7 @@ async def run(args, settings) -> int:
         entities, inspectors = city.QINGDAO_ENTITIES, city.QINGDAO_INSPECTORS
     bars = progress_bars(settings.locale, args.progress, unit="city_progress")
     files = city.generate(args.out_dir, entities=entities, inspectors=inspectors, seed=args.seed, progress=bars)
+    indicators = city.generate_indicators(files.entities, args.indicators, args.seed) if args.indicators else None
     print(
         render(
             "cli/city_generated.txt",
@@ -38,6 +45,7 @@ async def run(args, settings) -> int:
             entities=entities,
             inspectors=inspectors,
             seed=args.seed,
+            indicators=indicators,
         )
     )
     return 0

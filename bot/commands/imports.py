@@ -1,4 +1,4 @@
-"""``inspectbot import entities|inspectors|items|departments FILE [--partial]``."""
+"""``inspectbot import entities|inspectors|items|departments|indicators FILE [--partial]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from core import db
 from core.clock import SystemClock
 from core.render import render, text
 from importers.columns import KINDS
+from importers.indicators import import_indicators
 from importers.run import ImportResult, import_file
 
 MISSING_SHARE = 0.2  # a full import making more than this share of active rows inactive asks first
@@ -17,9 +18,9 @@ def register(sub) -> None:
     parser = sub.add_parser(
         "import",
         help="import a directory file (CSV or XLSX): all of it, or nothing",
-        description="Import order: departments, items, entities, inspectors.",
+        description="Import order: departments, items, entities, inspectors; risk indicators after a risk model is loaded.",
     )
-    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("kind", choices=(*KINDS, "indicators"))
     parser.add_argument("file")
     parser.add_argument(
         "--partial",
@@ -61,13 +62,17 @@ def report(result: ImportResult, locale: str) -> str:
 
 async def run(args, settings) -> int:
     async with db.opened(settings):
-        result = await import_file(
-            args.kind,
-            args.file,
-            now=SystemClock().now(),
-            partial=args.partial,
-            progress=progress_bars(settings.locale, args.progress),
-            max_missing_share=None if args.yes else MISSING_SHARE,
-        )
+        if args.kind == "indicators":
+            now = SystemClock().now()
+            result = await import_indicators(args.file, now=now, today=now.astimezone(settings.zone).date())
+        else:
+            result = await import_file(
+                args.kind,
+                args.file,
+                now=SystemClock().now(),
+                partial=args.partial,
+                progress=progress_bars(settings.locale, args.progress),
+                max_missing_share=None if args.yes else MISSING_SHARE,
+            )
     print(report(result, settings.locale), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1

@@ -1,0 +1,173 @@
+"""``inspectbot risk load|versions|approve|reject|classify|show|train|evaluate``: the credit-risk engine.
+
+``load FILE`` stores a model file as a proposed version; ``approve``/``reject VERSION`` decide a
+proposal (audited; only an approved version classifies); ``classify`` classifies the directory now;
+``show CODE|NAME`` prints an entity's class and reasons (confidential: the operator's terminal only);
+``train`` learns a version from the inspection results and proposes it with its evaluation;
+``evaluate`` simulates monthly cycles on a generated world (docs/risk.md).
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+
+from core import charts, db
+from core.clock import SYSTEM
+from core.render import render, text
+from domain.risk.model import parse_model
+from services.risk import classify, evaluate, train, versions
+from services.risk.versions import RiskError
+
+CLI_ACTOR = "cli"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "risk" / "shandong-a-e.toml"
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("risk", help="credit-risk classes: model versions, classification, learning")
+    group = parser.add_subparsers(dest="risk_command", required=True, metavar="ACTION")
+    p = group.add_parser("load", help="store a model file (TOML, examples/risk/) as a proposed version")
+    p.add_argument("file", type=Path)
+    p.add_argument("--by", default=CLI_ACTOR, help="who proposes it (audit log)")
+    p.set_defaults(func=run_load)
+    p = group.add_parser("versions", help="list the model versions and their evaluation")
+    p.set_defaults(func=run_versions)
+    for action in ("approve", "reject"):
+        p = group.add_parser(action, help=f"{action} a proposed version (audited)")
+        p.add_argument("version")
+        p.add_argument("--by", default=CLI_ACTOR, help="who decides (audit log)")
+        p.set_defaults(func=run_decide, approve=action == "approve")
+    p = group.add_parser("classify", help="classify the whole directory now with the version in force")
+    p.add_argument("--force", action="store_true", help="even while an announced draw waits (its classes change)")
+    p.set_defaults(func=run_classify)
+    p = group.add_parser("show", help="an entity's class, score and reasons (confidential)")
+    p.add_argument("query", help="credit code or part of a name")
+    p.set_defaults(func=run_show)
+    p = group.add_parser("train", help="learn a version from the inspection results and propose it")
+    p.add_argument("--name", required=True, help="the new version's name")
+    p.add_argument("--by", default=CLI_ACTOR)
+    p.add_argument(
+        "--plan",
+        help="measure discovery rates at this plan's ratios (default A 3 %%, B 5 %%, C 10 %%, D 50 %%, E 100 %%)",
+    )
+    p.set_defaults(func=run_train)
+    p = group.add_parser("evaluate", help="simulate classify → draw → inspect → learn on a generated world")
+    p.add_argument("--cycles", type=int, default=3)
+    p.add_argument("--entities", type=int, default=2_000, help="default: the generated city's default size")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--model", type=Path, default=EXAMPLE, help="the starting model file")
+    p.add_argument("--plot", type=Path, help="write a PNG of the discovery rate by cycle")
+    p.set_defaults(func=run_evaluate)
+
+
+def _error(exc: RiskError, locale: str) -> int:
+    print(text("risk_error", locale, error=exc.code, p=exc.params), file=sys.stderr)
+    return 2
+
+
+async def run_load(args, settings, clock=SYSTEM) -> int:
+    try:
+        model = versions.read_model_file(args.file)
+    except RiskError as exc:
+        return _error(exc, settings.locale)
+    async with db.opened(settings):
+        try:
+            await versions.propose(model, actor=args.by, now=clock.now())
+        except RiskError as exc:
+            return _error(exc, settings.locale)
+    print(render("cli/risk.txt", settings.locale, what="loaded", version=model.name, n=len(model.indicators)).strip())
+    return 0
+
+
+async def run_versions(args, settings) -> int:
+    async with db.opened(settings):
+        rows = await versions.listing()
+        current = await versions.in_force()
+    listed = [
+        {
+            "version": r.version,
+            "status": r.status.value,
+            "based_on": r.based_on,
+            "metrics": r.metrics,
+            "created_at": r.created_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M"),
+            "decided_by": r.decided_by,
+        }
+        for r in rows
+    ]
+    print(
+        render(
+            "cli/risk.txt", settings.locale, what="versions", rows=listed, current=current[0] if current else ""
+        ).strip()
+    )
+    return 0
+
+
+async def run_decide(args, settings, clock=SYSTEM) -> int:
+    async with db.opened(settings):
+        try:
+            row = await versions.decide(args.version, approve=args.approve, actor=args.by, now=clock.now())
+        except RiskError as exc:
+            return _error(exc, settings.locale)
+    print(render("cli/risk.txt", settings.locale, what="decided", version=row.version, status=row.status.value).strip())
+    return 0
+
+
+async def run_classify(args, settings, clock=SYSTEM) -> int:
+    async with db.opened(settings):
+        try:
+            summary = await classify.classify_directory(clock.now(), reason="manual", force=args.force)
+        except RiskError as exc:
+            return _error(exc, settings.locale)
+    print(render("cli/risk.txt", settings.locale, what="classified", s=summary).strip())
+    return 0 if not summary.deferred else 3
+
+
+async def run_show(args, settings) -> int:
+    async with db.opened(settings):
+        try:
+            found = await classify.lookup(args.query, settings.zone)
+        except RiskError as exc:
+            return _error(exc, settings.locale)
+    print(render("messages/risk.j2", settings.locale, error=None, found=[asdict(a) for a in found]))
+    return 0
+
+
+async def run_train(args, settings, clock=SYSTEM) -> int:
+    async with db.opened(settings):
+        try:
+            ratios = await train.plan_ratios(args.plan) if args.plan else None
+            trained = await train.train(clock.now(), name=args.name, actor=args.by, ratios=ratios)
+        except RiskError as exc:
+            return _error(exc, settings.locale)
+    print(render("cli/risk.txt", settings.locale, what="trained", t=trained).strip())
+    return 0
+
+
+async def run_evaluate(args, settings) -> int:
+    try:
+        model = parse_model(tomllib.loads(args.model.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        print(
+            text(
+                "risk_error",
+                settings.locale,
+                error="risk_file_unreadable",
+                p={"path": str(args.model), "reason": str(exc)},
+            ),
+            file=sys.stderr,
+        )
+        return 2
+    cycles = evaluate.simulate(model, entities=args.entities, cycles=args.cycles, seed=args.seed)
+    print(
+        render(
+            "cli/risk.txt", settings.locale, what="evaluated", cycles=cycles, entities=args.entities, model=model.name
+        )
+    )
+    if args.plot:
+        locale, font = charts.chart_locale(settings.locale)
+        names = ("worst", "all", "uniform", "goal", "x", "y", "title")
+        labels = {n: text(f"risk_plot_{n}", locale, entities=args.entities, model=model.name) for n in names}
+        args.plot.write_bytes(evaluate.plot(cycles, labels, font))
+    return 0

@@ -1,0 +1,143 @@
+"""Learning new weights from inspection results, and measuring a model on held-out results.
+
+The learner is scikit-learn's L2-regularised logistic regression on the indicators as the model
+normalises them (0..1, 1 the riskiest end), wrapped so that a weight pointing against the
+indicator's stated direction is set to 0 (a model a coordinator can read: every weight says "more
+of this, more risk", and raising a risk-increasing indicator never lowers the class), and
+calibrated by scikit-learn's ``CalibratedClassifierCV`` (Platt's sigmoid, fitted on 5-fold
+out-of-fold scores, ``ensemble=False``). Platt scaling of a linear score is again a linear score,
+so the result is one ``logistic`` model: score = 100 × σ(intercept + Σ wᵢnᵢ), a calibrated
+probability in percent. docs/risk.md says why this and not a more flexible learner.
+
+The bands of a learned version are set on the directory it will classify, at the score quantiles
+that keep the model's class shares (``shares``), so the plan's ratios ask for the same inspection
+budget as before; only who is in which class changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from domain.risk.model import RiskModel, parse_model
+from services.risk import matrix
+
+C = 1.0  # inverse L2 strength on 0..1 features; docs/risk.md
+MIN_EXAMPLES = 50
+DEFAULT_RATIOS = {"A": 0.03, "B": 0.05, "C": 0.1, "D": 0.5, "E": 1.0}
+
+
+class DirectedLogit(ClassifierMixin, BaseEstimator):
+    """L2 logistic regression whose weights against the stated direction are refitted at 0."""
+
+    def __init__(self, C: float = C) -> None:
+        self.C = C
+
+    def fit(self, X, y, sample_weight=None):
+        first = LogisticRegression(C=self.C, max_iter=500).fit(X, y, sample_weight=sample_weight)
+        keep = first.coef_[0] > 0
+        self.coef_ = np.zeros(X.shape[1])
+        if keep.any():
+            second = LogisticRegression(C=self.C, max_iter=500).fit(X[:, keep], y, sample_weight=sample_weight)
+            coef = np.clip(second.coef_[0], 0.0, None)
+            self.coef_[keep] = coef
+            self.intercept_ = float(second.intercept_[0])
+        else:
+            self.intercept_ = float(first.intercept_[0])
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def decision_function(self, X):
+        return X @ self.coef_ + self.intercept_
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X):
+        return (self.decision_function(X) > 0).astype(int)
+
+
+def fit(base: RiskModel, values: np.ndarray, labels: np.ndarray, *, name: str) -> RiskModel:
+    """A logistic model learned from ``values`` (n × k raw, NaN = none) and 0/1 ``labels``; bands unset
+    (``with_bands`` sets them on a directory)."""
+    X = matrix.normalise(base, values)
+    y = np.asarray(labels, dtype=int)
+    folds = int(min(5, np.bincount(y, minlength=2).min()))
+    calibrated = CalibratedClassifierCV(DirectedLogit(C), method="sigmoid", cv=max(folds, 2), ensemble=False)
+    with threadpool_limits(1):  # 39 columns: BLAS threads only contend (measured: docs/benchmarks.md)
+        calibrated.fit(X, y)
+    inner = calibrated.calibrated_classifiers_[0]
+    est, platt = inner.estimator, inner.calibrators[0]
+    # σ(−(a·f + b)) with f = w·x + c  →  logit = −a·w·x − (a·c + b)
+    a, b = float(platt.a_), float(platt.b_)
+    weights = np.clip(-a * est.coef_, 0.0, None)
+    intercept = -(a * est.intercept_ + b)
+    data = base.to_dict()
+    data["name"], data["link"], data["intercept"] = name, "logistic", float(intercept)
+    for ind, w in zip(data["indicators"], weights):
+        ind["weight"] = round(float(w), 6)
+    if not any(ind["weight"] > 0 for ind in data["indicators"]):
+        data["indicators"][0]["weight"] = 1e-6  # a model needs one weight; this one says "nothing learned"
+    data["bands"] = {c: float(n) for n, c in enumerate(base.classes)}  # placeholders, set by with_bands
+    data.pop("extra", None)
+    return parse_model(data)
+
+
+def with_bands(model: RiskModel, directory: np.ndarray, shares: tuple[float, ...]) -> RiskModel:
+    """``model`` with bands at the directory's score quantiles that give each class its share."""
+    scores = matrix.scores(model, matrix.normalise(model, directory))
+    cumulative = np.cumsum(shares)[:-1]
+    cuts = np.quantile(scores, cumulative) if len(scores) else cumulative * 100
+    bands = [0.0]
+    for cut in cuts:
+        bands.append(max(float(cut), bands[-1] + 1e-9))
+    bands = [min(b, 100.0 - 1e-9 * (len(bands) - n)) for n, b in enumerate(bands)]
+    return replace(model, bands=tuple(bands))
+
+
+@dataclass(frozen=True)
+class Measures:
+    auc: float | None
+    brier: float | None
+    calibration: list[tuple[float, float, int]]  # (mean predicted, observed rate, n) per decile
+    discovery: float | None  # problem rate of the inspections the plan's ratios would make
+    discovery_de: float | None  # … of those in the two worst classes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "auc": self.auc,
+            "brier": self.brier,
+            "calibration": self.calibration,
+            "discovery": self.discovery,
+            "discovery_worst": self.discovery_de,
+        }
+
+
+def measure(model: RiskModel, values: np.ndarray, labels: np.ndarray, facts=None, ratios=None) -> Measures:
+    """How ``model`` ranks held-out results: AUC, Brier score and calibration by decile (a logistic
+    model's score is a probability; a linear one's is read as score/100), and the expected problem
+    rate of inspections made at the plan's ratios on the classes it gives (and of its two worst)."""
+    ratios = ratios or DEFAULT_RATIOS
+    y = np.asarray(labels, dtype=int)
+    got = matrix.classify(model, values, facts)
+    p = got.scores / 100.0
+    both = len(set(y.tolist())) == 2
+    auc = float(roc_auc_score(y, p)) if both else None
+    brier = float(brier_score_loss(y, np.clip(p, 0, 1))) if len(y) else None
+    calibration = []
+    if len(y) >= 10:
+        for part in np.array_split(np.argsort(p, kind="stable"), 10):
+            calibration.append((round(float(p[part].mean()), 4), round(float(y[part].mean()), 4), int(len(part))))
+    weight = np.array([float(ratios.get(c, 0.0)) for c in model.classes])[got.classes]
+    discovery = float((weight * y).sum() / weight.sum()) if weight.sum() > 0 else None
+    worst = got.classes >= len(model.classes) - 2
+    discovery_de = float(y[worst].mean()) if worst.any() else None
+    return Measures(auc, brier, calibration, discovery, discovery_de)

@@ -1,0 +1,119 @@
+"""The vectorised classification: a whole directory's indicator matrix in, classes, scores and reasons out.
+
+The same arithmetic as :mod:`domain.risk.score` (the reference, one entity at a time, stdlib only),
+on numpy arrays: tests check both give the same class, score, rules and reasons. It lives here, not
+in ``domain/`` (standard library only) nor ``core/`` (no use case there): classifying is this
+feature's use case and numpy is one of its tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from domain.risk.model import RiskModel
+from domain.risk.score import TOP_REASONS
+
+
+@dataclass
+class Classified:
+    classes: np.ndarray  # int rank into model.classes, per entity
+    banded: np.ndarray  # int rank of the score alone
+    scores: np.ndarray  # float 0..100
+    fired: list[tuple[str, np.ndarray]]  # (rule code, bool mask) in the order domain.risk.score lists them
+    top: np.ndarray  # (n, TOP_REASONS) indicator index, -1 = none
+    points: np.ndarray  # (n, TOP_REASONS) its contribution
+
+    def class_names(self, model: RiskModel) -> np.ndarray:
+        return np.asarray(model.classes)[self.classes]
+
+
+def parameters(model: RiskModel) -> tuple[np.ndarray, ...]:
+    low = np.array([i.low for i in model.indicators])
+    span = np.array([i.high - i.low for i in model.indicators])
+    down = np.array([i.direction == "down" for i in model.indicators])
+    missing = np.array([i.missing for i in model.indicators])
+    weights = np.array([i.weight for i in model.indicators])
+    return low, span, down, missing, weights
+
+
+def normalise(model: RiskModel, values: np.ndarray) -> np.ndarray:
+    """Raw values (n × k, NaN = no value) on 0..1 with 1 the riskiest end, NaN → the indicator's ``missing``."""
+    low, span, down, missing, _ = parameters(model)
+    out = np.clip((values - low) / span, 0.0, 1.0)
+    out = np.where(down, 1.0 - out, out)
+    return np.where(np.isnan(values), missing, out)
+
+
+def scores(model: RiskModel, normalised: np.ndarray) -> np.ndarray:
+    weights = parameters(model)[4]
+    total = normalised @ weights
+    if model.link == "logistic":
+        return 100.0 / (1.0 + np.exp(-(model.intercept + total)))
+    return 100.0 * total / weights.sum()
+
+
+def band(model: RiskModel, score: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(model.bands), score, side="right") - 1
+
+
+def _holds(op: str, values: np.ndarray, threshold: float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        found = {
+            "<": values < threshold,
+            "<=": values <= threshold,
+            ">": values > threshold,
+            ">=": values >= threshold,
+            "==": values == threshold,
+            "!=": values != threshold,
+        }[op]
+    return found & ~np.isnan(values)
+
+
+def classify(model: RiskModel, values: np.ndarray, facts: Mapping[str, np.ndarray] | None = None) -> Classified:
+    """Classify every row of ``values`` (n × k in ``model.codes`` order, NaN = no value)."""
+    facts = facts or {}
+    n = values.shape[0]
+    normalised = normalise(model, values)
+    score = scores(model, normalised)
+    banded = band(model, score)
+    classes = banded.copy()
+    column = {code: j for j, code in enumerate(model.codes)}
+
+    def subject(name: str) -> np.ndarray:
+        if name in column:
+            return values[:, column[name]]
+        return np.asarray(facts.get(name, np.full(n, np.nan)), dtype=float)
+
+    fired: list[tuple[str, np.ndarray]] = []
+    taken = np.zeros(n, dtype=bool)
+    for rule in model.rules:
+        if rule.set_class is not None:
+            hit = _holds(rule.op, subject(rule.subject), rule.value) & ~taken
+            classes[hit] = model.rank(rule.set_class)
+            taken |= hit
+            fired.append((rule.code, hit))
+    for rule in model.rules:
+        if rule.at_least is not None:
+            hit = _holds(rule.op, subject(rule.subject), rule.value)
+            classes = np.where(hit, np.maximum(classes, model.rank(rule.at_least)), classes)
+            fired.append((rule.code, hit))
+    top, points = reasons(model, normalised)
+    return Classified(classes, banded, score, fired, top, points)
+
+
+def reasons(model: RiskModel, normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The TOP_REASONS largest contributions per row, as :func:`domain.risk.score.reasons` orders them."""
+    weights = parameters(model)[4]
+    scale = 100.0 / weights.sum() if model.link == "linear" else 1.0
+    parts = np.round(normalised * weights * scale, 4)
+    k = min(TOP_REASONS, parts.shape[1])
+    # ties by indicator code, as the reference: sort columns by code once, then a stable sort of −points
+    by_code = np.argsort(np.asarray(model.codes), kind="stable")
+    order = np.argsort(-parts[:, by_code], axis=1, kind="stable")[:, :k]
+    top = by_code[order]
+    points = np.take_along_axis(parts, top, axis=1)
+    top = np.where(points > 0, top, -1)
+    return top, points

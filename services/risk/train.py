@@ -1,0 +1,138 @@
+"""``risk train``: learn a new version from the submitted inspection results and propose it.
+
+Each submitted (or confirmed) result is a labelled example: a problem was found (any item 不合格)
+or not, for the inspected entity, with its indicator values as they were on the result's date (the
+newest observation on or before it). The newest quarter of the examples is held out; a candidate
+learned on the rest and the version in force are both measured on it (AUC, calibration, and the
+problem-discovery rate of the classes each gives at the plan's ratios). The version proposed is
+then learned on every example, with bands that keep the directory's class mix; a coordinator
+approves or rejects it (``services.risk.versions.decide``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import numpy as np
+
+from core import db
+from domain.risk.model import RiskModel
+from services.plans import PlanNotFound, get_plan, spec_of
+from services.risk import learn, matrix
+from services.risk.classify import entity_matrix
+from services.risk.versions import RiskError, in_force, propose
+
+EXAMPLES_SQL = """
+SELECT i.entity_id, r.submitted_at,
+       (SELECT COUNT(*) FROM finding f WHERE f.result_id = r.id AND f.verdict = 'fail') AS fails
+FROM result r JOIN inspection i ON i.id = r.inspection_id
+WHERE r.status IN ('submitted', 'confirmed') AND r.submitted_at IS NOT NULL
+ORDER BY r.submitted_at, r.id
+"""
+HOLDOUT = 0.25
+PAGE = 20_000  # entities per read of their indicator values
+
+
+@dataclass(frozen=True)
+class Examples:
+    entity_ids: np.ndarray
+    days: np.ndarray  # date ordinal of each result
+    labels: np.ndarray  # 1 = a problem found
+
+
+async def examples() -> Examples:
+    _, rows = await db.conn().execute_query(EXAMPLES_SQL)
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    days = np.array([db.moment(r[1]).date().toordinal() for r in rows], dtype=np.int64)  # type: ignore[union-attr]
+    labels = np.array([int(r[2] > 0) for r in rows], dtype=np.int64)
+    return Examples(ids, days, labels)
+
+
+async def values_as_of(model: RiskModel, ids: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Each example's indicator values as observed on or before its day (NaN = none yet)."""
+    out = np.full((len(ids), len(model.codes)), np.nan)
+    column = {code: j for j, code in enumerate(model.codes)}
+    wanted = np.unique(ids)
+    query = db.sql(
+        'SELECT "entity_id", "indicator", "value", "observed_on" FROM "indicator_value" '
+        'WHERE "entity_id" >= ? AND "entity_id" <= ? ORDER BY "entity_id", "indicator", "observed_on"'
+    )
+    for first in range(0, len(wanted), PAGE):  # paged by entity: a city's observations never all in memory
+        page = wanted[first : first + PAGE]
+        _, rows = await db.conn().execute_query(query, [int(page[0]), int(page[-1])])
+        mine = (ids >= page[0]) & (ids <= page[-1])
+        by_indicator: dict[str, list] = {}
+        for r in rows:
+            if r[1] in column:
+                by_indicator.setdefault(r[1], []).append(r)
+        query_keys = ids[mine] * 1_000_000 + days[mine]
+        for code, found in by_indicator.items():
+            keys = np.array([r[0] * 1_000_000 + _ordinal(r[3]) for r in found], dtype=np.int64)
+            vals = np.array([r[2] for r in found], dtype=float)
+            at = np.searchsorted(keys, query_keys, side="right") - 1
+            ok = (at >= 0) & (keys[np.maximum(at, 0)] // 1_000_000 == ids[mine])
+            block = out[mine]
+            block[ok, column[code]] = vals[at[ok]]
+            out[mine] = block
+    return out
+
+
+def _ordinal(value) -> int:
+    return (date.fromisoformat(value) if isinstance(value, str) else value).toordinal()
+
+
+@dataclass(frozen=True)
+class Trained:
+    version: str
+    examples: int
+    held_out: int
+    current: dict
+    candidate: dict
+
+
+async def plan_ratios(code: str) -> dict[str, float]:
+    """The sampling ratios of plan ``code``, to measure discovery rates at."""
+    try:
+        plan = await get_plan(code)
+    except PlanNotFound:
+        raise RiskError("risk_plan_unknown", plan=code) from None
+    return {cls: float(Decimal(ratio)) for cls, ratio in spec_of(plan).ratios}
+
+
+async def train(
+    now: datetime, *, name: str, actor: str, ratios: dict[str, float] | None = None, holdout: float = HOLDOUT
+) -> Trained:
+    """Learn, measure against the version in force on held-out results, and propose ``name``."""
+    found = await in_force()
+    if found is None:
+        raise RiskError("risk_no_model")
+    current_version, current = found
+    ex = await examples()
+    n = len(ex.labels)
+    if n < learn.MIN_EXAMPLES or len(set(ex.labels.tolist())) < 2:
+        raise RiskError("risk_no_results", found=n, needed=learn.MIN_EXAMPLES)
+    values = await values_as_of(current, ex.entity_ids, ex.days)
+    cut = int(round(n * (1.0 - holdout)))
+    train_y, test_y = ex.labels[:cut], ex.labels[cut:]
+    _, directory, _ = await entity_matrix(current)
+    classes_now = matrix.classify(current, directory).classes
+    shares = current.shares or tuple(np.bincount(classes_now, minlength=len(current.classes)) / max(len(directory), 1))
+    ratios = ratios or learn.DEFAULT_RATIOS
+    if len(set(train_y.tolist())) == 2 and len(test_y):
+        candidate = learn.with_bands(learn.fit(current, values[:cut], train_y, name=name), directory, shares)
+        measured_candidate = learn.measure(candidate, values[cut:], test_y, ratios=ratios).as_dict()
+    else:
+        measured_candidate = {}
+    measured_current = learn.measure(current, values[cut:], test_y, ratios=ratios).as_dict() if len(test_y) else {}
+    final = learn.with_bands(learn.fit(current, values, ex.labels, name=name), directory, shares)
+    metrics = {
+        "examples": n,
+        "held_out": int(n - cut),
+        "ratios": ratios,
+        "current": {"version": current_version, **measured_current},
+        "candidate": measured_candidate,
+    }
+    await propose(final, actor=actor, now=now, metrics=metrics, based_on=current_version)
+    return Trained(name, n, int(n - cut), metrics["current"], measured_candidate)

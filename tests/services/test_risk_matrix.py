@@ -1,0 +1,42 @@
+"""The vectorised classification agrees with the reference (domain.risk.score), entity by entity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from domain.risk.model import parse_model
+from domain.risk.score import classify
+from services.risk import matrix
+from tests.domain.test_risk import EXAMPLE, SMALL
+
+
+@pytest.mark.parametrize("link", ["linear", "logistic"])
+@pytest.mark.parametrize("which", ["small", "example"])
+def test_matrix_matches_the_reference(which, link) -> None:
+    model = parse_model(SMALL) if which == "small" else EXAMPLE
+    if link == "logistic":
+        model = parse_model({**model.to_dict(), "link": "logistic", "intercept": -3.0})
+    rng = np.random.default_rng(7)
+    n, k = 400, len(model.codes)
+    lows = np.array([i.low for i in model.indicators])
+    highs = np.array([i.high for i in model.indicators])
+    values = rng.uniform(lows - 0.2 * (highs - lows), highs + 0.2 * (highs - lows), size=(n, k))
+    values = np.round(values)  # whole numbers: the rules' thresholds are hit exactly sometimes
+    values[rng.random((n, k)) < 0.15] = np.nan
+    problem = rng.choice([0.0, 1.0, np.nan], size=n)
+    got = matrix.classify(model, values, {"last_inspection_problem": problem})
+    names = got.class_names(model)
+    for r in range(n):
+        row = {c: float(values[r, j]) for j, c in enumerate(model.codes) if not math.isnan(values[r, j])}
+        facts = {} if math.isnan(problem[r]) else {"last_inspection_problem": float(problem[r])}
+        want = classify(model, row, facts)
+        assert names[r] == want.risk_class
+        assert model.classes[got.banded[r]] == want.banded
+        assert got.scores[r] == pytest.approx(want.score, abs=1e-9)
+        fired = tuple(code for code, mask in got.fired if mask[r])
+        assert fired == want.rules
+        reasons = tuple((model.codes[j], float(p)) for j, p in zip(got.top[r], got.points[r]) if j >= 0)
+        assert reasons == want.reasons
