@@ -23,7 +23,9 @@ from core.clock import local_minute as _local
 from domain import draw as engine
 from models.draws import Firing, FiringSecret, FiringStatus
 from services import audit
+from services.draws import fixed
 from services.draws.common import DrawError, find_plan
+from services.draws.common import pending_firing as pending_firing  # re-exported: callers find it here
 from services.plans import spec_of
 
 MAX_REASON = 500
@@ -36,6 +38,7 @@ class Announced:
     plan_code: str
     fire_at: datetime
     commitment: str
+    pool_digest: str | None = None  # v2: H(public pool.tsv) of the pool fixed now, published
 
 
 def _slot_taken(firing: Firing, zone: ZoneInfo) -> DrawError:
@@ -69,6 +72,9 @@ async def announce(
     if existing is not None:
         raise _slot_taken(existing, zone)
     day = fire_at.astimezone(zone).date().isoformat()
+    # v2 (every plan stratifies by risk class): the pool and its classes are fixed now, before
+    # any beacon exists, and only their digest is published (docs/draw-protocol.md §15.4)
+    pool = await fixed.fix_pool(spec, now)
     secret = secrets.token_bytes(32)
     commitment = engine.commitment(secret)
     for n in range(1, 1000):
@@ -85,15 +91,23 @@ async def announce(
                     params=spec.to_dict(),
                     status=FiringStatus.ANNOUNCED,
                     announced_at=now,
+                    pool_digest=pool.pool_digest,
                     using_db=conn,
                 )
-                await FiringSecret.create(firing=firing, secret=secret, using_db=conn)
+                await FiringSecret.create(firing=firing, secret=secret, salt_key=pool.salt_key, using_db=conn)
+                await fixed.store(firing, pool, conn)
                 if actor:
                     await audit.append(
                         actor,
                         "firing.announced",
                         f"draw:{draw_ref}",
-                        {"plan": plan.code, "fire_at": fire_at.isoformat(), "commitment": commitment},
+                        {
+                            "plan": plan.code,
+                            "fire_at": fire_at.isoformat(),
+                            "commitment": commitment,
+                            "pool_digest": pool.pool_digest,
+                            "pool": pool.size,
+                        },
                         now,
                         conn,
                     )
@@ -104,7 +118,7 @@ async def announce(
             if await Firing.filter(draw_ref=draw_ref).exists():
                 continue
             raise
-        return Announced(draw_ref, plan.code, fire_at, commitment)
+        return Announced(draw_ref, plan.code, fire_at, commitment, pool.pool_digest)
     raise DrawError("no_free_ref", plan=plan.code, day=day)
 
 
@@ -152,12 +166,6 @@ async def withdraw(draw_ref: str, reason: str, *, actor: str, clock: Clock) -> W
 async def firing_at(plan_code: str, fire_at: datetime) -> Firing | None:
     """The firing announced for this plan's draw at ``fire_at``, if any (withdrawn ones too)."""
     return await Firing.filter(plan__code=plan_code, fire_at=fire_at.astimezone(UTC)).first()
-
-
-async def pending_firing(plan_code: str) -> Firing | None:
-    """The plan's earliest announced, not yet drawn firing."""
-    plan = await find_plan(plan_code)
-    return await Firing.filter(plan=plan, status=FiringStatus.ANNOUNCED).order_by("fire_at", "id").first()
 
 
 async def firings(plan_code: str) -> list[Firing]:

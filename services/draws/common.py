@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from core import db
 from domain.errors import ServiceError
-from models.draws import HOLDING_SEAT
+from models.draws import HOLDING_SEAT, Firing, FiringStatus
 from models.plans import Plan
 from services.plans import PlanNotFound, get_plan
 
@@ -54,3 +54,9 @@ async def find_plan(code: str) -> Plan:
         return await get_plan(code)
     except PlanNotFound:
         raise DrawError("plan_not_found", plan=code) from None
+
+
+async def pending_firing(plan_code: str) -> Firing | None:
+    """The plan's earliest announced, not yet drawn firing."""
+    plan = await find_plan(plan_code)
+    return await Firing.filter(plan=plan, status=FiringStatus.ANNOUNCED).order_by("fire_at", "id").first()
