@@ -482,14 +482,16 @@ def _check_classes(
 ) -> tuple[CheckLine, PoolColumns | None]:
     """The auditor's disclosure opens every commitment of pool.tsv: same draw, same keys in the
     same order, and each class with its salt gives the published commitment."""
+    n = len(pool.keys)
     if opened.draw_ref != draw_ref:
-        return CheckLine(False, "classes", "disclosure_other_draw", {"found": opened.draw_ref}), None
+        return CheckLine(False, "classes", "disclosure_other_draw", {"found": opened.draw_ref, "count": n}), None
     if opened.keys != pool.keys:
-        return CheckLine(False, "classes", "disclosure_keys_differ", {"count": len(opened.keys)}), None
+        return CheckLine(False, "classes", "disclosure_keys_differ", {"count": n}), None
     salt_key = opened.salt_key
     for i, (key_b, stratum, published) in enumerate(zip(pool.keys_b, opened.strata, pool.strata), 1):
         if v2.class_commitment(v2.entity_salt(salt_key, key_b), key_b, stratum.encode()) != published:
-            return CheckLine(False, "classes", "class_commitment_differs", {"line": i, "key": pool.keys[i - 1]}), None
+            params = {"line": i, "key": pool.keys[i - 1], "count": n}
+            return CheckLine(False, "classes", "class_commitment_differs", params), None
     line = CheckLine(True, "classes", "", {"count": len(pool.keys)})
     return line, PoolColumns(keys=pool.keys, keys_b=pool.keys_b, strata=opened.strata)
 
@@ -499,7 +501,10 @@ def _check_cuts(doc: _Doc, selection: Selection) -> CheckLine:
         found, derived = doc.strata[label].get("cut"), selection.cuts.get(label)
         if found != derived:
             return CheckLine(
-                False, "cuts", "cut_differs", {"stratum": label, "found": found or "-", "derived": derived or "-"}
+                False,
+                "cuts",
+                "cut_differs",
+                {"stratum": label, "found": found or "-", "derived": derived or "-", "count": len(doc.strata)},
             )
     return CheckLine(True, "cuts", "", {"count": len(doc.strata)})
 

@@ -1,4 +1,6 @@
-"""``inspectbot verify DIR``: re-derive a published draw bundle and say, line by line, what matches.
+"""``inspectbot verify DIR [--disclosure FILE]``: re-derive a published draw bundle and say, line by
+line, what matches. A v2 bundle (confidential classes) is checked as far as the public can; with
+the auditor's disclosure also every class and the exact selection, with an entity's its own fate.
 
 Needs no database: the bundle (draw.json, pool.tsv, inspectors.tsv, and recusals.tsv when there
 were recusals) is all an auditor has, and all this command reads. Exit 0 when every check holds,
@@ -18,6 +20,13 @@ def register(sub) -> None:
     parser = sub.add_parser("verify", help="re-derive a published draw bundle and check every part of it")
     parser.add_argument(
         "directory", type=Path, help="folder holding draw.json, pool.tsv, inspectors.tsv[, recusals.tsv]"
+    )
+    parser.add_argument(
+        "--disclosure",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="protocol v2: the audit disclosure (every class) or one entity's disclosure line",
     )
     parser.set_defaults(func=run)
 
@@ -42,8 +51,14 @@ async def run(args, settings) -> int:
         files = read_bundle(directory)
     except OSError as exc:
         return _unreadable(locale, "bundle_io", path=str(exc.filename or directory))
+    disclosure = None
+    if args.disclosure is not None:
+        try:
+            disclosure = args.disclosure.read_bytes()
+        except OSError:
+            return _unreadable(locale, "bundle_io", path=str(args.disclosure))
     try:
-        lines = bundle.verify(files)
+        lines = bundle.verify(files, disclosure)
     except bundle.BundleError as exc:
         return _unreadable(locale, exc.code, **exc.params)
     for line in lines:

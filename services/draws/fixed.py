@@ -30,6 +30,8 @@ from services.draws.common import DrawError
 from services.draws.gather import eligible_pool
 from services.draws.stored import stored_inputs
 
+MAX_REASON = 500
+
 
 @dataclass(frozen=True)
 class FixedPool:
@@ -72,18 +74,23 @@ async def fixed_pool(firing: Firing) -> tuple[list[str], list[str]] | None:
 @dataclass(frozen=True)
 class Disclosed:
     draw_ref: str
-    path: Path
+    path: Path | None  # None: not written (the caller shows ``data``)
     entity: str | None  # None: the auditor's disclosure (every class)
     lines: int
+    data: bytes
 
 
-async def disclose(draw_ref: str, out: Path, *, entity: str | None, actor: str, reason: str, clock: Clock) -> Disclosed:
-    """Write a v2 draw's disclosure to ``out``: the auditor's (every class and the salt key) or,
-    with ``entity``, that entity's own line. Refused before the draw (the classes would tell
-    nothing checkable yet) and for a v1 draw; always on the audit chain, with the reason."""
+async def disclose(
+    draw_ref: str, out: Path | None, *, entity: str | None, actor: str, reason: str, clock: Clock
+) -> Disclosed:
+    """A v2 draw's disclosure, written to ``out`` when given: the auditor's (every class and the
+    salt key; a typed reason required) or, with ``entity``, that entity's own line. Refused
+    before the draw and for a v1 draw; always on the audit chain, with the reason."""
     reason = reason.strip()
-    if not reason:
+    if not reason and entity is None:
         raise DrawError("reason_required")
+    if len(reason) > MAX_REASON:
+        raise DrawError("reason_too_long", limit=MAX_REASON)
     draw_row = await Draw.get_or_none(draw_ref=draw_ref)
     if draw_row is None:
         if await Firing.filter(draw_ref=draw_ref).exists():
@@ -105,7 +112,8 @@ async def disclose(draw_ref: str, out: Path, *, entity: str | None, actor: str, 
         {"scope": f"entity:{entity}" if entity else "audit", "reason": reason, "sha256": engine.H(data).hex()},
         now,
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
-    return Disclosed(draw_ref, out, entity, data.count(b"\n"))
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    return Disclosed(draw_ref, out, entity, data.count(b"\n"), data)
