@@ -102,16 +102,23 @@ class EntityDisclosure:
     salt: bytes
 
 
+def _check_draw_ref(draw_ref: str) -> None:
+    if not draw_ref or "\t" in draw_ref or "\n" in draw_ref:
+        raise DisclosureError("disclosure_bad_draw_ref", line=1)
+
+
 def audit_disclosure_bytes(draw_ref: str, salt_key: bytes, keys: Sequence[str], strata: Sequence[str]) -> bytes:
     """``DISCLOSURE TAB "audit" TAB draw_ref TAB hex(salt_key) LF`` then ``key TAB stratum LF``
     per pool line, in pool order (docs §15.7)."""
     check_salt_key(salt_key)
+    _check_draw_ref(draw_ref)
     head = f"{DISCLOSURE}\taudit\t{draw_ref}\t{salt_key.hex()}\n"
     return (head + "".join(f"{k}\t{s}\n" for k, s in zip(keys, strata))).encode("utf-8")
 
 
 def entity_disclosure_bytes(draw_ref: str, salt_key: bytes, key: str, stratum: str) -> bytes:
     """``DISCLOSURE TAB "entity" TAB draw_ref TAB key TAB stratum TAB hex(salt_e) LF``."""
+    _check_draw_ref(draw_ref)
     salt = entity_salt(salt_key, key.encode("utf-8"))
     return f"{DISCLOSURE}\tentity\t{draw_ref}\t{key}\t{stratum}\t{salt.hex()}\n".encode()
 
