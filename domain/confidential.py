@@ -54,7 +54,7 @@ def public_pool_bytes(keys_b: Sequence[bytes], strata_b: Sequence[bytes], salt_k
     inner = sha256(bytes(b ^ 0x36 for b in salt_key.ljust(64, b"\x00")))
     outer = sha256(bytes(b ^ 0x5C for b in salt_key.ljust(64, b"\x00")))
     tag = _CLASS_TAG
-    lines = []
+    lines: list[bytes] = []
     append = lines.append
     for k, s in zip(keys_b, strata_b):
         i = inner.copy()

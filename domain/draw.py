@@ -69,6 +69,10 @@ class DrawInputs:
     recent: frozenset[tuple[str, str]] = frozenset()  # (inspector key, entity key) rotation exclusions
     # v2 (confidential strata, docs §15): the firing's secret salt key; None = v1 (public strata)
     salt_key: bytes | None = None
+    # v2: H(published pool.tsv) as announced with the commitment (docs §15.4). Given, the draw
+    # takes it instead of computing a million class commitments again; an export recomputes them,
+    # and a mismatch shows there (the seed, and so every inspection, would differ).
+    announced_pool_digest: bytes | None = None
 
     @property
     def protocol(self) -> str:
@@ -466,10 +470,14 @@ def run_draw(inputs: DrawInputs) -> DrawOutcome:
         pool_bytes = _pool_bytes(keys, strata)
         parts = pool_bytes.replace(b"\t", b"\n").split(b"\n")
         keys_b = parts[0 : 2 * len(keys) : 2]
-        if inputs.salt_key is not None:  # v2: the public pool carries class commitments (§15.2)
-            pool_bytes = public_pool_bytes(keys_b, parts[1 : 2 * len(keys) : 2], inputs.salt_key)
+        if inputs.salt_key is not None and inputs.announced_pool_digest is not None:
+            pool_bytes = b""
+            pool_digest = inputs.announced_pool_digest
+        else:
+            if inputs.salt_key is not None:  # v2: the public pool carries class commitments (§15.2)
+                pool_bytes = public_pool_bytes(keys_b, parts[1 : 2 * len(keys) : 2], inputs.salt_key)
+            pool_digest = H(pool_bytes)
         del parts
-        pool_digest = H(pool_bytes)
         del pool_bytes
         inspectors_digest = H(inspectors_tsv(inputs.inspectors))
         seed = derive_seed(

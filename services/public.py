@@ -350,9 +350,7 @@ async def drawn_entities(draw_id: int, number: int, size: int) -> Page:
         "WHERE i.draw_id = ? AND i.no > ? AND i.no <= ? ORDER BY i.no",
         [draw_id, start, start + size + 1],
     )
-    return _page(
-        [DrawnEntity(r["no"], r["entity_key"], r["name"], r["status"]) for r in rows], number, size
-    )
+    return _page([DrawnEntity(r["no"], r["entity_key"], r["name"], r["status"]) for r in rows], number, size)
 
 
 # --- the bundle, cached on disk ---------------------------------------------------------------

@@ -291,7 +291,13 @@ def team_spec(spec: PlanSpec, quals_by_department: Mapping[str, Sequence[str]]) 
 
 
 def draw_inputs(
-    draw_ref: str, secret: bytes, beacon: str, spec: PlanSpec, g: Gathered, salt_key: bytes | None = None
+    draw_ref: str,
+    secret: bytes,
+    beacon: str,
+    spec: PlanSpec,
+    g: Gathered,
+    salt_key: bytes | None = None,
+    announced_pool_digest: bytes | None = None,
 ) -> engine.DrawInputs:
     return engine.DrawInputs(
         draw_ref=draw_ref,
@@ -306,6 +312,7 @@ def draw_inputs(
         conflicts=g.conflicts,
         recent=g.recent,
         salt_key=salt_key,
+        announced_pool_digest=announced_pool_digest,
     )
 
 

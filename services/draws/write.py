@@ -291,7 +291,8 @@ async def draw(
             return await preview_counts(firing.plan.code, draw_ref, spec, g)
         secret_row = await FiringSecret.get(firing_id=firing.id)
         salt_key = bytes(secret_row.salt_key) if secret_row.salt_key is not None else None
-        inputs = draw_inputs(draw_ref, bytes(secret_row.secret), beacon, spec, g, salt_key)
+        announced = bytes.fromhex(firing.pool_digest) if firing.pool_digest and salt_key is not None else None
+        inputs = draw_inputs(draw_ref, bytes(secret_row.secret), beacon, spec, g, salt_key, announced)
         outcome = await asyncio.to_thread(engine.run_draw, inputs)
         del inputs
         phase("drawn")

@@ -51,6 +51,9 @@ def test_our_code_gives_the_golden_values():
     outcome = run_draw(inputs)
     assert (outcome.pool_digest.hex(), outcome.seed.hex()) == (POOL_DIGEST, SEED)
     assert dict(outcome.cuts) == CUTS
+    # the draw service passes the digest announced with the commitment: the same draw
+    announced = dataclasses.replace(inputs, announced_pool_digest=bytes.fromhex(POOL_DIGEST))
+    assert run_draw(announced) == outcome
     files = bundle.build_bundle(inputs, outcome)
     assert files["pool.tsv"].decode() == v["pool_file"]
     doc = json.loads(files["draw.json"])
