@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from domain import bundle
-from models.directory import Entity, EntityStatus, Inspector, InspectorStatus
 from models.audit import AuditRecord
+from models.directory import Entity, EntityStatus, Inspector, InspectorStatus
 from models.draws import Assignment, Draw, Firing, FiringSecret, Inspection
 from services import plans
 from services.draws.announce import announce

@@ -15,7 +15,10 @@ from pathlib import Path
 
 from domain import bundle
 from models.directory import Entity
-from tests.web.test_pages_browser import browser_page, chromium_path  # noqa: F401  (fixtures)
+from tests.web import test_pages_browser as browser
+
+browser_page = browser.browser_page  # the fixtures, shared
+chromium_path = browser.chromium_path
 
 CLASSES = {"A", "B", "C", "D", "E"}
 
