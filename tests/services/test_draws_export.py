@@ -11,7 +11,7 @@ import pytest
 from domain import bundle
 from models.audit import AuditRecord
 from models.directory import Entity, EntityStatus, Inspector, InspectorStatus
-from models.draws import Assignment, Draw, Firing, FiringSecret, Inspection
+from models.draws import Assignment, Draw, Firing, FiringPool, FiringSecret, Inspection
 from services import plans
 from services.draws.announce import announce
 from services.draws.common import DrawError
@@ -213,3 +213,25 @@ async def test_a_later_day_gets_its_own_draw_ref(db, tmp_path):
     clock.advance(timedelta(days=31))
     later = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert later.draw_ref == "P1/2027-01-01" != result.draw_ref
+
+
+async def test_a_firing_announced_before_v2_still_draws_and_verifies_as_v1(db, tmp_path):
+    await world.build(n_entities=20)
+    clock = world.clock()
+    await plans.add_plan(world.plan_file(tmp_path, "P1"), clock)
+    announced = await announced_ahead("P1", None, clock=clock, zone=ZONE)
+    # what a firing announced before this version holds: no salt key, no fixed pool, no pool digest
+    firing = await Firing.get(draw_ref=announced.draw_ref)
+    await FiringPool.filter(firing_id=firing.id).delete()
+    await FiringSecret.filter(firing_id=firing.id).update(salt_key=None)
+    await Firing.filter(id=firing.id).update(pool_digest=None)
+    result = await scheduled_draw("P1", "drand:1", clock=clock, zone=ZONE)
+    await export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    files = read_dir(tmp_path / "bundle")
+    doc = json.loads(files["draw.json"])
+    assert doc["protocol"] == "inspectbot/draw/v1" and all("stratum" in e for e in doc["inspections"])
+    lines = verified(tmp_path / "bundle")
+    assert "selection" in {line.what for line in lines}
+    with pytest.raises(DrawError) as err:
+        await disclose(result.draw_ref, tmp_path / "a.tsv", entity=None, actor="cli", reason="r", clock=clock)
+    assert err.value.code == "not_confidential"
