@@ -27,6 +27,7 @@ from domain.plans import PlanSpec
 from models.draws import Draw, Firing, FiringPool, FiringSecret
 from services import audit
 from services.draws.common import DrawError
+from services.draws.common import fixed_pool as fixed_pool  # re-exported: the draw reads it from here
 from services.draws.gather import eligible_pool
 from services.draws.stored import stored_inputs
 
@@ -60,15 +61,6 @@ async def fix_pool(spec: PlanSpec, now: datetime) -> FixedPool:
 async def store(firing: Firing, fixed: FixedPool, connection) -> None:
     """Keep the fixed pool with the firing (inside the announcement's transaction)."""
     await FiringPool.create(firing=firing, data=fixed.data, using_db=connection)
-
-
-async def fixed_pool(firing: Firing) -> tuple[list[str], list[str]] | None:
-    """The keys and classes a v2 firing fixed at its announcement; None for a v1 firing."""
-    row = await FiringPool.get_or_none(firing_id=firing.id)
-    if row is None:
-        return None
-    columns = engine.parse_pool_tsv(zlib.decompress(bytes(row.data)))
-    return columns.keys, columns.strata
 
 
 @dataclass(frozen=True)

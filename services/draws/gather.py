@@ -28,6 +28,7 @@ from services.draws.common import (
     fetch_rows,
     fetch_tuples,
     find_plan,
+    fixed_pool,
     marks,
     pending_firing,
 )
@@ -391,10 +392,10 @@ async def preview_counts(plan_code: str, draw_ref: str | None, spec: PlanSpec, g
 
 
 async def preview(plan_code: str, *, clock: Clock, zone: ZoneInfo) -> Preview:
-    """What a draw of the plan would select now: counts per stratum only. Writes nothing,
-    reveals nothing (no secret is touched)."""
+    """What a draw of the plan would select now: counts per stratum only (of the pool its pending
+    firing fixed, for a v2 firing). Writes nothing, reveals nothing (no secret is touched)."""
     firing = await pending_firing(plan_code)
     plan = await find_plan(plan_code)
     spec = parse_plan(firing.params) if firing else spec_of(plan)
-    g = await gather(spec, clock.now(), zone)
+    g = await gather(spec, clock.now(), zone, await fixed_pool(firing) if firing else None)
     return await preview_counts(plan.code, firing.draw_ref if firing else None, spec, g)

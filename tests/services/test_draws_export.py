@@ -17,6 +17,7 @@ from services.draws.announce import announce
 from services.draws.common import DrawError
 from services.draws.export import export
 from services.draws.fixed import disclose
+from services.draws.gather import preview
 from services.recusals import record_and_replace
 from tests.builders import announced_ahead, scheduled_draw
 from tests.services import draw_world as world
@@ -172,6 +173,8 @@ async def test_pool_is_the_one_fixed_at_announce(db, tmp_path):
     # after the announcement: one entity's class changes and another leaves the directory's pool
     await Entity.filter(uscc=world.uscc(3)).update(risk_class="A")
     await Entity.filter(uscc=world.uscc(4)).update(status=EntityStatus.INACTIVE)
+    dry = await preview("P1", clock=clock, zone=ZONE)  # the dry run counts the fixed pool too
+    assert dry.pool == 20 and {s.stratum: s.pool for s in dry.strata}["D"] == 20
     result = await scheduled_draw("P1", "drand:7", clock=clock, zone=ZONE)
     assert result.draw_ref == announced.draw_ref
     drawn_keys = set(await Inspection.filter(draw__draw_ref=result.draw_ref).values_list("entity_key", flat=True))
