@@ -137,8 +137,10 @@ def parse_disclosure(data: bytes) -> AuditDisclosure | EntityDisclosure:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise DisclosureError("disclosure_not_utf8", line=0) from None
+    # read leniently what a person may have copied by hand: CR LF line ends, no final LF
+    text = text.replace("\r\n", "\n")
     if not text.endswith("\n"):
-        raise DisclosureError("disclosure_no_final_newline", line=text.count("\n") + 1)
+        text += "\n"
     lines = text[:-1].split("\n")
     head = lines[0].split("\t")
     if head[0] != DISCLOSURE or len(head) < 2 or head[1] not in ("audit", "entity"):

@@ -79,6 +79,14 @@ def test_a_v2_bundle_verifies_publicly_with_the_audit_and_with_one_entity(tmp_pa
     assert main(["verify", str(directory), "--disclosure", str(tmp_path / "one.tsv")]) == 0
     own = capsys.readouterr().out.splitlines()
     assert own[-2].startswith("✓ entity 913702007180000011 (class A): not selected")
+    # copied by hand: CR LF, or no final line break, still reads
+    line = bundle.entity_disclosure(inputs, "913702007180000066").rstrip(b"\n")
+    (tmp_path / "copied.tsv").write_bytes(line + b"\r\n")
+    assert main(["verify", str(directory), "--disclosure", str(tmp_path / "copied.tsv")]) == 0
+    assert "(class A): selected" in capsys.readouterr().out
+    (tmp_path / "copied.tsv").write_bytes(line)
+    assert main(["verify", str(directory), "--disclosure", str(tmp_path / "copied.tsv")]) == 0
+    capsys.readouterr()
 
 
 def test_a_disclosure_with_a_changed_class_fails(tmp_path, monkeypatch, capsys):
