@@ -1,4 +1,6 @@
-"""The publicly verifiable draw (protocol v1, docs/draw-protocol.md). Pure: stdlib only, no I/O.
+"""The publicly verifiable draw (protocol v1, docs/draw-protocol.md; v2, confidential strata, §15:
+the same draw over a pool file whose strata are salted commitments, ``domain/confidential.py``).
+Pure: stdlib only, no I/O.
 
 Which entities are inspected is fixed byte for byte by shared/draw-protocol.md (sections 1–4, 6);
 who inspects them is our design (``domain/teams.py``), specified just as exactly in
