@@ -311,24 +311,29 @@ async def run_verify_phase(path: Path, out: Path) -> None:
 
     async with db.opened(settings_for(path), migrate=False):
         row = await Draw.get(plan__code="QD-BENCH")
-        secret = bytes((await FiringSecret.get(firing_id=row.firing_id)).secret)
-        inputs = await stored.stored_inputs(row, secret)
+        secret_row = await FiringSecret.get(firing_id=row.firing_id)
+        secret = bytes(secret_row.secret)
+        salt_key = bytes(secret_row.salt_key) if secret_row.salt_key is not None else None
+        inputs = await stored.stored_inputs(row, secret, salt_key=salt_key)
         t0 = time.perf_counter()
         engine.run_draw(inputs)
         drawn = time.perf_counter() - t0
         t0 = time.perf_counter()  # the entity selection alone: pool bytes, digests, seed, ranks, quotas
         with engine.gc_paused():
             pool_bytes = engine.pool_tsv(inputs.pool)
+            published = engine.published_pool_tsv(inputs.pool, salt_key)  # v2: the class commitments
             seed = engine.derive_seed(
                 secret,
                 inputs.beacon,
-                engine.H(pool_bytes),
+                engine.H(published),
                 engine.H(engine.inspectors_tsv(inputs.inspectors)),
                 inputs.draw_ref,
+                inputs.protocol,
             )
             engine.select(seed, engine.parse_pool_tsv(pool_bytes), inputs.ratios)
         selection = time.perf_counter() - t0
-        del inputs, pool_bytes
+        disclosure = bundle.audit_disclosure(inputs) if salt_key is not None else None
+        del inputs, pool_bytes, published
         t0 = time.perf_counter()
         await export.export(row.draw_ref, out, clock=Clock())
         exported = time.perf_counter() - t0
@@ -336,6 +341,11 @@ async def run_verify_phase(path: Path, out: Path) -> None:
     files = {p.name: p.read_bytes() for p in out.iterdir()}
     lines = bundle.verify(files)
     verified = time.perf_counter() - t0
+    audited, audit_ok = None, None
+    if disclosure is not None:  # v2: the oversight body's check, with every class
+        t0 = time.perf_counter()
+        audit_lines = bundle.verify(files, disclosure)
+        audited, audit_ok = round(time.perf_counter() - t0, 3), all(line.ok for line in audit_lines)
     emit(
         "verify",
         run_draw_seconds=round(drawn, 3),
@@ -344,6 +354,9 @@ async def run_verify_phase(path: Path, out: Path) -> None:
         verify_seconds=round(verified, 3),
         ok=all(line.ok for line in lines),
         checks=len(lines),
+        protocol=json.loads(files["draw.json"])["protocol"],
+        audit_verify_seconds=audited,
+        audit_ok=audit_ok,
         ratio_to_run_draw=round(verified / drawn, 2),
         ratio_to_selection=round(verified / selection, 2),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from hashlib import sha256
 from typing import Any
 
 from domain import beacon as beacons
+from domain import confidential as v2
 from domain import teams
 from domain.draw import (
     PROTOCOL,
@@ -31,11 +33,12 @@ from domain.draw import (
     parse_inspectors_tsv,
     parse_pool_tsv,
     parse_ratio,
-    pool_tsv,
+    published_pool_tsv,
+    quota,
     rank,
     select,
 )
-from domain.protocol import DrawInputError, InspectorLine, TeamSpec, TsvFormatError, UnitInfo, note_fields
+from domain.protocol import DrawInputError, InspectorLine, TeamSpec, TsvFormatError, UnitInfo, note, note_fields
 
 DRAW_FILE = "draw.json"
 POOL_FILE = "pool.tsv"
@@ -56,9 +59,9 @@ def canonical_json(value: Any) -> bytes:
 # --------------------------------------------------------------------------- building
 
 
-def inspection_entry(ins: Inspection) -> dict[str, Any]:
-    """One element of draw.json "inspections"."""
-    return {
+def inspection_entry(ins: Inspection, confidential: bool = False) -> dict[str, Any]:
+    """One element of draw.json "inspections" (v2, ``confidential``: without the stratum)."""
+    entry = {
         "no": ins.no,
         "entity": ins.entity,
         "stratum": ins.stratum,
@@ -67,11 +70,14 @@ def inspection_entry(ins: Inspection) -> dict[str, Any]:
         "team": list(ins.team),
         "unstaffable": ins.unstaffable,
     }
+    if confidential:
+        del entry["stratum"]
+    return entry
 
 
-def inspections_digest(inspections: Sequence[Inspection]) -> str:
+def inspections_digest(inspections: Sequence[Inspection], confidential: bool = False) -> str:
     """What a flight plan publishes at draw time (docs §9.3): hex H(canonical inspections list)."""
-    return _entries_digest([inspection_entry(i) for i in inspections])
+    return _entries_digest([inspection_entry(i, confidential) for i in inspections])
 
 
 def _entries_digest(entries: list[dict[str, Any]]) -> str:
@@ -100,7 +106,8 @@ def draw_document(
     ``beacon_source`` only when the beacon was planned at announce time (§3.3). ``audit_head``
     (``{"seq", "hash"}``: the audit chain's head just after the draw) is informative, an anchor
     for ``inspectbot audit verify --bundle``; the draw's checks do not read it."""
-    entries = [inspection_entry(i) for i in outcome.inspections]
+    confidential = outcome.protocol == v2.PROTOCOL_V2
+    entries = [inspection_entry(i, confidential) for i in outcome.inspections]
     named_units = {ins.unit for ins in inputs.inspectors}
     extra: dict[str, Any] = {"off_schedule": dict(off_schedule)} if off_schedule is not None else {}
     if beacon_source is not None:
@@ -109,7 +116,7 @@ def draw_document(
         extra["audit_head"] = dict(audit_head)
     return {
         **extra,
-        "protocol": PROTOCOL,
+        "protocol": outcome.protocol,
         "draw_ref": inputs.draw_ref,
         "commitment": sha256(inputs.secret).hexdigest(),
         "secret": inputs.secret.hex(),
@@ -117,7 +124,15 @@ def draw_document(
         "pool_digest": outcome.pool_digest.hex(),
         "inspectors_digest": outcome.inspectors_digest.hex(),
         "seed": outcome.seed.hex(),
-        "strata": {label: {"pool": c.pool, "ratio": c.ratio, "drawn": c.drawn} for label, c in outcome.strata.items()},
+        "strata": {
+            label: {
+                "pool": c.pool,
+                "ratio": c.ratio,
+                "drawn": c.drawn,
+                **({"cut": outcome.cuts.get(label)} if confidential else {}),
+            }
+            for label, c in outcome.strata.items()
+        },
         "team": team_entry(inputs.team),
         "units": {
             key: {"department": inputs.units[key].department, "jurisdiction": inputs.units[key].jurisdiction}
@@ -214,7 +229,7 @@ def build_bundle(
         )
         files = {
             DRAW_FILE: canonical_json(document) + b"\n",
-            POOL_FILE: pool_tsv(inputs.pool),
+            POOL_FILE: published_pool_tsv(inputs.pool, inputs.salt_key),
             INSPECTORS_FILE: inspectors_tsv(inputs.inspectors),
         }
     if recusals:
@@ -260,15 +275,52 @@ class _Doc:
     notes: list[dict[str, Any]]
 
 
-def verify(files: Mapping[str, bytes], check_signature: beacons.SignatureCheck | None = None) -> list[CheckLine]:
-    """Re-derive everything in a bundle; one CheckLine per check, in the order of docs §11.
-    ``check_signature`` checks a drand round's BLS signature (``core.drand.verify_signature``);
-    without it a drand beacon's signature line fails as unchecked."""
+def verify(
+    files: Mapping[str, bytes],
+    disclosure: bytes | None = None,
+    *,
+    check_signature: beacons.SignatureCheck | None = None,
+) -> list[CheckLine]:
+    """Re-derive everything in a bundle; one CheckLine per check, in the order of docs §11 (v1)
+    or §15.8 (v2). A v2 bundle is checked as far as the public can, or, with ``disclosure``
+    (the auditor's or one entity's, docs §15.7), also every class it opens. ``check_signature``
+    checks a drand round's BLS signature (``core.drand.verify_signature``); without it a drand
+    beacon's signature line fails as unchecked."""
     for name in REQUIRED_FILES:
         if name not in files:
             raise BundleError("bundle_missing_file", file=name)
+    doc = _read_doc(files[DRAW_FILE])
+    opened = None
+    if disclosure is not None:
+        if doc.raw["protocol"] != v2.PROTOCOL_V2:
+            raise BundleError("disclosure_needs_v2", found=doc.raw["protocol"])
+        try:
+            opened = v2.parse_disclosure(disclosure)
+        except v2.DisclosureError as exc:
+            raise BundleError(exc.code, **exc.params) from None
     with gc_paused():
-        return _verify(_read_doc(files[DRAW_FILE]), files, check_signature)
+        if doc.raw["protocol"] == v2.PROTOCOL_V2:
+            return _verify_v2(doc, files, opened, check_signature)
+        return _verify(doc, files, check_signature)
+
+
+def audit_disclosure(inputs: DrawInputs) -> bytes:
+    """The auditor's disclosure of a v2 draw (docs §15.7): the salt key and every class."""
+    if inputs.salt_key is None:
+        raise DrawInputError("not_confidential", draw_ref=inputs.draw_ref)
+    return v2.audit_disclosure_bytes(
+        inputs.draw_ref, inputs.salt_key, [p.key for p in inputs.pool], [p.stratum for p in inputs.pool]
+    )
+
+
+def entity_disclosure(inputs: DrawInputs, key: str) -> bytes:
+    """One entity's disclosure line of a v2 draw (docs §15.7): its class and its salt only."""
+    if inputs.salt_key is None:
+        raise DrawInputError("not_confidential", draw_ref=inputs.draw_ref)
+    for line in inputs.pool:  # a disclosure is rare: a plain scan of the pool is enough
+        if line.key == key:
+            return v2.entity_disclosure_bytes(inputs.draw_ref, inputs.salt_key, key, line.stratum)
+    raise DrawInputError("entity_not_in_pool", entity=key)
 
 
 def _check_beacon(raw: Mapping[str, Any], check_signature: beacons.SignatureCheck | None) -> list[CheckLine]:
@@ -363,6 +415,247 @@ def _verify(
     return out
 
 
+def _verify_v2(
+    doc: _Doc,
+    files: Mapping[str, bytes],
+    opened: v2.AuditDisclosure | v2.EntityDisclosure | None,
+    check_signature: beacons.SignatureCheck | None = None,
+) -> list[CheckLine]:
+    """docs §15.8: every v1 check that needs no class, on the public bundle; with the auditor's
+    disclosure also the classes, the exact selection and the cuts; with an entity's, its fate."""
+    raw = doc.raw
+    out: list[CheckLine] = []
+    derived_commitment = sha256(doc.secret).hexdigest()
+    out.append(
+        _line(
+            derived_commitment == raw["commitment"], "commitment", found=raw["commitment"], derived=derived_commitment
+        )
+    )
+    pool_bytes, ins_bytes = files[POOL_FILE], files[INSPECTORS_FILE]
+    pool_digest = sha256(pool_bytes).digest()
+    ins_digest = sha256(ins_bytes).digest()
+    pool = inspectors = None
+    try:
+        pool = _parse_public_pool(pool_bytes)
+    except TsvFormatError as exc:
+        out.append(CheckLine(False, "pool_format", exc.code, dict(exc.params)))
+    out.append(
+        _line(
+            pool_digest.hex() == raw["pool_digest"], "pool_digest", found=raw["pool_digest"], derived=pool_digest.hex()
+        )
+    )
+    try:
+        inspectors = parse_inspectors_tsv(ins_bytes)
+    except TsvFormatError as exc:
+        out.append(CheckLine(False, "inspectors_format", exc.code, dict(exc.params)))
+    out.append(
+        _line(
+            ins_digest.hex() == raw["inspectors_digest"],
+            "inspectors_digest",
+            found=raw["inspectors_digest"],
+            derived=ins_digest.hex(),
+        )
+    )
+    seed = derive_seed(doc.secret, raw["beacon"], pool_digest, ins_digest, raw["draw_ref"], v2.PROTOCOL_V2)
+    out.append(_line(seed.hex() == raw["seed"], "seed", found=raw["seed"], derived=seed.hex()))
+    out.extend(_check_beacon(raw, check_signature))
+    if pool is None or inspectors is None:
+        out.append(CheckLine(False, "skipped", "malformed_input", {}))
+        return out
+
+    classes = None
+    if isinstance(opened, v2.AuditDisclosure):
+        line, classes = _check_classes(raw["draw_ref"], opened, pool)
+        out.append(line)
+    if classes is not None:  # the auditor's path: every v1 check of the selection, and the cuts
+        selection, ratio_lines = _derive_selection(doc, seed, classes)
+        out.extend(ratio_lines)
+        if selection is None:
+            out.append(CheckLine(False, "skipped", "bad_ratio", {}))
+            return out
+        stratum_of = dict(zip(classes.keys, classes.strata))
+        out.extend(_check_strata(doc, selection, [stratum_of.get(e["entity"], "") for e in doc.entries]))
+        out.append(_check_selection(doc, selection, with_stratum=False))
+        out.append(_check_cuts(doc, selection))
+        selection_notes = selection.notes
+    else:  # the public's path: counts, quotas and the order of the list
+        strata_lines = _check_strata_public(doc, len(pool.keys))
+        out.extend(strata_lines)
+        if not all(line.ok for line in strata_lines):
+            out.append(CheckLine(False, "skipped", "bad_ratio", {}))
+            return out
+        out.append(_check_list_public(doc, seed, pool))
+        selection_notes = _selection_notes_public(doc)
+    out.append(_check_ranks(doc, seed, None))
+
+    targets = [(e["no"], e["entity"], e["division"]) for e in doc.entries]
+    excluded = teams.HashedExclusions(seed, doc.excluded_pairs)
+    try:
+        formed = teams.form_teams(seed, inspectors, doc.units, doc.team, targets, excluded.check)
+    except DrawInputError as exc:
+        out.append(CheckLine(False, "teams", exc.code, dict(exc.params)))
+        out.append(CheckLine(False, "skipped", "teams_not_derivable", {}))
+        return out
+    out.append(_check_teams(doc, targets, formed))
+    unused = len(set(doc.excluded_pairs) - excluded.hits)
+    out.append(_line(unused == 0, "exclusions", "unused", count=len(doc.excluded_pairs), unused=unused))
+    derived_notes = [note_fields(n) for n in selection_notes + formed.notes]
+    out.append(_line(doc.notes == derived_notes, "notes", count=len(doc.notes), derived=len(derived_notes)))
+    out.extend(_check_off_schedule(raw))
+    digest = _entries_digest(doc.entries)
+    out.append(
+        _line(
+            digest == raw["inspections_digest"], "inspections_digest", found=raw["inspections_digest"], derived=digest
+        )
+    )
+    if RECUSALS_FILE in files:
+        out.append(_check_recusals(files[RECUSALS_FILE], seed, inspectors, doc, targets, formed))
+    if isinstance(opened, v2.EntityDisclosure):
+        out.append(_check_entity(doc, seed, pool, opened))
+    return out
+
+
+def _parse_public_pool(data: bytes) -> PoolColumns:
+    """v2's pool.tsv (docs §15.2): the v1 rules, the second field a class commitment (64 hex)."""
+    pool = parse_pool_tsv(data)
+    for i, commitment in enumerate(pool.strata, 1):
+        if not v2.is_commitment(commitment):
+            raise TsvFormatError("tsv_bad_field", file=POOL_FILE, line=i, field="class_commitment", value=commitment)
+    return pool
+
+
+def _check_classes(
+    draw_ref: str, opened: v2.AuditDisclosure, pool: PoolColumns
+) -> tuple[CheckLine, PoolColumns | None]:
+    """The auditor's disclosure opens every commitment of pool.tsv: same draw, same keys in the
+    same order, and each class with its salt gives the published commitment."""
+    n = len(pool.keys)
+    if opened.draw_ref != draw_ref:
+        return CheckLine(False, "classes", "disclosure_other_draw", {"found": opened.draw_ref, "count": n}), None
+    if opened.keys != pool.keys:
+        return CheckLine(False, "classes", "disclosure_keys_differ", {"count": n}), None
+    salt_key = opened.salt_key
+    for i, (key_b, stratum, published) in enumerate(zip(pool.keys_b, opened.strata, pool.strata), 1):
+        if v2.class_commitment(v2.entity_salt(salt_key, key_b), key_b, stratum.encode()) != published:
+            params = {"line": i, "key": pool.keys[i - 1], "count": n}
+            return CheckLine(False, "classes", "class_commitment_differs", params), None
+    line = CheckLine(True, "classes", "", {"count": len(pool.keys)})
+    return line, PoolColumns(keys=pool.keys, keys_b=pool.keys_b, strata=opened.strata)
+
+
+def _check_cuts(doc: _Doc, selection: Selection) -> CheckLine:
+    for label in sorted(doc.strata):
+        found, derived = doc.strata[label].get("cut"), selection.cuts.get(label)
+        if found != derived:
+            return CheckLine(
+                False,
+                "cuts",
+                "cut_differs",
+                {"stratum": label, "found": found or "-", "derived": derived or "-", "count": len(doc.strata)},
+            )
+    return CheckLine(True, "cuts", "", {"count": len(doc.strata)})
+
+
+def _check_strata_public(doc: _Doc, pool_lines: int) -> list[CheckLine]:
+    """What the public checks of the strata without a class: each ratio and quota, the cut's shape
+    (none when nothing is drawn, all when everything is), the counts adding up to pool.tsv and
+    to the list."""
+    out = []
+    total_pool = total_drawn = 0
+    for label in sorted(doc.strata):
+        entry = doc.strata[label]
+        try:
+            n = quota(entry["pool"], entry["ratio"])
+        except DrawInputError:
+            out.append(CheckLine(False, "stratum", "bad_ratio", {"stratum": label, "ratio": str(entry["ratio"])}))
+            continue
+        cut_value = entry["cut"]
+        cut_ok = (cut_value is None) == (n == 0) and (cut_value == v2.ALL_RANKS) == (0 < n == entry["pool"])
+        ok = entry["drawn"] == n and entry["pool"] >= 0 and cut_ok
+        total_pool += entry["pool"]
+        total_drawn += entry["drawn"]
+        out.append(
+            _line(
+                ok,
+                "stratum",
+                "stratum_quota",
+                stratum=label,
+                ratio=entry["ratio"],
+                pool=entry["pool"],
+                drawn=n,
+                found_drawn=entry["drawn"],
+            )
+        )
+    listed = len(doc.entries)
+    ok = total_pool == pool_lines and total_drawn == listed
+    out.append(
+        _line(ok, "strata_total", "strata_total", pool=total_pool, lines=pool_lines, drawn=total_drawn, listed=listed)
+    )
+    return out
+
+
+def _check_list_public(doc: _Doc, seed: bytes, pool: PoolColumns) -> CheckLine:
+    """Without the classes: every listed entity is in pool.tsv, once, numbered 1, 2, … in
+    ascending (rank, key), and no listed rank lies above every cut."""
+    known = set(pool.keys)
+    cuts = [int(e["cut"], 16) for e in doc.strata.values() if e["cut"] is not None]
+    top = max(cuts, default=-1)
+    previous: tuple[int, str] | None = None
+    seen: set[str] = set()
+    for i, entry in enumerate(doc.entries, 1):
+        key = entry["entity"]
+        r = rank(seed, key)
+        problem = None
+        if entry["no"] != i:
+            problem = "numbering"
+        elif key not in known:
+            problem = "not_in_pool"
+        elif key in seen:
+            problem = "listed_twice"
+        elif previous is not None and not previous < (r, key):
+            problem = "out_of_order"
+        elif r > top:
+            problem = "above_every_cut"
+        if problem:
+            return CheckLine(False, "list", problem, {"no": entry["no"], "entity": key})
+        seen.add(key)
+        previous = (r, key)
+    return CheckLine(True, "list", "", {"count": len(doc.entries)})
+
+
+def _selection_notes_public(doc: _Doc) -> list[str]:
+    """The selection notes as the published strata imply them (a stratum noted without a ratio
+    has ratio "0"; its pool count is the published one)."""
+    unratioed = {n.get("stratum") for n in doc.notes if n.get("code") == "stratum_without_ratio"}
+    return [
+        note("stratum_without_ratio", stratum=label, pool=doc.strata[label]["pool"])
+        for label in sorted(doc.strata)
+        if label in unratioed and doc.strata[label]["ratio"] == "0"
+    ]
+
+
+def _check_entity(doc: _Doc, seed: bytes, pool: PoolColumns, opened: v2.EntityDisclosure) -> CheckLine:
+    """One entity's own check (docs §15.6): its line opens its commitment in pool.tsv, and it is
+    listed exactly when its rank is at most its stratum's cut."""
+    params: dict[str, Any] = {"entity": opened.key, "stratum": opened.stratum}
+    if opened.draw_ref != doc.raw["draw_ref"]:
+        return CheckLine(False, "entity", "disclosure_other_draw", {**params, "found": opened.draw_ref})
+    key_b = opened.key.encode("utf-8")
+    i = bisect_left(pool.keys_b, key_b)
+    if i == len(pool.keys_b) or pool.keys_b[i] != key_b:
+        return CheckLine(False, "entity", "not_in_pool", params)
+    if v2.class_commitment(opened.salt, key_b, opened.stratum.encode("utf-8")) != pool.strata[i]:
+        return CheckLine(False, "entity", "class_commitment_differs", {**params, "line": i + 1})
+    entry = doc.strata.get(opened.stratum)
+    if entry is None:
+        return CheckLine(False, "entity", "stratum_missing", params)
+    r = rank(seed, opened.key)
+    listed = any(e["entity"] == opened.key for e in doc.entries)
+    should = v2.drawn_by_cut(r, entry["cut"])
+    params.update(rank=f"{r:016x}", cut=entry["cut"] or "-", selected=listed)
+    return _line(listed == should, "entity", "fate_differs", **params)
+
+
 OFF_SCHEDULE_FIELDS = frozenset({"reason", "confirmed_by", "requested_by", "redraw_of"})
 
 
@@ -413,8 +706,10 @@ def _derive_selection(doc: _Doc, seed: bytes, pool: PoolColumns) -> tuple[Select
     return select(seed, pool, ratios), lines
 
 
-def _check_strata(doc: _Doc, selection: Selection) -> list[CheckLine]:
-    published = Counter(e["stratum"] for e in doc.entries)
+def _check_strata(doc: _Doc, selection: Selection, listed_strata: Sequence[str] | None = None) -> list[CheckLine]:
+    """Per stratum: pool count, quota, drawn and listed agree; ``listed_strata`` the class of each
+    listed inspection when draw.json does not say it (v2, from the auditor's disclosure)."""
+    published = Counter(listed_strata if listed_strata is not None else (e["stratum"] for e in doc.entries))
     out = []
     for label in sorted(set(doc.strata) | set(selection.strata)):
         mine = selection.strata.get(label)
@@ -440,10 +735,10 @@ def _check_strata(doc: _Doc, selection: Selection) -> list[CheckLine]:
     return out
 
 
-def _check_selection(doc: _Doc, selection: Selection) -> CheckLine:
+def _check_selection(doc: _Doc, selection: Selection, with_stratum: bool = True) -> CheckLine:
     derived = selection.drawn
     for i, (entry, (_, key, label)) in enumerate(zip(doc.entries, derived)):
-        if entry["no"] != i + 1 or entry["entity"] != key or entry["stratum"] != label:
+        if entry["no"] != i + 1 or entry["entity"] != key or (with_stratum and entry["stratum"] != label):
             return CheckLine(
                 False, "selection", "entity_differs", {"no": i + 1, "derived": key, "found": entry["entity"]}
             )
@@ -452,10 +747,10 @@ def _check_selection(doc: _Doc, selection: Selection) -> CheckLine:
     return CheckLine(True, "selection", "", {"count": len(derived)})
 
 
-def _check_ranks(doc: _Doc, seed: bytes, selection: Selection) -> CheckLine:
+def _check_ranks(doc: _Doc, seed: bytes, selection: Selection | None) -> CheckLine:
     """Each listed rank is r(entity); the selection already ranked the drawn entities, so only a
     listed entity that the seed did not draw is hashed again."""
-    derived = {key: r for r, key, _ in selection.drawn}
+    derived = {key: r for r, key, _ in selection.drawn} if selection is not None else {}
     for entry in doc.entries:
         r = derived.get(entry["entity"])
         if r is None:
@@ -548,8 +843,9 @@ def _read_doc(data: bytes) -> _Doc:
         raise BundleError("draw_json_unreadable", file=DRAW_FILE) from None
     if not isinstance(raw, dict):
         raise BundleError("draw_json_field", field="(top)")
-    if raw.get("protocol") != PROTOCOL:
+    if raw.get("protocol") not in (PROTOCOL, v2.PROTOCOL_V2):
         raise BundleError("draw_json_protocol", found=str(raw.get("protocol")))
+    confidential = raw["protocol"] == v2.PROTOCOL_V2
     for name in ("draw_ref", "beacon"):
         _want(raw, name, str)
     _want(raw, "flight", bool)
@@ -563,6 +859,11 @@ def _read_doc(data: bytes) -> _Doc:
             for k, t in (("pool", int), ("ratio", str), ("drawn", int))
         ):
             raise BundleError("draw_json_field", field=f"strata.{label}")
+        if confidential and not (
+            "cut" in entry
+            and (entry["cut"] is None or (isinstance(entry["cut"], str) and _HEX16.fullmatch(entry["cut"])))
+        ):
+            raise BundleError("draw_json_field", field=f"strata.{label}.cut")
     team = _read_team(_want(raw, "team", dict))
     units = {}
     for key, entry in _want(raw, "units", dict).items():
@@ -573,7 +874,7 @@ def _read_doc(data: bytes) -> _Doc:
         units[key] = UnitInfo(entry["department"], entry["jurisdiction"])
     entries = _want(raw, "inspections", list)
     for i, entry in enumerate(entries):
-        if not _entry_ok(entry):
+        if not _entry_ok(entry, confidential):
             raise BundleError("draw_json_field", field=f"inspections[{i}]")
     excluded = _want(raw, "excluded_pairs", list)
     if not all(isinstance(h, str) and _HEX64.fullmatch(h) for h in excluded):
@@ -618,10 +919,12 @@ def _read_team(entry: dict[str, Any]) -> TeamSpec:
     )
 
 
-def _entry_ok(entry: object) -> bool:
+def _entry_ok(entry: object, confidential: bool = False) -> bool:
     """One inspection of draw.json has every field, of the right type (a hundred thousand of them:
-    plain type tests, no generator per entry)."""
+    plain type tests, no generator per entry); v2 (``confidential``) has no stratum."""
     if type(entry) is not dict:
+        return False
+    if confidential and "stratum" in entry:
         return False
     team = entry.get("team")
     unstaffable = entry.get("unstaffable")
@@ -629,7 +932,7 @@ def _entry_ok(entry: object) -> bool:
     if not (
         type(entry.get("no")) is int
         and type(entry.get("entity")) is str
-        and type(entry.get("stratum")) is str
+        and (confidential or type(entry.get("stratum")) is str)
         and type(entry.get("division")) is str
         and type(rank_hex) is str
         and type(team) is list

@@ -1,4 +1,6 @@
-"""The publicly verifiable draw (protocol v1, docs/draw-protocol.md). Pure: stdlib only, no I/O.
+"""The publicly verifiable draw (protocol v1, docs/draw-protocol.md; v2, confidential strata, §15:
+the same draw over a pool file whose strata are salted commitments, ``domain/confidential.py``).
+Pure: stdlib only, no I/O.
 
 Which entities are inspected is fixed byte for byte by shared/draw-protocol.md (sections 1–4, 6);
 who inspects them is our design (``domain/teams.py``), specified just as exactly in
@@ -26,6 +28,7 @@ from math import isqrt
 from typing import NamedTuple, TypeVar
 
 from domain import teams
+from domain.confidential import PROTOCOL_V2, cut, public_pool_bytes
 from domain.protocol import (
     DrawInputError,
     InspectorLine,
@@ -66,6 +69,16 @@ class DrawInputs:
     team: TeamSpec
     conflicts: frozenset[tuple[str, str]] = frozenset()  # (inspector key, entity key) never together
     recent: frozenset[tuple[str, str]] = frozenset()  # (inspector key, entity key) rotation exclusions
+    # v2 (confidential strata, docs §15): the firing's secret salt key; None = v1 (public strata)
+    salt_key: bytes | None = None
+    # v2: H(published pool.tsv) as announced with the commitment (docs §15.4). Given, the draw
+    # takes it instead of computing a million class commitments again; an export recomputes them,
+    # and a mismatch shows there (the seed, and so every inspection, would differ).
+    announced_pool_digest: bytes | None = None
+
+    @property
+    def protocol(self) -> str:
+        return PROTOCOL if self.salt_key is None else PROTOCOL_V2
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,9 @@ class DrawOutcome:
     # hex pair hashes (docs/draw-protocol.md §7.4) of the exclusions that team formation
     # consulted and found; published as draw.json "excluded_pairs"
     excluded_pairs: tuple[str, ...] = ()
+    protocol: str = PROTOCOL
+    # per stratum, the published cut of v2 (docs §15.5): hex16, or None when nothing is drawn
+    cuts: Mapping[str, str | None] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- hashing
@@ -124,11 +140,15 @@ def _check_secret(secret: bytes) -> None:
         raise DrawInputError("bad_secret", length=len(secret) if isinstance(secret, bytes) else None)
 
 
-def derive_seed(secret: bytes, beacon: str, pool_digest: bytes, inspectors_digest: bytes, draw_ref: str) -> bytes:
-    """Protocol §3: every later hash hangs off this value."""
+def derive_seed(
+    secret: bytes, beacon: str, pool_digest: bytes, inspectors_digest: bytes, draw_ref: str, protocol: str = PROTOCOL
+) -> bytes:
+    """Protocol §3: every later hash hangs off this value (v2: the same with its own tag, §15.3)."""
     _check_secret(secret)
+    if protocol not in (PROTOCOL, PROTOCOL_V2):
+        raise DrawInputError("bad_protocol", protocol=protocol)
     return H(
-        PROTOCOL.encode()
+        protocol.encode()
         + b"\x00"
         + secret
         + b"\x00"
@@ -167,6 +187,17 @@ def pool_tsv(pool: Sequence[PoolLine]) -> bytes:
     keys = [p.key for p in pool]
     strata = [p.stratum for p in pool]
     return _pool_bytes(keys, strata)
+
+
+def published_pool_tsv(pool: Sequence[PoolLine], salt_key: bytes | None) -> bytes:
+    """pool.tsv as published: v1 the lines themselves, v2 (``salt_key`` given) each stratum
+    replaced by its salted class commitment (docs §15.2)."""
+    private = pool_tsv(pool)
+    if salt_key is None:
+        return private
+    n = len(pool)
+    parts = private.replace(b"\t", b"\n").split(b"\n")
+    return public_pool_bytes(parts[0 : 2 * n : 2], parts[1 : 2 * n : 2], salt_key)
 
 
 def _pool_bytes(keys: list[str], strata: list[str]) -> bytes:
@@ -329,6 +360,7 @@ class Selection:
     strata: dict[str, StratumCount]
     drawn: list[tuple[int, str, str]]  # (rank, key, stratum) in inspection order
     notes: list[str]
+    cuts: dict[str, str | None] = field(default_factory=dict)  # v2's published cut per stratum
 
 
 def select(seed: bytes, pool: PoolColumns, ratios: Mapping[str, str], *, sigmas: int = 6) -> Selection:
@@ -372,14 +404,18 @@ def select(seed: bytes, pool: PoolColumns, ratios: Mapping[str, str], *, sigmas:
         by_label[s].append((frombytes(d[:8], "big"), k, s))
     del kept
     drawn: list[tuple[int, str, str]] = []
+    cuts: dict[str, str | None] = {}
     for label, count in counts.items():
         chosen = by_label[label]
-        if len(chosen) < count.drawn:
-            chosen = _exact_smallest(seed, pool, label, count.drawn)
+        # the cut needs the first entity not drawn too (docs §15.5)
+        wanted = min(count.drawn + 1, count.pool) if count.drawn else 0
+        if len(chosen) < wanted:
+            chosen = _exact_smallest(seed, pool, label, wanted)
         chosen.sort()
         drawn.extend(chosen[: count.drawn])
+        cuts[label] = cut([r for r, _, _ in chosen[:wanted]], count.drawn)
     drawn.sort()
-    return Selection(counts, drawn, notes)
+    return Selection(counts, drawn, notes, cuts)
 
 
 def _threshold(n: int, size: int, sigmas: int) -> int:
@@ -434,13 +470,22 @@ def run_draw(inputs: DrawInputs) -> DrawOutcome:
         keys = [p.key for p in inputs.pool]
         strata = [p.stratum for p in inputs.pool]
         pool_bytes = _pool_bytes(keys, strata)
-        pool_digest = H(pool_bytes)
-        inspectors_digest = H(inspectors_tsv(inputs.inspectors))
-        seed = derive_seed(inputs.secret, inputs.beacon, pool_digest, inspectors_digest, inputs.draw_ref)
         parts = pool_bytes.replace(b"\t", b"\n").split(b"\n")
-        del pool_bytes
-        columns = PoolColumns(keys=keys, keys_b=parts[0 : 2 * len(keys) : 2], strata=strata)
+        keys_b = parts[0 : 2 * len(keys) : 2]
+        if inputs.salt_key is not None and inputs.announced_pool_digest is not None:
+            pool_bytes = b""
+            pool_digest = inputs.announced_pool_digest
+        else:
+            if inputs.salt_key is not None:  # v2: the public pool carries class commitments (§15.2)
+                pool_bytes = public_pool_bytes(keys_b, parts[1 : 2 * len(keys) : 2], inputs.salt_key)
+            pool_digest = H(pool_bytes)
         del parts
+        del pool_bytes
+        inspectors_digest = H(inspectors_tsv(inputs.inspectors))
+        seed = derive_seed(
+            inputs.secret, inputs.beacon, pool_digest, inspectors_digest, inputs.draw_ref, inputs.protocol
+        )
+        columns = PoolColumns(keys=keys, keys_b=keys_b, strata=strata)
         selection = select(seed, columns, inputs.ratios)
         del columns
         targets = [(no, key, _division(inputs.divisions, key)) for no, (_, key, _) in enumerate(selection.drawn, 1)]
@@ -458,6 +503,8 @@ def run_draw(inputs: DrawInputs) -> DrawOutcome:
         inspections=inspections,
         notes=tuple(selection.notes + formed.notes),
         excluded_pairs=tuple(sorted(pair_hash(seed, i, e) for i, e in excluded.hits)),
+        protocol=inputs.protocol,
+        cuts=selection.cuts,
     )
 
 

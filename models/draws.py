@@ -65,6 +65,9 @@ class Firing(Model):
     # For a "values" plan, what the coordinators typed before the draw:
     # {"values": [...], "entered_by", "confirmed_by", "at"}; None until then.
     beacon_values = fields.JSONField(null=True)
+    # protocol v2 (confidential strata): hex H(pool.tsv) of the pool fixed at announce, whose
+    # lines carry salted class commitments; public with the commitment. None: a v1 firing.
+    pool_digest = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "firing"
@@ -84,15 +87,39 @@ class FiringSecret(Model):
     firing = fields.OneToOneField("models.Firing", related_name="secret_row", on_delete=fields.CASCADE)
     secret = fields.BinaryField()
     seed = fields.BinaryField(null=True)
+    # protocol v2: the 32-byte key every entity's class salt derives from (HMAC-SHA256(salt_key,
+    # key)); it opens every class of the draw, so only an audited disclosure ever exports it
+    salt_key = fields.BinaryField(null=True)
 
     class Meta:
         table = "firing_secret"
 
     class PydanticMeta:
-        exclude = ("secret", "seed")
+        exclude = ("secret", "seed", "salt_key")
 
     def __repr__(self) -> str:
         return f"<FiringSecret firing={self.firing_id} (hidden)>"  # type: ignore[attr-defined]
+
+    __str__ = __repr__
+
+
+class FiringPool(Model):
+    """Protocol v2: the pool fixed at announce, with every entity's confidential class
+    (zlib-compressed ``key TAB class LF`` lines). Private like the secret: the draw reads it, and
+    only ``inspectbot draw disclose`` (audited) exports the classes."""
+
+    id = fields.IntField(primary_key=True)
+    firing = fields.OneToOneField("models.Firing", related_name="pool_row", on_delete=fields.CASCADE)
+    data = fields.BinaryField()
+
+    class Meta:
+        table = "firing_pool"
+
+    class PydanticMeta:
+        exclude = ("data",)
+
+    def __repr__(self) -> str:
+        return f"<FiringPool firing={self.firing_id} (hidden)>"  # type: ignore[attr-defined]
 
     __str__ = __repr__
 

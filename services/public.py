@@ -97,6 +97,7 @@ class Firing:
     commitment: str
     flight: bool
     beacon: dict | None = None  # the beacon fixed at announce time (drand round, or sources)
+    pool_digest: str = ""  # v2: the digest of the pool fixed at announce (classes as salted commitments)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ async def withdrawn(number: int = 1, size: int = PAGE) -> Page:
 async def announced(number: int = 1, size: int = PAGE) -> Page:
     """Firings announced and not yet drawn, soonest first: the commitments published ahead."""
     rows = await _fetch(
-        "SELECT f.draw_ref, f.fire_at, f.commitment, f.beacon_plan, p.code, p.name, p.flight FROM firing f "
+        "SELECT f.draw_ref, f.fire_at, f.commitment, f.beacon_plan, f.pool_digest, p.code, p.name, p.flight FROM firing f "
         "JOIN plan p ON p.id = f.plan_id WHERE f.status = 'announced' ORDER BY f.fire_at, f.id LIMIT ? OFFSET ?",
         [size + 1, _offset(number, size)],
     )
@@ -158,6 +159,7 @@ async def announced(number: int = 1, size: int = PAGE) -> Page:
             r["commitment"],
             bool(r["flight"]),
             db.decoded(r["beacon_plan"], None),
+            r["pool_digest"] or "",
         )
         for r in rows
     ]
@@ -281,14 +283,16 @@ class Stratum:
     pool: int
     ratio: str
     drawn: int
+    cut: str | None = None  # v2, once revealed: the rank of the cut (an entity checks its fate against it)
 
 
 @dataclass(frozen=True)
 class DrawnEntity:
+    """One drawn entity as the public page lists it: never its risk class (confidential)."""
+
     no: int
     uscc: str
     name: str
-    stratum: str
     status: str
 
 
@@ -311,12 +315,14 @@ class DrawPage:
     beacon_source: dict | None = None  # draw.json's: the drand round, or the values named in advance
     audit_seq: int | None = None  # the audit chain's head just after the draw (as in draw.json)
     audit_head: str = ""
+    confidential: bool = False  # protocol v2: classes confidential, the pool fixed at announce
 
 
 async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = DRAW_PAGE) -> DrawPage:
     rows = await _fetch(
         f"SELECT {DRAW_COLUMNS}, d.id, d.beacon, d.beacon_source, d.pool_digest, d.inspectors_digest, "
         "d.inspections_digest, d.strata, d.window_start, d.window_end, d.audit_seq, d.audit_head, f.commitment, "
+        "f.pool_digest AS announced_pool_digest, "
         "(SELECT n.draw_ref FROM draw n WHERE n.redraw_of = d.draw_ref) AS redrawn_by "
         "FROM draw d JOIN plan p ON p.id = d.plan_id "
         "JOIN firing f ON f.id = d.firing_id WHERE d.draw_ref = ?",
@@ -326,7 +332,10 @@ async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = D
         raise PublicError("draw_not_found", draw_ref=draw_ref)
     r = rows[0]
     summary = _draw_summary(r, now)
-    strata = [Stratum(k, v["pool"], v["ratio"], v["drawn"]) for k, v in sorted(db.decoded(r["strata"], {}).items())]
+    strata = [
+        Stratum(k, v["pool"], v["ratio"], v["drawn"], None if summary.sealed else v.get("cut"))
+        for k, v in sorted(db.decoded(r["strata"], {}).items())
+    ]
     page = Page([])
     if not summary.sealed:
         page = await drawn_entities(r["id"], number, size)
@@ -349,6 +358,7 @@ async def draw_page(draw_ref: str, now: datetime, number: int = 1, size: int = D
         db.decoded(r["beacon_source"], None),
         r["audit_seq"],
         r["audit_head"] or "",
+        r["announced_pool_digest"] is not None,
     )
 
 
@@ -367,13 +377,11 @@ async def drawn_entities(draw_id: int, number: int, size: int) -> Page:
     ``inspection.no`` on the (draw, no) unique index."""
     start = _offset(number, size)
     rows = await _fetch(
-        "SELECT i.no, i.entity_key, e.name, i.stratum, i.status FROM inspection i JOIN entity e ON e.id = i.entity_id "
+        "SELECT i.no, i.entity_key, e.name, i.status FROM inspection i JOIN entity e ON e.id = i.entity_id "
         "WHERE i.draw_id = ? AND i.no > ? AND i.no <= ? ORDER BY i.no",
         [draw_id, start, start + size + 1],
     )
-    return _page(
-        [DrawnEntity(r["no"], r["entity_key"], r["name"], r["stratum"], r["status"]) for r in rows], number, size
-    )
+    return _page([DrawnEntity(r["no"], r["entity_key"], r["name"], r["status"]) for r in rows], number, size)
 
 
 # --- the bundle, cached on disk ---------------------------------------------------------------

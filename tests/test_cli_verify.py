@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 
@@ -93,3 +94,50 @@ def test_a_sealed_flight_bundle_says_it_is_sealed_until_its_reveal(tmp_path, mon
     assert main(["verify", str(folder)]) == 2
     out = capsys.readouterr().out
     assert "飞行检查" in out and "2026-12-05 10:00 揭晓前保密" in out and "draw.json" not in out
+
+
+def _v2():
+    inputs = dataclasses.replace(example_inputs(), salt_key=bytes(range(32, 64)))
+    return inputs, bundle.build_bundle(inputs, run_draw(inputs))
+
+
+def test_a_v2_bundle_verifies_publicly_with_the_audit_and_with_one_entity(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INSPECTBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTBOT_LOCALE", "en")
+    inputs, files = _v2()
+    directory = _write(tmp_path / "b", files)
+    assert main(["verify", str(directory)]) == 0
+    public = capsys.readouterr().out
+    assert "✓ list" in public and "✓ classes" not in public and "class A" not in public
+    (tmp_path / "audit.tsv").write_bytes(bundle.audit_disclosure(inputs))
+    assert main(["verify", str(directory), "--disclosure", str(tmp_path / "audit.tsv")]) == 0
+    audited = capsys.readouterr().out
+    assert "✓ classes" in audited and "✓ cuts" in audited and "✓ selection" in audited
+    (tmp_path / "one.tsv").write_bytes(bundle.entity_disclosure(inputs, "913702007180000011"))
+    assert main(["verify", str(directory), "--disclosure", str(tmp_path / "one.tsv")]) == 0
+    own = capsys.readouterr().out.splitlines()
+    assert own[-2].startswith("✓ entity 913702007180000011 (class A): not selected")
+    # copied by hand: CR LF, or no final line break, still reads
+    line = bundle.entity_disclosure(inputs, "913702007180000066").rstrip(b"\n")
+    (tmp_path / "copied.tsv").write_bytes(line + b"\r\n")
+    assert main(["verify", str(directory), "--disclosure", str(tmp_path / "copied.tsv")]) == 0
+    assert "(class A): selected" in capsys.readouterr().out
+    (tmp_path / "copied.tsv").write_bytes(line)
+    assert main(["verify", str(directory), "--disclosure", str(tmp_path / "copied.tsv")]) == 0
+    capsys.readouterr()
+
+
+def test_a_disclosure_with_a_changed_class_fails(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INSPECTBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTBOT_LOCALE", "zh-CN")
+    inputs, files = _v2()
+    directory = _write(tmp_path / "b", files)
+    disclosure = bundle.audit_disclosure(inputs).replace(b"913702007180000011\tA\n", b"913702007180000011\tE\n")
+    (tmp_path / "audit.tsv").write_bytes(disclosure)
+    assert main(["verify", str(directory), "--disclosure", str(tmp_path / "audit.tsv")]) == 1
+    assert "✗ 风险等级" in capsys.readouterr().out
+    (tmp_path / "bad.tsv").write_bytes(b"not a disclosure\n")
+    assert main(["verify", str(directory), "--disclosure", str(tmp_path / "bad.tsv")]) == 2
+    assert "披露文件格式错误" in capsys.readouterr().err
+    v1 = _write(tmp_path / "v1", _files())
+    assert main(["verify", str(v1), "--disclosure", str(tmp_path / "audit.tsv")]) == 2

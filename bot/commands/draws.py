@@ -1,7 +1,9 @@
 """``inspectbot announce PLAN [--at DATETIME]``, ``inspectbot withdraw DRAW_REF --reason R``,
 ``inspectbot draw PLAN [--beacon V] [--dry-run] [--reason R --confirmed-by COORDINATOR [--redraw DRAW_REF]]``,
 ``inspectbot draw export DRAW_REF DIR [--force]``,
-``inspectbot beacon enter DRAW_REF VALUE... --confirmed-by COORDINATOR``."""
+``inspectbot beacon enter DRAW_REF VALUE... --confirmed-by COORDINATOR``,
+``inspectbot draw disclose DRAW_REF --out FILE --reason R [--entity CODE]`` (protocol v2: the audit
+disclosure of every class, or one entity's own line; audited)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from services.draws.announce import announce as announce_firing
 from services.draws.beacon import BeaconConfig, enter_values
 from services.draws.common import DrawError
 from services.draws.export import export as export_draw
+from services.draws.fixed import disclose as disclose_draw
 from services.draws.gather import Preview
 from services.draws.write import OffSchedule, draw_plan
 
@@ -53,7 +56,8 @@ def register(sub) -> None:
         help="draw a plan once and for all, or export a draw's bundle",
         usage="inspectbot draw PLAN [--beacon VALUE] [--dry-run]"
         " [--reason TEXT --confirmed-by COORDINATOR [--redraw DRAW_REF]]\n"
-        "       inspectbot draw export DRAW_REF DIR [--force]",
+        "       inspectbot draw export DRAW_REF DIR [--force]\n"
+        '       inspectbot draw disclose DRAW_REF --out FILE --reason "…" [--entity CODE]',
     )
     drw.add_argument("plan", metavar="PLAN|export")
     drw.add_argument("rest", nargs="*", metavar="DRAW_REF DIR", help=argparse.SUPPRESS)
@@ -70,6 +74,10 @@ def register(sub) -> None:
         help="off-schedule draw: the second coordinator of the plan's department (binding id, e.g. 12)",
     )
     drw.add_argument("--redraw", default=None, metavar="DRAW_REF", help="off-schedule: the draw of today redone")
+    drw.add_argument("--out", default=None, type=Path, metavar="FILE", help="disclose: the file to write")
+    drw.add_argument(
+        "--entity", default=None, metavar="CODE", help="disclose: only this entity's own line (its class and salt)"
+    )
     drw.set_defaults(func=draw_or_export)
 
 
@@ -142,6 +150,7 @@ async def announce(args, settings) -> int:
             fire_at=done.fire_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M"),
             commitment=done.commitment,
             beacon=done.beacon_plan,
+            pool_digest=done.pool_digest,
         )
     )
     return 0
@@ -166,6 +175,11 @@ async def enter_beacon(args, settings) -> int:
 
 
 async def draw_or_export(args, settings) -> int:
+    if args.plan == "disclose":
+        if len(args.rest) != 1 or (args.entity is None and (args.out is None or not (args.reason or "").strip())):
+            print(text("draw_disclose_usage", settings.locale), file=sys.stderr)
+            return 2
+        return await disclose(args.rest[0], args.out, args.entity, args.reason or "", settings)
     if args.plan == "export":
         if len(args.rest) != 2:
             print(text("draw_export_usage", settings.locale), file=sys.stderr)
@@ -213,4 +227,18 @@ async def export(draw_ref: str, directory: Path, force: bool, settings) -> int:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
     print(text("draw_exported", settings.locale, e=done))
+    return 0
+
+
+async def disclose(draw_ref: str, out: Path | None, entity: str | None, reason: str, settings) -> int:
+    async with db.opened(settings):
+        try:
+            done = await disclose_draw(draw_ref, out, entity=entity, actor=CLI_ACTOR, reason=reason, clock=SYSTEM)
+        except DrawError as exc:
+            print(_error(exc, settings.locale), file=sys.stderr)
+            return 1
+    if done.path is None:  # one entity's line, to the terminal
+        sys.stdout.write(done.data.decode("utf-8"))
+        return 0
+    print(text("draw_disclosed", settings.locale, d=done))
     return 0

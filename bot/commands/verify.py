@@ -1,4 +1,7 @@
-"""``inspectbot verify BUNDLE`` (the downloaded zip, or the folder it unpacks to): re-derive a published draw bundle and say, line by line, what matches.
+"""``inspectbot verify BUNDLE [--disclosure FILE]`` (the downloaded zip, or the folder it unpacks to):
+re-derive a published draw bundle and say, line by line, what matches. A v2 bundle (confidential
+classes) is checked as far as the public can; with the auditor's disclosure also every class and the
+exact selection, with an entity's its own fate.
 
 Needs no database: the bundle (draw.json, pool.tsv, inspectors.tsv, and recusals.tsv when there
 were recusals) is all an auditor has, and all this command reads. Exit 0 when every check holds,
@@ -37,6 +40,13 @@ def register(sub) -> None:
         "--allow-test-chain",
         action="store_true",
         help="accept a beacon from a local test drand chain (the demo's): exit 0 instead of 3",
+    )
+    parser.add_argument(
+        "--disclosure",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="protocol v2: the audit disclosure (every class) or one entity's disclosure line",
     )
     parser.set_defaults(func=run)
 
@@ -94,8 +104,14 @@ async def run(args, settings) -> int:
         return _unreadable(locale, "bundle_io", path=str(exc.filename or given))
     if SEALED_FILE in files and bundle.DRAW_FILE not in files:
         return _sealed(locale, files[SEALED_FILE], settings.zone)
+    disclosure = None
+    if args.disclosure is not None:
+        try:
+            disclosure = args.disclosure.read_bytes()
+        except OSError:
+            return _unreadable(locale, "bundle_io", path=str(args.disclosure))
     try:
-        lines = bundle.verify(files, drand.verify_signature)
+        lines = bundle.verify(files, disclosure, check_signature=drand.verify_signature)
     except bundle.BundleError as exc:
         return _unreadable(locale, exc.code, **exc.params)
     for line in lines:

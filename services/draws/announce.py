@@ -24,8 +24,10 @@ from core.clock import local_minute as _local
 from domain import draw as engine
 from models.draws import Firing, FiringSecret, FiringStatus
 from services import audit
+from services.draws import fixed
 from services.draws.beacon import NO_BEACON, BeaconConfig, plan_for
 from services.draws.common import DrawError, find_plan
+from services.draws.common import pending_firing as pending_firing  # re-exported: callers find it here
 from services.plans import spec_of
 
 MAX_REASON = 500
@@ -40,6 +42,7 @@ class Announced:
     fire_at: datetime
     commitment: str
     beacon_plan: dict | None = None
+    pool_digest: str | None = None  # v2: H(public pool.tsv) of the pool fixed now, published
 
 
 def _slot_taken(firing: Firing, zone: ZoneInfo) -> DrawError:
@@ -86,6 +89,9 @@ async def announce(
         raise _slot_taken(existing, zone)
     day = fire_at.astimezone(zone).date().isoformat()
     beacon_plan = plan_for(beacon, fire_at, zone, beacon_sources)
+    # v2 (every plan stratifies by risk class): the pool and its classes are fixed now, before
+    # any beacon exists, and only their digest is published (docs/draw-protocol.md §15.4)
+    pool = await fixed.fix_pool(spec, now)
     secret = secrets.token_bytes(32)
     commitment = engine.commitment(secret)
     for n in range(1, 1000):
@@ -103,9 +109,11 @@ async def announce(
                     status=FiringStatus.ANNOUNCED,
                     announced_at=now,
                     beacon_plan=beacon_plan,
+                    pool_digest=pool.pool_digest,
                     using_db=conn,
                 )
-                await FiringSecret.create(firing=firing, secret=secret, using_db=conn)
+                await FiringSecret.create(firing=firing, secret=secret, salt_key=pool.salt_key, using_db=conn)
+                await fixed.store(firing, pool, conn)
                 if not defer_audit:
                     await audit.append(*announced_record(firing, plan.code, actor), now, conn)
         except IntegrityError:  # announced concurrently: the same slot (refused) or the same name (next)
@@ -115,7 +123,7 @@ async def announce(
             if await Firing.filter(draw_ref=draw_ref).exists():
                 continue
             raise
-        return Announced(draw_ref, plan.code, fire_at, commitment, beacon_plan)
+        return Announced(draw_ref, plan.code, fire_at, commitment, beacon_plan, pool.pool_digest)
     raise DrawError("no_free_ref", plan=plan.code, day=day)
 
 
@@ -124,6 +132,8 @@ def announced_record(firing: Firing, plan_code: str, actor: str) -> tuple[str, s
     data = {"plan": plan_code, "fire_at": utc(firing.fire_at).isoformat(), "commitment": firing.commitment}
     if firing.beacon_plan:
         data["beacon"] = firing.beacon_plan
+    if firing.pool_digest:
+        data["pool_digest"] = firing.pool_digest
     return actor or SYSTEM_ACTOR, "firing.announced", f"draw:{firing.draw_ref}", data
 
 
@@ -171,12 +181,6 @@ async def withdraw(draw_ref: str, reason: str, *, actor: str, clock: Clock) -> W
 async def firing_at(plan_code: str, fire_at: datetime) -> Firing | None:
     """The firing announced for this plan's draw at ``fire_at``, if any (withdrawn ones too)."""
     return await Firing.filter(plan__code=plan_code, fire_at=fire_at.astimezone(UTC)).first()
-
-
-async def pending_firing(plan_code: str) -> Firing | None:
-    """The plan's earliest announced, not yet drawn firing."""
-    plan = await find_plan(plan_code)
-    return await Firing.filter(plan=plan, status=FiringStatus.ANNOUNCED).order_by("fire_at", "id").first()
 
 
 async def firings(plan_code: str) -> list[Firing]:

@@ -5,11 +5,13 @@ A draw reads and writes a million rows: these helpers keep them plain tuples, no
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
 from core import db
+from domain.draw import parse_pool_tsv
 from domain.errors import ServiceError
-from models.draws import HOLDING_SEAT
+from models.draws import HOLDING_SEAT, Firing, FiringPool, FiringStatus
 from models.plans import Plan
 from services.plans import PlanNotFound, get_plan
 
@@ -54,3 +56,19 @@ async def find_plan(code: str) -> Plan:
         return await get_plan(code)
     except PlanNotFound:
         raise DrawError("plan_not_found", plan=code) from None
+
+
+async def pending_firing(plan_code: str) -> Firing | None:
+    """The plan's earliest announced, not yet drawn firing."""
+    plan = await find_plan(plan_code)
+    return await Firing.filter(plan=plan, status=FiringStatus.ANNOUNCED).order_by("fire_at", "id").first()
+
+
+async def fixed_pool(firing: Firing) -> tuple[list[str], list[str]] | None:
+    """The keys and classes a v2 firing fixed at its announcement (services.draws.fixed); None
+    for a v1 firing."""
+    row = await FiringPool.get_or_none(firing_id=firing.id)
+    if row is None:
+        return None
+    columns = parse_pool_tsv(zlib.decompress(bytes(row.data)))
+    return columns.keys, columns.strata

@@ -31,17 +31,17 @@ class Exported:
     forced: bool = False  # a flight draw exported in full before its reveal (administrator)
 
 
-def sealed_record(draw_row: Draw, commitment: str) -> dict:
+def sealed_record(draw_row: Draw, commitment: str, firing_pool_digest: str | None = None) -> dict:
     """What a flight draw publishes at draw time (docs/draw-protocol.md §9.3): never the secret,
     the seed or the list, only the digest that binds the list."""
     return {
-        "protocol": engine.PROTOCOL,
+        "protocol": engine.PROTOCOL if firing_pool_digest is None else engine.PROTOCOL_V2,
         "draw_ref": draw_row.draw_ref,
         "commitment": commitment,
         "beacon": draw_row.beacon,
         "pool_digest": draw_row.pool_digest,
         "inspectors_digest": draw_row.inspectors_digest,
-        "strata": draw_row.strata,
+        "strata": _public_strata(draw_row.strata),
         "flight": True,
         "inspections_digest": draw_row.inspections_digest,
         "reveal_at": draw_row.reveal_at.isoformat() if draw_row.reveal_at else None,
@@ -56,6 +56,12 @@ def audit_head(draw_row: Draw) -> dict | None:
     if draw_row.audit_seq is None:
         return None
     return {"seq": draw_row.audit_seq, "hash": draw_row.audit_head}
+
+
+def _public_strata(strata: dict) -> dict:
+    """The per-stratum counts as a sealed record shows them (never a cut: it would help guess
+    the targets before the reveal)."""
+    return {label: {k: v for k, v in entry.items() if k != "cut"} for label, entry in strata.items()}
 
 
 async def export(draw_ref: str, directory: Path, *, clock: Clock, force: bool = False) -> Exported:
@@ -76,7 +82,8 @@ async def export(draw_ref: str, directory: Path, *, clock: Clock, force: bool = 
     directory = Path(directory)
     sealed = draw_is_sealed(draw_row, clock.now())
     if sealed and not force:
-        files = {SEALED_FILE: bundle.canonical_json(sealed_record(draw_row, firing.commitment)) + b"\n"}
+        record = sealed_record(draw_row, firing.commitment, firing.pool_digest)
+        files = {SEALED_FILE: bundle.canonical_json(record) + b"\n"}
     else:
         files = await _full_bundle(draw_row, firing)
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,10 +95,12 @@ async def export(draw_ref: str, directory: Path, *, clock: Clock, force: bool = 
 async def _full_bundle(draw_row: Draw, firing: Firing) -> dict[str, bytes]:
     """Re-run the draw on its stored inputs; it must reproduce the digest stored at draw time."""
     secret_row = await FiringSecret.get(firing_id=firing.id)
+    salt_key = bytes(secret_row.salt_key) if secret_row.salt_key is not None else None
     with engine.gc_paused():
-        inputs = await stored_inputs(draw_row, bytes(secret_row.secret))
+        inputs = await stored_inputs(draw_row, bytes(secret_row.secret), salt_key=salt_key)
         outcome = await asyncio.to_thread(engine.run_draw, inputs)
-        if bundle.inspections_digest(outcome.inspections) != draw_row.inspections_digest:
+        confidential = outcome.protocol == engine.PROTOCOL_V2
+        if bundle.inspections_digest(outcome.inspections, confidential) != draw_row.inspections_digest:
             raise DrawError("stored_inputs_differ", draw_ref=draw_row.draw_ref)
         records = await recusal_log(draw_row.id)
         return await asyncio.to_thread(

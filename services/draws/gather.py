@@ -22,8 +22,16 @@ from core import db
 from core.clock import Clock
 from domain import draw as engine
 from domain.plans import PlanSpec, overloaded, parse_plan
-from services.draws.announce import pending_firing
-from services.draws.common import COUNTED_STATUSES, DrawError, fetch_rows, fetch_tuples, find_plan, marks
+from services.draws.common import (
+    COUNTED_STATUSES,
+    DrawError,
+    fetch_rows,
+    fetch_tuples,
+    find_plan,
+    fixed_pool,
+    marks,
+    pending_firing,
+)
 from services.plans import spec_of
 
 
@@ -216,11 +224,46 @@ async def _recent(spec: PlanSpec, eligible: Mapping[str, Eligible], now: datetim
     return frozenset((k, e) for k, e in rows if k in eligible)
 
 
-async def gather(spec: PlanSpec, now: datetime, zone: ZoneInfo) -> Gathered:
-    """Read the draw's inputs from the directory, as of ``now``."""
+async def eligible_pool(spec: PlanSpec, now: datetime) -> tuple[list[str], list[str]]:
+    """The plan's pool as of ``now``: keys (byte order) and their classes. What a v2 firing
+    fixes at its announcement (services.draws.fixed)."""
+    dept_ids = await _departments(spec)
+    keys, strata, _, _ = await _pool(spec, list(dept_ids.values()), now)
+    return keys, strata
+
+
+async def _entities_of(keys: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Database ids and today's division codes of a pool fixed earlier (the keys sorted in byte
+    order): one read of the entity table, merged; an entity gone from it is refused."""
+    order = 'uscc COLLATE "C"' if db.dialect() == "postgres" else "uscc"
+    rows = await fetch_tuples(f"SELECT uscc, id, division_code FROM entity ORDER BY {order}")
+    if not all(a[0] < b[0] for a, b in zip(rows, islice(rows, 1, None))):
+        rows = sorted(rows, key=lambda r: r[0])
+    ids: list[int] = []
+    divisions: list[str] = []
+    j, n = 0, len(rows)
+    for key in keys:  # both sorted: one merge pass
+        while j < n and rows[j][0] < key:
+            j += 1
+        if j == n or rows[j][0] != key:
+            raise DrawError("fixed_pool_entity_missing", entity=key)
+        ids.append(rows[j][1])
+        divisions.append(rows[j][2])
+    return ids, divisions
+
+
+async def gather(
+    spec: PlanSpec, now: datetime, zone: ZoneInfo, fixed: tuple[list[str], list[str]] | None = None
+) -> Gathered:
+    """Read the draw's inputs from the directory, as of ``now``; the pool's keys and classes
+    from ``fixed`` when the firing fixed them at its announcement (protocol v2)."""
     dept_ids = await _departments(spec)
     required, item_names = await _required_qualifications(spec, dept_ids)
-    keys, strata, ids, divisions = await _pool(spec, list(dept_ids.values()), now)
+    if fixed is None:
+        keys, strata, ids, divisions = await _pool(spec, list(dept_ids.values()), now)
+    else:
+        keys, strata = fixed
+        ids, divisions = await _entities_of(keys)
     lines, units, eligible = await _inspectors(spec, dept_ids, required, now.astimezone(zone).date())
     return Gathered(
         pool_keys=keys,
@@ -248,7 +291,15 @@ def team_spec(spec: PlanSpec, quals_by_department: Mapping[str, Sequence[str]]) 
     return engine.TeamSpec(size=spec.team.size, slots=tuple(spec.team.seats), slot_quals=per_seat)
 
 
-def draw_inputs(draw_ref: str, secret: bytes, beacon: str, spec: PlanSpec, g: Gathered) -> engine.DrawInputs:
+def draw_inputs(
+    draw_ref: str,
+    secret: bytes,
+    beacon: str,
+    spec: PlanSpec,
+    g: Gathered,
+    salt_key: bytes | None = None,
+    announced_pool_digest: bytes | None = None,
+) -> engine.DrawInputs:
     return engine.DrawInputs(
         draw_ref=draw_ref,
         secret=secret,
@@ -261,6 +312,8 @@ def draw_inputs(draw_ref: str, secret: bytes, beacon: str, spec: PlanSpec, g: Ga
         team=team_spec(spec, g.quals_by_department),
         conflicts=g.conflicts,
         recent=g.recent,
+        salt_key=salt_key,
+        announced_pool_digest=announced_pool_digest,
     )
 
 
@@ -339,10 +392,10 @@ async def preview_counts(plan_code: str, draw_ref: str | None, spec: PlanSpec, g
 
 
 async def preview(plan_code: str, *, clock: Clock, zone: ZoneInfo) -> Preview:
-    """What a draw of the plan would select now: counts per stratum only. Writes nothing,
-    reveals nothing (no secret is touched)."""
+    """What a draw of the plan would select now: counts per stratum only (of the pool its pending
+    firing fixed, for a v2 firing). Writes nothing, reveals nothing (no secret is touched)."""
     firing = await pending_firing(plan_code)
     plan = await find_plan(plan_code)
     spec = parse_plan(firing.params) if firing else spec_of(plan)
-    g = await gather(spec, clock.now(), zone)
+    g = await gather(spec, clock.now(), zone, await fixed_pool(firing) if firing else None)
     return await preview_counts(plan.code, firing.draw_ref if firing else None, spec, g)

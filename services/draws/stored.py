@@ -72,9 +72,11 @@ def _pool_lines(data: bytes) -> list[engine.PoolLine]:
         return [engine.PoolLine(k, s) for k, s in zip(columns.keys, columns.strata)]
 
 
-async def stored_inputs(draw_row: Draw, secret: bytes, *, with_pool: bool = True) -> engine.DrawInputs:
+async def stored_inputs(
+    draw_row: Draw, secret: bytes, *, with_pool: bool = True, salt_key: bytes | None = None
+) -> engine.DrawInputs:
     """The DrawInputs exactly as drawn, rebuilt from what the draw stored (not from today's
-    directory, which may have changed since)."""
+    directory, which may have changed since); ``salt_key`` the firing's, for a v2 draw."""
     names = ("inspectors.tsv", "params.json") + (("pool.tsv",) if with_pool else ())
     parts = await _stored(draw_row.id, *names)
     params = json.loads(parts["params.json"])
@@ -98,4 +100,5 @@ async def stored_inputs(draw_row: Draw, secret: bytes, *, with_pool: bool = True
         ),
         conflicts=frozenset(tuple(p) for p in params["conflicts"]),
         recent=frozenset(tuple(p) for p in params["recent"]),
+        salt_key=salt_key,
     )

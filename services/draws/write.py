@@ -42,6 +42,7 @@ from models.messaging import RecipientKind
 from models.plans import Plan
 from services import audit
 from services.alerts import raise_alert
+from services.draws import fixed
 from services.draws.announce import CLI_ACTOR, MAX_REASON, SYSTEM_ACTOR, announce, announced_record, pending_firing
 from services.draws.beacon import coordinator_actor, resolve
 from services.draws.common import DrawError, fetch_rows, fetch_tuples, find_plan, marks
@@ -297,12 +298,15 @@ async def draw(
     # garbage while they are built would only rescan them, over and over.
     with engine.gc_paused():
         phase = _Phases(draw_ref)
-        g = await gather(spec, now, zone)
+        # v2: the pool and its classes as fixed at the announcement (services.draws.fixed)
+        g = await gather(spec, now, zone, await fixed.fixed_pool(firing))
         phase("inputs read")
         if dry_run:
             return await preview_counts(firing.plan.code, draw_ref, spec, g)
         secret_row = await FiringSecret.get(firing_id=firing.id)
-        inputs = draw_inputs(draw_ref, bytes(secret_row.secret), beacon, spec, g)
+        salt_key = bytes(secret_row.salt_key) if secret_row.salt_key is not None else None
+        announced = bytes.fromhex(firing.pool_digest) if firing.pool_digest and salt_key is not None else None
+        inputs = draw_inputs(draw_ref, bytes(secret_row.secret), beacon, spec, g, salt_key, announced)
         outcome = await asyncio.to_thread(engine.run_draw, inputs)
         del inputs
         phase("drawn")
@@ -409,7 +413,9 @@ def _prepare_rows(g: Gathered, outcome: engine.DrawOutcome) -> list[tuple]:
 def _prepare_writes(spec: PlanSpec, g: Gathered, outcome: engine.DrawOutcome) -> tuple[list, str, list]:
     """Inspection rows, the inspections digest, and the stored inputs: all computed before the
     transaction opens."""
-    return _prepare_rows(g, outcome), bundle.inspections_digest(outcome.inspections), blobs(spec, g, outcome)
+    confidential = outcome.protocol == engine.PROTOCOL_V2
+    digest = bundle.inspections_digest(outcome.inspections, confidential)
+    return _prepare_rows(g, outcome), digest, blobs(spec, g, outcome)
 
 
 async def _write_draw(
@@ -434,6 +440,9 @@ async def _write_draw(
     inspection_rows, digest, blobs = await asyncio.to_thread(_prepare_writes, spec, g, outcome)
     unstaffable = sum(1 for i in outcome.inspections if i.unstaffable)
     strata = {s: {"pool": c.pool, "ratio": c.ratio, "drawn": c.drawn} for s, c in outcome.strata.items()}
+    if outcome.protocol == engine.PROTOCOL_V2:  # the published cut of each stratum (docs §15.5)
+        for label, entry in strata.items():
+            entry["cut"] = outcome.cuts.get(label)
     phase("rows, digest and stored inputs prepared")
     try:
         async with _write_cache(), in_transaction() as conn:

@@ -6,7 +6,8 @@ drawn beside the demo's own, so a drawn firing's secret must still be hidden at 
 everything is searched: the logs, the demo's printed lines, every public page and bundle file,
 every outbox row rendered as it would be sent, and every file under the data directory except the
 database. Searched for: the bot token (and its secret part), the SMS auth token, the webhook
-secret, every invite code handed out, and each unrevealed firing secret (hex, base64, raw).
+secret, every invite code handed out, each unrevealed firing secret and every firing's salt key
+(hex, base64, raw).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ async def hidden_firing_secrets(clock) -> list[bytes]:
     hidden = []
     for row in await FiringSecret.all().prefetch_related("firing", "firing__plan"):
         firing = row.firing
+        if row.salt_key is not None:  # protocol v2: never published, only in an audited disclosure
+            hidden.append(bytes(row.salt_key))
         if firing.status != FiringStatus.DRAWN:
             hidden.append(bytes(row.secret))
         elif firing.plan.flight and await Draw.filter(draw_ref=firing.draw_ref).exists():

@@ -62,7 +62,7 @@ async def verified(draw_ref: str, tmp_path, clock) -> list[bundle.CheckLine]:
     out = tmp_path / "bundle"
     exported = await export(draw_ref, out, clock=clock)
     files = {name: (out / name).read_bytes() for name in exported.files}
-    return bundle.verify(files, drand.verify_signature)
+    return bundle.verify(files, check_signature=drand.verify_signature)
 
 
 def failed(lines: list[bundle.CheckLine]) -> list[str]:
@@ -121,7 +121,7 @@ async def test_a_tampered_bundle_beacon_fails(db, tmp_path):
     }
     doc["beacon"] = beacons.drand_beacon(beacons.QUICKNET, other, beacons.randomness(sig))
     tampered = {**files, "draw.json": bundle.canonical_json(doc) + b"\n"}
-    assert failed(bundle.verify(tampered, drand.verify_signature))[:2] == ["seed", "beacon_round"]
+    assert failed(bundle.verify(tampered, check_signature=drand.verify_signature))[:2] == ["seed", "beacon_round"]
 
 
 async def test_the_draw_waits_for_its_round_and_never_takes_an_empty_beacon(db, tmp_path):

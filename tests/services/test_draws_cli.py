@@ -187,3 +187,35 @@ def test_announce_twice_withdraw_and_draw_twice_from_the_cli(cli, tmp_path, caps
     # draw: all on the chain, its head also in the checkpoint file
     out = capsys.readouterr().out
     assert "all 6 records verified" in out and "the log's head is 6:" in out
+
+
+def test_disclose_from_the_cli_and_verify_with_it(cli, tmp_path, capsys):
+    assert main(["plan", "add", str(world.plan_file(tmp_path, "P2"))]) == 0
+    second = coordinators(cli)[1]
+    assert main(["announce", "P2", "--at", "2099-01-01 09:00"]) == 0
+    out = capsys.readouterr().out
+    assert "Pool digest" in out and "Commitment" in out
+    assert main(["draw", "disclose", "P2/2099-01-01", "--out", str(tmp_path / "a.tsv"), "--reason", "r"]) == 1
+    assert "not drawn yet" in capsys.readouterr().err
+    assert main(["withdraw", "P2/2099-01-01", "--reason", "改期"]) == 0
+    capsys.readouterr()
+    assert main(["draw", "P2", "--reason", "临时任务", "--confirmed-by", str(second)]) == 0
+    ref = capsys.readouterr().out.splitlines()[0]
+    assert main(["draw", "export", ref, str(tmp_path / "bundle")]) == 0
+    capsys.readouterr()
+    # the audit disclosure needs --out and a reason; usage errors exit 2
+    assert main(["draw", "disclose", ref, "--out", str(tmp_path / "a.tsv")]) == 2
+    assert "usage: inspectbot draw disclose" in capsys.readouterr().err
+    assert main(["draw", "disclose", ref, "--out", str(tmp_path / "a.tsv"), "--reason", "监督检查"]) == 0
+    assert "audit disclosure" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "bundle"), "--disclosure", str(tmp_path / "a.tsv")]) == 0
+    assert "✓ classes" in capsys.readouterr().out
+    # one entity's own line, to the terminal
+    assert main(["draw", "disclose", ref, "--entity", world.uscc(2)]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith("inspectbot/disclosure/v2\tentity\t") and line.count("\n") == 1
+    (tmp_path / "mine.tsv").write_text(line, encoding="utf-8")
+    assert main(["verify", str(tmp_path / "bundle"), "--disclosure", str(tmp_path / "mine.tsv")]) == 0
+    assert f"✓ entity {world.uscc(2)}" in capsys.readouterr().out
+    assert main(["draw", "disclose", ref, "--entity", "NOT-IN-POOL"]) == 1
+    assert "is not in the pool" in capsys.readouterr().err

@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 
 from domain import bundle
+from models.audit import AuditRecord
 from models.directory import Entity, EntityStatus, Inspector, InspectorStatus
-from models.draws import Assignment, Draw, FiringSecret
+from models.draws import Assignment, Draw, Firing, FiringPool, FiringSecret, Inspection
 from services import plans
 from services.draws.announce import announce
 from services.draws.common import DrawError
 from services.draws.export import export
+from services.draws.fixed import disclose
+from services.draws.gather import preview
 from services.recusals import record_and_replace
-from tests.builders import scheduled_draw
+from tests.builders import announced_ahead, scheduled_draw
 from tests.services import draw_world as world
 
 ZONE = world.ZONE
@@ -44,8 +47,10 @@ async def test_exported_bundle_verifies(db, tmp_path):
     done = await export(result.draw_ref, tmp_path / "bundle", clock=clock)
     assert done.files == ("draw.json", "inspectors.tsv", "pool.tsv") and not done.sealed
     lines = verified(tmp_path / "bundle")
-    assert {line.what for line in lines} >= {"commitment", "seed", "selection", "teams", "inspections_digest"}
+    # v2 (confidential classes) by default: the public checks everything that needs no class
+    assert {line.what for line in lines} >= {"commitment", "seed", "list", "teams", "inspections_digest"}
     doc = json.loads((tmp_path / "bundle" / "draw.json").read_bytes())
+    assert doc["protocol"] == "inspectbot/draw/v2"
     assert doc["draw_ref"] == result.draw_ref and doc["beacon"] == "drand:42"
     assert doc["inspections_digest"] == result.inspections_digest == (await Draw.get()).inspections_digest
     assert len(doc["inspections"]) == result.inspections
@@ -137,9 +142,72 @@ async def test_tampered_bundle_fails_verification(db, tmp_path):
     result, clock = await drawn(tmp_path)
     await export(result.draw_ref, tmp_path / "bundle", clock=clock)
     files = read_dir(tmp_path / "bundle")
-    pool = files["pool.tsv"].replace(b"\tA\n", b"\tB\n", 1)
+    first = files["pool.tsv"].split(b"\n", 1)[0]
+    other = first[:-1] + (b"0" if first[-1:] != b"0" else b"1")  # one class commitment changed
+    pool = files["pool.tsv"].replace(first, other, 1)
     bad = {line.what for line in bundle.verify({**files, "pool.tsv": pool}) if not line.ok}
-    assert "pool_digest" in bad
+    assert {"pool_digest", "seed"} <= bad  # the seed is re-derived from the file at hand
+
+
+async def test_public_bundle_and_pages_data_carry_no_class(db, tmp_path):
+    await world.build(n_entities=30)
+    result, clock = await drawn(tmp_path)
+    await export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    files = read_dir(tmp_path / "bundle")
+    doc = json.loads(files["draw.json"])
+    assert all("stratum" not in e for e in doc["inspections"])
+    assert all(len(line.split(b"\t")[1]) == 64 for line in files["pool.tsv"].splitlines())
+    classes = {e.risk_class for e in await Entity.all()}
+    for line in files["pool.tsv"].splitlines():
+        assert line.split(b"\t")[1].decode() not in classes
+    # the pool was fixed at the announcement: its digest then is the bundle's
+    firing = await Firing.get(draw_ref=result.draw_ref)
+    assert firing.pool_digest == doc["pool_digest"]
+
+
+async def test_pool_is_the_one_fixed_at_announce(db, tmp_path):
+    await world.build(n_entities=20, risks="D")
+    clock = world.clock()
+    await plans.add_plan(world.plan_file(tmp_path, "P1"), clock)
+    announced = await announced_ahead("P1", None, clock=clock, zone=ZONE)
+    # after the announcement: one entity's class changes and another leaves the directory's pool
+    await Entity.filter(uscc=world.uscc(3)).update(risk_class="A")
+    await Entity.filter(uscc=world.uscc(4)).update(status=EntityStatus.INACTIVE)
+    dry = await preview("P1", clock=clock, zone=ZONE)  # the dry run counts the fixed pool too
+    assert dry.pool == 20 and {s.stratum: s.pool for s in dry.strata}["D"] == 20
+    result = await scheduled_draw("P1", "drand:7", clock=clock, zone=ZONE)
+    assert result.draw_ref == announced.draw_ref
+    drawn_keys = set(await Inspection.filter(draw__draw_ref=result.draw_ref).values_list("entity_key", flat=True))
+    assert {world.uscc(3), world.uscc(4)} <= drawn_keys  # class D as announced: drawn whole
+    await export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    assert json.loads((tmp_path / "bundle" / "draw.json").read_bytes())["pool_digest"] == announced.pool_digest
+
+
+async def test_audit_and_entity_disclosures_verify_and_are_audited(db, tmp_path):
+    await world.build(n_entities=30)
+    result, clock = await drawn(tmp_path)
+    await export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    files = read_dir(tmp_path / "bundle")
+    done = await disclose(
+        result.draw_ref, tmp_path / "audit.tsv", entity=None, actor="cli", reason="审计抽查", clock=clock
+    )
+    assert done.lines == 31  # header + one line per entity
+    lines = bundle.verify(files, (tmp_path / "audit.tsv").read_bytes())
+    assert all(line.ok for line in lines) and {"classes", "selection", "cuts"} <= {line.what for line in lines}
+    key = world.uscc(5)
+    await disclose(result.draw_ref, tmp_path / "one.tsv", entity=key, actor="cli", reason="企业申请", clock=clock)
+    own = bundle.verify(files, (tmp_path / "one.tsv").read_bytes())
+    assert own[-1].what == "entity" and own[-1].ok and own[-1].params["entity"] == key
+    records = await AuditRecord.filter(action="draw.disclosed").order_by("seq")
+    assert [r.data["scope"] for r in records] == ["audit", f"entity:{key}"]
+    assert records[0].data["reason"] == "审计抽查"
+    with pytest.raises(DrawError) as err:
+        await disclose(result.draw_ref, tmp_path / "x.tsv", entity=None, actor="cli", reason="  ", clock=clock)
+    assert err.value.code == "reason_required"
+    with pytest.raises(DrawError) as err:
+        await disclose(result.draw_ref, tmp_path / "x.tsv", entity="nobody", actor="cli", reason="r", clock=clock)
+    assert err.value.code == "entity_not_in_pool"
+    assert not (tmp_path / "x.tsv").exists()
 
 
 async def test_a_later_day_gets_its_own_draw_ref(db, tmp_path):
@@ -148,3 +216,25 @@ async def test_a_later_day_gets_its_own_draw_ref(db, tmp_path):
     clock.advance(timedelta(days=31))
     later = await scheduled_draw("P1", clock=clock, zone=ZONE)
     assert later.draw_ref == "P1/2027-01-01" != result.draw_ref
+
+
+async def test_a_firing_announced_before_v2_still_draws_and_verifies_as_v1(db, tmp_path):
+    await world.build(n_entities=20)
+    clock = world.clock()
+    await plans.add_plan(world.plan_file(tmp_path, "P1"), clock)
+    announced = await announced_ahead("P1", None, clock=clock, zone=ZONE)
+    # what a firing announced before this version holds: no salt key, no fixed pool, no pool digest
+    firing = await Firing.get(draw_ref=announced.draw_ref)
+    await FiringPool.filter(firing_id=firing.id).delete()
+    await FiringSecret.filter(firing_id=firing.id).update(salt_key=None)
+    await Firing.filter(id=firing.id).update(pool_digest=None)
+    result = await scheduled_draw("P1", "drand:1", clock=clock, zone=ZONE)
+    await export(result.draw_ref, tmp_path / "bundle", clock=clock)
+    files = read_dir(tmp_path / "bundle")
+    doc = json.loads(files["draw.json"])
+    assert doc["protocol"] == "inspectbot/draw/v1" and all("stratum" in e for e in doc["inspections"])
+    lines = verified(tmp_path / "bundle")
+    assert "selection" in {line.what for line in lines}
+    with pytest.raises(DrawError) as err:
+        await disclose(result.draw_ref, tmp_path / "a.tsv", entity=None, actor="cli", reason="r", clock=clock)
+    assert err.value.code == "not_confidential"
