@@ -318,10 +318,12 @@ async def test_monthly_report_counts_off_schedule_draws_per_department(db, tmp_p
         "P1", clock=clock, zone=ZONE, off_schedule=OffSchedule("重抽", confirmed_by=other, redraw=first.draw_ref)
     )
     report = await reports.monthly_report("2026-12", None, clock.now(), data_dir=tmp_path, zone=ZONE, chart=False)
-    assert report.off_schedule == [{"department": "SCJG", "draws": 2, "off_schedule": 1, "share": 0.5}]
+    assert report.off_schedule == [
+        {"department": "SCJG", "name": "市场监督管理局", "draws": 2, "off_schedule": 1, "share": 0.5}
+    ]
     text = render("messages/report.j2", "en", r=report.context())
-    assert "Off-schedule draws (commitment not published ahead): SCJG 1/2 (50.0%)." in text
-    assert "计划外抽取（承诺值未提前公布）：SCJG 1/2（50.0%）" in render(
+    assert "Off-schedule draws (commitment not published ahead): 市场监督管理局 1/2 (50.0%)." in text
+    assert "计划外抽取（承诺值未提前公布）：市场监督管理局 1/2（50.0%）" in render(
         "messages/report.j2", "zh-CN", r=report.context()
     )
     scoped = await reports.monthly_report("2026-12", ["WSJ"], clock.now(), data_dir=tmp_path, zone=ZONE, chart=False)
