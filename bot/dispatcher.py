@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -179,7 +180,7 @@ class Dispatcher:
         """Send until stopped; sleeps when nothing is due, wakes on :meth:`wake`."""
         while not self._stopping:
             try:
-                n = await self.run_once()
+                n = await self.pump()
             except Exception:
                 log.exception("dispatcher cycle failed; retrying")
                 n = 0
@@ -200,11 +201,92 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            n = await self.run_once()
+            n = await self.pump(deadline=deadline)
             total += n
             if n == 0:
                 break
         return total
+
+    async def pump(self, limit: int | None = None, *, deadline: float | None = None) -> int:
+        """Claim and send until nothing is due (or ``limit`` rows are claimed, or the loop time
+        passes ``deadline``), with ``concurrency`` rows in flight all along: the next batch is
+        claimed and prepared while the current one's last rows are being sent, so the channel
+        never idles between batches. Returns how many rows it handled.
+
+        The guarantees of :meth:`run_once` hold: a row is sent only after its claim is stored,
+        a worker takes another row only once its row's outcome is stored (duplicates after a
+        crash stay bounded by ``concurrency``), and rows claimed ahead are ``sending`` under
+        their lease like any claimed row. The batches of one pump share their set of
+        unreachable addresses, so a mark made while a batch is queued still applies to it."""
+        loop = asyncio.get_running_loop()
+        queue: deque[tuple[Claimed, Batch]] = deque()
+        unreachable: set[tuple[str, str]] = set()
+        claimed = handled = 0
+        exhausted = False
+        refill: asyncio.Task | None = None
+        errors: list[BaseException] = []
+
+        def stop_claiming() -> bool:
+            return (
+                exhausted
+                or self._stopping
+                or (limit is not None and claimed >= limit)
+                or (deadline is not None and loop.time() >= deadline)
+            )
+
+        async def claim_next() -> None:
+            nonlocal claimed, exhausted
+            try:
+                rows = await self.claim(self.batch if limit is None else min(self.batch, limit - claimed))
+                if not rows:
+                    exhausted = True
+                    return
+                claimed += len(rows)
+                batch = await self.prepare(rows)
+            except Exception as exc:  # raised once the rows already taken are done
+                errors.append(exc)
+                exhausted = True
+                return
+            unreachable.update(batch.unreachable)
+            batch.unreachable = unreachable
+            queue.extend((r, batch) for r in rows)
+
+        def ensure_refill() -> None:
+            nonlocal refill
+            if (refill is None or refill.done()) and not stop_claiming():
+                refill = asyncio.create_task(claim_next())
+
+        async def worker() -> None:
+            nonlocal handled
+            while True:
+                if len(queue) <= self.concurrency:  # running low: claim the next batch now
+                    ensure_refill()
+                while not queue:
+                    task = refill
+                    if task is None or (task.done() and stop_claiming()):
+                        return
+                    if task.done():
+                        ensure_refill()
+                        continue
+                    await asyncio.shield(task)
+                row, batch = queue.popleft()
+                try:
+                    await self.process(row, batch)
+                except Exception as exc:  # every row finishes; the first failure is raised at the end
+                    errors.append(exc)
+                handled += 1
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            if refill is not None and not refill.done():  # cancelled from outside: its rows wait out their lease
+                refill.cancel()
+        if errors:
+            raise errors[0]
+        return handled
 
     async def run_once(self) -> int:
         """Claim one batch, look up what it needs, send it with bounded concurrency."""
