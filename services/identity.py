@@ -180,6 +180,12 @@ async def requeue_waiting(binding: ChatBinding, conn) -> None:
 DIRECTORY_CHANNELS = frozenset({Channel.WECOM.value})
 
 
+_BIND_SQL = (
+    'INSERT INTO "chat_binding" ("channel", "address", "role", "inspector_id", "departments", "display_name", '
+    '"locale", "reachable", "created_at") VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING RETURNING id'
+)
+
+
 async def bind_from_directory(channel: str, userid: str, now, conn) -> list[ChatBinding]:
     """Bind a WeCom member to the inspector whose directory row names their userid (the import's
     ``wecom_userid``), on their first event; [] when the directory does not know them — or when
@@ -191,18 +197,18 @@ async def bind_from_directory(channel: str, userid: str, now, conn) -> list[Chat
     )
     if inspector is None:
         return []
-    if await ChatBinding.filter(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn).exists():
-        return []
-    # Two first events of one member at once (two instances): the second insert does nothing, and
-    # finds the binding the first made, instead of failing its event on the unique key.
-    columns = ("channel", "address", "role", "inspector_id", "departments", "display_name", "locale", "reachable")
-    row = (channel, userid, Role.INSPECTOR.value, inspector.id, [], inspector.name[:64], "zh-CN", True)
-    await db.bulk_insert(
-        "chat_binding", (*columns, "created_at"), [(*row, now)], ignore_conflicts=True, connection=conn
+    # Two first events of one member at once (two instances): the second insert does nothing and
+    # returns no id, finds the binding the first made (instead of failing its event on the unique
+    # key), and leaves the audit record and the requeue to the one whose insert made it.
+    row = (channel, userid, Role.INSPECTOR.value, inspector.id, [], inspector.name[:64], "zh-CN", True, now)
+    made = await conn.execute_query_dict(
+        _BIND_SQL.format(*db.placeholders(len(row), connection=conn).split(", ")), [db.encode(v) for v in row]
     )
     binding = await ChatBinding.get(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn)
     if binding.inspector_id != inspector.id or binding.revoked_at is not None:
         return []
+    if not made:
+        return [binding]
     await requeue_waiting(binding, conn)
     await audit.append(
         "directory",
