@@ -23,6 +23,7 @@ from core import db
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
 from scheduler import Scheduler
+from services.wecom_codes import DbResponseCodes
 
 log = logging.getLogger("inspectbot")
 
@@ -78,7 +79,7 @@ class Service:
                 on_event=self.rt.on_event,
             )
         if s.wecom_corp_id:
-            channels["wecom"] = WecomChannel(s, on_event=self.rt.on_event)
+            channels["wecom"] = WecomChannel(s, on_event=self.rt.on_event, codes=DbResponseCodes())
         if s.sms_account_sid or s.sms_provider == "aliyun" and s.sms_api_url:
             channels["sms"] = sms_channel(s)
         return channels
