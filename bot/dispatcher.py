@@ -34,6 +34,7 @@ from core.ratelimit import RateLimiter
 from models.directory import Entity, Inspector
 from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, RecipientKind, Role, Unreachable
 from services.alerts import raise_alert
+from services.quota import DailyQuota, alert_quota_spent, china_day, next_day_starts
 from services.reachability import HOLD_CHANNELS, Marked, mark_unreachable
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ UNCHANGED = "UPDATE outbox SET status='sent', sent_at=?, claimed_until=NULL WHER
 RETRY = "UPDATE outbox SET status='pending', claimed_until=NULL, last_error=?, next_attempt_at=? WHERE id=?"
 POSTPONE = "UPDATE outbox SET status='pending', claimed_until=NULL, attempts=?, next_attempt_at=? WHERE id=?"
 NO_ADDRESS = "UPDATE outbox SET status='no_address', claimed_until=NULL, attempts=? WHERE id=?"
+# Over the channel's daily quota: due again when the next day starts (no attempt used).
+OVER_QUOTA = "UPDATE outbox SET status='pending', claimed_until=NULL, attempts=?, last_error='quota', next_attempt_at=? WHERE id=?"
+# A send that failed so: the request may have reached the provider (and counted against the quota).
+MAYBE_SENT = frozenset({"timeout", "connection"})
 DEAD = "UPDATE outbox SET status='dead', claimed_until=NULL, last_error=? WHERE id=?"
 # Held while the address is marked unreachable (no attempt used); due again if the mark cleared
 # meanwhile, so a release that ran while this row was in flight does not miss it.
@@ -156,6 +161,7 @@ class Dispatcher:
         data_dir: Path | None = None,
         idle: float = 1.0,
         lease: timedelta = LEASE,
+        quotas: dict[str, int] | None = None,
     ) -> None:
         self.channels = channels
         self.clock = clock
@@ -168,6 +174,9 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._outcomes = OutcomeWriter()
+        # channel -> messages a day (WeCom: licensed accounts x 200), counted across instances
+        self.quotas = {ch: DailyQuota(ch, n) for ch, n in (quotas or {}).items() if n > 0}
+        self._quota_alerted: set[str] = set()
         self.sent = 0
         self.failed = 0
 
@@ -382,11 +391,17 @@ class Dispatcher:
             else:
                 await self._dead(row, address, "unreachable", batch, alert=False)
             return
+        quota = self.quotas.get(row.channel)
+        if quota is not None and not await quota.take(self.clock.now()):
+            await self._over_quota(row, quota)
+            return
         limiter = self.limits.get(row.channel)
         slot = None
         if limiter is not None:
             slot = await limiter.acquire(address, MAX_HOLD)
             if slot is None:
+                if quota is not None:
+                    quota.give_back(self.clock.now())
                 # The recipient is busy (1 message/s per chat): come back later, no attempt used.
                 delay = max(limiter.wait_hint(address), 0.05)
                 await self._outcomes.write(
@@ -404,9 +419,13 @@ class Dispatcher:
                 if slot is not None:
                     limiter.release(slot)  # the limits count from the answer
         except SendError as exc:
+            if quota is not None and exc.kind not in MAYBE_SENT:
+                quota.give_back(self.clock.now())
             await self._failed(row, address, exc, limiter, batch)
             return
         except Exception as exc:  # a template or programming error: keep the row, say why
+            if quota is not None:
+                quota.give_back(self.clock.now())
             log.exception("outbox %s could not be composed or sent", row.id)
             await self._retry(row, f"error:{exc.__class__.__name__}", backoff(row.attempts))
             return
@@ -439,6 +458,17 @@ class Dispatcher:
         # A permanent error that is our fault says nothing about the recipient: dead-letter and
         # alert, but do not mark them unreachable.
         await self._dead(row, address, exc.kind, batch, alert=True, mark=exc.kind not in OUR_FAULT)
+
+    async def _over_quota(self, row: Claimed, quota: DailyQuota) -> None:
+        """The channel's quota for today is spent: the row waits for the next day (not lost), and
+        the admins are told once a day."""
+        now = self.clock.now()
+        await self._outcomes.write(OVER_QUOTA, [row.attempts - 1, next_day_starts(now), row.id])
+        day = f"{row.channel}:{china_day(now)}"
+        if day not in self._quota_alerted:
+            self._quota_alerted.add(day)
+            if await alert_quota_spent(row.channel, quota.daily, now):
+                log.warning("%s: the daily quota of %d messages is spent; the rest waits", row.channel, quota.daily)
 
     async def _retry(self, row: Claimed, kind: str, delay: float) -> None:
         await self._outcomes.write(RETRY, [kind[:255], self.clock.now() + timedelta(seconds=delay), row.id])

@@ -170,3 +170,18 @@ class WecomResponseCode(Model):
 
     class Meta:
         table = "wecom_response_code"
+
+
+class ChannelQuota(Model):
+    """Messages a channel's daily quota has granted (``day``: the provider's calendar day,
+    ``YYYY-MM-DD``), counted by the dispatchers of every instance (services/quota.py)."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharField(max_length=16)
+    day = fields.CharField(max_length=10)
+    used = fields.IntField(default=0)
+    last_grant = fields.IntField(default=0)  # what the last reservation granted (read back atomically)
+
+    class Meta:
+        table = "channel_quota"
+        unique_together = (("channel", "day"),)
