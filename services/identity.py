@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -334,3 +335,46 @@ async def revoke_group_bindings(clock: Clock, actor: str = "cli") -> list[GroupB
                     connection=conn,
                 )
     return found
+
+
+@dataclass
+class MobileMatch:
+    matched: int = 0  # inspectors given the WeCom userid their mobile number has
+    not_found: int = 0  # no member of the corp has their number
+    taken: int = 0  # the userid found is already another inspector's: left alone, for a person to look at
+
+
+async def match_wecom_by_mobile(lookup: Callable[[str], Awaitable[str | None]], clock: Clock) -> MobileMatch:
+    """Give each inspector with a mobile number but no WeCom userid the userid WeCom's contacts
+    hold for that number (``lookup``: the channel's ``user/getuserid``), so they are bound on
+    their first event like a userid imported with the directory. Each match is audited; a number
+    WeCom does not know leaves the inspector as they were (their events are refused politely)."""
+    outcome = MobileMatch()
+    todo = await (
+        Inspector.filter(wecom_userid=None, mobile__not_isnull=True)
+        .exclude(status=InspectorStatus.RETIRED)
+        .order_by("id")
+        .values_list("id", "cert_no", "mobile")
+    )
+    for inspector_id, cert_no, mobile in todo:
+        if not mobile:
+            continue
+        userid = await lookup(mobile)  # a SendError (no permission, limits) ends the run: retried next time
+        if userid is None:
+            outcome.not_found += 1
+            continue
+        async with db.transaction() as conn:
+            if await Inspector.filter(wecom_userid=userid).using_db(conn).exists():
+                outcome.taken += 1
+                continue
+            await Inspector.filter(id=inspector_id, wecom_userid=None).using_db(conn).update(wecom_userid=userid)
+            await audit.append(
+                "directory",
+                "inspector.wecom_matched",
+                f"inspector:{inspector_id}",
+                {"cert_no": cert_no, "userid": userid, "by": "mobile"},
+                clock.now(),
+                connection=conn,
+            )
+            outcome.matched += 1
+    return outcome

@@ -60,6 +60,7 @@ REPLACE_CHARS = 16
 MAX_BODY = 64 << 10  # a callback is a few hundred bytes
 MAX_SKEW = 300.0  # seconds a callback's timestamp may differ from our clock
 MAX_RESPONSE_CODES = 50_000
+NO_SUCH_USER = 46004  # user/getuserid: no member has this mobile number
 RESPONSE_CODE_TTL = 72 * 3600  # seconds: WeCom's validity of a card's ResponseCode
 MAX_SEEN = 10_000
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
@@ -402,6 +403,20 @@ class WecomChannel(HttpSession):
         if not isinstance(data, bytes):
             raise SendError("bad_response", retryable=True, detail="media/get returned no file")
         return data
+
+    async def userid_by_mobile(self, mobile: str) -> str | None:
+        """The member with this mobile number (contacts API ``user/getuserid``), None if there is
+        none; SendError when the application may not read the contacts. A mainland number goes
+        without its +86, as the contacts hold it."""
+        number = mobile[3:] if mobile.startswith("+86") else mobile
+        try:
+            body = await self.call("POST", "/cgi-bin/user/getuserid", json={"mobile": number})
+        except SendError as exc:
+            if exc.detail.startswith(f"errcode {NO_SUCH_USER}:"):
+                return None
+            raise
+        userid = body.get("userid")
+        return userid if isinstance(userid, str) and 0 < len(userid) <= 64 else None
 
     # -- receiving --
 
