@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tortoise.expressions import Q
-
 from core import db
 from core.channel import Channel as ChannelImpl
 from core.channel import SendError
@@ -32,7 +30,7 @@ from core.clock import SYSTEM, Clock
 from core.compose import compose
 from core.ratelimit import RateLimiter
 from models.directory import Entity, Inspector
-from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, RecipientKind, Role, Unreachable
+from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, RecipientKind, Role
 from services.alerts import raise_alert
 from services.quota import DailyQuota, alert_quota_spent, china_day, next_day_starts
 from services.reachability import HOLD_CHANNELS, Marked, mark_unreachable
@@ -133,13 +131,17 @@ class OutcomeWriter:
     async def _flush(self) -> None:
         while self._queued:
             queued, self._queued = self._queued, {}
-            for statement, items in queued.items():
-                try:
-                    await db.conn().execute_many(db.sql(statement), [params for params, _ in items])
-                except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
-                    outcome = exc
-                else:
-                    outcome = None
+            outcome: Exception | None = None
+            try:
+                # One transaction for all of them; on SQLite its UPDATEs run on the loop's thread
+                # (short statements by id: only BEGIN and COMMIT go to aiosqlite's thread).
+                async with db.transaction() as conn:
+                    with db.on_loop():
+                        for statement, items in queued.items():
+                            await conn.execute_many(db.sql(statement, connection=conn), [p for p, _ in items])
+            except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
+                outcome = exc
+            for items in queued.values():
                 for _, done in items:
                     if done.done():
                         continue
@@ -360,13 +362,18 @@ class Dispatcher:
         for r in rows:
             if r.channel != r.claimed_channel:
                 moved.setdefault(r.channel, []).append(r.id)
+        conn = db.conn()
+        # Plain SQL, not querysets: building a query of 256 parameters through the ORM cost more
+        # than running it (docs/benchmarks.md, "WeCom fan-out").
         for channel, ids in moved.items():  # sent where the person is bound: the row says so (hold, release)
-            await Outbox.filter(id__in=ids).update(channel=Channel(channel))
-        wanted = {a for a in addresses.values() if a}
+            marks = db.placeholders(len(ids), 2)
+            await conn.execute_query(db.sql("UPDATE outbox SET channel=? WHERE id IN (") + marks + ")", [channel, *ids])
+        wanted = sorted({a for a in addresses.values() if a})
         unreachable = set()
         if wanted:
-            found = await Unreachable.filter(address__in=sorted(wanted)).values_list("channel", "address")
-            unreachable = {(getattr(c, "value", c), a) for c, a in found}  # the enum as its plain value
+            statement = f"SELECT channel, address FROM unreachable WHERE address IN ({db.placeholders(len(wanted))})"
+            _, found = await conn.execute_query(statement, wanted)
+            unreachable = {(r["channel"], r["address"]) for r in found}
         keys = sorted({r.context["edit_of"] for r in rows if r.context.get("edit_of")})
         edits = dict(await Outbox.filter(dedupe_key__in=keys).values_list("dedupe_key", "provider_id")) if keys else {}
         return Batch(addresses, unreachable, edits)
@@ -534,19 +541,23 @@ async def resolve_addresses(rows: list[Claimed]) -> dict[int, str | None]:
 async def chat_addresses(kind: str, ids: list[int]) -> dict[int, tuple[str, str]]:
     """Recipient id -> (channel, address) of the newest live binding on any chat channel."""
     # never a Telegram group's chat (a negative id); a WeCom userid may start with "-"
-    q = ChatBinding.filter(
-        Q(channel=Channel.WECOM) | ~Q(address__startswith="-"), channel__in=list(CHAT_CHANNELS), revoked_at=None
+    key, role = {
+        RecipientKind.INSPECTOR.value: ("inspector_id", Role.INSPECTOR.value),
+        RecipientKind.ENTITY.value: ("entity_id", Role.ENTITY.value),
+    }.get(kind, ("id", ""))
+    params: list = [*CHAT_CHANNELS, Channel.WECOM.value]
+    statement = (
+        f"SELECT {key} AS rid, channel, address FROM chat_binding WHERE channel IN (?, ?) AND revoked_at IS NULL "
+        "AND (channel = ? OR address NOT LIKE '-%')"
     )
-    if kind == RecipientKind.INSPECTOR.value:
-        q, key = q.filter(inspector_id__in=ids, role=Role.INSPECTOR), "inspector_id"
-    elif kind == RecipientKind.ENTITY.value:
-        q, key = q.filter(entity_id__in=ids, role=Role.ENTITY), "entity_id"
-    else:
-        q, key = q.filter(id__in=ids), "id"
-    return {
-        rid: (getattr(channel, "value", channel), address)
-        for rid, channel, address in await q.order_by("id").values_list(key, "channel", "address")
-    }
+    if role:
+        statement += " AND role = ?"
+        params.append(role)
+    conn = db.conn()
+    statement = db.sql(statement) + f" AND {key} IN ({db.placeholders(len(ids), len(params) + 1)}) ORDER BY id"
+    _, rows = await conn.execute_query(statement, [*params, *ids])
+    # ascending ids: a later binding of the same person overwrites an earlier one (the newest wins)
+    return {r["rid"]: (r["channel"], r["address"]) for r in rows}
 
 
 async def resolve_address(channel: str, kind: str, recipient_id: int) -> str | None:
