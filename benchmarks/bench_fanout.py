@@ -362,14 +362,8 @@ class DispatcherSender:
         )
 
     async def send(self, at_least: int) -> int:
-        """Run dispatcher cycles until ``at_least`` rows were handled (or none is due)."""
-        handled = 0
-        while handled < at_least:
-            n = await self.dispatcher.run_once()
-            if n == 0:
-                break
-            handled += n
-        return handled
+        """The dispatcher's pump (its production loop's step) for ``at_least`` rows (or until none is due)."""
+        return await self.dispatcher.pump(at_least)
 
 
 async def timed(coro, profile: cProfile.Profile | None = None) -> tuple[int, float, float]:

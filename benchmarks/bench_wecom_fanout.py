@@ -192,14 +192,8 @@ async def run(args, sim_url: str) -> int:
             totals = {"raw": [0, 0.0, 0.0], "dispatcher": [0, 0.0, 0.0]}
             done_raw, segment = 0, 0
 
-            async def dispatch(at_least: int) -> int:
-                handled = 0
-                while handled < at_least:
-                    n = await dispatcher.run_once()
-                    if n == 0:
-                        break
-                    handled += n
-                return handled
+            async def dispatch(at_most: int) -> int:
+                return await dispatcher.pump(at_most)
 
             while totals["dispatcher"][0] < args.messages or done_raw < args.messages:
                 order = ("dispatcher", "raw") if segment % 2 == 0 else ("raw", "dispatcher")

@@ -23,6 +23,7 @@ from core import db
 from core.clock import SYSTEM, Clock
 from core.settings import Settings
 from scheduler import Scheduler
+from services.wecom_codes import DbResponseCodes
 
 log = logging.getLogger("inspectbot")
 
@@ -78,7 +79,7 @@ class Service:
                 on_event=self.rt.on_event,
             )
         if s.wecom_corp_id:
-            channels["wecom"] = WecomChannel(s, on_event=self.rt.on_event)
+            channels["wecom"] = WecomChannel(s, on_event=self.rt.on_event, codes=DbResponseCodes())
         if s.sms_account_sid or s.sms_provider == "aliyun" and s.sms_api_url:
             channels["sms"] = sms_channel(s)
         return channels
@@ -87,8 +88,9 @@ class Service:
         await db.init(self.settings)
         await db.upgrade(self.settings)
         self.rt.channels = channels if channels is not None else self.channels_from_settings()
+        options = {"quotas": {"wecom": 200 * self.settings.wecom_accounts}} | self.dispatcher_options
         self.rt.dispatcher = Dispatcher(
-            self.rt.channels, clock=self.rt.clock, data_dir=self.settings.data_dir, **self.dispatcher_options
+            self.rt.channels, clock=self.rt.clock, data_dir=self.settings.data_dir, **options
         )
         if self.web_enabled:
             self._runner = web.AppRunner(make_app(self.rt), access_log=None)

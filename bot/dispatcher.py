@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-
-from tortoise.expressions import Q
 
 from core import db
 from core.channel import Channel as ChannelImpl
@@ -31,8 +30,9 @@ from core.clock import SYSTEM, Clock
 from core.compose import compose
 from core.ratelimit import RateLimiter
 from models.directory import Entity, Inspector
-from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, RecipientKind, Role, Unreachable
+from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, RecipientKind, Role
 from services.alerts import raise_alert
+from services.quota import DailyQuota, alert_quota_spent, china_day, next_day_starts
 from services.reachability import HOLD_CHANNELS, Marked, mark_unreachable
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,10 @@ UNCHANGED = "UPDATE outbox SET status='sent', sent_at=?, claimed_until=NULL WHER
 RETRY = "UPDATE outbox SET status='pending', claimed_until=NULL, last_error=?, next_attempt_at=? WHERE id=?"
 POSTPONE = "UPDATE outbox SET status='pending', claimed_until=NULL, attempts=?, next_attempt_at=? WHERE id=?"
 NO_ADDRESS = "UPDATE outbox SET status='no_address', claimed_until=NULL, attempts=? WHERE id=?"
+# Over the channel's daily quota: due again when the next day starts (no attempt used).
+OVER_QUOTA = "UPDATE outbox SET status='pending', claimed_until=NULL, attempts=?, last_error='quota', next_attempt_at=? WHERE id=?"
+# A send that failed so: the request may have reached the provider (and counted against the quota).
+MAYBE_SENT = frozenset({"timeout", "connection"})
 DEAD = "UPDATE outbox SET status='dead', claimed_until=NULL, last_error=? WHERE id=?"
 # Held while the address is marked unreachable (no attempt used); due again if the mark cleared
 # meanwhile, so a release that ran while this row was in flight does not miss it.
@@ -127,13 +131,17 @@ class OutcomeWriter:
     async def _flush(self) -> None:
         while self._queued:
             queued, self._queued = self._queued, {}
-            for statement, items in queued.items():
-                try:
-                    await db.conn().execute_many(db.sql(statement), [params for params, _ in items])
-                except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
-                    outcome = exc
-                else:
-                    outcome = None
+            outcome: Exception | None = None
+            try:
+                # One transaction for all of them; on SQLite its UPDATEs run on the loop's thread
+                # (short statements by id: only BEGIN and COMMIT go to aiosqlite's thread).
+                async with db.transaction() as conn:
+                    with db.on_loop():
+                        for statement, items in queued.items():
+                            await conn.execute_many(db.sql(statement, connection=conn), [p for p, _ in items])
+            except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
+                outcome = exc
+            for items in queued.values():
                 for _, done in items:
                     if done.done():
                         continue
@@ -155,6 +163,7 @@ class Dispatcher:
         data_dir: Path | None = None,
         idle: float = 1.0,
         lease: timedelta = LEASE,
+        quotas: dict[str, int] | None = None,
     ) -> None:
         self.channels = channels
         self.clock = clock
@@ -167,6 +176,9 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._outcomes = OutcomeWriter()
+        # channel -> messages a day (WeCom: licensed accounts x 200), counted across instances
+        self.quotas = {ch: DailyQuota(ch, n) for ch, n in (quotas or {}).items() if n > 0}
+        self._quota_alerted: set[str] = set()
         self.sent = 0
         self.failed = 0
 
@@ -179,7 +191,7 @@ class Dispatcher:
         """Send until stopped; sleeps when nothing is due, wakes on :meth:`wake`."""
         while not self._stopping:
             try:
-                n = await self.run_once()
+                n = await self.pump()
             except Exception:
                 log.exception("dispatcher cycle failed; retrying")
                 n = 0
@@ -200,11 +212,92 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            n = await self.run_once()
+            n = await self.pump(deadline=deadline)
             total += n
             if n == 0:
                 break
         return total
+
+    async def pump(self, limit: int | None = None, *, deadline: float | None = None) -> int:
+        """Claim and send until nothing is due (or ``limit`` rows are claimed, or the loop time
+        passes ``deadline``), with ``concurrency`` rows in flight all along: the next batch is
+        claimed and prepared while the current one's last rows are being sent, so the channel
+        never idles between batches. Returns how many rows it handled.
+
+        The guarantees of :meth:`run_once` hold: a row is sent only after its claim is stored,
+        a worker takes another row only once its row's outcome is stored (duplicates after a
+        crash stay bounded by ``concurrency``), and rows claimed ahead are ``sending`` under
+        their lease like any claimed row. The batches of one pump share their set of
+        unreachable addresses, so a mark made while a batch is queued still applies to it."""
+        loop = asyncio.get_running_loop()
+        queue: deque[tuple[Claimed, Batch]] = deque()
+        unreachable: set[tuple[str, str]] = set()
+        claimed = handled = 0
+        exhausted = False
+        refill: asyncio.Task | None = None
+        errors: list[BaseException] = []
+
+        def stop_claiming() -> bool:
+            return (
+                exhausted
+                or self._stopping
+                or (limit is not None and claimed >= limit)
+                or (deadline is not None and loop.time() >= deadline)
+            )
+
+        async def claim_next() -> None:
+            nonlocal claimed, exhausted
+            try:
+                rows = await self.claim(self.batch if limit is None else min(self.batch, limit - claimed))
+                if not rows:
+                    exhausted = True
+                    return
+                claimed += len(rows)
+                batch = await self.prepare(rows)
+            except Exception as exc:  # raised once the rows already taken are done
+                errors.append(exc)
+                exhausted = True
+                return
+            unreachable.update(batch.unreachable)
+            batch.unreachable = unreachable
+            queue.extend((r, batch) for r in rows)
+
+        def ensure_refill() -> None:
+            nonlocal refill
+            if (refill is None or refill.done()) and not stop_claiming():
+                refill = asyncio.create_task(claim_next())
+
+        async def worker() -> None:
+            nonlocal handled
+            while True:
+                if len(queue) <= self.concurrency:  # running low: claim the next batch now
+                    ensure_refill()
+                while not queue:
+                    task = refill
+                    if task is None or (task.done() and stop_claiming()):
+                        return
+                    if task.done():
+                        ensure_refill()
+                        continue
+                    await asyncio.shield(task)
+                row, batch = queue.popleft()
+                try:
+                    await self.process(row, batch)
+                except Exception as exc:  # every row finishes; the first failure is raised at the end
+                    errors.append(exc)
+                handled += 1
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            if refill is not None and not refill.done():  # cancelled from outside: its rows wait out their lease
+                refill.cancel()
+        if errors:
+            raise errors[0]
+        return handled
 
     async def run_once(self) -> int:
         """Claim one batch, look up what it needs, send it with bounded concurrency."""
@@ -269,13 +362,18 @@ class Dispatcher:
         for r in rows:
             if r.channel != r.claimed_channel:
                 moved.setdefault(r.channel, []).append(r.id)
+        conn = db.conn()
+        # Plain SQL, not querysets: building a query of 256 parameters through the ORM cost more
+        # than running it (docs/benchmarks.md, "WeCom fan-out").
         for channel, ids in moved.items():  # sent where the person is bound: the row says so (hold, release)
-            await Outbox.filter(id__in=ids).update(channel=Channel(channel))
-        wanted = {a for a in addresses.values() if a}
+            marks = db.placeholders(len(ids), 2)
+            await conn.execute_query(db.sql("UPDATE outbox SET channel=? WHERE id IN (") + marks + ")", [channel, *ids])
+        wanted = sorted({a for a in addresses.values() if a})
         unreachable = set()
         if wanted:
-            found = await Unreachable.filter(address__in=sorted(wanted)).values_list("channel", "address")
-            unreachable = {(getattr(c, "value", c), a) for c, a in found}  # the enum as its plain value
+            statement = f"SELECT channel, address FROM unreachable WHERE address IN ({db.placeholders(len(wanted))})"
+            _, found = await conn.execute_query(statement, wanted)
+            unreachable = {(r["channel"], r["address"]) for r in found}
         keys = sorted({r.context["edit_of"] for r in rows if r.context.get("edit_of")})
         edits = dict(await Outbox.filter(dedupe_key__in=keys).values_list("dedupe_key", "provider_id")) if keys else {}
         return Batch(addresses, unreachable, edits)
@@ -300,11 +398,17 @@ class Dispatcher:
             else:
                 await self._dead(row, address, "unreachable", batch, alert=False)
             return
+        quota = self.quotas.get(row.channel)
+        if quota is not None and not await quota.take(self.clock.now()):
+            await self._over_quota(row, quota)
+            return
         limiter = self.limits.get(row.channel)
         slot = None
         if limiter is not None:
             slot = await limiter.acquire(address, MAX_HOLD)
             if slot is None:
+                if quota is not None:
+                    quota.give_back(self.clock.now())
                 # The recipient is busy (1 message/s per chat): come back later, no attempt used.
                 delay = max(limiter.wait_hint(address), 0.05)
                 await self._outcomes.write(
@@ -322,9 +426,13 @@ class Dispatcher:
                 if slot is not None:
                     limiter.release(slot)  # the limits count from the answer
         except SendError as exc:
+            if quota is not None and exc.kind not in MAYBE_SENT:
+                quota.give_back(self.clock.now())
             await self._failed(row, address, exc, limiter, batch)
             return
         except Exception as exc:  # a template or programming error: keep the row, say why
+            if quota is not None:
+                quota.give_back(self.clock.now())
             log.exception("outbox %s could not be composed or sent", row.id)
             await self._retry(row, f"error:{exc.__class__.__name__}", backoff(row.attempts))
             return
@@ -357,6 +465,17 @@ class Dispatcher:
         # A permanent error that is our fault says nothing about the recipient: dead-letter and
         # alert, but do not mark them unreachable.
         await self._dead(row, address, exc.kind, batch, alert=True, mark=exc.kind not in OUR_FAULT)
+
+    async def _over_quota(self, row: Claimed, quota: DailyQuota) -> None:
+        """The channel's quota for today is spent: the row waits for the next day (not lost), and
+        the admins are told once a day."""
+        now = self.clock.now()
+        await self._outcomes.write(OVER_QUOTA, [row.attempts - 1, next_day_starts(now), row.id])
+        day = f"{row.channel}:{china_day(now)}"
+        if day not in self._quota_alerted:
+            self._quota_alerted.add(day)
+            if await alert_quota_spent(row.channel, quota.daily, now):
+                log.warning("%s: the daily quota of %d messages is spent; the rest waits", row.channel, quota.daily)
 
     async def _retry(self, row: Claimed, kind: str, delay: float) -> None:
         await self._outcomes.write(RETRY, [kind[:255], self.clock.now() + timedelta(seconds=delay), row.id])
@@ -422,19 +541,23 @@ async def resolve_addresses(rows: list[Claimed]) -> dict[int, str | None]:
 async def chat_addresses(kind: str, ids: list[int]) -> dict[int, tuple[str, str]]:
     """Recipient id -> (channel, address) of the newest live binding on any chat channel."""
     # never a Telegram group's chat (a negative id); a WeCom userid may start with "-"
-    q = ChatBinding.filter(
-        Q(channel=Channel.WECOM) | ~Q(address__startswith="-"), channel__in=list(CHAT_CHANNELS), revoked_at=None
+    key, role = {
+        RecipientKind.INSPECTOR.value: ("inspector_id", Role.INSPECTOR.value),
+        RecipientKind.ENTITY.value: ("entity_id", Role.ENTITY.value),
+    }.get(kind, ("id", ""))
+    params: list = [*CHAT_CHANNELS, Channel.WECOM.value]
+    statement = (
+        f"SELECT {key} AS rid, channel, address FROM chat_binding WHERE channel IN (?, ?) AND revoked_at IS NULL "
+        "AND (channel = ? OR address NOT LIKE '-%')"
     )
-    if kind == RecipientKind.INSPECTOR.value:
-        q, key = q.filter(inspector_id__in=ids, role=Role.INSPECTOR), "inspector_id"
-    elif kind == RecipientKind.ENTITY.value:
-        q, key = q.filter(entity_id__in=ids, role=Role.ENTITY), "entity_id"
-    else:
-        q, key = q.filter(id__in=ids), "id"
-    return {
-        rid: (getattr(channel, "value", channel), address)
-        for rid, channel, address in await q.order_by("id").values_list(key, "channel", "address")
-    }
+    if role:
+        statement += " AND role = ?"
+        params.append(role)
+    conn = db.conn()
+    statement = db.sql(statement) + f" AND {key} IN ({db.placeholders(len(ids), len(params) + 1)}) ORDER BY id"
+    _, rows = await conn.execute_query(statement, [*params, *ids])
+    # ascending ids: a later binding of the same person overwrites an earlier one (the newest wins)
+    return {r["rid"]: (r["channel"], r["address"]) for r in rows}
 
 
 async def resolve_address(channel: str, kind: str, recipient_id: int) -> str | None:

@@ -62,6 +62,11 @@ class Settings:
     wecom_token: str = field(default="", repr=False)  # callback Token
     wecom_aes_key: str = field(default="", repr=False)  # callback EncodingAESKey (43 characters)
     wecom_api_url: str = ""  # empty = https://qyapi.weixin.qq.com
+    # licensed WeCom accounts: the application may send accounts x 200 messages (person-times) a
+    # day; the dispatcher counts them and holds the rest until the next day. 0: not counted.
+    wecom_accounts: int = 0
+    # bind a member whose userid the directory lacks by their mobile number (contacts API user/getuserid)
+    wecom_bind_by_mobile: bool = False
     public_url: str = "http://127.0.0.1:8080"
     telegram_mode: str = "polling"  # "polling" or "webhook" (served at {public_url}/telegram/webhook)
     web_host: str = "127.0.0.1"
@@ -147,6 +152,8 @@ class Settings:
             raise SettingsError("WECOM_CORP_ID needs WECOM_SECRET and a positive WECOM_AGENT_ID")
         if self.wecom_corp_id and (not self.wecom_token or len(self.wecom_aes_key) != 43):
             raise SettingsError("WECOM_CORP_ID needs WECOM_TOKEN and a 43-character WECOM_AES_KEY (callbacks)")
+        if self.wecom_accounts < 0:
+            raise SettingsError("WECOM_ACCOUNTS must be 0 (not counted) or the number of licensed accounts")
         if not self.database_url:
             object.__setattr__(self, "database_url", default_database_url(self.data_dir))
 
@@ -201,6 +208,8 @@ class Settings:
             wecom_token=env.get("WECOM_TOKEN", ""),
             wecom_aes_key=env.get("WECOM_AES_KEY", ""),
             wecom_api_url=env.get("WECOM_API_URL", ""),
+            wecom_accounts=_int(env, "WECOM_ACCOUNTS", 0),
+            wecom_bind_by_mobile=env.get("WECOM_BIND_BY_MOBILE", "").strip().lower() in ("1", "true", "yes"),
             public_url=env.get("INSPECTBOT_PUBLIC_URL", "http://127.0.0.1:8080"),
             telegram_mode=env.get("TELEGRAM_MODE", "polling"),
             web_host=env.get("INSPECTBOT_WEB_HOST", "127.0.0.1"),

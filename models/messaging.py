@@ -154,3 +154,34 @@ class Unreachable(Model):
     class Meta:
         table = "unreachable"
         unique_together = (("channel", "address"),)
+
+
+class WecomResponseCode(Model):
+    """The ``ResponseCode`` of the last press on a WeCom template card: it lets the card be
+    updated (``update_template_card``) once, within 72 hours of the press (WeCom's message
+    documentation). Stored, so that another instance or a restarted one can still update the
+    card; taken (deleted) when used, so it is used once (bot/channels/wecom.py)."""
+
+    id = fields.IntField(primary_key=True)
+    task_id = fields.CharField(max_length=128, unique=True)
+    userid = fields.CharField(max_length=64)
+    code = fields.CharField(max_length=128)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "wecom_response_code"
+
+
+class ChannelQuota(Model):
+    """Messages a channel's daily quota has granted (``day``: the provider's calendar day,
+    ``YYYY-MM-DD``), counted by the dispatchers of every instance (services/quota.py)."""
+
+    id = fields.IntField(primary_key=True)
+    channel = fields.CharField(max_length=16)
+    day = fields.CharField(max_length=10)
+    used = fields.IntField(default=0)
+    last_grant = fields.IntField(default=0)  # what the last reservation granted (read back atomically)
+
+    class Meta:
+        table = "channel_quota"
+        unique_together = (("channel", "day"),)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -180,6 +181,12 @@ async def requeue_waiting(binding: ChatBinding, conn) -> None:
 DIRECTORY_CHANNELS = frozenset({Channel.WECOM.value})
 
 
+_BIND_SQL = (
+    'INSERT INTO "chat_binding" ("channel", "address", "role", "inspector_id", "departments", "display_name", '
+    '"locale", "reachable", "created_at") VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) ON CONFLICT DO NOTHING RETURNING id'
+)
+
+
 async def bind_from_directory(channel: str, userid: str, now, conn) -> list[ChatBinding]:
     """Bind a WeCom member to the inspector whose directory row names their userid (the import's
     ``wecom_userid``), on their first event; [] when the directory does not know them — or when
@@ -191,18 +198,18 @@ async def bind_from_directory(channel: str, userid: str, now, conn) -> list[Chat
     )
     if inspector is None:
         return []
-    if await ChatBinding.filter(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn).exists():
-        return []
-    # Two first events of one member at once (two instances): the second insert does nothing, and
-    # finds the binding the first made, instead of failing its event on the unique key.
-    columns = ("channel", "address", "role", "inspector_id", "departments", "display_name", "locale", "reachable")
-    row = (channel, userid, Role.INSPECTOR.value, inspector.id, [], inspector.name[:64], "zh-CN", True)
-    await db.bulk_insert(
-        "chat_binding", (*columns, "created_at"), [(*row, now)], ignore_conflicts=True, connection=conn
+    # Two first events of one member at once (two instances): the second insert does nothing and
+    # returns no id, finds the binding the first made (instead of failing its event on the unique
+    # key), and leaves the audit record and the requeue to the one whose insert made it.
+    row = (channel, userid, Role.INSPECTOR.value, inspector.id, [], inspector.name[:64], "zh-CN", True, now)
+    made = await conn.execute_query_dict(
+        _BIND_SQL.format(*db.placeholders(len(row), connection=conn).split(", ")), [db.encode(v) for v in row]
     )
     binding = await ChatBinding.get(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn)
     if binding.inspector_id != inspector.id or binding.revoked_at is not None:
         return []
+    if not made:
+        return [binding]
     await requeue_waiting(binding, conn)
     await audit.append(
         "directory",
@@ -340,3 +347,46 @@ async def inspectors_with_chat(inspector_ids, conn=None) -> set[int]:
     if conn is not None:
         q = q.using_db(conn)
     return set(await q.values_list("inspector_id", flat=True))
+
+
+@dataclass
+class MobileMatch:
+    matched: int = 0  # inspectors given the WeCom userid their mobile number has
+    not_found: int = 0  # no member of the corp has their number
+    taken: int = 0  # the userid found is already another inspector's: left alone, for a person to look at
+
+
+async def match_wecom_by_mobile(lookup: Callable[[str], Awaitable[str | None]], clock: Clock) -> MobileMatch:
+    """Give each inspector with a mobile number but no WeCom userid the userid WeCom's contacts
+    hold for that number (``lookup``: the channel's ``user/getuserid``), so they are bound on
+    their first event like a userid imported with the directory. Each match is audited; a number
+    WeCom does not know leaves the inspector as they were (their events are refused politely)."""
+    outcome = MobileMatch()
+    todo = await (
+        Inspector.filter(wecom_userid=None, mobile__not_isnull=True)
+        .exclude(status=InspectorStatus.RETIRED)
+        .order_by("id")
+        .values_list("id", "cert_no", "mobile")
+    )
+    for inspector_id, cert_no, mobile in todo:
+        if not mobile:
+            continue
+        userid = await lookup(mobile)  # a SendError (no permission, limits) ends the run: retried next time
+        if userid is None:
+            outcome.not_found += 1
+            continue
+        async with db.transaction() as conn:
+            if await Inspector.filter(wecom_userid=userid).using_db(conn).exists():
+                outcome.taken += 1
+                continue
+            await Inspector.filter(id=inspector_id, wecom_userid=None).using_db(conn).update(wecom_userid=userid)
+            await audit.append(
+                "directory",
+                "inspector.wecom_matched",
+                f"inspector:{inspector_id}",
+                {"cert_no": cert_no, "userid": userid, "by": "mobile"},
+                clock.now(),
+                connection=conn,
+            )
+            outcome.matched += 1
+    return outcome

@@ -86,7 +86,9 @@ ERRMSG = {
     44004: "empty content",
     45002: "content size out of limit",
     45009: "api freq out of limit",
+    46004: "user no exist",
     47001: "data format error",
+    48002: "api forbidden",
     60011: "no privilege to access/modify contact/party/agent",
     60020: "not allow to access from your ip",
     81013: "user & party & tag all invalid",
@@ -143,6 +145,7 @@ class Member:
     userid: str
     name: str = ""
     state: str = "ok"  # ok | invalid (left the corp, or outside the app's visible range)
+    mobile: str = ""  # as the contacts hold it (mainland numbers without +86); user/getuserid finds it
     received: list[dict] = field(default_factory=list)  # what the application sent them
     sent: list[dict] = field(default_factory=list)  # what they did (text, button, location, image, enter)
     _sends: deque[float] = field(default_factory=deque, repr=False)
@@ -234,8 +237,10 @@ class WecomSimulator:
         enforce_limits: bool = True,
         timeout_delay: float = 30.0,
         now: Callable[[], float] = time.monotonic,
+        contacts_api: bool = True,
     ) -> None:
         self.corp_id = corp_id
+        self.contacts_api = contacts_api  # False: the application may not read the contacts (48002)
         self._secret = corp_secret
         self.agent_id = agent_id
         self.crypto = WecomCrypto(token, encoding_aes_key, corp_id)
@@ -411,6 +416,7 @@ class WecomSimulator:
         app.router.add_post("/cgi-bin/message/update_template_card", self._api(self._update_card))
         app.router.add_post("/cgi-bin/media/upload", self._api(self._upload))
         app.router.add_get("/cgi-bin/media/get", self._api(self._media_get))
+        app.router.add_post("/cgi-bin/user/getuserid", self._api(self._getuserid))
         app.router.add_get("/", self._page)
         app.router.add_get("/_sim/members", self._sim_members)
         app.router.add_get("/_sim/members/{userid}", self._sim_member)
@@ -484,6 +490,19 @@ class WecomSimulator:
         if not isinstance(body, dict):
             raise WecomError(47001)
         return body
+
+    async def _getuserid(self, request: web.Request) -> web.Response:
+        """``user/getuserid``: the userid of the member with this mobile number (46004: none)."""
+        if not self.contacts_api:
+            raise WecomError(48002)
+        body = await self._json(request)
+        mobile = body.get("mobile")
+        if set(body) != {"mobile"} or not isinstance(mobile, str) or not 0 < len(mobile) <= 32:
+            raise WecomError(40058, "mobile")
+        for member in self.members.values():
+            if member.mobile and member.mobile == mobile and member.state == "ok":
+                return web.json_response({"errcode": 0, "errmsg": "ok", "userid": member.userid})
+        raise WecomError(46004)
 
     async def _send(self, request: web.Request) -> web.Response:
         body = await self._json(request)

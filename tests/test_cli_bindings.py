@@ -62,3 +62,28 @@ async def test_wecom_coordinator_binds_a_userid_without_an_invite(db, capsys):
     assert b.role == Role.COORDINATOR and b.departments == ["370200SCJG"] and b.display_name == "王芳"
     assert not await ChatBinding.filter(address="li").exists()
     assert await AuditRecord.filter(action="binding.created").count() == 1
+
+
+async def test_wecom_mobiles_needs_the_setting_then_matches(db, capsys):
+    import dataclasses
+
+    from models.directory import Inspector
+    from simulators.wecom import WecomSimulator
+    from tests import builders
+    from tests.e2e.wecom_harness import wecom_settings
+
+    inspector = await builders.inspector(mobile="+8613800000001")
+    sim = WecomSimulator(enforce_limits=False)
+    await sim.start()
+    sim.member("li.si").mobile = "13800000001"
+    await dbmod.close()
+    try:
+        assert await bindings_cli.wecom_mobiles(argparse.Namespace(), db) == 2  # not enabled: nothing asked
+        assert "WECOM_BIND_BY_MOBILE" in capsys.readouterr().err and "/cgi-bin/user/getuserid" not in sim.calls
+        enabled = dataclasses.replace(wecom_settings(db, sim.url), wecom_bind_by_mobile=True)
+        assert await bindings_cli.wecom_mobiles(argparse.Namespace(), enabled) == 0
+        assert "匹配 1 人" in capsys.readouterr().out
+    finally:
+        await sim.stop()
+        await dbmod.init(db)
+    assert (await Inspector.get(id=inspector.id)).wecom_userid == "li.si"

@@ -7,9 +7,11 @@ stale (40014, 42001, 41001 — the call is then made again with the new token, o
 template card (:func:`card_for`) whose ``task_id`` is the provider id we record; a photo through
 ``media/upload`` then an ``image`` message; a document as a ``file``. An edit of a card (the
 answer to a press) is ``update_template_card`` with the press's ``response_code``, which WeCom
-gives only in the button event: the channel remembers the last one of each card (in memory,
-:data:`MAX_RESPONSE_CODES`); without one (a restart, another instance, a code already used) the
-new text goes as a new message instead. WeCom's errcodes map onto the retryable / permanent /
+gives only in the button event: the channel remembers the last one of each card in its
+``codes`` store — in production the database (``services.wecom_codes``: 72 hours, used once, so
+another instance or a restarted one can still update the card), else in memory
+(:class:`MemoryResponseCodes`); without one (expired, already used) the new text goes as a new
+message instead. WeCom's errcodes map onto the retryable / permanent /
 rate-limited classes (:func:`classify`).
 
 Inbound: the encrypted callback (``GET`` URL verification with ``echostr``; ``POST`` messages
@@ -30,6 +32,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -57,6 +60,8 @@ REPLACE_CHARS = 16
 MAX_BODY = 64 << 10  # a callback is a few hundred bytes
 MAX_SKEW = 300.0  # seconds a callback's timestamp may differ from our clock
 MAX_RESPONSE_CODES = 50_000
+NO_SUCH_USER = 46004  # user/getuserid: no member has this mobile number
+RESPONSE_CODE_TTL = 72 * 3600  # seconds: WeCom's validity of a card's ResponseCode
 MAX_SEEN = 10_000
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 STALE_TOKEN = frozenset({40014, 42001, 41001})
@@ -156,6 +161,34 @@ def task_id_for(address: str, text: str, now: float) -> str:
     return f"ib-{digest[:32]}"
 
 
+class ResponseCodes(Protocol):
+    """Where the channel keeps the last press's ``ResponseCode`` of each card (``now``: seconds)."""
+
+    async def remember(self, task_id: str, userid: str, code: str, now: float) -> None: ...
+
+    async def take(self, task_id: str, userid: str, now: float) -> str | None: ...
+
+
+class MemoryResponseCodes:
+    """This process only (tests, the benchmark): the newest :data:`MAX_RESPONSE_CODES` codes, 72 hours each."""
+
+    def __init__(self) -> None:
+        self._codes: OrderedDict[str, tuple[str, str, float]] = OrderedDict()
+
+    async def remember(self, task_id: str, userid: str, code: str, now: float) -> None:
+        self._codes[task_id] = (userid, code, now + RESPONSE_CODE_TTL)
+        self._codes.move_to_end(task_id)
+        while len(self._codes) > MAX_RESPONSE_CODES:
+            self._codes.popitem(last=False)
+
+    async def take(self, task_id: str, userid: str, now: float) -> str | None:
+        found = self._codes.get(task_id)
+        if found is None or found[0] != userid or found[2] <= now:
+            return None
+        del self._codes[task_id]
+        return found[1]
+
+
 class WecomChannel(HttpSession):
     """The WeCom :class:`~core.channel.Channel` (see the module docstring)."""
 
@@ -170,6 +203,7 @@ class WecomChannel(HttpSession):
         timeout: float = 10.0,
         pool_size: int = 64,
         now: Callable[[], float] = time.time,
+        codes: ResponseCodes | None = None,
     ) -> None:
         self.corp_id = settings.wecom_corp_id
         self._secret = settings.wecom_secret
@@ -185,7 +219,7 @@ class WecomChannel(HttpSession):
         self._token_lock = asyncio.Lock()
         self.token_fetches = 0
         self._query = ("", "")  # (token, "?access_token=…")
-        self._response_codes: OrderedDict[str, str] = OrderedDict()  # task_id -> its last press's code
+        self.codes: ResponseCodes = codes or MemoryResponseCodes()  # task_id -> its last press's code
         self._seen: OrderedDict[str, None] = OrderedDict()  # stored callbacks' keys (replays refused)
 
     def __repr__(self) -> str:  # never the secret
@@ -325,7 +359,7 @@ class WecomChannel(HttpSession):
     async def _edit(self, message: Outgoing) -> str:
         """Update a card after a press (``update_template_card``), or say it anew without a code."""
         task_id = message.edit_message_id or ""
-        code = self._response_codes.pop(task_id, None)
+        code = await self.codes.take(task_id, message.address, self.now())
         buttons = tuple(b for row in message.buttons for b in row)
         if code is not None:
             payload: dict = {"userids": [message.address], "agentid": self.agent_id, "response_code": code}
@@ -370,13 +404,24 @@ class WecomChannel(HttpSession):
             raise SendError("bad_response", retryable=True, detail="media/get returned no file")
         return data
 
+    async def userid_by_mobile(self, mobile: str) -> str | None:
+        """The member with this mobile number (contacts API ``user/getuserid``), None if there is
+        none; SendError when the application may not read the contacts. A mainland number goes
+        without its +86, as the contacts hold it."""
+        number = mobile[3:] if mobile.startswith("+86") else mobile
+        try:
+            body = await self.call("POST", "/cgi-bin/user/getuserid", json={"mobile": number})
+        except SendError as exc:
+            if exc.detail.startswith(f"errcode {NO_SUCH_USER}:"):
+                return None
+            raise
+        userid = body.get("userid")
+        return userid if isinstance(userid, str) and 0 < len(userid) <= 64 else None
+
     # -- receiving --
 
-    def remember_press(self, task_id: str, response_code: str) -> None:
-        self._response_codes[task_id] = response_code
-        self._response_codes.move_to_end(task_id)
-        while len(self._response_codes) > MAX_RESPONSE_CODES:
-            self._response_codes.popitem(last=False)
+    async def remember_press(self, task_id: str, userid: str, response_code: str) -> None:
+        await self.codes.remember(task_id, userid, response_code, self.now())
 
     def open_callback(self, query, body: bytes) -> str:
         """The decrypted XML of a POSTed callback; WecomCryptoError / ValueError if it is not genuine."""
@@ -415,11 +460,11 @@ class WecomChannel(HttpSession):
         if event.external_id in self._seen:
             log.warning("wecom callback: replay of %s refused", event.external_id)
             raise web.HTTPForbidden()
-        if event.kind == EventKind.BUTTON and event.callback_id:
-            self.remember_press(event.message_id, event.callback_id)
         if self.on_event is None:
             raise web.HTTPServiceUnavailable()
         try:
+            if event.kind == EventKind.BUTTON and event.callback_id:  # kept before the event is stored
+                await self.remember_press(event.message_id, event.sender, event.callback_id)
             await self.on_event(event)
         except Exception as exc:
             not_stored(log, exc, "wecom callback: event %s not stored, answered 503", event.external_id)

@@ -3,6 +3,9 @@
 off-schedule draw's ``--confirmed-by`` names.
 ``inspectbot bindings wecom-coordinator USERID --department CODE [--name NAME]``: bind a
 coordinator's WeCom userid directly (WeCom already says who the member is: no invite travels).
+``inspectbot bindings wecom-mobiles``: where the deployment allows it (``WECOM_BIND_BY_MOBILE``: the
+application may read the contacts), give inspectors without a WeCom userid the one WeCom's contacts
+hold for their mobile number (``user/getuserid``); they are then bound on their first event.
 
 Before issue 13 an invite opened in a group bound the group's chat, so every member acted with
 the role. Invites are now refused in groups and groups act for nobody; this one-off command
@@ -13,7 +16,9 @@ from __future__ import annotations
 
 import sys
 
+from bot.channels.wecom import WecomChannel
 from core import db
+from core.channel import SendError
 from core.clock import SYSTEM
 from core.render import text
 from models.messaging import Channel
@@ -22,6 +27,7 @@ from services.identity import (
     bind_coordinator,
     coordinator_bindings,
     group_bindings,
+    match_wecom_by_mobile,
     revoke_group_bindings,
 )
 
@@ -39,6 +45,10 @@ def register(sub) -> None:
     w.add_argument("--department", action="append", required=True, help="department code (repeatable)")
     w.add_argument("--name", default="", help="the name shown in alerts and lists")
     w.set_defaults(func=wecom_coordinator)
+    m = group.add_parser(
+        "wecom-mobiles", help="match inspectors without a WeCom userid by mobile number (needs WECOM_BIND_BY_MOBILE)"
+    )
+    m.set_defaults(func=wecom_mobiles)
 
 
 async def groups(args, settings) -> int:
@@ -88,5 +98,25 @@ async def wecom_coordinator(args, settings) -> int:
             channel="wecom",
             departments=list(b.departments),
         )
+    )
+    return 0
+
+
+async def wecom_mobiles(args, settings) -> int:
+    if not settings.wecom_corp_id or not settings.wecom_bind_by_mobile:
+        print(text("wecom_mobiles_disabled", settings.locale), file=sys.stderr)
+        return 2
+    channel = WecomChannel(settings)
+    try:
+        async with db.opened(settings):
+            try:
+                found = await match_wecom_by_mobile(channel.userid_by_mobile, SYSTEM)
+            except SendError as exc:
+                print(text("wecom_mobiles_refused", settings.locale, reason=exc.kind), file=sys.stderr)
+                return 1
+    finally:
+        await channel.stop()
+    print(
+        text("wecom_mobiles_done", settings.locale, matched=found.matched, missing=found.not_found, taken=found.taken)
     )
     return 0

@@ -159,7 +159,7 @@ async def test_an_edit_updates_the_pressed_card_or_is_sent_anew(pair):
     assert sim.member("alice").received[-1]["msgtype"] == "text"
     # a press gives a response code; the edit then updates the card in place
     sim.response_codes["c0de"] = ("alice", task_id, clock_far(sim))
-    channel.remember_press(task_id, "c0de")
+    await channel.remember_press(task_id, "alice", "c0de")
     await channel.send(Outgoing("alice", "已接受\n第 1 号", ((Button("回避", "r:1"),),), edit_message_id=task_id))
     update = sim.member("alice").received[-1]
     assert update["msgtype"] == "update" and [b["key"] for b in update["card"]["button_list"]] == ["r:1"]

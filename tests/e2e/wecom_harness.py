@@ -15,6 +15,7 @@ from bot.web import make_app
 from core.clock import FakeClock
 from core.ratelimit import RateLimiter
 from core.settings import Settings
+from services.wecom_codes import DbResponseCodes
 from simulators.wecom import DEV_AES_KEY, DEV_AGENT_ID, DEV_CORP_ID, DEV_SECRET, DEV_TOKEN, WecomSimulator
 
 
@@ -49,7 +50,7 @@ async def wecom_spine(settings: Settings, *, clock=None, limiter: RateLimiter | 
     await sim.start()
     settings = wecom_settings(settings, sim.url)
     rt = Runtime(settings=settings, clock=clock)
-    channel = WecomChannel(settings, on_event=rt.on_event, timeout=3.0)
+    channel = WecomChannel(settings, on_event=rt.on_event, timeout=3.0, codes=DbResponseCodes())
     rt.channels = {"wecom": channel}
     dispatcher = Dispatcher(
         rt.channels,
