@@ -22,15 +22,16 @@ from tortoise.transactions import in_transaction
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import NOTE_LIMIT
+from domain.refs import Ref, inspection_ref
 from domain.surveys import next_allowed_send
 from models.directory import Conflict, Entity, Inspector, InspectorStatus, Item
 from models.draws import Draw, Inspection
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
-from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus, Review
+from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus
 from services import audit
 from services.alerts import raise_alert
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError, plan_spec
+from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import is_working_day
 
@@ -257,7 +258,7 @@ async def record_reinspection(
     async with _transaction(conn) as c:
         row = await Rectification.filter(id=rectification_id).using_db(c).select_for_update().first()
         if row is None or row.inspector_id != inspector_id:
-            raise OnsiteError("recheck_not_found", id=rectification_id)
+            raise OnsiteError("recheck_not_found", ref="")
         ctx = await _context(row, c)
         ctx.pop("_entity")
         if row.status != RectificationStatus.REINSPECTING:
@@ -296,12 +297,29 @@ async def record_reinspection(
         return status.value, {**ctx, "status": status.value}
 
 
+async def rectification_on(inspector_id: int | None, ref: Ref, conn=None) -> int:
+    """The re-inspection the inspector means by the inspection's public reference: the one assigned
+    to them (a corrected result supersedes the open order, so there is at most one under way), else
+    their latest on it (answered "already recorded"). Someone else's: ``recheck_not_found``."""
+    insp = await inspection_at(ref, conn)
+    rows = (
+        await Rectification.filter(inspection_id=insp.id, inspector_id=inspector_id)
+        .using_db(conn)
+        .order_by("-id")
+        .values_list("id", "status")
+    )
+    if inspector_id is None or not rows:
+        raise OnsiteError("recheck_not_found", ref=inspection_ref(str(ref.draw_ref), ref.no))
+    live = [r for r in rows if r[1] == RectificationStatus.REINSPECTING]
+    return int((live or rows)[0][0])
+
+
 async def refer_serious(
-    binding: ChatBinding, review_id: int, reason: str, *, now: datetime, conn=None
+    binding: ChatBinding, inspection_id: int, reason: str, *, now: datetime, conn=None
 ) -> tuple[str, dict]:
     """A serious finding: a coordinator of the plan's departments (or an admin) flags the
-    inspection under review ``review_id`` for case referral (移送立案), with a reason, without
-    waiting for a rectification deadline. Once per inspection."""
+    inspection for case referral (移送立案), with a reason, without waiting for a rectification
+    deadline. Once per inspection; the inspection must have a result under review or published."""
     now = _utc(now)
     reason = reason.strip()
     if not reason:
@@ -309,18 +327,15 @@ async def refer_serious(
     if len(reason) > NOTE_LIMIT:
         raise OnsiteError("reason_too_long", limit=NOTE_LIMIT)
     async with _transaction(conn) as c:
-        review = await Review.filter(id=review_id).using_db(c).first()
-        if review is None:
-            raise OnsiteError("review_not_found", id=review_id)
-        row = await Publication.filter(inspection_id=review.inspection_id).using_db(c).select_for_update().first()
-        insp = await Inspection.get(id=review.inspection_id).using_db(c)
+        row = await Publication.filter(inspection_id=inspection_id).using_db(c).select_for_update().first()
+        insp = await Inspection.get(id=inspection_id).using_db(c)
         draw = await Draw.get(id=insp.draw_id).using_db(c).prefetch_related("plan")
         departments = set(draw.plan.departments)
         allowed = binding.role == Role.ADMIN or (
             binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
         )
         if not allowed or row is None:
-            raise OnsiteError("review_not_found", id=review_id)
+            raise OnsiteError("review_not_found", ref=inspection_ref(draw.draw_ref, insp.no))
         entity = await Entity.get(id=insp.entity_id).using_db(c)
         ctx = {
             "inspection": insp.id,
@@ -328,7 +343,6 @@ async def refer_serious(
             "draw_ref": draw.draw_ref,
             "plan": draw.plan.name,
             "entity": entity.name,
-            "review": review.id,
         }
         if row.referred_at is not None:
             return "already_referred", ctx

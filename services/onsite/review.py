@@ -21,6 +21,7 @@ from tortoise.transactions import in_transaction
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import REASON_LIMIT, ResultStatus
+from domain.refs import Ref, inspection_ref
 from models.draws import Draw, Inspection
 from models.messaging import ChatBinding, RecipientKind, Role
 from models.onsite import Result
@@ -29,7 +30,7 @@ from services import audit
 from services.alerts import raise_alert
 from services.onsite.notice import issue_notice
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError, plan_spec
+from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import _at, add_working_days, is_working_day
 
@@ -131,6 +132,18 @@ def _may_review(binding: ChatBinding, departments: set[str]) -> bool:
     return binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
 
 
+async def review_on(ref: Ref, conn=None) -> int:
+    """The review the commands mean by an inspection's public reference: its pending review (a new
+    review closes the one before it, so there is at most one), else its latest (answered "already
+    decided"). None at all: ``review_not_found``."""
+    insp = await inspection_at(ref, conn)
+    rows = await Review.filter(inspection_id=insp.id).using_db(conn).order_by("-id").values_list("id", "status")
+    if not rows:
+        raise OnsiteError("review_not_found", ref=inspection_ref(str(ref.draw_ref), ref.no))
+    pending = [r for r in rows if r[1] == ReviewStatus.PENDING]
+    return int((pending or rows)[0][0])
+
+
 async def decide_review(
     binding: ChatBinding,
     review_id: int,
@@ -157,14 +170,15 @@ async def decide_review(
     async with _transaction(conn) as c:
         review = await Review.filter(id=review_id).using_db(c).select_for_update().first()
         if review is None:
-            raise OnsiteError("review_not_found", id=review_id)
+            raise OnsiteError("review_not_found", ref="")
         insp = await Inspection.get(id=review.inspection_id).using_db(c)
         draw = await Draw.get(id=insp.draw_id).using_db(c).prefetch_related("plan")
+        ref = inspection_ref(draw.draw_ref, insp.no)
         if not _may_review(binding, set(draw.plan.departments)):
-            raise OnsiteError("review_not_found", id=review_id)
+            raise OnsiteError("review_not_found", ref=ref)
         team = await _team(insp.id, c)
         if {a.inspector_id for a in team} & await _people(binding, c):
-            raise OnsiteError("review_own_team", id=review_id)
+            raise OnsiteError("review_own_team", ref=ref)
         shown = {**await _context(insp, c), "review": review.id, "comment": comment or review.comment}
         if review.status != ReviewStatus.PENDING:
             return "already_decided", {**shown, "status": review.status.value}

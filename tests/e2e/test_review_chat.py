@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from models.alerts import Alert
+from models.draws import Inspection
 from models.messaging import ChatBinding, Role
 from models.onsite import Correction, Result
 from models.publication import Publication, Review, ReviewStatus
@@ -40,8 +41,10 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         await _record(chat, rid, "冷藏柜温度 12℃，超标")
         review = await Review.get(result_id=rid)
         assert review.status == ReviewStatus.PENDING
+        insp = await Inspection.get(id=lead.inspection_id).prefetch_related("draw")
+        ref = f"{insp.draw.draw_ref}/{insp.no}"  # the public reference names the review (issue 18)
         asked = coordinator.new()[-1].text
-        assert "待审核" in asked and f"/approve {review.id}" in asked
+        assert "待审核" in asked and f"/approve {ref}" in asked and f"#{review.id}" not in asked
         pub = await Publication.get(inspection_id=lead.inspection_id)
         assert pub.published_at is None and pub.result_id is None
         uscc = lead.inspection.entity.uscc
@@ -54,11 +57,13 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         await eventually(lambda: ChatBinding.filter(address=str(mate_chat.user.id), role=Role.COORDINATOR).exists())
         await mate_chat.settle()
         mate_chat.new()
-        assert "不能审核本组" in (await mate_chat.command("approve", str(review.id)))[-1].text
+        assert "不能审核本组" in (await mate_chat.command("approve", ref))[-1].text
         elsewhere = await bind_coordinator(s, "WSJ")
-        assert "没有找到审核" in (await elsewhere.command("approve", str(review.id)))[-1].text
-        assert "退回须写明意见" in (await coordinator.command("return", str(review.id)))[-1].text
+        assert "没有待审核的结果" in (await elsewhere.command("approve", ref))[-1].text
+        assert "退回须写明意见" in (await coordinator.command("return", ref))[-1].text
         assert "用法" in (await coordinator.command("approve", "abc"))[-1].text
+        assert "完整的检查编号" in (await coordinator.command("approve", str(insp.no)))[-1].text  # a bare number
+        assert "没有找到检查" in (await coordinator.command("approve", f"{insp.draw.draw_ref}/999"))[-1].text
         assert (await Review.get(id=review.id)).status == ReviewStatus.PENDING
 
         # the review deadline: reminded halfway, escalated at the deadline, each once
@@ -75,14 +80,16 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         assert overdue.departments == [] and overdue.context["review"] == review.id  # to the admins
 
         # returned with a comment: the lead is told, corrects, a coordinator approves the correction
-        returned = (await coordinator.command("return", f"{review.id} 第2项缺少温度计照片，请复核"))[-1]
+        returned = (await coordinator.command("return", f"{insp.draw.draw_ref} {insp.no} 第2项缺少温度计照片，请复核"))[
+            -1
+        ]
         assert "已退回" in returned.text
-        assert "已处理过" in (await coordinator.command("approve", str(review.id)))[-1].text
+        assert "已处理过" in (await coordinator.command("approve", ref))[-1].text
         told = chat.new()
         await s.deliver()
         told += chat.new()
         assert any("审核退回" in m.text and "缺少温度计照片" in m.text for m in told)
-        shown = (await chat.command("result", str(lead.id)))[-1]
+        shown = (await chat.command("result", ref))[-1]
         await chat.press(shown, f"fnd:fix:{rid}")
         draft = (await chat.say("按审核意见复核第2项"))[-1]
         new = await Result.get(supersedes_id=rid)

@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from domain import refs
 from models.alerts import Alert
 from models.audit import AuditRecord
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
-from models.draws import Assignment, Draw, Firing
+from models.draws import Assignment, Draw, Firing, Inspection
 from models.messaging import Outbox
 from models.publication import Notice, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
@@ -56,6 +57,20 @@ async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
     assert first.status == RectificationStatus.REINSPECTING and first.inspector_id == lead.inspector_id
     assigned = await Outbox.get(dedupe_key=f"rectification:{first.id}:assigned")
     assert assigned.recipient_id == lead.inspector_id and assigned.context["rectification"] == first.id
+
+    # the chat names it by the inspection's public reference, never the internal id (issue 18)
+    drawn = await Inspection.get(id=bad.id).prefetch_related("draw")
+    ref = refs.parse(f"{drawn.draw.draw_ref}/{drawn.no}")
+    assert ref is not None and await followup.rectification_on(lead.inspector_id, ref) == first.id
+    assert await review.review_on(ref) == (await Review.filter(inspection_id=bad.id).order_by("-id").first()).id
+    for who, typed, code in (
+        (lead.inspector_id, str(drawn.no), "ref_needs_draw"),
+        (lead.inspector_id, f"{drawn.draw.draw_ref}/999", "inspection_ref_not_found"),
+        (None, f"{drawn.draw.draw_ref}/{drawn.no}", "recheck_not_found"),
+    ):
+        with pytest.raises(OnsiteError) as wrong:
+            await followup.rectification_on(who, refs.parse(typed))  # type: ignore[arg-type]
+        assert wrong.value.code == code
 
     # only the assigned re-inspector records; an unknown word is refused
     mate = await Assignment.filter(inspection_id=bad.id).order_by("-seat").first()
@@ -142,15 +157,15 @@ async def test_a_serious_finding_is_referred_at_once(db, tmp_path):
     pending = await Review.get(result_id=result.id)
     other = await coordinator("901", departments=("WSJ",))
     with pytest.raises(OnsiteError) as missing:
-        await followup.refer_serious(other, pending.id, "使用过期原料", now=NOON)
+        await followup.refer_serious(other, pending.inspection_id, "使用过期原料", now=NOON)
     assert missing.value.code == "review_not_found"
     reviewer = await coordinator("900")
     with pytest.raises(OnsiteError) as empty:
-        await followup.refer_serious(reviewer, pending.id, "  ", now=NOON)
+        await followup.refer_serious(reviewer, pending.inspection_id, "  ", now=NOON)
     assert empty.value.code == "refer_reason_empty"
-    code, shown = await followup.refer_serious(reviewer, pending.id, "使用过期原料，涉嫌违法", now=NOON)
+    code, shown = await followup.refer_serious(reviewer, pending.inspection_id, "使用过期原料，涉嫌违法", now=NOON)
     assert code == "referred" and shown["no"] == insp.no
-    again, _ = await followup.refer_serious(reviewer, pending.id, "再次", now=NOON)
+    again, _ = await followup.refer_serious(reviewer, pending.inspection_id, "再次", now=NOON)
     assert again == "already_referred"
     alert = await Alert.get(kind="case_referral")
     assert alert.context["why"] == "serious" and alert.departments == ["SCJG"]
