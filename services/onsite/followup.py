@@ -21,12 +21,13 @@ from tortoise.transactions import in_transaction
 
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
-from domain.onsite import NOTE_LIMIT
+from domain.onsite import NOTE_LIMIT, Verdict
 from domain.refs import Ref, inspection_ref
 from domain.surveys import next_allowed_send
 from models.directory import Conflict, Entity, Inspector, InspectorStatus, Item
 from models.draws import Draw, Inspection
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from models.onsite import Finding, Result
 from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus
 from services import audit
 from services.alerts import raise_alert
@@ -336,31 +337,60 @@ async def refer_serious(
         )
         if not allowed or row is None:
             raise OnsiteError("review_not_found", ref=inspection_ref(draw.draw_ref, insp.no))
-        entity = await Entity.get(id=insp.entity_id).using_db(c)
-        ctx = {
-            "inspection": insp.id,
-            "no": insp.no,
-            "draw_ref": draw.draw_ref,
-            "plan": draw.plan.name,
-            "entity": entity.name,
-        }
         if row.referred_at is not None:
-            return "already_referred", ctx
-        await Publication.filter(id=row.id).using_db(c).update(referred_at=now, referral_reason=reason)
-        await audit.append(
-            f"binding:{binding.id}",
-            "case.referred",
-            f"inspection:{insp.id}",
-            {"why": "serious", "reason": reason},
-            now,
-            connection=c,
-        )
-        await raise_alert(
-            f"inspection:{insp.id}:referral",
-            "case_referral.j2",
-            {**ctx, "why": "serious", "note": reason, "rectification": "", "due_on": ""},
-            departments,
-            now,
-            connection=c,
-        )
+            return "already_referred", await _referral_context(insp, draw, c)
+        ctx = await _refer(insp, draw, row, reason, f"binding:{binding.id}", now, c)
         return "referred", ctx
+
+
+async def _referral_context(insp: Inspection, draw: Draw, conn) -> dict:
+    entity = await Entity.get(id=insp.entity_id).using_db(conn)
+    return {
+        "inspection": insp.id,
+        "no": insp.no,
+        "draw_ref": draw.draw_ref,
+        "plan": draw.plan.name,
+        "entity": entity.name,
+    }
+
+
+async def _refer(insp: Inspection, draw: Draw, row: Publication, reason: str, actor: str, now: datetime, conn) -> dict:
+    """Flag the inspection for case referral (移送立案) as a serious finding: the publication row (locked
+    by the caller, not yet referred) records it, the audit chain and the plan's coordinators are told."""
+    ctx = await _referral_context(insp, draw, conn)
+    await Publication.filter(id=row.id).using_db(conn).update(referred_at=now, referral_reason=reason)
+    await audit.append(
+        actor, "case.referred", f"inspection:{insp.id}", {"why": "serious", "reason": reason}, now, connection=conn
+    )
+    await raise_alert(
+        f"inspection:{insp.id}:referral",
+        "case_referral.j2",
+        {**ctx, "why": "serious", "note": reason, "rectification": "", "due_on": ""},
+        set(draw.plan.departments),
+        now,
+        connection=conn,
+    )
+    return ctx
+
+
+async def refer_serious_findings(result_id: int, now: datetime, conn) -> bool:
+    """A result of record with items its inspectors marked serious (严重, ``Finding.serious``) flags
+    the inspection for case referral at once, the items and their notes as the (internal) reason.
+    Called when its review opens; once per inspection (coordinators may still ``/refer``)."""
+    marked = (
+        await Finding.filter(result_id=result_id, serious=True, verdict=Verdict.FAIL)
+        .using_db(conn)
+        .order_by("position")
+        .values_list("position", "item_code", "note")
+    )
+    if not marked:
+        return False
+    result = await Result.get(id=result_id).using_db(conn)
+    row = await Publication.filter(inspection_id=result.inspection_id).using_db(conn).select_for_update().first()
+    if row is None or row.referred_at is not None:
+        return False
+    insp = await Inspection.get(id=result.inspection_id).using_db(conn)
+    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    reason = "；".join(f"{pos + 1}. {code}" + (f"：{note}" if note else "") for pos, code, note in marked)
+    await _refer(insp, draw, row, reason[:NOTE_LIMIT], "system", now, conn)
+    return True

@@ -28,6 +28,7 @@ from models.onsite import Result
 from models.publication import Publication, Review, ReviewStatus
 from services import audit
 from services.alerts import raise_alert
+from services.onsite.followup import refer_serious_findings
 from services.onsite.notice import issue_notice
 from services.onsite.results import _team
 from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, plan_spec
@@ -60,10 +61,10 @@ async def _context(insp: Inspection, conn) -> dict:
     }
 
 
-async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI, conn) -> Review:
+async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI, ask: bool = True, conn) -> Review:
     """A result became the result of record: open its review (closing any earlier one still
     pending), record the inspection's publication deadline on its first submission, and ask
-    the plan's coordinators to review."""
+    the plan's coordinators to review (unless ``ask`` is false: the caller decides it at once)."""
     insp = await Inspection.get(id=result.inspection_id).using_db(conn)
     draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
     spec = await plan_spec(draw, conn)
@@ -90,6 +91,7 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
             due_on=add_working_days(today, spec.publication.working_days),
             using_db=conn,
         )
+    await refer_serious_findings(result.id, now, conn)  # items the inspectors marked 严重
     context = {
         **await _context(insp, conn),
         "review": review.id,
@@ -104,10 +106,23 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
         now,
         connection=conn,
     )
-    await raise_alert(
-        f"review:{review.id}", "review_requested.j2", context, set(draw.plan.departments), now, connection=conn
-    )
+    if ask:
+        await raise_alert(
+            f"review:{review.id}", "review_requested.j2", context, set(draw.plan.departments), now, connection=conn
+        )
     return review
+
+
+async def may_review_at_once(binding: ChatBinding, inspection_id: int, team_ids: set[int], conn) -> bool:
+    """Whether approving a correction can count as the new review too: the inspection's latest review
+    was returned (this correction answers it) and the approver is eligible to review it (a coordinator
+    of the plan's departments, or an admin, not on the team)."""
+    last = await Review.filter(inspection_id=inspection_id).using_db(conn).order_by("-id").first()
+    if last is None or last.status != ReviewStatus.RETURNED:
+        return False
+    insp = await Inspection.get(id=inspection_id).using_db(conn)
+    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    return _may_review(binding, set(draw.plan.departments)) and not team_ids & await _people(binding, conn)
 
 
 # --- the reviewer's decision ----------------------------------------------------------------------

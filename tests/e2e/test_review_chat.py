@@ -98,7 +98,12 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         summary = (await chat.press(note, f"fnd:skip:{new.id}:1"))[-1]
         await chat.press(summary, f"fnd:submit:{new.id}")
         corr = await Correction.get(original_id=rid)
-        await coordinator.press(last_with(coordinator.new(), f"cor:ok:{corr.id}"), f"cor:ok:{corr.id}")
+        # approved by a coordinator who was on the team: not eligible to review, so a new review opens
+        # (an eligible approver's approval would count as the review too: test_publication.py)
+        await s.deliver()
+        asked_mate = last_with(mate_chat.s.sim.messages(mate_chat.user), f"cor:ok:{corr.id}")
+        decided = [m.text for m in await mate_chat.press(asked_mate, f"cor:ok:{corr.id}")]
+        assert any("已批准更正" in t and "已公示" not in t for t in decided), decided
         second = await Review.get(result_id=new.id)
         assert second.status == ReviewStatus.PENDING
         assert [i.result for i in (await public.entity_page(uscc, s.clock.now())).inspections.rows] == ["pending"]
@@ -128,4 +133,26 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         done = await actions()
         assert done["review.opened"] == 2 and done["review.returned"] == 1 and done["review.approved"] == 1
         assert done["result.published"] == 1 and done["review.reminded"] == 1 and done["review.escalated"] == 1
+        assert (await audit.verify())[1] is None
+
+
+async def test_an_item_marked_serious_flags_the_case_for_referral(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        lead, _, chat, _ = await lead_and_mate(s, tmp_path)
+        await bind_coordinator(s)
+        first = (await chat.command("result"))[-1]
+        rid = (await Result.get(inspection_id=lead.inspection_id)).id
+        note1 = (await chat.press(first, f"fnd:pass:{rid}:0"))[-1]
+        second = (await chat.press(note1, f"fnd:skip:{rid}:0"))[-1]
+        await chat.press(second, f"fnd:serious:{rid}:1")  # 「严重不合格」
+        summary = (await chat.say("使用过期原料加工食品"))[-1]
+        assert "（严重）" in summary.text
+        assert await Publication.filter(inspection_id=lead.inspection_id).count() == 0  # not yet submitted
+        assert "检查结果已提交" in (await chat.press(summary, f"fnd:submit:{rid}"))[-1].text
+        pub = await Publication.get(inspection_id=lead.inspection_id)
+        assert pub.referred_at is not None and "使用过期原料" in pub.referral_reason
+        alert = await Alert.get(kind="case_referral")
+        assert alert.context["why"] == "serious" and alert.departments == ["SCJG"]
+        done = await actions()
+        assert done["finding.serious"] == 1 and done["case.referred"] == 1
         assert (await audit.verify())[1] is None
