@@ -394,3 +394,25 @@ async def refer_serious_findings(result_id: int, now: datetime, conn) -> bool:
     reason = "；".join(f"{pos + 1}. {code}" + (f"：{note}" if note else "") for pos, code, note in marked)
     await _refer(insp, draw, row, reason[:NOTE_LIMIT], "system", now, conn)
     return True
+
+
+async def reinspections_for(inspector_id: int, conn=None) -> list[dict]:
+    """The re-inspections (复查) assigned to the inspector and not yet recorded, as /tasks lists them
+    (the public reference, the firm and its address, the rectification deadline), oldest first."""
+    rows = (
+        await Rectification.filter(inspector_id=inspector_id, status=RectificationStatus.REINSPECTING)
+        .using_db(conn)
+        .order_by("due_on", "id")
+    )
+    shown = []
+    for row in rows:
+        ctx = await _context(row, conn)
+        shown.append(
+            {
+                "ref": inspection_ref(ctx["draw_ref"], ctx["no"]),
+                "entity": {"name": ctx["entity"], "address": ctx["address"]},
+                "due_on": ctx["due_on"],
+                "reinspection": True,
+            }
+        )
+    return shown

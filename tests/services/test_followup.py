@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from core.render import render
 from domain import refs
+from domain.refs import inspection_ref
 from models.alerts import Alert
 from models.audit import AuditRecord
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
@@ -17,7 +19,7 @@ from models.draws import Assignment, Draw, Firing, Inspection
 from models.messaging import Outbox
 from models.publication import Notice, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
-from services import audit, credit, public
+from services import audit, credit, public, tasks
 from services.onsite import followup, review
 from services.onsite.shared import OnsiteError
 from tests.services.publication_world import ZONE, coordinator, inspections, submitted
@@ -57,6 +59,14 @@ async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
     assert first.status == RectificationStatus.REINSPECTING and first.inspector_id == lead.inspector_id
     assigned = await Outbox.get(dedupe_key=f"rectification:{first.id}:assigned")
     assert assigned.recipient_id == lead.inspector_id and assigned.context["rectification"] == first.id
+
+    # the re-inspector sees it in /tasks, first, with the command to record it
+    listed = await tasks.open_tasks(lead.inspector_id, at(date(2026, 12, 25)), ZONE)
+    drawn_ref = inspection_ref((await Draw.get(id=bad.draw_id)).draw_ref, bad.no)
+    assert listed[0]["reinspection"] and listed[0]["ref"] == drawn_ref and listed[0]["due_on"] == "2026-12-25"
+    for locale, word in (("zh-CN", "复查（整改期限 2026-12-25）"), ("en", "re-inspection (rectification deadline")):
+        shown = render("messages/tasks.j2", locale, items=listed, page=1, pages=1, total=len(listed), first=1)
+        assert word in shown and f"/recheck {drawn_ref}" in shown and "#" not in shown
 
     # the chat names it by the inspection's public reference, never the internal id (issue 18)
     drawn = await Inspection.get(id=bad.id).prefetch_related("draw")
