@@ -630,9 +630,12 @@ class Demo:
         (/approve); the firm gets its notice (SMS, PDF on its page) and a 不合格 result its
         rectification order."""
         coordinator = self.users["coordinator"]
-        for pending in await Review.filter(status=ReviewStatus.PENDING).order_by("id"):
+        pending = Review.filter(status=ReviewStatus.PENDING).order_by("id").prefetch_related("inspection__draw")
+        for row in await pending:
             before = await self.events()
-            self.tg.send_command(coordinator, "approve", str(pending.id))
+            self.tg.send_command(
+                coordinator, "approve", inspection_ref(row.inspection.draw.draw_ref, row.inspection.no)
+            )
             await self.handled(before)
         await self.settle()
         for notice in await Notice.all().order_by("id").prefetch_related("inspection__entity"):

@@ -84,7 +84,9 @@ OFF_SCHEDULE = Family("ofs", {"ask", "cancel", "yes", "no"})  # an off-schedule 
 BEACON = Family("bcn", {"yes", "no"})  # values typed for a beacon, confirmed by a second coordinator
 REJECTION = Family("rjt", {"ask", "confirm", "cancel"})
 ALERT = Family("alr", {"ack"})
-FINDINGS = Family("fnd", {"open", "pass", "fail", "na", "edit", "skip", "submit", "confirm", "fix", "nofix", "lead"})
+FINDINGS = Family(
+    "fnd", {"open", "pass", "fail", "serious", "na", "edit", "skip", "submit", "confirm", "fix", "nofix", "lead"}
+)
 CORRECTION = Family("cor", {"ok", "no"})
 REVIEW = Family("rev", {"ok"})
 CHECKIN = Family("chk", {"at"})

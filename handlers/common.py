@@ -63,3 +63,16 @@ async def typed_assignment(ctx: Context, usage: str, *, required: bool = False) 
     except AssignmentError as exc:
         await Replier(ctx)("refused.j2", {"code": exc.code, "params": exc.params})
         return ANSWERED
+
+
+def split_ref(argument: str) -> tuple[refs.Ref | None, str]:
+    """A command's leading inspection reference and the rest of its argument (a comment, a reason).
+    The reference may be typed with a blank before its number (``P1/2026-12-01 7``)."""
+    words = argument.strip().split(None, 2)
+    if not words:
+        return None, ""
+    if (one := refs.parse(words[0])) is not None:
+        return one, argument.strip()[len(words[0]) :].strip()
+    if len(words) >= 2 and (two := refs.parse(f"{words[0]} {words[1]}")) is not None:
+        return two, words[2] if len(words) == 3 else ""
+    return None, ""

@@ -19,6 +19,7 @@ from handlers.router import button, command, on
 from models.directory import ConflictType
 from models.messaging import Role
 from services import assignments, chatstate, recusals
+from services import tasks as tasks_service
 from services.assignments import RECUSAL_TYPES, AssignmentError
 from services.inbound import Context
 from services.scope import page_of
@@ -39,7 +40,7 @@ async def tasks_page(ctx: Context, page: int, edit_of: str | None) -> str:
     if me is None:  # a page button pressed by someone who is not (or no longer) an inspector
         await Replier(ctx)("refused.j2", {"code": "stale_button", "params": {}})
         return "stale"
-    shown = page_of(await assignments.open_for(me, ctx.clock.now(), ctx.zone, ctx.conn), page)
+    shown = page_of(await tasks_service.open_tasks(me, ctx.clock.now(), ctx.zone, ctx.conn), page)
     await Replier(ctx)("tasks.j2", {**page_context(shown), "buttons": nav("tasks", shown)}, edit_of=edit_of)
     return "tasks"
 

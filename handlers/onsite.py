@@ -250,7 +250,8 @@ async def _open(ctx: Context, assignment_id: int | None) -> str:
 
 def _item_buttons(view: dict) -> list:
     rid, pos = view["result"], view["current"]["pos"]
-    return [[key(f"btn_verdict_{v}", FINDINGS.data(v, rid, pos)) for v in ("pass", "fail", "na")]]
+    verdicts = [key(f"btn_verdict_{v}", FINDINGS.data(v, rid, pos)) for v in ("pass", "fail", "na")]
+    return [verdicts, [key("btn_verdict_serious", FINDINGS.data("serious", rid, pos))]]
 
 
 def _summary_buttons(view: dict) -> list:
@@ -409,7 +410,15 @@ async def correction_button(ctx: Context) -> str:
         return await _stale(ctx)
     try:
         code, shown = await corrections.decide_correction(
-            binding, cb.id, cb.action == "ok", now=ctx.clock.now(), locale=ctx.locale, conn=ctx.conn
+            binding,
+            cb.id,
+            cb.action == "ok",
+            now=ctx.clock.now(),
+            locale=ctx.locale,
+            zone=ctx.zone,
+            sign=sign_for(ctx.settings) if ctx.settings is not None else None,
+            base_url=ctx.settings.public_url if ctx.settings is not None else "",
+            conn=ctx.conn,
         )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)

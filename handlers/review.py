@@ -1,19 +1,23 @@
-"""A coordinator's review of submitted results: ``/approve <review>`` publishes the result,
-``/return <review> <comment>`` sends it back to the team lead. The service checks that the
+"""A coordinator's review of submitted results: ``/approve <ref>`` publishes the result,
+``/return <ref> <comment>`` sends it back to the team lead. The service checks that the
 reviewer is a coordinator of the plan's departments (or an admin) and was not on the team.
-And the decision on a firm's objection: ``/uphold <objection> [note]``, ``/dismiss <objection>
-<reasons>``. And the re-inspector's ``/recheck <rectification> 已整改|未整改 [note]``."""
+And the decision on a firm's objection: ``/uphold <ref> [note]``, ``/dismiss <ref> <reasons>``.
+And the re-inspector's ``/recheck <ref> 已整改|未整改 [note]``, and ``/refer <ref> <reason>``.
+
+``<ref>`` is always the inspection's public reference (``P1/2026-12-01/7``, domain.refs): an
+inspection has at most one pending review, rectification under way, and (but for a rare case the
+service documents) pending objection, so the reference says which one. Internal ids only travel in
+button data."""
 
 from __future__ import annotations
 
 from core.callbacks import REVIEW
-from domain import inputs
-from handlers.common import Replier, binding_of, inspector_id
+from handlers.common import Replier, binding_of, inspector_id, split_ref
 from handlers.router import button, command
 from models.messaging import Role
 from services.inbound import Context
 from services.onsite import followup, objection, review
-from services.onsite.shared import OnsiteError
+from services.onsite.shared import OnsiteError, inspection_at
 from services.surveys.enter import sign_for
 
 COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
@@ -22,12 +26,12 @@ COORDINATORS = {Role.COORDINATOR, Role.ADMIN}
 async def _decide(ctx: Context, approve: bool, pressed: int | None = None) -> str:
     say = Replier(ctx)
     binding = binding_of(ctx, Role.COORDINATOR) or binding_of(ctx, Role.ADMIN)
-    head, _, comment = ctx.event.argument.strip().partition(" ")
-    review_id = pressed if pressed is not None else inputs.number(head)
-    if binding is None or review_id is None:
+    ref, comment = split_ref(ctx.event.argument) if pressed is None else (None, "")
+    if binding is None or (pressed is None and ref is None):
         await say("onsite_refused.j2", {"code": "review_usage" if binding else "stale_button", "params": {}})
         return "usage"
     try:
+        review_id = pressed if pressed is not None else await review.review_on(ref, ctx.conn)  # type: ignore[arg-type]
         code, shown = await review.decide_review(
             binding,
             review_id,
@@ -49,7 +53,7 @@ async def _decide(ctx: Context, approve: bool, pressed: int | None = None) -> st
 
 @command("approve", roles=COORDINATORS)
 async def approve_command(ctx: Context) -> str:
-    """/approve N: the result under review N is approved and published."""
+    """/approve P1/2026-12-01/7: the inspection's result under review is approved and published."""
     return await _decide(ctx, True)
 
 
@@ -65,19 +69,19 @@ async def review_button(ctx: Context) -> str:
 
 @command("return", roles=COORDINATORS)
 async def return_command(ctx: Context) -> str:
-    """/return N comment: the result under review N goes back to the team lead with the comment."""
+    """/return P1/2026-12-01/7 comment: the result under review goes back to the lead with the comment."""
     return await _decide(ctx, False)
 
 
 async def _objection(ctx: Context, upheld: bool) -> str:
     say = Replier(ctx)
     binding = binding_of(ctx, Role.COORDINATOR) or binding_of(ctx, Role.ADMIN)
-    head, _, note = ctx.event.argument.strip().partition(" ")
-    objection_id = inputs.number(head)
-    if binding is None or objection_id is None:
+    ref, note = split_ref(ctx.event.argument)
+    if binding is None or ref is None:
         await say("onsite_refused.j2", {"code": "objection_usage" if binding else "stale_button", "params": {}})
         return "usage"
     try:
+        objection_id = await objection.objection_on(ref, ctx.conn)
         code, shown = await objection.decide(
             binding,
             objection_id,
@@ -98,26 +102,26 @@ async def _objection(ctx: Context, upheld: bool) -> str:
 
 @command("uphold", roles=COORDINATORS)
 async def uphold_command(ctx: Context) -> str:
-    """/uphold N [note]: objection N is upheld; the lead is asked to correct the result."""
+    """/uphold P1/2026-12-01/7 [note]: the objection is upheld; the lead is asked to correct the result."""
     return await _objection(ctx, True)
 
 
 @command("dismiss", roles=COORDINATORS)
 async def dismiss_command(ctx: Context) -> str:
-    """/dismiss N reasons: objection N is rejected; the reasons are sent to the firm."""
+    """/dismiss P1/2026-12-01/7 reasons: the objection is rejected; the reasons are sent to the firm."""
     return await _objection(ctx, False)
 
 
 @command("recheck", roles={Role.INSPECTOR})
 async def recheck_command(ctx: Context) -> str:
-    """/recheck N 已整改|未整改 [note]: the re-inspection's finding on rectification N."""
+    """/recheck P1/2026-12-01/7 已整改|未整改 [note]: the re-inspection's finding."""
     say = Replier(ctx)
-    head, _, rest = ctx.event.argument.strip().partition(" ")
-    rectification_id = inputs.number(head)
-    if rectification_id is None:
+    ref, rest = split_ref(ctx.event.argument)
+    if ref is None:
         await say("onsite_refused.j2", {"code": "recheck_usage", "params": {}})
         return "usage"
     try:
+        rectification_id = await followup.rectification_on(inspector_id(ctx), ref, ctx.conn)
         code, shown = await followup.record_reinspection(
             inspector_id(ctx), rectification_id, rest, now=ctx.clock.now(), conn=ctx.conn
         )
@@ -130,16 +134,16 @@ async def recheck_command(ctx: Context) -> str:
 
 @command("refer", roles=COORDINATORS)
 async def refer_command(ctx: Context) -> str:
-    """/refer N reason: a serious finding in the result under review N, flagged for case referral."""
+    """/refer P1/2026-12-01/7 reason: a serious finding, the inspection flagged for case referral."""
     say = Replier(ctx)
     binding = binding_of(ctx, Role.COORDINATOR) or binding_of(ctx, Role.ADMIN)
-    head, _, reason = ctx.event.argument.strip().partition(" ")
-    review_id = inputs.number(head)
-    if binding is None or review_id is None:
+    ref, reason = split_ref(ctx.event.argument)
+    if binding is None or ref is None:
         await say("onsite_refused.j2", {"code": "refer_reason_empty" if binding else "stale_button", "params": {}})
         return "usage"
     try:
-        code, shown = await followup.refer_serious(binding, review_id, reason, now=ctx.clock.now(), conn=ctx.conn)
+        insp = await inspection_at(ref, ctx.conn)
+        code, shown = await followup.refer_serious(binding, insp.id, reason, now=ctx.clock.now(), conn=ctx.conn)
     except OnsiteError as exc:
         await say("onsite_refused.j2", {"code": exc.code, "params": exc.params})
         return exc.code

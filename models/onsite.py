@@ -104,6 +104,8 @@ class Finding(Model):
     item_code = fields.CharField(max_length=32)
     verdict = fields.CharEnumField(Verdict, max_length=8, null=True)
     note = fields.TextField(default="")
+    # the inspector marked this 不合格 item serious (严重): the inspection is flagged for case referral
+    serious = fields.BooleanField(default=False)
 
     class Meta:
         table = "finding"

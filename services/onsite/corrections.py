@@ -5,7 +5,7 @@ chain: ``correction.opened`` / ``.requested`` / ``.approved`` / ``.rejected``.""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
@@ -27,8 +27,8 @@ from services.onsite.results import (
     _view,
     _write,
 )
-from services.onsite.review import open_review
-from services.onsite.shared import OnsiteError, _departments
+from services.onsite.review import decide_review, may_review_at_once, open_review
+from services.onsite.shared import SHANGHAI, OnsiteError, _departments
 from services.outbox import Message, enqueue
 
 
@@ -83,7 +83,12 @@ async def request_correction(inspector_id: int, result_id: int, reason: str, *, 
         await Finding.bulk_create(
             [
                 Finding(
-                    result_id=replacement.id, position=f.position, item_code=f.item_code, verdict=f.verdict, note=f.note
+                    result_id=replacement.id,
+                    position=f.position,
+                    item_code=f.item_code,
+                    verdict=f.verdict,
+                    note=f.note,
+                    serious=f.serious,
                 )
                 for f in rows
             ],
@@ -171,11 +176,23 @@ def _may_decide(binding: ChatBinding, departments: set[str]) -> bool:
 
 
 async def decide_correction(
-    binding: ChatBinding, correction_id: int, approve: bool, *, now: datetime, locale: str = "zh-CN", conn=None
+    binding: ChatBinding,
+    correction_id: int,
+    approve: bool,
+    *,
+    now: datetime,
+    locale: str = "zh-CN",
+    zone: tzinfo = SHANGHAI,
+    sign: str | None = None,
+    base_url: str = "",
+    conn=None,
 ) -> tuple[str, dict]:
     """A coordinator of the plan's departments (or an admin) approves or rejects a requested
     correction. Approved: the new result becomes the result of record (submitted, to be
-    confirmed by another member) and the old one is superseded, kept as it was."""
+    confirmed by another member) and the old one is superseded, kept as it was. The new result is
+    reviewed; when the correction answers a returned review and the approver may review it, the
+    approval is that review too (``reviewed`` in the answer: published at once, one step not two;
+    ``sign``/``base_url``/``zone`` are for the firm's notice)."""
     now = _utc(now)
     async with _transaction(conn) as c:
         corr = await Correction.filter(id=correction_id).using_db(c).select_for_update().first()
@@ -226,11 +243,18 @@ async def decide_correction(
             now,
             connection=c,
         )
+        reviewed = False
         if approve:
             await _ask_to_confirm(replacement, team, lead_id, view, now, locale, c)
-            await open_review(replacement, now, conn=c)
+            at_once = await may_review_at_once(binding, insp.id, {a.inspector_id for a in team}, c)
+            opened = await open_review(replacement, now, zone=zone, ask=not at_once, conn=c)
+            if at_once:
+                code, _ = await decide_review(
+                    binding, opened.id, True, now=now, zone=zone, locale=locale, sign=sign, base_url=base_url, conn=c
+                )
+                reviewed = code == "approved"
         # who the decision reaches: the lead, and on approval the members asked to confirm
         concerned = [a for a in team if approve or a.inspector_id == lead_id]
         reachable = await inspectors_with_chat([a.inspector_id for a in concerned], c)
         untold = [a.inspector.name for a in concerned if a.inspector_id not in reachable]
-        return status.value, {**shown, "status": status.value, "untold": untold}
+        return status.value, {**shown, "status": status.value, "untold": untold, "reviewed": reviewed}

@@ -31,6 +31,7 @@ LIVE = (ResultStatus.DRAFT, ResultStatus.PENDING, ResultStatus.SUBMITTED, Result
 
 
 VERDICT_ACTIONS = {v.value: v for v in Verdict}
+SERIOUS = "serious"  # the 「严重不合格」 button: 不合格 and serious (Finding.serious)
 
 
 # --- loading and showing -----------------------------------------------------------------------
@@ -137,6 +138,8 @@ async def open_findings(
 def _event(kind: str, index: int | None, text: str, by_lead: bool):
     if kind in VERDICT_ACTIONS and index is not None:
         return Pick(index, VERDICT_ACTIONS[kind])
+    if kind == SERIOUS and index is not None:
+        return Pick(index, Verdict.FAIL)  # 不合格, marked serious (:func:`_mark_serious`)
     if kind == "skip" and index is not None:
         return Skip(index)
     if kind == "edit" and index is not None:
@@ -189,6 +192,8 @@ async def act(
             return Acted("no_changes", None, await _view(result, team, inspector_id, c))
         out = apply(state, event)
         survey = ""
+        if isinstance(event, Pick) and out.code in ("recorded", "changed", "same"):
+            await _mark_serious(result, rows, event.index, kind == SERIOUS, inspector_id, now, c)
         if out.changed:
             await _write(result, rows, state, out, inspector_id, now, c)
             if out.code == "submitted":
@@ -198,6 +203,26 @@ async def act(
             elif out.code == "confirmed":
                 await _confirmed(result, team, inspector_id, now, locale, c)
         return Acted(out.code, out.index, await _view(result, team, inspector_id, c), survey)
+
+
+async def _mark_serious(
+    result: Result, rows: list[Finding], index: int, serious: bool, actor: int, now: datetime, conn
+) -> None:
+    """A verdict picked for item ``index``: 「严重不合格」 marks it serious, any other verdict unmarks it
+    (the domain state knows only 不合格; pressing 「严重不合格」 on an item already 不合格 marks it)."""
+    row = next((f for f in rows if f.position == index), None)
+    if row is None or row.serious == serious:
+        return
+    await Finding.filter(id=row.id).using_db(conn).update(serious=serious)
+    row.serious = serious
+    await audit.append(
+        f"inspector:{actor}",
+        "finding.serious",
+        f"result:{result.id}",
+        {"item": row.item_code, "position": row.position, "serious": serious},
+        now,
+        connection=conn,
+    )
 
 
 async def _unchanged(result: Result, state: Findings, conn) -> bool:

@@ -21,16 +21,18 @@ from tortoise.transactions import in_transaction
 
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
-from domain.onsite import NOTE_LIMIT
+from domain.onsite import NOTE_LIMIT, Verdict
+from domain.refs import Ref, inspection_ref
 from domain.surveys import next_allowed_send
 from models.directory import Conflict, Entity, Inspector, InspectorStatus, Item
 from models.draws import Draw, Inspection
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
-from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus, Review
+from models.onsite import Finding, Result
+from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus
 from services import audit
 from services.alerts import raise_alert
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError, plan_spec
+from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import is_working_day
 
@@ -257,7 +259,7 @@ async def record_reinspection(
     async with _transaction(conn) as c:
         row = await Rectification.filter(id=rectification_id).using_db(c).select_for_update().first()
         if row is None or row.inspector_id != inspector_id:
-            raise OnsiteError("recheck_not_found", id=rectification_id)
+            raise OnsiteError("recheck_not_found", ref="")
         ctx = await _context(row, c)
         ctx.pop("_entity")
         if row.status != RectificationStatus.REINSPECTING:
@@ -296,12 +298,29 @@ async def record_reinspection(
         return status.value, {**ctx, "status": status.value}
 
 
+async def rectification_on(inspector_id: int | None, ref: Ref, conn=None) -> int:
+    """The re-inspection the inspector means by the inspection's public reference: the one assigned
+    to them (a corrected result supersedes the open order, so there is at most one under way), else
+    their latest on it (answered "already recorded"). Someone else's: ``recheck_not_found``."""
+    insp = await inspection_at(ref, conn)
+    rows = (
+        await Rectification.filter(inspection_id=insp.id, inspector_id=inspector_id)
+        .using_db(conn)
+        .order_by("-id")
+        .values_list("id", "status")
+    )
+    if inspector_id is None or not rows:
+        raise OnsiteError("recheck_not_found", ref=inspection_ref(str(ref.draw_ref), ref.no))
+    live = [r for r in rows if r[1] == RectificationStatus.REINSPECTING]
+    return int((live or rows)[0][0])
+
+
 async def refer_serious(
-    binding: ChatBinding, review_id: int, reason: str, *, now: datetime, conn=None
+    binding: ChatBinding, inspection_id: int, reason: str, *, now: datetime, conn=None
 ) -> tuple[str, dict]:
     """A serious finding: a coordinator of the plan's departments (or an admin) flags the
-    inspection under review ``review_id`` for case referral (移送立案), with a reason, without
-    waiting for a rectification deadline. Once per inspection."""
+    inspection for case referral (移送立案), with a reason, without waiting for a rectification
+    deadline. Once per inspection; the inspection must have a result under review or published."""
     now = _utc(now)
     reason = reason.strip()
     if not reason:
@@ -309,44 +328,91 @@ async def refer_serious(
     if len(reason) > NOTE_LIMIT:
         raise OnsiteError("reason_too_long", limit=NOTE_LIMIT)
     async with _transaction(conn) as c:
-        review = await Review.filter(id=review_id).using_db(c).first()
-        if review is None:
-            raise OnsiteError("review_not_found", id=review_id)
-        row = await Publication.filter(inspection_id=review.inspection_id).using_db(c).select_for_update().first()
-        insp = await Inspection.get(id=review.inspection_id).using_db(c)
+        row = await Publication.filter(inspection_id=inspection_id).using_db(c).select_for_update().first()
+        insp = await Inspection.get(id=inspection_id).using_db(c)
         draw = await Draw.get(id=insp.draw_id).using_db(c).prefetch_related("plan")
         departments = set(draw.plan.departments)
         allowed = binding.role == Role.ADMIN or (
             binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
         )
         if not allowed or row is None:
-            raise OnsiteError("review_not_found", id=review_id)
-        entity = await Entity.get(id=insp.entity_id).using_db(c)
-        ctx = {
-            "inspection": insp.id,
-            "no": insp.no,
-            "draw_ref": draw.draw_ref,
-            "plan": draw.plan.name,
-            "entity": entity.name,
-            "review": review.id,
-        }
+            raise OnsiteError("review_not_found", ref=inspection_ref(draw.draw_ref, insp.no))
         if row.referred_at is not None:
-            return "already_referred", ctx
-        await Publication.filter(id=row.id).using_db(c).update(referred_at=now, referral_reason=reason)
-        await audit.append(
-            f"binding:{binding.id}",
-            "case.referred",
-            f"inspection:{insp.id}",
-            {"why": "serious", "reason": reason},
-            now,
-            connection=c,
-        )
-        await raise_alert(
-            f"inspection:{insp.id}:referral",
-            "case_referral.j2",
-            {**ctx, "why": "serious", "note": reason, "rectification": "", "due_on": ""},
-            departments,
-            now,
-            connection=c,
-        )
+            return "already_referred", await _referral_context(insp, draw, c)
+        ctx = await _refer(insp, draw, row, reason, f"binding:{binding.id}", now, c)
         return "referred", ctx
+
+
+async def _referral_context(insp: Inspection, draw: Draw, conn) -> dict:
+    entity = await Entity.get(id=insp.entity_id).using_db(conn)
+    return {
+        "inspection": insp.id,
+        "no": insp.no,
+        "draw_ref": draw.draw_ref,
+        "plan": draw.plan.name,
+        "entity": entity.name,
+    }
+
+
+async def _refer(insp: Inspection, draw: Draw, row: Publication, reason: str, actor: str, now: datetime, conn) -> dict:
+    """Flag the inspection for case referral (移送立案) as a serious finding: the publication row (locked
+    by the caller, not yet referred) records it, the audit chain and the plan's coordinators are told."""
+    ctx = await _referral_context(insp, draw, conn)
+    await Publication.filter(id=row.id).using_db(conn).update(referred_at=now, referral_reason=reason)
+    await audit.append(
+        actor, "case.referred", f"inspection:{insp.id}", {"why": "serious", "reason": reason}, now, connection=conn
+    )
+    await raise_alert(
+        f"inspection:{insp.id}:referral",
+        "case_referral.j2",
+        {**ctx, "why": "serious", "note": reason, "rectification": "", "due_on": ""},
+        set(draw.plan.departments),
+        now,
+        connection=conn,
+    )
+    return ctx
+
+
+async def refer_serious_findings(result_id: int, now: datetime, conn) -> bool:
+    """A result of record with items its inspectors marked serious (严重, ``Finding.serious``) flags
+    the inspection for case referral at once, the items and their notes as the (internal) reason.
+    Called when its review opens; once per inspection (coordinators may still ``/refer``)."""
+    marked = (
+        await Finding.filter(result_id=result_id, serious=True, verdict=Verdict.FAIL)
+        .using_db(conn)
+        .order_by("position")
+        .values_list("position", "item_code", "note")
+    )
+    if not marked:
+        return False
+    result = await Result.get(id=result_id).using_db(conn)
+    row = await Publication.filter(inspection_id=result.inspection_id).using_db(conn).select_for_update().first()
+    if row is None or row.referred_at is not None:
+        return False
+    insp = await Inspection.get(id=result.inspection_id).using_db(conn)
+    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    reason = "；".join(f"{pos + 1}. {code}" + (f"：{note}" if note else "") for pos, code, note in marked)
+    await _refer(insp, draw, row, reason[:NOTE_LIMIT], "system", now, conn)
+    return True
+
+
+async def reinspections_for(inspector_id: int, conn=None) -> list[dict]:
+    """The re-inspections (复查) assigned to the inspector and not yet recorded, as /tasks lists them
+    (the public reference, the firm and its address, the rectification deadline), oldest first."""
+    rows = (
+        await Rectification.filter(inspector_id=inspector_id, status=RectificationStatus.REINSPECTING)
+        .using_db(conn)
+        .order_by("due_on", "id")
+    )
+    shown = []
+    for row in rows:
+        ctx = await _context(row, conn)
+        shown.append(
+            {
+                "ref": inspection_ref(ctx["draw_ref"], ctx["no"]),
+                "entity": {"name": ctx["entity"], "address": ctx["address"]},
+                "due_on": ctx["due_on"],
+                "reinspection": True,
+            }
+        )
+    return shown

@@ -12,6 +12,7 @@ from datetime import datetime, tzinfo
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import REASON_LIMIT
+from domain.refs import Ref, inspection_ref
 from domain.surveys import next_allowed_send
 from models.directory import Entity
 from models.draws import Draw, Inspection
@@ -21,7 +22,7 @@ from services import audit
 from services.alerts import raise_alert
 from services.onsite.notice import normalise_code
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError
+from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at
 from services.outbox import Message, enqueue
 
 
@@ -127,6 +128,19 @@ def _may_decide(binding: ChatBinding, departments: set[str]) -> bool:
     return binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
 
 
+async def objection_on(ref: Ref, conn=None) -> int:
+    """The objection the commands mean by an inspection's public reference: the oldest pending one
+    (one per notice; two only when a corrected result got a new notice while an objection to the old
+    one was still pending: they are decided in the order received, each command taking the next),
+    else the latest (answered "already decided"). None at all: ``objection_not_found``."""
+    insp = await inspection_at(ref, conn)
+    rows = await Objection.filter(inspection_id=insp.id).using_db(conn).order_by("id").values_list("id", "status")
+    if not rows:
+        raise OnsiteError("objection_not_found", ref=inspection_ref(str(ref.draw_ref), ref.no))
+    pending = [r for r in rows if r[1] == ObjectionStatus.PENDING]
+    return int(pending[0][0] if pending else rows[-1][0])
+
+
 async def decide(
     binding: ChatBinding,
     objection_id: int,
@@ -151,11 +165,11 @@ async def decide(
     async with _transaction(conn) as c:
         objection = await Objection.filter(id=objection_id).using_db(c).select_for_update().first()
         if objection is None:
-            raise OnsiteError("objection_not_found", id=objection_id)
+            raise OnsiteError("objection_not_found", ref="")
         insp = await Inspection.get(id=objection.inspection_id).using_db(c)
         context = await _context(insp, c)
         if not _may_decide(binding, set(context["departments"])):
-            raise OnsiteError("objection_not_found", id=objection_id)
+            raise OnsiteError("objection_not_found", ref=inspection_ref(context["draw_ref"], insp.no))
         notice = await Notice.get(id=objection.notice_id).using_db(c)
         shown = {**context, "objection": objection.id, "code": notice.code, "decision": decision or objection.decision}
         if objection.status != ObjectionStatus.PENDING:

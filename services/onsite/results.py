@@ -72,6 +72,7 @@ async def _view(result: Result, team: list[Assignment], actor_id: int, conn) -> 
             "name": names.get(f.item_code, f.item_code),
             "verdict": f.verdict.value if f.verdict else None,
             "note": f.note,
+            "serious": f.serious,
         }
         for f in rows
     ]

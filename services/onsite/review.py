@@ -21,15 +21,17 @@ from tortoise.transactions import in_transaction
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import REASON_LIMIT, ResultStatus
+from domain.refs import Ref, inspection_ref
 from models.draws import Draw, Inspection
 from models.messaging import ChatBinding, RecipientKind, Role
 from models.onsite import Result
 from models.publication import Publication, Review, ReviewStatus
 from services import audit
 from services.alerts import raise_alert
+from services.onsite.followup import refer_serious_findings
 from services.onsite.notice import issue_notice
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError, plan_spec
+from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import _at, add_working_days, is_working_day
 
@@ -59,10 +61,10 @@ async def _context(insp: Inspection, conn) -> dict:
     }
 
 
-async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI, conn) -> Review:
+async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI, ask: bool = True, conn) -> Review:
     """A result became the result of record: open its review (closing any earlier one still
     pending), record the inspection's publication deadline on its first submission, and ask
-    the plan's coordinators to review."""
+    the plan's coordinators to review (unless ``ask`` is false: the caller decides it at once)."""
     insp = await Inspection.get(id=result.inspection_id).using_db(conn)
     draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
     spec = await plan_spec(draw, conn)
@@ -89,6 +91,7 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
             due_on=add_working_days(today, spec.publication.working_days),
             using_db=conn,
         )
+    await refer_serious_findings(result.id, now, conn)  # items the inspectors marked 严重
     context = {
         **await _context(insp, conn),
         "review": review.id,
@@ -103,10 +106,23 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
         now,
         connection=conn,
     )
-    await raise_alert(
-        f"review:{review.id}", "review_requested.j2", context, set(draw.plan.departments), now, connection=conn
-    )
+    if ask:
+        await raise_alert(
+            f"review:{review.id}", "review_requested.j2", context, set(draw.plan.departments), now, connection=conn
+        )
     return review
+
+
+async def may_review_at_once(binding: ChatBinding, inspection_id: int, team_ids: set[int], conn) -> bool:
+    """Whether approving a correction can count as the new review too: the inspection's latest review
+    was returned (this correction answers it) and the approver is eligible to review it (a coordinator
+    of the plan's departments, or an admin, not on the team)."""
+    last = await Review.filter(inspection_id=inspection_id).using_db(conn).order_by("-id").first()
+    if last is None or last.status != ReviewStatus.RETURNED:
+        return False
+    insp = await Inspection.get(id=inspection_id).using_db(conn)
+    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    return _may_review(binding, set(draw.plan.departments)) and not team_ids & await _people(binding, conn)
 
 
 # --- the reviewer's decision ----------------------------------------------------------------------
@@ -129,6 +145,18 @@ def _may_review(binding: ChatBinding, departments: set[str]) -> bool:
     if binding.role == Role.ADMIN:
         return True
     return binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
+
+
+async def review_on(ref: Ref, conn=None) -> int:
+    """The review the commands mean by an inspection's public reference: its pending review (a new
+    review closes the one before it, so there is at most one), else its latest (answered "already
+    decided"). None at all: ``review_not_found``."""
+    insp = await inspection_at(ref, conn)
+    rows = await Review.filter(inspection_id=insp.id).using_db(conn).order_by("-id").values_list("id", "status")
+    if not rows:
+        raise OnsiteError("review_not_found", ref=inspection_ref(str(ref.draw_ref), ref.no))
+    pending = [r for r in rows if r[1] == ReviewStatus.PENDING]
+    return int((pending or rows)[0][0])
 
 
 async def decide_review(
@@ -157,14 +185,15 @@ async def decide_review(
     async with _transaction(conn) as c:
         review = await Review.filter(id=review_id).using_db(c).select_for_update().first()
         if review is None:
-            raise OnsiteError("review_not_found", id=review_id)
+            raise OnsiteError("review_not_found", ref="")
         insp = await Inspection.get(id=review.inspection_id).using_db(c)
         draw = await Draw.get(id=insp.draw_id).using_db(c).prefetch_related("plan")
+        ref = inspection_ref(draw.draw_ref, insp.no)
         if not _may_review(binding, set(draw.plan.departments)):
-            raise OnsiteError("review_not_found", id=review_id)
+            raise OnsiteError("review_not_found", ref=ref)
         team = await _team(insp.id, c)
         if {a.inspector_id for a in team} & await _people(binding, c):
-            raise OnsiteError("review_own_team", id=review_id)
+            raise OnsiteError("review_own_team", ref=ref)
         shown = {**await _context(insp, c), "review": review.id, "comment": comment or review.comment}
         if review.status != ReviewStatus.PENDING:
             return "already_decided", {**shown, "status": review.status.value}

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 from domain.errors import ServiceError
 from domain.plans import PlanSpec, parse_plan
-from domain.refs import inspection_ref
+from domain.refs import Ref, inspection_ref
 from domain.sealing import draw_is_sealed
-from models.draws import Assignment, AssignmentStatus, Draw, Firing, InspectionStatus
+from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, InspectionStatus
 from models.plans import Plan
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -95,3 +95,15 @@ async def plan_spec(draw: Draw, conn) -> PlanSpec:
         return parse_plan(firing.params)
     plan = await Plan.get(id=draw.plan_id).using_db(conn)
     return parse_plan(plan.spec)
+
+
+async def inspection_at(ref: Ref, conn=None) -> Inspection:
+    """The inspection a public reference (``P1/2026-12-01/7``) names, for the commands that act on
+    an inspection's review, objection or rectification. A bare number is refused with
+    ``ref_needs_draw``: a coordinator has no inspections of their own to resolve it among."""
+    if ref.draw_ref is None:
+        raise OnsiteError("ref_needs_draw", ref=str(ref.no))
+    insp = await Inspection.filter(draw__draw_ref=ref.draw_ref, no=ref.no).using_db(conn).first()
+    if insp is None:
+        raise OnsiteError("inspection_ref_not_found", ref=inspection_ref(ref.draw_ref, ref.no))
+    return insp

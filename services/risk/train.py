@@ -1,8 +1,12 @@
 """``risk train``: learn a new version from the submitted inspection results and propose it.
 
-Each submitted (or confirmed) result is a labelled example: a problem was found (any item 不合格)
-or not, for the inspected entity, with its indicator values as they were on the result's date (the
-newest observation on or before it). The newest quarter of the examples is held out; a candidate
+The labelled examples are what review and follow-up have settled (docs/results.md, docs/risk.md):
+each *published* result — the result of record a reviewer approved (``publication.result_id``) — is
+one, labelled 1 when a problem was found (any item 不合格, or the inspection flagged for case
+referral as a serious finding), dated the day it was submitted; and each decided re-inspection (复查)
+is one, labelled 1 when the firm had not rectified, 0 when it had, dated the re-inspection. A result
+still under review (or returned, or withdrawn) is not a label. Each example carries the entity's
+indicator values as they were on its date (the newest observation on or before it). The newest quarter of the examples is held out; a candidate
 learned on the rest and the version in force are both measured on it (AUC, calibration, and the
 problem-discovery rate of the classes each gives at the plan's ratios). The version proposed is
 then learned on every example, with bands that keep the directory's class mix; a coordinator
@@ -26,10 +30,16 @@ from services.risk.versions import RiskError, in_force, propose
 
 EXAMPLES_SQL = """
 SELECT i.entity_id, r.submitted_at,
-       (SELECT COUNT(*) FROM finding f WHERE f.result_id = r.id AND f.verdict = 'fail') AS fails
-FROM result r JOIN inspection i ON i.id = r.inspection_id
-WHERE r.status IN ('submitted', 'confirmed') AND r.submitted_at IS NOT NULL
-ORDER BY r.submitted_at, r.id
+       CASE WHEN p.referred_at IS NOT NULL
+              OR (SELECT COUNT(*) FROM finding f WHERE f.result_id = r.id AND f.verdict = 'fail') > 0
+            THEN 1 ELSE 0 END AS problem
+FROM publication p JOIN result r ON r.id = p.result_id JOIN inspection i ON i.id = p.inspection_id
+WHERE p.published_at IS NOT NULL AND r.submitted_at IS NOT NULL
+UNION ALL
+SELECT i.entity_id, rc.decided_at, CASE WHEN rc.status = 'unrectified' THEN 1 ELSE 0 END AS problem
+FROM rectification rc JOIN inspection i ON i.id = rc.inspection_id
+WHERE rc.status IN ('rectified', 'unrectified') AND rc.decided_at IS NOT NULL
+ORDER BY 2, 1
 """
 HOLDOUT = 0.25
 PAGE = 20_000  # entities per read of their indicator values

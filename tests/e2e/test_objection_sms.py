@@ -9,9 +9,11 @@ from datetime import timedelta
 
 import aiohttp
 
+from domain import refs
 from domain.onsite import parse_objection
 from models.alerts import Alert
 from models.directory import Entity
+from models.draws import Inspection
 from models.publication import Notice, Objection, ObjectionStatus, Review
 from services import audit, public
 from services.onsite import objection, review
@@ -58,8 +60,15 @@ async def test_objection_by_sms_and_on_the_page(db, tmp_path):
         await g.deliver()
         assert "正在处理中" in g.texts()[-1] and await Objection.filter(notice_id=notice.id).count() == 1
 
+        # the coordinators name it by the inspection's public reference (no internal id in chat)
+        drawn = await Inspection.get(id=insp.id).prefetch_related("draw")
+        ref = refs.parse(f"{drawn.draw.draw_ref}/{drawn.no}")
+        assert ref is not None and await objection.objection_on(ref) == lodged.id
+
         # rejected with reasons: the phone is told, the page no longer says pending
-        code, _ = await objection.decide(reviewer, lodged.id, False, "照片显示冷柜温度 12℃", now=g.clock.now())
+        code, _ = await objection.decide(
+            reviewer, await objection.objection_on(ref), False, "照片显示冷柜温度 12℃", now=g.clock.now()
+        )
         assert code == "rejected"
         await g.deliver()
         assert "不予采纳" in g.texts()[-1] and "照片显示冷柜温度 12℃" in g.texts()[-1]
@@ -78,7 +87,9 @@ async def test_objection_by_sms_and_on_the_page(db, tmp_path):
                 assert resp.status == 404
         web = await Objection.filter(notice_id=notice.id, channel="web").get()
         assert web.reply_to == "" and web.reason == "补充：维修发票已上传"
+        assert await objection.objection_on(ref) == web.id  # the pending one, not the decided one
         code, _ = await objection.decide(reviewer, web.id, True, "", now=g.clock.now())
+        assert await objection.objection_on(ref) == web.id  # none pending: the latest ("already decided")
         assert code == "upheld"
         # after the period: refused by SMS, nothing recorded
         g.clock.set(g.clock.now() + timedelta(days=30))

@@ -219,7 +219,12 @@ async def test_findings_submit_confirm_and_an_approved_correction(db, tmp_path):
         result = await Result.get(inspection_id=lead.inspection_id)
         rid = result.id
         assert "第 1/2 项" in first.text and "食品经营许可情况检查" in first.text
-        assert first.callback_data == [f"fnd:pass:{rid}:0", f"fnd:fail:{rid}:0", f"fnd:na:{rid}:0"]
+        assert first.callback_data == [
+            f"fnd:pass:{rid}:0",
+            f"fnd:fail:{rid}:0",
+            f"fnd:na:{rid}:0",
+            f"fnd:serious:{rid}:0",
+        ]
         note1 = (await chat.press(first, f"fnd:pass:{rid}:0"))[-1]
         assert "合格" in note1.text and f"fnd:skip:{rid}:0" in note1.callback_data
         double = (await chat.press(first, f"fnd:pass:{rid}:0"))[-1]  # a double tap

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from models.alerts import Alert
+from models.draws import Inspection
 from models.messaging import ChatBinding, Role
 from models.onsite import Correction, Result
 from models.publication import Publication, Review, ReviewStatus
@@ -40,8 +41,10 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         await _record(chat, rid, "冷藏柜温度 12℃，超标")
         review = await Review.get(result_id=rid)
         assert review.status == ReviewStatus.PENDING
+        insp = await Inspection.get(id=lead.inspection_id).prefetch_related("draw")
+        ref = f"{insp.draw.draw_ref}/{insp.no}"  # the public reference names the review (issue 18)
         asked = coordinator.new()[-1].text
-        assert "待审核" in asked and f"/approve {review.id}" in asked
+        assert "待审核" in asked and f"/approve {ref}" in asked and f"#{review.id}" not in asked
         pub = await Publication.get(inspection_id=lead.inspection_id)
         assert pub.published_at is None and pub.result_id is None
         uscc = lead.inspection.entity.uscc
@@ -54,11 +57,13 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         await eventually(lambda: ChatBinding.filter(address=str(mate_chat.user.id), role=Role.COORDINATOR).exists())
         await mate_chat.settle()
         mate_chat.new()
-        assert "不能审核本组" in (await mate_chat.command("approve", str(review.id)))[-1].text
+        assert "不能审核本组" in (await mate_chat.command("approve", ref))[-1].text
         elsewhere = await bind_coordinator(s, "WSJ")
-        assert "没有找到审核" in (await elsewhere.command("approve", str(review.id)))[-1].text
-        assert "退回须写明意见" in (await coordinator.command("return", str(review.id)))[-1].text
+        assert "没有待审核的结果" in (await elsewhere.command("approve", ref))[-1].text
+        assert "退回须写明意见" in (await coordinator.command("return", ref))[-1].text
         assert "用法" in (await coordinator.command("approve", "abc"))[-1].text
+        assert "完整的检查编号" in (await coordinator.command("approve", str(insp.no)))[-1].text  # a bare number
+        assert "没有找到检查" in (await coordinator.command("approve", f"{insp.draw.draw_ref}/999"))[-1].text
         assert (await Review.get(id=review.id)).status == ReviewStatus.PENDING
 
         # the review deadline: reminded halfway, escalated at the deadline, each once
@@ -75,14 +80,16 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         assert overdue.departments == [] and overdue.context["review"] == review.id  # to the admins
 
         # returned with a comment: the lead is told, corrects, a coordinator approves the correction
-        returned = (await coordinator.command("return", f"{review.id} 第2项缺少温度计照片，请复核"))[-1]
+        returned = (await coordinator.command("return", f"{insp.draw.draw_ref} {insp.no} 第2项缺少温度计照片，请复核"))[
+            -1
+        ]
         assert "已退回" in returned.text
-        assert "已处理过" in (await coordinator.command("approve", str(review.id)))[-1].text
+        assert "已处理过" in (await coordinator.command("approve", ref))[-1].text
         told = chat.new()
         await s.deliver()
         told += chat.new()
         assert any("审核退回" in m.text and "缺少温度计照片" in m.text for m in told)
-        shown = (await chat.command("result", str(lead.id)))[-1]
+        shown = (await chat.command("result", ref))[-1]
         await chat.press(shown, f"fnd:fix:{rid}")
         draft = (await chat.say("按审核意见复核第2项"))[-1]
         new = await Result.get(supersedes_id=rid)
@@ -91,7 +98,12 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         summary = (await chat.press(note, f"fnd:skip:{new.id}:1"))[-1]
         await chat.press(summary, f"fnd:submit:{new.id}")
         corr = await Correction.get(original_id=rid)
-        await coordinator.press(last_with(coordinator.new(), f"cor:ok:{corr.id}"), f"cor:ok:{corr.id}")
+        # approved by a coordinator who was on the team: not eligible to review, so a new review opens
+        # (an eligible approver's approval would count as the review too: test_publication.py)
+        await s.deliver()
+        asked_mate = last_with(mate_chat.s.sim.messages(mate_chat.user), f"cor:ok:{corr.id}")
+        decided = [m.text for m in await mate_chat.press(asked_mate, f"cor:ok:{corr.id}")]
+        assert any("已批准更正" in t and "已公示" not in t for t in decided), decided
         second = await Review.get(result_id=new.id)
         assert second.status == ReviewStatus.PENDING
         assert [i.result for i in (await public.entity_page(uscc, s.clock.now())).inspections.rows] == ["pending"]
@@ -121,4 +133,26 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         done = await actions()
         assert done["review.opened"] == 2 and done["review.returned"] == 1 and done["review.approved"] == 1
         assert done["result.published"] == 1 and done["review.reminded"] == 1 and done["review.escalated"] == 1
+        assert (await audit.verify())[1] is None
+
+
+async def test_an_item_marked_serious_flags_the_case_for_referral(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        lead, _, chat, _ = await lead_and_mate(s, tmp_path)
+        await bind_coordinator(s)
+        first = (await chat.command("result"))[-1]
+        rid = (await Result.get(inspection_id=lead.inspection_id)).id
+        note1 = (await chat.press(first, f"fnd:pass:{rid}:0"))[-1]
+        second = (await chat.press(note1, f"fnd:skip:{rid}:0"))[-1]
+        await chat.press(second, f"fnd:serious:{rid}:1")  # 「严重不合格」
+        summary = (await chat.say("使用过期原料加工食品"))[-1]
+        assert "（严重）" in summary.text
+        assert await Publication.filter(inspection_id=lead.inspection_id).count() == 0  # not yet submitted
+        assert "检查结果已提交" in (await chat.press(summary, f"fnd:submit:{rid}"))[-1].text
+        pub = await Publication.get(inspection_id=lead.inspection_id)
+        assert pub.referred_at is not None and "使用过期原料" in pub.referral_reason
+        alert = await Alert.get(kind="case_referral")
+        assert alert.context["why"] == "serious" and alert.departments == ["SCJG"]
+        done = await actions()
+        assert done["finding.serious"] == 1 and done["case.referred"] == 1
         assert (await audit.verify())[1] is None

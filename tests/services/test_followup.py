@@ -9,14 +9,17 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from core.render import render
+from domain import refs
+from domain.refs import inspection_ref
 from models.alerts import Alert
 from models.audit import AuditRecord
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
-from models.draws import Assignment, Draw, Firing
+from models.draws import Assignment, Draw, Firing, Inspection
 from models.messaging import Outbox
 from models.publication import Notice, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
-from services import audit, credit, public
+from services import audit, credit, public, tasks
 from services.onsite import followup, review
 from services.onsite.shared import OnsiteError
 from tests.services.publication_world import ZONE, coordinator, inspections, submitted
@@ -56,6 +59,28 @@ async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
     assert first.status == RectificationStatus.REINSPECTING and first.inspector_id == lead.inspector_id
     assigned = await Outbox.get(dedupe_key=f"rectification:{first.id}:assigned")
     assert assigned.recipient_id == lead.inspector_id and assigned.context["rectification"] == first.id
+
+    # the re-inspector sees it in /tasks, first, with the command to record it
+    listed = await tasks.open_tasks(lead.inspector_id, at(date(2026, 12, 25)), ZONE)
+    drawn_ref = inspection_ref((await Draw.get(id=bad.draw_id)).draw_ref, bad.no)
+    assert listed[0]["reinspection"] and listed[0]["ref"] == drawn_ref and listed[0]["due_on"] == "2026-12-25"
+    for locale, word in (("zh-CN", "复查（整改期限 2026-12-25）"), ("en", "re-inspection (rectification deadline")):
+        shown = render("messages/tasks.j2", locale, items=listed, page=1, pages=1, total=len(listed), first=1)
+        assert word in shown and f"/recheck {drawn_ref}" in shown and "#" not in shown
+
+    # the chat names it by the inspection's public reference, never the internal id (issue 18)
+    drawn = await Inspection.get(id=bad.id).prefetch_related("draw")
+    ref = refs.parse(f"{drawn.draw.draw_ref}/{drawn.no}")
+    assert ref is not None and await followup.rectification_on(lead.inspector_id, ref) == first.id
+    assert await review.review_on(ref) == (await Review.filter(inspection_id=bad.id).order_by("-id").first()).id
+    for who, typed, code in (
+        (lead.inspector_id, str(drawn.no), "ref_needs_draw"),
+        (lead.inspector_id, f"{drawn.draw.draw_ref}/999", "inspection_ref_not_found"),
+        (None, f"{drawn.draw.draw_ref}/{drawn.no}", "recheck_not_found"),
+    ):
+        with pytest.raises(OnsiteError) as wrong:
+            await followup.rectification_on(who, refs.parse(typed))  # type: ignore[arg-type]
+        assert wrong.value.code == code
 
     # only the assigned re-inspector records; an unknown word is refused
     mate = await Assignment.filter(inspection_id=bad.id).order_by("-seat").first()
@@ -142,15 +167,15 @@ async def test_a_serious_finding_is_referred_at_once(db, tmp_path):
     pending = await Review.get(result_id=result.id)
     other = await coordinator("901", departments=("WSJ",))
     with pytest.raises(OnsiteError) as missing:
-        await followup.refer_serious(other, pending.id, "使用过期原料", now=NOON)
+        await followup.refer_serious(other, pending.inspection_id, "使用过期原料", now=NOON)
     assert missing.value.code == "review_not_found"
     reviewer = await coordinator("900")
     with pytest.raises(OnsiteError) as empty:
-        await followup.refer_serious(reviewer, pending.id, "  ", now=NOON)
+        await followup.refer_serious(reviewer, pending.inspection_id, "  ", now=NOON)
     assert empty.value.code == "refer_reason_empty"
-    code, shown = await followup.refer_serious(reviewer, pending.id, "使用过期原料，涉嫌违法", now=NOON)
+    code, shown = await followup.refer_serious(reviewer, pending.inspection_id, "使用过期原料，涉嫌违法", now=NOON)
     assert code == "referred" and shown["no"] == insp.no
-    again, _ = await followup.refer_serious(reviewer, pending.id, "再次", now=NOON)
+    again, _ = await followup.refer_serious(reviewer, pending.inspection_id, "再次", now=NOON)
     assert again == "already_referred"
     alert = await Alert.get(kind="case_referral")
     assert alert.context["why"] == "serious" and alert.departments == ["SCJG"]

@@ -11,9 +11,10 @@ import pytest
 from core.render import render
 from models.alerts import Alert
 from models.draws import Assignment
+from models.onsite import Correction, CorrectionStatus, Finding, Result
 from models.publication import Publication, ReviewStatus
 from services import audit, plans, reports
-from services.onsite import review
+from services.onsite import corrections, review
 from services.onsite.shared import OnsiteError
 from tests.services import draw_world as world
 from tests.services.publication_world import coordinator, inspections, submitted
@@ -97,3 +98,51 @@ async def test_who_may_review(two):
     assert again == "already_decided" and shown["status"] == ReviewStatus.RETURNED.value
     pub = await Publication.get(inspection_id=insp.id)
     assert pub.published_at is None  # a returned result is not published
+
+
+async def _returned_and_corrected(insp, reviewer, now):
+    """A result returned by ``reviewer``, and the lead's correction of it waiting for approval."""
+    result = await submitted(insp, ENDED)
+    pending = await review.Review.get(result_id=result.id)
+    assert (await review.decide_review(reviewer, pending.id, False, "第1项请复核", now=now))[0] == "returned"
+    lead = await Assignment.filter(inspection_id=insp.id).order_by("seat").first()
+    fixed = await Result.create(
+        inspection=insp,
+        status="pending",
+        step="summary",
+        created_by_id=lead.inspector_id,
+        created_at=now,
+        updated_at=now,
+    )
+    await Finding.create(result=fixed, position=0, item_code="SCJG-SP-01", verdict="pass", note="已复核")
+    corr = await Correction.create(
+        original=result,
+        replacement=fixed,
+        reason="按审核意见复核",
+        status=CorrectionStatus.REQUESTED,
+        requested_by_id=lead.inspector_id,
+        opened_at=now,
+        requested_at=now,
+    )
+    return fixed, corr
+
+
+async def test_approving_the_correction_of_a_returned_result_is_the_review_when_eligible(two):
+    insp, other = two
+    now = datetime(2026, 2, 9, 2, 0, tzinfo=UTC)
+    reviewer = await coordinator("903")
+    fixed, corr = await _returned_and_corrected(insp, reviewer, now)
+    code, shown = await corrections.decide_correction(reviewer, corr.id, True, now=now, zone=ZONE)
+    assert code == "approved" and shown["reviewed"] is True  # one coordinator step, not two
+    assert (await review.Review.get(result_id=fixed.id)).status == ReviewStatus.APPROVED
+    assert await Alert.filter(kind="review_requested").count() == 1  # the first review only: nobody asked again
+    pub = await Publication.get(inspection_id=insp.id)
+    assert pub.result_id == fixed.id and pub.published_at is not None
+    # a team member who is also a coordinator may approve the correction, but it is not a review
+    member = await Assignment.filter(inspection_id=other.id).order_by("seat").first()
+    on_team = await coordinator("904", inspector_id=member.inspector_id)
+    fixed2, corr2 = await _returned_and_corrected(other, reviewer, now)
+    code, shown = await corrections.decide_correction(on_team, corr2.id, True, now=now, zone=ZONE)
+    assert code == "approved" and shown["reviewed"] is False
+    assert (await review.Review.get(result_id=fixed2.id)).status == ReviewStatus.PENDING
+    assert (await Publication.get(inspection_id=other.id)).published_at is None

@@ -14,6 +14,7 @@ from models.audit import AuditRecord
 from models.directory import Inspector
 from models.draws import Inspection
 from models.onsite import Finding, Result
+from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus
 from models.risk import RiskAssessment, RiskModelVersion, VersionStatus
 from services import plans
 from services.risk import classify, evaluate, learn, matrix, train, versions, world
@@ -76,8 +77,49 @@ async def results_world(tmp_path, clock):
         await Finding.create(
             result=result, position=0, item_code="SCJG-SP-01", verdict=Verdict.FAIL if problem else Verdict.PASS
         )
+        if n % 20 == 19:
+            continue  # still under review: not a label
+        day = now.date()
+        await Publication.create(
+            inspection=inspection, ended_on=day, due_on=day, result=result, published_at=now + timedelta(hours=1)
+        )
+        if n in (8, 9):  # two 不合格 results re-inspected: 8 rectified (label 0), 9 not (label 1)
+            notice = await Notice.create(
+                code=f"GTEST00{n}",
+                inspection=inspection,
+                result=result,
+                issued_on=day,
+                objection_until=day,
+                rectify_by=day,
+                delivery=NoticeDelivery.NO_MOBILE,
+                created_at=now,
+            )
+            await Rectification.create(
+                notice=notice,
+                inspection=inspection,
+                due_on=day,
+                status=RectificationStatus.RECTIFIED if n == 8 else RectificationStatus.UNRECTIFIED,
+                decided_at=now + timedelta(days=10, minutes=n),
+            )
     await versions.store_values(values)
     return w
+
+
+async def test_the_labels_are_published_results_and_reinspections(db, tmp_path) -> None:
+    clock = draw_world.clock()
+    await results_world(tmp_path, clock)
+    ex = await train.examples()
+    assert len(ex.labels) == 76 + 2  # four results still under review are not labels
+    unreviewed = {i.entity_id for n, i in enumerate(await Inspection.all().order_by("entity_id")) if n % 20 == 19}
+    assert not unreviewed & set(ex.entity_ids.tolist())
+    rechecks = ex.days == (clock.now() + timedelta(days=10)).date().toordinal()
+    assert ex.labels[rechecks].tolist() == [0, 1]  # rectified, then not rectified
+    # a serious finding flagged for referral is a problem even with every item 合格
+    insp = (await Inspection.all().order_by("entity_id"))[1]
+    assert ex.labels[ex.entity_ids == insp.entity_id].tolist() == [0]
+    await Publication.filter(inspection_id=insp.id).update(referred_at=clock.now())
+    again = await train.examples()
+    assert again.labels[again.entity_ids == insp.entity_id].tolist() == [1]
 
 
 async def test_train_propose_approve_with_audit(db, tmp_path) -> None:
@@ -99,10 +141,10 @@ async def test_train_propose_approve_with_audit(db, tmp_path) -> None:
     ratios = await train.plan_ratios("P1")
     assert ratios["A"] == 1.0
     trained = await train.train(now + timedelta(hours=3), name="learned", actor="协调员甲", ratios=ratios)
-    assert trained.examples == 80 and trained.held_out == 20
+    assert trained.examples == 78 and trained.held_out == 20  # published results and re-inspections
     assert trained.candidate["auc"] > 0.8 and trained.current["version"] == "small"
     row = await RiskModelVersion.get(version="learned")
-    assert row.status == VersionStatus.PROPOSED and row.based_on == "small" and row.metrics["examples"] == 80
+    assert row.status == VersionStatus.PROPOSED and row.based_on == "small" and row.metrics["examples"] == 78
     assert row.metrics["ratios"]["A"] == 1.0
     assert (await versions.in_force())[0] == "small"  # a proposal does not classify
     learned = parse_model(row.config)
