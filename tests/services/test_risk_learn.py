@@ -34,8 +34,11 @@ def test_fit_learns_direction_constrained_calibrated_weights() -> None:
     strong = {i.code: i.weight for i in learned.indicators}
     assert strong["penalties_3y"] > strong["shared_address_count"]  # signal over pure noise
     banded = learn.with_bands(learned, truth.values, (0.3, 0.4, 0.2, 0.07, 0.03))
-    shares = np.bincount(matrix.classify(banded, truth.values).banded, minlength=5) / len(y)  # before the rules
+    got = matrix.classify(banded, truth.values)
+    shares = np.bincount(got.classes, minlength=5) / len(y)  # after the set rules: the budget the ratios ask
     assert shares == pytest.approx([0.3, 0.4, 0.2, 0.07, 0.03], abs=0.01)
+    placed = dict(got.fired)["newly_registered"]
+    assert placed.any() and (got.classes[placed] == 1).all()  # the rule still places them; others fill D/E
     assert learn.measure(banded, truth.values, y).auc > 0.75
 
 
