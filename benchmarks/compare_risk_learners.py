@@ -151,13 +151,13 @@ def main() -> None:
         timings = {}
         for set_name, (values, y) in sets.items():
             X = matrix.normalise(model, values)
-            for name, fitter in (
-                ("logit", lambda: fit_logit(model, values, y)),
-                ("binned", lambda: fit_binned(X, y)),
-                ("hgb", lambda: fit_hgb(X, y)),
+            for name, fitter, fit_args in (
+                ("logit", fit_logit, (model, values, y)),
+                ("binned", fit_binned, (X, y)),
+                ("hgb", fit_hgb, (X, y)),
             ):
                 start = time.perf_counter()
-                predict = fitter()
+                predict = fitter(*fit_args)
                 timings[f"{name} {set_name}"] = time.perf_counter() - start
                 rankings[f"{name} on {set_name} ({len(y)})"] = predict(Xt)
         for name, score in rankings.items():
@@ -181,12 +181,11 @@ def main() -> None:
         by.setdefault(row["ranking"].split(" (")[0] if "on " in row["ranking"] else row["ranking"], []).append(row)
     print(f"{'ranking':34} {'AUC':>6} {'Brier':>6} {'ECE':>6} {'disc':>6} {'D/E':>6} {'fit s':>6}")
     for name, rs in by.items():
-        def mean(key: str) -> str:
+        cells = []
+        for key in ("auc", "brier", "ece", "discovery", "discovery_de", "fit_s"):
             vals = [r[key] for r in rs if r[key] is not None]
-            return f"{np.mean(vals):6.3f}" if vals else "     -"
-
-        print(f"{name:34} {mean('auc')} {mean('brier')} {mean('ece')} {mean('discovery')} {mean('discovery_de')} "
-              f"{mean('fit_s')}")
+            cells.append(f"{np.mean(vals):6.3f}" if vals else "     -")
+        print(f"{name:34} " + " ".join(cells))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
 

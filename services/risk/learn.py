@@ -103,12 +103,12 @@ def with_bands(model: RiskModel, directory: np.ndarray, shares: tuple[float, ...
     scores = matrix.scores(model, matrix.normalise(model, directory))
     fixed = np.zeros(len(scores), dtype=bool)
     placed = np.zeros(len(model.classes))
-    if len(scores):
-        got = matrix.classify(model, directory)
-        for code, hit in got.fired:
-            if any(r.code == code and r.set_class is not None for r in model.rules):
-                fixed |= hit
-        placed = np.bincount(got.classes[fixed], minlength=len(model.classes)).astype(float)
+    column = {code: j for j, code in enumerate(model.codes)}
+    for rule in model.rules:  # as matrix.classify without facts: the first set rule that holds wins
+        if rule.set_class is not None and rule.subject in column and len(scores):
+            hit = matrix.holds(rule.op, directory[:, column[rule.subject]], rule.value) & ~fixed
+            placed[model.rank(rule.set_class)] += hit.sum()
+            fixed |= hit
     free = scores[~fixed]
     wanted = np.clip(np.asarray(shares, dtype=float) * len(scores) - placed, 0.0, None)
     if len(free) and wanted.sum() > 0:
