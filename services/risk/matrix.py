@@ -59,7 +59,7 @@ def band(model: RiskModel, score: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.asarray(model.bands), score, side="right") - 1
 
 
-def _holds(op: str, values: np.ndarray, threshold: float) -> np.ndarray:
+def holds(op: str, values: np.ndarray, threshold: float) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         found = {
             "<": values < threshold,
@@ -91,13 +91,13 @@ def classify(model: RiskModel, values: np.ndarray, facts: Mapping[str, np.ndarra
     taken = np.zeros(n, dtype=bool)
     for rule in model.rules:
         if rule.set_class is not None:
-            hit = _holds(rule.op, subject(rule.subject), rule.value) & ~taken
+            hit = holds(rule.op, subject(rule.subject), rule.value) & ~taken
             classes[hit] = model.rank(rule.set_class)
             taken |= hit
             fired.append((rule.code, hit))
     for rule in model.rules:
         if rule.at_least is not None:
-            hit = _holds(rule.op, subject(rule.subject), rule.value)
+            hit = holds(rule.op, subject(rule.subject), rule.value)
             classes = np.where(hit, np.maximum(classes, model.rank(rule.at_least)), classes)
             fired.append((rule.code, hit))
     top, points = reasons(model, normalised)
