@@ -11,6 +11,7 @@ import asyncio
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -169,7 +170,7 @@ async def verify_draw(scope: Scope, draw_ref: str, *, clock: Clock) -> Verified:
             return Verified(draw_ref, True, [])
         files = {name: (Path(tmp) / name).read_bytes() for name in exported.files}
     try:
-        lines = await asyncio.to_thread(bundle.verify, files, drand.verify_signature)
+        lines = await asyncio.to_thread(partial(bundle.verify, files, check_signature=drand.verify_signature))
     except bundle.BundleError as exc:
         return Verified(draw_ref, False, [], unreadable=exc.code)
     return Verified(draw_ref, False, lines)
