@@ -25,7 +25,7 @@ MEMBERS = 400
 LEASE_S = 5
 CONCURRENCY = 32
 BATCH = 256
-NUMBER = re.compile(r"第 (\d+) 号")
+NUMBER = re.compile(r"/2026-12-01/(\d+)")  # the public reference QD-BENCH/2026-12-01/N
 
 
 def delivered(sim) -> Counter:
