@@ -726,7 +726,8 @@ def orchestrate(args) -> int:
         service = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "serve"],
             cwd=work,
-            env=env,
+            # the soak measures the service, not a beacon: no beacon, said so as serve requires
+            env={**env, "INSPECTBOT_BEACON": "none", "INSPECTBOT_BEACON_NONE_ACKNOWLEDGED": "yes"},
             stdout=service_log,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent,
