@@ -76,3 +76,13 @@ async def test_search_results_say_which_firms_were_inspected(site):
     assert "已被抽中检查 1 次" in text
     en = main_text(await get(client, "/entities?q=青岛测试&lang=en"))
     assert "drawn for inspection 1 time," in en
+
+
+async def test_draw_page_shows_ratios_as_percentages(site):
+    client, w = site
+    for lang in ("", "?lang=en"):
+        html = await get(client, f"/draws/{w.p1}{lang}")
+        table = html.split("<table", 1)[1].split("</table>", 1)[0]
+        cells = re.findall(r'<td class="num">([^<]*)</td>', table)
+        assert any(c.endswith("%") for c in cells), cells  # 抽取比例 as "3%"…
+        assert not any(re.fullmatch(r"0\.\d+", c) for c in cells), cells  # …never "0.03"
