@@ -228,7 +228,7 @@ async def _verify(path: Path, settings: Settings) -> tuple[int, str]:
     buffer: list[str] = []
     with contextlib.redirect_stdout(_Lines(buffer)), contextlib.redirect_stderr(_Lines(buffer)):
         code = await verify.run(
-            Namespace(directory=path, allow_test_chain=True), settings
+            Namespace(directory=path, allow_test_chain=True, disclosure=None), settings
         )  # the demo's local test chain
     return code, "".join(buffer)
 
