@@ -33,8 +33,10 @@ async def _rows(page) -> list[list[str]]:
 async def _no_class_beside_an_entity(page, codes: set[str], where: str) -> None:
     text = await page.locator("main").inner_text()
     for row in await _rows(page):
-        if row and row[0] in CLASSES:  # the counts per class: a label, then numbers only
-            assert all(c in ("", "—") or c.replace(".", "").isdigit() or len(c) == 16 for c in row[1:]), (where, row)
+        if row and row[0] in CLASSES:  # the counts per class: a label, then numbers (the ratio as a percentage) only
+            assert all(
+                c in ("", "—") or c.removesuffix("%").replace(".", "").isdigit() or len(c) == 16 for c in row[1:]
+            ), (where, row)
             continue
         assert not (CLASSES & set(row) and codes & set(row)), (where, row)
         assert not CLASSES & set(row), (where, row)  # no cell that is a class, anywhere else
