@@ -5,9 +5,12 @@ deadline reminds and escalates, the publication deadline warns and is missed, ea
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+from domain.refs import inspection_ref
 from models.alerts import Alert
+from models.draws import Inspection
 from models.messaging import ChatBinding, Role
 from models.onsite import Correction, Result
 from models.publication import Publication, Review, ReviewStatus
@@ -42,6 +45,7 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         assert review.status == ReviewStatus.PENDING
         asked = coordinator.new()[-1].text
         assert "待审核" in asked and f"/approve {review.id}" in asked
+        assert re.search(r"\w/\d{4}-\d{2}-\d{2}/\d+，", asked) and " 号，" not in asked  # P1/2026-12-01/7, not 第 7 号
         pub = await Publication.get(inspection_id=lead.inspection_id)
         assert pub.published_at is None and pub.result_id is None
         uscc = lead.inspection.entity.uscc
@@ -82,7 +86,9 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         await s.deliver()
         told += chat.new()
         assert any("审核退回" in m.text and "缺少温度计照片" in m.text for m in told)
-        shown = (await chat.command("result", str(lead.id)))[-1]
+        done = await Inspection.get(id=lead.inspection_id).prefetch_related("draw")
+        # the public reference (P1/2026-12-01/7), never an internal id
+        shown = (await chat.command("result", inspection_ref(done.draw.draw_ref, done.no)))[-1]
         await chat.press(shown, f"fnd:fix:{rid}")
         draft = (await chat.say("按审核意见复核第2项"))[-1]
         new = await Result.get(supersedes_id=rid)
