@@ -39,7 +39,16 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-NOT_FOUND = {"draw_not_found", "draw_announced", "draw_withdrawn", "page_not_found", "entity_not_found", "file_not_found", "month_not_found", "notice_not_found"}
+NOT_FOUND = {
+    "draw_not_found",
+    "draw_announced",
+    "draw_withdrawn",
+    "page_not_found",
+    "entity_not_found",
+    "file_not_found",
+    "month_not_found",
+    "notice_not_found",
+}
 REPORT_TTL = 60.0
 _REPORTS = web.AppKey("public_reports", dict)
 MIME = {
