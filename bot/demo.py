@@ -632,9 +632,12 @@ class Demo:
         (/approve); the firm gets its notice (SMS, PDF on its page) and a 不合格 result its
         rectification order."""
         coordinator = self.users["coordinator"]
-        for pending in await Review.filter(status=ReviewStatus.PENDING).order_by("id"):
+        for pending in (
+            await Review.filter(status=ReviewStatus.PENDING).order_by("id").prefetch_related("inspection__draw")
+        ):
             before = await self.events()
-            self.tg.send_command(coordinator, "approve", str(pending.id))
+            ref = inspection_ref(pending.inspection.draw.draw_ref, pending.inspection.no)  # as the message says
+            self.tg.send_command(coordinator, "approve", ref)
             await self.handled(before)
         await self.settle()
         for notice in await Notice.all().order_by("id").prefetch_related("inspection__entity"):

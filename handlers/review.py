@@ -7,7 +7,7 @@ And the decision on a firm's objection: ``/uphold <objection> [note]``, ``/dismi
 from __future__ import annotations
 
 from core.callbacks import REVIEW
-from domain import inputs
+from domain import inputs, refs
 from handlers.common import Replier, binding_of, inspector_id
 from handlers.router import button, command
 from models.messaging import Role
@@ -24,6 +24,9 @@ async def _decide(ctx: Context, approve: bool, pressed: int | None = None) -> st
     binding = binding_of(ctx, Role.COORDINATOR) or binding_of(ctx, Role.ADMIN)
     head, _, comment = ctx.event.argument.strip().partition(" ")
     review_id = pressed if pressed is not None else inputs.number(head)
+    ref = refs.parse(head) if review_id is None else None
+    if ref is not None and ref.draw_ref is not None:  # /approve P1/2026-12-01/7: the inspection's public reference
+        review_id = await review.review_of(ref.draw_ref, ref.no) or 0  # 0: no such review, refused as missing
     if binding is None or review_id is None:
         await say("onsite_refused.j2", {"code": "review_usage" if binding else "stale_button", "params": {}})
         return "usage"

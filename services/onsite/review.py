@@ -131,6 +131,12 @@ def _may_review(binding: ChatBinding, departments: set[str]) -> bool:
     return binding.role == Role.COORDINATOR and bool(departments & set(binding.departments))
 
 
+async def review_of(draw_ref: str, no: int) -> int | None:
+    """The latest review of the inspection ``draw_ref``/``no`` (its public reference), or None."""
+    found = await Review.filter(inspection__draw__draw_ref=draw_ref, inspection__no=no).order_by("-id").first()
+    return found.id if found else None
+
+
 async def decide_review(
     binding: ChatBinding,
     review_id: int,

@@ -44,7 +44,9 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         review = await Review.get(result_id=rid)
         assert review.status == ReviewStatus.PENDING
         asked = coordinator.new()[-1].text
-        assert "待审核" in asked and f"/approve {review.id}" in asked
+        ins = await Inspection.get(id=lead.inspection_id).prefetch_related("draw")
+        ref = inspection_ref(ins.draw.draw_ref, ins.no)
+        assert "待审核" in asked and f"/approve {ref}" in asked and "#" not in asked  # the public reference, no row id
         assert re.search(r"\w/\d{4}-\d{2}-\d{2}/\d+，", asked) and " 号，" not in asked  # P1/2026-12-01/7, not 第 7 号
         pub = await Publication.get(inspection_id=lead.inspection_id)
         assert pub.published_at is None and pub.result_id is None
@@ -79,9 +81,10 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         assert overdue.departments == [] and overdue.context["review"] == review.id  # to the admins
 
         # returned with a comment: the lead is told, corrects, a coordinator approves the correction
-        returned = (await coordinator.command("return", f"{review.id} 第2项缺少温度计照片，请复核"))[-1]
+        returned = (await coordinator.command("return", f"{ref} 第2项缺少温度计照片，请复核"))[-1]
         assert "已退回" in returned.text
-        assert "已处理过" in (await coordinator.command("approve", str(review.id)))[-1].text
+        assert "已处理过" in (await coordinator.command("approve", ref))[-1].text
+        assert "没有找到审核" in (await coordinator.command("approve", ref.rsplit("/", 1)[0] + "/999"))[-1].text
         told = chat.new()
         await s.deliver()
         told += chat.new()
