@@ -220,7 +220,9 @@ class Demo:
         """The simulators' page, where a person can be an inspector or an entity (not headless)."""
         port = self.settings.demo_sim_port
         try:
-            self._sim_runner, url = await start_sim_page(self.tg, self.sms, "127.0.0.1", port, phone_names=_phone_names)
+            self._sim_runner, url = await start_sim_page(
+                self.tg, self.sms, "127.0.0.1", port, phone_names=_phone_names, zone=self.settings.tz
+            )
             self.sim_url = url
         except OSError as exc:
             raise PortUnavailable("127.0.0.1", port, "INSPECTBOT_DEMO_SIM_PORT", exc) from None

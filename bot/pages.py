@@ -39,7 +39,16 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
-NOT_FOUND = {"draw_not_found", "entity_not_found", "file_not_found", "month_not_found", "notice_not_found"}
+NOT_FOUND = {
+    "draw_not_found",
+    "draw_announced",
+    "draw_withdrawn",
+    "page_not_found",
+    "entity_not_found",
+    "file_not_found",
+    "month_not_found",
+    "notice_not_found",
+}
 REPORT_TTL = 60.0
 _REPORTS = web.AppKey("public_reports", dict)
 MIME = {
@@ -160,7 +169,18 @@ async def draws(request: web.Request) -> web.Response:
 
 
 async def draw(request: web.Request) -> web.Response:
-    found = await public.draw_page(request.match_info["ref"], _now(request), _page(request, "page"))
+    ref = request.match_info["ref"]
+    try:
+        found = await public.draw_page(ref, _now(request), _page(request, "page"))
+    except public.PublicError as exc:
+        # an announced ref (its commitment is on /plans) is not "no such draw": say when it is drawn
+        firing = await public.firing_of(ref) if exc.code == "draw_not_found" else None
+        if firing is None:
+            raise
+        zone = _runtime(request).settings.zone
+        at = (firing.withdrawn_at or firing.fire_at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        code = "draw_withdrawn" if firing.withdrawn_at else "draw_announced"
+        raise public.PublicError(code, draw_ref=ref, at=at, reason=firing.reason) from exc
     return page(request, "draw.html", d=found, s=found.summary, zip_name=public.zip_name(found.summary.draw_ref))
 
 
@@ -297,6 +317,11 @@ async def refusals(request: web.Request, handler):
     except (public.PublicError, reports.ReportError) as exc:
         status = 404 if exc.code in NOT_FOUND else 400
         return page(request, "error.html", status=status, code=exc.code, params=exc.params)
+    except web.HTTPNotFound:
+        if request.method not in ("GET", "HEAD"):
+            raise
+        # a mistyped address gets a page in the reader's language, not aiohttp's "404: Not Found"
+        return page(request, "error.html", status=404, code="page_not_found", params={"path": request.path})
 
 
 def setup_routes(app: web.Application) -> None:

@@ -143,6 +143,31 @@ async def withdrawn(number: int = 1, size: int = PAGE) -> Page:
     return _page(items, number, size)
 
 
+@dataclass(frozen=True)
+class FiringState:
+    """An announced draw_ref not drawn (yet): when it fires, or when and why it was withdrawn."""
+
+    fire_at: datetime
+    withdrawn_at: datetime | None
+    reason: str
+
+
+async def firing_of(draw_ref: str) -> FiringState | None:
+    """The announced or withdrawn firing behind a draw_ref that has no draw; None otherwise."""
+    rows = await _fetch(
+        "SELECT f.fire_at, f.status, f.withdrawn_at, f.withdrawn_reason FROM firing f "
+        "WHERE f.draw_ref = ? AND f.status IN ('announced', 'withdrawn')",
+        [draw_ref],
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    withdrawn = r["status"] == "withdrawn"
+    return FiringState(
+        _dt(r["fire_at"]), _dt(r["withdrawn_at"]) if withdrawn else None, r["withdrawn_reason"] if withdrawn else ""
+    )
+
+
 async def announced(number: int = 1, size: int = PAGE) -> Page:
     """Firings announced and not yet drawn, soonest first: the commitments published ahead."""
     rows = await _fetch(

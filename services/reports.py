@@ -311,7 +311,11 @@ async def _published_on_time(
                 t = totals.setdefault(dept, [0, 0])
                 t[0] += 1
                 t[1] += bool(r["on_time"])
-    return [{"department": d, "due": n, "on_time": k, "share": _rate(k, n)} for d, (n, k) in sorted(totals.items())]
+    names = await department_names(totals)  # a reader knows 青岛市市场监督管理局, not 370200SCJG
+    return [
+        {"department": d, "name": names[d], "due": n, "on_time": k, "share": _rate(k, n)}
+        for d, (n, k) in sorted(totals.items())
+    ]
 
 
 async def _coverage(start: datetime, end: datetime, year_start: datetime, scope: tuple[str, list]) -> Coverage:

@@ -297,8 +297,10 @@ class SimPage:
         *,
         places: PlacesFor | None = None,
         phone_names: PhoneNames | None = None,
+        zone: str = "",
     ) -> None:
         self.tg, self.sms = telegram, sms
+        self.zone = zone  # IANA name the page shows times in (the service's INSPECTBOT_TZ); "" = the browser's
         self.places_for, self.phone_names = places, phone_names
         self._names: dict[str, str] = {}  # phone number -> entity name, asked once per number
 
@@ -321,7 +323,9 @@ class SimPage:
         locale = choose_locale(request)
         nonce = secrets.token_urlsafe(16)
         other = "en" if locale == "zh-CN" else "zh-CN"
-        body = render("pages/sim.html", locale=locale, nonce=nonce, other_locale=other, phone_states=PHONE_STATES)
+        body = render(
+            "pages/sim.html", locale=locale, nonce=nonce, other_locale=other, phone_states=PHONE_STATES, zone=self.zone
+        )
         return web.Response(text=body, content_type="text/html", charset="utf-8", headers=page_headers(nonce))
 
     # -- lists --
@@ -538,9 +542,10 @@ def add_routes(
     places: PlacesFor | None = None,
     phone_names: PhoneNames | None = None,
     prefix: str = PREFIX,
+    zone: str = "",
 ) -> SimPage:
     """Add the page's routes to an application that has not started yet."""
-    page = SimPage(telegram, sms, places=places, phone_names=phone_names)
+    page = SimPage(telegram, sms, places=places, phone_names=phone_names, zone=zone)
     app.add_routes(page.routes(prefix))
     return page
 
@@ -551,10 +556,11 @@ def sim_page_app(
     *,
     places: PlacesFor | None = None,
     phone_names: PhoneNames | None = None,
+    zone: str = "",
 ) -> web.Application:
     """A whole application: the page at ``/sim/`` (and ``/`` sending there)."""
     app = web.Application()
-    add_routes(app, telegram, sms, places=places, phone_names=phone_names)
+    add_routes(app, telegram, sms, places=places, phone_names=phone_names, zone=zone)
 
     async def to_page(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"{PREFIX}/" + (f"?{request.query_string}" if request.query_string else ""))

@@ -57,7 +57,7 @@ async def test_published_result_sends_a_notice_sms_and_prints_a_chinese_pdf(db, 
     entity = await Entity.get(id=insp.entity_id)
     sms = render("messages/notice_sms.j2", "zh-CN", **row.context)
     assert sms.startswith("【青岛市市场监管局】") and entity.name in sms and "发现问题" in sms
-    assert "2026-12-03" in sms and f"https://sgs.example.cn/entities/{entity.uscc}" in sms
+    assert "2026-12-03，" in sms and f"https://sgs.example.cn/entities/{entity.uscc}" in sms
     assert notice.code in sms and "回复TD退订" in sms and "私密备注" not in sms
 
     # approved at 23:00 in Beijing: the SMS waits for the end of quiet hours (08:00)

@@ -64,8 +64,9 @@ async def test_deadline_warned_and_missed_by_working_days_then_the_monthly_share
     r = await reports.monthly_report(
         "2026-03", ["SCJG"], datetime(2026, 4, 1, tzinfo=UTC), data_dir=None, zone=ZONE, chart=False
     )
-    assert r.published == [{"department": "SCJG", "due": 2, "on_time": 1, "share": 0.5}]
-    assert "按期公示（期限在本月）：SCJG 1/2" in render("messages/report.j2", "zh-CN", r=r.context())
+    assert r.published == [{"department": "SCJG", "name": "市场监督管理局", "due": 2, "on_time": 1, "share": 0.5}]
+    # the department by its name, not its code
+    assert "按期公示（期限在本月）：市场监督管理局 1/2" in render("messages/report.j2", "zh-CN", r=r.context())
     # the public report counts only published results; the coordinators' counts every submitted one
     after = datetime(2027, 1, 2, tzinfo=UTC)
     public = await reports.monthly_report("2026-12", None, after, data_dir=None, zone=ZONE, chart=False, personal=False)

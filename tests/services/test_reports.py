@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -191,6 +193,19 @@ def test_cli_prints_the_report_and_refuses_a_bad_month(tmp_path, monkeypatch, ca
     assert "is not a month" in capsys.readouterr().err
     assert main(["report", "2026-10", "--send"]) == 0
     out = capsys.readouterr().out
-    assert "[Monthly report 2026-10] all departments" in out and "Queued to 1 coordinators" in out
+    assert "[Monthly report 2026-10] all departments" in out and "Queued to 1 coordinator or admin." in out
     chart = out.split("Chart: ", 1)[1].split("\n", 1)[0]
     assert Path(chart).read_bytes().startswith(b"\x89PNG")
+
+
+async def test_english_report_message_counts_in_the_singular_when_it_is_one(db, tmp_path):
+    await world.build(tmp_path)
+    r = await report(db, personal=True)
+    r = dataclasses.replace(r, draws=1)  # the world has two draws; one reads "1 draw"
+    text = compose("report.j2", {"r": r.context()}, "en", "901").text
+    assert text.startswith("[Monthly report 2026-12]")
+    assert "1 draw, " in text and "1 draws" not in text
+    assert "over 1 response" in text and "1 responses" not in text and "(1 complaint)" in text
+    assert not re.search(r"\b1 (draws|entities|responses|inspections|complaints)\b", text)
+    r = dataclasses.replace(r, draws=2)
+    assert "2 draws, 80 entities drawn" in compose("report.j2", {"r": r.context()}, "en", "901").text

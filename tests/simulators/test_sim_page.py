@@ -143,6 +143,14 @@ async def test_page_renders_in_each_locale(client, query, locale):
     assert set(words["errors"]) >= set(ERROR_CODES) | {"network"}  # a word for every error the API answers
 
 
+async def test_page_shows_times_in_the_services_zone_not_the_browsers(aiohttp_client, tg, sms):
+    # a headless browser runs in UTC: a message drawn at 10:00 in Qingdao must not read 02:00
+    app = await aiohttp_client(sim_page_app(tg, sms, zone="Asia/Shanghai"))
+    html = await (await app.get("/sim/")).text()
+    assert '<html lang="zh-CN" data-zone="Asia/Shanghai">' in html
+    assert "timeZone: zone" in html and "dataset.zone" in html
+
+
 async def test_root_redirects_to_the_page(client):
     resp = await client.get("/?lang=en", allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/sim/?lang=en"

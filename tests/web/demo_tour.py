@@ -228,7 +228,7 @@ async def _verify(path: Path, settings: Settings) -> tuple[int, str]:
     buffer: list[str] = []
     with contextlib.redirect_stdout(_Lines(buffer)), contextlib.redirect_stderr(_Lines(buffer)):
         code = await verify.run(
-            Namespace(directory=path, allow_test_chain=True), settings
+            Namespace(directory=path, allow_test_chain=True, disclosure=None), settings
         )  # the demo's local test chain
     return code, "".join(buffer)
 
@@ -249,13 +249,15 @@ class _Lines:
 LATIN_ALLOWED = re.compile(
     r"^(SCJG|FOOD|SHA|inspectbot|verify|zip|json|tsv|draw|pool|inspectors|recusals|sealed|bundle|uv|run|"
     r"http|https|Telegram|Markdown|cron|beacon|drand|commitment|English|lang|png|PNG|TOML|md|docs|protocol|"
-    r"public|pages|www|org)$"
+    r"public|pages|www|org|"
+    r"audit|head|disclosure|chain|test)$"  # `inspectbot audit verify --head`, `--disclosure`, the drand test chain's id
 )
 
 
 def english_words(text: str) -> list[str]:
     """Latin words of four or more letters that are not names of things (URLs and codes aside)."""
     text = re.sub(r"https?://\S+", " ", text)
+    text = re.sub(r"\b[0-9a-f]{16,}\b", " ", text)  # hex digests and cuts (ffff… for a class drawn whole)
     text = re.sub(r"[\w./-]*\d[\w./-]*", " ", text, flags=re.ASCII)  # digests, credit codes, draw names, dates
     text = re.sub(r"\w*_\w*", " ", text, flags=re.ASCII)  # identifiers (inspections_digest)
     text = re.sub(r"/\w+", " ", text, flags=re.ASCII)  # commands (/tasks) and paths

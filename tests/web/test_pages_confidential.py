@@ -33,8 +33,10 @@ async def _rows(page) -> list[list[str]]:
 async def _no_class_beside_an_entity(page, codes: set[str], where: str) -> None:
     text = await page.locator("main").inner_text()
     for row in await _rows(page):
-        if row and row[0] in CLASSES:  # the counts per class: a label, then numbers only
-            assert all(c in ("", "—") or c.replace(".", "").isdigit() or len(c) == 16 for c in row[1:]), (where, row)
+        if row and row[0] in CLASSES:  # the counts per class: a label, then numbers (the ratio as a percentage) only
+            assert all(
+                c in ("", "—") or c.removesuffix("%").replace(".", "").isdigit() or len(c) == 16 for c in row[1:]
+            ), (where, row)
             continue
         assert not (CLASSES & set(row) and codes & set(row)), (where, row)
         assert not CLASSES & set(row), (where, row)  # no cell that is a class, anywhere else
@@ -74,3 +76,24 @@ async def test_no_public_page_or_bundle_shows_an_entity_class(browser_page):
     assert all(len(line.split(b"\t")[1]) == 64 for line in files["pool.tsv"].splitlines())
     checks = bundle.verify(files)
     assert checks and all(line.ok for line in checks)
+
+
+async def test_a_confidential_draw_page_fits_a_phone(browser_page):
+    """The v2 draw page (digests, beacon, the cuts column) at 390 px: nothing wider than the screen."""
+    page, base, w, _dialogs = browser_page
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for lang in ("zh-CN", "en"):
+        await page.goto(f"{base}/draws/{w.p1}?lang={lang}")
+        wide = await page.evaluate(
+            "Array.from(document.querySelectorAll('main *')).filter(e => e.getBoundingClientRect().right > "
+            "window.innerWidth + 1 && !e.closest('.scroll, pre')).map(e => e.tagName + '.' + e.className + ' ' + "
+            "e.textContent.slice(0, 40))"
+        )
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), (lang, wide[:5])
+        # the drawn entities' numbers and states stay on one line (not "1" over "0", 待 over 公 over 示)
+        lines = await page.eval_on_selector_all(
+            "main td.num, main td.state",
+            "cells => cells.map(c => { const r = document.createRange(); r.selectNodeContents(c); "
+            "return new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top))).size; })",
+        )
+        assert lines and max(lines) == 1, (lang, max(lines))

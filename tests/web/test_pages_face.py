@@ -76,3 +76,40 @@ async def test_search_results_say_which_firms_were_inspected(site):
     assert "已被抽中检查 1 次" in text
     en = main_text(await get(client, "/entities?q=青岛测试&lang=en"))
     assert "drawn for inspection 1 time," in en
+
+
+async def test_draw_page_shows_ratios_as_percentages(site):
+    client, w = site
+    for lang in ("", "?lang=en"):
+        html = await get(client, f"/draws/{w.p1}{lang}")
+        table = html.split("<table", 1)[1].split("</table>", 1)[0]
+        cells = re.findall(r'<td class="num">([^<]*)</td>', table)
+        assert any(c.endswith("%") for c in cells), cells  # 抽取比例 as "3%"…
+        assert not any(re.fullmatch(r"0\.\d+", c) for c in cells), cells  # …never "0.03"
+
+
+async def test_a_mistyped_address_gets_a_page_in_the_readers_language(site):
+    client, _ = site
+    for path in ("/nope", "/docs/nope.md", "/robots.txt"):
+        r = await client.get(path)
+        assert r.status == 404 and r.content_type == "text/html"
+        assert "没有这个页面" in await r.text() and "404: Not Found" not in await r.text()
+    en = await client.get("/nope?lang=en")
+    assert en.status == 404 and "There is no such page" in await en.text()
+
+
+async def test_an_announced_draw_ref_says_when_it_is_drawn_not_that_there_is_none(site):
+    client, w = site
+    r = await client.get(f"/draws/{w.p2}")
+    text = main_text(await r.text())
+    assert r.status == 404 and "已公布承诺值，将于 2026-12-04 10:00 抽取" in text and "没有编号为" not in text
+    en = main_text(await (await client.get(f"/draws/{w.p2}?lang=en")).text())
+    assert "is announced" in en and "2026-12-04 10:00" in en
+    assert "没有编号为 NOPE 的抽取" in main_text(await get(client, "/draws/NOPE", 404))
+
+
+async def test_a_page_past_the_last_says_so_and_links_back(site):
+    client, _ = site
+    text = main_text(await get(client, "/draws?page=50"))
+    assert "第 50 页没有抽取" in text and "还没有进行过抽取" not in text
+    assert "Page 50 has no plans" in main_text(await get(client, "/plans?page=50&lang=en"))

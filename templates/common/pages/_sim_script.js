@@ -5,6 +5,7 @@
   const W = JSON.parse(document.getElementById("words").textContent);
   const $ = (id) => document.getElementById(id);
   const lang = document.documentElement.lang;
+  const zone = document.documentElement.dataset.zone || undefined;  // the service's time zone, not the browser's
   let current = null;          // {kind: "user"|"phone", id: "…"}
   let lastList = "", lastChat = "";
   const seenAnswers = {};      // user id -> callback answers already shown
@@ -21,7 +22,7 @@
 
   function when(seconds) {
     if (!seconds) return "";
-    return new Date(seconds * 1000).toLocaleString(lang, {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"});
+    return new Date(seconds * 1000).toLocaleString(lang, {month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", timeZone: zone});
   }
 
   function notice(error) {
