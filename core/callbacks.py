@@ -85,7 +85,8 @@ BEACON = Family("bcn", {"yes", "no"})  # values typed for a beacon, confirmed by
 REJECTION = Family("rjt", {"ask", "confirm", "cancel"})
 ALERT = Family("alr", {"ack"})
 FINDINGS = Family(
-    "fnd", {"open", "pass", "fail", "serious", "na", "edit", "skip", "submit", "confirm", "fix", "nofix", "lead"}
+    "fnd",
+    {"open", "pass", "fail", "serious", "na", "edit", "skip", "submit", "confirm", "fix", "nofix", "lead", "recheck"},
 )
 CORRECTION = Family("cor", {"ok", "no"})
 REVIEW = Family("rev", {"ok"})

@@ -52,6 +52,11 @@ def review_decision(review_id: int) -> Rows:
     return [[key("btn_approve_review", REVIEW.data("ok", review_id))]]
 
 
+def reinspection_open(rectification_id: int) -> Rows:
+    """The re-inspector opens the re-inspection's findings conversation (复查)."""
+    return [[key("btn_reinspect", FINDINGS.data("recheck", rectification_id))]]
+
+
 def off_schedule_decision(request_id: int) -> Rows:
     """Another coordinator confirms or declines an off-schedule draw asked for in chat."""
     return [
@@ -77,6 +82,7 @@ KEYBOARDS: dict[str, Callable[[int], Rows]] = {
         off_schedule_decision,
         beacon_decision,
         review_decision,
+        reinspection_open,
     )
 }
 

@@ -1,8 +1,8 @@
-"""On site, in the inspector's chat: /checkin and a shared location, photos, /result and the
-findings buttons, corrections; and the coordinator's approve/reject buttons for corrections.
+"""On site, in the inspector's chat: /checkin and a shared location, photos, /result (and /recheck,
+the re-inspection) and the findings buttons, corrections; and the coordinator's approve/reject buttons for corrections.
 
 Buttons (callback codec): ``fnd:<pass|fail|na>:<result>:<item>``, ``fnd:skip|edit:<result>:<item>``,
-``fnd:submit|confirm|fix|nofix:<result>``, ``fnd:open:<assignment>``, ``chk:at:<assignment>``,
+``fnd:submit|confirm|fix|nofix:<result>``, ``fnd:open:<assignment>``, ``fnd:recheck:<rectification>``, ``chk:at:<assignment>``,
 ``pho:at:<assignment>``, ``cor:<ok|no>:<correction>``. Every press is re-checked by the service
 against the presser and the current state, so stale and double taps are answered, not applied.
 Free text reaches :func:`flow_text` through handlers/inspector.py's text handler when the chat
@@ -18,13 +18,13 @@ from core.channel import EventKind
 from core.settings import Settings
 from domain import inputs, refs
 from domain.onsite import NOTE_LIMIT
-from handlers.common import ANSWERED, Replier, binding_of, inspector_id, typed_assignment
+from handlers.common import ANSWERED, Replier, binding_of, inspector_id, split_ref, typed_assignment
 from handlers.router import button, command, on
 from models.messaging import Role
 from services import assignments, chatstate
 from services.assignments import AssignmentError
 from services.inbound import Context
-from services.onsite import checkin, corrections, findings, lead, photos
+from services.onsite import checkin, corrections, findings, followup, lead, photos
 from services.onsite.shared import Choice, OnsiteError
 from services.surveys.enter import sign_for
 
@@ -248,6 +248,32 @@ async def _open(ctx: Context, assignment_id: int | None) -> str:
     return outcome
 
 
+@command("recheck", roles=INSPECTOR)
+async def recheck_command(ctx: Context) -> str:
+    """``/recheck P1/2026-12-01/7``: the re-inspection (复查) assigned to the sender at the rectification
+    deadline, in the same findings conversation as ``/result`` (over the items found 不合格)."""
+    ref, _ = split_ref(ctx.event.argument)
+    if ref is None:
+        await Replier(ctx)("onsite_refused.j2", {"code": "recheck_usage", "params": {}})
+        return "usage"
+    try:
+        rectification_id = await followup.rectification_on(inspector_id(ctx), ref, ctx.conn)
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    return await _open_reinspection(ctx, rectification_id)
+
+
+async def _open_reinspection(ctx: Context, rectification_id: int) -> str:
+    try:
+        outcome, view = await findings.open_reinspection(
+            inspector_id(ctx), rectification_id, now=ctx.clock.now(), conn=ctx.conn
+        )
+    except OnsiteError as exc:
+        return await _refuse(ctx, exc)
+    await _show(ctx, view)
+    return outcome
+
+
 def _item_buttons(view: dict) -> list:
     rid, pos = view["result"], view["current"]["pos"]
     verdicts = [key(f"btn_verdict_{v}", FINDINGS.data(v, rid, pos)) for v in ("pass", "fail", "na")]
@@ -315,6 +341,8 @@ async def findings_button(ctx: Context) -> str:
         return await _stale(ctx)
     if cb.action == "open":
         return await _open(ctx, cb.id)
+    if cb.action == "recheck":
+        return await _open_reinspection(ctx, cb.id)
     if cb.action == "fix":
         return await _begin_fix(ctx, cb.id)
     if cb.action == "lead":

@@ -2,7 +2,8 @@
 ``/return <ref> <comment>`` sends it back to the team lead. The service checks that the
 reviewer is a coordinator of the plan's departments (or an admin) and was not on the team.
 And the decision on a firm's objection: ``/uphold <ref> [note]``, ``/dismiss <ref> <reasons>``.
-And the re-inspector's ``/recheck <ref> 已整改|未整改 [note]``, and ``/refer <ref> <reason>``.
+And ``/refer <ref> <reason>``. (The re-inspector's ``/recheck <ref>`` opens the findings conversation:
+handlers/onsite.py.)
 
 ``<ref>`` is always the inspection's public reference (``P1/2026-12-01/7``, domain.refs): an
 inspection has at most one pending review, rectification under way, and (but for a rare case the
@@ -12,7 +13,7 @@ button data."""
 from __future__ import annotations
 
 from core.callbacks import REVIEW
-from handlers.common import Replier, binding_of, inspector_id, split_ref
+from handlers.common import Replier, binding_of, split_ref
 from handlers.router import button, command
 from models.messaging import Role
 from services.inbound import Context
@@ -110,26 +111,6 @@ async def uphold_command(ctx: Context) -> str:
 async def dismiss_command(ctx: Context) -> str:
     """/dismiss P1/2026-12-01/7 reasons: the objection is rejected; the reasons are sent to the firm."""
     return await _objection(ctx, False)
-
-
-@command("recheck", roles={Role.INSPECTOR})
-async def recheck_command(ctx: Context) -> str:
-    """/recheck P1/2026-12-01/7 已整改|未整改 [note]: the re-inspection's finding."""
-    say = Replier(ctx)
-    ref, rest = split_ref(ctx.event.argument)
-    if ref is None:
-        await say("onsite_refused.j2", {"code": "recheck_usage", "params": {}})
-        return "usage"
-    try:
-        rectification_id = await followup.rectification_on(inspector_id(ctx), ref, ctx.conn)
-        code, shown = await followup.record_reinspection(
-            inspector_id(ctx), rectification_id, rest, now=ctx.clock.now(), conn=ctx.conn
-        )
-    except OnsiteError as exc:
-        await say("onsite_refused.j2", {"code": exc.code, "params": exc.params})
-        return exc.code
-    await say("recheck_done.j2", {"code": code, **shown})
-    return f"recheck_{code}"
 
 
 @command("refer", roles=COORDINATORS)

@@ -75,6 +75,12 @@ class Result(Model):
     supersedes = fields.ForeignKeyField(
         "models.Result", related_name="superseded_by", null=True, on_delete=fields.RESTRICT
     )
+    # a re-inspection (复查) result: the id of its rectification order (models.publication), over the
+    # items the order is about; reviewed like any result and never the inspection's published result
+    # (services.onsite.followup). A plain column, not a foreign key: the order's own chain
+    # (rectification → notice → result) points back at this table, and the schema generator refuses
+    # two tables that reference each other. The services write it; None for an inspection's result.
+    reinspection_id = fields.IntField(null=True, db_index=True)
     status = fields.CharEnumField(ResultStatus, max_length=16, default=ResultStatus.DRAFT)
     step = fields.CharField(max_length=16)
     cursor = fields.SmallIntField(default=0)

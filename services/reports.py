@@ -356,6 +356,7 @@ async def result_counts(
         "JOIN result r ON r.id = pub.result_id "
         if published_only
         else "JOIN result r ON r.inspection_id = i.id AND r.status IN ('submitted', 'confirmed') "
+        "AND r.reinspection_id IS NULL "  # a re-inspection (复查) is not the inspection's result
     )
     rows = await _fetch(
         "SELECT i.stratum, COUNT(DISTINCT r.id) AS n, "
@@ -489,13 +490,15 @@ STRICTNESS_MONTHS = 12
 async def _strictness(end: datetime, scope: tuple[str, list]) -> tuple[float | None, list[dict]]:
     """Each inspector's risk-adjusted problem-found rate (``domain.risk.strictness``) over the
     results submitted in the 12 months before ``end``: the lead who submitted a result and the
-    member who confirmed it both vouch for its findings, so it counts for both."""
+    member who confirmed it both vouch for its findings, so it counts for both. A re-inspection
+    (复查) result, over the items found 不合格 only, is left out."""
     start = end - timedelta(days=365 * STRICTNESS_MONTHS // 12)
     rows = await _fetch(
         "SELECT r.submitted_by_id AS lead, r.confirmed_by_id AS member, i.stratum, "
         "(SELECT COUNT(*) FROM finding f WHERE f.result_id = r.id AND f.verdict = 'fail') AS fails "
         "FROM result r JOIN inspection i ON i.id = r.inspection_id JOIN draw d ON d.id = i.draw_id "
-        "WHERE r.status IN ('submitted', 'confirmed') AND r.submitted_at >= ? AND r.submitted_at < ?"
+        "WHERE r.status IN ('submitted', 'confirmed') AND r.reinspection_id IS NULL "
+        "AND r.submitted_at >= ? AND r.submitted_at < ?"
         f"{scope[0]}",
         [start, end, *scope[1]],
     )

@@ -23,9 +23,9 @@ from services.onsite.results import (
     _is_lead,
     _member,
     _state,
-    _team,
     _view,
     _write,
+    team_of,
 )
 from services.onsite.review import decide_review, may_review_at_once, open_review
 from services.onsite.shared import SHANGHAI, OnsiteError, _departments
@@ -37,7 +37,7 @@ async def _record_of(result_id: int, inspector_id: int, conn) -> tuple[Result, l
     result = await Result.filter(id=result_id).using_db(conn).select_for_update().first()
     if result is None:
         raise OnsiteError("result_not_found", id=result_id)
-    team = await _team(result.inspection_id, conn)
+    team = await team_of(result, conn)  # a re-inspection result: its re-inspector
     if _member(team, inspector_id) is None:
         raise OnsiteError("result_not_found", id=result_id)
     if not _is_lead(team, inspector_id):
@@ -72,6 +72,7 @@ async def request_correction(inspector_id: int, result_id: int, reason: str, *, 
         replacement = await Result.create(
             inspection_id=original.inspection_id,
             supersedes_id=original.id,
+            reinspection_id=original.reinspection_id,  # a corrected re-inspection is still one
             status=ResultStatus.DRAFT,
             step=draft.step.value,
             cursor=draft.cursor,
@@ -203,7 +204,7 @@ async def decide_correction(
         insp = await Inspection.filter(id=replacement.inspection_id).using_db(c).prefetch_related("draw").first()
         if not _may_decide(binding, await _departments(insp.draw, c)):
             raise OnsiteError("correction_not_found", id=correction_id)
-        team = await _team(replacement.inspection_id, c)
+        team = await team_of(replacement, c)
         lead_id = corr.requested_by_id
         shown = {"correction": corr.id, "no": insp.no, "draw_ref": insp.draw.draw_ref, "reason": corr.reason}
         if corr.status != CorrectionStatus.REQUESTED:
@@ -246,7 +247,7 @@ async def decide_correction(
         reviewed = False
         if approve:
             await _ask_to_confirm(replacement, team, lead_id, view, now, locale, c)
-            at_once = await may_review_at_once(binding, insp.id, {a.inspector_id for a in team}, c)
+            at_once = await may_review_at_once(binding, replacement, {a.inspector_id for a in team}, c)
             opened = await open_review(replacement, now, zone=zone, ask=not at_once, conn=c)
             if at_once:
                 code, _ = await decide_review(

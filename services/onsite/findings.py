@@ -18,10 +18,22 @@ from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection,
 from models.messaging import RecipientKind
 from models.onsite import Finding, Result
 from models.plans import Plan
+from models.publication import Rectification, RectificationStatus
 from services import audit
 from services.onsite.corrections import _correction_requested
+from services.onsite.followup import failed_items
 from services.onsite.lead import has_chat
-from services.onsite.results import _ask_to_confirm, _findings, _is_lead, _member, _state, _team, _view, _write
+from services.onsite.results import (
+    _ask_to_confirm,
+    _findings,
+    _is_lead,
+    _member,
+    _state,
+    _team,
+    _view,
+    _write,
+    team_of,
+)
 from services.onsite.review import open_review
 from services.onsite.shared import CAN_WORK, SHANGHAI, Acted, Choice, OnsiteError, _pick_current
 from services.outbox import Message, enqueue
@@ -83,7 +95,11 @@ async def open_findings(
         # one writer at a time per inspection: two leads' taps cannot make two drafts
         await Inspection.filter(id=asg.inspection_id).using_db(c).select_for_update().first()
         team = await _team(asg.inspection_id, c)
-        live = await Result.filter(inspection_id=asg.inspection_id, status__in=list(LIVE)).using_db(c).order_by("-id")
+        live = (
+            await Result.filter(inspection_id=asg.inspection_id, status__in=list(LIVE), reinspection_id=None)
+            .using_db(c)
+            .order_by("-id")
+        )
         draft = next((r for r in live if r.status == ResultStatus.DRAFT), None)
         shown = next((r for r in live if r.status != ResultStatus.DRAFT), None)
         if draft is not None and _is_lead(team, inspector_id):
@@ -132,6 +148,53 @@ async def open_findings(
         return "findings_started", await _view(result, team, inspector_id, c)
 
 
+async def open_reinspection(inspector_id: int, rectification_id: int, *, now: datetime, conn=None) -> tuple[str, dict]:
+    """Start or resume the re-inspection (复查) of a rectification order assigned to the inspector:
+    a re-inspection result (``Result.reinspection_id``) over the items found 不合格, drafted in this
+    same conversation by the re-inspector (its lead, services.onsite.results.team_of), submitted and
+    reviewed like any result. Once submitted, or decided, it is shown. Outcomes as :func:`open_findings`."""
+    now = _utc(now)
+    async with _transaction(conn) as c:
+        row = await Rectification.filter(id=rectification_id).using_db(c).select_for_update().first()
+        if row is None or row.inspector_id != inspector_id:
+            raise OnsiteError("recheck_not_found", ref="")
+        mine = await Result.filter(reinspection_id=row.id).using_db(c).order_by("-id")
+        live = [r for r in mine if r.status in LIVE]
+        shown = live[0] if live else (mine[0] if mine else None)
+        if shown is not None:
+            team = await team_of(shown, c)
+            outcome = "findings_resumed" if shown.status == ResultStatus.DRAFT else "result_shown"
+            return outcome, await _view(shown, team, inspector_id, c)
+        if row.status != RectificationStatus.REINSPECTING:
+            raise OnsiteError("recheck_not_found", ref="")
+        items = await failed_items(row, c)
+        if not items:
+            raise OnsiteError("no_items")
+        result = await Result.create(
+            inspection_id=row.inspection_id,
+            reinspection_id=row.id,
+            status=ResultStatus.DRAFT,
+            step=Step.VERDICT.value,
+            cursor=0,
+            created_by_id=inspector_id,
+            created_at=now,
+            updated_at=now,
+            using_db=c,
+        )
+        await Finding.bulk_create(
+            [Finding(result_id=result.id, position=i, item_code=code) for i, code in enumerate(items)], using_db=c
+        )
+        await audit.append(
+            f"inspector:{inspector_id}",
+            "result.drafted",
+            f"result:{result.id}",
+            {"inspection": row.inspection_id, "rectification": row.id, "items": items},
+            now,
+            connection=c,
+        )
+        return "findings_started", await _view(result, await team_of(result, c), inspector_id, c)
+
+
 # --- acting ------------------------------------------------------------------------------------
 
 
@@ -174,7 +237,7 @@ async def act(
         result = await Result.filter(id=result_id).using_db(c).select_for_update().first()
         if result is None:
             raise OnsiteError("result_not_found", id=result_id)
-        team = await _team(result.inspection_id, c)
+        team = await team_of(result, c)  # a re-inspection result's: its re-inspector
         if _member(team, inspector_id) is None:
             raise OnsiteError("result_not_found", id=result_id)  # not on the team: as if missing
         lead = _is_lead(team, inspector_id)
@@ -249,8 +312,26 @@ async def _submitted(
     conn,
 ) -> str:
     """The lead submitted: the inspection and its assignments are done, the inspection enters
-    the survey pool, and the other members are asked to confirm."""
+    the survey pool, and the other members are asked to confirm. A re-inspection result is only
+    recorded and sent to review (its inspection was done and surveyed already)."""
     insp_id = result.inspection_id
+    if result.reinspection_id is not None:
+        view = await _view(result, team, lead_id, conn)
+        await audit.append(
+            f"inspector:{lead_id}",
+            "result.submitted",
+            f"result:{result.id}",
+            {
+                "inspection": insp_id,
+                "rectification": result.reinspection_id,
+                "findings": _verdict_map(view),
+                "supersedes": result.supersedes_id,
+            },
+            now,
+            connection=conn,
+        )
+        await open_review(result, now, zone=zone, conn=conn)
+        return ""
     await (
         Inspection.filter(id=insp_id)
         .exclude(status=InspectionStatus.CANCELLED)

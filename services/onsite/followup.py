@@ -5,10 +5,12 @@ says ``[publication] reinspect = "draw"``, to an inspector drawn afresh among th
 its outcome: rectified, or not, which flags the case for referral (移送立案) to the plan's
 coordinators.
 
-The re-inspector answers in the chat: ``/recheck <rectification> 已整改|未整改 [note]``. A serious
-finding is flagged for referral at once by a coordinator: ``/refer <review> <reason>``.
-On the audit chain: ``rectification.ordered`` / ``.reminded`` / ``.assigned`` / ``.rectified`` /
-``.unrectified``, ``case.referred``."""
+The re-inspector does the re-inspection in the findings conversation (services.onsite.findings,
+``/recheck <ref>`` or the assignment's button): a re-inspection result over the items found 不合格,
+reviewed like any result; its approval (:func:`reinspected`) decides the order. A serious finding is
+flagged for referral at once by a coordinator: ``/refer <ref> <reason>``. On the audit chain:
+``rectification.ordered`` / ``.reminded`` / ``.assigned`` / ``.rectified`` / ``.unrectified`` /
+``.superseded``, ``case.referred``."""
 
 from __future__ import annotations
 
@@ -28,7 +30,15 @@ from models.directory import Conflict, Entity, Inspector, InspectorStatus, Item
 from models.draws import Draw, Inspection
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from models.onsite import Finding, Result
-from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus
+from models.publication import (
+    Notice,
+    NoticeDelivery,
+    Publication,
+    Rectification,
+    RectificationStatus,
+    Review,
+    ReviewStatus,
+)
 from services import audit
 from services.alerts import raise_alert
 from services.onsite.results import _team
@@ -38,8 +48,6 @@ from services.plans import is_working_day
 
 REMIND_DAYS = 3  # the firm is reminded this many working days before its deadline
 BATCH = 500
-RECTIFIED_WORDS = ("已整改", "整改", "rectified", "ok", "yes")
-UNRECTIFIED_WORDS = ("未整改", "unrectified", "no", "fail")
 
 
 def _days_left(today, due_on) -> int:
@@ -61,6 +69,12 @@ async def supersede(inspection_id: int, now: datetime, conn) -> int:
             Rectification.filter(id=row.id).using_db(conn).update(status=RectificationStatus.SUPERSEDED, decided_at=now)
         )
         await audit.append("system", "rectification.superseded", f"rectification:{row.id}", {}, now, connection=conn)
+        # a re-inspection under review no longer decides anything: its review is closed
+        await (
+            Review.filter(result__reinspection_id=row.id, status=ReviewStatus.PENDING)
+            .using_db(conn)
+            .update(status=ReviewStatus.CLOSED, decided_at=now)
+        )
     return len(rows)
 
 
@@ -225,7 +239,7 @@ async def _assign(row: Rectification, now: datetime, conn) -> int:
                 recipient_kind=RecipientKind.INSPECTOR,
                 recipient_id=inspector_id,
                 template="reinspection_assigned.j2",
-                context=ctx,
+                context={**ctx, "keyboard": ["reinspection_open", row.id]},
             )
         ],
         now,
@@ -234,74 +248,70 @@ async def _assign(row: Rectification, now: datetime, conn) -> int:
     return 1
 
 
-def _outcome(word: str) -> bool | None:
-    w = word.strip().lower()
-    if w in UNRECTIFIED_WORDS:
-        return False
-    if w in RECTIFIED_WORDS:
-        return True
-    return None
-
-
-async def record_reinspection(
-    inspector_id: int, rectification_id: int, text: str, *, now: datetime, conn=None
-) -> tuple[str, dict]:
-    """The assigned re-inspector's finding: ``已整改`` or ``未整改`` and an optional note. Not put
-    right: the case is flagged for referral to the plan's coordinators."""
-    now = _utc(now)
-    word, _, note = text.strip().partition(" ")
-    rectified = _outcome(word)
-    if rectified is None:
-        raise OnsiteError("recheck_usage")
-    note = note.strip()
-    if len(note) > NOTE_LIMIT:
-        raise OnsiteError("reason_too_long", limit=NOTE_LIMIT)
-    async with _transaction(conn) as c:
-        row = await Rectification.filter(id=rectification_id).using_db(c).select_for_update().first()
-        if row is None or row.inspector_id != inspector_id:
-            raise OnsiteError("recheck_not_found", ref="")
-        ctx = await _context(row, c)
+async def reinspected(result: Result, actor: str, now: datetime, conn) -> str:
+    """A re-inspection result (``result.reinspection_id``) was approved in review: it decides its
+    rectification order — every item 合格 or 不涉及: rectified; any item 不合格: not rectified, and the
+    case is flagged for referral (移送立案) to the plan's coordinators. The inspection's published
+    result is not touched: its verdicts stand, the order's outcome is the follow-up (后续处理).
+    Returns the outcome (``rectified`` / ``unrectified``), or ``superseded`` when the order no longer
+    stands (a corrected result was published again meanwhile)."""
+    row = await Rectification.filter(id=result.reinspection_id).using_db(conn).select_for_update().first()
+    if row is None or row.status != RectificationStatus.REINSPECTING:
+        return RectificationStatus.SUPERSEDED.value
+    rows = await Finding.filter(result_id=result.id).using_db(conn).order_by("position")
+    rectified = all(f.verdict != Verdict.FAIL for f in rows)
+    note = "；".join(f"{f.item_code}：{f.note}" for f in rows if f.note)[:NOTE_LIMIT]
+    status = RectificationStatus.RECTIFIED if rectified else RectificationStatus.UNRECTIFIED
+    await (
+        Rectification.filter(id=row.id)
+        .using_db(conn)
+        .update(status=status, note=note, decided_at=now, referred_at=None if rectified else now)
+    )
+    await audit.append(
+        actor,
+        f"rectification.{status.value}",
+        f"rectification:{row.id}",
+        {"result": result.id, "inspector": row.inspector_id},
+        now,
+        connection=conn,
+    )
+    if not rectified:
+        ctx = await _context(row, conn)
         ctx.pop("_entity")
-        if row.status != RectificationStatus.REINSPECTING:
-            return "already_recorded", {**ctx, "status": row.status.value}
-        status = RectificationStatus.RECTIFIED if rectified else RectificationStatus.UNRECTIFIED
-        await (
-            Rectification.filter(id=row.id)
-            .using_db(c)
-            .update(status=status, note=note, decided_at=now, referred_at=None if rectified else now)
-        )
         await audit.append(
-            f"inspector:{inspector_id}",
-            f"rectification.{status.value}",
-            f"rectification:{row.id}",
-            {"note": note},
+            "system",
+            "case.referred",
+            f"inspection:{row.inspection_id}",
+            {"rectification": row.id},
             now,
-            connection=c,
+            connection=conn,
         )
-        if not rectified:
-            await audit.append(
-                "system",
-                "case.referred",
-                f"inspection:{row.inspection_id}",
-                {"rectification": row.id},
-                now,
-                connection=c,
-            )
-            await raise_alert(
-                f"rectification:{row.id}:referral",
-                "case_referral.j2",
-                {**ctx, "why": "unrectified", "note": note},
-                set(ctx["departments"]),
-                now,
-                connection=c,
-            )
-        return status.value, {**ctx, "status": status.value}
+        await raise_alert(
+            f"rectification:{row.id}:referral",
+            "case_referral.j2",
+            {**ctx, "why": "unrectified", "note": note},
+            set(ctx["departments"]),
+            now,
+            connection=conn,
+        )
+    return status.value
+
+
+async def failed_items(row: Rectification, conn) -> list[str]:
+    """The items a re-inspection covers: those 不合格 in the result its order was made on."""
+    notice = await Notice.get(id=row.notice_id).using_db(conn)
+    return list(
+        await Finding.filter(result_id=notice.result_id, verdict=Verdict.FAIL)
+        .using_db(conn)
+        .order_by("position")
+        .values_list("item_code", flat=True)
+    )
 
 
 async def rectification_on(inspector_id: int | None, ref: Ref, conn=None) -> int:
     """The re-inspection the inspector means by the inspection's public reference: the one assigned
     to them (a corrected result supersedes the open order, so there is at most one under way), else
-    their latest on it (answered "already recorded"). Someone else's: ``recheck_not_found``."""
+    their latest on it (its result is shown). Someone else's: ``recheck_not_found``."""
     insp = await inspection_at(ref, conn)
     rows = (
         await Rectification.filter(inspection_id=insp.id, inspector_id=inspector_id)

@@ -4,13 +4,16 @@ findings (each change on the audit chain), and asking the other members to confi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from domain.onsite import Findings, Outcome, ResultStatus, Step, Verdict
-from models.directory import Item
-from models.draws import HOLDING_SEAT, Assignment, Inspection
+from models.directory import Inspector, Item
+from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Inspection
 from models.messaging import RecipientKind
 from models.onsite import Correction, CorrectionStatus, Finding, Result
+from models.publication import Rectification
 from services import audit
 from services.onsite.shared import CAN_WORK
 from services.outbox import Message, enqueue
@@ -31,6 +34,37 @@ async def _team(inspection_id: int, conn) -> list[Assignment]:
     if lead and lead[0] is not None:
         team.sort(key=lambda a: a.inspector_id != lead[0])  # stable: the rest keep their seats' order
     return team
+
+
+@dataclass(frozen=True)
+class Reinspector:
+    """The re-inspector of a re-inspection (复查) as the findings flow sees a team member: the whole
+    "team" of a re-inspection result, its lead. Drawn afresh, they hold no seat of the inspection
+    (``id``: no assignment)."""
+
+    inspector_id: int
+    inspector: Inspector
+    id: int | None = None
+    status: AssignmentStatus = AssignmentStatus.ACCEPTED
+
+
+async def team_of(result: Result, conn) -> list[Any]:
+    """Who works on ``result``, lead first: the inspection's team (:func:`_team`), or for a
+    re-inspection result (``reinspection_id``) the re-inspector its rectification order was assigned
+    to — so the findings, correction and review rules ("only the lead records", "a member may not
+    review") hold for a re-inspection as they are."""
+    if result.reinspection_id is None:
+        return await _team(result.inspection_id, conn)
+    row = await Rectification.filter(id=result.reinspection_id).using_db(conn).first()
+    if row is None or row.inspector_id is None:
+        return []
+    inspector = await Inspector.get(id=row.inspector_id).using_db(conn)
+    seat = await (
+        Assignment.filter(inspection_id=result.inspection_id, inspector_id=row.inspector_id)
+        .using_db(conn)
+        .values_list("id", flat=True)
+    )
+    return [Reinspector(row.inspector_id, inspector, seat[0] if seat else None)]
 
 
 def _member(team: list[Assignment], inspector_id: int) -> Assignment | None:
@@ -104,6 +138,7 @@ async def _view(result: Result, team: list[Assignment], actor_id: int, conn) -> 
         "submitted_by": people.get(result.submitted_by_id, "") if result.submitted_by_id else "",
         "confirmed_by": people.get(result.confirmed_by_id, "") if result.confirmed_by_id else "",
         "supersedes": result.supersedes_id,
+        "reinspection": result.reinspection_id is not None,  # a re-inspection (复查) of the rectified items
         "correction": ({"id": corr.id, "reason": corr.reason, "status": corr.status.value} if corr else None),
         "open_correction": (
             {"id": open_corr.id, "status": open_corr.status.value, "replacement": open_corr.replacement_id}

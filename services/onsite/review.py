@@ -28,9 +28,9 @@ from models.onsite import Result
 from models.publication import Publication, Review, ReviewStatus
 from services import audit
 from services.alerts import raise_alert
-from services.onsite.followup import refer_serious_findings
+from services.onsite.followup import refer_serious_findings, reinspected
 from services.onsite.notice import issue_notice
-from services.onsite.results import _team
+from services.onsite.results import team_of
 from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import _at, add_working_days, is_working_day
@@ -61,6 +61,15 @@ async def _context(insp: Inspection, conn) -> dict:
     }
 
 
+def _track(inspection_id: int, reinspection_id: int | None):
+    """The reviews of one line of results of an inspection: its own results (the result of record),
+    or the re-inspection results of one rectification order. Each line has at most one pending review."""
+    rows = Review.filter(inspection_id=inspection_id)
+    if reinspection_id is None:
+        return rows.filter(result__reinspection_id__isnull=True)
+    return rows.filter(result__reinspection_id=reinspection_id)
+
+
 async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI, ask: bool = True, conn) -> Review:
     """A result became the result of record: open its review (closing any earlier one still
     pending), record the inspection's publication deadline on its first submission, and ask
@@ -69,11 +78,14 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
     draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
     spec = await plan_spec(draw, conn)
     today = now.astimezone(zone).date()
-    await (
-        Review.filter(inspection_id=insp.id, status=ReviewStatus.PENDING)
+    earlier = await (
+        _track(insp.id, result.reinspection_id)
+        .filter(status=ReviewStatus.PENDING)
         .using_db(conn)
-        .update(status=ReviewStatus.CLOSED, decided_at=now)
+        .values_list("id", flat=True)
     )
+    if earlier:
+        await Review.filter(id__in=list(earlier)).using_db(conn).update(status=ReviewStatus.CLOSED, decided_at=now)
     due = _utc(_at(add_working_days(today, spec.publication.review_days), REVIEW_TIME, zone))
     review = await Review.create(
         result_id=result.id,
@@ -91,9 +103,11 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
             due_on=add_working_days(today, spec.publication.working_days),
             using_db=conn,
         )
-    await refer_serious_findings(result.id, now, conn)  # items the inspectors marked 严重
+    if result.reinspection_id is None:  # a re-inspection refers through its outcome (services.onsite.followup)
+        await refer_serious_findings(result.id, now, conn)  # items the inspectors marked 严重
     context = {
         **await _context(insp, conn),
+        "reinspection": result.reinspection_id is not None,
         "review": review.id,
         "due": due.astimezone(zone).strftime("%Y-%m-%d"),
         "keyboard": ["review_decision", review.id],
@@ -113,14 +127,15 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
     return review
 
 
-async def may_review_at_once(binding: ChatBinding, inspection_id: int, team_ids: set[int], conn) -> bool:
-    """Whether approving a correction can count as the new review too: the inspection's latest review
-    was returned (this correction answers it) and the approver is eligible to review it (a coordinator
-    of the plan's departments, or an admin, not on the team)."""
-    last = await Review.filter(inspection_id=inspection_id).using_db(conn).order_by("-id").first()
+async def may_review_at_once(binding: ChatBinding, replacement: Result, team_ids: set[int], conn) -> bool:
+    """Whether approving a correction (its ``replacement`` result) can count as the new review too:
+    the latest review of its line (the inspection's results, or one re-inspection's) was returned
+    (this correction answers it) and the approver is eligible to review it (a coordinator of the
+    plan's departments, or an admin, not on the team)."""
+    last = await _track(replacement.inspection_id, replacement.reinspection_id).using_db(conn).order_by("-id").first()
     if last is None or last.status != ReviewStatus.RETURNED:
         return False
-    insp = await Inspection.get(id=inspection_id).using_db(conn)
+    insp = await Inspection.get(id=replacement.inspection_id).using_db(conn)
     draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
     return _may_review(binding, set(draw.plan.departments)) and not team_ids & await _people(binding, conn)
 
@@ -149,14 +164,15 @@ def _may_review(binding: ChatBinding, departments: set[str]) -> bool:
 
 async def review_on(ref: Ref, conn=None) -> int:
     """The review the commands mean by an inspection's public reference: its pending review (a new
-    review closes the one before it, so there is at most one), else its latest (answered "already
-    decided"). None at all: ``review_not_found``."""
+    review closes the one before it in its line, so there is at most one — two only while a
+    re-inspection's result and a corrected result of the inspection are both under review: then the
+    older first), else its latest (answered "already decided"). None at all: ``review_not_found``."""
     insp = await inspection_at(ref, conn)
     rows = await Review.filter(inspection_id=insp.id).using_db(conn).order_by("-id").values_list("id", "status")
     if not rows:
         raise OnsiteError("review_not_found", ref=inspection_ref(str(ref.draw_ref), ref.no))
     pending = [r for r in rows if r[1] == ReviewStatus.PENDING]
-    return int((pending or rows)[0][0])
+    return int((pending[-1:] or rows)[0][0])
 
 
 async def decide_review(
@@ -191,13 +207,18 @@ async def decide_review(
         ref = inspection_ref(draw.draw_ref, insp.no)
         if not _may_review(binding, set(draw.plan.departments)):
             raise OnsiteError("review_not_found", ref=ref)
-        team = await _team(insp.id, c)
+        result = await Result.get(id=review.result_id).using_db(c)
+        team = await team_of(result, c)  # a re-inspection's: its re-inspector
         if {a.inspector_id for a in team} & await _people(binding, c):
             raise OnsiteError("review_own_team", ref=ref)
-        shown = {**await _context(insp, c), "review": review.id, "comment": comment or review.comment}
+        shown = {
+            **await _context(insp, c),
+            "review": review.id,
+            "comment": comment or review.comment,
+            "reinspection": result.reinspection_id is not None,
+        }
         if review.status != ReviewStatus.PENDING:
             return "already_decided", {**shown, "status": review.status.value}
-        result = await Result.get(id=review.result_id).using_db(c)
         if not ResultStatus(result.status).effective:
             return "already_decided", {**shown, "status": ReviewStatus.CLOSED.value}
         status = ReviewStatus.APPROVED if approve else ReviewStatus.RETURNED
@@ -214,7 +235,10 @@ async def decide_review(
             now,
             connection=c,
         )
-        if approve:
+        if approve and result.reinspection_id is not None:
+            # a re-inspection decides its rectification order; the published result stands as it is
+            shown["outcome"] = await reinspected(result, f"binding:{binding.id}", now, c)
+        elif approve:
             await _publish(insp, result, now, zone, c)
             spec = await plan_spec(draw, c)
             await issue_notice(insp, result, spec, now, zone=zone, sign=sign, base_url=base_url, conn=c)

@@ -17,10 +17,10 @@ from models.audit import AuditRecord
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
 from models.draws import Assignment, Draw, Firing, Inspection
 from models.messaging import Outbox
-from models.publication import Notice, Rectification, RectificationStatus, Review
+from models.publication import Notice, Publication, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
 from services import audit, credit, public, tasks
-from services.onsite import followup, review
+from services.onsite import findings, followup, review
 from services.onsite.shared import OnsiteError
 from tests.services.publication_world import ZONE, coordinator, inspections, submitted
 
@@ -60,7 +60,7 @@ async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
     assigned = await Outbox.get(dedupe_key=f"rectification:{first.id}:assigned")
     assert assigned.recipient_id == lead.inspector_id and assigned.context["rectification"] == first.id
 
-    # the re-inspector sees it in /tasks, first, with the command to record it
+    # the re-inspector sees it in /tasks, first, with the command that opens it
     listed = await tasks.open_tasks(lead.inspector_id, at(date(2026, 12, 25)), ZONE)
     drawn_ref = inspection_ref((await Draw.get(id=bad.draw_id)).draw_ref, bad.no)
     assert listed[0]["reinspection"] and listed[0]["ref"] == drawn_ref and listed[0]["due_on"] == "2026-12-25"
@@ -82,30 +82,49 @@ async def test_rectification_reminder_reinspection_and_referral(db, tmp_path):
             await followup.rectification_on(who, refs.parse(typed))  # type: ignore[arg-type]
         assert wrong.value.code == code
 
-    # only the assigned re-inspector records; an unknown word is refused
+    # only the assigned re-inspector opens it; a re-inspection result covers the 不合格 item and
+    # is not the inspection's result (the lead's /result still shows the published one)
     mate = await Assignment.filter(inspection_id=bad.id).order_by("-seat").first()
+    day = at(date(2026, 12, 28))
     with pytest.raises(OnsiteError) as other:
-        await followup.record_reinspection(mate.inspector_id, first.id, "已整改", now=at(date(2026, 12, 28)))
+        await findings.open_reinspection(mate.inspector_id, first.id, now=day)
     assert other.value.code == "recheck_not_found"
-    with pytest.raises(OnsiteError) as vague:
-        await followup.record_reinspection(lead.inspector_id, first.id, "看过了", now=at(date(2026, 12, 28)))
-    assert vague.value.code == "recheck_usage"
-    code, _ = await followup.record_reinspection(
-        lead.inspector_id, first.id, "未整改 冷柜仍未维修", now=at(date(2026, 12, 28))
+    outcome, view = await findings.open_reinspection(lead.inspector_id, first.id, now=day)
+    assert outcome == "findings_started" and view["reinspection"] and view["is_lead"]
+    assert [i["code"] for i in view["items"]] == ["SCJG-SP-01"]
+    with pytest.raises(OnsiteError) as member:  # the original team's other member is not on the re-inspection
+        await findings.act(mate.inspector_id, view["result"], "fail", index=0, now=day)
+    assert member.value.code == "result_not_found"
+    await findings.act(lead.inspector_id, view["result"], "fail", index=0, now=day)
+    await findings.act(lead.inspector_id, view["result"], "note", text="冷柜仍未维修", now=day)
+    done = await findings.act(lead.inspector_id, view["result"], "submit", now=day)
+    assert (
+        done.code == "submitted" and (await Rectification.get(id=first.id)).status == RectificationStatus.REINSPECTING
     )
-    assert code == "unrectified"
-    again, _ = await followup.record_reinspection(lead.inspector_id, first.id, "已整改", now=at(date(2026, 12, 28)))
-    assert again == "already_recorded"
+    under_review = await Review.get(result_id=view["result"])
+    assert await review.review_on(ref) == under_review.id  # the reference names the pending one
+    # approved: not rectified → flagged for case referral; the published result is unchanged
+    published = (await Publication.get(inspection_id=bad.id)).result_id
+    code, shown = await review.decide_review(reviewer, under_review.id, True, now=day)
+    assert (code, shown["outcome"]) == ("approved", "unrectified")
+    again, _ = await review.decide_review(reviewer, under_review.id, True, now=day)
+    assert again == "already_decided"
+    assert (await Publication.get(inspection_id=bad.id)).result_id == published
     referral = await Alert.get(kind="case_referral")
     assert referral.context["why"] == "unrectified" and referral.departments == ["SCJG"]
-    assert (await Rectification.get(id=first.id)).referred_at is not None
+    decided = await Rectification.get(id=first.id)
+    assert decided.referred_at is not None and "冷柜仍未维修" in decided.note
 
+    # an unreviewed re-inspection decides nothing: the good firm's is rectified only once approved
     second = rows[good.id]
     good_lead = await Assignment.filter(inspection_id=good.id).order_by("seat").first()
-    code, _ = await followup.record_reinspection(
-        good_lead.inspector_id, second.id, "已整改", now=at(date(2026, 12, 28))
-    )
-    assert code == "rectified"
+    _, view = await findings.open_reinspection(good_lead.inspector_id, second.id, now=day)
+    await findings.act(good_lead.inspector_id, view["result"], "pass", index=0, now=day)
+    await findings.act(good_lead.inspector_id, view["result"], "skip", index=0, now=day)
+    await findings.act(good_lead.inspector_id, view["result"], "submit", now=day)
+    assert (await Rectification.get(id=second.id)).status == RectificationStatus.REINSPECTING
+    code, shown = await review.decide_review(reviewer, (await Review.get(result_id=view["result"])).id, True, now=day)
+    assert (code, shown["outcome"]) == ("approved", "rectified")
     records = {r["uscc"]: r for r in await credit.published_records("2026-12", ZONE)}
     assert records[bad.entity_key]["follow_up"] == "移送立案"
     assert records[good.entity_key]["follow_up"] == "已整改（复查合格）"
