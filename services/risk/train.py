@@ -4,8 +4,10 @@ The labelled examples are what review and follow-up have settled (docs/results.m
 each *published* result — the result of record a reviewer approved (``publication.result_id``) — is
 one, labelled 1 when a problem was found (any item 不合格, or the inspection flagged for case
 referral as a serious finding), dated the day it was submitted; and each decided re-inspection (复查)
-is one, labelled 1 when the firm had not rectified, 0 when it had, dated the re-inspection. A result
-still under review (or returned, or withdrawn) is not a label. Each example carries the entity's
+is one — its re-inspection result, reviewed and approved, decided the rectification order — labelled
+1 when the firm had not rectified, 0 when it had, dated the day the re-inspection result was
+submitted. A re-inspection result is never a published result (it is not the first kind). A result
+still under review (or returned, or withdrawn, or superseded) is not a label. Each example carries the entity's
 indicator values as they were on its date (the newest observation on or before it). The newest quarter of the examples is held out; a candidate
 learned on the rest and the version in force are both measured on it (AUC, calibration, and the
 problem-discovery rate of the classes each gives at the plan's ratios). The version proposed is
@@ -36,9 +38,11 @@ SELECT i.entity_id, r.submitted_at,
 FROM publication p JOIN result r ON r.id = p.result_id JOIN inspection i ON i.id = p.inspection_id
 WHERE p.published_at IS NOT NULL AND r.submitted_at IS NOT NULL
 UNION ALL
-SELECT i.entity_id, rc.decided_at, CASE WHEN rc.status = 'unrectified' THEN 1 ELSE 0 END AS problem
+SELECT i.entity_id, r.submitted_at, CASE WHEN rc.status = 'unrectified' THEN 1 ELSE 0 END AS problem
 FROM rectification rc JOIN inspection i ON i.id = rc.inspection_id
-WHERE rc.status IN ('rectified', 'unrectified') AND rc.decided_at IS NOT NULL
+JOIN result r ON r.reinspection_id = rc.id AND r.status IN ('submitted', 'confirmed')
+JOIN review rv ON rv.result_id = r.id AND rv.status = 'approved'
+WHERE rc.status IN ('rectified', 'unrectified') AND r.submitted_at IS NOT NULL
 ORDER BY 2, 1
 """
 HOLDOUT = 0.25

@@ -17,7 +17,15 @@ from models.audit import AuditRecord
 from models.directory import Inspector
 from models.draws import Inspection
 from models.onsite import Finding, Result
-from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus
+from models.publication import (
+    Notice,
+    NoticeDelivery,
+    Publication,
+    Rectification,
+    RectificationStatus,
+    Review,
+    ReviewStatus,
+)
 from models.risk import RiskAssessment, RiskModelVersion, VersionStatus
 from services import plans
 from services.risk import classify, evaluate, learn, matrix, train, versions, world
@@ -100,12 +108,69 @@ async def results_world(tmp_path, clock):
                 delivery=NoticeDelivery.NO_MOBILE,
                 created_at=now,
             )
-            await Rectification.create(
+            order = await Rectification.create(
                 notice=notice,
                 inspection=inspection,
                 due_on=day,
                 status=RectificationStatus.RECTIFIED if n == 8 else RectificationStatus.UNRECTIFIED,
-                decided_at=now + timedelta(days=10, minutes=n),
+                decided_at=now + timedelta(days=11, minutes=n),
+            )
+            # the re-inspection result that decided it, submitted ten days on and approved in review
+            again = await Result.create(
+                inspection=inspection,
+                reinspection_id=order.id,
+                status=ResultStatus.SUBMITTED,
+                step="summary",
+                created_by=inspector,
+                submitted_by=inspector,
+                submitted_at=now + timedelta(days=10, minutes=n),
+                created_at=now,
+                updated_at=now,
+            )
+            verdict = Verdict.PASS if n == 8 else Verdict.FAIL
+            await Finding.create(result=again, position=0, item_code="SCJG-SP-01", verdict=verdict)
+            await Review.create(
+                result=again,
+                inspection=inspection,
+                status=ReviewStatus.APPROVED,
+                opened_at=now,
+                remind_at=now,
+                due_at=now,
+                decided_at=now + timedelta(days=11),
+            )
+        if n == 10:  # a re-inspection submitted, its review still pending: the order is undecided, no label
+            notice = await Notice.create(
+                code="GTEST010",
+                inspection=inspection,
+                result=result,
+                issued_on=day,
+                objection_until=day,
+                rectify_by=day,
+                delivery=NoticeDelivery.NO_MOBILE,
+                created_at=now,
+            )
+            order = await Rectification.create(
+                notice=notice, inspection=inspection, due_on=day, status=RectificationStatus.REINSPECTING
+            )
+            again = await Result.create(
+                inspection=inspection,
+                reinspection_id=order.id,
+                status=ResultStatus.SUBMITTED,
+                step="summary",
+                created_by=inspector,
+                submitted_by=inspector,
+                submitted_at=now + timedelta(days=10, minutes=n),
+                created_at=now,
+                updated_at=now,
+            )
+            await Finding.create(result=again, position=0, item_code="SCJG-SP-01", verdict=Verdict.PASS)
+            await Review.create(
+                result=again,
+                inspection=inspection,
+                status=ReviewStatus.PENDING,
+                opened_at=now,
+                remind_at=now,
+                due_at=now,
             )
     await versions.store_values(values)
     return w
@@ -115,11 +180,11 @@ async def test_the_labels_are_published_results_and_reinspections(db, tmp_path) 
     clock = draw_world.clock()
     await results_world(tmp_path, clock)
     ex = await train.examples()
-    assert len(ex.labels) == 76 + 2  # four results still under review are not labels
+    assert len(ex.labels) == 76 + 2  # four results under review, and a re-inspection under review, are not labels
     unreviewed = {i.entity_id for n, i in enumerate(await Inspection.all().order_by("entity_id")) if n % 20 == 19}
     assert not unreviewed & set(ex.entity_ids.tolist())
     rechecks = ex.days == (clock.now() + timedelta(days=10)).date().toordinal()
-    assert ex.labels[rechecks].tolist() == [0, 1]  # rectified, then not rectified
+    assert ex.labels[rechecks].tolist() == [0, 1]  # rectified, then not rectified (the one under review: none)
     # a serious finding flagged for referral is a problem even with every item 合格
     insp = (await Inspection.all().order_by("entity_id"))[1]
     assert ex.labels[ex.entity_ids == insp.entity_id].tolist() == [0]
