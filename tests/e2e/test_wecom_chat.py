@@ -7,11 +7,13 @@ command; a member the directory does not know."""
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 from models.directory import Inspector
 from models.draws import Assignment, AssignmentStatus, Recusal
 from models.messaging import Channel, ChatBinding, InboundEvent, Outbox, Role
 from models.onsite import CheckIn, Photo, PhotoStatus, Result
+from models.publication import Publication, Rectification, RectificationStatus
 from scheduler import SWEEPS, Scheduler
 from services import audit
 from services.identity import bind_coordinator
@@ -128,3 +130,48 @@ async def test_a_revoked_directory_binding_is_not_recreated(db, tmp_path):
         got = await member.say("/tasks")
         assert len(got) == 1 and "尚未登记" in text(got[0])
         assert await ChatBinding.filter(address="s01").count() == 1
+
+
+async def test_a_reinspection_over_wecom_same_conversation_same_review(db, tmp_path):
+    """The re-inspection is channel-blind: the assignment card's 「开始复查」 button, the findings
+    buttons and the coordinator's /approve work over WeCom exactly as over Telegram."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await setup(s, tmp_path)
+        lead = await (
+            Assignment.filter(seat=1, inspection__stratum__in=["D", "E"])
+            .order_by("id")
+            .prefetch_related("inspector", "inspection__entity", "draw")
+            .first()
+        )
+        chat = await member_for(s, lead, "lead.01")
+        await chat.press(with_key(chat.inbox, f"asg:accept:{lead.id}"), f"asg:accept:{lead.id}")
+        await on_site_now(s, lead)
+        first = (await chat.command("result"))[-1]
+        rid = (await Result.get(inspection_id=lead.inspection_id)).id
+        note1 = with_key(await chat.press(first, f"fnd:pass:{rid}:0"), f"fnd:skip:{rid}:0")
+        second = with_key(await chat.press(note1, f"fnd:skip:{rid}:0"), f"fnd:fail:{rid}:1")
+        note2 = with_key(await chat.press(second, f"fnd:fail:{rid}:1"), f"fnd:skip:{rid}:1")
+        summary = with_key(await chat.press(note2, f"fnd:skip:{rid}:1"), f"fnd:submit:{rid}")
+        await chat.press(summary, f"fnd:submit:{rid}")
+        await bind_coordinator(Channel.WECOM, "coord.scjg", ("SCJG",), "协调员", s.clock)
+        coord = Member(s, "coord.scjg")
+        ref = f"{lead.draw.draw_ref}/{lead.inspection.no}"
+        assert any("已审核通过" in text(m) for m in await coord.command("approve", ref))
+
+        order = await Rectification.get(inspection_id=lead.inspection_id)
+        s.clock.set(datetime(order.due_on.year, order.due_on.month, order.due_on.day, 2, 0, tzinfo=UTC))
+        await SWEEPS["rectifications"](Scheduler(s.rt), s.clock.now())
+        await s.deliver()
+        card = with_key(chat.new(), f"fnd:recheck:{order.id}")
+        item = (await chat.press(card, f"fnd:recheck:{order.id}"))[-1]
+        again = await Result.get(reinspection_id=order.id)
+        assert "【复查】" in text(item) and keys(item)[0] == f"fnd:pass:{again.id}:0"
+        note = with_key(await chat.press(item, f"fnd:fail:{again.id}:0"), f"fnd:skip:{again.id}:0")
+        done = with_key(await chat.press(note, f"fnd:skip:{again.id}:0"), f"fnd:submit:{again.id}")
+        assert any("复查结果已提交" in text(m) for m in await chat.press(done, f"fnd:submit:{again.id}"))
+        decided = await coord.command("approve", ref)
+        assert any("认定未整改" in text(m) for m in decided), [text(m) for m in decided]
+        order = await Rectification.get(id=order.id)
+        assert order.status == RectificationStatus.UNRECTIFIED and order.referred_at is not None
+        assert (await Publication.get(inspection_id=lead.inspection_id)).result_id == rid
+        assert (await audit.verify())[1] is None
