@@ -17,10 +17,11 @@ from models.audit import AuditRecord
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
 from models.draws import Assignment, Draw, Firing, Inspection
 from models.messaging import Outbox
+from models.onsite import Correction
 from models.publication import Notice, Publication, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
 from services import audit, credit, public, tasks
-from services.onsite import findings, followup, review
+from services.onsite import corrections, findings, followup, review
 from services.onsite.shared import OnsiteError
 from tests.services.publication_world import ZONE, coordinator, inspections, submitted
 
@@ -202,3 +203,40 @@ async def test_a_serious_finding_is_referred_at_once(db, tmp_path):
     [record] = await credit.published_records("2026-12", ZONE)
     assert record["follow_up"] == "移送立案"
     assert "使用过期原料" not in str(record)  # the reason is for the coordinators only
+
+
+async def test_a_returned_reinspection_is_corrected_and_its_approval_decides_the_order(db, tmp_path):
+    insp, _ = await inspections(tmp_path)
+    reviewer = await coordinator("900")
+    result = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+    await review.decide_review(reviewer, (await Review.get(result_id=result.id)).id, True, now=NOON)
+    assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 1
+    order = await Rectification.get(inspection_id=insp.id)
+    day = at(date(2026, 12, 28))
+    _, view = await findings.open_reinspection(order.inspector_id, order.id, now=day)
+    rid = view["result"]
+    await findings.act(order.inspector_id, rid, "fail", index=0, now=day)
+    await findings.act(order.inspector_id, rid, "skip", index=0, now=day)
+    await findings.act(order.inspector_id, rid, "submit", now=day)
+    # returned with a comment: the order is still under re-inspection
+    pending = await Review.get(result_id=rid)
+    code, shown = await review.decide_review(reviewer, pending.id, False, "请附整改后照片并复核", now=day)
+    assert code == "returned" and shown["reinspection"]
+    assert (await Rectification.get(id=order.id)).status == RectificationStatus.REINSPECTING
+    assert (await Review.get(result_id=result.id)).status.value == "approved"  # the inspection's own review stands
+
+    # the re-inspector corrects it (the correction flow), a coordinator approves: that is the review too
+    await corrections.begin_correction(order.inspector_id, rid, now=day)
+    draft = await corrections.request_correction(order.inspector_id, rid, "复核后确认已整改", now=day)
+    assert draft["reinspection"] and draft["supersedes"] == rid
+    await findings.act(order.inspector_id, draft["result"], "edit", index=0, now=day)
+    await findings.act(order.inspector_id, draft["result"], "pass", index=0, now=day)
+    await findings.act(order.inspector_id, draft["result"], "skip", index=0, now=day)
+    sent = await findings.act(order.inspector_id, draft["result"], "submit", now=day)
+    assert sent.code == "sent_for_approval"
+    corr = await Correction.get(replacement_id=draft["result"])
+    code, shown = await corrections.decide_correction(reviewer, corr.id, True, now=day)
+    assert code == "approved" and shown["reviewed"]
+    assert (await Rectification.get(id=order.id)).status == RectificationStatus.RECTIFIED
+    assert (await Publication.get(inspection_id=insp.id)).result_id == result.id
+    assert (await audit.verify())[1] is None
