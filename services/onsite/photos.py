@@ -11,6 +11,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -20,9 +21,10 @@ from core.channel import SendError
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import image_extension, photo_path
-from models.draws import Assignment, Inspection
+from models.draws import Assignment, Draw, Inspection
 from models.messaging import RecipientKind
 from models.onsite import CheckIn, Photo, PhotoStatus
+from models.publication import Rectification, RectificationStatus
 from services import audit
 from services.onsite.shared import Choice, OnsiteError, _choice, current
 from services.outbox import Message, enqueue
@@ -44,12 +46,18 @@ async def photo(
     conn=None,
 ) -> dict | Choice:
     """Record a photo (fetch pending) on the inspection under way: the one named, else the only
-    one, else the one last checked in to; otherwise a :class:`Choice`."""
+    one, else the one last checked in to; otherwise a :class:`Choice`. Sent in a re-inspection's
+    findings conversation (``inspection_id`` its inspection), it is filed to the inspection its
+    re-inspector is assigned to re-inspect."""
     if not file_id:
         raise OnsiteError("bad_photo")
     now = _utc(now)
     async with _transaction(conn) as c:
-        asg = await _photo_target(inspector_id, now, assignment_id, inspection_id, c)
+        asg: Assignment | _Reinspecting | Choice | None = None
+        if inspection_id is not None and assignment_id is None:
+            asg = await _reinspecting(inspector_id, inspection_id, c)
+        if asg is None:
+            asg = await _photo_target(inspector_id, now, assignment_id, inspection_id, c)
         if isinstance(asg, Choice):
             return asg
         row = await Photo.create(
@@ -75,6 +83,31 @@ async def photo(
             "photo": row.id,
             "count": await Photo.filter(inspection_id=asg.inspection_id).using_db(c).count(),
         }
+
+
+@dataclass(frozen=True)
+class _Reinspecting:
+    """A re-inspection (复查) under way, as a photo is filed to it: its inspection; no assignment (a
+    re-inspector drawn afresh holds no seat)."""
+
+    inspection_id: int
+    inspection: Inspection
+    draw: Draw
+    id: None = None
+
+
+async def _reinspecting(inspector_id: int, inspection_id: int, conn) -> _Reinspecting | None:
+    """The inspection's re-inspection, if one is assigned to the inspector and under way."""
+    if not await (
+        Rectification.filter(
+            inspection_id=inspection_id, inspector_id=inspector_id, status=RectificationStatus.REINSPECTING
+        )
+        .using_db(conn)
+        .exists()
+    ):
+        return None
+    insp = await Inspection.filter(id=inspection_id).using_db(conn).prefetch_related("entity", "draw__plan").first()
+    return _Reinspecting(insp.id, insp, insp.draw) if insp is not None else None
 
 
 async def _photo_target(

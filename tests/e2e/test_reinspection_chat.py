@@ -1,6 +1,7 @@
 """The re-inspection (复查), through the real bot and the Bot API simulator: a 不合格 result is
 published with a rectification order; at its deadline the re-inspection is assigned to the team
-lead, who does it in the same findings conversation (over the items found 不合格 only); it is
+lead, who does it in the same findings conversation (over the items found 不合格 only, photos filed
+to the inspection); it is
 reviewed like any result — not by its re-inspector — and its approval sets the order's outcome,
 leaving the inspection's published result as it was."""
 
@@ -10,11 +11,12 @@ from datetime import UTC, datetime
 
 from models.draws import Inspection
 from models.messaging import ChatBinding, Role
-from models.onsite import Finding, Result
+from models.onsite import Finding, Photo, Result
 from models.publication import Publication, Rectification, RectificationStatus, Review, ReviewStatus
 from scheduler import SWEEPS, Scheduler
 from services import audit, credit, public
 from services.identity import create_invite
+from simulators.telegram.media import make_png
 from tests.e2e.harness import eventually, spine
 from tests.e2e.test_onsite_chat import actions, bind_coordinator, last_with, lead_and_mate
 from tests.e2e.test_review_chat import _record
@@ -52,6 +54,11 @@ async def test_reinspection_in_the_findings_conversation_reviewed_then_rectified
         assert again.inspection_id == insp.id and again.id != rid
         assert "【复查】" in first.text and "第 1/1 项" in first.text and "食品贮存条件检查" in first.text
         assert await Finding.filter(result_id=again.id).values_list("item_code", flat=True) == ["SCJG-SP-02"]
+        # a photo sent in the re-inspection's conversation is filed to its inspection
+        before = await Photo.filter(inspection_id=insp.id).count()
+        filed = (await chat.photo(make_png(24, 24, (200, 30, 30))))[-1]
+        assert "照片已收到" in filed.text and ref in filed.text
+        assert await Photo.filter(inspection_id=insp.id, inspector_id=lead.inspector_id).count() == before + 1
         note = (await chat.press(first, f"fnd:pass:{again.id}:0"))[-1]
         summary = (await chat.say("冷藏柜已更换，温度 4℃"))[-1]
         assert "复查结果汇总" in summary.text and f"fnd:submit:{again.id}" in summary.callback_data
