@@ -150,6 +150,7 @@ async def build_archive(ref: str, data_dir: Path, now: datetime) -> tuple[str, b
                 "result": r.id,
                 "status": r.status.value,
                 "supersedes": r.supersedes_id,
+                "reinspection": r.reinspection_id,  # a re-inspection's result: its rectification order
                 "submitted_at": _iso(r.submitted_at),
                 "confirmed_at": _iso(r.confirmed_at),
                 "findings": by_result.get(r.id, []),

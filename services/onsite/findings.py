@@ -124,28 +124,36 @@ async def open_findings(
         items = await _plan_items(asg.draw, c)
         if not items:
             raise OnsiteError("no_items")
-        result = await Result.create(
-            inspection_id=asg.inspection_id,
-            status=ResultStatus.DRAFT,
-            step=Step.VERDICT.value,
-            cursor=0,
-            created_by_id=inspector_id,
-            created_at=now,
-            updated_at=now,
-            using_db=c,
-        )
-        await Finding.bulk_create(
-            [Finding(result_id=result.id, position=i, item_code=code) for i, code in enumerate(items)], using_db=c
-        )
-        await audit.append(
-            f"inspector:{inspector_id}",
-            "result.drafted",
-            f"result:{result.id}",
-            {"inspection": asg.inspection_id, "no": asg.inspection.no, "items": items},
-            now,
-            connection=c,
-        )
+        result = await _draft(asg.inspection_id, items, inspector_id, {"no": asg.inspection.no}, now, c)
         return "findings_started", await _view(result, team, inspector_id, c)
+
+
+async def _draft(inspection_id: int, items: list[str], inspector_id: int, about: dict, now: datetime, conn) -> Result:
+    """A new draft over ``items`` at its first verdict, on the audit chain (``about``: what else the
+    record says; a ``rectification`` in it makes it a re-inspection result)."""
+    result = await Result.create(
+        inspection_id=inspection_id,
+        reinspection_id=about.get("rectification"),
+        status=ResultStatus.DRAFT,
+        step=Step.VERDICT.value,
+        cursor=0,
+        created_by_id=inspector_id,
+        created_at=now,
+        updated_at=now,
+        using_db=conn,
+    )
+    await Finding.bulk_create(
+        [Finding(result_id=result.id, position=i, item_code=code) for i, code in enumerate(items)], using_db=conn
+    )
+    await audit.append(
+        f"inspector:{inspector_id}",
+        "result.drafted",
+        f"result:{result.id}",
+        {"inspection": inspection_id, **about, "items": items},
+        now,
+        connection=conn,
+    )
+    return result
 
 
 async def open_reinspection(inspector_id: int, rectification_id: int, *, now: datetime, conn=None) -> tuple[str, dict]:
@@ -170,28 +178,7 @@ async def open_reinspection(inspector_id: int, rectification_id: int, *, now: da
         items = await failed_items(row, c)
         if not items:
             raise OnsiteError("no_items")
-        result = await Result.create(
-            inspection_id=row.inspection_id,
-            reinspection_id=row.id,
-            status=ResultStatus.DRAFT,
-            step=Step.VERDICT.value,
-            cursor=0,
-            created_by_id=inspector_id,
-            created_at=now,
-            updated_at=now,
-            using_db=c,
-        )
-        await Finding.bulk_create(
-            [Finding(result_id=result.id, position=i, item_code=code) for i, code in enumerate(items)], using_db=c
-        )
-        await audit.append(
-            f"inspector:{inspector_id}",
-            "result.drafted",
-            f"result:{result.id}",
-            {"inspection": row.inspection_id, "rectification": row.id, "items": items},
-            now,
-            connection=c,
-        )
+        result = await _draft(row.inspection_id, items, inspector_id, {"rectification": row.id}, now, c)
         return "findings_started", await _view(result, await team_of(result, c), inspector_id, c)
 
 
@@ -315,49 +302,32 @@ async def _submitted(
     the survey pool, and the other members are asked to confirm. A re-inspection result is only
     recorded and sent to review (its inspection was done and surveyed already)."""
     insp_id = result.inspection_id
-    if result.reinspection_id is not None:
-        view = await _view(result, team, lead_id, conn)
-        await audit.append(
-            f"inspector:{lead_id}",
-            "result.submitted",
-            f"result:{result.id}",
-            {
-                "inspection": insp_id,
-                "rectification": result.reinspection_id,
-                "findings": _verdict_map(view),
-                "supersedes": result.supersedes_id,
-            },
-            now,
-            connection=conn,
+    again = result.reinspection_id is not None
+    if not again:
+        await (
+            Inspection.filter(id=insp_id)
+            .exclude(status=InspectionStatus.CANCELLED)
+            .using_db(conn)
+            .update(status=InspectionStatus.DONE)
         )
-        await open_review(result, now, zone=zone, conn=conn)
-        return ""
-    await (
-        Inspection.filter(id=insp_id)
-        .exclude(status=InspectionStatus.CANCELLED)
-        .using_db(conn)
-        .update(status=InspectionStatus.DONE)
-    )
-    await (
-        Assignment.filter(inspection_id=insp_id, status__in=[AssignmentStatus.SENT, AssignmentStatus.ACCEPTED])
-        .using_db(conn)
-        .update(status=AssignmentStatus.DONE)
-    )
+        await (
+            Assignment.filter(inspection_id=insp_id, status__in=[AssignmentStatus.SENT, AssignmentStatus.ACCEPTED])
+            .using_db(conn)
+            .update(status=AssignmentStatus.DONE)
+        )
     view = await _view(result, team, lead_id, conn)
+    about = {"rectification": result.reinspection_id} if again else {"no": view["no"], "draw": view["draw_ref"]}
     await audit.append(
         f"inspector:{lead_id}",
         "result.submitted",
         f"result:{result.id}",
-        {
-            "inspection": insp_id,
-            "no": view["no"],
-            "draw": view["draw_ref"],
-            "findings": _verdict_map(view),
-            "supersedes": result.supersedes_id,
-        },
+        {"inspection": insp_id, **about, "findings": _verdict_map(view), "supersedes": result.supersedes_id},
         now,
         connection=conn,
     )
+    if again:
+        await open_review(result, now, zone=zone, conn=conn)
+        return ""
     await _ask_to_confirm(result, team, lead_id, view, now, locale, conn)
     await open_review(result, now, zone=zone, conn=conn)
     return await enter_pool(insp_id, now, zone=zone, locale=locale, sign=sign, connection=conn)

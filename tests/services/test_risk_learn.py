@@ -66,6 +66,44 @@ def test_the_engine_beats_uniform_sampling_on_a_small_world() -> None:
         assert abs(c.inspections - cycles[0].inspections) < 0.1 * cycles[0].inspections  # the same budget
 
 
+async def reinspected(inspection, result, n, inspector, now, status, reviewed) -> None:
+    """A rectification order on ``result`` in ``status``, and the re-inspection result submitted ten
+    days on (合格 when the order was rectified) with its review ``reviewed``."""
+    day = now.date()
+    notice = await Notice.create(
+        code=f"GTEST{n:03d}",
+        inspection=inspection,
+        result=result,
+        issued_on=day,
+        objection_until=day,
+        rectify_by=day,
+        delivery=NoticeDelivery.NO_MOBILE,
+        created_at=now,
+    )
+    decided = status in (RectificationStatus.RECTIFIED, RectificationStatus.UNRECTIFIED)
+    order = await Rectification.create(
+        notice=notice,
+        inspection=inspection,
+        due_on=day,
+        status=status,
+        decided_at=now + timedelta(days=11, minutes=n) if decided else None,
+    )
+    again = await Result.create(
+        inspection=inspection,
+        reinspection_id=order.id,
+        status=ResultStatus.SUBMITTED,
+        step="summary",
+        created_by=inspector,
+        submitted_by=inspector,
+        submitted_at=now + timedelta(days=10, minutes=n),
+        created_at=now,
+        updated_at=now,
+    )
+    verdict = Verdict.FAIL if status == RectificationStatus.UNRECTIFIED else Verdict.PASS
+    await Finding.create(result=again, position=0, item_code="SCJG-SP-01", verdict=verdict)
+    await Review.create(result=again, inspection=inspection, status=reviewed, opened_at=now, remind_at=now, due_at=now)
+
+
 async def results_world(tmp_path, clock):
     w = await draw_world.build(n_entities=80, n_scjg=6, n_wsj=0)
     await plans.add_plan(draw_world.plan_file(tmp_path, "P1", a="1", b="1", c="1"), clock)
@@ -98,79 +136,11 @@ async def results_world(tmp_path, clock):
             inspection=inspection, ended_on=day, due_on=day, result=result, published_at=now + timedelta(hours=1)
         )
         if n in (8, 9):  # two 不合格 results re-inspected: 8 rectified (label 0), 9 not (label 1)
-            notice = await Notice.create(
-                code=f"GTEST00{n}",
-                inspection=inspection,
-                result=result,
-                issued_on=day,
-                objection_until=day,
-                rectify_by=day,
-                delivery=NoticeDelivery.NO_MOBILE,
-                created_at=now,
-            )
-            order = await Rectification.create(
-                notice=notice,
-                inspection=inspection,
-                due_on=day,
-                status=RectificationStatus.RECTIFIED if n == 8 else RectificationStatus.UNRECTIFIED,
-                decided_at=now + timedelta(days=11, minutes=n),
-            )
-            # the re-inspection result that decided it, submitted ten days on and approved in review
-            again = await Result.create(
-                inspection=inspection,
-                reinspection_id=order.id,
-                status=ResultStatus.SUBMITTED,
-                step="summary",
-                created_by=inspector,
-                submitted_by=inspector,
-                submitted_at=now + timedelta(days=10, minutes=n),
-                created_at=now,
-                updated_at=now,
-            )
-            verdict = Verdict.PASS if n == 8 else Verdict.FAIL
-            await Finding.create(result=again, position=0, item_code="SCJG-SP-01", verdict=verdict)
-            await Review.create(
-                result=again,
-                inspection=inspection,
-                status=ReviewStatus.APPROVED,
-                opened_at=now,
-                remind_at=now,
-                due_at=now,
-                decided_at=now + timedelta(days=11),
-            )
+            decided = RectificationStatus.RECTIFIED if n == 8 else RectificationStatus.UNRECTIFIED
+            await reinspected(inspection, result, n, inspector, now, decided, ReviewStatus.APPROVED)
         if n == 10:  # a re-inspection submitted, its review still pending: the order is undecided, no label
-            notice = await Notice.create(
-                code="GTEST010",
-                inspection=inspection,
-                result=result,
-                issued_on=day,
-                objection_until=day,
-                rectify_by=day,
-                delivery=NoticeDelivery.NO_MOBILE,
-                created_at=now,
-            )
-            order = await Rectification.create(
-                notice=notice, inspection=inspection, due_on=day, status=RectificationStatus.REINSPECTING
-            )
-            again = await Result.create(
-                inspection=inspection,
-                reinspection_id=order.id,
-                status=ResultStatus.SUBMITTED,
-                step="summary",
-                created_by=inspector,
-                submitted_by=inspector,
-                submitted_at=now + timedelta(days=10, minutes=n),
-                created_at=now,
-                updated_at=now,
-            )
-            await Finding.create(result=again, position=0, item_code="SCJG-SP-01", verdict=Verdict.PASS)
-            await Review.create(
-                result=again,
-                inspection=inspection,
-                status=ReviewStatus.PENDING,
-                opened_at=now,
-                remind_at=now,
-                due_at=now,
+            await reinspected(
+                inspection, result, n, inspector, now, RectificationStatus.REINSPECTING, ReviewStatus.PENDING
             )
     await versions.store_values(values)
     return w
