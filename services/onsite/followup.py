@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
-from domain.onsite import NOTE_LIMIT, Verdict
+from domain.onsite import NOTE_LIMIT, ResultStatus, Verdict
 from domain.refs import Ref, inspection_ref
 from domain.surveys import next_allowed_send
 from models.directory import Conflict, Entity, Inspector, InspectorStatus, Item
@@ -407,15 +407,28 @@ async def refer_serious_findings(result_id: int, now: datetime, conn) -> bool:
 
 
 async def reinspections_for(inspector_id: int, conn=None) -> list[dict]:
-    """The re-inspections (复查) assigned to the inspector and not yet recorded, as /tasks lists them
-    (the public reference, the firm and its address, the rectification deadline), oldest first."""
+    """The re-inspections (复查) assigned to the inspector and not yet done, as /tasks lists them
+    (the public reference, the firm and its address, the rectification deadline), oldest first. One
+    whose result waits for a reviewer (or a coordinator's approval of its correction) is not the
+    re-inspector's to do: left out until it is returned."""
     rows = (
         await Rectification.filter(inspector_id=inspector_id, status=RectificationStatus.REINSPECTING)
         .using_db(conn)
         .order_by("due_on", "id")
     )
+    waiting = set(
+        await Review.filter(result__reinspection_id__in=[r.id for r in rows], status=ReviewStatus.PENDING)
+        .using_db(conn)
+        .values_list("result__reinspection_id", flat=True)
+    ) | set(
+        await Result.filter(reinspection_id__in=[r.id for r in rows], status=ResultStatus.PENDING)
+        .using_db(conn)
+        .values_list("reinspection_id", flat=True)
+    )
     shown = []
     for row in rows:
+        if row.id in waiting:
+            continue
         ctx = await _context(row, conn)
         shown.append(
             {

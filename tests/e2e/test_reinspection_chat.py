@@ -65,6 +65,7 @@ async def test_reinspection_in_the_findings_conversation_reviewed_then_rectified
         assert note.text  # the note step was asked
         submitted = (await chat.press(summary, f"fnd:submit:{again.id}"))[-1]
         assert "复查结果已提交" in submitted.text and "待审核" in submitted.text
+        assert f"/recheck {ref}" not in (await chat.command("tasks"))[-1].text  # the reviewer's turn now
         resumed = (await chat.command("recheck", ref))[-1]  # /recheck shows it now, unchanged
         assert "复查结果" in resumed.text and "已提交" in resumed.text
         review = await Review.get(result_id=again.id)
