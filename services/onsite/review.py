@@ -302,9 +302,13 @@ async def sweep_reviews(now: datetime, *, zone: tzinfo = SHANGHAI) -> int:
                 if not claimed:
                     continue
                 insp = await Inspection.get(id=review.inspection_id).using_db(conn)
+                again = (
+                    await Result.filter(id=review.result_id).using_db(conn).values_list("reinspection_id", flat=True)
+                )
                 context = {
                     **await _context(insp, conn),
                     "review": review.id,
+                    "reinspection": bool(again and again[0] is not None),
                     "due": review.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
                 }
                 departments = set(insp.draw.plan.departments) if kind == "reminded" else set()

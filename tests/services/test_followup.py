@@ -218,8 +218,11 @@ async def test_a_returned_reinspection_is_corrected_and_its_approval_decides_the
     await findings.act(order.inspector_id, rid, "fail", index=0, now=day)
     await findings.act(order.inspector_id, rid, "skip", index=0, now=day)
     await findings.act(order.inspector_id, rid, "submit", now=day)
-    # returned with a comment: the order is still under re-inspection
+    # returned with a comment: the order is still under re-inspection (reminded first, as a re-inspection)
     pending = await Review.get(result_id=rid)
+    assert await review.sweep_reviews(pending.remind_at, zone=ZONE) == 1
+    reminded = await Alert.get(kind="review_reminder")
+    assert reminded.context["reinspection"] and reminded.context["review"] == pending.id
     code, shown = await review.decide_review(reviewer, pending.id, False, "请附整改后照片并复核", now=day)
     assert code == "returned" and shown["reinspection"]
     assert (await Rectification.get(id=order.id)).status == RectificationStatus.REINSPECTING
