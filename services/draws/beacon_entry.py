@@ -27,10 +27,10 @@ from tortoise.transactions import in_transaction
 
 from core.clock import Clock
 from domain import beacon as beacons
-from models.draws import BeaconEntry, BeaconEntryStatus, Firing, FiringStatus
+from models.draws import BeaconEntry, BeaconEntryStatus, Firing
 from models.messaging import ChatBinding
 from services import audit
-from services.draws.beacon import Entered, enter_values
+from services.draws.beacon import Entered, enter_values, values_plan
 from services.draws.common import DrawError
 from services.draws.two_person import Rule, binding_id, confirmers
 from services.scope import Scope
@@ -89,15 +89,7 @@ async def propose(scope: Scope, draw_ref: str, values: Sequence[str], *, clock: 
         firing = await Firing.filter(draw_ref=draw_ref).using_db(conn).prefetch_related("plan").first()
         if firing is None or proposer is None or not scope.covers(firing.plan.departments):
             raise DrawError("draw_ref_not_found", draw_ref=draw_ref)
-        plan = firing.beacon_plan
-        if not plan or plan.get("kind") != beacons.KIND_VALUES:
-            raise DrawError("beacon_not_values", draw_ref=draw_ref)
-        if firing.status is not FiringStatus.ANNOUNCED:
-            raise DrawError("beacon_values_too_late", draw_ref=draw_ref, status=firing.status.value)
-        if firing.beacon_values is not None:
-            raise DrawError(
-                "beacon_values_entered", draw_ref=draw_ref, values=" / ".join(firing.beacon_values["values"])
-            )
+        plan = values_plan(firing)
         try:  # the values checked now (count, format), not at the confirmation
             _, source = beacons.values_source(plan, values, entered_by=scope.actor, confirmed_by="?")
         except beacons.BeaconError as exc:
