@@ -44,7 +44,7 @@ RULE = Rule(
     request_template="beacon_values_request.j2",
     outcome_template="beacon_values_outcome.j2",
     decided_code="beacon_entry_decided",
-    id_param="entry",
+    named=lambda row: {"entry": row.id},
 )
 
 

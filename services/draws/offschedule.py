@@ -47,7 +47,7 @@ RULE = Rule(
     request_template="off_schedule_request.j2",
     outcome_template="off_schedule_outcome.j2",
     decided_code="request_decided",
-    id_param="request",
+    named=lambda row: {"request": row.id},
     failure_code="draw_failed",  # the draw's refusal, named
     expires="expires_at",
 )

@@ -70,7 +70,7 @@ class Rule:
     request_template: str  # to the confirmers, with the buttons
     outcome_template: str  # to the requester
     decided_code: str  # the refusal of a press on a request no longer pending
-    id_param: str  # the row's id in that refusal's text
+    named: Callable[[Any], dict]  # a row -> what names it in that refusal's text
     failure_code: str | None = None  # a refused confirmation is raised as this (error=its code), or as it is
     expires: str | None = None  # the row's field with its end, if nobody deciding ends it
 
@@ -97,8 +97,8 @@ class Rule:
         )
         return bool(n)
 
-    def decided(self, row_id: int, status: str = "", by: str = "") -> DrawError:
-        return DrawError(self.decided_code, **{self.id_param: row_id}, status=status, by=by)
+    def decided(self, row: Model, status: str = "", by: str = "") -> DrawError:
+        return DrawError(self.decided_code, **self.named(row), status=status, by=by)
 
     async def expire(self, row: Model, now: datetime, expired: Hook) -> bool:
         """End a pending row as expired (by ``system``), then ``expired(conn)``; False if it was not pending."""
@@ -136,17 +136,17 @@ class Rule:
         ``failed`` in a new transaction, then ``failed(conn, refusal)``, and is raised."""
         statuses = self.statuses
         if row.status is not statuses["PENDING"]:
-            raise self.decided(row.pk, row.status.value, row.decided_by or "")
+            raise self.decided(row, row.status.value, row.decided_by or "")
         if self.expires is not None and now >= getattr(row, self.expires):
             assert expired is not None
             await self.expire(row, now, expired)
-            raise self.decided(row.pk, "expired")
+            raise self.decided(row, "expired")
         if actor == getattr(row, self.requester):
             raise DrawError("confirmer_is_requester", confirmer=actor)
         if not confirm:
             async with in_transaction() as conn:
                 if not await self.claim(row.pk, statuses["DECLINED"], actor, now, conn):
-                    raise self.decided(row.pk)
+                    raise self.decided(row)
                 await declined(conn)
             return None
         try:
@@ -154,14 +154,14 @@ class Rule:
                 # claimed first: of two coordinators pressing Confirm at once, one goes on, the
                 # other finds the row decided (PostgreSQL: the row's lock; SQLite: one writer)
                 if not await self.claim(row.pk, statuses["CONFIRMED"], actor, now, conn):
-                    raise self.decided(row.pk)
+                    raise self.decided(row)
                 if await live_coordinator(getattr(row, self.requester_binding), departments, conn) is None:
                     raise DrawError("requester_revoked", requester=getattr(row, self.requester))
                 return await confirmed(conn)
         except DrawError as exc:
             if exc.code == self.decided_code:
                 fresh = await self.model.get(id=row.pk)
-                raise self.decided(row.pk, fresh.status.value, fresh.decided_by or "") from None
+                raise self.decided(row, fresh.status.value, fresh.decided_by or "") from None
             if exc.code in MAY_NOT_CONFIRM:
                 raise
             async with in_transaction() as conn:  # refused: the row ends, saying why
