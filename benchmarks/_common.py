@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,3 +243,72 @@ async def converse(url: str, conversations: list[list], connections: int, reques
         "statuses": dict(statuses),
         "client_cpu_s": round(cpu, 2),
     }
+
+
+# --- test data the fan-out benchmarks (and the tests that reuse them) write ----------------------
+
+
+def context_for(i: int) -> dict:
+    """The template context of fan-out message ``i`` (``team_changed.j2``, a recusal notice of
+    about 60 characters; its number is in the text as ``QD-BENCH/2026-12-01/<i>``)."""
+    return {
+        "no": i,
+        "draw_ref": "QD-BENCH/2026-12-01",
+        "plan": "青岛市双随机抽查（基准）",
+        "old": "甲某",
+        "new": "乙某",
+    }
+
+
+async def bind_inspectors(
+    count: int,
+    channel: str,
+    address: Callable[[int], str],
+    *,
+    cert_prefix: str,
+    department: str = "SCJG",
+    display: Callable[[int], str] = lambda n: f"检查员{n}",
+    wecom_userid: Callable[[int], str] | None = None,
+) -> list[tuple[int, int]]:
+    """``count`` inspectors ``<cert_prefix><n:07d>`` (n = 0 … count-1) of ``department``'s first
+    unit, each with a live chat binding on ``channel`` at ``address(n)``, written with bulk
+    inserts; returns (inspector id, n) in order of n. The department SCJG and its unit are made
+    first when missing (a fresh benchmark database has neither)."""
+    from datetime import UTC, date, datetime
+
+    from core import db  # lazy: the scripts put the project on sys.path before they call this
+
+    now = datetime.now(UTC)
+    c = db.conn()
+    find = db.sql("SELECT id FROM department WHERE code = ?")
+    if not await c.execute_query_dict(find, [department]):
+        await db.bulk_insert(
+            "department", ("code", "name", "level", "division_code"), [(department, "市场监督管理局", "city", "3702")]
+        )
+        dept = (await c.execute_query_dict(find, [department]))[0]["id"]
+        await db.bulk_insert("unit", ("department_id", "name", "jurisdiction"), [(dept, "执法支队", "3702")])
+    dept = (await c.execute_query_dict(find, [department]))[0]["id"]
+    units = db.sql("SELECT id FROM unit WHERE department_id = ? ORDER BY id")
+    unit = (await c.execute_query_dict(units, [dept]))[0]["id"]
+    columns = ("cert_no", "name", "department_id", "unit_id", "qualifications", "expertise", "mobile")
+    columns += ("cert_expiry", "status", "wecom_userid", "content_hash", "updated_at")
+    await db.bulk_insert(
+        "inspector",
+        columns,
+        [
+            (f"{cert_prefix}{n:07d}", f"检查员{n}", dept, unit, ["SP"], "", None, date(2030, 1, 1), "active")
+            + (wecom_userid(n) if wecom_userid else None, "", now)
+            for n in range(count)
+        ],
+    )
+    found = await c.execute_query_dict(
+        db.sql("SELECT id, cert_no FROM inspector WHERE cert_no LIKE ? ORDER BY cert_no"), [f"{cert_prefix}%"]
+    )
+    pairs = [(r["id"], int(r["cert_no"][len(cert_prefix) :])) for r in found]
+    columns = ("channel", "address", "role", "inspector_id", "departments", "display_name", "locale", "reachable")
+    await db.bulk_insert(
+        "chat_binding",
+        (*columns, "created_at"),
+        [(channel, address(n), "inspector", iid, [], display(n), "zh-CN", True, now) for iid, n in pairs],
+    )
+    return pairs

@@ -45,11 +45,13 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "benchmarks"))
+
+from _common import bind_inspectors, context_for  # noqa: E402
 
 from core import db  # noqa: E402
 from core.clock import SYSTEM  # noqa: E402
@@ -58,17 +60,6 @@ from core.settings import Settings  # noqa: E402
 PG_ADMIN = os.environ.get("INSPECTBOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 TEMPLATE = "team_changed.j2"
 FIRST_USER = 300_000_001  # virtual user ids (= chat ids) of the simulator's users
-
-
-def context_for(i: int) -> dict:
-    """The template context of message ``i`` (a recusal notice, about 60 characters)."""
-    return {
-        "no": i,
-        "draw_ref": "QD-BENCH/2026-12-01",
-        "plan": "青岛市双随机抽查（基准）",
-        "old": "甲某",
-        "new": "乙某",
-    }
 
 
 def emit(kind: str, **figures) -> None:
@@ -233,54 +224,8 @@ async def open_database(kind: str, workdir: Path) -> tuple[Settings, str | None,
 
 async def add_inspectors(chats: int) -> list[tuple[int, int]]:
     """``chats`` inspectors, each bound to simulator chat FIRST_USER + n; returns (inspector id, chat id)."""
-    now = datetime.now(UTC)
-    await db.bulk_insert(
-        "department", ("code", "name", "level", "division_code"), [("SCJG", "市场监督管理局", "city", "3702")]
-    )
-    dept = (await db.conn().execute_query_dict("SELECT id FROM department WHERE code='SCJG'"))[0]["id"]
-    await db.bulk_insert("unit", ("department_id", "name", "jurisdiction"), [(dept, "执法支队", "3702")])
-    unit = (await db.conn().execute_query_dict("SELECT id FROM unit"))[0]["id"]
-    await db.bulk_insert(
-        "inspector",
-        (
-            "cert_no",
-            "name",
-            "department_id",
-            "unit_id",
-            "qualifications",
-            "expertise",
-            "mobile",
-            "cert_expiry",
-            "status",
-            "content_hash",
-            "updated_at",
-        ),
-        [
-            (f"B{n:07d}", f"检查员{n}", dept, unit, ["SP"], "", None, date(2030, 1, 1), "active", "", now)
-            for n in range(chats)
-        ],
-    )
-    rows = await db.conn().execute_query_dict("SELECT id, cert_no FROM inspector ORDER BY cert_no")
-    pairs = [(r["id"], FIRST_USER + int(r["cert_no"][1:])) for r in rows]
-    await db.bulk_insert(
-        "chat_binding",
-        (
-            "channel",
-            "address",
-            "role",
-            "inspector_id",
-            "departments",
-            "display_name",
-            "locale",
-            "reachable",
-            "created_at",
-        ),
-        [
-            ("telegram", str(chat), "inspector", iid, [], f"检查员{n}", "zh-CN", True, now)
-            for n, (iid, chat) in enumerate(pairs)
-        ],
-    )
-    return pairs
+    pairs = await bind_inspectors(chats, "telegram", lambda n: str(FIRST_USER + n), cert_prefix="B")
+    return [(iid, FIRST_USER + n) for iid, n in pairs]
 
 
 async def enqueue_round(tag: str, targets: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:

@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 from _common import (  # noqa: E402
     HOST,
     Child,
+    bind_inspectors,
     converse,
     emit,
     free_port,
@@ -149,55 +150,8 @@ def settings_for(path: Path, port: int = 0, telegram: dict | None = None, sms_ur
 async def add_telegram_inspectors(n: int, dept_code: str) -> list[tuple[int, int]]:
     """``n`` inspectors of ``dept_code``'s first unit, each bound to chat FIRST_USER + i;
     returns (inspector id, chat id)."""
-    from datetime import date
-
-    from core import db
-
-    now = datetime.now(UTC)
-    c = db.conn()
-    dept = (await c.execute_query_dict("SELECT id FROM department WHERE code = ?", [dept_code]))[0]["id"]
-    unit = (await c.execute_query_dict("SELECT id FROM unit WHERE department_id = ? ORDER BY id", [dept]))[0]["id"]
-    await db.bulk_insert(
-        "inspector",
-        (
-            "cert_no",
-            "name",
-            "department_id",
-            "unit_id",
-            "qualifications",
-            "expertise",
-            "mobile",
-            "cert_expiry",
-            "status",
-            "content_hash",
-            "updated_at",
-        ),
-        [
-            (f"W{i:07d}", f"检查员{i}", dept, unit, ["SP"], "", None, date(2030, 1, 1), "active", "", now)
-            for i in range(n)
-        ],
-    )
-    rows = await c.execute_query_dict("SELECT id, cert_no FROM inspector WHERE cert_no LIKE 'W%' ORDER BY cert_no")
-    pairs = [(r["id"], FIRST_USER + int(r["cert_no"][1:])) for r in rows]
-    await db.bulk_insert(
-        "chat_binding",
-        (
-            "channel",
-            "address",
-            "role",
-            "inspector_id",
-            "departments",
-            "display_name",
-            "locale",
-            "reachable",
-            "created_at",
-        ),
-        [
-            ("telegram", str(chat), "inspector", iid, [], f"检查员{chat - FIRST_USER}", "zh-CN", True, now)
-            for iid, chat in pairs
-        ],
-    )
-    return pairs
+    pairs = await bind_inspectors(n, "telegram", lambda i: str(FIRST_USER + i), cert_prefix="W", department=dept_code)
+    return [(iid, FIRST_USER + i) for iid, i in pairs]
 
 
 async def draw_id(draw_ref: str) -> int:

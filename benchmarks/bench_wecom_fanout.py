@@ -23,7 +23,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -32,72 +32,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "benchmarks"))
 
+from _common import bind_inspectors, context_for  # noqa: E402
+
 TEMPLATE = "team_changed.j2"
-
-
-def context_for(i: int) -> dict:
-    return {
-        "no": i,
-        "draw_ref": "QD-BENCH/2026-12-01",
-        "plan": "青岛市双随机抽查（基准）",
-        "old": "甲某",
-        "new": "乙某",
-    }
 
 
 async def add_wecom_inspectors(members: int, prefix: str = "u") -> list[tuple[int, str]]:
     """``members`` inspectors, each bound on WeCom as userid ``<prefix><n>``; (inspector id, userid)."""
-    from core import db
-
-    now = datetime.now(UTC)
-    if not await db.conn().execute_query_dict("SELECT id FROM department WHERE code='SCJG'"):
-        await db.bulk_insert(
-            "department", ("code", "name", "level", "division_code"), [("SCJG", "市场监督管理局", "city", "3702")]
-        )
-        dept = (await db.conn().execute_query_dict("SELECT id FROM department WHERE code='SCJG'"))[0]["id"]
-        await db.bulk_insert("unit", ("department_id", "name", "jurisdiction"), [(dept, "执法支队", "3702")])
-    dept = (await db.conn().execute_query_dict("SELECT id FROM department WHERE code='SCJG'"))[0]["id"]
-    unit = (await db.conn().execute_query_dict("SELECT id FROM unit"))[0]["id"]
-    columns = ("cert_no", "name", "department_id", "unit_id", "qualifications", "expertise", "mobile")
-    columns += ("cert_expiry", "status", "wecom_userid", "content_hash", "updated_at")
-    rows = [
-        (
-            f"W{prefix}{n:07d}",
-            f"检查员{n}",
-            dept,
-            unit,
-            ["SP"],
-            "",
-            None,
-            date(2030, 1, 1),
-            "active",
-            f"{prefix}{n}",
-            "",
-            now,
-        )
-        for n in range(members)
-    ]
-    await db.bulk_insert("inspector", columns, rows)
-    found = await db.conn().execute_query_dict(
-        f"SELECT id, wecom_userid FROM inspector WHERE cert_no LIKE 'W{prefix}%' ORDER BY cert_no"
+    userid = lambda n: f"{prefix}{n}"  # noqa: E731
+    pairs = await bind_inspectors(
+        members, "wecom", userid, cert_prefix=f"W{prefix}", display=userid, wecom_userid=userid
     )
-    pairs = [(r["id"], r["wecom_userid"]) for r in found]
-    await db.bulk_insert(
-        "chat_binding",
-        (
-            "channel",
-            "address",
-            "role",
-            "inspector_id",
-            "departments",
-            "display_name",
-            "locale",
-            "reachable",
-            "created_at",
-        ),
-        [("wecom", userid, "inspector", iid, [], userid, "zh-CN", True, now) for iid, userid in pairs],
-    )
-    return pairs
+    return [(iid, userid(n)) for iid, n in pairs]
 
 
 async def enqueue(tag: str, pairs: list[tuple[int, str]], n: int) -> list[tuple[int, str]]:

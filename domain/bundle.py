@@ -11,7 +11,7 @@ import json
 import re
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
@@ -333,9 +333,16 @@ def _check_beacon(raw: Mapping[str, Any], check_signature: beacons.SignatureChec
     return [CheckLine(f.ok, f.what, "" if f.ok else f.what, f.params) for f in findings]
 
 
-def _verify(
-    doc: _Doc, files: Mapping[str, bytes], check_signature: beacons.SignatureCheck | None = None
-) -> list[CheckLine]:
+def _check_inputs(
+    doc: _Doc,
+    files: Mapping[str, bytes],
+    parse_pool: Callable[[bytes], PoolColumns],
+    check_signature: beacons.SignatureCheck | None,
+    protocol: str = PROTOCOL,
+) -> tuple[list[CheckLine], bytes, PoolColumns | None, list[InspectorLine] | None]:
+    """The checks every protocol begins with (docs §11 steps 1–6a): the commitment, the input
+    files (their format and digests), the seed and the beacon. Returns the lines, the derived
+    seed, and the pool and inspectors (None where a file did not parse)."""
     raw = doc.raw
     out: list[CheckLine] = []
     derived_commitment = sha256(doc.secret).hexdigest()
@@ -344,13 +351,12 @@ def _verify(
             derived_commitment == raw["commitment"], "commitment", found=raw["commitment"], derived=derived_commitment
         )
     )
-
     pool_bytes, ins_bytes = files[POOL_FILE], files[INSPECTORS_FILE]
     pool_digest = sha256(pool_bytes).digest()
     ins_digest = sha256(ins_bytes).digest()
     pool = inspectors = None
     try:
-        pool = parse_pool_tsv(pool_bytes)
+        pool = parse_pool(pool_bytes)
     except TsvFormatError as exc:
         out.append(CheckLine(False, "pool_format", exc.code, dict(exc.params)))
     out.append(
@@ -370,11 +376,62 @@ def _verify(
             derived=ins_digest.hex(),
         )
     )
-    seed = derive_seed(doc.secret, raw["beacon"], pool_digest, ins_digest, raw["draw_ref"])
+    seed = derive_seed(doc.secret, raw["beacon"], pool_digest, ins_digest, raw["draw_ref"], protocol)
     out.append(_line(seed.hex() == raw["seed"], "seed", found=raw["seed"], derived=seed.hex()))
     out.extend(_check_beacon(raw, check_signature))
     if pool is None or inspectors is None:
         out.append(CheckLine(False, "skipped", "malformed_input", {}))
+    return out, seed, pool, inspectors
+
+
+def _check_from_teams(
+    doc: _Doc,
+    files: Mapping[str, bytes],
+    seed: bytes,
+    inspectors: list[InspectorLine],
+    targets: list[tuple[int, str, str]],
+    selection_notes: Sequence[str],
+    *,
+    older_notes: bool = False,
+) -> tuple[list[CheckLine], bool]:
+    """The checks every protocol ends with, once the drawn list is known (docs §11 steps 9–12):
+    the teams, the exclusions, the notes, the off-schedule fields, the inspections digest and
+    the recusals. ``older_notes``: a bundle written before the unstaffable notes (docs §7.6), with
+    none, still verifies. Returns the lines, and False when the teams could not be formed."""
+    raw = doc.raw
+    out: list[CheckLine] = []
+    excluded = teams.HashedExclusions(seed, doc.excluded_pairs)
+    try:
+        formed = teams.form_teams(seed, inspectors, doc.units, doc.team, targets, excluded.check)
+    except DrawInputError as exc:
+        out.append(CheckLine(False, "teams", exc.code, dict(exc.params)))
+        out.append(CheckLine(False, "skipped", "teams_not_derivable", {}))
+        return out, False
+    out.append(_check_teams(doc, targets, formed))
+    unused = len(set(doc.excluded_pairs) - excluded.hits)
+    out.append(_line(unused == 0, "exclusions", "unused", count=len(doc.excluded_pairs), unused=unused))
+    derived_notes = [note_fields(n) for n in [*selection_notes, *formed.notes]]
+    accepted = [derived_notes]
+    if older_notes:
+        accepted.append([n for n in derived_notes if n.get("code") != "unstaffable"])
+    out.append(_line(doc.notes in accepted, "notes", count=len(doc.notes), derived=len(derived_notes)))
+    out.extend(_check_off_schedule(raw))
+    digest = _entries_digest(doc.entries)
+    out.append(
+        _line(
+            digest == raw["inspections_digest"], "inspections_digest", found=raw["inspections_digest"], derived=digest
+        )
+    )
+    if RECUSALS_FILE in files:
+        out.append(_check_recusals(files[RECUSALS_FILE], seed, inspectors, doc, targets, formed))
+    return out, True
+
+
+def _verify(
+    doc: _Doc, files: Mapping[str, bytes], check_signature: beacons.SignatureCheck | None = None
+) -> list[CheckLine]:
+    out, seed, pool, inspectors = _check_inputs(doc, files, parse_pool_tsv, check_signature)
+    if pool is None or inspectors is None:
         return out
 
     selection, ratio_lines = _derive_selection(doc, seed, pool)
@@ -388,31 +445,8 @@ def _verify(
 
     division_of = {e["entity"]: e["division"] for e in doc.entries}
     targets = [(no, key, division_of.get(key, "")) for no, (_, key, _) in enumerate(selection.drawn, 1)]
-    excluded = teams.HashedExclusions(seed, doc.excluded_pairs)
-    try:
-        formed = teams.form_teams(seed, inspectors, doc.units, doc.team, targets, excluded.check)
-    except DrawInputError as exc:
-        out.append(CheckLine(False, "teams", exc.code, dict(exc.params)))
-        out.append(CheckLine(False, "skipped", "teams_not_derivable", {}))
-        return out
-    out.append(_check_teams(doc, targets, formed))
-    unused = len(set(doc.excluded_pairs) - excluded.hits)
-    out.append(_line(unused == 0, "exclusions", "unused", count=len(doc.excluded_pairs), unused=unused))
-    derived_notes = [note_fields(n) for n in selection.notes + formed.notes]
-    # bundles written before the unstaffable notes (docs §7.6) have none: they still verify
-    older = [n for n in derived_notes if n.get("code") != "unstaffable"]
-    notes_ok = doc.notes in (derived_notes, older)
-    out.append(_line(notes_ok, "notes", count=len(doc.notes), derived=len(derived_notes)))
-    out.extend(_check_off_schedule(raw))
-    digest = _entries_digest(doc.entries)
-    out.append(
-        _line(
-            digest == raw["inspections_digest"], "inspections_digest", found=raw["inspections_digest"], derived=digest
-        )
-    )
-    if RECUSALS_FILE in files:
-        out.append(_check_recusals(files[RECUSALS_FILE], seed, inspectors, doc, targets, formed))
-    return out
+    rest, _ = _check_from_teams(doc, files, seed, inspectors, targets, selection.notes, older_notes=True)
+    return out + rest
 
 
 def _verify_v2(
@@ -424,43 +458,8 @@ def _verify_v2(
     """docs §15.8: every v1 check that needs no class, on the public bundle; with the auditor's
     disclosure also the classes, the exact selection and the cuts; with an entity's, its fate."""
     raw = doc.raw
-    out: list[CheckLine] = []
-    derived_commitment = sha256(doc.secret).hexdigest()
-    out.append(
-        _line(
-            derived_commitment == raw["commitment"], "commitment", found=raw["commitment"], derived=derived_commitment
-        )
-    )
-    pool_bytes, ins_bytes = files[POOL_FILE], files[INSPECTORS_FILE]
-    pool_digest = sha256(pool_bytes).digest()
-    ins_digest = sha256(ins_bytes).digest()
-    pool = inspectors = None
-    try:
-        pool = _parse_public_pool(pool_bytes)
-    except TsvFormatError as exc:
-        out.append(CheckLine(False, "pool_format", exc.code, dict(exc.params)))
-    out.append(
-        _line(
-            pool_digest.hex() == raw["pool_digest"], "pool_digest", found=raw["pool_digest"], derived=pool_digest.hex()
-        )
-    )
-    try:
-        inspectors = parse_inspectors_tsv(ins_bytes)
-    except TsvFormatError as exc:
-        out.append(CheckLine(False, "inspectors_format", exc.code, dict(exc.params)))
-    out.append(
-        _line(
-            ins_digest.hex() == raw["inspectors_digest"],
-            "inspectors_digest",
-            found=raw["inspectors_digest"],
-            derived=ins_digest.hex(),
-        )
-    )
-    seed = derive_seed(doc.secret, raw["beacon"], pool_digest, ins_digest, raw["draw_ref"], v2.PROTOCOL_V2)
-    out.append(_line(seed.hex() == raw["seed"], "seed", found=raw["seed"], derived=seed.hex()))
-    out.extend(_check_beacon(raw, check_signature))
+    out, seed, pool, inspectors = _check_inputs(doc, files, _parse_public_pool, check_signature, v2.PROTOCOL_V2)
     if pool is None or inspectors is None:
-        out.append(CheckLine(False, "skipped", "malformed_input", {}))
         return out
 
     classes = None
@@ -489,28 +488,9 @@ def _verify_v2(
     out.append(_check_ranks(doc, seed, None))
 
     targets = [(e["no"], e["entity"], e["division"]) for e in doc.entries]
-    excluded = teams.HashedExclusions(seed, doc.excluded_pairs)
-    try:
-        formed = teams.form_teams(seed, inspectors, doc.units, doc.team, targets, excluded.check)
-    except DrawInputError as exc:
-        out.append(CheckLine(False, "teams", exc.code, dict(exc.params)))
-        out.append(CheckLine(False, "skipped", "teams_not_derivable", {}))
-        return out
-    out.append(_check_teams(doc, targets, formed))
-    unused = len(set(doc.excluded_pairs) - excluded.hits)
-    out.append(_line(unused == 0, "exclusions", "unused", count=len(doc.excluded_pairs), unused=unused))
-    derived_notes = [note_fields(n) for n in selection_notes + formed.notes]
-    out.append(_line(doc.notes == derived_notes, "notes", count=len(doc.notes), derived=len(derived_notes)))
-    out.extend(_check_off_schedule(raw))
-    digest = _entries_digest(doc.entries)
-    out.append(
-        _line(
-            digest == raw["inspections_digest"], "inspections_digest", found=raw["inspections_digest"], derived=digest
-        )
-    )
-    if RECUSALS_FILE in files:
-        out.append(_check_recusals(files[RECUSALS_FILE], seed, inspectors, doc, targets, formed))
-    if isinstance(opened, v2.EntityDisclosure):
+    rest, formed = _check_from_teams(doc, files, seed, inspectors, targets, selection_notes)
+    out.extend(rest)
+    if formed and isinstance(opened, v2.EntityDisclosure):
         out.append(_check_entity(doc, seed, pool, opened))
     return out
 

@@ -16,10 +16,10 @@ from core import db
 from core.clock import local_minute as _local
 from domain.errors import ServiceError
 from models.alerts import Alert
-from models.messaging import Channel, RecipientKind, Role
+from models.messaging import Role
 from models.plans import Plan
 from services import audit
-from services.outbox import Message, enqueue
+from services.outbox import enqueue_to_people
 from services.scope import PAGE_SIZE, Page, Scope, clamp
 
 
@@ -73,23 +73,7 @@ async def raise_alert(
     if not rows:
         return False
     targets = await coordinators_for(set(departments), connection=conn)
-    await enqueue(
-        [
-            Message(
-                dedupe_key=f"alert:{rows[0]['id']}:{b.id}",
-                recipient_kind=RecipientKind.PERSON,
-                recipient_id=b.id,
-                template=template,
-                context=context,
-                channel=Channel(b.channel),
-                locale=b.locale,
-                priority=-1,
-            )
-            for b in targets
-        ],
-        now,
-        connection=conn,
-    )
+    await enqueue_to_people(targets, f"alert:{rows[0]['id']}", template, context, now, connection=conn)
     return True
 
 

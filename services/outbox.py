@@ -75,6 +75,34 @@ async def enqueue(messages: list[Message] | tuple[Message, ...], now: datetime, 
     await db.bulk_insert("outbox", COLUMNS, rows, ignore_conflicts=True, connection=client, encoded=True)
 
 
+def to_person(binding, dedupe_key: str, template: str, context: dict, *, priority: int = -1) -> Message:
+    """A message to one person's chat binding (anything with ``id``, ``channel`` and ``locale``:
+    a ``ChatBinding`` or an alert's ``Recipient``). Coordinators' messages (alerts, requests to
+    confirm, their outcomes) go ahead of the fan-outs: ``priority`` -1."""
+    return Message(
+        dedupe_key=dedupe_key,
+        recipient_kind=RecipientKind.PERSON,
+        recipient_id=binding.id,
+        template=template,
+        context=context,
+        channel=Channel(binding.channel),
+        locale=binding.locale,
+        priority=priority,
+    )
+
+
+async def enqueue_to_people(
+    bindings: Iterable, key: str, template: str, context: dict, now: datetime, *, priority: int = -1, connection=None
+) -> None:
+    """The same message to each of ``bindings`` (see :func:`to_person`), keyed ``<key>:<binding id>``,
+    in the caller's transaction."""
+    await enqueue(
+        [to_person(b, f"{key}:{b.id}", template, context, priority=priority) for b in bindings],
+        now,
+        connection=connection,
+    )
+
+
 async def enqueue_many(
     messages: Iterable[tuple[str, int, str]],
     now: datetime,

@@ -36,11 +36,11 @@ from domain import inputs
 from domain.errors import ServiceError
 from domain.risk.strictness import strictness
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
-from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from models.messaging import Channel, ChatBinding, Role
 from models.surveys import SurveyFigures
 from services import fires
 from services.directory import department_names
-from services.outbox import Message, enqueue
+from services.outbox import Message, enqueue, to_person
 from services.scope import Scope
 from services.surveys.integrity import integrity, report_context
 
@@ -681,30 +681,11 @@ async def report_outbox(month: str, now: datetime, *, data_dir: Path, zone: tzin
 
 def report_messages(report: MonthlyReport, binding: ChatBinding) -> list[Message]:
     """The report for one coordinator's chat: the text, then (Telegram) the chart."""
-    base = dict(
-        recipient_kind=RecipientKind.PERSON,
-        recipient_id=binding.id,
-        channel=Channel(binding.channel),
-        locale=binding.locale,
-    )
-    out = [
-        Message(
-            dedupe_key=f"report:{report.month}:{binding.id}",
-            template="report.j2",
-            context={"r": report.context()},
-            **base,
-        )
-    ]
+    key = f"report:{report.month}:{binding.id}"
+    out = [to_person(binding, key, "report.j2", {"r": report.context()}, priority=0)]
     if binding.channel == Channel.TELEGRAM.value and report.chart_path:
-        out.append(
-            Message(
-                dedupe_key=f"report:{report.month}:{binding.id}:chart",
-                template="report_chart.j2",
-                context={"month": report.month, "photo_path": report.chart_path},
-                priority=1,
-                **base,
-            )
-        )
+        chart = {"month": report.month, "photo_path": report.chart_path}
+        out.append(to_person(binding, f"{key}:chart", "report_chart.j2", chart, priority=1))
     return out
 
 

@@ -99,6 +99,21 @@ class Entered:
     confirmed_by: str
 
 
+def values_plan(firing: Firing) -> dict:
+    """The firing's planned values beacon, while it still takes the values: refused when it has no
+    values beacon planned, is no longer announced (drawn, missed) or has its values already."""
+    plan = firing.beacon_plan
+    if not plan or plan.get("kind") != beacons.KIND_VALUES:
+        raise DrawError("beacon_not_values", draw_ref=firing.draw_ref)
+    if firing.status is not FiringStatus.ANNOUNCED:
+        raise DrawError("beacon_values_too_late", draw_ref=firing.draw_ref, status=firing.status.value)
+    if firing.beacon_values is not None:
+        raise DrawError(
+            "beacon_values_entered", draw_ref=firing.draw_ref, values=" / ".join(firing.beacon_values["values"])
+        )
+    return plan
+
+
 async def enter_values(
     draw_ref: str, values: Sequence[str], *, confirmed_by: int, entered_by: str, clock: Clock
 ) -> Entered:
@@ -109,15 +124,7 @@ async def enter_values(
         if firing is None:
             raise DrawError("draw_ref_not_found", draw_ref=draw_ref)
         await firing.fetch_related("plan", using_db=conn)
-        plan = firing.beacon_plan
-        if not plan or plan.get("kind") != beacons.KIND_VALUES:
-            raise DrawError("beacon_not_values", draw_ref=draw_ref)
-        if firing.status is not FiringStatus.ANNOUNCED:
-            raise DrawError("beacon_values_too_late", draw_ref=draw_ref, status=firing.status.value)
-        if firing.beacon_values is not None:
-            raise DrawError(
-                "beacon_values_entered", draw_ref=draw_ref, values=" / ".join(firing.beacon_values["values"])
-            )
+        plan = values_plan(firing)
         confirmer = await coordinator_actor(confirmed_by, firing.plan.departments)
         try:
             beacon, source = beacons.values_source(plan, values, entered_by=entered_by, confirmed_by=confirmer)

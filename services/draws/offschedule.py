@@ -11,7 +11,9 @@ cannot confirm their own request; a second press finds the request decided and d
 request whose requester's coordinator binding was revoked before the confirmation ends ``failed``
 (``requester_revoked``), nothing drawn; a revoked confirmer is refused and the request waits.
 Each step is on the audit chain (``off_schedule.requested`` / ``confirmed`` / ``declined`` /
-``expired``) and the requester is told the outcome.
+``expired``) and the requester is told the outcome. The rule itself (who may confirm, first press
+wins, expiry) is :mod:`services.draws.two_person`'s; this module has what is asked and what a
+confirmation does.
 """
 
 from __future__ import annotations
@@ -25,19 +27,30 @@ from tortoise.transactions import in_transaction
 from core.clock import Clock
 from core.clock import local_minute as _local
 from models.draws import Draw, OffScheduleRequest, OffScheduleStatus
-from models.messaging import Channel, ChatBinding, RecipientKind, Role
+from models.messaging import ChatBinding
 from models.plans import Plan
 from services import audit
 from services.draws.announce import MAX_REASON, pending_firings
 from services.draws.common import DrawError
+from services.draws.two_person import Rule, binding_id, confirmers
 from services.draws.write import DrawResult, OffSchedule, draw_plan, on_schedule
-from services.outbox import Message, enqueue
 from services.plan_views import plan_in_scope
 from services.scope import Scope
 
 DEFAULT_TTL = timedelta(hours=24)
-REQUEST_TEMPLATE = "off_schedule_request.j2"  # to the other coordinators, with the buttons
-OUTCOME_TEMPLATE = "off_schedule_outcome.j2"  # to the requester
+RULE = Rule(
+    model=OffScheduleRequest,
+    statuses=OffScheduleStatus,
+    requester="requested_by",
+    requester_binding="requester_binding_id",
+    key="ofs",
+    request_template="off_schedule_request.j2",
+    outcome_template="off_schedule_outcome.j2",
+    decided_code="request_decided",
+    named=lambda row: {"request": row.id},
+    failure_code="draw_failed",  # the draw's refusal, named
+    expires="expires_at",
+)
 
 
 @dataclass(frozen=True)
@@ -53,11 +66,6 @@ class Requested:
         return dict(self.__dict__)
 
 
-def _binding_id(actor: str) -> int | None:
-    kind, _, digits = actor.partition(":")
-    return int(digits) if kind in ("coordinator", "admin") and digits.isdigit() else None
-
-
 def _clean_reason(reason: str) -> str:
     # one line without control characters: it is shown in messages and on the public page
     reason = " ".join("".join(ch for ch in reason if ch.isprintable() or ch.isspace()).split())
@@ -68,18 +76,6 @@ def _clean_reason(reason: str) -> str:
     return reason
 
 
-async def _live_coordinator(binding_id: int | None, departments, conn) -> bool:
-    b = await ChatBinding.get_or_none(id=binding_id, role=Role.COORDINATOR, revoked_at__isnull=True).using_db(conn)
-    return b is not None and bool(set(b.departments or ()) & set(departments))
-
-
-async def _confirmers(plan: Plan, requester_id: int, conn) -> list[ChatBinding]:
-    """The live coordinators of the plan's departments other than the requester."""
-    found = await ChatBinding.filter(role=Role.COORDINATOR, revoked_at__isnull=True).using_db(conn).order_by("id")
-    wanted = set(plan.departments or ())
-    return [b for b in found if b.id != requester_id and wanted & set(b.departments or ())]
-
-
 async def request(
     scope: Scope, plan_id: int, reason: str, *, clock: Clock, zone: ZoneInfo, ttl: timedelta = DEFAULT_TTL
 ) -> Requested:
@@ -87,7 +83,7 @@ async def request(
     draw now would be on schedule (confirm it in the preview instead), when a request for the plan
     is already waiting, or when there is no other coordinator to ask."""
     reason = _clean_reason(reason)
-    requester_id = _binding_id(scope.actor)
+    requester_id = binding_id(scope.actor)
     if requester_id is None:
         raise DrawError("plan_not_found", plan=str(plan_id))
     now = clock.now()
@@ -107,8 +103,8 @@ async def request(
             raise DrawError(
                 "request_waiting", plan=plan.code, request=waiting.id, expires_at=_local(waiting.expires_at, zone)
             )
-        confirmers = await _confirmers(plan, requester_id, conn)
-        if not confirmers:
+        asked = await confirmers(plan.departments or (), requester_id, conn)
+        if not asked:
             raise DrawError("no_other_coordinator", plan=plan.code)
         latest = await Draw.filter(plan_id=plan.id).using_db(conn).order_by("-drawn_at", "-id").first()
         today = now.astimezone(zone).date()
@@ -135,7 +131,7 @@ async def request(
                 "redraw_of": redraw_of,
                 "pending": firing.draw_ref if firing is not None else None,
                 "expires_at": row.expires_at.isoformat(),
-                "asked": [f"coordinator:{b.id}" for b in confirmers],
+                "asked": [f"coordinator:{b.id}" for b in asked],
             },
             now,
             conn,
@@ -152,24 +148,8 @@ async def request(
             "expires_at": _local(row.expires_at, zone),
             "keyboard": ["off_schedule_decision", row.id],
         }
-        await enqueue(
-            [
-                Message(
-                    dedupe_key=f"ofs:{row.id}:ask:{b.id}",
-                    recipient_kind=RecipientKind.PERSON,
-                    recipient_id=b.id,
-                    template=REQUEST_TEMPLATE,
-                    context=context,
-                    channel=Channel(b.channel),
-                    locale=b.locale,
-                    priority=-1,
-                )
-                for b in confirmers
-            ],
-            now,
-            connection=conn,
-        )
-    return Requested(row.id, plan.code, reason, redraw_of or "", _local(row.expires_at, zone), len(confirmers))
+        await RULE.ask(row.id, asked, context, now, conn)
+    return Requested(row.id, plan.code, reason, redraw_of or "", _local(row.expires_at, zone), len(asked))
 
 
 async def request_for_code(
@@ -189,36 +169,8 @@ class Decided:
 
 
 async def _tell_requester(row: OffScheduleRequest, plan: Plan, outcome: str, now: datetime, conn, **extra) -> None:
-    requester = await ChatBinding.get_or_none(id=row.requester_binding_id, revoked_at__isnull=True).using_db(conn)
-    if requester is None:
-        return
-    await enqueue(
-        [
-            Message(
-                dedupe_key=f"ofs:{row.id}:{outcome}",
-                recipient_kind=RecipientKind.PERSON,
-                recipient_id=requester.id,
-                template=OUTCOME_TEMPLATE,
-                context={"request": row.id, "plan": plan.code, "outcome": outcome, "reason": row.reason, **extra},
-                channel=Channel(requester.channel),
-                locale=requester.locale,
-                priority=-1,
-            )
-        ],
-        now,
-        connection=conn,
-    )
-
-
-async def _claim(row_id: int, status: OffScheduleStatus, actor: str, now: datetime, conn, **data) -> bool:
-    """Move a pending request to ``status``; False when it was no longer pending (one conditional
-    UPDATE: of two presses at once, one claims it)."""
-    n = await (
-        OffScheduleRequest.filter(id=row_id, status=OffScheduleStatus.PENDING)
-        .using_db(conn)
-        .update(status=status, decided_by=actor, decided_at=now, **data)
-    )
-    return bool(n)
+    context = {"request": row.id, "plan": plan.code, "outcome": outcome, "reason": row.reason, **extra}
+    await RULE.tell(row, outcome, context, now, conn)
 
 
 async def _record(row_id: int, status: OffScheduleStatus, actor: str, now: datetime, conn, **data) -> None:
@@ -233,21 +185,10 @@ async def _record(row_id: int, status: OffScheduleStatus, actor: str, now: datet
     )
 
 
-async def _close(row_id: int, status: OffScheduleStatus, actor: str, now: datetime, conn, **data) -> bool:
-    """Move a pending request to ``status`` (False: it was no longer pending) and audit it."""
-    if not await _claim(row_id, status, actor, now, conn, **data):
-        return False
-    await _record(row_id, status, actor, now, conn, **data)
-    return True
-
-
-async def _expire(row: OffScheduleRequest, now: datetime, zone: ZoneInfo) -> bool:
-    async with in_transaction() as conn:
-        if not await _close(row.id, OffScheduleStatus.EXPIRED, "system", now, conn):
-            return False
-        plan = await Plan.get(id=row.plan_id).using_db(conn)
-        await _tell_requester(row, plan, "expired", now, conn, expires_at=_local(row.expires_at, zone))
-    return True
+async def _expired(row: OffScheduleRequest, now: datetime, zone: ZoneInfo, conn) -> None:
+    await _record(row.id, OffScheduleStatus.EXPIRED, "system", now, conn)
+    plan = await Plan.get(id=row.plan_id).using_db(conn)
+    await _tell_requester(row, plan, "expired", now, conn, expires_at=_local(row.expires_at, zone))
 
 
 async def decide(
@@ -260,61 +201,51 @@ async def decide(
     row = await OffScheduleRequest.get_or_none(id=request_id).prefetch_related("plan")
     if row is None or not scope.covers(row.plan.departments):
         raise DrawError("request_not_found", request=request_id)
-    if row.status is not OffScheduleStatus.PENDING:
-        raise DrawError("request_decided", request=request_id, status=row.status.value, by=row.decided_by or "")
-    if now >= row.expires_at:
-        await _expire(row, now, zone)
-        raise DrawError("request_decided", request=request_id, status="expired", by="")
-    if scope.actor == row.requested_by:
-        raise DrawError("confirmer_is_requester", confirmer=scope.actor)
-    plan = row.plan
-    if not confirm:
-        async with in_transaction() as conn:
-            if not await _close(row.id, OffScheduleStatus.DECLINED, scope.actor, now, conn):
-                raise DrawError("request_decided", request=request_id, status="", by="")
-            await _tell_requester(row, plan, "declined", now, conn, by=scope.actor)
-        return Decided(row.id, plan.code, "declined")
-    confirmer = _binding_id(scope.actor)
-    off = OffSchedule(
-        reason=row.reason, confirmed_by=confirmer if confirmer is not None else -1, requested_by=row.requested_by
+    plan, actor = row.plan, scope.actor
+
+    async def declined(conn) -> None:
+        await _record(row.id, OffScheduleStatus.DECLINED, actor, now, conn)
+        await _tell_requester(row, plan, "declined", now, conn, by=actor)
+
+    async def confirmed(conn) -> DrawResult:
+        # (the confirmer is checked by draw_plan, as the requester is by the rule)
+        confirmer = binding_id(actor)
+        off = OffSchedule(
+            reason=row.reason,
+            confirmed_by=confirmer if confirmer is not None else -1,
+            requested_by=row.requested_by,
+            redraw=row.redraw_of,
+        )
+        result = await draw_plan(plan.code, clock=clock, zone=zone, locale=locale, off_schedule=off)
+        assert isinstance(result, DrawResult)
+        await OffScheduleRequest.filter(id=row.id).using_db(conn).update(draw_ref=result.draw_ref)
+        # audited after the draw: an append holds PostgreSQL's audit lock to the commit
+        await _record(row.id, OffScheduleStatus.CONFIRMED, actor, now, conn, draw_ref=result.draw_ref)
+        await _tell_requester(row, plan, "confirmed", now, conn, by=actor, draw_ref=result.draw_ref)
+        return result
+
+    async def failed(conn, exc: DrawError) -> None:
+        await _record(row.id, OffScheduleStatus.FAILED, actor, now, conn, failure=exc.code[:64])
+        await _tell_requester(row, plan, "failed", now, conn, by=actor, error=exc.code, params=exc.params)
+
+    result = await RULE.decide(
+        row,
+        actor,
+        confirm,
+        now,
+        departments=plan.departments or (),
+        confirmed=confirmed,
+        declined=declined,
+        failed=failed,
+        expired=lambda conn: _expired(row, now, zone, conn),
     )
-    off = OffSchedule(**{**off.__dict__, "redraw": row.redraw_of})
-    try:
-        async with in_transaction() as conn:
-            # claimed first: of two coordinators pressing Confirm at once, one draws, the other
-            # finds the request decided (PostgreSQL: the row's lock; SQLite: one writer)
-            # (audited after the draw: an append holds PostgreSQL's audit lock to the commit)
-            if not await _claim(row.id, OffScheduleStatus.CONFIRMED, scope.actor, now, conn):
-                raise DrawError("request_decided", request=request_id, status="", by="")
-            # the requester must still be a live coordinator of the plan: a binding revoked
-            # since the request (or moved to other departments) cannot have its request confirmed
-            # (the confirmer is checked by draw_plan, the same way)
-            if not await _live_coordinator(row.requester_binding_id, plan.departments or (), conn):
-                raise DrawError("requester_revoked", requester=row.requested_by)
-            result = await draw_plan(plan.code, clock=clock, zone=zone, locale=locale, off_schedule=off)
-            assert isinstance(result, DrawResult)
-            await OffScheduleRequest.filter(id=row.id).using_db(conn).update(draw_ref=result.draw_ref)
-            await _record(row.id, OffScheduleStatus.CONFIRMED, scope.actor, now, conn, draw_ref=result.draw_ref)
-            await _tell_requester(row, plan, "confirmed", now, conn, by=scope.actor, draw_ref=result.draw_ref)
-    except DrawError as exc:
-        if exc.code == "request_decided":
-            fresh = await OffScheduleRequest.get(id=row.id)
-            raise DrawError(
-                "request_decided", request=request_id, status=fresh.status.value, by=fresh.decided_by or ""
-            ) from None
-        if exc.code in ("confirmer_not_coordinator", "confirmer_is_requester"):
-            raise  # this presser may not confirm; the request still waits for someone who may
-        async with in_transaction() as conn:  # the draw was refused: the request ends, saying why
-            if await _close(row.id, OffScheduleStatus.FAILED, scope.actor, now, conn, failure=exc.code[:64]):
-                await _tell_requester(row, plan, "failed", now, conn, by=scope.actor, error=exc.code, params=exc.params)
-        raise DrawError("draw_failed", error=exc.code, **exc.params) from None
-    return Decided(row.id, plan.code, "confirmed", result)
+    return Decided(row.id, plan.code, "confirmed", result) if confirm else Decided(row.id, plan.code, "declined")
 
 
 async def expire_due(now: datetime, *, zone: ZoneInfo) -> int:
     """The sweep: every request nobody decided before its time ends as expired (the requester is
     told). Returns how many."""
     n = 0
-    for row in await OffScheduleRequest.filter(status=OffScheduleStatus.PENDING, expires_at__lte=now).order_by("id"):
-        n += await _expire(row, now, zone)
+    for row in await RULE.due(now):
+        n += await RULE.expire(row, now, lambda conn, row=row: _expired(row, now, zone, conn))
     return n

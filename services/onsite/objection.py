@@ -22,7 +22,7 @@ from services import audit
 from services.alerts import raise_alert
 from services.onsite.notice import normalise_code
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at
+from services.onsite.shared import SHANGHAI, OnsiteError, pending_or_latest
 from services.outbox import Message, enqueue
 
 
@@ -133,12 +133,7 @@ async def objection_on(ref: Ref, conn=None) -> int:
     (one per notice; two only when a corrected result got a new notice while an objection to the old
     one was still pending: they are decided in the order received, each command taking the next),
     else the latest (answered "already decided"). None at all: ``objection_not_found``."""
-    insp = await inspection_at(ref, conn)
-    rows = await Objection.filter(inspection_id=insp.id).using_db(conn).order_by("id").values_list("id", "status")
-    if not rows:
-        raise OnsiteError("objection_not_found", ref=inspection_ref(str(ref.draw_ref), ref.no))
-    pending = [r for r in rows if r[1] == ObjectionStatus.PENDING]
-    return int(pending[0][0] if pending else rows[-1][0])
+    return await pending_or_latest(Objection, ObjectionStatus.PENDING, ref, "objection_not_found", conn)
 
 
 async def decide(

@@ -31,7 +31,7 @@ from services.alerts import raise_alert
 from services.onsite.followup import refer_serious_findings, reinspected
 from services.onsite.notice import issue_notice
 from services.onsite.results import team_of
-from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, plan_spec
+from services.onsite.shared import SHANGHAI, OnsiteError, pending_or_latest, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import _at, add_working_days, is_working_day
 
@@ -167,12 +167,7 @@ async def review_on(ref: Ref, conn=None) -> int:
     review closes the one before it in its line, so there is at most one — two only while a
     re-inspection's result and a corrected result of the inspection are both under review: then the
     older first), else its latest (answered "already decided"). None at all: ``review_not_found``."""
-    insp = await inspection_at(ref, conn)
-    rows = await Review.filter(inspection_id=insp.id).using_db(conn).order_by("-id").values_list("id", "status")
-    if not rows:
-        raise OnsiteError("review_not_found", ref=inspection_ref(str(ref.draw_ref), ref.no))
-    pending = [r for r in rows if r[1] == ReviewStatus.PENDING]
-    return int((pending[-1:] or rows)[0][0])
+    return await pending_or_latest(Review, ReviewStatus.PENDING, ref, "review_not_found", conn)
 
 
 async def decide_review(

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from zoneinfo import ZoneInfo
+
+from tortoise.models import Model
 
 from domain.errors import ServiceError
 from domain.plans import PlanSpec, parse_plan
@@ -107,3 +110,15 @@ async def inspection_at(ref: Ref, conn=None) -> Inspection:
     if insp is None:
         raise OnsiteError("inspection_ref_not_found", ref=inspection_ref(ref.draw_ref, ref.no))
     return insp
+
+
+async def pending_or_latest(model: type[Model], pending: Enum, ref: Ref, missing: str, conn=None) -> int:
+    """The row of ``model`` (an inspection's reviews, its objections) a command means by the
+    inspection's public reference: the oldest ``pending`` one (each command takes the next), else
+    the latest (the service answers "already decided"). None at all: ``missing``."""
+    insp = await inspection_at(ref, conn)
+    rows = await model.filter(inspection_id=insp.id).using_db(conn).order_by("id").values_list("id", "status")
+    if not rows:
+        raise OnsiteError(missing, ref=inspection_ref(str(ref.draw_ref), ref.no))
+    waiting = [r for r in rows if r[1] == pending]
+    return int(waiting[0][0] if waiting else rows[-1][0])

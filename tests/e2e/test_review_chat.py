@@ -139,7 +139,7 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
 async def test_an_item_marked_serious_flags_the_case_for_referral(db, tmp_path):
     async with spine(db, clock=world.clock()) as s:
         lead, _, chat, _ = await lead_and_mate(s, tmp_path)
-        await bind_coordinator(s)
+        coordinator = await bind_coordinator(s)
         first = (await chat.command("result"))[-1]
         rid = (await Result.get(inspection_id=lead.inspection_id)).id
         note1 = (await chat.press(first, f"fnd:pass:{rid}:0"))[-1]
@@ -156,3 +156,17 @@ async def test_an_item_marked_serious_flags_the_case_for_referral(db, tmp_path):
         done = await actions()
         assert done["finding.serious"] == 1 and done["case.referred"] == 1
         assert (await audit.verify())[1] is None
+
+        # the other commands on the inspection's reference: their usage, refusals and answers in chat
+        insp = await Inspection.get(id=lead.inspection_id).prefetch_related("draw")
+        ref = f"{insp.draw.draw_ref}/{insp.no}"
+        coordinator.new()
+        assert "移送立案须写明理由" in (await coordinator.command("refer", ref))[-1].text
+        assert "已标记过移送立案" in (await coordinator.command("refer", f"{ref} 再次移送"))[-1].text
+        assert "用法：/uphold" in (await coordinator.command("uphold"))[-1].text
+        assert "没有待处理的企业异议" in (await coordinator.command("uphold", ref))[-1].text
+        assert "没有待处理的企业异议" in (await coordinator.command("dismiss", f"{ref} 理由"))[-1].text
+        chat.new()
+        assert "用法：/recheck" in (await chat.command("recheck", "abc"))[-1].text
+        assert "没有找到指派给您的复查" in (await chat.command("recheck", f"{ref} 已整改"))[-1].text
+        assert await actions() == done  # nothing more was done

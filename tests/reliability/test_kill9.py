@@ -45,6 +45,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -408,22 +409,26 @@ async def test_kill9_during_a_draw_leaves_all_or_nothing_and_one_draw(db, tmp_pa
 # --- fault 2: kill -9 during a 10,000-message fan-out --------------------------------------------
 
 
-def delivered(sim) -> Counter:
-    """How many times the simulator accepted each message, by its number."""
+def numbered(texts: Iterable[str]) -> Counter:
+    """How many times the simulator accepted each message, by the number in its text."""
     counts: Counter = Counter()
-    for user in sim.users:
-        for message in sim.messages(user):
-            found = NUMBER.search(message.text or "")
-            if found:
-                counts[int(found.group(1))] += 1
+    for text in texts:
+        found = NUMBER.search(text)
+        if found:
+            counts[int(found.group(1))] += 1
     return counts
 
 
-async def outbox_by_status() -> dict[str, set[int]]:
+def delivered(sim) -> Counter:
+    return numbered(message.text or "" for user in sim.users for message in sim.messages(user))
+
+
+async def outbox_by_status(prefix: str) -> dict[str, set[int]]:
+    """The numbers of the rows keyed ``<prefix><n>``, by their status."""
     from models.messaging import Outbox
 
     out: dict[str, set[int]] = {}
-    for status, key in await Outbox.filter(dedupe_key__startswith="k9:").values_list("status", "dedupe_key"):
+    for status, key in await Outbox.filter(dedupe_key__startswith=prefix).values_list("status", "dedupe_key"):
         out.setdefault(getattr(status, "value", status), set()).add(int(key.split(":")[1]))
     return out
 
@@ -441,6 +446,65 @@ async def until(
             raise AssertionError(f"the dispatcher process ended while waiting for {what}; see {server.log}")
         assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
         await asyncio.sleep(every)
+
+
+# The steps of a fan-out trial, shared with the WeCom one (test_kill9_wecom.py).
+
+
+async def dispatch_until_killed(server: ForkServer, cmd: dict, kill_after: int, accepted) -> None:
+    """A dispatcher process, killed (SIGKILL) once the simulator accepted ``kill_after`` messages."""
+    first = await server.spawn(**cmd)
+    await server.wait("ready", first)
+
+    async def enough_sent() -> bool:
+        return accepted() >= kill_after
+
+    await until(enough_sent, f"{kill_after} messages accepted", 300, server, first)
+    assert server.kill(first)
+    await server.wait("exit", first)
+
+
+async def left_at_kill(prefix: str, quiet, delivered_now) -> tuple[dict[str, set[int]], Counter]:
+    """What the kill left: the rows by status, and what the simulator had accepted, once it is
+    done with the dead process's requests (it has closed all its connections: a request written
+    before the kill is still answered, and may be accepted). Sent rows (each accepted by the
+    simulator first), claimed rows and pending rows; nothing else, and something still pending."""
+    await until(quiet, "the simulator to close the dead dispatcher's connections", 30)
+    at_kill = await outbox_by_status(prefix)
+    before = delivered_now()
+    assert set(at_kill) <= {"sent", "sending", "pending"}, at_kill.keys()
+    assert at_kill.get("sent", set()) <= set(before), "a row was marked sent before the simulator accepted it"
+    assert at_kill.get("pending"), "killed too late: nothing was left to send"
+    return at_kill, before
+
+
+async def dispatch_the_rest(server: ForkServer, cmd: dict, prefix: str, n: int) -> None:
+    """A second dispatcher process sends the rest (and the dead one's claimed rows once their
+    lease expired), until every row is sent."""
+    from models.messaging import Outbox, OutboxStatus
+
+    second = await server.spawn(**cmd)
+    await server.wait("ready", second)
+
+    async def all_sent() -> bool:
+        return await Outbox.filter(dedupe_key__startswith=prefix, status=OutboxStatus.SENT).count() == n
+
+    await until(all_sent, "every row sent", 300, server, second, every=0.1)
+    server.kill(second)
+    await server.wait("exit", second)
+
+
+def assert_once_but_the_in_flight(
+    counts: Counter, in_flight: set[int], n: int, accepted: int, concurrency: int = CONCURRENCY
+) -> set[int]:
+    """Every message arrived; exactly those accepted but not yet marked sent when the dispatcher
+    died arrived twice, at most one per concurrent send (the documented bound). The duplicates."""
+    duplicates = {k for k, c in counts.items() if c > 1}
+    assert set(counts) == set(range(n)), f"lost: {sorted(set(range(n)) - set(counts))[:20]}"
+    assert max(counts.values()) == (2 if duplicates else 1)
+    assert duplicates == in_flight and len(duplicates) <= concurrency
+    assert sum(counts.values()) == accepted == n + len(duplicates)
+    return duplicates
 
 
 async def test_kill9_during_a_fanout_loses_nothing_and_duplicates_only_the_in_flight(db, tmp_path, record_property):
@@ -479,34 +543,18 @@ async def test_kill9_during_a_fanout_loses_nothing_and_duplicates_only_the_in_fl
             batch=BATCH,
         )
         started = time.perf_counter()
-        first = await server.spawn(**cmd)
-        await server.wait("ready", first)
-
         # Killed once between a quarter and a half of the messages went, wherever in a batch that is.
         kill_after = random.Random(f"{SEED}:fanout:{db.dialect}").randint(n_messages // 4, n_messages // 2)
         print(f"\n[{db.dialect}] INSPECTBOT_KILL_SEED={SEED}: the first dispatcher dies after {kill_after} messages")
-
-        async def enough_sent() -> bool:
-            return accepted() >= kill_after
-
-        await until(enough_sent, f"{kill_after} messages accepted", 300, server, first)
-        assert server.kill(first)
-        await server.wait("exit", first)
+        await dispatch_until_killed(server, cmd, kill_after, accepted)
         killed_at = time.perf_counter() - started
-        # The simulator is done with the dead process's requests once it has closed all its
-        # connections (a request written before the kill is still answered: it may be accepted).
-        await until(lambda: no_connections(sim), "the simulator to close the dead dispatcher's connections", 30)
-        at_kill = await outbox_by_status()
-        before_restart = delivered(sim)
+        at_kill, before_restart = await left_at_kill("k9:", lambda: no_connections(sim), lambda: delivered(sim))
 
-        # What the kill left: sent rows (each accepted by the simulator first), claimed rows (at
-        # most a batch and what was left of the one before: the pump claims the next batch when
-        # fewer than ``concurrency`` rows wait, so up to ``concurrency`` waiting plus
-        # ``concurrency`` in flight), pending rows; and nothing else.
+        # Claimed rows: at most a batch and what was left of the one before (the pump claims the
+        # next batch when fewer than ``concurrency`` rows wait, so up to ``concurrency`` waiting
+        # plus ``concurrency`` in flight).
         sent, claimed = at_kill.get("sent", set()), at_kill.get("sending", set())
-        assert set(at_kill) <= {"sent", "sending", "pending"}, at_kill.keys()
         assert sum(map(len, at_kill.values())) == n_messages
-        assert sent <= set(before_restart), "a row was marked sent before the simulator accepted it"
         assert len(claimed) <= BATCH + 2 * CONCURRENCY
         leases = await Outbox.filter(dedupe_key__startswith="k9:", status=OutboxStatus.SENDING).values_list(
             "claimed_until", flat=True
@@ -514,29 +562,13 @@ async def test_kill9_during_a_fanout_loses_nothing_and_duplicates_only_the_in_fl
         assert max(leases, default=now) <= datetime.now(UTC) + timedelta(seconds=LEASE_S), (
             "the dispatcher's lease option was not used"
         )
-        assert at_kill.get("pending"), "killed too late: nothing was left to send"
         in_flight = set(before_restart) & claimed  # accepted, not yet marked sent: will go again
 
-        second = await server.spawn(**cmd)
-        await server.wait("ready", second)
-
-        async def all_sent() -> bool:
-            return await Outbox.filter(dedupe_key__startswith="k9:", status=OutboxStatus.SENT).count() == n_messages
-
-        await until(all_sent, "every row sent", 300, server, second, every=0.1)
-        server.kill(second)
-        await server.wait("exit", second)
+        await dispatch_the_rest(server, cmd, "k9:", n_messages)
         total = time.perf_counter() - started
 
-        counts = delivered(sim)
-        duplicates = {n for n, c in counts.items() if c > 1}
-        assert set(counts) == set(range(n_messages)), f"lost: {sorted(set(range(n_messages)) - set(counts))[:20]}"
-        assert max(counts.values()) == (2 if duplicates else 1)
-        # Exactly the messages accepted but not yet marked sent when the dispatcher died went twice:
-        # rows it had claimed, at most one per concurrent send (the documented bound).
-        assert duplicates == in_flight and duplicates <= claimed
-        assert len(duplicates) <= CONCURRENCY
-        assert sum(counts.values()) == accepted() == n_messages + len(duplicates)
+        duplicates = assert_once_but_the_in_flight(delivered(sim), in_flight, n_messages, accepted())
+        assert duplicates <= claimed
         print(
             f"[{db.dialect}] {n_messages} messages to {CHATS} chats: killed after {killed_at:.1f} s with "
             f"{len(sent)} sent, {len(claimed)} claimed ({len(in_flight)} of them already accepted), "

@@ -14,43 +14,34 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from collections import Counter
 from datetime import UTC, datetime
 
-from tests.reliability.test_kill9 import SEED, ForkServer, until
+from tests.reliability.test_kill9 import (
+    SEED,
+    ForkServer,
+    assert_once_but_the_in_flight,
+    dispatch_the_rest,
+    dispatch_until_killed,
+    left_at_kill,
+    numbered,
+)
 
 MESSAGES = {"postgres": 3_000, "sqlite": 2_000}
 MEMBERS = 400
 LEASE_S = 5
 CONCURRENCY = 32
 BATCH = 256
-NUMBER = re.compile(r"/2026-12-01/(\d+)")  # the public reference QD-BENCH/2026-12-01/N
 
 
 def delivered(sim) -> Counter:
-    counts: Counter = Counter()
-    for member in sim.members.values():
-        for message in member.received:
-            found = NUMBER.search(message.get("text", ""))
-            if found:
-                counts[int(found.group(1))] += 1
-    return counts
-
-
-async def by_status() -> dict[str, set[int]]:
-    from models.messaging import Outbox
-
-    out: dict[str, set[int]] = {}
-    for status, key in await Outbox.filter(dedupe_key__startswith="k9w:").values_list("status", "dedupe_key"):
-        out.setdefault(getattr(status, "value", status), set()).add(int(key.split(":")[1]))
-    return out
+    return numbered(message.get("text", "") for member in sim.members.values() for message in member.received)
 
 
 async def test_kill9_during_a_wecom_fanout_loses_nothing(db, tmp_path):
     from benchmarks.bench_wecom_fanout import add_wecom_inspectors, context_for
     from core import db as dbmod
-    from models.messaging import Channel, Outbox, OutboxStatus, RecipientKind
+    from models.messaging import Channel, Outbox, RecipientKind
     from services.outbox import enqueue_many
     from simulators.wecom import WecomSimulator
 
@@ -77,46 +68,20 @@ async def test_kill9_during_a_wecom_fanout_loses_nothing(db, tmp_path):
             concurrency=CONCURRENCY,
             batch=BATCH,
         )
-        first = await server.spawn(**cmd)
-        await server.wait("ready", first)
         kill_after = random.Random(f"{SEED}:wecom:{db.dialect}").randint(n // 4, n // 2)
         print(f"\n[{db.dialect}] INSPECTBOT_KILL_SEED={SEED}: the WeCom dispatcher dies after {kill_after} messages")
-
-        async def enough() -> bool:
-            return accepted() >= kill_after
-
-        await until(enough, f"{kill_after} messages accepted", 300, server, first)
-        assert server.kill(first)
-        await server.wait("exit", first)
+        await dispatch_until_killed(server, cmd, kill_after, accepted)
 
         async def quiet() -> bool:
             return not sim._runner.server.connections
 
-        await until(quiet, "the simulator to close the dead dispatcher's connections", 30)
-        at_kill = await by_status()
-        before = delivered(sim)
+        at_kill, before = await left_at_kill("k9w:", quiet, lambda: delivered(sim))
         sent, claimed = at_kill.get("sent", set()), at_kill.get("sending", set())
-        assert set(at_kill) <= {"sent", "sending", "pending"}, at_kill.keys()
-        assert sent <= set(before), "a row was marked sent before WeCom accepted it"
-        assert at_kill.get("pending"), "killed too late: nothing was left to send"
         in_flight = set(before) & claimed
 
-        second = await server.spawn(**cmd)
-        await server.wait("ready", second)
+        await dispatch_the_rest(server, cmd, "k9w:", n)
 
-        async def all_sent() -> bool:
-            return await Outbox.filter(dedupe_key__startswith="k9w:", status=OutboxStatus.SENT).count() == n
-
-        await until(all_sent, "every row sent", 300, server, second, every=0.1)
-        server.kill(second)
-        await server.wait("exit", second)
-
-        counts = delivered(sim)
-        duplicates = {k for k, c in counts.items() if c > 1}
-        assert set(counts) == set(range(n)), f"lost: {sorted(set(range(n)) - set(counts))[:20]}"
-        assert max(counts.values()) == (2 if duplicates else 1)
-        assert duplicates == in_flight and len(duplicates) <= CONCURRENCY
-        assert sum(counts.values()) == accepted() == n + len(duplicates)
+        duplicates = assert_once_but_the_in_flight(delivered(sim), in_flight, n, accepted(), CONCURRENCY)
         assert set(await Outbox.filter(dedupe_key__startswith="k9w:").values_list("channel", flat=True)) == {
             Channel.WECOM
         }  # every row says where it went

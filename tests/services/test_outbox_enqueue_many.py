@@ -7,7 +7,8 @@ from tortoise.transactions import in_transaction
 
 from core import db as dbmod
 from models.messaging import Channel, Outbox, OutboxStatus, RecipientKind
-from services.outbox import Message, enqueue, enqueue_many
+from services.alerts import Recipient
+from services.outbox import Message, enqueue, enqueue_many, enqueue_to_people
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 CONTEXT = {"no": 1, "名称": "<b>青岛</b>", "quote": 'a "b" \\ c', "list": [1, {"x": None}]}
@@ -109,3 +110,16 @@ async def test_a_local_time_is_stored_as_enqueue_stores_it(db):
     one, many = (tuple(r) for r in stored[1])
     assert one == many
     assert await Outbox.filter(next_attempt_at=NOW).count() == 2
+
+
+async def test_one_message_to_each_person_ahead_of_the_fan_outs(db):
+    people = [Recipient(3, "telegram", "zh-CN"), Recipient(5, "sms", "en")]
+    await enqueue_to_people(people, "alert:9", "alert.j2", CONTEXT, NOW)
+    await enqueue_to_people(people[:1], "alert:9", "alert.j2", {"again": True}, NOW)  # the same key: left alone
+    rows = await Outbox.all().order_by("id")
+    assert [(r.dedupe_key, r.recipient_id, r.channel, r.locale) for r in rows] == [
+        ("alert:9:3", 3, Channel.TELEGRAM, "zh-CN"),
+        ("alert:9:5", 5, Channel.SMS, "en"),
+    ]
+    assert {(r.recipient_kind, r.template, r.priority) for r in rows} == {(RecipientKind.PERSON, "alert.j2", -1)}
+    assert all(r.context == CONTEXT for r in rows)
