@@ -26,6 +26,7 @@ from tortoise.transactions import in_transaction
 
 from core.clock import Clock
 from domain import beacon as beacons
+from domain import inputs
 from models.draws import BeaconEntry, BeaconEntryStatus, Firing, FiringStatus
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from services import audit
@@ -65,7 +66,9 @@ def _binding_id(actor: str) -> int | None:
 
 def split_values(text: str) -> list[str]:
     """The values of ``/beacon REF …``: one per source. Separated by "|" or new lines when the
-    text has any (then a value may hold spaces: "7 3 0"), else by white space."""
+    text has any (then a value may hold spaces: "7 3 0"), else by white space. Full-width forms
+    (a phone's "｜", "３") are read as ASCII."""
+    text = inputs.half_width(text)
     if "|" in text or "\n" in text:
         parts = text.replace("\n", "|").split("|")
     else:
