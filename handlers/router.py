@@ -139,10 +139,12 @@ def unknown_template(event: InboundEvent) -> str:
 
 async def for_nobody(ctx: Context) -> str:
     """An event that acts for nobody: from a group, or a button pressed by someone other than the
-    person the message was for (docs/messaging.md, "Groups"). Nothing is run and nothing is said
-    into the group: a button press gets a short refusal on the presser's own screen; ``/start``
-    gets, once per group, the hint that invites are opened in a private chat; the rest is
-    recorded and ignored."""
+    person the message was for (docs/messaging.md, "Groups"). Nothing is run and nothing of
+    anyone's business is said into the group: a button press gets a short refusal on the
+    presser's own screen; ``/start`` gets, once per group, the hint that invites are opened in a
+    private chat; any other command of ours gets, once per group and member, the polite refusal
+    that points to a private chat (a member who tried /risk in a group otherwise heard nothing and
+    could not tell a refusal from a bot that is down); the rest is recorded and ignored."""
     ev = ctx.event
     if ev.kind == EventKind.BUTTON:
         ctx.notes["button_answer"] = "button_not_yours"
@@ -157,4 +159,14 @@ async def for_nobody(ctx: Context) -> str:
             once=f"group_start:{ev.channel}:{ev.sender}",
         )
         return "group_start"
+    if ev.kind == EventKind.COMMAND and ev.in_group and ev.command in COMMANDS:
+        await reply(
+            ev,
+            "group_command.j2",
+            locale=ctx.locale,
+            now=ctx.clock.now(),
+            connection=ctx.conn,
+            once=f"group_command:{ev.channel}:{ev.sender}:{ev.user}",
+        )
+        return "group_command"
     return "group_ignored"

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from models.draws import BeaconEntry
+from models.draws import BeaconEntry, OffScheduleRequest
 from models.messaging import InboundEvent, Outbox, OutboxStatus, Role
 from services.draws.announce import announce
 from tests.e2e.harness import spine
 from tests.e2e.test_coordinator_chat import person, two_plans
+from tests.e2e.test_groups import handled
 from tests.services import draw_world as world
 
 SOURCES = ["福彩3D 2026340期开奖号码", "体彩排列5 26340期开奖号码"]
@@ -47,3 +48,39 @@ async def test_typed_input_from_a_phone_is_read_or_refused_clearly(db, tmp_path)
         assert not await InboundEvent.filter(outcome__startswith="failed").exists()
         assert not await Outbox.filter(status=OutboxStatus.DEAD).exists()
         assert (await BeaconEntry.get()).values == ["0.3.7", "0.1.4.4.9"]
+
+
+#: Every command of the second road sent in a group by a coordinator who may use them in private.
+GROUP_COMMANDS = [
+    ("draw", "P1 原定批次名录导入错误，需补抽"),
+    ("beacon", "P1/2026-12-03 3 0 7 | 4 4 1"),
+    ("risk", "食品"),
+    ("riskmodels", ""),
+    ("approve", "P1/2026-12-01/1"),
+    ("return", "P1/2026-12-01/1 请补充照片"),
+    ("uphold", "P1/2026-12-01/1"),
+    ("recheck", "P1/2026-12-01/1 已整改"),
+    ("tasks", ""),
+    ("alerts", ""),
+    ("status", "P1/2026-12-01"),
+]
+
+
+async def test_in_a_group_every_command_is_refused_politely_and_reveals_nothing(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        w = await two_plans(s, tmp_path)
+        c = await person(s, Role.COORDINATOR, ["SCJG"], name="王芳")
+        await person(s, Role.COORDINATOR, ["SCJG"], name="李娜")
+        other = s.sim.create_user("群成员")
+        group = s.sim.create_group("执法协调群", [c.user, other], supergroup=True)
+        for command, argument in GROUP_COMMANDS:
+            s.sim.send_command(c.user, command, argument, chat=group)
+        s.sim.send_command(other, "risk", "食品", chat=group)
+        outcomes = await handled(s, group, len(GROUP_COMMANDS) + 1)
+        assert outcomes == ["group_command"] * (len(GROUP_COMMANDS) + 1)
+        said = [m.text for m in s.sim.messages(group)]
+        # one polite refusal per member however many commands they try, pointing to a private chat
+        assert len(said) == 2 and all("私聊" in t for t in said), said
+        assert not any(e.name in t or e.uscc in t for e in w.entities for t in said)
+        assert not await OffScheduleRequest.exists() and not await BeaconEntry.exists()
+        assert c.new() == []  # nothing was run for them in private either
