@@ -188,16 +188,16 @@ async def decide(scope: Scope, entry_id: int, confirm: bool, *, clock: Clock) ->
     now = clock.now()
     row = await BeaconEntry.get_or_none(id=entry_id).prefetch_related("firing__plan")
     if row is None or not scope.covers(row.firing.plan.departments):
-        raise DrawError("beacon_entry_not_found", entry=entry_id)
+        raise DrawError("beacon_entry_not_found")  # no number: outside the scope reads as missing
     draw_ref, departments = row.firing.draw_ref, row.firing.plan.departments or ()
     if row.status is not BeaconEntryStatus.PENDING:
-        raise DrawError("beacon_entry_decided", entry=entry_id, status=row.status.value, by=row.decided_by or "")
+        raise DrawError("beacon_entry_decided", draw_ref=draw_ref, status=row.status.value, by=row.decided_by or "")
     if scope.actor == row.entered_by:
         raise DrawError("confirmer_is_requester", confirmer=scope.actor)
     if not confirm:
         async with in_transaction() as conn:
             if not await _close(row, BeaconEntryStatus.DECLINED, scope.actor, now, conn):
-                raise DrawError("beacon_entry_decided", entry=entry_id, status="", by="")
+                raise DrawError("beacon_entry_decided", draw_ref=draw_ref, status="", by="")
             data = {"entry": row.id, "values": row.values, "entered_by": row.entered_by}
             await audit.append(scope.actor, "beacon.values_declined", f"draw:{draw_ref}", data, now, conn)
             await _tell(row, draw_ref, "declined", now, conn, by=scope.actor)
@@ -206,7 +206,7 @@ async def decide(scope: Scope, entry_id: int, confirm: bool, *, clock: Clock) ->
     try:
         async with in_transaction() as conn:
             if not await _close(row, BeaconEntryStatus.CONFIRMED, scope.actor, now, conn):
-                raise DrawError("beacon_entry_decided", entry=entry_id, status="", by="")
+                raise DrawError("beacon_entry_decided", draw_ref=draw_ref, status="", by="")
             if await _live(row.entered_binding_id, departments, conn) is None:
                 raise DrawError("requester_revoked", requester=row.entered_by)
             entered = await enter_values(
@@ -218,7 +218,7 @@ async def decide(scope: Scope, entry_id: int, confirm: bool, *, clock: Clock) ->
         if exc.code == "beacon_entry_decided":
             fresh = await BeaconEntry.get(id=row.id)
             raise DrawError(
-                "beacon_entry_decided", entry=entry_id, status=fresh.status.value, by=fresh.decided_by or ""
+                "beacon_entry_decided", draw_ref=draw_ref, status=fresh.status.value, by=fresh.decided_by or ""
             ) from None
         if exc.code in ("confirmer_not_coordinator", "confirmer_is_requester"):
             raise  # this presser may not confirm; the values still wait for someone who may
