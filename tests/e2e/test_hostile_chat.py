@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from models.draws import BeaconEntry, OffScheduleRequest
-from models.messaging import InboundEvent, Outbox, OutboxStatus, Role
+from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, Role
 from services.draws.announce import announce
 from tests.e2e.harness import spine
 from tests.e2e.test_coordinator_chat import person, two_plans
 from tests.e2e.test_groups import handled
+from tests.e2e.test_inspector_chat import Chat, inspector_chat
 from tests.services import draw_world as world
 
 SOURCES = ["福彩3D 2026340期开奖号码", "体彩排列5 26340期开奖号码"]
@@ -84,3 +85,24 @@ async def test_in_a_group_every_command_is_refused_politely_and_reveals_nothing(
         assert not any(e.name in t or e.uscc in t for e in w.entities for t in said)
         assert not await OffScheduleRequest.exists() and not await BeaconEntry.exists()
         assert c.new() == []  # nothing was run for them in private either
+
+
+async def test_the_coordinators_commands_refuse_everyone_else_the_same_way(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        await two_plans(s, tmp_path)
+        inspector = await inspector_chat(s, "S01")
+        inspector.new()  # the welcome
+        revoked = await person(s, Role.COORDINATOR, ["SCJG"], name="已撤销")
+        binding = await ChatBinding.get(address=str(revoked.user.id))
+        binding.revoked_at = s.clock.now()
+        await binding.save()
+        stranger = Chat(s, s.sim.create_user("路人"))
+        commands = [(c, a) for c, a in GROUP_COMMANDS if c not in ("recheck", "tasks")]  # the inspector's own
+        for command, argument in commands:
+            # an inspector was told "not understood" for /approve, /return, /uphold: now the one refusal
+            said = [m.text for m in await inspector.command(command, argument)]
+            assert said == ["只有协调员可以使用此命令。"], (command, said)
+            for chat in (revoked, stranger):  # nobody known: the polite refusal, nothing else
+                said = [m.text for m in await chat.command(command, argument)]
+                assert len(said) == 1 and "仅供已登记" in said[0], (command, said)
+        assert not await OffScheduleRequest.exists() and not await BeaconEntry.exists()
