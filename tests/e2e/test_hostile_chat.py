@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core.channel import Button, Outgoing
 from models.draws import BeaconEntry, OffScheduleRequest
 from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, Role
 from services.draws.announce import announce
@@ -106,3 +107,21 @@ async def test_the_coordinators_commands_refuse_everyone_else_the_same_way(db, t
                 said = [m.text for m in await chat.command(command, argument)]
                 assert len(said) == 1 and "仅供已登记" in said[0], (command, said)
         assert not await OffScheduleRequest.exists() and not await BeaconEntry.exists()
+
+
+async def test_a_reply_longer_than_a_telegram_message_arrives_in_parts(db):
+    """A text past Telegram's 4,096 (UTF-16) was refused whole (bad_request, permanent: the row
+    went dead and the person heard nothing); it now arrives as several messages, in order, the
+    buttons under the last; an edit, one message by nature, is cut."""
+    async with spine(db, clock=world.clock()) as s:
+        chat = s.sim.create_group("工作群", [s.sim.create_user("王芳")])  # any chat the bot may write to
+        line = "🙂" + "检" * 98 + "\n"  # 101 code points, 102 UTF-16 units: an emoji counts twice
+        body = line * 100  # 10,200 units
+        accept = Button("接受", "asg:accept:1")
+        await s.channel.send(Outgoing(address=str(chat), text=body, buttons=((accept,),)))
+        got = s.sim.messages(chat)
+        assert len(got) == 3 and "".join(m.text + "\n" for m in got) == body
+        assert [m.callback_data for m in got] == [[], [], ["asg:accept:1"]]
+        edited = await s.channel.send(Outgoing(address=str(chat), text=body, edit_message_id=str(got[-1].message_id)))
+        shown = s.sim.message(chat, int(edited)).text
+        assert shown.endswith("…") and len(shown.encode("utf-16-le")) // 2 <= 4096
