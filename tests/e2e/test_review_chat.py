@@ -104,7 +104,7 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         await s.deliver()
         asked_mate = last_with(mate_chat.s.sim.messages(mate_chat.user), f"cor:ok:{corr.id}")
         decided = [m.text for m in await mate_chat.press(asked_mate, f"cor:ok:{corr.id}")]
-        assert any("已批准更正" in t and "已公示" not in t for t in decided), decided
+        assert any("的更正" in t and "已批准" in t and "已公示" not in t for t in decided), decided
         second = await Review.get(result_id=new.id)
         assert second.status == ReviewStatus.PENDING
         assert [i.result for i in (await public.entity_page(uscc, s.clock.now())).inspections.rows] == ["pending"]
