@@ -153,3 +153,41 @@ def identifier(text: str, name: str, limit: int) -> str:
     if not text or len(text) > limit or _CONTROL.search(text):
         raise ValueError(f"{name} empty, longer than {limit} characters or with control characters")
     return text
+
+
+def utf8_bytes(text: str) -> int:
+    """A text's size as WeCom counts it."""
+    return len(text.encode())
+
+
+def utf16_units(text: str) -> int:
+    """A text's size as Telegram counts it (UTF-16 code units: an emoji outside the BMP is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_parts(text: str, limit: int, size: Callable[[str], int]) -> list[str]:
+    """``text`` in parts of at most ``limit`` (as ``size`` measures), cut at line ends where
+    possible, a line longer than a part cut by characters; blank parts dropped. A channel whose
+    messages hold at most ``limit`` sends a long text as these parts, in order, rather than
+    having it refused whole (a refused reply is a reply nobody reads)."""
+    if size(text) <= limit:  # nearly always: one part
+        return [text] if text.strip() else []
+    parts: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while size(line) > limit:  # one line longer than a part: cut by characters
+            cut = len(line)
+            while size(line[:cut]) > limit:
+                cut = max(1, cut * 3 // 4)
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:cut])
+            line = line[cut:]
+        if size(current + line) > limit:
+            parts.append(current)
+            current = ""
+        current += line
+    if current.strip():
+        parts.append(current)
+    return [p for p in (p.strip("\n") for p in parts) if p.strip()]

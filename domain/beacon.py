@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
 
+from domain.inputs import half_width
+
 #: The League of Entropy's quicknet, as its chain info publishes it (``/<hash>/info``).
 QUICKNET_HASH = "52db9ba70e0cc0f6eaf7803dd07447a1f5477735fd3f661792ba94600c84e971"
 QUICKNET_PUBLIC_KEY = (
@@ -156,9 +158,9 @@ def drand_beacon(chain: Chain, number: int, randomness_hex: str) -> str:
 
 def parse_value(text: str) -> tuple[int, ...]:
     """A typed source value → its numbers: non-negative decimal integers separated by spaces,
-    commas, dots, slashes or their full-width forms (``"3 0 7"``, ``"03,17,22"``). At least one;
-    each at most 40 digits."""
-    parts = [p for p in _SEPARATORS.split(text.strip()) if p]
+    commas, dots, slashes or their full-width forms (``"3 0 7"``, ``"03,17,22"``), full-width
+    digits read as ASCII (``"３ ０ ７"``). At least one; each at most 40 digits."""
+    parts = [p for p in _SEPARATORS.split(half_width(text).strip()) if p]
     if not parts or not all(_NUMBER.fullmatch(p) and len(p) <= MAX_VALUE_DIGITS for p in parts):
         raise BeaconError("beacon_value_malformed", value=text[:60])
     return tuple(int(p) for p in parts)

@@ -7,6 +7,10 @@ reason (not a number, a digit Python accepts but nobody types — ``²``, ``①`
 the column it names, a month outside the calendar we report on, a code longer than any code), and
 the caller answers it exactly like malformed input. So nothing a person types reaches ``int()``,
 a date constructor or a database column unchecked (issue 13 §4).
+
+A Chinese phone keyboard types full-width forms (``２０２６-１２``, ``Ｐ１``, the ideographic space):
+the readers of typed numbers, months, codes and credit codes fold them to ASCII first
+(:func:`half_width`); nothing else is folded (NFKC would also turn ``²`` into ``2``).
 """
 
 from __future__ import annotations
@@ -30,12 +34,29 @@ SEARCH_MAX = 50
 _DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes ² and ①
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 _CODE = re.compile(r"[0-9A-Za-z]{18}")
+#: Full-width ASCII forms (``ＡＢＣ１２３／＃``, U+FF01…U+FF5E) and the ideographic space, as ASCII.
+_HALF_WIDTH = {0x3000: 0x20, **{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}}
+#: How much of an unreadable input a reply repeats back (a reply must fit one chat message).
+ECHO_MAX = 60
 
 
-def number(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+def half_width(text: str | None) -> str:
+    """``text`` with full-width ASCII forms and the ideographic space folded to ASCII."""
+    return (text or "").translate(_HALF_WIDTH)
+
+
+def echo(text: str | None, maximum: int = ECHO_MAX) -> str:
+    """What a reply repeats of input it could not read: at most ``maximum`` characters, cut with
+    "…" (a 4,000-character argument echoed whole would make a reply too long to deliver)."""
+    value = (text or "").strip()
+    return value if len(value) <= maximum else value[: maximum - 1] + "…"
+
+
+def number(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID, typed: bool = False) -> int | None:
     """A whole number written in ASCII digits (surrounding blanks allowed), within
-    [``minimum``, ``maximum``]; ``None`` otherwise."""
-    raw = (text or "").strip()
+    [``minimum``, ``maximum``]; ``None`` otherwise. ``typed``: a person typed it, so full-width
+    digits count (a button's data and a URL are machine-made and read strictly)."""
+    raw = (half_width(text) if typed else (text or "")).strip()
     if not _DIGITS.fullmatch(raw):
         return None
     value = int(raw)
@@ -56,7 +77,7 @@ def page(text: str | None, default: int = 1) -> int:
 
 def month(text: str | None) -> tuple[int, int] | None:
     """``YYYY-MM`` (ASCII digits) in :data:`FIRST_YEAR` … :data:`LAST_YEAR`, as (year, month)."""
-    m = _MONTH.fullmatch((text or "").strip())
+    m = _MONTH.fullmatch(half_width(text).strip())
     if m is None:
         return None
     year, mon = int(m.group(1)), int(m.group(2))
@@ -66,7 +87,7 @@ def month(text: str | None) -> tuple[int, int] | None:
 def word(text: str | None, maximum: int) -> str | None:
     """One argument such as a plan code or a draw reference: stripped, non-empty, at most
     ``maximum`` characters, no control characters; ``None`` otherwise."""
-    value = (text or "").strip()
+    value = half_width(text).strip()
     if not value or len(value) > maximum or not value.isprintable():
         return None
     return value
@@ -85,3 +106,11 @@ def search(text: str | None, maximum: int = SEARCH_MAX) -> str | None:
 def looks_like_uscc(text: str) -> bool:
     """Whether ``text`` could be a unified social credit code (18 ASCII letters and digits)."""
     return bool(_CODE.fullmatch(text.strip()))
+
+
+def uscc(text: str | None) -> str | None:
+    """``text`` as a unified social credit code (18 letters and digits, full-width ones folded),
+    upper-cased as the column holds it; ``None`` if it cannot be one, so only a code is ever
+    compared with the credit-code column (a longer string fails the column's length check)."""
+    value = half_width(text).strip()
+    return value.upper() if _CODE.fullmatch(value) else None

@@ -16,15 +16,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from domain.inputs import half_width
+
 #: Inspection numbers are small (one draw's sample); anything longer is not a number we issued.
 NO_DIGITS = 6
 _DRAW = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}/[0-9]{4}-[0-9]{2}-[0-9]{2}(?:\.[0-9]{1,3})?"
 _NO = r"(?:第\s*)?([0-9]{1," + str(NO_DIGITS) + r"})\s*号?"
 _FULL = re.compile("(" + _DRAW + r")\s*(?:/|#|\s)\s*" + _NO)
 _BARE = re.compile(r"(?:#|No\.?\s*)?" + _NO, re.IGNORECASE)
-#: A Chinese phone keyboard's full-width forms (ＡＢＣ１２３／＃, the ideographic space) read as ASCII;
-#: nothing else is folded (NFKC would also turn ² into 2).
-_HALF_WIDTH = {0x3000: 0x20, **{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}}
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def inspection_ref(draw_ref: str, no: int) -> str:
 
 def parse(text: str | None) -> Ref | None:
     """What a person typed as an inspection, or ``None`` if it is not one."""
-    raw = (text or "").translate(_HALF_WIDTH).strip()
+    raw = half_width(text).strip()  # a Chinese phone keyboard's ＡＢＣ１２３／＃ read as ASCII
     if not raw or len(raw) > 64:
         return None
     full = _FULL.fullmatch(raw)

@@ -300,7 +300,11 @@ async def recusals_command(ctx: Context) -> str:
 @coordinators_only
 async def show_recusals(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
     shown = await recusals.recusals_page(scope, page, ctx.zone)
-    rows = [[key("btn_reject", REJECTION.data("ask", r["id"]), id=r["id"])] for r in shown.items if r["rejectable"]]
+    rows = [
+        [key("btn_reject", REJECTION.data("ask", r["id"]), n=shown.first + i)]  # the list's number, not the row id
+        for i, r in enumerate(shown.items)
+        if r["rejectable"]
+    ]
     await say("coord_recusals.j2", {**page_context(shown), "buttons": rows + nav("recusals", shown)}, edit_of=edit_of)
     return "recusals"
 
@@ -419,7 +423,11 @@ async def alerts_command(ctx: Context) -> str:
 @coordinators_only
 async def show_alerts(ctx: Context, scope: Scope, say: Replier, page: int, edit_of: str | None) -> str:
     shown = await alerts.alerts_page(scope, page, ctx.zone)
-    rows = [[key("btn_ack", ALERT.data("ack", a["id"]), id=a["id"])] for a in shown.items if not a["acknowledged"]]
+    rows = [
+        [key("btn_ack", ALERT.data("ack", a["id"]), n=shown.first + i)]  # the list's number, not the row id
+        for i, a in enumerate(shown.items)
+        if not a["acknowledged"]
+    ]
     await say("coord_alerts.j2", {**page_context(shown), "buttons": rows + nav("alerts", shown)}, edit_of=edit_of)
     return "alerts"
 
@@ -430,6 +438,6 @@ async def alert_button(ctx: Context, scope: Scope, say: Replier) -> str:
     cb = Callback.parse(ctx.event.data)
     if cb is None or cb.action != "ack":
         raise ServiceError("stale_button")
-    outcome = await alerts.acknowledge_alert(scope, cb.id, ctx.clock.now())
-    await say("coord_info.j2", {"code": outcome, "id": cb.id})
+    outcome, alert = await alerts.acknowledge_alert(scope, cb.id, ctx.clock.now(), ctx.zone)
+    await say("coord_info.j2", {"code": outcome, "alert": alert})
     return outcome

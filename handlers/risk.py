@@ -3,7 +3,8 @@
 (audited as the coordinator who pressed).
 
 Anyone else gets the coordinators' standard refusal (an unknown sender learns nothing), and a
-command sent in a group acts for nobody (``handlers.router``), so a class never lands in a group.
+command sent in a group acts for nobody (``handlers.router``): the group hears only the polite
+refusal pointing to a private chat, so a class never lands in a group.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ Several handlers may take one kind, told apart by channel and role (an SMS reply
 entity's mobile, a Telegram text from an inspector): the first registered one whose channel
 and roles fit the sender runs. A sender with no binding reaches only ``/start`` and the
 handlers registered with ``roles=None``; everything else gets the refusal template and is
-otherwise ignored (recorded as ``unknown``). Roles are the sender's own (looked up by their user
+otherwise ignored (recorded as ``unknown``); a bound sender whose roles do not fit a
+coordinator's command gets the coordinators' refusal (``coord_refused``). Roles are the sender's own (looked up by their user
 id); an event from a group, or a press on a message meant for someone else, acts for nobody
 (:func:`for_nobody`), and a command addressed to another bot is ignored.
 
@@ -42,6 +43,9 @@ class Route:
     def allows(self, roles: set[Role]) -> bool:
         return self.roles is None or bool(roles & self.roles)
 
+
+#: The roles of a coordinator's commands: anyone else bound is refused with ``coord_refused.j2``.
+COORDINATOR_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN})
 
 COMMANDS: dict[str, Route] = {}
 BUTTONS: dict[str, Route] = {}
@@ -121,6 +125,11 @@ async def route(ctx: Context) -> str:
             return "unknown"  # nothing to answer
         await reply(ctx.event, unknown_template(ctx.event), locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
         return "unknown"
+    if found is not None and ctx.event.kind == EventKind.COMMAND and found.roles and found.roles <= COORDINATOR_ROLES:
+        # /approve, /uphold, /refer … from an inspector: the coordinators' one refusal, as the
+        # coordinators' other commands give it (not "not understood" for a command that exists)
+        await reply(ctx.event, "coord_refused.j2", locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
+        return "coord_refused"
     await reply(
         ctx.event,
         "not_understood.j2",
@@ -139,10 +148,12 @@ def unknown_template(event: InboundEvent) -> str:
 
 async def for_nobody(ctx: Context) -> str:
     """An event that acts for nobody: from a group, or a button pressed by someone other than the
-    person the message was for (docs/messaging.md, "Groups"). Nothing is run and nothing is said
-    into the group: a button press gets a short refusal on the presser's own screen; ``/start``
-    gets, once per group, the hint that invites are opened in a private chat; the rest is
-    recorded and ignored."""
+    person the message was for (docs/messaging.md, "Groups"). Nothing is run and nothing of
+    anyone's business is said into the group: a button press gets a short refusal on the
+    presser's own screen; ``/start`` gets, once per group, the hint that invites are opened in a
+    private chat; any other command of ours gets, once per group and member, the polite refusal
+    that points to a private chat (a member who tried /risk in a group otherwise heard nothing and
+    could not tell a refusal from a bot that is down); the rest is recorded and ignored."""
     ev = ctx.event
     if ev.kind == EventKind.BUTTON:
         ctx.notes["button_answer"] = "button_not_yours"
@@ -157,4 +168,14 @@ async def for_nobody(ctx: Context) -> str:
             once=f"group_start:{ev.channel}:{ev.sender}",
         )
         return "group_start"
+    if ev.kind == EventKind.COMMAND and ev.in_group and ev.command in COMMANDS:
+        await reply(
+            ev,
+            "group_command.j2",
+            locale=ctx.locale,
+            now=ctx.clock.now(),
+            connection=ctx.conn,
+            once=f"group_command:{ev.channel}:{ev.sender}:{ev.user}",
+        )
+        return "group_command"
     return "group_ignored"

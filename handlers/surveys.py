@@ -94,7 +94,7 @@ def _days(argument: str) -> int | None:
     arg = argument.strip()
     if not arg:
         return integrity.DEFAULT_WINDOW.days
-    return inputs.number(arg, minimum=1, maximum=MAX_DAYS)
+    return inputs.number(arg, minimum=1, maximum=MAX_DAYS, typed=True)
 
 
 @command("integrity", roles=None)

@@ -129,16 +129,19 @@ async def alerts_page(scope: Scope, page: int, zone: ZoneInfo) -> Page:
     return Page(items, page, pages, total)
 
 
-async def acknowledge_alert(scope: Scope, alert_id: int, now: datetime) -> str:
-    """Acknowledge an alert (once; on the audit chain). Returns acknowledged / already_acknowledged."""
+async def acknowledge_alert(scope: Scope, alert_id: int, now: datetime, zone: ZoneInfo) -> tuple[str, dict]:
+    """Acknowledge an alert (once; on the audit chain). Returns acknowledged / already_acknowledged
+    and the alert as the list shows it (its time and what it is about: a chat text names an alert
+    so, never by its row id)."""
     async with in_transaction() as conn:
         alert = await Alert.get_or_none(id=alert_id).using_db(conn)
         if alert is None or not scope.covers(alert.departments):
-            raise AlertError("alert_not_found", alert=alert_id)
+            raise AlertError("alert_not_found")  # no number: outside the scope reads as missing
+        shown = {"kind": alert.kind, "at": _local(alert.created_at, zone), "context": alert.context}
         n = await Alert.filter(id=alert_id, acknowledged_at=None).using_db(conn).update(acknowledged_at=now)
         if n == 0:
-            return "already_acknowledged"
+            return "already_acknowledged", shown
         await audit.append(
             scope.actor, "alert.acknowledged", f"alert:{alert_id}", {"kind": alert.kind}, now, connection=conn
         )
-    return "acknowledged"
+    return "acknowledged", shown

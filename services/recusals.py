@@ -515,8 +515,14 @@ async def _recusal(scope: Scope, recusal_id: int, conn=None) -> Recusal:
         q = q.using_db(conn)
     r = await q.prefetch_related("recusing", "replacement", "inspection__draw__plan").first()
     if r is None or not scope.covers(r.inspection.draw.plan.departments):
-        raise RecusalError("recusal_not_found", recusal=recusal_id)
+        raise RecusalError("recusal_not_found")  # no number: outside the scope reads as missing
     return r
+
+
+def _named(r: Recusal) -> dict:
+    """How a chat text names a recusal: who recused from which inspection (its public reference),
+    never the row id (only the latest recusal of an inspection can be rejected, so the two name it)."""
+    return {"ref": inspection_ref(r.inspection.draw.draw_ref, r.inspection.no), "name": r.recusing.name}
 
 
 async def recusal_for_review(scope: Scope, recusal_id: int, zone: ZoneInfo) -> dict:
@@ -524,7 +530,7 @@ async def recusal_for_review(scope: Scope, recusal_id: int, zone: ZoneInfo) -> d
     r = await _recusal(scope, recusal_id)
     why_not = await _why_not_rejectable(r)
     if why_not:
-        raise RecusalError(why_not, recusal=recusal_id)
+        raise RecusalError(why_not, **_named(r))
     return _recusal_item(r, (await _recusal_conflicts([r])).get(r.id), zone, why_not)
 
 
@@ -556,14 +562,14 @@ async def reject_recusal(scope: Scope, recusal_id: int, note: str, *, clock: Clo
         r = await _recusal(scope, recusal_id, conn)  # as it is now, under the lock
         why_not = await _why_not_rejectable(r, conn)
         if why_not:
-            raise RecusalError(why_not, recusal=recusal_id)
+            raise RecusalError(why_not, **_named(r))
         n = (
             await Recusal.filter(id=r.id, rejected_at=None)
             .using_db(conn)
             .update(rejected_at=now, rejected_by=scope.actor[:64], rejection_note=note)
         )
         if n != 1:
-            raise RecusalError("already_rejected", recusal=recusal_id)
+            raise RecusalError("already_rejected", **_named(r))
         insp, draw_row = r.inspection, r.inspection.draw
         spec = parse_plan((await Firing.get(id=draw_row.firing_id).using_db(conn)).params)
         await (

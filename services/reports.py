@@ -172,7 +172,7 @@ class MonthlyReport:
 def parse_month(text: str) -> tuple[int, int]:
     parsed = inputs.month(text)  # ASCII digits, 2000-01 … 9998-12: the month after is a date too
     if parsed is None:
-        raise ReportError("bad_month", value=text)
+        raise ReportError("bad_month", value=inputs.echo(text))  # a reply repeats a short part only
     return parsed
 
 
@@ -550,6 +550,8 @@ async def monthly_report(
     """The report of ``month`` ("YYYY-MM") for the plans of ``departments`` (None: all), as
     of ``now`` (a month not over yet is reported so far; a future month is refused). With
     ``chart`` its chart is written (or found) under ``data_dir`` and named in ``chart_path``."""
+    year, mon = parse_month(month)
+    month = f"{year:04d}-{mon:02d}"  # as typed it may be full-width (２０２６-１２): shown and filed as ASCII
     start, end = month_bounds(month, zone)
     if start > now:
         raise ReportError("month_in_future", month=month)
@@ -738,4 +740,4 @@ async def monthly_report_in_scope(
             locale=locale,
         )
     except ReportError as exc:
-        raise ReportError(f"report_{exc.code}", **{"month": month, **exc.params}) from None
+        raise ReportError(f"report_{exc.code}", **{"month": inputs.echo(month), **exc.params}) from None

@@ -25,7 +25,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Upda
 from telegram import error as tg_error
 from telegram.ext import Application, ApplicationBuilder
 
-from core.channel import EventCallback, EventKind, InboundEvent, Outgoing, SendError
+from core.channel import EventCallback, EventKind, InboundEvent, Outgoing, SendError, split_parts, utf16_units
 from core.logs import not_stored
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "poll_answer",
 POLL_TIMEOUT = 10  # seconds a getUpdates call waits for updates (long polling)
 RETRY_MAX = 30.0  # the longest wait between tries (getUpdates failing, or storing an update)
 MAX_BODY = 1 << 20  # a Telegram update is far smaller; anything larger is refused
+TEXT_LIMIT = 4096  # a message's text, in UTF-16 code units (sendMessage, editMessageText)
 
 
 class TelegramChannel:
@@ -123,7 +124,7 @@ class TelegramChannel:
         try:
             if message.edit_message_id:
                 result = await bot.edit_message_text(
-                    message.text,
+                    _cut(message.text, TEXT_LIMIT),  # an edit is one message: what does not fit is cut
                     chat_id=message.address,
                     message_id=int(message.edit_message_id),
                     reply_markup=markup,
@@ -150,7 +151,12 @@ class TelegramChannel:
                     reply_markup=markup,
                 )
             else:
-                sent = await bot.send_message(message.address, message.text, reply_markup=markup)
+                # a text past Telegram's 4,096 goes as several messages (the buttons on the last),
+                # never refused whole: a bad_request is permanent and the reply would be lost
+                *first, last = split_parts(message.text, TEXT_LIMIT, utf16_units) or [message.text]
+                for part in first:
+                    await bot.send_message(message.address, part)
+                sent = await bot.send_message(message.address, last, reply_markup=markup)
         except tg_error.TelegramError as exc:
             raise send_error(exc) from None
         return str(sent.message_id)
@@ -257,6 +263,16 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in message.buttons]
     )
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` UTF-16 code units, ending "…" when cut."""
+    if utf16_units(text) <= limit:
+        return text
+    cut = limit - 1
+    while utf16_units(text[:cut]) > limit - 1:
+        cut -= 1
+    return text[:cut] + "…"
 
 
 def send_error(exc: tg_error.TelegramError) -> SendError:

@@ -40,7 +40,17 @@ from aiohttp import web
 
 from bot.channels.http import HttpSession
 from bot.channels.sms_twilio import read_limited
-from core.channel import Button, EventCallback, EventKind, InboundEvent, Outgoing, SendError, identifier
+from core.channel import (
+    Button,
+    EventCallback,
+    EventKind,
+    InboundEvent,
+    Outgoing,
+    SendError,
+    identifier,
+    split_parts,
+    utf8_bytes,
+)
 from core.logs import not_stored
 from core.settings import Settings
 from core.wecom_crypto import WecomCrypto, WecomCryptoError
@@ -106,27 +116,7 @@ def _cut(text: str, limit: int) -> str:
 
 def split_text(text: str, limit: int = TEXT_BYTES) -> list[str]:
     """``text`` in parts of at most ``limit`` UTF-8 bytes, cut at line ends where possible."""
-    if len(text) * 3 <= limit or len(text.encode()) <= limit:  # nearly always: one part
-        return [text] if text.strip() else []
-    parts: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line.encode()) > limit:  # one line longer than a part: cut by characters
-            cut = len(line)
-            while len(line[:cut].encode()) > limit:
-                cut = cut * 3 // 4
-            if current:
-                parts.append(current)
-                current = ""
-            parts.append(line[:cut])
-            line = line[cut:]
-        if len((current + line).encode()) > limit:
-            parts.append(current)
-            current = ""
-        current += line
-    if current.strip():
-        parts.append(current)
-    return [p for p in (p.strip("\n") for p in parts) if p.strip()]
+    return split_parts(text, limit, utf8_bytes)
 
 
 def card_for(text: str, buttons: tuple[Button, ...], task_id: str) -> tuple[dict, str]:

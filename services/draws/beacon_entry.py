@@ -27,6 +27,7 @@ from tortoise.transactions import in_transaction
 
 from core.clock import Clock
 from domain import beacon as beacons
+from domain import inputs
 from models.draws import BeaconEntry, BeaconEntryStatus, Firing
 from models.messaging import ChatBinding
 from services import audit
@@ -44,7 +45,7 @@ RULE = Rule(
     request_template="beacon_values_request.j2",
     outcome_template="beacon_values_outcome.j2",
     decided_code="beacon_entry_decided",
-    named=lambda row: {"entry": row.id},
+    named=lambda row: {"draw_ref": row.firing.draw_ref},
 )
 
 
@@ -70,7 +71,9 @@ class Decided:
 
 def split_values(text: str) -> list[str]:
     """The values of ``/beacon REF …``: one per source. Separated by "|" or new lines when the
-    text has any (then a value may hold spaces: "7 3 0"), else by white space."""
+    text has any (then a value may hold spaces: "7 3 0"), else by white space. Full-width forms
+    (a phone's "｜", "３") are read as ASCII."""
+    text = inputs.half_width(text)
     if "|" in text or "\n" in text:
         parts = text.replace("\n", "|").split("|")
     else:
@@ -138,7 +141,7 @@ async def decide(scope: Scope, entry_id: int, confirm: bool, *, clock: Clock) ->
     now = clock.now()
     row = await BeaconEntry.get_or_none(id=entry_id).prefetch_related("firing__plan")
     if row is None or not scope.covers(row.firing.plan.departments):
-        raise DrawError("beacon_entry_not_found", entry=entry_id)
+        raise DrawError("beacon_entry_not_found")  # no number: outside the scope reads as missing
     draw_ref, actor = row.firing.draw_ref, scope.actor
 
     async def declined(conn) -> None:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from core import db
+from domain import inputs
 from domain.risk.model import RiskModel, parse_model
 from models.directory import Entity
 from models.draws import Firing, FiringStatus
@@ -208,7 +209,8 @@ async def lookup(query: str, zone: ZoneInfo) -> list[Assessed]:
         raise RiskError("risk_query_empty")
     if len(query) > 255:
         raise RiskError("risk_query_too_long", max_len=255)
-    entities = await Entity.filter(uscc=query.upper()).limit(1)
+    code = inputs.uscc(query)  # only a code is compared with the credit-code column (18 characters)
+    entities = await Entity.filter(uscc=code).limit(1) if code is not None else []
     if not entities:
         entities = await Entity.filter(name__contains=query).order_by("name", "id").limit(MAX_MATCHES + 1)
     if not entities:

@@ -30,15 +30,18 @@ async def test_beacon_values_typed_in_chat_and_confirmed_by_a_button(db, tmp_pat
         assert await BeaconEntry.all().count() == 0 and wrong.text
         sent = (await asker.command("beacon", f"{done.draw_ref} 3 0 7 | 4 4 1 9 0"))[-1]
         entry = await BeaconEntry.get()
-        assert f"信标数值 #{entry.id}" in sent.text and "福彩3D 2026340期开奖号码 = 0.3.7" in sent.text
+        assert f"{done.draw_ref} 的信标数值已发送" in sent.text and "福彩3D 2026340期开奖号码 = 0.3.7" in sent.text
+        assert "#" not in sent.text  # named by the draw's public reference, not a row id
         ask = [m for m in other.new() if "请您确认" in m.text]
         assert len(ask) == 1 and ask[0].callback_data == [f"bcn:yes:{entry.id}", f"bcn:no:{entry.id}"]
         replies = await double_tap(other, ask[0], f"bcn:yes:{entry.id}")
         texts = [m.text for m in replies]
         assert sum("已确认" in t and "0.3.7/0.1.4.4.9/" in t for t in texts) == 1, texts
-        assert any("已处理" in t for t in texts), texts
+        assert any(f"{done.draw_ref} 的这组信标数值已处理（已确认" in t for t in texts), texts
+        assert not any("#" in t or "confirmed" in t for t in texts), texts  # no row id, no raw status
         firing = await Firing.get(draw_ref=done.draw_ref)
         assert firing.beacon_values["values"] == ["0.3.7", "0.1.4.4.9"]
-        assert any("已由" in m.text and "确认" in m.text for m in asker.new())
+        told = [m.text for m in asker.new() if "已由" in m.text and "确认" in m.text]
+        assert told and "0.3.7 | 0.1.4.4.9" in told[0] and "#" not in told[0]
         plan = (await asker.command("plan", "P1"))[-1]
         assert "福彩3D 2026340期开奖号码 = 0.3.7" in plan.text and "尚未录入" not in plan.text

@@ -197,6 +197,10 @@ async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp
         assert "配偶在该公司任职" in listed.text and done.replacement_name in listed.text
         ask = (await c.press(listed, f"rjt:ask:{recusal.id}"))[-1]
         assert "确认驳回回避" in ask.text and f"rjt:confirm:{recusal.id}" in ask.callback_data
+        # a recusal is named by who recused from which inspection, never by its row id
+        labels = [b["text"] for row in listed.buttons for b in row]
+        assert "驳回第 1 项" in labels and "1. " in listed.text
+        assert not any(f"#{recusal.id}" in t for t in [listed.text, ask.text, *labels])
         with_note = (await c.say("经核实，亲属已于去年离职"))[-1]
         assert "经核实，亲属已于去年离职" in with_note.text
         replies = await double_tap(c, with_note, f"rjt:confirm:{recusal.id}")
@@ -205,6 +209,7 @@ async def test_rejecting_a_recusal_reinstates_and_tells_the_right_people(db, tmp
         # everyone concerned has a chat: the reply says they were told, and nobody is listed as not told
         done_text = next(t for t in texts if "已驳回：" in t)
         assert "并已通知其重新答复" in done_text and "未能通知" not in done_text
+        assert f"{asg.inspector.name} 在 {result.draw_ref}/" in done_text and f"#{recusal.id}" not in done_text
         assert any("已被驳回" in t for t in texts)  # the second tap changed nothing
         await s.deliver()
         # the database: rejected, reinstated, cancelled, conflict withdrawn
@@ -290,9 +295,9 @@ async def test_scoping_refusals_leak_nothing(db, tmp_path):
         # one refusal per forged button, each saying it found nothing in the coordinator's scope
         # (answers may arrive in any order: matched by content)
         expected = [
-            f"在您所属部门的抽取中没有找到回避记录 #{w_recusal.id}。",  # rjt:confirm
-            f"在您所属部门的抽取中没有找到回避记录 #{w_recusal.id}。",  # rjt:ask
-            f"没有找到您所属部门的预警 #{w_alert.id}。",  # alr:ack
+            "在您所属部门的抽取中没有找到这项回避记录。",  # rjt:confirm
+            "在您所属部门的抽取中没有找到这项回避记录。",  # rjt:ask
+            "没有找到您所属部门的这条预警。",  # alr:ack
             "该次抽取不属于您所属部门的计划。",  # drw:go
             "在您所属部门的计划中没有找到计划「",  # pln:show
         ]
@@ -342,6 +347,8 @@ async def test_long_lists_page_with_buttons(db, tmp_path):
         assert "共 23 条" in first.text and "第 1/3 页" in first.text and "P1/x/23\n" in first.text + "\n"
         assert "P1/x/13\n" not in first.text + "\n" and "P2/x" not in first.text
         assert first.callback_data[-1] == "pg:alerts:2" and len(first.callback_data) == 11
+        labels = [b["text"] for row in first.buttons for b in row]  # the list's numbers, not row ids
+        assert labels[:2] == ["已知悉第 1 条", "已知悉第 2 条"] and "\n1. " in first.text
         await c.press(first, "pg:alerts:2")
         second = s.sim.message(c.user, first.message_id)  # the same message, edited in place
         assert (
@@ -355,6 +362,8 @@ async def test_long_lists_page_with_buttons(db, tmp_path):
         )
         alert = await Alert.get(key="test:0")
         acked = last(await c.press(third, f"alr:ack:{alert.id}"))
-        assert f"#{alert.id}" in acked and (await Alert.get(id=alert.id)).acknowledged_at is not None
+        # named by its time and what it is about (P1/x/1), never by its row id
+        assert "已标记为已知悉" in acked and "P1/x/1" in acked and f"#{alert.id}" not in acked
+        assert (await Alert.get(id=alert.id)).acknowledged_at is not None
         again = last(await c.press(third, f"alr:ack:{alert.id}"))
         assert "此前已标记" in again

@@ -3,8 +3,8 @@ and the Bot API simulator's groups and supergroups, on SQLite and PostgreSQL.
 
 Invites open only in a private chat (in a group: nothing bound, one hint per group); a group acts
 for nobody, so a member never sees an inspector's tasks nor presses their buttons (the press is
-refused on the presser's screen and changes nothing); a command addressed to another bot is
-ignored; and the bindings made in groups before all this are listed and revoked by a CLI
+refused on the presser's screen and changes nothing; a command is answered, once a member, only
+with the hint to use a private chat); a command addressed to another bot is ignored; and the bindings made in groups before all this are listed and revoked by a CLI
 command, audited."""
 
 from __future__ import annotations
@@ -87,9 +87,10 @@ async def test_a_group_member_cannot_see_the_inspectors_tasks(db, tmp_path):
         s.sim.send_command(member, "task", str(asg.id), chat=group)
         s.sim.send_text(member, "你好", chat=group)
         s.sim.send_command(inspector, "tasks", chat=group)  # a group acts for nobody, the inspector included
-        assert await handled(s, group, 4) == ["group_ignored"] * 4
-        # no task, no refusal, and none of the inspector's own messages: nothing goes to the group
-        assert s.sim.messages(group) == []
+        assert await handled(s, group, 4) == ["group_command", "group_command", "group_ignored", "group_command"]
+        # no task and none of the inspector's own messages: each person is told once to ask privately
+        said = [m.text for m in s.sim.messages(group)]
+        assert len(said) == 2 and all("私聊" in t and "P1/" not in t for t in said), said
         assert await Outbox.filter(recipient_id=asg.inspector_id, status=OutboxStatus.NO_ADDRESS).exists()
 
 

@@ -290,7 +290,8 @@ async def test_findings_submit_confirm_and_an_approved_correction(db, tmp_path):
         assert (await Correction.get(id=corr.id)).status == CorrectionStatus.REQUESTED
         assert "第2项温度计读数有误" in request.text and "不合格 → 合格" in request.text
         approved = (await coordinator.press(request, f"cor:ok:{corr.id}"))[-1]
-        assert "已批准更正" in approved.text and "已通知检查组" in approved.text and "未能通知" not in approved.text
+        assert "已批准" in approved.text and "已通知检查组" in approved.text and "未能通知" not in approved.text
+        assert f"#{corr.id}" not in approved.text and "的更正" in approved.text  # the reference, not a row id
         assert "已处理过" in (await coordinator.press(request, f"cor:no:{corr.id}"))[-1].text
         old, replacement = await Result.get(id=rid), await Result.get(id=new.id)
         assert old.status.value == "superseded" and replacement.status.value == "submitted"

@@ -60,7 +60,8 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         assert "不能审核本组" in (await mate_chat.command("approve", ref))[-1].text
         elsewhere = await bind_coordinator(s, "WSJ")
         assert "没有待审核的结果" in (await elsewhere.command("approve", ref))[-1].text
-        assert "退回须写明意见" in (await coordinator.command("return", ref))[-1].text
+        empty = (await coordinator.command("return", ref))[-1].text
+        assert "退回须写明意见" in empty and "/return 检查编号 意见" in empty  # an inspection, not a review number
         assert "用法" in (await coordinator.command("approve", "abc"))[-1].text
         assert "完整的检查编号" in (await coordinator.command("approve", str(insp.no)))[-1].text  # a bare number
         assert "没有找到检查" in (await coordinator.command("approve", f"{insp.draw.draw_ref}/999"))[-1].text
@@ -103,7 +104,7 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         await s.deliver()
         asked_mate = last_with(mate_chat.s.sim.messages(mate_chat.user), f"cor:ok:{corr.id}")
         decided = [m.text for m in await mate_chat.press(asked_mate, f"cor:ok:{corr.id}")]
-        assert any("已批准更正" in t and "已公示" not in t for t in decided), decided
+        assert any("的更正" in t and "已批准" in t and "已公示" not in t for t in decided), decided
         second = await Review.get(result_id=new.id)
         assert second.status == ReviewStatus.PENDING
         assert [i.result for i in (await public.entity_page(uscc, s.clock.now())).inspections.rows] == ["pending"]

@@ -1,5 +1,5 @@
 """/risk in chat (real python-telegram-bot, Bot API simulator): a coordinator sees an entity's class,
-score and reasons; an inspector gets the standard refusal; in a group nothing is said at all."""
+score and reasons; an inspector gets the standard refusal; in a group only the hint to ask privately."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ async def test_risk_for_coordinators_only(db, tmp_path):
         assert "87.5" not in refused and target.name not in refused
         group = s.sim.create_group("协调群", [c.user, inspector.user])
         s.sim.send_command(c.user, "risk", target.uscc, chat=group)
-        assert await handled(s, group, 1) == ["group_ignored"]
-        assert s.sim.messages(group) == []
+        assert await handled(s, group, 1) == ["group_command"]
+        [hint] = [m.text for m in s.sim.messages(group)]  # a refusal pointing to a private chat, no class
+        assert "私聊" in hint and "87.5" not in hint and target.name not in hint and "E" not in hint
 
 
 async def test_a_coordinator_approves_a_proposal_with_a_button(db, tmp_path):
