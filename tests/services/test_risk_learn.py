@@ -20,10 +20,10 @@ from models.onsite import Finding, Result
 from models.publication import Notice, NoticeDelivery, Publication, Rectification, RectificationStatus
 from models.risk import RiskAssessment, RiskModelVersion, VersionStatus
 from services import plans
-from services.risk import classify, evaluate, learn, matrix, train, versions, world
+from services.risk import classify, evaluate, history, learn, matrix, train, versions, world
 from services.risk.versions import RiskError
 from tests.builders import scheduled_draw
-from tests.domain.test_risk import EXAMPLE, SMALL
+from tests.domain.test_risk import EXAMPLE, SMALL, WITH_HISTORY
 from tests.services import draw_world
 
 
@@ -197,3 +197,54 @@ def test_a_learned_version_never_lowers_the_class_when_a_risk_indicator_rises(ro
     assert a.scores[0] >= b.scores[0] - 1e-9
     if code != "registered_months":  # the newly-registered rule sets a stated class on purpose
         assert a.classes[0] >= b.classes[0]
+
+
+async def test_the_engine_reads_only_published_results(db, tmp_path) -> None:
+    """The last-problem rule and the indicators counted from results read the published result of
+    each inspection, never one still under review (nor a newer one that is not the result of record)."""
+    clock = draw_world.clock()
+    await results_world(tmp_path, clock)
+    now = clock.now()
+    await versions.propose(parse_model(WITH_HISTORY), actor="cli", now=now)
+    await versions.decide("history", approve=True, actor="cli", now=now)
+    inspections = await Inspection.all().order_by("entity_id")
+    first, second, unreviewed = inspections[0], inspections[1], inspections[19]
+    inspector = await Inspector.all().first()
+    newer = await Result.create(  # the second inspection: a newer result with a problem, not published
+        inspection=second,
+        status=ResultStatus.SUBMITTED,
+        step="done",
+        created_by=inspector,
+        submitted_by=inspector,
+        submitted_at=now + timedelta(days=1),
+        created_at=now,
+        updated_at=now,
+    )
+    await Finding.create(result=newer, position=0, item_code="SCJG-SP-01", verdict=Verdict.FAIL)
+    await classify.classify_directory(now + timedelta(days=2), force=True)
+    got = {a.entity_id: a for a in await RiskAssessment.all()}
+    # first: penalties 0, rating missing 0.5 × 1, one problem published 0.5 × 2, no clean one 1 × 1:
+    # 100 × 2.5 / 7 = 35.71 → B, and the problem found last time → at least C
+    a = got[first.entity_id]
+    assert (a.banded, a.risk_class, a.rules) == ("B", "C", ["last_problem"])
+    assert a.score == pytest.approx(250 / 7, abs=1e-4)  # stored to 4 places
+    assert [tuple(r) for r in a.reasons] == [("clean", 14.2857), ("found", 14.2857), ("rating", 7.1429)]
+    # second: penalties 1 → 0.3, rating 0.5, one clean inspection published → 0.5: 100 × 1.3 / 7 → A;
+    # its newer unpublished result found a problem, which neither counts nor fires the rule
+    a = got[second.entity_id]
+    assert (a.banded, a.risk_class, a.rules) == ("A", "A", [])
+    assert a.score == pytest.approx(130 / 7, abs=1e-4)
+    assert got[unreviewed.entity_id].rules == []  # its only result is still under review
+    # training: an example's counts are the results published before its day, never its own
+    ex = await train.examples()
+    model = parse_model(WITH_HISTORY)
+    values = history.fill(
+        model, np.zeros((len(ex.labels), len(model.codes))), await history.published(), ex.entity_ids, ex.days
+    )
+    found, clean = model.codes.index("found"), model.codes.index("clean")
+    rechecks = ex.days == (now + timedelta(days=10)).date().toordinal()
+    assert (values[~rechecks][:, [found, clean]] == 0).all()  # each entity's one result is the example itself
+    assert values[rechecks][:, found].tolist() == [1.0, 1.0]  # a re-inspection sees the problem found before
+    trained = await train.train(now + timedelta(days=3), name="learned", actor="cli")
+    learned = parse_model((await RiskModelVersion.get(version="learned")).config)
+    assert trained.examples == 78 and [i.code for i in learned.derived] == ["found", "clean"]
