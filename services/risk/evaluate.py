@@ -125,10 +125,12 @@ def _proposal(first, current, seen_x, seen_y, directory, shares, cycle) -> RiskM
 
 
 def plot(cycles: list[Cycle], labels: dict[str, str], font: str | None) -> bytes:
-    """A PNG of the discovery rate by cycle: D/E inspections, all inspections, uniform at equal budget."""
+    """A PNG of the discovery rate by cycle: D/E inspections (found, and expected: their mean hidden
+    propensity), all inspections, uniform at equal budget."""
     xs = [c.cycle for c in cycles]
     series = [
         (labels["worst"], [100 * c.discovery_worst for c in cycles], "o-"),
+        (labels["expected"], [100 * c.expected_worst for c in cycles], "o:"),
         (labels["all"], [100 * c.discovery_all for c in cycles], "s-"),
         (labels["uniform"], [100 * c.discovery_uniform for c in cycles], "^--"),
     ]
