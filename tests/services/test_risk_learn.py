@@ -248,3 +248,36 @@ async def test_the_engine_reads_only_published_results(db, tmp_path) -> None:
     trained = await train.train(now + timedelta(days=3), name="learned", actor="cli")
     learned = parse_model((await RiskModelVersion.get(version="learned")).config)
     assert trained.examples == 78 and [i.code for i in learned.derived] == ["found", "clean"]
+
+
+@functools.cache
+def _learned_with_history() -> tuple:
+    """A version learned from outcomes whose earlier results (counted like the engine counts them)
+    carry the entity's hidden propensity: its weights on the counted indicators are not zero."""
+    truth = world.generate(EXAMPLE, 3000, seed=9)
+    rng = np.random.default_rng(9)
+    values = truth.values.copy()
+    problems, clean = EXAMPLE.codes.index("results_problems_24m"), EXAMPLE.codes.index("results_clean_24m")
+    inspected = rng.integers(0, 3, len(values))  # 0–2 earlier published results each
+    found = rng.binomial(inspected, truth.propensity)
+    values[:, problems], values[:, clean] = found, inspected - found
+    y = (rng.random(len(values)) < truth.propensity).astype(int)
+    learned = learn.fit(EXAMPLE, values, y, name="with-history")
+    return learn.with_bands(learned, values, (0.3, 0.4, 0.2, 0.07, 0.03)), values
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=st.integers(0, 2999), problem=st.booleans(), last=st.sampled_from([np.nan, 0.0, 1.0]))
+def test_a_learned_version_moves_the_class_only_the_way_a_new_result_says(row, problem, last) -> None:
+    model, values = _learned_with_history()
+    weights = {i.code: i.weight for i in model.indicators}
+    assert weights["results_problems_24m"] > 0 and weights["results_clean_24m"] > 0  # learned, both ways
+    code = "results_problems_24m" if problem else "results_clean_24m"
+    before, after = values[row : row + 1].copy(), values[row : row + 1].copy()
+    after[0, model.codes.index(code)] += 1
+    b = matrix.classify(model, before, {"last_inspection_problem": np.array([last])})
+    a = matrix.classify(model, after, {"last_inspection_problem": np.array([float(problem)])})
+    if problem:
+        assert a.scores[0] >= b.scores[0] - 1e-9 and a.classes[0] >= b.classes[0]
+    else:
+        assert a.scores[0] <= b.scores[0] + 1e-9 and a.classes[0] <= b.classes[0]
