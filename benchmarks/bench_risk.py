@@ -3,7 +3,7 @@
     uv run python benchmarks/bench_risk.py [--entities N] [--repeat R] [--train N]
 
 1. builds (once, kept under benchmarks/out/risk/) a migrated SQLite database with N active entities
-   (default 1,081,742: Qingdao) and one observation of each of the example model's 39 indicators
+   (default 1,081,742: Qingdao) and one observation of each of the example model's 39 imported indicators
    per entity (``services.risk.world``), and approves ``examples/risk/shandong-a-e.toml``;
 2. **classify**: ``services.risk.classify.classify_directory`` in a process of its own, read to
    write: every entity's latest values, the facts, the vectorised classification with reasons, the
@@ -13,7 +13,10 @@
 4. steps 2–3 alternate R times, every entity's class reset to C before each (not timed): the
    minimum of each is reported, with the CPU times and the load average (a shared machine);
 5. **train**: ``services.risk.learn.fit`` (calibrated, direction-constrained logistic regression)
-   on ``--train`` results (default 200,000) drawn from the generated world.
+   on ``--train`` results (default 200,000) drawn from the generated world;
+6. **history**: the indicators counted from published results (``services.risk.history``) for every
+   entity from ``--train`` synthetic published results (the benchmark database has none, so step 2
+   reads an empty result set: this is the compute those results add).
 
 Goals (issue 15): classify ≤ 3 × floor; training on 200,000 results < 1 minute.
 """
@@ -41,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from core import db  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from domain.risk.model import parse_model  # noqa: E402
-from services.risk import classify, learn, matrix, versions, world  # noqa: E402
+from services.risk import classify, history, learn, matrix, versions, world  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "risk"
 MODEL_FILE = ROOT / "examples" / "risk" / "shandong-a-e.toml"
@@ -85,9 +88,10 @@ def build(path: Path, entities: int) -> None:
             conn.executemany(
                 'INSERT INTO indicator_value (entity_id, indicator, "value", observed_on) VALUES (?, ?, ?, ?)',
                 (
-                    (int(ids[i]), code, float(truth.values[i, j]), day)
+                    (int(ids[i]), ind.code, float(truth.values[i, j]), day)
                     for i in range(n)
-                    for j, code in enumerate(m.codes)
+                    for j, ind in enumerate(m.indicators)
+                    if not ind.derived  # counted from published results by the engine, never imported
                 ),
             )
             print(f"  built {start + n:,} entities", file=sys.stderr)
@@ -128,12 +132,29 @@ def run_floor(path: Path) -> dict:
         col = np.fromiter((column[r[1]] for r in rows), dtype=np.int64, count=len(rows))
         val = np.fromiter((r[2] for r in rows), dtype=float, count=len(rows))
         values[np.searchsorted(ids, ent), col] = val
+    values[:, [j for j, ind in enumerate(m.indicators) if ind.derived]] = 0.0  # no published result here
     scores = matrix.scores(m, matrix.normalise(m, values))  # one matrix product
     classes = np.asarray(m.classes)[np.searchsorted(np.asarray(m.bands), scores, side="right") - 1]
     with conn:
         conn.executemany("UPDATE entity SET risk_class = ? WHERE id = ?", zip(classes.tolist(), ids.tolist()))
     conn.close()
     return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "entities": len(ids)}
+
+
+def run_history(n: int, entities: int) -> dict:
+    """The entity-level part the indicators counted from results add to a classification: ``n``
+    published results over ``entities`` entities, counted for each indicator and the last-problem fact."""
+    m = model()
+    rng = np.random.default_rng(13)
+    results = history.Results.of(
+        rng.integers(1, entities + 1, n), rng.integers(0, 730, n) + NOW.date().toordinal() - 730, rng.random(n) < 0.3
+    )
+    ids = np.arange(1, entities + 1, dtype=np.int64)
+    values = np.zeros((entities, len(m.codes)))
+    t0, c0 = time.perf_counter(), time.process_time()
+    history.fill(m, values, results, ids, NOW.date().toordinal() + 1)
+    history.last_problem(results, ids)
+    return {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "results": n, "entities": entities}
 
 
 def run_train(n: int) -> dict:
@@ -171,6 +192,9 @@ def main() -> None:
     if args.role == "train":
         print(json.dumps(run_train(args.train)))
         return
+    if args.role == "history":
+        print(json.dumps(run_history(args.train, args.entities)))
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"risk-{args.entities}.sqlite3"
     t0 = time.perf_counter()
@@ -187,13 +211,16 @@ def main() -> None:
         )
         print(json.dumps(rounds[-1]), file=sys.stderr)
     train = child("train", f"--train={args.train}")
+    counted = child("history", f"--train={args.train}", f"--entities={args.entities}")
     result = {
         "entities": args.entities,
-        "indicators": len(model().codes),
+        "indicators": sum(not i.derived for i in model().indicators),
+        "derived_indicators": len(model().derived),
         "classify_min": min(r["classify"]["seconds"] for r in rounds),
         "floor_min": min(r["floor"]["seconds"] for r in rounds),
         "rounds": rounds,
         "train": train,
+        "history": counted,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_end": os.getloadavg()},
     }
     result["ratio_of_minimums"] = result["classify_min"] / result["floor_min"]

@@ -842,7 +842,7 @@ def generate_indicators(entities_csv: Path, model_file: Path, seed: int) -> tupl
     def rows():
         for n, code in enumerate(codes):
             for j, ind in enumerate(model.indicators):
-                if not missing[n, j]:
+                if not missing[n, j] and not ind.derived:  # counted by the engine, never imported
                     value = truth.values[n, j]
                     yield (code, ind.code, f"{value:g}", day)
 

@@ -135,8 +135,10 @@ class HeaderInvalid(Exception):
         self.problems = problems
 
 
-def map_header(kind: str, header: list[str]) -> dict[str, int]:
-    """``{field: column index}`` for a file's header row, or :class:`HeaderInvalid` with all problems."""
+def map_header(kind: str, header: list[str], optional: frozenset[str] = frozenset()) -> dict[str, int]:
+    """``{field: column index}`` for a file's header row, or :class:`HeaderInvalid` with all problems.
+    ``optional``: required columns this file may leave out (the entities' 信用风险等级 once the risk
+    engine computes the classes)."""
     lookup = _LOOKUPS[kind]
     found: dict[str, int] = {}
     problems: list[FileProblem] = []
@@ -169,7 +171,7 @@ def map_header(kind: str, header: list[str]) -> dict[str, int]:
         else:
             found[column.field] = index
     for column in COLUMNS[kind]:
-        if column.required and column.field not in found:
+        if column.required and column.field not in found and column.field not in optional:
             problems.append(FileProblem("import_missing_column", zh=column.zh[0], en=column.en[0]))
     for group in ONE_OF.get(kind, ()):
         if not any(f in found for f in group):

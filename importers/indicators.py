@@ -7,8 +7,8 @@ column, and nothing written unless the whole file is good. A row is::
     统一社会信用代码 | 指标 | 指标值 | 采集日期
     91370202MA…      | penalties_3y (or its name, 近三年行政处罚次数) | 2 | 2026-11-30
 
-The indicator is named by its code or its name in any stored model version; the entity must be
-in the directory; the value is a finite number (是/否 read as 1/0); the date is not in the future.
+The indicator is named by its code or its name in any stored model version (not one the engine
+counts from published results: ``source = "results"``); the entity must be in the directory; the value is a finite number (是/否 read as 1/0); the date is not in the future.
 History is kept: a value for a new date is added, the same entity, indicator and date again
 replaces that observation only.
 """
@@ -76,6 +76,7 @@ async def import_indicators(path: Path | str, *, now: datetime, today: date) -> 
         names = await versions.indicator_names()
         if not names:
             raise FileProblem("import_no_risk_model")
+        derived = await versions.derived_indicators()
         entities = await _entity_ids()
         good: list[tuple[int, str, float, date]] = []
         seen: dict[tuple[str, str, date], int] = {}
@@ -88,7 +89,7 @@ async def import_indicators(path: Path | str, *, now: datetime, today: date) -> 
             parsed: dict[str, object] = {}
             for name, check in (
                 ("uscc", lambda v: _entity(v, entities)),
-                ("indicator", lambda v: _indicator(v, names)),
+                ("indicator", lambda v: _indicator(v, names, derived)),
                 ("value", number),
                 ("observed_on", lambda v: observed(v, today)),
             ):
@@ -128,13 +129,15 @@ def _entity(value: str, entities: dict[str, int]) -> int:
     return found
 
 
-def _indicator(value: str, names: dict[str, str]) -> str:
+def _indicator(value: str, names: dict[str, str], derived: set[str]) -> str:
     text = value.strip()
     if not text:
         raise Invalid("import_required")
     found = names.get(text) or names.get(text.lower())
     if found is None:
         raise Invalid("import_indicator_unknown")
+    if found in derived:
+        raise Invalid("import_indicator_derived")
     return found
 
 

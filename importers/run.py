@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,8 +30,9 @@ from importers.columns import HeaderInvalid, map_header
 from importers.errors import CellError, FileProblem, Invalid, RowInvalid, visible
 from importers.read import Table, open_table
 from importers.spool import INSERT, UPDATE, Spool
-from importers.validate import RECORDS, VALIDATORS, Departments, key, uscc
+from importers.validate import RECORDS, VALIDATORS, Departments, key, uscc, validate_entity
 from services import audit
+from services.risk import versions
 
 MAX_REPORTED = 50
 PROGRESS_STEP = 1_000
@@ -94,11 +96,16 @@ async def import_file(
         return result
     result.encoding = table.encoding
     try:
-        mapping = map_header(kind, table.header)
+        # once a risk model is in force the engine computes the classes: 信用风险等级 may be left out,
+        # and a value in it is refused (docs/risk.md, "Classes are computed, not imported")
+        computed = kind == "entities" and await versions.in_force() is not None
+        mapping = map_header(kind, table.header, frozenset({"risk_class"}) if computed else frozenset())
         refs = await write.load_departments() if kind in ("items", "inspectors") else None
         existing = await write.load_existing(kind)
         with Spool() as spool:
             check = _Checker(kind, table, mapping, refs, existing, spool, result)
+            if computed:
+                check.validator = functools.partial(validate_entity, computed=True)
             check.run(progress)
             if result.ok and not result.rows:
                 result.problems.append(FileProblem("import_no_data_rows"))

@@ -190,6 +190,13 @@ def risk_class(value: str) -> str:
     return value
 
 
+def computed_risk_class(value: str) -> None:
+    """With a risk model in force the engine computes the classes: a value here is refused, not read."""
+    if value.strip():
+        raise Invalid("import_risk_class_computed")
+    return None
+
+
 def _choice(value: str, table: Mapping[str, str], code: str, *, default: str | None = None) -> str:
     value = value.strip()
     if not value:
@@ -375,8 +382,13 @@ DEPARTMENT_CHECKS = (
 )
 
 
-def validate_entity(cells: Mapping[str, str], refs=None) -> tuple:
-    values, errors = _fields(cells, ENTITY_CHECKS)
+ENTITY_CHECKS_COMPUTED = tuple((f, computed_risk_class if f == "risk_class" else c) for f, c in ENTITY_CHECKS)
+
+
+def validate_entity(cells: Mapping[str, str], refs=None, *, computed: bool = False) -> tuple:
+    """An entity. ``computed``: a risk model is in force, so 信用风险等级 must be empty (its value is
+    None: the write keeps an existing entity's class and gives a new one C until it is classified)."""
+    values, errors = _fields(cells, ENTITY_CHECKS_COMPUTED if computed else ENTITY_CHECKS)
     lat, lon = values[8], values[9]
     if (lat is None) != (lon is None) and not any(f in ("lat", "lon") for f, _ in errors):
         errors.append(("lat" if lat is None else "lon", Invalid("import_coordinates_pair")))

@@ -52,6 +52,8 @@ class Target:
     existing_sql: str  # SELECT id, key, … WHERE id > {p1} ORDER BY id LIMIT {p2}
     existing_row: Callable[[tuple], tuple[str, str, bool]]  # row → (key, hash, eligible)
     missing_sql: str | None = None  # UPDATE … for rows missing from a full export: params (now, key)
+    #: columns whose value may be None: an update keeps the stored value, an insert writes this SQL value
+    kept_when_none: dict[str, str] = field(default_factory=dict)
 
 
 def _param(i: int) -> str:
@@ -96,6 +98,9 @@ TARGETS = {
         existing_sql='SELECT "id", "uscc", "content_hash", "status" FROM "entity"',
         existing_row=_entity_row,
         missing_sql="""UPDATE "entity" SET "status" = 'inactive', "content_hash" = '', "updated_at" = {p1} WHERE "uscc" = {p2}""",
+        # with a risk model in force the file gives no class: the computed one stays; a new entity is C
+        # until the engine classifies it (docs/risk.md)
+        kept_when_none={"risk_class": "'C'"},
     ),
     "inspectors": Target(
         table="inspector",
@@ -238,13 +243,23 @@ def db_row(kind: str, record: tuple, digest: str, now, unit_ids: dict | None = N
 def insert_sql(kind: str) -> str:
     target = TARGETS[kind]
     columns = ", ".join(f'"{c}"' for c in target.columns)
-    return f'INSERT INTO "{target.table}" ({columns}) VALUES ({db.placeholders(len(target.columns))})'
+    values = [
+        f"COALESCE({_param(i)}, {target.kept_when_none[c]})" if c in target.kept_when_none else _param(i)
+        for i, c in enumerate(target.columns, start=1)
+    ]
+    if not target.kept_when_none:
+        return f'INSERT INTO "{target.table}" ({columns}) VALUES ({db.placeholders(len(target.columns))})'
+    return f'INSERT INTO "{target.table}" ({columns}) VALUES ({", ".join(values)})'
 
 
 def update_sql(kind: str) -> str:
-    """Rewrite a row by key: every written column but the key (parameters: ``update_params``)."""
+    """Rewrite a row by key: every written column but the key (parameters: ``update_params``); a
+    ``kept_when_none`` column given None keeps its stored value."""
     target = TARGETS[kind]
-    sets = ", ".join(f'"{c}" = {_param(i)}' for i, c in enumerate(target.columns[1:], start=1))
+    sets = ", ".join(
+        f'"{c}" = COALESCE({_param(i)}, "{c}")' if c in target.kept_when_none else f'"{c}" = {_param(i)}'
+        for i, c in enumerate(target.columns[1:], start=1)
+    )
     return f'UPDATE "{target.table}" SET {sets} WHERE "{target.columns[0]}" = {_param(len(target.columns))}'
 
 

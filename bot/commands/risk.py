@@ -167,7 +167,7 @@ async def run_evaluate(args, settings) -> int:
     )
     if args.plot:
         locale, font = charts.chart_locale(settings.locale)
-        names = ("worst", "all", "uniform", "goal", "x", "y", "title")
+        names = ("worst", "expected", "all", "uniform", "goal", "x", "y", "title")
         labels = {n: text(f"risk_plot_{n}", locale, entities=args.entities, model=model.name) for n in names}
         args.plot.write_bytes(evaluate.plot(cycles, labels, font))
     return 0

@@ -31,10 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Facts the engine derives from its own records, usable in rules like indicators.
-FACTS = ("last_inspection_problem",)  # 1 if the entity's last submitted inspection found a problem
+FACTS = ("last_inspection_problem",)  # 1 if the entity's last published (reviewed) result found a problem
 OPERATORS = ("<", "<=", ">", ">=", "==", "!=")
 LINKS = ("linear", "logistic")
 DIRECTIONS = ("up", "down")
+SOURCES = ("import", "results")  # imported values, or counted from the entity's published results
+COUNTS = ("problems", "clean")  # what a "results" indicator counts
+MAX_WINDOW_MONTHS = 120
 MAX_INDICATORS = 200
 
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,47}")
@@ -61,6 +64,18 @@ class Indicator:
     low: float
     high: float
     missing: float = 0.5
+    source: str = "import"
+    count: str = ""  # for source "results": "problems" or "clean"
+    window_months: int = 0  # for source "results": how far back results count
+
+    @property
+    def derived(self) -> bool:
+        """Counted by the engine from published results, never imported."""
+        return self.source == "results"
+
+    @property
+    def window_days(self) -> int:
+        return round(self.window_months * 365.25 / 12)
 
     def normalise(self, value: float | None) -> float:
         """The value on 0..1, 1 the riskiest end; ``missing`` when there is none."""
@@ -106,6 +121,11 @@ class RiskModel:
         return tuple(i.code for i in self.indicators)
 
     @property
+    def derived(self) -> tuple[Indicator, ...]:
+        """The indicators counted from published results (``source = "results"``)."""
+        return tuple(i for i in self.indicators if i.derived)
+
+    @property
     def worst(self) -> str:
         return self.classes[-1]
 
@@ -119,19 +139,7 @@ class RiskModel:
             "classes": list(self.classes),
             "link": self.link,
             "dimensions": [{"code": c, "name": n} for c, n in self.dimensions],
-            "indicators": [
-                {
-                    "code": i.code,
-                    "name": i.name,
-                    "dimension": i.dimension,
-                    "direction": i.direction,
-                    "weight": i.weight,
-                    "low": i.low,
-                    "high": i.high,
-                    "missing": i.missing,
-                }
-                for i in self.indicators
-            ],
+            "indicators": [_indicator_dict(i) for i in self.indicators],
             "bands": dict(zip(self.classes, self.bands)),
             "rules": [_rule_dict(r) for r in self.rules],
         }
@@ -142,6 +150,22 @@ class RiskModel:
         if self.extra:
             out["extra"] = dict(self.extra)
         return out
+
+
+def _indicator_dict(i: Indicator) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "code": i.code,
+        "name": i.name,
+        "dimension": i.dimension,
+        "direction": i.direction,
+        "weight": i.weight,
+        "low": i.low,
+        "high": i.high,
+        "missing": i.missing,
+    }
+    if i.derived:
+        out |= {"source": i.source, "count": i.count, "window_months": i.window_months}
+    return out
 
 
 def _rule_dict(rule: Rule) -> dict[str, Any]:
@@ -253,6 +277,22 @@ def _indicators(rows: list[Any], dimensions: set[str]) -> tuple[Indicator, ...]:
         missing = _number(row.get("missing", 0.5), f"{path}.missing", low=0.0)
         if missing > 1.0:
             raise RiskModelError(f"{path}.missing", "risk_model_too_large", high=1.0)
+        source = row.get("source", "import")
+        if source not in SOURCES:
+            raise RiskModelError(f"{path}.source", "risk_model_choice", allowed=list(SOURCES))
+        count, window = "", 0
+        if source == "results":
+            if row.get("count") not in COUNTS:
+                raise RiskModelError(f"{path}.count", "risk_model_choice", allowed=list(COUNTS))
+            count = str(row["count"])
+            window_raw = row.get("window_months")
+            if isinstance(window_raw, bool) or not isinstance(window_raw, int) or window_raw < 1:
+                raise RiskModelError(f"{path}.window_months", "risk_model_window", high=MAX_WINDOW_MONTHS)
+            if window_raw > MAX_WINDOW_MONTHS:
+                raise RiskModelError(f"{path}.window_months", "risk_model_window", high=MAX_WINDOW_MONTHS)
+            window = window_raw
+        elif "count" in row or "window_months" in row:
+            raise RiskModelError(f"{path}.source", "risk_model_results_only")
         found[code] = Indicator(
             code=code,
             name=_text(row.get("name", code), f"{path}.name"),
@@ -262,6 +302,9 @@ def _indicators(rows: list[Any], dimensions: set[str]) -> tuple[Indicator, ...]:
             low=low,
             high=high,
             missing=missing,
+            source=str(source),
+            count=str(count),
+            window_months=window,
         )
     if not any(i.weight > 0 for i in found.values()):
         raise RiskModelError("indicators", "risk_model_no_weight")

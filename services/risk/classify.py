@@ -1,7 +1,8 @@
 """Classify the whole directory with the version in force, and look up one entity's assessment.
 
 The classification reads every active entity's latest indicator values (the newest observation
-of each indicator) and the facts the rules use, classifies them all at once
+of each indicator), counts the indicators derived from its published results and the facts the
+rules use (``services.risk.history``: published, i.e. reviewed, results only), classifies them all at once
 (:mod:`services.risk.matrix`), and in one transaction replaces the assessments, writes the class
 in force to ``entity.risk_class`` (which the draw reads) where it changed, and records the run.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -27,19 +28,11 @@ from models.directory import Entity
 from models.draws import Firing, FiringStatus
 from models.risk import RiskAssessment, RiskRun
 from services import fires
-from services.risk import matrix
+from services.risk import history, matrix
 from services.risk.versions import RiskError, get, in_force
 
 BATCH = 5_000
 PAGE = 20_000  # entities per read of their indicator values
-
-LAST_PROBLEM_SQL = """
-SELECT i.entity_id, r.submitted_at, r.id,
-       (SELECT COUNT(*) FROM finding f WHERE f.result_id = r.id AND f.verdict = 'fail') AS fails
-FROM result r JOIN inspection i ON i.id = r.inspection_id
-WHERE r.status IN ('submitted', 'confirmed') AND r.submitted_at IS NOT NULL
-ORDER BY i.entity_id, r.submitted_at, r.id
-"""
 
 
 @dataclass(frozen=True)
@@ -87,19 +80,13 @@ async def entity_matrix(model: RiskModel, connection=None) -> tuple[np.ndarray, 
     return ids, values, current
 
 
-async def last_inspection_problem(ids: np.ndarray, connection=None) -> np.ndarray:
-    """1.0 where the entity's last submitted result found a problem, 0.0 where it did not, NaN if never inspected."""
-    conn = connection or db.conn()
-    out = np.full(len(ids), np.nan)
-    _, rows = await conn.execute_query(LAST_PROBLEM_SQL)
-    latest = {r[0]: float(r[3] > 0) for r in rows}  # ordered by time: the last one stays
-    if latest:
-        position = {int(e): n for n, e in enumerate(ids)}
-        for entity_id, problem in latest.items():
-            n = position.get(entity_id)
-            if n is not None:
-                out[n] = problem
-    return out
+async def derived(model: RiskModel, ids: np.ndarray, values: np.ndarray, now: datetime) -> dict[str, np.ndarray]:
+    """Fill ``values``' ``source = "results"`` columns from the published results up to ``now`` (its
+    day included), and return the facts the rules read (``last_inspection_problem``)."""
+    results = await history.published()
+    if model.derived:
+        history.fill(model, values, results, ids, now.astimezone(UTC).date().toordinal() + 1)
+    return {"last_inspection_problem": history.last_problem(results, ids)}
 
 
 async def classify_directory(now: datetime, *, reason: str = "manual", force: bool = False) -> RunSummary:
@@ -113,7 +100,7 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
     if not force and await Firing.filter(status=FiringStatus.ANNOUNCED).exists():
         return RunSummary(version, 0, {}, 0, deferred=True)
     ids, values, current = await entity_matrix(model)
-    facts = {"last_inspection_problem": await last_inspection_problem(ids)}
+    facts = await derived(model, ids, values, now)
     result = matrix.classify(model, values, facts)
     names = result.class_names(model)
     banded = np.asarray(model.classes)[result.banded]

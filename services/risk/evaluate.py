@@ -1,7 +1,7 @@
 """Simulated monthly cycles on a generated world: classify → draw at the plan's ratios → inspect → learn.
 
-Each cycle classifies the world with the current model (the ``last_inspection_problem`` rule
-included), draws in each class the plan's ratio of its entities (a simple random sample per class,
+Each cycle classifies the world with the current model (the ``last_inspection_problem`` rule and the
+indicators counted from results included, from the simulated results of the cycles before), draws in each class the plan's ratio of its entities (a simple random sample per class,
 as the draw's quotas do), finds a problem in an inspected entity with its hidden propensity, and
 compares with a uniform random sample of the same size (the same inspection budget). Then it
 learns from every result so far (``services.risk.learn``) and, as a coordinator reading the
@@ -18,9 +18,12 @@ import numpy as np
 
 from core import charts
 from domain.risk.model import RiskModel
-from services.risk import learn, matrix, world
+from services.risk import history, learn, matrix, world
 
 DEFAULT_RATIOS = learn.DEFAULT_RATIOS
+FIRST_DAY = 739_000  # day ordinals of the simulated months (any will do: only differences count)
+MONTH = 30
+NONE = history.Results.of([], [], [])
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Cycle:
     inspections: int
     worst_inspections: int
     discovery_worst: float  # problem rate of the inspections in the two worst classes
+    expected_worst: float  # their mean hidden propensity: the same without the luck of the draws
     discovery_all: float
     discovery_uniform: float  # a uniform random sample of the same size
     expected_uniform: float  # the base rate: what uniform sampling finds on average
@@ -62,13 +66,17 @@ def simulate(
     rng = np.random.default_rng(seed + 1)
     # learned versions keep the class mix the first model gives this world: the same inspection budget
     shares = tuple(np.bincount(matrix.classify(model, truth.values).classes, minlength=len(model.classes)) / entities)
-    last = np.full(entities, np.nan)
+    ids = np.arange(entities, dtype=np.int64)
+    inspected: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (entity, day, problem) per cycle
     seen_x: list[np.ndarray] = []
     seen_y: list[np.ndarray] = []
     out: list[Cycle] = []
     current = model
     for cycle in range(1, cycles + 1):
-        got = matrix.classify(current, truth.values, {"last_inspection_problem": last})
+        day = FIRST_DAY + MONTH * cycle
+        results = history.Results.of(*(np.concatenate(part) for part in zip(*inspected))) if inspected else NONE
+        values = history.fill(current, truth.values.copy(), results, ids, day)
+        got = matrix.classify(current, values, {"last_inspection_problem": history.last_problem(results, ids)})
         picked = draw(got.classes, current, ratios, rng)
         found = rng.random(len(picked)) < truth.propensity[picked]
         worst = got.classes[picked] >= len(current.classes) - 2
@@ -82,17 +90,20 @@ def simulate(
                 inspections=len(picked),
                 worst_inspections=int(worst.sum()),
                 discovery_worst=float(found[worst].mean()) if worst.any() else 0.0,
+                expected_worst=float(truth.propensity[picked][worst].mean()) if worst.any() else 0.0,
                 discovery_all=float(found.mean()) if len(found) else 0.0,
                 discovery_uniform=float(uniform_found.mean()) if len(uniform) else 0.0,
                 expected_uniform=float(truth.propensity.mean()),
-                auc=learn.measure(current, truth.values, outcome).auc,
+                auc=learn.measure(current, values, outcome).auc,
             )
         )
-        last[picked] = found.astype(float)
-        seen_x.append(truth.values[picked])
+        inspected.append((picked, np.full(len(picked), day), found.astype(int)))
+        seen_x.append(values[picked])  # each example with its history before this cycle: no label leaks
         seen_y.append(found.astype(int))
         if learning and cycle < cycles:
-            current = _proposal(model, current, seen_x, seen_y, truth.values, shares, cycle)
+            after = history.Results.of(*(np.concatenate(part) for part in zip(*inspected)))
+            directory = history.fill(model, truth.values.copy(), after, ids, day + MONTH)
+            current = _proposal(model, current, seen_x, seen_y, directory, shares, cycle)
     return out
 
 
@@ -114,10 +125,12 @@ def _proposal(first, current, seen_x, seen_y, directory, shares, cycle) -> RiskM
 
 
 def plot(cycles: list[Cycle], labels: dict[str, str], font: str | None) -> bytes:
-    """A PNG of the discovery rate by cycle: D/E inspections, all inspections, uniform at equal budget."""
+    """A PNG of the discovery rate by cycle: D/E inspections (found, and expected: their mean hidden
+    propensity), all inspections, uniform at equal budget."""
     xs = [c.cycle for c in cycles]
     series = [
         (labels["worst"], [100 * c.discovery_worst for c in cycles], "o-"),
+        (labels["expected"], [100 * c.expected_worst for c in cycles], "o:"),
         (labels["all"], [100 * c.discovery_all for c in cycles], "s-"),
         (labels["uniform"], [100 * c.discovery_uniform for c in cycles], "^--"),
     ]

@@ -7,8 +7,10 @@ referral as a serious finding), dated the day it was submitted; and each decided
 is one — its re-inspection result, reviewed and approved, decided the rectification order — labelled
 1 when the firm had not rectified, 0 when it had, dated the day the re-inspection result was
 submitted. A re-inspection result is never a published result (it is not the first kind). A result
-still under review (or returned, or withdrawn, or superseded) is not a label. Each example carries the entity's
-indicator values as they were on its date (the newest observation on or before it). The newest quarter of the examples is held out; a candidate
+still under review (or returned, or withdrawn, or superseded) is not a label. Each example carries the
+entity's indicator values as they were on its date (the newest observation on or before it), and the
+indicators counted from results (``source = "results"``) as they stood before its day: its own
+outcome, and any other published on that day, are never among its features. The newest quarter of the examples is held out; a candidate
 learned on the rest and the version in force are both measured on it (AUC, calibration, and the
 problem-discovery rate of the classes each gives at the plan's ratios). The version proposed is
 then learned on every example, with bands that keep the directory's class mix; a coordinator
@@ -26,18 +28,13 @@ import numpy as np
 from core import db
 from domain.risk.model import RiskModel
 from services.plans import PlanNotFound, get_plan, spec_of
-from services.risk import learn, matrix
-from services.risk.classify import entity_matrix
+from services.risk import history, learn, matrix
+from services.risk.classify import derived, entity_matrix
 from services.risk.versions import RiskError, in_force, propose
 
-EXAMPLES_SQL = """
-SELECT i.entity_id, r.submitted_at,
-       CASE WHEN p.referred_at IS NOT NULL
-              OR (SELECT COUNT(*) FROM finding f WHERE f.result_id = r.id AND f.verdict = 'fail') > 0
-            THEN 1 ELSE 0 END AS problem
-FROM publication p JOIN result r ON r.id = p.result_id JOIN inspection i ON i.id = p.inspection_id
-WHERE p.published_at IS NOT NULL AND r.submitted_at IS NOT NULL
-UNION ALL
+EXAMPLES_SQL = (
+    history.PUBLISHED
+    + """UNION ALL
 SELECT i.entity_id, r.submitted_at, CASE WHEN rc.status = 'unrectified' THEN 1 ELSE 0 END AS problem
 FROM rectification rc JOIN inspection i ON i.id = rc.inspection_id
 JOIN result r ON r.reinspection_id = rc.id AND r.status IN ('submitted', 'confirmed')
@@ -45,6 +42,7 @@ JOIN review rv ON rv.result_id = r.id AND rv.status = 'approved'
 WHERE rc.status IN ('rectified', 'unrectified') AND r.submitted_at IS NOT NULL
 ORDER BY 2, 1
 """
+)
 HOLDOUT = 0.25
 PAGE = 20_000  # entities per read of their indicator values
 
@@ -128,9 +126,12 @@ async def train(
     if n < learn.MIN_EXAMPLES or len(set(ex.labels.tolist())) < 2:
         raise RiskError("risk_no_results", found=n, needed=learn.MIN_EXAMPLES)
     values = await values_as_of(current, ex.entity_ids, ex.days)
+    if current.derived:  # counted from the results published before each example's day: never its own
+        history.fill(current, values, await history.published(), ex.entity_ids, ex.days)
     cut = int(round(n * (1.0 - holdout)))
     train_y, test_y = ex.labels[:cut], ex.labels[cut:]
-    _, directory, _ = await entity_matrix(current)
+    ids, directory, _ = await entity_matrix(current)
+    await derived(current, ids, directory, now)  # the bands are set on the directory as it is classified
     classes_now = matrix.classify(current, directory).classes
     shares = current.shares or tuple(np.bincount(classes_now, minlength=len(current.classes)) / max(len(directory), 1))
     ratios = ratios or learn.DEFAULT_RATIOS

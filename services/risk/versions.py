@@ -125,6 +125,17 @@ async def indicator_names() -> dict[str, str]:
     return names
 
 
+async def derived_indicators() -> set[str]:
+    """The codes of indicators a stored version counts from published results (``source = "results"``):
+    the engine computes them, an import may not give them."""
+    found: set[str] = set()
+    for config in await RiskModelVersion.all().values_list("config", flat=True):
+        for ind in db.decoded(config, {}).get("indicators", []):
+            if ind.get("source", "import") == "results":
+                found.add(ind["code"])
+    return found
+
+
 UPSERT = (
     'INSERT INTO "indicator_value" ("entity_id", "indicator", "value", "observed_on") VALUES (?, ?, ?, ?) '
     'ON CONFLICT ("entity_id", "indicator", "observed_on") DO UPDATE SET "value" = excluded."value"'

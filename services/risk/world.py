@@ -5,7 +5,9 @@ r (its ``loading`` says how noisy); a few indicators are pure noise (loading 0).
 the chance an inspection finds a problem — is σ(α + γ·r + δ·ν) with ν ~ N(0, 1) a part of the
 risk no indicator shows; α is solved so the mean propensity is the base rate (15 % by default).
 The engine never sees r, ν or the propensity: only the indicator values and, after inspections,
-their outcomes. Deterministic for a seed.
+their outcomes. Deterministic for a seed. Indicators counted from results (``source = "results"``)
+start at 0 (nobody has been inspected) and draw nothing, so a model with them generates the same
+world as one without.
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def generate(model: RiskModel, n: int, seed: int, base_rate: float = BASE_RATE) 
     hidden = rng.standard_normal(n)
     values = np.empty((n, len(model.indicators)))
     for j, ind in enumerate(model.indicators):
+        if ind.derived:  # counted from inspection results: none yet in a new world
+            values[:, j] = 0.0
+            continue
         loading = LOADINGS.get(ind.code, 0.0)
         u = loading * r + np.sqrt(1.0 - loading**2) * rng.standard_normal(n)
         if ind.direction == "down":

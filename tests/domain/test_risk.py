@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from domain.risk import history
 from domain.risk.model import RiskModelError, parse_model
 from domain.risk.score import classify
 
@@ -35,6 +36,20 @@ SMALL = {
 
 def model(**changes):
     return parse_model({**SMALL, **changes})
+
+
+#: SMALL with the two indicators counted from published results (problems up, clean inspections down).
+PROBLEMS = {"code": "found", "dimension": "law", "source": "results", "count": "problems", "window_months": 12}
+CLEAN = {"code": "clean", "dimension": "law", "source": "results", "count": "clean", "window_months": 12}
+WITH_HISTORY = {
+    **SMALL,
+    "name": "history",
+    "indicators": [
+        *SMALL["indicators"],
+        {**PROBLEMS, "direction": "up", "weight": 2, "low": 0, "high": 2},
+        {**CLEAN, "direction": "down", "weight": 1, "low": 0, "high": 2},
+    ],
+}
 
 
 def test_hand_computed_score_band_and_reasons() -> None:
@@ -142,11 +157,68 @@ def test_bad_indicators_name_the_field() -> None:
         model(indicators=bad, rules=[])
 
 
+def test_indicators_counted_from_results_are_configuration() -> None:
+    m = parse_model(WITH_HISTORY)
+    assert [(i.code, i.count, i.window_months, i.window_days) for i in m.derived] == [
+        ("found", "problems", 12, 365),
+        ("clean", "clean", 12, 365),
+    ]
+    assert parse_model(m.to_dict()) == m and "source" not in m.to_dict()["indicators"][0]
+    # hand: penalties 5 → 1.5, rating 2 → 0.75, two problems found → 1.0 × 2, no clean one → 1.0 × 1
+    # score = 100 × (1.5 + 0.75 + 2 + 1) / (3 + 1 + 2 + 1) = 75 → D; a reason like any indicator
+    got = classify(m, {"penalties": 5, "rating": 2, "months": 60, "found": 2, "clean": 0}, {})
+    assert (got.score, got.risk_class) == (pytest.approx(75.0), "D")
+    assert got.reasons == (("found", 28.5714), ("penalties", 21.4286), ("clean", 14.2857))
+    # two clean inspections instead: 100 × 2.25 / 7 = 32.14 → B
+    got = classify(m, {"penalties": 5, "rating": 2, "months": 60, "found": 0, "clean": 2}, {})
+    assert (got.score, got.risk_class) == (pytest.approx(32.142857), "B")
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "code"),
+    [
+        ({"source": "hearsay"}, "indicators[4].source", "risk_model_choice"),
+        ({"count": "visits"}, "indicators[4].count", "risk_model_choice"),
+        ({"window_months": 0}, "indicators[4].window_months", "risk_model_window"),
+        ({"window_months": 121}, "indicators[4].window_months", "risk_model_window"),
+        ({"window_months": 1.5}, "indicators[4].window_months", "risk_model_window"),
+        ({"window_months": True}, "indicators[4].window_months", "risk_model_window"),
+        ({"source": "import"}, "indicators[4].source", "risk_model_results_only"),  # count without results
+    ],
+)
+def test_bad_indicators_counted_from_results_name_the_field(change, path, code) -> None:
+    bad = [*SMALL["indicators"], {**PROBLEMS, **change}]
+    with pytest.raises(RiskModelError) as caught:
+        model(indicators=bad)
+    assert (caught.value.path, caught.value.code) == (path, code)
+
+
+def test_results_are_counted_in_the_window_before_the_day() -> None:
+    m = parse_model(WITH_HISTORY)
+    found, clean = m.derived
+    day = 739_000
+    results = [(day - 400, True), (day - 365, True), (day - 30, False), (day - 1, True), (day, True), (day + 3, False)]
+    # day − 400 is outside the 365-day window, day − 365 its first day; the day itself and later never count
+    assert history.count(found, results, day) == 2.0
+    assert history.count(clean, results, day) == 1.0
+    # the next day: the day's problem comes in, the one of day − 365 goes out
+    assert history.count(found, [r for r in results if r[0] != day - 365], day + 1) == 2.0
+    assert history.count(found, results, day + 1) == 2.0
+    assert history.count(found, [], day) == 0.0
+    assert history.last_problem(results, day) == 1.0
+    assert history.last_problem(results, day - 1) == 0.0
+    assert history.last_problem(results, day - 400) is None
+
+
 @pytest.mark.parametrize("name", ["shandong-a-e.toml", "national-a-d.toml"])
 def test_the_shipped_examples_parse_and_round_trip(name) -> None:
     data = tomllib.loads((ROOT / "examples" / "risk" / name).read_text(encoding="utf-8"))
     parsed = parse_model(data)
-    assert len(parsed.indicators) == 39 and len(parsed.dimensions) == 6
+    assert len(parsed.indicators) == 41 and len(parsed.dimensions) == 6
+    assert [(i.code, i.count, i.direction) for i in parsed.derived] == [
+        ("results_problems_24m", "problems", "up"),
+        ("results_clean_24m", "clean", "down"),
+    ]
     assert parsed.classes[0] == "A" and parsed.worst in ("D", "E")
     assert parse_model(parsed.to_dict()) == parsed
     assert classify(parsed, {"serious_bad_faith_list": 1, "registered_months": 3}, {}).risk_class == parsed.worst
@@ -176,6 +248,28 @@ def test_raising_a_risk_increasing_indicator_never_lowers_the_class(values, code
     if code != "registered_months":  # the newly-registered rule lowers on purpose (a stated class)
         assert EXAMPLE.rank(after.risk_class) >= EXAMPLE.rank(before.risk_class)
     assert after.score >= before.score - 1e-9
+
+
+@given(
+    values=VALUES,
+    found=st.integers(0, 5),
+    clean=st.integers(0, 5),
+    last=st.sampled_from([None, 0.0, 1.0]),
+    problem=st.booleans(),
+)
+def test_a_new_published_result_moves_the_class_only_its_own_way(values, found, clean, last, problem) -> None:
+    """A problem found never lowers the class; a clean inspection never raises it (its count, and the
+    last-inspection fact it replaces, both move the right way)."""
+    counted = {"results_problems_24m": float(found), "results_clean_24m": float(clean)}
+    before = classify(EXAMPLE, {**values, **counted}, {"last_inspection_problem": last})
+    key = "results_problems_24m" if problem else "results_clean_24m"
+    after = classify(EXAMPLE, {**values, **counted, key: counted[key] + 1}, {"last_inspection_problem": float(problem)})
+    if problem:
+        assert EXAMPLE.rank(after.risk_class) >= EXAMPLE.rank(before.risk_class)
+        assert after.score >= before.score - 1e-9
+    else:
+        assert EXAMPLE.rank(after.risk_class) <= EXAMPLE.rank(before.risk_class)
+        assert after.score <= before.score + 1e-9
 
 
 def test_strictness_adjusts_for_risk_and_flags_the_lenient() -> None:

@@ -352,3 +352,41 @@ async def test_progress_is_reported_per_phase(sqlite_db, tmp_path):
     result = await imp("entities", write_csv(tmp_path / "p.csv", ENTITY_HEADER, rows), progress=Bar)
     assert result.ok
     assert [(b.phase, b.total, b.done) for b in seen] == [("validate", 2501, 2501), ("write", 2501, 2501)]
+
+
+# --- credit-risk classes: imported until a risk model is in force, then computed ------------------------
+
+
+async def test_with_a_risk_model_in_force_the_class_column_is_refused_and_classes_are_kept(db, tmp_path):
+    from domain.risk.model import parse_model
+    from models.risk import RiskAssessment
+    from services.risk import classify, versions
+    from tests.domain.test_risk import SMALL
+
+    before = await seeded(tmp_path)  # no model in force: the file's classes (B) are the classes
+    assert {r[5] for r in before} == {"B"}
+    await versions.propose(parse_model(SMALL), actor="cli", now=NOW)
+    await versions.decide("small", approve=True, actor="cli", now=NOW)
+    await classify.classify_directory(NOW)  # no indicator values: 100 × 0.5 × 4 / 4 = 50 → C for all
+    assert set(await Entity.all().values_list("risk_class", flat=True)) == {"C"}
+    classified = await snapshot()
+    # a class in the file is refused, row by row, column by column, and nothing is written
+    rows = [entity(1), entity(2, 信用风险等级=""), entity(4, 信用风险等级="A")]
+    refused = await imp("entities", write_csv(tmp_path / "r.csv", ENTITY_HEADER, rows))
+    assert [(e.row, e.header, e.code) for e in refused.errors] == [
+        (2, "信用风险等级", "import_risk_class_computed"),
+        (4, "信用风险等级", "import_risk_class_computed"),
+    ]
+    assert await snapshot() == classified
+    assert "信用风险等级由系统计算" in report(refused) and "computed by the risk engine" in report(refused, "en")
+    # without the column (or with it empty): a changed entity keeps its computed class, a new one is C
+    header = [h for h in ENTITY_HEADER if h != "信用风险等级"]
+    await RiskAssessment.all().delete()
+    await Entity.filter(uscc=credit_code(2)).update(risk_class="E")  # as a classification would have set
+    newer = [entity(1), entity(2, 联系电话="13900000002"), entity(3), entity(4)]
+    result = await imp("entities", write_csv(tmp_path / "n.csv", header, newer), now=LATER)
+    assert result.ok, result.errors
+    assert (result.inserted, result.updated) == (1, 3)  # the rows' fingerprints no longer hold a class
+    classes = dict(await Entity.all().values_list("uscc", "risk_class"))
+    assert [classes[credit_code(i)] for i in (1, 2, 3, 4)] == ["C", "E", "C", "C"]
+    assert (await Entity.get(uscc=credit_code(2))).mobile == "+8613900000002"

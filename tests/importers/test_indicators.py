@@ -11,7 +11,7 @@ from importers.indicators import import_indicators
 from importers.run import import_file
 from models.risk import IndicatorValue
 from services.risk import versions
-from tests.domain.test_risk import SMALL
+from tests.domain.test_risk import SMALL, WITH_HISTORY
 
 from .files import ENTITY_HEADER, credit_code, entity, write_csv, write_xlsx, wrong_check
 
@@ -122,3 +122,13 @@ async def test_an_indicator_by_code_or_name(db, tmp_path, name) -> None:
         write_csv(tmp_path / "i.csv", HEADER, [[credit_code(0), name, "1", "2026-11-01"]]), now=NOW, today=TODAY
     )
     assert result.ok and await stored() == [(credit_code(0), "penalties", 1.0, date(2026, 11, 1))]
+
+
+async def test_an_indicator_counted_from_results_cannot_be_imported(db, tmp_path) -> None:
+    await world(tmp_path)
+    await versions.propose(parse_model(WITH_HISTORY), actor="test", now=NOW)
+    rows = [[credit_code(0), "penalties", "1", "2026-11-01"], [credit_code(1), "found", "0", "2026-11-01"]]
+    result = await import_indicators(write_csv(tmp_path / "i.csv", HEADER, rows), now=NOW, today=TODAY)
+    assert [(e.row, e.header, e.code) for e in result.errors] == [(3, "指标", "import_indicator_derived")]
+    assert await stored() == []
+    assert "由系统根据已公示的检查结果计算" in render("cli/import_report.txt", locale="zh-CN", r=result)

@@ -28,10 +28,10 @@ from models.publication import (
 )
 from models.risk import RiskAssessment, RiskModelVersion, VersionStatus
 from services import plans
-from services.risk import classify, evaluate, learn, matrix, train, versions, world
+from services.risk import classify, evaluate, history, learn, matrix, train, versions, world
 from services.risk.versions import RiskError
 from tests.builders import scheduled_draw
-from tests.domain.test_risk import EXAMPLE, SMALL
+from tests.domain.test_risk import EXAMPLE, SMALL, WITH_HISTORY
 from tests.services import draw_world
 
 
@@ -232,3 +232,87 @@ def test_a_learned_version_never_lowers_the_class_when_a_risk_indicator_rises(ro
     assert a.scores[0] >= b.scores[0] - 1e-9
     if code != "registered_months":  # the newly-registered rule sets a stated class on purpose
         assert a.classes[0] >= b.classes[0]
+
+
+async def test_the_engine_reads_only_published_results(db, tmp_path) -> None:
+    """The last-problem rule and the indicators counted from results read the published result of
+    each inspection, never one still under review (nor a newer one that is not the result of record)."""
+    clock = draw_world.clock()
+    await results_world(tmp_path, clock)
+    now = clock.now()
+    await versions.propose(parse_model(WITH_HISTORY), actor="cli", now=now)
+    await versions.decide("history", approve=True, actor="cli", now=now)
+    inspections = await Inspection.all().order_by("entity_id")
+    first, second, unreviewed = inspections[0], inspections[1], inspections[19]
+    inspector = await Inspector.all().first()
+    newer = await Result.create(  # the second inspection: a newer result with a problem, not published
+        inspection=second,
+        status=ResultStatus.SUBMITTED,
+        step="done",
+        created_by=inspector,
+        submitted_by=inspector,
+        submitted_at=now + timedelta(days=1),
+        created_at=now,
+        updated_at=now,
+    )
+    await Finding.create(result=newer, position=0, item_code="SCJG-SP-01", verdict=Verdict.FAIL)
+    await classify.classify_directory(now + timedelta(days=2), force=True)
+    got = {a.entity_id: a for a in await RiskAssessment.all()}
+    # first: penalties 0, rating missing 0.5 × 1, one problem published 0.5 × 2, no clean one 1 × 1:
+    # 100 × 2.5 / 7 = 35.71 → B, and the problem found last time → at least C
+    a = got[first.entity_id]
+    assert (a.banded, a.risk_class, a.rules) == ("B", "C", ["last_problem"])
+    assert a.score == pytest.approx(250 / 7, abs=1e-4)  # stored to 4 places
+    assert [tuple(r) for r in a.reasons] == [("clean", 14.2857), ("found", 14.2857), ("rating", 7.1429)]
+    # second: penalties 1 → 0.3, rating 0.5, one clean inspection published → 0.5: 100 × 1.3 / 7 → A;
+    # its newer unpublished result found a problem, which neither counts nor fires the rule
+    a = got[second.entity_id]
+    assert (a.banded, a.risk_class, a.rules) == ("A", "A", [])
+    assert a.score == pytest.approx(130 / 7, abs=1e-4)
+    assert got[unreviewed.entity_id].rules == []  # its only result is still under review
+    # training: an example's counts are the results published before its day, never its own
+    ex = await train.examples()
+    model = parse_model(WITH_HISTORY)
+    values = history.fill(
+        model, np.zeros((len(ex.labels), len(model.codes))), await history.published(), ex.entity_ids, ex.days
+    )
+    found, clean = model.codes.index("found"), model.codes.index("clean")
+    rechecks = ex.days == (now + timedelta(days=10)).date().toordinal()
+    assert (values[~rechecks][:, [found, clean]] == 0).all()  # each entity's one result is the example itself
+    assert values[rechecks][:, found].tolist() == [1.0, 1.0]  # a re-inspection sees the problem found before
+    trained = await train.train(now + timedelta(days=3), name="learned", actor="cli")
+    learned = parse_model((await RiskModelVersion.get(version="learned")).config)
+    assert trained.examples == 78 and [i.code for i in learned.derived] == ["found", "clean"]
+
+
+@functools.cache
+def _learned_with_history() -> tuple:
+    """A version learned from outcomes whose earlier results (counted like the engine counts them)
+    carry the entity's hidden propensity: its weights on the counted indicators are not zero."""
+    truth = world.generate(EXAMPLE, 3000, seed=9)
+    rng = np.random.default_rng(9)
+    values = truth.values.copy()
+    problems, clean = EXAMPLE.codes.index("results_problems_24m"), EXAMPLE.codes.index("results_clean_24m")
+    inspected = rng.integers(0, 3, len(values))  # 0–2 earlier published results each
+    found = rng.binomial(inspected, truth.propensity)
+    values[:, problems], values[:, clean] = found, inspected - found
+    y = (rng.random(len(values)) < truth.propensity).astype(int)
+    learned = learn.fit(EXAMPLE, values, y, name="with-history")
+    return learn.with_bands(learned, values, (0.3, 0.4, 0.2, 0.07, 0.03)), values
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=st.integers(0, 2999), problem=st.booleans(), last=st.sampled_from([np.nan, 0.0, 1.0]))
+def test_a_learned_version_moves_the_class_only_the_way_a_new_result_says(row, problem, last) -> None:
+    model, values = _learned_with_history()
+    weights = {i.code: i.weight for i in model.indicators}
+    assert weights["results_problems_24m"] > 0 and weights["results_clean_24m"] > 0  # learned, both ways
+    code = "results_problems_24m" if problem else "results_clean_24m"
+    before, after = values[row : row + 1].copy(), values[row : row + 1].copy()
+    after[0, model.codes.index(code)] += 1
+    b = matrix.classify(model, before, {"last_inspection_problem": np.array([last])})
+    a = matrix.classify(model, after, {"last_inspection_problem": np.array([float(problem)])})
+    if problem:
+        assert a.scores[0] >= b.scores[0] - 1e-9 and a.classes[0] >= b.classes[0]
+    else:
+        assert a.scores[0] <= b.scores[0] + 1e-9 and a.classes[0] <= b.classes[0]

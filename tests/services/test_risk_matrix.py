@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from domain.risk import history as reference
 from domain.risk.model import parse_model
 from domain.risk.score import classify
-from services.risk import matrix
-from tests.domain.test_risk import EXAMPLE, SMALL
+from services.risk import history, matrix
+from tests.domain.test_risk import EXAMPLE, SMALL, WITH_HISTORY
 
 
 @pytest.mark.parametrize("link", ["linear", "logistic"])
@@ -40,3 +41,35 @@ def test_matrix_matches_the_reference(which, link) -> None:
         assert fired == want.rules
         reasons = tuple((model.codes[j], float(p)) for j, p in zip(got.top[r], got.points[r]) if j >= 0)
         assert reasons == want.reasons
+
+
+def test_counts_from_results_match_the_reference() -> None:
+    """services.risk.history (a whole directory at once) agrees with domain.risk.history (one entity)."""
+    model = parse_model(WITH_HISTORY)
+    rng = np.random.default_rng(11)
+    n, day = 500, 739_000
+    entity = rng.integers(1, 60, n)
+    days = day - rng.integers(-5, 420, n)  # some after the day, some before the window
+    problem = rng.random(n) < 0.4
+    results = history.Results.of(entity, days, problem)
+    ids = np.arange(0, 65)  # 0 and 60–64: never inspected
+    for when in (day, day - 200):
+        values = history.fill(model, np.full((len(ids), len(model.codes)), np.nan), results, ids, when)
+        last = history.last_problem(
+            history.Results.of(entity[days < when], days[days < when], problem[days < when]), ids
+        )
+        for r, e in enumerate(ids):
+            mine = [(int(d), bool(p)) for x, d, p in zip(results.entity_ids, results.days, results.problems) if x == e]
+            for j, ind in enumerate(model.indicators):
+                if ind.derived:
+                    assert values[r, j] == reference.count(ind, mine, when)
+                else:
+                    assert np.isnan(values[r, j])
+            want = reference.last_problem(mine, when)
+            assert (np.isnan(last[r]) and want is None) or last[r] == want
+    # per example: each row its own day (a training example's), its own result never counted
+    examples = history.fill(model, np.zeros((n, len(model.codes))), results, entity, days)
+    found = model.codes.index("found")
+    for r in range(n):
+        mine = [(int(d), bool(p)) for x, d, p in zip(entity, days, problem) if x == entity[r]]
+        assert examples[r, found] == reference.count(model.indicators[found], mine, int(days[r]))
