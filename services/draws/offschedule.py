@@ -47,7 +47,7 @@ RULE = Rule(
     request_template="off_schedule_request.j2",
     outcome_template="off_schedule_outcome.j2",
     decided_code="request_decided",
-    named=lambda row: {"request": row.id},
+    named=lambda row: {"plan": row.plan.code},
     failure_code="draw_failed",  # the draw's refusal, named
     expires="expires_at",
 )
@@ -101,7 +101,7 @@ async def request(
         )
         if waiting is not None:
             raise DrawError(
-                "request_waiting", plan=plan.code, request=waiting.id, expires_at=_local(waiting.expires_at, zone)
+                "request_waiting", plan=plan.code, expires_at=_local(waiting.expires_at, zone)
             )
         asked = await confirmers(plan.departments or (), requester_id, conn)
         if not asked:
@@ -200,7 +200,7 @@ async def decide(
     now = clock.now()
     row = await OffScheduleRequest.get_or_none(id=request_id).prefetch_related("plan")
     if row is None or not scope.covers(row.plan.departments):
-        raise DrawError("request_not_found", request=request_id)
+        raise DrawError("request_not_found")  # no number: outside the scope reads as missing
     plan, actor = row.plan, scope.actor
 
     async def declined(conn) -> None:
