@@ -4,6 +4,10 @@
 ``generate_schemas``. PostgreSQL tests use a private database created for this test session
 from the server named by ``INSPECTBOT_TEST_PG`` (default: the local trust-auth server's
 ``test`` database); when ``CI=true`` they must run, elsewhere they skip with the reason.
+
+Safe under pytest-xdist (``uv run pytest -n auto``, what CI runs): each worker process makes its
+own PostgreSQL database and SQLite template, servers bind port 0 or a free port, and files go
+under each test's ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def _pg_database() -> str:
         if "error" in _pg_state:
             raise _pg_state["error"]
         return _pg_state["url"]
-    name = f"ib_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    # one per process: under pytest-xdist each worker (gw0, gw1, …) has its own database
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"ib_test_{worker}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     head, _ = _pg_base(PG_ADMIN_URL)
     url = f"{head}/{name}"
     try:
@@ -68,6 +74,20 @@ def _pg_database() -> str:
     _run(migrate())
     _pg_state.update(url=url, name=name)
     return url
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject.toml's addopts): the whole suite (``uv run pytest``, what CI runs)
+    on one worker per core, at least two (much of it waits on child processes and servers); a run
+    naming its own tests (``uv run pytest tests/x.py``) stays in one process, which starts
+    faster. An explicit ``-n N`` (``-n0`` included) always wins."""
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(2, cores)
 
 
 @pytest.fixture(scope="session")
