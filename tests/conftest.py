@@ -4,6 +4,10 @@
 ``generate_schemas``. PostgreSQL tests use a private database created for this test session
 from the server named by ``INSPECTBOT_TEST_PG`` (default: the local trust-auth server's
 ``test`` database); when ``CI=true`` they must run, elsewhere they skip with the reason.
+
+Safe under pytest-xdist (``uv run pytest -n auto``, what CI runs): each worker process makes its
+own PostgreSQL database and SQLite template, servers bind port 0 or a free port, and files go
+under each test's ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,9 @@ def _pg_database() -> str:
         if "error" in _pg_state:
             raise _pg_state["error"]
         return _pg_state["url"]
-    name = f"ib_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    # one per process: under pytest-xdist each worker (gw0, gw1, …) has its own database
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"ib_test_{worker}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     head, _ = _pg_base(PG_ADMIN_URL)
     url = f"{head}/{name}"
     try:
@@ -68,6 +74,20 @@ def _pg_database() -> str:
     _run(migrate())
     _pg_state.update(url=url, name=name)
     return url
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject.toml's addopts): the whole suite (``uv run pytest``, what CI runs)
+    on one worker per core, at least two (much of it waits on child processes and servers); a run
+    naming its own tests (``uv run pytest tests/x.py``) stays in one process, which starts
+    faster. An explicit ``-n N`` (``-n0`` included) always wins."""
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(2, cores)
 
 
 @pytest.fixture(scope="session")
@@ -100,13 +120,34 @@ def postgres_url_or_skip() -> str:
 
 
 async def _truncate_all() -> None:
+    """Empty every table but aerich's and restart every sequence, as a fresh migration leaves them.
+
+    Only the tables that hold rows are emptied, by DELETE with foreign-key triggers off for the
+    transaction (``session_replication_role = replica``; the schema has no triggers of its own):
+    a ``TRUNCATE`` of every table makes new files for each, ~0.5 s a test. Every sequence a test
+    advanced is set back to its start, as ``RESTART IDENTITY`` did."""
     conn = dbmod.conn()
     rows = await conn.execute_query_dict(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'aerich'"
     )
-    if rows:
-        names = ", ".join(f'"{r["tablename"]}"' for r in rows)
-        await conn.execute_script(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    if not rows:
+        return
+    probe = " UNION ALL ".join(
+        f"SELECT '{r['tablename']}' AS name WHERE EXISTS (SELECT 1 FROM \"{r['tablename']}\")" for r in rows
+    )
+    filled = [r["name"] for r in await conn.execute_query_dict(probe)]
+    if filled:
+        deletes = " ".join(f'DELETE FROM "{name}";' for name in filled)
+        await conn.execute_script(f"BEGIN; SET LOCAL session_replication_role = replica; {deletes} COMMIT;")
+    await conn.execute_query(
+        "SELECT setval(format('%I.%I', s.schemaname, s.sequencename), s.start_value, false)"
+        " FROM pg_sequences s"
+        " JOIN pg_class c ON c.relname = s.sequencename AND c.relkind = 'S'"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname"
+        " JOIN pg_depend d ON d.objid = c.oid AND d.deptype IN ('a', 'i')"
+        " JOIN pg_class t ON t.oid = d.refobjid"
+        " WHERE s.schemaname = 'public' AND t.relname <> 'aerich' AND s.last_value IS NOT NULL"
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

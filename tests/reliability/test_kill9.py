@@ -16,7 +16,7 @@
    production loop, rate limits off) against the Bot API simulator served by this process over
    loopback, and is killed once between a quarter and a half of the messages (a random number)
    reached the simulator. A second process
-   sends the rest, and the rows the dead one had claimed once their lease expired (5 s, the
+   sends the rest, and the rows the dead one had claimed once their lease expired (15 s, the
    dispatcher's ``lease`` option; 120 s by default). Every message reaches the simulator at least
    once; the messages that arrive twice are exactly those the simulator had accepted from rows
    still claimed (``sending``) at the kill, at most ``concurrency`` (32) of them; the simulator's
@@ -70,7 +70,10 @@ RESTART = DRAW_AT + timedelta(minutes=2)  # the restart: behind, within the grac
 
 # The fan-out.
 CHATS = 1_000
-LEASE_S = 5
+# Long enough that the live dispatcher never outlasts its own lease on a busy machine (at 5 s a
+# batch claimed under load expired before it was all sent and went twice); the dead one's rows are
+# still claimable long before the second process has sent the rest.
+LEASE_S = 15
 CONCURRENCY = 32  # the dispatcher's defaults
 BATCH = 256
 TEMPLATE = "team_changed.j2"  # "… QD-BENCH/2026-12-01/{no} …": the message's number is in its text

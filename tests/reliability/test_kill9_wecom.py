@@ -6,7 +6,7 @@ bound on WeCom only, so the dispatcher also routes every row to WeCom; a child p
 service (``bot.app.Service`` with the WecomChannel and the dispatcher's production loop, limits
 off) against the WeCom simulator served by this process, and is killed once between a quarter and
 a half of the messages reached the simulator. A second process sends the rest (and the dead one's
-claimed rows, once their 5 s lease expired). Every message arrives at least once; those arriving
+claimed rows, once their 15 s lease expired). Every message arrives at least once; those arriving
 twice are exactly the ones accepted from rows still claimed at the kill, at most ``concurrency``.
 """
 
@@ -29,7 +29,7 @@ from tests.reliability.test_kill9 import (
 
 MESSAGES = {"postgres": 3_000, "sqlite": 2_000}
 MEMBERS = 400
-LEASE_S = 5
+LEASE_S = 15  # as test_kill9.py: a live dispatcher never outlasts its own lease under load
 CONCURRENCY = 32
 BATCH = 256
 
