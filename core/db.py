@@ -520,9 +520,12 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
         """BEGIN IMMEDIATE. A transaction opened inside :func:`on_loop` tries it on the loop's
         thread first, without waiting: when another process holds the write lock it waits for
         it on aiosqlite's thread instead (the busy timeout), never on the loop. Its COMMIT then
-        runs on the loop too (WAL mode: the lock is ours, nothing to wait for)."""
+        runs on the loop too — in WAL mode only, where the lock is ours and COMMIT has nothing to
+        wait for (in a rollback-journal mode it may wait for readers: BEGIN and COMMIT stay on
+        the thread)."""
         here = self._here()
-        if here is not None and _begin_now(here):
+        self._commit_here = here is not None and _wal(here)
+        if self._commit_here and here is not None and _begin_now(here):
             return
         token = _ON_LOOP.set(False)
         try:
@@ -538,6 +541,7 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
         if self._finalized:
             raise TransactionManagementError("Transaction already finalised")
         self._finalized = True
+        token = _ON_LOOP.set(_ON_LOOP.get() and getattr(self, "_commit_here", False))
         try:
             await self._connection.commit()
         except sqlite3.Error as exc:
@@ -546,9 +550,16 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
             except sqlite3.Error:
                 pass
             raise _translated(exc) from exc
+        finally:
+            _ON_LOOP.reset(token)
 
 
 _TRANSLATED = (sqlite3.OperationalError, sqlite3.IntegrityError)  # as Tortoise's statements translate them
+
+
+def _wal(here: sqlite3.Connection) -> bool:
+    (mode,) = here.execute("PRAGMA journal_mode").fetchone()
+    return str(mode).lower() == "wal"
 
 
 def _begin_now(here: sqlite3.Connection) -> bool:
