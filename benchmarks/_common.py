@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+#: The PostgreSQL server's admin URL for ``--db postgres`` (a fresh database is made there per run).
+PG_ADMIN = os.environ.get("INSPECTBOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
 def free_port() -> int:
@@ -312,3 +314,45 @@ async def bind_inspectors(
         [(channel, address(n), "inspector", iid, [], display(n), "zh-CN", True, now) for iid, n in pairs],
     )
     return pairs
+
+
+# -- the database --------------------------------------------------------------------------------
+async def pg_admin(sql: str) -> str:
+    """One statement on the PostgreSQL server's admin database (``SHOW …`` returns its value)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN.replace("postgres://", "postgresql://", 1), timeout=5)
+    try:
+        if sql.startswith("SHOW"):
+            return await conn.fetchval(sql)
+        await conn.execute(sql)
+        return ""
+    finally:
+        await conn.close()
+
+
+async def open_database(kind: str, workdir: Path, sqlite_path: Path | None = None):
+    """A fresh migrated database (``kind`` sqlite or postgres), connected; returns its settings,
+    the PostgreSQL version (None if no server answers) and the PostgreSQL database to drop
+    afterwards (``await pg_admin(f'DROP DATABASE IF EXISTS "{drop}" WITH (FORCE)')``)."""
+    import uuid
+
+    from core import db
+    from core.settings import Settings
+
+    pg_version = drop = None
+    try:
+        pg_version = await pg_admin("SHOW server_version")
+    except Exception:
+        if kind == "postgres":
+            raise
+    if kind == "postgres":
+        drop = f"ib_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        await pg_admin(f'CREATE DATABASE "{drop}"')
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{drop}"
+    else:
+        url = f"sqlite://{sqlite_path or workdir / 'bench.sqlite3'}"
+    settings = Settings(data_dir=workdir, database_url=url)
+    await db.init(settings)
+    await db.upgrade(settings)
+    return settings, pg_version, drop

@@ -44,20 +44,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(ROOT / "benchmarks"))
+sys.path.insert(1, str(ROOT / "benchmarks"))  # _common, also when a test imports this module
 
-from _common import bind_inspectors, context_for  # noqa: E402
+from _common import bind_inspectors, context_for, open_database, pg_admin  # noqa: E402
 
 from core import db  # noqa: E402
 from core.clock import SYSTEM  # noqa: E402
-from core.settings import Settings  # noqa: E402
 
-PG_ADMIN = os.environ.get("INSPECTBOT_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 TEMPLATE = "team_changed.j2"
 FIRST_USER = 300_000_001  # virtual user ids (= chat ids) of the simulator's users
 
@@ -185,41 +182,7 @@ class Simulator:
         return dict(await asyncio.gather(*(one(c) for c in chat_ids)))
 
 
-# -- the database --------------------------------------------------------------------------------
-
-
-async def pg_admin(sql: str) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN.replace("postgres://", "postgresql://", 1), timeout=5)
-    try:
-        if sql.startswith("SHOW"):
-            return await conn.fetchval(sql)
-        await conn.execute(sql)
-        return ""
-    finally:
-        await conn.close()
-
-
-async def open_database(kind: str, workdir: Path) -> tuple[Settings, str | None, str | None]:
-    """A fresh migrated database; returns its settings, the PostgreSQL version and the name to drop."""
-    pg_version = None
-    drop = None
-    try:
-        pg_version = await pg_admin("SHOW server_version")
-    except Exception:
-        if kind == "postgres":
-            raise
-    if kind == "postgres":
-        drop = f"ib_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        await pg_admin(f'CREATE DATABASE "{drop}"')
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{drop}"
-    else:
-        url = f"sqlite://{workdir / 'bench.sqlite3'}"
-    settings = Settings(data_dir=workdir, database_url=url)
-    await db.init(settings)
-    await db.upgrade(settings)
-    return settings, pg_version, drop
+# -- the database: _common.open_database (SQLite, or a fresh PostgreSQL database) ---------------
 
 
 async def add_inspectors(chats: int) -> list[tuple[int, int]]:

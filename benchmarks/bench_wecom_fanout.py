@@ -10,9 +10,11 @@
    rows to ``--throttled-members`` members. Target: every row sent, zero 45009s.
 
 The simulator runs in a child process (``python -m simulators.wecom``) so it does not share this
-process's CPU. SQLite in a temporary directory. Prints one JSON line per phase.
+process's CPU. SQLite in a temporary directory (``--db sqlite``, the default) or a fresh
+PostgreSQL database (``--db postgres``: on ``$INSPECTBOT_BENCH_PG``, dropped afterwards). Prints
+one JSON line per phase.
 
-    uv run python benchmarks/bench_wecom_fanout.py [--messages 3000] [--members 1000]
+    uv run python benchmarks/bench_wecom_fanout.py [--messages 3000] [--members 1000] [--db postgres]
 """
 
 from __future__ import annotations
@@ -106,21 +108,25 @@ async def timed(coro) -> tuple[int, float, float]:
 
 
 async def run(args, sim_url: str) -> int:
-    from _common import emit, workspace  # lazy: the helpers of the scripts (tests import this module too)
+    from _common import (  # lazy: the scripts' helpers (tests import this module)
+        emit,
+        open_database,
+        pg_admin,
+        workspace,
+    )
 
     from bot.channels.wecom import WecomChannel
     from bot.dispatcher import Dispatcher, default_limits
     from core import db
     from core.ratelimit import RateLimiter
     from core.render import render
-    from core.settings import Settings
     from models.messaging import Outbox, OutboxStatus
     from tests.e2e.wecom_harness import wecom_settings
 
     work, path = workspace(args.keep, "bench-wecom-")
-    settings = wecom_settings(Settings(data_dir=work, database_url=f"sqlite://{path}"), sim_url)
-    await db.init(settings)
-    await db.upgrade(settings)
+    settings, pg_version, drop = await open_database(args.db, work, path)
+    settings = wecom_settings(settings, sim_url)
+    emit("database", {"db": args.db, "postgresql": pg_version if args.db == "postgres" else None})
     ok = True
     http = aiohttp.ClientSession()
     try:
@@ -214,12 +220,15 @@ async def run(args, sim_url: str) -> int:
     finally:
         await http.close()
         await db.close()
+        if drop:
+            await pg_admin(f'DROP DATABASE IF EXISTS "{drop}" WITH (FORCE)')
     return 0 if ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", type=int, default=3000)
+    p.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     p.add_argument("--members", type=int, default=1000)
     p.add_argument("--segment", type=int, default=500)
     p.add_argument("--concurrency", type=int, default=32)

@@ -221,12 +221,22 @@ class Demo:
         port = self.settings.demo_sim_port
         try:
             self._sim_runner, url = await start_sim_page(
-                self.tg, self.sms, "127.0.0.1", port, phone_names=_phone_names, zone=self.settings.tz
+                self._page_telegram(),
+                self.sms,
+                "127.0.0.1",
+                port,
+                phone_names=_phone_names,
+                zone=self.settings.tz,
+                wecom=getattr(self, "wecom", None),
             )
             self.sim_url = url
         except OSError as exc:
             raise PortUnavailable("127.0.0.1", port, "INSPECTBOT_DEMO_SIM_PORT", exc) from None
         self.say("demo_sim_page", url=url)
+
+    def _page_telegram(self):
+        """The Telegram simulator the page shows (the WeCom demo has none)."""
+        return self.tg
 
     async def stop(self) -> None:
         if self._live is not None:

@@ -121,11 +121,16 @@ class WecomDemo(Demo):
         await self.service.start()
         self._sim_runner = None
         self.scheduler = Scheduler(self.service.rt)
-        self.say("demo_started", web=public, telegram=self.wecom.url, sms=self.sms.url)
-        if not self.headless:
-            self.say("demo_sim_page", url=self.wecom.url)
+        if not self.headless:  # the simulators' page shows the members' conversations (and the phones)
+            await self._serve_sim_page()
+        self.say("demo_started_wecom", web=public, wecom=self.wecom.url, sms=self.sms.url)
+
+    def _page_telegram(self):
+        return None  # the members are the WeCom simulator's; the page shows them from there
 
     async def stop(self) -> None:
+        if getattr(self, "_sim_runner", None) is not None:
+            await self._sim_runner.cleanup()
         if self.service is not None:
             await self.service.stop()
         for sim in (getattr(self, "wecom", None), self.sms):
@@ -142,5 +147,6 @@ class WecomDemo(Demo):
             before = await self.events()
             self.tg._soon(self.wecom.enter(userid))  # opening the application binds them from the directory
             await self.handled(before)
+        self.wecom.member(userid).name = name  # as the corp's directory names them (the simulator page shows it)
         self.users[key] = userid
         return userid

@@ -133,10 +133,13 @@ class OutcomeWriter:
             queued, self._queued = self._queued, {}
             outcome: Exception | None = None
             try:
-                # One transaction for all of them; on SQLite its UPDATEs run on the loop's thread
-                # (short statements by id: only BEGIN and COMMIT go to aiosqlite's thread).
-                async with db.transaction() as conn:
-                    with db.on_loop():
+                # One transaction for all of them, on SQLite wholly on the loop's thread (short
+                # statements by id): no hand-off to aiosqlite's thread, whose wake-ups under a
+                # busy loop made the workers wait for their outcomes as long as for their sends
+                # (docs/benchmarks.md, "WeCom fan-out"). BEGIN waits there only if another
+                # process holds the write lock.
+                with db.on_loop():
+                    async with db.transaction() as conn:
                         for statement, items in queued.items():
                             await conn.execute_many(db.sql(statement, connection=conn), [p for p, _ in items])
             except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did

@@ -390,7 +390,10 @@ def on_loop() -> Iterator[None]:
     takes tens of µs in WAL mode. Here they run at once on the calling thread instead — for
     short statements only (a group commit's work): the loop runs nothing else meanwhile. Calls
     still queued on the worker thread go first (a statement never overlaps another, and never
-    overtakes one). No effect on PostgreSQL (asyncpg is already on the loop)."""
+    overtakes one). A transaction *opened* within it runs its BEGIN IMMEDIATE there too when
+    SQLite's write lock is free at once (else that one statement waits on the worker thread)
+    and its COMMIT: a whole short transaction without a hand-off (the dispatcher's outcomes).
+    No effect on PostgreSQL (asyncpg is already on the loop)."""
     token = _ON_LOOP.set(True)
     try:
         yield
@@ -514,10 +517,23 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
             raise _translated(exc) from exc
 
     async def begin(self) -> None:
+        """BEGIN IMMEDIATE. A transaction opened inside :func:`on_loop` tries it on the loop's
+        thread first, without waiting: when another process holds the write lock it waits for
+        it on aiosqlite's thread instead (the busy timeout), never on the loop. Its COMMIT then
+        runs on the loop too — in WAL mode only, where the lock is ours and COMMIT has nothing to
+        wait for (in a rollback-journal mode it may wait for readers: BEGIN and COMMIT stay on
+        the thread)."""
+        here = self._here()
+        self._commit_here = here is not None and _wal(here)
+        if self._commit_here and here is not None and _begin_now(here):
+            return
+        token = _ON_LOOP.set(False)
         try:
             await self._connection.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:  # "database is locked": transient, as on a statement
             raise _translated(exc) from exc
+        finally:
+            _ON_LOOP.reset(token)
 
     async def commit(self) -> None:
         """COMMIT; if it fails (a deferred constraint, a full disk) roll back, which SQLite does
@@ -525,6 +541,7 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
         if self._finalized:
             raise TransactionManagementError("Transaction already finalised")
         self._finalized = True
+        token = _ON_LOOP.set(_ON_LOOP.get() and getattr(self, "_commit_here", False))
         try:
             await self._connection.commit()
         except sqlite3.Error as exc:
@@ -533,9 +550,30 @@ class _SqliteTransaction(_tortoise_sqlite.SqliteTransactionWrapper):
             except sqlite3.Error:
                 pass
             raise _translated(exc) from exc
+        finally:
+            _ON_LOOP.reset(token)
 
 
 _TRANSLATED = (sqlite3.OperationalError, sqlite3.IntegrityError)  # as Tortoise's statements translate them
+
+
+def _wal(here: sqlite3.Connection) -> bool:
+    (mode,) = here.execute("PRAGMA journal_mode").fetchone()
+    return str(mode).lower() == "wal"
+
+
+def _begin_now(here: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE on the calling thread if SQLite's write lock is free now (no busy wait);
+    False, with nothing begun, if it is not (or the statement fails: the thread's try says why)."""
+    (wait,) = here.execute("PRAGMA busy_timeout").fetchone()
+    here.execute("PRAGMA busy_timeout=0")
+    try:
+        here.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error:
+        return False
+    finally:
+        here.execute(f"PRAGMA busy_timeout={int(wait)}")
+    return True
 
 
 def _translated(exc: sqlite3.Error) -> Exception:

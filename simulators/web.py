@@ -1,11 +1,13 @@
-"""The simulators' web page: be an inspector (a Telegram user) or an entity (a phone) in a browser.
+"""The simulators' web page: be an inspector (a Telegram user or a WeCom member) or an entity (a
+phone) in a browser.
 
 One page at ``/sim/`` (``templates/common/pages/sim.html``, words in
 ``templates/<locale>/texts/sim.j2``; zh-CN unless ``?lang=en``) and a small JSON API beside it
-at ``/sim/api/…``. The page lists the Telegram simulator's virtual users and the SMS
-simulator's phones; picking one shows that chat as a messenger would and lets the person act:
-type text or a command, tap an inline button, vote in a poll, share a location, send a photo,
-or — as a phone — reply by SMS. Every action calls the simulators' Python API in-process, so
+at ``/sim/api/…``. The page lists the Telegram simulator's virtual users, the WeCom simulator's
+members (when there is one: ``inspectbot demo --channel wecom``) and the SMS simulator's phones;
+picking one shows that chat as a messenger would and lets the person act: type text or a
+command, tap an inline button or a template card's button, vote in a poll, share a location,
+send a photo, open the WeCom application, or — as a phone — reply by SMS. Every action calls the simulators' Python API in-process, so
 what the bot receives is exactly what a test's virtual user would produce. The page polls the
 JSON once a second.
 
@@ -38,6 +40,8 @@ from core.render import DEFAULT_LOCALE, render, text
 from core.settings import LOCALES, SMS_INBOUND_PATH, Settings
 from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, PHONE_STATES, Phone, SmsSimulator
 from simulators.telegram import SimulatorError, TelegramSimulator
+from simulators.telegram.media import make_png
+from simulators.wecom import Member, WecomSimulator, image_type
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +145,68 @@ def message_json(data: dict, from_bot: bool, chosen: Sequence[int] = ()) -> dict
     if "location" in data:
         out["location"] = {"latitude": data["location"]["latitude"], "longitude": data["location"]["longitude"]}
     return out
+
+
+def member_json(member: Member) -> dict:
+    """One WeCom member for the list, in the shape of a Telegram user (the page draws both alike)."""
+    return {
+        "id": member.userid,
+        "name": member.name or member.userid,
+        "username": None,
+        "started": True,  # a member opens the application whenever they like: nothing to start
+        "blocked": member.state != "ok",
+        "messages": sum(1 for m in member.received if m["msgtype"] != "update"),
+    }
+
+
+def wecom_thread(member: Member) -> list[dict]:
+    """A member's conversation with the application as :func:`message_json` shapes a Telegram
+    chat, in the order it happened: texts, template cards (their buttons pressable until the
+    card is updated; an update shows the card's new state — its new text and buttons, or the
+    greyed-out button with the text the application put on it), images and files, and what the
+    member sent: text, locations, images. Presses and opening the application are events, not
+    messages: the card's new state shows a press, as in WeCom."""
+    out: list[dict] = []
+    cards: dict[str, dict] = {}
+    items = sorted([(True, m) for m in member.received] + [(False, m) for m in member.sent], key=lambda p: p[1]["seq"])
+    for from_app, m in items:
+        shown: dict = {"id": f"s{m['seq']}", "from_bot": from_app, "date": m.get("at", 0), "edited": False}
+        if from_app:
+            kind = m["msgtype"]
+            if kind == "update":
+                card = cards.get(m["task_id"])
+                if card is None:
+                    continue
+                card["edited"] = True
+                if "card" in m:
+                    card["text"] = m.get("text", "")
+                    card["buttons"] = _card_buttons(m["card"])
+                else:
+                    card["buttons"] = [[{"text": m["replace_name"]}]]  # no callback_data: greyed out
+                continue
+            if kind == "template_card":
+                shown.update(id=m["card"]["task_id"], text=m.get("text", ""), buttons=_card_buttons(m["card"]))
+                cards[m["card"]["task_id"]] = shown
+            elif kind == "image":
+                shown["photo"] = {"url": f"api/wecom-media/{m['media_id']}", "width": None, "height": None}
+            elif kind == "file":
+                shown["document"] = {"url": f"api/wecom-media/{m['media_id']}", "name": "", "size": 0}
+            else:
+                shown["text"] = m.get("text", "")
+        elif "text" in m:
+            shown["text"] = m["text"]
+        elif "location" in m:
+            shown["location"] = {"latitude": m["location"][0], "longitude": m["location"][1]}
+        elif "image" in m:
+            shown["photo"] = {"url": f"api/wecom-media/{m['image']}", "width": None, "height": None}
+        else:
+            continue  # a press or enter_agent: an event, not a message
+        out.append(shown)
+    return out
+
+
+def _card_buttons(card: dict) -> list[list[dict]]:
+    return [[{"text": b["text"], "callback_data": b["key"]} for b in card.get("button_list", ())]]
 
 
 def poll_json(poll: dict, chosen: Sequence[int]) -> dict:
@@ -288,18 +354,19 @@ def _answer(handler):
 
 
 class SimPage:
-    """Views over one Telegram simulator and one SMS simulator."""
+    """Views over a Telegram simulator and/or a WeCom simulator, and one SMS simulator."""
 
     def __init__(
         self,
-        telegram: TelegramSimulator,
+        telegram: TelegramSimulator | None,
         sms: SmsSimulator,
         *,
         places: PlacesFor | None = None,
         phone_names: PhoneNames | None = None,
         zone: str = "",
+        wecom: WecomSimulator | None = None,
     ) -> None:
-        self.tg, self.sms = telegram, sms
+        self.tg, self.sms, self.wecom = telegram, sms, wecom
         self.zone = zone  # IANA name the page shows times in (the service's INSPECTBOT_TZ); "" = the browser's
         self.places_for, self.phone_names = places, phone_names
         self._names: dict[str, str] = {}  # phone number -> entity name, asked once per number
@@ -314,6 +381,9 @@ class SimPage:
             web.get(f"{p}/api/users/{{id}}/places", self.places),
             web.post(f"{p}/api/users/{{id}}/{{action}}", self.act),
             web.get(f"{p}/api/files/{{file_id}}", self.file),
+            web.get(f"{p}/api/wecom/{{userid}}", self.member_chat),
+            web.post(f"{p}/api/wecom/{{userid}}/{{action}}", self.member_act),
+            web.get(f"{p}/api/wecom-media/{{media_id}}", self.wecom_media),
             web.get(f"{p}/api/phones/{{number}}", self.phone),
             web.post(f"{p}/api/phones/{{number}}/reply", self.reply),
             web.post(f"{p}/api/phones/{{number}}/state", self.phone_state),
@@ -332,7 +402,8 @@ class SimPage:
 
     @_answer
     async def state(self, request: web.Request) -> dict:
-        users = [user_json(u, len(self.tg.world.chat_of(u).bot_message_ids)) for u in self.tg.users]
+        tg = self.tg
+        users = [user_json(u, len(tg.world.chat_of(u).bot_message_ids)) for u in tg.users] if tg else []
         names = await self._phone_names(list(self.sms.phones))
         phones = [
             {
@@ -344,7 +415,11 @@ class SimPage:
             }
             for p in self.sms.phones.values()
         ]
-        return {"bot": self.tg.world.bot.get("first_name", ""), "users": users, "phones": phones}
+        state: dict = {"bot": tg.world.bot.get("first_name", "") if tg else "", "users": users, "phones": phones}
+        state["telegram"] = tg is not None
+        if self.wecom is not None:
+            state["members"] = [member_json(m) for m in self.wecom.members.values()]
+        return state
 
     async def _phone_names(self, numbers: list[str]) -> Mapping[str, str]:
         unknown = [n for n in numbers if n not in self._names]
@@ -360,6 +435,8 @@ class SimPage:
     # -- one Telegram user --
 
     def _user(self, request: web.Request):
+        if self.tg is None:
+            raise Refused("no_user", request.match_info["id"], 404)
         try:
             return self.tg.user(int(request.match_info["id"]))
         except (ValueError, SimulatorError):
@@ -367,6 +444,8 @@ class SimPage:
 
     @_answer
     async def create_user(self, request: web.Request) -> dict:
+        if self.tg is None:
+            raise Refused("refused", "no Telegram simulator", 404)
         body = await _body(request)
         first_name = _string(body, "first_name").strip()
         username = _string(body, "username", required=False).strip().lstrip("@") or None
@@ -467,18 +546,80 @@ class SimPage:
 
     async def file(self, request: web.Request) -> web.Response:
         """A photo inline, anything else as a download (never rendered on this origin)."""
-        record = self.tg.world.files.get(request.match_info["file_id"])
+        record = self.tg.world.files.get(request.match_info["file_id"]) if self.tg else None
         if record is None:
             raise web.HTTPNotFound()
-        headers = {
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, max-age=3600",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
+        image = record.mime_type if record.kind == "photo" and record.mime_type.startswith("image/") else ""
+        return _file_response(record.data, image, record.file_path.rsplit("/", 1)[-1])
+
+    # -- one WeCom member --
+
+    def _member(self, request: web.Request) -> Member:
+        userid = request.match_info["userid"]
+        if self.wecom is None or userid not in self.wecom.members:
+            raise Refused("no_user", userid, 404)
+        return self.wecom.members[userid]
+
+    @_answer
+    async def member_chat(self, request: web.Request) -> dict:
+        """The member's conversation with the application, shaped as :meth:`chat` shapes a
+        Telegram chat (no command menu, keyboard or places: WeCom has none of them)."""
+        member = self._member(request)
+        return {
+            "user": member_json(member),
+            "messages": wecom_thread(member),
+            "callback_answers": [],
+            "commands": [],
+            "keyboard": [],
+            "has_places": False,
+            "channel": "wecom",
         }
-        if record.kind == "photo" and record.mime_type.startswith("image/"):
-            return web.Response(body=record.data, content_type=record.mime_type, headers=headers)
-        headers["Content-Disposition"] = f'attachment; filename="{record.file_path.rsplit("/", 1)[-1]}"'
-        return web.Response(body=record.data, content_type="application/octet-stream", headers=headers)
+
+    @_answer
+    async def member_act(self, request: web.Request) -> dict:
+        """One thing the member does, delivered to the service as WeCom's encrypted callback;
+        answers the status the service's callback answered (0: unreachable)."""
+        member = self._member(request)
+        assert self.wecom is not None  # _member found the member there
+        if not self.wecom.callback_url:
+            raise Refused("no_inbound", "the WeCom simulator has no callback URL", 409)
+        action, userid = request.match_info["action"], member.userid
+        if action == "photo":
+            if request.content_type == "multipart/form-data":
+                data = b""
+                reader = await request.multipart()
+                async for part in reader:
+                    if part.name == "photo":
+                        data = await _read_capped(part, MAX_PHOTO)
+                if not data:
+                    raise Refused("no_photo")
+                if not image_type(data):
+                    raise Refused("not_an_image", "WeCom takes JPEG or PNG")
+            else:
+                await _body(request)
+                data = make_png(320, 240)
+            return {"status": await self.wecom.image(userid, data)}
+        body = await _body(request)
+        if action == "text":
+            status = await self.wecom.text(userid, _string(body, "text"))
+        elif action == "start":  # the member opens the application
+            status = await self.wecom.enter(userid)
+        elif action == "press":
+            status = await self.wecom.press(userid, _string(body, "message_id"), _string(body, "callback_data"))
+        elif action == "location":
+            latitude = _coordinate(body.get("latitude"), "latitude")
+            status = await self.wecom.location(userid, latitude, _coordinate(body.get("longitude"), "longitude"))
+        else:
+            raise Refused("bad_input", f"unknown action {action}", 404)
+        return {"status": status}
+
+    async def wecom_media(self, request: web.Request) -> web.Response:
+        """An image the application or a member sent (inline), a file as a download."""
+        medium = self.wecom.media.get(request.match_info["media_id"]) if self.wecom else None
+        if medium is None:
+            raise web.HTTPNotFound()
+        data, _, filename, _ = medium
+        return _file_response(data, image_type(data), filename)
 
     # -- one phone --
 
@@ -521,6 +662,19 @@ class SimPage:
         return {"number": phone.number, "state": state}
 
 
+def _file_response(data: bytes, mime: str, filename: str) -> web.Response:
+    """An image inline (``mime``: its type), anything else as a download: never rendered on this origin."""
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, max-age=3600",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
+    if mime:
+        return web.Response(body=data, content_type=mime, headers=headers)
+    headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return web.Response(body=data, content_type="application/octet-stream", headers=headers)
+
+
 async def _read_capped(part, limit: int) -> bytes:
     chunks, size = [], 0
     while chunk := await part.read_chunk(64 * 1024):
@@ -536,31 +690,33 @@ async def _read_capped(part, limit: int) -> bytes:
 
 def add_routes(
     app: web.Application,
-    telegram: TelegramSimulator,
+    telegram: TelegramSimulator | None,
     sms: SmsSimulator,
     *,
     places: PlacesFor | None = None,
     phone_names: PhoneNames | None = None,
     prefix: str = PREFIX,
     zone: str = "",
+    wecom: WecomSimulator | None = None,
 ) -> SimPage:
     """Add the page's routes to an application that has not started yet."""
-    page = SimPage(telegram, sms, places=places, phone_names=phone_names, zone=zone)
+    page = SimPage(telegram, sms, places=places, phone_names=phone_names, zone=zone, wecom=wecom)
     app.add_routes(page.routes(prefix))
     return page
 
 
 def sim_page_app(
-    telegram: TelegramSimulator,
+    telegram: TelegramSimulator | None,
     sms: SmsSimulator,
     *,
     places: PlacesFor | None = None,
     phone_names: PhoneNames | None = None,
     zone: str = "",
+    wecom: WecomSimulator | None = None,
 ) -> web.Application:
     """A whole application: the page at ``/sim/`` (and ``/`` sending there)."""
     app = web.Application()
-    add_routes(app, telegram, sms, places=places, phone_names=phone_names, zone=zone)
+    add_routes(app, telegram, sms, places=places, phone_names=phone_names, zone=zone, wecom=wecom)
 
     async def to_page(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"{PREFIX}/" + (f"?{request.query_string}" if request.query_string else ""))
@@ -571,7 +727,7 @@ def sim_page_app(
 
 
 async def start_sim_page(
-    telegram: TelegramSimulator, sms: SmsSimulator, host: str = "127.0.0.1", port: int = 0, **hooks
+    telegram: TelegramSimulator | None, sms: SmsSimulator, host: str = "127.0.0.1", port: int = 0, **hooks
 ) -> tuple[web.AppRunner, str]:
     """Serve :func:`sim_page_app` on its own port; returns the runner (``await runner.cleanup()``
     to stop) and the page's URL."""

@@ -210,7 +210,7 @@ def _card_problem(card: Any) -> str:
     return ""
 
 
-def _image_type(data: bytes) -> str:
+def image_type(data: bytes) -> str:
     if data.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -365,7 +365,7 @@ class WecomSimulator:
         query = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
         callback = Callback(query, body)
         self.callbacks.append(callback)
-        self.member(userid).sent.append({**record, "seq": next(self._ids)})
+        self.member(userid).sent.append({**record, "seq": next(self._ids), "at": int(time.time())})
         callback.status = await self._post(query, body)
         return callback.status
 
@@ -556,7 +556,7 @@ class WecomSimulator:
             self.task_ids.add(content["task_id"])
         msgid = secrets.token_urlsafe(24)
         for u in valid:
-            self.member(u).received.append({**record, "msgid": msgid, "seq": next(self._ids)})
+            self.member(u).received.append({**record, "msgid": msgid, "seq": next(self._ids), "at": int(time.time())})
         answer = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": msgid}
         if msgtype == "template_card":
             answer["response_code"] = secrets.token_hex(16)
@@ -633,7 +633,7 @@ class WecomSimulator:
             if not isinstance(name, str) or not 1 <= len(name) <= 16:
                 raise WecomError(40058, "button.replace_name 1-16 characters")
             record["replace_name"] = name
-        self.member(userid).received.append({**record, "seq": next(self._ids)})
+        self.member(userid).received.append({**record, "seq": next(self._ids), "at": int(time.time())})
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": []})
 
     def _store_media(self, data: bytes, kind: str, filename: str) -> str:
@@ -655,8 +655,8 @@ class WecomSimulator:
         data = bytes(await part.read())  # type: ignore[union-attr]
         if len(data) < 5:
             raise WecomError(40006)
-        if kind == "image" and (not _image_type(data) or len(data) > 10 << 20):
-            raise WecomError(40005 if not _image_type(data) else 40006)
+        if kind == "image" and (not image_type(data) or len(data) > 10 << 20):
+            raise WecomError(40005 if not image_type(data) else 40006)
         if len(data) > 20 << 20:
             raise WecomError(40006)
         media_id = self._store_media(data, kind, part.filename or "media")  # type: ignore[union-attr]
@@ -671,7 +671,7 @@ class WecomSimulator:
         data, kind, filename, _ = medium
         return web.Response(
             body=data,
-            content_type=_image_type(data) or "application/octet-stream",
+            content_type=image_type(data) or "application/octet-stream",
             headers={"Content-disposition": f'attachment; filename="{filename}"'},
         )
 
@@ -765,7 +765,7 @@ class WecomSimulator:
         medium = self.media.get(request.match_info["media_id"])
         if medium is None:
             raise web.HTTPNotFound()
-        return web.Response(body=medium[0], content_type=_image_type(medium[0]) or "application/octet-stream")
+        return web.Response(body=medium[0], content_type=image_type(medium[0]) or "application/octet-stream")
 
     async def _page(self, request: web.Request) -> web.Response:
         """Every member's conversation with the application, in order; a member can press a card's

@@ -8,6 +8,7 @@ and a caller learns of success only once the transaction has committed.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import threading
 
@@ -17,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from core import db as dbmod
 from core.db import GroupCommit, on_loop
+from core.settings import Settings
 from models.directory import Department
 
 
@@ -183,6 +185,68 @@ async def test_transactions_begin_immediate_in_one_statement(sqlite_db):
         await conn.execute_query("SELECT 1")
     await raw._execute(raw._conn.set_trace_callback, None)
     assert seen == ["BEGIN IMMEDIATE", "SELECT 1", "COMMIT"]  # Tortoise's sent COMMIT, BEGIN
+
+
+async def test_a_transaction_opened_on_the_loop_begins_and_commits_there(sqlite_db):
+    raw = await _raw_connection()
+    seen: list[tuple[str, int]] = []
+    await raw._execute(raw._conn.set_trace_callback, lambda s: seen.append((s, threading.get_ident())))
+    with on_loop():
+        async with in_transaction() as conn:
+            await conn.execute_query("SELECT 1")
+    await raw._execute(raw._conn.set_trace_callback, None)
+    here = threading.get_ident()
+    assert [s for s, t in seen if t == here and not s.startswith("PRAGMA")] == ["BEGIN IMMEDIATE", "SELECT 1", "COMMIT"]
+    assert (await dbmod.conn().execute_query_dict("PRAGMA busy_timeout"))[0]["timeout"] == 5000  # put back
+
+
+async def test_outside_wal_mode_begin_and_commit_stay_on_the_thread(tmp_path, sqlite_template):
+    """In a rollback-journal mode COMMIT may wait for another process's readers: never on the loop."""
+    path = tmp_path / "journal.sqlite3"
+    shutil.copy(sqlite_template, path)
+    await dbmod.init(Settings(data_dir=tmp_path, database_url=f"sqlite://{path}?journal_mode=DELETE"))
+    try:
+        raw = await _raw_connection()
+        seen: list[tuple[str, int]] = []
+        await raw._execute(raw._conn.set_trace_callback, lambda s: seen.append((s, threading.get_ident())))
+        with on_loop():
+            async with in_transaction() as conn:
+                await conn.execute_query("SELECT 1")
+        await raw._execute(raw._conn.set_trace_callback, None)
+        ends = [(s, t) for s, t in seen if s in ("BEGIN IMMEDIATE", "COMMIT")]
+        assert [s for s, _ in ends] == ["BEGIN IMMEDIATE", "COMMIT"]
+        assert all(t != threading.get_ident() for _, t in ends)
+        assert ("SELECT 1", threading.get_ident()) in seen  # the statements inside still run on the loop
+    finally:
+        await dbmod.close()
+
+
+async def test_a_transaction_opened_on_the_loop_waits_for_another_process_off_the_loop(sqlite_db):
+    """Another process holds SQLite's write lock: BEGIN waits for it on aiosqlite's thread (the
+    busy timeout), the loop goes on meanwhile, and the transaction runs once the lock is free."""
+    path = sqlite_db.database_url.removeprefix("sqlite://")
+    await _raw_connection()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def write() -> None:
+        with on_loop():
+            async with in_transaction() as conn:
+                await _insert("W")(conn)
+
+    try:
+        task = asyncio.ensure_future(write())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(10):  # the loop is free while the transaction waits for the lock
+            await asyncio.sleep(0.01)
+        assert loop.time() - started < 1.0, "the loop was held up by the lock"
+        assert not task.done()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await task
+    assert await _codes() == {"W"}
 
 
 async def test_on_loop_leaves_bulk_writes_on_the_thread(sqlite_db):

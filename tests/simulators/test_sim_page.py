@@ -464,6 +464,22 @@ async def test_standalone_samples_pass_the_simulators_checks(tg, sms, locale):
 # -- in a real browser -------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def browsing(url: str):
+    """Chromium on ``url``: the page, and the list its script errors are gathered in."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(str(exc)))
+        page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+        await page.goto(url)
+        yield page, problems
+        await browser.close()
+
+
 def _browser_or_skip():
     """Debian's Chromium driven by Playwright; in CI both must be there."""
     missing = None
@@ -497,7 +513,7 @@ async def echo_bot(tg: TelegramSimulator) -> None:
 
 async def test_in_a_browser_a_person_taps_a_button_and_sees_the_reply(aiohttp_server, tg, sms, receiver):
     _browser_or_skip()
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     user = started_user(tg, "检查员甲")
     await bot_call(
@@ -516,14 +532,7 @@ async def test_in_a_browser_a_person_taps_a_button_and_sees_the_reply(aiohttp_se
     server = await aiohttp_server(sim_page_app(tg, sms))
     bot = asyncio.create_task(echo_bot(tg))
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = await browser.new_page()
-            problems: list[str] = []
-            page.on("pageerror", lambda exc: problems.append(str(exc)))
-            page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-            await page.goto(str(server.make_url("/sim/")))
-
+        async with browsing(str(server.make_url("/sim/"))) as (page, problems):
             await page.locator("#users button", has_text="检查员甲").click()
             task = page.locator(".msg.bot", has_text="任务")
             await expect(task.locator(".text")).to_have_text("任务 <script>window.__pwned = 1</script>")
@@ -543,7 +552,6 @@ async def test_in_a_browser_a_person_taps_a_button_and_sees_the_reply(aiohttp_se
             await page.press("#sms-text", "Enter")
             await expect(page.locator("#sms .msg.mine")).to_contain_text(text("sim_to_bot_ok", "zh-CN"))
             assert await page.evaluate("window.__pwned") is None
-            await browser.close()
     finally:
         bot.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const lang = document.documentElement.lang;
   const zone = document.documentElement.dataset.zone || undefined;  // the service's time zone, not the browser's
-  let current = null;          // {kind: "user"|"phone", id: "…"}
+  let current = null;          // {kind: "user"|"member"|"phone", id: "…"} (member: a WeCom member)
   let lastList = "", lastChat = "";
   const seenAnswers = {};      // user id -> callback answers already shown
   const pollDrafts = {};       // message id -> Set of option ids being chosen (multiple answers)
@@ -86,6 +86,18 @@
       users.appendChild(pickButton(u.name, marks.join(" · "), selected, () => select("user", String(u.id))));
     }
     $("users-empty").hidden = state.users.length > 0;
+    $("tg-users").hidden = !state.telegram;
+    $("wecom-members").hidden = !state.members;
+    const members = $("members");
+    members.replaceChildren();
+    for (const m of state.members || []) {
+      const marks = [m.id];
+      if (m.blocked) marks.push(W.blocked);
+      if (m.messages) marks.push(fill(W.count, m.messages));
+      const selected = current && current.kind === "member" && current.id === m.id;
+      members.appendChild(pickButton(m.name, marks.join(" · "), selected, () => select("member", m.id)));
+    }
+    $("members-empty").hidden = !state.members || state.members.length > 0;
     const phones = $("phones");
     phones.replaceChildren();
     for (const p of state.phones) {
@@ -108,10 +120,10 @@
     current = {kind: kind, id: id};
     lastChat = "";
     lastList = "";
-    history.replaceState(null, "", "#" + (kind === "user" ? "u/" : "p/") + encodeURIComponent(id));
+    history.replaceState(null, "", "#" + ({user: "u/", member: "m/"}[kind] || "p/") + encodeURIComponent(id));
     updateLangLink();
     $("placeholder").hidden = true;
-    $("tg").hidden = kind !== "user";
+    $("tg").hidden = kind === "phone";  // a WeCom member's conversation is drawn as a Telegram chat
     $("sms").hidden = kind !== "phone";
     $("tg-place-label").hidden = true;
     delete $("tg-place-label").dataset.empty;
@@ -250,7 +262,10 @@
   function renderUser(chat) {
     const u = chat.user;
     $("tg-name").textContent = u.name;
-    $("tg-meta").textContent = [u.username ? "@" + u.username : "", "id " + u.id, u.blocked ? W.blocked : ""].filter(Boolean).join(" · ");
+    const wecom = chat.channel === "wecom";
+    $("tg-meta").textContent = [u.username ? "@" + u.username : "", wecom ? W.wecom + " userid " + u.id : "id " + u.id, u.blocked ? W.blocked : ""].filter(Boolean).join(" · ");
+    $("tg-enter").hidden = !wecom;
+    $("tg-photo-caption").hidden = wecom;  // a WeCom image has no caption
     const box = $("tg-messages");
     const stick = nearBottom(box);
     box.replaceChildren();
@@ -326,14 +341,14 @@
 
   async function refreshChat() {
     if (!current) return;
-    const path = current.kind === "user" ? "api/users/" + current.id : "api/phones/" + encodeURIComponent(current.id);
+    const path = current.kind === "phone" ? "api/phones/" + encodeURIComponent(current.id) : chatPath();
     const chosen = current;
     const data = await api(path);
     if (chosen !== current) return;
     const text = JSON.stringify(data);
     if (text === lastChat) return;
     lastChat = text;
-    if (current.kind === "user") renderUser(data); else renderPhone(data);
+    if (current.kind === "phone") renderPhone(data); else renderUser(data);
   }
 
   async function refresh() {
@@ -346,10 +361,17 @@
 
   // -- actions ---------------------------------------------------------------------------
 
+  function chatPath() {  // a Telegram user's chat, or a WeCom member's conversation
+    return current.kind === "member" ? "api/wecom/" + encodeURIComponent(current.id) : "api/users/" + current.id;
+  }
+
   async function act(action, body) {
-    if (!current || current.kind !== "user") return;
+    if (!current || current.kind === "phone") return;
     try {
-      await post("api/users/" + current.id + "/" + action, body);
+      const answer = await post(chatPath() + "/" + action, body);
+      if (answer.status !== undefined && !(answer.status >= 200 && answer.status < 300)) {
+        notice({error: "refused", detail: fill(W.to_bot_status, answer.status)});  // the service refused the callback
+      }
       await refresh();
       return true;
     } catch (e) {
@@ -385,6 +407,7 @@
     if (await sendText(input.value)) input.value = "";
   });
   $("tg-start-button").addEventListener("click", () => act("start", {}));
+  $("tg-enter").addEventListener("click", () => act("start", {}));  // WeCom: open the application
   $("tg-menu").addEventListener("click", () => { $("tg-commands").hidden = !$("tg-commands").hidden; });
   $("tg-location").addEventListener("toggle", () => { if ($("tg-location").open) loadPlaces(); });
   $("tg-place").addEventListener("change", () => {
@@ -408,7 +431,7 @@
     data.append("photo", form.photo.files[0]);
     data.append("caption", form.caption.value);
     try {
-      await api("api/users/" + current.id + "/photo", {method: "POST", body: data});
+      await api(chatPath() + "/photo", {method: "POST", body: data});
       form.reset();
       await refresh();
     } catch (e) { notice(e); }
@@ -454,6 +477,7 @@
 
   const hash = decodeURIComponent(location.hash.slice(1));
   if (hash.startsWith("u/")) select("user", hash.slice(2));
+  else if (hash.startsWith("m/")) select("member", hash.slice(2));
   else if (hash.startsWith("p/")) select("phone", hash.slice(2));
   else refresh();
   setInterval(refresh, 1000);
