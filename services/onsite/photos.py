@@ -11,7 +11,6 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,12 +20,11 @@ from core.channel import SendError
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import image_extension, photo_path
-from models.draws import Assignment, Draw, Inspection
+from models.draws import Assignment, Inspection
 from models.messaging import RecipientKind
 from models.onsite import CheckIn, Photo, PhotoStatus
-from models.publication import Rectification, RectificationStatus
 from services import audit
-from services.onsite.shared import Choice, OnsiteError, _choice, current
+from services.onsite.shared import Choice, OnsiteError, Reinspecting, _choice, current, reinspections_under_way
 from services.outbox import Message, enqueue
 
 FETCH_BATCH = 50
@@ -53,7 +51,7 @@ async def photo(
         raise OnsiteError("bad_photo")
     now = _utc(now)
     async with _transaction(conn) as c:
-        asg: Assignment | _Reinspecting | Choice | None = None
+        asg: Assignment | Reinspecting | Choice | None = None
         if inspection_id is not None and assignment_id is None:
             asg = await _reinspecting(inspector_id, inspection_id, c)
         if asg is None:
@@ -85,29 +83,10 @@ async def photo(
         }
 
 
-@dataclass(frozen=True)
-class _Reinspecting:
-    """A re-inspection (复查) under way, as a photo is filed to it: its inspection; no assignment (a
-    re-inspector drawn afresh holds no seat)."""
-
-    inspection_id: int
-    inspection: Inspection
-    draw: Draw
-    id: None = None
-
-
-async def _reinspecting(inspector_id: int, inspection_id: int, conn) -> _Reinspecting | None:
+async def _reinspecting(inspector_id: int, inspection_id: int, conn) -> Reinspecting | None:
     """The inspection's re-inspection, if one is assigned to the inspector and under way."""
-    if not await (
-        Rectification.filter(
-            inspection_id=inspection_id, inspector_id=inspector_id, status=RectificationStatus.REINSPECTING
-        )
-        .using_db(conn)
-        .exists()
-    ):
-        return None
-    insp = await Inspection.filter(id=inspection_id).using_db(conn).prefetch_related("entity", "draw__plan").first()
-    return _Reinspecting(insp.id, insp, insp.draw) if insp is not None else None
+    found = await reinspections_under_way(inspector_id, conn, inspection_id=inspection_id)
+    return found[0] if found else None
 
 
 async def _photo_target(
