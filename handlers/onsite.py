@@ -3,7 +3,7 @@ the re-inspection) and the findings buttons, corrections; and the coordinator's 
 
 Buttons (callback codec): ``fnd:<pass|fail|na>:<result>:<item>``, ``fnd:skip|edit:<result>:<item>``,
 ``fnd:submit|confirm|fix|nofix:<result>``, ``fnd:open:<assignment>``, ``fnd:recheck:<rectification>``, ``chk:at:<assignment>``,
-``chk:re:<rectification>`` (a re-inspection's check-in),
+``chk:re:<rectification>`` / ``pho:re:<rectification>`` (a re-inspection's check-in, photos),
 ``pho:at:<assignment>``, ``cor:<ok|no>:<correction>``. Every press is re-checked by the service
 against the presser and the current state, so stale and double taps are answered, not applied.
 Free text reaches :func:`flow_text` through handlers/inspector.py's text handler when the chat
@@ -64,7 +64,7 @@ def _sign(ctx: Context) -> str | None:
 
 
 def _choice_buttons(family: Family, action: str, choice: Choice) -> list:
-    """One button per inspection to pick; a re-inspection (only a check-in offers one) as ``re``."""
+    """One button per inspection to pick; a re-inspection as ``re`` (its rectification order)."""
     return [
         [
             key(
@@ -226,19 +226,15 @@ async def _captioned(ctx: Context, caption: str) -> int | None:
 async def photo_button(ctx: Context) -> str:
     cb = Callback.parse(ctx.event.data)
     state = await chatstate.get(ctx.event.channel, ctx.event.sender, ctx.conn)
-    if cb is None or cb.action != "at" or state is None or state.flow != "photo":
+    if cb is None or cb.action not in ("at", "re") or state is None or state.flow != "photo":
         return await _stale(ctx)
     await _clear(ctx)
     done = None
+    picked = {"assignment_id": cb.id} if cb.action == "at" else {"rectification_id": cb.id}
     try:
         for f in state.data.get("files", []):
             done = await photos.photo(
-                inspector_id(ctx),
-                f["file_id"],
-                now=ctx.clock.now(),
-                caption=f["caption"],
-                assignment_id=cb.id,
-                conn=ctx.conn,
+                inspector_id(ctx), f["file_id"], now=ctx.clock.now(), caption=f["caption"], **picked, conn=ctx.conn
             )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)

@@ -73,6 +73,10 @@ async def test_reinspection_in_the_findings_conversation_reviewed_then_rectified
         assert await CheckIn.filter(rectification_id=order.id, flagged=True).count() == 1
         await s.deliver()
         assert any("复查签到" in m.text and ref in m.text for m in coordinator.new())
+        # a photo sent now, outside the findings conversation, goes to the re-inspection as well
+        filed = (await chat.photo(make_png(16, 16, (30, 30, 200))))[-1]
+        assert "照片已收到" in filed.text and ref in filed.text
+        assert await Photo.filter(inspection_id=insp.id, inspector_id=lead.inspector_id).count() == 1
 
         # the same findings conversation, over the item found 不合格 only
         first = (await chat.press(assigned, f"fnd:recheck:{order.id}"))[-1]

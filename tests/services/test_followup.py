@@ -17,11 +17,11 @@ from models.audit import AuditRecord
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
 from models.draws import Assignment, Draw, Firing, Inspection
 from models.messaging import Outbox
-from models.onsite import CheckIn, Correction
+from models.onsite import CheckIn, Correction, Photo
 from models.publication import Notice, Publication, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
 from services import audit, credit, public, tasks
-from services.onsite import checkin, corrections, findings, followup, review
+from services.onsite import checkin, corrections, findings, followup, photos, review
 from services.onsite.shared import Choice, OnsiteError
 from tests.services.publication_world import ZONE, coordinator, inspections, submitted
 
@@ -266,6 +266,12 @@ async def test_a_reinspector_checks_in_on_the_reinspection_under_way(db, tmp_pat
     assert (row.assignment_id, row.inspection_id, row.inspector_id) == (None, good.id, lead.inspector_id)
     record = await AuditRecord.get(action="checkin.recorded")
     assert record.data["rectification"] == orders[1].id and record.data["assignment"] is None
+    # a photo with nothing to say which: the re-inspection last checked in to; named: that one
+    assert (await photos.photo(lead.inspector_id, "f1", now=now))["no"] == good.no
+    assert (await photos.photo(lead.inspector_id, "f2", now=now, rectification_id=orders[0].id))["no"] == bad.no
+    assert (
+        await Photo.filter(inspection_id=good.id).count() == 1 and await Photo.filter(inspection_id=bad.id).count() == 1
+    )
     # another inspector's re-inspection, or one decided, is not under way: refused, nothing recorded
     other = await Inspector.exclude(id=lead.inspector_id).order_by("id").first()
     await Rectification.filter(id=orders[0].id).update(status=RectificationStatus.RECTIFIED)
