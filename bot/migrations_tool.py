@@ -8,6 +8,11 @@ applies and records the files as usual (``inspectbot db upgrade``).
 Before the first release there is one initial migration, regenerated from the models with
 ``inspectbot db makemigrations``; ``tests/test_migrations.py`` fails when models and
 migration disagree. After the first deployment, changes get new numbered files.
+
+Tortoise's schema SQL leaves out a model's ``Meta.constraints``; a
+``tortoise.migrations.constraints.CheckConstraint`` there is written into its table's
+``CREATE TABLE`` here (:func:`with_checks`), the same text for both dialects (SQLite cannot add a
+constraint to a table afterwards).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tortoise import Tortoise, connections
+from tortoise.migrations.constraints import CheckConstraint
 from tortoise.utils import get_schema_sql
 
 from core.db import APP, MIGRATIONS, tortoise_config
@@ -55,10 +61,23 @@ async def schema_sql() -> dict[str, str]:
     for dialect, url in DIALECT_URLS.items():
         await Tortoise.init(config=tortoise_config(url))
         try:
-            out[dialect] = get_schema_sql(connections.get("default"), safe=False)
+            out[dialect] = with_checks(get_schema_sql(connections.get("default"), safe=False))
         finally:
             await Tortoise.close_connections()
     return out
+
+
+def with_checks(sql: str) -> str:
+    """``sql`` with every model's check constraints (``Meta.constraints``) added to its table."""
+    for model in Tortoise.apps[APP].values():
+        for rule in model._meta.constraints:
+            if not isinstance(rule, CheckConstraint):
+                continue
+            head = f'CREATE TABLE "{model._meta.db_table}" (\n'
+            start = sql.index(head)
+            end = sql.index("\n)", start)  # the table's closing parenthesis: every column is on a line of its own
+            sql = sql[:end] + f',\n    CONSTRAINT "{rule.name}" CHECK ({rule.check})' + sql[end:]
+    return sql
 
 
 async def models_state() -> str:

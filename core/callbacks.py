@@ -90,8 +90,8 @@ FINDINGS = Family(
 )
 CORRECTION = Family("cor", {"ok", "no"})
 REVIEW = Family("rev", {"ok"})
-CHECKIN = Family("chk", {"at"})
-PHOTO = Family("pho", {"at"})
+CHECKIN = Family("chk", {"at", "re"})  # an inspection (assignment) or a re-inspection (rectification)
+PHOTO = Family("pho", {"at", "re"})  # as CHECKIN
 RISK_MODEL = Family("rmv", {"approve", "reject"})  # a proposed risk-model version (issue 15)
 
 

@@ -3,6 +3,7 @@ the re-inspection) and the findings buttons, corrections; and the coordinator's 
 
 Buttons (callback codec): ``fnd:<pass|fail|na>:<result>:<item>``, ``fnd:skip|edit:<result>:<item>``,
 ``fnd:submit|confirm|fix|nofix:<result>``, ``fnd:open:<assignment>``, ``fnd:recheck:<rectification>``, ``chk:at:<assignment>``,
+``chk:re:<rectification>`` / ``pho:re:<rectification>`` (a re-inspection's check-in, photos),
 ``pho:at:<assignment>``, ``cor:<ok|no>:<correction>``. Every press is re-checked by the service
 against the presser and the current state, so stale and double taps are answered, not applied.
 Free text reaches :func:`flow_text` through handlers/inspector.py's text handler when the chat
@@ -63,8 +64,18 @@ def _sign(ctx: Context) -> str | None:
 
 
 def _choice_buttons(family: Family, action: str, choice: Choice) -> list:
+    """One button per inspection to pick; a re-inspection as ``re`` (its rectification order)."""
     return [
-        [key("btn_pick_inspection", family.data(action, c["assignment"]), ref=c["ref"], entity=c["entity"][:20])]
+        [
+            key(
+                "btn_pick_reinspection" if c.get("rectification") else "btn_pick_inspection",
+                family.data("re", c["rectification"])
+                if c.get("rectification")
+                else family.data(action, c["assignment"]),
+                ref=c["ref"],
+                entity=c["entity"][:20],
+            )
+        ]
         for c in choice.choices[:MAX_CHOICES]
     ]
 
@@ -83,13 +94,19 @@ async def _clear(ctx: Context) -> None:
 @command("checkin", roles=INSPECTOR)
 async def checkin_command(ctx: Context) -> str:
     """``/checkin`` asks for the location; ``/checkin P1/2026-12-01/7`` also says which inspection
-    the location that follows is for (kept for :data:`LOCATION_TTL`)."""
-    aid = await typed_assignment(ctx, "checkin")
-    if aid == ANSWERED:
-        return "usage"
+    (or the sender's re-inspection of it) the location that follows is for (kept for
+    :data:`LOCATION_TTL`)."""
+    named, _ = split_ref(ctx.event.argument)
+    rid = await checkin.reinspection_named(inspector_id(ctx), named, ctx.conn) if named is not None else None
+    target = {"rectification": rid} if rid is not None else None
+    if target is None:
+        aid = await typed_assignment(ctx, "checkin")
+        if aid == ANSWERED:
+            return "usage"
+        target = {"assignment": aid} if aid is not None else None
     ref = ""
-    if aid is not None:
-        await _put(ctx, "checkin", "for", {"assignment": aid, "at": ctx.clock.now().isoformat()})
+    if target is not None:
+        await _put(ctx, "checkin", "for", {**target, "at": ctx.clock.now().isoformat()})
         ref = ctx.event.argument.strip()
     await Replier(ctx)("checkin_ask.j2", {"ref": ref})
     return "checkin_asked"
@@ -102,19 +119,28 @@ async def location(ctx: Context) -> str:
     if ctx.event.edited:
         return "location_update_ignored"
     state = await chatstate.get(ctx.event.channel, ctx.event.sender, ctx.conn)
-    named = None
+    named: dict = {}
     if state is not None and state.flow == "checkin" and state.step == "for":
         await _clear(ctx)
         if ctx.clock.now() - datetime.fromisoformat(state.data["at"]) <= LOCATION_TTL:
-            named = state.data["assignment"]
-    return await _checkin(ctx, ctx.event.latitude, ctx.event.longitude, named)
+            named = {k: state.data.get(k) for k in ("assignment", "rectification")}
+    return await _checkin(ctx, ctx.event.latitude, ctx.event.longitude, **named)
 
 
-async def _checkin(ctx: Context, lat: float, lon: float, assignment_id: int | None) -> str:
+async def _checkin(
+    ctx: Context, lat: float, lon: float, assignment: int | None = None, rectification: int | None = None
+) -> str:
     say, now = Replier(ctx), ctx.clock.now()
     try:
         done = await checkin.checkin(
-            inspector_id(ctx), lat, lon, now=now, radius_m=_radius(ctx), assignment_id=assignment_id, conn=ctx.conn
+            inspector_id(ctx),
+            lat,
+            lon,
+            now=now,
+            radius_m=_radius(ctx),
+            assignment_id=assignment,
+            rectification_id=rectification,
+            conn=ctx.conn,
         )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)
@@ -133,12 +159,13 @@ async def _checkin(ctx: Context, lat: float, lon: float, assignment_id: int | No
 async def checkin_button(ctx: Context) -> str:
     cb = Callback.parse(ctx.event.data)
     state = await chatstate.get(ctx.event.channel, ctx.event.sender, ctx.conn)
-    if cb is None or cb.action != "at" or state is None or state.flow != "checkin":
+    if cb is None or cb.action not in ("at", "re") or state is None or state.flow != "checkin":
         return await _stale(ctx)
     await _clear(ctx)
     if ctx.clock.now() - datetime.fromisoformat(state.data["at"]) > LOCATION_TTL:
         return await _stale(ctx, "location_expired")
-    return await _checkin(ctx, state.data["lat"], state.data["lon"], cb.id)
+    picked = {"assignment": cb.id} if cb.action == "at" else {"rectification": cb.id}
+    return await _checkin(ctx, state.data["lat"], state.data["lon"], **picked)
 
 
 # --- photos -------------------------------------------------------------------------------------
@@ -199,19 +226,15 @@ async def _captioned(ctx: Context, caption: str) -> int | None:
 async def photo_button(ctx: Context) -> str:
     cb = Callback.parse(ctx.event.data)
     state = await chatstate.get(ctx.event.channel, ctx.event.sender, ctx.conn)
-    if cb is None or cb.action != "at" or state is None or state.flow != "photo":
+    if cb is None or cb.action not in ("at", "re") or state is None or state.flow != "photo":
         return await _stale(ctx)
     await _clear(ctx)
     done = None
+    picked = {"assignment_id": cb.id} if cb.action == "at" else {"rectification_id": cb.id}
     try:
         for f in state.data.get("files", []):
             done = await photos.photo(
-                inspector_id(ctx),
-                f["file_id"],
-                now=ctx.clock.now(),
-                caption=f["caption"],
-                assignment_id=cb.id,
-                conn=ctx.conn,
+                inspector_id(ctx), f["file_id"], now=ctx.clock.now(), caption=f["caption"], **picked, conn=ctx.conn
             )
     except OnsiteError as exc:
         return await _refuse(ctx, exc)

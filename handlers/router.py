@@ -7,7 +7,9 @@ entity's mobile, a Telegram text from an inspector): the first registered one wh
 and roles fit the sender runs. A sender with no binding reaches only ``/start`` and the
 handlers registered with ``roles=None``; everything else gets the refusal template and is
 otherwise ignored (recorded as ``unknown``); a bound sender whose roles do not fit a
-coordinator's command gets the coordinators' refusal (``coord_refused``). Roles are the sender's own (looked up by their user
+coordinator's command gets the coordinators' refusal (``coord_refused``), and a coordinator or
+admin sending an inspector's command (``/tasks``, ``/recheck`` …) the inspectors' one
+(``insp_refused``). Roles are the sender's own (looked up by their user
 id); an event from a group, or a press on a message meant for someone else, acts for nobody
 (:func:`for_nobody`), and a command addressed to another bot is ignored.
 
@@ -46,6 +48,8 @@ class Route:
 
 #: The roles of a coordinator's commands: anyone else bound is refused with ``coord_refused.j2``.
 COORDINATOR_ROLES = frozenset({Role.COORDINATOR, Role.ADMIN})
+#: The roles of an inspector's commands: a coordinator or admin is refused with ``insp_refused.j2``.
+INSPECTOR_ROLES = frozenset({Role.INSPECTOR})
 
 COMMANDS: dict[str, Route] = {}
 BUTTONS: dict[str, Route] = {}
@@ -130,6 +134,17 @@ async def route(ctx: Context) -> str:
         # coordinators' other commands give it (not "not understood" for a command that exists)
         await reply(ctx.event, "coord_refused.j2", locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
         return "coord_refused"
+    if (
+        found is not None
+        and ctx.event.kind == EventKind.COMMAND
+        and found.roles
+        and found.roles <= INSPECTOR_ROLES
+        and roles & COORDINATOR_ROLES
+    ):
+        # /tasks, /recheck … from a coordinator: the same polite refusal, the other way round (a
+        # firm's chat is still "not understood": it has no business with either kind of command)
+        await reply(ctx.event, "insp_refused.j2", locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
+        return "insp_refused"
     await reply(
         ctx.event,
         "not_understood.j2",

@@ -10,16 +10,25 @@ from __future__ import annotations
 from enum import Enum
 
 from tortoise import fields
+from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
 
 from domain.onsite import ResultStatus, Verdict
 
 
 class CheckIn(Model):
-    """A location an inspector shared on site, with its distance to the entity."""
+    """A location an inspector shared on site, with its distance to the entity: on an inspection
+    (``assignment``, the inspector's seat) or on its re-inspection (复查, ``rectification``, the order
+    the re-inspector was assigned — a re-inspector drawn afresh holds no seat). Exactly one of the two
+    is set; the database holds that rule (``checkin_one_target``)."""
 
     id = fields.IntField(primary_key=True)
-    assignment = fields.ForeignKeyField("models.Assignment", related_name="checkins", on_delete=fields.RESTRICT)
+    assignment = fields.ForeignKeyField(
+        "models.Assignment", related_name="checkins", null=True, on_delete=fields.RESTRICT
+    )
+    rectification = fields.ForeignKeyField(
+        "models.Rectification", related_name="checkins", null=True, on_delete=fields.RESTRICT
+    )
     inspection = fields.ForeignKeyField("models.Inspection", related_name="checkins", on_delete=fields.RESTRICT)
     inspector = fields.ForeignKeyField("models.Inspector", related_name="checkins", on_delete=fields.RESTRICT)
     latitude = fields.FloatField()
@@ -32,6 +41,12 @@ class CheckIn(Model):
     class Meta:
         table = "checkin"
         indexes = (("inspection", "at"), ("inspector", "at"))
+        # written into the CREATE TABLE by bot/migrations_tool.py (Tortoise's schema SQL leaves it out)
+        constraints = (
+            CheckConstraint(
+                check='("assignment_id" IS NULL) <> ("rectification_id" IS NULL)', name="checkin_one_target"
+            ),
+        )
 
 
 class PhotoStatus(str, Enum):

@@ -1,5 +1,5 @@
 """One inspection's process record for a disclosure request (依申请公开), as a zip
-(``inspectbot inspection archive``): check-ins with time and place, photos, the results and
+(``inspectbot inspection archive``): check-ins with time and place (the re-inspection's too), photos, the results and
 their findings, the review, notice, objection and follow-up steps, and the audit records that
 prove them, with a manifest of every file's SHA-256 and the audit chain's head.
 
@@ -113,6 +113,7 @@ async def build_archive(ref: str, data_dir: Path, now: datetime) -> tuple[str, b
             {
                 "at": _iso(c.at),
                 "inspector": c.inspector.name,
+                "reinspection": c.rectification_id,  # a re-inspection's check-in: its rectification order
                 "latitude": c.latitude,
                 "longitude": c.longitude,
                 "distance_m": c.distance_m,

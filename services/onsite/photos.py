@@ -11,22 +11,21 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core.channel import SendError
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
 from domain.onsite import image_extension, photo_path
-from models.draws import Assignment, Draw, Inspection
+from models.draws import Assignment, Inspection
 from models.messaging import RecipientKind
 from models.onsite import CheckIn, Photo, PhotoStatus
-from models.publication import Rectification, RectificationStatus
 from services import audit
-from services.onsite.shared import Choice, OnsiteError, _choice, current
+from services.onsite.shared import Choice, OnsiteError, Reinspecting, _choice, current, reinspections_under_way
 from services.outbox import Message, enqueue
 
 FETCH_BATCH = 50
@@ -43,18 +42,24 @@ async def photo(
     caption: str = "",
     assignment_id: int | None = None,
     inspection_id: int | None = None,
+    rectification_id: int | None = None,
     conn=None,
 ) -> dict | Choice:
-    """Record a photo (fetch pending) on the inspection under way: the one named, else the only
-    one, else the one last checked in to; otherwise a :class:`Choice`. Sent in a re-inspection's
-    findings conversation (``inspection_id`` its inspection), it is filed to the inspection its
-    re-inspector is assigned to re-inspect."""
+    """Record a photo (fetch pending) on the inspection or re-inspection (复查) under way: the one
+    named, else the only one, else the one last checked in to; otherwise a :class:`Choice`. Sent in
+    a re-inspection's findings conversation (``inspection_id`` its inspection), it is filed to the
+    inspection its re-inspector is assigned to re-inspect."""
     if not file_id:
         raise OnsiteError("bad_photo")
     now = _utc(now)
     async with _transaction(conn) as c:
-        asg: Assignment | _Reinspecting | Choice | None = None
-        if inspection_id is not None and assignment_id is None:
+        asg: Assignment | Reinspecting | Choice | None = None
+        if rectification_id is not None:
+            named = await reinspections_under_way(inspector_id, c, rectification_id=rectification_id)
+            if not named:
+                raise OnsiteError("not_under_way")
+            asg = named[0]
+        elif inspection_id is not None and assignment_id is None:
             asg = await _reinspecting(inspector_id, inspection_id, c)
         if asg is None:
             asg = await _photo_target(inspector_id, now, assignment_id, inspection_id, c)
@@ -74,7 +79,7 @@ async def photo(
             f"inspector:{inspector_id}",
             "photo.received",
             f"inspection:{asg.inspection_id}",
-            {"photo": row.id, "assignment": asg.id},
+            {"photo": row.id, "assignment": asg.id, "rectification": getattr(asg, "rectification_id", None)},
             now,
             connection=c,
         )
@@ -85,54 +90,48 @@ async def photo(
         }
 
 
-@dataclass(frozen=True)
-class _Reinspecting:
-    """A re-inspection (复查) under way, as a photo is filed to it: its inspection; no assignment (a
-    re-inspector drawn afresh holds no seat)."""
-
-    inspection_id: int
-    inspection: Inspection
-    draw: Draw
-    id: None = None
-
-
-async def _reinspecting(inspector_id: int, inspection_id: int, conn) -> _Reinspecting | None:
+async def _reinspecting(inspector_id: int, inspection_id: int, conn) -> Reinspecting | None:
     """The inspection's re-inspection, if one is assigned to the inspector and under way."""
-    if not await (
-        Rectification.filter(
-            inspection_id=inspection_id, inspector_id=inspector_id, status=RectificationStatus.REINSPECTING
-        )
-        .using_db(conn)
-        .exists()
-    ):
-        return None
-    insp = await Inspection.filter(id=inspection_id).using_db(conn).prefetch_related("entity", "draw__plan").first()
-    return _Reinspecting(insp.id, insp, insp.draw) if insp is not None else None
+    found = await reinspections_under_way(inspector_id, conn, inspection_id=inspection_id)
+    return found[0] if found else None
 
 
 async def _photo_target(
     inspector_id: int, now: datetime, assignment_id: int | None, inspection_id: int | None, conn
-) -> Assignment | Choice:
-    rows = await current(inspector_id, now, conn)
+) -> Assignment | Reinspecting | Choice:
+    """Among the inspections under way (then the re-inspections under way, as a check-in offers
+    them): the named one, the only one, the one last checked in to, or a :class:`Choice`."""
+    assigned = await current(inspector_id, now, conn)
     if assignment_id is not None or inspection_id is not None:
-        found = next((a for a in rows if a.id == assignment_id or a.inspection_id == inspection_id), None)
+        found = next((a for a in assigned if a.id == assignment_id or a.inspection_id == inspection_id), None)
         if found is not None:
             return found
         if assignment_id is not None:
             raise OnsiteError("not_under_way")
+    rows: list[Assignment | Reinspecting] = [*assigned, *await reinspections_under_way(inspector_id, conn)]
     if not rows:
         raise OnsiteError("no_current_inspection")
     if len(rows) == 1:
         return rows[0]
     last = await (
-        CheckIn.filter(inspector_id=inspector_id, assignment_id__in=[a.id for a in rows])
+        CheckIn.filter(
+            Q(assignment_id__in=[a.id for a in assigned])
+            | Q(rectification_id__in=[a.rectification_id for a in rows if isinstance(a, Reinspecting)]),
+            inspector_id=inspector_id,
+        )
         .using_db(conn)
         .order_by("-at", "-id")
         .first()
     )
     if last is not None:
-        return next(a for a in rows if a.id == last.assignment_id)
+        return next(a for a in rows if _checked_in_to(a, last))
     return Choice([_choice(a) for a in rows])
+
+
+def _checked_in_to(target: Assignment | Reinspecting, row: CheckIn) -> bool:
+    if isinstance(target, Reinspecting):
+        return row.rectification_id == target.rectification_id
+    return row.assignment_id == target.id
 
 
 def _store_file(path: Path, data: bytes) -> None:

@@ -2,7 +2,9 @@
 which inspection, an :class:`Acted` findings step), and which inspection is under way.
 
 Which inspection: the inspector's *accepted* assignments whose window contains now (a flight
-inspection only once revealed). Several → the caller gets a :class:`Choice` and asks."""
+inspection only once revealed); for a check-in also the re-inspections (复查) assigned to them and
+not yet decided (:func:`reinspections_under_way`). Several → the caller gets a :class:`Choice` and
+asks."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from domain.refs import Ref, inspection_ref
 from domain.sealing import draw_is_sealed
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, InspectionStatus
 from models.plans import Plan
+from models.publication import Rectification, RectificationStatus
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -48,13 +51,41 @@ class Acted:
 # --- which inspection ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reinspecting:
+    """A re-inspection (复查) under way, as a check-in or a photo is filed to it: its rectification
+    order and inspection; no assignment (``id``; a re-inspector drawn afresh holds no seat)."""
+
+    rectification_id: int
+    inspection_id: int
+    inspection: Inspection
+    draw: Draw
+    id: None = None
+
+
+async def reinspections_under_way(
+    inspector_id: int, conn, *, inspection_id: int | None = None, rectification_id: int | None = None
+) -> list[Reinspecting]:
+    """The re-inspections assigned to the inspector and not yet decided (the order is
+    ``reinspecting``: from the rectification deadline to the approval of its result), oldest first;
+    only those of ``inspection_id`` / ``rectification_id`` when given."""
+    rows = Rectification.filter(inspector_id=inspector_id, status=RectificationStatus.REINSPECTING)
+    if inspection_id is not None:
+        rows = rows.filter(inspection_id=inspection_id)
+    if rectification_id is not None:
+        rows = rows.filter(id=rectification_id)
+    found = await rows.using_db(conn).order_by("id").prefetch_related("inspection__entity", "inspection__draw__plan")
+    return [Reinspecting(r.id, r.inspection_id, r.inspection, r.inspection.draw) for r in found]
+
+
 def _under_way(draw: Draw, now: datetime) -> bool:
     return draw.window_start <= now <= draw.window_end and not draw_is_sealed(draw, now)
 
 
-def _choice(asg: Assignment) -> dict:
+def _choice(asg: Assignment | Reinspecting) -> dict:
     return {
         "assignment": asg.id,
+        "rectification": asg.rectification_id if isinstance(asg, Reinspecting) else None,
         "no": asg.inspection.no,
         "draw_ref": asg.draw.draw_ref,
         "ref": inspection_ref(asg.draw.draw_ref, asg.inspection.no),

@@ -17,12 +17,12 @@ from models.audit import AuditRecord
 from models.directory import Conflict, ConflictSource, ConflictType, Entity, Inspector
 from models.draws import Assignment, Draw, Firing, Inspection
 from models.messaging import Outbox
-from models.onsite import Correction
+from models.onsite import CheckIn, Correction, Photo
 from models.publication import Notice, Publication, Rectification, RectificationStatus, Review
 from scheduler import SWEEPS
 from services import audit, credit, public, tasks
-from services.onsite import corrections, findings, followup, review
-from services.onsite.shared import OnsiteError
+from services.onsite import checkin, corrections, findings, followup, photos, review
+from services.onsite.shared import Choice, OnsiteError
 from tests.services.publication_world import ZONE, coordinator, inspections, submitted
 
 NOON = datetime(2026, 12, 4, 4, 0, tzinfo=UTC)  # Friday 4 December 2026, 12:00 in Beijing
@@ -243,3 +243,42 @@ async def test_a_returned_reinspection_is_corrected_and_its_approval_decides_the
     assert (await Rectification.get(id=order.id)).status == RectificationStatus.RECTIFIED
     assert (await Publication.get(inspection_id=insp.id)).result_id == result.id
     assert (await audit.verify())[1] is None
+
+
+async def test_a_reinspector_checks_in_on_the_reinspection_under_way(db, tmp_path):
+    bad, good = await inspections(tmp_path)
+    reviewer = await coordinator("900")
+    for insp in (bad, good):
+        result = await submitted(insp, datetime(2026, 12, 3, 2, 0, tzinfo=UTC), "fail")
+        await review.decide_review(reviewer, (await Review.get(result_id=result.id)).id, True, now=NOON)
+    assert await followup.sweep_rectifications(at(date(2026, 12, 25)), zone=ZONE) == 2
+    orders = await Rectification.all().order_by("id")
+    lead = await Assignment.filter(inspection_id=bad.id).order_by("seat").first()
+    await Rectification.filter(id=orders[1].id).update(inspector_id=lead.inspector_id)  # both theirs
+    now = at(date(2026, 12, 28))
+    # two re-inspections under way and no inspection (their seat is done): which one?
+    asked = await checkin.checkin(lead.inspector_id, 36.07, 120.38, now=now, radius_m=500)
+    assert isinstance(asked, Choice)
+    assert [(c["rectification"], c["assignment"]) for c in asked.choices] == [(o.id, None) for o in orders]
+    done = await checkin.checkin(lead.inspector_id, 36.07, 120.38, now=now, radius_m=500, rectification_id=orders[1].id)
+    assert done["reinspection"] and done["count"] == 1 and done["no"] == good.no
+    row = await CheckIn.get(rectification_id=orders[1].id)
+    assert (row.assignment_id, row.inspection_id, row.inspector_id) == (None, good.id, lead.inspector_id)
+    record = await AuditRecord.get(action="checkin.recorded")
+    assert record.data["rectification"] == orders[1].id and record.data["assignment"] is None
+    # a photo with nothing to say which: the re-inspection last checked in to; named: that one
+    assert (await photos.photo(lead.inspector_id, "f1", now=now))["no"] == good.no
+    assert (await photos.photo(lead.inspector_id, "f2", now=now, rectification_id=orders[0].id))["no"] == bad.no
+    assert (
+        await Photo.filter(inspection_id=good.id).count() == 1 and await Photo.filter(inspection_id=bad.id).count() == 1
+    )
+    # another inspector's re-inspection, or one decided, is not under way: refused, nothing recorded
+    other = await Inspector.exclude(id=lead.inspector_id).order_by("id").first()
+    await Rectification.filter(id=orders[0].id).update(status=RectificationStatus.RECTIFIED)
+    for who, order in ((other.id, orders[1]), (lead.inspector_id, orders[0])):
+        with pytest.raises(OnsiteError) as refused:
+            await checkin.checkin(who, 36.07, 120.38, now=now, radius_m=500, rectification_id=order.id)
+        assert refused.value.code == "not_under_way"
+    # the one left under way is taken without asking
+    assert (await checkin.checkin(lead.inspector_id, 36.07, 120.38, now=now, radius_m=500))["count"] == 2
+    assert await CheckIn.all().count() == 2
