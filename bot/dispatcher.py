@@ -20,7 +20,7 @@ import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 from core import db
@@ -29,6 +29,7 @@ from core.channel import SendError
 from core.clock import SYSTEM, Clock
 from core.compose import compose
 from core.ratelimit import RateLimiter
+from domain.surveys import SHANGHAI
 from models.directory import Entity, Inspector
 from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, RecipientKind, Role
 from services.alerts import raise_alert
@@ -122,7 +123,8 @@ class OutcomeWriter:
     that arrived before it and wait for that id: they are applied in the same transaction
     (services/surveys/receipts.py)."""
 
-    def __init__(self, clock: Clock = SYSTEM) -> None:
+    def __init__(self, clock: Clock = SYSTEM, zone: tzinfo = SHANGHAI) -> None:
+        self._zone = zone  # the service's (INSPECTBOT_TZ): a survey fallback a receipt starts uses it
         self._queued: dict[str, list[tuple[list, asyncio.Future, tuple[str, str] | None]]] = {}
         self._writer: asyncio.Task | None = None
         self._clock = clock
@@ -149,7 +151,7 @@ class OutcomeWriter:
                         for statement, items in queued.items():
                             await conn.execute_many(db.sql(statement, connection=conn), [p for p, _, _ in items])
                     if sent:
-                        await apply_waiting(sent, self._clock.now(), conn)
+                        await apply_waiting(sent, self._clock.now(), conn, zone=self._zone)
             except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
                 outcome = exc
             for items in queued.values():
@@ -175,6 +177,7 @@ class Dispatcher:
         idle: float = 1.0,
         lease: timedelta = LEASE,
         quotas: dict[str, int] | None = None,
+        zone: tzinfo = SHANGHAI,
     ) -> None:
         self.channels = channels
         self.clock = clock
@@ -186,7 +189,7 @@ class Dispatcher:
         self.lease = lease  # how long a claimed row is ours; a dead dispatcher's rows wait this long
         self._wake = asyncio.Event()
         self._stopping = False
-        self._outcomes = OutcomeWriter(clock)
+        self._outcomes = OutcomeWriter(clock, zone)
         # channel -> messages a day (WeCom: licensed accounts x 200), counted across instances
         self.quotas = {ch: DailyQuota(ch, n) for ch, n in (quotas or {}).items() if n > 0}
         self._quota_alerted: set[str] = set()
