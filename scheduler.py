@@ -49,6 +49,7 @@ from services.draws.common import DrawError
 from services.onsite import followup, photos, review
 from services.plans import active_specs, fire_times
 from services.risk import classify as risk_classify
+from services.surveys import receipts
 from services.surveys import sweep as surveys_sweep
 from services.surveys.enter import sign_for
 
@@ -136,6 +137,8 @@ SWEEPS: dict[str, Sweep] = {
     ),
     "flight_reveals": Sweep(deadlines.reveal_due, lambda s, now: {"now": now, "zone": s.zone, "locale": s.locale}),
     "surveys": Sweep(surveys_sweep.run_sweep, lambda s, now: {"now": now, "zone": s.zone}),
+    # delivery receipts that came before their send's id: applied if it is known by now, else expired
+    "receipts": Sweep(receipts.sweep_receipts, lambda s, now: {"now": now, "zone": s.zone}),
     "photos": Sweep(photos.fetch_pending, _photo_arguments),
     "off_schedule_requests": Sweep(offschedule.expire_due, lambda s, now: {"now": now, "zone": s.zone}),
     "audit_checkpoints": Sweep(

@@ -90,7 +90,7 @@ class Service:
         self.rt.channels = channels if channels is not None else self.channels_from_settings()
         options = {"quotas": {"wecom": 200 * self.settings.wecom_accounts}} | self.dispatcher_options
         self.rt.dispatcher = Dispatcher(
-            self.rt.channels, clock=self.rt.clock, data_dir=self.settings.data_dir, **options
+            self.rt.channels, clock=self.rt.clock, data_dir=self.settings.data_dir, zone=self.settings.zone, **options
         )
         if self.web_enabled:
             self._runner = web.AppRunner(make_app(self.rt), access_log=None)

@@ -16,11 +16,12 @@ row's outcome is stored before it takes another row, so the duplicate bound abov
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 from core import db
@@ -29,11 +30,13 @@ from core.channel import SendError
 from core.clock import SYSTEM, Clock
 from core.compose import compose
 from core.ratelimit import RateLimiter
+from domain.surveys import SHANGHAI
 from models.directory import Entity, Inspector
 from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, RecipientKind, Role
 from services.alerts import raise_alert
 from services.quota import DailyQuota, alert_quota_spent, china_day, next_day_starts
 from services.reachability import HOLD_CHANNELS, Marked, mark_unreachable
+from services.surveys.receipts import RECEIPT_CHANNELS, apply_waiting, lock_for_sends
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +118,21 @@ class Batch:
 class OutcomeWriter:
     """Group commit of outcomes: :meth:`write` returns once the row's UPDATE is stored, but all
     the outcomes that arrive while one write is under way go together in the next one — one
-    ``executemany`` (one transaction) per statement — instead of one commit per row."""
+    ``executemany`` (one transaction) per statement — instead of one commit per row.
 
-    def __init__(self) -> None:
-        self._queued: dict[str, list[tuple[list, asyncio.Future]]] = {}
+    A send's provider id (``sent``: channel, id) is recorded together with the delivery receipts
+    that arrived before it and wait for that id: they are applied in the same transaction
+    (services/surveys/receipts.py)."""
+
+    def __init__(self, clock: Clock = SYSTEM, zone: tzinfo = SHANGHAI) -> None:
+        self._zone = zone  # the service's (INSPECTBOT_TZ): a survey fallback a receipt starts uses it
+        self._queued: dict[str, list[tuple[list, asyncio.Future, tuple[str, str] | None]]] = {}
         self._writer: asyncio.Task | None = None
+        self._clock = clock
 
-    async def write(self, statement: str, params: list) -> None:
+    async def write(self, statement: str, params: list, *, sent: tuple[str, str] | None = None) -> None:
         done = asyncio.get_running_loop().create_future()
-        self._queued.setdefault(statement, []).append((params, done))
+        self._queued.setdefault(statement, []).append((params, done, sent))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._flush())
         await done
@@ -132,20 +141,27 @@ class OutcomeWriter:
         while self._queued:
             queued, self._queued = self._queued, {}
             outcome: Exception | None = None
+            sent = [s for items in queued.values() for _, _, s in items if s is not None and s[0] in RECEIPT_CHANNELS]
             try:
-                # One transaction for all of them, on SQLite wholly on the loop's thread (short
-                # statements by id): no hand-off to aiosqlite's thread, whose wake-ups under a
-                # busy loop made the workers wait for their outcomes as long as for their sends
-                # (docs/benchmarks.md, "WeCom fan-out"). BEGIN waits there only if another
-                # process holds the write lock.
-                with db.on_loop():
+                # One transaction for all of them. Without SMS sends, on SQLite wholly on the loop's
+                # thread (short statements by id): no hand-off to aiosqlite's thread, whose wake-ups
+                # under a busy loop made the workers wait for their outcomes as long as for their
+                # sends (docs/benchmarks.md, "WeCom fan-out"); BEGIN waits there only if another
+                # process holds the write lock. With SMS sends, the waiting receipts are applied in
+                # the same transaction (ORM work, not short): then only the UPDATEs run on the loop.
+                with db.on_loop() if not sent else contextlib.nullcontext():
                     async with db.transaction() as conn:
-                        for statement, items in queued.items():
-                            await conn.execute_many(db.sql(statement, connection=conn), [p for p, _ in items])
+                        if sent:  # a receipt that found no row commits its wait first (PostgreSQL)
+                            await lock_for_sends(conn)
+                        with db.on_loop():
+                            for statement, items in queued.items():
+                                await conn.execute_many(db.sql(statement, connection=conn), [p for p, _, _ in items])
+                        if sent:
+                            await apply_waiting(sent, self._clock.now(), conn, zone=self._zone)
             except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
                 outcome = exc
             for items in queued.values():
-                for _, done in items:
+                for _, done, _ in items:
                     if done.done():
                         continue
                     if outcome is None:
@@ -167,6 +183,7 @@ class Dispatcher:
         idle: float = 1.0,
         lease: timedelta = LEASE,
         quotas: dict[str, int] | None = None,
+        zone: tzinfo = SHANGHAI,
     ) -> None:
         self.channels = channels
         self.clock = clock
@@ -178,7 +195,7 @@ class Dispatcher:
         self.lease = lease  # how long a claimed row is ours; a dead dispatcher's rows wait this long
         self._wake = asyncio.Event()
         self._stopping = False
-        self._outcomes = OutcomeWriter()
+        self._outcomes = OutcomeWriter(clock, zone)
         # channel -> messages a day (WeCom: licensed accounts x 200), counted across instances
         self.quotas = {ch: DailyQuota(ch, n) for ch, n in (quotas or {}).items() if n > 0}
         self._quota_alerted: set[str] = set()
@@ -440,7 +457,7 @@ class Dispatcher:
             await self._retry(row, f"error:{exc.__class__.__name__}", backoff(row.attempts))
             return
         self.sent += 1
-        await self._outcomes.write(SENT, [provider_id, self.clock.now(), row.id])
+        await self._outcomes.write(SENT, [provider_id, self.clock.now(), row.id], sent=(row.channel, provider_id))
 
     async def _failed(
         self, row: Claimed, address: str, exc: SendError, limiter: RateLimiter | None, batch: Batch

@@ -67,7 +67,14 @@ async def delivery(ctx: Context) -> str:
     """A delivery receipt (its sender is the recipient's number, not a person talking to us)."""
     ev = ctx.event
     return await receipts.delivery_status(
-        ev.message_id, ev.status, ev.error_code, ctx.clock.now(), channel=ev.channel, zone=ctx.zone, connection=ctx.conn
+        ev.message_id,
+        ev.status,
+        ev.error_code,
+        ctx.clock.now(),
+        channel=ev.channel,
+        zone=ctx.zone,
+        connection=ctx.conn,
+        ref=ev.external_id,
     )
 
 

@@ -95,6 +95,27 @@ class InboundEvent(Model):
         unique_together = (("channel", "external_id"),)
 
 
+class WaitingReceipt(Model):
+    """A delivery receipt whose provider message id is on no outbox row yet: a gateway may post
+    it before the dispatcher has stored the id of the send it answers. Kept here (its event is
+    in ``inbound_event``, keyed by ``event_key``) and applied when the dispatcher records that
+    id, in the same transaction (services/surveys/receipts.py); one left unmatched for
+    :data:`services.surveys.receipts.WAIT` is expired by the ``receipts`` sweep."""
+
+    id = fields.BigIntField(primary_key=True)
+    channel = fields.CharEnumField(Channel, max_length=16)
+    provider_id = fields.CharField(max_length=100)
+    event_key = fields.CharField(max_length=100)  # the receipt's inbound_event.external_id
+    status = fields.CharField(max_length=32)
+    error_code = fields.CharField(max_length=32, default="")
+    received_at = fields.DatetimeField()
+
+    class Meta:
+        table = "waiting_receipt"
+        unique_together = (("channel", "event_key"),)
+        indexes = (("channel", "provider_id"), ("received_at",))
+
+
 class ChatBinding(Model):
     """A chat (Telegram) or phone (SMS) bound to a person of the directory, with a role."""
 

@@ -15,7 +15,9 @@ What it does, as Twilio would (shared/oracles/sms-gateway-twilio.md, twilio-api-
 - 201 with a Message resource shaped like the oracle's samples, then status callbacks POSTed to
   ``StatusCallback`` (never for the first status), signed with ``X-Twilio-Signature`` exactly as
   Twilio signs them: ``sent`` → ``delivered``, or ``undelivered`` (ErrorCode 30003) for an
-  unreachable phone, or ``failed`` (30008) for a failing one.
+  unreachable phone, or ``failed`` (30008) for a failing one. With ``early_callbacks`` they are
+  all POSTed (and answered) before the 201 itself is sent, as a fast gateway's may overtake it:
+  the bot gets receipts for a message id it has not stored yet.
 - Virtual phones: what each received; :meth:`SmsSimulator.reply` makes a phone answer, which is
   POSTed (signed, form fields like Twilio's inbound webhook) to the configured inbound URL.
 - Fault injection for the next sends: 429 (code 20429, optional Retry-After), 500, a hang
@@ -277,6 +279,7 @@ class SmsSimulator:
         inbound_url: str = "",
         callback_delay: float = 0.0,
         timeout_delay: float = 30.0,
+        early_callbacks: bool = False,
     ) -> None:
         if not ACCOUNT_SID.match(account_sid):
             raise ValueError("account_sid must look like AC + 32 hex digits")
@@ -289,6 +292,7 @@ class SmsSimulator:
         self.inbound_url = inbound_url
         self.callback_delay = callback_delay
         self.timeout_delay = timeout_delay
+        self.early_callbacks = early_callbacks  # status callbacks before the 201 (see the module doc)
         self.phones: dict[str, Phone] = {}
         self.messages: dict[str, dict] = {}
         self.webhooks: list[Webhook] = []
@@ -472,6 +476,10 @@ class SmsSimulator:
         except TwilioError as err:
             return err.response()
         message = self._new_message(fields)
+        if self.early_callbacks:
+            created = dict(message)  # the resource as created; its statuses move on meanwhile
+            await self._lifecycle(message, fields.get("StatusCallback"))
+            return web.json_response(created, status=201)
         self._schedule(message, fields.get("StatusCallback"))
         return web.json_response(message, status=201)
 

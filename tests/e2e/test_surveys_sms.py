@@ -21,7 +21,7 @@ from core.ratelimit import RateLimiter
 from core.settings import Settings
 from domain.signatures import twilio_signature
 from models.alerts import Alert
-from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role
+from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role, WaitingReceipt
 from models.surveys import Survey, SurveyStatus
 from services.identity import create_invite
 from services.surveys.enter import enter_pool
@@ -52,10 +52,13 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def gateway(db: Settings, start: datetime = MORNING):
-    """Our web app (Twilio webhooks) on a real port, the Twilio adapter pointed at the simulator."""
+async def gateway(db: Settings, start: datetime = MORNING, *, early_callbacks: bool = False):
+    """Our web app (Twilio webhooks) on a real port, the Twilio adapter pointed at the simulator
+    (``early_callbacks``: it posts a message's statuses before it answers the send)."""
     clock = FakeClock(start)
-    sim = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
+    sim = SmsSimulator(
+        account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,), early_callbacks=early_callbacks
+    )
     await sim.start()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -202,6 +205,33 @@ async def test_an_undelivered_sms_falls_back_to_telegram_or_leaves_the_survey_un
         assert lone.status == SurveyStatus.UNDELIVERABLE
         row = await Outbox.get(dedupe_key=f"survey:{lone.id}:invite")
         assert row.status == OutboxStatus.DEAD and row.last_error == "undelivered:30003"
+
+
+async def test_receipts_posted_before_the_send_is_answered_are_applied_when_the_sid_is_stored(db):
+    """The gateway posts sent/delivered (or undelivered) before its 201: the receipts find no row
+    with that sid yet, wait, and are applied when the dispatcher records the sid."""
+    async with gateway(db, early_callbacks=True) as g:
+        w = await survey_world.build("DD")
+        g.sim.set_state(MOBILES[1], "unreachable")
+        for insp in w.inspections:
+            assert await enter_pool(insp.id, g.clock.now()) == "survey_sent"
+        await g.deliver()
+        reached, lost = [await Survey.get(inspection_id=insp.id) for insp in w.inspections]
+        invite = await Outbox.get(dedupe_key=f"survey:{reached.id}:invite")
+        assert invite.status == OutboxStatus.DELIVERED and invite.delivered_at == MORNING
+        dead = await Outbox.get(dedupe_key=f"survey:{lost.id}:invite")
+        assert dead.status == OutboxStatus.DEAD and dead.last_error == "undelivered:30003"
+        assert lost.status == SurveyStatus.UNDELIVERABLE and reached.status == SurveyStatus.SENT
+        receipts = dict(await InboundEvent.filter(kind="delivery").values_list("external_id", "outcome"))
+        assert receipts == {
+            f"{invite.provider_id}:sent": "delivery_sent",
+            f"{invite.provider_id}:delivered": "delivered",  # was delivery_waiting until the sid was stored
+            f"{dead.provider_id}:sent": "delivery_sent",
+            f"{dead.provider_id}:undelivered": "survey_undeliverable",
+        }
+        assert not await WaitingReceipt.exists()
+        statuses = [h for h in g.sim.webhooks if h.kind == "status"]
+        assert len(statuses) == 4 and all(h.status == 200 for h in statuses)
 
 
 async def test_telegram_poll_survey_end_to_end(db):

@@ -10,7 +10,10 @@ import tomllib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tortoise.transactions import in_transaction
 
+from bot.channels.sms_aliyun import report_event
+from bot.channels.sms_twilio import status_event
 from core.channel import EventKind, InboundEvent
 from core.clock import FakeClock
 from core.render import render
@@ -18,13 +21,14 @@ from domain.plans import parse_plan
 from domain.surveys import Candidate, sample
 from handlers.router import route
 from models.alerts import Alert
-from models.messaging import Outbox, OutboxStatus, RecipientKind
+from models.messaging import InboundEvent as InboundRow
+from models.messaging import Outbox, OutboxStatus, RecipientKind, WaitingReceipt
 from models.surveys import Survey, SurveyOptOut, SurveySample, SurveyStatus
 from services.assignments import open_for
 from services.inbound import receive
 from services.surveys.enter import enter_pool, sign_for
 from services.surveys.integrity import integrity
-from services.surveys.receipts import delivery_status
+from services.surveys.receipts import WAIT, apply_waiting, delivery_status, sweep_receipts
 from services.surveys.replies import handle_poll_answer
 from services.surveys.shared import SurveyError
 from services.surveys.sweep import run_sweep
@@ -483,6 +487,76 @@ def test_each_text_goes_to_the_handler_of_its_channel_and_role():
 async def _sent(dedupe_key: str, sid: str) -> None:
     """What the dispatcher records once the gateway took the message."""
     await Outbox.filter(dedupe_key=dedupe_key).update(status=OutboxStatus.SENT, provider_id=sid)
+
+
+def receipt(sid: str, status: str, error_code: str = "") -> InboundEvent:
+    """A Twilio status callback, as its adapter reads it."""
+    return status_event({"MessageSid": sid, "MessageStatus": status, "To": MOBILE, "ErrorCode": error_code})
+
+
+async def outcomes(sid: str) -> dict[str, str]:
+    rows = await InboundRow.filter(external_id__startswith=f"{sid}:").values_list("external_id", "outcome")
+    return {key.split(":", 1)[1]: outcome for key, outcome in rows}
+
+
+async def test_receipts_that_come_before_their_send_wait_and_are_applied_once_in_order(db):
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("DDD")
+    delivered, lost, _ = [await surveyed(w, clock, i) for i in range(3)]
+    # the gateway answers SM1 and SM2 only after it posted their statuses: no row has those ids yet
+    for event in (receipt("SM1", "sent"), receipt("SM1", "delivered"), receipt("SM2", "undelivered", "30003")):
+        await receive(event, route, clock)
+    clock.advance(timedelta(seconds=5))
+    for event in (receipt("SM1", "undelivered", "30003"), receipt("SM1", "delivered")):  # late; and a retry
+        await receive(event, route, clock)
+    await receive(receipt("SMnone", "delivered"), route, clock)  # no send of ours will ever have it
+    assert await outcomes("SM1") == {
+        "sent": "delivery_sent",
+        "delivered": "delivery_waiting",
+        "undelivered": "delivery_waiting",
+    }
+    assert await WaitingReceipt.all().count() == 4  # the retry is the same event: stored once
+    # the dispatcher records the ids, and applies what waits for them in the same transaction
+    clock.advance(timedelta(seconds=5))
+    async with in_transaction() as conn:
+        for s, sid in ((delivered, "SM1"), (lost, "SM2")):
+            await (
+                Outbox.filter(dedupe_key=f"survey:{s.id}:invite")
+                .using_db(conn)
+                .update(status=OutboxStatus.SENT, provider_id=sid)
+            )
+        assert await apply_waiting([("sms", "SM1"), ("sms", "SM2")], clock.now(), conn) == 3
+    row = await Outbox.get(provider_id="SM1")
+    assert row.status == OutboxStatus.DELIVERED and row.delivered_at == MORNING  # when the receipt came
+    assert await outcomes("SM1") == {
+        "sent": "delivery_sent",
+        "delivered": "delivered",
+        "undelivered": "delivery_after_delivered",
+    }
+    assert (await Outbox.get(provider_id="SM2")).last_error == "undelivered:30003"
+    assert (await Survey.get(id=lost.id)).status == SurveyStatus.UNDELIVERABLE
+    assert (await Survey.get(id=delivered.id)).status == SurveyStatus.SENT
+    async with in_transaction() as conn:  # recorded again (a resend after a lost lease): nothing waits any more
+        assert await apply_waiting([("sms", "SM1")], clock.now(), conn) == 0
+    # the sweep: a receipt still unmatched after WAIT is expired, logged and counted by its outcome
+    assert await sweep_receipts(clock.now()) == {"applied": 0, "expired": 0}
+    assert await sweep_receipts(clock.now() + WAIT) == {"applied": 0, "expired": 1}
+    assert await outcomes("SMnone") == {"delivered": "delivery_expired"}
+    assert not await WaitingReceipt.exists()
+
+
+async def test_the_receipts_sweep_applies_a_receipt_whose_send_was_recorded_without_it(db):
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("D")
+    s = await surveyed(w, clock)
+    # an Aliyun SmsReport (keyed biz_id:phone) this time: the same wait, whichever adapter
+    report = report_event({"biz_id": "900^0", "phone_number": MOBILE.removeprefix("+86"), "success": True})
+    assert (await receive(report, route, clock)).outcome == "delivery_waiting"
+    await _sent(f"survey:{s.id}:invite", "900^0")  # recorded, but not through apply_waiting
+    assert await sweep_receipts(clock.now()) == {"applied": 1, "expired": 0}
+    assert (await Outbox.get(provider_id="900^0")).status == OutboxStatus.DELIVERED
+    assert await outcomes("900^0") == {MOBILE.removeprefix("+86"): "delivered"}
+    assert await sweep_receipts(clock.now() + WAIT) == {"applied": 0, "expired": 0}
 
 
 async def test_receipts_update_the_outbox_and_an_undelivered_survey_falls_back_or_is_undeliverable(db):
