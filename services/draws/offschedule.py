@@ -100,9 +100,7 @@ async def request(
             .first()
         )
         if waiting is not None:
-            raise DrawError(
-                "request_waiting", plan=plan.code, expires_at=_local(waiting.expires_at, zone)
-            )
+            raise DrawError("request_waiting", plan=plan.code, expires_at=_local(waiting.expires_at, zone))
         asked = await confirmers(plan.departments or (), requester_id, conn)
         if not asked:
             raise DrawError("no_other_coordinator", plan=plan.code)
