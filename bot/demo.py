@@ -681,6 +681,7 @@ class Demo:
         order = await Rectification.filter(status=RectificationStatus.OPEN).order_by("id").first()
         if order is None:
             return
+        await self.deliver_all()  # what is due now goes out now, not dated three weeks on
         due = datetime.combine(order.due_on, DEADLINE_TIME, tzinfo=self.settings.zone)
         # only the rectifications sweep: three weeks on, every sweep would also escalate the
         # ~270 assignments the demo's unbound inspectors never answered, one alert each to the
