@@ -3,9 +3,10 @@
 SQLite, a generated city, the Telegram Bot API and SMS gateway simulators, the real service
 (python-telegram-bot polling the simulator, the Twilio adapter sending to the SMS simulator,
 our aiohttp app receiving its signed webhooks, the dispatcher, the scheduler's sweeps), and
-scripted people: a coordinator, inspectors who accept, recuse, check in and submit results,
-entities who answer the integrity survey (one complains). The clock is a fast, scripted one:
-the script moves it and runs the scheduler, so a month passes in seconds.
+scripted people: a coordinator who reviews, inspectors who accept, recuse, check in and submit
+results, entities who answer the integrity survey (one complains), and at the rectification
+deadline the team lead's re-inspection (复查), which the coordinator approves. The clock is a fast,
+scripted one: the script moves it and runs the scheduler, so a month passes in seconds.
 
 Without ``--headless`` the public page, the simulators and their web page stay up afterwards,
 so a person can be an inspector or an entity; ``--headless`` runs to the end and exits.
@@ -21,12 +22,12 @@ import socket
 import time as _time
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from bot.app import PortUnavailable, Service
 from core import db, logs
-from core.callbacks import ASSIGNMENT, RECUSAL
+from core.callbacks import ASSIGNMENT, FINDINGS, RECUSAL
 from core.clock import Clock, FakeClock
 from core.drand import test_chain
 from core.render import text
@@ -38,10 +39,11 @@ from models.alerts import Alert
 from models.directory import Entity
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, Recusal
 from models.messaging import InboundEvent, Outbox, OutboxStatus, Role
-from models.publication import Notice, Rectification, Review, ReviewStatus
+from models.onsite import Finding, Result
+from models.publication import Notice, Publication, Rectification, RectificationStatus, Review, ReviewStatus
 from models.surveys import Survey
-from scheduler import Scheduler
-from services import plans, reports
+from scheduler import SWEEPS, Scheduler
+from services import credit, plans, public, reports
 from services.identity import create_invite
 from simulators.drand import DrandSimulator
 from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, SmsSimulator
@@ -55,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLAN = ROOT / "examples" / "plans" / "food-safety.toml"
 # Tuesday 1 December 2026, 09:00 in Shanghai: a working day the holiday calendar knows.
 DEMO_START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+DEADLINE_TIME = time(9, 0)  # the demo's clock moves to 09:00 (local) on a rectification deadline
 ACTED_INSPECTIONS = 3
 DEMO_ENTITIES = 2_000
 DEMO_INSPECTORS = 400
@@ -271,9 +274,15 @@ class Demo:
                 self.service.rt.dispatcher.wake()
         await self.sms.drain()
 
-    async def advance(self, delta: timedelta) -> list[str]:
+    async def advance(self, delta: timedelta, *, sweep: str = "") -> list[str]:
+        """Move the demo's clock on and run what the scheduler runs then: every due fire and
+        sweep, or only the named sweep of :data:`scheduler.SWEEPS` (run as the scheduler runs it)."""
         self.clock.advance(delta)
-        ran = await self.scheduler.run_due()
+        if sweep:
+            await SWEEPS[sweep](self.scheduler, self.clock.now())
+            ran: list[str] = []
+        else:
+            ran = await self.scheduler.run_due()
         await self.settle()
         return ran
 
@@ -407,6 +416,8 @@ class Demo:
         self.doing("survey")
         await self.surveys_answered()
         await self.reviewed()
+        self.doing("reinspect")
+        await self.reinspected()
         self.doing("report")
         await self.report()
         self.doing("deliver")
@@ -507,7 +518,11 @@ class Demo:
         queued before the new one, would not see the card until the next step (and when it was
         the scripted recusal's, the demo showed none). So while such a postponed message is
         waiting, the clock moves on a second at a time until the card is there."""
-        data = ASSIGNMENT.data("accept", assignment_id)
+        return await self.arrived(user, ASSIGNMENT.data("accept", assignment_id))
+
+    async def arrived(self, user, data: str):
+        """The message of ``user``'s chat carrying the button ``data``, once it has arrived (see
+        :meth:`card`: the clock moves on a second at a time while a paced message waits)."""
         for _ in range(60):
             card = next((m for m in self.tg.messages(user) if data in m.callback_data), None)
             if card is not None:
@@ -584,28 +599,10 @@ class Demo:
                 lead, "result", inspection_ref(team[0].inspection.draw.draw_ref, team[0].inspection.no)
             )
             await self.handled(before)
-            failed = False
-            for _ in range(20):  # one verdict, then skip the note, per item; then submit
-                msg = self.last(lead)
-                data = msg.callback_data if msg else []
-                submit = next((d for d in data if d.startswith("fnd:submit:")), None)
-                if submit:
-                    await self.press(lead, msg, submit)
-                    break
-                verdict = next((d for d in data if d.startswith("fnd:" + ("pass" if failed or k else "fail"))), None)
-                skip = next((d for d in data if d.startswith("fnd:skip:")), None)
-                if verdict:
-                    failed = failed or verdict.startswith("fnd:fail")
-                    await self.press(lead, msg, verdict)
-                elif skip and failed and k == 0 and not getattr(self, "_noted", False):
-                    self._noted = True
-                    before = await self.events()
-                    self.tg.send_text(lead, "后厨冷藏温度记录缺失，已责令整改")
-                    await self.handled(before)
-                elif skip:
-                    await self.press(lead, msg, skip)
-                else:
-                    break
+            if k == 0:
+                await self.findings(lead, first="fail", note="后厨冷藏温度记录缺失，已责令整改")
+            else:
+                await self.findings(lead, first="pass")
             confirm = next(
                 (
                     m
@@ -619,6 +616,33 @@ class Demo:
                     member, confirm, next(d for d in confirm.callback_data if d.startswith("fnd:confirm:"))
                 )
             self.say("demo_result", no=insp.no, entity=entity.name, lead=team[0].inspector.name)
+
+    async def findings(self, user, *, first: str, note: str = "") -> None:
+        """The findings conversation now open in ``user``'s chat, to its submit: the first item
+        gets the verdict ``first`` ("pass" / "fail"), the others 合格; ``note`` is typed at the
+        first note step, the other notes skipped."""
+        first_done = False
+        for _ in range(20):  # one verdict, then the note, per item; then submit
+            msg = self.last(user)
+            data = msg.callback_data if msg else []
+            submit = next((d for d in data if d.startswith("fnd:submit:")), None)
+            if submit:
+                await self.press(user, msg, submit)
+                return
+            verdict = next((d for d in data if d.startswith("fnd:" + ("pass" if first_done else first))), None)
+            skip = next((d for d in data if d.startswith("fnd:skip:")), None)
+            if verdict:
+                first_done = True
+                await self.press(user, msg, verdict)
+            elif skip and note:
+                before = await self.events()
+                self.tg.send_text(user, note)
+                note = ""
+                await self.handled(before)
+            elif skip:
+                await self.press(user, msg, skip)
+            else:
+                return
 
     async def surveys_answered(self) -> None:
         """Entities surveyed by SMS answer; the first complains (asked for a meal, fairness 1)."""
@@ -656,6 +680,63 @@ class Demo:
             self.say("demo_notice", entity=entity.name, notice=notice.code, url=url)
         for order in await Rectification.all().order_by("id").prefetch_related("inspection__entity"):
             self.say("demo_rectification", entity=order.inspection.entity.name, due_on=order.due_on.isoformat())
+
+    async def reinspected(self) -> None:
+        """The rectification order through to its re-inspection (docs/results.md "Follow-up"): the
+        demo's clock moves to the deadline, where the scheduler's ``rectifications`` sweep assigns
+        the re-inspection to the team lead; the lead presses 「开始复查」 and records it in the
+        findings conversation (the item put right, with a note); the coordinator approves it and
+        the order is decided, which the entity's public page and the credit export show as its
+        follow-up (后续处理)."""
+        order = await Rectification.filter(status=RectificationStatus.OPEN).order_by("id").first()
+        if order is None:
+            return
+        await self.deliver_all()  # what is due now goes out now, not dated three weeks on
+        due = datetime.combine(order.due_on, DEADLINE_TIME, tzinfo=self.settings.zone)
+        # only the rectifications sweep: three weeks on, every sweep would also escalate the
+        # ~270 assignments the demo's unbound inspectors never answered, one alert each to the
+        # coordinator's chat, which the dispatcher sends a second apart (4.5 minutes more)
+        await self.advance(due - self.clock.now(), sweep="rectifications")
+        order = await Rectification.get(id=order.id).prefetch_related(
+            "inspector", "inspection__entity", "inspection__draw"
+        )
+        insp = order.inspection
+        ref = inspection_ref(insp.draw.draw_ref, insp.no)
+        user = self.users.get(order.inspector.cert_no) if order.inspector else None
+        button = FINDINGS.data("recheck", order.id)
+        assigned = await self.arrived(user, button) if user is not None else None
+        if assigned is None:
+            self.say("demo_step_missing", step=button)
+            return
+        self.say(
+            "demo_reinspection_assigned",
+            entity=insp.entity.name,
+            due_on=order.due_on.isoformat(),
+            name=order.inspector.name,
+        )
+        await self.press(user, assigned, button)
+        await self.findings(user, first="pass", note="冷藏柜温度记录已补齐，现场复查温度 4℃")
+        again = await Result.get_or_none(reinspection_id=order.id)
+        items = await Finding.filter(result_id=again.id).count() if again else 0
+        self.say("demo_reinspected", name=order.inspector.name, items=items)
+        before = await self.events()
+        self.tg.send_command(self.users["coordinator"], "approve", ref)
+        await self.handled(before)
+        order = await Rectification.get(id=order.id)
+        page = await public.entity_page(insp.entity.uscc, self.clock.now())
+        row = next((r for r in page.inspections.rows if r.draw_ref == insp.draw.draw_ref), None)
+        published = await Publication.get(inspection_id=insp.id)
+        month = f"{published.published_at.astimezone(self.settings.zone):%Y-%m}"
+        records = await credit.published_records(month, self.settings.zone)
+        record = next((r for r in records if r["uscc"] == insp.entity_key), None)
+        self.say(
+            "demo_follow_up_decided",
+            entity=insp.entity.name,
+            outcome=order.status.value,
+            page=row.follow_up if row else "",
+            export=record["follow_up"] if record else "",
+            url=f"{self.settings.public_url}/entities/{insp.entity.uscc}",
+        )
 
     async def report(self) -> None:
         month = self.clock.now().astimezone(self.settings.zone).strftime("%Y-%m")

@@ -25,6 +25,7 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
         "[Survey]",
         "[Review]",
         "[Follow-up]",
+        "[Re-inspection]",
         "[Done]",
     ):
         assert step in story, story
@@ -36,17 +37,28 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
     # deterministic: the scripted complaint always happens, and the coordinator is alerted
     assert "检查人员暗示请吃饭" in story, story
     assert "nothing left in the queue" in told[-1] and " 0 alerts" not in told[-1], told[-1]
+    # the rectification order through to its re-inspection, as the page and the export show it
+    assert "rectified (re-inspected)" in story and "后续处理 reads 已整改（复查合格）" in story, story
     from core import db
     from models.draws import FiringSecret
     from models.messaging import Outbox, OutboxStatus
+    from models.onsite import Result
+    from models.publication import Rectification, RectificationStatus, Review, ReviewStatus
 
     await db.init(demo.settings)
     try:
         secrets = [bytes(r.secret).hex() for r in await FiringSecret.all()]
         queued = await Outbox.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING]).count()
+        [order] = await Rectification.all()
+        again = await Result.get(reinspection_id=order.id)
+        review = await Review.get(result_id=again.id)
     finally:
         await db.close()
     assert queued == 0  # everything due was sent before "[Done]"
+    # decided by the re-inspection the scheduler's sweep assigned and a coordinator approved
+    assert order.status == RectificationStatus.RECTIFIED and order.inspector_id == again.submitted_by_id
+    assert order.assigned_at is not None and order.note  # the re-inspector's note went to the order
+    assert review.status == ReviewStatus.APPROVED and review.decided_by_id is not None
     assert secrets and not any(s in story for s in secrets)
     assert demo.settings.telegram_token not in story
 
@@ -58,7 +70,7 @@ async def test_headless_demo_runs_on_wecom(tmp_path):
     demo = WecomDemo(Settings(data_dir=tmp_path, locale="en"), headless=True, out=lines.append)
     assert await demo.run() == 0
     story = "\n".join(lines)
-    for step in ("[City]", "[Draw]", "[Chat]", "[Recusal]", "[Replacement]", "[Done]"):
+    for step in ("[City]", "[Draw]", "[Chat]", "[Recusal]", "[Replacement]", "[Re-inspection]", "[Done]"):
         assert step in story, story
     sent = sum(len(m.received) for m in demo.wecom.members.values())
     assert sent > 10 and "coordinator" in demo.wecom.members
