@@ -24,6 +24,7 @@ from core.pdf import notice_pdf
 from core.render import DEFAULT_LOCALE, render
 from core.settings import LOCALES
 from domain import inputs
+from domain.onsite import REASON_LIMIT
 from services import public, reports
 from services.onsite import notice as notice_service
 from services.onsite import objection as objection_service
@@ -49,6 +50,10 @@ NOT_FOUND = {
     "month_not_found",
     "notice_not_found",
 }
+#: Refusals that are not "bad input" (400).
+REFUSED_STATUS = {"notice_not_found": 404, "code_locked": 429, "cross_site": 403}
+#: Pages whose address or form carries a notice code: never kept by a browser or a proxy.
+WITH_CODE = ("/notice", "/objection")
 REPORT_TTL = 60.0
 _REPORTS = web.AppKey("public_reports", dict)
 MIME = {
@@ -218,28 +223,59 @@ async def notice(request: web.Request) -> web.Response:
     """The printable notice of a result (PDF), for the holder of its code (``?code=``)."""
     uscc, code = request.match_info["uscc"], request.query.get("code", "")
     try:
-        doc = await notice_service.notice_document(uscc, code[:32])
+        doc = await notice_service.notice_document(uscc, code[:64], _now(request), client=request.remote or "")
     except OnsiteError as exc:
-        raise public.PublicError("notice_not_found", uscc=uscc) from exc
+        raise public.PublicError(exc.code, uscc=uscc, **exc.params) from exc
     body = await asyncio.to_thread(notice_pdf, doc)
     headers = {**HEADERS, "Content-Disposition": f'inline; filename="notice-{doc["code"]}.pdf"'}
     return web.Response(body=body, content_type="application/pdf", headers=headers)
 
 
+def _same_site(request: web.Request) -> bool:
+    """A form posted from our own pages: the browser says so (``Sec-Fetch-Site``), or its
+    ``Origin`` is this site (the address asked, or the public URL behind a proxy). A request that
+    carries neither header (an old browser, a script) is let through: the code is the key."""
+    fetch_site = request.headers.get("Sec-Fetch-Site", "")
+    if fetch_site:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("Origin", "")
+    if not origin:
+        return True
+    ours = {f"{request.scheme}://{request.host}", _runtime(request).settings.public_url.rstrip("/")}
+    return origin.rstrip("/") in ours
+
+
 async def objection(request: web.Request) -> web.Response:
-    """The firm's objection, posted from its result page with the notice's code."""
+    """The firm's objection, posted from its result page with the notice's code. A refusal shows
+    the form again with what was typed, so nothing is lost."""
     uscc = request.match_info["uscc"]
-    form = await request.post()
-    code, reason = str(form.get("code", ""))[:32], str(form.get("reason", ""))[:2000]
+    shown = {"uscc": uscc, "limit": REASON_LIMIT}
+    if not _same_site(request):
+        return page(request, "objection.html", status=403, ok=False, error="cross_site", params={}, **shown)
+    try:
+        form = await request.post()
+    except (UnicodeDecodeError, ValueError):
+        return page(request, "objection.html", status=400, ok=False, error="form_unreadable", params={}, **shown)
+    code, reason = str(form.get("code", ""))[:64], str(form.get("reason", ""))[: REASON_LIMIT * 4]
     rt = _runtime(request)
     try:
         found = await objection_service.lodge(
-            code, reason, _now(request), channel="web", uscc=uscc, zone=rt.settings.zone
+            code, reason, _now(request), channel="web", uscc=uscc, client=request.remote or "", zone=rt.settings.zone
         )
     except OnsiteError as exc:
-        status = 404 if exc.code == "notice_not_found" else 400
-        return page(request, "objection.html", status=status, ok=False, error=exc.code, params=exc.params, uscc=uscc)
-    return page(request, "objection.html", ok=True, code=found["code"], uscc=uscc)
+        status = REFUSED_STATUS.get(exc.code, 400)
+        return page(
+            request,
+            "objection.html",
+            status=status,
+            ok=False,
+            error=exc.code,
+            params=exc.params,
+            typed_code=code,
+            reason=reason,
+            **shown,
+        )
+    return page(request, "objection.html", ok=True, code=found["code"], **shown)
 
 
 async def report(request: web.Request) -> web.Response:
@@ -315,7 +351,7 @@ async def refusals(request: web.Request, handler):
     try:
         return await handler(request)
     except (public.PublicError, reports.ReportError) as exc:
-        status = 404 if exc.code in NOT_FOUND else 400
+        status = 404 if exc.code in NOT_FOUND else REFUSED_STATUS.get(exc.code, 400)
         return page(request, "error.html", status=status, code=exc.code, params=exc.params)
     except web.HTTPNotFound:
         if request.method not in ("GET", "HEAD"):
@@ -324,9 +360,17 @@ async def refusals(request: web.Request, handler):
         return page(request, "error.html", status=404, code="page_not_found", params={"path": request.path})
 
 
+async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
+    """A page with a notice code (the PDF, the objection's answer, their refusals) is kept by no
+    cache: a shared computer's history or a proxy would otherwise hand the notice to the next one."""
+    if request.path.endswith(WITH_CODE):
+        response.headers["Cache-Control"] = "no-store"
+
+
 def setup_routes(app: web.Application) -> None:
     """Add the public pages to the service's one aiohttp app (``bot.web.make_app``)."""
     app[_REPORTS] = {}
+    app.on_response_prepare.append(_no_store)
     app.middlewares.append(refusals)
     app.router.add_get("/", home)
     app.router.add_get("/plans", plans)

@@ -11,6 +11,7 @@ import io
 from typing import Any
 
 from core.render import text
+from domain.inputs import printable
 
 FONT = "STSong-Light"
 
@@ -41,7 +42,9 @@ def notice_pdf(doc: dict[str, Any], locale: str = "zh-CN") -> bytes:
         return text(name, locale, **params)
 
     def p(value: str, style: ParagraphStyle = body) -> Any:
-        safe = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        # a control character or a lone surrogate (in a firm's name, say) made the whole notice
+        # fail; a character the font lacks (an emoji, 𠀀) stays in the text layer, maybe drawn blank
+        safe = printable(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         return Paragraph(safe, style)
 
     story: list[Any] = [

@@ -16,6 +16,7 @@ the readers of typed numbers, months, codes and credit codes fold them to ASCII 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 #: Row ids are INTEGER columns (PostgreSQL int4): nothing above this names a row.
 MAX_ID = 2**31 - 1
@@ -43,6 +44,13 @@ ECHO_MAX = 60
 def half_width(text: str | None) -> str:
     """``text`` with full-width ASCII forms and the ideographic space folded to ASCII."""
     return (text or "").translate(_HALF_WIDTH)
+
+
+def printable(text: str | None) -> str:
+    """``text`` without control characters (line breaks kept; NUL is refused by PostgreSQL and
+    by chat APIs) and lone surrogates (no encoder takes them); ``\r\n`` and tabs as ``\n`` and a space."""
+    value = (text or "").replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
+    return "".join(c for c in value if c == "\n" or unicodedata.category(c) not in ("Cc", "Cs"))
 
 
 def echo(text: str | None, maximum: int = ECHO_MAX) -> str:

@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, TypeVar
 
+from domain.inputs import half_width, printable
+
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), metres
 NOTE_LIMIT = 500
 REASON_LIMIT = 500
@@ -392,27 +394,94 @@ def credit_outcome(verdicts: Iterable[Verdict | str | None]) -> str:
 
 OBJECTION_WORDS = ("陈述申辩", "异议", "申辩", "陈述", "OBJECTION")
 NOTICE_CODE_CHARS = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+#: A notice code is "G" and seven of the 32 characters: 32**7 ≈ 3.4e10 (35 bits). Guessing is
+#: bounded by the attempt limits below, not by length alone: at most CODE_ATTEMPTS wrong codes per
+#: firm per ATTEMPT_WINDOW, so a whole objection period (a month at most) allows ~7,200 guesses at
+#: one firm's code — a chance of 2e-7. A longer code would be no safer and harder to type from paper.
+NOTICE_CODE_LEN = 8
+#: Wrong codes allowed per firm (on its page) and per client address or SMS sender, per window.
+CODE_ATTEMPTS = 10
+CLIENT_ATTEMPTS = 20
+ATTEMPT_WINDOW_MINUTES = 60
+#: Read within a typed code and dropped: the blanks and dashes of a code copied in groups.
+_CODE_GAPS = " -"
 
 
 def is_notice_code(text: str) -> bool:
     """``G`` and seven of :data:`NOTICE_CODE_CHARS` (case-insensitive)."""
     code = text.strip().upper()
-    return len(code) == 8 and code[0] == "G" and all(c in NOTICE_CODE_CHARS for c in code[1:])
+    return len(code) == NOTICE_CODE_LEN and code[0] == "G" and all(c in NOTICE_CODE_CHARS for c in code[1:])
+
+
+def notice_code_text(text: str) -> str:
+    """A typed notice code as stored: full-width forms folded, blanks and dashes dropped, upper case
+    (``ｇｔｅｓｔ ２３４`` and ``GTEST-234`` are ``GTEST234``)."""
+    folded = half_width(text)
+    return "".join(c for c in folded if c not in _CODE_GAPS and not c.isspace()).upper()
+
+
+def clean_reason(text: str) -> str:
+    """A firm's reason as kept and shown: control characters (NUL included: PostgreSQL refuses it
+    in text) and lone surrogates dropped, line breaks kept, ends trimmed."""
+    return printable(text).strip()
+
+
+def _code_at(text: str) -> tuple[str, int] | None:
+    """The notice code at the start of ``text`` (full-width forms, blanks and dashes between its
+    characters allowed) and where it ends; None unless exactly a code is there (``GTEST2345`` is
+    not ``GTEST234`` and a reason ``5``)."""
+    folded = half_width(text)
+    code, end = "", 0
+    for i, c in enumerate(folded):
+        if len(code) == NOTICE_CODE_LEN:
+            break
+        if c.isascii() and c.isalnum():
+            code, end = code + c.upper(), i + 1
+        elif not (code and c in _CODE_GAPS):
+            break
+    if not is_notice_code(code):
+        return None
+    if end < len(folded) and folded[end].isascii() and folded[end].isalnum():
+        return None
+    return code, end
 
 
 def parse_objection(text: str) -> tuple[str, str] | None:
     """``(code, reason)`` from an SMS such as ``异议 G7K3Q9M2 检查当日冷柜已维修``, or None when the
     text is not an objection (a survey reply, say). The keyword may be followed by ``:`` or
-    ``：``; the reason may be empty (the service refuses that)."""
-    rest = text.strip()
-    upper = rest.upper()
-    word = next((w for w in OBJECTION_WORDS if upper.startswith(w)), None)
+    ``：``; the code may be typed in full-width forms, lower case or in groups; the reason may be
+    empty (the service refuses that). Only the first objection of a text: :func:`parse_objections`."""
+    found = parse_objections(text)
+    return found[0] if found else None
+
+
+def _objection_line(line: str) -> tuple[str, str] | None:
+    folded = half_width(line)  # one character for one: indices hold in ``line`` too
+    start = len(folded) - len(folded.lstrip())
+    word = next((w for w in OBJECTION_WORDS if folded[start:].upper().startswith(w)), None)
     if word is None:
         return None
-    rest = rest[len(word) :].lstrip(" \t:：,，")
-    code, _, reason = rest.partition(" ")
-    if len(code) > 8 and is_notice_code(code[:8]):  # "G7K3Q9M2检查当日…" without a space
-        code, reason = code[:8], code[8:] + (" " + reason if reason else "")
-    if not is_notice_code(code):
+    start += len(word)
+    after = folded[start:]
+    start += len(after) - len(after.lstrip(" \t:：,，"))
+    found = _code_at(folded[start:])
+    if found is None:
         return None
-    return code.upper(), reason.strip(" \t:：,，")
+    code, end = found
+    return code, line[start + end :].strip(" \t:：,，\u3000")
+
+
+def parse_objections(text: str) -> list[tuple[str, str]]:
+    """Every objection of one text, in order: a line that starts with the keyword and a code
+    starts the next one (``异议 G… 理由一`` / ``异议 G… 理由二`` are two); other lines continue the
+    reason before them. Empty when the text does not start with an objection."""
+    found: list[tuple[str, list[str]]] = []
+    for line in text.strip().splitlines():
+        head = _objection_line(line)
+        if head is not None:
+            found.append((head[0], [head[1]] if head[1] else []))
+        elif found:
+            found[-1][1].append(line)
+        else:
+            return []
+    return [(code, "\n".join(lines).strip()) for code, lines in found]

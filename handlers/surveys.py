@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from core.channel import EventKind
 from domain import inputs
-from domain.onsite import parse_objection
+from domain.onsite import parse_objections
 from handlers.common import Replier, binding_of
 from handlers.router import command, on
 from models.messaging import Role
@@ -32,12 +32,13 @@ def _ref(ctx: Context) -> str:
 
 @on(EventKind.TEXT, roles=None, channel="sms")
 async def sms_reply(ctx: Context) -> str:
-    """A text from a phone: an objection to a published result when it names a notice's code
-    (``异议 G7K3Q9M2 …``), else the survey of the entity behind that mobile."""
+    """A text from a phone: objections to published results when it names a notice's code
+    (``异议 G7K3Q9M2 …``, one or more, each on a line of its own), else the survey of the entity
+    behind that mobile."""
     ev = ctx.event
-    found = parse_objection(ev.text)
-    if found is not None:
-        return await _objection(ctx, *found)
+    found = parse_objections(ev.text)
+    if found:
+        return await _objections(ctx, found)
     return await replies.handle_reply(
         ev.sender, ev.text, ctx.clock.now(), channel="sms", zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
     )
@@ -78,23 +79,29 @@ async def delivery(ctx: Context) -> str:
     )
 
 
-async def _objection(ctx: Context, code: str, reason: str) -> str:
+async def _objections(ctx: Context, found: list[tuple[str, str]]) -> str:
+    """Each objection of the text in turn, each answered; a wrong code ends the text there (one
+    text is one guess at a code: services.onsite.codes counts the sender's wrong ones by text)."""
     sign = sign_for(ctx.settings) if ctx.settings is not None else None
-    try:
-        await objection.lodge(
-            code,
-            reason,
-            ctx.clock.now(),
-            channel="sms",
-            sender=ctx.event.sender,
-            zone=ctx.zone,
-            sign=sign,
-            conn=ctx.conn,
-        )
-    except OnsiteError as exc:
-        await Replier(ctx)("objection_refused.j2", {"code": exc.code, "params": exc.params, "sign": sign or ""})
-        return exc.code
-    return "objection_lodged"
+    outcome = "objection_lodged"
+    for code, reason in found:
+        try:
+            await objection.lodge(
+                code,
+                reason,
+                ctx.clock.now(),
+                channel="sms",
+                sender=ctx.event.sender,
+                zone=ctx.zone,
+                sign=sign,
+                conn=ctx.conn,
+            )
+        except OnsiteError as exc:
+            await Replier(ctx)("objection_refused.j2", {"code": exc.code, "params": exc.params, "sign": sign or ""})
+            outcome = exc.code
+            if exc.code in ("notice_not_found", "code_locked"):
+                break
+    return outcome
 
 
 def _days(argument: str) -> int | None:

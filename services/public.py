@@ -34,6 +34,7 @@ from core import db
 from core.clock import Clock
 from core.clock import utc as _utc
 from core.db import moment as _dt
+from domain import inputs
 from domain.errors import ServiceError
 from domain.sealing import REVEALED_SQL, draw_is_sealed, is_sealed
 from models.draws import Draw
@@ -512,7 +513,10 @@ def looks_like_code(q: str) -> bool:
 
 
 async def entity_by_code(code: str) -> EntityRow | None:
-    rows = await _fetch("SELECT id, uscc, name, address FROM entity WHERE uscc = ?", [code.strip().upper()])
+    credit = inputs.uscc(code)  # only a credit code reaches the query (a NUL in the address was a 500 on PostgreSQL)
+    if credit is None:
+        return None
+    rows = await _fetch("SELECT id, uscc, name, address FROM entity WHERE uscc = ?", [credit])
     return EntityRow(**rows[0]) if rows else None
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 from tortoise.expressions import Q
 
 from core.clock import utc as _utc
-from domain.onsite import NOTICE_CODE_CHARS, credit_outcome
+from domain.onsite import NOTICE_CODE_CHARS, NOTICE_CODE_LEN, credit_outcome
 from domain.plans import PlanSpec
 from domain.surveys import next_allowed_send
 from models.directory import Department, Entity, Item
@@ -24,21 +24,17 @@ from models.plans import Plan
 from models.publication import Notice, NoticeDelivery, Publication
 from models.surveys import SurveyOptOut
 from services import audit
-from services.onsite import followup
-from services.onsite.shared import SHANGHAI, OnsiteError
+from services.onsite import codes, followup
+from services.onsite.shared import SHANGHAI
 from services.outbox import Message, enqueue
 from services.plans import add_working_days
 
 CODE_ALPHABET = NOTICE_CODE_CHARS  # no 0/O, 1/I: read aloud and typed from paper
-CODE_LENGTH = 8  # "G" and seven: 32**7 ≈ 3.4e10, never guessed by trying pages
+CODE_LENGTH = NOTICE_CODE_LEN  # "G" and seven: 32**7 ≈ 3.4e10, with the attempt limits of services.onsite.codes
 
 
 def new_code() -> str:
     return "G" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH - 1))
-
-
-def normalise_code(text: str) -> str:
-    return text.strip().upper()
 
 
 async def _opted_out(entity: Entity, conn) -> bool:
@@ -141,12 +137,12 @@ async def issue_notice(
     return notice
 
 
-async def notice_document(uscc: str, code: str) -> dict:
-    """What the printed notice shows, for the firm ``uscc`` holding notice ``code`` (a wrong
-    pair is refused as missing: the code is the firm's key to its notice)."""
-    notice = await Notice.filter(code=normalise_code(code)).prefetch_related("inspection__entity").first()
-    if notice is None or notice.inspection.entity.uscc != uscc.strip().upper():
-        raise OnsiteError("notice_not_found")
+async def notice_document(uscc: str, code: str, now: datetime, *, client: str = "") -> dict:
+    """What the printed notice shows, for the firm ``uscc`` holding notice ``code``, asked from
+    ``client`` (a wrong pair is refused as missing and counts towards the attempt limits: the code
+    is the firm's key to its notice; services.onsite.codes)."""
+    found = await codes.on_page(uscc, code, now, client=client)
+    notice = await Notice.filter(id=found.id).prefetch_related("inspection__entity").get()
     insp = notice.inspection
     draw = await Draw.get(id=insp.draw_id).prefetch_related("plan")
     rows = await Finding.filter(result_id=notice.result_id).order_by("position")

@@ -11,7 +11,7 @@ from datetime import datetime, tzinfo
 
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
-from domain.onsite import REASON_LIMIT
+from domain.onsite import REASON_LIMIT, clean_reason
 from domain.refs import Ref, inspection_ref
 from domain.surveys import next_allowed_send
 from models.directory import Entity
@@ -20,7 +20,7 @@ from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from models.publication import Notice, Objection, ObjectionStatus
 from services import audit
 from services.alerts import raise_alert
-from services.onsite.notice import normalise_code
+from services.onsite import codes
 from services.onsite.results import _team
 from services.onsite.shared import SHANGHAI, OnsiteError, pending_or_latest
 from services.outbox import Message, enqueue
@@ -62,29 +62,39 @@ async def lodge(
     channel: str,
     sender: str = "",
     uscc: str | None = None,
+    client: str = "",
     zone: tzinfo = SHANGHAI,
     sign: str | None = None,
     conn=None,
 ) -> dict:
     """Record an objection to the result of notice ``code`` (on the web, only on the page of the
-    firm it belongs to: ``uscc``). Refused: an unknown code (``notice_not_found``), an empty or
-    too long reason, after the period (``objection_late``), one already pending
-    (``objection_pending``). An SMS objection is acknowledged to its sender."""
+    firm it belongs to: ``uscc``, from the visitor's address ``client``). Refused: an unknown code
+    (``notice_not_found``) or too many wrong ones (``code_locked``: services.onsite.codes), an
+    empty or too long reason, after the period (``objection_late``), one already pending
+    (``objection_pending``) — unless it is this very one sent again (a double click, an SMS
+    resent), which is answered as lodged and recorded once. Control characters are dropped from
+    the reason. An SMS objection is acknowledged to its sender."""
     now = _utc(now)
-    reason = reason.strip()
+    reason = clean_reason(reason)
+    if uscc is not None:
+        found = await codes.on_page(uscc, code, now, client=client, conn=conn)
+    else:
+        found = await codes.by_sms(code, now, sender=sender, conn=conn)
     async with _transaction(conn) as c:
-        notice = await Notice.filter(code=normalise_code(code)).using_db(c).select_for_update().first()
-        insp = await Inspection.get(id=notice.inspection_id).using_db(c) if notice else None
-        entity = await Entity.get(id=insp.entity_id).using_db(c) if insp else None
-        if notice is None or entity is None or (uscc is not None and entity.uscc != uscc.strip().upper()):
-            raise OnsiteError("notice_not_found")
+        notice = await Notice.filter(id=found.id).using_db(c).select_for_update().get()
+        insp = await Inspection.get(id=notice.inspection_id).using_db(c)
+        entity = await Entity.get(id=insp.entity_id).using_db(c)
+        lodged = {"code": notice.code, "entity": entity.name, "uscc": entity.uscc}
         if not reason:
             raise OnsiteError("objection_empty", notice=notice.code)
         if len(reason) > REASON_LIMIT:
             raise OnsiteError("reason_too_long", limit=REASON_LIMIT)
         if now.astimezone(zone).date() > notice.objection_until:
             raise OnsiteError("objection_late", until=notice.objection_until.isoformat())
-        if await Objection.filter(notice_id=notice.id, status=ObjectionStatus.PENDING).using_db(c).exists():
+        pending = await Objection.filter(notice_id=notice.id, status=ObjectionStatus.PENDING).using_db(c).first()
+        if pending is not None:
+            if pending.reason == reason and pending.channel == channel:
+                return {"objection": pending.id, **lodged, "again": True}
             raise OnsiteError("objection_pending", notice=notice.code)
         objection = await Objection.create(
             notice_id=notice.id,
@@ -119,7 +129,7 @@ async def lodge(
                 now,
                 connection=c,
             )
-        return {"objection": objection.id, "code": notice.code, "entity": entity.name, "uscc": entity.uscc}
+        return {"objection": objection.id, **lodged, "again": False}
 
 
 def _may_decide(binding: ChatBinding, departments: set[str]) -> bool:

@@ -68,7 +68,7 @@ async def test_published_result_sends_a_notice_sms_and_prints_a_chinese_pdf(db, 
     assert held.next_attempt_at == datetime(2026, 12, 5, 0, 0, tzinfo=UTC) and quiet_notice.rectify_by is None
 
     # the PDF: Chinese text, extracted back
-    doc = await notice_service.notice_document(entity.uscc, notice.code.lower())
+    doc = await notice_service.notice_document(entity.uscc, notice.code.lower(), late)
     pdf = notice_pdf(doc)
     assert pdf.startswith(b"%PDF") and b"STSong-Light" in pdf and b"FontFile" not in pdf  # nothing embedded
     extracted = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).replace("\n", "")
@@ -77,10 +77,10 @@ async def test_published_result_sends_a_notice_sms_and_prints_a_chinese_pdf(db, 
     assert notice.rectify_by.isoformat() in extracted and notice.objection_until.isoformat() in extracted
     assert "陈述、申辩" in extracted
     with pytest.raises(OnsiteError):
-        await notice_service.notice_document(entity.uscc, "GXXXXXXX")
+        await notice_service.notice_document(entity.uscc, "GXXXXXXX", late)
     other = await Entity.get(id=quiet.entity_id)
     with pytest.raises(OnsiteError):  # the right code with another firm's page
-        await notice_service.notice_document(other.uscc, notice.code)
+        await notice_service.notice_document(other.uscc, notice.code, late)
 
 
 async def test_an_opted_out_firm_gets_no_sms_but_its_notice_exists(db, tmp_path):
