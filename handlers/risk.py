@@ -1,5 +1,6 @@
 """/risk CREDIT-CODE|NAME: an entity's credit-risk class, score and reasons, for coordinators only;
-/riskmodels: the proposed model versions with their comparison, and Approve / Reject buttons
+/riskmodels: the class mix now against the approved one, the proposed model versions with their
+comparison, and Approve / Reject buttons
 (audited as the coordinator who pressed).
 
 Anyone else gets the coordinators' standard refusal (an unknown sender learns nothing), and a
@@ -17,7 +18,7 @@ from handlers.common import Replier
 from handlers.coordinator import coordinators_only
 from handlers.router import button, command
 from services.inbound import Context
-from services.risk import classify, versions
+from services.risk import classify, drift, versions
 from services.risk.versions import RiskError
 from services.scope import Scope
 
@@ -38,6 +39,7 @@ async def risk_command(ctx: Context, scope: Scope, say: Replier) -> str:
 @coordinators_only
 async def risk_models_command(ctx: Context, scope: Scope, say: Replier) -> str:
     shown = await versions.proposals()
+    mix = await drift.mix()
     buttons = [
         [
             key("btn_risk_approve", RISK_MODEL.data("approve", p["id"]), version=p["version"]),
@@ -45,7 +47,7 @@ async def risk_models_command(ctx: Context, scope: Scope, say: Replier) -> str:
         ]
         for p in shown
     ]
-    await say("risk_models.j2", {"proposals": shown, "buttons": buttons})
+    await say("risk_models.j2", {"proposals": shown, "buttons": buttons, "mix": mix.shown(ctx.zone) if mix else None})
     return "risk_models"
 
 

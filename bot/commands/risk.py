@@ -18,7 +18,7 @@ from core import charts, db
 from core.clock import SYSTEM
 from core.render import render, text
 from domain.risk.model import parse_model
-from services.risk import classify, evaluate, train, versions
+from services.risk import classify, drift, evaluate, train, versions
 from services.risk.versions import RiskError
 
 CLI_ACTOR = "cli"
@@ -42,8 +42,11 @@ def register(sub) -> None:
     p = group.add_parser("classify", help="classify the whole directory now with the version in force")
     p.add_argument("--force", action="store_true", help="even while an announced draw waits (its classes change)")
     p.set_defaults(func=run_classify)
-    p = group.add_parser("show", help="an entity's class, score and reasons (confidential)")
-    p.add_argument("query", help="credit code or part of a name")
+    p = group.add_parser(
+        "show",
+        help="an entity's class, score and reasons; without one, the class mix against the approved (confidential)",
+    )
+    p.add_argument("query", nargs="?", default="", help="credit code or part of a name")
     p.set_defaults(func=run_show)
     p = group.add_parser("train", help="learn a version from the inspection results and propose it")
     p.add_argument("--name", required=True, help="the new version's name")
@@ -125,6 +128,13 @@ async def run_classify(args, settings, clock=SYSTEM) -> int:
 
 
 async def run_show(args, settings) -> int:
+    if not args.query.strip():
+        async with db.opened(settings):
+            mix = await drift.mix()
+        print(
+            render("cli/risk.txt", settings.locale, what="mix", mix=mix.shown(settings.zone) if mix else None).strip()
+        )
+        return 0
     async with db.opened(settings):
         try:
             found = await classify.lookup(args.query, settings.zone)
@@ -162,7 +172,13 @@ async def run_evaluate(args, settings) -> int:
     cycles = evaluate.simulate(model, entities=args.entities, cycles=args.cycles, seed=args.seed)
     print(
         render(
-            "cli/risk.txt", settings.locale, what="evaluated", cycles=cycles, entities=args.entities, model=model.name
+            "cli/risk.txt",
+            settings.locale,
+            what="evaluated",
+            cycles=cycles,
+            entities=args.entities,
+            model=model.name,
+            tolerance=model.mix_tolerance,
         )
     )
     if args.plot:

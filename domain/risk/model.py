@@ -16,7 +16,10 @@ The model has:
 - ``bands``: the lowest score of each class (the first class starts at 0);
 - ``rules``: qualitative overrides, tried in order after the score: a rule whose condition holds
   ``set``s the class (the first such rule wins) or raises it to ``at_least`` a class. A condition
-  names an indicator or a fact the engine derives (:data:`FACTS`), an operator and a number.
+  names an indicator or a fact the engine derives (:data:`FACTS`), an operator and a number;
+- ``mix_tolerance`` (default 0.10): how far, relative to its share when the version was approved,
+  a class's share of the directory may move before the monthly sweep alerts the coordinators and
+  proposes a retrain (``services.risk.drift``): the mix at the plan's ratios *is* the budget.
 
 Weights are never negative, so raising a risk-increasing indicator never lowers the class
 (tests/domain/test_risk.py checks it as a property).
@@ -39,6 +42,7 @@ SOURCES = ("import", "results")  # imported values, or counted from the entity's
 COUNTS = ("problems", "clean")  # what a "results" indicator counts
 MAX_WINDOW_MONTHS = 120
 MAX_INDICATORS = 200
+MIX_TOLERANCE = 0.10  # default: a class's share may move ±10 % (relative) before the sweep alerts
 
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,47}")
 _CLASS = re.compile(r"[A-E]")  # the classes the directory and the plans' ratios know
@@ -115,6 +119,7 @@ class RiskModel:
     intercept: float = 0.0
     shares: tuple[float, ...] = ()  # target class shares when a trained version sets its bands
     extra: Mapping[str, Any] = field(default_factory=dict)  # what training recorded (metrics, …)
+    mix_tolerance: float = MIX_TOLERANCE  # relative move of a class's share that alerts (services.risk.drift)
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -149,6 +154,7 @@ class RiskModel:
             out["shares"] = dict(zip(self.classes, self.shares))
         if self.extra:
             out["extra"] = dict(self.extra)
+        out["mix_tolerance"] = self.mix_tolerance
         return out
 
 
@@ -209,7 +215,19 @@ def _table(value: Any, path: str) -> Mapping[str, Any]:
 def parse_model(data: Mapping[str, Any]) -> RiskModel:
     """A :class:`RiskModel` from a model file's dict, or :class:`RiskModelError` for the first problem."""
     data = _table(data, "")
-    known = {"name", "classes", "link", "intercept", "dimensions", "indicators", "bands", "rules", "shares", "extra"}
+    known = {
+        "name",
+        "classes",
+        "link",
+        "intercept",
+        "dimensions",
+        "indicators",
+        "bands",
+        "rules",
+        "shares",
+        "extra",
+        "mix_tolerance",
+    }
     for key in data:
         if key not in known:
             raise RiskModelError(str(key), "risk_model_unknown_key")
@@ -249,7 +267,10 @@ def parse_model(data: Mapping[str, Any]) -> RiskModel:
         if abs(sum(shares) - 1.0) > 1e-6:
             raise RiskModelError("shares", "risk_model_shares_sum")
     extra = _table(data.get("extra", {}), "extra")
-    return RiskModel(name, classes, tuple(dimensions), indicators, bands, rules, link, intercept, shares, dict(extra))
+    tolerance = _number(data.get("mix_tolerance", MIX_TOLERANCE), "mix_tolerance", low=0.0)
+    return RiskModel(
+        name, classes, tuple(dimensions), indicators, bands, rules, link, intercept, shares, dict(extra), tolerance
+    )
 
 
 def _indicators(rows: list[Any], dimensions: set[str]) -> tuple[Indicator, ...]:

@@ -148,7 +148,9 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
 async def monthly_sweep(now: datetime, zone: ZoneInfo, instance: str = "") -> str | None:
     """The scheduler's monthly reclassification: fire ``risk:YYYY-MM`` (once across instances, claimed
     in the classification's transaction) when a version is in force and no announced draw is
-    waiting; while one waits, nothing is claimed and the next sweep tries again."""
+    waiting; while one waits, nothing is claimed and the next sweep tries again. After classifying,
+    the class mix is measured against the one the version was approved with (``services.risk.drift``):
+    beyond the model's tolerance the coordinators are alerted and a retrain is proposed."""
     if await in_force() is None:
         return None
     if await Firing.filter(status=FiringStatus.ANNOUNCED).exists():
@@ -159,7 +161,9 @@ async def monthly_sweep(now: datetime, zone: ZoneInfo, instance: str = "") -> st
 
     async def work() -> str:
         summary = await classify_directory(now, reason="monthly", force=True)
-        return f"classified:{summary.entities}"
+        from services.risk import drift  # lazy: drift → train → this module (a retrain reads the directory)
+
+        return f"classified:{summary.entities}:{await drift.check(now, zone)}"
 
     outcome = await fires.run_once(key, "risk", start, work, now=now, instance=instance)
     return None if outcome is None else key

@@ -6,17 +6,22 @@ as the draw's quotas do), finds a problem in an inspected entity with its hidden
 compares with a uniform random sample of the same size (the same inspection budget). Then it
 learns from every result so far (``services.risk.learn``) and, as a coordinator reading the
 comparison would, puts the learned version in force only when it ranks the newest results better
-than the version in force (:func:`_proposal`). Everything is in memory: the
+than the version in force (:func:`_proposal`). As the monthly sweep does (``services.risk.drift``),
+each cycle measures the class mix against the mix the version in force gave at its first
+classification (its approved mix): when a class's share moved beyond the model's ``mix_tolerance``
+the alert would fire, and the simulation retrains and approves at once (bands giving the approved
+mix again), whatever the comparison says; the cycle says so. Everything is in memory: the
 arithmetic is the engine's own (``matrix``, ``learn``); the database adds nothing to the question.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from core import charts
+from domain.risk import drift
 from domain.risk.model import RiskModel
 from services.risk import history, learn, matrix, world
 
@@ -38,6 +43,8 @@ class Cycle:
     discovery_uniform: float  # a uniform random sample of the same size
     expected_uniform: float  # the base rate: what uniform sampling finds on average
     auc: float | None  # the model's ranking of the hidden propensity's outcomes over the world
+    worst_share: float = 0.0  # share of the world in the two worst classes (at 100 %/50 %: the budget)
+    drift: str = ""  # the mix drifted beyond the tolerance: "alerted", or "retrained" (put in force next cycle)
 
 
 def draw(classes: np.ndarray, model: RiskModel, ratios: dict[str, float], rng: np.random.Generator) -> np.ndarray:
@@ -72,6 +79,7 @@ def simulate(
     seen_y: list[np.ndarray] = []
     out: list[Cycle] = []
     current = model
+    approved: dict[str, int] | None = None  # the mix of the version in force at its first classification
     for cycle in range(1, cycles + 1):
         day = FIRST_DAY + MONTH * cycle
         results = history.Results.of(*(np.concatenate(part) for part in zip(*inspected))) if inspected else NONE
@@ -83,6 +91,10 @@ def simulate(
         uniform = rng.choice(entities, size=len(picked), replace=False)
         uniform_found = rng.random(len(uniform)) < truth.propensity[uniform]
         outcome = (rng.random(entities) < truth.propensity).astype(int)
+        counts = dict(zip(current.classes, np.bincount(got.classes, minlength=len(current.classes)).tolist()))
+        approved = approved or counts
+        drifted = bool(drift.drifted(drift.compare(approved, counts, current.classes, current.mix_tolerance)))
+        worst_share = float((got.classes >= len(current.classes) - 2).mean())
         out.append(
             Cycle(
                 cycle=cycle,
@@ -95,6 +107,8 @@ def simulate(
                 discovery_uniform=float(uniform_found.mean()) if len(uniform) else 0.0,
                 expected_uniform=float(truth.propensity.mean()),
                 auc=learn.measure(current, values, outcome).auc,
+                worst_share=worst_share,
+                drift="alerted" if drifted else "",
             )
         )
         inspected.append((picked, np.full(len(picked), day), found.astype(int)))
@@ -103,8 +117,28 @@ def simulate(
         if learning and cycle < cycles:
             after = history.Results.of(*(np.concatenate(part) for part in zip(*inspected)))
             directory = history.fill(model, truth.values.copy(), after, ids, day + MONTH)
-            current = _proposal(model, current, seen_x, seen_y, directory, shares, cycle)
+            kept = current
+            if drifted:
+                total = sum(approved.values())
+                mix = tuple(approved[c] / total for c in current.classes)
+                current = _retrain(model, current, seen_x, seen_y, directory, mix, cycle)
+                if current is not kept:
+                    out[-1] = replace(out[-1], drift="retrained")
+            else:
+                current = _proposal(model, current, seen_x, seen_y, directory, shares, cycle)
+            if current is not kept:
+                approved = None
     return out
+
+
+def _retrain(first, current, seen_x, seen_y, directory, mix, cycle) -> RiskModel:
+    """The drift alert's retrain, approved at once: a version learned on every result so far with
+    bands that give the approved ``mix`` again (the version in force when nothing can be learned)."""
+    y = np.concatenate(seen_y)
+    if len(set(y.tolist())) < 2 or len(y) < learn.MIN_EXAMPLES:
+        return current
+    learned = learn.fit(first, np.concatenate(seen_x), y, name=f"{first.name}-mix{cycle}")
+    return learn.with_bands(learned, directory, mix)
 
 
 def _proposal(first, current, seen_x, seen_y, directory, shares, cycle) -> RiskModel:

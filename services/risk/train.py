@@ -114,9 +114,20 @@ async def plan_ratios(code: str) -> dict[str, float]:
 
 
 async def train(
-    now: datetime, *, name: str, actor: str, ratios: dict[str, float] | None = None, holdout: float = HOLDOUT
+    now: datetime,
+    *,
+    name: str,
+    actor: str,
+    ratios: dict[str, float] | None = None,
+    holdout: float = HOLDOUT,
+    shares: tuple[float, ...] | None = None,
+    extra_metrics: dict | None = None,
 ) -> Trained:
-    """Learn, measure against the version in force on held-out results, and propose ``name``."""
+    """Learn, measure against the version in force on held-out results, and propose ``name``.
+
+    The bands give ``shares`` (the class mix to keep) when given — the monthly sweep passes the mix
+    the version in force was approved with (``services.risk.drift``) — else the version's ``shares``,
+    else the directory's mix now. ``extra_metrics`` are stored with the comparison (why it was proposed)."""
     found = await in_force()
     if found is None:
         raise RiskError("risk_no_model")
@@ -133,7 +144,11 @@ async def train(
     ids, directory, _ = await entity_matrix(current)
     await derived(current, ids, directory, now)  # the bands are set on the directory as it is classified
     classes_now = matrix.classify(current, directory).classes
-    shares = current.shares or tuple(np.bincount(classes_now, minlength=len(current.classes)) / max(len(directory), 1))
+    shares = (
+        shares
+        or current.shares
+        or tuple(np.bincount(classes_now, minlength=len(current.classes)) / max(len(directory), 1))
+    )
     ratios = ratios or learn.DEFAULT_RATIOS
     if len(set(train_y.tolist())) == 2 and len(test_y):
         candidate = learn.with_bands(learn.fit(current, values[:cut], train_y, name=name), directory, shares)
@@ -148,6 +163,7 @@ async def train(
         "ratios": ratios,
         "current": {"version": current_version, **measured_current},
         "candidate": measured_candidate,
+        **(extra_metrics or {}),
     }
     await propose(final, actor=actor, now=now, metrics=metrics, based_on=current_version)
     return Trained(name, n, int(n - cut), metrics["current"], measured_candidate)

@@ -32,6 +32,8 @@ async def test_risk_for_coordinators_only(db, tmp_path):
         assert "仅限协调员" in shown
         assert "没有信用代码" in last(await c.command("risk", "不存在的公司"))
         assert "用法" in last(await c.command("risk"))
+        mix = last(await c.command("riskmodels"))  # the class mix against the approved one: one run, unchanged
+        assert "small 的等级构成" in mix and "E  25.0% → 25.0%" in mix and "在容差范围内" in mix
         inspector = await inspector_chat(s, "S01")
         refused = last(await inspector.command("risk", target.uscc))
         assert "87.5" not in refused and target.name not in refused

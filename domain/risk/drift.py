@@ -1,0 +1,49 @@
+"""The class mix against the mix a version was approved with. Pure, stdlib only.
+
+At the plan's ratios the class mix *is* the inspection budget (D/E are inspected at 100 %), so a
+version's mix moving away from what was approved changes the budget without anyone approving it.
+A class has drifted when its share moved by more than the model's ``mix_tolerance``, relative to
+its approved share (0.10: a 3 % share may be 2.7–3.3 %). A class with no approved share has
+drifted as soon as it has members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClassShare:
+    risk_class: str
+    approved: float  # share of the directory when the version was approved
+    current: float  # share now
+    change: float | None  # relative: current / approved − 1 (None when approved is 0)
+    drifted: bool
+
+
+def shares(counts: Mapping[str, int], classes: Sequence[str]) -> dict[str, float]:
+    """Each class's share of the total (0 for a class with no member; all 0 for an empty total)."""
+    total = sum(counts.get(c, 0) for c in classes)
+    return {c: (counts.get(c, 0) / total if total else 0.0) for c in classes}
+
+
+def compare(
+    approved: Mapping[str, int], current: Mapping[str, int], classes: Sequence[str], tolerance: float
+) -> list[ClassShare]:
+    """Each class's approved and current share, its relative change, and whether it drifted."""
+    was, now = shares(approved, classes), shares(current, classes)
+    out = []
+    for c in classes:
+        if was[c] > 0:
+            change = now[c] / was[c] - 1.0
+            drifted = abs(change) > tolerance + 1e-12
+        else:
+            change, drifted = None, now[c] > 0
+        out.append(ClassShare(c, was[c], now[c], change, drifted))
+    return out
+
+
+def drifted(compared: Sequence[ClassShare]) -> list[str]:
+    """The classes whose share moved beyond the tolerance."""
+    return [s.risk_class for s in compared if s.drifted]
