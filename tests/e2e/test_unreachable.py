@@ -125,7 +125,7 @@ async def test_the_coordinator_is_told_once_when_blocked_and_once_on_return(db):
         assert s.sim.messages(coordinator)[1:] == []  # after the welcome: nothing until the digest
         await _digest(s)
         told = s.sim.messages(coordinator)[1:]
-        assert len(told) == 1 and "张伟" in told[0].text and "无法联系" in told[0].text
+        assert len(told) == 1 and "张伟" in told[0].text and "无法联系 1 条" in told[0].text
 
         s.sim.unblock_bot(user)
         await eventually(lambda: not_marked(user))
