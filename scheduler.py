@@ -4,7 +4,7 @@ One place turns a plan into jobs: :func:`plan_fires`. For every active plan it y
 next *announce* fires (the commitment is published ``announce_days`` before the draw, at
 least one day) and *draw* fires (at the plan's fire time). Besides those, the periodic *sweeps*
 (assignment deadlines and reminders, flight reveals, survey dispatch, reminders and expiry,
-photo fetching, the monthly report) are one table here, :data:`SWEEPS`: each names the service
+photo fetching, the monthly report, the digests of bulk alerts) are one table here, :data:`SWEEPS`: each names the service
 function it calls and the arguments it takes from the runtime (zone, locale, clock, data
 directory, the Telegram channel's fetch function); the services know nothing of the scheduler.
 
@@ -42,7 +42,7 @@ from domain.beacon import KIND_DRAND, Chain
 from domain.plans import lead_time
 from models.draws import FiringStatus
 from services import audit, deadlines, fires, reports
-from services.alerts import alert_plan_coordinators
+from services.alerts import alert_plan_coordinators, send_digests
 from services.draws import announce, offschedule, write
 from services.draws.beacon import BeaconConfig
 from services.draws.common import DrawError
@@ -165,6 +165,8 @@ SWEEPS: dict[str, Sweep] = {
     "risk_classes": Sweep(
         risk_classify.monthly_sweep, lambda s, now: {"now": now, "zone": s.zone, "instance": INSTANCE}, fire=True
     ),
+    # bulk alerts (the deadlines sweep's escalations): one digest per coordinator every few minutes
+    "alert_digests": Sweep(send_digests, lambda s, now: {"now": now}),
 }
 
 

@@ -1,5 +1,6 @@
 """Alerts raised for coordinators: undeliverable messages, unstaffable inspections, missed
-fires, survey complaints, suspicious recusal rates. Each is also sent as a message."""
+fires, survey complaints, suspicious recusal rates. Each is also sent as a message: at once, or
+(a kind that comes in bulk from one sweep) in the next digest (``services.alerts.send_digests``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class Alert(Model):
     context = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(db_index=True)
     acknowledged_at = fields.DatetimeField(null=True)
+    # not yet told: its chat message waits for the next digest (raised with ``digest=True``)
+    digest_pending = fields.BooleanField(default=False, db_index=True)
 
     class Meta:
         table = "alert"

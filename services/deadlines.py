@@ -4,7 +4,9 @@ by the scheduler's ``deadlines`` and ``flight_reveals`` sweeps.
 Deadlines: an assignment still ``sent`` at its deadline gets one reminder; still silent
 after a second period as long as the first (deadline − sent), the plan's coordinators are
 alerted and, when the plan says ``on_silence = "replace"``, the assignment is treated as a
-recusal of type "no response" and a replacement is drawn. Each step is guarded by a
+recusal of type "no response" and a replacement is drawn. Those alerts come in bulk (a city
+onboarding leaves hundreds unanswered), so they are raised for the coordinators' next digest
+(``services.alerts.send_digests``), not a chat message each. Each step is guarded by a
 conditional UPDATE on ``reminded_at``/``escalated_at``, so two instances never do it twice.
 
 Flight reveals: at the window's start every team member gets the same message naming the
@@ -119,8 +121,15 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
                 "cert_no": asg.inspector.cert_no,
                 "replace": spec.response.on_silence == "replace",
             }
+            # many at once when inspectors are not yet bound: told in the next digest, not one by one
             await raise_alert(
-                f"no_response:{asg.id}", "no_response.j2", context, set(asg.draw.plan.departments), now, connection=conn
+                f"no_response:{asg.id}",
+                "no_response.j2",
+                context,
+                set(asg.draw.plan.departments),
+                now,
+                connection=conn,
+                digest=True,
             )
             await audit.append(
                 "system",
@@ -141,6 +150,7 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
                         zone=zone,
                         locale=locale,
                         actor="system",
+                        digest=True,
                     )
                 except assignments.AssignmentError as exc:  # e.g. the team is locked: the alert stands
                     log.info("assignment %s not replaced: %s", asg.id, exc.code)

@@ -4,7 +4,8 @@ away").
 
 - :func:`mark_unreachable` — a send refused for good (403 blocked, 400 chat not found, an invalid
   number) or a ``my_chat_member`` update showing the bot blocked. One ``unreachable`` row per
-  episode; when the address is an inspector's chat their coordinators are told once.
+  episode; when the address is an inspector's chat their coordinators are told once (in their
+  next alert digest: one fan-out can bounce off many chats at once, services.alerts).
 - :func:`clear_unreachable` — any inbound event from the address (the inbound path calls it for
   every event a person sent), or ``my_chat_member`` showing the bot a member again. It ends the
   episode (the coordinators told once more, if they were told of its start) and releases the
@@ -85,6 +86,7 @@ async def mark_unreachable(channel: str, address: str, reason: str, now: datetim
             departments,
             now,
             connection=conn,
+            digest=True,
         )
         return Marked(new=True, alerted=True)
 
@@ -103,7 +105,13 @@ async def clear_unreachable(channel: str, address: str, now: datetime, connectio
         if episode and who is not None:
             label, departments = who
             await raise_alert(
-                f"reachable:{episode}", "alert_reachable.j2", {"recipient": label}, departments, now, connection=conn
+                f"reachable:{episode}",
+                "alert_reachable.j2",
+                {"recipient": label},
+                departments,
+                now,
+                connection=conn,
+                digest=True,
             )
         return await release_held(channel, address, now, conn)
 

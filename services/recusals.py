@@ -103,12 +103,15 @@ async def recuse(
     zone: ZoneInfo,
     locale: str,
     actor: str | None = None,
+    digest: bool = False,
 ) -> Recused:
     """An inspector's recusal (回避), in one transaction: record it and draw the replacement
     (:func:`record_and_replace`), append it to the audit chain, tell the rest of the team who
     changed and the coordinators why (an alert; another when the inspection is left
     unstaffable or the inspector recuses far more often than their unit). Called inside a
-    caller's transaction (the deadline sweep's), it joins it."""
+    caller's transaction (the deadline sweep's), it joins it; ``digest``: those alerts come in
+    bulk (the sweep's no-response recusals), so their chat message waits for the next digest
+    (``services.alerts.send_digests``)."""
     now = clock.now()
     async with in_transaction() as conn:
         asg = await owned(inspector_id, assignment_id, conn)
@@ -188,6 +191,7 @@ async def recuse(
             departments,
             now,
             connection=conn,
+            digest=digest,
         )
         if result.unstaffable_reason:
             await audit.append(
@@ -205,8 +209,9 @@ async def recuse(
                 departments,
                 now,
                 connection=conn,
+                digest=digest,
             )
-        await flag_recusal_rate(recusing, departments, now, conn)
+        await flag_recusal_rate(recusing, departments, now, conn, digest=digest)
     return Recused(replacement.name if replacement else None, result.unstaffable_reason)
 
 
@@ -381,7 +386,9 @@ async def _replacement_context(
     return context
 
 
-async def flag_recusal_rate(inspector: Inspector, departments: set[str], now: datetime, conn) -> bool:
+async def flag_recusal_rate(
+    inspector: Inspector, departments: set[str], now: datetime, conn, *, digest: bool = False
+) -> bool:
     """Conflict claims are not blindly trusted: an inspector who recuses far more often than
     their unit (at least 3 recusals in a year and a rate above max(3 × the unit's, the unit's
     + 30 points)) is flagged to the coordinators, once per inspector per month."""
@@ -413,6 +420,7 @@ async def flag_recusal_rate(inspector: Inspector, departments: set[str], now: da
         departments,
         now,
         connection=conn,
+        digest=digest,
     )
 
 

@@ -308,7 +308,16 @@ async def sweep_reviews(now: datetime, *, zone: tzinfo = SHANGHAI) -> int:
                 }
                 departments = set(insp.draw.plan.departments) if kind == "reminded" else set()
                 template = "review_reminder.j2" if kind == "reminded" else "review_overdue.j2"
-                await raise_alert(f"review:{review.id}:{kind}", template, context, departments, now, connection=conn)
+                # a draw's reviews come due together: reminders (a nudge) go in the coordinators' digest
+                await raise_alert(
+                    f"review:{review.id}:{kind}",
+                    template,
+                    context,
+                    departments,
+                    now,
+                    connection=conn,
+                    digest=kind == "reminded",
+                )
                 await audit.append("system", f"review.{kind}", f"review:{review.id}", {}, now, connection=conn)
                 done += 1
     return done
@@ -339,8 +348,16 @@ async def sweep_publications(now: datetime, *, zone: tzinfo = SHANGHAI) -> int:
                 continue
             insp = await Inspection.get(id=pub.inspection_id).using_db(conn)
             context = {**await _context(insp, conn), "due": pub.due_on.isoformat(), "left": left}
+            # a draw's publications fall due together: the early warnings go in the digest, a missed
+            # deadline is told at once
             await raise_alert(
-                f"publication:{pub.id}:{kind}", template, context, set(insp.draw.plan.departments), now, connection=conn
+                f"publication:{pub.id}:{kind}",
+                template,
+                context,
+                set(insp.draw.plan.departments),
+                now,
+                connection=conn,
+                digest=kind == "warned",
             )
             await audit.append(
                 "system",

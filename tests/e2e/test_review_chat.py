@@ -14,6 +14,7 @@ from models.onsite import Correction, Result
 from models.publication import Publication, Review, ReviewStatus
 from scheduler import SWEEPS, Scheduler
 from services import audit, public
+from services.alerts import DIGEST_WAIT
 from services.identity import create_invite
 from services.onsite import review as review_service
 from tests.e2e.harness import eventually, spine
@@ -74,7 +75,12 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         assert await Alert.filter(kind="review_reminder").count() == 1
         assert await review_service.sweep_reviews(s.clock.now(), zone=world.ZONE) == 0
         await s.deliver()
-        assert "审核提醒" in coordinator.new()[-1].text
+        assert not any("审核提醒" in m.text for m in coordinator.new())  # a nudge: in the next digest
+        s.clock.advance(DIGEST_WAIT)
+        await SWEEPS["alert_digests"](sched, s.clock.now())
+        await s.deliver()
+        digest = coordinator.new()[-1].text
+        assert "预警汇总" in digest and "审核提醒 1 条" in digest and f"审核提醒：{ref}" in digest
         s.clock.set(review.due_at + timedelta(minutes=1))
         assert await review_service.sweep_reviews(s.clock.now(), zone=world.ZONE) == 1
         overdue = await Alert.get(kind="review_overdue")

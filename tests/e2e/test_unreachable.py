@@ -13,6 +13,7 @@ from models.alerts import Alert
 from models.draws import Assignment, AssignmentStatus
 from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role, Unreachable
 from services import plans
+from services.alerts import DIGEST_WAIT, send_digests
 from services.identity import create_invite
 from services.outbox import Message, enqueue
 from tests.builders import scheduled_draw
@@ -20,6 +21,13 @@ from tests.e2e.harness import eventually, spine
 from tests.e2e.test_telegram_spine import _queue_to, bind_inspector
 from tests.reliability.test_bot_api_faults import bind_coordinator, webhook_spine
 from tests.services import draw_world as world
+
+
+async def _digest(s) -> None:
+    """The coordinators' next alert digest (services.alerts.send_digests), delivered."""
+    s.clock.advance(DIGEST_WAIT)
+    assert await send_digests(s.clock.now()) == 1
+    await s.deliver()
 
 
 async def marked(user) -> bool:
@@ -114,20 +122,23 @@ async def test_the_coordinator_is_told_once_when_blocked_and_once_on_return(db):
         await s.deliver()
         await s.deliver()
         assert await Outbox.filter(recipient_kind=RecipientKind.INSPECTOR, status=OutboxStatus.HELD).count() == 3
-        told = s.sim.messages(coordinator)[1:]  # after the welcome
-        assert len(told) == 1 and "张伟" in told[0].text and "无法联系" in told[0].text
+        assert s.sim.messages(coordinator)[1:] == []  # after the welcome: nothing until the digest
+        await _digest(s)
+        told = s.sim.messages(coordinator)[1:]
+        assert len(told) == 1 and "张伟" in told[0].text and "无法联系 1 条" in told[0].text
 
         s.sim.unblock_bot(user)
         await eventually(lambda: not_marked(user))
         await s.deliver()
         assert len(s.sim.messages(user)) == 1 + 3  # the welcome, then the three held notices
+        await _digest(s)
         told = s.sim.messages(coordinator)[1:]
         assert len(told) == 2 and "张伟" in told[1].text and "已恢复" in told[1].text
         assert [a.kind for a in await Alert.all().order_by("id")] == ["alert_unreachable", "alert_reachable"]
 
         s.sim.block_bot(user)  # a new episode is a new alert
         await eventually(lambda: marked(user))
-        await s.deliver()
+        await _digest(s)
         assert len(s.sim.messages(coordinator)) == 1 + 3
 
 

@@ -25,6 +25,7 @@ from core import db as dbmod
 from core.settings import Settings
 from models.alerts import Alert
 from models.messaging import ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Role, Unreachable
+from services.alerts import DIGEST_WAIT, send_digests
 from services.identity import create_invite
 from services.outbox import Message, enqueue
 from tests.conftest import _truncate_all, postgres_url_or_skip
@@ -89,9 +90,12 @@ async def test_chat_not_found_is_held_marked_and_the_coordinator_told(db):
         assert await Unreachable.filter(channel="telegram", address=str(user.id), reason="chat_not_found").exists()
         assert (await ChatBinding.get(id=insp.id)).reachable is False
         assert (await Alert.get(kind="alert_unreachable")).context["reason"] == "chat_not_found"
-        # the coordinator of the inspector's department is told, on their own chat
+        # the coordinator of the inspector's department is told, on their own chat, in the next digest
+        s.clock.advance(DIGEST_WAIT)
+        assert await send_digests(s.clock.now()) == 1
+        await s.deliver()
         alert = await s.sim.wait_for_message(coordinator)
-        assert "张伟" in alert.text and "找不到该聊天" in alert.text
+        assert "张伟" in alert.text and "无法联系" in alert.text and "找不到该聊天" in alert.text
 
         # later messages to that chat are held without a call, and without a new alert
         await enqueue(
