@@ -36,7 +36,7 @@ from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, Recipi
 from services.alerts import raise_alert
 from services.quota import DailyQuota, alert_quota_spent, china_day, next_day_starts
 from services.reachability import HOLD_CHANNELS, Marked, mark_unreachable
-from services.surveys.receipts import RECEIPT_CHANNELS, apply_waiting, lock_for_sends
+from services.surveys.receipts import apply_waiting, awaited, lock_for_sends
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,9 @@ class OutcomeWriter:
     the outcomes that arrive while one write is under way go together in the next one — one
     ``executemany`` (one transaction) per statement — instead of one commit per row.
 
-    A send's provider id (``sent``: channel, id) is recorded together with the delivery receipts
-    that arrived before it and wait for that id: they are applied in the same transaction
-    (services/surveys/receipts.py)."""
+    A send's provider id (``sent``: channel, id; SMS sends and Telegram survey polls) is recorded
+    together with the delivery receipts and poll answers that arrived before it and wait for
+    that id: they are applied in the same transaction (services/surveys/receipts.py)."""
 
     def __init__(self, clock: Clock = SYSTEM, zone: tzinfo = SHANGHAI) -> None:
         self._zone = zone  # the service's (INSPECTBOT_TZ): a survey fallback a receipt starts uses it
@@ -141,17 +141,17 @@ class OutcomeWriter:
         while self._queued:
             queued, self._queued = self._queued, {}
             outcome: Exception | None = None
-            sent = [s for items in queued.values() for _, _, s in items if s is not None and s[0] in RECEIPT_CHANNELS]
+            sent = [s for items in queued.values() for _, _, s in items if s is not None]
             try:
-                # One transaction for all of them. Without SMS sends, on SQLite wholly on the loop's
+                # One transaction for all of them. Without SMS sends or polls, on SQLite wholly on the loop's
                 # thread (short statements by id): no hand-off to aiosqlite's thread, whose wake-ups
                 # under a busy loop made the workers wait for their outcomes as long as for their
                 # sends (docs/benchmarks.md, "WeCom fan-out"); BEGIN waits there only if another
-                # process holds the write lock. With SMS sends, the waiting receipts are applied in
+                # process holds the write lock. With SMS sends or polls, what waits for them is applied in
                 # the same transaction (ORM work, not short): then only the UPDATEs run on the loop.
                 with db.on_loop() if not sent else contextlib.nullcontext():
                     async with db.transaction() as conn:
-                        if sent:  # a receipt that found no row commits its wait first (PostgreSQL)
+                        if sent:  # an event that found no row commits its wait first (PostgreSQL)
                             await lock_for_sends(conn)
                         with db.on_loop():
                             for statement, items in queued.items():
@@ -457,7 +457,8 @@ class Dispatcher:
             await self._retry(row, f"error:{exc.__class__.__name__}", backoff(row.attempts))
             return
         self.sent += 1
-        await self._outcomes.write(SENT, [provider_id, self.clock.now(), row.id], sent=(row.channel, provider_id))
+        waits = (row.channel, provider_id) if awaited(row.channel, row.dedupe_key) else None
+        await self._outcomes.write(SENT, [provider_id, self.clock.now(), row.id], sent=waits)
 
     async def _failed(
         self, row: Claimed, address: str, exc: SendError, limiter: RateLimiter | None, batch: Batch

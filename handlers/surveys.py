@@ -59,7 +59,14 @@ async def telegram_reply(ctx: Context) -> str:
 async def poll_answer(ctx: Context) -> str:
     ev = ctx.event
     return await replies.handle_poll_answer(
-        ev.sender, ev.poll_id, ev.option_ids, ctx.clock.now(), zone=ctx.zone, ref=_ref(ctx), connection=ctx.conn
+        ev.sender,
+        ev.poll_id,
+        ev.option_ids,
+        ctx.clock.now(),
+        zone=ctx.zone,
+        ref=_ref(ctx),
+        event_key=ev.external_id,
+        connection=ctx.conn,
     )
 
 

@@ -96,18 +96,23 @@ class InboundEvent(Model):
 
 
 class WaitingReceipt(Model):
-    """A delivery receipt whose provider message id is on no outbox row yet: a gateway may post
-    it before the dispatcher has stored the id of the send it answers. Kept here (its event is
-    in ``inbound_event``, keyed by ``event_key``) and applied when the dispatcher records that
-    id, in the same transaction (services/surveys/receipts.py); one left unmatched for
+    """An inbound event that names a provider id on no outbox row yet, kept until the dispatcher
+    records that id: a delivery receipt (a gateway may post it before the dispatcher has stored
+    the id of the send it answers), or a Telegram poll answer (``status`` ``poll_answer``: an
+    entity may vote before the poll's id is stored; ``address`` is the answering chat and
+    ``options`` its choice). Its event is in ``inbound_event``, keyed by ``event_key``; it is
+    applied when the dispatcher records that id, in the same transaction
+    (services/surveys/receipts.py); one left unmatched for
     :data:`services.surveys.receipts.WAIT` is expired by the ``receipts`` sweep."""
 
     id = fields.BigIntField(primary_key=True)
     channel = fields.CharEnumField(Channel, max_length=16)
     provider_id = fields.CharField(max_length=100)
-    event_key = fields.CharField(max_length=100)  # the receipt's inbound_event.external_id
-    status = fields.CharField(max_length=32)
+    event_key = fields.CharField(max_length=100)  # the event's inbound_event.external_id
+    status = fields.CharField(max_length=32)  # the receipt's status, or "poll_answer"
     error_code = fields.CharField(max_length=32, default="")
+    address = fields.CharField(max_length=64, default="")  # a poll answer's chat
+    options = fields.JSONField(default=list)  # a poll answer's option ids
     received_at = fields.DatetimeField()
 
     class Meta:

@@ -12,6 +12,9 @@ recording ids, so one of them always sees the other's commit. The ``receipts`` s
 (:func:`sweep_receipts`) applies what is left waiting for a row that has its id by now, and
 expires a receipt still unmatched after :data:`WAIT` (logged, counted as ``delivery_expired``).
 
+Telegram poll answers that come before their poll's id is stored wait the same way, in the same
+table, and are applied by the same calls (services/surveys/waiting.py, services/surveys/replies.py).
+
 Duplicates and order: a receipt retried by the gateway is the same inbound event (its key) and
 is applied once; statuses other than delivered/undelivered/failed change nothing; a later
 undelivered/failed never overwrites ``delivered``.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 
 from core import db
 from core.clock import utc as _utc
@@ -30,8 +33,10 @@ from core.db import transaction as _transaction
 from domain.surveys import SHANGHAI
 from models.messaging import Channel, Outbox, OutboxStatus, WaitingReceipt
 from models.surveys import Survey, SurveyStatus
+from services.surveys import replies
 from services.surveys.enter import _start
 from services.surveys.shared import OPEN, _telegram_binding
+from services.surveys.waiting import LOCK_KEY, POLL_ANSWER, WAIT, hold, lock_for_sends, lock_unmatched
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +45,15 @@ _INVITE = re.compile(r"survey:(\d+):invite")
 FINAL = frozenset({"delivered", "undelivered", "failed"})
 #: The channels whose sends get receipts (WeCom and Telegram have none).
 RECEIPT_CHANNELS = frozenset({Channel.SMS.value})
-#: How long a receipt waits for its send's id before the sweep expires it.
-WAIT = timedelta(days=3)
-#: pg_advisory_xact_lock key: an unmatched receipt (exclusive) against recorded sends (shared).
-LOCK_KEY = 7_346_012
 SWEEP_BATCH = 500
+__all__ = ["LOCK_KEY", "WAIT", "apply_waiting", "awaited", "delivery_status", "lock_for_sends", "sweep_receipts"]
+
+
+def awaited(channel: str, dedupe_key: str) -> bool:
+    """Whether an inbound event may name this send's provider id before it is recorded: an SMS
+    (its delivery receipts) or a Telegram survey poll (its answers). The dispatcher records such
+    an id with :func:`apply_waiting` in the same transaction."""
+    return channel in RECEIPT_CHANNELS or (channel == Channel.TELEGRAM.value and replies.is_poll_key(dedupe_key))
 
 
 async def delivery_status(
@@ -69,11 +78,10 @@ async def delivery_status(
     async with _transaction(connection) as conn:
         row = await _row(channel, provider_id, conn)
         if row is None and ref:
-            if db.dialect() == "postgres":  # a send recording this id now commits before we look again
-                await conn.execute_query(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
+            if await lock_unmatched(conn):  # a send recording this id now commits before we look again
                 row = await _row(channel, provider_id, conn)
             if row is None:
-                await _wait(channel, provider_id, ref, status, error_code, now, conn)
+                await hold(channel, provider_id, ref, now, conn, status=status, error_code=error_code)
                 return "delivery_waiting"
         if row is None:
             return "delivery_unknown"
@@ -84,17 +92,6 @@ async def _row(channel: str, provider_id: str, conn) -> Outbox | None:
     return await (
         Outbox.filter(channel=Channel(channel), provider_id=provider_id).using_db(conn).select_for_update().first()
     )
-
-
-_WAIT = (
-    "INSERT INTO waiting_receipt (channel, provider_id, event_key, status, error_code, received_at) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
-
-
-async def _wait(channel: str, provider_id: str, ref: str, status: str, error_code: str, now: datetime, conn) -> None:
-    log.info("%s receipt %s: no send has id %s yet; it waits for it", channel, ref, provider_id)
-    await conn.execute_query(db.sql(_WAIT, connection=conn), [channel, provider_id, ref, status, error_code[:32], now])
 
 
 async def _apply(row: Outbox, status: str, error_code: str, at: datetime, now: datetime, zone: tzinfo, conn) -> str:
@@ -116,20 +113,14 @@ async def _apply(row: Outbox, status: str, error_code: str, at: datetime, now: d
     return await _undelivered(int(invite[1]), now, zone, conn)
 
 
-async def lock_for_sends(conn) -> None:
-    """Before recording provider ids (the dispatcher's outcome writer): waits for a receipt that
-    found no row to commit its wait, so :func:`apply_waiting` then sees it (PostgreSQL only)."""
-    if conn.capabilities.dialect == "postgres":
-        await conn.execute_query(f"SELECT pg_advisory_xact_lock_shared({LOCK_KEY})")
-
-
 async def apply_waiting(sent: Iterable[tuple[str, str]], now: datetime, conn, *, zone: tzinfo = SHANGHAI) -> int:
-    """Apply the receipts waiting for the ``(channel, provider id)`` sends just recorded, in the
-    order they arrived, each dated when it arrived; returns how many. One that fails is rolled
-    back alone and keeps waiting (the sweep tries again); the sends are recorded regardless."""
+    """Apply the receipts and poll answers waiting for the ``(channel, provider id)`` sends just
+    recorded, in the order they arrived, each dated when it arrived; returns how many. One that
+    fails is rolled back alone and keeps waiting (the sweep tries again); the sends are recorded
+    regardless."""
     wanted: dict[str, set[str]] = {}
     for channel, provider_id in sent:
-        if channel in RECEIPT_CHANNELS and provider_id:
+        if provider_id:
             wanted.setdefault(channel, set()).add(provider_id)
     applied = 0
     for channel, ids in wanted.items():
@@ -154,6 +145,18 @@ async def apply_waiting(sent: Iterable[tuple[str, str]], now: datetime, conn, *,
 
 
 async def _apply_waiting(receipt: WaitingReceipt, now: datetime, zone: tzinfo, conn) -> str:
+    if receipt.status == POLL_ANSWER:  # whatever it finds (an answer to a poll in another chat: unknown) is final
+        outcome = await replies.apply_poll_answer(
+            receipt.address,
+            receipt.provider_id,
+            list(receipt.options),
+            receipt.received_at,
+            zone,
+            conn,
+            ref=f"{receipt.channel.value}:{receipt.event_key}",  # as handlers/surveys.py names the event
+        )
+        await _settle(receipt, outcome, conn)
+        return outcome
     row = await _row(receipt.channel.value, receipt.provider_id, conn)
     if row is None:
         raise LookupError(f"no outbox row has {receipt.channel.value} id {receipt.provider_id}")
@@ -189,10 +192,13 @@ async def sweep_receipts(now: datetime, *, zone: tzinfo = SHANGHAI, batch: int =
     for receipt in old:
         async with _transaction() as conn:
             if await WaitingReceipt.filter(id=receipt.id).using_db(conn).select_for_update().exists():
-                await _settle(receipt, "delivery_expired", conn)
+                expired = "survey_poll_expired" if receipt.status == POLL_ANSWER else "delivery_expired"
+                await _settle(receipt, expired, conn)
                 done["expired"] += 1
     if done["expired"]:
-        log.warning("%d delivery receipt(s) matched no send within %s and were expired", done["expired"], WAIT)
+        log.warning(
+            "%d delivery receipt(s) / poll answer(s) matched no send within %s and were expired", done["expired"], WAIT
+        )
     return done
 
 

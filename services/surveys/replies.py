@@ -7,6 +7,8 @@ its message id) and the dispatcher stores it as the outbox row's ``provider_id``
 dedupe key (``survey:<id>:poll:<question>``) names the survey and the question. An answer is
 matched by that stored id, in the answering chat, so several surveys for one chat poll at once
 and their answers may come in any order. An answer to a poll id we did not send there is ignored.
+An answer to a poll id no send has yet (the entity voted before the dispatcher stored it) waits
+in ``waiting_receipt`` and is applied when the id is recorded (services/surveys/waiting.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from services.surveys.shared import (
     _survey_row,
     state_of,
 )
+from services.surveys.waiting import POLL_ANSWER, hold, lock_unmatched
 
 
 async def _live(channel: Channel, address: str, now: datetime, conn) -> list[SurveyRow]:
@@ -246,30 +249,73 @@ async def handle_poll_answer(
     *,
     zone: tzinfo = SHANGHAI,
     ref: str | None = None,
+    event_key: str = "",
     connection=None,
 ) -> str:
-    """A Telegram poll answer from an entity's chat, applied through the same ``step``."""
+    """A Telegram poll answer from an entity's chat, applied through the same ``step``.
+
+    ``event_key`` is the answer's inbound event key: with it, an answer naming a poll id that no
+    send has yet (the entity voted before the dispatcher stored the poll's id) waits for that id
+    (``survey_poll_waiting``, services/surveys/waiting.py) and is applied when it is recorded;
+    without it, such an answer is ``survey_poll_unknown``."""
     now = _utc(now)
     options = list(option_ids)
     ref = ref or secrets.token_hex(8)
     async with _transaction(connection) as conn:
         sent = await _sent_poll(chat, poll_id, conn)
-        live = await _live(Channel.TELEGRAM, chat, now, conn) if sent is not None else []
-        target = next((s for s in live if sent is not None and s.id == sent[0]), None)
-        if target is None:
-            return "survey_poll_unknown"
-        question = sent[1]
-        _poll_answered(target, poll_id, question)
-        if len(options) != 1:
-            await _save_state(target, conn)  # the poll id recorded; a retracted vote changes nothing
-            return "survey_poll_retracted"
-        value = _poll_value(question, options[0])
-        if value is None:
-            return "survey_poll_bad_option"
-        state = state_of(target)
-        new, actions = step(state, ParseResult(answers=Answers(**{question.value: value})), now)
-        await _apply(target, new, actions, now, zone, conn, ref)
-        return f"survey_{target.status.value}"
+        if sent is None and event_key and poll_id and not await _recorded(poll_id, conn):
+            if await lock_unmatched(conn):  # a send recording this id now commits before we look again
+                sent = await _sent_poll(chat, poll_id, conn)
+            if sent is None and not await _recorded(poll_id, conn):
+                await hold(
+                    Channel.TELEGRAM.value,
+                    poll_id,
+                    event_key,
+                    now,
+                    conn,
+                    status=POLL_ANSWER,
+                    address=chat,
+                    options=options,
+                )
+                return "survey_poll_waiting"
+        return await _poll_answer(sent, chat, poll_id, options, now, zone, conn, ref)
+
+
+async def apply_poll_answer(
+    chat: str, poll_id: str, options: list[int], at: datetime, zone: tzinfo, conn, *, ref: str
+) -> str:
+    """A poll answer that waited for its poll's id (now recorded), applied as it was given ``at``;
+    ``survey_poll_unknown`` if that poll was not sent to this chat or its survey is closed."""
+    at = _utc(at)
+    return await _poll_answer(await _sent_poll(chat, poll_id, conn), chat, poll_id, options, at, zone, conn, ref)
+
+
+async def _poll_answer(
+    sent: tuple[int, Question] | None,
+    chat: str,
+    poll_id: str,
+    options: list[int],
+    now: datetime,
+    zone: tzinfo,
+    conn,
+    ref: str,
+) -> str:
+    live = await _live(Channel.TELEGRAM, chat, now, conn) if sent is not None else []
+    target = next((s for s in live if sent is not None and s.id == sent[0]), None)
+    if sent is None or target is None:
+        return "survey_poll_unknown"
+    question = sent[1]
+    _poll_answered(target, poll_id, question)
+    if len(options) != 1:
+        await _save_state(target, conn)  # the poll id recorded; a retracted vote changes nothing
+        return "survey_poll_retracted"
+    value = _poll_value(question, options[0])
+    if value is None:
+        return "survey_poll_bad_option"
+    state = state_of(target)
+    new, actions = step(state, ParseResult(answers=Answers(**{question.value: value})), now)
+    await _apply(target, new, actions, now, zone, conn, ref)
+    return f"survey_{target.status.value}"
 
 
 def _poll_value(question: Question, option: int) -> bool | int | None:
@@ -289,6 +335,16 @@ def _poll_answered(row: Survey | SurveyRow, poll_id: str, question: Question) ->
 
 
 _POLL_KEY = re.compile(r"survey:(\d+):poll:([a-z]+)")
+
+
+def is_poll_key(dedupe_key: str) -> bool:
+    """Whether an outbox row's key is a survey poll's (its answers name the poll's id)."""
+    return _POLL_KEY.fullmatch(dedupe_key) is not None
+
+
+async def _recorded(poll_id: str, conn) -> bool:
+    """Whether any Telegram send has this id (an answer naming it in another chat is not ours)."""
+    return await Outbox.filter(channel=Channel.TELEGRAM, provider_id=poll_id).using_db(conn).exists()
 
 
 async def _sent_poll(chat: str, poll_id: str, conn) -> tuple[int, Question] | None:

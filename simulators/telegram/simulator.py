@@ -98,6 +98,7 @@ class TelegramSimulator:
         self.self_check_failures: list[str] = []
         self._handlers = {**self.bot_api.handlers, **self.delivery.handlers}
         self._closing = asyncio.Event()
+        self._early_votes: dict[int, tuple[list[int], float]] = {}  # chat id -> (option ids, wait)
         self._server = None  # set by start()
         self.url = ""
 
@@ -157,6 +158,8 @@ class TelegramSimulator:
                 self._admit(params.get("chat_id"))
             result = await self._run(method, params)
             self._check_result(spec.returns, method, result.result)
+            if method == "sendPoll":
+                await self._vote_before_reply(result.result)
         except ApiError as exc:
             self._record(method, params, exc.code, exc.description)
             return exc.code, exc.raw_body if exc.raw_body is not None else exc.envelope()
@@ -257,6 +260,28 @@ class TelegramSimulator:
 
     def answer_poll(self, user: VirtualUser | int, message_id: int, option_ids: list[int]) -> list[dict]:
         return self.people.answer_poll(user, message_id, option_ids)
+
+    def vote_before_reply(self, user: VirtualUser | int, option_ids: list[int], *, wait: float = 5.0) -> None:
+        """From now on every poll the bot sends to this user's chat is voted on at once, and the
+        sendPoll answer is held until the bot has taken the vote's ``poll_answer`` (a getUpdates
+        with a higher offset, or the webhook's 2xx), at most ``wait`` seconds: the vote reaches
+        the bot before the poll's id does. :meth:`vote_normally` ends it."""
+        self._early_votes[self.world.chat_of(user).id] = (list(option_ids), wait)
+
+    def vote_normally(self, user: VirtualUser | int) -> None:
+        self._early_votes.pop(self.world.chat_of(user).id, None)
+
+    async def _vote_before_reply(self, message: dict) -> None:
+        plan = self._early_votes.get(message["chat"]["id"])
+        if plan is None:
+            return
+        options, wait = plan
+        updates = self.people.answer_poll(message["chat"]["id"], message["message_id"], options)
+        votes = {u["update_id"] for u in updates if "poll_answer" in u}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while any(u["update_id"] in votes for u in self.queue.pending) and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # the bot takes it (long polling / webhook), then sendPoll answers
 
     def edit_message(self, user: VirtualUser | int, message_id: int, text: str) -> dict:
         return self.people.edit_message(user, message_id, text)

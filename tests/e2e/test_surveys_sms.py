@@ -5,14 +5,17 @@ simulator and the real python-telegram-bot."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
+from telegram import Update
 
 from bot.channels.sms_twilio import INBOUND_PATH, TwilioSmsChannel
+from bot.channels.telegram import normalise
 from bot.dispatcher import Dispatcher
 from bot.runtime import Runtime
 from bot.web import make_app
@@ -234,15 +237,22 @@ async def test_receipts_posted_before_the_send_is_answered_are_applied_when_the_
         assert len(statuses) == 4 and all(h.status == 200 for h in statuses)
 
 
+async def entity_chat(s, entity):
+    """A virtual user who binds a chat to ``entity`` with an invite code; returns the user and
+    the welcome the bot sent."""
+    user = s.sim.create_user("王老板")
+    code = await create_invite(Role.ENTITY, s.clock, uscc=entity.uscc)
+    s.sim.send_command(user, "start", code)
+    await eventually(lambda: ChatBinding.filter(address=str(user.id), role=Role.ENTITY).exists())
+    await s.deliver()
+    return user, await s.sim.wait_for_message(user)
+
+
 async def test_telegram_poll_survey_end_to_end(db):
     async with spine(db, clock=FakeClock(MORNING)) as s:
         w = await survey_world.build("D")
-        user = s.sim.create_user("王老板")
-        code = await create_invite(Role.ENTITY, s.clock, uscc=w.entities[0].uscc)
-        s.sim.send_command(user, "start", code)
-        await eventually(lambda: ChatBinding.filter(address=str(user.id), role=Role.ENTITY).exists())
-        await s.deliver()
-        assert "检查对象联系人" in (await s.sim.wait_for_message(user)).text
+        user, welcome = await entity_chat(s, w.entities[0])
+        assert "检查对象联系人" in welcome.text
         assert await enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
         for option, question in ((0, "improper"), (1, "fairness"), (4, None)):
             await s.deliver()
@@ -273,12 +283,7 @@ async def test_two_surveys_poll_one_chat_at_once_and_interleaved_answers_reach_t
     async with spine(db, clock=FakeClock(MORNING)) as s:
         w = await survey_world.build("D")
         again = await survey_world.build("D", draw_ref="P1/2026-12-02", entities=w.entities)  # a second visit
-        user = s.sim.create_user("王老板")
-        code = await create_invite(Role.ENTITY, s.clock, uscc=w.entities[0].uscc)
-        s.sim.send_command(user, "start", code)
-        await eventually(lambda: ChatBinding.filter(address=str(user.id), role=Role.ENTITY).exists())
-        await s.deliver()
-        await s.sim.wait_for_message(user)  # the welcome
+        user, _ = await entity_chat(s, w.entities[0])
         assert await enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
         assert await enter_pool(again.inspections[0].id, s.clock.now()) == "survey_sent"  # no waiting
         first = await Survey.get(inspection_id=w.inspections[0].id)
@@ -323,6 +328,49 @@ async def test_two_surveys_poll_one_chat_at_once_and_interleaved_answers_reach_t
         assert not set(one.polls["ids"]) & set(two.polls["ids"])
         # only the survey that reported something improper raised an alert
         assert [a.key for a in await Alert.filter(kind="survey_alert")] == [f"survey:{second.id}:improper"]
+
+
+async def test_a_vote_that_comes_before_the_polls_id_is_stored_waits_and_is_applied_once(db, caplog):
+    """The simulator holds sendPoll's answer until the bot has taken the entity's vote: the
+    poll_answer names an id no outbox row has yet. It waits (``survey_poll_waiting``) and the
+    dispatcher applies it in the transaction that records the id; Telegram delivering the same
+    update again, or the entity voting again, changes nothing."""
+    caplog.set_level(logging.INFO, logger="bot.runtime")
+    async with spine(db, clock=FakeClock(MORNING)) as s:
+        w = await survey_world.build("D")
+        user, _ = await entity_chat(s, w.entities[0])
+        assert await enter_pool(w.inspections[0].id, s.clock.now()) == "survey_sent"
+        survey = await Survey.get()
+        s.sim.vote_before_reply(user, [1])  # each poll voted on before sendPoll answers: 否, 否, 2 分
+        await s.deliver()  # the three polls, one after another as each answer is applied
+        s.sim.vote_normally(user)
+        polls = [(await s.sim.wait_for_message(user)).data["poll"] for _ in range(3)]
+        assert "感谢您的回复" in (await s.sim.wait_for_message(user)).text
+        votes = [next(u for u in s.sim.queue.log if u.get("poll_answer", {}).get("poll_id") == p["id"]) for p in polls]
+        for vote in votes:  # each came before its poll's id was stored
+            waited = f"{vote['update_id']} -> survey_poll_waiting"
+            assert any(waited in r.getMessage() for r in caplog.records), waited
+            event = await InboundEvent.get(channel="telegram", external_id=str(vote["update_id"]))
+            assert event.outcome in ("survey_sent", "survey_answered")
+        rows = await Outbox.filter(dedupe_key__startswith=f"survey:{survey.id}:poll:").order_by("id")
+        assert [(r.provider_id, r.status) for r in rows] == [(p["id"], OutboxStatus.SENT) for p in polls]
+        assert not await WaitingReceipt.exists()
+        done = await Survey.get(id=survey.id)
+        assert done.status == SurveyStatus.ANSWERED
+        assert done.answers == {"credentials": False, "improper": False, "fairness": 2}
+        # the same update again (Telegram redelivers until confirmed): the same event, not applied again
+        again = normalise(Update.de_json(votes[0], None))
+        assert again is not None and (await s.rt.on_event(again)).duplicate
+        # the entity votes again on the first poll: a second vote on a poll changes nothing
+        revote = s.sim.answer_poll(user, row_message_id(s, user, polls[0]["id"]), [0])[0]["update_id"]
+        await eventually(lambda: InboundEvent.filter(channel="telegram", external_id=str(revote)).exists())
+        assert (await Survey.get(id=survey.id)).answers == done.answers
+        assert await Outbox.filter(dedupe_key__startswith=f"survey:{survey.id}:").count() == len(rows) + 1
+
+
+def row_message_id(s, user, poll_id: str) -> int:
+    """The message id of the poll ``poll_id`` in this user's chat."""
+    return next(m.message_id for m in s.sim.messages(user) if m.data.get("poll", {}).get("id") == poll_id)
 
 
 async def test_entity_chat_help_comment_after_the_polls_and_thanks(db):

@@ -399,12 +399,17 @@ async def test_two_surveys_poll_one_chat_at_once_and_each_answer_goes_to_its_own
     assert len(thanks) == 2 and {k.split(":")[1] for k in thanks} == {str(first.id), str(second.id)}
 
 
-async def test_a_poll_answer_that_names_no_poll_we_sent_to_that_chat_is_ignored(db):
-    clock = FakeClock(MORNING)
+async def two_polled_chats(clock: FakeClock) -> tuple[Survey, Survey]:
+    """Two entities, each with a linked chat (700, 701) and a survey polling it."""
     w = await survey_world.build("DD")
     await survey_world.link_chat(w.entities[0], "700")
     await survey_world.link_chat(w.entities[1], "701")
-    mine, theirs = await surveyed(w, clock, 0), await surveyed(w, clock, 1)
+    return await surveyed(w, clock, 0), await surveyed(w, clock, 1)
+
+
+async def test_a_poll_answer_that_names_no_poll_we_sent_to_that_chat_is_ignored(db):
+    clock = FakeClock(MORNING)
+    mine, theirs = await two_polled_chats(clock)
     await _sent(f"survey:{mine.id}:poll:credentials", "poll-1")
     await _sent(f"survey:{theirs.id}:poll:credentials", "poll-2")
     # a survey message to the chat that is not a poll, with its message id
@@ -557,6 +562,55 @@ async def test_the_receipts_sweep_applies_a_receipt_whose_send_was_recorded_with
     assert (await Outbox.get(provider_id="900^0")).status == OutboxStatus.DELIVERED
     assert await outcomes("900^0") == {MOBILE.removeprefix("+86"): "delivered"}
     assert await sweep_receipts(clock.now() + WAIT) == {"applied": 0, "expired": 0}
+
+
+async def test_poll_answers_that_come_before_their_poll_id_wait_and_are_applied_once(db):
+    clock = FakeClock(MORNING)
+    mine, theirs = await two_polled_chats(clock)
+
+    async def outcome(event: InboundEvent) -> str:
+        return (await InboundRow.get(channel="telegram", external_id=event.external_id)).outcome
+
+    # the entity votes before the dispatcher has stored the poll's id; Telegram redelivers the update
+    vote = tg("700", EventKind.POLL_ANSWER, poll_id="poll-1", option_ids=(0,))
+    assert (await receive(vote, route, clock)).outcome == "survey_poll_waiting"
+    assert (await receive(vote, route, clock)).duplicate
+    # another chat naming that id: kept too, but the poll will not be theirs
+    stranger = tg("701", EventKind.POLL_ANSWER, poll_id="poll-1", option_ids=(1,))
+    assert (await receive(stranger, route, clock)).outcome == "survey_poll_waiting"
+    assert await WaitingReceipt.all().count() == 2 and (await Survey.get(id=mine.id)).answers == {}
+    # the dispatcher records the id and applies what waits for it, in the same transaction
+    clock.advance(timedelta(seconds=5))
+    async with in_transaction() as conn:
+        await (
+            Outbox.filter(dedupe_key=f"survey:{mine.id}:poll:credentials")
+            .using_db(conn)
+            .update(status=OutboxStatus.SENT, provider_id="poll-1")
+        )
+        assert await apply_waiting([("telegram", "poll-1")], clock.now(), conn) == 2
+    s = await Survey.get(id=mine.id)
+    assert s.answers == {"credentials": True} and s.polls["ids"] == {"poll-1": "credentials"}
+    assert s.poll_question == "improper" and (await Survey.get(id=theirs.id)).answers == {}
+    assert (await outcome(vote), await outcome(stranger)) == ("survey_sent", "survey_poll_unknown")
+    assert f"survey:{mine.id}:poll:improper" in [o.dedupe_key for o in await to("700")]
+    async with in_transaction() as conn:  # recorded again (a resend after a lost lease): nothing waits any more
+        assert await apply_waiting([("telegram", "poll-1")], clock.now(), conn) == 0
+    assert (await Survey.get(id=mine.id)).answers == {"credentials": True}
+    # the sweep applies one whose id was recorded without apply_waiting, and expires one never recorded
+    late = tg("700", EventKind.POLL_ANSWER, poll_id="poll-2", option_ids=(1,))
+    lost = tg("700", EventKind.POLL_ANSWER, poll_id="poll-lost", option_ids=(0,))
+    for event in (late, lost):
+        assert (await receive(event, route, clock)).outcome == "survey_poll_waiting"
+    await _sent(f"survey:{mine.id}:poll:improper", "poll-2")
+    clock.advance(timedelta(seconds=5))
+    assert await sweep_receipts(clock.now()) == {"applied": 1, "expired": 0}
+    assert (await Survey.get(id=mine.id)).answers == {"credentials": True, "improper": False}
+    assert await sweep_receipts(clock.now() + WAIT) == {"applied": 0, "expired": 1}
+    assert (await outcome(late), await outcome(lost)) == ("survey_sent", "survey_poll_expired")
+    assert not await WaitingReceipt.exists()
+    # an answer to a recorded poll is applied at once, as before; one naming another chat's poll does not wait
+    assert await answer(clock, "701", "poll-2", 0) == "survey_poll_unknown"
+    assert not await WaitingReceipt.exists()
 
 
 async def test_receipts_update_the_outbox_and_an_undelivered_survey_falls_back_or_is_undeliverable(db):
