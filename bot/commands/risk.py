@@ -3,7 +3,8 @@
 ``load FILE`` stores a model file as a proposed version; ``approve``/``reject VERSION`` decide a
 proposal (audited; only an approved version classifies); ``classify`` classifies the directory now;
 ``show CODE|NAME`` prints an entity's class and reasons (confidential: the operator's terminal only);
-``train`` learns a version from the inspection results and proposes it with its evaluation;
+``train`` learns a version from the inspection results and proposes it with its evaluation and the
+class mix it gives (its bands keep the approved mix unless ``--shares file``);
 ``evaluate`` simulates monthly cycles on a generated world (docs/risk.md).
 """
 
@@ -54,6 +55,13 @@ def register(sub) -> None:
     p.add_argument(
         "--plan",
         help="measure discovery rates at this plan's ratios (default A 3 %%, B 5 %%, C 10 %%, D 50 %%, E 100 %%)",
+    )
+    p.add_argument(
+        "--shares",
+        choices=train.SHARES_FROM,
+        default="approved",
+        help="the class mix the bands give: the mix the version in force was approved with (default, the "
+        "approved budget), or 'file': the [shares] of its model file (a different budget, shown in the comparison)",
     )
     p.set_defaults(func=run_train)
     p = group.add_parser("evaluate", help="simulate classify → draw → inspect → learn on a generated world")
@@ -148,7 +156,9 @@ async def run_train(args, settings, clock=SYSTEM) -> int:
     async with db.opened(settings):
         try:
             ratios = await train.plan_ratios(args.plan) if args.plan else None
-            trained = await train.train(clock.now(), name=args.name, actor=args.by, ratios=ratios)
+            trained = await train.train(
+                clock.now(), name=args.name, actor=args.by, ratios=ratios, shares_from=args.shares
+            )
         except RiskError as exc:
             return _error(exc, settings.locale)
     print(render("cli/risk.txt", settings.locale, what="trained", t=trained).strip())

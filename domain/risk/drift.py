@@ -47,3 +47,46 @@ def compare(
 def drifted(compared: Sequence[ClassShare]) -> list[str]:
     """The classes whose share moved beyond the tolerance."""
     return [s.risk_class for s in compared if s.drifted]
+
+
+def proposed_mix(
+    classes: Sequence[str],
+    approved: Mapping[str, int],
+    current: Mapping[str, int],
+    proposed: Mapping[str, int],
+    ratios: Mapping[str, float],
+    tolerance: float,
+) -> dict[str, object]:
+    """What an approver of a proposal sees of the budget: each class's share under the version in
+    force as approved (``approved``: its first classification's counts; empty before one), as it
+    classifies now (``current``) and under the proposal (``proposed``, the same directory), the
+    inspections the ratios ask for under each (on the directory now), and the classes whose proposed
+    share moved beyond ``tolerance`` from the approved mix (from the current one before any)."""
+    base = approved if sum(approved.values()) else current
+    moved = compare(base, proposed, classes, tolerance)
+    was, now, new = shares(approved, classes), shares(current, classes), shares(proposed, classes)
+    size = sum(current.get(c, 0) for c in classes)
+
+    def inspections(share: Mapping[str, float]) -> float:
+        return size * sum(share[c] * ratios.get(c, 0.0) for c in classes)
+
+    has_approved = bool(sum(approved.values()))
+    return {
+        "tolerance": tolerance,
+        "rows": [
+            {
+                "risk_class": c,
+                "approved": was[c] if has_approved else None,
+                "current": now[c],
+                "proposed": new[c],
+                "beyond": m.drifted,
+            }
+            for c, m in zip(classes, moved)
+        ],
+        "inspections": {
+            "approved": inspections(was) if has_approved else None,
+            "current": inspections(now),
+            "proposed": inspections(new),
+        },
+        "beyond": drifted(moved),
+    }

@@ -15,8 +15,9 @@ the current mix, those of its latest. After each monthly classification (:func:`
   audit chain (``risk_mix_drift``) in the alert's transaction.
 
 One alert per drift, not one per sweep: while the sweep's proposal for the version in force waits
-(or, when no retrain could be learned, once the alert is raised) the drift is unresolved and the
-sweep says nothing more. Approving a version resolves it (the new version's first classification is
+the sweep says nothing more. When no retrain could be learned (too few results) the alert says so
+and each later monthly sweep tries again, silently while it still cannot, and alerts once more when
+it can (the coordinators were told none could be proposed, so a retrain waiting is news). Approving a version resolves it (the new version's first classification is
 its approved mix); rejecting the proposal leaves the budget off what was approved, so the next sweep
 alerts and proposes again: to keep a different mix, approve a version that gives it.
 """
@@ -35,7 +36,7 @@ from models.risk import RiskModelVersion, RiskRun, VersionStatus
 from services import audit
 from services.alerts import raise_alert
 from services.risk import train
-from services.risk.versions import RiskError, in_force
+from services.risk.versions import RiskError, approved_run, in_force
 
 ACTOR = "scheduler:risk_mix"  # who proposes a retrain for a drifted mix (the audit chain names it)
 KIND = "risk_drift"
@@ -77,9 +78,8 @@ async def mix() -> Mix | None:
     if found is None:
         return None
     version, model = found
-    runs = RiskRun.filter(version=version)
-    first = await runs.order_by("at", "id").first()
-    last = await runs.order_by("-at", "-id").first()
+    first = await approved_run(version)
+    last = await RiskRun.filter(version=version).order_by("-at", "-id").first()
     if first is None or last is None or not sum(first.counts.values()):
         return None
     compared = drift.compare(first.counts, last.counts, model.classes, model.mix_tolerance)
@@ -104,38 +104,39 @@ async def _pending(version: str) -> str:
     return row.version if row else ""
 
 
-async def _unresolved(version: str) -> bool:
-    """A drift of ``version`` already told: its retrain waits, or none could be learned."""
-    if await _pending(version):
-        return True
-    for context in await Alert.filter(kind=KIND).values_list("context", flat=True):
+async def _last_alert(version: str) -> dict | None:
+    """The context of the newest drift alert about ``version`` (None if none)."""
+    for context in await Alert.filter(kind=KIND).order_by("-created_at", "-id").values_list("context", flat=True):
         context = db.decoded(context, {})
-        if context.get("version") == version and not context.get("proposal"):
-            return True
-    return False
+        if context.get("version") == version:
+            return context
+    return None
 
 
 async def check(now: datetime, zone: ZoneInfo) -> str:
-    """After a monthly classification: ``steady``, ``told`` (drifted, already unresolved), or
-    ``alerted`` (drifted: a retrain proposed if one could be learned, the coordinators alerted)."""
+    """After a monthly classification: ``steady``; ``told`` (drifted, its retrain still waiting for a
+    decision); ``retried`` (drifted, told already that no retrain could be learned, and still none can:
+    nothing said); or ``alerted`` (drifted: a retrain proposed if one could be learned, the
+    coordinators alerted — once for a drift, and once more when a retry finally proposes one)."""
     found = await mix()
     if found is None or not found.drifted:
         return "steady"
-    if await _unresolved(found.version):
+    if await _pending(found.version):
         return "told"
+    last = await _last_alert(found.version)
+    retry = last is not None and not last.get("proposal")  # told "none could be learned": try again
     local = now.astimezone(zone)
     name = f"{found.version[:52]}-mix{local:%Y%m}"
-    model = (await in_force())[1]  # type: ignore[index]
-    total = sum(found.approved.values())
-    shares = tuple(found.approved.get(c, 0) / total for c in model.classes)
     seen = found.shown(zone)
-    proposal, problem = "", ""
-    try:
-        await train.train(now, name=name, actor=ACTOR, shares=shares, extra_metrics={"mix": seen})
+    proposal, problem, params = "", "", {}
+    try:  # the bands keep the approved mix: train's one rule for every proposal
+        await train.train(now, name=name, actor=ACTOR, extra_metrics={"mix": seen})
         proposal = name
     except RiskError as exc:
-        problem = exc.code
-    context = {**seen, "proposal": proposal, "problem": problem}
+        if retry:
+            return "retried"  # one alert per drift: the coordinators know none could be learned yet
+        problem, params = exc.code, exc.params  # the alert says why (e.g. how many results, how many needed)
+    context = {**seen, "proposal": proposal, "problem": problem, "problem_params": params, "retried": retry}
     departments = set(await Department.all().values_list("code", flat=True))
     async with db.transaction() as conn:
         key = f"{KIND}:{found.version}:{local:%Y-%m}"

@@ -13,8 +13,9 @@ indicators counted from results (``source = "results"``) as they stood before it
 outcome, and any other published on that day, are never among its features. The newest quarter of the examples is held out; a candidate
 learned on the rest and the version in force are both measured on it (AUC, calibration, and the
 problem-discovery rate of the classes each gives at the plan's ratios). The version proposed is
-then learned on every example, with bands that keep the directory's class mix; a coordinator
-approves or rejects it (``services.risk.versions.decide``).
+then learned on every example, with bands that keep the class mix the version in force was approved
+with (unless the file's ``[shares]`` are asked for), and the mix each version gives is stored in its
+comparison; a coordinator approves or rejects it (``services.risk.versions.decide``).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from decimal import Decimal
 import numpy as np
 
 from core import db
+from domain.risk import drift
 from domain.risk.model import RiskModel
 from services.plans import PlanNotFound, get_plan, spec_of
 from services.risk import history, learn, matrix
 from services.risk.classify import derived, entity_matrix
-from services.risk.versions import RiskError, in_force, propose
+from services.risk.versions import RiskError, approved_run, in_force, propose
 
 EXAMPLES_SQL = (
     history.PUBLISHED
@@ -44,6 +46,7 @@ ORDER BY 2, 1
 """
 )
 HOLDOUT = 0.25
+SHARES_FROM = ("approved", "file")  # a proposal's bands keep the approved mix, or give the file's [shares]
 PAGE = 20_000  # entities per read of their indicator values
 
 
@@ -102,6 +105,7 @@ class Trained:
     held_out: int
     current: dict
     candidate: dict
+    class_mix: dict  # the mix each version gives (approved, now, proposed): ``domain.risk.drift.proposed_mix``
 
 
 async def plan_ratios(code: str) -> dict[str, float]:
@@ -120,18 +124,26 @@ async def train(
     actor: str,
     ratios: dict[str, float] | None = None,
     holdout: float = HOLDOUT,
-    shares: tuple[float, ...] | None = None,
+    shares_from: str = "approved",
     extra_metrics: dict | None = None,
 ) -> Trained:
     """Learn, measure against the version in force on held-out results, and propose ``name``.
 
-    The bands give ``shares`` (the class mix to keep) when given — the monthly sweep passes the mix
-    the version in force was approved with (``services.risk.drift``) — else the version's ``shares``,
-    else the directory's mix now. ``extra_metrics`` are stored with the comparison (why it was proposed)."""
+    One rule for every proposal, by hand or by the monthly sweep: its bands keep the class mix of the
+    version in force — the mix it was approved with (its first classification), or, before it has
+    classified, the mix it gives the directory now — so the plan's ratios ask for the budget that was
+    approved. Only ``shares_from="file"`` (the coordinator asks for it) cuts them to the version's
+    ``[shares]`` instead (refused when it has none). The comparison stored with the proposal lists the
+    mix each version gives and the inspections the ratios ask for under each (``metrics["class_mix"]``),
+    so an approver sees any budget change. ``extra_metrics`` are stored with it (why it was proposed)."""
+    if shares_from not in SHARES_FROM:
+        raise RiskError("risk_shares_unknown", given=shares_from, allowed=list(SHARES_FROM))
     found = await in_force()
     if found is None:
         raise RiskError("risk_no_model")
     current_version, current = found
+    if shares_from == "file" and not current.shares:
+        raise RiskError("risk_shares_none", version=current_version)
     ex = await examples()
     n = len(ex.labels)
     if n < learn.MIN_EXAMPLES or len(set(ex.labels.tolist())) < 2:
@@ -142,13 +154,15 @@ async def train(
     cut = int(round(n * (1.0 - holdout)))
     train_y, test_y = ex.labels[:cut], ex.labels[cut:]
     ids, directory, _ = await entity_matrix(current)
-    await derived(current, ids, directory, now)  # the bands are set on the directory as it is classified
-    classes_now = matrix.classify(current, directory).classes
-    shares = (
-        shares
-        or current.shares
-        or tuple(np.bincount(classes_now, minlength=len(current.classes)) / max(len(directory), 1))
-    )
+    facts = await derived(current, ids, directory, now)  # the bands are set on the directory as it is classified
+    counts_now = _counts(current, matrix.classify(current, directory, facts).classes)
+    run = await approved_run(current_version)
+    approved = {c: int(run.counts.get(c, 0)) for c in current.classes} if run else {}
+    if shares_from == "file":
+        shares = current.shares
+    else:
+        kept = approved if sum(approved.values()) else counts_now
+        shares = tuple(kept[c] / max(sum(kept.values()), 1) for c in current.classes)
     ratios = ratios or learn.DEFAULT_RATIOS
     if len(set(train_y.tolist())) == 2 and len(test_y):
         candidate = learn.with_bands(learn.fit(current, values[:cut], train_y, name=name), directory, shares)
@@ -157,13 +171,30 @@ async def train(
         measured_candidate = {}
     measured_current = learn.measure(current, values[cut:], test_y, ratios=ratios).as_dict() if len(test_y) else {}
     final = learn.with_bands(learn.fit(current, values, ex.labels, name=name), directory, shares)
+    class_mix = {
+        "shares_from": shares_from if shares_from == "file" or sum(approved.values()) else "now",
+        **drift.proposed_mix(
+            current.classes,
+            approved,
+            counts_now,
+            _counts(final, matrix.classify(final, directory, facts).classes),
+            ratios,
+            current.mix_tolerance,
+        ),
+    }
     metrics = {
         "examples": n,
         "held_out": int(n - cut),
         "ratios": ratios,
         "current": {"version": current_version, **measured_current},
         "candidate": measured_candidate,
+        "class_mix": class_mix,
         **(extra_metrics or {}),
     }
     await propose(final, actor=actor, now=now, metrics=metrics, based_on=current_version)
-    return Trained(name, n, int(n - cut), metrics["current"], measured_candidate)
+    return Trained(name, n, int(n - cut), metrics["current"], measured_candidate, class_mix)
+
+
+def _counts(model: RiskModel, classes: np.ndarray) -> dict[str, int]:
+    found = np.bincount(classes, minlength=len(model.classes))
+    return {c: int(found[j]) for j, c in enumerate(model.classes)}

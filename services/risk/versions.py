@@ -16,7 +16,7 @@ from typing import Any
 from core import db
 from domain.errors import ServiceError
 from domain.risk.model import RiskModel, RiskModelError, parse_model
-from models.risk import RiskModelVersion, VersionStatus
+from models.risk import RiskModelVersion, RiskRun, VersionStatus
 from services import audit
 
 
@@ -83,6 +83,12 @@ async def in_force(connection=None) -> tuple[str, RiskModel] | None:
     query = RiskModelVersion.filter(status=VersionStatus.APPROVED).order_by("-decided_at", "-id")
     row = await (query.using_db(connection) if connection else query).first()
     return None if row is None else (row.version, parse_model(row.config))
+
+
+async def approved_run(version: str) -> RiskRun | None:
+    """The version's first classification: its class counts are the mix the version was approved with
+    (the budget at the plan's ratios; docs/risk.md). None before it has classified."""
+    return await RiskRun.filter(version=version).order_by("at", "id").first()
 
 
 async def decide_by_id(row_id: int, *, approve: bool, actor: str, now: datetime) -> RiskModelVersion:
