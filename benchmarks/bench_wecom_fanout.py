@@ -115,6 +115,7 @@ async def run(args, sim_url: str) -> int:
         workspace,
     )
 
+    from bot.app import freeze_heap
     from bot.channels.wecom import WecomChannel
     from bot.dispatcher import Dispatcher, default_limits
     from core import db
@@ -141,6 +142,7 @@ async def run(args, sim_url: str) -> int:
             dispatcher = Dispatcher(
                 {"wecom": channel}, limits={"wecom": RateLimiter(None, None)}, concurrency=args.concurrency
             )
+            freeze_heap()  # as `inspectbot serve` does once started (both senders share this process)
             totals = {"raw": [0, 0.0, 0.0], "dispatcher": [0, 0.0, 0.0]}
             done_raw, segment = 0, 0
 
