@@ -35,7 +35,7 @@ def freeze_heap() -> None:
     classes, compiled templates and ORM metadata live as long as the process, and every full
     collection walked them all again — under a fan-out, the dispatcher's allocations set off
     such collections, a measurable share of its CPU (docs/benchmarks.md, "WeCom fan-out",
-    fourth pass). Nothing else changes: whatever is made later is collected as before (an
+    CPU pass). Nothing else changes: whatever is made later is collected as before (an
     object alive now and dropped later is still freed by its reference count; only a cycle
     among such objects would stay)."""
     gc.collect()
