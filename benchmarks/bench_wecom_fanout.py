@@ -10,7 +10,8 @@
    rows to ``--throttled-members`` members. Target: every row sent, zero 45009s.
 
 The simulator runs in a child process (``python -m simulators.wecom``) so it does not share this
-process's CPU. SQLite in a temporary directory (``--db sqlite``, the default) or a fresh
+process's CPU. Before the unthrottled segments the heap built so far is frozen out of later
+garbage collections (``bot.app.freeze_heap``), as ``inspectbot serve`` does once started. SQLite in a temporary directory (``--db sqlite``, the default) or a fresh
 PostgreSQL database (``--db postgres``: on ``$INSPECTBOT_BENCH_PG``, dropped afterwards). Prints
 one JSON line per phase.
 
