@@ -11,9 +11,10 @@
 
 The simulator runs in a child process (``python -m simulators.wecom``) so it does not share this
 process's CPU. Before the unthrottled segments the heap built so far is frozen out of later
-garbage collections (``bot.app.freeze_heap``), as ``inspectbot serve`` does once started. SQLite in a temporary directory (``--db sqlite``, the default) or a fresh
-PostgreSQL database (``--db postgres``: on ``$INSPECTBOT_BENCH_PG``, dropped afterwards). Prints
-one JSON line per phase.
+garbage collections (``bot.app.freeze_heap``), as ``inspectbot serve`` does once started.
+SQLite in a temporary directory (``--db sqlite``, the default) or a fresh PostgreSQL database
+(``--db postgres``: on ``$INSPECTBOT_BENCH_PG``, dropped afterwards). Prints one JSON line per
+phase.
 
     uv run python benchmarks/bench_wecom_fanout.py [--messages 3000] [--members 1000] [--db postgres]
 """
