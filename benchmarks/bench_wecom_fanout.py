@@ -10,9 +10,11 @@
    rows to ``--throttled-members`` members. Target: every row sent, zero 45009s.
 
 The simulator runs in a child process (``python -m simulators.wecom``) so it does not share this
-process's CPU. SQLite in a temporary directory (``--db sqlite``, the default) or a fresh
-PostgreSQL database (``--db postgres``: on ``$INSPECTBOT_BENCH_PG``, dropped afterwards). Prints
-one JSON line per phase.
+process's CPU. Before the unthrottled segments the heap built so far is frozen out of later
+garbage collections (``bot.app.freeze_heap``), as ``inspectbot serve`` does once started.
+SQLite in a temporary directory (``--db sqlite``, the default) or a fresh PostgreSQL database
+(``--db postgres``: on ``$INSPECTBOT_BENCH_PG``, dropped afterwards). Prints one JSON line per
+phase.
 
     uv run python benchmarks/bench_wecom_fanout.py [--messages 3000] [--members 1000] [--db postgres]
 """
@@ -115,6 +117,7 @@ async def run(args, sim_url: str) -> int:
         workspace,
     )
 
+    from bot.app import freeze_heap
     from bot.channels.wecom import WecomChannel
     from bot.dispatcher import Dispatcher, default_limits
     from core import db
@@ -141,6 +144,7 @@ async def run(args, sim_url: str) -> int:
             dispatcher = Dispatcher(
                 {"wecom": channel}, limits={"wecom": RateLimiter(None, None)}, concurrency=args.concurrency
             )
+            freeze_heap()  # as `inspectbot serve` does once started (both senders share this process)
             totals = {"raw": [0, 0.0, 0.0], "dispatcher": [0, 0.0, 0.0]}
             done_raw, segment = 0, 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 from aiohttp import web
@@ -26,6 +27,19 @@ from scheduler import Scheduler
 from services.wecom_codes import DbResponseCodes
 
 log = logging.getLogger("inspectbot")
+
+
+def freeze_heap() -> None:
+    """Leave what the process holds now out of the cyclic garbage collector's later passes:
+    one collection, then ``gc.freeze()``. Called once the service has started: its modules,
+    classes, compiled templates and ORM metadata live as long as the process, and every full
+    collection walked them all again — under a fan-out, the dispatcher's allocations set off
+    such collections, a measurable share of its CPU (docs/benchmarks.md, "WeCom fan-out",
+    CPU pass). Nothing else changes: whatever is made later is collected as before (an
+    object alive now and dropped later is still freed by its reference count; only a cycle
+    among such objects would stay)."""
+    gc.collect()
+    gc.freeze()
 
 
 class PortUnavailable(Exception):

