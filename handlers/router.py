@@ -173,24 +173,13 @@ async def for_nobody(ctx: Context) -> str:
     if ev.kind == EventKind.BUTTON:
         ctx.notes["button_answer"] = "button_not_yours"
         return "foreign_press"
-    if ev.kind == EventKind.COMMAND and ev.command == "start":
-        await reply(
-            ev,
-            "group_start.j2",
-            locale=ctx.locale,
-            now=ctx.clock.now(),
-            connection=ctx.conn,
-            once=f"group_start:{ev.channel}:{ev.sender}",
-        )
-        return "group_start"
-    if ev.kind == EventKind.COMMAND and ev.in_group and ev.command in COMMANDS:
-        await reply(
-            ev,
-            "group_command.j2",
-            locale=ctx.locale,
-            now=ctx.clock.now(),
-            connection=ctx.conn,
-            once=f"group_command:{ev.channel}:{ev.sender}:{ev.user}",
-        )
-        return "group_command"
-    return "group_ignored"
+    if ev.kind != EventKind.COMMAND:
+        return "group_ignored"
+    if ev.command == "start":  # once per group
+        kind, once = "group_start", f"group_start:{ev.channel}:{ev.sender}"
+    elif ev.in_group and ev.command in COMMANDS:  # once per group and member
+        kind, once = "group_command", f"group_command:{ev.channel}:{ev.sender}:{ev.user}"
+    else:
+        return "group_ignored"
+    await reply(ev, f"{kind}.j2", locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn, once=once)
+    return kind

@@ -42,7 +42,7 @@ from models.publication import (
 from services import audit
 from services.alerts import raise_alert
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, plan_spec
+from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, inspection_context, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import is_working_day
 
@@ -348,26 +348,15 @@ async def refer_serious(
         if not allowed or row is None:
             raise OnsiteError("review_not_found", ref=inspection_ref(draw.draw_ref, insp.no))
         if row.referred_at is not None:
-            return "already_referred", await _referral_context(insp, draw, c)
+            return "already_referred", await inspection_context(insp, c, draw)
         ctx = await _refer(insp, draw, row, reason, f"binding:{binding.id}", now, c)
         return "referred", ctx
-
-
-async def _referral_context(insp: Inspection, draw: Draw, conn) -> dict:
-    entity = await Entity.get(id=insp.entity_id).using_db(conn)
-    return {
-        "inspection": insp.id,
-        "no": insp.no,
-        "draw_ref": draw.draw_ref,
-        "plan": draw.plan.name,
-        "entity": entity.name,
-    }
 
 
 async def _refer(insp: Inspection, draw: Draw, row: Publication, reason: str, actor: str, now: datetime, conn) -> dict:
     """Flag the inspection for case referral (移送立案) as a serious finding: the publication row (locked
     by the caller, not yet referred) records it, the audit chain and the plan's coordinators are told."""
-    ctx = await _referral_context(insp, draw, conn)
+    ctx = await inspection_context(insp, conn, draw)
     await Publication.filter(id=row.id).using_db(conn).update(referred_at=now, referral_reason=reason)
     await audit.append(
         actor, "case.referred", f"inspection:{insp.id}", {"why": "serious", "reason": reason}, now, connection=conn

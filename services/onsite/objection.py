@@ -15,29 +15,15 @@ from domain.onsite import REASON_LIMIT, clean_reason
 from domain.refs import Ref, inspection_ref
 from domain.surveys import next_allowed_send
 from models.directory import Entity
-from models.draws import Draw, Inspection
+from models.draws import Inspection
 from models.messaging import Channel, ChatBinding, RecipientKind, Role
 from models.publication import Notice, Objection, ObjectionStatus
 from services import audit
 from services.alerts import raise_alert
 from services.onsite import codes
 from services.onsite.results import _team
-from services.onsite.shared import SHANGHAI, OnsiteError, pending_or_latest
+from services.onsite.shared import SHANGHAI, OnsiteError, inspection_context, pending_or_latest
 from services.outbox import Message, enqueue
-
-
-async def _context(insp: Inspection, conn) -> dict:
-    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
-    entity = await Entity.get(id=insp.entity_id).using_db(conn)
-    return {
-        "inspection": insp.id,
-        "no": insp.no,
-        "draw_ref": draw.draw_ref,
-        "plan": draw.plan.name,
-        "entity": entity.name,
-        "uscc": entity.uscc,
-        "departments": list(draw.plan.departments),
-    }
 
 
 def _sms(key: str, entity_id: int, address: str, template: str, context: dict, now: datetime, zone: tzinfo) -> Message:
@@ -113,7 +99,12 @@ async def lodge(
             now,
             connection=c,
         )
-        context = {**await _context(insp, c), "objection": objection.id, "code": notice.code, "reason": reason}
+        context = {
+            **await inspection_context(insp, c),
+            "objection": objection.id,
+            "code": notice.code,
+            "reason": reason,
+        }
         await raise_alert(
             f"objection:{objection.id}",
             "objection_received.j2",
@@ -172,7 +163,7 @@ async def decide(
         if objection is None:
             raise OnsiteError("objection_not_found", ref="")
         insp = await Inspection.get(id=objection.inspection_id).using_db(c)
-        context = await _context(insp, c)
+        context = await inspection_context(insp, c)
         if not _may_decide(binding, set(context["departments"])):
             raise OnsiteError("objection_not_found", ref=inspection_ref(context["draw_ref"], insp.no))
         notice = await Notice.get(id=objection.notice_id).using_db(c)

@@ -19,6 +19,7 @@ from domain.errors import ServiceError
 from domain.plans import PlanSpec, parse_plan
 from domain.refs import Ref, inspection_ref
 from domain.sealing import draw_is_sealed
+from models.directory import Entity
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection, InspectionStatus
 from models.plans import Plan
 from models.publication import Rectification, RectificationStatus
@@ -129,6 +130,22 @@ async def plan_spec(draw: Draw, conn) -> PlanSpec:
         return parse_plan(firing.params)
     plan = await Plan.get(id=draw.plan_id).using_db(conn)
     return parse_plan(plan.spec)
+
+
+async def inspection_context(insp: Inspection, conn, draw: Draw | None = None) -> dict:
+    """What a coordinator's message about an inspection names: its reference parts, plan and firm."""
+    if draw is None:
+        draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
+    entity = await Entity.get(id=insp.entity_id).using_db(conn)
+    return {
+        "inspection": insp.id,
+        "no": insp.no,
+        "draw_ref": draw.draw_ref,
+        "plan": draw.plan.name,
+        "entity": entity.name,
+        "uscc": entity.uscc,
+        "departments": list(draw.plan.departments),
+    }
 
 
 async def inspection_at(ref: Ref, conn=None) -> Inspection:
