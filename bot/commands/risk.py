@@ -70,6 +70,11 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--model", type=Path, default=EXAMPLE, help="the starting model file")
     p.add_argument("--plot", type=Path, help="write a PNG of the discovery rate by cycle")
+    p.add_argument(
+        "--ceiling-without-rules",
+        action="store_true",
+        help="also print the second reference: the oracle that knows the hidden model, without the model's set rules",
+    )
     p.set_defaults(func=run_evaluate)
 
 
@@ -189,11 +194,12 @@ async def run_evaluate(args, settings) -> int:
             entities=args.entities,
             model=model.name,
             tolerance=model.mix_tolerance,
+            without_rules=args.ceiling_without_rules,
         )
     )
     if args.plot:
         locale, font = charts.chart_locale(settings.locale)
-        names = ("worst", "expected", "all", "uniform", "goal", "x", "y", "title")
+        names = ("worst", "expected", "ceiling", "all", "uniform", "goal", "x", "y", "title")
         labels = {n: text(f"risk_plot_{n}", locale, entities=args.entities, model=model.name) for n in names}
         args.plot.write_bytes(evaluate.plot(cycles, labels, font))
     return 0

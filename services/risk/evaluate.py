@@ -12,6 +12,15 @@ classification (its approved mix): when a class's share moved beyond the model's
 the alert would fire, and the simulation retrains and approves at once (bands giving the approved
 mix again), whatever the comparison says; the cycle says so. Everything is in memory: the
 arithmetic is the engine's own (``matrix``, ``learn``); the database adds nothing to the question.
+
+Beside the engine each cycle runs two **references** that use the hidden truth
+(``services.risk.ceiling``): an oracle ranking by each entity's posterior mean propensity under the
+world's latent model, with the same number of entities per class as the engine's classification of
+that cycle, the model's rules, the plan's ratios and the same draw; once with the ``set`` rules (the
+ceiling: the best any ranking can do under the model's rules) and once without them. Each has its
+own random stream, draws, outcomes and history, so the engine's figures are the same with or
+without them; each is run ``ceiling.REPLICATES`` times over (independent draws and outcomes) and the
+cycle reports the mean, so that the reference carries less of the draw's luck than one run would.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import numpy as np
 from core import charts
 from domain.risk import drift
 from domain.risk.model import RiskModel
-from services.risk import history, learn, matrix, world
+from services.risk import ceiling, history, learn, matrix, world
 
 DEFAULT_RATIOS = learn.DEFAULT_RATIOS
 FIRST_DAY = 739_000  # day ordinals of the simulated months (any will do: only differences count)
@@ -45,6 +54,9 @@ class Cycle:
     auc: float | None  # the model's ranking of the hidden propensity's outcomes over the world
     worst_share: float = 0.0  # share of the world in the two worst classes (at 100 %/50 %: the budget)
     drift: str = ""  # the mix drifted beyond the tolerance: "alerted", or "retrained" (put in force next cycle)
+    ceiling_worst: float | None = None  # the oracle's expected D/E rate, with the model's set rules (a reference)
+    ceiling_free_worst: float | None = None  # … without the set rules
+    counts: tuple[int, ...] = ()  # entities per class of the engine's classification (what the oracles fill)
 
 
 def draw(classes: np.ndarray, model: RiskModel, ratios: dict[str, float], rng: np.random.Generator) -> np.ndarray:
@@ -67,9 +79,21 @@ def simulate(
     ratios: dict[str, float] | None = None,
     base_rate: float = world.BASE_RATE,
     learning: bool = True,
+    references: int = ceiling.REPLICATES,
 ) -> list[Cycle]:
+    """``references``: how many independent runs of each oracle the ceilings average (0: none)."""
     ratios = ratios or DEFAULT_RATIOS
     truth = world.generate(model, entities, seed, base_rate)
+    oracles: list[list[tuple[ceiling.Oracle, np.random.Generator]]] = []
+    if references:  # the prior comes from another world of the same generator, never the one evaluated
+        prior = ceiling.fit_prior(model, seed=ceiling.PRIOR_SEED + (seed == ceiling.PRIOR_SEED), base_rate=base_rate)
+        oracles = [
+            [
+                (ceiling.Oracle(model, truth.values, prior, set_rules=rules), np.random.default_rng([seed, 15, n, run]))
+                for run in range(references)
+            ]
+            for n, rules in enumerate((True, False))
+        ]
     rng = np.random.default_rng(seed + 1)
     # learned versions keep the class mix the first model gives this world: the same inspection budget
     shares = tuple(np.bincount(matrix.classify(model, truth.values).classes, minlength=len(model.classes)) / entities)
@@ -95,6 +119,12 @@ def simulate(
         approved = approved or counts
         drifted = bool(drift.drifted(drift.compare(approved, counts, current.classes, current.mix_tolerance)))
         worst_share = float((got.classes >= len(current.classes) - 2).mean())
+        reached = [
+            float(
+                np.mean([reference(o, tuple(counts.values()), current, ratios, truth.propensity, r) for o, r in runs])
+            )
+            for runs in oracles
+        ]
         out.append(
             Cycle(
                 cycle=cycle,
@@ -109,6 +139,9 @@ def simulate(
                 auc=learn.measure(current, values, outcome).auc,
                 worst_share=worst_share,
                 drift="alerted" if drifted else "",
+                ceiling_worst=reached[0] if reached else None,
+                ceiling_free_worst=reached[1] if reached else None,
+                counts=tuple(counts.values()),
             )
         )
         inspected.append((picked, np.full(len(picked), day), found.astype(int)))
@@ -129,6 +162,25 @@ def simulate(
             if current is not kept:
                 approved = None
     return out
+
+
+def reference(
+    oracle: ceiling.Oracle,
+    counts: tuple[int, ...],
+    model: RiskModel,
+    ratios: dict[str, float],
+    propensity: np.ndarray,
+    rng: np.random.Generator,
+) -> float:
+    """One cycle of an oracle with the engine's class ``counts`` of the cycle: classify, draw at the
+    plan's ratios, inspect, record; its expected D/E rate (the mean hidden propensity of its D/E
+    inspections, as ``Cycle.expected_worst`` for the engine)."""
+    mine = oracle.classify(np.asarray(counts))
+    picked = draw(mine, model, ratios, rng)
+    found = (rng.random(len(picked)) < propensity[picked]).astype(int)
+    oracle.record(picked, found)
+    worst = mine[picked] >= len(model.classes) - 2
+    return float(propensity[picked][worst].mean()) if worst.any() else 0.0
 
 
 def _retrain(first, current, seen_x, seen_y, directory, mix, cycle) -> RiskModel:
@@ -160,11 +212,16 @@ def _proposal(first, current, seen_x, seen_y, directory, shares, cycle) -> RiskM
 
 def plot(cycles: list[Cycle], labels: dict[str, str], font: str | None) -> bytes:
     """A PNG of the discovery rate by cycle: D/E inspections (found, and expected: their mean hidden
-    propensity), all inspections, uniform at equal budget."""
+    propensity), all inspections, uniform at equal budget; and the ceiling (dashed): the expected D/E
+    rate of the oracle that knows the hidden model, under the model's rules, when the cycles carry it."""
     xs = [c.cycle for c in cycles]
     series = [
         (labels["worst"], [100 * c.discovery_worst for c in cycles], "o-"),
         (labels["expected"], [100 * c.expected_worst for c in cycles], "o:"),
+    ]
+    if all(c.ceiling_worst is not None for c in cycles):
+        series.append((labels["ceiling"], [100 * (c.ceiling_worst or 0.0) for c in cycles], "k--"))
+    series += [
         (labels["all"], [100 * c.discovery_all for c in cycles], "s-"),
         (labels["uniform"], [100 * c.discovery_uniform for c in cycles], "^--"),
     ]
