@@ -20,11 +20,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
-from threadpoolctl import threadpool_limits
 
 from domain.risk.model import RiskModel, parse_model
 from services.risk import matrix
@@ -34,40 +29,14 @@ MIN_EXAMPLES = 50
 DEFAULT_RATIOS = {"A": 0.03, "B": 0.05, "C": 0.1, "D": 0.5, "E": 1.0}
 
 
-class DirectedLogit(ClassifierMixin, BaseEstimator):
-    """L2 logistic regression whose weights against the stated direction are refitted at 0."""
-
-    def __init__(self, C: float = C) -> None:
-        self.C = C
-
-    def fit(self, X, y, sample_weight=None):
-        first = LogisticRegression(C=self.C, max_iter=500).fit(X, y, sample_weight=sample_weight)
-        keep = first.coef_[0] > 0
-        self.coef_ = np.zeros(X.shape[1])
-        if keep.any():
-            second = LogisticRegression(C=self.C, max_iter=500).fit(X[:, keep], y, sample_weight=sample_weight)
-            coef = np.clip(second.coef_[0], 0.0, None)
-            self.coef_[keep] = coef
-            self.intercept_ = float(second.intercept_[0])
-        else:
-            self.intercept_ = float(first.intercept_[0])
-        self.classes_ = np.array([0, 1])
-        return self
-
-    def decision_function(self, X):
-        return X @ self.coef_ + self.intercept_
-
-    def predict_proba(self, X):
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1.0 - p, p])
-
-    def predict(self, X):
-        return (self.decision_function(X) > 0).astype(int)
-
-
 def fit(base: RiskModel, values: np.ndarray, labels: np.ndarray, *, name: str) -> RiskModel:
     """A logistic model learned from ``values`` (n × k raw, NaN = none) and 0/1 ``labels``; bands unset
     (``with_bands`` sets them on a directory)."""
+    from sklearn.calibration import CalibratedClassifierCV  # scikit-learn only where it learns: below
+    from threadpoolctl import threadpool_limits
+
+    from services.risk.estimator import DirectedLogit
+
     X = matrix.normalise(base, values)
     y = np.asarray(labels, dtype=int)
     folds = int(min(5, np.bincount(y, minlength=2).min()))
@@ -146,6 +115,8 @@ def measure(model: RiskModel, values: np.ndarray, labels: np.ndarray, facts=None
     """How ``model`` ranks held-out results: AUC, Brier score and calibration by decile (a logistic
     model's score is a probability; a linear one's is read as score/100), and the expected problem
     rate of inspections made at the plan's ratios on the classes it gives (and of its two worst)."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     ratios = ratios or DEFAULT_RATIOS
     y = np.asarray(labels, dtype=int)
     got = matrix.classify(model, values, facts)
