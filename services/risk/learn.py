@@ -16,15 +16,11 @@ budget as before; only who is in which class changes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
-from threadpoolctl import threadpool_limits
 
 from domain.risk.model import RiskModel, parse_model
 from services.risk import matrix
@@ -34,40 +30,14 @@ MIN_EXAMPLES = 50
 DEFAULT_RATIOS = {"A": 0.03, "B": 0.05, "C": 0.1, "D": 0.5, "E": 1.0}
 
 
-class DirectedLogit(ClassifierMixin, BaseEstimator):
-    """L2 logistic regression whose weights against the stated direction are refitted at 0."""
-
-    def __init__(self, C: float = C) -> None:
-        self.C = C
-
-    def fit(self, X, y, sample_weight=None):
-        first = LogisticRegression(C=self.C, max_iter=500).fit(X, y, sample_weight=sample_weight)
-        keep = first.coef_[0] > 0
-        self.coef_ = np.zeros(X.shape[1])
-        if keep.any():
-            second = LogisticRegression(C=self.C, max_iter=500).fit(X[:, keep], y, sample_weight=sample_weight)
-            coef = np.clip(second.coef_[0], 0.0, None)
-            self.coef_[keep] = coef
-            self.intercept_ = float(second.intercept_[0])
-        else:
-            self.intercept_ = float(first.intercept_[0])
-        self.classes_ = np.array([0, 1])
-        return self
-
-    def decision_function(self, X):
-        return X @ self.coef_ + self.intercept_
-
-    def predict_proba(self, X):
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1.0 - p, p])
-
-    def predict(self, X):
-        return (self.decision_function(X) > 0).astype(int)
-
-
 def fit(base: RiskModel, values: np.ndarray, labels: np.ndarray, *, name: str) -> RiskModel:
     """A logistic model learned from ``values`` (n × k raw, NaN = none) and 0/1 ``labels``; bands unset
     (``with_bands`` sets them on a directory)."""
+    from sklearn.calibration import CalibratedClassifierCV  # scikit-learn only where it learns: below
+    from threadpoolctl import threadpool_limits
+
+    from services.risk.estimator import DirectedLogit
+
     X = matrix.normalise(base, values)
     y = np.asarray(labels, dtype=int)
     folds = int(min(5, np.bincount(y, minlength=2).min()))
@@ -91,36 +61,67 @@ def fit(base: RiskModel, values: np.ndarray, labels: np.ndarray, *, name: str) -
     return parse_model(data)
 
 
-def with_bands(model: RiskModel, directory: np.ndarray, shares: tuple[float, ...]) -> RiskModel:
-    """``model`` with bands at the directory's score quantiles that give each class its share *after*
-    the ``set`` rules (e.g. newly registered → B, on the 严重失信 list → E).
+def with_bands(
+    model: RiskModel, directory: np.ndarray, shares: tuple[float, ...], facts: Mapping[str, np.ndarray] | None = None
+) -> RiskModel:
+    """``model`` with bands at the directory's scores that give each class its share *after* the
+    rules, as :func:`services.risk.matrix.classify` applies them to ``directory`` with ``facts``.
 
-    An entity a ``set`` rule places is counted in its class and left out of the quantiles: bands set
-    on every score would give the scores their shares, then the rules would move entities out (a
-    learned version that ranks the newly registered high sends them back to B) and the worst classes
-    — hence the inspection budget at the plan's ratios — would shrink (by about 13 % of the D/E
-    inspections in the simulation, docs/risk.md)."""
+    An entity a ``set`` rule places (newly registered → B, on the 严重失信 list → E) is counted in
+    its class and left out of the cuts: bands set on every score would give the scores their
+    shares, then the rules would move entities out (a learned version that ranks the newly
+    registered high sends them back to B) and the worst classes — hence the inspection budget at the
+    plan's ratios — would shrink (by about 13 % of the D/E inspections in the simulation,
+    docs/risk.md). An ``at_least`` rule (a problem found last time → at least C) raises an entity
+    after its band: the bands are cut from the worst class down, each class's cut counting the
+    entities a rule already raises into it, so a rule filling C no longer empties A (the cut of C
+    rises instead)."""
     scores = matrix.scores(model, matrix.normalise(model, directory))
-    fixed = np.zeros(len(scores), dtype=bool)
-    placed = np.zeros(len(model.classes))
+    n, k = len(scores), len(model.classes)
+    facts = facts or {}
     column = {code: j for j, code in enumerate(model.codes)}
-    for rule in model.rules:  # as matrix.classify without facts: the first set rule that holds wins
-        if rule.set_class is not None and rule.subject in column and len(scores):
-            hit = matrix.holds(rule.op, directory[:, column[rule.subject]], rule.value) & ~fixed
-            placed[model.rank(rule.set_class)] += hit.sum()
+
+    def subject(name: str) -> np.ndarray:
+        if name in column:
+            return directory[:, column[name]]
+        return np.asarray(facts.get(name, np.full(n, np.nan)), dtype=float)
+
+    fixed = np.zeros(n, dtype=bool)
+    floor = np.zeros(n, dtype=int)  # the class an at_least rule raises an entity to (0: none)
+    set_to = np.zeros(n, dtype=int)
+    for rule in model.rules:  # as matrix.classify: the first set rule that holds wins, then every at_least
+        if rule.set_class is not None and n:
+            hit = matrix.holds(rule.op, subject(rule.subject), rule.value) & ~fixed
+            set_to[hit] = model.rank(rule.set_class)
             fixed |= hit
-    free = scores[~fixed]
-    wanted = np.clip(np.asarray(shares, dtype=float) * len(scores) - placed, 0.0, None)
+    for rule in model.rules:
+        if rule.at_least is not None and n:
+            hit = matrix.holds(rule.op, subject(rule.subject), rule.value)
+            floor = np.where(hit, np.maximum(floor, model.rank(rule.at_least)), floor)
+    placed = np.bincount(np.maximum(set_to, floor)[fixed], minlength=k).astype(float)
+    wanted = np.clip(np.asarray(shares, dtype=float) * n - placed, 0.0, None)
+    free, free_floor = scores[~fixed], floor[~fixed]
+    cuts: list[float] = []
     if len(free) and wanted.sum() > 0:
-        cumulative = np.cumsum(wanted)[:-1] / wanted.sum()
-        cuts = np.quantile(free, np.clip(cumulative, 0.0, 1.0))
+        upper = np.inf  # the cut of the class above: free entities scoring below it are not yet placed
+        for rank in range(k - 1, 0, -1):
+            below = free < upper
+            raised = int(((free_floor == rank) & below).sum())  # in this class whatever their band
+            pool = free[below & (free_floor < rank)]  # in it only if their score reaches the cut
+            need = wanted[rank] - raised
+            if need <= 0 or not len(pool):
+                cut = float(upper) if np.isfinite(upper) else 100.0
+            else:
+                cut = float(np.quantile(pool, float(np.clip(1.0 - need / len(pool), 0.0, 1.0))))
+            cuts.append(cut)
+            upper = min(upper, cut)
+        cuts.reverse()
     else:
-        cumulative = np.cumsum(shares)[:-1]
-        cuts = np.quantile(scores, cumulative) if len(scores) else cumulative * 100
+        cuts = [float(c) for c in (np.quantile(scores, np.cumsum(shares)[:-1]) if n else np.cumsum(shares)[:-1] * 100)]
     bands = [0.0]
     for cut in cuts:
         bands.append(max(float(cut), bands[-1] + 1e-9))
-    bands = [min(b, 100.0 - 1e-9 * (len(bands) - n)) for n, b in enumerate(bands)]
+    bands = [min(b, 100.0 - 1e-9 * (len(bands) - i)) for i, b in enumerate(bands)]
     return replace(model, bands=tuple(bands))
 
 
@@ -146,6 +147,8 @@ def measure(model: RiskModel, values: np.ndarray, labels: np.ndarray, facts=None
     """How ``model`` ranks held-out results: AUC, Brier score and calibration by decile (a logistic
     model's score is a probability; a linear one's is read as score/100), and the expected problem
     rate of inspections made at the plan's ratios on the classes it gives (and of its two worst)."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     ratios = ratios or DEFAULT_RATIOS
     y = np.asarray(labels, dtype=int)
     got = matrix.classify(model, values, facts)

@@ -165,12 +165,12 @@ async def train(
         shares = tuple(kept[c] / max(sum(kept.values()), 1) for c in current.classes)
     ratios = ratios or learn.DEFAULT_RATIOS
     if len(set(train_y.tolist())) == 2 and len(test_y):
-        candidate = learn.with_bands(learn.fit(current, values[:cut], train_y, name=name), directory, shares)
+        candidate = learn.with_bands(learn.fit(current, values[:cut], train_y, name=name), directory, shares, facts)
         measured_candidate = learn.measure(candidate, values[cut:], test_y, ratios=ratios).as_dict()
     else:
         measured_candidate = {}
     measured_current = learn.measure(current, values[cut:], test_y, ratios=ratios).as_dict() if len(test_y) else {}
-    final = learn.with_bands(learn.fit(current, values, ex.labels, name=name), directory, shares)
+    final = learn.with_bands(learn.fit(current, values, ex.labels, name=name), directory, shares, facts)
     class_mix = {
         "shares_from": shares_from if shares_from == "file" or sum(approved.values()) else "now",
         **drift.proposed_mix(

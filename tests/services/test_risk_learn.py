@@ -54,6 +54,33 @@ def test_fit_learns_direction_constrained_calibrated_weights() -> None:
     assert learn.measure(banded, truth.values, y).auc > 0.75
 
 
+def test_bands_keep_the_mix_after_the_at_least_rules() -> None:
+    """A problem found last time raises an entity to at least C after its band: cut on the scores
+    alone, the bands would give A and B their shares and the rule would then empty them into C."""
+    truth = world.generate(EXAMPLE, 6000, seed=3)
+    rng = np.random.default_rng(4)
+    y = (rng.random(len(truth.propensity)) < truth.propensity).astype(int)
+    learned = learn.fit(EXAMPLE, truth.values, y, name="learned")
+    last = (rng.random(len(y)) < 0.15).astype(float)  # 15 % found with a problem last time
+    facts = {"last_inspection_problem": last}
+    wanted = [0.3, 0.4, 0.2, 0.07, 0.03]
+    scores_only = matrix.classify(learn.with_bands(learned, truth.values, tuple(wanted)), truth.values, facts)
+    assert (np.bincount(scores_only.classes, minlength=5) / len(y))[
+        0
+    ] < 0.27  # the facts-blind cut: A loses its share of them
+    banded = learn.with_bands(learned, truth.values, tuple(wanted), facts)
+    got = matrix.classify(banded, truth.values, facts)
+    assert np.bincount(got.classes, minlength=5) / len(y) == pytest.approx(wanted, abs=0.01)
+    assert (got.classes[last == 1] >= 2).all()  # the rule still holds for every one of them
+    assert list(banded.bands) == sorted(banded.bands)
+    # a rule that raises more entities than a class can take: the class is over-full; cut from the worst
+    # down, the classes below it still get their shares while entities last, the best class what is left
+    crowded = learn.with_bands(learned, truth.values, (0.5, 0.3, 0.1, 0.07, 0.03), facts)
+    mix = np.bincount(matrix.classify(crowded, truth.values, facts).classes, minlength=5) / len(y)
+    assert mix[2] > 0.12 and mix[1:] @ [0, 0, 1, 1] == pytest.approx(0.1, abs=0.01)
+    assert mix[1] == pytest.approx(0.3, abs=0.01) and mix[0] < 0.5
+
+
 def test_the_engine_beats_uniform_sampling_on_a_small_world() -> None:
     cycles = evaluate.simulate(EXAMPLE, entities=4000, cycles=3, seed=5)
     assert [c.cycle for c in cycles] == [1, 2, 3] and cycles[0].version == EXAMPLE.name
