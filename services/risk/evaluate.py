@@ -150,15 +150,16 @@ def simulate(
         if learning and cycle < cycles:
             after = history.Results.of(*(np.concatenate(part) for part in zip(*inspected)))
             directory = history.fill(model, truth.values.copy(), after, ids, day + MONTH)
+            facts = {"last_inspection_problem": history.last_problem(after, ids)}  # the bands are cut around the rules
             kept = current
             if drifted:
                 total = sum(approved.values())
                 mix = tuple(approved[c] / total for c in current.classes)
-                current = _retrain(model, current, seen_x, seen_y, directory, mix, cycle)
+                current = _retrain(model, current, seen_x, seen_y, directory, facts, mix, cycle)
                 if current is not kept:
                     out[-1] = replace(out[-1], drift="retrained")
             else:
-                current = _proposal(model, current, seen_x, seen_y, directory, shares, cycle)
+                current = _proposal(model, current, seen_x, seen_y, directory, facts, shares, cycle)
             if current is not kept:
                 approved = None
     return out
@@ -183,17 +184,17 @@ def reference(
     return float(propensity[picked][worst].mean()) if worst.any() else 0.0
 
 
-def _retrain(first, current, seen_x, seen_y, directory, mix, cycle) -> RiskModel:
+def _retrain(first, current, seen_x, seen_y, directory, facts, mix, cycle) -> RiskModel:
     """The drift alert's retrain, approved at once: a version learned on every result so far with
     bands that give the approved ``mix`` again (the version in force when nothing can be learned)."""
     y = np.concatenate(seen_y)
     if len(set(y.tolist())) < 2 or len(y) < learn.MIN_EXAMPLES:
         return current
     learned = learn.fit(first, np.concatenate(seen_x), y, name=f"{first.name}-mix{cycle}")
-    return learn.with_bands(learned, directory, mix)
+    return learn.with_bands(learned, directory, mix, facts)
 
 
-def _proposal(first, current, seen_x, seen_y, directory, shares, cycle) -> RiskModel:
+def _proposal(first, current, seen_x, seen_y, directory, facts, shares, cycle) -> RiskModel:
     """What a coordinator following the comparison would put in force: a version learned on every
     result so far, if one learned without the newest cycle's results ranks those results better than
     the version in force does (``risk train`` shows the same comparison); else the version in force."""
@@ -207,7 +208,7 @@ def _proposal(first, current, seen_x, seen_y, directory, shares, cycle) -> RiskM
     if learn.measure(trial, seen_x[-1], seen_y[-1]).auc <= learn.measure(current, seen_x[-1], seen_y[-1]).auc:
         return current
     learned = learn.fit(first, np.concatenate(seen_x), y, name=f"{first.name}-sim{cycle}")
-    return learn.with_bands(learned, directory, shares)
+    return learn.with_bands(learned, directory, shares, facts)
 
 
 def plot(cycles: list[Cycle], labels: dict[str, str], font: str | None) -> bytes:
