@@ -10,6 +10,7 @@ class mix it gives (its bands keep the approved mix unless ``--shares file``);
 
 from __future__ import annotations
 
+import os
 import sys
 import tomllib
 from dataclasses import asdict
@@ -184,6 +185,19 @@ async def run_evaluate(args, settings) -> int:
             file=sys.stderr,
         )
         return 2
+    for name, value, (low, high) in (
+        ("--entities", args.entities, evaluate.ENTITIES),
+        ("--cycles", args.cycles, evaluate.CYCLES),
+        ("--seed", args.seed, evaluate.SEEDS),
+    ):
+        if not low <= value <= high:  # a clear refusal, not numpy's traceback or an hour of work
+            print(
+                text("risk_evaluate_bad", settings.locale, name=name, value=value, low=low, high=high), file=sys.stderr
+            )
+            return 2
+    if args.plot and not (args.plot.parent.is_dir() and os.access(args.plot.parent, os.W_OK)):
+        print(text("risk_plot_unwritable", settings.locale, path=str(args.plot)), file=sys.stderr)
+        return 2
     cycles = evaluate.simulate(model, entities=args.entities, cycles=args.cycles, seed=args.seed)
     print(
         render(
@@ -201,5 +215,9 @@ async def run_evaluate(args, settings) -> int:
         locale, font = charts.chart_locale(settings.locale)
         names = ("worst", "expected", "ceiling", "all", "uniform", "goal", "x", "y", "title")
         labels = {n: text(f"risk_plot_{n}", locale, entities=args.entities, model=model.name) for n in names}
-        args.plot.write_bytes(evaluate.plot(cycles, labels, font))
+        try:
+            args.plot.write_bytes(evaluate.plot(cycles, labels, font))
+        except OSError as exc:
+            print(text("risk_plot_unwritable", settings.locale, path=f"{args.plot} ({exc.strerror})"), file=sys.stderr)
+            return 2
     return 0

@@ -38,6 +38,11 @@ DEFAULT_RATIOS = learn.DEFAULT_RATIOS
 FIRST_DAY = 739_000  # day ordinals of the simulated months (any will do: only differences count)
 MONTH = 30
 NONE = history.Results.of([], [], [])
+#: What ``inspectbot risk evaluate`` accepts: from a toy world to the Qingdao-scale directory, up to
+#: five years of monthly cycles, numpy's seeds.
+ENTITIES = (100, 2_000_000)
+CYCLES = (1, 60)
+SEEDS = (0, 2**32 - 1)
 
 
 @dataclass(frozen=True)

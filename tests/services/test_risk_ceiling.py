@@ -105,3 +105,24 @@ def test_the_cli_prints_and_plots_the_ceiling(tmp_path, monkeypatch, capsys) -> 
         without_rules=False,
     )
     assert "上限" in shown and f"{100 * cycles[0].ceiling_worst:.1f}%" in shown and "无设定规则" not in shown
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        (["--entities", "0"], "--entities must be a whole number from 100 to 2000000 (got 0)"),
+        (["--entities", "99999999999"], "--entities must be a whole number from 100 to 2000000"),
+        (["--cycles", "0"], "--cycles must be a whole number from 1 to 60 (got 0)"),
+        (["--cycles", "100000"], "--cycles must be a whole number from 1 to 60"),
+        (["--seed", "-1"], "--seed must be a whole number from 0 to 4294967295 (got -1)"),
+        (["--plot", "/nonexistent-dir/eval.png"], "Cannot write the chart to /nonexistent-dir/eval.png"),
+    ],
+)
+def test_the_cli_refuses_what_it_cannot_simulate_before_simulating(given, says, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INSPECTBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("INSPECTBOT_LOCALE", "en")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["risk", "evaluate", *given]) == 2
+    got = capsys.readouterr()
+    assert says in got.err and got.out == "" and "Traceback" not in got.err
