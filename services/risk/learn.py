@@ -33,10 +33,10 @@ DEFAULT_RATIOS = {"A": 0.03, "B": 0.05, "C": 0.1, "D": 0.5, "E": 1.0}
 def fit(base: RiskModel, values: np.ndarray, labels: np.ndarray, *, name: str) -> RiskModel:
     """A logistic model learned from ``values`` (n × k raw, NaN = none) and 0/1 ``labels``; bands unset
     (``with_bands`` sets them on a directory)."""
-    from sklearn.calibration import CalibratedClassifierCV  # scikit-learn only where it learns: below
+    from sklearn.calibration import CalibratedClassifierCV  # lazy: scikit-learn only where it learns
     from threadpoolctl import threadpool_limits
 
-    from services.risk.estimator import DirectedLogit
+    from services.risk.estimator import DirectedLogit  # lazy: it imports scikit-learn (docs/architecture.md, Start-up)
 
     X = matrix.normalise(base, values)
     y = np.asarray(labels, dtype=int)
@@ -147,7 +147,7 @@ def measure(model: RiskModel, values: np.ndarray, labels: np.ndarray, facts=None
     """How ``model`` ranks held-out results: AUC, Brier score and calibration by decile (a logistic
     model's score is a probability; a linear one's is read as score/100), and the expected problem
     rate of inspections made at the plan's ratios on the classes it gives (and of its two worst)."""
-    from sklearn.metrics import brier_score_loss, roc_auc_score
+    from sklearn.metrics import brier_score_loss, roc_auc_score  # lazy: scikit-learn only where it measures
 
     ratios = ratios or DEFAULT_RATIOS
     y = np.asarray(labels, dtype=int)
