@@ -144,6 +144,8 @@ async def run_classify(args, settings, clock=SYSTEM) -> int:
 async def run_show(args, settings) -> int:
     if not args.query.strip():
         async with db.opened(settings):
+            if await versions.in_force() is None:  # nothing approved: say so, not "not classified yet"
+                return _error(RiskError("risk_no_model"), settings.locale)
             mix = await drift.mix()
         print(
             render("cli/risk.txt", settings.locale, what="mix", mix=mix.shown(settings.zone) if mix else None).strip()

@@ -294,3 +294,24 @@ def test_strictness_adjusts_for_risk_and_flags_the_lenient() -> None:
     assert by["lenient"].expected == pytest.approx(12 * e_rate, abs=1e-3)
     assert found[0].inspector == "lenient"
     assert strictness([]) == (None, [])
+
+
+def test_every_refusal_of_a_model_file_has_its_own_text_in_both_languages() -> None:
+    """A bad model file is explained in words (`inspectbot risk load`), not by its code and a dict."""
+    import re
+
+    from core.render import text
+
+    source = (ROOT / "domain" / "risk" / "model.py").read_text(encoding="utf-8")
+    codes = sorted(set(re.findall(r'"(risk_model_[a-z_]+)"', source)))
+    assert len(codes) >= 20
+    params = {"max_len": 128, "value": "x", "allowed": ["a"], "classes": ["A"], "low": 0, "high": 1, "max": 41}
+    for locale in ("zh-CN", "en"):
+        for code in codes:
+            said = text(
+                "risk_error",
+                locale,
+                error="risk_file_invalid",
+                p={"path": "m.toml", "field": "f", "problem": code, "params": params},
+            )
+            assert code not in said and "{" not in said, (locale, code, said)

@@ -177,10 +177,13 @@ def test_the_simulation_retrains_and_approves_when_the_alert_would_fire() -> Non
 
 
 def test_risk_show_without_an_entity_prints_the_mix(cli, capsys) -> None:  # noqa: F811
-    assert main(["risk", "show"]) == 0
-    assert "No classification by the version in force yet" in capsys.readouterr().out
+    assert main(["risk", "show"]) == 2  # nothing approved: that, not "not classified yet"
+    assert "No risk model version is approved yet" in capsys.readouterr().err
     assert main(["risk", "load", str(EXAMPLE_FILE)]) == 0
     assert main(["risk", "approve", EXAMPLE.name]) == 0
+    capsys.readouterr()
+    assert main(["risk", "show"]) == 0
+    assert "No classification by the version in force yet" in capsys.readouterr().out
     assert main(["risk", "classify", "--force"]) == 0
     capsys.readouterr()
     assert main(["risk", "show"]) == 0
