@@ -120,7 +120,7 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
 
     async with db.transaction() as conn:
         in_force_now = await overrides.for_classification(now, conn)
-        names, overridden = matrix.apply_overrides(ids, computed, in_force_now)
+        names, overridden = matrix.apply_overrides(ids, computed, {e: o["class"] for e, o in in_force_now.items()})
         changed = [(str(c), int(i)) for c, i, old in zip(names, ids, current) if c != old]
 
         def assessments():

@@ -21,7 +21,7 @@ Each step is a record in the audit chain (``risk_override_proposed`` / ``approve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -145,7 +145,7 @@ async def propose(
     binding = binding_id(actor) if actor.startswith("coordinator:") else None
     if departments is None:
         departments = frozenset(await Department.all().values_list("code", flat=True))
-    ends_at = datetime.combine(until + timedelta(days=1), time(), tzinfo=zone)
+    ends_at = datetime.combine(until + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
     try:
         async with in_transaction() as conn:
             await Entity.filter(id=entity.id).using_db(conn).select_for_update().first()
@@ -316,6 +316,7 @@ async def for_classification(now: datetime, conn) -> dict[int, dict[str, Any]]:
     """In the classification's transaction: end every override whose last day has passed (in force:
     ``expired``; a proposal nobody decided: ``expired`` too), audited as ``system``; return the ones
     in force by entity id, as the assessment names them."""
+    now = now.astimezone(UTC)  # stored times are compared as UTC (SQLite compares their text)
     for row in await RiskOverride.filter(status__in=OPEN_OVERRIDE, ends_at__lte=now).using_db(conn).order_by("id"):
         n = await (
             RiskOverride.filter(id=row.id, status=row.status)
