@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from bot.cli import main
 from models.audit import AuditRecord
 from models.directory import Entity
 from models.risk import OverrideStatus, RiskAssessment, RiskOverride, RiskRun
@@ -16,7 +17,11 @@ from services.draws.common import DrawError
 from services.risk import classify as risk
 from services.risk import drift, overrides, versions
 from services.risk.versions import RiskError
+from tests.domain.test_risk import EXAMPLE
+from tests.services import draw_world as world
+from tests.services.test_draws_cli import cli  # noqa: F401
 from tests.services.test_risk import USCC, ZONE, small_world
+from tests.services.test_risk_drift import EXAMPLE_FILE
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Shanghai, 2026-12-01
 UNTIL = date(2027, 5, 31)
@@ -226,3 +231,31 @@ async def test_without_a_version_in_force_there_is_nothing_to_override(db) -> No
     with pytest.raises(RiskError) as caught:
         await propose()
     assert caught.value.code == "risk_no_model"
+
+
+def test_the_cli_proposes_approves_by_another_name_lists_and_withdraws(cli, capsys) -> None:  # noqa: F811
+    code = world.uscc(3)
+    until = (datetime.now(ZONE).date() + timedelta(days=90)).isoformat()
+    assert main(["risk", "load", str(EXAMPLE_FILE)]) == 0
+    assert main(["risk", "approve", EXAMPLE.name]) == 0
+    assert main(["risk", "classify", "--force"]) == 0
+    capsys.readouterr()
+    assert main(["risk", "override", "propose", code, "E", "--until", until, "--reason", "under investigation"]) == 0
+    out = capsys.readouterr().out
+    assert "class E by override" in out and "waiting for approval" in out and "--by NAME" in out
+    assert main(["risk", "override", "approve", "1", "--by", "cli"]) == 2  # the proposer ("cli" by default)
+    assert "another coordinator must approve it" in capsys.readouterr().err
+    assert main(["risk", "override", "propose", code, "A", "--until", until, "--reason", "x"]) == 2
+    assert "has an override waiting for approval already" in capsys.readouterr().err
+    assert main(["risk", "override", "approve", "1", "--by", "王芳"]) == 0
+    assert "in force" in capsys.readouterr().out
+    assert main(["risk", "override", "list"]) == 0
+    assert "[1]" in capsys.readouterr().out
+    assert main(["risk", "classify", "--force"]) == 0
+    assert "1 entities take their class from an override in force" in capsys.readouterr().out
+    assert main(["risk", "show", code]) == 0
+    assert "override to E" in capsys.readouterr().out
+    assert main(["risk", "override", "withdraw", "1", "--reason", "closed", "--by", "李娜"]) == 0
+    assert "withdrawn" in capsys.readouterr().out
+    assert main(["risk", "override", "list"]) == 0
+    assert "No override is waiting" in capsys.readouterr().out
