@@ -55,8 +55,3 @@ def check(risk_class: str, classes: Sequence[str], until: date, today: date) -> 
             "risk_override_until_too_far", until=until.isoformat(), latest=latest.isoformat(), months=MAX_MONTHS
         )
     return wanted
-
-
-def applies(until: date, today: date) -> bool:
-    """An override in force fixes the class on every day up to and including ``until``."""
-    return today <= until

@@ -12,6 +12,7 @@ import pytest
 from bot.cli import main
 from models.audit import AuditRecord
 from models.directory import Entity
+from models.messaging import Channel, ChatBinding, Outbox, Role
 from models.risk import OverrideStatus, RiskAssessment, RiskOverride, RiskRun
 from services.draws.common import DrawError
 from services.risk import classify as risk
@@ -231,6 +232,40 @@ async def test_without_a_version_in_force_there_is_nothing_to_override(db) -> No
     with pytest.raises(RiskError) as caught:
         await propose()
     assert caught.value.code == "risk_no_model"
+
+
+async def coordinator(address: str, departments: list[str]) -> str:
+    b = await ChatBinding.create(
+        channel=Channel.TELEGRAM, address=address, role=Role.COORDINATOR, departments=departments
+    )
+    return f"coordinator:{b.id}"
+
+
+async def test_in_chat_the_proposers_departments_approve_and_a_revoked_proposer_is_not_approved(db) -> None:
+    ids = await classified_world()
+    scjg = frozenset({"SCJG"})
+    with pytest.raises(RiskError) as caught:  # nobody else to approve it
+        await propose(USCC[0], "A", actor=await coordinator("701", ["SCJG"]), departments=scjg)
+    assert caught.value.code == "risk_override_no_approver" and await RiskOverride.all().count() == 0
+    proposer = await coordinator("702", ["SCJG"])
+    approver = await coordinator("703", ["SCJG"])
+    outsider = await coordinator("704", ["WSJ"])
+    proposed = await propose(USCC[0], "A", actor=proposer, departments=scjg)
+    assert proposed.asked == 2  # the two other SCJG coordinators, not WSJ's
+    asked = await Outbox.filter(dedupe_key__startswith=f"rov:{proposed.id}:ask").values_list("recipient_id", flat=True)
+    assert len(asked) == 2
+    with pytest.raises(RiskError) as caught:  # another department's coordinator: as if it did not exist
+        await overrides.decide(proposed.id, True, actor=outsider, departments=frozenset({"WSJ"}), now=NOW, zone=ZONE)
+    assert caught.value.code == "risk_override_unknown"
+    await ChatBinding.filter(id=int(proposer.split(":")[1])).update(revoked_at=NOW)
+    with pytest.raises(DrawError) as caught:
+        await overrides.decide(proposed.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    assert caught.value.code == "requester_revoked"
+    row = await RiskOverride.get(id=proposed.id)
+    assert (row.status, row.failure) == (OverrideStatus.FAILED, "requester_revoked")
+    assert [a for a, _, _ in await actions()][-1] == "risk_override_failed"
+    await risk.classify_directory(NOW + timedelta(hours=1))
+    assert await klass(ids[0]) == "E"
 
 
 def test_the_cli_proposes_approves_by_another_name_lists_and_withdraws(cli, capsys) -> None:  # noqa: F811
