@@ -119,7 +119,7 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
     counts = Counter(computed.tolist())
 
     async with db.transaction() as conn:
-        in_force_now = await overrides.for_classification(now, conn)
+        in_force_now = await overrides.in_force_at(now, conn)
         names, overridden = matrix.apply_overrides(ids, computed, {e: o["class"] for e, o in in_force_now.items()})
         changed = [(str(c), int(i)) for c, i, old in zip(names, ids, current) if c != old]
 
@@ -173,6 +173,7 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
             overridden=int(overridden.sum()),
             using_db=conn,
         )
+        await overrides.expire_due(now, conn)  # last: its audit records hold PostgreSQL's audit lock to the commit
     return RunSummary(version, len(ids), dict(sorted(counts.items())), len(changed), overridden=int(overridden.sum()))
 
 

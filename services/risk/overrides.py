@@ -10,9 +10,10 @@ in force once **another** approves it, ended by withdrawal or its date.
   approve their own proposal, first press wins, a proposer whose coordinator binding was revoked
   meanwhile is not approved (``failed``), a proposal nobody decided by its last day lapses.
 - :func:`withdraw`: one person, with a reason — it returns the firm to the engine's class.
-- :func:`for_classification`: in the classification's transaction, ends the overrides whose last day
-  has passed (``expired``) and returns the ones in force; the class changes at that classification
-  only, so never between an announcement and its draw (the classification defers then).
+- :func:`in_force_at` and :func:`expire_due`: in the classification's transaction, the overrides in
+  force that it applies, and the end (``expired``) of those whose last day has passed; the class
+  changes at that classification only, so never between an announcement and its draw (the
+  classification defers then).
 
 Each step is a record in the audit chain (``risk_override_proposed`` / ``approved`` / ``rejected`` /
 ``failed`` / ``withdrawn`` / ``expired``) in the transaction of the change.
@@ -312,20 +313,10 @@ async def of_entity(entity_id: int, zone: ZoneInfo) -> Override | None:
     return None if row is None else await _shown(row, zone)
 
 
-async def for_classification(now: datetime, conn) -> dict[int, dict[str, Any]]:
-    """In the classification's transaction: end every override whose last day has passed (in force:
-    ``expired``; a proposal nobody decided: ``expired`` too), audited as ``system``; return the ones
-    in force by entity id, as the assessment names them."""
-    now = now.astimezone(UTC)  # stored times are compared as UTC (SQLite compares their text)
-    for row in await RiskOverride.filter(status__in=OPEN_OVERRIDE, ends_at__lte=now).using_db(conn).order_by("id"):
-        n = await (
-            RiskOverride.filter(id=row.id, status=row.status)
-            .using_db(conn)
-            .update(status=OverrideStatus.EXPIRED, ended_by="system", ended_at=now)
-        )
-        if n:
-            await _record(row, "risk_override_expired", "system", now, conn, status=row.status.value)
-    rows = await RiskOverride.filter(status=OverrideStatus.CONFIRMED).using_db(conn)
+async def in_force_at(now: datetime, conn) -> dict[int, dict[str, Any]]:
+    """In the classification's transaction: the overrides in force and not past their last day, by
+    entity id, as the assessment names them."""
+    rows = await RiskOverride.filter(status=OverrideStatus.CONFIRMED, ends_at__gt=now.astimezone(UTC)).using_db(conn)
     return {
         r.entity_id: {
             "id": r.id,
@@ -337,3 +328,21 @@ async def for_classification(now: datetime, conn) -> dict[int, dict[str, Any]]:
         }
         for r in rows
     }
+
+
+async def expire_due(now: datetime, conn) -> int:
+    """In the classification's transaction, last (an audit append holds PostgreSQL's audit lock to the
+    commit): end every override past its last day — in force, or a proposal nobody decided — as
+    ``expired`` by ``system``, audited. Returns how many."""
+    now = now.astimezone(UTC)  # stored times are compared as UTC (SQLite compares their text)
+    n = 0
+    for row in await RiskOverride.filter(status__in=OPEN_OVERRIDE, ends_at__lte=now).using_db(conn).order_by("id"):
+        ended = await (
+            RiskOverride.filter(id=row.id, status=row.status)
+            .using_db(conn)
+            .update(status=OverrideStatus.EXPIRED, ended_by="system", ended_at=now)
+        )
+        if ended:
+            await _record(row, "risk_override_expired", "system", now, conn, status=row.status.value)
+            n += 1
+    return n
