@@ -12,7 +12,8 @@ migration disagree. After the first deployment, changes get new numbered files.
 Tortoise's schema SQL leaves out a model's ``Meta.constraints``; a
 ``tortoise.migrations.constraints.CheckConstraint`` there is written into its table's
 ``CREATE TABLE`` here (:func:`with_checks`), the same text for both dialects (SQLite cannot add a
-constraint to a table afterwards).
+constraint to a table afterwards). A ``UniqueConstraint`` with a ``condition`` is written as a
+partial unique index after its table (``CREATE UNIQUE INDEX … WHERE …``: both dialects have them).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tortoise import Tortoise, connections
-from tortoise.migrations.constraints import CheckConstraint
+from tortoise.migrations.constraints import CheckConstraint, UniqueConstraint
 from tortoise.utils import get_schema_sql
 
 from core.db import APP, MIGRATIONS, tortoise_config
@@ -68,15 +69,20 @@ async def schema_sql() -> dict[str, str]:
 
 
 def with_checks(sql: str) -> str:
-    """``sql`` with every model's check constraints (``Meta.constraints``) added to its table."""
+    """``sql`` with every model's check constraints (``Meta.constraints``) added to its table, and
+    its partial unique constraints as indexes after it."""
     for model in Tortoise.apps[APP].values():
         for rule in model._meta.constraints:
-            if not isinstance(rule, CheckConstraint):
-                continue
             head = f'CREATE TABLE "{model._meta.db_table}" (\n'
             start = sql.index(head)
             end = sql.index("\n)", start)  # the table's closing parenthesis: every column is on a line of its own
-            sql = sql[:end] + f',\n    CONSTRAINT "{rule.name}" CHECK ({rule.check})' + sql[end:]
+            if isinstance(rule, CheckConstraint):
+                sql = sql[:end] + f',\n    CONSTRAINT "{rule.name}" CHECK ({rule.check})' + sql[end:]
+            elif isinstance(rule, UniqueConstraint) and rule.condition:
+                after = sql.index(";", end) + 1  # the end of the CREATE TABLE statement
+                columns = ", ".join(f'"{c}"' for c in rule.fields)
+                index = f'\nCREATE UNIQUE INDEX "{rule.name}" ON "{model._meta.db_table}" ({columns}) WHERE {rule.condition};'
+                sql = sql[:after] + index + sql[after:]
     return sql
 
 

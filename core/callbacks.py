@@ -93,6 +93,7 @@ REVIEW = Family("rev", {"ok"})
 CHECKIN = Family("chk", {"at", "re"})  # an inspection (assignment) or a re-inspection (rectification)
 PHOTO = Family("pho", {"at", "re"})  # as CHECKIN
 RISK_MODEL = Family("rmv", {"approve", "reject"})  # a proposed risk-model version (issue 15)
+RISK_OVERRIDE = Family("rov", {"approve", "reject"})  # a proposed risk-class override, by a second coordinator
 
 
 def key(label: str, data: str, **params: object) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.callbacks import ASSIGNMENT, BEACON, CORRECTION, FINDINGS, OFF_SCHEDULE, REVIEW, key
+from core.callbacks import ASSIGNMENT, BEACON, CORRECTION, FINDINGS, OFF_SCHEDULE, REVIEW, RISK_OVERRIDE, key
 
 Rows = list[list[dict[str, Any]]]
 
@@ -72,6 +72,16 @@ def beacon_decision(entry_id: int) -> Rows:
     return [[key("btn_beacon_yes", BEACON.data("yes", entry_id)), key("btn_beacon_no", BEACON.data("no", entry_id))]]
 
 
+def risk_override_decision(override_id: int) -> Rows:
+    """Another coordinator approves or rejects a proposed risk-class override."""
+    return [
+        [
+            key("btn_override_approve", RISK_OVERRIDE.data("approve", override_id)),
+            key("btn_override_reject", RISK_OVERRIDE.data("reject", override_id)),
+        ]
+    ]
+
+
 KEYBOARDS: dict[str, Callable[[int], Rows]] = {
     f.__name__: f
     for f in (
@@ -83,6 +93,7 @@ KEYBOARDS: dict[str, Callable[[int], Rows]] = {
         beacon_decision,
         review_decision,
         reinspection_open,
+        risk_override_decision,
     )
 }
 

@@ -1,7 +1,10 @@
 """/risk CREDIT-CODE|NAME: an entity's credit-risk class, score and reasons, for coordinators only;
 /riskmodels: the class mix now against the approved one, the proposed model versions with their
 comparison, and Approve / Reject buttons
-(audited as the coordinator who pressed).
+(audited as the coordinator who pressed);
+/riskoverride CREDIT-CODE CLASS VALID-UNTIL REASON: propose a class for one firm, which another
+coordinator approves with the buttons sent to them (``rov``); /riskoverrides lists the overrides
+waiting or in force; /riskwithdraw NUMBER REASON ends one (``services.risk.overrides``).
 
 Anyone else gets the coordinators' standard refusal (an unknown sender learns nothing), and a
 command sent in a group acts for nobody (``handlers.router``): the group hears only the polite
@@ -11,14 +14,15 @@ refusal pointing to a private chat, so a class never lands in a group.
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import date
 
-from core.callbacks import RISK_MODEL, Callback, key
+from core.callbacks import RISK_MODEL, RISK_OVERRIDE, Callback, key
 from domain.errors import ServiceError
 from handlers.common import Replier
 from handlers.coordinator import coordinators_only
 from handlers.router import button, command
 from services.inbound import Context
-from services.risk import classify, drift, versions
+from services.risk import classify, drift, overrides, versions
 from services.risk.versions import RiskError
 from services.scope import Scope
 
@@ -64,3 +68,95 @@ async def risk_model_button(ctx: Context, scope: Scope, say: Replier) -> str:
         return exc.code
     await say("risk_decided.j2", {"version": row.version, "status": row.status.value})
     return f"risk_{row.status.value}"
+
+
+def _departments(scope: Scope) -> frozenset[str] | None:
+    """Whose overrides a coordinator decides on: their departments' (an admin: every one)."""
+    return None if scope.everything else scope.departments
+
+
+def _override_arguments(text: str) -> tuple[str, str, date, str]:
+    """CREDIT-CODE CLASS VALID-UNTIL REASON…, refused as the usage or a date that is not one."""
+    parts = text.split(maxsplit=3)
+    if len(parts) < 4:
+        raise RiskError("risk_override_usage")
+    try:
+        until = date.fromisoformat(parts[2])
+    except ValueError:
+        raise RiskError("risk_override_until_bad", given=parts[2][:20]) from None
+    return parts[0], parts[1], until, parts[3]
+
+
+@command("riskoverride", roles=None)
+@coordinators_only
+async def risk_override_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    try:
+        code, risk_class, until, reason = _override_arguments(ctx.event.argument)
+        shown = await overrides.propose(
+            code,
+            risk_class,
+            reason,
+            until,
+            actor=scope.actor,
+            departments=_departments(scope),
+            now=ctx.clock.now(),
+            zone=ctx.zone,
+        )
+    except RiskError as exc:
+        await say("risk_override.j2", {"error": exc.code, "params": exc.params})
+        return exc.code
+    await say("risk_override.j2", {"error": None, "what": "proposed", "o": shown.context()})
+    return "risk_override_proposed"
+
+
+@command("riskoverrides", roles=None)
+@coordinators_only
+async def risk_overrides_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    shown = await overrides.listing(ctx.zone, departments=_departments(scope))
+    await say("risk_override.j2", {"error": None, "what": "list", "items": [o.context() for o in shown]})
+    return "risk_overrides"
+
+
+@command("riskwithdraw", roles=None)
+@coordinators_only
+async def risk_withdraw_command(ctx: Context, scope: Scope, say: Replier) -> str:
+    parts = ctx.event.argument.split(maxsplit=1)
+    if len(parts) < 2 or not parts[0].isdigit() or len(parts[0]) > 9:
+        await say("risk_override.j2", {"error": "risk_withdraw_usage", "params": {}})
+        return "risk_withdraw_usage"
+    try:
+        shown = await overrides.withdraw(
+            int(parts[0]),
+            parts[1],
+            actor=scope.actor,
+            departments=_departments(scope),
+            now=ctx.clock.now(),
+            zone=ctx.zone,
+        )
+    except RiskError as exc:
+        await say("risk_override.j2", {"error": exc.code, "params": exc.params})
+        return exc.code
+    await say("risk_override.j2", {"error": None, "what": "withdrawn", "o": shown.context()})
+    return "risk_override_withdrawn"
+
+
+@button("rov", roles=None)
+@coordinators_only
+async def risk_override_button(ctx: Context, scope: Scope, say: Replier) -> str:
+    cb = RISK_OVERRIDE.parse(ctx.event.data)
+    if cb is None:
+        raise ServiceError("stale_button")
+    try:
+        shown = await overrides.decide(
+            cb.id,
+            cb.action == "approve",
+            actor=scope.actor,
+            departments=_departments(scope),
+            now=ctx.clock.now(),
+            zone=ctx.zone,
+        )
+    except ServiceError as exc:  # the risk engine's refusals and the two-person rule's
+        await say("risk_override.j2", {"error": exc.code, "params": exc.params})
+        return exc.code
+    await say("risk_override.j2", {"error": None, "what": "decided", "o": shown.context()})
+    return f"risk_override_{shown.status}"

@@ -2,7 +2,7 @@
 
 The public pages (``bot/pages.py`` over ``services/public.py`` and ``services/reports.py``' public
 queries), the bundles (``services/draws/export.py``, ``domain/bundle.py``) and their templates never
-touch the risk engine's tables or modules. (Which class a drawn entity was drawn in — the draw's
+touch the risk engine's tables or modules, the overrides of classes (``risk_override``) included. (Which class a drawn entity was drawn in — the draw's
 stratum — is the draw protocol's business: its v2 hides it, issue 14b.)
 """
 
@@ -22,7 +22,8 @@ PUBLIC = [
     *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").glob("*/pages/*")),
 ]
 SECRET = re.compile(
-    r"risk_assessment|RiskAssessment|indicator_value|IndicatorValue|risk_model_version|services\.risk|models\.risk"
+    r"risk_assessment|RiskAssessment|indicator_value|IndicatorValue|risk_model_version|risk_override|RiskOverride"
+    r"|services\.risk|models\.risk"
 )
 
 
@@ -40,3 +41,15 @@ def test_the_risk_engine_is_read_only_by_coordinators_and_the_cli() -> None:
     assert readers == {"handlers/risk.py", "bot/commands/risk.py"}
     handler = (ROOT / "handlers/risk.py").read_text(encoding="utf-8")
     assert "@coordinators_only" in handler and '@command("risk", roles=None)' in handler
+
+
+def test_overrides_are_confidential_too() -> None:
+    """The override table is among what nothing public may read, and only coordinators' commands
+    (behind ``@coordinators_only``) and the CLI reach it."""
+    assert SECRET.search('SELECT * FROM "risk_override"') and SECRET.search("RiskOverride.all()")
+    handler = (ROOT / "handlers/risk.py").read_text(encoding="utf-8")
+    for name in ("riskoverride", "riskoverrides", "riskwithdraw"):
+        at = handler.index(f'@command("{name}", roles=None)')
+        assert handler[at:].split("\n")[1] == "@coordinators_only", name
+    at = handler.index('@button("rov", roles=None)')
+    assert handler[at:].split("\n")[1] == "@coordinators_only"

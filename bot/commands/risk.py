@@ -5,7 +5,9 @@ proposal (audited; only an approved version classifies); ``classify`` classifies
 ``show CODE|NAME`` prints an entity's class and reasons (confidential: the operator's terminal only);
 ``train`` learns a version from the inspection results and proposes it with its evaluation and the
 class mix it gives (its bands keep the approved mix unless ``--shares file``);
-``evaluate`` simulates monthly cycles on a generated world (docs/risk.md).
+``evaluate`` simulates monthly cycles on a generated world (docs/risk.md);
+``override propose|approve|reject|withdraw|list``: a regulator's class for one firm, proposed by one
+person and put in force by another (``--by`` names each; the same name twice is refused).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import os
 import sys
 import tomllib
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 
 from core import charts, db
 from core.clock import SYSTEM
 from core.render import render, text
+from domain.errors import ServiceError
 from domain.risk.model import parse_model
-from services.risk import classify, drift, evaluate, train, versions
+from services.risk import classify, drift, evaluate, overrides, train, versions
 from services.risk.versions import RiskError
 
 CLI_ACTOR = "cli"
@@ -77,11 +81,98 @@ def register(sub) -> None:
         help="also print the second reference: the oracle that knows the hidden model, without the model's set rules",
     )
     p.set_defaults(func=run_evaluate)
+    _register_override(group)
+
+
+def _register_override(group) -> None:
+    parser = group.add_parser(
+        "override", help="a regulator's class for one firm: proposed, approved by another (audited)"
+    )
+    actions = parser.add_subparsers(dest="override_command", required=True, metavar="ACTION")
+    p = actions.add_parser("propose", help="propose a class for one firm until a date, with a reason")
+    p.add_argument("credit_code")
+    p.add_argument("risk_class", metavar="class")
+    p.add_argument("--until", required=True, type=date.fromisoformat, help="the last day it applies (YYYY-MM-DD)")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", default=CLI_ACTOR, help="who proposes it (audit log)")
+    p.set_defaults(func=run_override_propose)
+    for action in ("approve", "reject"):
+        p = actions.add_parser(action, help=f"{action} a proposed override (not by its proposer; audited)")
+        p.add_argument("override", type=int)
+        p.add_argument("--by", required=True, help="who decides (audit log): not the proposer")
+        p.set_defaults(func=run_override_decide, approve=action == "approve")
+    p = actions.add_parser("withdraw", help="end an override proposed or in force, with a reason (audited)")
+    p.add_argument("override", type=int)
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", default=CLI_ACTOR, help="who withdraws it (audit log)")
+    p.set_defaults(func=run_override_withdraw)
+    p = actions.add_parser("list", help="the overrides waiting or in force (--all: every one)")
+    p.add_argument("--all", action="store_true")
+    p.set_defaults(func=run_override_list)
 
 
 def _error(exc: RiskError, locale: str) -> int:
     print(text("risk_error", locale, error=exc.code, p=exc.params), file=sys.stderr)
     return 2
+
+
+def _override_error(exc: ServiceError, locale: str) -> int:
+    print(text("risk_error", locale, error=exc.code, p=exc.params), file=sys.stderr)
+    return 2
+
+
+def _print_override(o: overrides.Override, locale: str) -> None:
+    print(render("cli/risk.txt", locale, what="override", o=o.context()).strip())
+
+
+async def run_override_propose(args, settings, clock=SYSTEM) -> int:
+    async with db.opened(settings):
+        try:
+            o = await overrides.propose(
+                args.credit_code,
+                args.risk_class,
+                args.reason,
+                args.until,
+                actor=args.by,
+                departments=None,
+                now=clock.now(),
+                zone=settings.zone,
+            )
+        except ServiceError as exc:
+            return _override_error(exc, settings.locale)
+    _print_override(o, settings.locale)
+    return 0
+
+
+async def run_override_decide(args, settings, clock=SYSTEM) -> int:
+    async with db.opened(settings):
+        try:
+            o = await overrides.decide(
+                args.override, args.approve, actor=args.by, departments=None, now=clock.now(), zone=settings.zone
+            )
+        except ServiceError as exc:  # the two-person rule's refusals too (the proposer deciding)
+            return _override_error(exc, settings.locale)
+    _print_override(o, settings.locale)
+    return 0
+
+
+async def run_override_withdraw(args, settings, clock=SYSTEM) -> int:
+    async with db.opened(settings):
+        try:
+            o = await overrides.withdraw(
+                args.override, args.reason, actor=args.by, departments=None, now=clock.now(), zone=settings.zone
+            )
+        except ServiceError as exc:
+            return _override_error(exc, settings.locale)
+    _print_override(o, settings.locale)
+    return 0
+
+
+async def run_override_list(args, settings) -> int:
+    async with db.opened(settings):
+        shown = await overrides.listing(settings.zone, open_only=not args.all)
+    print(render("cli/risk.txt", settings.locale, what="overrides", items=[o.context() for o in shown]).strip())
+    return 0
 
 
 async def run_load(args, settings, clock=SYSTEM) -> int:

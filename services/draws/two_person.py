@@ -1,7 +1,8 @@
 """The two-person rule: what one coordinator asks for in chat, a second one releases by button.
 
-Two things go this way: an off-schedule draw (:mod:`services.draws.offschedule`) and beacon values
-typed in chat (:mod:`services.draws.beacon_entry`). This module is the one place for what they
+Three things go this way: an off-schedule draw (:mod:`services.draws.offschedule`), beacon values
+typed in chat (:mod:`services.draws.beacon_entry`) and a regulator's risk-class override
+(:mod:`services.risk.overrides`, which may also be proposed at the CLI: no requester binding). This module is the one place for what they
 share; what is asked, what a confirmation does and what each step audits stay in their modules
 (the hooks given to :meth:`Rule.decide`):
 
@@ -80,7 +81,9 @@ class Rule:
         )
 
     async def tell(self, row: Model, outcome: str, context: dict, now: datetime, conn) -> None:
-        """The requester is told the outcome (unless their binding was revoked)."""
+        """The requester is told the outcome (unless their binding was revoked, or they have none)."""
+        if getattr(row, self.requester_binding) is None:
+            return
         found = await ChatBinding.get_or_none(
             id=getattr(row, self.requester_binding), revoked_at__isnull=True
         ).using_db(conn)
@@ -155,7 +158,9 @@ class Rule:
                 # other finds the row decided (PostgreSQL: the row's lock; SQLite: one writer)
                 if not await self.claim(row.pk, statuses["CONFIRMED"], actor, now, conn):
                     raise self.decided(row)
-                if await live_coordinator(getattr(row, self.requester_binding), departments, conn) is None:
+                # a requester without a chat binding (an operator at the CLI) has none to revoke
+                binding = getattr(row, self.requester_binding)
+                if binding is not None and await live_coordinator(binding, departments, conn) is None:
                     raise DrawError("requester_revoked", requester=getattr(row, self.requester))
                 return await confirmed(conn)
         except DrawError as exc:

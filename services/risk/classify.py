@@ -6,6 +6,13 @@ rules use (``services.risk.history``: published, i.e. reviewed, results only), c
 (:mod:`services.risk.matrix`), and in one transaction replaces the assessments, writes the class
 in force to ``entity.risk_class`` (which the draw reads) where it changed, and records the run.
 
+An override in force (``services.risk.overrides``: a regulator's class for one firm, approved by a
+second coordinator) fixes the final class after the model's rules; the assessment keeps the
+model's class (``computed``) and the class of the score alone beside it, and names the override.
+The run's class counts are the model's classes (what drift and training compare), with the number
+of entities an override fixed beside them. Overrides past their last day end here, in the same
+transaction.
+
 The class in force never changes under an announced draw: a classification is skipped while any
 firing is announced and not yet drawn (``deferred``), so a draw uses the classes that were in
 force when it was announced. The scheduler classifies before each announce and monthly
@@ -28,7 +35,7 @@ from models.directory import Entity
 from models.draws import Firing, FiringStatus
 from models.risk import RiskAssessment, RiskRun
 from services import fires
-from services.risk import history, matrix
+from services.risk import history, matrix, overrides
 from services.risk.versions import RiskError, get, in_force
 
 BATCH = 5_000
@@ -42,6 +49,7 @@ class RunSummary:
     counts: dict[str, int]
     changed: int
     deferred: bool = False
+    overridden: int = 0  # entities whose class an override in force fixed (counts are the model's)
 
 
 async def entity_matrix(model: RiskModel, connection=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -102,35 +110,52 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
     ids, values, current = await entity_matrix(model)
     facts = await derived(model, ids, values, now)
     result = matrix.classify(model, values, facts)
-    names = result.class_names(model)
+    computed = result.class_names(model)
     banded = np.asarray(model.classes)[result.banded]
     codes = model.codes
     fired_codes = [code for code, _ in result.fired]
     fired = np.stack([mask for _, mask in result.fired], axis=1) if result.fired else np.zeros((len(ids), 0), bool)
     stamp = db.timestamp(now)
-    counts = Counter(names.tolist())
-    changed = [(str(c), int(i)) for c, i, old in zip(names, ids, current) if c != old]
-
-    def assessments():
-        for n in range(len(ids)):
-            reasons = [[codes[j], float(p)] for j, p in zip(result.top[n], result.points[n]) if j >= 0]
-            rules = [fired_codes[m] for m in np.flatnonzero(fired[n])] if fired.shape[1] else []
-            yield (
-                int(ids[n]),
-                version,
-                str(names[n]),
-                str(banded[n]),
-                round(float(result.scores[n]), 4),
-                db.encode(reasons),
-                db.encode(rules),
-                stamp,
-            )
+    counts = Counter(computed.tolist())
 
     async with db.transaction() as conn:
+        in_force_now = await overrides.in_force_at(now, conn)
+        names, overridden = matrix.apply_overrides(ids, computed, {e: o["class"] for e, o in in_force_now.items()})
+        changed = [(str(c), int(i)) for c, i, old in zip(names, ids, current) if c != old]
+
+        def assessments():
+            for n in range(len(ids)):
+                reasons = [[codes[j], float(p)] for j, p in zip(result.top[n], result.points[n]) if j >= 0]
+                rules = [fired_codes[m] for m in np.flatnonzero(fired[n])] if fired.shape[1] else []
+                override = in_force_now[int(ids[n])] if overridden[n] else None
+                yield (
+                    int(ids[n]),
+                    version,
+                    str(names[n]),
+                    str(banded[n]),
+                    str(computed[n]),
+                    db.encode(override),
+                    round(float(result.scores[n]), 4),
+                    db.encode(reasons),
+                    db.encode(rules),
+                    stamp,
+                )
+
         await conn.execute_query('DELETE FROM "risk_assessment"')
         await db.bulk_insert(
             "risk_assessment",
-            ("entity_id", "version", "risk_class", "banded", "score", "reasons", "rules", "assessed_at"),
+            (
+                "entity_id",
+                "version",
+                "risk_class",
+                "banded",
+                "computed",
+                "override",
+                "score",
+                "reasons",
+                "rules",
+                "assessed_at",
+            ),
             assessments(),
             connection=conn,
             encoded=True,
@@ -140,9 +165,16 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
         for start in range(0, len(changed), BATCH):
             await conn.execute_many(update, changed[start : start + BATCH])  # type: ignore[arg-type]
         await RiskRun.create(
-            version=version, at=now, reason=reason, counts=dict(counts), entities=len(ids), using_db=conn
+            version=version,
+            at=now,
+            reason=reason,
+            counts=dict(counts),
+            entities=len(ids),
+            overridden=int(overridden.sum()),
+            using_db=conn,
         )
-    return RunSummary(version, len(ids), dict(sorted(counts.items())), len(changed))
+        await overrides.expire_due(now, conn)  # last: its audit records hold PostgreSQL's audit lock to the commit
+    return RunSummary(version, len(ids), dict(sorted(counts.items())), len(changed), overridden=int(overridden.sum()))
 
 
 async def monthly_sweep(now: datetime, zone: ZoneInfo, instance: str = "") -> str | None:
@@ -188,6 +220,9 @@ class Assessed:
     rules: list  # [code, name]
     version: str
     assessed_on: str  # local date
+    computed: str = ""  # the model's class, when an override fixed risk_class
+    override: dict | None = None  # the override that fixed risk_class at this assessment
+    open_override: dict | None = None  # the firm's override proposed or in force now (it may not apply yet)
 
 
 MAX_MATCHES = 5
@@ -216,8 +251,10 @@ async def lookup(query: str, zone: ZoneInfo) -> list[Assessed]:
     out = []
     for e in entities:
         a = rows.get(e.id)
+        current = await overrides.of_entity(e.id, zone)
+        opened = current.context() if current is not None else None
         if a is None:
-            out.append(Assessed(e.uscc, e.name, e.risk_class.value, "", 0.0, [], [], "", ""))
+            out.append(Assessed(e.uscc, e.name, e.risk_class.value, "", 0.0, [], [], "", "", open_override=opened))
             continue
         names = labels[a.version]
         out.append(
@@ -231,6 +268,9 @@ async def lookup(query: str, zone: ZoneInfo) -> list[Assessed]:
                 [[code, names.get(code, code)] for code in a.rules],
                 a.version,
                 a.assessed_at.astimezone(zone).date().isoformat(),
+                a.computed if a.override else "",
+                a.override,
+                opened,
             )
         )
     return out

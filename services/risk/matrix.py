@@ -117,3 +117,22 @@ def reasons(model: RiskModel, normalised: np.ndarray) -> tuple[np.ndarray, np.nd
     points = np.take_along_axis(parts, top, axis=1)
     top = np.where(points > 0, top, -1)
     return top, points
+
+
+def apply_overrides(
+    ids: np.ndarray, classes: np.ndarray, overrides: Mapping[int, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The final classes: ``classes`` (the model's, one per id of the sorted ``ids``) with each
+    entity's override in force put in their place, after the rules; and the mask of the rows an
+    override fixed. Overrides of entities not in ``ids`` (inactive) are ignored."""
+    final = classes.copy()
+    mask = np.zeros(len(ids), dtype=bool)
+    if not overrides or not len(ids):
+        return final, mask
+    wanted = np.fromiter(overrides.keys(), dtype=np.int64, count=len(overrides))
+    values = np.asarray(list(overrides.values()), dtype=classes.dtype if classes.dtype.kind == "U" else object)
+    row = np.searchsorted(ids, wanted)
+    found = (row < len(ids)) & (ids[np.minimum(row, len(ids) - 1)] == wanted)
+    final[row[found]] = values[found]
+    mask[row[found]] = True
+    return final, mask

@@ -58,6 +58,8 @@ GROUP_COMMANDS = [
     ("beacon", "P1/2026-12-03 3 0 7 | 4 4 1"),
     ("risk", "食品"),
     ("riskmodels", ""),
+    ("riskoverride", "91370202MA00000012 A 2027-05-31 信用修复已完成"),
+    ("riskwithdraw", "1 复核"),
     ("approve", "P1/2026-12-01/1"),
     ("return", "P1/2026-12-01/1 请补充照片"),
     ("uphold", "P1/2026-12-01/1"),

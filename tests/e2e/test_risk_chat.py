@@ -6,13 +6,14 @@ from __future__ import annotations
 from domain.risk.model import parse_model
 from models.audit import AuditRecord
 from models.messaging import ChatBinding, Role
-from models.risk import RiskModelVersion, VersionStatus
+from models.risk import OverrideStatus, RiskModelVersion, RiskOverride, VersionStatus
 from services.risk import classify, versions
 from tests.domain.test_risk import SMALL
 from tests.e2e.harness import spine
 from tests.e2e.test_coordinator_chat import last, person
 from tests.e2e.test_groups import handled
 from tests.e2e.test_inspector_chat import inspector_chat
+from tests.e2e.test_off_schedule_chat import forge
 from tests.services import draw_world as world
 
 
@@ -70,3 +71,61 @@ async def test_a_coordinator_approves_a_proposal_with_a_button(db, tmp_path):
             ("risk_model_approved", "small", f"coordinator:{binding.id}"),
             ("risk_model_rejected", "other", f"coordinator:{binding.id}"),
         ]
+
+
+async def test_an_override_proposed_in_chat_is_approved_by_another_coordinators_button(db, tmp_path):
+    async with spine(db, clock=world.clock()) as s:
+        w = await world.build(n_entities=4, n_scjg=2, n_wsj=0)
+        now = s.clock.now()
+        await versions.propose(parse_model(SMALL), actor="cli", now=now)
+        await versions.decide("small", approve=True, actor="cli", now=now)
+        target = w.entities[1]
+        await versions.store_values([(target.id, "penalties", 10, now.date()), (target.id, "months", 60, now.date())])
+        await classify.classify_directory(now, force=True)  # → E
+        asker = await person(s, Role.COORDINATOR, ["SCJG"], name="王芳")
+        other = await person(s, Role.COORDINATOR, ["SCJG"], name="李娜")
+        inspector = await inspector_chat(s, "S01")
+        refused = last(await inspector.command("riskoverride", f"{target.uscc} A 2027-05-31 信用修复已完成"))
+        assert "仅限协调员" not in refused and target.name not in refused
+        assert "用法" in last(await asker.command("riskoverride", target.uscc))
+        assert "不是日期" in last(await asker.command("riskoverride", f"{target.uscc} A 明年 信用修复已完成"))
+        assert "超过 12 个月" in last(await asker.command("riskoverride", f"{target.uscc} A 2028-01-01 信用修复已完成"))
+        assert await RiskOverride.all().count() == 0
+        sent = last(await asker.command("riskoverride", f"{target.uscc} A 2027-05-31 信用修复已完成"))
+        row = await RiskOverride.get()
+        assert "已提出人工认定" in sent and "1 名其他协调员" in sent
+        # the other coordinator is asked, with the buttons; the proposer cannot approve their own
+        [ask] = [m for m in other.new() if "请您批准" in m.text]
+        assert "信用修复已完成" in ask.text and "模型现为 E" in ask.text and target.name in ask.text
+        assert ask.callback_data == [f"rov:approve:{row.id}", f"rov:reject:{row.id}"]
+        mine = last(await forge(asker, f"rov:approve:{row.id}"))
+        assert "须由另一名协调员批准" in mine
+        assert (await RiskOverride.get(id=row.id)).status == OverrideStatus.PENDING
+        shown = last(await asker.command("risk", target.uscc))
+        assert "人工认定" in shown and "待批准" in shown and "信用风险等级 E" in shown
+        approved = last(await other.press(ask, f"rov:approve:{row.id}"))
+        assert "生效中" in approved and "下一次分类" in approved
+        assert "已不是待批准状态" in last(await other.press(ask, f"rov:reject:{row.id}"))  # a second tap
+        assert any("已由" in m.text and "批准" in m.text for m in asker.new())
+        await classify.classify_directory(s.clock.now(), force=True)
+        shown = last(await other.command("risk", target.uscc))
+        assert "信用风险等级 A" in shown and "人工认定 A（模型：E）" in shown and "信用修复已完成" in shown
+        listed = last(await other.command("riskoverrides"))
+        assert f"[{row.id}]" in listed and "生效中" in listed
+        approver = await ChatBinding.get(address=str(other.user.id))
+        proposer = await ChatBinding.get(address=str(asker.user.id))
+        trail = await AuditRecord.filter(subject=f"risk_override:{row.id}").order_by("seq")
+        assert [(a.action, a.actor) for a in trail] == [
+            ("risk_override_proposed", f"coordinator:{proposer.id}"),
+            ("risk_override_approved", f"coordinator:{approver.id}"),
+        ]
+        # withdrawn by one coordinator, with a reason
+        assert "用法" in last(await asker.command("riskwithdraw", str(row.id)))
+        assert "已撤回" in last(await asker.command("riskwithdraw", f"{row.id} 复核发现信用修复未完成"))
+        # in a group: the polite refusal, nothing proposed
+        group = s.sim.create_group("协调群", [asker.user, other.user])
+        s.sim.send_command(asker.user, "riskoverride", f"{target.uscc} B 2027-05-31 理由", chat=group)
+        assert await handled(s, group, 1) == ["group_command"]
+        [hint] = [m.text for m in s.sim.messages(group)]
+        assert "私聊" in hint and target.name not in hint
+        assert await RiskOverride.all().count() == 1

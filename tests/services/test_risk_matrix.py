@@ -73,3 +73,13 @@ def test_counts_from_results_match_the_reference() -> None:
     for r in range(n):
         mine = [(int(d), bool(p)) for x, d, p in zip(entity, days, problem) if x == entity[r]]
         assert examples[r, found] == reference.count(model.indicators[found], mine, int(days[r]))
+
+
+def test_overrides_replace_the_models_class_of_their_entities_only() -> None:
+    ids = np.array([3, 7, 9, 12], dtype=np.int64)
+    classes = np.array(["E", "C", "B", "A"])
+    final, mask = matrix.apply_overrides(ids, classes, {7: "A", 12: "D", 99: "E"})  # 99: not active
+    assert final.tolist() == ["E", "A", "B", "D"] and mask.tolist() == [False, True, False, True]
+    assert classes.tolist() == ["E", "C", "B", "A"]  # the model's classes are kept as they were
+    same, none = matrix.apply_overrides(ids, classes, {})
+    assert same.tolist() == classes.tolist() and not none.any()
