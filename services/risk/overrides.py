@@ -9,7 +9,8 @@ in force once **another** approves it, ended by withdrawal or its date.
 - :func:`decide`: the two-person rule of :mod:`services.draws.two_person` — the proposer cannot
   approve their own proposal, first press wins, a proposer whose coordinator binding was revoked
   meanwhile is not approved (``failed``), a proposal nobody decided by its last day lapses.
-- :func:`withdraw`: one person, with a reason — it returns the firm to the engine's class.
+- :func:`withdraw`: one person, with a reason — it returns the firm to the engine's class; the
+  proposer and every other coordinator of the override's departments are told.
 - :func:`in_force_at` and :func:`expire_due`: in the classification's transaction, the overrides in
   force that it applies, and the end (``expired``) of those whose last day has passed; the class
   changes at that classification only, so never between an announcement and its draw (the
@@ -37,6 +38,7 @@ from models.risk import OPEN_OVERRIDE, OverrideStatus, RiskAssessment, RiskOverr
 from services import audit
 from services.draws.common import DrawError
 from services.draws.two_person import Rule, binding_id, confirmers
+from services.outbox import enqueue_to_people
 from services.risk.versions import RiskError, in_force
 
 RULE = Rule(
@@ -292,6 +294,20 @@ async def withdraw(
         await _record(row, "risk_override_withdrawn", actor, now, conn, reason=reason, was=row.status.value)
         if actor != row.proposed_by:
             await _tell(row, "withdrawn", now, zone, conn, by=actor, end_reason=reason)
+        # One person may withdraw (docs/risk.md), so every other coordinator of its departments sees it:
+        # withdrawing an override that raised a firm (E for an investigation) is not done quietly.
+        acting = binding_id(actor) if actor.startswith("coordinator:") else None
+        others = [
+            b
+            for b in await confirmers(row.departments or (), acting, conn)
+            if b.id != row.proposer_binding_id or actor == row.proposed_by
+        ]
+        if others:
+            shown = await _shown(row, zone, conn)
+            context = {**shown.context(), "by": actor, "end_reason": reason}
+            await enqueue_to_people(
+                others, f"rov:{row.id}:withdrawn-told", "risk_override_withdrawn.j2", context, now, connection=conn
+            )
         row = await RiskOverride.get(id=row.id).using_db(conn)
         return await _shown(row, zone, conn)
 

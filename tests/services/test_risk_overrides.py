@@ -294,3 +294,24 @@ def test_the_cli_proposes_approves_by_another_name_lists_and_withdraws(cli, caps
     assert "withdrawn" in capsys.readouterr().out
     assert main(["risk", "override", "list"]) == 0
     assert "No override is waiting" in capsys.readouterr().out
+
+
+async def test_a_withdrawal_is_told_to_every_other_coordinator_of_the_departments(db) -> None:
+    """One person may withdraw an override: so nobody can do it quietly."""
+    await classified_world()
+    scjg = frozenset({"SCJG"})
+    proposer = await coordinator("711", ["SCJG"])
+    approver = await coordinator("712", ["SCJG"])
+    third = await coordinator("713", ["SCJG"])
+    outsider = await coordinator("714", ["WSJ"])
+    proposed = await propose(USCC[3], "E", "立案调查中", actor=proposer, departments=scjg)
+    await overrides.decide(proposed.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    await overrides.withdraw(proposed.id, "调查已结案", actor=third, departments=scjg, now=NOW, zone=ZONE)
+    told = dict(
+        await Outbox.filter(dedupe_key__startswith=f"rov:{proposed.id}:withdrawn").values_list(
+            "recipient_id", "template"
+        )
+    )
+    number = lambda actor: int(actor.split(":")[1])  # noqa: E731
+    assert told == {number(proposer): "risk_override_outcome.j2", number(approver): "risk_override_withdrawn.j2"}
+    assert number(third) not in told and number(outsider) not in told  # not the one who did it, not WSJ
