@@ -219,6 +219,8 @@ async def _tell(row: RiskOverride, outcome: str, now: datetime, zone: ZoneInfo, 
 
 
 async def _row_in_scope(override_id: int, departments: frozenset[str] | None) -> RiskOverride:
+    if not 0 < override_id < 2**63:  # a number no row can have (nor SQLite's or PostgreSQL's integers hold)
+        raise RiskError("risk_override_unknown", override=override_id)
     row = await RiskOverride.get_or_none(id=override_id)
     if row is None or (departments is not None and not set(departments) & set(row.departments or ())):
         raise RiskError("risk_override_unknown", override=override_id)  # outside the scope reads as missing

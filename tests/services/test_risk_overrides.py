@@ -315,3 +315,14 @@ async def test_a_withdrawal_is_told_to_every_other_coordinator_of_the_department
     number = lambda actor: int(actor.split(":")[1])  # noqa: E731
     assert told == {number(proposer): "risk_override_outcome.j2", number(approver): "risk_override_withdrawn.j2"}
     assert number(third) not in told and number(outsider) not in told  # not the one who did it, not WSJ
+
+
+@pytest.mark.parametrize("number", [0, -5, 2**63, 10**21])
+async def test_an_override_number_no_row_can_have_reads_as_unknown(db, number) -> None:
+    for act in (
+        overrides.decide(number, True, actor="bob", departments=None, now=NOW, zone=ZONE),
+        overrides.withdraw(number, "理由", actor="bob", departments=None, now=NOW, zone=ZONE),
+    ):
+        with pytest.raises(RiskError) as caught:
+            await act
+        assert caught.value.code == "risk_override_unknown"
