@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import itertools
 import json
 import logging
@@ -438,14 +439,11 @@ class SmsSimulator:
     # -- the Twilio API --
 
     def _authenticate(self, request: web.Request) -> None:
-        try:
-            auth = aiohttp.BasicAuth.decode(request.headers.get("Authorization", ""))
-        except ValueError:
-            auth = None
+        login, password = _basic_credentials(request.headers.get("Authorization", ""))
         ok = (
-            auth is not None
-            and secrets.compare_digest(auth.login.encode(), self.account_sid.encode())
-            and secrets.compare_digest(auth.password.encode(), self._token.encode())
+            login is not None
+            and secrets.compare_digest(login.encode(), self.account_sid.encode())
+            and secrets.compare_digest((password or "").encode(), self._token.encode())
             and request.match_info["AccountSid"] == self.account_sid
         )
         if not ok:
@@ -767,3 +765,15 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _basic_credentials(header: str) -> tuple[str | None, str | None]:
+    """(login, password) of an ``Authorization: Basic …`` header (RFC 7617), or (None, None)."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None, None
+    try:
+        login, sep, password = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    return (login, password) if sep else (None, None)

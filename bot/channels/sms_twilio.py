@@ -142,7 +142,11 @@ class TwilioSmsChannel(HttpSession):
         if not settings.sms_account_sid or not settings.sms_auth_token:
             raise SettingsError("SMS_ACCOUNT_SID and SMS_AUTH_TOKEN are required for the Twilio SMS channel")
         self._sid = settings.sms_account_sid
-        self._auth = aiohttp.BasicAuth(settings.sms_account_sid, settings.sms_auth_token)
+        # HTTP Basic with the account SID and auth token, built once (aiohttp's BasicAuth is deprecated)
+        self._headers = {
+            "Accept": "application/json",
+            "Authorization": aiohttp.encode_basic_auth(settings.sms_account_sid, settings.sms_auth_token),
+        }
         self._from = settings.sms_from
         self._service = settings.sms_messaging_service_sid
         base = (settings.sms_api_url or DEFAULT_API_URL).rstrip("/")
@@ -180,9 +184,8 @@ class TwilioSmsChannel(HttpSession):
             async with self._session.post(
                 self.messages_url,
                 data=form,
-                auth=self._auth,
                 timeout=self._timeout,
-                headers={"Accept": "application/json"},
+                headers=self._headers,
             ) as resp:
                 body = await resp.read()
                 if resp.status in (200, 201):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import subprocess
@@ -63,7 +64,9 @@ async def receiver():
 async def _create(sim: SmsSimulator, fields, *, auth=(SID, TOKEN), account=SID):
     url = f"{sim.url}/2010-04-01/Accounts/{account}/Messages.json"
     async with aiohttp.ClientSession() as session:
-        async with session.post(url, data=fields, auth=aiohttp.BasicAuth(*auth) if auth else None) as resp:
+        async with session.post(
+            url, data=fields, headers={"Authorization": aiohttp.encode_basic_auth(*auth)} if auth else None
+        ) as resp:
             return resp.status, await resp.json(), resp.headers
 
 
@@ -123,6 +126,24 @@ async def test_bad_auth_is_401_20003(sim, auth, account):
     assert body == {**json.loads((SAMPLES / "twilio-error-401-20003.json").read_text())}
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Basic !!!not-base64",
+        "Bearer " + SID,
+        "Basic",
+        "Basic " + base64.b64encode(b"no-colon").decode(),
+        "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+    ],
+)
+async def test_a_malformed_authorization_header_is_401_20003(sim, header):
+    url = f"{sim.url}/2010-04-01/Accounts/{SID}/Messages.json"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=_ok(), headers={"Authorization": header}) as resp:
+            assert (resp.status, (await resp.json())["code"]) == (401, 20003)
+    assert sim.messages == {}
+
+
 async def test_unknown_paths_get_twilio_404(sim):
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{sim.url}/2010-04-01/Accounts/{SID}/Calls.json") as resp:
@@ -168,7 +189,7 @@ async def test_messaging_service_starts_accepted_with_no_from(sim):
 
 async def test_a_created_message_can_be_fetched(sim):
     _, body, _ = await _create(sim, _ok())
-    async with aiohttp.ClientSession(auth=aiohttp.BasicAuth(SID, TOKEN)) as session:
+    async with aiohttp.ClientSession(headers={"Authorization": aiohttp.encode_basic_auth(SID, TOKEN)}) as session:
         async with session.get(f"{sim.url}{body['uri']}") as resp:
             assert resp.status == 200 and (await resp.json())["sid"] == body["sid"]
         async with session.get(f"{sim.url}/2010-04-01/Accounts/{SID}/Messages/SM{'0' * 32}.json") as resp:
@@ -296,7 +317,9 @@ async def test_timeout_fault_holds_the_request(sim):
     with pytest.raises(asyncio.TimeoutError):
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.2)) as session:
             await session.post(
-                f"{sim.url}/2010-04-01/Accounts/{SID}/Messages.json", data=_ok(), auth=aiohttp.BasicAuth(SID, TOKEN)
+                f"{sim.url}/2010-04-01/Accounts/{SID}/Messages.json",
+                data=_ok(),
+                headers={"Authorization": aiohttp.encode_basic_auth(SID, TOKEN)},
             )
     assert sim.messages == {}
 
