@@ -28,12 +28,13 @@ from tortoise.transactions import in_transaction
 from core.clock import Clock
 from domain import beacon as beacons
 from domain import inputs
+from domain.actors import binding_id
 from models.draws import BeaconEntry, BeaconEntryStatus, Firing
 from models.messaging import ChatBinding
 from services import audit
 from services.draws.beacon import Entered, enter_values, values_plan
 from services.draws.common import DrawError
-from services.draws.two_person import Rule, binding_id, confirmers
+from services.draws.two_person import Rule, confirmers
 from services.scope import Scope
 
 RULE = Rule(

@@ -26,13 +26,14 @@ from tortoise.transactions import in_transaction
 
 from core.clock import Clock
 from core.clock import local_minute as _local
+from domain.actors import binding_id
 from models.draws import Draw, OffScheduleRequest, OffScheduleStatus
 from models.messaging import ChatBinding
 from models.plans import Plan
 from services import audit
 from services.draws.announce import MAX_REASON, pending_firings
 from services.draws.common import DrawError
-from services.draws.two_person import Rule, binding_id, confirmers
+from services.draws.two_person import Rule, confirmers
 from services.draws.write import DrawResult, OffSchedule, draw_plan, on_schedule
 from services.plan_views import plan_in_scope
 from services.scope import Scope

@@ -40,12 +40,6 @@ MAY_NOT_CONFIRM = ("confirmer_not_coordinator", "confirmer_is_requester")
 Hook = Callable[[Any], Awaitable[Any]]  # called with the transaction's connection
 
 
-def binding_id(actor: str) -> int | None:
-    """The chat binding of an actor ``coordinator:<id>`` (or ``admin:<id>``); None for others."""
-    kind, _, digits = actor.partition(":")
-    return int(digits) if kind in ("coordinator", "admin") and digits.isdigit() else None
-
-
 async def live_coordinator(binding: int | None, departments: Iterable[str], conn) -> ChatBinding | None:
     """The binding if it is a live coordinator of any of ``departments``."""
     b = await ChatBinding.get_or_none(id=binding, role=Role.COORDINATOR, revoked_at__isnull=True).using_db(conn)

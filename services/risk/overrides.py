@@ -31,13 +31,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from domain import inputs
+from domain.actors import binding_id
 from domain.risk import override as rules
 from domain.risk.override import OverrideError
 from models.directory import Department, Entity, EntityStatus
 from models.risk import OPEN_OVERRIDE, OverrideStatus, RiskAssessment, RiskOverride
 from services import audit
 from services.draws.common import DrawError
-from services.draws.two_person import Rule, binding_id, confirmers
+from services.draws.two_person import Rule, confirmers
 from services.outbox import enqueue_to_people
 from services.risk.versions import RiskError, in_force
 
