@@ -44,9 +44,8 @@ def _who(actor: str, bindings: dict[int, str], inspectors: dict[int, str]) -> di
 
 
 async def whos(actors: Iterable[str], conn=None) -> dict[str, dict]:
-    """Each of ``actors`` (repeats and empties ignored) → its *who*; two queries at most, whatever
-    the number."""
-    wanted = {a for a in actors if a}
+    """Each of ``actors`` → its *who*; two queries at most, whatever the number."""
+    wanted = set(actors)
     parsed = [parse(a) for a in wanted]
     binding_ids = {a.id for a in parsed if a.kind in BINDING_KINDS}
     inspector_ids = {a.id for a in parsed if a.kind == "inspector"}
@@ -68,4 +67,4 @@ async def whos(actors: Iterable[str], conn=None) -> dict[str, dict]:
 
 async def who(actor: str, conn=None) -> dict:
     """One actor's *who* (see :func:`whos`)."""
-    return (await whos([actor], conn)).get(actor) or {"kind": "named", "id": None, "name": ""}
+    return (await whos([actor], conn))[actor]

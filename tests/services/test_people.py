@@ -39,7 +39,8 @@ async def test_every_actor_form(db):
         "张三",
     ]
     found = await people.whos([*actors, "", actors[0]])
-    assert set(found) == set(actors)
+    assert set(found) == {*actors, ""}
+    assert shown(found[""]) == "（未署名）"
     zh = [shown(found[a]) for a in actors]
     assert zh == [
         "王芳",
