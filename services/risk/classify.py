@@ -250,7 +250,7 @@ async def lookup(query: str, zone: ZoneInfo) -> list[Assessed]:
         labels[version] = {i.code: i.name for i in model.indicators} | {r.code: r.name for r in model.rules}
     # who proposed and approved an override the assessment applied, as people read them
     fixed = [a.override for a in rows.values() if a.override]
-    names = await people.whos(o.get(k) or "" for o in fixed for k in ("proposed_by", "approved_by"))
+    whos = await people.whos(o.get(k) or "" for o in fixed for k in ("proposed_by", "approved_by"))
     out = []
     for e in entities:
         a = rows.get(e.id)
@@ -274,8 +274,8 @@ async def lookup(query: str, zone: ZoneInfo) -> list[Assessed]:
                 a.computed if a.override else "",
                 {
                     **a.override,
-                    "proposed_by": names[a.override.get("proposed_by") or ""],
-                    "approved_by": names[a.override.get("approved_by") or ""],
+                    "proposed_by": whos[a.override.get("proposed_by") or ""],
+                    "approved_by": whos[a.override.get("approved_by") or ""],
                 }
                 if a.override
                 else None,
