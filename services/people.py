@@ -13,7 +13,7 @@ A *who* is a small dict, JSON for an outbox context: ``{"kind", "id", "name"}``:
   inspector, the inspector's name), revoked or not; empty when the binding has none or is gone
   (the macro then says 「协调员（#12）」 / "coordinator #12");
 - ``inspector:<id>``: the inspector's name;
-- ``system``, ``scheduler:<job>``, ``cli``: no name (the macro says 「系统」, 「定时任务」, 「命令行」);
+- ``system``, ``scheduler:<job>``, ``cli``: no name (the macro says 「系统」, 「定时任务」, 「命令行操作员」);
 - anything else (a CLI ``--by`` name): that name as written.
 
 Public pages and bundles are not for this: they show the pseudonymous ``coordinator:N`` of

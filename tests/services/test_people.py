@@ -51,7 +51,7 @@ async def test_every_actor_form(db):
         "协调员（#999999）",  # no such binding (deleted, or never was)
         "系统",
         "定时任务",
-        "命令行操作",
+        "命令行操作员",
         "张三",
     ]
     en = [shown(found[a], "en") for a in actors]
