@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 BINDING_KINDS = ("coordinator", "admin")  # the id is a chat binding's
 SYSTEM_KINDS = ("system", "scheduler", "cli")  # no person: the program itself
+MAX_ID = 2**31  # the ids are 32-bit columns: a bigger number (typed at the CLI as --by) is no row's
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def parse(actor: str) -> Actor:
     kind, colon, rest = actor.partition(":")
     if kind in SYSTEM_KINDS and (not colon or kind == "scheduler"):
         return Actor(kind, detail=rest)
-    if kind in (*BINDING_KINDS, "inspector") and rest.isascii() and rest.isdigit():
+    if kind in (*BINDING_KINDS, "inspector") and rest.isascii() and rest.isdigit() and int(rest) < MAX_ID:
         return Actor(kind, int(rest))
     return Actor("named", detail=actor)
 

@@ -21,6 +21,9 @@ from domain.actors import Actor, binding_id, parse
         ("coordinator:x", Actor("named", detail="coordinator:x")),
         ("coordinator:１２", Actor("named", detail="coordinator:１２")),  # full-width digits: not an id we made
         ("system:x", Actor("named", detail="system:x")),
+        ("coordinator:2147483647", Actor("coordinator", 2**31 - 1)),
+        ("coordinator:2147483648", Actor("named", detail="coordinator:2147483648")),  # no 32-bit id: no query
+        ("coordinator:" + "9" * 30, Actor("named", detail="coordinator:" + "9" * 30)),
         ("", Actor("named", detail="")),
     ],
 )

@@ -75,3 +75,9 @@ async def test_many_at_once(db):
 def test_a_raw_string_shows_as_it_is():
     # an outbox row written before names were resolved still renders
     assert shown("coordinator:12") == "coordinator:12"
+
+
+async def test_an_id_no_column_can_hold_is_a_name_not_a_query(db):
+    # a CLI --by can be anything: PostgreSQL would refuse the query of a 30-digit id
+    odd = "coordinator:" + "9" * 30
+    assert shown(await people.who(odd)) == odd
