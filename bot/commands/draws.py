@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from core import db, drand
 from core.clock import SYSTEM
 from core.render import text
 from domain.draw import note_fields
-from services import audit
+from services import audit, people
 from services.draws.announce import CLI_ACTOR, withdraw
 from services.draws.announce import announce as announce_firing
 from services.draws.beacon import BeaconConfig, enter_values
@@ -170,6 +171,7 @@ async def enter_beacon(args, settings) -> int:
         except DrawError as exc:
             print(_error(exc, settings.locale), file=sys.stderr)
             return 1
+        done = replace(done, confirmed_by=await people.who(done.confirmed_by))  # as the operator reads it
     print(text("beacon_entered", settings.locale, e=done))
     return 0
 
@@ -209,6 +211,11 @@ async def draw_or_export(args, settings) -> int:
             return 1
         if not isinstance(result, Preview):
             await audit.sync_checkpoint_file(settings.data_dir)  # the draw's checkpoint, outside the database
+        if not isinstance(result, Preview) and result.off_schedule:  # who asked and confirmed, by name
+            marked = dict(result.off_schedule)
+            names = await people.whos([marked["requested_by"], marked["confirmed_by"]])
+            marked.update(requested_by=names[marked["requested_by"]], confirmed_by=names[marked["confirmed_by"]])
+            result = replace(result, off_schedule=marked)
     if isinstance(result, Preview):
         print(text("draw_preview", settings.locale, p=result))
         return 0

@@ -24,6 +24,7 @@ from core.clock import SYSTEM
 from core.render import render, text
 from domain.errors import ServiceError
 from domain.risk.model import parse_model
+from services import people
 from services.risk import classify, drift, evaluate, overrides, train, versions
 from services.risk.versions import RiskError
 
@@ -193,6 +194,7 @@ async def run_versions(args, settings) -> int:
     async with db.opened(settings):
         rows = await versions.listing()
         current = await versions.in_force()
+        names = await people.whos(r.decided_by for r in rows if r.decided_by)  # as people read them
     listed = [
         {
             "version": r.version,
@@ -200,7 +202,7 @@ async def run_versions(args, settings) -> int:
             "based_on": r.based_on,
             "metrics": r.metrics,
             "created_at": r.created_at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M"),
-            "decided_by": r.decided_by,
+            "decided_by": names[r.decided_by] if r.decided_by else "",
         }
         for r in rows
     ]

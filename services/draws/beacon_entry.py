@@ -28,12 +28,12 @@ from tortoise.transactions import in_transaction
 from core.clock import Clock
 from domain import beacon as beacons
 from domain import inputs
+from domain.actors import binding_id
 from models.draws import BeaconEntry, BeaconEntryStatus, Firing
-from models.messaging import ChatBinding
-from services import audit
+from services import audit, people
 from services.draws.beacon import Entered, enter_values, values_plan
 from services.draws.common import DrawError
-from services.draws.two_person import Rule, binding_id, confirmers
+from services.draws.two_person import Rule, confirmers
 from services.scope import Scope
 
 RULE = Rule(
@@ -110,15 +110,13 @@ async def propose(scope: Scope, draw_ref: str, values: Sequence[str], *, clock: 
         )
         data = {"sources": plan["sources"], "values": row.values, "asked": [f"coordinator:{b.id}" for b in others]}
         await audit.append(scope.actor, "beacon.values_proposed", f"draw:{draw_ref}", data, now, conn)
-        me = await ChatBinding.get_or_none(id=proposer).using_db(conn)
         context = {
             "entry": row.id,
             "draw_ref": draw_ref,
             "plan": {"code": firing.plan.code, "name": firing.plan.name},
             "sources": plan["sources"],
             "values": row.values,
-            "proposer": me.display_name if me is not None else scope.actor,
-            "entered_by": scope.actor,
+            "proposer": await people.who(scope.actor, conn),
             "keyboard": ["beacon_decision", row.id],
         }
         await RULE.ask(row.id, others, context, now, conn)
@@ -126,6 +124,8 @@ async def propose(scope: Scope, draw_ref: str, values: Sequence[str], *, clock: 
 
 
 async def _tell(row: BeaconEntry, draw_ref: str, outcome: str, now: datetime, conn, **extra) -> None:
+    if "by" in extra:  # the decider, as the proposer reads them
+        extra["by"] = await people.who(extra["by"], conn)
     context = {"entry": row.id, "draw_ref": draw_ref, "outcome": outcome, "values": row.values, **extra}
     await RULE.tell(row, outcome, context, now, conn)
 

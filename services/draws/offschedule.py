@@ -26,13 +26,13 @@ from tortoise.transactions import in_transaction
 
 from core.clock import Clock
 from core.clock import local_minute as _local
+from domain.actors import binding_id
 from models.draws import Draw, OffScheduleRequest, OffScheduleStatus
-from models.messaging import ChatBinding
 from models.plans import Plan
-from services import audit
+from services import audit, people
 from services.draws.announce import MAX_REASON, pending_firings
 from services.draws.common import DrawError
-from services.draws.two_person import Rule, binding_id, confirmers
+from services.draws.two_person import Rule, confirmers
 from services.draws.write import DrawResult, OffSchedule, draw_plan, on_schedule
 from services.plan_views import plan_in_scope
 from services.scope import Scope
@@ -134,15 +134,13 @@ async def request(
             now,
             conn,
         )
-        requester = await ChatBinding.get_or_none(id=requester_id).using_db(conn)
         context = {
             "request": row.id,
             "plan": {"code": plan.code, "name": plan.name},
             "reason": reason,
             "redraw_of": redraw_of or "",
             "pending": firing.draw_ref if firing is not None else "",
-            "requester": requester.display_name if requester is not None else scope.actor,
-            "requested_by": scope.actor,
+            "requester": await people.who(scope.actor, conn),
             "expires_at": _local(row.expires_at, zone),
             "keyboard": ["off_schedule_decision", row.id],
         }
@@ -167,6 +165,8 @@ class Decided:
 
 
 async def _tell_requester(row: OffScheduleRequest, plan: Plan, outcome: str, now: datetime, conn, **extra) -> None:
+    if "by" in extra:  # the decider, as the requester reads them
+        extra["by"] = await people.who(extra["by"], conn)
     context = {"request": row.id, "plan": plan.code, "outcome": outcome, "reason": row.reason, **extra}
     await RULE.tell(row, outcome, context, now, conn)
 

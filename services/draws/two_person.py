@@ -31,6 +31,7 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from models.messaging import ChatBinding, Role
+from services import people
 from services.draws.common import DrawError
 from services.outbox import enqueue, enqueue_to_people, to_person
 
@@ -38,12 +39,6 @@ from services.outbox import enqueue, enqueue_to_people, to_person
 MAY_NOT_CONFIRM = ("confirmer_not_coordinator", "confirmer_is_requester")
 
 Hook = Callable[[Any], Awaitable[Any]]  # called with the transaction's connection
-
-
-def binding_id(actor: str) -> int | None:
-    """The chat binding of an actor ``coordinator:<id>`` (or ``admin:<id>``); None for others."""
-    kind, _, digits = actor.partition(":")
-    return int(digits) if kind in ("coordinator", "admin") and digits.isdigit() else None
 
 
 async def live_coordinator(binding: int | None, departments: Iterable[str], conn) -> ChatBinding | None:
@@ -100,8 +95,9 @@ class Rule:
         )
         return bool(n)
 
-    def decided(self, row: Model, status: str = "", by: str = "") -> DrawError:
-        return DrawError(self.decided_code, **self.named(row), status=status, by=by)
+    async def decided(self, row: Model, status: str = "", by: str = "") -> DrawError:
+        """The refusal of a press on a row no longer pending, naming (as people read it) who decided it."""
+        return DrawError(self.decided_code, **self.named(row), status=status, by=await people.who(by) if by else "")
 
     async def expire(self, row: Model, now: datetime, expired: Hook) -> bool:
         """End a pending row as expired (by ``system``), then ``expired(conn)``; False if it was not pending."""
@@ -139,17 +135,17 @@ class Rule:
         ``failed`` in a new transaction, then ``failed(conn, refusal)``, and is raised."""
         statuses = self.statuses
         if row.status is not statuses["PENDING"]:
-            raise self.decided(row, row.status.value, row.decided_by or "")
+            raise await self.decided(row, row.status.value, row.decided_by or "")
         if self.expires is not None and now >= getattr(row, self.expires):
             assert expired is not None
             await self.expire(row, now, expired)
-            raise self.decided(row, "expired")
+            raise await self.decided(row, "expired")
         if actor == getattr(row, self.requester):
-            raise DrawError("confirmer_is_requester", confirmer=actor)
+            raise DrawError("confirmer_is_requester", confirmer=await people.who(actor))
         if not confirm:
             async with in_transaction() as conn:
                 if not await self.claim(row.pk, statuses["DECLINED"], actor, now, conn):
-                    raise self.decided(row)
+                    raise await self.decided(row)
                 await declined(conn)
             return None
         try:
@@ -157,16 +153,16 @@ class Rule:
                 # claimed first: of two coordinators pressing Confirm at once, one goes on, the
                 # other finds the row decided (PostgreSQL: the row's lock; SQLite: one writer)
                 if not await self.claim(row.pk, statuses["CONFIRMED"], actor, now, conn):
-                    raise self.decided(row)
+                    raise await self.decided(row)
                 # a requester without a chat binding (an operator at the CLI) has none to revoke
                 binding = getattr(row, self.requester_binding)
                 if binding is not None and await live_coordinator(binding, departments, conn) is None:
-                    raise DrawError("requester_revoked", requester=getattr(row, self.requester))
+                    raise DrawError("requester_revoked", requester=await people.who(getattr(row, self.requester), conn))
                 return await confirmed(conn)
         except DrawError as exc:
             if exc.code == self.decided_code:
                 fresh = await self.model.get(id=row.pk)
-                raise self.decided(row, fresh.status.value, fresh.decided_by or "") from None
+                raise await self.decided(row, fresh.status.value, fresh.decided_by or "") from None
             if exc.code in MAY_NOT_CONFIRM:
                 raise
             async with in_transaction() as conn:  # refused: the row ends, saying why

@@ -40,7 +40,7 @@ from domain.plans import ANNOUNCE_SLACK, PlanSpec, lead_time, parse_plan
 from models.draws import AssignmentStatus, Draw, Firing, FiringSecret, FiringStatus, InspectionStatus
 from models.messaging import RecipientKind
 from models.plans import Plan
-from services import audit
+from services import audit, people
 from services.alerts import raise_alert
 from services.draws import fixed
 from services.draws.announce import CLI_ACTOR, MAX_REASON, SYSTEM_ACTOR, announce, announced_record, pending_firing
@@ -585,6 +585,7 @@ async def _mark_off_schedule(firing: Firing, draw_row: Draw, off: dict, now: dat
         now,
         conn,
     )
+    names = await people.whos([off["requested_by"], off["confirmed_by"]], conn)
     await raise_alert(
         f"off_schedule:{draw_row.draw_ref}",
         "off_schedule_draw.j2",
@@ -593,8 +594,8 @@ async def _mark_off_schedule(firing: Firing, draw_row: Draw, off: dict, now: dat
             "draw_ref": draw_row.draw_ref,
             "drawn_at": _local(now, zone),
             "reason": off["reason"],
-            "requested_by": off["requested_by"],
-            "confirmed_by": off["confirmed_by"],
+            "requested_by": names[off["requested_by"]],
+            "confirmed_by": names[off["confirmed_by"]],
             "redraw_of": off["redraw_of"] or "",
         },
         set(firing.plan.departments),

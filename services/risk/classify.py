@@ -34,7 +34,7 @@ from domain.risk.model import RiskModel, parse_model
 from models.directory import Entity
 from models.draws import Firing, FiringStatus
 from models.risk import RiskAssessment, RiskRun
-from services import fires
+from services import fires, people
 from services.risk import history, matrix, overrides
 from services.risk.versions import RiskError, get, in_force
 
@@ -248,6 +248,9 @@ async def lookup(query: str, zone: ZoneInfo) -> list[Assessed]:
     for version in {a.version for a in rows.values()}:
         model = parse_model((await get(version)).config)
         labels[version] = {i.code: i.name for i in model.indicators} | {r.code: r.name for r in model.rules}
+    # who proposed and approved an override the assessment applied, as people read them
+    fixed = [a.override for a in rows.values() if a.override]
+    whos = await people.whos(o.get(k) or "" for o in fixed for k in ("proposed_by", "approved_by"))
     out = []
     for e in entities:
         a = rows.get(e.id)
@@ -269,7 +272,13 @@ async def lookup(query: str, zone: ZoneInfo) -> list[Assessed]:
                 a.version,
                 a.assessed_at.astimezone(zone).date().isoformat(),
                 a.computed if a.override else "",
-                a.override,
+                {
+                    **a.override,
+                    "proposed_by": whos[a.override.get("proposed_by") or ""],
+                    "approved_by": whos[a.override.get("approved_by") or ""],
+                }
+                if a.override
+                else None,
                 opened,
             )
         )

@@ -31,13 +31,14 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from domain import inputs
+from domain.actors import binding_id
 from domain.risk import override as rules
 from domain.risk.override import OverrideError
 from models.directory import Department, Entity, EntityStatus
 from models.risk import OPEN_OVERRIDE, OverrideStatus, RiskAssessment, RiskOverride
-from services import audit
+from services import audit, people
 from services.draws.common import DrawError
-from services.draws.two_person import Rule, binding_id, confirmers
+from services.draws.two_person import Rule, confirmers
 from services.outbox import enqueue_to_people
 from services.risk.versions import RiskError, in_force
 
@@ -67,10 +68,10 @@ class Override:
     reason: str
     valid_until: str
     status: str
-    proposed_by: str
+    proposed_by: dict[str, Any]  # who, as people read them (services.people; the row keeps the actor)
     proposed_at: str
-    decided_by: str
-    ended_by: str
+    decided_by: dict[str, Any] | None
+    ended_by: dict[str, Any] | None
     end_reason: str
     asked: int = 0  # coordinators asked to approve (a new proposal)
 
@@ -82,7 +83,16 @@ def _local(at: datetime | None, zone: ZoneInfo) -> str:
     return "" if at is None else at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-async def _shown(row: RiskOverride, zone: ZoneInfo, conn=None, asked: int = 0) -> Override:
+def _actors(row: RiskOverride) -> list[str]:
+    return [a for a in (row.proposed_by, row.decided_by, row.ended_by) if a]
+
+
+async def _shown(
+    row: RiskOverride, zone: ZoneInfo, conn=None, asked: int = 0, names: dict[str, dict] | None = None
+) -> Override:
+    """``names``: the *who* of its actors, when a list has looked them up at once."""
+    if names is None:
+        names = await people.whos(_actors(row), conn)
     entity = await Entity.get(id=row.entity_id).using_db(conn)
     assessed = await RiskAssessment.get_or_none(entity_id=row.entity_id).using_db(conn)
     computed = (assessed.computed or assessed.risk_class) if assessed is not None else ""
@@ -95,10 +105,10 @@ async def _shown(row: RiskOverride, zone: ZoneInfo, conn=None, asked: int = 0) -
         row.reason,
         row.valid_until.isoformat(),
         row.status.value,
-        row.proposed_by,
+        names[row.proposed_by],
         _local(row.proposed_at, zone),
-        row.decided_by or "",
-        row.ended_by or "",
+        names[row.decided_by] if row.decided_by else None,
+        names[row.ended_by] if row.ended_by else None,
         row.end_reason,
         asked,
     )
@@ -214,6 +224,8 @@ async def _record(row: RiskOverride, action: str, actor: str, now: datetime, con
 
 
 async def _tell(row: RiskOverride, outcome: str, now: datetime, zone: ZoneInfo, conn, **extra: Any) -> None:
+    if "by" in extra:  # the decider, as the proposer reads them
+        extra["by"] = await people.who(extra["by"], conn)
     shown = await _shown(row, zone, conn)
     await RULE.tell(row, outcome, {**shown.context(), "outcome": outcome, **extra}, now, conn)
 
@@ -291,7 +303,10 @@ async def withdraw(
         if not n:
             fresh = await RiskOverride.get(id=row.id).using_db(conn)
             raise RiskError(
-                "risk_override_decided", override=row.id, status=fresh.status.value, by=fresh.ended_by or ""
+                "risk_override_decided",
+                override=row.id,
+                status=fresh.status.value,
+                by=await people.who(fresh.ended_by, conn) if fresh.ended_by else "",
             )
         await _record(row, "risk_override_withdrawn", actor, now, conn, reason=reason, was=row.status.value)
         if actor != row.proposed_by:
@@ -306,7 +321,7 @@ async def withdraw(
         ]
         if others:
             shown = await _shown(row, zone, conn)
-            context = {**shown.context(), "by": actor, "end_reason": reason}
+            context = {**shown.context(), "by": await people.who(actor, conn), "end_reason": reason}
             await enqueue_to_people(
                 others, f"rov:{row.id}:withdrawn-told", "risk_override_withdrawn.j2", context, now, connection=conn
             )
@@ -322,7 +337,8 @@ async def listing(
     rows = await query.order_by("-proposed_at", "-id").limit(200)
     if departments is not None:
         rows = [r for r in rows if set(departments) & set(r.departments or ())]
-    return [await _shown(r, zone) for r in rows]
+    names = await people.whos(a for r in rows for a in _actors(r))
+    return [await _shown(r, zone, names=names) for r in rows]
 
 
 async def of_entity(entity_id: int, zone: ZoneInfo) -> Override | None:

@@ -17,7 +17,7 @@ from core import db
 from domain.errors import ServiceError
 from domain.risk.model import RiskModel, RiskModelError, parse_model
 from models.risk import RiskModelVersion, RiskRun, VersionStatus
-from services import audit
+from services import audit, people
 
 
 class RiskError(ServiceError):
@@ -102,8 +102,15 @@ async def decide_by_id(row_id: int, *, approve: bool, actor: str, now: datetime)
 async def proposals() -> list[dict[str, Any]]:
     """The proposed versions with their comparison, newest first (what a coordinator decides on)."""
     rows = await RiskModelVersion.filter(status=VersionStatus.PROPOSED).order_by("-created_at", "-id").limit(10)
+    names = await people.whos(r.created_by for r in rows)  # who proposed each, as people read them
     return [
-        {"id": r.id, "version": r.version, "based_on": r.based_on, "created_by": r.created_by, "metrics": r.metrics}
+        {
+            "id": r.id,
+            "version": r.version,
+            "based_on": r.based_on,
+            "created_by": names[r.created_by],
+            "metrics": r.metrics,
+        }
         for r in rows
     ]
 

@@ -37,11 +37,12 @@ async def test_beacon_values_typed_in_chat_and_confirmed_by_a_button(db, tmp_pat
         replies = await double_tap(other, ask[0], f"bcn:yes:{entry.id}")
         texts = [m.text for m in replies]
         assert sum("已确认" in t and "0.3.7/0.1.4.4.9/" in t for t in texts) == 1, texts
-        assert any(f"{done.draw_ref} 的这组信标数值已处理（已确认" in t for t in texts), texts
+        assert any(f"{done.draw_ref} 的这组信标数值已处理（已确认，李娜）" in t for t in texts), texts
         assert not any("#" in t or "confirmed" in t for t in texts), texts  # no row id, no raw status
         firing = await Firing.get(draw_ref=done.draw_ref)
         assert firing.beacon_values["values"] == ["0.3.7", "0.1.4.4.9"]
         told = [m.text for m in asker.new() if "已由" in m.text and "确认" in m.text]
-        assert told and "0.3.7 | 0.1.4.4.9" in told[0] and "#" not in told[0]
+        assert told and "0.3.7 | 0.1.4.4.9" in told[0] and "#" not in told[0] and "已由 李娜 确认" in told[0]
+        assert "王芳录入了" in ask[0].text and "coordinator:" not in ask[0].text + "".join(texts + told)
         plan = (await asker.command("plan", "P1"))[-1]
         assert "福彩3D 2026340期开奖号码 = 0.3.7" in plan.text and "尚未录入" not in plan.text

@@ -73,6 +73,10 @@ async def test_a_second_coordinator_releases_an_off_schedule_draw_once(db, tmp_p
         assert sorted(actions) == ["off_schedule.confirmed", "off_schedule.requested"]
         assert await AuditRecord.filter(action="draw.off_schedule", subject=f"draw:{drawn.draw_ref}").exists()
         assert (await audit.verify())[1] is None
+        # every text the three chats were sent names people, never by their binding's actor string
+        seen = [m.text for c in (asker, other, stranger) for m in s.sim.messages(c.user)]
+        assert any("已由 李娜 确认" in t for t in seen) and any("申请人 王芳，确认人 李娜" in t for t in seen)
+        assert not [t for t in seen if "coordinator:" in t]
 
 
 async def test_declined_or_typed_on_the_command_line_of_chat(db, tmp_path):

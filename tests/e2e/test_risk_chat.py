@@ -106,10 +106,11 @@ async def test_an_override_proposed_in_chat_is_approved_by_another_coordinators_
         approved = last(await other.press(ask, f"rov:approve:{row.id}"))
         assert "生效中" in approved and "下一次分类" in approved
         assert "已不是待批准状态" in last(await other.press(ask, f"rov:reject:{row.id}"))  # a second tap
-        assert any("已由" in m.text and "批准" in m.text for m in asker.new())
+        assert any("已由 李娜 批准" in m.text for m in asker.new())  # by name, not coordinator:<id>
         await classify.classify_directory(s.clock.now(), force=True)
         shown = last(await other.command("risk", target.uscc))
         assert "信用风险等级 A" in shown and "人工认定 A（模型：E）" in shown and "信用修复已完成" in shown
+        assert "提出 王芳，批准 李娜" in shown
         listed = last(await other.command("riskoverrides"))
         assert f"[{row.id}]" in listed and "生效中" in listed
         approver = await ChatBinding.get(address=str(other.user.id))
@@ -122,6 +123,10 @@ async def test_an_override_proposed_in_chat_is_approved_by_another_coordinators_
         # withdrawn by one coordinator, with a reason
         assert "用法" in last(await asker.command("riskwithdraw", str(row.id)))
         assert "已撤回" in last(await asker.command("riskwithdraw", f"{row.id} 复核发现信用修复未完成"))
+        # every text either chat was sent names people, never by their binding's actor string
+        seen = [m.text for c in (asker, other) for m in s.sim.messages(c.user)]
+        assert any("王芳 提出" in t and "已被 王芳 撤回" in t for t in seen), seen  # told to the approver
+        assert not [t for t in seen if "coordinator:" in t]
         # in a group: the polite refusal, nothing proposed
         group = s.sim.create_group("协调群", [asker.user, other.user])
         s.sim.send_command(asker.user, "riskoverride", f"{target.uscc} B 2027-05-31 理由", chat=group)

@@ -30,8 +30,10 @@ ZONE = world.ZONE
 SOURCES = ["福彩3D 2026340期开奖号码", "体彩排列5 26340期开奖号码"]
 
 
-async def coordinator(address: str) -> Scope:
-    b = await ChatBinding.create(channel=Channel.TELEGRAM, address=address, role=Role.COORDINATOR, departments=["SCJG"])
+async def coordinator(address: str, name: str = "") -> Scope:
+    b = await ChatBinding.create(
+        channel=Channel.TELEGRAM, address=address, role=Role.COORDINATOR, departments=["SCJG"], display_name=name
+    )
     scope = Scope.of([b])
     assert scope is not None
     return scope
@@ -61,7 +63,7 @@ def test_values_split_by_bar_or_new_line_else_by_spaces():
 
 async def test_values_typed_in_chat_are_confirmed_by_another_coordinators_button(db, tmp_path):
     clock, done = await announced_values(tmp_path)
-    asker, other, third = await coordinator("900"), await coordinator("901"), await coordinator("902")
+    asker, other, third = await coordinator("900", "王芳"), await coordinator("901", "李娜"), await coordinator("902")
     # the plan view shows the named sources, not yet entered
     detail = await plan_views.plan_detail(asker, "P1", clock.now(), ZONE)
     assert detail["pending"]["beacon"] == {"kind": "values", "sources": SOURCES, "values": []}
@@ -101,6 +103,15 @@ async def test_values_typed_in_chat_are_confirmed_by_another_coordinators_button
     await refused("beacon_values_entered", beacon_entry.propose(third, done.draw_ref, ["1", "2"], clock=clock))
     outcomes_told = await Outbox.filter(template="beacon_values_outcome.j2").order_by("id")
     assert [o.context["outcome"] for o in outcomes_told] == ["declined", "confirmed"]
+    # the messages name the people (the one without a display name by number); the firing keeps the actors
+    for locale in ("zh-CN", "en"):
+        for ask in asks:
+            shown = render(f"messages/{ask.template}", locale, **ask.context)
+            assert "王芳" in shown and "coordinator:" not in shown, shown
+        told = [render(f"messages/{o.template}", locale, **o.context) for o in outcomes_told]
+        assert "李娜" in told[0] and all("coordinator:" not in t for t in told), told
+        third_id = int(third.actor.split(":")[1])
+        assert any(n in told[1] for n in ("李娜", f"协调员（#{third_id}）", f"coordinator #{third_id}")), told
     actions = [
         a for a in await AuditRecord.all().order_by("seq").values_list("action", flat=True) if a.startswith("beacon.")
     ]

@@ -338,7 +338,9 @@ async def test_cli_announce_names_the_sources_and_beacon_enter_records_the_value
     draw_ref = out.split("已公示 ", 1)[1].split("（", 1)[0]
     enter = ns(action="enter", draw_ref=draw_ref, values=["307", "4 4 1 9 0"], confirmed_by=f"coordinator:{second}")
     assert await draws_cli.enter_beacon(enter, db) == 0
-    assert "信标字符串（RFC 3797）：307/0.1.4.4.9/" in capsys.readouterr().out
+    entered = capsys.readouterr().out
+    assert "信标字符串（RFC 3797）：307/0.1.4.4.9/" in entered
+    assert f"由 协调员（#{second}） 确认" in entered and "coordinator:" not in entered  # no display name: its number
     assert await draws_cli.enter_beacon(enter, db) == 1  # once only
     assert "已经录入" in capsys.readouterr().err
     bad = ns(action="enter", draw_ref=draw_ref, values=["1"], confirmed_by="nobody")

@@ -115,6 +115,8 @@ def test_announce_dry_run_draw_export(cli, tmp_path, capsys):
     draw_ref = out.splitlines()[0]
     assert draw_ref.startswith("P2/") and "announced just now" in out and "inspections from a pool of 30" in out
     assert "OFF-SCHEDULE DRAW" in out and "空缺补抽" in out
+    # who asked and confirmed, as a person reads it (a binding without a display name: its number)
+    assert f"confirmed by coordinator #{second}" in out and "requested by an operator at the command line" in out
 
     assert main(["draw", "export", draw_ref, str(tmp_path / "bundle")]) == 0
     assert "Wrote the bundle" in capsys.readouterr().out

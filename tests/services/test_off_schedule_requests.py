@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from core.render import render, text
 from models.audit import AuditRecord
 from models.draws import Draw, OffScheduleRequest, OffScheduleStatus
 from models.messaging import Channel, ChatBinding, Outbox, Role
@@ -21,9 +22,13 @@ from tests.services import draw_world as world
 ZONE = world.ZONE
 
 
-async def coordinator(address: str, departments=("SCJG",)) -> Scope:
+async def coordinator(address: str, departments=("SCJG",), name: str = "") -> Scope:
     b = await ChatBinding.create(
-        channel=Channel.TELEGRAM, address=address, role=Role.COORDINATOR, departments=list(departments)
+        channel=Channel.TELEGRAM,
+        address=address,
+        role=Role.COORDINATOR,
+        departments=list(departments),
+        display_name=name,
     )
     scope = Scope.of([b])
     assert scope is not None
@@ -156,7 +161,9 @@ async def test_a_request_whose_requester_was_revoked_cannot_be_confirmed(db, tmp
     done = await offschedule.request(asker, plan.id, "补抽", clock=clock, zone=ZONE)
     await revoke(asker, clock)
     exc = await refused("draw_failed", offschedule.decide(other, done.id, True, clock=clock, zone=ZONE))
-    assert exc.params["error"] == "requester_revoked" and exc.params["requester"] == asker.actor
+    assert exc.params["error"] == "requester_revoked"
+    assert exc.params["requester"] == {"kind": "coordinator", "id": int(asker.actor.split(":")[1]), "name": ""}
+    assert "coordinator:" not in text("draw_error", error="requester_revoked", requester=exc.params["requester"])
     assert await Draw.all().count() == 0
     row = await OffScheduleRequest.get(id=done.id)
     assert row.status is OffScheduleStatus.FAILED and row.failure == "requester_revoked"
@@ -180,3 +187,36 @@ async def test_a_confirmer_revoked_after_the_request_cannot_confirm_and_the_requ
     assert decided.outcome == "confirmed" and decided.result is not None
     [drawn] = await Draw.all()
     assert drawn.off_schedule["confirmed_by"] == stays.actor
+
+
+def rendered(row: Outbox, locale: str) -> str:
+    return render(f"messages/{row.template}", locale, **row.context)
+
+
+async def test_messages_name_the_people_and_the_records_keep_the_actors(db, tmp_path):
+    """The request, the outcome and the alert of the draw say who asked and who confirmed by name;
+    the request row, the draw (draw.json's flag) and the audit chain keep ``coordinator:<id>``."""
+    clock, plan = await setup(tmp_path)
+    asker = await coordinator("900", name="王芳")
+    other = await coordinator("901", name="李娜")
+    done = await offschedule.request(asker, plan.id, "补抽", clock=clock, zone=ZONE)
+    await offschedule.decide(other, done.id, True, clock=clock, zone=ZONE)
+    by_template = {row.template: row for row in await Outbox.all().order_by("id")}
+    expected = {
+        "off_schedule_request.j2": ["王芳"],
+        "off_schedule_outcome.j2": ["李娜"],
+        "off_schedule_draw.j2": ["王芳", "李娜"],
+    }
+    for template, names in expected.items():
+        for locale in ("zh-CN", "en"):
+            shown = rendered(by_template[template], locale)
+            assert all(n in shown for n in names) and "coordinator:" not in shown, (template, locale, shown)
+    row = await OffScheduleRequest.get(id=done.id)
+    assert (row.requested_by, row.decided_by) == (asker.actor, other.actor)
+    [drawn] = await Draw.all()
+    assert (drawn.off_schedule["requested_by"], drawn.off_schedule["confirmed_by"]) == (asker.actor, other.actor)
+    confirmed = await AuditRecord.get(action="off_schedule.confirmed")
+    assert confirmed.actor == other.actor and confirmed.data["requested_by"] == asker.actor
+    # a second press is told who decided it, by name
+    exc = await refused("request_decided", offschedule.decide(other, done.id, False, clock=clock, zone=ZONE))
+    assert exc.params["by"]["name"] == "李娜"

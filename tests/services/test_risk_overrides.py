@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from bot.cli import main
+from core.render import render, text
 from models.audit import AuditRecord
 from models.directory import Entity
 from models.messaging import Channel, ChatBinding, Outbox, Role
@@ -58,7 +59,7 @@ async def test_an_approved_override_applies_at_the_next_classification_and_the_r
     await risk.classify_directory(NOW + timedelta(hours=1))  # a proposal does nothing
     assert await klass(ids[1]) == "C"
     decided = await overrides.decide(proposed.id, True, actor="bob", departments=None, now=NOW, zone=ZONE)
-    assert (decided.status, decided.decided_by) == ("in_force", "bob")
+    assert (decided.status, decided.decided_by) == ("in_force", {"kind": "named", "id": None, "name": "bob"})
     assert await klass(ids[1]) == "C"  # not before the next classification
     summary = await risk.classify_directory(NOW + timedelta(hours=2))
     assert await klass(ids[1]) == "A"
@@ -77,7 +78,7 @@ async def test_an_approved_override_applies_at_the_next_classification_and_the_r
         "until": "2027-05-31",
     }
     [shown] = await risk.lookup(USCC[1], ZONE)
-    assert (shown.risk_class, shown.computed, shown.override["approved_by"]) == ("A", "C", "bob")
+    assert (shown.risk_class, shown.computed, shown.override["approved_by"]["name"]) == ("A", "C", "bob")
     assert shown.open_override["status"] == "in_force"
     others = await RiskAssessment.exclude(entity_id=ids[1]).values_list("override", flat=True)
     assert others == [None, None, None]
@@ -132,7 +133,7 @@ async def test_withdrawing_returns_the_firm_to_the_engines_class(db) -> None:
         await overrides.withdraw(proposed.id, "  ", actor="carol", departments=None, now=NOW, zone=ZONE)
     assert caught.value.code == "risk_override_reason_required"
     withdrawn = await overrides.withdraw(proposed.id, "调查已结案", actor="carol", departments=None, now=NOW, zone=ZONE)
-    assert (withdrawn.status, withdrawn.ended_by, withdrawn.end_reason) == ("withdrawn", "carol", "调查已结案")
+    assert (withdrawn.status, withdrawn.ended_by["name"], withdrawn.end_reason) == ("withdrawn", "carol", "调查已结案")
     assert await klass(ids[3]) == "E"  # until the next classification
     await risk.classify_directory(NOW + timedelta(hours=2))
     assert await klass(ids[3]) == "B"
@@ -234,9 +235,9 @@ async def test_without_a_version_in_force_there_is_nothing_to_override(db) -> No
     assert caught.value.code == "risk_no_model"
 
 
-async def coordinator(address: str, departments: list[str]) -> str:
+async def coordinator(address: str, departments: list[str], name: str = "") -> str:
     b = await ChatBinding.create(
-        channel=Channel.TELEGRAM, address=address, role=Role.COORDINATOR, departments=departments
+        channel=Channel.TELEGRAM, address=address, role=Role.COORDINATOR, departments=departments, display_name=name
     )
     return f"coordinator:{b.id}"
 
@@ -300,9 +301,9 @@ async def test_a_withdrawal_is_told_to_every_other_coordinator_of_the_department
     """One person may withdraw an override: so nobody can do it quietly."""
     await classified_world()
     scjg = frozenset({"SCJG"})
-    proposer = await coordinator("711", ["SCJG"])
-    approver = await coordinator("712", ["SCJG"])
-    third = await coordinator("713", ["SCJG"])
+    proposer = await coordinator("711", ["SCJG"], "王芳")
+    approver = await coordinator("712", ["SCJG"], "李娜")
+    third = await coordinator("713", ["SCJG"], "赵强")
     outsider = await coordinator("714", ["WSJ"])
     proposed = await propose(USCC[3], "E", "立案调查中", actor=proposer, departments=scjg)
     await overrides.decide(proposed.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
@@ -315,6 +316,29 @@ async def test_a_withdrawal_is_told_to_every_other_coordinator_of_the_department
     number = lambda actor: int(actor.split(":")[1])  # noqa: E731
     assert told == {number(proposer): "risk_override_outcome.j2", number(approver): "risk_override_withdrawn.j2"}
     assert number(third) not in told and number(outsider) not in told  # not the one who did it, not WSJ
+    # every message names the people, by the names their chats were bound with; the row and the chain keep ids
+    rows = await Outbox.filter(dedupe_key__startswith=f"rov:{proposed.id}:").order_by("id")
+    expected = {
+        "risk_override_request.j2": ["王芳"],
+        "risk_override_outcome.j2": ["李娜", "赵强"],  # approved by 李娜, then withdrawn by 赵强
+        "risk_override_withdrawn.j2": ["王芳", "赵强"],
+    }
+    assert {r.template for r in rows} == set(expected)
+    for r in rows:
+        for locale in ("zh-CN", "en"):
+            shown = render(f"messages/{r.template}", locale, **r.context)
+            assert "coordinator:" not in shown, shown
+            assert any(n in shown for n in expected[r.template]), (r.template, shown)
+    outcomes = [r.context["by"]["name"] for r in rows if r.template == "risk_override_outcome.j2"]
+    assert outcomes == ["李娜", "赵强"]
+    row = await RiskOverride.get(id=proposed.id)
+    assert (row.proposed_by, row.decided_by, row.ended_by) == (proposer, approver, third)
+    assert [actor for _, _, actor in await actions()][-3:] == [proposer, approver, third]
+    listed = "\n".join(
+        text("risk_override_line", locale="zh-CN", o=o.context())
+        for o in await overrides.listing(ZONE, open_only=False)
+    )
+    assert "提出 王芳" in listed and "批准 李娜" in listed and "结束 赵强" in listed and "coordinator:" not in listed
 
 
 @pytest.mark.parametrize("number", [0, -5, 2**63, 10**21])

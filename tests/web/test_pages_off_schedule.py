@@ -29,7 +29,7 @@ async def test_off_schedule_banner_and_withdrawn_firing_are_public(db, tmp_path)
     await plans.add_plan(draw_world.plan_file(tmp_path, "P1"), clock)
     first = await scheduled_draw("P1", clock=clock, zone=ZONE)
     other = await ChatBinding.create(
-        channel=Channel.TELEGRAM, address="901", role=Role.COORDINATOR, departments=["SCJG"]
+        channel=Channel.TELEGRAM, address="901", role=Role.COORDINATOR, departments=["SCJG"], display_name="李娜"
     )
     clock.advance(timedelta(hours=1))
     off = OffSchedule("名录导入错误，<重抽>", confirmed_by=other.id, redraw=first.draw_ref)
@@ -49,6 +49,8 @@ async def test_off_schedule_banner_and_withdrawn_firing_are_public(db, tmp_path)
         assert 'class="banner off-schedule"' in page and "计划外抽取" in page
         assert f'href="/draws/{first.draw_ref}"' in page
         assert html.escape("名录导入错误，<重抽>", quote=False) in page and "<重抽>" not in page
+        # the confirmer as draw.json names them, a pseudonymous number: no name in public
+        assert f"coordinator:{other.id}" in page and "李娜" not in page
         page_en = await get(f"/draws/{again.draw_ref}?lang=en")
         assert "Off-schedule draw." in page_en and f'redraws <a href="/draws/{first.draw_ref}' in page_en
         earlier = await get(f"/draws/{first.draw_ref}")
