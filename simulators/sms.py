@@ -763,10 +763,6 @@ def main(argv: list[str] | None = None) -> None:
     web.run_app(sim.app(), host=args.host, port=args.port, print=None)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _basic_credentials(header: str) -> tuple[str | None, str | None]:
     """(login, password) of an ``Authorization: Basic …`` header (RFC 7617), or (None, None)."""
     scheme, _, encoded = header.partition(" ")
@@ -777,3 +773,7 @@ def _basic_credentials(header: str) -> tuple[str | None, str | None]:
     except (ValueError, UnicodeDecodeError):
         return None, None
     return (login, password) if sep else (None, None)
+
+
+if __name__ == "__main__":
+    main()
