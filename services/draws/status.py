@@ -27,6 +27,7 @@ from models.messaging import OutboxStatus
 from services.draws.beacon import describe
 from services.draws.common import DrawError
 from services.draws.export import export
+from services.draws.write import task_message_key_sql
 from services.scope import PAGE_SIZE, Page, Scope, clamp, plan_ids
 
 NEAR_DEADLINE = timedelta(hours=24)  # /pending: unanswered and due within this, or overdue
@@ -56,7 +57,7 @@ _DELIVERY_SQL = (
 async def _delivery(draw_id: int) -> dict[str, int]:
     """The draw's task messages by where they stand: ``delivered``, ``queued``, ``undelivered``."""
     conn = db.conn()
-    key = "'asg:' || CAST(a.id AS TEXT) || ':sent'"  # services.draws.write's key of a task message
+    key = task_message_key_sql("a.id")
     _, rows = await conn.execute_query(db.sql(_DELIVERY_SQL.format(key=key), connection=conn), [draw_id])
     out = {"delivered": 0, "queued": 0, "undelivered": 0}
     for state, n in rows:
