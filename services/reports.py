@@ -36,7 +36,7 @@ from domain import inputs
 from domain.errors import ServiceError
 from domain.risk.strictness import strictness
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
-from models.messaging import Channel, ChatBinding, OutboxStatus, Role
+from models.messaging import REACHED, Channel, ChatBinding, Role
 from models.surveys import SurveyFigures
 from services import fires
 from services.directory import department_names
@@ -396,7 +396,6 @@ async def _recusals(start: datetime, end: datetime, scope: tuple[str, list], per
     return Recusals(sent, recused, _rate(recused, sent), reasons if personal else {})
 
 
-_REACHED = (OutboxStatus.SENT.value, OutboxStatus.DELIVERED.value)  # the channel took the message
 _LATE = "(a.responded_at IS NULL OR a.responded_at > a.deadline)"
 _TOLD = "o.id IS NOT NULL"
 
@@ -414,9 +413,9 @@ async def _deadlines(
         f"COUNT(DISTINCT CASE WHEN NOT ({_TOLD}) AND {_LATE} THEN a.inspector_id END) AS inspectors "
         "FROM assignment a JOIN draw d ON d.id = a.draw_id "
         f"LEFT JOIN outbox o ON o.dedupe_key = {task_message_key_sql('a.id')} "
-        "AND o.status IN (?, ?) AND o.sent_at <= a.deadline "
+        f"AND o.status IN ({', '.join('?' * len(REACHED))}) AND o.sent_at <= a.deadline "
         f"WHERE a.deadline >= ? AND a.deadline < ? AND a.status <> 'cancelled'{scope[0]}",
-        [*_REACHED, start, until, *scope[1]],
+        [*REACHED, start, until, *scope[1]],
     )
     row = {k: int(v or 0) for k, v in rows[0].items()}
     due, missed, told, told_missed = row["due"], row["missed"], row["told"], row["told_missed"]
