@@ -396,29 +396,35 @@ async def _recusals(start: datetime, end: datetime, scope: tuple[str, list], per
     return Recusals(sent, recused, _rate(recused, sent), reasons if personal else {})
 
 
-_LATE = "(a.responded_at IS NULL OR a.responded_at > a.deadline)"
-_TOLD = "o.id IS NOT NULL"
-
-
 async def _deadlines(
     start: datetime, end: datetime, now: datetime, scope: tuple[str, list], personal: bool
 ) -> Deadlines:
+    """One query: the month's passed deadlines grouped by (told, answered late or not at all).
+    "Told" is a correlated EXISTS on the task message's outbox row, found by its unique key: a
+    lookup per assignment of the month, where a join let PostgreSQL hash the whole outbox (which
+    only grows): benchmarks/report_deadlines.sql, figures in docs/public-pages.md."""
     until = min(end, now)
     if until <= start:
         return Deadlines()
+    reached = ", ".join("?" * len(REACHED))
     rows = await _fetch(
-        f"SELECT COUNT(*) AS due, SUM(CASE WHEN {_LATE} THEN 1 ELSE 0 END) AS missed, "
-        f"SUM(CASE WHEN {_TOLD} THEN 1 ELSE 0 END) AS told, "
-        f"SUM(CASE WHEN {_TOLD} AND {_LATE} THEN 1 ELSE 0 END) AS told_missed, "
-        f"COUNT(DISTINCT CASE WHEN NOT ({_TOLD}) AND {_LATE} THEN a.inspector_id END) AS inspectors "
+        f"SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.dedupe_key = {task_message_key_sql('a.id')} "
+        f"AND o.status IN ({reached}) AND o.sent_at <= a.deadline) AS told, "
+        "(a.responded_at IS NULL OR a.responded_at > a.deadline) AS late, "
+        "COUNT(*) AS n, COUNT(DISTINCT a.inspector_id) AS inspectors "
         "FROM assignment a JOIN draw d ON d.id = a.draw_id "
-        f"LEFT JOIN outbox o ON o.dedupe_key = {task_message_key_sql('a.id')} "
-        f"AND o.status IN ({', '.join('?' * len(REACHED))}) AND o.sent_at <= a.deadline "
-        f"WHERE a.deadline >= ? AND a.deadline < ? AND a.status <> 'cancelled'{scope[0]}",
+        f"WHERE a.deadline >= ? AND a.deadline < ? AND a.status <> 'cancelled'{scope[0]} GROUP BY 1, 2",
         [*REACHED, start, until, *scope[1]],
     )
-    row = {k: int(v or 0) for k, v in rows[0].items()}
-    due, missed, told, told_missed = row["due"], row["missed"], row["told"], row["told_missed"]
+    due = missed = told = told_missed = unreached_inspectors = 0
+    for r in rows:
+        n = int(r["n"])
+        due += n
+        missed += n if r["late"] else 0
+        told += n if r["told"] else 0
+        told_missed += n if r["told"] and r["late"] else 0
+        if r["late"] and not r["told"]:
+            unreached_inspectors = int(r["inspectors"])
     return Deadlines(
         due,
         missed,
@@ -426,7 +432,7 @@ async def _deadlines(
         told,
         told_missed,
         missed - told_missed,
-        row["inspectors"] if personal else 0,
+        unreached_inspectors if personal else 0,
     )
 
 
