@@ -36,6 +36,11 @@ class OutboxStatus(str, Enum):
     NO_ADDRESS = "no_address"  # the recipient has no usable address on this channel yet
 
 
+#: The statuses of a message the channel took (sent, or an SMS receipted delivered): it reached
+#: its recipient's chat or phone. Every other status means it has not (yet).
+REACHED = (OutboxStatus.SENT.value, OutboxStatus.DELIVERED.value)
+
+
 class Role(str, Enum):
     INSPECTOR = "inspector"
     COORDINATOR = "coordinator"

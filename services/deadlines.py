@@ -25,9 +25,10 @@ from core.clock import local_minute as _local
 from domain.plans import parse_plan
 from models.directory import ConflictType
 from models.draws import HOLDING_SEAT, Assignment, AssignmentStatus, Draw, Firing
-from models.messaging import RecipientKind
+from models.messaging import REACHED, Outbox, OutboxStatus, RecipientKind
 from services import assignments, audit, recusals
 from services.alerts import raise_alert
+from services.draws.write import task_message_key
 from services.outbox import Message, enqueue
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
         .limit(BATCH)
         .prefetch_related("inspection", "inspector", "draw__plan")
     )
+    undelivered = await _undelivered([asg.id for asg in candidates])
     done = 0
     for asg in candidates:
         second = asg.deadline + (asg.deadline - asg.created_at)
@@ -120,6 +122,8 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
                 "name": asg.inspector.name,
                 "cert_no": asg.inspector.cert_no,
                 "replace": spec.response.on_silence == "replace",
+                # the task message never went out: no reminder reached them either
+                "undelivered": undelivered.get(asg.id, ""),
             }
             # many at once when inspectors are not yet bound: told in the next digest, not one by one
             await raise_alert(
@@ -156,6 +160,26 @@ async def escalate_due(clock: Clock, zone, locale: str) -> int:
                     log.info("assignment %s not replaced: %s", asg.id, exc.code)
         done += 1
     return done
+
+
+async def _undelivered(ids: list[int]) -> dict[int, str]:
+    """Of these assignments, those whose task message the channel has not taken, and why:
+    ``no_address`` (no chat bound), ``unreachable`` (held or dead) or ``queued`` (not sent yet)."""
+    keys = {task_message_key(i): i for i in ids}
+    rows = await Outbox.filter(dedupe_key__in=list(keys)).values_list("dedupe_key", "status") if keys else []
+    out = {}
+    for key, status in rows:
+        s = getattr(status, "value", status)
+        if s not in REACHED:
+            out[keys[key]] = _WHY.get(s, "queued")
+    return out
+
+
+_WHY = {
+    OutboxStatus.NO_ADDRESS.value: "no_address",
+    OutboxStatus.HELD.value: "unreachable",
+    OutboxStatus.DEAD.value: "unreachable",
+}
 
 
 async def reveal_due(now: datetime, zone, locale: str) -> int:

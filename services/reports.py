@@ -36,10 +36,11 @@ from domain import inputs
 from domain.errors import ServiceError
 from domain.risk.strictness import strictness
 from domain.surveys import REQUIRED, Answers, Response, alert_reasons, integrity_scores, publishable
-from models.messaging import Channel, ChatBinding, Role
+from models.messaging import REACHED, Channel, ChatBinding, Role
 from models.surveys import SurveyFigures
 from services import fires
 from services.directory import department_names
+from services.draws.write import task_message_key_sql
 from services.outbox import Message, enqueue, to_person
 from services.scope import Scope
 from services.surveys.integrity import integrity, report_context
@@ -97,9 +98,18 @@ class Recusals:
 
 @dataclass(frozen=True)
 class Deadlines:
+    """Response deadlines that fell in the month and have passed (cancelled assignments excepted).
+    An assignment was *told* when its task message went out (outbox ``sent`` or ``delivered``) by
+    its deadline; the others were never reached (no chat bound, address unreachable, dead, still
+    queued): their silence is not the inspector's, so ``rate`` is of the told ones only."""
+
     due: int = 0  # response deadlines that fell in the month (and have passed)
-    missed: int = 0  # … answered late or not at all
-    rate: float | None = None
+    missed: int = 0  # … answered late or not at all, told or not (= told_missed + unreached)
+    rate: float | None = None  # told_missed / told
+    told: int = 0  # … whose task message went out by the deadline
+    told_missed: int = 0  # … of those, answered late or not at all
+    unreached: int = 0  # missed, the task message never sent by the deadline
+    unreached_inspectors: int = 0  # distinct inspectors of those (coordinators only: 0 in public)
 
 
 @dataclass(frozen=True)
@@ -386,20 +396,44 @@ async def _recusals(start: datetime, end: datetime, scope: tuple[str, list], per
     return Recusals(sent, recused, _rate(recused, sent), reasons if personal else {})
 
 
-async def _deadlines(start: datetime, end: datetime, now: datetime, scope: tuple[str, list]) -> Deadlines:
+async def _deadlines(
+    start: datetime, end: datetime, now: datetime, scope: tuple[str, list], personal: bool
+) -> Deadlines:
+    """One query: the month's passed deadlines grouped by (told, answered late or not at all).
+    "Told" is a correlated EXISTS on the task message's outbox row, found by its unique key: a
+    lookup per assignment of the month, where a join let PostgreSQL hash the whole outbox (which
+    only grows): benchmarks/report_deadlines.sql, figures in docs/public-pages.md."""
     until = min(end, now)
-    rows = (
-        await _fetch(
-            "SELECT COUNT(*) AS due, SUM(CASE WHEN a.responded_at IS NULL OR a.responded_at > a.deadline "
-            "THEN 1 ELSE 0 END) AS missed FROM assignment a JOIN draw d ON d.id = a.draw_id "
-            f"WHERE a.deadline >= ? AND a.deadline < ? AND a.status <> 'cancelled'{scope[0]}",
-            [start, until, *scope[1]],
-        )
-        if until > start
-        else [{"due": 0, "missed": 0}]
+    if until <= start:
+        return Deadlines()
+    reached = ", ".join("?" * len(REACHED))
+    rows = await _fetch(
+        f"SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.dedupe_key = {task_message_key_sql('a.id')} "
+        f"AND o.status IN ({reached}) AND o.sent_at <= a.deadline) AS told, "
+        "(a.responded_at IS NULL OR a.responded_at > a.deadline) AS late, "
+        "COUNT(*) AS n, COUNT(DISTINCT a.inspector_id) AS inspectors "
+        "FROM assignment a JOIN draw d ON d.id = a.draw_id "
+        f"WHERE a.deadline >= ? AND a.deadline < ? AND a.status <> 'cancelled'{scope[0]} GROUP BY 1, 2",
+        [*REACHED, start, until, *scope[1]],
     )
-    due, missed = rows[0]["due"], int(rows[0]["missed"] or 0)
-    return Deadlines(due, missed, _rate(missed, due))
+    due = missed = told = told_missed = unreached_inspectors = 0
+    for r in rows:
+        n = int(r["n"])
+        due += n
+        missed += n if r["late"] else 0
+        told += n if r["told"] else 0
+        told_missed += n if r["told"] and r["late"] else 0
+        if r["late"] and not r["told"]:
+            unreached_inspectors = int(r["inspectors"])
+    return Deadlines(
+        due,
+        missed,
+        _rate(told_missed, told),
+        told,
+        told_missed,
+        missed - told_missed,
+        unreached_inspectors if personal else 0,
+    )
 
 
 async def _survey_rows(start: datetime, end: datetime, scope: tuple[str, list]) -> list[dict]:
@@ -580,7 +614,7 @@ async def monthly_report(
         coverage=await _coverage(start, end, year_start, scope),
         risk=await _risk_rows(by_risk, start, end, scope, published_only=not personal),
         recusals=await _recusals(start, end, scope, personal),
-        deadlines=await _deadlines(start, end, now, scope),
+        deadlines=await _deadlines(start, end, now, scope, personal),
         surveys=survey_figures,
         integrity=integrity_figures,
         chart_path="",

@@ -23,10 +23,11 @@ from core.clock import local_minute as _local
 from domain import bundle
 from domain.sealing import draw_is_sealed
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection
-from models.messaging import OutboxStatus
+from models.messaging import REACHED, OutboxStatus
 from services.draws.beacon import describe
 from services.draws.common import DrawError
 from services.draws.export import export
+from services.draws.write import task_message_key_sql
 from services.scope import PAGE_SIZE, Page, Scope, clamp, plan_ids
 
 NEAR_DEADLINE = timedelta(hours=24)  # /pending: unanswered and due within this, or overdue
@@ -42,10 +43,9 @@ async def draw_in_scope(scope: Scope, draw_ref: str) -> Draw:
     return row
 
 
-#: Where a task message stands in the outbox, as /status counts it: handed to the channel (Telegram
-#: took it; an SMS gateway took it or receipted it), still queued, or not delivered (no chat bound to
-#: the inspector, the address unreachable, attempts exhausted).
-_REACHED = (OutboxStatus.SENT.value, OutboxStatus.DELIVERED.value)
+#: Where a task message stands in the outbox, as /status counts it: handed to the channel
+#: (``REACHED``: Telegram took it; an SMS gateway took it or receipted it), still queued (these), or
+#: not delivered (no chat bound to the inspector, the address unreachable, attempts exhausted).
 _QUEUED = (OutboxStatus.PENDING.value, OutboxStatus.SENDING.value)
 _DELIVERY_SQL = (
     'SELECT o.status, COUNT(*) FROM "assignment" a LEFT JOIN "outbox" o ON o.dedupe_key = '
@@ -56,11 +56,11 @@ _DELIVERY_SQL = (
 async def _delivery(draw_id: int) -> dict[str, int]:
     """The draw's task messages by where they stand: ``delivered``, ``queued``, ``undelivered``."""
     conn = db.conn()
-    key = "'asg:' || CAST(a.id AS TEXT) || ':sent'"  # services.draws.write's key of a task message
+    key = task_message_key_sql("a.id")
     _, rows = await conn.execute_query(db.sql(_DELIVERY_SQL.format(key=key), connection=conn), [draw_id])
     out = {"delivered": 0, "queued": 0, "undelivered": 0}
     for state, n in rows:
-        out["delivered" if state in _REACHED else "queued" if state in _QUEUED else "undelivered"] += int(n)
+        out["delivered" if state in REACHED else "queued" if state in _QUEUED else "undelivered"] += int(n)
     return out
 
 

@@ -175,8 +175,15 @@ async def _entity_details(ids: Sequence[int], connection) -> dict[int, tuple[str
     return out
 
 
-def _assignment_key(assignment_id: int) -> str:
+def task_message_key(assignment_id: int) -> str:
+    """The dedupe key of an assignment's task message (its outbox row)."""
     return f"asg:{assignment_id}:sent"
+
+
+def task_message_key_sql(column: str) -> str:
+    """:func:`task_message_key` in SQL, of an assignment id ``column``: joins the task message's
+    outbox row (``ON o.dedupe_key = ...``, the unique index finds it), on SQLite and PostgreSQL."""
+    return f"'asg:' || CAST({column} AS TEXT) || ':sent'"
 
 
 def assignment_message(assignment_id: int, inspector_id: int, context: dict, locale: str) -> Message:
@@ -185,7 +192,7 @@ def assignment_message(assignment_id: int, inspector_id: int, context: dict, loc
     context["assignment"] = assignment_id
     context["keyboard"] = ["assignment_offer", assignment_id]
     return Message(
-        dedupe_key=_assignment_key(assignment_id),
+        dedupe_key=task_message_key(assignment_id),
         recipient_kind=RecipientKind.INSPECTOR,
         recipient_id=inspector_id,
         template=ASSIGNMENT_TEMPLATE,
@@ -705,4 +712,4 @@ def _assignment_messages(
         shared = contexts.inspection(inspection.no, [m.name for m in members], entity)
         for seat, member in enumerate(members, start=1):
             assignment_id = next(ids)
-            yield _assignment_key(assignment_id), member.id, contexts.message(shared, seat, assignment_id)
+            yield task_message_key(assignment_id), member.id, contexts.message(shared, seat, assignment_id)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core.compose import compose
+from core.render import text
 from models.alerts import Alert
 from models.directory import ConflictType
 from models.draws import Assignment, AssignmentStatus, Draw, Recusal
@@ -52,6 +54,20 @@ async def test_silence_gets_a_reminder_then_an_alert(db, tmp_path):
         await sched.run_due()
         alert = await Alert.get(key=f"no_response:{asg.id}")
         assert alert.context["cert_no"] == asg.inspector.cert_no and alert.context["replace"] is False
+        # told and reminded (their chat is bound): "despite a reminder"
+        assert alert.context["undelivered"] == ""
+        assert "经提醒后仍未答复" in compose("no_response.j2", alert.context, "zh-CN", "900").text
+        # an inspector with no chat was never told: the alert says so, not that they ignored a reminder
+        other = await Assignment.exclude(inspector_id=asg.inspector_id).order_by("id").first()
+        unbound = await Alert.get(key=f"no_response:{other.id}")
+        assert unbound.context["undelivered"] == "no_address"
+        zh = compose("no_response.j2", unbound.context, "zh-CN", "900").text
+        assert "任务通知未能送达（未绑定聊天）" in zh and "经提醒" not in zh and "请绑定聊天或电话通知" in zh
+        en = compose("no_response.j2", unbound.context, "en", "900").text
+        assert "never reached" in en and "(no chat bound)" in en and "despite a reminder" not in en
+        summary = text("alert_summary", "zh-CN", kind="no_response", c=unbound.context)  # as digests and /alerts
+        assert summary.endswith("（任务通知未能送达：未绑定聊天）")
+        assert "未能送达" not in text("alert_summary", "zh-CN", kind="no_response", c=alert.context)
         assert (await Assignment.get(id=asg.id)).status == AssignmentStatus.SENT  # only alerted
         actions = await audit.verify()
         assert actions[1] is None

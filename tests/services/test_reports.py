@@ -45,6 +45,8 @@ async def test_figures_of_the_month(db, tmp_path):
     assert r.recusals.reasons == {"close_relative": 1}
     # every deadline has passed by the 31st; all but the recusing inspector's were left unanswered
     assert (r.deadlines.due, r.deadlines.missed) == (sent, sent - 1)
+    # … and none of their task messages went out (nothing dispatched here): never reached, not silent
+    assert (r.deadlines.told, r.deadlines.unreached, r.deadlines.rate) == (0, sent - 1, None)
     assert (r.surveys.sent, r.surveys.responded, r.surveys.complaints) == (1, 1, 1)
     assert r.integrity.responses == 1 and r.integrity.shown and r.integrity.inspectors
     assert r.partial and w.p1  # 20:00 on the 31st: the month is not over yet

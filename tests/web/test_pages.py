@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -72,10 +73,24 @@ async def test_every_page_renders_in_both_locales(site):
     html = await get(client, "/reports/2026-12")
     assert "本月结束后公布" in html and "投诉率" not in html  # the month is not over: no survey figure yet
     assert "检查员S0" not in html  # no inspector is named
+    assert "任务通知未能送达" not in html  # 1 December: no response deadline has passed yet
     png = await client.get("/reports/2026-12/chart.png")
     assert png.status == 200 and (await png.read()).startswith(b"\x89PNG")
     assert "2030-01 尚未开始" in await get(client, "/reports/2030-01", status=400)
     assert "不是有效的月份" in await get(client, "/reports/2026-13", status=400)
+
+
+async def test_public_report_counts_tasks_never_reached_apart_and_no_people(site):
+    """The 31st: every response deadline has passed, and no task message went out here (nothing
+    is dispatched): none counts as a missed deadline; the tasks never reached are counted apart,
+    but not how many inspectors (docs/public-pages.md, "The monthly report")."""
+    client, w = site
+    w.clock.set(datetime(2026, 12, 31, 4, 0, tzinfo=UTC))
+    zh = await get(client, "/reports/2026-12")
+    assert "（0 / 0 项已送达的任务）" in zh and re.search(r"<dt>任务通知未能送达</dt><dd>\d+ 项", zh)
+    assert "名检查人员" not in zh and "未绑定聊天" not in zh
+    en = await get(client, "/reports/2026-12?lang=en")
+    assert "(0 / 0 tasks delivered)" in en and re.search(r"<dt>Task messages not delivered</dt><dd>\d+ tasks", en)
 
 
 async def test_nothing_private_is_ever_shown_and_markup_stays_text(site):
