@@ -23,11 +23,11 @@ from core.clock import local_minute as _local
 from domain import bundle
 from domain.sealing import draw_is_sealed
 from models.draws import Assignment, AssignmentStatus, Draw, Firing, Inspection
-from models.messaging import REACHED, OutboxStatus
+from models.messaging import REACHED, Outbox, OutboxStatus
 from services.draws.beacon import describe
 from services.draws.common import DrawError
 from services.draws.export import export
-from services.draws.write import task_message_key_sql
+from services.draws.write import task_message_key, task_message_key_sql
 from services.scope import PAGE_SIZE, Page, Scope, clamp, plan_ids
 
 NEAR_DEADLINE = timedelta(hours=24)  # /pending: unanswered and due within this, or overdue
@@ -103,7 +103,8 @@ async def draw_status(scope: Scope, draw_ref: str, now: datetime, zone: ZoneInfo
 
 
 async def pending_page(scope: Scope, page: int, now: datetime, zone: ZoneInfo) -> Page:
-    """/pending: unanswered assignments past their deadline or due within a day, soonest first."""
+    """/pending: unanswered assignments past their deadline or due within a day, soonest first; each
+    says whether its task message reached the inspector (one query for the page)."""
     q = Assignment.filter(
         status=AssignmentStatus.SENT, deadline__lte=now + NEAR_DEADLINE, draw__plan_id__in=await plan_ids(scope)
     )
@@ -114,6 +115,11 @@ async def pending_page(scope: Scope, page: int, now: datetime, zone: ZoneInfo) -
         .limit(PAGE_SIZE)
         .prefetch_related("inspector", "inspection", "draw__plan")
     )
+    keys = {task_message_key(a.id): a.id for a in rows}
+    reached = set(
+        await Outbox.filter(dedupe_key__in=list(keys), status__in=REACHED).values_list("dedupe_key", flat=True)
+    )
+    told = {keys[k] for k in reached}
     items = [
         {
             "assignment": a.id,
@@ -125,6 +131,7 @@ async def pending_page(scope: Scope, page: int, now: datetime, zone: ZoneInfo) -
             "deadline": _local(a.deadline, zone),
             "overdue": a.deadline <= now,
             "reminded": a.reminded_at is not None,
+            "told": a.id in told,  # its task message reached the inspector (else: no chat, unreachable, queued)
         }
         for a in rows
     ]

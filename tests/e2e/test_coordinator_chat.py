@@ -113,6 +113,8 @@ async def test_every_command_once(db, tmp_path):
         s.clock.advance(timedelta(days=6))  # past the response deadline (3 working days)
         pending = last(await c.command("pending"))
         assert "已逾期" in pending and "检查员S0" in pending
+        # nobody was told (no chat bound): said, with what to do, and no claim that a reminder reached them
+        assert "任务通知未送达" in pending and "请绑定（邀请码）或电话通知" in pending and "已提醒" not in pending
         verified = last(await c.command("verify", "P1/2026-12-01"))
         assert "✓" in verified and "✗" not in verified
         assert "没有预警" in last(await c.command("alerts"))

@@ -12,6 +12,8 @@ from models.directory import ConflictType
 from models.draws import Assignment, AssignmentStatus, Draw, Recusal
 from scheduler import Scheduler
 from services import audit, plans
+from services.draws import status
+from services.scope import Scope
 from tests.builders import scheduled_draw
 from tests.e2e.harness import spine
 from tests.e2e.test_inspector_chat import inspector_chat
@@ -69,6 +71,10 @@ async def test_silence_gets_a_reminder_then_an_alert(db, tmp_path):
         assert summary.endswith("（任务通知未能送达：未绑定聊天）")
         assert "未能送达" not in text("alert_summary", "zh-CN", kind="no_response", c=alert.context)
         assert (await Assignment.get(id=asg.id)).status == AssignmentStatus.SENT  # only alerted
+        # /pending: the told one is marked reminded, the unbound one as never delivered
+        page = await status.pending_page(Scope(frozenset(), everything=True), 1, s.clock.now(), ZONE)
+        told = {item["assignment"]: item["told"] for item in page.items}
+        assert told[asg.id] is True and told[other.id] is False
         actions = await audit.verify()
         assert actions[1] is None
 
