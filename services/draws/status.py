@@ -53,6 +53,22 @@ _DELIVERY_SQL = (
 )
 
 
+_OVERDUE_UNTOLD_SQL = (
+    'SELECT COUNT(*) FROM "assignment" a WHERE a.draw_id = ? AND a.status = ? AND a.deadline < ? '
+    'AND NOT EXISTS (SELECT 1 FROM "outbox" o WHERE o.dedupe_key = {key} AND o.status IN ({reached}))'
+)
+
+
+async def _overdue_untold(draw_id: int, now: datetime) -> int:
+    """The draw's overdue unanswered tasks whose message never reached the inspector: not their silence."""
+    conn = db.conn()
+    statement = _OVERDUE_UNTOLD_SQL.format(key=task_message_key_sql("a.id"), reached=", ".join("?" * len(REACHED)))
+    _, rows = await conn.execute_query(
+        db.sql(statement, connection=conn), [draw_id, AssignmentStatus.SENT.value, now, *REACHED]
+    )
+    return int(rows[0][0])
+
+
 async def _delivery(draw_id: int) -> dict[str, int]:
     """The draw's task messages by where they stand: ``delivered``, ``queued``, ``undelivered``."""
     conn = db.conn()
@@ -88,6 +104,7 @@ async def draw_status(scope: Scope, draw_ref: str, now: datetime, zone: ZoneInfo
         "tasks": sum(a.values()),
         "pending": a.get("sent", 0),
         "overdue": overdue,
+        "overdue_untold": await _overdue_untold(d.id, now) if overdue else 0,
         "accepted": a.get("accepted", 0),
         "finished": a.get("done", 0),
         "recused": a.get("recused", 0),

@@ -115,6 +115,8 @@ async def test_every_command_once(db, tmp_path):
         assert "已逾期" in pending and "检查员S0" in pending
         # nobody was told (no chat bound): said, with what to do, and no claim that a reminder reached them
         assert "任务通知未送达" in pending and "请绑定（邀请码）或电话通知" in pending and "已提醒" not in pending
+        status = last(await c.command("status", "P1/2026-12-01"))
+        assert f"（其中 {sent} 项已逾期，{sent} 项的任务通知未送达）" in status
         verified = last(await c.command("verify", "P1/2026-12-01"))
         assert "✓" in verified and "✗" not in verified
         assert "没有预警" in last(await c.command("alerts"))
