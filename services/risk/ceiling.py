@@ -127,22 +127,9 @@ class Oracle:
 
     def classify(self, counts: np.ndarray) -> np.ndarray:
         """Class ranks with ``counts`` entities per class (the engine's classification of the cycle)."""
-        n = len(self.values)
-        column = {code: j for j, code in enumerate(self.model.codes)}
         facts = {"last_inspection_problem": self.last}
-
-        def subject(name: str) -> np.ndarray:
-            return self.values[:, column[name]] if name in column else facts.get(name, np.full(n, np.nan))
-
-        placed = np.full(n, -1)
-        floor = np.full(n, -1)
-        for rule in self.model.rules:
-            hit = matrix.holds(rule.op, subject(rule.subject), rule.value)
-            if rule.set_class is not None and self.set_rules:
-                placed = np.where(hit & (placed < 0), self.model.rank(rule.set_class), placed)
-            elif rule.at_least is not None:
-                floor = np.where(hit, np.maximum(floor, self.model.rank(rule.at_least)), floor)
-        return fill(self.propensity(), placed, floor, counts)
+        ruled = matrix.apply_rules(self.model, self.values, facts, set_rules=self.set_rules)
+        return fill(self.propensity(), ruled.placed, ruled.floor, counts)
 
     def record(self, picked: np.ndarray, found: np.ndarray) -> None:
         """The outcomes of this cycle's inspections (each entity is drawn at most once a cycle)."""

@@ -78,27 +78,9 @@ def with_bands(
     rises instead)."""
     scores = matrix.scores(model, matrix.normalise(model, directory))
     n, k = len(scores), len(model.classes)
-    facts = facts or {}
-    column = {code: j for j, code in enumerate(model.codes)}
-
-    def subject(name: str) -> np.ndarray:
-        if name in column:
-            return directory[:, column[name]]
-        return np.asarray(facts.get(name, np.full(n, np.nan)), dtype=float)
-
-    fixed = np.zeros(n, dtype=bool)
-    floor = np.zeros(n, dtype=int)  # the class an at_least rule raises an entity to (0: none)
-    set_to = np.zeros(n, dtype=int)
-    for rule in model.rules:  # as matrix.classify: the first set rule that holds wins, then every at_least
-        if rule.set_class is not None and n:
-            hit = matrix.holds(rule.op, subject(rule.subject), rule.value) & ~fixed
-            set_to[hit] = model.rank(rule.set_class)
-            fixed |= hit
-    for rule in model.rules:
-        if rule.at_least is not None and n:
-            hit = matrix.holds(rule.op, subject(rule.subject), rule.value)
-            floor = np.where(hit, np.maximum(floor, model.rank(rule.at_least)), floor)
-    placed = np.bincount(np.maximum(set_to, floor)[fixed], minlength=k).astype(float)
+    ruled = matrix.apply_rules(model, directory, facts)  # as matrix.classify applies them
+    fixed, floor = ruled.placed >= 0, ruled.floor
+    placed = np.bincount(np.maximum(ruled.placed, floor)[fixed], minlength=k).astype(float)
     wanted = np.clip(np.asarray(shares, dtype=float) * n - placed, 0.0, None)
     free, free_floor = scores[~fixed], floor[~fixed]
     cuts: list[float] = []

@@ -72,14 +72,26 @@ def holds(op: str, values: np.ndarray, threshold: float) -> np.ndarray:
     return found & ~np.isnan(values)
 
 
-def classify(model: RiskModel, values: np.ndarray, facts: Mapping[str, np.ndarray] | None = None) -> Classified:
-    """Classify every row of ``values`` (n × k in ``model.codes`` order, NaN = no value)."""
+@dataclass(frozen=True)
+class Ruled:
+    """What the model's rules do to each row, before its band is known: ``placed`` the class the
+    first ``set`` rule that holds fixes (−1: none), ``floor`` the highest class an ``at_least`` rule
+    raises it to (−1: none); ``fired`` (rule code, mask), set rules first, as domain.risk.score
+    lists them. The class is max(placed if placed ≥ 0 else the band, floor)."""
+
+    placed: np.ndarray
+    floor: np.ndarray
+    fired: list[tuple[str, np.ndarray]]
+
+
+def apply_rules(
+    model: RiskModel, values: np.ndarray, facts: Mapping[str, np.ndarray] | None = None, *, set_rules: bool = True
+) -> Ruled:
+    """The rules of ``model`` on ``values`` (n × k raw, ``model.codes`` order) and the ``facts`` they
+    read (``last_inspection_problem``); ``set_rules=False`` leaves the ``set`` rules out. The one
+    place the rules are read: classification, the bands of a learned version and the ceiling."""
     facts = facts or {}
     n = values.shape[0]
-    normalised = normalise(model, values)
-    score = scores(model, normalised)
-    banded = band(model, score)
-    classes = banded.copy()
     column = {code: j for j, code in enumerate(model.codes)}
 
     def subject(name: str) -> np.ndarray:
@@ -88,20 +100,30 @@ def classify(model: RiskModel, values: np.ndarray, facts: Mapping[str, np.ndarra
         return np.asarray(facts.get(name, np.full(n, np.nan)), dtype=float)
 
     fired: list[tuple[str, np.ndarray]] = []
-    taken = np.zeros(n, dtype=bool)
+    placed = np.full(n, -1)
     for rule in model.rules:
-        if rule.set_class is not None:
-            hit = holds(rule.op, subject(rule.subject), rule.value) & ~taken
-            classes[hit] = model.rank(rule.set_class)
-            taken |= hit
+        if rule.set_class is not None and set_rules:
+            hit = holds(rule.op, subject(rule.subject), rule.value) & (placed < 0)
+            placed[hit] = model.rank(rule.set_class)
             fired.append((rule.code, hit))
+    floor = np.full(n, -1)
     for rule in model.rules:
         if rule.at_least is not None:
             hit = holds(rule.op, subject(rule.subject), rule.value)
-            classes = np.where(hit, np.maximum(classes, model.rank(rule.at_least)), classes)
+            floor = np.where(hit, np.maximum(floor, model.rank(rule.at_least)), floor)
             fired.append((rule.code, hit))
+    return Ruled(placed, floor, fired)
+
+
+def classify(model: RiskModel, values: np.ndarray, facts: Mapping[str, np.ndarray] | None = None) -> Classified:
+    """Classify every row of ``values`` (n × k in ``model.codes`` order, NaN = no value)."""
+    normalised = normalise(model, values)
+    score = scores(model, normalised)
+    banded = band(model, score)
+    ruled = apply_rules(model, values, facts)
+    classes = np.maximum(np.where(ruled.placed >= 0, ruled.placed, banded), ruled.floor)
     top, points = reasons(model, normalised)
-    return Classified(classes, banded, score, fired, top, points)
+    return Classified(classes, banded, score, ruled.fired, top, points)
 
 
 def reasons(model: RiskModel, normalised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
