@@ -13,6 +13,7 @@ refusal pointing to a private chat, so a class never lands in a group.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import asdict
 from datetime import date
 
@@ -87,26 +88,40 @@ def _override_arguments(text: str) -> tuple[str, str, date, str]:
     return parts[0], parts[1], until, parts[3]
 
 
+async def _refused(say: Replier, exc: ServiceError) -> str:
+    await say("risk_override.j2", {"error": exc.code, "params": exc.params})
+    return exc.code
+
+
+async def _override_reply(say: Replier, call: Awaitable[overrides.Override], what: str) -> str:
+    """Await one override service call and say what became of it (or why it was refused: the risk
+    engine's refusals and, for a decision, the two-person rule's)."""
+    try:
+        shown = await call
+    except ServiceError as exc:
+        return await _refused(say, exc)
+    await say("risk_override.j2", {"error": None, "what": what, "o": shown.context()})
+    return f"risk_override_{shown.status}"
+
+
 @command("riskoverride", roles=None)
 @coordinators_only
 async def risk_override_command(ctx: Context, scope: Scope, say: Replier) -> str:
     try:
         code, risk_class, until, reason = _override_arguments(ctx.event.argument)
-        shown = await overrides.propose(
-            code,
-            risk_class,
-            reason,
-            until,
-            actor=scope.actor,
-            departments=_departments(scope),
-            now=ctx.clock.now(),
-            zone=ctx.zone,
-        )
     except RiskError as exc:
-        await say("risk_override.j2", {"error": exc.code, "params": exc.params})
-        return exc.code
-    await say("risk_override.j2", {"error": None, "what": "proposed", "o": shown.context()})
-    return "risk_override_proposed"
+        return await _refused(say, exc)
+    call = overrides.propose(
+        code,
+        risk_class,
+        reason,
+        until,
+        actor=scope.actor,
+        departments=_departments(scope),
+        now=ctx.clock.now(),
+        zone=ctx.zone,
+    )
+    return await _override_reply(say, call, "proposed")
 
 
 @command("riskoverrides", roles=None)
@@ -124,20 +139,10 @@ async def risk_withdraw_command(ctx: Context, scope: Scope, say: Replier) -> str
     if len(parts) < 2 or not parts[0].isdigit() or len(parts[0]) > 9:
         await say("risk_override.j2", {"error": "risk_withdraw_usage", "params": {}})
         return "risk_withdraw_usage"
-    try:
-        shown = await overrides.withdraw(
-            int(parts[0]),
-            parts[1],
-            actor=scope.actor,
-            departments=_departments(scope),
-            now=ctx.clock.now(),
-            zone=ctx.zone,
-        )
-    except RiskError as exc:
-        await say("risk_override.j2", {"error": exc.code, "params": exc.params})
-        return exc.code
-    await say("risk_override.j2", {"error": None, "what": "withdrawn", "o": shown.context()})
-    return "risk_override_withdrawn"
+    call = overrides.withdraw(
+        int(parts[0]), parts[1], actor=scope.actor, departments=_departments(scope), now=ctx.clock.now(), zone=ctx.zone
+    )
+    return await _override_reply(say, call, "withdrawn")
 
 
 @button("rov", roles=None)
@@ -146,17 +151,12 @@ async def risk_override_button(ctx: Context, scope: Scope, say: Replier) -> str:
     cb = RISK_OVERRIDE.parse(ctx.event.data)
     if cb is None:
         raise ServiceError("stale_button")
-    try:
-        shown = await overrides.decide(
-            cb.id,
-            cb.action == "approve",
-            actor=scope.actor,
-            departments=_departments(scope),
-            now=ctx.clock.now(),
-            zone=ctx.zone,
-        )
-    except ServiceError as exc:  # the risk engine's refusals and the two-person rule's
-        await say("risk_override.j2", {"error": exc.code, "params": exc.params})
-        return exc.code
-    await say("risk_override.j2", {"error": None, "what": "decided", "o": shown.context()})
-    return f"risk_override_{shown.status}"
+    call = overrides.decide(
+        cb.id,
+        cb.action == "approve",
+        actor=scope.actor,
+        departments=_departments(scope),
+        now=ctx.clock.now(),
+        zone=ctx.zone,
+    )
+    return await _override_reply(say, call, "decided")

@@ -112,61 +112,55 @@ def _register_override(group) -> None:
     p.set_defaults(func=run_override_list)
 
 
-def _error(exc: RiskError, locale: str) -> int:
+def _error(exc: ServiceError, locale: str) -> int:
     print(text("risk_error", locale, error=exc.code, p=exc.params), file=sys.stderr)
     return 2
 
 
-def _override_error(exc: ServiceError, locale: str) -> int:
-    print(text("risk_error", locale, error=exc.code, p=exc.params), file=sys.stderr)
-    return 2
-
-
-def _print_override(o: overrides.Override, locale: str) -> None:
-    print(render("cli/risk.txt", locale, what="override", o=o.context()).strip())
+async def _override_step(settings, step) -> int:
+    """Run one override service call (``step``: the coroutine function to await inside the
+    database), print the override it returns or the refusal."""
+    async with db.opened(settings):
+        try:
+            o = await step()
+        except ServiceError as exc:  # the risk engine's refusals and the two-person rule's
+            return _error(exc, settings.locale)
+    print(render("cli/risk.txt", settings.locale, what="override", o=o.context()).strip())
+    return 0
 
 
 async def run_override_propose(args, settings, clock=SYSTEM) -> int:
-    async with db.opened(settings):
-        try:
-            o = await overrides.propose(
-                args.credit_code,
-                args.risk_class,
-                args.reason,
-                args.until,
-                actor=args.by,
-                departments=None,
-                now=clock.now(),
-                zone=settings.zone,
-            )
-        except ServiceError as exc:
-            return _override_error(exc, settings.locale)
-    _print_override(o, settings.locale)
-    return 0
+    return await _override_step(
+        settings,
+        lambda: overrides.propose(
+            args.credit_code,
+            args.risk_class,
+            args.reason,
+            args.until,
+            actor=args.by,
+            departments=None,
+            now=clock.now(),
+            zone=settings.zone,
+        ),
+    )
 
 
 async def run_override_decide(args, settings, clock=SYSTEM) -> int:
-    async with db.opened(settings):
-        try:
-            o = await overrides.decide(
-                args.override, args.approve, actor=args.by, departments=None, now=clock.now(), zone=settings.zone
-            )
-        except ServiceError as exc:  # the two-person rule's refusals too (the proposer deciding)
-            return _override_error(exc, settings.locale)
-    _print_override(o, settings.locale)
-    return 0
+    return await _override_step(
+        settings,
+        lambda: overrides.decide(
+            args.override, args.approve, actor=args.by, departments=None, now=clock.now(), zone=settings.zone
+        ),
+    )
 
 
 async def run_override_withdraw(args, settings, clock=SYSTEM) -> int:
-    async with db.opened(settings):
-        try:
-            o = await overrides.withdraw(
-                args.override, args.reason, actor=args.by, departments=None, now=clock.now(), zone=settings.zone
-            )
-        except ServiceError as exc:
-            return _override_error(exc, settings.locale)
-    _print_override(o, settings.locale)
-    return 0
+    return await _override_step(
+        settings,
+        lambda: overrides.withdraw(
+            args.override, args.reason, actor=args.by, departments=None, now=clock.now(), zone=settings.zone
+        ),
+    )
 
 
 async def run_override_list(args, settings) -> int:
