@@ -99,18 +99,12 @@ async def order(notice: Notice, now: datetime, conn) -> Rectification:
 
 async def _context(row: Rectification, conn) -> dict:
     insp = await Inspection.get(id=row.inspection_id).using_db(conn)
-    draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
     entity = await Entity.get(id=insp.entity_id).using_db(conn)
     return {
+        **await inspection_context(insp, conn, entity=entity),
         "rectification": row.id,
-        "inspection": insp.id,
-        "no": insp.no,
-        "draw_ref": draw.draw_ref,
-        "plan": draw.plan.name,
-        "entity": entity.name,
         "address": entity.address or "",
         "due_on": row.due_on.isoformat(),
-        "departments": list(draw.plan.departments),
         "_entity": entity,
     }
 

@@ -132,11 +132,13 @@ async def plan_spec(draw: Draw, conn) -> PlanSpec:
     return parse_plan(plan.spec)
 
 
-async def inspection_context(insp: Inspection, conn, draw: Draw | None = None) -> dict:
-    """What a coordinator's message about an inspection names: its reference parts, plan and firm."""
+async def inspection_context(insp: Inspection, conn, draw: Draw | None = None, entity: Entity | None = None) -> dict:
+    """What a coordinator's message about an inspection names: its reference parts, plan and firm
+    (``draw``, ``entity``: when the caller has them already)."""
     if draw is None:
         draw = await Draw.get(id=insp.draw_id).using_db(conn).prefetch_related("plan")
-    entity = await Entity.get(id=insp.entity_id).using_db(conn)
+    if entity is None:
+        entity = await Entity.get(id=insp.entity_id).using_db(conn)
     return {
         "inspection": insp.id,
         "no": insp.no,
