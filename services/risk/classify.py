@@ -33,7 +33,7 @@ from domain import inputs
 from domain.risk.model import RiskModel, parse_model
 from models.directory import Entity
 from models.draws import Firing, FiringStatus
-from models.risk import RiskAssessment, RiskRun
+from models.risk import IndicatorValue, RiskAssessment, RiskRun
 from services import fires, people
 from services.risk import history, matrix, overrides
 from services.risk.versions import RiskError, get, in_force
@@ -183,7 +183,7 @@ async def monthly_sweep(now: datetime, zone: ZoneInfo, instance: str = "") -> st
     waiting; while one waits, nothing is claimed and the next sweep tries again. After classifying,
     the class mix is measured against the one the version was approved with (``services.risk.drift``):
     beyond the model's tolerance the coordinators are alerted and a retrain is proposed."""
-    if await in_force() is None:
+    if await in_force() is None or not await IndicatorValue.exists():  # no values: every firm would score alike
         return None
     if await Firing.filter(status=FiringStatus.ANNOUNCED).exists():
         return None
@@ -204,7 +204,7 @@ async def monthly_sweep(now: datetime, zone: ZoneInfo, instance: str = "") -> st
 async def before_announce(now: datetime) -> RunSummary | None:
     """Called by the scheduler just before an announce: the classes in force are then this
     draw's (deferred if another announced draw is waiting: its classes stay in force for both)."""
-    if await in_force() is None:
+    if await in_force() is None or not await IndicatorValue.exists():  # the imported classes stay
         return None
     return await classify_directory(now, reason="announce")
 

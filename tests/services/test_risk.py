@@ -117,3 +117,19 @@ async def test_lookup_by_code_or_name(db) -> None:
         with pytest.raises(RiskError) as caught:
             await risk.lookup(query, ZONE)
         assert caught.value.code == code
+
+
+async def test_without_any_indicator_value_the_scheduler_reclassifies_nothing(db) -> None:
+    """A version approved before any indicator was imported would score every firm alike (every
+    value missing: all E on the example): the monthly sweep and the classification before an
+    announce leave the classes as they are until values are imported."""
+    ids = [
+        (await builders.entity(uscc=code, name=f"青岛空白{n}号商贸有限公司", risk="B")).id
+        for n, code in enumerate(USCC)
+    ]
+    await versions.propose(parse_model(SMALL), actor="coordinator:1", now=NOW)
+    await versions.decide("small", approve=True, actor="cli", now=NOW)
+    assert await risk.before_announce(NOW) is None
+    assert await risk.monthly_sweep(NOW, ZONE) is None
+    assert {e.risk_class.value for e in await Entity.filter(id__in=ids)} == {"B"}
+    assert await RiskRun.all().count() == 0
