@@ -4,7 +4,13 @@
    to ``--members`` inspectors bound on WeCom, sent by the dispatcher, against a bare aiohttp loop
    POSTing the same ``message/send`` requests (same texts, same concurrency, the token fetched
    once), in alternating segments so that load from elsewhere falls on both alike. Target: the
-   dispatcher at ≥ 0.7× the bare loop.
+   dispatcher at ≥ 0.7× the bare loop. On SQLite a third sender takes its turns too, the
+   **floor** (:class:`FloorSender`): the least work any sender can do and still keep the
+   dispatcher's guarantee — claim by one statement, render, send through the same
+   ``WecomChannel``, store each outcome by group commit before the worker takes another row —
+   with nothing else (no lookups, limiter, quota, Tortoise). The floor over the bare loop is
+   what a durable fan-out in one process can reach at best on the machine; the dispatcher over
+   the floor is what our machinery costs beyond it.
 2. **Throttled** (simulator limits on: 30 a minute and 1000 an hour per member, 10,000 a minute per
    app; the dispatcher's default WeCom pacing, 40/s and 4 s per member): ``--throttled-messages``
    rows to ``--throttled-members`` members. Target: every row sent, zero 45009s.
@@ -102,6 +108,95 @@ class RawSender:
         return len(items)
 
 
+class FloorSender:
+    """The floor: a durable sender with nothing but what durability needs (SQLite only).
+
+    Claims up to 256 due rows with one ``UPDATE … RETURNING`` (the dispatcher's order and lease),
+    renders each with ``core.render``, sends it with the real ``WecomChannel``, and stores its
+    outcome with the dispatcher's own ``SENT`` statement, by group commit on the loop's thread
+    (one ``BEGIN IMMEDIATE`` / ``executemany`` / ``COMMIT`` for the outcomes that arrived while
+    the last one ran). A worker takes its next row only once its outcome is committed — the
+    dispatcher's duplicate bound. Not product code: a measure of the least such work costs."""
+
+    CLAIM = (
+        "UPDATE outbox SET status='sending', claimed_until=?, attempts=attempts+1 WHERE id IN "
+        "(SELECT id FROM outbox WHERE status='pending' AND next_attempt_at <= ? "
+        "ORDER BY priority, next_attempt_at, id LIMIT ?) RETURNING id, recipient_id, template, context, locale"
+    )
+
+    def __init__(self, channel, addresses: dict[int, str], concurrency: int) -> None:
+        from bot.dispatcher import LEASE, SENT
+        from core import db
+
+        self.channel, self.addresses, self.concurrency = channel, addresses, concurrency
+        self.lease, self.sent_sql = LEASE, SENT
+        self.sqlite = db.conn()._connection._conn  # Tortoise's sqlite3 connection, used on this thread only
+        self.outcomes: list[tuple] = []
+        self.waiting: list[asyncio.Future] = []
+        self.flushing = False
+
+    def claim(self, limit: int) -> list[tuple]:
+        now = datetime.now(UTC)
+        c = self.sqlite
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            rows = c.execute(self.CLAIM, (now + self.lease, now, limit)).fetchall()
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return [(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+    def flush(self) -> None:
+        self.flushing = False
+        rows, waiting = self.outcomes, self.waiting
+        self.outcomes, self.waiting = [], []
+        c = self.sqlite
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.executemany(self.sent_sql, rows)
+            c.execute("COMMIT")
+        except BaseException as exc:
+            c.execute("ROLLBACK")
+            for f in waiting:
+                f.set_exception(exc)
+            return
+        for f in waiting:
+            f.set_result(None)
+
+    async def send(self, limit: int) -> int:
+        from core.channel import Outgoing
+        from core.render import render
+
+        loop = asyncio.get_running_loop()
+        queue = self.claim(min(256, limit))
+        taken, done = len(queue), 0
+
+        async def worker() -> None:
+            nonlocal taken, done
+            while True:
+                if not queue:
+                    more = self.claim(min(256, limit - taken)) if taken < limit else []
+                    if not more:
+                        return
+                    taken += len(more)
+                    queue.extend(more)
+                row_id, recipient, template, context, locale = queue.pop(0)
+                text = render(f"messages/{template}", locale, **context)
+                msgid = await self.channel.send(Outgoing(address=self.addresses[recipient], text=text))
+                stored = loop.create_future()
+                self.outcomes.append((msgid, datetime.now(UTC), row_id))
+                self.waiting.append(stored)
+                if not self.flushing:
+                    self.flushing = True
+                    loop.call_soon(self.flush)
+                await stored
+                done += 1
+
+        await asyncio.gather(*(worker() for _ in range(self.concurrency)))
+        return done
+
+
 async def timed(coro) -> tuple[int, float, float]:
     """(result, wall seconds, CPU seconds of this process) of one awaited segment."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -136,7 +231,9 @@ async def run(args, sim_url: str) -> int:
         if not args.skip_unthrottled:
             await http.post(f"{sim_url}/_sim/reset", json={"enforce_limits": False})
             pairs = await add_wecom_inspectors(args.members)
-            chosen = await enqueue("u", pairs, args.messages)
+            floor_on = args.db == "sqlite" and not args.skip_floor
+            # the dispatcher and the floor take their turns from one queue of identical rows
+            chosen = await enqueue("u", pairs, args.messages * (2 if floor_on else 1))
             texts = [(u, render(f"messages/{TEMPLATE}", "zh-CN", **context_for(i))) for i, (_, u) in enumerate(chosen)]
             raw = RawSender(sim_url, args.concurrency, args.pool)
             await raw.start()
@@ -144,20 +241,25 @@ async def run(args, sim_url: str) -> int:
             dispatcher = Dispatcher(
                 {"wecom": channel}, limits={"wecom": RateLimiter(None, None)}, concurrency=args.concurrency
             )
-            freeze_heap()  # as `inspectbot serve` does once started (both senders share this process)
-            totals = {"raw": [0, 0.0, 0.0], "dispatcher": [0, 0.0, 0.0]}
+            floor = FloorSender(channel, dict(pairs), args.concurrency) if floor_on else None
+            freeze_heap()  # as `inspectbot serve` does once started (all senders share this process)
+            senders = ["dispatcher", "raw"] + (["floor"] if floor else [])
+            totals = {who: [0, 0.0, 0.0] for who in senders}
             done_raw, segment = 0, 0
 
-            async def dispatch(at_most: int) -> int:
-                return await dispatcher.pump(at_most)
+            def turn(who: str):
+                if who == "dispatcher":
+                    return dispatcher.pump(args.segment)
+                if who == "floor":
+                    return floor.send(args.segment)
+                return raw.send(texts[done_raw : done_raw + args.segment])
 
-            while totals["dispatcher"][0] < args.messages or done_raw < args.messages:
-                order = ("dispatcher", "raw") if segment % 2 == 0 else ("raw", "dispatcher")
-                for who in order:
-                    if who == "dispatcher":
-                        n, wall, cpu = await timed(dispatch(args.segment))
-                    else:
-                        n, wall, cpu = await timed(raw.send(texts[done_raw : done_raw + args.segment]))
+            while any(totals[who][0] < args.messages for who in senders):
+                for who in senders[segment % len(senders) :] + senders[: segment % len(senders)]:
+                    if totals[who][0] >= args.messages:
+                        continue
+                    n, wall, cpu = await timed(turn(who))
+                    if who == "raw":
                         done_raw += n
                     totals[who][0] += n
                     totals[who][1] += wall
@@ -166,7 +268,9 @@ async def run(args, sim_url: str) -> int:
             sent = await Outbox.filter(dedupe_key__startswith="u:", status=OutboxStatus.SENT).count()
             rate = {k: v[0] / v[1] if v[1] else 0.0 for k, v in totals.items()}
             ratio = rate["dispatcher"] / rate["raw"] if rate["raw"] else 0.0
-            ok &= sent == args.messages and ratio >= 0.7 and raw.errors == 0
+            expected = args.messages * (2 if floor else 1)
+            ok &= sent == expected and ratio >= 0.7 and raw.errors == 0
+            cpu = {who: round(1000 * v[2] / max(v[0], 1), 3) for who, v in totals.items()}
             emit(
                 "unthrottled",
                 {
@@ -176,9 +280,17 @@ async def run(args, sim_url: str) -> int:
                     "dispatcher_per_s": round(rate["dispatcher"], 1),
                     "raw_aiohttp_per_s": round(rate["raw"], 1),
                     "ratio": round(ratio, 3),
-                    "cpu_ms_per_msg_raw": round(1000 * totals["raw"][2] / max(totals["raw"][0], 1), 3),
-                    "cpu_ms_per_msg_dispatcher": round(
-                        1000 * totals["dispatcher"][2] / max(totals["dispatcher"][0], 1), 3
+                    "cpu_ms_per_msg_raw": cpu["raw"],
+                    "cpu_ms_per_msg_dispatcher": cpu["dispatcher"],
+                    **(
+                        {
+                            "floor_per_s": round(rate["floor"], 1),
+                            "floor_over_raw": round(rate["floor"] / rate["raw"], 3),
+                            "dispatcher_over_floor": round(rate["dispatcher"] / rate["floor"], 3),
+                            "cpu_ms_per_msg_floor": cpu["floor"],
+                        }
+                        if floor
+                        else {}
                     ),
                     "sent": sent,
                     "raw_errors": raw.errors,
@@ -242,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300)
     p.add_argument("--skip-unthrottled", action="store_true")
     p.add_argument("--skip-throttled", action="store_true")
+    p.add_argument("--skip-floor", action="store_true", help="no floor sender (it runs on SQLite only)")
     p.add_argument("--keep", help="work in this directory and keep it")
     args = p.parse_args(argv)
     from _common import die_with_parent, emit, free_port, machine  # lazy: as in run()
