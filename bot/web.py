@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler, Middleware
 
 from bot import pages
 from bot.channels.sms import sms_routes
 from bot.runtime import RUNTIME, Runtime
 from core import db
 from core.logs import not_stored, quiet_bad_requests
+from domain.network import Network, client_address
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,23 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+def behind_proxies(trusted: tuple[Network, ...]) -> Middleware:
+    """``request.remote`` is the visitor's address, read past the trusted reverse proxies
+    (domain/network.py): the per-client limits and the audit see each visitor, not the proxy."""
+
+    @web.middleware
+    async def real_remote(request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.remote or ""
+        client = client_address(peer, request.headers.getall(hdrs.X_FORWARDED_FOR, ()), trusted)
+        return await handler(request if client == peer else request.clone(remote=client))
+
+    return real_remote
+
+
 def make_app(rt: Runtime) -> web.Application:
     quiet_bad_requests()  # an over-long request line is the sender's fault: one WARNING, no traceback
-    app = web.Application(client_max_size=MAX_BODY)
+    proxies = rt.settings.proxies
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[behind_proxies(proxies)] if proxies else [])
     app[RUNTIME] = rt
     app.router.add_post("/telegram/webhook", telegram_webhook)
     if "wecom" in rt.channels:

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.beacon import QUICKNET, BeaconError, Chain
+from domain.network import Network, parse_networks
 
 LOCALES = ("zh-CN", "en")
 SMS_PROVIDERS = ("twilio", "aliyun")
@@ -76,6 +77,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9464
     metrics_token: str = field(default="", repr=False)
+    # The reverse proxies in front of the web app ("10.0.0.5, 10.1.0.0/16"): from them, the visitor's
+    # address is read from X-Forwarded-For (domain/network.py); empty = the connection's peer.
+    trusted_proxies: str = ""
     checkin_radius_m: int = 500  # a check-in farther than this from the entity is flagged (never refused)
     # The beacon of scheduled draws (docs/draw-protocol.md §3.3): "drand" (a drand round fetched
     # from the relays), "values" (values of public sources named at announce time, typed in by
@@ -148,6 +152,10 @@ class Settings:
                 f"INSPECTBOT_METRICS_HOST {self.metrics_host!r} is not a loopback address: "
                 "set INSPECTBOT_METRICS_TOKEN (scrapers then send Authorization: Bearer <token>)"
             )
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"INSPECTBOT_TRUSTED_PROXIES: {exc}") from None
         if self.wecom_corp_id and (not self.wecom_secret or self.wecom_agent_id <= 0):
             raise SettingsError("WECOM_CORP_ID needs WECOM_SECRET and a positive WECOM_AGENT_ID")
         if self.wecom_corp_id and (not self.wecom_token or len(self.wecom_aes_key) != 43):
@@ -156,6 +164,11 @@ class Settings:
             raise SettingsError("WECOM_ACCOUNTS must be 0 (not counted) or the number of licensed accounts")
         if not self.database_url:
             object.__setattr__(self, "database_url", default_database_url(self.data_dir))
+
+    @property
+    def proxies(self) -> tuple[Network, ...]:
+        """The trusted reverse proxies, parsed (checked when the settings were made)."""
+        return parse_networks(self.trusted_proxies)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -217,6 +230,7 @@ class Settings:
             metrics_host=env.get("INSPECTBOT_METRICS_HOST", "127.0.0.1"),
             metrics_port=_int(env, "INSPECTBOT_METRICS_PORT", 9464),
             metrics_token=env.get("INSPECTBOT_METRICS_TOKEN", ""),
+            trusted_proxies=env.get("INSPECTBOT_TRUSTED_PROXIES", ""),
             checkin_radius_m=_int(env, "INSPECTBOT_CHECKIN_RADIUS_M", 500),
             beacon=env.get("INSPECTBOT_BEACON", "none").strip(),
             beacon_none_acknowledged=_yes(env, "INSPECTBOT_BEACON_NONE_ACKNOWLEDGED"),

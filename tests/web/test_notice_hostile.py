@@ -8,7 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from bot.runtime import Runtime
+from bot.web import make_app
+from core.settings import Settings, SettingsError
 from domain.onsite import CLIENT_ATTEMPTS, CODE_ATTEMPTS
 from models.alerts import Alert
 from models.audit import AuditRecord
@@ -159,3 +163,58 @@ async def test_an_address_that_is_no_credit_code_is_a_404(site, method, path, st
         method, path, data={"code": "GTEST234", "reason": "x"} if method == "POST" else None
     )
     assert response.status == status and "没有" in await response.text()
+
+
+@pytest.fixture
+async def proxied(db, tmp_path):
+    """The site behind a reverse proxy we trust (the test client connects from 127.0.0.1)."""
+    w = await world.build(tmp_path)
+    rt = Runtime(settings=db.with_(trusted_proxies="127.0.0.1"), clock=w.clock)
+    async with TestClient(TestServer(make_app(rt))) as client:
+        yield client, w
+
+
+async def _guess_on_other_firms(client, visitor: str, n: int) -> list[int]:
+    return [
+        (await client.get(f"/entities/91370200000{i:07d}/notice", params={"code": WRONG}, headers=visitor)).status
+        for i in range(n)
+    ]
+
+
+async def test_behind_a_trusted_proxy_each_visitor_has_their_own_guessing_limit(proxied):
+    client, w = proxied
+    guesser, neighbour = {"X-Forwarded-For": "203.0.113.1"}, {"X-Forwarded-For": "198.51.100.7, 203.0.113.2"}
+    assert set(await _guess_on_other_firms(client, guesser, CLIENT_ATTEMPTS)) == {404}
+    assert (await _notice_as(client, w.markup.uscc, WRONG, guesser)).status == 429
+    # the next visitor behind the same proxy is not locked out by the guesser
+    assert (await _notice_as(client, w.markup.uscc, world.NOTICE_CODE, neighbour)).status == 200
+    actors = set(await AuditRecord.filter(action="notice.code_refused").values_list("actor", flat=True))
+    assert actors == {"web:203.0.113.1"}
+
+
+async def test_without_trusted_proxies_a_forged_forwarded_for_does_not_escape_the_limit(site):  # noqa: F811
+    client, w = site
+    statuses = [
+        (
+            await client.get(
+                f"/entities/91370200000{i:07d}/notice",
+                params={"code": WRONG},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},  # a new address each time: not believed
+            )
+        ).status
+        for i in range(CLIENT_ATTEMPTS + 1)
+    ]
+    assert statuses == [404] * CLIENT_ATTEMPTS + [429]
+    actors = set(await AuditRecord.filter(action="notice.code_refused").values_list("actor", flat=True))
+    assert actors == {"web:127.0.0.1"}
+
+
+async def _notice_as(client, uscc: str, code: str, headers: dict):
+    return await client.get(f"/entities/{uscc}/notice", params={"code": code}, headers=headers)
+
+
+def test_the_trusted_proxies_setting_is_read_and_a_wrong_one_refused_by_name():
+    s = Settings.from_env({"INSPECTBOT_TRUSTED_PROXIES": "10.0.0.5, 10.1.0.0/16"}, dotenv=False)
+    assert [str(n) for n in s.proxies] == ["10.0.0.5/32", "10.1.0.0/16"]
+    with pytest.raises(SettingsError, match="INSPECTBOT_TRUSTED_PROXIES: 'nginx' is not an IP address"):
+        Settings.from_env({"INSPECTBOT_TRUSTED_PROXIES": "nginx"}, dotenv=False)
