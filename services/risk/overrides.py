@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core import db
 from domain import inputs
 from domain.actors import binding_id
 from domain.risk import override as rules
@@ -41,6 +42,7 @@ from services.draws.common import DrawError
 from services.draws.two_person import Rule, confirmers
 from services.outbox import enqueue_to_people
 from services.risk.versions import RiskError, in_force
+from services.scope import Scope, overlap_sql
 
 RULE = Rule(
     model=RiskOverride,
@@ -329,16 +331,42 @@ async def withdraw(
         return await _shown(row, zone, conn)
 
 
+LIST_LIMIT = 200  # the newest shown by /riskoverrides and ``risk override list``; the text says when it cuts
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The newest ``items`` of the ``total`` overrides a list asked for."""
+
+    items: list[Override]
+    total: int
+
+    @property
+    def cut(self) -> bool:
+        return self.total > len(self.items)
+
+
 async def listing(
-    zone: ZoneInfo, *, open_only: bool = True, departments: frozenset[str] | None = None
-) -> list[Override]:
-    """Overrides proposed or in force (or all, newest first), in ``departments`` if given."""
-    query = RiskOverride.filter(status__in=OPEN_OVERRIDE) if open_only else RiskOverride.all()
-    rows = await query.order_by("-proposed_at", "-id").limit(200)
-    if departments is not None:
-        rows = [r for r in rows if set(departments) & set(r.departments or ())]
+    zone: ZoneInfo, *, open_only: bool = True, departments: frozenset[str] | None = None, limit: int = LIST_LIMIT
+) -> Listing:
+    """Overrides proposed or in force (or all), newest first, in ``departments`` if given: the
+    newest ``limit`` of them, and how many there are. The departments are part of the query, so
+    another department's many overrides never crowd out a coordinator's own."""
+    where, params = overlap_sql(Scope(departments or frozenset(), everything=departments is None), "risk_override")
+    if open_only:
+        where += " AND status IN ({})".format(", ".join(f"'{s}'" for s in OPEN_OVERRIDE))
+    client = db.conn()
+    total = (await client.execute_query_dict(f"SELECT COUNT(*) AS n FROM risk_override WHERE {where}", params))[0]["n"]
+    ids = [
+        r["id"]
+        for r in await client.execute_query_dict(
+            f"SELECT id FROM risk_override WHERE {where} ORDER BY proposed_at DESC, id DESC LIMIT {int(limit)}", params
+        )
+    ]
+    found = {r.id: r for r in await RiskOverride.filter(id__in=ids)}
+    rows = [found[i] for i in ids]
     names = await people.whos(a for r in rows for a in _actors(r))
-    return [await _shown(r, zone, names=names) for r in rows]
+    return Listing([await _shown(r, zone, names=names) for r in rows], total)
 
 
 async def of_entity(entity_id: int, zone: ZoneInfo) -> Override | None:

@@ -12,7 +12,7 @@ import pytest
 from bot.cli import main
 from core.render import render, text
 from models.audit import AuditRecord
-from models.directory import Entity
+from models.directory import Entity, EntityKind, RiskClass
 from models.messaging import Channel, ChatBinding, Outbox, Role
 from models.risk import OverrideStatus, RiskAssessment, RiskOverride, RiskRun
 from services.draws.common import DrawError
@@ -336,7 +336,7 @@ async def test_a_withdrawal_is_told_to_every_other_coordinator_of_the_department
     assert [actor for _, _, actor in await actions()][-3:] == [proposer, approver, third]
     listed = "\n".join(
         text("risk_override_line", locale="zh-CN", o=o.context())
-        for o in await overrides.listing(ZONE, open_only=False)
+        for o in (await overrides.listing(ZONE, open_only=False)).items
     )
     assert "提出 王芳" in listed and "批准 李娜" in listed and "结束 赵强" in listed and "coordinator:" not in listed
 
@@ -350,3 +350,73 @@ async def test_an_override_number_no_row_can_have_reads_as_unknown(db, number) -
         with pytest.raises(RiskError) as caught:
             await act
         assert caught.value.code == "risk_override_unknown"
+
+
+async def many_overrides(department: str, n: int, start: datetime, *, status=OverrideStatus.PENDING) -> list[int]:
+    """``n`` overrides of ``department``'s, each on a firm of its own, proposed a minute apart from ``start``."""
+    firms = [
+        Entity(
+            uscc=f"91370202MA{9000000 + i:07d}{department[0]}",
+            name=f"{department}测试{i}号公司",
+            kind=EntityKind.ENTERPRISE,
+            division_code="370202",
+            address="青岛市",
+            industry="餐饮",
+            risk_class=RiskClass.C,
+        )
+        for i in range(n)
+    ]
+    await Entity.bulk_create(firms)
+    ids = await Entity.filter(uscc__in=[f.uscc for f in firms]).order_by("id").values_list("id", flat=True)
+    await RiskOverride.bulk_create(
+        [
+            RiskOverride(
+                entity_id=entity_id,
+                risk_class="A",
+                reason="r",
+                valid_until=UNTIL,
+                ends_at=NOW + timedelta(days=180),
+                status=status,
+                proposed_by="x",
+                departments=[department],
+                proposed_at=start + timedelta(minutes=i),
+            )
+            for i, entity_id in enumerate(ids)
+        ]
+    )
+    return list(
+        await RiskOverride.filter(entity_id__in=ids).order_by("-proposed_at", "-id").values_list("id", flat=True)
+    )
+
+
+async def test_a_coordinators_list_is_of_their_departments_however_many_others_have(db) -> None:
+    """Another department's 250 newer overrides (more than a list shows) do not hide a coordinator's own:
+    the departments are part of the query, not a filter of the newest rows."""
+    await classified_world()
+    mine = await propose(USCC[0], "A", actor="alice")
+    await RiskOverride.filter(id=mine.id).update(departments=["SCJG", "JTJ"])
+    await many_overrides("WSJ", 250, NOW + timedelta(hours=1))
+    listed = await overrides.listing(ZONE, departments=frozenset({"SCJG"}))
+    assert ([o.id for o in listed.items], listed.total, listed.cut) == ([mine.id], 1, False)
+    wsj = await overrides.listing(ZONE, departments=frozenset({"WSJ", "XX"}))
+    assert (len(wsj.items), wsj.total, wsj.cut) == (overrides.LIST_LIMIT, 250, True)
+    assert mine.id not in {o.id for o in wsj.items}
+    everyone = await overrides.listing(ZONE)  # an admin, the CLI: every department's, newest first
+    assert everyone.total == 251 and everyone.items[-1].id != mine.id
+    assert await overrides.listing(ZONE, departments=frozenset()) == overrides.Listing([], 0)
+
+
+async def test_a_cut_list_keeps_the_newest_and_says_how_many_it_shows(db) -> None:
+    await classified_world()
+    newest_first = await many_overrides("SCJG", 205, NOW, status=OverrideStatus.WITHDRAWN)
+    await many_overrides("WSJ", 30, NOW + timedelta(days=1), status=OverrideStatus.WITHDRAWN)
+    assert (await overrides.listing(ZONE, departments=frozenset({"SCJG"}))).total == 0  # ended: not open
+    listed = await overrides.listing(ZONE, open_only=False, departments=frozenset({"SCJG"}))
+    assert [o.id for o in listed.items] == newest_first[: overrides.LIST_LIMIT] and listed.total == 205
+    items = [o.context() for o in listed.items]
+    en = render("messages/risk_override.j2", "en", error=None, what="list", items=items, total=listed.total)
+    zh = render("messages/risk_override.j2", "zh-CN", error=None, what="list", items=items, total=listed.total)
+    assert "The newest 200 of 205 are shown." in en and "仅显示最新的 200 条（共 205 条）" in zh
+    whole = await overrides.listing(ZONE, open_only=False, departments=frozenset({"WSJ"}))
+    shown = render("cli/risk.txt", "en", what="overrides", items=[o.context() for o in whole.items], total=whole.total)
+    assert whole.total == 30 and shown.count("\n[") == 29 and "are shown" not in shown
