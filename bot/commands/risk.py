@@ -222,7 +222,9 @@ async def run_decide(args, settings, clock=SYSTEM) -> int:
 async def run_classify(args, settings, clock=SYSTEM) -> int:
     async with db.opened(settings):
         try:
-            summary = await classify.classify_directory(clock.now(), reason="manual", force=args.force)
+            summary = await classify.classify_directory(
+                clock.now(), reason="manual", force=args.force, zone=settings.zone
+            )
         except RiskError as exc:
             return _error(exc, settings.locale)
     print(render("cli/risk.txt", settings.locale, what="classified", s=summary).strip())

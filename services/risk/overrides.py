@@ -15,6 +15,11 @@ in force once **another** approves it, ended by withdrawal or its date.
   force that it applies, and the end (``expired``) of those whose last day has passed; the class
   changes at that classification only, so never between an announcement and its draw (the
   classification defers then).
+- :func:`tell_ending` (the ``risk_override_ends`` sweep): an override in force is told to its
+  departments' coordinators and its proposer ``NOTICE_DAYS`` before its end and once it has ended,
+  each once (``expire_due`` tells the end if its classification comes first).
+- :func:`listing`: the newest ``LIST_LIMIT`` of a coordinator's departments' overrides, and how many
+  there are.
 
 Each step is a record in the audit chain (``risk_override_proposed`` / ``approved`` / ``rejected`` /
 ``failed`` / ``withdrawn`` / ``expired``) in the transaction of the change.
@@ -28,6 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core import db
@@ -36,6 +42,7 @@ from domain.actors import binding_id
 from domain.risk import override as rules
 from domain.risk.override import OverrideError
 from models.directory import Department, Entity, EntityStatus
+from models.messaging import ChatBinding
 from models.risk import OPEN_OVERRIDE, OverrideStatus, RiskAssessment, RiskOverride
 from services import audit, people
 from services.draws.common import DrawError
@@ -392,10 +399,60 @@ async def in_force_at(now: datetime, conn) -> dict[int, dict[str, Any]]:
     }
 
 
-async def expire_due(now: datetime, conn) -> int:
+async def _tell_end(row: RiskOverride, stage: str, now: datetime, zone: ZoneInfo, conn, **extra: Any) -> None:
+    """One message to each live coordinator of the override's departments and to its proposer (a
+    coordinator still, elsewhere perhaps), keyed ``rov:<id>:<stage>:<binding id>``: ``ending`` (its
+    last day is near) or ``ended`` (it has passed)."""
+    told = await confirmers(row.departments or (), None, conn)
+    if row.proposer_binding_id is not None and all(b.id != row.proposer_binding_id for b in told):
+        proposer = await ChatBinding.get_or_none(id=row.proposer_binding_id, revoked_at__isnull=True).using_db(conn)
+        if proposer is not None:
+            told.append(proposer)
+    if not told:
+        return
+    shown = await _shown(row, zone, conn)
+    context = {**shown.context(), "stage": stage, **extra}
+    await enqueue_to_people(told, f"rov:{row.id}:{stage}", "risk_override_ending.j2", context, now, connection=conn)
+
+
+async def _claim_told(row: RiskOverride, stage: str, conn, **still: Any) -> bool:
+    """Mark what is told of the override's end (if it is ``still`` so); False when it was told
+    already (by another instance, a sweep or the classification) or is no longer so."""
+    earlier = ("",) if stage == "ending" else ("", "ending")
+    return bool(await RiskOverride.filter(id=row.id, told__in=earlier, **still).using_db(conn).update(told=stage))
+
+
+async def tell_ending(now: datetime, *, zone: ZoneInfo) -> int:
+    """The sweep: an override in force is told to its departments' coordinators and its proposer
+    ``rules.NOTICE_DAYS`` days before its end (``ending``: the class then returns to the model's at
+    the next classification; to keep it, it is proposed and approved again), and once its last day
+    has passed (``ended``; the classification that ends it tells it if it comes first). Each once:
+    the row's ``told`` and the outbox keys. Withdrawn, rejected or failed ones are never told here
+    (a withdrawal tells its own). Returns how many were told."""
+    now = now.astimezone(UTC)  # stored times are compared as UTC (SQLite compares their text)
+    due = RiskOverride.filter(status=OverrideStatus.CONFIRMED).filter(
+        Q(told="", ends_at__lte=now + timedelta(days=rules.NOTICE_DAYS)) | Q(told="ending", ends_at__lte=now)
+    )
+    n = 0
+    for row in await due.order_by("ends_at", "id"):
+        stage = "ended" if row.ends_at <= now else "ending"
+        async with in_transaction() as conn:
+            if await _claim_told(row, stage, conn, status=OverrideStatus.CONFIRMED):  # not withdrawn meanwhile
+                days = max(0, (row.valid_until - now.astimezone(zone).date()).days + 1)  # today included
+                await _tell_end(row, stage, now, zone, conn, days_left=days, reclassified=False)
+                n += 1
+    return n
+
+
+async def expire_due(now: datetime, conn, zone: ZoneInfo) -> int:
     """In the classification's transaction, last (an audit append holds PostgreSQL's audit lock to the
     commit): end every override past its last day — in force, or a proposal nobody decided — as
-    ``expired`` by ``system``, audited. Returns how many."""
+    ``expired`` by ``system``, audited. Returns how many.
+
+    Who has not been told is told (``zone``: the texts' local dates): of one in force, its
+    departments' coordinators and its proposer, unless the ``tell_ending`` sweep told them already
+    (then the firm has the model's class from this classification); of a proposal, its proposer
+    (the key a press after its day would use: told once)."""
     now = now.astimezone(UTC)  # stored times are compared as UTC (SQLite compares their text)
     n = 0
     for row in await RiskOverride.filter(status__in=OPEN_OVERRIDE, ends_at__lte=now).using_db(conn).order_by("id"):
@@ -405,6 +462,10 @@ async def expire_due(now: datetime, conn) -> int:
             .update(status=OverrideStatus.EXPIRED, ended_by="system", ended_at=now)
         )
         if ended:
+            if row.status is OverrideStatus.CONFIRMED and await _claim_told(row, "ended", conn):
+                await _tell_end(row, "ended", now, zone, conn, days_left=0, reclassified=True)
+            elif row.status is OverrideStatus.PENDING:
+                await _tell(row, "expired", now, zone, conn)
             await _record(row, "risk_override_expired", "system", now, conn, status=row.status.value)
             n += 1
     return n

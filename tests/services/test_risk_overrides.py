@@ -10,11 +10,14 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from bot.cli import main
+from bot.runtime import Runtime
+from core.clock import FakeClock
 from core.render import render, text
 from models.audit import AuditRecord
 from models.directory import Entity, EntityKind, RiskClass
 from models.messaging import Channel, ChatBinding, Outbox, Role
 from models.risk import OverrideStatus, RiskAssessment, RiskOverride, RiskRun
+from scheduler import Scheduler
 from services.draws.common import DrawError
 from services.risk import classify as risk
 from services.risk import drift, overrides, versions
@@ -420,3 +423,100 @@ async def test_a_cut_list_keeps_the_newest_and_says_how_many_it_shows(db) -> Non
     whole = await overrides.listing(ZONE, open_only=False, departments=frozenset({"WSJ"}))
     shown = render("cli/risk.txt", "en", what="overrides", items=[o.context() for o in whole.items], total=whole.total)
     assert whole.total == 30 and shown.count("\n[") == 29 and "are shown" not in shown
+
+
+async def end_messages() -> list[tuple[str, int, str]]:
+    """The messages about overrides' ends: (dedupe key, recipient, template), in the order written."""
+    rows = Outbox.filter(template__in=["risk_override_ending.j2", "risk_override_outcome.j2"]).order_by("id")
+    return [tuple(r) for r in await rows.values_list("dedupe_key", "recipient_id", "template")]
+
+
+def binding(actor: str) -> int:
+    return int(actor.split(":")[1])
+
+
+async def test_an_override_running_out_is_told_a_week_ahead_and_when_it_has_each_once(db) -> None:
+    """The scheduler's sweep, on the test clock: the override's departments' coordinators and its
+    proposer are told once 7 days before its end and once when it has ended; a withdrawn or a
+    rejected one with the same last day is not told; another department's coordinator is not."""
+    ids = await classified_world()
+    scjg = frozenset({"SCJG"})
+    proposer = await coordinator("721", ["SCJG"], "王芳")
+    approver = await coordinator("722", ["SCJG"], "李娜")
+    await coordinator("723", ["WSJ"], "赵强")
+    until = date(2026, 12, 31)  # it ends 2027-01-01 00:00 local
+    kept = await propose(USCC[0], "C", "立案调查中", actor=proposer, departments=scjg, until=until)
+    withdrawn = await propose(USCC[1], "A", actor=proposer, departments=scjg, until=until)
+    rejected = await propose(USCC[2], "A", actor=proposer, departments=scjg, until=until)
+    for o in (kept, withdrawn):
+        await overrides.decide(o.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    await overrides.decide(rejected.id, False, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    before = await end_messages()  # the approvals and the rejection told to the proposer
+    assert [t for _, _, t in before] == ["risk_override_outcome.j2"] * 3
+    clock = FakeClock(datetime(2026, 12, 24, 23, 50, tzinfo=ZONE))  # 7 days and 10 minutes ahead
+    sched = Scheduler(Runtime(settings=db, clock=clock))
+    await sched.run_due()
+    assert await klass(ids[0]) == "C" and await end_messages() == before  # the override applies; nothing told
+    await overrides.withdraw(withdrawn.id, "调查已结案", actor=approver, departments=scjg, now=clock.now(), zone=ZONE)
+    before = await end_messages()
+    clock.set(datetime(2026, 12, 25, 0, 0, tzinfo=ZONE))  # 7 days before its end
+    await sched.run_due()
+    ending = [
+        (f"rov:{kept.id}:ending:{binding(a)}", binding(a), "risk_override_ending.j2") for a in (proposer, approver)
+    ]
+    assert await end_messages() == before + ending
+    told = await Outbox.filter(template="risk_override_ending.j2").order_by("id")
+    assert [(r.context["stage"], r.context["days_left"]) for r in told] == [("ending", 7)] * 2
+    for moment in (datetime(2026, 12, 25, 0, 1), datetime(2026, 12, 28, 9, 0), datetime(2026, 12, 31, 23, 59)):
+        clock.set(moment.replace(tzinfo=ZONE))
+        await sched.run_due()  # not again
+    assert await end_messages() == before + ending
+    clock.set(datetime(2027, 1, 1, 0, 5, tzinfo=ZONE))  # its last day has passed; the month's classification runs
+    await sched.run_due()
+    ended = [(f"rov:{kept.id}:ended:{binding(a)}", binding(a), "risk_override_ending.j2") for a in (proposer, approver)]
+    assert await end_messages() == before + ending + ended
+    assert await klass(ids[0]) == "E" and (await RiskOverride.get(id=kept.id)).status == OverrideStatus.EXPIRED
+    clock.set(datetime(2027, 1, 2, 9, 0, tzinfo=ZONE))
+    await sched.run_due()
+    assert await end_messages() == before + ending + ended
+    for r in await Outbox.filter(template="risk_override_ending.j2").order_by("id"):
+        for locale in ("zh-CN", "en"):
+            shown = render(f"messages/{r.template}", locale, **r.context)
+            assert "王芳" in shown and "立案调查中" in shown and "coordinator:" not in shown, shown
+    last = await Outbox.filter(template="risk_override_ending.j2").order_by("-id").first()
+    assert "at the next classification" in render("messages/risk_override_ending.j2", "en", **last.context)
+    first = await Outbox.filter(template="risk_override_ending.j2").order_by("id").first()
+    assert "for 7 more days, through 2026-12-31" in render("messages/risk_override_ending.j2", "en", **first.context)
+
+
+async def test_the_classification_that_ends_an_override_tells_whoever_was_not_told(db) -> None:
+    """No sweep ran (the service was down over the last week): the classification that ends an
+    override in force tells its departments, and the proposer of a proposal nobody decided is told
+    it lapsed — once, whatever comes after."""
+    ids = await classified_world()
+    scjg = frozenset({"SCJG"})
+    proposer = await coordinator("731", ["SCJG"], "王芳")
+    approver = await coordinator("732", ["SCJG"], "李娜")
+    in_force = await propose(USCC[0], "C", actor=proposer, departments=scjg, until=date(2026, 12, 31))
+    await overrides.decide(in_force.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    lapsed = await propose(USCC[1], "A", actor=proposer, departments=scjg, until=date(2026, 12, 2))
+    before = await end_messages()
+    after = datetime(2027, 1, 3, 10, 0, tzinfo=ZONE)
+    await risk.classify_directory(after, zone=ZONE)
+    assert await klass(ids[0]) == "E"
+    told = [
+        *(
+            (f"rov:{in_force.id}:ended:{binding(a)}", binding(a), "risk_override_ending.j2")
+            for a in (proposer, approver)
+        ),
+        (f"rov:{lapsed.id}:expired", binding(proposer), "risk_override_outcome.j2"),
+    ]
+    assert await end_messages() == before + told
+    ended = await Outbox.get(dedupe_key=f"rov:{in_force.id}:ended:{binding(approver)}")
+    shown = render("messages/risk_override_ending.j2", "en", **ended.context)
+    assert "from this classification the firm has the model's class (E) again" in shown
+    with pytest.raises(DrawError):  # a press on the lapsed proposal: refused, not told twice
+        await overrides.decide(lapsed.id, True, actor=approver, departments=scjg, now=after, zone=ZONE)
+    assert await overrides.tell_ending(after, zone=ZONE) == 0
+    await risk.classify_directory(after + timedelta(hours=1), zone=ZONE)
+    assert await end_messages() == before + told
