@@ -96,14 +96,31 @@ def _actors(row: RiskOverride) -> list[str]:
     return [a for a in (row.proposed_by, row.decided_by, row.ended_by) if a]
 
 
-async def _shown(
-    row: RiskOverride, zone: ZoneInfo, conn=None, asked: int = 0, names: dict[str, dict] | None = None
-) -> Override:
-    """``names``: the *who* of its actors, when a list has looked them up at once."""
-    if names is None:
-        names = await people.whos(_actors(row), conn)
+async def _shown(row: RiskOverride, zone: ZoneInfo, conn=None, asked: int = 0) -> Override:
+    names = await people.whos(_actors(row), conn)
     entity = await Entity.get(id=row.entity_id).using_db(conn)
     assessed = await RiskAssessment.get_or_none(entity_id=row.entity_id).using_db(conn)
+    return _override(row, entity, assessed, names, zone, asked)
+
+
+async def _shown_all(rows: list[RiskOverride], zone: ZoneInfo) -> list[Override]:
+    """:func:`_shown` of a list's rows, with their firms, classes and people looked up at once."""
+    entity_ids = {r.entity_id for r in rows}
+    entities = {e.id: e for e in await Entity.filter(id__in=entity_ids)}
+    assessed = {a.entity_id: a for a in await RiskAssessment.filter(entity_id__in=entity_ids)}
+    names = await people.whos(a for r in rows for a in _actors(r))
+    return [_override(r, entities[r.entity_id], assessed.get(r.entity_id), names, zone) for r in rows]
+
+
+def _override(
+    row: RiskOverride,
+    entity: Entity,
+    assessed: RiskAssessment | None,
+    names: dict[str, dict],
+    zone: ZoneInfo,
+    asked: int = 0,
+) -> Override:
+    """``names``: the *who* of its actors (``people.whos``)."""
     computed = (assessed.computed or assessed.risk_class) if assessed is not None else ""
     return Override(
         row.id,
@@ -371,9 +388,7 @@ async def listing(
         )
     ]
     found = {r.id: r for r in await RiskOverride.filter(id__in=ids)}
-    rows = [found[i] for i in ids]
-    names = await people.whos(a for r in rows for a in _actors(r))
-    return Listing([await _shown(r, zone, names=names) for r in rows], total)
+    return Listing(await _shown_all([found[i] for i in ids], zone), total)
 
 
 async def of_entity(entity_id: int, zone: ZoneInfo) -> Override | None:
