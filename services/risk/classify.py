@@ -179,9 +179,8 @@ async def classify_directory(
             overridden=int(overridden.sum()),
             using_db=conn,
         )
-        await overrides.expire_due(
-            now, conn, zone
-        )  # last: its audit records hold PostgreSQL's audit lock to the commit
+        # last: its audit records hold PostgreSQL's audit lock to the commit
+        await overrides.expire_due(now, conn, zone)
     return RunSummary(version, len(ids), dict(sorted(counts.items())), len(changed), overridden=int(overridden.sum()))
 
 
