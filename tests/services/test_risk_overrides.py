@@ -520,3 +520,20 @@ async def test_the_classification_that_ends_an_override_tells_whoever_was_not_to
     assert await overrides.tell_ending(after, zone=ZONE) == 0
     await risk.classify_directory(after + timedelta(hours=1), zone=ZONE)
     assert await end_messages() == before + told
+
+
+async def test_an_override_withdrawn_after_its_notice_is_not_told_to_have_ended(db) -> None:
+    ids = await classified_world()
+    scjg = frozenset({"SCJG"})
+    proposer = await coordinator("741", ["SCJG"], "王芳")
+    approver = await coordinator("742", ["SCJG"], "李娜")
+    o = await propose(USCC[0], "C", actor=proposer, departments=scjg, until=date(2026, 12, 31))
+    await overrides.decide(o.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    assert await overrides.tell_ending(datetime(2026, 12, 28, 9, 0, tzinfo=ZONE), zone=ZONE) == 1
+    await overrides.withdraw(o.id, "调查已结案", actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    before = await end_messages()
+    after = datetime(2027, 1, 1, 9, 0, tzinfo=ZONE)
+    assert await overrides.tell_ending(after, zone=ZONE) == 0
+    await risk.classify_directory(after, zone=ZONE)
+    assert await end_messages() == before and await klass(ids[0]) == "E"
+    assert [k for k, _, _ in before if ":ended:" in k] == []
