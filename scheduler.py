@@ -4,7 +4,7 @@ One place turns a plan into jobs: :func:`plan_fires`. For every active plan it y
 next *announce* fires (the commitment is published ``announce_days`` before the draw, at
 least one day) and *draw* fires (at the plan's fire time). Besides those, the periodic *sweeps*
 (assignment deadlines and reminders, flight reveals, survey dispatch, reminders and expiry,
-photo fetching, the monthly report, the digests of bulk alerts) are one table here, :data:`SWEEPS`: each names the service
+photo fetching, the monthly report, the digests of bulk alerts, risk-class overrides running out) are one table here, :data:`SWEEPS`: each names the service
 function it calls and the arguments it takes from the runtime (zone, locale, clock, data
 directory, the Telegram channel's fetch function); the services know nothing of the scheduler.
 
@@ -49,6 +49,7 @@ from services.draws.common import DrawError
 from services.onsite import followup, photos, review
 from services.plans import active_specs, fire_times
 from services.risk import classify as risk_classify
+from services.risk import overrides as risk_overrides
 from services.surveys import receipts
 from services.surveys import sweep as surveys_sweep
 from services.surveys.enter import sign_for
@@ -161,6 +162,8 @@ SWEEPS: dict[str, Sweep] = {
         },
         fire=True,
     ),
+    # an override in force: its departments told days before it runs out, and when it has
+    "risk_override_ends": Sweep(risk_overrides.tell_ending, lambda s, now: {"now": now, "zone": s.zone}),
     # the credit-risk classes: reclassified once a month (and before each announce, fire_plan)
     "risk_classes": Sweep(
         risk_classify.monthly_sweep, lambda s, now: {"now": now, "zone": s.zone, "instance": INSTANCE}, fire=True
@@ -267,7 +270,7 @@ class Scheduler:
                 if existing is not None:
                     return "already_announced"
                 # the classes this draw will use are those in force now (kept until it is drawn)
-                await risk_classify.before_announce(self.clock.now())
+                await risk_classify.before_announce(self.clock.now(), self.zone)
                 await announce.announce(
                     fire.plan, fire.fire_at.astimezone(UTC), clock=self.clock, zone=self.zone, beacon=self.beacon
                 )

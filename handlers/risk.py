@@ -128,7 +128,8 @@ async def risk_override_command(ctx: Context, scope: Scope, say: Replier) -> str
 @coordinators_only
 async def risk_overrides_command(ctx: Context, scope: Scope, say: Replier) -> str:
     shown = await overrides.listing(ctx.zone, departments=_departments(scope))
-    await say("risk_override.j2", {"error": None, "what": "list", "items": [o.context() for o in shown]})
+    items = [o.context() for o in shown.items]
+    await say("risk_override.j2", {"error": None, "what": "list", "items": items, "total": shown.total})
     return "risk_overrides"
 
 

@@ -123,6 +123,9 @@ class RiskOverride(Model):
     ended_by = fields.CharField(max_length=64, null=True)  # withdrawn by, or "system" (expired)
     ended_at = fields.DatetimeField(null=True)
     end_reason = fields.CharField(max_length=500, default="")
+    # what its departments' coordinators were told of its end: "" nothing yet, "ending" (days ahead),
+    # "ended" (its last day passed); each once (services.risk.overrides.tell_ending)
+    told = fields.CharField(max_length=8, default="")
 
     class Meta:
         table = "risk_override"

@@ -28,7 +28,7 @@ from models.messaging import Role
 from models.plans import Plan
 from services import audit
 from services.outbox import enqueue, enqueue_to_people, to_person
-from services.scope import PAGE_SIZE, Page, Scope, clamp
+from services.scope import PAGE_SIZE, Page, Scope, clamp, overlap_sql
 
 
 class AlertError(ServiceError):
@@ -171,23 +171,10 @@ def digest_context(alerts: list[dict]) -> dict:
 # --- a coordinator's /alerts ----------------------------------------------------------------------
 
 
-def _overlap_sql(scope: Scope) -> tuple[str, list]:
-    """A WHERE clause on ``alert.departments`` (a JSON list) meeting the scope's departments."""
-    if scope.everything:
-        return "1=1", []
-    codes = sorted(scope.departments)
-    if not codes:
-        return "1=0", []
-    if db.dialect() == "postgres":
-        return "departments ?| $1::text[]", [codes]
-    marks = ", ".join("?" * len(codes))
-    return f"EXISTS (SELECT 1 FROM json_each(alert.departments) j WHERE j.value IN ({marks}))", codes
-
-
 async def alerts_page(scope: Scope, page: int, zone: ZoneInfo) -> Page:
     """/alerts: alerts raised for the scope's departments, newest first (an admin sees all,
     including those raised for nobody in particular)."""
-    where, params = _overlap_sql(scope)
+    where, params = overlap_sql(scope, "alert")
     client = db.conn()
     total = (await client.execute_query_dict(f"SELECT COUNT(*) AS n FROM alert WHERE {where}", params))[0]["n"]
     page, pages, offset = clamp(page, total)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core import db
 from models.messaging import ChatBinding, Role
 from models.plans import Plan
 
@@ -59,6 +60,20 @@ def clamp(page: int, total: int) -> tuple[int, int, int]:
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(1, page), pages)
     return page, pages, (page - 1) * PAGE_SIZE
+
+
+def overlap_sql(scope: Scope, table: str) -> tuple[str, list]:
+    """A WHERE clause on ``<table>.departments`` (a JSON list) meeting the scope's departments, and
+    its parameters (the departments' codes: on PostgreSQL ``$1``, so put it first)."""
+    if scope.everything:
+        return "1=1", []
+    codes = sorted(scope.departments)
+    if not codes:
+        return "1=0", []
+    if db.dialect() == "postgres":
+        return f'"{table}".departments ?| $1::text[]', [codes]
+    marks = ", ".join("?" * len(codes))
+    return f'EXISTS (SELECT 1 FROM json_each("{table}".departments) j WHERE j.value IN ({marks}))', codes
 
 
 def page_of(rows: list, page: int) -> Page:

@@ -166,7 +166,8 @@ async def run_override_withdraw(args, settings, clock=SYSTEM) -> int:
 async def run_override_list(args, settings) -> int:
     async with db.opened(settings):
         shown = await overrides.listing(settings.zone, open_only=not args.all)
-    print(render("cli/risk.txt", settings.locale, what="overrides", items=[o.context() for o in shown]).strip())
+    items = [o.context() for o in shown.items]
+    print(render("cli/risk.txt", settings.locale, what="overrides", items=items, total=shown.total).strip())
     return 0
 
 
@@ -221,7 +222,9 @@ async def run_decide(args, settings, clock=SYSTEM) -> int:
 async def run_classify(args, settings, clock=SYSTEM) -> int:
     async with db.opened(settings):
         try:
-            summary = await classify.classify_directory(clock.now(), reason="manual", force=args.force)
+            summary = await classify.classify_directory(
+                clock.now(), reason="manual", force=args.force, zone=settings.zone
+            )
         except RiskError as exc:
             return _error(exc, settings.locale)
     print(render("cli/risk.txt", settings.locale, what="classified", s=summary).strip())

@@ -12,6 +12,7 @@ from domain.errors import ServiceError
 
 MAX_REASON = 500  # as an off-schedule draw's reason: one line a coordinator reads before approving
 MAX_MONTHS = 12  # a regulator reviews overrides yearly: none is valid longer than this
+NOTICE_DAYS = 7  # an override in force is announced to run out this many days before its end (once)
 
 
 class OverrideError(ServiceError):

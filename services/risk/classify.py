@@ -97,10 +97,16 @@ async def derived(model: RiskModel, ids: np.ndarray, values: np.ndarray, now: da
     return {"last_inspection_problem": history.last_problem(results, ids)}
 
 
-async def classify_directory(now: datetime, *, reason: str = "manual", force: bool = False) -> RunSummary:
+DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")  # the settings' default; the application passes the settings' zone
+
+
+async def classify_directory(
+    now: datetime, *, reason: str = "manual", force: bool = False, zone: ZoneInfo = DEFAULT_ZONE
+) -> RunSummary:
     """Classify every active entity with the version in force (refused without one).
 
-    Deferred (nothing changes) while a firing is announced and not yet drawn, unless ``force``."""
+    Deferred (nothing changes) while a firing is announced and not yet drawn, unless ``force``.
+    ``zone``: the local dates of what the overrides it ends tell (``overrides.expire_due``)."""
     found = await in_force()
     if found is None:
         raise RiskError("risk_no_model")
@@ -173,7 +179,8 @@ async def classify_directory(now: datetime, *, reason: str = "manual", force: bo
             overridden=int(overridden.sum()),
             using_db=conn,
         )
-        await overrides.expire_due(now, conn)  # last: its audit records hold PostgreSQL's audit lock to the commit
+        # last: its audit records hold PostgreSQL's audit lock to the commit
+        await overrides.expire_due(now, conn, zone)
     return RunSummary(version, len(ids), dict(sorted(counts.items())), len(changed), overridden=int(overridden.sum()))
 
 
@@ -192,7 +199,7 @@ async def monthly_sweep(now: datetime, zone: ZoneInfo, instance: str = "") -> st
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
     async def work() -> str:
-        summary = await classify_directory(now, reason="monthly", force=True)
+        summary = await classify_directory(now, reason="monthly", force=True, zone=zone)
         from services.risk import drift  # lazy: drift → train → this module (a retrain reads the directory)
 
         return f"classified:{summary.entities}:{await drift.check(now, zone)}"
@@ -201,12 +208,12 @@ async def monthly_sweep(now: datetime, zone: ZoneInfo, instance: str = "") -> st
     return None if outcome is None else key
 
 
-async def before_announce(now: datetime) -> RunSummary | None:
+async def before_announce(now: datetime, zone: ZoneInfo = DEFAULT_ZONE) -> RunSummary | None:
     """Called by the scheduler just before an announce: the classes in force are then this
     draw's (deferred if another announced draw is waiting: its classes stay in force for both)."""
     if await in_force() is None or not await IndicatorValue.exists():  # the imported classes stay
         return None
-    return await classify_directory(now, reason="announce")
+    return await classify_directory(now, reason="announce", zone=zone)
 
 
 @dataclass(frozen=True)

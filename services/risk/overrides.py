@@ -15,6 +15,11 @@ in force once **another** approves it, ended by withdrawal or its date.
   force that it applies, and the end (``expired``) of those whose last day has passed; the class
   changes at that classification only, so never between an announcement and its draw (the
   classification defers then).
+- :func:`tell_ending` (the ``risk_override_ends`` sweep): an override in force is told to its
+  departments' coordinators and its proposer ``NOTICE_DAYS`` before its end and once it has ended,
+  each once (``expire_due`` tells the end if its classification comes first).
+- :func:`listing`: the newest ``LIST_LIMIT`` of a coordinator's departments' overrides, and how many
+  there are.
 
 Each step is a record in the audit chain (``risk_override_proposed`` / ``approved`` / ``rejected`` /
 ``failed`` / ``withdrawn`` / ``expired``) in the transaction of the change.
@@ -28,19 +33,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from core import db
 from domain import inputs
 from domain.actors import binding_id
 from domain.risk import override as rules
 from domain.risk.override import OverrideError
 from models.directory import Department, Entity, EntityStatus
+from models.messaging import ChatBinding
 from models.risk import OPEN_OVERRIDE, OverrideStatus, RiskAssessment, RiskOverride
 from services import audit, people
 from services.draws.common import DrawError
 from services.draws.two_person import Rule, confirmers
 from services.outbox import enqueue_to_people
 from services.risk.versions import RiskError, in_force
+from services.scope import Scope, overlap_sql
 
 RULE = Rule(
     model=RiskOverride,
@@ -87,14 +96,31 @@ def _actors(row: RiskOverride) -> list[str]:
     return [a for a in (row.proposed_by, row.decided_by, row.ended_by) if a]
 
 
-async def _shown(
-    row: RiskOverride, zone: ZoneInfo, conn=None, asked: int = 0, names: dict[str, dict] | None = None
-) -> Override:
-    """``names``: the *who* of its actors, when a list has looked them up at once."""
-    if names is None:
-        names = await people.whos(_actors(row), conn)
+async def _shown(row: RiskOverride, zone: ZoneInfo, conn=None, asked: int = 0) -> Override:
+    names = await people.whos(_actors(row), conn)
     entity = await Entity.get(id=row.entity_id).using_db(conn)
     assessed = await RiskAssessment.get_or_none(entity_id=row.entity_id).using_db(conn)
+    return _override(row, entity, assessed, names, zone, asked)
+
+
+async def _shown_all(rows: list[RiskOverride], zone: ZoneInfo) -> list[Override]:
+    """:func:`_shown` of a list's rows, with their firms, classes and people looked up at once."""
+    entity_ids = {r.entity_id for r in rows}
+    entities = {e.id: e for e in await Entity.filter(id__in=entity_ids)}
+    assessed = {a.entity_id: a for a in await RiskAssessment.filter(entity_id__in=entity_ids)}
+    names = await people.whos(a for r in rows for a in _actors(r))
+    return [_override(r, entities[r.entity_id], assessed.get(r.entity_id), names, zone) for r in rows]
+
+
+def _override(
+    row: RiskOverride,
+    entity: Entity,
+    assessed: RiskAssessment | None,
+    names: dict[str, dict],
+    zone: ZoneInfo,
+    asked: int = 0,
+) -> Override:
+    """``names``: the *who* of its actors (``people.whos``)."""
     computed = (assessed.computed or assessed.risk_class) if assessed is not None else ""
     return Override(
         row.id,
@@ -329,16 +355,40 @@ async def withdraw(
         return await _shown(row, zone, conn)
 
 
+LIST_LIMIT = 200  # the newest shown by /riskoverrides and ``risk override list``; the text says when it cuts
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The newest ``items`` of the ``total`` overrides a list asked for."""
+
+    items: list[Override]
+    total: int
+
+    @property
+    def cut(self) -> bool:
+        return self.total > len(self.items)
+
+
 async def listing(
-    zone: ZoneInfo, *, open_only: bool = True, departments: frozenset[str] | None = None
-) -> list[Override]:
-    """Overrides proposed or in force (or all, newest first), in ``departments`` if given."""
-    query = RiskOverride.filter(status__in=OPEN_OVERRIDE) if open_only else RiskOverride.all()
-    rows = await query.order_by("-proposed_at", "-id").limit(200)
-    if departments is not None:
-        rows = [r for r in rows if set(departments) & set(r.departments or ())]
-    names = await people.whos(a for r in rows for a in _actors(r))
-    return [await _shown(r, zone, names=names) for r in rows]
+    zone: ZoneInfo, *, open_only: bool = True, departments: frozenset[str] | None = None, limit: int = LIST_LIMIT
+) -> Listing:
+    """Overrides proposed or in force (or all), newest first, in ``departments`` if given: the
+    newest ``limit`` of them, and how many there are. The departments are part of the query, so
+    another department's many overrides never crowd out a coordinator's own."""
+    where, params = overlap_sql(Scope(departments or frozenset(), everything=departments is None), "risk_override")
+    if open_only:
+        where += " AND status IN ({})".format(", ".join(f"'{s}'" for s in OPEN_OVERRIDE))
+    client = db.conn()
+    total = (await client.execute_query_dict(f"SELECT COUNT(*) AS n FROM risk_override WHERE {where}", params))[0]["n"]
+    ids = [
+        r["id"]
+        for r in await client.execute_query_dict(
+            f"SELECT id FROM risk_override WHERE {where} ORDER BY proposed_at DESC, id DESC LIMIT {int(limit)}", params
+        )
+    ]
+    found = {r.id: r for r in await RiskOverride.filter(id__in=ids)}
+    return Listing(await _shown_all([found[i] for i in ids], zone), total)
 
 
 async def of_entity(entity_id: int, zone: ZoneInfo) -> Override | None:
@@ -364,10 +414,60 @@ async def in_force_at(now: datetime, conn) -> dict[int, dict[str, Any]]:
     }
 
 
-async def expire_due(now: datetime, conn) -> int:
+async def _tell_end(row: RiskOverride, stage: str, now: datetime, zone: ZoneInfo, conn, **extra: Any) -> None:
+    """One message to each live coordinator of the override's departments and to its proposer (a
+    coordinator still, elsewhere perhaps), keyed ``rov:<id>:<stage>:<binding id>``: ``ending`` (its
+    last day is near) or ``ended`` (it has passed)."""
+    told = await confirmers(row.departments or (), None, conn)
+    if row.proposer_binding_id is not None and all(b.id != row.proposer_binding_id for b in told):
+        proposer = await ChatBinding.get_or_none(id=row.proposer_binding_id, revoked_at__isnull=True).using_db(conn)
+        if proposer is not None:
+            told.append(proposer)
+    if not told:
+        return
+    shown = await _shown(row, zone, conn)
+    context = {**shown.context(), "stage": stage, **extra}
+    await enqueue_to_people(told, f"rov:{row.id}:{stage}", "risk_override_ending.j2", context, now, connection=conn)
+
+
+async def _claim_told(row: RiskOverride, stage: str, conn, **still: Any) -> bool:
+    """Mark what is told of the override's end (if it is ``still`` so); False when it was told
+    already (by another instance, a sweep or the classification) or is no longer so."""
+    earlier = ("",) if stage == "ending" else ("", "ending")
+    return bool(await RiskOverride.filter(id=row.id, told__in=earlier, **still).using_db(conn).update(told=stage))
+
+
+async def tell_ending(now: datetime, *, zone: ZoneInfo) -> int:
+    """The sweep: an override in force is told to its departments' coordinators and its proposer
+    ``rules.NOTICE_DAYS`` days before its end (``ending``: the class then returns to the model's at
+    the next classification; to keep it, it is proposed and approved again), and once its last day
+    has passed (``ended``; the classification that ends it tells it if it comes first). Each once:
+    the row's ``told`` and the outbox keys. Withdrawn, rejected or failed ones are never told here
+    (a withdrawal tells its own). Returns how many were told."""
+    now = now.astimezone(UTC)  # stored times are compared as UTC (SQLite compares their text)
+    due = RiskOverride.filter(status=OverrideStatus.CONFIRMED).filter(
+        Q(told="", ends_at__lte=now + timedelta(days=rules.NOTICE_DAYS)) | Q(told="ending", ends_at__lte=now)
+    )
+    n = 0
+    for row in await due.order_by("ends_at", "id"):
+        stage = "ended" if row.ends_at <= now else "ending"
+        async with in_transaction() as conn:
+            if await _claim_told(row, stage, conn, status=OverrideStatus.CONFIRMED):  # not withdrawn meanwhile
+                days = max(0, (row.valid_until - now.astimezone(zone).date()).days + 1)  # today included
+                await _tell_end(row, stage, now, zone, conn, days_left=days, reclassified=False)
+                n += 1
+    return n
+
+
+async def expire_due(now: datetime, conn, zone: ZoneInfo) -> int:
     """In the classification's transaction, last (an audit append holds PostgreSQL's audit lock to the
     commit): end every override past its last day — in force, or a proposal nobody decided — as
-    ``expired`` by ``system``, audited. Returns how many."""
+    ``expired`` by ``system``, audited. Returns how many.
+
+    Who has not been told is told (``zone``: the texts' local dates): of one in force, its
+    departments' coordinators and its proposer, unless the ``tell_ending`` sweep told them already
+    (then the firm has the model's class from this classification); of a proposal, its proposer
+    (the key a press after its day would use: told once)."""
     now = now.astimezone(UTC)  # stored times are compared as UTC (SQLite compares their text)
     n = 0
     for row in await RiskOverride.filter(status__in=OPEN_OVERRIDE, ends_at__lte=now).using_db(conn).order_by("id"):
@@ -377,6 +477,10 @@ async def expire_due(now: datetime, conn) -> int:
             .update(status=OverrideStatus.EXPIRED, ended_by="system", ended_at=now)
         )
         if ended:
+            if row.status is OverrideStatus.CONFIRMED and await _claim_told(row, "ended", conn):
+                await _tell_end(row, "ended", now, zone, conn, days_left=0, reclassified=True)
+            elif row.status is OverrideStatus.PENDING:
+                await _tell(row, "expired", now, zone, conn)
             await _record(row, "risk_override_expired", "system", now, conn, status=row.status.value)
             n += 1
     return n

@@ -10,11 +10,14 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from bot.cli import main
+from bot.runtime import Runtime
+from core.clock import FakeClock
 from core.render import render, text
 from models.audit import AuditRecord
-from models.directory import Entity
+from models.directory import Entity, EntityKind, RiskClass
 from models.messaging import Channel, ChatBinding, Outbox, Role
 from models.risk import OverrideStatus, RiskAssessment, RiskOverride, RiskRun
+from scheduler import Scheduler
 from services.draws.common import DrawError
 from services.risk import classify as risk
 from services.risk import drift, overrides, versions
@@ -336,7 +339,7 @@ async def test_a_withdrawal_is_told_to_every_other_coordinator_of_the_department
     assert [actor for _, _, actor in await actions()][-3:] == [proposer, approver, third]
     listed = "\n".join(
         text("risk_override_line", locale="zh-CN", o=o.context())
-        for o in await overrides.listing(ZONE, open_only=False)
+        for o in (await overrides.listing(ZONE, open_only=False)).items
     )
     assert "提出 王芳" in listed and "批准 李娜" in listed and "结束 赵强" in listed and "coordinator:" not in listed
 
@@ -350,3 +353,187 @@ async def test_an_override_number_no_row_can_have_reads_as_unknown(db, number) -
         with pytest.raises(RiskError) as caught:
             await act
         assert caught.value.code == "risk_override_unknown"
+
+
+async def many_overrides(department: str, n: int, start: datetime, *, status=OverrideStatus.PENDING) -> list[int]:
+    """``n`` overrides of ``department``'s, each on a firm of its own, proposed a minute apart from ``start``."""
+    firms = [
+        Entity(
+            uscc=f"91370202MA{9000000 + i:07d}{department[0]}",
+            name=f"{department}测试{i}号公司",
+            kind=EntityKind.ENTERPRISE,
+            division_code="370202",
+            address="青岛市",
+            industry="餐饮",
+            risk_class=RiskClass.C,
+        )
+        for i in range(n)
+    ]
+    await Entity.bulk_create(firms)
+    ids = await Entity.filter(uscc__in=[f.uscc for f in firms]).order_by("id").values_list("id", flat=True)
+    await RiskOverride.bulk_create(
+        [
+            RiskOverride(
+                entity_id=entity_id,
+                risk_class="A",
+                reason="r",
+                valid_until=UNTIL,
+                ends_at=NOW + timedelta(days=180),
+                status=status,
+                proposed_by="x",
+                departments=[department],
+                proposed_at=start + timedelta(minutes=i),
+            )
+            for i, entity_id in enumerate(ids)
+        ]
+    )
+    return list(
+        await RiskOverride.filter(entity_id__in=ids).order_by("-proposed_at", "-id").values_list("id", flat=True)
+    )
+
+
+async def test_a_coordinators_list_is_of_their_departments_however_many_others_have(db) -> None:
+    """Another department's 250 newer overrides (more than a list shows) do not hide a coordinator's own:
+    the departments are part of the query, not a filter of the newest rows."""
+    await classified_world()
+    mine = await propose(USCC[0], "A", actor="alice")
+    await RiskOverride.filter(id=mine.id).update(departments=["SCJG", "JTJ"])
+    await many_overrides("WSJ", 250, NOW + timedelta(hours=1))
+    listed = await overrides.listing(ZONE, departments=frozenset({"SCJG"}))
+    assert ([o.id for o in listed.items], listed.total, listed.cut) == ([mine.id], 1, False)
+    wsj = await overrides.listing(ZONE, departments=frozenset({"WSJ", "XX"}))
+    assert (len(wsj.items), wsj.total, wsj.cut) == (overrides.LIST_LIMIT, 250, True)
+    assert mine.id not in {o.id for o in wsj.items}
+    everyone = await overrides.listing(ZONE)  # an admin, the CLI: every department's, newest first
+    assert everyone.total == 251 and everyone.items[-1].id != mine.id
+    assert await overrides.listing(ZONE, departments=frozenset()) == overrides.Listing([], 0)
+
+
+async def test_a_cut_list_keeps_the_newest_and_says_how_many_it_shows(db) -> None:
+    await classified_world()
+    newest_first = await many_overrides("SCJG", 205, NOW, status=OverrideStatus.WITHDRAWN)
+    await many_overrides("WSJ", 30, NOW + timedelta(days=1), status=OverrideStatus.WITHDRAWN)
+    assert (await overrides.listing(ZONE, departments=frozenset({"SCJG"}))).total == 0  # ended: not open
+    listed = await overrides.listing(ZONE, open_only=False, departments=frozenset({"SCJG"}))
+    assert [o.id for o in listed.items] == newest_first[: overrides.LIST_LIMIT] and listed.total == 205
+    items = [o.context() for o in listed.items]
+    en = render("messages/risk_override.j2", "en", error=None, what="list", items=items, total=listed.total)
+    zh = render("messages/risk_override.j2", "zh-CN", error=None, what="list", items=items, total=listed.total)
+    assert "The newest 200 of 205 are shown." in en and "仅显示最新的 200 条（共 205 条）" in zh
+    whole = await overrides.listing(ZONE, open_only=False, departments=frozenset({"WSJ"}))
+    shown = render("cli/risk.txt", "en", what="overrides", items=[o.context() for o in whole.items], total=whole.total)
+    assert whole.total == 30 and shown.count("\n[") == 29 and "are shown" not in shown
+
+
+async def end_messages() -> list[tuple[str, int, str]]:
+    """The messages about overrides' ends: (dedupe key, recipient, template), in the order written."""
+    rows = Outbox.filter(template__in=["risk_override_ending.j2", "risk_override_outcome.j2"]).order_by("id")
+    return [tuple(r) for r in await rows.values_list("dedupe_key", "recipient_id", "template")]
+
+
+def binding(actor: str) -> int:
+    return int(actor.split(":")[1])
+
+
+async def test_an_override_running_out_is_told_a_week_ahead_and_when_it_has_each_once(db) -> None:
+    """The scheduler's sweep, on the test clock: the override's departments' coordinators and its
+    proposer are told once 7 days before its end and once when it has ended; a withdrawn or a
+    rejected one with the same last day is not told; another department's coordinator is not."""
+    ids = await classified_world()
+    scjg = frozenset({"SCJG"})
+    proposer = await coordinator("721", ["SCJG"], "王芳")
+    approver = await coordinator("722", ["SCJG"], "李娜")
+    await coordinator("723", ["WSJ"], "赵强")
+    until = date(2026, 12, 31)  # it ends 2027-01-01 00:00 local
+    kept = await propose(USCC[0], "C", "立案调查中", actor=proposer, departments=scjg, until=until)
+    withdrawn = await propose(USCC[1], "A", actor=proposer, departments=scjg, until=until)
+    rejected = await propose(USCC[2], "A", actor=proposer, departments=scjg, until=until)
+    for o in (kept, withdrawn):
+        await overrides.decide(o.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    await overrides.decide(rejected.id, False, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    before = await end_messages()  # the approvals and the rejection told to the proposer
+    assert [t for _, _, t in before] == ["risk_override_outcome.j2"] * 3
+    clock = FakeClock(datetime(2026, 12, 24, 23, 50, tzinfo=ZONE))  # 7 days and 10 minutes ahead
+    sched = Scheduler(Runtime(settings=db, clock=clock))
+    await sched.run_due()
+    assert await klass(ids[0]) == "C" and await end_messages() == before  # the override applies; nothing told
+    await overrides.withdraw(withdrawn.id, "调查已结案", actor=approver, departments=scjg, now=clock.now(), zone=ZONE)
+    before = await end_messages()
+    clock.set(datetime(2026, 12, 25, 0, 0, tzinfo=ZONE))  # 7 days before its end
+    await sched.run_due()
+    ending = [
+        (f"rov:{kept.id}:ending:{binding(a)}", binding(a), "risk_override_ending.j2") for a in (proposer, approver)
+    ]
+    assert await end_messages() == before + ending
+    told = await Outbox.filter(template="risk_override_ending.j2").order_by("id")
+    assert [(r.context["stage"], r.context["days_left"]) for r in told] == [("ending", 7)] * 2
+    for moment in (datetime(2026, 12, 25, 0, 1), datetime(2026, 12, 28, 9, 0), datetime(2026, 12, 31, 23, 59)):
+        clock.set(moment.replace(tzinfo=ZONE))
+        await sched.run_due()  # not again
+    assert await end_messages() == before + ending
+    clock.set(datetime(2027, 1, 1, 0, 5, tzinfo=ZONE))  # its last day has passed; the month's classification runs
+    await sched.run_due()
+    ended = [(f"rov:{kept.id}:ended:{binding(a)}", binding(a), "risk_override_ending.j2") for a in (proposer, approver)]
+    assert await end_messages() == before + ending + ended
+    assert await klass(ids[0]) == "E" and (await RiskOverride.get(id=kept.id)).status == OverrideStatus.EXPIRED
+    clock.set(datetime(2027, 1, 2, 9, 0, tzinfo=ZONE))
+    await sched.run_due()
+    assert await end_messages() == before + ending + ended
+    for r in await Outbox.filter(template="risk_override_ending.j2").order_by("id"):
+        for locale in ("zh-CN", "en"):
+            shown = render(f"messages/{r.template}", locale, **r.context)
+            assert "王芳" in shown and "立案调查中" in shown and "coordinator:" not in shown, shown
+    last = await Outbox.filter(template="risk_override_ending.j2").order_by("-id").first()
+    assert "at the next classification" in render("messages/risk_override_ending.j2", "en", **last.context)
+    first = await Outbox.filter(template="risk_override_ending.j2").order_by("id").first()
+    assert "for 7 more days, through 2026-12-31" in render("messages/risk_override_ending.j2", "en", **first.context)
+
+
+async def test_the_classification_that_ends_an_override_tells_whoever_was_not_told(db) -> None:
+    """No sweep ran (the service was down over the last week): the classification that ends an
+    override in force tells its departments, and the proposer of a proposal nobody decided is told
+    it lapsed — once, whatever comes after."""
+    ids = await classified_world()
+    scjg = frozenset({"SCJG"})
+    proposer = await coordinator("731", ["SCJG"], "王芳")
+    approver = await coordinator("732", ["SCJG"], "李娜")
+    in_force = await propose(USCC[0], "C", actor=proposer, departments=scjg, until=date(2026, 12, 31))
+    await overrides.decide(in_force.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    lapsed = await propose(USCC[1], "A", actor=proposer, departments=scjg, until=date(2026, 12, 2))
+    before = await end_messages()
+    after = datetime(2027, 1, 3, 10, 0, tzinfo=ZONE)
+    await risk.classify_directory(after, zone=ZONE)
+    assert await klass(ids[0]) == "E"
+    told = [
+        *(
+            (f"rov:{in_force.id}:ended:{binding(a)}", binding(a), "risk_override_ending.j2")
+            for a in (proposer, approver)
+        ),
+        (f"rov:{lapsed.id}:expired", binding(proposer), "risk_override_outcome.j2"),
+    ]
+    assert await end_messages() == before + told
+    ended = await Outbox.get(dedupe_key=f"rov:{in_force.id}:ended:{binding(approver)}")
+    shown = render("messages/risk_override_ending.j2", "en", **ended.context)
+    assert "from this classification the firm has the model's class (E) again" in shown
+    with pytest.raises(DrawError):  # a press on the lapsed proposal: refused, not told twice
+        await overrides.decide(lapsed.id, True, actor=approver, departments=scjg, now=after, zone=ZONE)
+    assert await overrides.tell_ending(after, zone=ZONE) == 0
+    await risk.classify_directory(after + timedelta(hours=1), zone=ZONE)
+    assert await end_messages() == before + told
+
+
+async def test_an_override_withdrawn_after_its_notice_is_not_told_to_have_ended(db) -> None:
+    ids = await classified_world()
+    scjg = frozenset({"SCJG"})
+    proposer = await coordinator("741", ["SCJG"], "王芳")
+    approver = await coordinator("742", ["SCJG"], "李娜")
+    o = await propose(USCC[0], "C", actor=proposer, departments=scjg, until=date(2026, 12, 31))
+    await overrides.decide(o.id, True, actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    assert await overrides.tell_ending(datetime(2026, 12, 28, 9, 0, tzinfo=ZONE), zone=ZONE) == 1
+    await overrides.withdraw(o.id, "调查已结案", actor=approver, departments=scjg, now=NOW, zone=ZONE)
+    before = await end_messages()
+    after = datetime(2027, 1, 1, 9, 0, tzinfo=ZONE)
+    assert await overrides.tell_ending(after, zone=ZONE) == 0
+    await risk.classify_directory(after, zone=ZONE)
+    assert await end_messages() == before and await klass(ids[0]) == "E"
+    assert [k for k, _, _ in before if ":ended:" in k] == []
