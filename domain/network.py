@@ -32,9 +32,12 @@ def parse_networks(text: str) -> tuple[Network, ...]:
         if not item:
             continue
         try:
-            out.append(ipaddress.ip_network(item, strict=False))
+            network = ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        if network.prefixlen == 0:
+            raise ValueError(f"{item!r} is every address: X-Forwarded-For would be believed from anyone")
+        out.append(network)
     return tuple(out)
 
 

@@ -58,6 +58,12 @@ def test_a_wrong_proxy_setting_names_the_entry(text):
         parse_networks(f"10.0.0.5, {text}")
 
 
+@pytest.mark.parametrize("text", ["0.0.0.0/0", "::/0"])
+def test_trusting_every_address_is_refused(text):
+    with pytest.raises(ValueError, match="would be believed from anyone"):
+        parse_networks(text)
+
+
 def test_proxy_settings_read_addresses_and_networks():
     assert parse_networks(" 10.0.0.5 , ,10.1.0.0/16") == (
         ipaddress.ip_network("10.0.0.5/32"),
