@@ -423,7 +423,7 @@ class WecomChannel(HttpSession):
         if not timestamp.isdigit() or abs(int(timestamp) - self.now()) > MAX_SKEW:
             raise WecomCryptoError("timestamp")
         outer = _xml(body)
-        encrypt = outer.findtext("Encrypt") or ""
+        encrypt = _field(outer, "Encrypt") or ""
         return self.crypto.verify(query.get("msg_signature", ""), timestamp, query.get("nonce", ""), encrypt)
 
     async def verify_url(self, request: web.Request) -> web.Response:
@@ -445,7 +445,10 @@ class WecomChannel(HttpSession):
             log.warning("wecom callback from %s refused (%s)", request.remote, exc)
             raise web.HTTPForbidden() from None
         try:
-            event = normalise(_xml(plain.encode()), self.corp_id)
+            event = normalise(_xml(plain.encode()), self.corp_id, self.agent_id)
+        except OtherApplication:
+            log.warning("wecom callback: genuine but for another application (its AgentID), ignored")
+            return web.Response(text="")
         except ValueError:
             log.warning("wecom callback: genuine but malformed, refused")
             raise web.HTTPBadRequest() from None
@@ -473,37 +476,62 @@ class WecomChannel(HttpSession):
 
 
 def _xml(data: bytes) -> ET.Element:
-    """Parse a callback's XML; a DOCTYPE (entities) is refused outright."""
-    if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
-        raise ValueError("DOCTYPE not allowed")
+    """Parse a callback's XML. WeCom sends UTF-8 and nothing else: anything that is not UTF-8
+    (UTF-16 or -32, with or without a BOM), a NUL, or a DOCTYPE (entities) is refused before a
+    parser sees it — the check is on the decoded text, so no other encoding spells one past it."""
     try:
-        return ET.fromstring(data)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    upper = text.upper()
+    if "\x00" in text or "<!DOCTYPE" in upper or "<!ENTITY" in upper:
+        raise ValueError("DOCTYPE, entity or NUL not allowed")
+    try:
+        return ET.fromstring(text)  # a str: expat reads it as UTF-8 whatever its declaration says
     except ET.ParseError as exc:
         raise ValueError("not XML") from exc
 
 
-def _float(text: str | None) -> float:
-    value = float(text or "")
-    if value != value or abs(value) > 180:
+def _field(root: ET.Element, name: str) -> str | None:
+    """The text of ``root``'s one ``name`` element (None if absent). Twice, or with elements
+    inside, is ValueError: a callback that could be read two ways is refused whole."""
+    found = root.findall(name)
+    if len(found) > 1 or (found and len(found[0])):
+        raise ValueError(f"{name} repeated or nested")
+    return (found[0].text or "") if found else None
+
+
+def _coordinate(text: str | None, limit: float) -> float:
+    value = float(text or "")  # ValueError: 400
+    if value != value or abs(value) > limit:  # NaN, inf, off the globe
         raise ValueError("coordinate out of range")
     return value
 
 
-def normalise(root: ET.Element, corp_id: str) -> InboundEvent | None:
+class OtherApplication(ValueError):
+    """A genuine callback for another application of the corp (its AgentID is not ours)."""
+
+
+def normalise(root: ET.Element, corp_id: str, agent_id: int) -> InboundEvent | None:
     """One decrypted callback as our event (None for kinds we do not handle). ``sender`` and
-    ``user`` are the member's userid, ``chat_type`` ``private``: an application chat is one to one."""
-    user = identifier(root.findtext("FromUserName") or "", "FromUserName", 64)  # ValueError: 400
-    if (root.findtext("ToUserName") or "").strip() != corp_id:
+    ``user`` are the member's userid, ``chat_type`` ``private``: an application chat is one to one.
+    ValueError (400) when it is malformed; :class:`OtherApplication` when it is not ours."""
+    user = identifier(_field(root, "FromUserName") or "", "FromUserName", 64)  # ValueError: 400
+    if (_field(root, "ToUserName") or "").strip() != corp_id:
         raise ValueError("ToUserName")
-    msgtype = root.findtext("MsgType") or ""
-    created = root.findtext("CreateTime") or ""
+    if (_field(root, "AgentID") or "").strip() != str(agent_id):
+        raise OtherApplication("AgentID")
+    msgtype = _field(root, "MsgType") or ""
+    created = (_field(root, "CreateTime") or "").strip()
+    if not created.isascii() or not created.isdigit() or len(created) > 12:  # events are keyed by it
+        raise ValueError("CreateTime")
     common = dict(channel="wecom", sender=user, user=user, chat_type="private", raw={"msgtype": msgtype})
-    msg_id = (root.findtext("MsgId") or "").strip()
+    msg_id = (_field(root, "MsgId") or "").strip()
     if msgtype != "event":
         msg_id = identifier(msg_id, "MsgId", 64)
         key = f"msg:{msg_id}"
         if msgtype == "text":
-            text = root.findtext("Content") or ""
+            text = _field(root, "Content") or ""
             if text.startswith("/"):
                 head, _, arg = text.partition(" ")
                 return InboundEvent(
@@ -517,24 +545,25 @@ def normalise(root: ET.Element, corp_id: str) -> InboundEvent | None:
                 )
             return InboundEvent(external_id=key, kind=EventKind.TEXT, text=text, message_id=msg_id, **common)
         if msgtype == "location":
-            lat, lon = _float(root.findtext("Location_X")), _float(root.findtext("Location_Y"))
+            lat = _coordinate(_field(root, "Location_X"), 90.0)
+            lon = _coordinate(_field(root, "Location_Y"), 180.0)
             return InboundEvent(
                 external_id=key, kind=EventKind.LOCATION, latitude=lat, longitude=lon, message_id=msg_id, **common
             )
         if msgtype == "image":
-            media_id = (root.findtext("MediaId") or "").strip()
+            media_id = (_field(root, "MediaId") or "").strip()
             if not media_id:
                 raise ValueError("MediaId")
             return InboundEvent(
                 external_id=key, kind=EventKind.PHOTO, file_id=FILE_PREFIX + media_id, message_id=msg_id, **common
             )
         return None
-    event = (root.findtext("Event") or "").strip()
+    event = (_field(root, "Event") or "").strip()
     # Events have no MsgId: the member, the time and what happened name one (a retry repeats them).
     if event == "template_card_event":
-        task_id = (root.findtext("TaskId") or "").strip()
-        key_value = root.findtext("EventKey") or ""
-        code = (root.findtext("ResponseCode") or "").strip()
+        task_id = (_field(root, "TaskId") or "").strip()
+        key_value = _field(root, "EventKey") or ""
+        code = (_field(root, "ResponseCode") or "").strip()
         digest = hashlib.sha1(f"{user}\x1f{created}\x1f{task_id}\x1f{key_value}\x1f{code}".encode()).hexdigest()
         return InboundEvent(
             external_id=f"card:{digest[:40]}",

@@ -1,0 +1,131 @@
+"""What a curious or hostile person does to the WeCom side, through the WeCom simulator, the real
+WecomChannel and the service's callback route (docs/messaging.md, "WeCom: what was tried").
+Each test names the defect it guards against."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+
+from bot.channels.wecom import CALLBACK_PATH
+from core.wecom_crypto import WecomCrypto
+from models.messaging import InboundEvent
+from simulators.wecom import DEV_AES_KEY, DEV_AGENT_ID, DEV_CORP_ID, DEV_TOKEN
+from tests.e2e.wecom_harness import wecom_spine
+
+GENUINE = WecomCrypto(DEV_TOKEN, DEV_AES_KEY, DEV_CORP_ID)
+
+
+def plain(
+    inner: str, *, user: str = "eve", agent: str = f"<AgentID>{DEV_AGENT_ID}</AgentID>", created: str = ""
+) -> str:
+    created = created or f"<CreateTime>{int(time.time())}</CreateTime>"
+    return (
+        f"<xml><ToUserName><![CDATA[{DEV_CORP_ID}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"{created}{inner}{agent}</xml>"
+    )
+
+
+def text_xml(content: str, msg_id: int) -> str:
+    return f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId>"
+
+
+def sealed(xml: str) -> tuple[dict[str, str], str]:
+    """The query and the Encrypt of a callback signed and encrypted with the application's own
+    Token and key (a genuine one, as far as the signature goes)."""
+    timestamp = str(int(time.time()))
+    encrypt, signature = GENUINE.seal(xml, timestamp, "4242")
+    return {"msg_signature": signature, "timestamp": timestamp, "nonce": "4242"}, encrypt
+
+
+async def post(url: str, xml: str, *, body: bytes | None = None) -> int:
+    query, encrypt = sealed(xml)
+    sent = body if body is not None else f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
+    return await post_raw(url, query, sent)
+
+
+async def post_raw(url: str, query: dict[str, str], body: bytes) -> int:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url + CALLBACK_PATH, params=query, data=body) as resp:
+            return resp.status
+
+
+async def test_a_doctype_in_another_encoding_is_refused_before_it_is_parsed(db):
+    """Defect: the DOCTYPE check looked for the ASCII bytes ``<!DOCTYPE``; the same document in
+    UTF-16 (with or without a BOM) passed it and expat expanded its entities — in the outer body,
+    before any signature is checked. Here the entity even spells a genuine Encrypt: it was stored."""
+    async with wecom_spine(db) as s:
+        for n, encoding in enumerate(("utf-16", "utf-16-le", "utf-16-be", "utf-32")):
+            query, encrypt = sealed(plain(text_xml("/help", n + 1)))
+            body = (
+                f'<?xml version="1.0" encoding="{encoding.upper()}"?>'
+                f'<!DOCTYPE xml [<!ENTITY e "{encrypt}">]><xml><Encrypt>&e;</Encrypt></xml>'
+            )
+            assert await post_raw(s.url, query, body.encode(encoding)) == 403, encoding
+        assert not await InboundEvent.exists()
+        query, encrypt = sealed(plain(text_xml("/help", 9)))
+        body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        assert await post_raw(s.url, query, body.encode("utf-16")) == 403  # WeCom sends UTF-8, nothing else
+        assert await post_raw(s.url, query, body.encode()) == 200  # the genuine one still passes
+
+
+async def test_repeated_or_nested_fields_are_refused_whole(db):
+    """Defect: ``findtext`` read the first of two ``<Content>`` (or ``<FromUserName>``) and the text
+    before a nested element, so one callback could mean two things to two readers."""
+    async with wecom_spine(db) as s:
+        two_contents = text_xml("/help", 1).replace("</Content>", "</Content><Content><![CDATA[/tasks]]></Content>")
+        assert await post(s.url, plain(two_contents)) == 400
+        two_senders = plain(text_xml("hi", 2)).replace(
+            "<CreateTime>", "<FromUserName>mallory</FromUserName><CreateTime>"
+        )
+        assert await post(s.url, two_senders) == 400
+        nested = text_xml("x", 3).replace("<![CDATA[x]]>", "/he<b>ignored</b>lp")
+        assert await post(s.url, plain(nested)) == 400
+        # CDATA that closes early is just text: the content is what the member typed, whole
+        assert await post(s.url, plain(text_xml("a]]]]><![CDATA[>b", 4))) == 200
+        assert await InboundEvent.all().count() == 1
+        stored = await InboundEvent.get()
+        assert stored.payload["text"] == "a]]>b"
+
+
+async def test_another_applications_callback_is_not_ours(db):
+    """Defect: the AgentID inside a callback was never read: where two applications of the corp
+    share a callback Token and key, a member's message to the other application was handled here
+    (and answered from this one)."""
+    async with wecom_spine(db) as s:
+        for agent in ("<AgentID>1000099</AgentID>", ""):
+            status = await post(s.url, plain(text_xml("/help", len(agent)), agent=agent))
+            assert status == 200, agent  # genuine, so WeCom must not retry it; but not for us
+        assert not await InboundEvent.exists()
+        await s.deliver()
+        assert not s.sim.member("eve").received
+
+
+async def test_a_callback_without_create_time_is_refused(db):
+    """Defect: events are keyed by member, CreateTime and kind; without a CreateTime every later
+    ``enter_agent`` of the member had the key of the first, and was dropped as its duplicate."""
+    async with wecom_spine(db) as s:
+        enter = "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[enter_agent]]></Event>"
+        for created in ("<CreateTime></CreateTime>", "<CreateTime>soon</CreateTime>", "<Other/>"):
+            assert await post(s.url, plain(enter, created=created)) == 400, created
+        assert not await InboundEvent.exists()
+        # far in the past or the future (WeCom's own clock): stored, keyed by it
+        assert await post(s.url, plain(enter, created="<CreateTime>1</CreateTime>")) == 200
+        assert await post(s.url, plain(enter, created="<CreateTime>99999999999</CreateTime>")) == 200
+        assert await InboundEvent.all().count() == 2
+
+
+async def test_a_location_off_the_globe_is_refused(db):
+    """Defect: latitude and longitude were both checked against ±180, so a latitude of 120° was stored."""
+    async with wecom_spine(db) as s:
+        cases = [("120", "10"), ("-90.5", "10"), ("10", "180.5"), ("nan", "1"), ("1", "inf"), ("1e400", "1"), ("", "1")]
+        for n, (lat, lon) in enumerate(cases):
+            inner = (
+                f"<MsgType><![CDATA[location]]></MsgType><Location_X>{lat}</Location_X>"
+                f"<Location_Y>{lon}</Location_Y><Scale>15</Scale><MsgId>{n + 1}</MsgId>"
+            )
+            assert await post(s.url, plain(inner)) == 400, (lat, lon)
+        assert not await InboundEvent.exists()
+        assert await s.sim.location("eve", -90, 180) == 200
+        assert (await InboundEvent.get()).payload["latitude"] == -90
