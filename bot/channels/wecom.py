@@ -54,6 +54,7 @@ from core.channel import (
 from core.logs import not_stored
 from core.settings import Settings
 from core.wecom_crypto import WecomCrypto, WecomCryptoError
+from domain import inputs
 
 log = logging.getLogger(__name__)
 
@@ -532,13 +533,13 @@ def normalise(root: ET.Element, corp_id: str, agent_id: int) -> InboundEvent | N
         key = f"msg:{msg_id}"
         if msgtype == "text":
             text = _field(root, "Content") or ""
-            if text.startswith("/"):
-                head, _, arg = text.partition(" ")
+            typed = inputs.command(text)  # a Chinese keyboard's ／ and ideographic space too
+            if typed is not None:
                 return InboundEvent(
                     external_id=key,
                     kind=EventKind.COMMAND,
-                    command=head[1:].lower(),
-                    argument=arg.strip(),
+                    command=typed[0],
+                    argument=typed[1],
                     text=text,
                     message_id=msg_id,
                     **common,

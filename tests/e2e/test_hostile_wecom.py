@@ -10,9 +10,14 @@ import aiohttp
 
 from bot.channels.wecom import CALLBACK_PATH
 from core.wecom_crypto import WecomCrypto
-from models.messaging import InboundEvent
+from models.directory import Inspector
+from models.draws import Assignment, AssignmentStatus
+from models.messaging import Channel, InboundEvent, Outbox, OutboxStatus
+from services.identity import bind_coordinator
 from simulators.wecom import DEV_AES_KEY, DEV_AGENT_ID, DEV_CORP_ID, DEV_TOKEN
-from tests.e2e.wecom_harness import wecom_spine
+from tests.e2e.test_onsite_chat import setup
+from tests.e2e.wecom_harness import Member, text, wecom_spine, with_key
+from tests.services import draw_world as world
 
 GENUINE = WecomCrypto(DEV_TOKEN, DEV_AES_KEY, DEV_CORP_ID)
 
@@ -129,3 +134,62 @@ async def test_a_location_off_the_globe_is_refused(db):
         assert not await InboundEvent.exists()
         assert await s.sim.location("eve", -90, 180) == 200
         assert (await InboundEvent.get()).payload["latitude"] == -90
+
+
+async def bound(s, assignment: Assignment, userid: str) -> Member:
+    await Inspector.filter(id=assignment.inspector_id).update(wecom_userid=userid)
+    m = Member(s, userid)
+    await m.enter()
+    return m
+
+
+async def test_a_press_on_someone_elses_card_or_a_made_up_button_changes_nothing(db, tmp_path):
+    """A member's press names a card (TaskId) and a key (EventKey); both are the member's word. A
+    key of another inspector's assignment, a card that does not exist, a key no card had: each is
+    refused and nothing changes; the owner's own press still works afterwards."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await setup(s, tmp_path)
+        first, other = await Assignment.filter(seat=1).order_by("id").limit(2)
+        if other.inspector_id == first.inspector_id:
+            other = await Assignment.filter(seat=1).exclude(inspector_id=first.inspector_id).order_by("id").first()
+        alice, bob = await bound(s, first, "alice"), await bound(s, other, "bob")
+        alice_card = with_key(alice.inbox, f"asg:accept:{first.id}")
+        for task, key in (
+            (alice_card["card"]["task_id"], f"asg:accept:{first.id}"),  # alice's card, pressed by bob
+            ("ib-" + "0" * 32, f"asg:accept:{first.id}"),  # a card that never was
+            (with_key(bob.inbox, f"asg:accept:{other.id}")["card"]["task_id"], f"asg:recuse:{first.id}"),
+            ("ib-x", "asg:accept:99999999999999999999"),  # an id no column holds
+            ("ib-x", "not a key at all"),
+        ):
+            assert await s.sim.press("bob", task, key) == 200
+            await s.deliver()
+        assert (await Assignment.get(id=first.id)).status == AssignmentStatus.SENT
+        assert not await InboundEvent.filter(outcome__startswith="failed").exists()
+        assert not await Outbox.filter(status=OutboxStatus.DEAD).exists()
+        assert not alice.new()[1:]  # alice heard nothing of it (her binding's help at most)
+        done = await alice.press(alice_card, f"asg:accept:{first.id}")
+        assert (await Assignment.get(id=first.id)).status == AssignmentStatus.ACCEPTED and done
+
+
+async def test_commands_typed_on_a_chinese_phone_keyboard(db, tmp_path):
+    """Defect: a command was ``/`` + the text up to an ASCII space, so the full-width slash and
+    letters of a Chinese keyboard (``／ｔａｓｋｓ``), the ideographic space between a command and its
+    argument (``/risk　食品``) or a line break made an unknown command or plain text."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        w = await world.build(n_entities=4, n_scjg=2, n_wsj=0)
+        await Inspector.filter(id=w.inspectors["S01"].id).update(wecom_userid="s01")
+        member = Member(s, "s01")
+        await member.enter()
+        plain_tasks = [text(m) for m in await member.say("/tasks")]
+        for typed in ("／tasks", "/ＴＡＳＫＳ", "  /tasks", "/tasks　", "/Tasks\n"):
+            got = [text(m) for m in await member.say(typed)]
+            assert got == plain_tasks, (typed, got)
+        stored = await InboundEvent.filter(sender="s01").order_by("-id").first()
+        assert stored.payload["command"] == "tasks"
+        await Inspector.filter(id=w.inspectors["S02"].id).update(wecom_userid="s02")
+        await bind_coordinator(Channel.WECOM, "coord", ("SCJG",), "协调员", s.clock)
+        coord = Member(s, "coord")
+        name = w.entities[0].name
+        said = [text(m) for m in await coord.say(f"/risk　{name}")]
+        assert said and name in said[-1], said
+        assert [text(m) for m in await coord.say(f"/risk\n{name}")] == said
