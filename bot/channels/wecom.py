@@ -368,6 +368,8 @@ class WecomChannel(HttpSession):
             try:
                 await self.call("POST", "/cgi-bin/message/update_template_card", json=payload)
             except SendError as exc:
+                if exc.retryable:  # 45009, busy, a timeout: the retry needs the code again
+                    await self.codes.remember(task_id, message.address, code, self.now())
                 if exc.kind != "bad_request":
                     raise
                 log.info("update_template_card refused (%s); sending anew", exc.detail)

@@ -168,6 +168,27 @@ async def test_an_edit_updates_the_pressed_card_or_is_sent_anew(pair):
     assert sim.member("alice").received[-1]["text"] == "再改一次"
 
 
+@pytest.mark.parametrize("fault", [45009, -1, "timeout"])
+async def test_a_card_update_refused_for_now_keeps_its_response_code(pair, fault):
+    """Defect: the press's code was taken (deleted) before ``update_template_card``; when WeCom
+    answered 45009 (rate limit) or was busy, the retry found no code and sent the text as a new
+    message — the pressed card kept its live buttons. The code is put back for the retry."""
+    sim, channel, _ = pair
+    sim.timeout_delay = 5.0  # longer than the channel's 2 s timeout
+    task_id = await channel.send(Outgoing("alice", "任务", ((Button("接受", "a:1"), Button("回避", "r:1")),)))
+    sim.response_codes["c0de"] = ("alice", task_id, clock_far(sim))
+    await channel.remember_press(task_id, "alice", "c0de")
+    sim.inject(fault)
+    edit = Outgoing("alice", "已接受", edit_message_id=task_id)
+    with pytest.raises(SendError) as caught:
+        await channel.send(edit)
+    assert caught.value.retryable
+    assert await channel.send(edit) == task_id  # the retry
+    got = sim.member("alice").received
+    assert [m["msgtype"] for m in got] == ["template_card", "update", "text"]  # the button greyed, then the text
+    assert got[1]["replace_name"] == "已接受" and got[1]["task_id"] == task_id
+
+
 def clock_far(sim: WecomSimulator) -> float:
     return sim.now() + 3600
 
