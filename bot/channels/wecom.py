@@ -69,6 +69,8 @@ BUTTON_CHARS = 10  # a button's text (documented)
 MAX_BUTTONS = 6  # per card (documented)
 REPLACE_CHARS = 16
 MAX_BODY = 64 << 10  # a callback is a few hundred bytes
+MAX_ANSWER = 1 << 20  # an API answer (JSON) is a few hundred bytes
+MAX_MEDIA = 20 << 20  # media/get: WeCom's largest medium (a file; an image is at most 10 MB)
 MAX_SKEW = 300.0  # seconds a callback's timestamp may differ from our clock
 MAX_RESPONSE_CODES = 50_000
 NO_SUCH_USER = 46004  # user/getuserid: no member has this mobile number
@@ -259,7 +261,7 @@ class WecomChannel(HttpSession):
             async with self._session.request(
                 method, self.base + path + query, params=params, timeout=self._timeout, **kwargs
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_limited(resp, MAX_MEDIA if path == "/cgi-bin/media/get" else MAX_ANSWER)
                 if resp.status >= 500:
                     raise SendError("server", retryable=True, detail=f"HTTP {resp.status}")
                 if resp.status != 200:
@@ -476,6 +478,21 @@ class WecomChannel(HttpSession):
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(CALLBACK_PATH, self.verify_url), web.post(CALLBACK_PATH, self.callback)]
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """An answer's body, read no further than ``limit`` bytes: past it, a permanent SendError
+    (whatever the server sends, a download never takes more memory than the largest medium)."""
+    if resp.content_length is not None and resp.content_length > limit:
+        raise SendError("too_long", retryable=False, detail=f"answer of {resp.content_length} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise SendError("too_long", retryable=False, detail=f"answer over {limit} bytes")
+    return b"".join(chunks)
 
 
 def _xml(data: bytes) -> ET.Element:

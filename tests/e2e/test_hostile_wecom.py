@@ -13,9 +13,12 @@ from core.wecom_crypto import WecomCrypto
 from models.directory import Inspector
 from models.draws import Assignment, AssignmentStatus
 from models.messaging import Channel, InboundEvent, Outbox, OutboxStatus
+from models.onsite import Photo, PhotoStatus
+from scheduler import SWEEPS, Scheduler
 from services.identity import bind_coordinator
+from simulators.telegram.media import make_png
 from simulators.wecom import DEV_AES_KEY, DEV_AGENT_ID, DEV_CORP_ID, DEV_TOKEN
-from tests.e2e.test_onsite_chat import setup
+from tests.e2e.test_onsite_chat import on_site_now, setup
 from tests.e2e.wecom_harness import Member, text, wecom_spine, with_key
 from tests.services import draw_world as world
 
@@ -193,3 +196,42 @@ async def test_commands_typed_on_a_chinese_phone_keyboard(db, tmp_path):
         said = [text(m) for m in await coord.say(f"/risk　{name}")]
         assert said and name in said[-1], said
         assert [text(m) for m in await coord.say(f"/risk\n{name}")] == said
+
+
+async def test_a_photo_whose_download_is_not_a_picture_is_never_stored(db, tmp_path):
+    """Defect: any answer of ``media/get`` that was not JSON was taken for the picture — a proxy's
+    HTML error page (HTTP 200) was stored as the inspector's evidence photo; and the body was read
+    whole, however large. Now: a body past WeCom's largest medium is refused unread (the photo
+    fails, the inspector is told), one that is no picture is tried again later, an errcode (the
+    media id expired) fails it at once."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await setup(s, tmp_path)
+        lead = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspection__entity").first()
+        chat = await bound(s, lead, "lead.01")
+        await chat.press(with_key(chat.inbox, f"asg:accept:{lead.id}"), f"asg:accept:{lead.id}")
+        await on_site_now(s, lead)
+        entity = lead.inspection.entity
+        await chat.location(entity.lat, entity.lon)
+        picture = make_png(40, 30, (10, 120, 200))
+        for data in (picture, b"\xff\xd8\xff" + bytes(21 << 20), picture):
+            got = await chat.photo(data)
+            assert any("照片已收到" in text(m) for m in got), [text(m) for m in got]
+        html, huge, expired = await Photo.filter(inspection_id=lead.inspection_id).order_by("id")
+        del s.sim.media[expired.file_id.removeprefix("wecom:")]  # media/get answers 40007
+        s.sim.inject("html")  # the first download answers a proxy's error page
+        await SWEEPS["photos"](Scheduler(s.rt), s.clock.now())
+        html, huge, expired = [await Photo.get(id=p.id) for p in (html, huge, expired)]
+        assert (html.status, huge.status, expired.status) == (
+            PhotoStatus.PENDING,
+            PhotoStatus.FAILED,
+            PhotoStatus.FAILED,
+        )
+        assert (html.last_error, huge.last_error, expired.last_error) == ("not_an_image", "too_long", "bad_request")
+        assert not html.path and not (db.data_dir / "photos").exists()  # nothing written
+        s.clock.advance(3600)
+        await SWEEPS["photos"](Scheduler(s.rt), s.clock.now())
+        html = await Photo.get(id=html.id)
+        assert html.status == PhotoStatus.STORED and (db.data_dir / html.path).read_bytes() == picture
+        await s.deliver()
+        told = [text(m) for m in chat.new()]
+        assert len([t for t in told if "照片" in t]) == 2, told  # the two that failed, each said once
