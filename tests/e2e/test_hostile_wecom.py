@@ -8,14 +8,19 @@ import time
 
 import aiohttp
 
+from benchmarks.bench_wecom_fanout import context_for
 from bot.channels.wecom import CALLBACK_PATH
+from core import db as dbmod
 from core.wecom_crypto import WecomCrypto
-from models.directory import Inspector
+from models.audit import AuditRecord
+from models.directory import Inspector, InspectorStatus
 from models.draws import Assignment, AssignmentStatus
-from models.messaging import Channel, InboundEvent, Outbox, OutboxStatus
+from models.messaging import Channel, ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind
 from models.onsite import Photo, PhotoStatus
 from scheduler import SWEEPS, Scheduler
+from services import audit
 from services.identity import bind_coordinator
+from services.outbox import enqueue_many
 from simulators.telegram.media import make_png
 from simulators.wecom import DEV_AES_KEY, DEV_AGENT_ID, DEV_CORP_ID, DEV_TOKEN
 from tests.e2e.test_onsite_chat import on_site_now, setup
@@ -235,3 +240,51 @@ async def test_a_photo_whose_download_is_not_a_picture_is_never_stored(db, tmp_p
         await s.deliver()
         told = [text(m) for m in chat.new()]
         assert len([t for t in told if "照片" in t]) == 2, told  # the two that failed, each said once
+
+
+async def test_a_userid_acts_for_whom_the_directory_names_now(db, tmp_path):
+    """Defect: a WeCom binding outlived the directory row that made it. When the directory moved a
+    userid to another inspector (WeCom reuses a departed member's userid), the new member acted as
+    the old inspector — saw and could accept their tasks; and a userid the directory no longer
+    names, or an inspector retired, still acted. The binding now follows the directory."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await setup(s, tmp_path)
+        first = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspector").first()
+        other = await Inspector.exclude(id=first.inspector_id).order_by("id").first()
+        old = await bound(s, first, "zhangwei")
+        card = with_key(old.inbox, f"asg:accept:{first.id}")
+        # the directory moves the userid to another inspector (the first one left)
+        await Inspector.filter(id=first.inspector_id).update(wecom_userid=None)
+        await Inspector.filter(id=other.id).update(wecom_userid="zhangwei")
+        new = Member(s, "zhangwei")
+        new.seen = len(new.inbox)
+        # the old inspector's notices no longer go to the userid: it is someone else's now
+        await enqueue_many(
+            [("moved:1", first.inspector_id, dbmod.encode(context_for(1)))],
+            s.clock.now(),
+            recipient_kind=RecipientKind.INSPECTOR,
+            template="team_changed.j2",
+        )
+        await s.deliver()
+        assert not new.new() and (await Outbox.get(dedupe_key="moved:1")).status == OutboxStatus.NO_ADDRESS
+        await s.sim.press("zhangwei", card["card"]["task_id"], f"asg:accept:{first.id}")
+        await s.deliver()
+        assert (await Assignment.get(id=first.id)).status == AssignmentStatus.SENT
+        said = [text(m) for m in await new.say("/tasks")]
+        mine = await Assignment.filter(inspector_id=other.id).count()
+        assert (f"共 {mine} 项" if mine else "没有待办任务") in said[-1], said[-1]  # their own tasks
+        binding = await ChatBinding.get(channel=Channel.WECOM, address="zhangwei")
+        assert binding.inspector_id == other.id and binding.revoked_at is None
+        # the inspector now has another userid: the old one acts for nobody (the polite refusal)
+        await Inspector.filter(id=other.id).update(wecom_userid="zhangwei2")
+        assert "尚未登记" in text((await new.say("/tasks"))[-1])
+        # named again, but retired: nobody's either; active again: theirs
+        await Inspector.filter(id=other.id).update(wecom_userid="zhangwei", status=InspectorStatus.RETIRED)
+        assert "尚未登记" in text((await new.say("/tasks"))[-1])
+        await Inspector.filter(id=other.id).update(status=InspectorStatus.ACTIVE)
+        assert "尚未登记" not in text((await new.say("/tasks"))[-1])
+        assert await ChatBinding.filter(channel=Channel.WECOM, address="zhangwei").count() == 1
+        moved = await AuditRecord.filter(action="binding.moved").values_list("data", flat=True)
+        assert [(p["from"], p["to"]) for p in moved] == [(first.inspector.cert_no, other.cert_no)]
+        assert (await audit.verify())[1] is None
+        assert not await InboundEvent.filter(outcome__startswith="failed").exists()
