@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+from tortoise import Tortoise
 
 from benchmarks.bench_wecom_fanout import context_for
 from bot.channels.wecom import CALLBACK_PATH
@@ -18,7 +19,7 @@ from models.draws import Assignment, AssignmentStatus
 from models.messaging import Channel, ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind
 from models.onsite import Photo, PhotoStatus
 from scheduler import SWEEPS, Scheduler
-from services import audit
+from services import audit, plans
 from services.identity import bind_coordinator
 from services.outbox import enqueue_many
 from simulators.telegram.media import make_png
@@ -288,3 +289,78 @@ async def test_a_userid_acts_for_whom_the_directory_names_now(db, tmp_path):
         assert [(p["from"], p["to"]) for p in moved] == [(first.inspector.cert_no, other.cert_no)]
         assert (await audit.verify())[1] is None
         assert not await InboundEvent.filter(outcome__startswith="failed").exists()
+
+
+BIG = "9" * 20  # past int64: PostgreSQL refuses it as a bigint parameter
+HOSTILE_ARGUMENTS = [
+    ("status", BIG),
+    ("status", f"P1/2026-12-01/{BIG}"),
+    ("pending", BIG),
+    ("alerts", BIG),
+    ("recusals", BIG),
+    ("risk", "青岛" * 300),
+    ("risk", BIG),
+    ("risk", "９１３７０２００"),
+    ("report", "２０２６－１２"),
+    ("report", "9" * 4000),
+    ("plan", "Ｐ１"),
+    ("draw", "P1 " + "补抽" * 2000),
+    ("beacon", f"P1/2026-12-01 {'1' + '0' * 400} 5"),
+    ("approve", f"P1/2026-12-01/{BIG}"),
+    ("return", f"P1/2026-12-01/{BIG} 请补充"),
+    ("riskoverride", f"91370202MA00000012 A 2027-05-31 {'理由' * 1000}"),
+    ("riskwithdraw", f"{BIG} 复核"),
+    ("riskoverrides", BIG),
+    ("verify", BIG),
+    ("integrity", BIG),
+    ("task", BIG),
+    ("", ""),
+    ("ｓｔａｔｕｓ", "P1"),
+]
+
+
+async def test_coordinator_commands_with_hostile_arguments_over_wecom(db, tmp_path):
+    """Every coordinator command with numbers past int64, names of thousands of characters and
+    full-width forms, each typed twice: every one answered, none failed, nothing dead-lettered."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await world.build(n_entities=6, n_scjg=4, n_wsj=0)
+        await plans.add_plan(world.plan_file(tmp_path, "P1", a="0.5", b="0.5", c="0.5"), s.clock)
+        await bind_coordinator(Channel.WECOM, "coord", ("SCJG",), "协调员", s.clock)
+        coord = Member(s, "coord")
+        for command, argument in HOSTILE_ARGUMENTS:
+            for _ in range(2):
+                said = [text(m) for m in await coord.say(f"/{command} {argument}".strip())]
+                assert said and all(len(t.encode()) <= 2048 for t in said), (command, argument[:30], said)
+        assert not await InboundEvent.filter(outcome__startswith="failed").exists()
+        assert not await Outbox.filter(status=OutboxStatus.DEAD).exists()
+        assert await InboundEvent.filter(sender="coord").count() == 2 * len(HOSTILE_ARGUMENTS)
+
+
+async def counts() -> dict[str, int]:
+    return {name: await model.all().count() for name, model in Tortoise.apps["models"].items()}
+
+
+async def test_a_member_the_directory_does_not_know_leaves_nothing_but_the_event(db, tmp_path):
+    """Every command, a text, a press, a location and a photo from a userid no directory row and
+    no binding names: one polite refusal each, and no row anywhere but the inbound events and
+    those replies (no binding, no check-in, no photo). Defect: a coordinator's command, a list's
+    page button and /integrity answered such a member with Telegram's refusal, which points to an
+    invite link — on WeCom there is none; they now give WeCom's (ask your administrator)."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await world.build(n_entities=4, n_scjg=2, n_wsj=0)
+        before = await counts()
+        stranger = Member(s, "stranger")
+        acts = [stranger.say(f"/{c} {a}".strip()) for c, a in HOSTILE_ARGUMENTS[:6]]
+        acts += [stranger.enter(), stranger.say("你好"), stranger.location(36.0, 120.4)]
+        acts += [stranger.photo(make_png(8, 8, (1, 2, 3)))]
+        for act in acts:
+            got = await act
+            assert len(got) == 1 and "尚未登记" in text(got[0]), [text(m) for m in got]
+        assert await s.sim.press("stranger", "ib-" + "1" * 32, "asg:accept:1") == 200
+        await s.deliver()
+        after = await counts()
+        changed = {name: after[name] - before[name] for name in after if after[name] != before[name]}
+        n = len(acts) + 1  # each act and the press: its event, its one reply; the press's code is kept
+        # before its event is stored (so any instance can update the card) and swept after 72 hours
+        assert changed == {"InboundEvent": n, "Outbox": n, "WecomResponseCode": 1}, changed
+        assert {r.template for r in await Outbox.all()} == {"unknown_member.j2"}
