@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -419,6 +420,7 @@ class MobileMatch:
     matched: int = 0  # inspectors given the WeCom userid their mobile number has
     not_found: int = 0  # no member of the corp has their number
     taken: int = 0  # the userid found is already another inspector's: left alone, for a person to look at
+    shared: int = 0  # inspectors whose number another inspector has too: it names nobody, left alone
 
 
 async def match_wecom_by_mobile(lookup: Callable[[str], Awaitable[str | None]], clock: Clock) -> MobileMatch:
@@ -433,8 +435,18 @@ async def match_wecom_by_mobile(lookup: Callable[[str], Awaitable[str | None]], 
         .order_by("id")
         .values_list("id", "cert_no", "mobile")
     )
+    # A number two inspectors have (one of them mistyped) names neither: matched by id order, the
+    # first would be given the other's WeCom account and act as them.
+    numbers = Counter(
+        await Inspector.filter(mobile__not_isnull=True)
+        .exclude(status=InspectorStatus.RETIRED)
+        .values_list("mobile", flat=True)
+    )
     for inspector_id, cert_no, mobile in todo:
         if not mobile:
+            continue
+        if numbers[mobile] > 1:
+            outcome.shared += 1
             continue
         userid = await lookup(mobile)  # a SendError (no permission, limits) ends the run: retried next time
         if userid is None:
