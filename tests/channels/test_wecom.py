@@ -189,6 +189,19 @@ async def test_a_card_update_refused_for_now_keeps_its_response_code(pair, fault
     assert got[1]["replace_name"] == "已接受" and got[1]["task_id"] == task_id
 
 
+async def test_an_edit_after_the_response_code_expired_is_sent_anew(pair):
+    """Held up: a reply to a press that waits past WeCom's 72 hours (an outage, retries) finds no
+    code and arrives as a new message instead of an update WeCom would refuse."""
+    sim, channel, clock = pair
+    task_id = await channel.send(Outgoing("alice", "任务", ((Button("接受", "a:1"),),)))
+    sim.response_codes["c0de"] = ("alice", task_id, clock.t + 72 * 3600)
+    await channel.remember_press(task_id, "alice", "c0de")
+    clock.t += 72 * 3600 + 1
+    await channel.send(Outgoing("alice", "已接受", edit_message_id=task_id))
+    assert [m["msgtype"] for m in sim.member("alice").received] == ["template_card", "text"]
+    assert "/cgi-bin/message/update_template_card" not in sim.calls
+
+
 def clock_far(sim: WecomSimulator) -> float:
     return sim.now() + 3600
 

@@ -10,7 +10,7 @@ import aiohttp
 from tortoise import Tortoise
 
 from benchmarks.bench_wecom_fanout import context_for
-from bot.channels.wecom import CALLBACK_PATH
+from bot.channels.wecom import CALLBACK_PATH, MAX_BODY
 from core import db as dbmod
 from core.wecom_crypto import WecomCrypto
 from models.audit import AuditRecord
@@ -364,3 +364,33 @@ async def test_a_member_the_directory_does_not_know_leaves_nothing_but_the_event
         # before its event is stored (so any instance can update the card) and swept after 72 hours
         assert changed == {"InboundEvent": n, "Outbox": n, "WecomResponseCode": 1}, changed
         assert {r.template for r in await Outbox.all()} == {"unknown_member.j2"}
+
+
+async def test_a_body_at_the_size_limit_passes_and_one_byte_more_does_not(db):
+    """Held up: the callback's limit (64 KiB) is exact, whatever Content-Length says."""
+    async with wecom_spine(db) as s:
+        query, encrypt = sealed(plain(text_xml("/help", 1)))
+        body = f"<xml><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>".encode()
+        padded = body.replace(b"</xml>", b" " * (MAX_BODY - len(body)) + b"</xml>")
+        assert len(padded) == MAX_BODY
+        assert await post_raw(s.url, query, padded + b" ") == 413
+        assert not await InboundEvent.exists()
+        assert await post_raw(s.url, query, padded) == 200
+        assert await InboundEvent.all().count() == 1
+
+
+async def test_kinds_and_events_we_do_not_handle_store_nothing(db):
+    """Held up: a voice message, a menu click, a contact change, an unsubscribe: answered 200 (so
+    WeCom does not retry), nothing stored, nothing said."""
+    async with wecom_spine(db) as s:
+        inners = [
+            "<MsgType><![CDATA[voice]]></MsgType><MediaId><![CDATA[m]]></MediaId><MsgId>5</MsgId>",
+            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[click]]></Event><EventKey>k</EventKey>",
+            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_contact]]></Event>",
+            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[unsubscribe]]></Event>",
+            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[no_such_event]]></Event>",
+        ]
+        for inner in inners:
+            assert await post(s.url, plain(inner)) == 200, inner
+        await s.deliver()
+        assert not await InboundEvent.exists() and not s.sim.member("eve").received
