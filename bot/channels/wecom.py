@@ -596,5 +596,7 @@ def normalise(root: ET.Element, corp_id: str, agent_id: int) -> InboundEvent | N
     if event in ("enter_agent", "subscribe"):
         digest = hashlib.sha1(f"{user}\x1f{created}\x1f{event}".encode()).hexdigest()
         # opening the application is our /start without a code: help for a member we know, else a refusal
-        return InboundEvent(external_id=f"{event}:{digest[:40]}", kind=EventKind.COMMAND, command="start", **common)
+        return InboundEvent(
+            external_id=f"{event}:{digest[:40]}", kind=EventKind.COMMAND, command="start", opened=True, **common
+        )
     return None  # LOCATION reports (not a check-in), unsubscribe, menu clicks: nothing to do

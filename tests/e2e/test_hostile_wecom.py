@@ -394,3 +394,23 @@ async def test_kinds_and_events_we_do_not_handle_store_nothing(db):
             assert await post(s.url, plain(inner)) == 200, inner
         await s.deliver()
         assert not await InboundEvent.exists() and not s.sim.member("eve").received
+
+
+async def test_opening_the_application_again_and_again_is_answered_once_a_day(db, tmp_path):
+    """Defect: WeCom sends ``enter_agent`` each time a member opens the application, and each was
+    answered (help for an inspector, the refusal for a stranger): the chat filled with the same
+    text, and every copy counted against the member's 30 a minute and the corp's daily quota. Now
+    once per member and day; what a member types is still answered each time."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        w = await world.build(n_entities=2, n_scjg=2, n_wsj=0)
+        await Inspector.filter(id=w.inspectors["S01"].id).update(wecom_userid="s01")
+        known, stranger = Member(s, "s01"), Member(s, "stranger")
+        for member, expected in ((known, "/tasks"), (stranger, "尚未登记")):
+            first = await member.enter()
+            assert len(first) == 1 and expected in text(first[0])
+            for _ in range(5):
+                assert await member.enter() == []
+            assert len(await member.say("/help")) == 1  # typed: answered
+        s.clock.advance(24 * 3600)
+        assert len(await known.enter()) == 1  # the next day: once again
+        assert await InboundEvent.filter(sender="s01").count() == 8  # every event is still stored
