@@ -76,6 +76,7 @@ MAX_RESPONSE_CODES = 50_000
 NO_SUCH_USER = 46004  # user/getuserid: no member has this mobile number
 RESPONSE_CODE_TTL = 72 * 3600  # seconds: WeCom's validity of a card's ResponseCode
 MAX_SEEN = 10_000
+MAX_PARTIAL = 10_000  # messages whose earlier try was accepted in part
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 # UTF-8 as is (a third of the bytes of \uXXXX escapes for Chinese text), no spaces. One encoder
 # for every call: json.dumps with these options builds a new one each time (4.3 -> 2.5 µs a message).
@@ -185,6 +186,34 @@ class MemoryResponseCodes:
         return found[1]
 
 
+class _Progress:
+    """How far earlier tries of one message got: the number of its ``message/send`` calls WeCom
+    accepted, and its card's task id. A message of several calls refused half-way (45009 on its
+    third part, WeCom busy) is tried again by the dispatcher; the parts already accepted are then
+    skipped instead of arriving twice. Kept in this process (:data:`MAX_PARTIAL` messages): after a
+    restart a retry sends the whole message again — at least once, as everywhere."""
+
+    def __init__(self, store: OrderedDict[str, tuple[int, str]], key: str) -> None:
+        self._store, self._key = store, key
+        self._before, self.task_id = store.get(key, (0, ""))
+        self._step = 0
+
+    def skip(self) -> bool:
+        """Whether the next call was accepted on an earlier try (and is not to be made again)."""
+        self._step += 1
+        return self._step <= self._before
+
+    def accepted(self) -> None:
+        self._store[self._key] = (self._step, self.task_id)
+        self._store.move_to_end(self._key)
+        while len(self._store) > MAX_PARTIAL:
+            self._store.popitem(last=False)
+
+    def done(self, provider_id: str) -> str:
+        self._store.pop(self._key, None)
+        return provider_id
+
+
 class WecomChannel(HttpSession):
     """The WeCom :class:`~core.channel.Channel` (see the module docstring)."""
 
@@ -217,6 +246,7 @@ class WecomChannel(HttpSession):
         self._query = ("", "")  # (token, "?access_token=…")
         self.codes: ResponseCodes = codes or MemoryResponseCodes()  # task_id -> its last press's code
         self._seen: OrderedDict[str, None] = OrderedDict()  # stored callbacks' keys (replays refused)
+        self._partial: OrderedDict[str, tuple[int, str]] = OrderedDict()  # messages sent in part (_Progress)
 
     def __repr__(self) -> str:  # never the secret
         return f"WecomChannel({self.base!r}, corp={self.corp_id!r}, agent={self.agent_id})"
@@ -307,7 +337,11 @@ class WecomChannel(HttpSession):
 
     # -- sending --
 
-    async def _message(self, address: str, msgtype: str, content: dict) -> dict:
+    async def _message(self, address: str, msgtype: str, content: dict, progress: _Progress | None = None) -> dict:
+        """One ``message/send``; with ``progress``, skipped when an earlier try of the same message
+        had it accepted already (see :class:`_Progress`)."""
+        if progress is not None and progress.skip():
+            return {}
         body = await self.call(
             "POST",
             "/cgi-bin/message/send",
@@ -315,13 +349,23 @@ class WecomChannel(HttpSession):
         )
         if body.get("invaliduser"):  # accepted, but not for this member (left, or outside the visible range)
             raise SendError("chat_not_found", retryable=False, detail="invaliduser")
+        if progress is not None:
+            progress.accepted()
         return body
 
-    async def _text(self, address: str, text: str) -> str:
+    async def _text(self, address: str, text: str, progress: _Progress | None = None) -> str:
         msgid = ""
         for part in split_text(text):
-            msgid = str((await self._message(address, "text", {"content": part})).get("msgid", ""))
+            msgid = str((await self._message(address, "text", {"content": part}, progress)).get("msgid", ""))
         return msgid
+
+    def _progress(self, message: Outgoing) -> _Progress:
+        """Where a message of several calls (a long text's parts, a card's overflow text and its
+        cards) stands: a retry after a refusal half-way (45009, busy) sends only what was not accepted."""
+        key = hashlib.sha1(
+            repr((message.address, message.text, message.buttons, message.photo, message.document)).encode()
+        ).hexdigest()
+        return _Progress(self._partial, key)
 
     async def send(self, message: Outgoing) -> str:
         if message.poll is not None:
@@ -329,29 +373,32 @@ class WecomChannel(HttpSession):
         if message.edit_message_id:
             return await self._edit(message)
         address = message.address
+        if not message.buttons and message.photo is None and message.document is None and not message.text.strip():
+            raise SendError("bad_request", retryable=False, detail="empty text")
+        progress = self._progress(message)
         if message.photo is not None or message.document is not None:
             if message.text.strip():
-                await self._text(address, message.text)
+                await self._text(address, message.text, progress)
             kind = "image" if message.photo is not None else "file"
             data = message.photo if message.photo is not None else message.document
             name = message.photo_name if message.photo is not None else message.document_name
             media_id = await self.upload(kind, data or b"", name)
-            return str((await self._message(address, kind, {"media_id": media_id})).get("msgid", ""))
+            sent = await self._message(address, kind, {"media_id": media_id}, progress)
+            return progress.done(str(sent.get("msgid", "")))
         if message.buttons:
             buttons = tuple(b for row in message.buttons for b in row)
-            task_id = task_id_for(address, message.text, self.now())
+            task_id = progress.task_id or task_id_for(address, message.text, self.now())
+            progress.task_id = task_id  # a retry sends the cards not accepted yet under the same id
             card, overflow = card_for(message.text, buttons, task_id)
             if overflow:
-                await self._text(address, overflow)
-            await self._message(address, "template_card", card)
+                await self._text(address, overflow, progress)
+            await self._message(address, "template_card", card, progress)
             title = card["main_title"].get("title") or _cut(buttons[0].label, TITLE_CHARS)
             for n, start in enumerate(range(MAX_BUTTONS, len(buttons), MAX_BUTTONS), 1):  # past 6: more cards
                 more, _ = card_for(title, buttons[start : start + MAX_BUTTONS], f"{task_id}-{n}")
-                await self._message(address, "template_card", more)
-            return task_id
-        if not message.text.strip():
-            raise SendError("bad_request", retryable=False, detail="empty text")
-        return await self._text(address, message.text)
+                await self._message(address, "template_card", more, progress)
+            return progress.done(task_id)
+        return progress.done(await self._text(address, message.text, progress))
 
     async def _edit(self, message: Outgoing) -> str:
         """Update a card after a press (``update_template_card``), or say it anew without a code."""

@@ -6,6 +6,7 @@ and WeCom's errcodes mapped onto retryable / permanent / rate-limited."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 import pytest
 
@@ -131,6 +132,39 @@ async def test_long_text_is_split_at_2048_bytes(pair):
     parts = sim.member("alice").texts()
     assert len(parts) > 1 and all(len(p.encode()) <= 2048 for p in parts)
     assert "\n".join(parts) == text
+
+
+async def test_a_message_refused_half_way_sends_only_the_rest_when_tried_again(tmp_path):
+    """Defect: a message of several calls (a long text's parts; a card's overflow text, the card
+    and a second card of buttons) refused half-way — the member's 30 a minute spent (45009), WeCom
+    busy — was tried again whole: the parts already accepted arrived twice, and a retry could hit
+    the same limit again. Now a retry sends only what WeCom did not accept, the card under the
+    task id of the first try."""
+    sim = WecomSimulator(members=("alice",), per_member=((60.0, 2),))
+    await sim.start()
+    channel = WecomChannel(wecom_settings(Settings(data_dir=tmp_path), sim.url), timeout=2.0)
+    try:
+        text = "\n".join(f"第 {i} 行：" + "检" * 60 for i in range(40))  # four parts
+        with pytest.raises(SendError) as caught:
+            await channel.send(Outgoing("alice", text))
+        assert caught.value.kind == "throttled" and len(sim.member("alice").texts()) == 2
+        sim.per_member = ((60.0, 100),)  # a minute later
+        await channel.send(Outgoing("alice", text))
+        assert "\n".join(sim.member("alice").texts()) == text  # each part once, in order
+        sim.per_member, sim.member("alice")._sends = ((60.0, 2),), deque()
+        many = tuple((Button(f"任务 {i}", f"asg:show:{i}"),) for i in range(9))
+        card = Outgoing("alice", "很长的标题" * 20, many)  # overflow text, a card of 6, a card of 3
+        with pytest.raises(SendError):
+            await channel.send(card)
+        sim.per_member = ((60.0, 100),)
+        task_id = await channel.send(card)
+        got = sim.member("alice").received[-3:]
+        assert [m["msgtype"] for m in got] == ["text", "template_card", "template_card"]
+        assert [m["card"]["task_id"] for m in got[1:]] == [task_id, f"{task_id}-1"]
+        assert len(sim.member("alice").received) == len(split_text(text)) + 3 and not channel._partial
+    finally:
+        await channel.stop()
+        await sim.stop()
 
 
 def test_split_text_cuts_a_line_longer_than_a_part():
