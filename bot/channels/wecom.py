@@ -362,10 +362,10 @@ class WecomChannel(HttpSession):
     def _progress(self, message: Outgoing) -> _Progress:
         """Where a message of several calls (a long text's parts, a card's overflow text and its
         cards) stands: a retry after a refusal half-way (45009, busy) sends only what was not accepted."""
-        key = hashlib.sha1(
-            repr((message.address, message.text, message.buttons, message.photo, message.document)).encode()
-        ).hexdigest()
-        return _Progress(self._partial, key)
+        digest = hashlib.sha1(repr((message.address, message.text, message.buttons)).encode())
+        for data in (message.photo, message.document):  # the bytes themselves, never their repr
+            digest.update(b"\x1f" + (data if data is not None else b""))
+        return _Progress(self._partial, digest.hexdigest())
 
     async def send(self, message: Outgoing) -> str:
         if message.poll is not None:
