@@ -11,12 +11,16 @@ gives only in the button event: the channel remembers the last one of each card 
 ``codes`` store — in production the database (``services.wecom_codes``: 72 hours, used once, so
 another instance or a restarted one can still update the card), else in memory
 (:class:`MemoryResponseCodes`); without one (expired, already used) the new text goes as a new
-message instead. WeCom's errcodes map onto the retryable / permanent /
-rate-limited classes (:func:`classify`).
+message instead; an update refused for now (45009, busy) puts its code back for the retry. A
+message of several calls refused half-way is retried for the calls WeCom did not accept only
+(:class:`_Progress`). WeCom's errcodes map onto the retryable / permanent / rate-limited classes
+(:func:`classify`).
 
 Inbound: the encrypted callback (``GET`` URL verification with ``echostr``; ``POST`` messages
 and events), checked (``msg_signature``, AES, CorpID: ``core.wecom_crypto``), refused when its
-timestamp is more than :data:`MAX_SKEW` from ours (an old capture replayed), normalised to
+timestamp is more than :data:`MAX_SKEW` from ours (an old capture replayed), parsed as UTF-8 only
+and without a DOCTYPE (:func:`_xml`), each field read once (:func:`_field`), ignored when its
+AgentID is another application's, normalised to
 :class:`~core.channel.InboundEvent` and handed to ``on_event`` — which returns once it is stored —
 before we answer 200 (WeCom waits 5 s, then retries up to three times: the event's key makes the
 retries duplicates). See docs/messaging.md, "WeCom channel".
