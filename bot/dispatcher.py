@@ -612,6 +612,15 @@ async def addresses_of(channel: str, kind: str, ids: list[int]) -> dict[int, str
         if model is None:
             return {}
         return {rid: mobile for rid, mobile in await model.filter(id__in=ids).values_list("id", "mobile") if mobile}
+    if channel == Channel.WECOM.value and kind == RecipientKind.INSPECTOR.value:  # a row already moved to WeCom
+        params: list = [channel, Role.INSPECTOR.value, Channel.WECOM.value]
+        statement = db.sql(
+            "SELECT inspector_id AS rid, address FROM chat_binding WHERE channel = ? AND revoked_at IS NULL "
+            "AND role = ?" + DIRECTORY_LIVE
+        )
+        statement += f" AND inspector_id IN ({db.placeholders(len(ids), len(params) + 1)}) ORDER BY id"
+        _, rows = await db.conn().execute_query(statement, [*params, *ids])
+        return {r["rid"]: r["address"] for r in rows}
     q = ChatBinding.filter(channel=channel, revoked_at=None).exclude(address__startswith="-")
     if kind == RecipientKind.INSPECTOR.value:
         q, key = q.filter(inspector_id__in=ids, role=Role.INSPECTOR), "inspector_id"

@@ -260,14 +260,17 @@ async def test_a_userid_acts_for_whom_the_directory_names_now(db, tmp_path):
         new = Member(s, "zhangwei")
         new.seen = len(new.inbox)
         # the old inspector's notices no longer go to the userid: it is someone else's now
-        await enqueue_many(
-            [("moved:1", first.inspector_id, dbmod.encode(context_for(1)))],
-            s.clock.now(),
-            recipient_kind=RecipientKind.INSPECTOR,
-            template="team_changed.j2",
-        )
+        for channel in (Channel.TELEGRAM, Channel.WECOM):  # a notice, and a row already moved to WeCom
+            await enqueue_many(
+                [(f"moved:{channel.value}", first.inspector_id, dbmod.encode(context_for(1)))],
+                s.clock.now(),
+                recipient_kind=RecipientKind.INSPECTOR,
+                template="team_changed.j2",
+                channel=channel,
+            )
         await s.deliver()
-        assert not new.new() and (await Outbox.get(dedupe_key="moved:1")).status == OutboxStatus.NO_ADDRESS
+        assert not new.new()
+        assert {r.status for r in await Outbox.filter(dedupe_key__startswith="moved:")} == {OutboxStatus.NO_ADDRESS}
         await s.sim.press("zhangwei", card["card"]["task_id"], f"asg:accept:{first.id}")
         await s.deliver()
         assert (await Assignment.get(id=first.id)).status == AssignmentStatus.SENT
