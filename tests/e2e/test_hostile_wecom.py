@@ -13,10 +13,11 @@ from benchmarks.bench_wecom_fanout import context_for
 from bot.channels.wecom import CALLBACK_PATH, MAX_BODY
 from core import db as dbmod
 from core.wecom_crypto import WecomCrypto
+from models.alerts import Alert
 from models.audit import AuditRecord
 from models.directory import Inspector, InspectorStatus
 from models.draws import Assignment, AssignmentStatus
-from models.messaging import Channel, ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind
+from models.messaging import Channel, ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Unreachable
 from models.onsite import Photo, PhotoStatus
 from scheduler import SWEEPS, Scheduler
 from services import audit, plans
@@ -417,3 +418,36 @@ async def test_opening_the_application_again_and_again_is_answered_once_a_day(db
         s.clock.advance(24 * 3600)
         assert len(await known.enter()) == 1  # the next day: once again
         assert await InboundEvent.filter(sender="s01").count() == 8  # every event is still stored
+
+
+async def test_an_errcode_nobody_mapped_is_retried_then_given_up_and_told(db):
+    """Held up: an errcode the adapter does not know is retryable; after the dispatcher's attempts
+    the row is dead-lettered with the reason and the coordinators are alerted — never lost
+    silently, never retried for ever; the member is not marked unreachable for it."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        w = await world.build(n_entities=2, n_scjg=2, n_wsj=0)
+        await Inspector.filter(id=w.inspectors["S01"].id).update(wecom_userid="s01")
+        member = Member(s, "s01")
+        await member.enter()
+        s.sim.inject(99991, count=100)
+        await enqueue_many(
+            [("odd:1", w.inspectors["S01"].id, dbmod.encode(context_for(1)))],
+            s.clock.now(),
+            recipient_kind=RecipientKind.INSPECTOR,
+            template="team_changed.j2",
+        )
+        for _ in range(20):
+            await s.deliver()
+            s.clock.advance(3600)
+        row = await Outbox.get(dedupe_key="odd:1")
+        assert (row.status, row.last_error) == (OutboxStatus.DEAD, "gave_up:unknown"), (row.status, row.last_error)
+        assert await Alert.filter(key=f"undeliverable:{row.id}").exists()
+        assert not await Unreachable.exists()
+
+
+async def test_a_nul_cannot_arrive_over_wecom(db):
+    """Held up: WeCom's XML cannot carry a NUL (nor a lone surrogate, which no UTF-8 encodes): a
+    callback with one is malformed (400), nothing stored."""
+    async with wecom_spine(db) as s:
+        assert await s.sim.text("eve", "/risk a\x00b") == 400
+        assert not await InboundEvent.exists()
