@@ -36,6 +36,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 from urllib.parse import quote
 
@@ -202,6 +203,11 @@ class _Progress:
         self._before, self.task_id = store.get(key, (0, ""))
         self._step = 0
 
+    @property
+    def started(self) -> bool:
+        """Whether an earlier try had a call accepted."""
+        return self._before > 0
+
     def skip(self) -> bool:
         """Whether the next call was accepted on an earlier try (and is not to be made again)."""
         self._step += 1
@@ -365,8 +371,9 @@ class WecomChannel(HttpSession):
 
     def _progress(self, message: Outgoing) -> _Progress:
         """Where a message of several calls (a long text's parts, a card's overflow text and its
-        cards) stands: a retry after a refusal half-way (45009, busy) sends only what was not accepted."""
-        digest = hashlib.sha1(repr((message.address, message.text, message.buttons)).encode())
+        cards, a card's update and the text after it) stands: a retry after a refusal half-way
+        (45009, busy) sends only what was not accepted."""
+        digest = hashlib.sha1(repr((message.address, message.text, message.buttons, message.edit_message_id)).encode())
         for data in (message.photo, message.document):  # the bytes themselves, never their repr
             digest.update(b"\x1f" + (data if data is not None else b""))
         return _Progress(self._partial, digest.hexdigest())
@@ -405,33 +412,46 @@ class WecomChannel(HttpSession):
         return progress.done(await self._text(address, message.text, progress))
 
     async def _edit(self, message: Outgoing) -> str:
-        """Update a card after a press (``update_template_card``), or say it anew without a code."""
+        """Update a card after a press (``update_template_card``), or say it anew without a code.
+        Buttons past the card's six follow as further cards; the text the card cannot hold follows
+        as text. A retry after a refusal half-way does not update the card twice (its code is used)."""
         task_id = message.edit_message_id or ""
-        code = await self.codes.take(task_id, message.address, self.now())
+        progress = self._progress(message)
+        code = None if progress.started else await self.codes.take(task_id, message.address, self.now())
         buttons = tuple(b for row in message.buttons for b in row)
-        if code is not None:
-            payload: dict = {"userids": [message.address], "agentid": self.agent_id, "response_code": code}
+        if code is not None or progress.started:
             if buttons:
                 card, overflow = card_for(message.text, buttons, task_id)
-                payload["template_card"] = card
             else:
                 overflow = message.text
                 first = message.text.strip().partition("\n")[0]
-                payload["button"] = {"replace_name": _cut(first, REPLACE_CHARS) or "✓"}
-            try:
-                await self.call("POST", "/cgi-bin/message/update_template_card", json=payload)
-            except SendError as exc:
-                if exc.retryable:  # 45009, busy, a timeout: the retry needs the code again
-                    await self.codes.remember(task_id, message.address, code, self.now())
-                if exc.kind != "bad_request":
-                    raise
-                log.info("update_template_card refused (%s); sending anew", exc.detail)
-            else:
-                if overflow.strip():  # the greyed-out button cannot say it all
-                    await self._text(message.address, overflow)
-                return task_id
-        fresh = Outgoing(address=message.address, text=message.text, buttons=message.buttons, photo=message.photo)
-        return await self.send(fresh)
+            if not progress.skip():  # the update: the first call of the answer
+                payload: dict = {"userids": [message.address], "agentid": self.agent_id, "response_code": code}
+                if buttons:
+                    payload["template_card"] = card
+                else:
+                    payload["button"] = {"replace_name": _cut(first, REPLACE_CHARS) or "✓"}
+                try:
+                    await self.call("POST", "/cgi-bin/message/update_template_card", json=payload)
+                except SendError as exc:
+                    if exc.retryable:  # 45009, busy, a timeout: the retry needs the code again
+                        await self.codes.remember(task_id, message.address, code or "", self.now())
+                    if exc.kind != "bad_request":
+                        raise
+                    log.info("update_template_card refused (%s); sending anew", exc.detail)
+                    return await self.send(replace(message, edit_message_id=None))
+                progress.accepted()
+            if overflow.strip():  # the greyed-out button or the card cannot say it all
+                await self._text(message.address, overflow, progress)
+            if len(buttons) > MAX_BUTTONS:  # the card holds six: the rest as further cards, new ids
+                group = progress.task_id or task_id_for(message.address, message.text, self.now())
+                progress.task_id = group
+                title = card["main_title"].get("title") or _cut(buttons[0].label, TITLE_CHARS)
+                for n, at in enumerate(range(MAX_BUTTONS, len(buttons), MAX_BUTTONS), 1):
+                    more, _ = card_for(title, buttons[at : at + MAX_BUTTONS], f"{group}-{n}")
+                    await self._message(message.address, "template_card", more, progress)
+            return progress.done(task_id)
+        return await self.send(replace(message, edit_message_id=None))
 
     async def upload(self, kind: str, data: bytes, filename: str) -> str:
         def form() -> aiohttp.FormData:

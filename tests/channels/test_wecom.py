@@ -236,6 +236,45 @@ async def test_an_edit_after_the_response_code_expired_is_sent_anew(pair):
     assert "/cgi-bin/message/update_template_card" not in sim.calls
 
 
+async def test_an_edit_with_more_buttons_than_a_card_holds_loses_none(pair):
+    """Defect: an answer to a press that had more than six buttons updated the card with the first
+    six and dropped the rest (``send`` made further cards, the update did not)."""
+    sim, channel, clock = pair
+    task_id = await channel.send(Outgoing("alice", "列表", ((Button("下一页", "pg:1"),),)))
+    sim.response_codes["c0de"] = ("alice", task_id, clock_far(sim))
+    await channel.remember_press(task_id, "alice", "c0de")
+    nine = tuple((Button(f"任务 {i}", f"asg:show:{i}"),) for i in range(9))
+    assert await channel.send(Outgoing("alice", "第 2 页", nine, edit_message_id=task_id)) == task_id
+    update, more = sim.member("alice").received[-2:]
+    assert update["msgtype"] == "update" and more["msgtype"] == "template_card"
+    keys = [b["key"] for m in (update, more) for b in m["card"]["button_list"]]
+    assert keys == [f"asg:show:{i}" for i in range(9)]
+
+
+async def test_an_edit_refused_after_its_update_does_not_send_the_card_anew(tmp_path):
+    """Defect: when the card was updated but the text after it was refused (45009), the retry found
+    the code used and sent the whole answer again as a new card with live buttons."""
+    sim = WecomSimulator(members=("alice",), per_member=((60.0, 2),))
+    await sim.start()
+    channel = WecomChannel(wecom_settings(Settings(data_dir=tmp_path), sim.url), timeout=2.0)
+    try:
+        task_id = await channel.send(Outgoing("alice", "任务", ((Button("接受", "a:1"),),)))
+        sim.response_codes["c0de"] = ("alice", task_id, sim.now() + 3600)
+        await channel.remember_press(task_id, "alice", "c0de")
+        long = "已接受\n" + "\n".join(f"第 {i} 行：" + "检" * 60 for i in range(20))  # two text parts
+        edit = Outgoing("alice", long, edit_message_id=task_id)
+        with pytest.raises(SendError):  # the update and the first part pass, the second is refused
+            await channel.send(edit)
+        sim.per_member = ((60.0, 100),)
+        assert await channel.send(edit) == task_id
+        got = [m["msgtype"] for m in sim.member("alice").received]
+        assert got == ["template_card", "update", "text", "text"], got
+        assert "\n".join(sim.member("alice").texts()[-2:]) == long
+    finally:
+        await channel.stop()
+        await sim.stop()
+
+
 def clock_far(sim: WecomSimulator) -> float:
     return sim.now() + 3600
 
