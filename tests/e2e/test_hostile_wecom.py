@@ -124,6 +124,9 @@ async def test_a_callback_without_create_time_is_refused(db):
         enter = "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[enter_agent]]></Event>"
         for created in ("<CreateTime></CreateTime>", "<CreateTime>soon</CreateTime>", "<Other/>"):
             assert await post(s.url, plain(enter, created=created)) == 400, created
+        no_msg_id = "<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[/help]]></Content>"
+        for inner in (no_msg_id, no_msg_id + "<MsgId></MsgId>", no_msg_id + f"<MsgId>{'9' * 65}</MsgId>"):
+            assert await post(s.url, plain(inner)) == 400, inner  # held up: a message is keyed by its MsgId
         assert not await InboundEvent.exists()
         # far in the past or the future (WeCom's own clock): stored, keyed by it
         assert await post(s.url, plain(enter, created="<CreateTime>1</CreateTime>")) == 200
@@ -335,9 +338,13 @@ async def test_coordinator_commands_with_hostile_arguments_over_wecom(db, tmp_pa
             for _ in range(2):
                 said = [text(m) for m in await coord.say(f"/{command} {argument}".strip())]
                 assert said and all(len(t.encode()) <= 2048 for t in said), (command, argument[:30], said)
+        for code in ("x" * 5000, "１２３４", "' OR 1=1 --"):  # an invite code nobody issued: refused, not stored
+            said = [text(m) for m in await coord.say(f"/start {code}")]
+            assert len(said) == 1 and len(said[0]) < 200, said
         assert not await InboundEvent.filter(outcome__startswith="failed").exists()
         assert not await Outbox.filter(status=OutboxStatus.DEAD).exists()
-        assert await InboundEvent.filter(sender="coord").count() == 2 * len(HOSTILE_ARGUMENTS)
+        assert await InboundEvent.filter(sender="coord").count() == 2 * len(HOSTILE_ARGUMENTS) + 3
+        assert not any("x" * 100 in str(e.payload) for e in await InboundEvent.filter(sender="coord"))  # hashed
 
 
 async def counts() -> dict[str, int]:
