@@ -81,6 +81,8 @@ MAX_RESPONSE_CODES = 50_000
 NO_SUCH_USER = 46004  # user/getuserid: no member has this mobile number
 RESPONSE_CODE_TTL = 72 * 3600  # seconds: WeCom's validity of a card's ResponseCode
 MAX_SEEN = 10_000
+TASK_ID_CHARS = 128  # a card's TaskId and a press's ResponseCode (wecom_response_code's columns)
+MEDIA_ID_CHARS = 255 - len(FILE_PREFIX)  # photo.file_id holds FILE_PREFIX + the MediaId
 MAX_PARTIAL = 10_000  # messages whose earlier try was accepted in part
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 # UTF-8 as is (a third of the bytes of \uXXXX escapes for Chinese text), no spaces. One encoder
@@ -642,9 +644,7 @@ def normalise(root: ET.Element, corp_id: str, agent_id: int) -> InboundEvent | N
                 external_id=key, kind=EventKind.LOCATION, latitude=lat, longitude=lon, message_id=msg_id, **common
             )
         if msgtype == "image":
-            media_id = (_field(root, "MediaId") or "").strip()
-            if not media_id:
-                raise ValueError("MediaId")
+            media_id = identifier(_field(root, "MediaId") or "", "MediaId", MEDIA_ID_CHARS)
             return InboundEvent(
                 external_id=key, kind=EventKind.PHOTO, file_id=FILE_PREFIX + media_id, message_id=msg_id, **common
             )
@@ -652,9 +652,13 @@ def normalise(root: ET.Element, corp_id: str, agent_id: int) -> InboundEvent | N
     event = (_field(root, "Event") or "").strip()
     # Events have no MsgId: the member, the time and what happened name one (a retry repeats them).
     if event == "template_card_event":
-        task_id = (_field(root, "TaskId") or "").strip()
+        # Lengths as our columns hold them (wecom_response_code): longer is refused whole (400),
+        # never left for PostgreSQL to refuse on every retry (503) while SQLite stores it.
+        task_id = identifier(_field(root, "TaskId") or "", "TaskId", TASK_ID_CHARS)
         key_value = _field(root, "EventKey") or ""
         code = (_field(root, "ResponseCode") or "").strip()
+        if code:
+            code = identifier(code, "ResponseCode", TASK_ID_CHARS)
         digest = hashlib.sha1(f"{user}\x1f{created}\x1f{task_id}\x1f{key_value}\x1f{code}".encode()).hexdigest()
         return InboundEvent(
             external_id=f"card:{digest[:40]}",

@@ -17,7 +17,16 @@ from models.alerts import Alert
 from models.audit import AuditRecord
 from models.directory import Inspector, InspectorStatus
 from models.draws import Assignment, AssignmentStatus
-from models.messaging import Channel, ChatBinding, InboundEvent, Outbox, OutboxStatus, RecipientKind, Unreachable
+from models.messaging import (
+    Channel,
+    ChatBinding,
+    InboundEvent,
+    Outbox,
+    OutboxStatus,
+    RecipientKind,
+    Unreachable,
+    WecomResponseCode,
+)
 from models.onsite import Photo, PhotoStatus
 from scheduler import SWEEPS, Scheduler
 from services import audit, plans
@@ -458,3 +467,28 @@ async def test_a_nul_cannot_arrive_over_wecom(db):
     async with wecom_spine(db) as s:
         assert await s.sim.text("eve", "/risk a\x00b") == 400
         assert not await InboundEvent.exists()
+
+
+async def test_ids_longer_than_their_columns_are_refused_alike_on_both_databases(db):
+    """Defect: a card event's TaskId and ResponseCode and an image's MediaId were taken at any
+    length: SQLite stored them, PostgreSQL refused the press's code (503 on every retry of WeCom)
+    and the photo row (the event failed). Longer than the columns now is malformed: 400 on both."""
+    async with wecom_spine(db) as s:
+        press = (
+            "<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[template_card_event]]></Event>"
+            "<EventKey><![CDATA[asg:accept:1]]></EventKey><TaskId><![CDATA[{task}]]></TaskId>"
+            "<ResponseCode><![CDATA[{code}]]></ResponseCode>"
+        )
+        image = "<MsgType><![CDATA[image]]></MsgType><MediaId><![CDATA[{media}]]></MediaId><MsgId>{n}</MsgId>"
+        for inner in (
+            press.format(task="t" * 129, code="c"),
+            press.format(task="", code="c"),
+            press.format(task="t", code="c" * 129),
+            image.format(media="m" * 250, n=1),
+            image.format(media="", n=2),
+        ):
+            assert await post(s.url, plain(inner)) == 400, inner[:120]
+        assert not await InboundEvent.exists() and not await WecomResponseCode.exists()
+        assert await post(s.url, plain(press.format(task="t" * 128, code="c" * 128))) == 200
+        assert await post(s.url, plain(image.format(media="m" * 249, n=3))) == 200
+        assert await InboundEvent.all().count() == 2 and await WecomResponseCode.all().count() == 1
