@@ -303,12 +303,13 @@ class WecomChannel(HttpSession):
             async with self._session.request(
                 method, self.base + path + query, params=params, timeout=self._timeout, **kwargs
             ) as resp:
-                raw = await _read_limited(resp, MAX_MEDIA if path == "/cgi-bin/media/get" else MAX_ANSWER)
                 if resp.status >= 500:
                     raise SendError("server", retryable=True, detail=f"HTTP {resp.status}")
                 if resp.status != 200:
                     raise SendError("bad_request", retryable=False, detail=f"HTTP {resp.status}")
-                if resp.content_type != "application/json" and path == "/cgi-bin/media/get":
+                media = path == "/cgi-bin/media/get"
+                raw = await _read_limited(resp, MAX_MEDIA if media else MAX_ANSWER, medium=media)
+                if resp.content_type != "application/json" and media:
                     return {"_bytes": raw}
         except SendError:
             raise
@@ -553,18 +554,26 @@ class WecomChannel(HttpSession):
         return [web.get(CALLBACK_PATH, self.verify_url), web.post(CALLBACK_PATH, self.callback)]
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """An answer's body, read no further than ``limit`` bytes: past it, a permanent SendError
-    (whatever the server sends, a download never takes more memory than the largest medium)."""
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int, *, medium: bool) -> bytes:
+    """An answer's body, read no further than ``limit`` bytes (whatever the server sends, a
+    download never takes more memory than the largest medium). Past it: a medium larger than
+    WeCom's largest is permanent (``too_long``); an API answer that large is no answer of WeCom's
+    (a proxy's page), tried again later (``bad_response``)."""
+
+    def too_large(size: int) -> SendError:
+        if medium:
+            return SendError("too_long", retryable=False, detail=f"medium of {size} bytes or more")
+        return SendError("bad_response", retryable=True, detail=f"answer of {size} bytes or more")
+
     if resp.content_length is not None and resp.content_length > limit:
-        raise SendError("too_long", retryable=False, detail=f"answer of {resp.content_length} bytes")
+        raise too_large(resp.content_length)
     chunks: list[bytes] = []
     size = 0
     while chunk := await resp.content.read(limit + 1 - size):
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
-            raise SendError("too_long", retryable=False, detail=f"answer over {limit} bytes")
+            raise too_large(size)
     return b"".join(chunks)
 
 

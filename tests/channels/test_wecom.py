@@ -275,6 +275,19 @@ async def test_an_edit_refused_after_its_update_does_not_send_the_card_anew(tmp_
         await sim.stop()
 
 
+async def test_an_answer_larger_than_any_of_wecoms_is_not_read_and_tried_again(pair):
+    """Answers are read no further than 1 MiB (they are a few hundred bytes): past it the call is
+    tried again later (a proxy's page, not WeCom), never read whole; a medium past 20 MiB is
+    permanent (test_hostile_wecom: the photo fails)."""
+    sim, channel, _ = pair
+    sim.inject("huge")
+    with pytest.raises(SendError) as caught:
+        await channel.send(Outgoing("alice", "你好"))
+    assert (caught.value.kind, caught.value.retryable) == ("bad_response", True)
+    await channel.send(Outgoing("alice", "你好"))
+    assert sim.member("alice").texts() == ["你好"]
+
+
 def clock_far(sim: WecomSimulator) -> float:
     return sim.now() + 3600
 
