@@ -559,6 +559,19 @@ async def resolve_addresses(rows: list[Claimed]) -> dict[int, str | None]:
     return out
 
 
+#: A WeCom inspector binding is used only while the directory agrees (as
+#: ``services.identity.as_the_directory_says`` on an event): its inspector not retired, naming no
+#: other userid, and no other inspector named with this one (the userid was given to someone else,
+#: who takes the binding over on their first event) — an inspector's notices never go to a userid
+#: that is now another person's.
+DIRECTORY_LIVE = (
+    " AND (channel <> ? OR (EXISTS (SELECT 1 FROM inspector i WHERE i.id = chat_binding.inspector_id"
+    " AND i.status <> 'retired' AND (i.wecom_userid IS NULL OR i.wecom_userid = '' OR i.wecom_userid = chat_binding.address))"
+    " AND NOT EXISTS (SELECT 1 FROM inspector o WHERE o.wecom_userid = chat_binding.address"
+    " AND o.id <> chat_binding.inspector_id AND o.status <> 'retired')))"
+)
+
+
 async def chat_addresses(kind: str, ids: list[int]) -> dict[int, tuple[str, str]]:
     """Recipient id -> (channel, address) of the newest live binding on any chat channel."""
     # never a Telegram group's chat (a negative id); a WeCom userid may start with "-"
@@ -574,6 +587,9 @@ async def chat_addresses(kind: str, ids: list[int]) -> dict[int, tuple[str, str]
     if role:
         statement += " AND role = ?"
         params.append(role)
+    if role == Role.INSPECTOR.value:  # a WeCom binding reaches the inspector the directory names (services.identity)
+        statement += DIRECTORY_LIVE
+        params.append(Channel.WECOM.value)
     conn = db.conn()
     statement = db.sql(statement) + f" AND {key} IN ({db.placeholders(len(ids), len(params) + 1)}) ORDER BY id"
     _, rows = await conn.execute_query(statement, [*params, *ids])
@@ -596,6 +612,15 @@ async def addresses_of(channel: str, kind: str, ids: list[int]) -> dict[int, str
         if model is None:
             return {}
         return {rid: mobile for rid, mobile in await model.filter(id__in=ids).values_list("id", "mobile") if mobile}
+    if channel == Channel.WECOM.value and kind == RecipientKind.INSPECTOR.value:  # a row already moved to WeCom
+        params: list = [channel, Role.INSPECTOR.value, Channel.WECOM.value]
+        statement = db.sql(
+            "SELECT inspector_id AS rid, address FROM chat_binding WHERE channel = ? AND revoked_at IS NULL "
+            "AND role = ?" + DIRECTORY_LIVE
+        )
+        statement += f" AND inspector_id IN ({db.placeholders(len(ids), len(params) + 1)}) ORDER BY id"
+        _, rows = await db.conn().execute_query(statement, [*params, *ids])
+        return {r["rid"]: r["address"] for r in rows}
     q = ChatBinding.filter(channel=channel, revoked_at=None).exclude(address__startswith="-")
     if kind == RecipientKind.INSPECTOR.value:
         q, key = q.filter(inspector_id__in=ids, role=Role.INSPECTOR), "inspector_id"

@@ -100,6 +100,7 @@ class InboundEvent:
     )
     addressee: str = ""  # the bot a ``/command@name`` names (lowercase, without @); "" when none is named
     elsewhere: bool = False  # a command addressed to another bot than ours: never acted on nor answered
+    opened: bool = False  # the member opened the chat (WeCom enter_agent, subscribe): nothing was typed
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

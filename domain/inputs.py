@@ -35,6 +35,9 @@ SEARCH_MAX = 50
 _DIGITS = re.compile(r"[0-9]{1,12}")  # ASCII digits only: str.isdigit() also takes ² and ①
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 _CODE = re.compile(r"[0-9A-Za-z]{18}")
+#: A command typed as text: a slash (ASCII or full-width), the name up to the first blank of any
+#: kind (a space, the ideographic space, a line break), then the argument.
+_COMMAND = re.compile(r"[/／](\S*)\s*(.*)", re.DOTALL)
 #: Full-width ASCII forms (``ＡＢＣ１２３／＃``, U+FF01…U+FF5E) and the ideographic space, as ASCII.
 _HALF_WIDTH = {0x3000: 0x20, **{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}}
 #: How much of an unreadable input a reply repeats back (a reply must fit one chat message).
@@ -51,6 +54,18 @@ def printable(text: str | None) -> str:
     by chat APIs) and lone surrogates (no encoder takes them); ``\r\n`` and tabs as ``\n`` and a space."""
     value = (text or "").replace("\r\n", "\n").replace("\r", "\n").replace("\t", " ")
     return "".join(c for c in value if c == "\n" or unicodedata.category(c) not in ("Cc", "Cs"))
+
+
+def command(text: str | None) -> tuple[str, str] | None:
+    """A command typed as text, where the client marks none (WeCom): ``(name, argument)`` — the
+    name folded to ASCII lower case (``／ＴＡＳＫＳ`` is ``tasks``), the argument stripped and as
+    typed — or ``None`` when the text is no command. Blanks before the slash are allowed; any
+    blank ends the name, so ``/risk　食品`` (the ideographic space of a Chinese keyboard) and
+    ``/risk`` + a line break + ``食品`` are ``("risk", "食品")``."""
+    m = _COMMAND.match((text or "").lstrip())
+    if m is None:
+        return None
+    return half_width(m.group(1)).lower(), m.group(2).strip()
 
 
 def echo(text: str | None, maximum: int = ECHO_MAX) -> str:

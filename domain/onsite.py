@@ -67,15 +67,23 @@ def checkin_flagged(distance_m: float | None, radius_m: float) -> bool:
 # --- photos -------------------------------------------------------------------------------------
 
 
-def image_extension(data: bytes) -> str:
-    """The file extension of a picture by its magic bytes (Telegram photos are JPEG)."""
+def image_kind(data: bytes) -> str:
+    """The kind of picture ``data`` is by its magic bytes (``jpg``, ``png``, ``gif``, ``webp``),
+    "" when it is none of them (an HTML error page, a truncated download)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpg"
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return "png"
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "gif"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
-    return "jpg"
+    return ""
+
+
+def image_extension(data: bytes) -> str:
+    """The file extension of a picture by its magic bytes (Telegram photos are JPEG)."""
+    return image_kind(data) or "jpg"
 
 
 def photo_path(sha256_hex: str, extension: str = "jpg") -> str:

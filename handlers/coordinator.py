@@ -24,7 +24,7 @@ from domain.errors import ServiceError
 from handlers import inspector
 from handlers.common import Replier
 from handlers.paging import nav, page_context, pageable
-from handlers.router import button, command, on
+from handlers.router import button, command, on, unknown_template
 from models.messaging import Role
 from services import alerts, chatstate, plan_views, recusals, reports
 from services.draws import beacon_entry, confirm, offschedule, status
@@ -46,7 +46,7 @@ def coordinators_only(fn: Callable[..., Awaitable[str]]) -> Callable[..., Awaita
         scope = Scope.of(ctx.bindings)
         if scope is None:
             if not ctx.bindings:
-                await say("unknown_sender.j2")
+                await say(unknown_template(ctx.event))
                 return "unknown"
             await say("coord_refused.j2")
             return "coord_refused"

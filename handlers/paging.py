@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from core.callbacks import Callback, key
 from handlers.common import Replier
-from handlers.router import button
+from handlers.router import button, unknown_template
 from services.inbound import Context
 from services.outbox import sent_message_key
 from services.scope import Page
@@ -51,7 +51,7 @@ async def page_button(ctx: Context) -> str:
     show = LISTS.get(cb.action) if cb is not None else None
     if show is None:
         if not ctx.bindings:
-            await Replier(ctx)("unknown_sender.j2")
+            await Replier(ctx)(unknown_template(ctx.event))
             return "unknown"
         await Replier(ctx)("coord_error.j2", {"code": "stale_button", "params": {}})
         return "bad_callback"

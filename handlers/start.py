@@ -14,6 +14,8 @@ async def start(ctx: Context) -> str:
     ev, now = ctx.event, ctx.clock.now()
     if not ev.argument:
         template = "help.j2" if ctx.bindings else unknown_template(ev)
+        # WeCom says so each time the member opens the application: answered once a day, not each time
+        once = f"opened:{ev.channel}:{ev.person}:{now.astimezone(ctx.zone).date()}" if ev.opened else ""
         await reply(
             ev,
             template,
@@ -21,6 +23,7 @@ async def start(ctx: Context) -> str:
             locale=ctx.locale,
             now=now,
             connection=ctx.conn,
+            once=once,
         )
         return "start_without_code"
     try:

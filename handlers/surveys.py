@@ -14,7 +14,7 @@ from core.channel import EventKind
 from domain import inputs
 from domain.onsite import parse_objections
 from handlers.common import Replier, binding_of
-from handlers.router import command, on
+from handlers.router import command, on, unknown_template
 from models.messaging import Role
 from services.inbound import Context
 from services.onsite import objection
@@ -124,7 +124,9 @@ async def integrity_command(ctx: Context) -> str:
     coordinator = binding_of(ctx, Role.COORDINATOR)
     if coordinator is None:
         if not ctx.bindings:
-            await reply(ctx.event, "unknown_sender.j2", locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn)
+            await reply(
+                ctx.event, unknown_template(ctx.event), locale=ctx.locale, now=ctx.clock.now(), connection=ctx.conn
+            )
             return "unknown"
         await Replier(ctx)("integrity_refused.j2", {"reason": "not_coordinator"})
         return "integrity_refused"

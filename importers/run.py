@@ -130,6 +130,8 @@ class _Checker:
         self.key_field = RECORDS[kind][0]  # the key's field name, first in every record
         self.seen: dict[str, int] = {}  # key → first row number
         self.units: dict[tuple[int, str], tuple[str, int]] = {}  # inspectors: unit → (prefix, first row)
+        self.userids: dict[str, int] = {}  # inspectors: WeCom userid → first row number
+        self.written_userids: set[str] = set()  # inspectors: the userids of the rows to write
 
     def run(self, progress: ProgressFactory | None) -> None:
         bar = progress("validate", self.table.rows_hint) if progress else None
@@ -171,6 +173,7 @@ class _Checker:
             self._check_duplicate(row_key, number)
             if self.kind == "inspectors":
                 self._check_unit(record, number)
+                self._check_userid(record[-1], number)
         except RowInvalid as bad:
             errors = bad.errors
         if errors or stray:
@@ -184,14 +187,26 @@ class _Checker:
             self.spool.add(INSERT, (record, digest))
         elif old == digest:
             self.result.unchanged += 1
+            return
         else:
             self.spool.add(UPDATE, (record, digest))
+        if self.kind == "inspectors" and record[-1]:
+            self.written_userids.add(record[-1])
 
     def _check_duplicate(self, row_key: str, number: int) -> None:
         first = self.seen.get(row_key)
         if first is not None:
             raise RowInvalid([(self.key_field, Invalid("import_duplicate_key", first_row=first))])
         self.seen[row_key] = number
+
+    def _check_userid(self, userid: str | None, number: int) -> None:
+        """One WeCom userid, one inspector: a userid twice in the file is refused (it names a person)."""
+        if not userid:
+            return
+        first = self.userids.get(userid)
+        if first is not None:
+            raise RowInvalid([("wecom_userid", Invalid("import_duplicate_wecom_userid", first_row=first))])
+        self.userids[userid] = number
 
     def _check_unit(self, record: tuple, number: int) -> None:
         """One unit, one jurisdiction: every row naming a unit must give it the same division."""
@@ -282,6 +297,8 @@ async def _write(
                 (op, [write.db_row(kind, record, digest, stamp, unit_ids) for record, digest in batch])
                 for op, batch in spool.batches()
             )
+            if kind == "inspectors":  # userids that move (a swap, a departed member's reused) are freed first
+                await write.free_userids(sorted(check.written_userids), conn)
             await _write_batches(kind, batches, conn, result, bar)
             await write.mark_missing(kind, missing, stamp, conn)
             result.marked_missing = len(missing)

@@ -267,6 +267,17 @@ def update_params(row: tuple) -> tuple:
     return (*row[1:], row[0])
 
 
+async def free_userids(userids: list[str], connection) -> None:
+    """Clear the WeCom userids the file's written rows give out wherever they are now held (the
+    column is unique): two inspectors swapping theirs, or a departed member's userid given to a
+    newcomer, would otherwise break the unique key half-way through the batches. A row not in
+    the file that loses its userid has its ``content_hash`` cleared, like any change outside an
+    import; the rows of the file are rewritten with their own values right after."""
+    sql = f'UPDATE "inspector" SET "wecom_userid" = NULL, "content_hash" = \'\' WHERE "wecom_userid" = {_param(1)}'
+    for start in range(0, len(userids), BATCH):
+        await connection.execute_many(sql, [(u,) for u in userids[start : start + BATCH]])
+
+
 async def mark_missing(kind: str, keys: list[str], now: datetime, connection) -> None:
     """Mark rows missing from a full export (entities inactive, inspectors retired); never delete."""
     sql = TARGETS[kind].missing_sql

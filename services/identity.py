@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from core import db
@@ -190,7 +192,10 @@ _BIND_SQL = (
 async def bind_from_directory(channel: str, userid: str, now, conn) -> list[ChatBinding]:
     """Bind a WeCom member to the inspector whose directory row names their userid (the import's
     ``wecom_userid``), on their first event; [] when the directory does not know them — or when
-    they were bound before and that binding was revoked (a revocation is not undone by writing)."""
+    they were bound before and that binding was revoked (a revocation is not undone by writing).
+    A binding of this userid made for *another* inspector — the directory has since given the
+    userid to someone else (WeCom reuses a departed member's userid) — is moved to the one it
+    names now (audited ``binding.moved``): that revocation, if any, was about the other person."""
     if channel not in DIRECTORY_CHANNELS:
         return []
     inspector = await (
@@ -206,7 +211,9 @@ async def bind_from_directory(channel: str, userid: str, now, conn) -> list[Chat
         _BIND_SQL.format(*db.placeholders(len(row), connection=conn).split(", ")), [db.encode(v) for v in row]
     )
     binding = await ChatBinding.get(channel=channel, address=userid, role=Role.INSPECTOR).using_db(conn)
-    if binding.inspector_id != inspector.id or binding.revoked_at is not None:
+    if binding.inspector_id != inspector.id:
+        return await _move_binding(binding, inspector, now, conn)
+    if binding.revoked_at is not None:
         return []
     if not made:
         return [binding]
@@ -220,6 +227,65 @@ async def bind_from_directory(channel: str, userid: str, now, conn) -> list[Chat
         connection=conn,
     )
     return [binding]
+
+
+async def _move_binding(binding: ChatBinding, inspector: Inspector, now, conn) -> list[ChatBinding]:
+    """``binding`` (another inspector's) given to ``inspector``, whom the directory names now."""
+    before = binding.inspector_id
+    fields = dict(inspector_id=inspector.id, display_name=inspector.name[:64], revoked_at=None, reachable=True)
+    n = await ChatBinding.filter(id=binding.id, inspector_id=before).using_db(conn).update(**fields)
+    binding = await ChatBinding.get(id=binding.id).using_db(conn)
+    if not n:  # moved meanwhile by another event of the member
+        return [binding] if binding.inspector_id == inspector.id and binding.revoked_at is None else []
+    was = await Inspector.filter(id=before).using_db(conn).values_list("cert_no", flat=True)
+    await requeue_waiting(binding, conn)
+    await audit.append(
+        "directory",
+        "binding.moved",
+        f"binding:{binding.id}",
+        {
+            "channel": binding.channel,
+            "address": binding.address,
+            "from": was[0] if was else None,
+            "to": inspector.cert_no,
+        },
+        now,
+        connection=conn,
+    )
+    return [binding]
+
+
+async def as_the_directory_says(channel: str, userid: str, bindings: list[ChatBinding], now, conn) -> list[ChatBinding]:
+    """A WeCom member's live ``bindings`` as the directory has them now: an inspector binding acts
+    only while its inspector is not retired, names no other userid and the directory gives this
+    userid to nobody else; when the directory names an inspector for the userid and no inspector
+    binding is left, :func:`bind_from_directory` makes (or moves) it. An inspector without a
+    userid in the directory (bound by an invite on WeCom) keeps their binding. One query for the
+    inspectors concerned."""
+    ids = [b.inspector_id for b in bindings if b.role == Role.INSPECTOR and b.inspector_id is not None]
+    rows = await (
+        Inspector.filter(Q(wecom_userid=userid) | Q(id__in=ids)).using_db(conn).values("id", "wecom_userid", "status")
+    )
+    named = next(
+        (r["id"] for r in rows if r["wecom_userid"] == userid and r["status"] != InspectorStatus.RETIRED), None
+    )
+    by_id = {r["id"]: r for r in rows}
+
+    def acts(b: ChatBinding) -> bool:
+        if b.role != Role.INSPECTOR or b.inspector_id is None:
+            return True
+        r = by_id.get(b.inspector_id)
+        return (
+            r is not None
+            and r["status"] != InspectorStatus.RETIRED
+            and r["wecom_userid"] in (None, "", userid)
+            and named in (None, b.inspector_id)
+        )
+
+    kept = [b for b in bindings if acts(b)]
+    if named is not None and not any(b.role == Role.INSPECTOR for b in kept):
+        kept += await bind_from_directory(channel, userid, now, conn)
+    return kept
 
 
 async def bind_coordinator(
@@ -354,6 +420,7 @@ class MobileMatch:
     matched: int = 0  # inspectors given the WeCom userid their mobile number has
     not_found: int = 0  # no member of the corp has their number
     taken: int = 0  # the userid found is already another inspector's: left alone, for a person to look at
+    shared: int = 0  # inspectors whose number another inspector has too: it names nobody, left alone
 
 
 async def match_wecom_by_mobile(lookup: Callable[[str], Awaitable[str | None]], clock: Clock) -> MobileMatch:
@@ -368,8 +435,18 @@ async def match_wecom_by_mobile(lookup: Callable[[str], Awaitable[str | None]], 
         .order_by("id")
         .values_list("id", "cert_no", "mobile")
     )
+    # A number two inspectors have (one of them mistyped) names neither: matched by id order, the
+    # first would be given the other's WeCom account and act as them.
+    numbers = Counter(
+        await Inspector.filter(mobile__not_isnull=True)
+        .exclude(status=InspectorStatus.RETIRED)
+        .values_list("mobile", flat=True)
+    )
     for inspector_id, cert_no, mobile in todo:
         if not mobile:
+            continue
+        if numbers[mobile] > 1:
+            outcome.shared += 1
             continue
         userid = await lookup(mobile)  # a SendError (no permission, limits) ends the run: retried next time
         if userid is None:

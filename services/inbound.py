@@ -35,7 +35,7 @@ from core.clock import Clock
 from core.db import transient  # noqa: F401  (re-exported: a database failure worth retrying)
 from core.settings import Settings
 from models.messaging import ChatBinding
-from services.identity import DIRECTORY_CHANNELS, bind_from_directory, bindings_of, code_hash
+from services.identity import DIRECTORY_CHANNELS, as_the_directory_says, bindings_of, code_hash
 from services.outbox import reply
 from services.reachability import NOT_FROM_PERSON, clear_unreachable
 
@@ -168,8 +168,8 @@ async def _receive(
         await clear_unreachable(event.channel, event.sender, row[5], conn)
     person = event.person  # the sender's own user id, never a group's chat id ("" in a group: nobody)
     bindings = [] if event.channel in UNBOUND_CHANNELS or not person else await bindings_of(event.channel, person, conn)
-    if not bindings and person and event.channel in DIRECTORY_CHANNELS:  # WeCom: the directory says who it is
-        bindings = await bind_from_directory(event.channel, person, row[5], conn)
+    if person and event.channel in DIRECTORY_CHANNELS:  # WeCom: the directory says who it is, now
+        bindings = await as_the_directory_says(event.channel, person, bindings, row[5], conn)
     ctx = Context(
         event=event,
         bindings=bindings,

@@ -29,8 +29,9 @@ differs. It answers like WeCom — HTTP 200 with ``{"errcode", "errmsg", …}`` 
 
 Faults for the next calls, in order: ``sim.inject(errcode)`` for any WeCom errcode (``-1`` busy,
 ``45009`` rate limit, ``42001`` expired token — which also expires the current token, as WeCom
-would, ``40014``, ``60020`` IP not allowed, …), ``"timeout"`` (held until the client gives up) and
-``"disconnect"``. A member acts with :meth:`WecomSimulator.text`, :meth:`press`,
+would, ``40014``, ``60020`` IP not allowed, …), ``"timeout"`` (held until the client gives up),
+``"disconnect"``, ``"html"`` (HTTP 200 with a proxy's HTML error page instead of WeCom's answer)
+and ``"huge"`` (HTTP 200 with 4 MiB of blanks before a JSON answer). A member acts with :meth:`WecomSimulator.text`, :meth:`press`,
 :meth:`location`, :meth:`image`, :meth:`enter`: the simulator builds the callback XML, encrypts
 and signs it (``core.wecom_crypto``, the scheme tested against WeCom's sample values), POSTs it to
 the callback URL and returns the HTTP status. :meth:`redeliver` repeats a callback byte for byte
@@ -93,7 +94,7 @@ ERRMSG = {
     60020: "not allow to access from your ip",
     81013: "user & party & tag all invalid",
 }
-TRANSPORT_FAULTS = ("timeout", "disconnect")
+TRANSPORT_FAULTS = ("timeout", "disconnect", "html", "huge")
 SEND_FIELDS = frozenset(
     {
         "touser",
@@ -457,6 +458,12 @@ class WecomSimulator:
                     if fault == "timeout":
                         await asyncio.wait_for(self._stopping.wait(), self.timeout_delay)
                         raise WecomError(-1)
+                    if fault == "huge":
+                        return web.Response(body=b" " * (4 << 20) + b'{"errcode": 0}', content_type="application/json")
+                    if fault == "html":
+                        return web.Response(
+                            text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+                        )
                     if fault == "disconnect":
                         if request.transport is not None:
                             request.transport.close()

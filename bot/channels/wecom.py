@@ -11,12 +11,16 @@ gives only in the button event: the channel remembers the last one of each card 
 ``codes`` store — in production the database (``services.wecom_codes``: 72 hours, used once, so
 another instance or a restarted one can still update the card), else in memory
 (:class:`MemoryResponseCodes`); without one (expired, already used) the new text goes as a new
-message instead. WeCom's errcodes map onto the retryable / permanent /
-rate-limited classes (:func:`classify`).
+message instead; an update refused for now (45009, busy) puts its code back for the retry. A
+message of several calls refused half-way is retried for the calls WeCom did not accept only
+(:class:`_Progress`). WeCom's errcodes map onto the retryable / permanent / rate-limited classes
+(:func:`classify`).
 
 Inbound: the encrypted callback (``GET`` URL verification with ``echostr``; ``POST`` messages
 and events), checked (``msg_signature``, AES, CorpID: ``core.wecom_crypto``), refused when its
-timestamp is more than :data:`MAX_SKEW` from ours (an old capture replayed), normalised to
+timestamp is more than :data:`MAX_SKEW` from ours (an old capture replayed), parsed as UTF-8 only
+and without a DOCTYPE (:func:`_xml`), each field read once (:func:`_field`), ignored when its
+AgentID is another application's, normalised to
 :class:`~core.channel.InboundEvent` and handed to ``on_event`` — which returns once it is stored —
 before we answer 200 (WeCom waits 5 s, then retries up to three times: the event's key makes the
 retries duplicates). See docs/messaging.md, "WeCom channel".
@@ -32,6 +36,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 from urllib.parse import quote
 
@@ -54,6 +59,7 @@ from core.channel import (
 from core.logs import not_stored
 from core.settings import Settings
 from core.wecom_crypto import WecomCrypto, WecomCryptoError
+from domain import inputs
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +74,16 @@ BUTTON_CHARS = 10  # a button's text (documented)
 MAX_BUTTONS = 6  # per card (documented)
 REPLACE_CHARS = 16
 MAX_BODY = 64 << 10  # a callback is a few hundred bytes
+MAX_ANSWER = 1 << 20  # an API answer (JSON) is a few hundred bytes
+MAX_MEDIA = 20 << 20  # media/get: WeCom's largest medium (a file; an image is at most 10 MB)
 MAX_SKEW = 300.0  # seconds a callback's timestamp may differ from our clock
 MAX_RESPONSE_CODES = 50_000
 NO_SUCH_USER = 46004  # user/getuserid: no member has this mobile number
 RESPONSE_CODE_TTL = 72 * 3600  # seconds: WeCom's validity of a card's ResponseCode
 MAX_SEEN = 10_000
+TASK_ID_CHARS = 128  # a card's TaskId and a press's ResponseCode (wecom_response_code's columns)
+MEDIA_ID_CHARS = 255 - len(FILE_PREFIX)  # photo.file_id holds FILE_PREFIX + the MediaId
+MAX_PARTIAL = 10_000  # messages whose earlier try was accepted in part
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 # UTF-8 as is (a third of the bytes of \uXXXX escapes for Chinese text), no spaces. One encoder
 # for every call: json.dumps with these options builds a new one each time (4.3 -> 2.5 µs a message).
@@ -182,6 +193,39 @@ class MemoryResponseCodes:
         return found[1]
 
 
+class _Progress:
+    """How far earlier tries of one message got: the number of its ``message/send`` calls WeCom
+    accepted, and its card's task id. A message of several calls refused half-way (45009 on its
+    third part, WeCom busy) is tried again by the dispatcher; the parts already accepted are then
+    skipped instead of arriving twice. Kept in this process (:data:`MAX_PARTIAL` messages): after a
+    restart a retry sends the whole message again — at least once, as everywhere."""
+
+    def __init__(self, store: OrderedDict[str, tuple[int, str]], key: str) -> None:
+        self._store, self._key = store, key
+        self._before, self.task_id = store.get(key, (0, ""))
+        self._step = 0
+
+    @property
+    def started(self) -> bool:
+        """Whether an earlier try had a call accepted."""
+        return self._before > 0
+
+    def skip(self) -> bool:
+        """Whether the next call was accepted on an earlier try (and is not to be made again)."""
+        self._step += 1
+        return self._step <= self._before
+
+    def accepted(self) -> None:
+        self._store[self._key] = (self._step, self.task_id)
+        self._store.move_to_end(self._key)
+        while len(self._store) > MAX_PARTIAL:
+            self._store.popitem(last=False)
+
+    def done(self, provider_id: str) -> str:
+        self._store.pop(self._key, None)
+        return provider_id
+
+
 class WecomChannel(HttpSession):
     """The WeCom :class:`~core.channel.Channel` (see the module docstring)."""
 
@@ -214,6 +258,7 @@ class WecomChannel(HttpSession):
         self._query = ("", "")  # (token, "?access_token=…")
         self.codes: ResponseCodes = codes or MemoryResponseCodes()  # task_id -> its last press's code
         self._seen: OrderedDict[str, None] = OrderedDict()  # stored callbacks' keys (replays refused)
+        self._partial: OrderedDict[str, tuple[int, str]] = OrderedDict()  # messages sent in part (_Progress)
 
     def __repr__(self) -> str:  # never the secret
         return f"WecomChannel({self.base!r}, corp={self.corp_id!r}, agent={self.agent_id})"
@@ -258,12 +303,13 @@ class WecomChannel(HttpSession):
             async with self._session.request(
                 method, self.base + path + query, params=params, timeout=self._timeout, **kwargs
             ) as resp:
-                raw = await resp.read()
                 if resp.status >= 500:
                     raise SendError("server", retryable=True, detail=f"HTTP {resp.status}")
                 if resp.status != 200:
                     raise SendError("bad_request", retryable=False, detail=f"HTTP {resp.status}")
-                if resp.content_type != "application/json" and path == "/cgi-bin/media/get":
+                media = path == "/cgi-bin/media/get"
+                raw = await _read_limited(resp, MAX_MEDIA if media else MAX_ANSWER, medium=media)
+                if resp.content_type != "application/json" and media:
                     return {"_bytes": raw}
         except SendError:
             raise
@@ -304,7 +350,11 @@ class WecomChannel(HttpSession):
 
     # -- sending --
 
-    async def _message(self, address: str, msgtype: str, content: dict) -> dict:
+    async def _message(self, address: str, msgtype: str, content: dict, progress: _Progress | None = None) -> dict:
+        """One ``message/send``; with ``progress``, skipped when an earlier try of the same message
+        had it accepted already (see :class:`_Progress`)."""
+        if progress is not None and progress.skip():
+            return {}
         body = await self.call(
             "POST",
             "/cgi-bin/message/send",
@@ -312,13 +362,24 @@ class WecomChannel(HttpSession):
         )
         if body.get("invaliduser"):  # accepted, but not for this member (left, or outside the visible range)
             raise SendError("chat_not_found", retryable=False, detail="invaliduser")
+        if progress is not None:
+            progress.accepted()
         return body
 
-    async def _text(self, address: str, text: str) -> str:
+    async def _text(self, address: str, text: str, progress: _Progress | None = None) -> str:
         msgid = ""
         for part in split_text(text):
-            msgid = str((await self._message(address, "text", {"content": part})).get("msgid", ""))
+            msgid = str((await self._message(address, "text", {"content": part}, progress)).get("msgid", ""))
         return msgid
+
+    def _progress(self, message: Outgoing) -> _Progress:
+        """Where a message of several calls (a long text's parts, a card's overflow text and its
+        cards, a card's update and the text after it) stands: a retry after a refusal half-way
+        (45009, busy) sends only what was not accepted."""
+        digest = hashlib.sha1(repr((message.address, message.text, message.buttons, message.edit_message_id)).encode())
+        for data in (message.photo, message.document):  # the bytes themselves, never their repr
+            digest.update(b"\x1f" + (data if data is not None else b""))
+        return _Progress(self._partial, digest.hexdigest())
 
     async def send(self, message: Outgoing) -> str:
         if message.poll is not None:
@@ -326,56 +387,74 @@ class WecomChannel(HttpSession):
         if message.edit_message_id:
             return await self._edit(message)
         address = message.address
+        if not message.buttons and message.photo is None and message.document is None and not message.text.strip():
+            raise SendError("bad_request", retryable=False, detail="empty text")
+        progress = self._progress(message)
         if message.photo is not None or message.document is not None:
             if message.text.strip():
-                await self._text(address, message.text)
+                await self._text(address, message.text, progress)
             kind = "image" if message.photo is not None else "file"
             data = message.photo if message.photo is not None else message.document
             name = message.photo_name if message.photo is not None else message.document_name
             media_id = await self.upload(kind, data or b"", name)
-            return str((await self._message(address, kind, {"media_id": media_id})).get("msgid", ""))
+            sent = await self._message(address, kind, {"media_id": media_id}, progress)
+            return progress.done(str(sent.get("msgid", "")))
         if message.buttons:
             buttons = tuple(b for row in message.buttons for b in row)
-            task_id = task_id_for(address, message.text, self.now())
+            task_id = progress.task_id or task_id_for(address, message.text, self.now())
+            progress.task_id = task_id  # a retry sends the cards not accepted yet under the same id
             card, overflow = card_for(message.text, buttons, task_id)
             if overflow:
-                await self._text(address, overflow)
-            await self._message(address, "template_card", card)
+                await self._text(address, overflow, progress)
+            await self._message(address, "template_card", card, progress)
             title = card["main_title"].get("title") or _cut(buttons[0].label, TITLE_CHARS)
             for n, start in enumerate(range(MAX_BUTTONS, len(buttons), MAX_BUTTONS), 1):  # past 6: more cards
                 more, _ = card_for(title, buttons[start : start + MAX_BUTTONS], f"{task_id}-{n}")
-                await self._message(address, "template_card", more)
-            return task_id
-        if not message.text.strip():
-            raise SendError("bad_request", retryable=False, detail="empty text")
-        return await self._text(address, message.text)
+                await self._message(address, "template_card", more, progress)
+            return progress.done(task_id)
+        return progress.done(await self._text(address, message.text, progress))
 
     async def _edit(self, message: Outgoing) -> str:
-        """Update a card after a press (``update_template_card``), or say it anew without a code."""
+        """Update a card after a press (``update_template_card``), or say it anew without a code.
+        Buttons past the card's six follow as further cards; the text the card cannot hold follows
+        as text. A retry after a refusal half-way does not update the card twice (its code is used)."""
         task_id = message.edit_message_id or ""
-        code = await self.codes.take(task_id, message.address, self.now())
+        progress = self._progress(message)
+        code = None if progress.started else await self.codes.take(task_id, message.address, self.now())
         buttons = tuple(b for row in message.buttons for b in row)
-        if code is not None:
-            payload: dict = {"userids": [message.address], "agentid": self.agent_id, "response_code": code}
+        if code is not None or progress.started:
             if buttons:
                 card, overflow = card_for(message.text, buttons, task_id)
-                payload["template_card"] = card
             else:
                 overflow = message.text
                 first = message.text.strip().partition("\n")[0]
-                payload["button"] = {"replace_name": _cut(first, REPLACE_CHARS) or "✓"}
-            try:
-                await self.call("POST", "/cgi-bin/message/update_template_card", json=payload)
-            except SendError as exc:
-                if exc.kind != "bad_request":
-                    raise
-                log.info("update_template_card refused (%s); sending anew", exc.detail)
-            else:
-                if overflow.strip():  # the greyed-out button cannot say it all
-                    await self._text(message.address, overflow)
-                return task_id
-        fresh = Outgoing(address=message.address, text=message.text, buttons=message.buttons, photo=message.photo)
-        return await self.send(fresh)
+            if not progress.skip():  # the update: the first call of the answer
+                payload: dict = {"userids": [message.address], "agentid": self.agent_id, "response_code": code}
+                if buttons:
+                    payload["template_card"] = card
+                else:
+                    payload["button"] = {"replace_name": _cut(first, REPLACE_CHARS) or "✓"}
+                try:
+                    await self.call("POST", "/cgi-bin/message/update_template_card", json=payload)
+                except SendError as exc:
+                    if exc.retryable:  # 45009, busy, a timeout: the retry needs the code again
+                        await self.codes.remember(task_id, message.address, code or "", self.now())
+                    if exc.kind != "bad_request":
+                        raise
+                    log.info("update_template_card refused (%s); sending anew", exc.detail)
+                    return await self.send(replace(message, edit_message_id=None))
+                progress.accepted()
+            if overflow.strip():  # the greyed-out button or the card cannot say it all
+                await self._text(message.address, overflow, progress)
+            if len(buttons) > MAX_BUTTONS:  # the card holds six: the rest as further cards, new ids
+                group = progress.task_id or task_id_for(message.address, message.text, self.now())
+                progress.task_id = group
+                title = card["main_title"].get("title") or _cut(buttons[0].label, TITLE_CHARS)
+                for n, at in enumerate(range(MAX_BUTTONS, len(buttons), MAX_BUTTONS), 1):
+                    more, _ = card_for(title, buttons[at : at + MAX_BUTTONS], f"{group}-{n}")
+                    await self._message(message.address, "template_card", more, progress)
+            return progress.done(task_id)
+        return await self.send(replace(message, edit_message_id=None))
 
     async def upload(self, kind: str, data: bytes, filename: str) -> str:
         def form() -> aiohttp.FormData:
@@ -423,7 +502,7 @@ class WecomChannel(HttpSession):
         if not timestamp.isdigit() or abs(int(timestamp) - self.now()) > MAX_SKEW:
             raise WecomCryptoError("timestamp")
         outer = _xml(body)
-        encrypt = outer.findtext("Encrypt") or ""
+        encrypt = _field(outer, "Encrypt") or ""
         return self.crypto.verify(query.get("msg_signature", ""), timestamp, query.get("nonce", ""), encrypt)
 
     async def verify_url(self, request: web.Request) -> web.Response:
@@ -445,7 +524,10 @@ class WecomChannel(HttpSession):
             log.warning("wecom callback from %s refused (%s)", request.remote, exc)
             raise web.HTTPForbidden() from None
         try:
-            event = normalise(_xml(plain.encode()), self.corp_id)
+            event = normalise(_xml(plain.encode()), self.corp_id, self.agent_id)
+        except OtherApplication:
+            log.warning("wecom callback: genuine but for another application (its AgentID), ignored")
+            return web.Response(text="")
         except ValueError:
             log.warning("wecom callback: genuine but malformed, refused")
             raise web.HTTPBadRequest() from None
@@ -472,69 +554,120 @@ class WecomChannel(HttpSession):
         return [web.get(CALLBACK_PATH, self.verify_url), web.post(CALLBACK_PATH, self.callback)]
 
 
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int, *, medium: bool) -> bytes:
+    """An answer's body, read no further than ``limit`` bytes (whatever the server sends, a
+    download never takes more memory than the largest medium). Past it: a medium larger than
+    WeCom's largest is permanent (``too_long``); an API answer that large is no answer of WeCom's
+    (a proxy's page), tried again later (``bad_response``)."""
+
+    def too_large(size: int) -> SendError:
+        if medium:
+            return SendError("too_long", retryable=False, detail=f"medium of {size} bytes or more")
+        return SendError("bad_response", retryable=True, detail=f"answer of {size} bytes or more")
+
+    if resp.content_length is not None and resp.content_length > limit:
+        raise too_large(resp.content_length)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise too_large(size)
+    return b"".join(chunks)
+
+
 def _xml(data: bytes) -> ET.Element:
-    """Parse a callback's XML; a DOCTYPE (entities) is refused outright."""
-    if b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
-        raise ValueError("DOCTYPE not allowed")
+    """Parse a callback's XML. WeCom sends UTF-8 and nothing else: anything that is not UTF-8
+    (UTF-16 or -32, with or without a BOM), a NUL, or a DOCTYPE (entities) is refused before a
+    parser sees it — the check is on the decoded text, so no other encoding spells one past it."""
     try:
-        return ET.fromstring(data)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8") from None
+    upper = text.upper()
+    if "\x00" in text or "<!DOCTYPE" in upper or "<!ENTITY" in upper:
+        raise ValueError("DOCTYPE, entity or NUL not allowed")
+    try:
+        return ET.fromstring(text)  # a str: expat reads it as UTF-8 whatever its declaration says
     except ET.ParseError as exc:
         raise ValueError("not XML") from exc
 
 
-def _float(text: str | None) -> float:
-    value = float(text or "")
-    if value != value or abs(value) > 180:
+def _field(root: ET.Element, name: str) -> str | None:
+    """The text of ``root``'s one ``name`` element (None if absent). Twice, or with elements
+    inside, is ValueError: a callback that could be read two ways is refused whole."""
+    found = root.findall(name)
+    if len(found) > 1 or (found and len(found[0])):
+        raise ValueError(f"{name} repeated or nested")
+    return (found[0].text or "") if found else None
+
+
+def _coordinate(text: str | None, limit: float) -> float:
+    value = float(text or "")  # ValueError: 400
+    if value != value or abs(value) > limit:  # NaN, inf, off the globe
         raise ValueError("coordinate out of range")
     return value
 
 
-def normalise(root: ET.Element, corp_id: str) -> InboundEvent | None:
+class OtherApplication(ValueError):
+    """A genuine callback for another application of the corp (its AgentID is not ours)."""
+
+
+def normalise(root: ET.Element, corp_id: str, agent_id: int) -> InboundEvent | None:
     """One decrypted callback as our event (None for kinds we do not handle). ``sender`` and
-    ``user`` are the member's userid, ``chat_type`` ``private``: an application chat is one to one."""
-    user = identifier(root.findtext("FromUserName") or "", "FromUserName", 64)  # ValueError: 400
-    if (root.findtext("ToUserName") or "").strip() != corp_id:
+    ``user`` are the member's userid, ``chat_type`` ``private``: an application chat is one to one.
+    ValueError (400) when it is malformed; :class:`OtherApplication` when it is not ours."""
+    user = identifier(_field(root, "FromUserName") or "", "FromUserName", 64)  # ValueError: 400
+    if (_field(root, "ToUserName") or "").strip() != corp_id:
         raise ValueError("ToUserName")
-    msgtype = root.findtext("MsgType") or ""
-    created = root.findtext("CreateTime") or ""
+    if (_field(root, "AgentID") or "").strip() != str(agent_id):
+        raise OtherApplication("AgentID")
+    msgtype = _field(root, "MsgType") or ""
+    created = (_field(root, "CreateTime") or "").strip()
+    if not created.isascii() or not created.isdigit() or len(created) > 12:  # events are keyed by it
+        raise ValueError("CreateTime")
     common = dict(channel="wecom", sender=user, user=user, chat_type="private", raw={"msgtype": msgtype})
-    msg_id = (root.findtext("MsgId") or "").strip()
+    msg_id = (_field(root, "MsgId") or "").strip()
     if msgtype != "event":
         msg_id = identifier(msg_id, "MsgId", 64)
         key = f"msg:{msg_id}"
         if msgtype == "text":
-            text = root.findtext("Content") or ""
-            if text.startswith("/"):
-                head, _, arg = text.partition(" ")
+            text = _field(root, "Content") or ""
+            typed = inputs.command(text)  # a Chinese keyboard's ／ and ideographic space too
+            if typed is not None:
                 return InboundEvent(
                     external_id=key,
                     kind=EventKind.COMMAND,
-                    command=head[1:].lower(),
-                    argument=arg.strip(),
+                    command=typed[0],
+                    argument=typed[1],
                     text=text,
                     message_id=msg_id,
                     **common,
                 )
             return InboundEvent(external_id=key, kind=EventKind.TEXT, text=text, message_id=msg_id, **common)
         if msgtype == "location":
-            lat, lon = _float(root.findtext("Location_X")), _float(root.findtext("Location_Y"))
+            lat = _coordinate(_field(root, "Location_X"), 90.0)
+            lon = _coordinate(_field(root, "Location_Y"), 180.0)
             return InboundEvent(
                 external_id=key, kind=EventKind.LOCATION, latitude=lat, longitude=lon, message_id=msg_id, **common
             )
         if msgtype == "image":
-            media_id = (root.findtext("MediaId") or "").strip()
-            if not media_id:
-                raise ValueError("MediaId")
+            media_id = identifier(_field(root, "MediaId") or "", "MediaId", MEDIA_ID_CHARS)
             return InboundEvent(
                 external_id=key, kind=EventKind.PHOTO, file_id=FILE_PREFIX + media_id, message_id=msg_id, **common
             )
         return None
-    event = (root.findtext("Event") or "").strip()
+    event = (_field(root, "Event") or "").strip()
     # Events have no MsgId: the member, the time and what happened name one (a retry repeats them).
     if event == "template_card_event":
-        task_id = (root.findtext("TaskId") or "").strip()
-        key_value = root.findtext("EventKey") or ""
-        code = (root.findtext("ResponseCode") or "").strip()
+        # Lengths as our columns hold them (wecom_response_code): longer is refused whole (400),
+        # never left for PostgreSQL to refuse on every retry (503) while SQLite stores it.
+        task_id = identifier(_field(root, "TaskId") or "", "TaskId", TASK_ID_CHARS)
+        key_value = _field(root, "EventKey") or ""
+        code = (_field(root, "ResponseCode") or "").strip()
+        if code:
+            code = identifier(code, "ResponseCode", TASK_ID_CHARS)
         digest = hashlib.sha1(f"{user}\x1f{created}\x1f{task_id}\x1f{key_value}\x1f{code}".encode()).hexdigest()
         return InboundEvent(
             external_id=f"card:{digest[:40]}",
@@ -547,5 +680,7 @@ def normalise(root: ET.Element, corp_id: str) -> InboundEvent | None:
     if event in ("enter_agent", "subscribe"):
         digest = hashlib.sha1(f"{user}\x1f{created}\x1f{event}".encode()).hexdigest()
         # opening the application is our /start without a code: help for a member we know, else a refusal
-        return InboundEvent(external_id=f"{event}:{digest[:40]}", kind=EventKind.COMMAND, command="start", **common)
+        return InboundEvent(
+            external_id=f"{event}:{digest[:40]}", kind=EventKind.COMMAND, command="start", opened=True, **common
+        )
     return None  # LOCATION reports (not a check-in), unsubscribe, menu clicks: nothing to do

@@ -117,6 +117,13 @@ async def wecom_mobiles(args, settings) -> int:
     finally:
         await channel.stop()
     print(
-        text("wecom_mobiles_done", settings.locale, matched=found.matched, missing=found.not_found, taken=found.taken)
+        text(
+            "wecom_mobiles_done",
+            settings.locale,
+            matched=found.matched,
+            missing=found.not_found,
+            taken=found.taken,
+            shared=found.shared,
+        )
     )
     return 0

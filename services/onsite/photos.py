@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 from core.channel import SendError
 from core.clock import utc as _utc
 from core.db import transaction as _transaction
-from domain.onsite import image_extension, photo_path
+from domain.onsite import image_extension, image_kind, photo_path
 from models.draws import Assignment, Inspection
 from models.messaging import RecipientKind
 from models.onsite import CheckIn, Photo, PhotoStatus
@@ -177,6 +177,8 @@ async def fetch_pending(
     for r in rows:
         try:
             data = await fetch(r["file_id"])
+            if not image_kind(data):  # a proxy's error page, a cut-off download: never the evidence
+                raise SendError("not_an_image", retryable=True, detail=f"{len(data)} bytes")
         except Exception as exc:  # SendError from the channel; anything else is treated as transient
             retryable = exc.retryable if isinstance(exc, SendError) else True
             kind = exc.kind if isinstance(exc, SendError) else exc.__class__.__name__

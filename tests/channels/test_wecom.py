@@ -6,6 +6,7 @@ and WeCom's errcodes mapped onto retryable / permanent / rate-limited."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 import pytest
 
@@ -133,6 +134,39 @@ async def test_long_text_is_split_at_2048_bytes(pair):
     assert "\n".join(parts) == text
 
 
+async def test_a_message_refused_half_way_sends_only_the_rest_when_tried_again(tmp_path):
+    """Defect: a message of several calls (a long text's parts; a card's overflow text, the card
+    and a second card of buttons) refused half-way — the member's 30 a minute spent (45009), WeCom
+    busy — was tried again whole: the parts already accepted arrived twice, and a retry could hit
+    the same limit again. Now a retry sends only what WeCom did not accept, the card under the
+    task id of the first try."""
+    sim = WecomSimulator(members=("alice",), per_member=((60.0, 2),))
+    await sim.start()
+    channel = WecomChannel(wecom_settings(Settings(data_dir=tmp_path), sim.url), timeout=2.0)
+    try:
+        text = "\n".join(f"第 {i} 行：" + "检" * 60 for i in range(40))  # four parts
+        with pytest.raises(SendError) as caught:
+            await channel.send(Outgoing("alice", text))
+        assert caught.value.kind == "throttled" and len(sim.member("alice").texts()) == 2
+        sim.per_member = ((60.0, 100),)  # a minute later
+        await channel.send(Outgoing("alice", text))
+        assert "\n".join(sim.member("alice").texts()) == text  # each part once, in order
+        sim.per_member, sim.member("alice")._sends = ((60.0, 2),), deque()
+        many = tuple((Button(f"任务 {i}", f"asg:show:{i}"),) for i in range(9))
+        card = Outgoing("alice", "很长的标题" * 20, many)  # overflow text, a card of 6, a card of 3
+        with pytest.raises(SendError):
+            await channel.send(card)
+        sim.per_member = ((60.0, 100),)
+        task_id = await channel.send(card)
+        got = sim.member("alice").received[-3:]
+        assert [m["msgtype"] for m in got] == ["text", "template_card", "template_card"]
+        assert [m["card"]["task_id"] for m in got[1:]] == [task_id, f"{task_id}-1"]
+        assert len(sim.member("alice").received) == len(split_text(text)) + 3 and not channel._partial
+    finally:
+        await channel.stop()
+        await sim.stop()
+
+
 def test_split_text_cuts_a_line_longer_than_a_part():
     parts = split_text("字" * 1000)
     assert all(len(p.encode()) <= 2048 for p in parts) and "".join(parts) == "字" * 1000
@@ -166,6 +200,92 @@ async def test_an_edit_updates_the_pressed_card_or_is_sent_anew(pair):
     # the code is used: another edit of that card is sent anew, not refused
     await channel.send(Outgoing("alice", "再改一次", edit_message_id=task_id))
     assert sim.member("alice").received[-1]["text"] == "再改一次"
+
+
+@pytest.mark.parametrize("fault", [45009, -1, "timeout"])
+async def test_a_card_update_refused_for_now_keeps_its_response_code(pair, fault):
+    """Defect: the press's code was taken (deleted) before ``update_template_card``; when WeCom
+    answered 45009 (rate limit) or was busy, the retry found no code and sent the text as a new
+    message — the pressed card kept its live buttons. The code is put back for the retry."""
+    sim, channel, _ = pair
+    sim.timeout_delay = 5.0  # longer than the channel's 2 s timeout
+    task_id = await channel.send(Outgoing("alice", "任务", ((Button("接受", "a:1"), Button("回避", "r:1")),)))
+    sim.response_codes["c0de"] = ("alice", task_id, clock_far(sim))
+    await channel.remember_press(task_id, "alice", "c0de")
+    sim.inject(fault)
+    edit = Outgoing("alice", "已接受", edit_message_id=task_id)
+    with pytest.raises(SendError) as caught:
+        await channel.send(edit)
+    assert caught.value.retryable
+    assert await channel.send(edit) == task_id  # the retry
+    got = sim.member("alice").received
+    assert [m["msgtype"] for m in got] == ["template_card", "update", "text"]  # the button greyed, then the text
+    assert got[1]["replace_name"] == "已接受" and got[1]["task_id"] == task_id
+
+
+async def test_an_edit_after_the_response_code_expired_is_sent_anew(pair):
+    """Held up: a reply to a press that waits past WeCom's 72 hours (an outage, retries) finds no
+    code and arrives as a new message instead of an update WeCom would refuse."""
+    sim, channel, clock = pair
+    task_id = await channel.send(Outgoing("alice", "任务", ((Button("接受", "a:1"),),)))
+    sim.response_codes["c0de"] = ("alice", task_id, clock.t + 72 * 3600)
+    await channel.remember_press(task_id, "alice", "c0de")
+    clock.t += 72 * 3600 + 1
+    await channel.send(Outgoing("alice", "已接受", edit_message_id=task_id))
+    assert [m["msgtype"] for m in sim.member("alice").received] == ["template_card", "text"]
+    assert "/cgi-bin/message/update_template_card" not in sim.calls
+
+
+async def test_an_edit_with_more_buttons_than_a_card_holds_loses_none(pair):
+    """Defect: an answer to a press that had more than six buttons updated the card with the first
+    six and dropped the rest (``send`` made further cards, the update did not)."""
+    sim, channel, clock = pair
+    task_id = await channel.send(Outgoing("alice", "列表", ((Button("下一页", "pg:1"),),)))
+    sim.response_codes["c0de"] = ("alice", task_id, clock_far(sim))
+    await channel.remember_press(task_id, "alice", "c0de")
+    nine = tuple((Button(f"任务 {i}", f"asg:show:{i}"),) for i in range(9))
+    assert await channel.send(Outgoing("alice", "第 2 页", nine, edit_message_id=task_id)) == task_id
+    update, more = sim.member("alice").received[-2:]
+    assert update["msgtype"] == "update" and more["msgtype"] == "template_card"
+    keys = [b["key"] for m in (update, more) for b in m["card"]["button_list"]]
+    assert keys == [f"asg:show:{i}" for i in range(9)]
+
+
+async def test_an_edit_refused_after_its_update_does_not_send_the_card_anew(tmp_path):
+    """Defect: when the card was updated but the text after it was refused (45009), the retry found
+    the code used and sent the whole answer again as a new card with live buttons."""
+    sim = WecomSimulator(members=("alice",), per_member=((60.0, 2),))
+    await sim.start()
+    channel = WecomChannel(wecom_settings(Settings(data_dir=tmp_path), sim.url), timeout=2.0)
+    try:
+        task_id = await channel.send(Outgoing("alice", "任务", ((Button("接受", "a:1"),),)))
+        sim.response_codes["c0de"] = ("alice", task_id, sim.now() + 3600)
+        await channel.remember_press(task_id, "alice", "c0de")
+        long = "已接受\n" + "\n".join(f"第 {i} 行：" + "检" * 60 for i in range(20))  # two text parts
+        edit = Outgoing("alice", long, edit_message_id=task_id)
+        with pytest.raises(SendError):  # the update and the first part pass, the second is refused
+            await channel.send(edit)
+        sim.per_member = ((60.0, 100),)
+        assert await channel.send(edit) == task_id
+        got = [m["msgtype"] for m in sim.member("alice").received]
+        assert got == ["template_card", "update", "text", "text"], got
+        assert "\n".join(sim.member("alice").texts()[-2:]) == long
+    finally:
+        await channel.stop()
+        await sim.stop()
+
+
+async def test_an_answer_larger_than_any_of_wecoms_is_not_read_and_tried_again(pair):
+    """Answers are read no further than 1 MiB (they are a few hundred bytes): past it the call is
+    tried again later (a proxy's page, not WeCom), never read whole; a medium past 20 MiB is
+    permanent (test_hostile_wecom: the photo fails)."""
+    sim, channel, _ = pair
+    sim.inject("huge")
+    with pytest.raises(SendError) as caught:
+        await channel.send(Outgoing("alice", "你好"))
+    assert (caught.value.kind, caught.value.retryable) == ("bad_response", True)
+    await channel.send(Outgoing("alice", "你好"))
+    assert sim.member("alice").texts() == ["你好"]
 
 
 def clock_far(sim: WecomSimulator) -> float:

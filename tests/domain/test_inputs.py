@@ -51,3 +51,21 @@ def test_a_huge_beacon_value_is_refused_and_echoed_short():
     with pytest.raises(BeaconError) as caught:
         parse_value("1" + "0" * 400)
     assert caught.value.code == "beacon_value_malformed" and len(caught.value.params["value"]) <= 60
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("/tasks", ("tasks", "")),
+        ("／ＴＡＳＫＳ", ("tasks", "")),
+        ("  /risk　青岛 食品 ", ("risk", "青岛 食品")),
+        ("/risk\n食品", ("risk", "食品")),
+        ("/ tasks", ("", "tasks")),
+        ("/", ("", "")),
+        ("tasks", None),
+        ("你好 /tasks", None),
+        ("", None),
+    ],
+)
+def test_a_command_typed_as_text(typed, read):
+    assert inputs.command(typed) == read

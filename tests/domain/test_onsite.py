@@ -29,6 +29,7 @@ from domain.onsite import (
     consistent,
     haversine_m,
     image_extension,
+    image_kind,
     photo_path,
     valid_position,
 )
@@ -222,3 +223,8 @@ def test_any_sequence_of_presses_keeps_the_findings_consistent(n, correction, ev
         if out.state.status == ResultStatus.CONFIRMED and state.status != ResultStatus.CONFIRMED:
             assert isinstance(event, Confirm) and not event.by_lead
         state = out.state
+
+
+def test_image_kind_says_when_it_is_no_picture():
+    assert image_kind(b"\xff\xd8\xff\xe0rest") == "jpg" and image_kind(b"GIF87a") == "gif"
+    assert image_kind(b"<html><body>502 Bad Gateway</body></html>") == "" and image_kind(b"") == ""

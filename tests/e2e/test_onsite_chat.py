@@ -188,7 +188,7 @@ async def test_checkin_near_and_far_and_photos_stored_by_sha256(db, tmp_path):
         await SWEEPS["photos"](Scheduler(s.rt), s.clock.now())
         assert (await Photo.get(id=lost.id)).status == PhotoStatus.FAILED
         await s.deliver()
-        assert any("未能从 Telegram 取回" in m.text for m in chat.new())
+        assert any("未能取回存档" in m.text for m in chat.new())
         done = await actions()
         assert done["checkin.recorded"] == 2 and done["photo.received"] == 4 and done["photo.stored"] == 3
         assert done["photo.failed"] == 1

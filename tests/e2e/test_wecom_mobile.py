@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from core.channel import SendError
+from core.render import text as render_text
 from models.audit import AuditRecord
 from models.directory import Inspector
 from models.messaging import ChatBinding, Role
@@ -68,3 +69,20 @@ async def test_without_contacts_permission_nothing_changes(db):
             await match_wecom_by_mobile(s.channel.userid_by_mobile, s.clock)
         assert refused.value.kind == "config" and not refused.value.retryable
         assert not await Inspector.exclude(wecom_userid=None).exists()
+
+
+async def test_a_number_two_inspectors_have_names_neither(db):
+    """Defect: inspectors were matched in id order, so when two directory rows had the same mobile
+    number (one of them mistyped) the first was given the WeCom account of the number's owner and
+    acted as them on their first event. Such a number now names neither, and is counted."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        w = await world.build(n_entities=2, n_scjg=3, n_wsj=0)
+        await Inspector.all().update(mobile=None)
+        owner, typo = w.inspectors["S02"], w.inspectors["S01"]  # S01 has the lower id
+        await Inspector.filter(id__in=[owner.id, typo.id]).update(mobile="+8613800000001")
+        s.sim.member("li.si").mobile = "13800000001"
+        found = await match_wecom_by_mobile(s.channel.userid_by_mobile, s.clock)
+        assert (found.matched, found.shared) == (0, 2)
+        assert not await Inspector.filter(wecom_userid="li.si").exists()
+        said = render_text("wecom_mobiles_done", "zh-CN", matched=0, missing=0, taken=0, shared=2)
+        assert "手机号与其他检查人员相同 2 人" in said

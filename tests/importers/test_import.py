@@ -390,3 +390,33 @@ async def test_with_a_risk_model_in_force_the_class_column_is_refused_and_classe
     classes = dict(await Entity.all().values_list("uscc", "risk_class"))
     assert [classes[credit_code(i)] for i in (1, 2, 3, 4)] == ["C", "E", "C", "C"]
     assert (await Entity.get(uscc=credit_code(2))).mobile == "+8613900000002"
+
+
+WECOM_HEADER = INSPECTOR_HEADER + ["企业微信账号"]
+
+
+async def test_wecom_userids_twice_in_a_file_are_refused_and_swaps_are_written(db, tmp_path):
+    """Defect: the unique WeCom userid was checked by the database alone — a file naming one
+    userid for two inspectors, two inspectors swapping theirs, or a departed member's userid given
+    to a newcomer (a partial file) stopped the import with an IntegrityError and a traceback."""
+    await import_departments_and_items(tmp_path)
+
+    def csv(name, *pairs):
+        return write_csv(tmp_path / name, WECOM_HEADER, [inspector(n, 企业微信账号=u) for n, u in pairs])
+
+    twice = await imp("inspectors", csv("a.csv", (1, "zhang"), (2, "zhang")))
+    assert not twice.ok and [(e.row, e.code) for e in twice.errors] == [(3, "import_duplicate_wecom_userid")]
+    assert "一个企业微信账号只能对应一名检查人员" in report(twice) and "one WeCom userid" in report(twice, "en")
+    assert not await Inspector.exists()
+    assert (await imp("inspectors", csv("b.csv", (1, "zhang"), (2, "li")))).ok
+    swapped = await imp("inspectors", csv("c.csv", (1, "li"), (2, "zhang")))
+    assert swapped.ok and swapped.updated == 2
+    assert await userids() == [("370200000001", "li"), ("370200000002", "zhang")]
+    reused = await imp("inspectors", csv("d.csv", (3, "li")), partial=True)  # the newcomer has it now
+    assert reused.ok
+    assert await userids() == [("370200000001", None), ("370200000002", "zhang"), ("370200000003", "li")]
+    assert (await Inspector.get(cert_no="370200000001")).content_hash == ""  # rewritten by the next file
+
+
+async def userids():
+    return await Inspector.all().order_by("cert_no").values_list("cert_no", "wecom_userid")
