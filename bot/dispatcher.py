@@ -439,7 +439,13 @@ class Dispatcher:
         try:
             try:
                 outgoing = compose(
-                    row.template, row.context, row.locale, address, edit_message_id=edit_id, data_dir=self.data_dir
+                    row.template,
+                    row.context,
+                    row.locale,
+                    address,
+                    edit_message_id=edit_id,
+                    data_dir=self.data_dir,
+                    key=row.dedupe_key,
                 )
                 provider_id = await channel.send(outgoing)
             finally:

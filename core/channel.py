@@ -40,6 +40,7 @@ class Outgoing:
     document: bytes | None = None
     document_name: str = "file.bin"
     edit_message_id: str | None = None  # edit this earlier message instead of sending
+    key: str = ""  # the outbox row it renders (its dedupe key): a retry of this very message has it too
 
 
 class SendError(Exception):

@@ -25,6 +25,7 @@ def compose(
     *,
     edit_message_id: str | None = None,
     data_dir: Path | None = None,
+    key: str = "",
 ) -> Outgoing:
     params = context.get("params", {})
     body = render(f"messages/{template}", locale, **context) if template else ""
@@ -43,5 +44,11 @@ def compose(
     if context.get("photo_path") and data_dir is not None:
         photo = (data_dir / context["photo_path"]).read_bytes()
     return Outgoing(
-        address=address, text=body, buttons=buttons, poll=poll, photo=photo, edit_message_id=edit_message_id
+        address=address,
+        text=body,
+        buttons=buttons,
+        poll=poll,
+        photo=photo,
+        edit_message_id=edit_message_id,
+        key=key,
     )

@@ -376,6 +376,8 @@ class WecomChannel(HttpSession):
         """Where a message of several calls (a long text's parts, a card's overflow text and its
         cards, a card's update and the text after it) stands: a retry after a refusal half-way
         (45009, busy) sends only what was not accepted."""
+        if message.key:  # the outbox row: its retries, and only they, share it
+            return _Progress(self._partial, f"{message.address}\x1f{message.key}")
         digest = hashlib.sha1(repr((message.address, message.text, message.buttons, message.edit_message_id)).encode())
         for data in (message.photo, message.document):  # the bytes themselves, never their repr
             digest.update(b"\x1f" + (data if data is not None else b""))

@@ -167,6 +167,29 @@ async def test_a_message_refused_half_way_sends_only_the_rest_when_tried_again(t
         await sim.stop()
 
 
+async def test_another_row_with_the_same_text_is_not_taken_for_a_retry(tmp_path):
+    """The progress of a message refused half-way belongs to its outbox row (``Outgoing.key``):
+    another row to the same member with the same text — a reminder sent twice — is sent whole, and
+    the first row's retry still sends only its own rest."""
+    sim = WecomSimulator(members=("alice",), per_member=((60.0, 2),))
+    await sim.start()
+    channel = WecomChannel(wecom_settings(Settings(data_dir=tmp_path), sim.url), timeout=2.0)
+    try:
+        text = "\n".join(f"第 {i} 行：" + "检" * 60 for i in range(40))
+        parts = split_text(text)
+        with pytest.raises(SendError):
+            await channel.send(Outgoing("alice", text, key="reminder:1"))
+        sim.per_member = ((60.0, 100),)
+        await channel.send(Outgoing("alice", text, key="reminder:2"))  # another row: whole
+        assert len(sim.member("alice").texts()) == 2 + len(parts)
+        await channel.send(Outgoing("alice", text, key="reminder:1"))  # the first row's retry: its rest
+        assert sim.member("alice").texts()[-(len(parts) - 2) :] == parts[2:]
+        assert len(sim.member("alice").texts()) == 2 * len(parts) and not channel._partial
+    finally:
+        await channel.stop()
+        await sim.stop()
+
+
 def test_split_text_cuts_a_line_longer_than_a_part():
     parts = split_text("字" * 1000)
     assert all(len(p.encode()) <= 2048 for p in parts) and "".join(parts) == "字" * 1000
