@@ -83,22 +83,30 @@ async def lock_waits(url: str, timeout: float = 5.0) -> int:
         await conn.close()
 
 
-async def batch_held_between(
-    first: InboundEvent, second: InboundEvent, clock, reached: asyncio.Event, go: asyncio.Event
-):
-    """``first`` and ``second`` in one group commit, the batch held between them (``reached``)
-    until ``go``."""
+async def race(first: InboundEvent, second: InboundEvent, clock, party, url: str) -> list:
+    """``first`` and ``second`` through ``receive`` in one group commit, the batch held between
+    them while ``party()`` runs until some backend waits for a lock; then both finish. Returns
+    the batch's results (exceptions included) after asserting that nobody failed or hung."""
+    reached, go = asyncio.Event(), asyncio.Event()
 
     async def hold(conn) -> None:
         reached.set()
         await go.wait()
 
-    return await asyncio.gather(
+    batch = asyncio.gather(
         receive(first, route, clock),
         dbmod.group_commit(hold),
         receive(second, route, clock),
         return_exceptions=True,
     )
+    await asyncio.wait_for(reached.wait(), 5)  # ``first`` handled, its batch not committed
+    other = asyncio.create_task(party())
+    assert await lock_waits(url) >= 1  # the party waits for a lock the batch holds
+    go.set()
+    results = await asyncio.wait_for(batch, 15)
+    await asyncio.wait_for(other, 15)
+    assert not any(isinstance(r, BaseException) for r in results), results
+    return results
 
 
 async def outcome(event: InboundEvent) -> str:
@@ -124,23 +132,15 @@ async def test_a_reply_and_an_unmatched_receipt_in_one_batch_while_the_writer_re
     early = receipt("SMlost", MOBILES[0], "undelivered", "30003")  # came before the 201
     assert (await receive(early, route, clock)).outcome == "delivery_waiting"
 
-    reached, go = asyncio.Event(), asyncio.Event()
     reply = sms(MOBILES[0], "1")  # locks the entity's live surveys, `lost` among them
     unmatched = receipt("SMother", MOBILES[1], "delivered")  # the other survey's: no row has its id yet
-    batch = asyncio.create_task(batch_held_between(reply, unmatched, clock, reached, go))
-    await asyncio.wait_for(reached.wait(), 5)  # the reply is handled, its batch not committed
     writer = OutcomeWriter(clock)
-    write = asyncio.create_task(writer.write(SENT, ["SMlost", clock.now(), invite.id], sent=("sms", "SMlost")))
-    assert await lock_waits(pg.database_url) >= 1  # the writer (or what it starts) waits for the batch's lock on S
-    go.set()
-    results = await asyncio.wait_for(batch, 15)
-    await asyncio.wait_for(write, 15)
 
-    assert [r.outcome for r in results if not isinstance(r, BaseException) and r is not None] == [
-        "survey_sent",
-        "delivery_waiting",
-    ], results
-    assert not any(isinstance(r, BaseException) for r in results), results
+    async def record() -> None:
+        await writer.write(SENT, ["SMlost", clock.now(), invite.id], sent=("sms", "SMlost"))
+
+    results = await race(reply, unmatched, clock, record, pg.database_url)
+    assert [r.outcome for r in results if r is not None] == ["survey_sent", "delivery_waiting"]
     assert "deadlock" not in caplog.text.lower()
     # the waiting receipt was applied once its id was recorded, not left to the sweep
     assert (await Survey.get(id=lost.id)).status == SurveyStatus.UNDELIVERABLE
@@ -157,3 +157,91 @@ async def test_a_reply_and_an_unmatched_receipt_in_one_batch_while_the_writer_re
     assert await outcome(unmatched) == "delivered"
     assert not await WaitingReceipt.exists()
     assert await sweep_receipts(clock.now()) == {"applied": 0, "expired": 0}
+
+
+async def test_a_chat_message_and_an_unmatched_receipt_in_one_batch_while_the_writer_records_a_voted_poll(pg, caplog):
+    """The same cycle through a poll: the batch locks the chat's surveys (the entity types in its
+    chat), the writer records the id of a poll the entity already voted on (the vote waits), and
+    the batch's next event asks for the advisory lock. The vote is applied after the writer's
+    commit, once the batch has committed; nothing fails."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("DD")
+    await survey_world.link_chat(w.entities[0], "700")
+    assert await enter_pool(w.inspections[0].id, clock.now()) == "survey_sent"
+    assert await enter_pool(w.inspections[1].id, clock.now()) == "survey_sent"
+    polled = await Survey.get(inspection_id=w.inspections[0].id)
+    assert polled.channel.value == "telegram"
+    poll = await Outbox.get(dedupe_key=f"survey:{polled.id}:poll:credentials")
+    early = vote("700", "poll-1", 0)  # the entity voted before the poll's id was stored
+    assert (await receive(early, route, clock)).outcome == "survey_poll_waiting"
+
+    typed = InboundEvent(channel="telegram", external_id="8000001", sender="700", kind=EventKind.TEXT, text="你好")
+    unmatched = receipt("SMother", MOBILES[1], "delivered")
+    writer = OutcomeWriter(clock)
+
+    async def record() -> None:
+        await writer.write(SENT, ["poll-1", clock.now(), poll.id], sent=("telegram", "poll-1"))
+
+    await race(typed, unmatched, clock, record, pg.database_url)
+    assert "deadlock" not in caplog.text.lower()
+    s = await Survey.get(id=polled.id)
+    assert s.answers == {"credentials": True} and s.poll_question == "improper"
+    assert await outcome(early) == "survey_sent"
+    assert await outcome(unmatched) == "delivery_waiting"
+    assert await WaitingReceipt.filter(provider_id="poll-1").count() == 0
+
+
+async def test_a_second_receipt_for_a_send_whose_waiting_receipt_is_being_applied(pg, caplog):
+    """The writer has committed the invitation's id and is applying the ``undelivered`` receipt
+    that waited for it (survey, then row, then waiting receipt) while a batch holds the survey
+    (the entity's SMS) and then gets another final status for that send. Both take the survey
+    first, so the second waits for the batch instead of holding the row the batch wants; the
+    batch applies the waiting receipt before its own (it came first), once."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("D")
+    assert await enter_pool(w.inspections[0].id, clock.now()) == "survey_sent"
+    lost = await Survey.get(inspection_id=w.inspections[0].id)
+    invite = await Outbox.get(dedupe_key=f"survey:{lost.id}:invite")
+    early = receipt("SMlost", MOBILES[0], "undelivered", "30003")
+    assert (await receive(early, route, clock)).outcome == "delivery_waiting"
+
+    reply = sms(MOBILES[0], "1")
+    late = receipt("SMlost", MOBILES[0], "failed", "30008")  # its id is recorded by now
+    writer = OutcomeWriter(clock)
+
+    async def record() -> None:
+        await writer.write(SENT, ["SMlost", clock.now(), invite.id], sent=("sms", "SMlost"))
+
+    results = await race(reply, late, clock, record, pg.database_url)
+    assert [r.outcome for r in results if r is not None] == ["survey_sent", "undelivered"]
+    assert "deadlock" not in caplog.text.lower()
+    assert await outcome(early) == "survey_undeliverable"  # applied once, by the batch, before `late`
+    assert (await Survey.get(id=lost.id)).status == SurveyStatus.UNDELIVERABLE
+    assert (await Outbox.get(id=invite.id)).last_error == "failed:30008"
+    assert not await WaitingReceipt.exists()
+
+
+async def test_the_sweep_applying_a_receipt_while_a_batch_holds_its_survey(pg, caplog):
+    """The ``receipts`` sweep takes each id's locks in the same order as the batch's receipts:
+    it waits for the survey, holding nothing the batch wants, and finds the receipt applied."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("D")
+    assert await enter_pool(w.inspections[0].id, clock.now()) == "survey_sent"
+    lost = await Survey.get(inspection_id=w.inspections[0].id)
+    early = receipt("SMlost", MOBILES[0], "undelivered", "30003")
+    assert (await receive(early, route, clock)).outcome == "delivery_waiting"
+    await Outbox.filter(dedupe_key=f"survey:{lost.id}:invite").update(status=OutboxStatus.SENT, provider_id="SMlost")
+
+    swept: dict = {}
+
+    async def sweep() -> None:
+        swept.update(await sweep_receipts(clock.now()))
+
+    await race(sms(MOBILES[0], "1"), receipt("SMlost", MOBILES[0], "failed", "30008"), clock, sweep, pg.database_url)
+    assert "deadlock" not in caplog.text.lower()
+    assert swept == {"applied": 0, "expired": 0}  # the batch applied it first, once
+    assert await outcome(early) == "survey_undeliverable"
+    assert not await WaitingReceipt.exists()
