@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -24,6 +25,7 @@ from bot.dispatcher import SENT, OutcomeWriter
 from core import db as dbmod
 from core.channel import EventKind, InboundEvent
 from core.clock import FakeClock
+from core.settings import Settings
 from handlers.router import route
 from models.messaging import InboundEvent as InboundRow
 from models.messaging import Outbox, OutboxStatus, WaitingReceipt
@@ -31,6 +33,7 @@ from models.surveys import Survey, SurveyStatus
 from services.inbound import receive
 from services.surveys.enter import enter_pool
 from services.surveys.receipts import sweep_receipts
+from tests.conftest import _truncate_all, postgres_url_or_skip
 from tests.services import survey_world
 from tests.services.survey_world import MOBILES, MORNING
 
@@ -38,10 +41,15 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-async def pg(db):
-    if db.database_url.startswith("sqlite"):
-        pytest.skip("lock order: PostgreSQL only (SQLite has one writer)")
-    return db
+async def pg(tmp_path) -> AsyncIterator[Settings]:
+    """PostgreSQL only (SQLite has one writer: nothing to order), migrated and empty."""
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url_or_skip())
+    await dbmod.init(settings)
+    await _truncate_all()
+    try:
+        yield settings
+    finally:
+        await dbmod.close()
 
 
 def receipt(sid: str, to: str, status: str, error_code: str = "") -> InboundEvent:
@@ -245,3 +253,54 @@ async def test_the_sweep_applying_a_receipt_while_a_batch_holds_its_survey(pg, c
     assert swept == {"applied": 0, "expired": 0}  # the batch applied it first, once
     assert await outcome(early) == "survey_undeliverable"
     assert not await WaitingReceipt.exists()
+
+
+async def test_an_event_broken_off_by_a_deadlock_in_its_batch_is_handled_again_after_that_batch(pg, caplog):
+    """The second line. The events of one batch take their locks in the order they came, so two
+    instances' batches can still lock two surveys in opposite orders; PostgreSQL breaks one
+    event off (40P01). That event stored nothing; it is handled again in the next batch, after
+    the commit of the one whose locks it met — never recorded ``failed``, never lost.
+
+    The other instance's batch is a transaction of the test, holding the second survey and then
+    asking for the first."""
+    caplog.set_level(logging.INFO)
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("DD")
+    first_survey, second_survey = [await surveyed_sms(w, clock, i) for i in range(2)]
+    other = await asyncpg.connect(pg.database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SELECT id FROM survey WHERE id = $1 FOR UPDATE", second_survey.id)
+        reached, go = asyncio.Event(), asyncio.Event()
+
+        async def hold(conn) -> None:
+            reached.set()
+            await go.wait()
+
+        first, second = sms(MOBILES[0], "1"), sms(MOBILES[1], "1")
+        batch = asyncio.gather(receive(first, route, clock), dbmod.group_commit(hold), receive(second, route, clock))
+        await asyncio.wait_for(reached.wait(), 5)  # the batch holds the first survey
+        go.set()
+        assert await lock_waits(pg.database_url) >= 1  # its second event waits for the other's survey
+
+        async def other_side() -> None:
+            await other.execute("SELECT id FROM survey WHERE id = $1 FOR UPDATE", first_survey.id)  # the cycle
+            await tx.commit()
+
+        closing = asyncio.create_task(other_side())
+        results = await asyncio.wait_for(batch, 15)
+        await asyncio.wait_for(closing, 15)
+    finally:
+        await other.close()
+    assert [r.outcome for r in results if r is not None] == ["survey_sent", "survey_sent"]
+    assert "40P01" in caplog.text and "handled again" in caplog.text
+    assert await outcome(first) == await outcome(second) == "survey_sent"
+    for s in (first_survey, second_survey):
+        assert (await Survey.get(id=s.id)).answers == {"credentials": True}
+    assert not await InboundRow.filter(outcome__startswith="failed").exists()
+
+
+async def surveyed_sms(w, clock, i: int) -> Survey:
+    assert await enter_pool(w.inspections[i].id, clock.now()) == "survey_sent"
+    return await Survey.get(inspection_id=w.inspections[i].id)
