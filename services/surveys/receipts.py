@@ -102,9 +102,9 @@ async def delivery_status(
                 return "delivery_waiting"
         if row is None:
             return "delivery_unknown"
-        if await apply_waiting([(channel, provider_id)], now, conn, zone=zone):  # they came first
-            row = await _row(channel, provider_id, conn)
-            assert row is not None  # locked: nobody changed its id meanwhile
+        earlier = WaitingReceipt.filter(channel=Channel(channel), provider_id=provider_id).using_db(conn)
+        if await earlier.exists() and await apply_waiting([(channel, provider_id)], now, conn, zone=zone):
+            await row.refresh_from_db(using_db=conn)  # as they left it (locked: nobody else changed it)
         return await _apply(row, status, error_code, now, now, zone, conn)
 
 
