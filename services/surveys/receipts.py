@@ -149,12 +149,8 @@ async def apply_waiting(sent: Iterable[tuple[str, str]], now: datetime, conn, *,
 
     Take one id per transaction where it can wait for locks (:func:`apply_recorded`, the sweep):
     each id's locks (its survey, its row, its waiting receipts) are then taken in the one order."""
-    wanted: dict[str, set[str]] = {}
-    for channel, provider_id in sent:
-        if provider_id:
-            wanted.setdefault(channel, set()).add(provider_id)
     applied = 0
-    for channel, ids in wanted.items():
+    for channel, ids in _by_channel(sent).items():
         if channel in RECEIPT_CHANNELS:  # the lock order: the survey and the row before the receipts
             for provider_id in sorted(ids):
                 await _row(channel, provider_id, conn)
@@ -176,6 +172,15 @@ async def apply_waiting(sent: Iterable[tuple[str, str]], now: datetime, conn, *,
                 log.info("%s receipt %s applied once its send was recorded: %s", channel, receipt.event_key, outcome)
             await conn.execute_query(f"RELEASE SAVEPOINT receipt_{i}")
     return applied
+
+
+def _by_channel(sent: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """``(channel, provider id)`` pairs as channel -> ids, without empty ids."""
+    wanted: dict[str, set[str]] = {}
+    for channel, provider_id in sent:
+        if provider_id:
+            wanted.setdefault(channel, set()).add(provider_id)
+    return wanted
 
 
 async def _apply_waiting(receipt: WaitingReceipt, now: datetime, zone: tzinfo, conn) -> str:
@@ -214,10 +219,7 @@ async def apply_recorded(sent: Iterable[tuple[str, str]], now: datetime, *, zone
     has committed: apply what waits for them, each id in a transaction of its own (no other lock
     held, so it may wait for a survey without closing a cycle); returns how many. Never raises: a
     failure is logged and what it could not apply keeps waiting for the ``receipts`` sweep."""
-    wanted: dict[str, set[str]] = {}
-    for channel, provider_id in sent:
-        if provider_id:
-            wanted.setdefault(channel, set()).add(provider_id)
+    wanted = _by_channel(sent)
     pairs: list[tuple[str, str]] = []
     try:
         for channel, ids in sorted(wanted.items()):
@@ -227,7 +229,8 @@ async def apply_recorded(sent: Iterable[tuple[str, str]], now: datetime, *, zone
             pairs += [(channel, provider_id) for provider_id in sorted(set(found))]
     except Exception:
         log.exception(
-            "the receipts waiting for %d recorded send(s) were not looked up; the sweep applies them", len(sent)
+            "the receipts waiting for %d recorded send(s) were not looked up; the sweep applies them",
+            sum(map(len, wanted.values())),
         )
         return 0
     return await _apply_each(pairs, _utc(now), zone)
