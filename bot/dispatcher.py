@@ -16,7 +16,6 @@ row's outcome is stored before it takes another row, so the duplicate bound abov
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import deque
@@ -36,7 +35,7 @@ from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, Outbox, Recipi
 from services.alerts import raise_alert
 from services.quota import DailyQuota, alert_quota_spent, china_day, next_day_starts
 from services.reachability import HOLD_CHANNELS, Marked, mark_unreachable
-from services.surveys.receipts import apply_waiting, awaited, lock_for_sends
+from services.surveys.receipts import apply_recorded, awaited, lock_for_sends
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +120,9 @@ class OutcomeWriter:
     ``executemany`` (one transaction) per statement — instead of one commit per row.
 
     A send's provider id (``sent``: channel, id; SMS sends and Telegram survey polls) is recorded
-    together with the delivery receipts and poll answers that arrived before it and wait for
-    that id: they are applied in the same transaction (services/surveys/receipts.py)."""
+    under the receipts' advisory lock (shared); the delivery receipts and poll answers that
+    arrived before it and wait for that id are applied right after that commit, before the
+    workers are answered, each id in a transaction of its own (services/surveys/receipts.py)."""
 
     def __init__(self, clock: Clock = SYSTEM, zone: tzinfo = SHANGHAI) -> None:
         self._zone = zone  # the service's (INSPECTBOT_TZ): a survey fallback a receipt starts uses it
@@ -143,23 +143,27 @@ class OutcomeWriter:
             outcome: Exception | None = None
             sent = [s for items in queued.values() for _, _, s in items if s is not None]
             try:
-                # One transaction for all of them. Without SMS sends or polls, on SQLite wholly on the loop's
-                # thread (short statements by id): no hand-off to aiosqlite's thread, whose wake-ups
-                # under a busy loop made the workers wait for their outcomes as long as for their
-                # sends (docs/benchmarks.md, "WeCom fan-out"); BEGIN waits there only if another
-                # process holds the write lock. With SMS sends or polls, what waits for them is applied in
-                # the same transaction (ORM work, not short): then only the UPDATEs run on the loop.
-                with db.on_loop() if not sent else contextlib.nullcontext():
+                # One transaction for all of them, on SQLite wholly on the loop's thread (short
+                # statements by id): no hand-off to aiosqlite's thread, whose wake-ups under a busy
+                # loop made the workers wait for their outcomes as long as for their sends
+                # (docs/benchmarks.md, "WeCom fan-out"); BEGIN waits there only if another process
+                # holds the write lock. With SMS sends or polls, their ids are recorded under the
+                # advisory lock shared (PostgreSQL: an event that found no row commits its wait
+                # first, or waits for this commit), and nothing else is locked under it.
+                with db.on_loop():
                     async with db.transaction() as conn:
-                        if sent:  # an event that found no row commits its wait first (PostgreSQL)
-                            await lock_for_sends(conn)
-                        with db.on_loop():
-                            for statement, items in queued.items():
-                                await conn.execute_many(db.sql(statement, connection=conn), [p for p, _, _ in items])
                         if sent:
-                            await apply_waiting(sent, self._clock.now(), conn, zone=self._zone)
+                            await lock_for_sends(conn)
+                        for statement, items in queued.items():
+                            await conn.execute_many(db.sql(statement, connection=conn), [p for p, _, _ in items])
             except Exception as exc:  # each waiting worker raises it, as a failed UPDATE did
                 outcome = exc
+            if outcome is None and sent:
+                # What waited for those ids, each id in a transaction of its own, after the commit:
+                # applied under the advisory lock, a survey fallback or a poll answer would wait
+                # for a survey an inbound batch holds while that batch waits for the advisory lock
+                # (docs/messaging.md, "Lock order around receipts"). Never raises: the sweep retries.
+                await apply_recorded(sent, self._clock.now(), zone=self._zone)
             for items in queued.values():
                 for _, done, _ in items:
                     if done.done():

@@ -603,9 +603,29 @@ class _SqliteTransactionContext(_tortoise_sqlite.SqliteTransactionContext):
 client_class = SqliteClient
 
 
+#: SQLSTATEs of a statement PostgreSQL broke off to undo a lock cycle (``40P01``, deadlock) or a
+#: serialization conflict (``40001``): its transaction (or savepoint) stored nothing of it, and it
+#: may be run again once the other party has committed.
+CONFLICT_STATES = frozenset({"40P01", "40001"})
+
+
+def lock_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a :data:`CONFLICT_STATES` error."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        if getattr(found, "sqlstate", None) in CONFLICT_STATES:
+            return True
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return False
+
+
 def transient(exc: BaseException) -> bool:
     """A failure of the database or the network (worth retrying), not of our code."""
     if isinstance(exc, (DBConnectionError, OSError, ConnectionError, asyncio.TimeoutError)):
+        return True
+    if lock_conflict(exc):
         return True
     if isinstance(exc, OperationalError):
         text = str(exc).lower()

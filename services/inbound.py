@@ -63,6 +63,11 @@ GROUPED_KINDS = frozenset(
         EventKind.MEMBERSHIP,
     }
 )
+#: How often an event is tried when PostgreSQL breaks it off to undo a lock cycle (a deadlock, a
+#: serialization failure: :func:`core.db.lock_conflict`) — a second line: the receipts' locks are
+#: taken in one order, but the events of a batch take theirs in the order the events came. Past
+#: that, the error is transient: the webhook answers 503 and the provider delivers it again.
+CONFLICT_TRIES = 3
 #: The kinds grouped unless ``long_work`` says otherwise (or is not given).
 _CLASSIFIED_KINDS = frozenset({EventKind.COMMAND, EventKind.BUTTON})
 
@@ -112,7 +117,12 @@ async def receive(
     (:class:`bot.db.GroupCommit`) — the events arriving together share one transaction, each in
     its own savepoint, so a failing handler rolls back its own event alone — unless it is a
     command or button that may start long work (``long_work(event)``, see :data:`GROUPED_KINDS`),
-    which gets a transaction of its own."""
+    which gets a transaction of its own.
+
+    An event PostgreSQL broke off to undo a lock cycle with another transaction (40P01, 40001)
+    is handled again (:data:`CONFLICT_TRIES`), then answered as a database failure (503): the
+    events of one batch take their locks in the order the events came, which no lock order of
+    the use cases can rule out across two instances' batches."""
     now = clock.now()
     event = without_nul(event)
     # prepared before the transaction: on SQLite it holds the one connection until it commits
@@ -121,12 +131,31 @@ async def receive(
         event.kind in _CLASSIFIED_KINDS and long_work is not None and not long_work(event)
     )
     try:
-        return await _committed(grouped, partial(_receive, event, row, route, clock, locale, zone, settings))
+        return await _handled(grouped, partial(_receive, event, row, route, clock, locale, zone, settings), event)
     except Exception as exc:
         if transient(exc):
             raise
         log.exception("handler failed on %s event %s", event.channel, event.external_id)
         return await _committed(grouped, partial(_record_failure, event, row, locale, exc))
+
+
+async def _handled(grouped: bool, work: Callable[[object], Awaitable[Received]], event: InboundEvent) -> Received:
+    """``work`` committed (:func:`_committed`), run again when PostgreSQL broke it off to undo a
+    lock cycle, up to :data:`CONFLICT_TRIES` times in all: nothing of it was stored, and a grouped
+    event then joins the next batch, after the commit of the one whose locks it met."""
+    for _ in range(CONFLICT_TRIES - 1):
+        try:
+            return await _committed(grouped, work)
+        except Exception as exc:
+            if not db.lock_conflict(exc):
+                raise
+            log.warning(
+                "%s event %s was broken off by a lock conflict (%s); handled again",
+                event.channel,
+                event.external_id,
+                getattr(exc, "sqlstate", type(exc).__name__),
+            )
+    return await _committed(grouped, work)
 
 
 async def _committed(grouped: bool, work: Callable[[object], Awaitable[Received]]) -> Received:

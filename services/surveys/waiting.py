@@ -1,14 +1,16 @@
 """Inbound events that name a provider id no outbox row has yet: they wait in
-``waiting_receipt`` until the dispatcher records that id, and are applied in the same
-transaction (services/surveys/receipts.py, :func:`~services.surveys.receipts.apply_waiting`).
+``waiting_receipt`` until the dispatcher records that id, and are applied right after that
+commit (services/surveys/receipts.py, :func:`~services.surveys.receipts.apply_recorded`).
 
 Two kinds wait here: SMS delivery receipts (the gateway's status callback can overtake the
 201 that carries the message id) and Telegram poll answers (an entity may vote before the
 dispatcher has stored the poll's id; status :data:`POLL_ANSWER`). On PostgreSQL an event that
 finds no row and the outcome writer that records ids meet under one advisory lock
 (:data:`LOCK_KEY`): the event takes it exclusively (:func:`lock_unmatched`) and looks again, the
-writer takes it shared (:func:`lock_for_sends`) before recording, so one of them always sees
-the other's commit. SQLite has one connection: no race.
+writer takes it shared (:func:`lock_for_sends`) before recording and holds it to its commit, so
+either the event sees the id or its wait is committed before the writer looks for waits. The
+writer locks nothing else under it but its own claimed rows (the lock order: docs/messaging.md,
+"Lock order around receipts"). SQLite has one connection: no race.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ async def lock_unmatched(conn) -> bool:
 
 async def lock_for_sends(conn) -> None:
     """Before recording provider ids (the dispatcher's outcome writer): waits for an event that
-    found no row to commit its wait, so ``apply_waiting`` then sees it (PostgreSQL only)."""
+    found no row to commit its wait, so ``apply_recorded`` after the writer's commit sees it
+    (PostgreSQL only). Under it the writer must wait for no lock another transaction may hold
+    while asking for this one: it updates only its own claimed outbox rows."""
     if conn.capabilities.dialect == "postgres":
         await conn.execute_query(f"SELECT pg_advisory_xact_lock_shared({LOCK_KEY})")
 

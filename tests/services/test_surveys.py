@@ -564,6 +564,25 @@ async def test_the_receipts_sweep_applies_a_receipt_whose_send_was_recorded_with
     assert await sweep_receipts(clock.now() + WAIT) == {"applied": 0, "expired": 0}
 
 
+async def test_a_receipt_that_finds_its_row_applies_the_ones_still_waiting_for_it_first(db):
+    """Between the commit that records an id and the application of what waited for it (or the
+    sweep's), a later receipt for that send may come: it applies the waiting ones first, in the
+    order they came, so a late ``undelivered`` still does not overwrite an earlier ``delivered``."""
+    clock = FakeClock(MORNING)
+    w = await survey_world.build("D")
+    s = await surveyed(w, clock)
+    assert (await receive(receipt("SM1", "delivered"), route, clock)).outcome == "delivery_waiting"
+    await _sent(f"survey:{s.id}:invite", "SM1")  # recorded; what waits for it not applied yet
+    clock.advance(timedelta(seconds=5))
+    assert (await receive(receipt("SM1", "undelivered", "30003"), route, clock)).outcome == "delivery_after_delivered"
+    assert await outcomes("SM1") == {"delivered": "delivered", "undelivered": "delivery_after_delivered"}
+    row = await Outbox.get(provider_id="SM1")
+    assert row.status == OutboxStatus.DELIVERED and row.delivered_at == MORNING
+    assert (await Survey.get(id=s.id)).status == SurveyStatus.SENT  # no fallback started
+    assert not await WaitingReceipt.exists()
+    assert await sweep_receipts(clock.now()) == {"applied": 0, "expired": 0}
+
+
 async def test_poll_answers_that_come_before_their_poll_id_wait_and_are_applied_once(db):
     clock = FakeClock(MORNING)
     mine, theirs = await two_polled_chats(clock)
