@@ -16,6 +16,7 @@ import asyncio
 import os
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,19 @@ async def db(request, tmp_path, sqlite_template) -> Settings:
         settings = Settings(data_dir=tmp_path, database_url=postgres_url_or_skip())
         await dbmod.init(settings)
         await _truncate_all()
+    try:
+        yield settings
+    finally:
+        await dbmod.close()
+
+
+@pytest.fixture
+async def pg_db(tmp_path) -> AsyncIterator[Settings]:
+    """Only PostgreSQL, migrated and empty: for what only it can show (row locks between writers;
+    SQLite has one writer)."""
+    settings = Settings(data_dir=tmp_path, database_url=postgres_url_or_skip())
+    await dbmod.init(settings)
+    await _truncate_all()
     try:
         yield settings
     finally:

@@ -15,19 +15,16 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 
 import asyncpg
-import pytest
 
 from bot.channels.sms_twilio import status_event
 from bot.dispatcher import SENT, OutcomeWriter
 from core import db as dbmod
 from core.channel import EventKind, InboundEvent
 from core.clock import FakeClock
-from core.settings import Settings
 from handlers.router import route
 from models.messaging import InboundEvent as InboundRow
 from models.messaging import Outbox, OutboxStatus, WaitingReceipt
@@ -35,23 +32,11 @@ from models.surveys import Survey, SurveyStatus
 from services.inbound import receive
 from services.surveys.enter import enter_pool
 from services.surveys.receipts import sweep_receipts
-from tests.conftest import _truncate_all, postgres_url_or_skip
+from tests.conftest import _truncate_all
 from tests.services import survey_world
 from tests.services.survey_world import MOBILES, MORNING
 
 _ids = itertools.count(1)
-
-
-@pytest.fixture
-async def pg(tmp_path) -> AsyncIterator[Settings]:
-    """PostgreSQL only (SQLite has one writer: nothing to order), migrated and empty."""
-    settings = Settings(data_dir=tmp_path, database_url=postgres_url_or_skip())
-    await dbmod.init(settings)
-    await _truncate_all()
-    try:
-        yield settings
-    finally:
-        await dbmod.close()
 
 
 def receipt(sid: str, to: str, status: str, error_code: str = "") -> InboundEvent:
@@ -123,7 +108,7 @@ async def outcome(event: InboundEvent) -> str:
     return (await InboundRow.get(channel=event.channel, external_id=event.external_id)).outcome
 
 
-async def test_a_reply_and_an_unmatched_receipt_in_one_batch_while_the_writer_records_a_waited_id(pg, caplog):
+async def test_a_reply_and_an_unmatched_receipt_in_one_batch_while_the_writer_records_a_waited_id(pg_db, caplog):
     """The deadlock: a batch locks survey S (its entity's SMS reply), the writer records the id of
     S's invitation, for which an ``undelivered`` receipt waits, and then the batch's next event, a
     receipt for an id no send has yet, asks for the advisory lock the writer holds shared.
@@ -149,7 +134,7 @@ async def test_a_reply_and_an_unmatched_receipt_in_one_batch_while_the_writer_re
     async def record() -> None:
         await writer.write(SENT, ["SMlost", clock.now(), invite.id], sent=("sms", "SMlost"))
 
-    results = await race(reply, unmatched, clock, record, pg.database_url)
+    results = await race(reply, unmatched, clock, record, pg_db.database_url)
     assert [r.outcome for r in results if r is not None] == ["survey_sent", "delivery_waiting"]
     assert "deadlock" not in caplog.text.lower()
     # the waiting receipt was applied once its id was recorded, not left to the sweep
@@ -169,7 +154,9 @@ async def test_a_reply_and_an_unmatched_receipt_in_one_batch_while_the_writer_re
     assert await sweep_receipts(clock.now()) == {"applied": 0, "expired": 0}
 
 
-async def test_a_chat_message_and_an_unmatched_receipt_in_one_batch_while_the_writer_records_a_voted_poll(pg, caplog):
+async def test_a_chat_message_and_an_unmatched_receipt_in_one_batch_while_the_writer_records_a_voted_poll(
+    pg_db, caplog
+):
     """The same cycle through a poll: the batch locks the chat's surveys (the entity types in its
     chat), the writer records the id of a poll the entity already voted on (the vote waits), and
     the batch's next event asks for the advisory lock. The vote is applied after the writer's
@@ -193,7 +180,7 @@ async def test_a_chat_message_and_an_unmatched_receipt_in_one_batch_while_the_wr
     async def record() -> None:
         await writer.write(SENT, ["poll-1", clock.now(), poll.id], sent=("telegram", "poll-1"))
 
-    await race(typed, unmatched, clock, record, pg.database_url)
+    await race(typed, unmatched, clock, record, pg_db.database_url)
     assert "deadlock" not in caplog.text.lower()
     s = await Survey.get(id=polled.id)
     assert s.answers == {"credentials": True} and s.poll_question == "improper"
@@ -202,7 +189,7 @@ async def test_a_chat_message_and_an_unmatched_receipt_in_one_batch_while_the_wr
     assert await WaitingReceipt.filter(provider_id="poll-1").count() == 0
 
 
-async def test_a_second_receipt_for_a_send_whose_waiting_receipt_is_being_applied(pg, caplog):
+async def test_a_second_receipt_for_a_send_whose_waiting_receipt_is_being_applied(pg_db, caplog):
     """The writer has committed the invitation's id and is applying the ``undelivered`` receipt
     that waited for it (survey, then row, then waiting receipt) while a batch holds the survey
     (the entity's SMS) and then gets another final status for that send. Both take the survey
@@ -224,7 +211,7 @@ async def test_a_second_receipt_for_a_send_whose_waiting_receipt_is_being_applie
     async def record() -> None:
         await writer.write(SENT, ["SMlost", clock.now(), invite.id], sent=("sms", "SMlost"))
 
-    results = await race(reply, late, clock, record, pg.database_url)
+    results = await race(reply, late, clock, record, pg_db.database_url)
     assert [r.outcome for r in results if r is not None] == ["survey_sent", "undelivered"]
     assert "deadlock" not in caplog.text.lower()
     assert await outcome(early) == "survey_undeliverable"  # applied once, by the batch, before `late`
@@ -233,7 +220,7 @@ async def test_a_second_receipt_for_a_send_whose_waiting_receipt_is_being_applie
     assert not await WaitingReceipt.exists()
 
 
-async def test_the_sweep_applying_a_receipt_while_a_batch_holds_its_survey(pg, caplog):
+async def test_the_sweep_applying_a_receipt_while_a_batch_holds_its_survey(pg_db, caplog):
     """The ``receipts`` sweep takes each id's locks in the same order as the batch's receipts:
     it waits for the survey, holding nothing the batch wants, and finds the receipt applied."""
     caplog.set_level(logging.INFO)
@@ -250,14 +237,14 @@ async def test_the_sweep_applying_a_receipt_while_a_batch_holds_its_survey(pg, c
     async def sweep() -> None:
         swept.update(await sweep_receipts(clock.now()))
 
-    await race(sms(MOBILES[0], "1"), receipt("SMlost", MOBILES[0], "failed", "30008"), clock, sweep, pg.database_url)
+    await race(sms(MOBILES[0], "1"), receipt("SMlost", MOBILES[0], "failed", "30008"), clock, sweep, pg_db.database_url)
     assert "deadlock" not in caplog.text.lower()
     assert swept == {"applied": 0, "expired": 0}  # the batch applied it first, once
     assert await outcome(early) == "survey_undeliverable"
     assert not await WaitingReceipt.exists()
 
 
-async def test_an_event_broken_off_by_a_deadlock_in_its_batch_is_handled_again_after_that_batch(pg, caplog):
+async def test_an_event_broken_off_by_a_deadlock_in_its_batch_is_handled_again_after_that_batch(pg_db, caplog):
     """The second line. The events of one batch take their locks in the order they came, so two
     instances' batches can still lock two surveys in opposite orders; PostgreSQL breaks one
     event off (40P01). That event stored nothing; it is handled again in the next batch, after
@@ -269,7 +256,7 @@ async def test_an_event_broken_off_by_a_deadlock_in_its_batch_is_handled_again_a
     clock = FakeClock(MORNING)
     w = await survey_world.build("DD")
     first_survey, second_survey = [await surveyed_sms(w, clock, i) for i in range(2)]
-    other = await asyncpg.connect(pg.database_url.replace("postgres://", "postgresql://", 1))
+    other = await asyncpg.connect(pg_db.database_url.replace("postgres://", "postgresql://", 1))
     try:
         tx = other.transaction()
         await tx.start()
@@ -284,7 +271,7 @@ async def test_an_event_broken_off_by_a_deadlock_in_its_batch_is_handled_again_a
         batch = asyncio.gather(receive(first, route, clock), dbmod.group_commit(hold), receive(second, route, clock))
         await asyncio.wait_for(reached.wait(), 5)  # the batch holds the first survey
         go.set()
-        assert await lock_waits(pg.database_url) >= 1  # its second event waits for the other's survey
+        assert await lock_waits(pg_db.database_url) >= 1  # its second event waits for the other's survey
 
         async def other_side() -> None:
             await other.execute("SELECT id FROM survey WHERE id = $1 FOR UPDATE", first_survey.id)  # the cycle
@@ -311,7 +298,7 @@ async def surveyed_sms(w, clock, i: int) -> Survey:
 STRESS_ROUNDS = 8
 
 
-async def test_stress_receipts_replies_sends_and_sweeps_at_random_never_deadlock(pg, caplog):
+async def test_stress_receipts_replies_sends_and_sweeps_at_random_never_deadlock(pg_db, caplog):
     """The interleavings left to chance: eight SMS surveys; for each, its send recorded by the
     outcome writer, a final receipt (half of them ``undelivered``: a survey lock), a few replies
     from the entity (survey locks in inbound batches) and the ``receipts`` sweep, all started at
