@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from tortoise.expressions import Q
+from tortoise.functions import Lower
 from tortoise.transactions import in_transaction
 
 from core import db
 from core.clock import Clock
 from domain.errors import ServiceError
+from domain.wecom import fold_userid, same_userid
 from models.directory import Department, Entity, Inspector, InspectorStatus
 from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
 from services import audit
@@ -178,6 +180,12 @@ async def requeue_waiting(binding: ChatBinding, conn) -> None:
     )
 
 
+def named_by_userid(userid: str):
+    """The inspectors whose directory userid is ``userid`` in any case (WeCom ignores case when it
+    compares userids): a query on the unique ``LOWER("wecom_userid")`` index."""
+    return Inspector.annotate(wecom_key=Lower("wecom_userid")).filter(wecom_key=fold_userid(userid))
+
+
 #: Channels whose members the organisation's directory names (WeCom userids): a member the
 #: directory knows is bound on their first event, without an invite code.
 DIRECTORY_CHANNELS = frozenset({Channel.WECOM.value})
@@ -198,9 +206,7 @@ async def bind_from_directory(channel: str, userid: str, now, conn) -> list[Chat
     names now (audited ``binding.moved``): that revocation, if any, was about the other person."""
     if channel not in DIRECTORY_CHANNELS:
         return []
-    inspector = await (
-        Inspector.filter(wecom_userid=userid).exclude(status=InspectorStatus.RETIRED).using_db(conn).first()
-    )
+    inspector = await named_by_userid(userid).exclude(status=InspectorStatus.RETIRED).using_db(conn).first()
     if inspector is None:
         return []
     # Two first events of one member at once (two instances): the second insert does nothing and
@@ -264,10 +270,14 @@ async def as_the_directory_says(channel: str, userid: str, bindings: list[ChatBi
     inspectors concerned."""
     ids = [b.inspector_id for b in bindings if b.role == Role.INSPECTOR and b.inspector_id is not None]
     rows = await (
-        Inspector.filter(Q(wecom_userid=userid) | Q(id__in=ids)).using_db(conn).values("id", "wecom_userid", "status")
+        Inspector.annotate(wecom_key=Lower("wecom_userid"))
+        .filter(Q(wecom_key=fold_userid(userid)) | Q(id__in=ids))
+        .using_db(conn)
+        .values("id", "wecom_userid", "status")
     )
     named = next(
-        (r["id"] for r in rows if r["wecom_userid"] == userid and r["status"] != InspectorStatus.RETIRED), None
+        (r["id"] for r in rows if same_userid(r["wecom_userid"], userid) and r["status"] != InspectorStatus.RETIRED),
+        None,
     )
     by_id = {r["id"]: r for r in rows}
 
@@ -278,7 +288,7 @@ async def as_the_directory_says(channel: str, userid: str, bindings: list[ChatBi
         return (
             r is not None
             and r["status"] != InspectorStatus.RETIRED
-            and r["wecom_userid"] in (None, "", userid)
+            and (not r["wecom_userid"] or same_userid(r["wecom_userid"], userid))
             and named in (None, b.inspector_id)
         )
 
@@ -453,7 +463,7 @@ async def match_wecom_by_mobile(lookup: Callable[[str], Awaitable[str | None]], 
             outcome.not_found += 1
             continue
         async with db.transaction() as conn:
-            if await Inspector.filter(wecom_userid=userid).using_db(conn).exists():
+            if await named_by_userid(userid).using_db(conn).exists():  # in any case: WeCom's is one member
                 outcome.taken += 1
                 continue
             await Inspector.filter(id=inspector_id, wecom_userid=None).using_db(conn).update(wecom_userid=userid)

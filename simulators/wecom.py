@@ -57,6 +57,7 @@ import aiohttp
 from aiohttp import web
 
 from core.wecom_crypto import WecomCrypto
+from domain.wecom import fold_userid as fold
 
 DEV_CORP_ID = "ww0000000000000000"
 DEV_SECRET = "simulator-corp-secret"
@@ -252,7 +253,9 @@ class WecomSimulator:
         self.enforce_limits = enforce_limits
         self.timeout_delay = timeout_delay
         self.now = now
-        self.members: dict[str, Member] = {u: Member(u) for u in members}
+        # keyed by the folded userid: WeCom ignores case when it compares userids ("系统进行唯一性检查时
+        # 会忽略大小写"); a member keeps the spelling they were first given, and callbacks carry it
+        self.members: dict[str, Member] = {fold(u): Member(u) for u in members}
         self.open_directory = not members  # no member list given: every userid is a member
         self.tokens: dict[str, float] = {}  # token -> expires at
         self._current = ""
@@ -276,9 +279,11 @@ class WecomSimulator:
     # -- control (tests, the demo) --
 
     def member(self, userid: str) -> Member:
-        if userid not in self.members:
-            self.members[userid] = Member(userid)
-        return self.members[userid]
+        """The member ``userid`` names, in any case (made on first mention, spelt as given then)."""
+        key = fold(userid)
+        if key not in self.members:
+            self.members[key] = Member(userid)
+        return self.members[key]
 
     def inject(self, fault: int | str, count: int = 1) -> None:
         """The next ``count`` API calls (other than gettoken) fail with ``fault``."""
@@ -352,6 +357,7 @@ class WecomSimulator:
         return await self._deliver(userid, f"<MsgType><![CDATA[event]]></MsgType>{inner}", record)
 
     async def _deliver(self, userid: str, inner: str, record: dict) -> int:
+        userid = self.member(userid).userid  # FromUserName is the member's own spelling, however the test typed it
         created = int(time.time()) + next(self._ids)  # distinct CreateTime: events are keyed by it
         plain = (
             f"<xml><ToUserName>{_cdata(self.corp_id)}</ToUserName><FromUserName>{_cdata(userid)}</FromUserName>"
@@ -562,16 +568,17 @@ class WecomSimulator:
         if msgtype == "template_card":
             self.task_ids.add(content["task_id"])
         msgid = secrets.token_urlsafe(24)
-        for u in valid:
-            self.member(u).received.append({**record, "msgid": msgid, "seq": next(self._ids), "at": int(time.time())})
+        for u in valid:  # "touser": as the application wrote it (a member is found in any case)
+            received = {**record, "msgid": msgid, "touser": u, "seq": next(self._ids), "at": int(time.time())}
+            self.member(u).received.append(received)
         answer = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": msgid}
         if msgtype == "template_card":
             answer["response_code"] = secrets.token_hex(16)
         return web.json_response(answer)
 
     def _is_member(self, userid: str) -> bool:
-        if userid in self.members:
-            return self.members[userid].state == "ok"
+        if fold(userid) in self.members:
+            return self.members[fold(userid)].state == "ok"
         return self.open_directory
 
     def _limit(self, users: list[str]) -> None:
@@ -620,7 +627,7 @@ class WecomSimulator:
             raise WecomError(40058, "response_code invalid, used or expired")
         userid, task_id, _ = found
         userids = body.get("userids")
-        if not isinstance(userids, list) or userid not in userids:
+        if not isinstance(userids, list) or fold(userid) not in {fold(u) for u in userids if isinstance(u, str)}:
             raise WecomError(40058, "userids must name the member who pressed")
         record: dict[str, Any] = {"msgtype": "update", "task_id": task_id}
         if "template_card" in body:
@@ -691,7 +698,7 @@ class WecomSimulator:
         return web.json_response({"members": [self._member_json(m) for m in self.members.values()]})
 
     async def _sim_member(self, request: web.Request) -> web.Response:
-        m = self.members.get(request.match_info["userid"])
+        m = self.members.get(fold(request.match_info["userid"]))
         if m is None:
             raise web.HTTPNotFound()
         return web.json_response(self._member_json(m))
