@@ -15,8 +15,12 @@ differs. It answers like WeCom — HTTP 200 with ``{"errcode", "errmsg", …}`` 
   (``task_id`` 1-128 of ``[A-Za-z0-9_-@]``, unused in the app; ``main_title.title`` ≤ 36 and
   ``desc`` ≤ 44 characters; ``sub_title_text`` ≤ 160; one of the two present; 1-6 buttons, each text
   1-10 characters, ``style`` 1-4, ``key`` 1-1024 bytes and unique; ``replace_text`` ≤ 16), else
-  40058 with the reason in ``errmsg``. Unknown members are returned in ``invaliduser``; when
-  every recipient is invalid, 81013;
+  40058 with the reason in ``errmsg``. Unknown members are returned in ``invaliduser``
+  (lower-cased, as WeCom returns userids); when every recipient is invalid, 81013;
+- userids without regard to case, as WeCom compares them (user/create: "系统进行唯一性检查时会忽略
+  大小写"): a member is found by any spelling of their userid (``touser``, ``userids``, the
+  ``/_sim`` routes, :meth:`WecomSimulator.member`), keeps the spelling they were first given, and
+  their callbacks carry it in ``FromUserName``; each message they receive records its ``touser``;
 - the published sending limits: per member at most 30 messages a minute and 1000 an hour from one
   application (45009 past them), and the application's own ``app_per_minute`` (default 10,000
   calls a minute, the per-CGI limit of a corp) — each counted where the simulator accepted it;
@@ -571,7 +575,8 @@ class WecomSimulator:
         for u in valid:  # "touser": as the application wrote it (a member is found in any case)
             received = {**record, "msgid": msgid, "touser": u, "seq": next(self._ids), "at": int(time.time())}
             self.member(u).received.append(received)
-        answer = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": msgid}
+        # message/send: "返回包中的userid，不区分大小写，统一转为小写" — the invalid ones come back lower-cased
+        answer = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(fold(u) for u in invalid), "msgid": msgid}
         if msgtype == "template_card":
             answer["response_code"] = secrets.token_hex(16)
         return web.json_response(answer)

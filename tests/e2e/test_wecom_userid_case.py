@@ -8,6 +8,7 @@ than WeCom left that inspector refused, and two rows ``zhangsan`` / ``ZhangSan``
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from benchmarks.bench_wecom_fanout import context_for
@@ -17,6 +18,7 @@ from models.directory import Inspector, InspectorStatus
 from models.messaging import Channel, ChatBinding, Outbox, OutboxStatus, RecipientKind, Role
 from services.identity import match_wecom_by_mobile
 from services.outbox import enqueue_many
+from simulators.wecom import DEV_AGENT_ID, DEV_CORP_ID, DEV_SECRET, WecomSimulator
 from tests.e2e.wecom_harness import Member, text, wecom_spine
 from tests.services import draw_world as world
 
@@ -113,3 +115,25 @@ async def test_mobile_matching_sees_a_userid_in_any_case(db):
         assert "/tasks" in text((await Member(s, "li.si").enter())[-1])  # the holder, as WeCom spells them
         bound = await ChatBinding.filter(channel=Channel.WECOM).order_by("id").values_list("address", "inspector_id")
         assert bound == [("Wang.Wu", third.id), ("li.si", holder.id)]
+
+
+async def test_the_simulator_finds_a_member_by_any_spelling_as_wecom_does():
+    """What the tests above rely on: message/send reaches ``ZhangSan`` written ``ZHANGSAN``, and
+    returns an unknown userid lower-cased in ``invaliduser`` (WeCom's message/send: "返回包中的
+    userid，不区分大小写，统一转为小写")."""
+    sim = WecomSimulator(members=("ZhangSan",), enforce_limits=False)
+    await sim.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            query = {"corpid": DEV_CORP_ID, "corpsecret": DEV_SECRET}
+            async with session.get(f"{sim.url}/cgi-bin/gettoken", params=query) as resp:
+                token = (await resp.json())["access_token"]
+            body = {"touser": "ZHANGSAN|Ghost", "msgtype": "text", "agentid": DEV_AGENT_ID, "text": {"content": "hi"}}
+            async with session.post(f"{sim.url}/cgi-bin/message/send", params={"access_token": token}, json=body) as r:
+                answer = await r.json()
+        assert (answer["errcode"], answer["invaliduser"]) == (0, "ghost")
+        [got] = sim.member("zhangsan").received
+        assert (got["text"], got["touser"]) == ("hi", "ZHANGSAN")
+        assert [m.userid for m in sim.members.values()] == ["ZhangSan"]  # one member, spelt as first given
+    finally:
+        await sim.stop()
