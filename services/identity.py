@@ -302,7 +302,8 @@ async def bind_coordinator(
     channel: Channel, address: str, departments: tuple[str, ...], name: str, clock: Clock, actor: str = "cli"
 ) -> ChatBinding:
     """Bind a coordinator's WeCom userid directly (an administrator's act: WeCom already says who
-    the member is, so no invite code travels)."""
+    the member is, so no invite code travels). The userid as typed; a coordinator binding of it in
+    another case is that one, updated (WeCom ignores case: :func:`bindings_of` finds it)."""
     if not departments:
         raise IdentityError("coordinator_needs_department")
     known = set(await Department.filter(code__in=list(departments)).values_list("code", flat=True))
@@ -311,7 +312,12 @@ async def bind_coordinator(
         raise IdentityError("unknown_department", codes=missing)
     now = clock.now()
     async with db.transaction() as conn:
-        binding = await ChatBinding.get_or_none(channel=channel, address=address, role=Role.COORDINATOR).using_db(conn)
+        q = ChatBinding.filter(channel=channel, role=Role.COORDINATOR)
+        if channel.value in DIRECTORY_CHANNELS:
+            q = q.annotate(key=Lower("address")).filter(key=fold_userid(address))
+        else:
+            q = q.filter(address=address)
+        binding = await q.using_db(conn).order_by("id").first()
         fields = dict(departments=list(departments), display_name=name[:64], reachable=True, revoked_at=None)
         if binding is None:
             binding = await ChatBinding.create(
@@ -330,14 +336,20 @@ async def bind_coordinator(
     return binding
 
 
-_BINDINGS_SQL = 'SELECT * FROM "chat_binding" WHERE channel = {} AND address = {} AND revoked_at IS NULL ORDER BY id'
+_BINDINGS_SQL = 'SELECT * FROM "chat_binding" WHERE channel = {} AND {} = {} AND revoked_at IS NULL ORDER BY id'
 
 
 async def bindings_of(channel: str, address: str, conn=None) -> list[ChatBinding]:
     """Every live role of a chat (one chat may be an inspector and a coordinator). It runs for
-    every inbound event: one raw query, its rows made models exactly as Tortoise's select does."""
+    every inbound event: one raw query, its rows made models exactly as Tortoise's select does.
+    A WeCom userid is compared without regard to case, as WeCom compares them: a coordinator
+    bound as ``ZhangSan`` by an administrator is the member WeCom calls ``zhangsan``."""
     conn = conn or db.conn()
-    sql = _BINDINGS_SQL.format(*db.placeholders(2, connection=conn).split(", "))
+    channel_p, address_p = db.placeholders(2, connection=conn).split(", ")
+    if channel in DIRECTORY_CHANNELS:
+        sql, address = _BINDINGS_SQL.format(channel_p, "LOWER(address)", address_p), fold_userid(address)
+    else:
+        sql = _BINDINGS_SQL.format(channel_p, "address", address_p)
     return [ChatBinding._init_from_db(**row) for row in await conn.execute_query_dict(sql, [channel, address])]
 
 

@@ -16,7 +16,7 @@ from core import db as dbmod
 from models.audit import AuditRecord
 from models.directory import Inspector, InspectorStatus
 from models.messaging import Channel, ChatBinding, Outbox, OutboxStatus, RecipientKind, Role
-from services.identity import match_wecom_by_mobile
+from services.identity import bind_coordinator, match_wecom_by_mobile
 from services.outbox import enqueue_many
 from simulators.wecom import DEV_AGENT_ID, DEV_CORP_ID, DEV_SECRET, WecomSimulator
 from tests.e2e.wecom_harness import Member, text, wecom_spine
@@ -137,3 +137,18 @@ async def test_the_simulator_finds_a_member_by_any_spelling_as_wecom_does():
         assert [m.userid for m in sim.members.values()] == ["ZhangSan"]  # one member, spelt as first given
     finally:
         await sim.stop()
+
+
+async def test_a_coordinator_bound_in_another_case_is_the_member(db):
+    """An administrator types the coordinator's userid (``inspectbot bindings wecom-coordinator``);
+    WeCom's callbacks spell it their way. The binding is found either way, and binding them again
+    in another case updates it instead of making a second."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await world.build(n_entities=2, n_scjg=1, n_wsj=0)
+        first = await bind_coordinator(Channel.WECOM, "ZhangSan", ("SCJG",), "张三", s.clock)
+        coordinator = Member(s, "zhangsan")
+        said = text((await coordinator.say("/alerts"))[-1])
+        assert NOT_REGISTERED not in said, said
+        again = await bind_coordinator(Channel.WECOM, "ZHANGSAN", ("SCJG",), "张三", s.clock)
+        assert again.id == first.id
+        assert await ChatBinding.filter(channel=Channel.WECOM).values_list("address", flat=True) == ["ZhangSan"]
