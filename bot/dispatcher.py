@@ -573,11 +573,14 @@ async def resolve_addresses(rows: list[Claimed]) -> dict[int, str | None]:
 #: ``services.identity.as_the_directory_says`` on an event): its inspector not retired, naming no
 #: other userid, and no other inspector named with this one (the userid was given to someone else,
 #: who takes the binding over on their first event) — an inspector's notices never go to a userid
-#: that is now another person's.
+#: that is now another person's. Userids are compared as WeCom compares them, without regard to
+#: case (``LOWER()``, the inspector's unique index): a directory's ``ZhangSan`` is the binding of
+#: ``zhangsan``, and the message goes to the binding's address, as WeCom spelt it in its callback.
 DIRECTORY_LIVE = (
     " AND (channel <> ? OR (EXISTS (SELECT 1 FROM inspector i WHERE i.id = chat_binding.inspector_id"
-    " AND i.status <> 'retired' AND (i.wecom_userid IS NULL OR i.wecom_userid = '' OR i.wecom_userid = chat_binding.address))"
-    " AND NOT EXISTS (SELECT 1 FROM inspector o WHERE o.wecom_userid = chat_binding.address"
+    " AND i.status <> 'retired' AND (i.wecom_userid IS NULL OR i.wecom_userid = ''"
+    " OR LOWER(i.wecom_userid) = LOWER(chat_binding.address)))"
+    " AND NOT EXISTS (SELECT 1 FROM inspector o WHERE LOWER(o.wecom_userid) = LOWER(chat_binding.address)"
     " AND o.id <> chat_binding.inspector_id AND o.status <> 'retired')))"
 )
 

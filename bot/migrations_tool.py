@@ -13,7 +13,9 @@ Tortoise's schema SQL leaves out a model's ``Meta.constraints``; a
 ``tortoise.migrations.constraints.CheckConstraint`` there is written into its table's
 ``CREATE TABLE`` here (:func:`with_checks`), the same text for both dialects (SQLite cannot add a
 constraint to a table afterwards). A ``UniqueConstraint`` with a ``condition`` is written as a
-partial unique index after its table (``CREATE UNIQUE INDEX … WHERE …``: both dialects have them).
+partial unique index after its table (``CREATE UNIQUE INDEX … WHERE …``: both dialects have them),
+and so is one whose field is an SQL expression (it has a parenthesis, ``LOWER("wecom_userid")``:
+written as it is), with or without a condition — both dialects index expressions.
 """
 
 from __future__ import annotations
@@ -78,10 +80,11 @@ def with_checks(sql: str) -> str:
             end = sql.index("\n)", start)  # the table's closing parenthesis: every column is on a line of its own
             if isinstance(rule, CheckConstraint):
                 sql = sql[:end] + f',\n    CONSTRAINT "{rule.name}" CHECK ({rule.check})' + sql[end:]
-            elif isinstance(rule, UniqueConstraint) and rule.condition:
+            elif isinstance(rule, UniqueConstraint) and (rule.condition or any("(" in c for c in rule.fields)):
                 after = sql.index(";", end) + 1  # the end of the CREATE TABLE statement
-                columns = ", ".join(f'"{c}"' for c in rule.fields)
-                index = f'\nCREATE UNIQUE INDEX "{rule.name}" ON "{model._meta.db_table}" ({columns}) WHERE {rule.condition};'
+                columns = ", ".join(c if "(" in c else f'"{c}"' for c in rule.fields)
+                where = f" WHERE {rule.condition}" if rule.condition else ""
+                index = f'\nCREATE UNIQUE INDEX "{rule.name}" ON "{model._meta.db_table}" ({columns}){where};'
                 sql = sql[:after] + index + sql[after:]
     return sql
 

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from tortoise.transactions import in_transaction
 
+from domain.wecom import fold_userid
 from importers import write
 from importers.columns import HeaderInvalid, map_header
 from importers.errors import CellError, FileProblem, Invalid, RowInvalid, visible
@@ -130,8 +131,8 @@ class _Checker:
         self.key_field = RECORDS[kind][0]  # the key's field name, first in every record
         self.seen: dict[str, int] = {}  # key → first row number
         self.units: dict[tuple[int, str], tuple[str, int]] = {}  # inspectors: unit → (prefix, first row)
-        self.userids: dict[str, int] = {}  # inspectors: WeCom userid → first row number
-        self.written_userids: set[str] = set()  # inspectors: the userids of the rows to write
+        self.userids: dict[str, tuple[int, str]] = {}  # inspectors: folded WeCom userid → (first row, as spelt)
+        self.written_userids: set[str] = set()  # inspectors: the folded userids of the rows to write
 
     def run(self, progress: ProgressFactory | None) -> None:
         bar = progress("validate", self.table.rows_hint) if progress else None
@@ -191,7 +192,7 @@ class _Checker:
         else:
             self.spool.add(UPDATE, (record, digest))
         if self.kind == "inspectors" and record[-1]:
-            self.written_userids.add(record[-1])
+            self.written_userids.add(fold_userid(record[-1]))
 
     def _check_duplicate(self, row_key: str, number: int) -> None:
         first = self.seen.get(row_key)
@@ -200,13 +201,15 @@ class _Checker:
         self.seen[row_key] = number
 
     def _check_userid(self, userid: str | None, number: int) -> None:
-        """One WeCom userid, one inspector: a userid twice in the file is refused (it names a person)."""
+        """One WeCom userid, one inspector: a userid twice in the file is refused (it names a person),
+        in any case — WeCom ignores case, ``ZhangSan`` and ``zhangsan`` are one member."""
         if not userid:
             return
-        first = self.userids.get(userid)
+        first = self.userids.get(fold_userid(userid))
         if first is not None:
-            raise RowInvalid([("wecom_userid", Invalid("import_duplicate_wecom_userid", first_row=first))])
-        self.userids[userid] = number
+            problem = Invalid("import_duplicate_wecom_userid", first_row=first[0], first=first[1], userid=userid)
+            raise RowInvalid([("wecom_userid", problem)])
+        self.userids[fold_userid(userid)] = (number, userid)
 
     def _check_unit(self, record: tuple, number: int) -> None:
         """One unit, one jurisdiction: every row naming a unit must give it the same division."""

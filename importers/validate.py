@@ -221,12 +221,15 @@ _WECOM_USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
 def wecom_userid(value: str) -> str | None:
-    """A WeCom member's userid (成员UserID): 1-64 letters, digits and ``_-.@``; empty = none."""
+    """A WeCom member's userid (成员UserID): 1-64 letters, digits and ``_-.@``, the first a letter
+    or a digit (WeCom's user/create); empty = none. Kept as spelt (WeCom ignores its case)."""
     value = value.strip()
     if not value:
         return None
     if not _WECOM_USERID.match(value):
         raise Invalid("import_wecom_userid")
+    if not value[0].isalnum():  # ASCII here: the pattern allowed nothing else
+        raise Invalid("import_wecom_userid_start")
     return value
 
 

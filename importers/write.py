@@ -19,6 +19,7 @@ from datetime import datetime
 
 from core import db
 from importers.validate import Departments
+from models.directory import WECOM_USERID_KEY
 
 PAGE = 50_000
 BATCH = 5_000
@@ -272,8 +273,9 @@ async def free_userids(userids: list[str], connection) -> None:
     column is unique): two inspectors swapping theirs, or a departed member's userid given to a
     newcomer, would otherwise break the unique key half-way through the batches. A row not in
     the file that loses its userid has its ``content_hash`` cleared, like any change outside an
-    import; the rows of the file are rewritten with their own values right after."""
-    sql = f'UPDATE "inspector" SET "wecom_userid" = NULL, "content_hash" = \'\' WHERE "wecom_userid" = {_param(1)}'
+    import; the rows of the file are rewritten with their own values right after. ``userids`` are
+    folded (``domain.wecom.fold_userid``): a userid is held in any case (the unique index)."""
+    sql = f'UPDATE "inspector" SET "wecom_userid" = NULL, "content_hash" = \'\' WHERE {WECOM_USERID_KEY} = {_param(1)}'
     for start in range(0, len(userids), BATCH):
         await connection.execute_many(sql, [(u,) for u in userids[start : start + BATCH]])
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 from enum import Enum
 
 from tortoise import fields
+from tortoise.migrations.constraints import UniqueConstraint
 from tortoise.models import Model
+
+#: How SQL compares an inspector's WeCom userid (``LOWER(…) = LOWER(?)`` or ``= ?`` with
+#: ``domain.wecom.fold_userid``): the expression of the unique index, so lookups use it.
+WECOM_USERID_KEY = 'LOWER("wecom_userid")'
 
 
 class Level(str, Enum):
@@ -144,8 +149,10 @@ class Inspector(Model):
     qualifications = fields.JSONField(default=list)  # sorted qualification codes
     expertise = fields.CharField(max_length=255, default="")
     mobile = fields.CharField(max_length=20, null=True)  # E.164
-    # WeCom (企业微信) userid from the directory import: binds them on WeCom without an invite
-    wecom_userid = fields.CharField(max_length=64, null=True, unique=True)
+    # WeCom (企业微信) userid from the directory import: binds them on WeCom without an invite. Kept
+    # as the directory spells it; compared, and unique, without regard to case as WeCom compares
+    # userids (LOWER(): the index below; domain.wecom.fold_userid in Python)
+    wecom_userid = fields.CharField(max_length=64, null=True)
     cert_expiry = fields.DateField(null=True)
     status = fields.CharEnumField(InspectorStatus, max_length=16, default=InspectorStatus.ACTIVE, db_index=True)
     content_hash = fields.CharField(max_length=32, default="")
@@ -153,6 +160,8 @@ class Inspector(Model):
 
     class Meta:
         table = "inspector"
+        # an expression index (bot/migrations_tool.py): ZhangSan and zhangsan are one WeCom member
+        constraints = [UniqueConstraint(fields=(WECOM_USERID_KEY,), name="inspector_wecom_userid_nocase")]
 
 
 class Conflict(Model):

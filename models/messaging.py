@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import Enum
 
 from tortoise import fields
+from tortoise.functions import Lower
+from tortoise.indexes import Index
 from tortoise.models import Model
 
 
@@ -145,7 +147,9 @@ class ChatBinding(Model):
     class Meta:
         table = "chat_binding"
         unique_together = (("channel", "address", "role"),)
-        indexes = (("inspector",),)  # an inspector's bindings (and their cascade on delete)
+        # an inspector's bindings (and their cascade on delete); a WeCom member's in any case
+        # (services.identity.bindings_of compares LOWER(address), as WeCom compares userids)
+        indexes = (("inspector",), Index(Lower("address"), name="chat_binding_address_nocase"))
 
 
 class InviteCode(Model):

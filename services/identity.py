@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from tortoise.expressions import Q
+from tortoise.functions import Lower
 from tortoise.transactions import in_transaction
 
 from core import db
 from core.clock import Clock
 from domain.errors import ServiceError
+from domain.wecom import fold_userid, same_userid
 from models.directory import Department, Entity, Inspector, InspectorStatus
 from models.messaging import CHAT_CHANNELS, Channel, ChatBinding, InviteCode, Outbox, OutboxStatus, RecipientKind, Role
 from services import audit
@@ -178,6 +180,12 @@ async def requeue_waiting(binding: ChatBinding, conn) -> None:
     )
 
 
+def named_by_userid(userid: str):
+    """The inspectors whose directory userid is ``userid`` in any case (WeCom ignores case when it
+    compares userids): a query on the unique ``LOWER("wecom_userid")`` index."""
+    return Inspector.annotate(wecom_key=Lower("wecom_userid")).filter(wecom_key=fold_userid(userid))
+
+
 #: Channels whose members the organisation's directory names (WeCom userids): a member the
 #: directory knows is bound on their first event, without an invite code.
 DIRECTORY_CHANNELS = frozenset({Channel.WECOM.value})
@@ -198,9 +206,7 @@ async def bind_from_directory(channel: str, userid: str, now, conn) -> list[Chat
     names now (audited ``binding.moved``): that revocation, if any, was about the other person."""
     if channel not in DIRECTORY_CHANNELS:
         return []
-    inspector = await (
-        Inspector.filter(wecom_userid=userid).exclude(status=InspectorStatus.RETIRED).using_db(conn).first()
-    )
+    inspector = await named_by_userid(userid).exclude(status=InspectorStatus.RETIRED).using_db(conn).first()
     if inspector is None:
         return []
     # Two first events of one member at once (two instances): the second insert does nothing and
@@ -264,10 +270,14 @@ async def as_the_directory_says(channel: str, userid: str, bindings: list[ChatBi
     inspectors concerned."""
     ids = [b.inspector_id for b in bindings if b.role == Role.INSPECTOR and b.inspector_id is not None]
     rows = await (
-        Inspector.filter(Q(wecom_userid=userid) | Q(id__in=ids)).using_db(conn).values("id", "wecom_userid", "status")
+        Inspector.annotate(wecom_key=Lower("wecom_userid"))
+        .filter(Q(wecom_key=fold_userid(userid)) | Q(id__in=ids))
+        .using_db(conn)
+        .values("id", "wecom_userid", "status")
     )
     named = next(
-        (r["id"] for r in rows if r["wecom_userid"] == userid and r["status"] != InspectorStatus.RETIRED), None
+        (r["id"] for r in rows if same_userid(r["wecom_userid"], userid) and r["status"] != InspectorStatus.RETIRED),
+        None,
     )
     by_id = {r["id"]: r for r in rows}
 
@@ -278,7 +288,7 @@ async def as_the_directory_says(channel: str, userid: str, bindings: list[ChatBi
         return (
             r is not None
             and r["status"] != InspectorStatus.RETIRED
-            and r["wecom_userid"] in (None, "", userid)
+            and (not r["wecom_userid"] or same_userid(r["wecom_userid"], userid))
             and named in (None, b.inspector_id)
         )
 
@@ -292,7 +302,8 @@ async def bind_coordinator(
     channel: Channel, address: str, departments: tuple[str, ...], name: str, clock: Clock, actor: str = "cli"
 ) -> ChatBinding:
     """Bind a coordinator's WeCom userid directly (an administrator's act: WeCom already says who
-    the member is, so no invite code travels)."""
+    the member is, so no invite code travels). The userid as typed; a coordinator binding of it in
+    another case is that one, updated (WeCom ignores case: :func:`bindings_of` finds it)."""
     if not departments:
         raise IdentityError("coordinator_needs_department")
     known = set(await Department.filter(code__in=list(departments)).values_list("code", flat=True))
@@ -301,7 +312,12 @@ async def bind_coordinator(
         raise IdentityError("unknown_department", codes=missing)
     now = clock.now()
     async with db.transaction() as conn:
-        binding = await ChatBinding.get_or_none(channel=channel, address=address, role=Role.COORDINATOR).using_db(conn)
+        q = ChatBinding.filter(channel=channel, role=Role.COORDINATOR)
+        if channel.value in DIRECTORY_CHANNELS:
+            q = q.annotate(key=Lower("address")).filter(key=fold_userid(address))
+        else:
+            q = q.filter(address=address)
+        binding = await q.using_db(conn).order_by("id").first()
         fields = dict(departments=list(departments), display_name=name[:64], reachable=True, revoked_at=None)
         if binding is None:
             binding = await ChatBinding.create(
@@ -320,14 +336,20 @@ async def bind_coordinator(
     return binding
 
 
-_BINDINGS_SQL = 'SELECT * FROM "chat_binding" WHERE channel = {} AND address = {} AND revoked_at IS NULL ORDER BY id'
+_BINDINGS_SQL = 'SELECT * FROM "chat_binding" WHERE channel = {} AND {} = {} AND revoked_at IS NULL ORDER BY id'
 
 
 async def bindings_of(channel: str, address: str, conn=None) -> list[ChatBinding]:
     """Every live role of a chat (one chat may be an inspector and a coordinator). It runs for
-    every inbound event: one raw query, its rows made models exactly as Tortoise's select does."""
+    every inbound event: one raw query, its rows made models exactly as Tortoise's select does.
+    A WeCom userid is compared without regard to case, as WeCom compares them: a coordinator
+    bound as ``ZhangSan`` by an administrator is the member WeCom calls ``zhangsan``."""
     conn = conn or db.conn()
-    sql = _BINDINGS_SQL.format(*db.placeholders(2, connection=conn).split(", "))
+    channel_p, address_p = db.placeholders(2, connection=conn).split(", ")
+    if channel in DIRECTORY_CHANNELS:
+        sql, address = _BINDINGS_SQL.format(channel_p, "LOWER(address)", address_p), fold_userid(address)
+    else:
+        sql = _BINDINGS_SQL.format(channel_p, "address", address_p)
     return [ChatBinding._init_from_db(**row) for row in await conn.execute_query_dict(sql, [channel, address])]
 
 
@@ -453,7 +475,7 @@ async def match_wecom_by_mobile(lookup: Callable[[str], Awaitable[str | None]], 
             outcome.not_found += 1
             continue
         async with db.transaction() as conn:
-            if await Inspector.filter(wecom_userid=userid).using_db(conn).exists():
+            if await named_by_userid(userid).using_db(conn).exists():  # in any case: WeCom's is one member
                 outcome.taken += 1
                 continue
             await Inspector.filter(id=inspector_id, wecom_userid=None).using_db(conn).update(wecom_userid=userid)

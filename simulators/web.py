@@ -38,6 +38,7 @@ from aiohttp import web
 
 from core.render import DEFAULT_LOCALE, render, text
 from core.settings import LOCALES, SMS_INBOUND_PATH, Settings
+from domain.wecom import fold_userid
 from simulators.sms import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_NUMBER, PHONE_STATES, Phone, SmsSimulator
 from simulators.telegram import SimulatorError, TelegramSimulator
 from simulators.telegram.media import make_png
@@ -556,9 +557,9 @@ class SimPage:
 
     def _member(self, request: web.Request) -> Member:
         userid = request.match_info["userid"]
-        if self.wecom is None or userid not in self.wecom.members:
+        if self.wecom is None or fold_userid(userid) not in self.wecom.members:  # keyed as WeCom compares them
             raise Refused("no_user", userid, 404)
-        return self.wecom.members[userid]
+        return self.wecom.members[fold_userid(userid)]
 
     @_answer
     async def member_chat(self, request: web.Request) -> dict:

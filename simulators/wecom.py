@@ -15,8 +15,12 @@ differs. It answers like WeCom — HTTP 200 with ``{"errcode", "errmsg", …}`` 
   (``task_id`` 1-128 of ``[A-Za-z0-9_-@]``, unused in the app; ``main_title.title`` ≤ 36 and
   ``desc`` ≤ 44 characters; ``sub_title_text`` ≤ 160; one of the two present; 1-6 buttons, each text
   1-10 characters, ``style`` 1-4, ``key`` 1-1024 bytes and unique; ``replace_text`` ≤ 16), else
-  40058 with the reason in ``errmsg``. Unknown members are returned in ``invaliduser``; when
-  every recipient is invalid, 81013;
+  40058 with the reason in ``errmsg``. Unknown members are returned in ``invaliduser``
+  (lower-cased, as WeCom returns userids); when every recipient is invalid, 81013;
+- userids without regard to case, as WeCom compares them (user/create: "系统进行唯一性检查时会忽略
+  大小写"): a member is found by any spelling of their userid (``touser``, ``userids``, the
+  ``/_sim`` routes, :meth:`WecomSimulator.member`), keeps the spelling they were first given, and
+  their callbacks carry it in ``FromUserName``; each message they receive records its ``touser``;
 - the published sending limits: per member at most 30 messages a minute and 1000 an hour from one
   application (45009 past them), and the application's own ``app_per_minute`` (default 10,000
   calls a minute, the per-CGI limit of a corp) — each counted where the simulator accepted it;
@@ -57,6 +61,7 @@ import aiohttp
 from aiohttp import web
 
 from core.wecom_crypto import WecomCrypto
+from domain.wecom import fold_userid as fold
 
 DEV_CORP_ID = "ww0000000000000000"
 DEV_SECRET = "simulator-corp-secret"
@@ -252,7 +257,9 @@ class WecomSimulator:
         self.enforce_limits = enforce_limits
         self.timeout_delay = timeout_delay
         self.now = now
-        self.members: dict[str, Member] = {u: Member(u) for u in members}
+        # keyed by the folded userid: WeCom ignores case when it compares userids ("系统进行唯一性检查时
+        # 会忽略大小写"); a member keeps the spelling they were first given, and callbacks carry it
+        self.members: dict[str, Member] = {fold(u): Member(u) for u in members}
         self.open_directory = not members  # no member list given: every userid is a member
         self.tokens: dict[str, float] = {}  # token -> expires at
         self._current = ""
@@ -276,9 +283,11 @@ class WecomSimulator:
     # -- control (tests, the demo) --
 
     def member(self, userid: str) -> Member:
-        if userid not in self.members:
-            self.members[userid] = Member(userid)
-        return self.members[userid]
+        """The member ``userid`` names, in any case (made on first mention, spelt as given then)."""
+        key = fold(userid)
+        if key not in self.members:
+            self.members[key] = Member(userid)
+        return self.members[key]
 
     def inject(self, fault: int | str, count: int = 1) -> None:
         """The next ``count`` API calls (other than gettoken) fail with ``fault``."""
@@ -352,6 +361,7 @@ class WecomSimulator:
         return await self._deliver(userid, f"<MsgType><![CDATA[event]]></MsgType>{inner}", record)
 
     async def _deliver(self, userid: str, inner: str, record: dict) -> int:
+        userid = self.member(userid).userid  # FromUserName is the member's own spelling, however the test typed it
         created = int(time.time()) + next(self._ids)  # distinct CreateTime: events are keyed by it
         plain = (
             f"<xml><ToUserName>{_cdata(self.corp_id)}</ToUserName><FromUserName>{_cdata(userid)}</FromUserName>"
@@ -562,16 +572,18 @@ class WecomSimulator:
         if msgtype == "template_card":
             self.task_ids.add(content["task_id"])
         msgid = secrets.token_urlsafe(24)
-        for u in valid:
-            self.member(u).received.append({**record, "msgid": msgid, "seq": next(self._ids), "at": int(time.time())})
-        answer = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": msgid}
+        for u in valid:  # "touser": as the application wrote it (a member is found in any case)
+            received = {**record, "msgid": msgid, "touser": u, "seq": next(self._ids), "at": int(time.time())}
+            self.member(u).received.append(received)
+        # message/send: "返回包中的userid，不区分大小写，统一转为小写" — the invalid ones come back lower-cased
+        answer = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(fold(u) for u in invalid), "msgid": msgid}
         if msgtype == "template_card":
             answer["response_code"] = secrets.token_hex(16)
         return web.json_response(answer)
 
     def _is_member(self, userid: str) -> bool:
-        if userid in self.members:
-            return self.members[userid].state == "ok"
+        if fold(userid) in self.members:
+            return self.members[fold(userid)].state == "ok"
         return self.open_directory
 
     def _limit(self, users: list[str]) -> None:
@@ -620,7 +632,7 @@ class WecomSimulator:
             raise WecomError(40058, "response_code invalid, used or expired")
         userid, task_id, _ = found
         userids = body.get("userids")
-        if not isinstance(userids, list) or userid not in userids:
+        if not isinstance(userids, list) or fold(userid) not in {fold(u) for u in userids if isinstance(u, str)}:
             raise WecomError(40058, "userids must name the member who pressed")
         record: dict[str, Any] = {"msgtype": "update", "task_id": task_id}
         if "template_card" in body:
@@ -691,7 +703,7 @@ class WecomSimulator:
         return web.json_response({"members": [self._member_json(m) for m in self.members.values()]})
 
     async def _sim_member(self, request: web.Request) -> web.Response:
-        m = self.members.get(request.match_info["userid"])
+        m = self.members.get(fold(request.match_info["userid"]))
         if m is None:
             raise web.HTTPNotFound()
         return web.json_response(self._member_json(m))

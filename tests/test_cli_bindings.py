@@ -56,6 +56,10 @@ async def test_wecom_coordinator_binds_a_userid_without_an_invite(db, capsys):
         bad = argparse.Namespace(userid="li", department=["NOPE"], name="")
         assert await bindings_cli.wecom_coordinator(bad, db) == 2
         assert "NOPE" in capsys.readouterr().err
+        for userid in ("_li", "li si", ""):  # WeCom's rules, as the import checks them
+            refused = argparse.Namespace(userid=userid, department=["370200SCJG"], name="")
+            assert await bindings_cli.wecom_coordinator(refused, db) == 2
+            assert "企业微信账号" in capsys.readouterr().err
     finally:
         await dbmod.init(db)
     b = await ChatBinding.get(channel=Channel.WECOM, address="wang.fang")

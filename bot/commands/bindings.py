@@ -21,6 +21,8 @@ from core import db
 from core.channel import SendError
 from core.clock import SYSTEM
 from core.render import text
+from importers import validate
+from importers.errors import Invalid
 from models.messaging import Channel
 from services.identity import (
     IdentityError,
@@ -79,8 +81,12 @@ async def coordinators(args, settings) -> int:
 
 
 async def wecom_coordinator(args, settings) -> int:
-    userid = args.userid.strip()
-    if not userid or len(userid) > 64:
+    try:  # WeCom's rules for a userid, as the directory import checks them
+        userid = validate.wecom_userid(args.userid)
+    except Invalid as exc:
+        print(text(exc.code, settings.locale), file=sys.stderr)
+        return 2
+    if userid is None:
         print(text("import_wecom_userid", settings.locale), file=sys.stderr)
         return 2
     async with db.opened(settings):

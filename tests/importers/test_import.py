@@ -4,6 +4,7 @@ import datetime as dt
 from datetime import datetime
 
 import pytest
+from tortoise.exceptions import IntegrityError
 
 from core.render import render
 from importers.run import MAX_REPORTED, import_file
@@ -416,6 +417,35 @@ async def test_wecom_userids_twice_in_a_file_are_refused_and_swaps_are_written(d
     assert reused.ok
     assert await userids() == [("370200000001", None), ("370200000002", "zhang"), ("370200000003", "li")]
     assert (await Inspector.get(cert_no="370200000001")).content_hash == ""  # rewritten by the next file
+
+
+async def test_wecom_userids_differing_only_in_case_are_one_member(db, tmp_path):
+    """WeCom ignores case when it compares userids: two rows ``zhangsan`` / ``ZhangSan`` name one
+    member, refused with both rows and both spellings named; a userid given in another case to
+    another inspector moves to them (the holder's is freed in any case), spelt as the file spells
+    it; and the database's own key refuses the same userid in another case."""
+    await import_departments_and_items(tmp_path)
+
+    def csv(name, *pairs):
+        return write_csv(tmp_path / name, WECOM_HEADER, [inspector(n, 企业微信账号=u) for n, u in pairs])
+
+    twice = await imp("inspectors", csv("a.csv", (1, "zhangsan"), (2, "li"), (3, "ZhangSan")))
+    assert not twice.ok and [(e.row, e.code) for e in twice.errors] == [(4, "import_duplicate_wecom_userid")]
+    zh, en = report(twice), report(twice, "en")
+    assert "“ZhangSan”与第 2 行的“zhangsan”是同一个企业微信账号" in zh, zh
+    assert '"ZhangSan" is the WeCom userid "zhangsan" of row 2' in en, en
+    assert not await Inspector.exists()
+    start = await imp("inspectors", csv("b.csv", (1, "_zhangsan"), (2, "li")))
+    assert not start.ok and [(e.row, e.code) for e in start.errors] == [(2, "import_wecom_userid_start")]
+    assert "第一个字符必须是字母或数字" in report(start) and "must be a letter or a digit" in report(start, "en")
+    assert (await imp("inspectors", csv("c.csv", (1, "ZhangSan"), (2, "li")))).ok
+    assert await userids() == [("370200000001", "ZhangSan"), ("370200000002", "li")]  # as the file spells it
+    moved = await imp("inspectors", csv("d.csv", (3, "ZHANGSAN")), partial=True)
+    assert moved.ok
+    assert await userids() == [("370200000001", None), ("370200000002", "li"), ("370200000003", "ZHANGSAN")]
+    with pytest.raises(IntegrityError):
+        await Inspector.filter(cert_no="370200000002").update(wecom_userid="ZhangSan")
+    assert (await Inspector.get(cert_no="370200000002")).wecom_userid == "li"
 
 
 async def userids():

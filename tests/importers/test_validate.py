@@ -296,7 +296,7 @@ def test_inspector_record():
     )
 
 
-@pytest.mark.parametrize("userid", ["zhangsan", "Zhang.San-01@x", "u" * 64])
+@pytest.mark.parametrize("userid", ["zhangsan", "Zhang.San-01@x", "u" * 64, "ZhangSan", "9lives"])
 def test_inspector_wecom_userid(userid):
     cells = {
         "cert_no": "37020001",
@@ -374,3 +374,19 @@ def test_fast_credit_code_check_agrees_with_stdnum(head, tail, check, use_stdnum
     except Invalid:
         accepted = False
     assert accepted == stdnum_uscc.is_valid(code)
+
+
+@pytest.mark.parametrize("userid", ["_zhang", "-zhang", ".zhang", "@zhang", "_"])
+def test_a_wecom_userid_starts_with_a_letter_or_a_digit(userid):
+    """WeCom's user/create: "第一个字符必须是数字或字母" — a userid that does not is nobody's."""
+    cells = {
+        "cert_no": "37020001",
+        "name": "张三",
+        "department_code": "370200SCJG",
+        "unit": "市南分局",
+        "unit_division": "370202",
+        "wecom_userid": userid,
+    }
+    with pytest.raises(RowInvalid) as caught:
+        v.validate_inspector(cells, DEPARTMENTS)
+    assert [(f, p.code) for f, p in caught.value.errors] == [("wecom_userid", "import_wecom_userid_start")]
