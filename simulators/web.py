@@ -185,7 +185,9 @@ def wecom_thread(member: Member) -> list[dict]:
                     card["buttons"] = [[{"text": m["replace_name"]}]]  # no callback_data: greyed out
                 continue
             if kind == "template_card":
-                shown.update(id=m["card"]["task_id"], text=m.get("text", ""), buttons=_card_buttons(m["card"]))
+                shown.update(
+                    id=m["card"]["task_id"], text=m.get("text", ""), buttons=_card_buttons(m["card"]), card=True
+                )
                 cards[m["card"]["task_id"]] = shown
             elif kind == "image":
                 shown["photo"] = {"url": f"api/wecom-media/{m['media_id']}", "width": None, "height": None}

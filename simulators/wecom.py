@@ -239,6 +239,7 @@ class WecomSimulator:
         timeout_delay: float = 30.0,
         now: Callable[[], float] = time.monotonic,
         contacts_api: bool = True,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.corp_id = corp_id
         self.contacts_api = contacts_api  # False: the application may not read the contacts (48002)
@@ -252,6 +253,7 @@ class WecomSimulator:
         self.enforce_limits = enforce_limits
         self.timeout_delay = timeout_delay
         self.now = now
+        self.wall = wall  # the time a message is stamped with (epoch seconds): a demo's clock, when it has one
         self.members: dict[str, Member] = {u: Member(u) for u in members}
         self.open_directory = not members  # no member list given: every userid is a member
         self.tokens: dict[str, float] = {}  # token -> expires at
@@ -366,7 +368,7 @@ class WecomSimulator:
         query = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
         callback = Callback(query, body)
         self.callbacks.append(callback)
-        self.member(userid).sent.append({**record, "seq": next(self._ids), "at": int(time.time())})
+        self.member(userid).sent.append({**record, "seq": next(self._ids), "at": int(self.wall())})
         callback.status = await self._post(query, body)
         return callback.status
 
@@ -563,7 +565,7 @@ class WecomSimulator:
             self.task_ids.add(content["task_id"])
         msgid = secrets.token_urlsafe(24)
         for u in valid:
-            self.member(u).received.append({**record, "msgid": msgid, "seq": next(self._ids), "at": int(time.time())})
+            self.member(u).received.append({**record, "msgid": msgid, "seq": next(self._ids), "at": int(self.wall())})
         answer = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(invalid), "msgid": msgid}
         if msgtype == "template_card":
             answer["response_code"] = secrets.token_hex(16)
@@ -640,7 +642,7 @@ class WecomSimulator:
             if not isinstance(name, str) or not 1 <= len(name) <= 16:
                 raise WecomError(40058, "button.replace_name 1-16 characters")
             record["replace_name"] = name
-        self.member(userid).received.append({**record, "seq": next(self._ids), "at": int(time.time())})
+        self.member(userid).received.append({**record, "seq": next(self._ids), "at": int(self.wall())})
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": []})
 
     def _store_media(self, data: bytes, kind: str, filename: str) -> str:
