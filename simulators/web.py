@@ -72,6 +72,7 @@ ERROR_CODES = (
     "no_phone",
     "no_photo",
     "not_an_image",
+    "not_wecom_image",
     "too_big",
     "too_long",
     "no_inbound",
@@ -596,7 +597,7 @@ class SimPage:
                 if not data:
                     raise Refused("no_photo")
                 if not image_type(data):
-                    raise Refused("not_an_image", "WeCom takes JPEG or PNG")
+                    raise Refused("not_wecom_image")
             else:
                 await _body(request)
                 data = make_png(320, 240)

@@ -152,7 +152,8 @@ async def test_refusals_say_why(world):
     form = aiohttp.FormData()
     form.add_field("photo", b"GIF89a not a picture WeCom takes", filename="a.gif")
     resp = await client.post("/sim/api/wecom/wxalice/photo", data=form)
-    assert resp.status == 400 and (await resp.json())["error"] == "not_an_image"
+    # in the page's words (WeCom's own rule, in the page's language), not an English detail
+    assert resp.status == 400 and await resp.json() == {"error": "not_wecom_image", "detail": ""}
     assert (await client.get("/sim/api/users/1")).status == 404  # no Telegram simulator here
     assert (await client.get("/sim/api/wecom-media/nothing")).status == 404
     sim.callback_url = ""
