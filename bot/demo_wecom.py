@@ -12,9 +12,10 @@ wecom-coordinator`` does). Entities still answer their surveys by SMS.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
-from bot.app import Service
+from bot.app import PortUnavailable, Service
 from bot.channels.wecom import CALLBACK_PATH
 from bot.demo import Demo, _free_port
 from bot.dispatcher import WECOM_RATE, default_limits
@@ -86,12 +87,21 @@ class WecomPeople:
 
 class WecomDemo(Demo):
     async def start(self) -> None:
-        self.wecom = WecomSimulator(enforce_limits=False)
-        await self.wecom.start("127.0.0.1", 0 if self.headless else 8084)
+        s = self.settings
+        # messages stamped with the story's time, as the Telegram simulator's are
+        self.wecom = WecomSimulator(enforce_limits=False, wall=lambda: self.clock.now().timestamp())
         self.tg = WecomPeople(self.wecom)
         self.sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
-        await self.sms.start("127.0.0.1", 0 if self.headless else 8082)
-        web_port = self.settings.web_port if not self.headless else _free_port()
+        for start, port, variable in (
+            (self.wecom.start, s.demo_wecom_port, "INSPECTBOT_DEMO_WECOM_PORT"),
+            (self.sms.start, s.demo_sms_port, "INSPECTBOT_DEMO_SMS_PORT"),
+        ):
+            port = 0 if self.headless else port
+            try:
+                await start("127.0.0.1", port)
+            except OSError as exc:
+                raise PortUnavailable("127.0.0.1", port, variable, exc) from None
+        web_port = s.web_port if not self.headless and s.web_port else _free_port()
         public = f"http://127.0.0.1:{web_port}"
         self.settings = self.settings.with_(
             telegram_token="",
@@ -125,10 +135,22 @@ class WecomDemo(Demo):
             await self._serve_sim_page()
         self.say("demo_started_wecom", web=public, wecom=self.wecom.url, sms=self.sms.url)
 
+    def ports(self) -> list[tuple[int, str]]:
+        """The Telegram simulator's port is the WeCom simulator's here."""
+        telegram = {"INSPECTBOT_DEMO_TELEGRAM_PORT"}
+        theirs = [(port, var) for port, var in super().ports() if var not in telegram]
+        wecom = self.settings.demo_wecom_port
+        return theirs + ([(wecom, "INSPECTBOT_DEMO_WECOM_PORT")] if wecom and not self.headless else [])
+
     def _page_telegram(self):
         return None  # the members are the WeCom simulator's; the page shows them from there
 
     async def stop(self) -> None:
+        if self._live is not None:  # the clock that ran on after the story (not headless)
+            self._live.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._live
+            self._live = None
         if getattr(self, "_sim_runner", None) is not None:
             await self._sim_runner.cleanup()
         if self.service is not None:

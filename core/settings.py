@@ -105,6 +105,7 @@ class Settings:
     demo_telegram_port: int = 8081
     demo_sms_port: int = 8082
     demo_sim_port: int = 8090
+    demo_wecom_port: int = 8084  # ``--channel wecom``: the WeCom simulator, in place of the Telegram one
 
     def __post_init__(self) -> None:
         if self.locale not in LOCALES:
@@ -244,6 +245,7 @@ class Settings:
             demo_telegram_port=_int(env, "INSPECTBOT_DEMO_TELEGRAM_PORT", 8081),
             demo_sms_port=_int(env, "INSPECTBOT_DEMO_SMS_PORT", 8082),
             demo_sim_port=_int(env, "INSPECTBOT_DEMO_SIM_PORT", 8090),
+            demo_wecom_port=_int(env, "INSPECTBOT_DEMO_WECOM_PORT", 8084),
         )
 
 

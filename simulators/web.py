@@ -73,6 +73,7 @@ ERROR_CODES = (
     "no_phone",
     "no_photo",
     "not_an_image",
+    "not_wecom_image",
     "too_big",
     "too_long",
     "no_inbound",
@@ -186,7 +187,9 @@ def wecom_thread(member: Member) -> list[dict]:
                     card["buttons"] = [[{"text": m["replace_name"]}]]  # no callback_data: greyed out
                 continue
             if kind == "template_card":
-                shown.update(id=m["card"]["task_id"], text=m.get("text", ""), buttons=_card_buttons(m["card"]))
+                shown.update(
+                    id=m["card"]["task_id"], text=m.get("text", ""), buttons=_card_buttons(m["card"]), card=True
+                )
                 cards[m["card"]["task_id"]] = shown
             elif kind == "image":
                 shown["photo"] = {"url": f"api/wecom-media/{m['media_id']}", "width": None, "height": None}
@@ -595,7 +598,7 @@ class SimPage:
                 if not data:
                     raise Refused("no_photo")
                 if not image_type(data):
-                    raise Refused("not_an_image", "WeCom takes JPEG or PNG")
+                    raise Refused("not_wecom_image")
             else:
                 await _body(request)
                 data = make_png(320, 240)

@@ -244,6 +244,7 @@ class WecomSimulator:
         timeout_delay: float = 30.0,
         now: Callable[[], float] = time.monotonic,
         contacts_api: bool = True,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.corp_id = corp_id
         self.contacts_api = contacts_api  # False: the application may not read the contacts (48002)
@@ -257,6 +258,7 @@ class WecomSimulator:
         self.enforce_limits = enforce_limits
         self.timeout_delay = timeout_delay
         self.now = now
+        self.wall = wall  # the time a message is stamped with (epoch seconds): a demo's clock, when it has one
         # keyed by the folded userid: WeCom ignores case when it compares userids ("系统进行唯一性检查时
         # 会忽略大小写"); a member keeps the spelling they were first given, and callbacks carry it
         self.members: dict[str, Member] = {fold(u): Member(u) for u in members}
@@ -376,7 +378,7 @@ class WecomSimulator:
         query = {"msg_signature": signature, "timestamp": timestamp, "nonce": nonce}
         callback = Callback(query, body)
         self.callbacks.append(callback)
-        self.member(userid).sent.append({**record, "seq": next(self._ids), "at": int(time.time())})
+        self.member(userid).sent.append({**record, "seq": next(self._ids), "at": int(self.wall())})
         callback.status = await self._post(query, body)
         return callback.status
 
@@ -573,7 +575,7 @@ class WecomSimulator:
             self.task_ids.add(content["task_id"])
         msgid = secrets.token_urlsafe(24)
         for u in valid:  # "touser": as the application wrote it (a member is found in any case)
-            received = {**record, "msgid": msgid, "touser": u, "seq": next(self._ids), "at": int(time.time())}
+            received = {**record, "msgid": msgid, "touser": u, "seq": next(self._ids), "at": int(self.wall())}
             self.member(u).received.append(received)
         # message/send: "返回包中的userid，不区分大小写，统一转为小写" — the invalid ones come back lower-cased
         answer = {"errcode": 0, "errmsg": "ok", "invaliduser": "|".join(fold(u) for u in invalid), "msgid": msgid}
@@ -652,7 +654,7 @@ class WecomSimulator:
             if not isinstance(name, str) or not 1 <= len(name) <= 16:
                 raise WecomError(40058, "button.replace_name 1-16 characters")
             record["replace_name"] = name
-        self.member(userid).received.append({**record, "seq": next(self._ids), "at": int(time.time())})
+        self.member(userid).received.append({**record, "seq": next(self._ids), "at": int(self.wall())})
         return web.json_response({"errcode": 0, "errmsg": "ok", "invaliduser": []})
 
     def _store_media(self, data: bytes, kind: str, filename: str) -> str:

@@ -63,19 +63,6 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
     assert demo.settings.telegram_token not in story
 
 
-async def test_headless_demo_runs_on_wecom(tmp_path):
-    from bot.demo_wecom import WecomDemo
-
-    lines: list[str] = []
-    demo = WecomDemo(Settings(data_dir=tmp_path, locale="en"), headless=True, out=lines.append)
-    assert await demo.run() == 0
-    story = "\n".join(lines)
-    for step in ("[City]", "[Draw]", "[Chat]", "[Recusal]", "[Replacement]", "[Re-inspection]", "[Done]"):
-        assert step in story, story
-    sent = sum(len(m.received) for m in demo.wecom.members.values())
-    assert sent > 10 and "coordinator" in demo.wecom.members
-
-
 def test_a_rerun_starts_a_fresh_world_and_says_so(tmp_path):
     (tmp_path / "city").mkdir()
     (tmp_path / "city" / "entities.csv").write_text("kept")
@@ -99,4 +86,18 @@ async def test_a_busy_port_is_one_line_naming_it_and_its_variable(tmp_path):
         lines: list[str] = []
         assert await Demo(settings, headless=False, out=lines.append).run() == 2
     assert lines == [lines[0]] and str(port) in lines[0] and "INSPECTBOT_DEMO_SIM_PORT" in lines[0]
+    assert not (tmp_path / "inspectbot.sqlite3").exists()  # nothing started, nothing written
+
+
+async def test_a_busy_wecom_port_stops_the_wecom_demo_naming_its_variable(tmp_path):
+    from bot.demo_wecom import WecomDemo
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(data_dir=tmp_path, locale="en", demo_wecom_port=port, web_port=0, metrics_port=0)
+        lines: list[str] = []
+        assert await WecomDemo(settings, headless=False, out=lines.append).run() == 2
+    assert lines == [lines[0]] and str(port) in lines[0] and "INSPECTBOT_DEMO_WECOM_PORT" in lines[0]
     assert not (tmp_path / "inspectbot.sqlite3").exists()  # nothing started, nothing written

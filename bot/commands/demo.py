@@ -38,6 +38,7 @@ PORT_FLAGS = (
     ("--telegram-port", "demo_telegram_port", "INSPECTBOT_DEMO_TELEGRAM_PORT"),
     ("--sms-port", "demo_sms_port", "INSPECTBOT_DEMO_SMS_PORT"),
     ("--sim-port", "demo_sim_port", "INSPECTBOT_DEMO_SIM_PORT"),
+    ("--wecom-port", "demo_wecom_port", "INSPECTBOT_DEMO_WECOM_PORT"),
 )
 
 

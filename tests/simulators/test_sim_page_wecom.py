@@ -27,13 +27,14 @@ from tests.e2e.wecom_harness import wecom_settings
 from tests.simulators.test_sim_page import _browser_or_skip, browsing
 
 SID = "AC" + "3" * 32
+STORY_TIME = 1_796_176_800  # 2026-12-02 10:00 in Shanghai: a demo's clock, not the machine's
 
 
 @pytest.fixture
 async def world(tmp_path, aiohttp_server, aiohttp_client):
     """The WeCom simulator, our WecomChannel serving its callback route (events recorded), the
     SMS simulator, and a client of the page built with the WeCom simulator and no Telegram one."""
-    sim = WecomSimulator(members=("wxalice",), enforce_limits=False)
+    sim = WecomSimulator(members=("wxalice",), enforce_limits=False, wall=lambda: STORY_TIME)
     await sim.start()
     events: list[InboundEvent] = []
 
@@ -100,7 +101,8 @@ async def test_a_card_its_press_and_its_new_state(world):
     assert card["buttons"] == [
         [{"text": "接受", "callback_data": "asg:accept:7"}, {"text": "申请回避", "callback_data": "asg:recuse:7"}]
     ]
-    assert not card["edited"] and card["date"] > 0
+    assert card["card"]  # drawn as a card (its title in bold), not as a text
+    assert not card["edited"] and card["date"] == STORY_TIME  # stamped with the simulator's clock (a demo's story)
 
     # the person taps 接受 on the page: our channel gets the button event of that card
     resp = await client.post(
@@ -150,7 +152,8 @@ async def test_refusals_say_why(world):
     form = aiohttp.FormData()
     form.add_field("photo", b"GIF89a not a picture WeCom takes", filename="a.gif")
     resp = await client.post("/sim/api/wecom/wxalice/photo", data=form)
-    assert resp.status == 400 and (await resp.json())["error"] == "not_an_image"
+    # in the page's words (WeCom's own rule, in the page's language), not an English detail
+    assert resp.status == 400 and await resp.json() == {"error": "not_wecom_image", "detail": ""}
     assert (await client.get("/sim/api/users/1")).status == 404  # no Telegram simulator here
     assert (await client.get("/sim/api/wecom-media/nothing")).status == 404
     sim.callback_url = ""
@@ -170,8 +173,9 @@ async def test_in_a_browser_a_member_taps_a_card_button_and_sees_its_new_state(w
     async with browsing(str(server.make_url("/sim/?lang=en"))) as (page, problems):
         await expect(page.locator("#tg-users")).to_be_hidden()  # no Telegram simulator in this demo
         await page.locator("#members button", has_text="wxalice").click()
+        await expect(page.locator("#tg-meta")).to_have_text(text("sim_wecom_account", "en").replace("{n}", "wxalice"))
         card = page.locator(".msg.bot", has_text="新任务")
-        await expect(card.locator(".text")).to_have_text("新任务<img src=x onerror=__pwned=1>")  # text, not markup
+        await expect(card.locator(".title")).to_have_text("新任务<img src=x onerror=__pwned=1>")  # text, not markup
         await card.get_by_role("button", name="接受").click()
         await expect(card.get_by_role("button", name="已接受")).to_be_disabled()  # the card's new state
         await page.fill("#tg-text", "/tasks")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bot.commands import verify
 from bot.demo import Demo
+from bot.demo_wecom import WecomDemo
 from core.settings import Settings
 from models.directory import Entity
 from models.draws import Assignment, Draw
@@ -87,9 +88,9 @@ class Seen:
 
 
 @contextlib.asynccontextmanager
-async def running_demo(data_dir: Path, out=lambda line: None):
+async def running_demo(data_dir: Path, out=lambda line: None, channel: str = "telegram"):
     """The interactive demo (its story told, its pages and simulators left up, every port
-    chosen free), stopped on exit."""
+    chosen free), stopped on exit; ``channel="wecom"``: ``inspectbot demo --channel wecom``."""
     settings = Settings(
         data_dir=data_dir,
         locale="zh-CN",
@@ -98,8 +99,9 @@ async def running_demo(data_dir: Path, out=lambda line: None):
         demo_telegram_port=0,
         demo_sms_port=0,
         demo_sim_port=0,
+        demo_wecom_port=0,
     )
-    demo = Demo(settings, headless=False, out=out)
+    demo = (WecomDemo if channel == "wecom" else Demo)(settings, headless=False, out=out)
     try:
         assert await demo.run() == 0
         yield demo
@@ -193,6 +195,94 @@ async def walk(demo: Demo, browser, shots: Path | None = None) -> Seen:
     return seen
 
 
+@dataclass
+class SeenOnWecom:
+    """What the walk of ``inspectbot demo --channel wecom``'s simulators' page saw."""
+
+    queued_after_story: int = 0
+    members: dict[str, str] = field(default_factory=dict)  # userid -> name, as the page lists them
+    page_text: str = ""  # the whole page (list, heading, chat, tools) with an inspector's chat open
+    inspector_name: str = ""
+    inspector_chat: str = ""
+    inspector_cards: int = 0
+    inspector_buttons: list[str] = field(default_factory=list)  # every card button's label
+    pressed_cards: int = 0  # cards shown in their state after a press (已编辑)
+    checked_in: bool = False  # the member's shared location is in the conversation
+    coordinator_chat: str = ""
+    coordinator_buttons: list[str] = field(default_factory=list)
+    overflowing: list[str] = field(default_factory=list)  # messages wider than their bubble
+    page_scrolls: bool = True  # the window scrolls (the compose box and tools pushed off-screen)
+    shots: list[Path] = field(default_factory=list)
+
+
+async def walk_wecom(demo: WecomDemo, browser, shots: Path | None = None) -> SeenOnWecom:
+    """Visit the WeCom demo's simulators' page as the first inspection's lead and as the
+    coordinator; with ``shots`` save the tour's pictures of their conversations."""
+    seen = SeenOnWecom()
+    seen.queued_after_story = await Outbox.filter(status__in=[OutboxStatus.PENDING, OutboxStatus.SENDING]).count()
+    seen.members = {userid: m.name or userid for userid, m in demo.wecom.members.items()}
+    context = await browser.new_context(locale="zh-CN", viewport=DESKTOP)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+
+    async def shot(name: str, message) -> None:
+        """The screen with ``message`` (a locator) in the middle of the conversation."""
+        await message.first.evaluate(CENTRED)
+        if shots is not None:
+            path = shots / f"{name}.png"
+            await page.screenshot(path=str(path))
+            seen.shots.append(path)
+
+    await page.goto(demo.sim_url)
+    lead = await _acted_inspector(demo)
+    seen.inspector_name = lead.inspector.name
+    seen.inspector_chat = await _open_chat(page, lead.inspector.name, "#members")
+    seen.page_text = await page.locator("body").inner_text()
+    seen.page_scrolls = await page.evaluate(PAGE_SCROLLS)
+    cards = page.locator("#tg-messages .msg.card")
+    seen.inspector_cards = await cards.count()
+    seen.inspector_buttons = await cards.locator(".buttons button").all_inner_texts()
+    seen.pressed_cards = await cards.filter(has_text="已编辑").count()
+    seen.overflowing = await page.locator("#tg-messages .msg").evaluate_all(OVERFLOWING)
+    messages = page.locator("#tg-messages .msg")
+    # an assignment card still to answer (its buttons), and one after 接受 (its new text and buttons)
+    await shot("wecom-inspector", cards.filter(has=page.get_by_role("button", name="接受", exact=True)))
+    pressed = cards.filter(has_text="已编辑")  # updated after a press: 接受 if this member pressed it
+    accepted = pressed.filter(has_text="接受")
+    await shot("wecom-accepted", accepted if await accepted.count() else pressed)
+    place = messages.filter(has_text="📍")
+    seen.checked_in = await place.count() > 0
+    await shot("wecom-checkin", messages.filter(has_text="已签到"))
+    await shot("wecom-findings", cards.filter(has_text="提交检查结果").filter(has_text="不合格"))
+
+    seen.coordinator_chat = await _open_chat(page, "王芳（协调员）", "#members")
+    cards = page.locator("#tg-messages .msg.card")
+    seen.coordinator_buttons = await cards.locator(".buttons button").all_inner_texts()
+    seen.overflowing += await page.locator("#tg-messages .msg").evaluate_all(OVERFLOWING)
+    await shot("wecom-coordinator", messages.filter(has_text="【待审核】").nth(1))
+    await context.close()
+    return seen
+
+
+# the conversation scrolled (not the page) so that this message is in its middle
+CENTRED = """m => {
+  const box = m.closest(".messages");
+  const offset = m.getBoundingClientRect().top - box.getBoundingClientRect().top;
+  box.scrollTop += offset - (box.clientHeight - m.offsetHeight) / 2;
+}"""
+
+# the page is taller than the window: only the member list and the conversation should scroll
+PAGE_SCROLLS = "document.documentElement.scrollHeight > window.innerHeight + 1"
+
+# messages whose content is wider than their bubble (a line that does not wrap), by their first words
+OVERFLOWING = """messages => messages
+  .filter(m => m.scrollWidth > m.clientWidth + 1)
+  .map(m => m.textContent.slice(0, 40))"""
+
+# a button's callback data (asg:accept:7, rev:ok:1) where a person would read a label
+RAW_CALLBACK = re.compile(r"\b[a-z]{2,8}:[a-z_]+(?::[\w-]+)?\b")
+
+
 # the search box's placeholder, measured in the box's own font, fits its inner width
 PLACEHOLDER_FITS = """input => {
   const style = getComputedStyle(input);
@@ -203,8 +293,8 @@ PLACEHOLDER_FITS = """input => {
 }"""
 
 
-async def _open_chat(page, name: str) -> str:
-    await page.locator("#users button", has_text=name).first.click()
+async def _open_chat(page, name: str, listed: str = "#users") -> str:
+    await page.locator(f"{listed} button", has_text=name).first.click()
     await page.locator("#tg-name", has_text=name).wait_for()
     await page.locator("#tg-messages .msg").first.wait_for()
     return await page.locator("#tg-messages").inner_text()

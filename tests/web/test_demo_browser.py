@@ -8,14 +8,31 @@ left unanswered, internal ids or English in the chats.
 
 One demo run (about a minute and a half): the slowest test of the suite, and the only one that
 shows the parts working together as a person meets them.
+
+The WeCom demo (``inspectbot demo --channel wecom``) runs once too — the suite's only run of it —
+and its simulators' page is walked as the lead inspector and the coordinator: cards with their
+buttons' labels (never their callback data), cards in their state after a press, the check-in,
+no English on the zh-CN page, no text wider than its bubble. Its story is checked even without
+Chromium (the page part then skips). Most of its minute is the WeCom rate limiter's waits, not CPU.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from tests.web.demo_tour import CHROMIUM, RAW_ID, english_words, launch, running_demo, walk
-from tests.web.test_pages_browser import chromium_path  # noqa: F401  (the fixture: skips without chromium)
+from tests.web.demo_tour import (
+    CHROMIUM,
+    RAW_CALLBACK,
+    RAW_ID,
+    english_words,
+    launch,
+    running_demo,
+    walk,
+    walk_wecom,
+)
+from tests.web.test_pages_browser import _missing, chromium_path  # noqa: F401  (the fixture: skips without chromium)
 
 
 @pytest.fixture
@@ -70,3 +87,48 @@ async def test_three_roles_walk_the_demo(seen):
         for found in [*RAW_ID.findall(chat), *english_words(chat)]
     ]
     assert leaks == [], leaks[:8]
+
+
+async def test_the_wecom_demo_told_and_walked(tmp_path):
+    lines: list[str] = []
+    async with running_demo(tmp_path / "data", out=lines.append, channel="wecom") as demo:
+        story = "\n".join(lines)
+        for step in ("【城市】", "【抽取】", "【聊天】", "【回避】", "【递补】", "【复查】", "【完成】"):
+            assert step in story, story
+        sent = sum(len(m.received) for m in demo.wecom.members.values())
+        assert sent > 10 and "coordinator" in demo.wecom.members
+
+        missing = _missing()
+        if missing:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"the browser test must run in CI: {missing}")
+            pytest.skip(f"the WeCom story ran; its page is not walked: {missing}")
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as pw:
+            browser = await launch(pw, tmp_path / "browser", CHROMIUM if os.path.exists(CHROMIUM) else "chromium")
+            try:
+                seen = await walk_wecom(demo, browser)
+            finally:
+                await browser.close()
+
+    assert seen.queued_after_story == 0
+    # the inspector's conversation: task cards with their buttons, the accepted one in its new state
+    assert seen.inspector_cards > 1 and seen.pressed_cards >= 1, seen.inspector_chat
+    assert {"接受", "申请回避（利益冲突）", "提交检查结果"} <= set(seen.inspector_buttons), seen.inspector_buttons
+    assert seen.checked_in and "已签到" in seen.inspector_chat
+    assert "【复查】" in seen.inspector_chat and "不合格" in seen.inspector_chat
+    # the coordinator's: the results to review, as cards with the button that approves
+    assert "【待审核】" in seen.coordinator_chat and "审核通过" in seen.coordinator_buttons
+
+    # labels, not callback data; no internal ids; nothing wider than its bubble
+    for who, shown in (("page", seen.page_text), ("coordinator", seen.coordinator_chat)):
+        assert RAW_CALLBACK.findall(shown) == [], (who, RAW_CALLBACK.findall(shown)[:8])
+        assert RAW_ID.findall(shown) == [], (who, RAW_ID.findall(shown)[:8])
+    assert seen.overflowing == []
+    assert not seen.page_scrolls  # the two-line header leaves the text box and its tools on screen
+    # the zh-CN page is in Chinese (the members' WeCom userids are account names, not words)
+    page = seen.page_text
+    for userid in seen.members:
+        page = page.replace(userid, " ")
+    assert english_words(page) == [] and english_words(seen.coordinator_chat) == []

@@ -233,7 +233,7 @@
   }
 
   function messageBox(m) {
-    const box = el("div", m.from_bot ? "msg bot" : "msg mine");
+    const box = el("div", (m.from_bot ? "msg bot" : "msg mine") + (m.card ? " card" : ""));
     box.dataset.id = String(m.id);
     if (m.photo) {
       const img = el("img");
@@ -252,7 +252,11 @@
     if (m.location) {
       box.appendChild(el("div", "text", "📍 " + W.location + " " + m.location.latitude.toFixed(5) + ", " + m.location.longitude.toFixed(5)));
     }
-    if (m.text) box.appendChild(richText(m.text, m.entities));
+    if (m.card && m.text) {  // a WeCom template card: its title, then its sub-title
+      const cut = m.text.indexOf("\n");
+      box.appendChild(el("div", "title", cut < 0 ? m.text : m.text.slice(0, cut)));
+      if (cut >= 0) box.appendChild(el("div", "text", m.text.slice(cut + 1)));
+    } else if (m.text) box.appendChild(richText(m.text, m.entities));
     if (m.poll) box.appendChild(pollBox(m));
     if (m.buttons) box.appendChild(buttonsBox(m));
     box.appendChild(el("div", "when", (m.edited ? W.edited + " " : "") + when(m.date)));
@@ -263,7 +267,7 @@
     const u = chat.user;
     $("tg-name").textContent = u.name;
     const wecom = chat.channel === "wecom";
-    $("tg-meta").textContent = [u.username ? "@" + u.username : "", wecom ? W.wecom + " userid " + u.id : "id " + u.id, u.blocked ? W.blocked : ""].filter(Boolean).join(" · ");
+    $("tg-meta").textContent = [u.username ? "@" + u.username : "", wecom ? fill(W.wecom_account, u.id) : "id " + u.id, u.blocked ? W.blocked : ""].filter(Boolean).join(" · ");
     $("tg-enter").hidden = !wecom;
     $("tg-photo-caption").hidden = wecom;  // a WeCom image has no caption
     const box = $("tg-messages");
