@@ -13,8 +13,10 @@ differs. It answers like WeCom — HTTP 200 with ``{"errcode", "errmsg", …}`` 
   45002 longer — WeCom truncates silently, we refuse so a test sees it); a known, unexpired
   ``media_id`` (40007); a ``template_card`` of type ``button_interaction`` laid out as documented
   (``task_id`` 1-128 of ``[A-Za-z0-9_-@]``, unused in the app; ``main_title.title`` ≤ 36 and
-  ``desc`` ≤ 44 characters; ``sub_title_text`` ≤ 160; one of the two present; 1-6 buttons, each text
-  1-10 characters, ``style`` 1-4, ``key`` 1-1024 bytes and unique; ``replace_text`` ≤ 16), else
+  ``desc`` ≤ 44 characters; ``sub_title_text`` ≤ 160; one of the two present; a
+  ``horizontal_content_list`` of at most 6 plain items, ``keyname`` 1-5 and ``value`` ≤ 30
+  characters; 1-6 buttons, each text 1-10 characters, ``style`` 1-4, ``key`` 1-1024 bytes and
+  unique; ``replace_text`` ≤ 16), else
   40058 with the reason in ``errmsg``. Unknown members are returned in ``invaliduser``
   (lower-cased, as WeCom returns userids); when every recipient is invalid, 81013;
 - userids without regard to case, as WeCom compares them (user/create: "系统进行唯一性检查时会忽略
@@ -210,10 +212,29 @@ def _card_problem(card: Any) -> str:
         if not isinstance(key, str) or not 1 <= len(key.encode()) <= 1024 or key in keys:
             return "button key 1-1024 bytes, unique"
         keys.add(key)
+    listed = card.get("horizontal_content_list", [])
+    if not isinstance(listed, list) or len(listed) > 6:
+        return "horizontal_content_list at most 6 items"
+    for item in listed:
+        if not isinstance(item, dict) or set(item) - {"type", "keyname", "value"} or item.get("type", 0) != 0:
+            return "a horizontal_content_list item is {keyname, value} (type 0: plain text)"
+        keyname, value = item.get("keyname"), item.get("value", "")
+        if not isinstance(keyname, str) or not 1 <= len(keyname) <= 5:
+            return "horizontal_content_list keyname 1-5 characters"
+        if not isinstance(value, str) or len(value) > 30:
+            return "horizontal_content_list value at most 30 characters"
     replace = card.get("replace_text", "")
     if not isinstance(replace, str) or len(replace) > 16:
         return "replace_text at most 16 characters"
     return ""
+
+
+def card_text(card: dict) -> str:
+    """A card as its member reads it: the title, its description, the sub-title, then the listed lines."""
+    main = card.get("main_title", {})
+    lines = [main.get("title"), main.get("desc"), card.get("sub_title_text")]
+    lines += [f"{item['keyname']} {item.get('value', '')}".strip() for item in card.get("horizontal_content_list", ())]
+    return "\n".join(x for x in lines if x)
 
 
 def image_type(data: bytes) -> str:
@@ -563,9 +584,7 @@ class WecomSimulator:
             if content["task_id"] in self.task_ids:
                 raise WecomError(40058, "task_id already used")
             record["card"] = content
-            record["text"] = "\n".join(
-                x for x in (content.get("main_title", {}).get("title"), content.get("sub_title_text")) if x
-            )
+            record["text"] = card_text(content)
         valid = [u for u in users if self._is_member(u)]
         invalid = [u for u in users if not self._is_member(u)]
         if not valid:
@@ -645,9 +664,7 @@ class WecomSimulator:
             if card["task_id"] != task_id:
                 raise WecomError(40058, "task_id differs from the card's")
             record["card"] = card
-            record["text"] = "\n".join(
-                x for x in (card.get("main_title", {}).get("title"), card.get("sub_title_text")) if x
-            )
+            record["text"] = card_text(card)
         else:
             button = body.get("button")
             name = button.get("replace_name") if isinstance(button, dict) else None

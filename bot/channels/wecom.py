@@ -32,6 +32,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
@@ -70,8 +72,14 @@ REFRESH_BEFORE = 300.0  # seconds before expiry a token is renewed
 TEXT_BYTES = 2048  # a text message's content (WeCom truncates longer ones)
 TITLE_CHARS = 36  # template card main_title.title (documented)
 SUB_TITLE_CHARS = 160  # template card sub_title_text (documented)
+DESC_CHARS = 44  # template card main_title.desc (documented)
 BUTTON_CHARS = 10  # a button's text (documented)
 MAX_BUTTONS = 6  # per card (documented)
+KEYNAME_CHARS = 5  # horizontal_content_list keyname (documented)
+VALUE_CHARS = 30  # horizontal_content_list value (documented)
+REF_TAIL_CHARS = 9  # what a cut title keeps at least of a bracketed reference's end ("6-12-02/5")
+TITLE_HEAD_CHARS = 6  # what a cut title keeps at least of the words before its brackets, "…" included
+BRACKETED = re.compile(r"[（(][^（）()]+[）)]")  # a line's first bracketed part: our reference (and firm)
 REPLACE_CHARS = 16
 MAX_BODY = 64 << 10  # a callback is a few hundred bytes
 MAX_ANSWER = 1 << 20  # an API answer (JSON) is a few hundred bytes
@@ -133,28 +141,109 @@ def split_text(text: str, limit: int = TEXT_BYTES) -> list[str]:
     return split_parts(text, limit, utf8_bytes)
 
 
-def card_for(text: str, buttons: tuple[Button, ...], task_id: str) -> tuple[dict, str]:
+def _middle_cut(text: str, limit: int, head: int) -> str:
+    """``text`` in at most ``limit`` characters: its first ``head`` ones, "…", and its end."""
+    if len(text) <= limit:
+        return text
+    head = min(head, limit - 2)
+    return text[:head] + "…" + text[len(text) - (limit - head - 1) :]
+
+
+def card_title(line: str, limit: int = TITLE_CHARS) -> str:
+    """A card's title from its message's first line, within ``limit``: the line when it fits; else
+    its first bracketed part — in our messages the inspection's reference, and its firm — kept to
+    its end, the words before it shortened (to :data:`TITLE_HEAD_CHARS` at least), and a bracketed
+    part too long itself cut in the middle of its reference (:func:`_bracket_cut`); a line without brackets
+    keeps its start and its end. What is cut is still said by the text sent before the card."""
+    if len(line) <= limit:
+        return line
+    found = BRACKETED.search(line)
+    if found is None:
+        return _middle_cut(line, limit, limit * 2 // 3)
+    if found.end() < limit:  # the brackets fit whole after the start: only the line's end goes
+        return _cut(line, limit)
+    before, inside = line[: found.start()], found.group()
+    room = max(limit - len(inside), TITLE_HEAD_CHARS)
+    if len(before) > room:
+        before = before[: room - 1] + "…"
+    return before + _bracket_cut(inside, limit - len(before))
+
+
+def _bracket_cut(inside: str, room: int) -> str:
+    """A bracketed ``（reference，firm）`` in ``room`` characters: the reference cut in its middle
+    (its start and at least its last :data:`REF_TAIL_CHARS` stay: the draw's date and number), then
+    as much of what follows it as fits; brackets without a comma lose their middle."""
+    found = re.match(r"([（(])([^，,]+)([，,] ?)(.+)([）)])$", inside)
+    if found is None:
+        return _middle_cut(inside, room, 5)
+    opening, ref, comma, rest, closing = found.groups()
+    fixed = len(opening) + len(comma) + len(closing)
+    ref_room = min(len(ref), max(REF_TAIL_CHARS + 5, room - fixed - len(rest)))
+    ref = _middle_cut(ref, ref_room, 4)
+    return opening + ref + comma + _cut(rest, room - fixed - len(ref)) + closing
+
+
+def _mark(n: int) -> str:
+    """The number of a card's ``n``-th choice: ①…⑳, then ``21.``."""
+    return chr(0x2460 + n - 1) if 1 <= n <= 20 else f"{n}."
+
+
+def button_faces(buttons: tuple[Button, ...]) -> list[tuple[str, str, str]]:
+    """What each button shows: its text (at most :data:`BUTTON_CHARS`), and its number and line in
+    the card's numbered list ("", "" for none). Labels that fit are shown as they are. When one does not, every
+    button is numbered (①, ②…): its text is the number and what sets its label apart from the
+    others (the longest start it shares with another cut off, back to a word's start), and the card lists each number with
+    the whole label (:data:`VALUE_CHARS`; a longer one loses its middle). So choices whose labels
+    share a prefix ("SCJG-FOOD/2026-12-02/5 …", "…/10 …") never read alike."""
+    labels = [b.label for b in buttons]
+    if all(len(label) <= BUTTON_CHARS for label in labels):
+        return [(label, "", "") for label in labels]
+    faces = []
+    for n, label in enumerate(labels, 1):
+        mark = _mark(n)
+        shared = max((len(os.path.commonprefix((label, other))) for other in labels if other is not label), default=0)
+        while shared and label[shared - 1].isalnum():  # "…/1" of "…/1 x" and "…/10 y": back to "/"
+            shared -= 1
+        apart = label[shared:].strip() or label
+        faces.append((_cut(mark + apart, BUTTON_CHARS), mark, _middle_cut(label, VALUE_CHARS, 5)))
+    return faces
+
+
+def card_for(
+    text: str, buttons: tuple[Button, ...], task_id: str, faces: list[tuple[str, str, str]] | None = None
+) -> tuple[dict, str]:
     """A ``button_interaction`` card for ``text`` and ``buttons`` (at most 6), and the text that
     does not fit the card's documented lengths (sent before it as a text message; "" if none).
-    The first line is the title; the rest the sub-title when it fits."""
+    The first line is the title (:func:`card_title`); the rest the sub-title when it fits, else the
+    second line is the title's ``desc``. The buttons show ``faces`` (:func:`button_faces` of all the
+    message's buttons, when a card holds a part of them); numbered ones are listed in the card's
+    ``horizontal_content_list``. Each button's key is its callback data, unchanged."""
     first, _, rest = text.strip().partition("\n")
     rest = rest.strip()
-    overflow = ""
+    overflow = desc = ""
     if len(first) > TITLE_CHARS or len(rest) > SUB_TITLE_CHARS:
-        overflow, first, rest = text.strip(), _cut(first, TITLE_CHARS), ""
+        overflow, first, rest = text.strip(), card_title(first), ""
+        desc = _cut(text.strip().partition("\n")[2].strip().partition("\n")[0].strip(), DESC_CHARS)
+    shown = buttons[:MAX_BUTTONS]
+    faces = (faces or button_faces(buttons))[: len(shown)]
     card: dict = {
         "card_type": "button_interaction",
         "main_title": {"title": first} if first else {},
         "task_id": task_id,
         "button_list": [
-            {"text": _cut(b.label, BUTTON_CHARS), "style": 1 if i == 0 else 2, "key": b.data}
-            for i, b in enumerate(buttons[:MAX_BUTTONS])
+            {"text": face, "style": 1 if i == 0 else 2, "key": b.data}
+            for i, (b, (face, _, _)) in enumerate(zip(shown, faces, strict=True))
         ],
     }
+    if desc:
+        card["main_title"]["desc"] = desc
     if rest:
         card["sub_title_text"] = rest
     if not first and not rest:
         card["main_title"] = {"title": _cut(buttons[0].label, TITLE_CHARS)}
+    listed = [{"keyname": mark, "value": line} for _, mark, line in faces if mark]
+    if listed:
+        card["horizontal_content_list"] = listed
     return card, overflow
 
 
@@ -410,8 +499,10 @@ class WecomChannel(HttpSession):
                 await self._text(address, overflow, progress)
             await self._message(address, "template_card", card, progress)
             title = card["main_title"].get("title") or _cut(buttons[0].label, TITLE_CHARS)
+            faces = button_faces(buttons)
             for n, start in enumerate(range(MAX_BUTTONS, len(buttons), MAX_BUTTONS), 1):  # past 6: more cards
-                more, _ = card_for(title, buttons[start : start + MAX_BUTTONS], f"{task_id}-{n}")
+                at = slice(start, start + MAX_BUTTONS)
+                more, _ = card_for(title, buttons[at], f"{task_id}-{n}", faces[at])
                 await self._message(address, "template_card", more, progress)
             return progress.done(task_id)
         return progress.done(await self._text(address, message.text, progress))
@@ -452,8 +543,10 @@ class WecomChannel(HttpSession):
                 group = progress.task_id or task_id_for(message.address, message.text, self.now())
                 progress.task_id = group
                 title = card["main_title"].get("title") or _cut(buttons[0].label, TITLE_CHARS)
+                faces = button_faces(buttons)
                 for n, at in enumerate(range(MAX_BUTTONS, len(buttons), MAX_BUTTONS), 1):
-                    more, _ = card_for(title, buttons[at : at + MAX_BUTTONS], f"{group}-{n}")
+                    part = slice(at, at + MAX_BUTTONS)
+                    more, _ = card_for(title, buttons[part], f"{group}-{n}", faces[part])
                     await self._message(message.address, "template_card", more, progress)
             return progress.done(task_id)
         return await self.send(replace(message, edit_message_id=None))

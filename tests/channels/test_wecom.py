@@ -6,15 +6,27 @@ and WeCom's errcodes mapped onto retryable / permanent / rate-limited."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 
 import pytest
 
-from bot.channels.wecom import REFRESH_BEFORE, WecomChannel, card_for, classify, split_text
+from bot.channels.wecom import (
+    BUTTON_CHARS,
+    REFRESH_BEFORE,
+    TITLE_CHARS,
+    WecomChannel,
+    card_for,
+    card_title,
+    classify,
+    split_text,
+)
+from core.callbacks import key
 from core.channel import Button, Outgoing, SendError
+from core.compose import compose
 from core.settings import Settings
 from simulators.telegram.media import make_png
-from simulators.wecom import WecomSimulator
+from simulators.wecom import WecomSimulator, _card_problem
 from tests.e2e.wecom_harness import wecom_settings
 
 
@@ -367,3 +379,136 @@ def test_settings_refuse_a_half_configured_wecom(tmp_path):
         Settings(data_dir=tmp_path, wecom_corp_id="ww1", wecom_secret="s", wecom_agent_id=1)  # no callback keys
     with pytest.raises(SettingsError):
         Settings(data_dir=tmp_path, wecom_corp_id="ww1", wecom_agent_id=0)
+
+
+# -- cards a person can tell apart (references sharing their prefix, as every plan's do) --
+
+FIRMS = ("青岛伟浩食品有限公司", "青岛云杨建材股份有限公司", "青岛趋势超市有限公司", "青岛富罡超市有限公司")
+PLAN = "食品经营者和生产企业双随机抽查"
+
+
+def _task(no: int, firm: str) -> Outgoing:
+    return compose(
+        "assignment.j2",
+        {
+            "plan": {"name": PLAN},
+            "draw_ref": "SCJG-FOOD/2026-12-02",
+            "no": no,
+            "entity": {"name": firm, "uscc": "91370211MAHLDTEWWG", "address": "山东省青岛市黄岛区大场镇广州路7号"},
+            "items": ["食品经营者经营活动检查", "食品生产企业生产活动检查"],
+            "window": {"start": "2026-12-02 10:00", "end": "2026-12-16 10:00"},
+            "team": ["曹欢平", "孟洋静"],
+            "deadline": "2026-12-07 18:00",
+            "flight": False,
+            "keyboard": ["assignment_offer", no],
+        },
+        "zh-CN",
+        "alice",
+    )
+
+
+def _review(no: int, firm: str, locale: str = "zh-CN") -> Outgoing:
+    context = {"plan": PLAN, "draw_ref": "SCJG-FOOD/2026-12-02", "no": no, "entity": firm, "due": "2026-12-07"}
+    context["reinspection"] = False
+    context["keyboard"] = ["review_decision", no]
+    return compose("review_requested.j2", context, locale, "alice")
+
+
+def _which(count: int, locale: str = "zh-CN") -> Outgoing:
+    choices = [
+        {
+            "ref": f"SCJG-FOOD/2026-12-02/{no}",
+            "entity": FIRMS[no % len(FIRMS)],
+            "plan": PLAN,
+            "assignment": no,
+            "rectification": None,
+        }
+        for no in range(1, count + 1)
+    ]
+    buttons = [
+        [key("btn_pick_inspection", f"chk:at:{c['assignment']}", ref=c["ref"], entity=c["entity"][:20])]
+        for c in choices
+    ]
+    return compose("onsite_which.j2", {"purpose": "checkin", "choices": choices, "buttons": buttons}, locale, "alice")
+
+
+def _flat(message: Outgoing) -> tuple[Button, ...]:
+    return tuple(b for row in message.buttons for b in row)
+
+
+def test_cards_of_inspections_sharing_a_prefix_have_titles_that_tell_them_apart():
+    """Defect: the title was the first line cut at 36 characters, so every task card read
+    「…（SCJG-FOOD/2…」 and every review card 「…（SCJG-FOOD/2026…」."""
+    for make in (_task, _review):
+        messages = [make(no, firm) for no, firm in zip((5, 10, 15, 1), FIRMS, strict=True)]
+        titles = [card_for(m.text, _flat(m), "t")[0]["main_title"]["title"] for m in messages]
+        assert len(set(titles)) == len(titles) and all(len(t) <= TITLE_CHARS for t in titles), titles
+        for title, no in zip(titles, (5, 10, 15, 1), strict=True):
+            assert re.search(f"-02/{no}[），]", title)  # the reference's end, not its common start
+    reviews = [_review(no, firm) for no, firm in zip((5, 10), FIRMS[:2], strict=True)]
+    firms = [card_for(m.text, _flat(m), "t")[0]["main_title"]["title"] for m in reviews]
+    assert FIRMS[0] in firms[0] and FIRMS[1] in firms[1]  # the firm too, where the first line names it
+    task = card_for(_task(5, FIRMS[0]).text, _flat(_task(5, FIRMS[0])), "t")[0]["main_title"]
+    assert FIRMS[0] in task["desc"] and len(task["desc"]) <= 44  # the task's firm is its second line
+
+
+def test_card_title_keeps_what_fits_and_cuts_in_the_middle():
+    assert card_title("第 12 号检查任务") == "第 12 号检查任务"
+    plain = card_title("很长的标题" * 20)
+    assert len(plain) == TITLE_CHARS and plain.startswith("很长的标题") and plain.endswith("标题")
+    early = card_title("短（SCJG-FOOD/2026-12-02/5）" + "后面的话" * 10)
+    assert early.startswith("短（SCJG-FOOD/2026-12-02/5）") and len(early) == TITLE_CHARS
+    english = card_title("[To review] A plan with a long name (SCJG-FOOD/2026-12-02/3, Qingdao Trend Supermarket Co.)")
+    assert len(english) <= TITLE_CHARS and "-12-02/3, Qingdao" in english and english.endswith(")")
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en"])
+def test_choice_buttons_sharing_a_prefix_are_numbered_and_listed(locale):
+    """Defect: button texts were cut at 10 characters, so every "which inspection?" button read
+    「SCJG-FOOD…」."""
+    message = _which(6, locale)
+    buttons = _flat(message)
+    card, _ = card_for(message.text, buttons, "t")
+    texts = [b["text"] for b in card["button_list"]]
+    assert len(set(texts)) == len(texts) and all(1 <= len(t) <= BUTTON_CHARS for t in texts), texts
+    assert not any(t.startswith("SCJG") for t in texts) and texts[0].startswith("①1 ")
+    assert [b["key"] for b in card["button_list"]] == [b.data for b in buttons]  # the callback data as it was
+    listed = card["horizontal_content_list"]
+    assert [i["keyname"] for i in listed] == ["①", "②", "③", "④", "⑤", "⑥"]
+    assert all(len(i["value"]) <= 30 for i in listed) and listed[1]["value"].endswith(FIRMS[2])
+    assert len({i["value"] for i in listed}) == 6
+    # labels that fit are left alone, without a list
+    plain, _ = card_for("任务", (Button("接受", "a:1"), Button("申请回避（利益冲突）", "a:2")), "t")
+    assert [b["text"] for b in plain["button_list"]] == ["接受", "申请回避（利益冲突）"]
+    assert "horizontal_content_list" not in plain
+
+
+async def test_choices_past_a_card_stay_apart_through_the_simulator(pair):
+    sim, channel, _ = pair
+    message = _which(9)
+    await channel.send(message)
+    cards = [m["card"] for m in sim.member("alice").cards()[-2:]]  # six and three: WeCom accepted both
+    texts = [b["text"] for card in cards for b in card["button_list"]]
+    assert len(texts) == 9 and len(set(texts)) == 9 and texts[6].startswith("⑦")
+    assert [b["key"] for card in cards for b in card["button_list"]] == [b.data for b in _flat(message)]
+    assert [len(card["horizontal_content_list"]) for card in cards] == [6, 3]
+    assert "⑦ SCJG" in sim.member("alice").cards()[-1]["text"]  # the member reads the list
+    titles = [_task(no, firm) for no, firm in zip((5, 10), FIRMS[:2], strict=True)]
+    for task in titles:
+        await channel.send(task)
+    shown = [m["card"]["main_title"]["title"] for m in sim.member("alice").cards()[-2:]]
+    assert shown[0] != shown[1]
+
+
+def test_the_simulator_refuses_a_content_list_past_wecom_limits():
+    card = {"card_type": "button_interaction", "task_id": "t", "main_title": {"title": "x"}}
+    card["button_list"] = [{"text": "a", "style": 1, "key": "k"}]
+    assert _card_problem({**card, "horizontal_content_list": [{"keyname": "①", "value": "v" * 30}]}) == ""
+    for bad in (
+        [{"keyname": "①", "value": "v"}] * 7,
+        [{"keyname": "123456", "value": "v"}],
+        [{"keyname": "①", "value": "v" * 31}],
+        [{"keyname": "①", "value": "v", "type": 1, "url": "http://x"}],
+    ):
+        assert "horizontal_content_list" in _card_problem({**card, "horizontal_content_list": bad})
+    assert "desc" in _card_problem({**card, "main_title": {"title": "x", "desc": "d" * 45}})
