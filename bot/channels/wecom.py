@@ -190,14 +190,16 @@ def _mark(n: int) -> str:
 
 def button_faces(buttons: tuple[Button, ...]) -> list[tuple[str, str, str]]:
     """What each button shows: its text (at most :data:`BUTTON_CHARS`), and its number and line in
-    the card's numbered list ("", "" for none). Labels that fit are shown as they are. When one does not, every
-    button is numbered (①, ②…): its text is the number and what sets its label apart from the
-    others (the longest start it shares with another cut off, back to a word's start), and the card lists each number with
-    the whole label (:data:`VALUE_CHARS`; a longer one loses its middle). So choices whose labels
-    share a prefix ("SCJG-FOOD/2026-12-02/5 …", "…/10 …") never read alike."""
+    the card's numbered list ("", "" for none). Labels that fit are shown as they are, and so is
+    one label cut at its end (「‼️ 严重不合格（…」 still reads apart from the others, shown whole).
+    When two or more do not fit, every button is numbered (①, ②…): its text is the number and
+    what sets its label apart (the longest start it shares with another label cut off, back to a
+    word's start), and the card lists each number with the whole label (:data:`VALUE_CHARS`; a
+    longer one loses its middle). So choices whose labels share a prefix
+    ("SCJG-FOOD/2026-12-02/5 …", "…/10 …") never read alike."""
     labels = [b.label for b in buttons]
-    if all(len(label) <= BUTTON_CHARS for label in labels):
-        return [(label, "", "") for label in labels]
+    if sum(len(label) > BUTTON_CHARS for label in labels) < 2:  # one cut label still reads apart
+        return [(_cut(label, BUTTON_CHARS), "", "") for label in labels]
     faces = []
     for n, label in enumerate(labels, 1):
         mark = _mark(n)

@@ -481,6 +481,11 @@ def test_choice_buttons_sharing_a_prefix_are_numbered_and_listed(locale):
     plain, _ = card_for("任务", (Button("接受", "a:1"), Button("申请回避（利益冲突）", "a:2")), "t")
     assert [b["text"] for b in plain["button_list"]] == ["接受", "申请回避（利益冲突）"]
     assert "horizontal_content_list" not in plain
+    # one label too long is cut at its end: it still reads apart from the others
+    verdicts = (Button("合格", "f:ok"), Button("不合格", "f:bad"), Button("‼️ 严重不合格（移送立案）", "f:serious"))
+    one, _ = card_for("第 1 项", verdicts, "t")
+    assert [b["text"] for b in one["button_list"]] == ["合格", "不合格", "‼️ 严重不合格（…"]
+    assert "horizontal_content_list" not in one
 
 
 async def test_choices_past_a_card_stay_apart_through_the_simulator(pair):
