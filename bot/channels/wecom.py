@@ -4,7 +4,9 @@ Outbound over WeCom's server API (``/cgi-bin/...``, aiohttp): the access token i
 refreshed :data:`REFRESH_BEFORE` seconds before it expires, and at once when an answer says it is
 stale (40014, 42001, 41001 — the call is then made again with the new token, once). Text goes as
 ``text`` messages (split at 2048 bytes); a message with buttons as a ``button_interaction``
-template card (:func:`card_for`) whose ``task_id`` is the provider id we record; a photo through
+template card (:func:`card_for`: a title that tells it from its neighbours, :func:`card_title`;
+buttons that read apart, numbered and listed when their labels are too long, :func:`button_faces`)
+whose ``task_id`` is the provider id we record; a photo through
 ``media/upload`` then an ``image`` message; a document as a ``file``. An edit of a card (the
 answer to a press) is ``update_template_card`` with the press's ``response_code``, which WeCom
 gives only in the button event: the channel remembers the last one of each card in its
