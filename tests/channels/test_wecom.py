@@ -6,6 +6,7 @@ and WeCom's errcodes mapped onto retryable / permanent / rate-limited."""
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from collections import deque
 
@@ -517,3 +518,31 @@ def test_the_simulator_refuses_a_content_list_past_wecom_limits():
     ):
         assert "horizontal_content_list" in _card_problem({**card, "horizontal_content_list": bad})
     assert "desc" in _card_problem({**card, "main_title": {"title": "x", "desc": "d" * 45}})
+
+
+def test_cards_stay_within_wecom_limits_whatever_the_text():
+    """Random first lines and labels (brackets, commas, references, long firms): every card
+    card_for makes passes the simulator's check of WeCom's documented limits."""
+    rng = random.Random(7)
+    pieces = [
+        "（",
+        "）",
+        "(",
+        ")",
+        "，",
+        ", ",
+        "SCJG-FOOD/2026-12-02/",
+        "青岛伟浩食品有限公司",
+        "【复查】",
+        " ",
+        "x",
+        "检查",
+    ]
+    for _ in range(2000):
+        line = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 25))).strip() or "x"
+        labels = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 8))).strip() or "y" for _ in range(9)]
+        buttons = tuple(Button(label, f"k:{i}") for i, label in enumerate(dict.fromkeys(labels)))
+        card, _ = card_for(line + "\n第二行" * rng.randint(0, 3), buttons, "t")
+        assert _card_problem(card) == "", (line, labels, card)
+        texts = [b["text"] for b in card["button_list"]]
+        assert len(set(texts)) == len(texts), (labels, texts)
