@@ -450,6 +450,7 @@ class Dispatcher:
                     edit_message_id=edit_id,
                     data_dir=self.data_dir,
                     key=row.dedupe_key,
+                    channel=row.channel,
                 )
                 provider_id = await channel.send(outgoing)
             finally:

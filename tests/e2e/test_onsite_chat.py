@@ -142,7 +142,8 @@ async def test_checkin_near_and_far_and_photos_stored_by_sha256(db, tmp_path):
         assert "照片（1 张待归档）" in which.text and f"pho:at:{a2.id}" in which.callback_data
         filed = (await chat.press(which, f"pho:at:{a2.id}"))[-1]
         assert "照片已收到" in filed.text and await Photo.filter(inspection_id=a2.inspection_id).count() == 1
-        assert "位置" in (await chat.command("checkin"))[-1].text
+        asked = (await chat.command("checkin"))[-1].text
+        assert "位置" in asked and "📎" in asked and "＋" not in asked  # Telegram's paperclip, not WeCom's ＋
         which = (await chat.location(target[0] + 0.0004, target[1]))[-1]  # ~45 m away
         assert {f"chk:at:{a1.id}", f"chk:at:{a2.id}"} <= set(which.callback_data)
         near = (await chat.press(which, f"chk:at:{a1.id}"))[-1]

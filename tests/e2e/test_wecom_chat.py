@@ -175,3 +175,24 @@ async def test_a_reinspection_over_wecom_same_conversation_same_review(db, tmp_p
         assert order.status == RectificationStatus.UNRECTIFIED and order.referred_at is not None
         assert (await Publication.get(inspection_id=lead.inspection_id)).result_id == rid
         assert (await audit.verify())[1] is None
+
+
+async def test_what_to_tap_is_what_wecom_shows(db, tmp_path):
+    """The check-in prompt and the help are rendered for the channel the message goes out on: on
+    WeCom they name WeCom's ＋ and say where a photo without a caption goes, never Telegram's 📎 or
+    a caption (WeCom's image messages have none); the same texts on Telegram keep Telegram's."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await setup(s, tmp_path)
+        asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspection__entity").first()
+        chat = await member_for(s, asg, "site.01")
+        await chat.press(with_key(chat.inbox, f"asg:accept:{asg.id}"), f"asg:accept:{asg.id}")
+        await on_site_now(s, asg)
+        asked = text((await chat.command("checkin"))[-1])
+        assert "输入框右侧的 ＋" in asked and "「位置」" in asked, asked
+        assert "📎" not in asked and "回形针" not in asked, asked
+        row = await Outbox.filter(template="checkin_ask.j2").order_by("-id").first()
+        assert row.channel == Channel.WECOM and "channel" not in row.context  # the renderer is told, not the row
+        helped = "\n".join(text(m) for m in await chat.command("help"))
+        assert "/result" in helped and "最近签到" in helped and "说明以任务编号开头" not in helped, helped
+        checked = await chat.location(*site(asg.inspection.entity))  # and the location it asked for works
+        assert await CheckIn.filter(assignment_id=asg.id).exists(), [text(m) for m in checked]
