@@ -107,7 +107,7 @@ async def clear_unreachable(channel: str, address: str, now: datetime, connectio
             await raise_alert(
                 f"reachable:{episode}",
                 "alert_reachable.j2",
-                {"recipient": label},
+                {"recipient": label, "via": channel},
                 departments,
                 now,
                 connection=conn,

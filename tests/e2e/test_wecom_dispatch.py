@@ -76,6 +76,11 @@ async def test_a_member_who_left_is_held_not_retried(db):
             assert "企业微信中没有这个账号" in told and "启动机器人" not in told and "本应用" in told, told
             listed = text("alert_summary", "zh-CN", kind="alert_unreachable", c=alert.context)
             assert "企业微信中没有这个账号" in listed, listed
+        s.sim.member(userid).state = "ok"  # back: any event of theirs clears the mark
+        assert await s.sim.text(userid, "/tasks") == 200
+        back = await Alert.get(kind="alert_reachable")
+        told = compose("alert_reachable.j2", back.context, "zh-CN", "c", channel="telegram").text
+        assert "收到本应用的消息" in told, told
 
 
 async def test_the_newest_chat_binding_wins(db):
