@@ -40,9 +40,9 @@ from models.publication import (
     ReviewStatus,
 )
 from services import audit
+from services.alert_cards import REVIEW, close_cards
 from services.alerts import raise_alert
 from services.onsite.results import _team
-from services.onsite.review_cards import close_review_cards
 from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, inspection_context, plan_spec
 from services.outbox import Message, enqueue
 from services.plans import is_working_day
@@ -79,7 +79,7 @@ async def supersede(inspection_id: int, now: datetime, conn) -> int:
         if closing:
             await Review.filter(id__in=list(closing)).using_db(conn).update(status=ReviewStatus.CLOSED, decided_at=now)
         for closed in closing:
-            await close_review_cards(closed, ReviewStatus.CLOSED, None, now, conn)
+            await close_cards(REVIEW, closed, ReviewStatus.CLOSED.value, None, now, conn)
     return len(rows)
 
 

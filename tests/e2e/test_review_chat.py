@@ -111,6 +111,9 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         asked_mate = last_with(mate_chat.s.sim.messages(mate_chat.user), f"cor:ok:{corr.id}")
         decided = [m.text for m in await mate_chat.press(asked_mate, f"cor:ok:{corr.id}")]
         assert any("的更正" in t and "已批准" in t and "已公示" not in t for t in decided), decided
+        await s.deliver()  # the other coordinator's correction card: edited to the outcome, no buttons left
+        card = next(m for m in coordinator.s.sim.messages(coordinator.user) if m.text.startswith("【更正已批准】"))
+        assert card.edited and card.callback_data == [] and "无需再处理" in card.text, card.text
         second = await Review.get(result_id=new.id)
         assert second.status == ReviewStatus.PENDING
         assert [i.result for i in (await public.entity_page(uscc, s.clock.now())).inspections.rows] == ["pending"]
