@@ -89,6 +89,9 @@ class Summary:
 
 
 class Demo:
+    #: the inspectors' chat: the narration says how they came to it (an invite link, or the directory)
+    channel = "telegram"
+
     def __init__(self, settings: Settings, *, headless: bool, out=print) -> None:
         # always its own SQLite database in the data folder: a configured DATABASE_URL (perhaps
         # production's) is never the demo's
@@ -126,7 +129,11 @@ class Demo:
             now = _time.monotonic()
             if now - self._last_line >= QUIET:
                 line = text(
-                    "demo_progress", self.settings.locale, step=self.step, seconds=int(now - self._step_started)
+                    "demo_progress",
+                    self.settings.locale,
+                    step=self.step,
+                    seconds=int(now - self._step_started),
+                    channel=self.channel,
                 )
                 self.out(line)
                 self._last_line = now
@@ -490,7 +497,7 @@ class Demo:
                         Role.INSPECTOR, asg.inspector.cert_no, asg.inspector.name, cert_no=asg.inspector.cert_no
                     )
         await self.settle()
-        self.say("demo_bound", count=len(self.users) - 1)
+        self.say("demo_bound", count=len(self.users) - 1, channel=self.channel)
         # the first member of the second inspection recuses: a replacement is drawn
         recusing = team_of[inspections[1].id][0] if len(inspections) > 1 else None
         for insp in inspections:

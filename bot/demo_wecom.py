@@ -86,6 +86,8 @@ class WecomPeople:
 
 
 class WecomDemo(Demo):
+    channel = "wecom"  # inspectors bound from the directory's userid: the narration says so
+
     async def start(self) -> None:
         s = self.settings
         # messages stamped with the story's time, as the Telegram simulator's are

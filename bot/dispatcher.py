@@ -450,6 +450,7 @@ class Dispatcher:
                     edit_message_id=edit_id,
                     data_dir=self.data_dir,
                     key=row.dedupe_key,
+                    channel=row.channel,
                 )
                 provider_id = await channel.send(outgoing)
             finally:
@@ -654,7 +655,8 @@ async def alert_undeliverable(row: Claimed, kind: str, now: datetime) -> None:
     await raise_alert(
         f"undeliverable:{row.id}",
         ALERT_TEMPLATE,
-        {"recipient": recipient, "reason": kind, "original": row.template},
+        # "via": the recipient's channel (the alert is read on the coordinator's): WeCom's reasons differ
+        {"recipient": recipient, "reason": kind, "original": row.template, "via": row.channel},
         departments,
         now,
     )

@@ -5,6 +5,11 @@ text codes in the row's context (``buttons: [[{"label": code, "data": "asg:accep
 a named keyboard ``keyboard: ["assignment_offer", 12]`` built by :mod:`core.keyboards`,
 ``poll: {"question": code, "options": [code, …]}``), so every word a person reads comes from
 templates, in the recipient's locale.
+
+``channel`` is where the row goes (the dispatcher's ``row.channel``, rewritten to where the person
+is bound): the body template sees it as ``channel``, so one template says what to tap on Telegram
+and on WeCom (``{% if channel == "wecom" %}…{% else %}…{% endif %}``) instead of one copy per
+channel. It wins over a ``channel`` kept in an older row's context.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ def compose(
     edit_message_id: str | None = None,
     data_dir: Path | None = None,
     key: str = "",
+    channel: str = "",
 ) -> Outgoing:
     params = context.get("params", {})
-    body = render(f"messages/{template}", locale, **context) if template else ""
+    values = {**context, "channel": channel} if channel else context
+    body = render(f"messages/{template}", locale, **values) if template else ""
     buttons = tuple(
         tuple(Button(text(b["label"], locale, **b.get("params", {})), b["data"]) for b in row)
         for row in (keyboard(*context["keyboard"]) if "keyboard" in context else context.get("buttons", ()))

@@ -41,6 +41,10 @@ def environment(locale: str) -> Environment:
     env.filters["percent"] = percent
     env.filters["minute"] = minute
     env.globals["inspection_ref"] = inspection_ref  # an inspection as people see and type it: P1/2026-12-01/7
+    # The channel a message goes out on ("telegram", "wecom", "sms"), given by core.compose from
+    # the outbox row: a text that tells people what to tap says it the way their app does. A
+    # render that knows no channel (a CLI report, a test) gets "" and the templates' general words.
+    env.globals["channel"] = ""
     return env
 
 

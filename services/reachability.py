@@ -82,7 +82,7 @@ async def mark_unreachable(channel: str, address: str, reason: str, now: datetim
         await raise_alert(
             f"unreachable:{episode}",
             "alert_unreachable.j2",
-            {"recipient": label, "reason": reason},
+            {"recipient": label, "reason": reason, "via": channel},  # the inspector's channel, not the reader's
             departments,
             now,
             connection=conn,
@@ -107,7 +107,7 @@ async def clear_unreachable(channel: str, address: str, now: datetime, connectio
             await raise_alert(
                 f"reachable:{episode}",
                 "alert_reachable.j2",
-                {"recipient": label},
+                {"recipient": label, "via": channel},
                 departments,
                 now,
                 connection=conn,

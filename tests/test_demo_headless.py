@@ -29,6 +29,8 @@ async def test_headless_demo_runs_the_cycle(tmp_path):
         "[Done]",
     ):
         assert step in story, story
+    # on Telegram the inspectors bound the bot with their invite links (on WeCom: the directory)
+    assert "inspectors bound the bot with their invite links" in story, story
     # the draw took its beacon from the demo's local test chain, and says so
     assert "Beacon: drand/inspectbot-test/" in story and "not the public drand network" in story
     # the progress lines ("  … drawing (4 s so far)") are said, not part of the story

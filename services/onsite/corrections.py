@@ -14,6 +14,7 @@ from models.draws import Assignment, Inspection
 from models.messaging import ChatBinding, RecipientKind, Role
 from models.onsite import Correction, CorrectionStatus, Finding, Result
 from services import audit
+from services.alert_cards import CORRECTION, close_cards
 from services.alerts import raise_alert
 from services.identity import inspectors_with_chat
 from services.onsite.results import (
@@ -215,6 +216,7 @@ async def decide_correction(
         actor = f"binding:{binding.id}"
         status = CorrectionStatus.APPROVED if approve else CorrectionStatus.REJECTED
         await Correction.filter(id=corr.id).using_db(c).update(status=status, decided_by_id=binding.id, decided_at=now)
+        await close_cards(CORRECTION, corr.id, status.value, f"{binding.role.value}:{binding.id}", now, c)
         if approve:
             old_rows = await _findings(original.id, c)
             superseded = apply(_state(original, old_rows), Supersede())

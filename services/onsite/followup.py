@@ -40,6 +40,7 @@ from models.publication import (
     ReviewStatus,
 )
 from services import audit
+from services.alert_cards import REVIEW, close_cards
 from services.alerts import raise_alert
 from services.onsite.results import _team
 from services.onsite.shared import SHANGHAI, OnsiteError, inspection_at, inspection_context, plan_spec
@@ -70,11 +71,15 @@ async def supersede(inspection_id: int, now: datetime, conn) -> int:
         )
         await audit.append("system", "rectification.superseded", f"rectification:{row.id}", {}, now, connection=conn)
         # a re-inspection under review no longer decides anything: its review is closed
-        await (
+        closing = await (
             Review.filter(result__reinspection_id=row.id, status=ReviewStatus.PENDING)
             .using_db(conn)
-            .update(status=ReviewStatus.CLOSED, decided_at=now)
+            .values_list("id", flat=True)
         )
+        if closing:
+            await Review.filter(id__in=list(closing)).using_db(conn).update(status=ReviewStatus.CLOSED, decided_at=now)
+        for closed in closing:
+            await close_cards(REVIEW, closed, ReviewStatus.CLOSED.value, None, now, conn)
     return len(rows)
 
 

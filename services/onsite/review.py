@@ -27,6 +27,7 @@ from models.messaging import ChatBinding, RecipientKind, Role
 from models.onsite import Result
 from models.publication import Publication, Review, ReviewStatus
 from services import audit
+from services.alert_cards import REVIEW, close_cards
 from services.alerts import raise_alert
 from services.onsite.followup import refer_serious_findings, reinspected
 from services.onsite.notice import issue_notice
@@ -86,6 +87,8 @@ async def open_review(result: Result, now: datetime, *, zone: tzinfo = SHANGHAI,
     )
     if earlier:
         await Review.filter(id__in=list(earlier)).using_db(conn).update(status=ReviewStatus.CLOSED, decided_at=now)
+        for closed in earlier:
+            await close_cards(REVIEW, closed, ReviewStatus.CLOSED.value, None, now, conn)
     due = _utc(_at(add_working_days(today, spec.publication.review_days), REVIEW_TIME, zone))
     review = await Review.create(
         result_id=result.id,
@@ -230,6 +233,7 @@ async def decide_review(
             now,
             connection=c,
         )
+        await close_cards(REVIEW, review.id, status.value, f"{binding.role.value}:{binding.id}", now, c)
         if approve and result.reinspection_id is not None:
             # a re-inspection decides its rectification order; the published result stands as it is
             shown["outcome"] = await reinspected(result, f"binding:{binding.id}", now, c)

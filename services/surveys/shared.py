@@ -212,7 +212,6 @@ def _shown(row: Survey | SurveyRow) -> dict:
     c = row.context or {}
     return {
         "sign": c.get("sign", "") if row.channel == Channel.SMS else "",
-        "channel": row.channel.value,
         "entity": c.get("entity", ""),
         "date": c.get("date", ""),
         "departments": c.get("departments", []),

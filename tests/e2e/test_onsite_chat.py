@@ -142,7 +142,8 @@ async def test_checkin_near_and_far_and_photos_stored_by_sha256(db, tmp_path):
         assert "照片（1 张待归档）" in which.text and f"pho:at:{a2.id}" in which.callback_data
         filed = (await chat.press(which, f"pho:at:{a2.id}"))[-1]
         assert "照片已收到" in filed.text and await Photo.filter(inspection_id=a2.inspection_id).count() == 1
-        assert "位置" in (await chat.command("checkin"))[-1].text
+        asked = (await chat.command("checkin"))[-1].text
+        assert "位置" in asked and "📎" in asked and "＋" not in asked  # Telegram's paperclip, not WeCom's ＋
         which = (await chat.location(target[0] + 0.0004, target[1]))[-1]  # ~45 m away
         assert {f"chk:at:{a1.id}", f"chk:at:{a2.id}"} <= set(which.callback_data)
         near = (await chat.press(which, f"chk:at:{a1.id}"))[-1]
@@ -289,10 +290,14 @@ async def test_findings_submit_confirm_and_an_approved_correction(db, tmp_path):
         assert "没有找到这项更正" in (await elsewhere.forge(f"cor:ok:{corr.id}"))[-1].text
         assert (await Correction.get(id=corr.id)).status == CorrectionStatus.REQUESTED
         assert "第2项温度计读数有误" in request.text and "不合格 → 合格" in request.text
-        approved = (await coordinator.press(request, f"cor:ok:{corr.id}"))[-1]
+        pressed = await coordinator.press(request, f"cor:ok:{corr.id}")  # the answer, then the new review's card
+        approved = next(m for m in pressed if "已批准" in m.text)
         assert "已批准" in approved.text and "已通知检查组" in approved.text and "未能通知" not in approved.text
         assert f"#{corr.id}" not in approved.text and "的更正" in approved.text  # the reference, not a row id
-        assert "已处理过" in (await coordinator.press(request, f"cor:no:{corr.id}"))[-1].text
+        await s.deliver()
+        card = next(m for m in coordinator.s.sim.messages(coordinator.user) if m.message_id == request.message_id)
+        assert card.edited and card.callback_data == [] and card.text.startswith("【更正已批准】")  # decided
+        assert "已处理过" in (await coordinator.forge(f"cor:no:{corr.id}"))[-1].text  # a stale client's press
         old, replacement = await Result.get(id=rid), await Result.get(id=new.id)
         assert old.status.value == "superseded" and replacement.status.value == "submitted"
         assert (await Finding.get(result_id=rid, position=1)).verdict.value == "fail"  # the old result is kept

@@ -111,6 +111,9 @@ async def test_review_return_resubmit_approve_and_deadlines(db, tmp_path):
         asked_mate = last_with(mate_chat.s.sim.messages(mate_chat.user), f"cor:ok:{corr.id}")
         decided = [m.text for m in await mate_chat.press(asked_mate, f"cor:ok:{corr.id}")]
         assert any("的更正" in t and "已批准" in t and "已公示" not in t for t in decided), decided
+        await s.deliver()  # the other coordinator's correction card: edited to the outcome, no buttons left
+        card = next(m for m in coordinator.s.sim.messages(coordinator.user) if m.text.startswith("【更正已批准】"))
+        assert card.edited and card.callback_data == [] and "无需再处理" in card.text, card.text
         second = await Review.get(result_id=new.id)
         assert second.status == ReviewStatus.PENDING
         assert [i.result for i in (await public.entity_page(uscc, s.clock.now())).inspections.rows] == ["pending"]
@@ -177,3 +180,28 @@ async def test_an_item_marked_serious_flags_the_case_for_referral(db, tmp_path):
         assert "用法：/recheck" in (await chat.command("recheck", "abc"))[-1].text
         assert "没有找到指派给您的复查" in (await chat.command("recheck", f"{ref} 已整改"))[-1].text
         assert await actions() == done  # nothing more was done
+
+
+async def test_a_typed_approve_takes_the_button_off_every_coordinators_review_card(db, tmp_path):
+    """The 【待审核】 card goes to each coordinator of the plan with 「审核通过」. Once one of them
+    types /approve, every card is edited to say who approved it, without the button (as a press
+    replaces the message it is on); /return does the same for the next review."""
+    async with spine(db, clock=world.clock()) as s:
+        lead, _, chat, _ = await lead_and_mate(s, tmp_path)
+        first, second = await bind_coordinator(s), await bind_coordinator(s)
+        await chat.command("result")
+        rid = (await Result.get(inspection_id=lead.inspection_id)).id
+        await _record(chat, rid, "冷藏柜温度 12℃，超标")
+        await s.deliver()
+        review = await Review.get(result_id=rid)
+        cards = [last_with(c.s.sim.messages(c.user), f"rev:ok:{review.id}") for c in (first, second)]
+        insp = await Inspection.get(id=lead.inspection_id).prefetch_related("draw")
+        ref = f"{insp.draw.draw_ref}/{insp.no}"
+
+        assert "已审核通过" in (await first.command("approve", ref))[-1].text
+        await s.deliver()
+        for c, card in zip((first, second), cards, strict=True):
+            now = next(m for m in c.s.sim.messages(c.user) if m.message_id == card.message_id)
+            assert now.edited and now.callback_data == [], now.text  # the same message, no button left
+            assert now.text.startswith("【已审核通过】") and ref in now.text and "协调员SCJG" in now.text, now.text
+        assert (await Review.get(id=review.id)).status == ReviewStatus.APPROVED

@@ -13,13 +13,13 @@ from models.directory import Inspector
 from models.draws import Assignment, AssignmentStatus, Recusal
 from models.messaging import Channel, ChatBinding, InboundEvent, Outbox, Role
 from models.onsite import CheckIn, Photo, PhotoStatus, Result
-from models.publication import Publication, Rectification, RectificationStatus
+from models.publication import Publication, Rectification, RectificationStatus, Review, ReviewStatus
 from scheduler import SWEEPS, Scheduler
 from services import audit
 from services.identity import bind_coordinator
 from simulators.telegram.media import make_png
 from tests.e2e.test_onsite_chat import on_site_now, setup, site
-from tests.e2e.wecom_harness import Member, keys, text, wecom_spine, with_key
+from tests.e2e.wecom_harness import Member, keys, task_id, text, wecom_spine, with_key
 from tests.services import draw_world as world
 
 
@@ -175,3 +175,61 @@ async def test_a_reinspection_over_wecom_same_conversation_same_review(db, tmp_p
         assert order.status == RectificationStatus.UNRECTIFIED and order.referred_at is not None
         assert (await Publication.get(inspection_id=lead.inspection_id)).result_id == rid
         assert (await audit.verify())[1] is None
+
+
+async def test_what_to_tap_is_what_wecom_shows(db, tmp_path):
+    """The check-in prompt and the help are rendered for the channel the message goes out on: on
+    WeCom they name WeCom's ＋ and say where a photo without a caption goes, never Telegram's 📎 or
+    a caption (WeCom's image messages have none); the same texts on Telegram keep Telegram's."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await setup(s, tmp_path)
+        asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspection__entity").first()
+        chat = await member_for(s, asg, "site.01")
+        await chat.press(with_key(chat.inbox, f"asg:accept:{asg.id}"), f"asg:accept:{asg.id}")
+        await on_site_now(s, asg)
+        asked = text((await chat.command("checkin"))[-1])
+        assert "输入框右侧的 ＋" in asked and "「位置」" in asked, asked
+        assert "📎" not in asked and "回形针" not in asked, asked
+        row = await Outbox.filter(template="checkin_ask.j2").order_by("-id").first()
+        assert row.channel == Channel.WECOM and "channel" not in row.context  # the renderer is told, not the row
+        helped = "\n".join(text(m) for m in await chat.command("help"))
+        assert "/result" in helped and "最近签到" in helped and "说明以任务编号开头" not in helped, helped
+        checked = await chat.location(*site(asg.inspection.entity))  # and the location it asked for works
+        assert await CheckIn.filter(assignment_id=asg.id).exists(), [text(m) for m in checked]
+
+
+async def test_a_decided_review_card_on_wecom(db, tmp_path):
+    """Two coordinators on WeCom get the 【待审核】 card. The one who presses 「审核通过」 sees that
+    card updated (the press gave a response code); the other's card cannot be updated without one
+    (update_template_card needs it), so they are told by a message, and a press on their old card
+    is answered "already decided": nothing is decided twice."""
+    async with wecom_spine(db, clock=world.clock()) as s:
+        await setup(s, tmp_path)
+        await bind_coordinator(Channel.WECOM, "coord.a", ("SCJG",), "王芳", s.clock)
+        await bind_coordinator(Channel.WECOM, "coord.b", ("SCJG",), "李明", s.clock)
+        one, other = Member(s, "coord.a"), Member(s, "coord.b")
+        asg = await Assignment.filter(seat=1).order_by("id").prefetch_related("inspection__entity").first()
+        chat = await member_for(s, asg, "lead.07")
+        await chat.press(with_key(chat.inbox, f"asg:accept:{asg.id}"), f"asg:accept:{asg.id}")
+        await on_site_now(s, asg)
+        first = (await chat.command("result"))[-1]
+        rid = (await Result.get(inspection_id=asg.inspection_id)).id
+        note1 = with_key(await chat.press(first, f"fnd:pass:{rid}:0"), f"fnd:skip:{rid}:0")
+        second = with_key(await chat.press(note1, f"fnd:skip:{rid}:0"), f"fnd:pass:{rid}:1")
+        note2 = with_key(await chat.press(second, f"fnd:pass:{rid}:1"), f"fnd:skip:{rid}:1")
+        summary = with_key(await chat.press(note2, f"fnd:skip:{rid}:1"), f"fnd:submit:{rid}")
+        await chat.press(summary, f"fnd:submit:{rid}")
+        await s.deliver()
+        review = await Review.get(result_id=rid)
+        key = f"rev:ok:{review.id}"
+        card_a, card_b = with_key(one.new(), key), with_key(other.new(), key)
+
+        pressed = await one.press(card_a, key)
+        assert (await Review.get(id=review.id)).status == ReviewStatus.APPROVED
+        assert any(m["msgtype"] == "update" and m["task_id"] == task_id(card_a) for m in pressed), pressed
+        told = other.new()
+        assert any(text(m).startswith("【已审核通过】") and "王芳" in text(m) for m in told), [text(m) for m in told]
+        assert not any(key in keys(m) for m in told)  # no new button to press
+        late = await other.press(card_b, key)  # the old card's button is still there on WeCom
+        assert any("已处理过" in text(m) for m in late), [text(m) for m in late]
+        assert (await Review.get(id=review.id)).decided_by_id == (await ChatBinding.get(address="coord.a")).id

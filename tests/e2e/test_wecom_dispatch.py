@@ -11,7 +11,10 @@ from datetime import timedelta
 from benchmarks.bench_wecom_fanout import add_wecom_inspectors, context_for
 from bot.dispatcher import WECOM_PER_MEMBER, WECOM_RATE, default_limits
 from core import db as dbmod
+from core.compose import compose
 from core.ratelimit import RateLimiter
+from core.render import text
+from models.alerts import Alert
 from models.messaging import Channel, ChatBinding, Outbox, OutboxStatus, RecipientKind, Role, Unreachable
 from services.outbox import enqueue_many
 from tests.e2e.wecom_harness import wecom_spine
@@ -65,6 +68,19 @@ async def test_a_member_who_left_is_held_not_retried(db):
         assert await Unreachable.filter(channel=Channel.WECOM, address=userid).exists()
         others = await Outbox.exclude(recipient_id=iid).values_list("status", flat=True)
         assert set(others) == {OutboxStatus.SENT}
+        # the coordinators are told in WeCom's terms, whatever channel they read it on: no "bot never started"
+        alert = await Alert.get(kind="alert_unreachable")
+        assert alert.context["via"] == "wecom"
+        for reader in ("telegram", "wecom"):
+            told = compose("alert_unreachable.j2", alert.context, "zh-CN", "c", channel=reader).text
+            assert "企业微信中没有这个账号" in told and "启动机器人" not in told and "本应用" in told, told
+            listed = text("alert_summary", "zh-CN", kind="alert_unreachable", c=alert.context)
+            assert "企业微信中没有这个账号" in listed, listed
+        s.sim.member(userid).state = "ok"  # back: any event of theirs clears the mark
+        assert await s.sim.text(userid, "/tasks") == 200
+        back = await Alert.get(kind="alert_reachable")
+        told = compose("alert_reachable.j2", back.context, "zh-CN", "c", channel="telegram").text
+        assert "收到本应用的消息" in told, told
 
 
 async def test_the_newest_chat_binding_wins(db):

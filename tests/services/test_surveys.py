@@ -16,6 +16,7 @@ from bot.channels.sms_aliyun import report_event
 from bot.channels.sms_twilio import status_event
 from core.channel import EventKind, InboundEvent
 from core.clock import FakeClock
+from core.compose import compose
 from core.render import render
 from domain.plans import parse_plan
 from domain.surveys import Candidate, sample
@@ -194,6 +195,9 @@ async def test_opt_out_is_confirmed_once_and_the_entity_is_never_surveyed_again(
     assert await SurveyOptOut.filter(entity_id=w.entities[0].id).exists()
     assert await SurveyOptOut.filter(mobile=MOBILE).exists()
     assert await templates_to(MOBILE) == ["survey_sms.j2", "survey_optout.j2"]
+    confirmation = (await to(MOBILE))[-1]
+    told = compose(confirmation.template, confirmation.context, "zh-CN", MOBILE, channel=confirmation.channel.value)
+    assert "不会再收到此类短信" in told.text, told.text  # by SMS it says SMS
     assert await say(clock, MOBILE, "STOP") == "survey_opt_out_again"
     assert await say(clock, MOBILE, "1 2 5") == "survey_none_open"
     later = await survey_world.build("D", draw_ref="P1/2027-01-01", entities=w.entities)
@@ -450,7 +454,11 @@ async def test_typed_answers_and_an_opt_out_work_in_a_polled_chat(db):
     assert (await receive(tg("700", text="否 5"), route, clock)).outcome == "survey_answered"
     assert (await Survey.get(id=s.id)).answers == {"credentials": True, "improper": False, "fairness": 5}
     assert (await receive(tg("700", text="TD"), route, clock)).outcome == "survey_opted_out"
-    assert (await to("700"))[-1].template == "survey_optout.j2"
+    confirmation = (await to("700"))[-1]
+    assert confirmation.template == "survey_optout.j2" and "channel" not in confirmation.context
+    # the renderer is told the row's channel (as the dispatcher does): a chat's confirmation says "messages"
+    told = compose(confirmation.template, confirmation.context, "zh-CN", "700", channel=confirmation.channel.value)
+    assert "不会再收到此类消息" in told.text, told.text
 
 
 async def test_the_sweep_starts_a_telegram_survey_an_older_version_left_waiting(db):

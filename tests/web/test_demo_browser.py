@@ -95,6 +95,9 @@ async def test_the_wecom_demo_told_and_walked(tmp_path):
         story = "\n".join(lines)
         for step in ("【城市】", "【抽取】", "【聊天】", "【回避】", "【递补】", "【复查】", "【完成】"):
             assert step in story, story
+        # WeCom inspectors are bound from the directory when they open the application: no invite link
+        chat = next(line for line in lines if line.startswith("【聊天】"))
+        assert "通讯录" in chat and "企业微信应用" in chat and "通过邀请链接" not in chat, chat
         sent = sum(len(m.received) for m in demo.wecom.members.values())
         assert sent > 10 and "coordinator" in demo.wecom.members
 
