@@ -18,8 +18,6 @@ Chromium (the page part then skips). Most of its minute is the WeCom rate limite
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tests.web.demo_tour import (
@@ -32,7 +30,7 @@ from tests.web.demo_tour import (
     walk,
     walk_wecom,
 )
-from tests.web.test_pages_browser import _missing, chromium_path  # noqa: F401  (the fixture: skips without chromium)
+from tests.web.test_pages_browser import chromium_or_skip, chromium_path  # noqa: F401  (the fixture: skips without chromium)
 
 
 @pytest.fixture
@@ -101,15 +99,12 @@ async def test_the_wecom_demo_told_and_walked(tmp_path):
         sent = sum(len(m.received) for m in demo.wecom.members.values())
         assert sent > 10 and "coordinator" in demo.wecom.members
 
-        missing = _missing()
-        if missing:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"the browser test must run in CI: {missing}")
-            pytest.skip(f"the WeCom story ran; its page is not walked: {missing}")
+        # the story is checked above on any machine; walking its page needs the browser
+        chromium = chromium_or_skip("the WeCom story was checked, its page cannot be walked here: ")
         from playwright.async_api import async_playwright
 
         async with async_playwright() as pw:
-            browser = await launch(pw, tmp_path / "browser", CHROMIUM if os.path.exists(CHROMIUM) else "chromium")
+            browser = await launch(pw, tmp_path / "browser", chromium)
             try:
                 seen = await walk_wecom(demo, browser)
             finally:

@@ -43,14 +43,21 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture
-def chromium_path() -> str:
+def chromium_or_skip(what: str = "") -> str:
+    """Chromium's path; without it (or playwright) the test fails in CI, which installs both, and
+    is skipped elsewhere with what is missing and how to install it (``what``: what the test has
+    checked already, said in the skip's reason)."""
     reason = _missing()
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"the browser test must run in CI: {reason}")
-        pytest.skip(reason)
+        pytest.skip(f"{what}{reason}")
     return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    return chromium_or_skip()
 
 
 @pytest.fixture
