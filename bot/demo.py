@@ -21,9 +21,11 @@ import shutil
 import socket
 import time as _time
 import tomllib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.app import PortUnavailable, Service
 from core import db, logs
@@ -181,19 +183,24 @@ class Demo:
 
     # -- set-up ------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        s = self.settings
-        self.tg = TelegramSimulator(flood=FloodLimits(), clock=self.clock)
-        self.sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
-        for start, port, variable in (
-            (self.tg.start, s.demo_telegram_port, "INSPECTBOT_DEMO_TELEGRAM_PORT"),
-            (self.sms.start, s.demo_sms_port, "INSPECTBOT_DEMO_SMS_PORT"),
-        ):
+    async def start_simulators(self, *simulators: tuple[Callable[[str, int], Awaitable[Any]], int, str]) -> None:
+        """Start each (start, port, its variable) on loopback — any free port when headless; a port
+        in use stops the demo with one line naming it and its variable."""
+        for start, port, variable in simulators:
             port = 0 if self.headless else port
             try:
                 await start("127.0.0.1", port)
             except OSError as exc:
                 raise PortUnavailable("127.0.0.1", port, variable, exc) from None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.tg = TelegramSimulator(flood=FloodLimits(), clock=self.clock)
+        self.sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
+        await self.start_simulators(
+            (self.tg.start, s.demo_telegram_port, "INSPECTBOT_DEMO_TELEGRAM_PORT"),
+            (self.sms.start, s.demo_sms_port, "INSPECTBOT_DEMO_SMS_PORT"),
+        )
         web_port = self.settings.web_port if not self.headless and self.settings.web_port else _free_port()
         public = f"http://127.0.0.1:{web_port}"
         # The beacon: a local test chain (its own key; flagged as such wherever it shows), whose

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 
-from bot.app import PortUnavailable, Service
+from bot.app import Service
 from bot.channels.wecom import CALLBACK_PATH
 from bot.demo import Demo, _free_port
 from bot.dispatcher import WECOM_RATE, default_limits
@@ -94,15 +94,10 @@ class WecomDemo(Demo):
         self.wecom = WecomSimulator(enforce_limits=False, wall=lambda: self.clock.now().timestamp())
         self.tg = WecomPeople(self.wecom)
         self.sms = SmsSimulator(account_sid=DEV_ACCOUNT_SID, auth_token=DEV_AUTH_TOKEN, numbers=(DEV_NUMBER,))
-        for start, port, variable in (
+        await self.start_simulators(
             (self.wecom.start, s.demo_wecom_port, "INSPECTBOT_DEMO_WECOM_PORT"),
             (self.sms.start, s.demo_sms_port, "INSPECTBOT_DEMO_SMS_PORT"),
-        ):
-            port = 0 if self.headless else port
-            try:
-                await start("127.0.0.1", port)
-            except OSError as exc:
-                raise PortUnavailable("127.0.0.1", port, variable, exc) from None
+        )
         web_port = s.web_port if not self.headless and s.web_port else _free_port()
         public = f"http://127.0.0.1:{web_port}"
         self.settings = self.settings.with_(

@@ -17,6 +17,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -151,45 +152,43 @@ async def _truncate_all() -> None:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request, tmp_path, sqlite_template) -> Settings:
-    """A migrated, empty database of each dialect, with Tortoise initialised on it."""
-    if request.param == "sqlite":
+@asynccontextmanager
+async def _opened(tmp_path: Path, dialect: str, sqlite_template: Path | None = None) -> AsyncIterator[Settings]:
+    """A migrated, empty database of ``dialect`` with Tortoise initialised on it: SQLite copied from
+    the session's migrated template, PostgreSQL this worker's database emptied."""
+    if dialect == "sqlite":
+        assert sqlite_template is not None
         path = tmp_path / "inspectbot.sqlite3"
         shutil.copy(sqlite_template, path)
         settings = Settings(data_dir=tmp_path, database_url=f"sqlite://{path}")
-        await dbmod.init(settings)
     else:
         settings = Settings(data_dir=tmp_path, database_url=postgres_url_or_skip())
-        await dbmod.init(settings)
-        await _truncate_all()
+    await dbmod.init(settings)
     try:
+        if dialect != "sqlite":
+            await _truncate_all()
         yield settings
     finally:
         await dbmod.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request, tmp_path, sqlite_template) -> AsyncIterator[Settings]:
+    """A migrated, empty database of each dialect, with Tortoise initialised on it."""
+    async with _opened(tmp_path, request.param, sqlite_template) as settings:
+        yield settings
 
 
 @pytest.fixture
 async def pg_db(tmp_path) -> AsyncIterator[Settings]:
     """Only PostgreSQL, migrated and empty: for what only it can show (row locks between writers;
     SQLite has one writer)."""
-    settings = Settings(data_dir=tmp_path, database_url=postgres_url_or_skip())
-    await dbmod.init(settings)
-    await _truncate_all()
-    try:
+    async with _opened(tmp_path, "postgres") as settings:
         yield settings
-    finally:
-        await dbmod.close()
 
 
 @pytest.fixture
-async def sqlite_db(tmp_path, sqlite_template) -> Settings:
+async def sqlite_db(tmp_path, sqlite_template) -> AsyncIterator[Settings]:
     """Only SQLite, for tests about behaviour that does not depend on the dialect."""
-    path = tmp_path / "inspectbot.sqlite3"
-    shutil.copy(sqlite_template, path)
-    settings = Settings(data_dir=tmp_path, database_url=f"sqlite://{path}")
-    await dbmod.init(settings)
-    try:
+    async with _opened(tmp_path, "sqlite", sqlite_template) as settings:
         yield settings
-    finally:
-        await dbmod.close()
