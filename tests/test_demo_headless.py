@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from bot.demo import PREVIOUS, Demo
 from core.settings import Settings
 
@@ -79,27 +81,23 @@ def test_a_rerun_starts_a_fresh_world_and_says_so(tmp_path):
     assert len(lines) == 1 and "[Fresh start]" in lines[0] and str(tmp_path / PREVIOUS) in lines[0]
 
 
-async def test_a_busy_port_is_one_line_naming_it_and_its_variable(tmp_path):
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        settings = Settings(data_dir=tmp_path, locale="en", demo_sim_port=port, web_port=0, metrics_port=0)
-        lines: list[str] = []
-        assert await Demo(settings, headless=False, out=lines.append).run() == 2
-    assert lines == [lines[0]] and str(port) in lines[0] and "INSPECTBOT_DEMO_SIM_PORT" in lines[0]
-    assert not (tmp_path / "inspectbot.sqlite3").exists()  # nothing started, nothing written
-
-
-async def test_a_busy_wecom_port_stops_the_wecom_demo_naming_its_variable(tmp_path):
+@pytest.mark.parametrize(
+    ("channel", "setting", "variable"),
+    [
+        ("telegram", "demo_sim_port", "INSPECTBOT_DEMO_SIM_PORT"),
+        ("wecom", "demo_wecom_port", "INSPECTBOT_DEMO_WECOM_PORT"),
+    ],
+)
+async def test_a_busy_port_is_one_line_naming_it_and_its_variable(tmp_path, channel, setting, variable):
     from bot.demo_wecom import WecomDemo
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        settings = Settings(data_dir=tmp_path, locale="en", demo_wecom_port=port, web_port=0, metrics_port=0)
+        settings = Settings(data_dir=tmp_path, locale="en", web_port=0, metrics_port=0, **{setting: port})
         lines: list[str] = []
-        assert await WecomDemo(settings, headless=False, out=lines.append).run() == 2
-    assert lines == [lines[0]] and str(port) in lines[0] and "INSPECTBOT_DEMO_WECOM_PORT" in lines[0]
+        demo = (WecomDemo if channel == "wecom" else Demo)(settings, headless=False, out=lines.append)
+        assert await demo.run() == 2
+    assert lines == [lines[0]] and str(port) in lines[0] and variable in lines[0]
     assert not (tmp_path / "inspectbot.sqlite3").exists()  # nothing started, nothing written
